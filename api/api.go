@@ -1,0 +1,169 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/query"
+)
+
+// Appender takes validated batches; buffer.Head implements it. Append
+// returns once the batch is durable and visible, or an error when nothing of
+// it was applied.
+type Appender interface {
+	Append(b *ingest.Batch) error
+}
+
+// BuildInfo is reported by /api/v1/status/buildinfo and /metrics.
+type BuildInfo struct {
+	Version, Revision, Branch, BuildDate, GoVersion string
+}
+
+// Options configures the API.
+type Options struct {
+	// MaxBodyBytes is the largest request body accepted, after decompression
+	// for compressed formats; larger bodies get 413. Zero means 32 MiB.
+	MaxBodyBytes int64
+	// IngestLimits bounds each write request.
+	IngestLimits ingest.Limits
+	// Build is reported by the build info endpoint.
+	Build BuildInfo
+	// Ready reports whether the server is ready to serve (replay done); nil
+	// means always ready.
+	Ready func() bool
+}
+
+// DefaultOptions returns the options used for fields left zero.
+func DefaultOptions() Options {
+	return Options{MaxBodyBytes: 32 << 20, IngestLimits: ingest.DefaultLimits()}
+}
+
+// Validate reports the first option that is out of range.
+func (o Options) Validate() error {
+	if o.MaxBodyBytes < 0 {
+		return errors.New("max body bytes must not be negative")
+	}
+	return o.IngestLimits.Validate()
+}
+
+// API is the HTTP interface of Strata.
+type API struct {
+	logger    *slog.Logger
+	opts      Options
+	app       Appender
+	engine    *query.Engine
+	queryable storage.Queryable
+	metrics   *metrics
+	gatherer  prometheus.Gatherer
+	now       func() time.Time
+	echo      *echo.Echo
+}
+
+// New builds the API and its routes. Metrics are registered with reg, and
+// /metrics serves gatherer.
+func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, app Appender, engine *query.Engine, q storage.Queryable, opts Options) (*API, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultOptions().MaxBodyBytes
+	}
+	a := &API{
+		logger:    logger,
+		opts:      opts,
+		app:       app,
+		engine:    engine,
+		queryable: q,
+		metrics:   newMetrics(reg, opts.Build),
+		gatherer:  gatherer,
+		now:       time.Now,
+	}
+	a.echo = a.routes()
+	return a, nil
+}
+
+// Handler returns the HTTP handler serving every route.
+func (a *API) Handler() http.Handler { return a.echo }
+
+func (a *API) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.handleError
+	e.Use(a.instrument)
+
+	getPost := []string{http.MethodGet, http.MethodPost}
+	e.POST("/api/v1/write", a.remoteWrite)
+	e.POST("/write", a.lineProtocol)
+	e.POST("/api/v2/write", a.lineProtocol)
+	e.POST("/api/v1/import", a.importJSON)
+	e.POST("/api/v1/import/prometheus", a.importPrometheus)
+
+	e.Match(getPost, "/api/v1/query", a.instantQuery)
+	e.Match(getPost, "/api/v1/query_range", a.rangeQuery)
+	e.Match(getPost, "/api/v1/series", a.series)
+	e.Match(getPost, "/api/v1/labels", a.labelNames)
+	e.GET("/api/v1/label/:name/values", a.labelValues)
+	e.GET("/api/v1/status/buildinfo", a.buildInfo)
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", a.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{})))
+	return e
+}
+
+func (a *API) readyz(c echo.Context) error {
+	if a.opts.Ready != nil && !a.opts.Ready() {
+		return c.String(http.StatusServiceUnavailable, "not ready: replaying the write-ahead log\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
+
+func (a *API) buildInfo(c echo.Context) error {
+	b := a.opts.Build
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, '{')
+		for i, kv := range [][2]string{{"version", b.Version}, {"revision", b.Revision}, {"branch", b.Branch}, {"buildUser", ""}, {"buildDate", b.BuildDate}, {"goVersion", b.GoVersion}} {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, kv[0])
+			dst = append(dst, ':')
+			dst = appendString(dst, kv[1])
+		}
+		return append(dst, '}')
+	}, nil, nil)
+}
+
+// success writes a success envelope around data.
+func (a *API) success(c echo.Context, data func([]byte) []byte, warnings, infos []string) error {
+	buf := appendSuccess(make([]byte, 0, 1024), data, warnings, infos)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, buf)
+}
+
+// instrument counts requests and times them per route.
+func (a *API) instrument(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			_, status = classify(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		a.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		a.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return err
+	}
+}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/query"
+)
+
+// errorType is the Prometheus API's errorType field.
+type errorType string
+
+const (
+	errBadData     errorType = "bad_data"
+	errExecution   errorType = "execution"
+	errTimeout     errorType = "timeout"
+	errCanceled    errorType = "canceled"
+	errInternal    errorType = "internal"
+	errNotFound    errorType = "not_found"
+	errUnavailable errorType = "unavailable"
+	errTooLarge    errorType = "too_large"
+)
+
+// apiError is an error with the type and status it is answered with.
+type apiError struct {
+	typ    errorType
+	status int
+	err    error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+func (e *apiError) Unwrap() error { return e.err }
+
+func badData(format string, args ...any) error {
+	return &apiError{typ: errBadData, status: http.StatusBadRequest, err: fmt.Errorf(format, args...)}
+}
+
+// statusClientClosedRequest is nginx's and Prometheus' status for a request
+// the client gave up on.
+const statusClientClosedRequest = 499
+
+// classify maps an error to what the client is told. It is the one place
+// where errors become HTTP statuses.
+func classify(err error) (errorType, int) {
+	var (
+		ae        *apiError
+		he        *echo.HTTPError
+		mbe       *http.MaxBytesError
+		ingestErr *ingest.Error
+		timeout   promql.ErrQueryTimeout
+		canceled  promql.ErrQueryCanceled
+		samples   promql.ErrTooManySamples
+		storErr   promql.ErrStorage
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae.typ, ae.status
+	case errors.As(err, &mbe):
+		return errTooLarge, http.StatusRequestEntityTooLarge
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return errNotFound, he.Code
+		case http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
+			return errBadData, he.Code
+		}
+		if he.Code >= 500 {
+			return errInternal, he.Code
+		}
+		return errBadData, he.Code
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return errTimeout, http.StatusServiceUnavailable
+	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
+		return errCanceled, statusClientClosedRequest
+	case errors.As(err, &samples):
+		return errExecution, http.StatusUnprocessableEntity
+	case errors.As(err, &storErr):
+		return errInternal, http.StatusInternalServerError
+	case errors.Is(err, query.ErrBadQuery), errors.As(err, &ingestErr), isIngestSentinel(err):
+		return errBadData, http.StatusBadRequest
+	case errors.Is(err, buffer.ErrTooManySeries):
+		return errUnavailable, http.StatusTooManyRequests
+	}
+	return errExecution, http.StatusUnprocessableEntity
+}
+
+func isIngestSentinel(err error) bool {
+	for _, s := range []error{ingest.ErrEmptyBody, ingest.ErrTooManySeries, ingest.ErrTooManySamples, ingest.ErrTooManyLabels, ingest.ErrLabelTooLong} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// errorMessage is what the client reads: echo's errors carry their message
+// in a field, everything else in Error().
+func errorMessage(err error) string {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		if he.Internal != nil {
+			return fmt.Sprint(he.Message) + ": " + he.Internal.Error()
+		}
+		return fmt.Sprint(he.Message)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Sprintf("request body too large: the limit is %d bytes", mbe.Limit)
+	}
+	return err.Error()
+}
+
+// handleError is the Echo HTTPErrorHandler: every error leaves as a
+// Prometheus-style JSON body with its status.
+func (a *API) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	typ, status := classify(err)
+	msg := errorMessage(err)
+	if status >= 500 && typ != errTimeout {
+		a.logger.Error("request failed", "path", c.Path(), "status", status, "err", msg)
+	}
+	buf := appendErrorBody(nil, typ, msg)
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.Blob(status, echo.MIMEApplicationJSON, buf)
+}

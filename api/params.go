@@ -1,0 +1,103 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// The widest times the API accepts, as in Prometheus' web/api/v1.
+var (
+	minTime = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
+	maxTime = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+
+	minTimeFormatted = minTime.Format(time.RFC3339Nano)
+	maxTimeFormatted = maxTime.Format(time.RFC3339Nano)
+)
+
+// parseTime accepts a Unix timestamp in seconds (fractions allowed) or an
+// RFC 3339 time, as Prometheus does.
+func parseTime(s string) (time.Time, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(t)
+		frac = math.Round(frac*1000) / 1000
+		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	switch s {
+	case minTimeFormatted:
+		return minTime, nil
+	case maxTimeFormatted:
+		return maxTime, nil
+	}
+	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+}
+
+// parseDuration accepts seconds (fractions allowed) or a Prometheus duration
+// such as 1m30s.
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		ts := d * float64(time.Second)
+		if ts > float64(math.MaxInt64) || ts < float64(math.MinInt64) {
+			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
+		}
+		return time.Duration(ts), nil
+	}
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+}
+
+// formValue reads a parameter from the query string or a form body.
+func formValue(c echo.Context, name string) string {
+	return c.FormValue(name)
+}
+
+func timeParam(c echo.Context, name string, def time.Time) (time.Time, error) {
+	v := formValue(c, name)
+	if v == "" {
+		return def, nil
+	}
+	t, err := parseTime(v)
+	if err != nil {
+		return time.Time{}, badData("invalid parameter %q: %v", name, err)
+	}
+	return t, nil
+}
+
+// matchersParam parses every match[] selector.
+func matchersParam(c echo.Context, p parser.Parser) ([][]*labels.Matcher, error) {
+	if err := c.Request().ParseForm(); err != nil {
+		return nil, badData("error parsing form values: %v", err)
+	}
+	var out [][]*labels.Matcher
+	for _, s := range c.Request().Form["match[]"] {
+		ms, err := p.ParseMetricSelector(s)
+		if err != nil {
+			return nil, badData("invalid parameter \"match[]\": %v", err)
+		}
+		out = append(out, ms)
+	}
+	return out, nil
+}
+
+func limitParam(c echo.Context) (int, error) {
+	v := formValue(c, "limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badData("limit must be a non-negative number")
+	}
+	return n, nil
+}

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/query"
+)
+
+// queryContext applies the optional timeout parameter.
+func queryContext(c echo.Context) (context.Context, context.CancelFunc, error) {
+	ctx := c.Request().Context()
+	if v := formValue(c, "timeout"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return nil, nil, badData("invalid parameter \"timeout\": %v", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d)
+		return ctx, cancel, nil
+	}
+	return ctx, func() {}, nil
+}
+
+func (a *API) instantQuery(c echo.Context) error {
+	qs := formValue(c, "query")
+	if qs == "" {
+		return badData("invalid parameter \"query\": query must not be empty")
+	}
+	ts, err := timeParam(c, "time", a.now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel, err := queryContext(c)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	start := time.Now()
+	res, err := a.engine.Instant(ctx, qs, ts)
+	return a.queryResult(c, "instant", qs, start, res, err)
+}
+
+func (a *API) rangeQuery(c echo.Context) error {
+	qs := formValue(c, "query")
+	if qs == "" {
+		return badData("invalid parameter \"query\": query must not be empty")
+	}
+	var r query.RangeQuery
+	r.Query = qs
+	var err error
+	if r.Start, err = requiredTime(c, "start"); err != nil {
+		return err
+	}
+	if r.End, err = requiredTime(c, "end"); err != nil {
+		return err
+	}
+	step := formValue(c, "step")
+	if step == "" {
+		return badData("invalid parameter \"step\": missing")
+	}
+	if r.Step, err = parseDuration(step); err != nil {
+		return badData("invalid parameter \"step\": %v", err)
+	}
+	ctx, cancel, err := queryContext(c)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	start := time.Now()
+	res, err := a.engine.Range(ctx, r)
+	return a.queryResult(c, "range", qs, start, res, err)
+}
+
+func requiredTime(c echo.Context, name string) (time.Time, error) {
+	if formValue(c, name) == "" {
+		return time.Time{}, badData("invalid parameter %q: missing", name)
+	}
+	return timeParam(c, name, time.Time{})
+}
+
+func (a *API) queryResult(c echo.Context, kind, qs string, start time.Time, res *promql.Result, err error) error {
+	a.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err != nil {
+		typ, _ := classify(err)
+		a.metrics.queries.WithLabelValues(kind, string(typ)).Inc()
+		return err
+	}
+	a.metrics.queries.WithLabelValues(kind, "success").Inc()
+	warnings, infos := res.Warnings.AsStrings(qs, 10, 10)
+	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, warnings, infos)
+}
+
+// timeRange reads the optional start and end of the metadata endpoints.
+func timeRange(c echo.Context) (int64, int64, error) {
+	start, err := timeParam(c, "start", minTime)
+	if err != nil {
+		return 0, 0, err
+	}
+	end, err := timeParam(c, "end", maxTime)
+	if err != nil {
+		return 0, 0, err
+	}
+	if end.Before(start) {
+		return 0, 0, badData("end timestamp must not be before start time")
+	}
+	return start.UnixMilli(), end.UnixMilli(), nil
+}
+
+func (a *API) series(c echo.Context) error {
+	sets, err := matchersParam(c, a.engine.Parser())
+	if err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return badData("no match[] parameter provided")
+	}
+	mint, maxt, err := timeRange(c)
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
+	}
+	q, err := a.queryable.Querier(mint, maxt)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	ctx := c.Request().Context()
+	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
+	var all []labels.Labels
+	seen := map[uint64][]labels.Labels{}
+	for _, ms := range sets {
+		set := q.Select(ctx, false, hints, ms...)
+		for set.Next() {
+			ls := set.At().Labels()
+			h := ls.Hash()
+			dup := false
+			for _, o := range seen[h] {
+				if labels.Equal(o, ls) {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				seen[h] = append(seen[h], ls)
+				all = append(all, ls)
+			}
+		}
+		if err := set.Err(); err != nil {
+			return err
+		}
+	}
+	sortLabelSets(all)
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, '[')
+		for i, ls := range all {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendLabels(dst, ls)
+		}
+		return append(dst, ']')
+	}, nil, nil)
+}
+
+func (a *API) labelNames(c echo.Context) error {
+	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		names, _, err := q.LabelNames(ctx, nil, ms...)
+		return names, err
+	})
+}
+
+func (a *API) labelValues(c echo.Context) error {
+	name, err := url.PathUnescape(c.Param("name"))
+	if err != nil || !model.LabelName(name).IsValid() {
+		return badData("invalid label name: %q", name)
+	}
+	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		vals, _, err := q.LabelValues(ctx, name, nil, ms...)
+		return vals, err
+	})
+}
+
+// labelQuery runs fn once per match[] set (or once without matchers) and
+// answers the sorted union.
+func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querier, []*labels.Matcher) ([]string, error)) error {
+	sets, err := matchersParam(c, a.engine.Parser())
+	if err != nil {
+		return err
+	}
+	mint, maxt, err := timeRange(c)
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
+	}
+	q, err := a.queryable.Querier(mint, maxt)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	if len(sets) == 0 {
+		sets = [][]*labels.Matcher{nil}
+	}
+	set := map[string]struct{}{}
+	for _, ms := range sets {
+		vals, err := fn(c.Request().Context(), q, ms)
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			set[v] = struct{}{}
+		}
+	}
+	out := sortedKeys(set)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return a.success(c, func(dst []byte) []byte { return appendStringArray(dst, out) }, nil, nil)
+}

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/golang/snappy"
+	"github.com/labstack/echo/v4"
+
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads the request body, refusing more than the configured limit
+// (after gzip decompression when the body is gzipped). The returned buffer
+// goes back with bodyPool.Put once nothing refers to its bytes.
+func (a *API) readBody(c echo.Context) (*bytes.Buffer, error) {
+	r := c.Request()
+	var body io.Reader = http.MaxBytesReader(c.Response(), r.Body, a.opts.MaxBodyBytes)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, badData("decode gzip body: %v", err)
+		}
+		defer zr.Close()
+		// The decompressed size is bounded too: a small gzip bomb must not
+		// fill the memory.
+		body = &limitedReader{r: zr, n: a.opts.MaxBodyBytes}
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(body); err != nil {
+		bodyPool.Put(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badData("read body: %v", err)
+	}
+	return buf, nil
+}
+
+// limitedReader fails with *http.MaxBytesError past n bytes.
+type limitedReader struct {
+	r    io.Reader
+	n    int64
+	read int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.read > l.n {
+		return n, &http.MaxBytesError{Limit: l.n}
+	}
+	return n, err
+}
+
+// ingestFormat is one write endpoint's decoder.
+type ingestFormat struct {
+	name   string
+	decode func(a *API, c echo.Context, body []byte) (*ingest.Batch, error)
+}
+
+var (
+	formatRemoteWrite = ingestFormat{"remote_write", func(a *API, _ echo.Context, body []byte) (*ingest.Batch, error) {
+		if n, err := snappy.DecodedLen(body); err == nil && int64(n) > a.opts.MaxBodyBytes {
+			return nil, &http.MaxBytesError{Limit: a.opts.MaxBodyBytes}
+		}
+		return ingest.DecodeRemoteWrite(body, a.opts.IngestLimits)
+	}}
+	formatLineProtocol = ingestFormat{"influx", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
+		return ingest.DecodeLineProtocol(body, c.QueryParam("precision"), a.now(), a.opts.IngestLimits)
+	}}
+	formatJSON = ingestFormat{"json", func(a *API, _ echo.Context, body []byte) (*ingest.Batch, error) {
+		return ingest.DecodeJSONLines(body, a.opts.IngestLimits)
+	}}
+	formatPromText = ingestFormat{"prometheus_text", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
+		ts := a.now()
+		if v := c.QueryParam("timestamp"); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return nil, badData("invalid parameter \"timestamp\": %v", err)
+			}
+			ts = t
+		}
+		return ingest.DecodePromText(body, c.Request().Header.Get("Content-Type"), ts, a.opts.IngestLimits)
+	}}
+)
+
+func (a *API) remoteWrite(c echo.Context) error      { return a.write(c, formatRemoteWrite) }
+func (a *API) lineProtocol(c echo.Context) error     { return a.write(c, formatLineProtocol) }
+func (a *API) importJSON(c echo.Context) error       { return a.write(c, formatJSON) }
+func (a *API) importPrometheus(c echo.Context) error { return a.write(c, formatPromText) }
+
+// write decodes a request in one format and appends it whole, or refuses it
+// whole.
+func (a *API) write(c echo.Context, f ingestFormat) error {
+	buf, err := a.readBody(c)
+	if err != nil {
+		return a.rejected(f, err)
+	}
+	defer bodyPool.Put(buf)
+	batch, err := f.decode(a, c, buf.Bytes())
+	if err != nil {
+		return a.rejected(f, err)
+	}
+	if err := a.app.Append(batch); err != nil {
+		return a.rejected(f, fmt.Errorf("append: %w", err))
+	}
+	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) rejected(f ingestFormat, err error) error {
+	typ, _ := classify(err)
+	a.metrics.rejected.WithLabelValues(f.name, string(typ)).Inc()
+	return err
+}

@@ -1,0 +1,151 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+// ErrTooManySeries is returned by Append when a request would create series
+// beyond Options.MaxSeries. Nothing of that request is applied.
+var ErrTooManySeries = errors.New("too many series in the head")
+
+// Log is where the head makes a write durable before applying it; the WAL
+// in buffer/wal implements it. Log returns once recs are durable.
+type Log interface {
+	Log(recs ...[]byte) error
+}
+
+// Head is the in-memory part of the store. All methods are safe for
+// concurrent use.
+type Head struct {
+	opts   Options
+	series *stripeSeries
+	index  *postingsIndex
+	log    Log // nil: no write-ahead log (tests, relaxed setups)
+
+	lastRef    atomic.Uint64
+	numSeries  atomic.Int64
+	numSamples atomic.Int64 // samples appended since start, including replay
+	numOOO     atomic.Int64 // of them, out of order
+	minTime    atomic.Int64
+	maxTime    atomic.Int64
+}
+
+// NewHead returns an empty head. log may be nil, in which case writes are
+// applied without being logged.
+func NewHead(opts Options, log Log) (*Head, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("head options: %w", err)
+	}
+	opts = opts.withDefaults()
+	h := &Head{
+		opts:   opts,
+		series: newStripeSeries(opts.StripeSize),
+		index:  newPostingsIndex(),
+		log:    log,
+	}
+	h.minTime.Store(math.MaxInt64)
+	h.maxTime.Store(math.MinInt64)
+	return h, nil
+}
+
+// Options returns the options the head runs with, defaults filled in.
+func (h *Head) Options() Options { return h.opts }
+
+// NumSeries returns the number of series in the head.
+func (h *Head) NumSeries() int64 { return h.numSeries.Load() }
+
+// NumSamples returns the number of samples appended since the head was
+// created, out-of-order ones included.
+func (h *Head) NumSamples() int64 { return h.numSamples.Load() }
+
+// NumOutOfOrder returns how many of NumSamples arrived out of order.
+func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
+
+// Bounds returns the smallest and largest timestamp appended to the head;
+// min > max when the head is empty.
+func (h *Head) Bounds() (mint, maxt int64) { return h.minTime.Load(), h.maxTime.Load() }
+
+// getOrCreate returns the series for lset, creating it if needed.
+func (h *Head) getOrCreate(lset labels.Labels) (*memSeries, bool, error) {
+	hash := lset.Hash()
+	if s := h.series.getByHash(hash, lset); s != nil {
+		return s, false, nil
+	}
+	s, created, err := h.series.getOrSet(hash, lset, func() (*memSeries, error) {
+		if h.opts.MaxSeries > 0 && h.numSeries.Load() >= int64(h.opts.MaxSeries) {
+			return nil, ErrTooManySeries
+		}
+		return newMemSeries(h.lastRef.Add(1), lset), nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		h.numSeries.Add(1)
+		h.index.add(s.ref, lset)
+	}
+	return s, created, nil
+}
+
+// createWithRef adds a series with a known reference, as read from the WAL.
+func (h *Head) createWithRef(ref uint64, lset labels.Labels) *memSeries {
+	s, created, _ := h.series.getOrSet(lset.Hash(), lset, func() (*memSeries, error) {
+		return newMemSeries(ref, lset), nil
+	})
+	if created {
+		h.numSeries.Add(1)
+		h.index.add(s.ref, lset)
+		for {
+			last := h.lastRef.Load()
+			if ref <= last || h.lastRef.CompareAndSwap(last, ref) {
+				break
+			}
+		}
+	}
+	return s
+}
+
+// appendSamples applies samples to a series and updates the head's figures.
+func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample) {
+	if len(samples) == 0 {
+		return
+	}
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	ooo := 0
+	s.mtx.Lock()
+	for _, x := range samples {
+		if s.appendLocked(x.T, x.V, &h.opts) {
+			ooo++
+		}
+		mint = min(mint, x.T)
+		maxt = max(maxt, x.T)
+	}
+	s.mtx.Unlock()
+	h.numSamples.Add(int64(len(samples)))
+	if ooo > 0 {
+		h.numOOO.Add(int64(ooo))
+	}
+	h.updateBounds(mint, maxt)
+}
+
+func (h *Head) updateBounds(mint, maxt int64) {
+	for {
+		cur := h.minTime.Load()
+		if mint >= cur || h.minTime.CompareAndSwap(cur, mint) {
+			break
+		}
+	}
+	for {
+		cur := h.maxTime.Load()
+		if maxt <= cur || h.maxTime.CompareAndSwap(cur, maxt) {
+			break
+		}
+	}
+}

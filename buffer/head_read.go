@@ -1,0 +1,106 @@
+package buffer
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Series is one series read from the head: its labels and a consistent
+// copy of its samples in the range it was selected for.
+type Series struct {
+	Labels     labels.Labels
+	snap       *snapshot
+	mint, maxt int64
+}
+
+// Iterator returns a new iterator over the series' samples in time order,
+// the last write winning for equal timestamps. It may be called any number
+// of times and concurrently.
+func (s Series) Iterator() chunkenc.Iterator {
+	return NewBoundedIterator(s.snap.iterator(), s.mint, s.maxt)
+}
+
+// forEachMatching calls fn, with the series lock held, for every series
+// matching ms that has data in [mint, maxt].
+func (h *Head) forEachMatching(ctx context.Context, mint, maxt int64, ms []*labels.Matcher, fn func(*memSeries)) error {
+	for i, ref := range h.index.postingsForMatchers(ms...) {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		s := h.series.getByRef(ref)
+		if s == nil {
+			continue
+		}
+		s.mtx.Lock()
+		if s.hasDataLocked(mint, maxt) {
+			fn(s)
+		}
+		s.mtx.Unlock()
+	}
+	return nil
+}
+
+// Select returns the series matching all matchers that have samples in
+// [mint, maxt], sorted by labels when sorted is true. The returned data is a
+// snapshot: later writes do not change it.
+func (h *Head) Select(ctx context.Context, sorted bool, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
+	var out []Series
+	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
+		out = append(out, Series{Labels: s.lset, snap: s.snapshotLocked(mint, maxt), mint: mint, maxt: maxt})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sorted {
+		slices.SortFunc(out, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
+	}
+	return out, nil
+}
+
+// LabelNames returns the sorted label names of series matching ms that have
+// data in [mint, maxt]; with no matchers, all label names in the head.
+func (h *Head) LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return h.index.labelNames(), nil
+	}
+	set := map[string]struct{}{}
+	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
+		s.lset.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(set), nil
+}
+
+// LabelValues returns the sorted values of label name over series matching
+// ms that have data in [mint, maxt]; with no matchers, all values in the head.
+func (h *Head) LabelValues(ctx context.Context, name string, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return h.index.labelValues(name), nil
+	}
+	set := map[string]struct{}{}
+	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
+		if v := s.lset.Get(name); v != "" {
+			set[v] = struct{}{}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(set), nil
+}
+
+func sortedKeys(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

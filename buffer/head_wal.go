@@ -1,0 +1,181 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/buffer/wal"
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+type walBuffers struct {
+	series  []wal.RefSeries
+	samples []wal.RefSample
+	recs    [2][]byte
+}
+
+var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
+
+// logBatch writes the records for a batch: the series that have not been
+// logged yet, then the samples. A series record may be logged more than once
+// (two requests racing on a new series); replay treats repeats as one.
+func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch) error {
+	wb := walBufPool.Get().(*walBuffers)
+	defer walBufPool.Put(wb)
+	wb.series, wb.samples = wb.series[:0], wb.samples[:0]
+	var unlogged []*memSeries
+	for i, s := range ss {
+		if !s.logged.Load() {
+			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: s.lset})
+			unlogged = append(unlogged, s)
+		}
+		for _, x := range b.Series[i].Samples {
+			wb.samples = append(wb.samples, wal.RefSample{Ref: s.ref, T: x.T, V: x.V})
+		}
+	}
+	recs := wb.recs[:0]
+	if len(wb.series) > 0 {
+		wb.recs[0] = wal.EncodeSeries(wb.recs[0][:0], wb.series)
+		recs = append(recs, wb.recs[0])
+	}
+	if len(wb.samples) > 0 {
+		wb.recs[1] = wal.EncodeSamples(wb.recs[1][:0], wb.samples)
+		recs = append(recs, wb.recs[1])
+	}
+	clear(wb.series) // drop label references held by the pool
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := h.log.Log(recs...); err != nil {
+		return err
+	}
+	for _, s := range unlogged {
+		s.logged.Store(true)
+	}
+	return nil
+}
+
+// ReplayStats describes one replay of the write-ahead log.
+type ReplayStats struct {
+	Records, Series, Samples int64
+	UnknownRefs              int64 // samples whose series record was missing; dropped
+}
+
+// Replayer applies WAL records to a head. Feed it records in log order.
+type Replayer struct {
+	h       *Head
+	logger  *slog.Logger
+	stats   ReplayStats
+	series  []wal.RefSeries
+	samples []wal.RefSample
+	byRef   map[uint64]*memSeries
+}
+
+// NewReplayer returns a Replayer that applies records to h without logging
+// them again.
+func (h *Head) NewReplayer(logger *slog.Logger) *Replayer {
+	return &Replayer{h: h, logger: logger, byRef: map[uint64]*memSeries{}}
+}
+
+// Apply decodes one record and applies it. rec is not retained.
+func (r *Replayer) Apply(rec []byte) error {
+	r.stats.Records++
+	switch t := wal.RecordType(rec); t {
+	case wal.RecordSeries:
+		var err error
+		r.series, err = wal.DecodeSeries(rec, r.series[:0])
+		if err != nil {
+			return fmt.Errorf("decode series record: %w", err)
+		}
+		for _, rs := range r.series {
+			lset := rs.Labels.Copy() // detach from the record buffer
+			s := r.h.createWithRef(rs.Ref, lset)
+			s.logged.Store(true)
+			if s.ref != rs.Ref {
+				// The same labels were logged under two refs (a restart
+				// between creations); map the old ref to the live series.
+				r.logger.Debug("series logged under two references", "labels", lset.String(), "refs", []uint64{s.ref, rs.Ref})
+			}
+			r.byRef[rs.Ref] = s
+			r.stats.Series++
+		}
+	case wal.RecordSamples:
+		var err error
+		r.samples, err = wal.DecodeSamples(rec, r.samples[:0])
+		if err != nil {
+			return fmt.Errorf("decode samples record: %w", err)
+		}
+		r.applySamples(r.samples)
+	default:
+		return fmt.Errorf("unknown record type %d", t)
+	}
+	return nil
+}
+
+func (r *Replayer) applySamples(samples []wal.RefSample) {
+	o := &r.h.opts
+	var (
+		cur  *memSeries
+		mint = samples[0].T
+		maxt = samples[0].T
+	)
+	for _, x := range samples {
+		if cur == nil || cur.ref != x.Ref {
+			if cur != nil {
+				cur.mtx.Unlock()
+			}
+			cur = r.byRef[x.Ref]
+			if cur == nil {
+				cur = r.h.series.getByRef(x.Ref)
+			}
+			if cur == nil {
+				r.stats.UnknownRefs++
+				continue
+			}
+			cur.mtx.Lock()
+		}
+		if cur.appendLocked(x.T, x.V, o) {
+			r.h.numOOO.Add(1)
+		}
+		mint, maxt = min(mint, x.T), max(maxt, x.T)
+		r.stats.Samples++
+	}
+	if cur != nil {
+		cur.mtx.Unlock()
+	}
+	r.h.numSamples.Add(int64(len(samples)))
+	r.h.updateBounds(mint, maxt)
+}
+
+// Stats returns what has been applied so far.
+func (r *Replayer) Stats() ReplayStats { return r.stats }
+
+// SeriesRecords encodes a series record for every series in the head, for
+// re-logging after older log segments are truncated.
+func (h *Head) SeriesRecords(maxPerRecord int) [][]byte {
+	var (
+		out [][]byte
+		buf []wal.RefSeries
+	)
+	flush := func() {
+		if len(buf) > 0 {
+			out = append(out, wal.EncodeSeries(nil, buf))
+			buf = buf[:0]
+		}
+	}
+	h.series.forEach(func(s *memSeries) {
+		buf = append(buf, wal.RefSeries{Ref: s.ref, Labels: s.lset})
+		if len(buf) >= maxPerRecord {
+			flush()
+		}
+	})
+	flush()
+	return out
+}
+
+var _ = errors.New
+var _ labels.Labels

@@ -1,0 +1,170 @@
+package buffer
+
+import (
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// postingsIndex is the head's inverted index: for each label name and value
+// the sorted list of references of the series that carry it.
+type postingsIndex struct {
+	mtx sync.RWMutex // mtx guards everything below.
+	m   map[string]map[string][]uint64
+	all []uint64 // every series reference, sorted
+}
+
+func newPostingsIndex() *postingsIndex {
+	return &postingsIndex{m: map[string]map[string][]uint64{}}
+}
+
+func insertSorted(list []uint64, ref uint64) []uint64 {
+	if n := len(list); n == 0 || list[n-1] < ref {
+		return append(list, ref)
+	}
+	i, _ := slices.BinarySearch(list, ref)
+	return slices.Insert(list, i, ref)
+}
+
+func (p *postingsIndex) add(ref uint64, lset labels.Labels) {
+	p.mtx.Lock()
+	defer p.mtx.Unlock()
+	lset.Range(func(l labels.Label) {
+		vals := p.m[l.Name]
+		if vals == nil {
+			vals = map[string][]uint64{}
+			p.m[l.Name] = vals
+		}
+		vals[l.Value] = insertSorted(vals[l.Value], ref)
+	})
+	p.all = insertSorted(p.all, ref)
+}
+
+// postingsForMatchers returns the sorted references of series matching all
+// matchers, with Prometheus semantics: a matcher that matches the empty
+// string also matches series that lack the label.
+func (p *postingsIndex) postingsForMatchers(ms ...*labels.Matcher) []uint64 {
+	p.mtx.RLock()
+	defer p.mtx.RUnlock()
+
+	var (
+		result  []uint64
+		started bool
+	)
+	intersect := func(l []uint64) {
+		if !started {
+			result, started = slices.Clone(l), true
+			return
+		}
+		result = intersectSorted(result, l)
+	}
+	var subtract [][]uint64
+	for _, m := range ms {
+		if m.Matches("") {
+			// Series whose value does not match are excluded; series without
+			// the label match.
+			var excl [][]uint64
+			for v, l := range p.m[m.Name] {
+				if !m.Matches(v) {
+					excl = append(excl, l)
+				}
+			}
+			subtract = append(subtract, mergeSorted(excl))
+			continue
+		}
+		if m.Type == labels.MatchEqual {
+			intersect(p.m[m.Name][m.Value])
+			continue
+		}
+		var incl [][]uint64
+		for v, l := range p.m[m.Name] {
+			if m.Matches(v) {
+				incl = append(incl, l)
+			}
+		}
+		intersect(mergeSorted(incl))
+	}
+	if !started {
+		result = slices.Clone(p.all)
+	}
+	for _, l := range subtract {
+		result = subtractSorted(result, l)
+	}
+	return result
+}
+
+func (p *postingsIndex) labelNames() []string {
+	p.mtx.RLock()
+	defer p.mtx.RUnlock()
+	names := make([]string, 0, len(p.m))
+	for n := range p.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *postingsIndex) labelValues(name string) []string {
+	p.mtx.RLock()
+	defer p.mtx.RUnlock()
+	vals := make([]string, 0, len(p.m[name]))
+	for v := range p.m[name] {
+		vals = append(vals, v)
+	}
+	sort.Strings(vals)
+	return vals
+}
+
+func intersectSorted(a, b []uint64) []uint64 {
+	out := a[:0]
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+func subtractSorted(a, b []uint64) []uint64 {
+	out := a[:0]
+	j := 0
+	for _, x := range a {
+		for j < len(b) && b[j] < x {
+			j++
+		}
+		if j < len(b) && b[j] == x {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// mergeSorted returns the sorted union of sorted lists.
+func mergeSorted(lists [][]uint64) []uint64 {
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return slices.Clone(lists[0])
+	}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]uint64, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

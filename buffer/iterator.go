@@ -1,0 +1,275 @@
+package buffer
+
+import (
+	"math"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// floatIterator provides the histogram methods of chunkenc.Iterator for
+// iterators that only ever hold floats.
+type floatIterator struct{}
+
+func (floatIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	panic("buffer: float-only iterator has no histograms")
+}
+
+func (floatIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	panic("buffer: float-only iterator has no histograms")
+}
+
+func (floatIterator) AtST() int64 { return 0 }
+
+// sliceIterator iterates samples sorted by time.
+type sliceIterator struct {
+	floatIterator
+	s []sample
+	i int
+}
+
+func newSliceIterator(s []sample) *sliceIterator { return &sliceIterator{s: s, i: -1} }
+
+func (it *sliceIterator) Next() chunkenc.ValueType {
+	if it.i+1 >= len(it.s) {
+		it.i = len(it.s)
+		return chunkenc.ValNone
+	}
+	it.i++
+	return chunkenc.ValFloat
+}
+
+func (it *sliceIterator) Seek(t int64) chunkenc.ValueType {
+	if it.i < 0 {
+		it.i = 0
+	}
+	for ; it.i < len(it.s); it.i++ {
+		if it.s[it.i].t >= t {
+			return chunkenc.ValFloat
+		}
+	}
+	return chunkenc.ValNone
+}
+
+func (it *sliceIterator) At() (int64, float64) { return it.s[it.i].t, it.s[it.i].v }
+func (it *sliceIterator) AtT() int64           { return it.s[it.i].t }
+func (it *sliceIterator) Err() error           { return nil }
+
+// chainIterator iterates a list of chunks sorted by time that do not
+// overlap, as one sequence.
+type chainIterator struct {
+	floatIterator
+	chunks []chunkenc.Chunk
+	maxTs  []int64 // maxTs[i] is the last timestamp of chunks[i]
+	i      int
+	cur    chunkenc.Iterator
+	err    error
+}
+
+// NewChainIterator returns an iterator over chunks, which must be sorted by
+// time and must not overlap. maxTs holds each chunk's last timestamp, used to
+// skip whole chunks on Seek.
+func NewChainIterator(chunks []chunkenc.Chunk, maxTs []int64) chunkenc.Iterator {
+	return &chainIterator{chunks: chunks, maxTs: maxTs, i: -1}
+}
+
+func (it *chainIterator) nextChunk() bool {
+	if it.cur != nil {
+		if err := it.cur.Err(); err != nil {
+			it.err = err
+			return false
+		}
+	}
+	it.i++
+	if it.i >= len(it.chunks) {
+		return false
+	}
+	it.cur = it.chunks[it.i].Iterator(it.cur)
+	return true
+}
+
+func (it *chainIterator) Next() chunkenc.ValueType {
+	if it.err != nil {
+		return chunkenc.ValNone
+	}
+	for {
+		if it.cur != nil {
+			if vt := it.cur.Next(); vt != chunkenc.ValNone {
+				return vt
+			}
+		}
+		if !it.nextChunk() {
+			return chunkenc.ValNone
+		}
+	}
+}
+
+func (it *chainIterator) Seek(t int64) chunkenc.ValueType {
+	if it.err != nil {
+		return chunkenc.ValNone
+	}
+	if it.cur != nil && it.i < len(it.chunks) && it.maxTs[it.i] >= t {
+		if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
+			return vt
+		}
+	}
+	for it.nextChunk() {
+		if it.maxTs[it.i] < t {
+			continue
+		}
+		if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
+			return vt
+		}
+	}
+	return chunkenc.ValNone
+}
+
+func (it *chainIterator) At() (int64, float64) { return it.cur.At() }
+func (it *chainIterator) AtT() int64           { return it.cur.AtT() }
+func (it *chainIterator) Err() error {
+	if it.err != nil {
+		return it.err
+	}
+	if it.cur != nil {
+		return it.cur.Err()
+	}
+	return nil
+}
+
+// mergeIterator merges iterators sorted by time. Where several hold the same
+// timestamp, the value of the one that comes last in the list wins, so
+// callers list their sources from oldest write to newest.
+type mergeIterator struct {
+	floatIterator
+	its   []chunkenc.Iterator
+	ok    []bool // ok[i]: its[i] is positioned on a sample not yet consumed
+	t     int64
+	v     float64
+	begun bool
+	err   error
+}
+
+// NewMergeIterator merges its, each sorted by time, into one sequence
+// without duplicate timestamps; for equal timestamps the iterator listed
+// last wins. With one iterator it returns that iterator.
+func NewMergeIterator(its []chunkenc.Iterator) chunkenc.Iterator {
+	switch len(its) {
+	case 0:
+		return chunkenc.NewNopIterator()
+	case 1:
+		return its[0]
+	}
+	return &mergeIterator{its: its, ok: make([]bool, len(its))}
+}
+
+func (m *mergeIterator) start() {
+	if m.begun {
+		return
+	}
+	m.begun = true
+	for i, it := range m.its {
+		m.ok[i] = it.Next() != chunkenc.ValNone
+	}
+}
+
+func (m *mergeIterator) Next() chunkenc.ValueType {
+	m.start()
+	return m.pick()
+}
+
+// pick consumes the smallest timestamp among the sources.
+func (m *mergeIterator) pick() chunkenc.ValueType {
+	mint := int64(math.MaxInt64)
+	found := false
+	for i, it := range m.its {
+		if m.ok[i] {
+			if t := it.AtT(); t <= mint {
+				mint, found = t, true
+			}
+		}
+	}
+	if !found {
+		for _, it := range m.its {
+			if err := it.Err(); err != nil {
+				m.err = err
+			}
+		}
+		return chunkenc.ValNone
+	}
+	for i, it := range m.its {
+		if m.ok[i] && it.AtT() == mint {
+			m.t, m.v = it.At()
+			m.ok[i] = it.Next() != chunkenc.ValNone
+		}
+	}
+	return chunkenc.ValFloat
+}
+
+func (m *mergeIterator) Seek(t int64) chunkenc.ValueType {
+	if m.begun && m.err == nil && m.t >= t {
+		return chunkenc.ValFloat
+	}
+	if !m.begun {
+		m.begun = true
+		for i, it := range m.its {
+			m.ok[i] = it.Seek(t) != chunkenc.ValNone
+		}
+	} else {
+		for i, it := range m.its {
+			if m.ok[i] && it.AtT() < t {
+				m.ok[i] = it.Seek(t) != chunkenc.ValNone
+			}
+		}
+	}
+	return m.pick()
+}
+
+func (m *mergeIterator) At() (int64, float64) { return m.t, m.v }
+func (m *mergeIterator) AtT() int64           { return m.t }
+func (m *mergeIterator) Err() error           { return m.err }
+
+// boundedIterator limits an iterator to [mint, maxt].
+type boundedIterator struct {
+	chunkenc.Iterator
+	mint, maxt  int64
+	begun, done bool
+}
+
+// NewBoundedIterator returns it restricted to samples in [mint, maxt].
+func NewBoundedIterator(it chunkenc.Iterator, mint, maxt int64) chunkenc.Iterator {
+	return &boundedIterator{Iterator: it, mint: mint, maxt: maxt}
+}
+
+func (b *boundedIterator) Next() chunkenc.ValueType {
+	if b.done {
+		return chunkenc.ValNone
+	}
+	var vt chunkenc.ValueType
+	if !b.begun {
+		b.begun = true
+		vt = b.Iterator.Seek(b.mint)
+	} else {
+		vt = b.Iterator.Next()
+	}
+	if vt == chunkenc.ValNone || b.Iterator.AtT() > b.maxt {
+		b.done = true
+		return chunkenc.ValNone
+	}
+	return vt
+}
+
+func (b *boundedIterator) Seek(t int64) chunkenc.ValueType {
+	if b.done {
+		return chunkenc.ValNone
+	}
+	b.begun = true
+	if t < b.mint {
+		t = b.mint
+	}
+	vt := b.Iterator.Seek(t)
+	if vt == chunkenc.ValNone || b.Iterator.AtT() > b.maxt {
+		b.done = true
+		return chunkenc.ValNone
+	}
+	return vt
+}

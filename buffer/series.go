@@ -1,0 +1,151 @@
+package buffer
+
+import (
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// memChunk is a chunk of samples sorted by time, without duplicate
+// timestamps. Once a memChunk is closed it is never modified again, so
+// readers may iterate it without holding the series lock.
+type memChunk struct {
+	minT, maxT int64
+	chunk      *chunkenc.XORChunk
+}
+
+// memSeries is one series in the head.
+//
+// Data lives in three places, ordered from oldest write to newest: the
+// in-order chunks (closed, then head), the sorted out-of-order chunks in the
+// order they were cut, and the unsorted out-of-order buffer. A sample with a
+// timestamp at or before lastT is out of order. For equal timestamps a later
+// place wins, which makes the last write win: an in-order sample is always
+// the first write of its timestamp, because anything written afterwards at
+// that timestamp is out of order.
+type memSeries struct {
+	ref    uint64
+	logged atomic.Bool // a series record for it is in the log
+	lset   labels.Labels
+
+	mtx sync.Mutex // mtx guards everything below.
+
+	chunks  []*memChunk // closed in-order chunks, by time
+	head    *memChunk   // open in-order chunk; nil if none
+	headApp chunkenc.Appender
+	lastT   int64 // latest in-order timestamp; math.MinInt64 when empty
+
+	oooChunks []*memChunk // sorted out-of-order chunks, in cut order
+	ooo       []sample    // unsorted out-of-order samples, in arrival order
+}
+
+type sample struct {
+	t int64
+	v float64
+}
+
+func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
+	return &memSeries{ref: ref, lset: lset, lastT: math.MinInt64}
+}
+
+// appendLocked adds one sample. It reports whether the sample was out of
+// order.
+func (s *memSeries) appendLocked(t int64, v float64, o *Options) bool {
+	if t > s.lastT {
+		s.appendInOrderLocked(t, v, o)
+		return false
+	}
+	s.ooo = append(s.ooo, sample{t, v})
+	if len(s.ooo) >= o.OOOBufferSize {
+		s.cutOOOLocked(o)
+	}
+	return true
+}
+
+func (s *memSeries) appendInOrderLocked(t int64, v float64, o *Options) {
+	if s.head != nil && (s.head.chunk.NumSamples() >= o.ChunkSamples || rangeStart(t, o.ChunkRange) != rangeStart(s.head.minT, o.ChunkRange)) {
+		s.closeHeadLocked()
+	}
+	if s.head == nil {
+		c := chunkenc.NewXORChunk()
+		app, _ := c.Appender() // A new XOR chunk never fails to give an appender.
+		s.head = &memChunk{minT: t, maxT: t, chunk: c}
+		s.headApp = app
+	}
+	s.headApp.Append(0, t, v)
+	s.head.maxT = t
+	s.lastT = t
+}
+
+func (s *memSeries) closeHeadLocked() {
+	if s.head == nil {
+		return
+	}
+	s.head.chunk.Compact()
+	s.chunks = append(s.chunks, s.head)
+	s.head, s.headApp = nil, nil
+}
+
+// cutOOOLocked sorts the unsorted buffer into a new out-of-order chunk, and
+// merges everything back into in-order chunks once there are too many
+// out-of-order chunks.
+func (s *memSeries) cutOOOLocked(o *Options) {
+	if len(s.ooo) == 0 {
+		return
+	}
+	sorted := sortDedup(s.ooo)
+	s.oooChunks = append(s.oooChunks, encodeChunk(sorted))
+	s.ooo = s.ooo[:0]
+	if len(s.oooChunks) > o.MaxOOOChunks {
+		s.rebuildLocked(o)
+	}
+}
+
+// rebuildLocked re-encodes all data of the series into in-order chunks,
+// leaving no out-of-order data behind.
+func (s *memSeries) rebuildLocked(o *Options) {
+	it := s.iteratorLocked(math.MinInt64, math.MaxInt64)
+	s.chunks, s.head, s.headApp, s.oooChunks, s.ooo = nil, nil, nil, nil, s.ooo[:0]
+	s.lastT = math.MinInt64
+	for it.Next() == chunkenc.ValFloat {
+		t, v := it.At()
+		s.appendInOrderLocked(t, v, o)
+	}
+}
+
+// sortDedup sorts samples by time; of samples with equal timestamps the one
+// that came last in the input is kept. The input is reordered.
+func sortDedup(in []sample) []sample {
+	sort.SliceStable(in, func(i, j int) bool { return in[i].t < in[j].t })
+	out := in[:0]
+	for i, x := range in {
+		if i+1 < len(in) && in[i+1].t == x.t {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// encodeChunk encodes samples sorted by time without duplicates.
+func encodeChunk(ss []sample) *memChunk {
+	c := chunkenc.NewXORChunk()
+	app, _ := c.Appender()
+	for _, x := range ss {
+		app.Append(0, x.t, x.v)
+	}
+	c.Compact()
+	return &memChunk{minT: ss[0].t, maxT: ss[len(ss)-1].t, chunk: c}
+}
+
+// rangeStart returns the start of the ChunkRange-aligned range holding t.
+func rangeStart(t, r int64) int64 {
+	if t >= 0 {
+		return t - t%r
+	}
+	return -((-t + r - 1) / r * r)
+}

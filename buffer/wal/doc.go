@@ -1,0 +1,24 @@
+// Package wal is the write-ahead log of the in-memory head.
+//
+// It owns the log's files and their format: numbered segment files in one
+// directory, each a sequence of framed records (snappy-compressed,
+// length-prefixed, CRC32-Castagnoli-checksummed; see docs/wal-format.md),
+// durable appends with group commit, segment rolling, cutting and
+// truncation, replay with repair of a torn tail, and the codecs of the
+// records the head logs (series and samples).
+//
+// A record is durable when Log returns (SyncAlways, the default) or within
+// Options.SyncInterval of it (SyncInterval). Concurrent Log calls share
+// fsyncs: one writer goroutine writes everything queued while the previous
+// fsync ran with a single write(2) and a single fsync.
+//
+// On start the head calls Replay, which hands back every record in order
+// and cuts a torn or corrupt tail of the last segment at the last good
+// record (logging a warning). Any other damage is a *CorruptionError that
+// names the segment file and byte offset; the WAL never skips or guesses
+// past it.
+//
+// The package must not know what a record means beyond the codecs in
+// record.go, must not keep records in memory after they are written, and
+// must not register metrics anywhere but the registry it is given.
+package wal

@@ -1,0 +1,174 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const readBufSize = 1 << 20
+
+// frameError says why the frame at off is not a good record.
+type frameError struct {
+	off int64
+	// tail is true when nothing but zeros follows the bad frame's declared
+	// end, or that end lies past the end of the file: the signature of a
+	// write torn by a crash, which repair may cut off. A bad frame followed
+	// by more data is corruption.
+	tail bool
+	err  error
+}
+
+func (e *frameError) Error() string { return fmt.Sprintf("at offset %d: %v", e.off, e.err) }
+func (e *frameError) Unwrap() error { return e.err }
+
+var (
+	errZeroTail = errors.New("zero-filled tail")
+	errTorn     = errors.New("record extends past end of file")
+	errChecksum = errors.New("checksum mismatch")
+)
+
+// segmentReader reads the frames of one segment file front to back.
+type segmentReader struct {
+	f    *os.File
+	src  io.Reader // f, limited to size
+	size int64     // file size when opened; later growth is not read
+	off  int64     // file offset of buf[r]: the next frame
+	buf  []byte    // buf[r:w] holds file bytes not yet consumed
+	r, w int
+	dec  []byte // decompression buffer
+}
+
+func newSegmentReader(f *os.File, size int64) *segmentReader {
+	n := int64(readBufSize)
+	if size < n {
+		n = max(size, frameHeaderSize)
+	}
+	return &segmentReader{f: f, src: io.NewSectionReader(f, 0, size), size: size, buf: make([]byte, n)}
+}
+
+// fill makes at least n unconsumed bytes available in buf[r:w]. The caller
+// has checked that the file holds them.
+func (s *segmentReader) fill(n int) error {
+	if s.w-s.r >= n {
+		return nil
+	}
+	if s.r > 0 {
+		s.w = copy(s.buf, s.buf[s.r:s.w])
+		s.r = 0
+	}
+	if n > len(s.buf) {
+		nb := make([]byte, max(n, 2*len(s.buf)))
+		copy(nb, s.buf[:s.w])
+		s.buf = nb
+	}
+	for s.w < n {
+		k, err := s.src.Read(s.buf[s.w:])
+		s.w += k
+		if err == io.EOF && s.w < n {
+			return io.ErrUnexpectedEOF // The file shrank under us.
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the next record, io.EOF at the clean end of the segment, a
+// *frameError for a bad frame (the reader then stays on that frame), or
+// another error for a failed read. With decode false, a snappy payload is
+// verified by checksum only and the returned record is nil. The record is
+// valid until the next call.
+func (s *segmentReader) next(decode bool) ([]byte, error) {
+	left := s.size - s.off
+	if left == 0 {
+		return nil, io.EOF
+	}
+	if left < frameHeaderSize {
+		if err := s.fill(int(left)); err != nil {
+			return nil, err
+		}
+		if isZero(s.buf[s.r:s.w]) {
+			return nil, &frameError{off: s.off, tail: true, err: errZeroTail}
+		}
+		return nil, &frameError{off: s.off, tail: true, err: errTorn}
+	}
+	if err := s.fill(frameHeaderSize); err != nil {
+		return nil, err
+	}
+	hdr := s.buf[s.r : s.r+frameHeaderSize]
+	typ := hdr[0]
+	length := int64(binary.LittleEndian.Uint32(hdr[1:5]))
+	end := s.off + frameHeaderSize + length
+	if typ == frameZero {
+		zero, err := s.zeroFrom(s.off)
+		if err != nil {
+			return nil, err
+		}
+		if zero {
+			return nil, &frameError{off: s.off, tail: true, err: errZeroTail}
+		}
+	}
+	if end > s.size {
+		return nil, &frameError{off: s.off, tail: true, err: errTorn}
+	}
+	if err := s.fill(int(frameHeaderSize + length)); err != nil {
+		return nil, err
+	}
+	hdr = s.buf[s.r : s.r+frameHeaderSize]
+	payload := s.buf[s.r+frameHeaderSize : s.r+frameHeaderSize+int(length)]
+	var ferr error
+	switch {
+	case typ != frameRaw && typ != frameSnappy:
+		ferr = fmt.Errorf("invalid frame type 0x%02x", typ)
+	case frameCRC(hdr[:5], payload) != binary.LittleEndian.Uint32(hdr[5:9]):
+		ferr = errChecksum
+	}
+	var rec []byte
+	if ferr == nil && decode {
+		rec, s.dec, ferr = decodePayload(typ, payload, s.dec)
+	}
+	if ferr != nil {
+		zero, err := s.zeroFrom(end)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &frameError{off: s.off, tail: zero, err: ferr}
+	}
+	s.r += frameHeaderSize + int(length)
+	s.off = end
+	return rec, nil
+}
+
+// zeroFrom reports whether the file holds only zero bytes from off to its
+// end (true when off is at or past the end).
+func (s *segmentReader) zeroFrom(off int64) (bool, error) {
+	var buf [32 << 10]byte
+	for off < s.size {
+		n := int64(len(buf))
+		if s.size-off < n {
+			n = s.size - off
+		}
+		k, err := s.f.ReadAt(buf[:n], off)
+		if err != nil && !(err == io.EOF && int64(k) == n) {
+			return false, err
+		}
+		if !isZero(buf[:k]) {
+			return false, nil
+		}
+		off += int64(k)
+	}
+	return true, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

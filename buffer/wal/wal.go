@@ -1,0 +1,217 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrClosed is returned by Log and Cut on a closed WAL.
+var ErrClosed = errors.New("wal closed")
+
+// WAL is an open write-ahead log. Log, Cut, Truncate, Segments and Size
+// may be called concurrently.
+type WAL struct {
+	dir     string
+	opts    Options
+	logger  *slog.Logger
+	metrics *Metrics
+
+	reqs chan *request // to the writer goroutine
+	wg   sync.WaitGroup
+
+	closeMtx sync.RWMutex // guards closed; read-held while sending on reqs
+	closed   bool
+
+	truncMtx sync.Mutex // serializes Truncate
+
+	active atomic.Int64 // index of the segment being written
+	size   atomic.Int64 // bytes in all segment files
+
+	writer writer // owned by the writer goroutine
+}
+
+// Open opens the WAL in dir for appending, creating dir if needed. It
+// first checks the last existing segment and repairs a torn tail, as
+// Replay would (so that a crash tail can never end up in the middle of the
+// log), then appends to a new segment after it (or to the last one if that
+// is empty). Open does not replay: call Replay for that.
+func Open(logger *slog.Logger, dir string, opts Options) (*WAL, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("wal options: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, fmt.Errorf("create wal dir: %w", err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list segments: %w", err)
+	}
+	w := &WAL{
+		dir:     dir,
+		opts:    opts,
+		logger:  logger,
+		metrics: opts.Metrics,
+		reqs:    make(chan *request, 256),
+	}
+	next := 0
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		repaired, err := scanSegment(logger, last, true, nil)
+		if err != nil {
+			if errors.As(err, new(*CorruptionError)) {
+				w.metrics.Corruptions.Inc()
+			}
+			return nil, err
+		}
+		if repaired {
+			w.metrics.Repairs.Inc()
+		}
+		next = last.index + 1
+		for _, s := range segs {
+			st, err := os.Stat(s.path)
+			if err != nil {
+				return nil, fmt.Errorf("stat segment: %w", err)
+			}
+			w.size.Add(st.Size())
+			if s == last && st.Size() == 0 {
+				next = last.index // Reuse an empty last segment.
+			}
+		}
+	}
+	if err := w.writer.init(w, next); err != nil {
+		return nil, err
+	}
+	w.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// Dir returns the directory of the WAL.
+func (w *WAL) Dir() string { return w.dir }
+
+// Log appends recs, each an opaque record, and returns once they are
+// durable per Options.SyncMode. The records of one call are written
+// contiguously and in order; a record is never split across segments.
+// Log does not retain recs. It may be called concurrently: concurrent
+// callers share one write and one fsync.
+//
+// An error means the records may or may not be in the log. After a
+// failed write or fsync every later Log fails too: the WAL must be closed
+// and reopened (which repairs the tail).
+func (w *WAL) Log(recs ...[]byte) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	r := getRequest(reqLog)
+	defer putRequest(r)
+	for _, rec := range recs {
+		if len(rec) > MaxRecordSize {
+			return fmt.Errorf("log record of %d bytes: %w", len(rec), ErrRecordTooLarge)
+		}
+		r.buf = appendFrame(r.buf, rec)
+		r.ends = append(r.ends, len(r.buf))
+	}
+	return w.do(r)
+}
+
+// Cut makes the segment being written read-only (after fsyncing it) and
+// starts a new one, returning its index. Everything logged before Cut
+// returned is in segments below that index. If the current segment is
+// still empty it is kept and its index returned.
+func (w *WAL) Cut() (int, error) {
+	r := getRequest(reqCut)
+	defer putRequest(r)
+	if err := w.do(r); err != nil {
+		return 0, err
+	}
+	return r.seg, nil
+}
+
+// Truncate removes the segment files with index below first, oldest
+// first. first must not be above the segment being written.
+func (w *WAL) Truncate(first int) error {
+	w.truncMtx.Lock()
+	defer w.truncMtx.Unlock()
+	if active := int(w.active.Load()); first > active {
+		return fmt.Errorf("truncate wal before segment %d: beyond segment %d being written", first, active)
+	}
+	segs, err := listSegments(w.dir)
+	if err != nil {
+		return fmt.Errorf("list segments: %w", err)
+	}
+	removed := false
+	for _, s := range segs {
+		if s.index >= first {
+			break
+		}
+		st, err := os.Stat(s.path)
+		if err != nil {
+			return fmt.Errorf("stat segment: %w", err)
+		}
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("remove segment: %w", err)
+		}
+		w.size.Add(-st.Size())
+		removed = true
+	}
+	if removed {
+		return syncDir(w.dir)
+	}
+	return nil
+}
+
+// Segments returns the lowest and highest segment index present in the
+// directory, or -1, -1 if there is none.
+func (w *WAL) Segments() (first, last int, err error) {
+	segs, err := listSegments(w.dir)
+	if err != nil {
+		return -1, -1, fmt.Errorf("list segments: %w", err)
+	}
+	if len(segs) == 0 {
+		return -1, -1, nil
+	}
+	return segs[0].index, segs[len(segs)-1].index, nil
+}
+
+// Size returns the bytes on disk of all segment files, including records
+// written but not yet acknowledged.
+func (w *WAL) Size() int64 { return w.size.Load() }
+
+// Close writes and fsyncs everything logged before it and closes the
+// segment file. Calls after the first return nil.
+func (w *WAL) Close() error {
+	w.closeMtx.Lock()
+	if w.closed {
+		w.closeMtx.Unlock()
+		return nil
+	}
+	w.closed = true
+	r := getRequest(reqClose)
+	defer putRequest(r)
+	w.reqs <- r
+	w.closeMtx.Unlock()
+	<-r.done
+	w.wg.Wait()
+	return r.err
+}
+
+// do hands r to the writer goroutine and waits for it to be done.
+func (w *WAL) do(r *request) error {
+	w.closeMtx.RLock()
+	if w.closed {
+		w.closeMtx.RUnlock()
+		return ErrClosed
+	}
+	w.reqs <- r
+	w.closeMtx.RUnlock()
+	<-r.done
+	return r.err
+}

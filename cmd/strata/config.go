@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// option is one setting: its config-file key (dots nest in YAML), its flag,
+// its default and its help. The environment variable is STRATA_ and the key
+// upper-cased with dots as underscores.
+type option struct {
+	key   string
+	flag  string
+	def   any
+	usage string
+}
+
+var options = []option{
+	{"listen_addr", "listen-addr", "127.0.0.1:8430", "address to serve HTTP on"},
+	{"data_dir", "data-dir", "./strata-data", "directory holding the write-ahead log and segments"},
+	{"log.level", "log.level", "info", "log level: debug, info, warn, error"},
+	{"log.format", "log.format", "text", "log format: text or json"},
+
+	{"limits.max_body_bytes", "limits.max-body-bytes", int64(32 << 20), "largest write request body, in bytes (413 beyond)"},
+	{"limits.max_series_per_request", "limits.max-series-per-request", 100_000, "most series one write request may carry (0 = no limit)"},
+	{"limits.max_samples_per_request", "limits.max-samples-per-request", 1_000_000, "most samples one write request may carry (0 = no limit)"},
+	{"limits.max_labels_per_series", "limits.max-labels-per-series", 64, "most labels one series may have (0 = no limit)"},
+	{"limits.max_label_name_length", "limits.max-label-name-length", 256, "longest label name, in bytes (0 = no limit)"},
+	{"limits.max_label_value_length", "limits.max-label-value-length", 4096, "longest label value, in bytes (0 = no limit)"},
+	{"limits.max_series", "limits.max-series", 0, "most series in the head; new series beyond it are refused (0 = no limit)"},
+
+	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
+
+	{"query.timeout", "query.timeout", 2 * time.Minute, "longest a query may run"},
+	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory"},
+	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
+	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
+
+	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},
+}
+
+// newFlagSet declares every option as a flag, plus --config, --version and
+// --help.
+func newFlagSet(stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("strata", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.String("config", "", "YAML config file (keys as in docs/operations.md; flags and STRATA_* environment variables override it)")
+	fs.Bool("version", false, "print the version and exit")
+	for _, o := range options {
+		switch d := o.def.(type) {
+		case string:
+			fs.String(o.flag, d, o.usage)
+		case int:
+			fs.Int(o.flag, d, o.usage)
+		case int64:
+			fs.Int64(o.flag, d, o.usage)
+		case bool:
+			fs.Bool(o.flag, d, o.usage)
+		case time.Duration:
+			fs.Duration(o.flag, d, o.usage)
+		default:
+			panic(fmt.Sprintf("option %s: unsupported default type %T", o.key, o.def))
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: strata [flags]\n\nStrata is a time-series metrics store. Every flag can also be set by the\nenvironment variable STRATA_<KEY> (e.g. STRATA_LISTEN_ADDR, STRATA_DATA_DIR)\nor in the --config file under its key (e.g. listen_addr, query.timeout).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func envName(key string) string {
+	return "STRATA_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+// loadConfig resolves every option from, in order of precedence, flags set
+// on the command line, the environment, the config file and the defaults.
+func loadConfig(fs *pflag.FlagSet, environ func(string) (string, bool)) (*viper.Viper, error) {
+	v := viper.New()
+	for _, o := range options {
+		v.SetDefault(o.key, o.def)
+		if err := v.BindPFlag(o.key, fs.Lookup(o.flag)); err != nil {
+			return nil, err
+		}
+		if val, ok := environ(envName(o.key)); ok {
+			v.Set(o.key, val) // explicit Set beats the config file
+		}
+	}
+	// Flags given on the command line beat the environment.
+	fs.Visit(func(f *pflag.Flag) {
+		for _, o := range options {
+			if o.flag == f.Name {
+				v.Set(o.key, f.Value.String())
+			}
+		}
+	})
+	if path, _ := fs.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+		known := map[string]bool{}
+		for _, o := range options {
+			known[o.key] = true
+		}
+		for _, k := range v.AllKeys() {
+			if !known[k] {
+				return nil, fmt.Errorf("config %s: unknown key %q", path, k)
+			}
+		}
+	}
+	return v, nil
+}
+
+func newLogger(v *viper.Viper, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v.GetString("log.level"))); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f := v.GetString("log.format"); f {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log.format %q: must be text or json", f)
+	}
+}
+
+var errHelp = errors.New("help requested")
+
+func osEnviron(k string) (string, bool) { return os.LookupEnv(k) }

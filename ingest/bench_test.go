@@ -1,0 +1,161 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// benchRemoteWrite returns a remote write body like one Prometheus sends:
+// 2,000 series of 5 samples each (10,000 samples), labels as a node
+// exporter fleet has them.
+func benchRemoteWrite(b *testing.B) ([]byte, int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	req := &prompb.WriteRequest{}
+	n := 0
+	for i := range 2000 {
+		ts := prompb.TimeSeries{Labels: pl(
+			"__name__", fmt.Sprintf("node_metric_%d_total", i%40),
+			"cpu", strconv.Itoa(i%8),
+			"env", "prod",
+			"instance", fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250),
+			"job", "node",
+			"region", []string{"eu-west-1", "us-east-1", "ap-south-1"}[i%3],
+		)}
+		for j := range 5 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: 1_700_000_000_000 + int64(j)*15_000, Value: rng.Float64() * 1e6})
+			n++
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	return encodeRW(b, req), n
+}
+
+func BenchmarkDecodeRemoteWrite(b *testing.B) {
+	body, n := benchRemoteWrite(b)
+	lim := DefaultLimits()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	r := startRate()
+	for b.Loop() {
+		if _, err := DecodeRemoteWrite(body, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.report(b, n)
+}
+
+// benchLineProtocol returns 1,000 lines of 10 numeric fields (10,000
+// samples) from 100 hosts, so series repeat across lines and get merged.
+func benchLineProtocol() ([]byte, int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	kinds := []string{"cpu", "mem", "disk", "net", "proc"}
+	for i := range 1000 {
+		fmt.Fprintf(&buf, "%s,host=server-%03d,region=%s,rack=r%d ", kinds[i%len(kinds)], i%100, []string{"eu-west", "us-east"}[i%2], i%7)
+		for f := range 10 {
+			if f > 0 {
+				buf.WriteByte(',')
+			}
+			switch f % 3 {
+			case 0:
+				fmt.Fprintf(&buf, "field_%d=%g", f, rng.Float64()*100)
+			case 1:
+				fmt.Fprintf(&buf, "field_%d=%di", f, rng.Int64N(1e9))
+			default:
+				fmt.Fprintf(&buf, "field_%d=%du", f, rng.Uint64N(1e9))
+			}
+		}
+		fmt.Fprintf(&buf, " %d\n", int64(1_700_000_000_000_000_000)+int64(i)*1e9)
+	}
+	return buf.Bytes(), 10_000
+}
+
+func BenchmarkDecodeLineProtocol(b *testing.B) {
+	body, n := benchLineProtocol()
+	lim := DefaultLimits()
+	now := time.Now()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	r := startRate()
+	for b.Loop() {
+		if _, err := DecodeLineProtocol(body, "ns", now, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.report(b, n)
+}
+
+func BenchmarkDecodeJSONLines(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	for i := range 1000 {
+		fmt.Fprintf(&buf, `{"metric":{"__name__":"m_%d","host":"server-%03d","job":"node"},"values":[`, i%10, i%100)
+		for j := range 10 {
+			if j > 0 {
+				buf.WriteByte(',')
+			}
+			fmt.Fprintf(&buf, "%g", rng.Float64())
+		}
+		buf.WriteString(`],"timestamps":[`)
+		for j := range 10 {
+			if j > 0 {
+				buf.WriteByte(',')
+			}
+			fmt.Fprintf(&buf, "%d", 1_700_000_000_000+int64(j)*1000)
+		}
+		buf.WriteString("]}\n")
+	}
+	body, lim := buf.Bytes(), DefaultLimits()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	r := startRate()
+	for b.Loop() {
+		if _, err := DecodeJSONLines(body, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.report(b, 10_000)
+}
+
+func BenchmarkDecodePromText(b *testing.B) {
+	body, lim, now := []byte(exposition), DefaultLimits(), time.Now()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	r := startRate()
+	for b.Loop() {
+		if _, err := DecodePromText(body, "", now, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.report(b, 18)
+}
+
+// rate reports samples per second of wall time and per second of CPU time
+// (user+system, all threads, GC included). On a shared machine the second
+// is the steadier figure.
+type rate struct{ cpu0 time.Duration }
+
+func startRate() rate { return rate{cpu0: cpuTime()} }
+
+func (r rate) report(b *testing.B, samplesPerOp int) {
+	total := float64(samplesPerOp) * float64(b.N)
+	b.ReportMetric(total/b.Elapsed().Seconds(), "samples/s")
+	if cpu := cpuTime() - r.cpu0; cpu > 0 {
+		b.ReportMetric(total/cpu.Seconds(), "samples/cpu-s")
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

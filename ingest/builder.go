@@ -1,0 +1,264 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// builder accumulates the series and samples of one request and produces
+// the Batch. Decoders describe each label set with resetLabels, addLabel
+// (or setName) and finishLabels, resolve it to a series with seriesRef, and
+// append samples with add. Label strings handed to the builder may alias
+// request memory that is reused afterwards: the builder copies what it
+// keeps.
+//
+// Series are deduplicated by an exact key (the length-prefixed metric name
+// and sorted labels), so a label set is validated once per request, when it
+// is first seen, and samples are appended with no allocation: they go into
+// one flat slice with a parallel slice of owners, and batch() carves the
+// per-series slices out of a single exact-size array at the end.
+type builder struct {
+	lim Limits
+
+	// The label set being described: the metric name, kept apart, and the
+	// other labels in pending (sorted by finishLabels).
+	name    string
+	hasName bool
+	dupName bool
+	pending []labels.Label
+	lsKey   []byte // encoding of pending, set by finishLabels
+	key     []byte // scratch for the full series key
+
+	index   map[string]int32 // series key → index into series
+	series  []seriesEntry
+	samples []Sample
+	owners  []int32 // owners[i] is the index of the series samples[i] belongs to
+	grouped bool    // samples are already laid out series by series, in order
+
+	sb labels.ScratchBuilder
+}
+
+type seriesEntry struct {
+	lset labels.Labels
+	n    int // samples so far
+}
+
+var builderPool = sync.Pool{New: func() any {
+	b := &builder{index: make(map[string]int32), sb: labels.NewScratchBuilder(16)}
+	// Strings added to sb may alias request buffers; make sure every
+	// Labels implementation copies them.
+	b.sb.SetUnsafeAdd(true)
+	return b
+}}
+
+// getBuilder returns an empty builder for a request under lim.
+func getBuilder(lim Limits) *builder {
+	b := builderPool.Get().(*builder)
+	b.lim = lim
+	b.grouped = true
+	return b
+}
+
+// maxPooled bounds the scratch a pooled builder keeps; a builder that served
+// a bigger request is dropped rather than kept alive.
+const maxPooled = 1 << 16
+
+// release returns b to the pool. Nothing b produced may alias its buffers.
+func (b *builder) release() {
+	if len(b.index) > maxPooled || cap(b.samples) > 16*maxPooled || cap(b.pending) > 1024 {
+		return
+	}
+	clear(b.index)
+	clear(b.series) // drop references to labels
+	b.series = b.series[:0]
+	b.samples = b.samples[:0]
+	b.owners = b.owners[:0]
+	b.resetLabels()
+	builderPool.Put(b)
+}
+
+// resetLabels starts describing a new label set.
+func (b *builder) resetLabels() {
+	b.name, b.hasName, b.dupName = "", false, false
+	clear(b.pending) // do not keep request memory alive from the pool
+	b.pending = b.pending[:0]
+}
+
+// addLabel adds one label to the set being described. A label with an empty
+// value is dropped: in Prometheus an empty value means the label is absent.
+func (b *builder) addLabel(name, value string) {
+	if value == "" {
+		return
+	}
+	if name == labels.MetricName {
+		b.dupName = b.hasName
+		b.setName(value)
+		return
+	}
+	b.pending = append(b.pending, labels.Label{Name: name, Value: value})
+}
+
+// setName sets the metric name of the set being described. It may be called
+// again after finishLabels to describe another series with the same labels.
+func (b *builder) setName(name string) {
+	b.name, b.hasName = name, name != ""
+}
+
+// finishLabels sorts the labels added so far and encodes them for lookup.
+func (b *builder) finishLabels() {
+	p := b.pending
+	// Insertion sort: label sets are short and usually arrive sorted.
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && p[j].Name < p[j-1].Name; j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
+	k := b.lsKey[:0]
+	for _, l := range p {
+		k = appendString(k, l.Name)
+		k = appendString(k, l.Value)
+	}
+	b.lsKey = k
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// seriesRef returns the index of the series for the current name and labels
+// (as of the last finishLabels), creating and validating it on first sight.
+// Errors are *Error values without a line.
+func (b *builder) seriesRef() (int32, error) {
+	k := appendString(b.key[:0], b.name)
+	if b.dupName {
+		// Cannot collide with a valid key; keeps the error reachable.
+		k = append(k, 0xff)
+	}
+	k = append(k, b.lsKey...)
+	b.key = k
+	if ref, ok := b.index[string(k)]; ok { // no allocation for the lookup
+		return ref, nil
+	}
+	if err := b.validatePending(); err != nil {
+		return 0, withSeries(err, formatSeries(b.name, b.pending))
+	}
+	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
+		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
+	}
+	b.sb.Reset()
+	b.sb.Add(labels.MetricName, b.name)
+	for _, l := range b.pending {
+		b.sb.Add(l.Name, l.Value)
+	}
+	b.sb.Sort()
+	ref := int32(len(b.series))
+	b.series = append(b.series, seriesEntry{lset: b.sb.Labels()})
+	b.index[string(k)] = ref
+	return ref, nil
+}
+
+// validatePending applies the validation rules to the current label set.
+func (b *builder) validatePending() error {
+	if b.dupName {
+		return newError(ErrDuplicateLabel, fmt.Sprintf("duplicate label name %q", labels.MetricName))
+	}
+	if !b.hasName {
+		return newError(ErrInvalidMetricName, "missing metric name")
+	}
+	if err := checkMetricName(b.name, b.lim); err != nil {
+		return err
+	}
+	if n := len(b.pending) + 1; exceeds(n, b.lim.MaxLabelsPerSeries) {
+		return newError(ErrTooManyLabels, fmt.Sprintf("too many labels: %d, limit is %d", n, b.lim.MaxLabelsPerSeries))
+	}
+	for i, l := range b.pending {
+		if i > 0 && l.Name == b.pending[i-1].Name {
+			return newError(ErrDuplicateLabel, fmt.Sprintf("duplicate label name %q", truncate(l.Name)))
+		}
+		if err := checkLabel(l.Name, l.Value, b.lim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reserve makes room for n more samples.
+func (b *builder) reserve(n int) {
+	b.samples = growCap(b.samples, n)
+	b.owners = growCap(b.owners, n)
+}
+
+func growCap[T any](s []T, n int) []T {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	out := make([]T, len(s), len(s)+n)
+	copy(out, s)
+	return out
+}
+
+// add appends one sample to series ref.
+func (b *builder) add(ref int32, t int64, v float64) error {
+	if exceeds(len(b.samples)+1, b.lim.MaxSamplesPerRequest) {
+		return errTooManySamples(b.lim)
+	}
+	if b.grouped && len(b.owners) > 0 {
+		// While owners never decrease, samples are already laid out
+		// series by series and batch() can copy them as they are.
+		b.grouped = ref >= b.owners[len(b.owners)-1]
+	}
+	b.samples = append(b.samples, Sample{T: t, V: v})
+	b.owners = append(b.owners, ref)
+	b.series[ref].n++
+	return nil
+}
+
+func errTooManySamples(lim Limits) *Error {
+	return newError(ErrTooManySamples, fmt.Sprintf("too many samples: more than %d in one request", lim.MaxSamplesPerRequest))
+}
+
+// batch returns the accumulated Batch. Series that received no sample are
+// left out. The Batch shares no memory with b.
+func (b *builder) batch() *Batch {
+	arena := make([]Sample, len(b.samples))
+	out := &Batch{Series: make([]Series, 0, len(b.series))}
+	if b.grouped {
+		copy(arena, b.samples)
+	}
+	// starts[i] is where series i's samples go in arena.
+	off := 0
+	starts := make([]int, len(b.series))
+	for i := range b.series {
+		n := b.series[i].n
+		starts[i] = off
+		if n > 0 {
+			out.Series = append(out.Series, Series{
+				Labels:  b.series[i].lset,
+				Samples: arena[off : off+n : off+n],
+			})
+		}
+		off += n
+	}
+	if !b.grouped {
+		for i, s := range b.samples {
+			o := b.owners[i]
+			arena[starts[o]] = s
+			starts[o]++
+		}
+	}
+	return out
+}
+
+// yoloString returns a string sharing b's memory. The caller must not let
+// it outlive b's contents; the builder copies what it keeps.
+func yoloString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}

@@ -1,0 +1,91 @@
+package ingest
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Sentinel errors. Every error a decoder returns is an *Error wrapping one
+// of these, so callers can branch with errors.Is. All of them mean the
+// request was bad (HTTP 400); none means the server failed.
+var (
+	// ErrEmptyBody is returned for a body with no bytes (or, for the text
+	// formats, only whitespace).
+	ErrEmptyBody = errors.New("empty body")
+	// ErrMalformed is returned when the body does not parse in its format:
+	// bad snappy, bad protobuf, a line-protocol or exposition syntax error,
+	// invalid JSON or a JSON value of the wrong type, mismatched lengths.
+	ErrMalformed = errors.New("malformed input")
+	// ErrUnsupported is returned for valid input that Strata does not store,
+	// such as native histograms, or for an unsupported content type or
+	// precision.
+	ErrUnsupported = errors.New("unsupported input")
+
+	// ErrInvalidMetricName is returned for a missing metric name or one
+	// that does not match ^[a-zA-Z_:][a-zA-Z0-9_:]*$.
+	ErrInvalidMetricName = errors.New("invalid metric name")
+	// ErrInvalidLabelName is returned for a label name that does not match
+	// ^[a-zA-Z_][a-zA-Z0-9_]*$.
+	ErrInvalidLabelName = errors.New("invalid label name")
+	// ErrInvalidLabelValue is returned for a label value that is not valid
+	// UTF-8 (ValidateSeries also returns it for an empty value).
+	ErrInvalidLabelValue = errors.New("invalid label value")
+	// ErrReservedLabel is returned for a label name starting with "__"
+	// other than __name__.
+	ErrReservedLabel = errors.New("reserved label name")
+	// ErrDuplicateLabel is returned when one series names a label twice.
+	ErrDuplicateLabel = errors.New("duplicate label name")
+
+	// ErrTooManySeries is returned when a request holds more distinct
+	// series than Limits.MaxSeriesPerRequest.
+	ErrTooManySeries = errors.New("too many series")
+	// ErrTooManySamples is returned when a request holds more samples than
+	// Limits.MaxSamplesPerRequest.
+	ErrTooManySamples = errors.New("too many samples")
+	// ErrTooManyLabels is returned when a series has more labels (the
+	// metric name included) than Limits.MaxLabelsPerSeries.
+	ErrTooManyLabels = errors.New("too many labels")
+	// ErrLabelTooLong is returned when a label name is longer than
+	// Limits.MaxLabelNameLength or a label value (the metric name included)
+	// is longer than Limits.MaxLabelValueLength.
+	ErrLabelTooLong = errors.New("label too long")
+)
+
+// Error is the error every decoder returns. Its message names the line (for
+// the line-oriented formats) and the offending series, label or limit; Err is
+// the sentinel (or underlying cause) it wraps.
+type Error struct {
+	// Line is the 1-based line of the body the error is about, 0 when the
+	// format has no lines (remote write) or the error concerns the whole
+	// body.
+	Line int
+	// Msg describes the problem without the line prefix.
+	Msg string
+	// Err is what the error wraps, usually one of the package's sentinels.
+	Err error
+}
+
+// Error returns "line N: msg", or msg alone when Line is 0.
+func (e *Error) Error() string {
+	if e.Line <= 0 {
+		return e.Msg
+	}
+	return "line " + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+// Unwrap returns the sentinel or cause e wraps.
+func (e *Error) Unwrap() error { return e.Err }
+
+// newError returns an *Error wrapping sentinel, with no line yet.
+func newError(sentinel error, msg string) *Error {
+	return &Error{Msg: msg, Err: sentinel}
+}
+
+// atLine sets the line of err if it is an *Error without one, and returns it.
+func atLine(err error, line int) error {
+	var e *Error
+	if errors.As(err, &e) && e.Line == 0 {
+		e.Line = line
+	}
+	return err
+}

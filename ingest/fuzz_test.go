@@ -1,0 +1,259 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// fuzzLimits are small enough for the fuzzer to reach every limit.
+var fuzzLimits = Limits{MaxSeriesPerRequest: 50, MaxSamplesPerRequest: 200, MaxLabelsPerSeries: 8, MaxLabelNameLength: 32, MaxLabelValueLength: 64}
+
+// checkDecoded asserts the contract every decoder keeps: an *Error and no
+// batch, or a batch whose series all validate.
+func checkDecoded(t *testing.T, b *Batch, err error) bool {
+	t.Helper()
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error %v (%T) is not an *Error", err, err)
+		}
+		if b != nil {
+			t.Fatalf("got a batch with error %v", err)
+		}
+		return false
+	}
+	checkBatchValid(t, b, fuzzLimits)
+	// An empty batch (say, only comments) has nothing to round-trip.
+	return len(b.Series) > 0
+}
+
+// sortedSeries returns b's series sorted by labels, for comparisons where
+// the decoder may order series differently.
+func sortedSeries(b *Batch) []Series {
+	s := slices.Clone(b.Series)
+	slices.SortStableFunc(s, func(a, b Series) int { return labels.Compare(a.Labels, b.Labels) })
+	return s
+}
+
+func FuzzDecodeRemoteWrite(f *testing.F) {
+	valid, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: pl("__name__", "up", "job", "a"), Samples: ps(1, 1, 2, math.NaN())},
+		{Labels: pl("job", "a", "__name__", "up"), Samples: ps(3, 3)},
+		{Labels: pl("__name__", "x", "e", ""), Samples: ps(-1, math.Inf(1))},
+	}}).Marshal()
+	bad, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: pl("__name__", "1x", "__y", "a", "a", "1", "a", "2"), Samples: ps(1, 1)},
+		{Labels: pl("__name__", "h"), Histograms: []prompb.Histogram{{Sum: 1}}},
+	}}).Marshal()
+	for _, raw := range [][]byte{valid, bad, {}, {0x0a, 0xff}, []byte("not protobuf")} {
+		f.Add(raw)
+		f.Add(snappy.Encode(nil, raw))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// data is tried both as the body and as the protobuf inside a
+		// valid snappy block, so the fuzzer can explore either layer.
+		for _, body := range [][]byte{data, snappy.Encode(nil, data)} {
+			b, err := DecodeRemoteWrite(body, fuzzLimits)
+			if !checkDecoded(t, b, err) {
+				continue
+			}
+			// Round trip: the batch re-encoded decodes to itself.
+			req := &prompb.WriteRequest{}
+			for _, s := range b.Series {
+				ts := prompb.TimeSeries{}
+				s.Labels.Range(func(l labels.Label) { ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
+				for _, smp := range s.Samples {
+					ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: smp.T, Value: smp.V})
+				}
+				req.Timeseries = append(req.Timeseries, ts)
+			}
+			again, err := DecodeRemoteWrite(encodeRW(t, req), fuzzLimits)
+			if err != nil {
+				t.Fatalf("re-encoded batch does not decode: %v", err)
+			}
+			requireBatch(t, again, b.Series)
+		}
+	})
+}
+
+var fuzzPrecisions = []string{"", "ns", "n", "us", "u", "ms", "s", "h"}
+
+func FuzzDecodeLineProtocol(f *testing.F) {
+	for _, s := range []string{
+		`cpu,host=a,region=us\ west usage=1.5,idle=2i,count=3u,ok=true,msg="x" 1700000000000000000`,
+		"# c\n\ncpu,host=a v=1\ncpu,host=a v=2 5\r\nmem s=\"multi\nline\"\n",
+		"m,b=2,a=1 f=1 1\nm,a=1,b=2 f=2 2",
+		"m f=1\nm,host=a\n",
+		"1m f=1", "m,1a=x f=1", "m,a=1,a=2 f=1", "m,__x=1 f=1", "m,__name__=x f=1",
+		"m f=1 9223372036854775807", "m f=1 -9223372036854775808", "m f=abc", "m f=1 12ab",
+		"m " + strings.Repeat("f=1,", 300) + "g=1",
+	} {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(6))
+	}
+	f.Add([]byte("m f=1"), uint8(7))
+	f.Fuzz(func(t *testing.T, body []byte, prec uint8) {
+		precision := fuzzPrecisions[int(prec)%len(fuzzPrecisions)]
+		now := time.UnixMilli(1_700_000_000_000)
+		b, err := DecodeLineProtocol(body, precision, now, fuzzLimits)
+		if !checkDecoded(t, b, err) {
+			return
+		}
+		// Round trip: write the batch back as line protocol at ms
+		// precision, one line per sample, splitting each name at an
+		// inner underscore (any split gives the same series name).
+		var enc lineprotocol.Encoder
+		for _, s := range b.Series {
+			name := s.Labels.Get(labels.MetricName)
+			i := strings.Index(name[1:len(name)-1], "_") + 1
+			if i <= 0 {
+				t.Fatalf("series name %q is not <measurement>_<field>", name)
+			}
+			for _, smp := range s.Samples {
+				enc.StartLine(name[:i])
+				s.Labels.Range(func(l labels.Label) {
+					if l.Name != labels.MetricName {
+						enc.AddTag(l.Name, l.Value)
+					}
+				})
+				v, ok := lineprotocol.FloatValue(smp.V)
+				if !ok {
+					t.Fatalf("decoded a non-finite value %v from line protocol", smp.V)
+				}
+				enc.AddField(name[i+1:], v)
+				enc.EndLine(time.Time{})
+				out := enc.Bytes()
+				enc.SetBuffer(append(strconv.AppendInt(append(out[:len(out)-1], ' '), smp.T, 10), '\n'))
+			}
+		}
+		if enc.Err() != nil {
+			return // a value the encoder refuses, e.g. a control character
+		}
+		again, err := DecodeLineProtocol(enc.Bytes(), "ms", now, fuzzLimits)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v\n%s", err, enc.Bytes())
+		}
+		requireBatch(t, again, b.Series)
+	})
+}
+
+func FuzzDecodeJSONLines(f *testing.F) {
+	for _, s := range []string{
+		`{"metric":{"__name__":"up","job":"a"},"values":[1,"NaN","Inf","-Inf"],"timestamps":[1,2,3,4]}`,
+		"\n{\"metric\":{\"__name__\":\"up\",\"e\":\"\"},\"values\":[1],\"timestamps\":[1]}\r\n{\"metric\":{\"__name__\":\"up\"},\"values\":[2],\"timestamps\":[0]}",
+		`{"metric":{"__name__":"up"},"values":[null],"timestamps":[1]}`,
+		`{"metric":{"__name__":"up"},"values":[1,2],"timestamps":[1]}`,
+		`{"metric":{"__name__":"up","a":"1","a":"2"},"values":[1],"timestamps":[1]}`,
+		`{"metric":{"__name__":"up","a":1},"values":[1],"timestamps":["1"]}`,
+		`[1]`, `{"metric":`, `null`, `{"metric":{"__name__":"up\u0000"},"values":[1e999],"timestamps":[1]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := DecodeJSONLines(body, fuzzLimits)
+		if !checkDecoded(t, b, err) {
+			return
+		}
+		// Round trip: one line per series.
+		var buf bytes.Buffer
+		for _, s := range b.Series {
+			metric := map[string]string{}
+			s.Labels.Range(func(l labels.Label) { metric[l.Name] = l.Value })
+			values := make([]any, len(s.Samples))
+			ts := make([]int64, len(s.Samples))
+			for i, smp := range s.Samples {
+				ts[i] = smp.T
+				switch {
+				case math.IsNaN(smp.V):
+					values[i] = "NaN"
+				case math.IsInf(smp.V, 1):
+					values[i] = "+Inf"
+				case math.IsInf(smp.V, -1):
+					values[i] = "-Inf"
+				default:
+					values[i] = smp.V
+				}
+			}
+			line, err := json.Marshal(map[string]any{"metric": metric, "values": values, "timestamps": ts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf.Write(line)
+			buf.WriteByte('\n')
+		}
+		again, err := DecodeJSONLines(buf.Bytes(), fuzzLimits)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v\n%s", err, buf.Bytes())
+		}
+		requireBatch(t, again, b.Series)
+	})
+}
+
+func FuzzDecodePromText(f *testing.F) {
+	for _, s := range []string{
+		exposition,
+		"a{x=\"1\"} 1 1000\na{x=\"1\",y=\"\"} 2 2000\n",
+		"# TYPE h histogram\nh_bucket{le=\"2.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_count 2\n",
+		"# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_count 1.5\ns_sum NaN\n",
+		"a 1\nb abc\n", "a{__x=\"1\"} 1\n", "a{x=\"1\",x=\"2\"} 1\n", "1abc 1\n", "a 1 1.5\n",
+		"{\"a\"} 1\n", "a{\"b\"=\"c\"} 1\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		def := time.UnixMilli(1_700_000_000_000)
+		b, err := DecodePromText(body, "text/plain; version=0.0.4", def, fuzzLimits)
+		if !checkDecoded(t, b, err) {
+			return
+		}
+		// Round trip: write every sample back as an untyped line with
+		// its timestamp; series come back in another order.
+		var buf strings.Builder
+		for _, s := range b.Series {
+			for _, smp := range s.Samples {
+				buf.WriteString(s.Labels.Get(labels.MetricName))
+				buf.WriteByte('{')
+				s.Labels.Range(func(l labels.Label) {
+					if l.Name != labels.MetricName {
+						buf.WriteString(l.Name + `="` + escapeLabelValue(l.Value) + `",`)
+					}
+				})
+				buf.WriteString("} " + formatFloat(smp.V) + " " + strconv.FormatInt(smp.T, 10) + "\n")
+			}
+		}
+		again, err := DecodePromText([]byte(buf.String()), "", def, fuzzLimits)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v\n%s", err, buf.String())
+		}
+		requireBatch(t, &Batch{Series: sortedSeries(again)}, sortedSeries(b))
+	})
+}
+
+func escapeLabelValue(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func formatFloat(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}

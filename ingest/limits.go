@@ -1,0 +1,59 @@
+package ingest
+
+import "fmt"
+
+// Limits bounds one request. Zero in a field means "no limit"; negative
+// values are invalid.
+type Limits struct {
+	// MaxSeriesPerRequest is the most distinct label sets one request may
+	// carry, counted after samples of the same series are merged.
+	MaxSeriesPerRequest int
+	// MaxSamplesPerRequest is the most samples one request may carry.
+	MaxSamplesPerRequest int
+	// MaxLabelsPerSeries is the most labels one series may have, counting
+	// __name__ and not counting labels dropped for an empty value.
+	MaxLabelsPerSeries int
+	// MaxLabelNameLength is the longest label name allowed, in bytes.
+	MaxLabelNameLength int
+	// MaxLabelValueLength is the longest label value allowed, in bytes; it
+	// applies to the metric name too, since that is the value of __name__.
+	MaxLabelValueLength int
+}
+
+// DefaultLimits returns the limits the server applies unless configured
+// otherwise: 100,000 series and 1,000,000 samples per request, 64 labels per
+// series, label names up to 256 bytes and values up to 4096 bytes.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxSeriesPerRequest:  100_000,
+		MaxSamplesPerRequest: 1_000_000,
+		MaxLabelsPerSeries:   64,
+		MaxLabelNameLength:   256,
+		MaxLabelValueLength:  4096,
+	}
+}
+
+// Validate reports whether l is usable: every field must be zero (no limit)
+// or positive.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxSeriesPerRequest", l.MaxSeriesPerRequest},
+		{"MaxSamplesPerRequest", l.MaxSamplesPerRequest},
+		{"MaxLabelsPerSeries", l.MaxLabelsPerSeries},
+		{"MaxLabelNameLength", l.MaxLabelNameLength},
+		{"MaxLabelValueLength", l.MaxLabelValueLength},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("ingest limits: %s is %d, want 0 (no limit) or more", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// exceeds reports whether n is over limit, where a limit of 0 means none.
+func exceeds(n, limit int) bool {
+	return limit > 0 && n > limit
+}

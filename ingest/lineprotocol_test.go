@@ -1,0 +1,144 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeLineProtocol(t *testing.T) {
+	now := time.UnixMilli(1_700_000_123_456).Add(789 * time.Microsecond)
+	const nowMs = 1_700_000_123_456
+	lim := DefaultLimits()
+	tight := Limits{MaxSeriesPerRequest: 2, MaxSamplesPerRequest: 3, MaxLabelsPerSeries: 2, MaxLabelNameLength: 4, MaxLabelValueLength: 8}
+
+	for _, tc := range []struct {
+		name      string
+		body      string
+		precision string
+		lim       Limits
+		want      []Series
+		err       *wantErr
+	}{
+		{
+			name: "all field kinds",
+			body: `cpu,host=a,region=eu usage=1.5,idle=2i,count=3u,ok=true,bad=F,msg="hello" 1700000000123456789`,
+			want: []Series{
+				series(ls("__name__", "cpu_usage", "host", "a", "region", "eu"), Sample{1700000000123, 1.5}),
+				series(ls("__name__", "cpu_idle", "host", "a", "region", "eu"), Sample{1700000000123, 2}),
+				series(ls("__name__", "cpu_count", "host", "a", "region", "eu"), Sample{1700000000123, 3}),
+				series(ls("__name__", "cpu_ok", "host", "a", "region", "eu"), Sample{1700000000123, 1}),
+				series(ls("__name__", "cpu_bad", "host", "a", "region", "eu"), Sample{1700000000123, 0}),
+			},
+		},
+		{
+			name: "escaped tag values, measurement and field names",
+			body: `disk\ io,path=/a\,b\=c,dc=us\ west read\ ops=1,value=-2.5e3 1000000`,
+			err:  &wantErr{is: ErrInvalidMetricName, msg: `invalid metric name "disk io_read ops"`, line: 1},
+		},
+		{
+			name: "escaped tag values",
+			body: `disk,path=/a\,b\=c,dc=us\ west,q="x" value=-2.5e3 1000000`,
+			want: []Series{
+				series(ls("__name__", "disk_value", "dc", "us west", "path", "/a,b=c", "q", `"x"`), Sample{1, -2500}),
+			},
+		},
+		{
+			name: "missing timestamps get now; comments and blank lines are skipped; lines merge",
+			body: "# a comment\n\ncpu,host=a v=1\n   \n  # indented comment\ncpu,host=b v=2\r\ncpu,host=a v=3 5000000000\nmem,host=a s=\"only strings\"\n",
+			want: []Series{
+				series(ls("__name__", "cpu_v", "host", "a"), Sample{nowMs, 1}, Sample{5000, 3}),
+				series(ls("__name__", "cpu_v", "host", "b"), Sample{nowMs, 2}),
+			},
+		},
+		{
+			name: "tags out of order merge with sorted ones",
+			body: "m,b=2,a=1 f=1 1000000\nm,a=1,b=2 f=2 2000000",
+			want: []Series{series(ls("__name__", "m_f", "a", "1", "b", "2"), Sample{1, 1}, Sample{2, 2})},
+		},
+		{
+			name: "big ints and uints become floats",
+			body: "m i=-9223372036854775808i,u=18446744073709551615u 0",
+			want: []Series{
+				series(ls("__name__", "m_i"), Sample{0, -9223372036854775808}),
+				series(ls("__name__", "m_u"), Sample{0, 18446744073709551615}),
+			},
+		},
+		{name: "precision s", precision: "s", body: "m f=1 1700000000", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000000, 1})}},
+		{name: "precision ms", precision: "ms", body: "m f=1 1700000000001", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000001, 1})}},
+		{name: "precision us", precision: "us", body: "m f=1 1700000000001999", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000001, 1})}},
+		{name: "precision u", precision: "u", body: "m f=1 1700000000001999", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000001, 1})}},
+		{name: "precision ns", precision: "ns", body: "m f=1 1700000000001999999", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000001, 1})}},
+		{name: "precision n", precision: "n", body: "m f=1 1700000000001999999", want: []Series{series(ls("__name__", "m_f"), Sample{1700000000001, 1})}},
+		{name: "negative ns rounds down", body: "m f=1 -1", want: []Series{series(ls("__name__", "m_f"), Sample{-1, 1})}},
+		{name: "missing timestamp at precision s is now in ms", precision: "s", body: "m f=1", want: []Series{series(ls("__name__", "m_f"), Sample{nowMs, 1})}},
+
+		{name: "unknown precision", precision: "h", body: "m f=1", err: &wantErr{is: ErrUnsupported, msg: `unknown precision "h"`}},
+		{name: "empty body", body: "", err: &wantErr{is: ErrEmptyBody, msg: "empty body"}},
+		{name: "blank body", body: " \n\t\n", err: &wantErr{is: ErrEmptyBody, msg: "empty body"}},
+		{
+			name: "syntax error names its line",
+			body: "m f=1\n# comment\nm,host=a\nm f=2",
+			err:  &wantErr{is: ErrMalformed, msg: "line 3: column 9: ", line: 3},
+		},
+		{name: "bad field value", body: "m f=1\nm f=abc", err: &wantErr{is: ErrMalformed, msg: "line 2: ", line: 2}},
+		{name: "bad timestamp", body: "m f=1 12ab", err: &wantErr{is: ErrMalformed, msg: "line 1: ", line: 1}},
+		{name: "timestamp overflows at precision s", precision: "s", body: "m f=1\nm f=1 9223372036854775807", err: &wantErr{is: ErrMalformed, msg: `line 2: invalid timestamp "9223372036854775807"`, line: 2}},
+		{name: "timestamp overflows int64", body: "m f=1 92233720368547758070", err: &wantErr{is: ErrMalformed, msg: `line 1: invalid timestamp "92233720368547758070"`, line: 1}},
+		{
+			name: "invalid metric name names its line",
+			body: "m f=1\n\n1cpu f=1",
+			err:  &wantErr{is: ErrInvalidMetricName, msg: `line 3: invalid metric name "1cpu_f"`, line: 3},
+		},
+		{
+			name: "line after a multi-line string field",
+			body: "m f=1,s=\"a\nb\n\"\nm,1abc=x f=1",
+			err:  &wantErr{is: ErrInvalidLabelName, msg: `line 4: invalid label name "1abc"`, line: 4},
+		},
+		{name: "invalid field name", body: "m f.x=1", err: &wantErr{is: ErrInvalidMetricName, msg: `line 1: invalid metric name "m_f.x"`}},
+		{name: "invalid tag key", body: "m f=1\nm,1abc=x f=1", err: &wantErr{is: ErrInvalidLabelName, msg: `line 2: invalid label name "1abc" in series m_f{1abc="x"}`, line: 2}},
+		{name: "duplicate tag", body: "m,a=1,a=2 f=1", err: &wantErr{is: ErrDuplicateLabel, msg: `line 1: duplicate label name "a"`}},
+		{name: "reserved tag", body: "m,__tenant=a f=1", err: &wantErr{is: ErrReservedLabel, msg: `line 1: reserved label name "__tenant"`}},
+		{name: "__name__ tag", body: "m,__name__=x f=1", err: &wantErr{is: ErrDuplicateLabel, msg: `line 1: tag "__name__" duplicates the metric name`}},
+		{name: "too many series", lim: tight, body: "m a=1,b=2\nm c=3", err: &wantErr{is: ErrTooManySeries, msg: "line 2: too many series: more than 2", line: 2}},
+		{name: "too many samples", lim: tight, body: "m a=1,b=2\nm a=1,b=2", err: &wantErr{is: ErrTooManySamples, msg: "line 2: too many samples: more than 3", line: 2}},
+		{name: "too many labels", lim: tight, body: "m,a=1,b=2 f=1", err: &wantErr{is: ErrTooManyLabels, msg: "line 1: too many labels: 3, limit is 2"}},
+		{name: "label name too long", lim: tight, body: "m,abcde=1 f=1", err: &wantErr{is: ErrLabelTooLong, msg: `line 1: label name "abcde" too long`}},
+		{name: "label value too long", lim: tight, body: "m,a=123456789 f=1", err: &wantErr{is: ErrLabelTooLong, msg: `line 1: value of label "a" too long: 9 bytes, limit is 8`}},
+		{name: "metric name too long", lim: tight, body: "m f=1\nmeasure field=1", err: &wantErr{is: ErrLabelTooLong, msg: "line 2: metric name too long: 13 bytes, limit is 8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lim
+			if tc.lim != (Limits{}) {
+				l = tc.lim
+			}
+			got, err := DecodeLineProtocol([]byte(tc.body), tc.precision, now, l)
+			checkResult(t, got, err, tc.want, tc.err)
+			if err == nil {
+				checkBatchValid(t, got, l)
+			}
+		})
+	}
+}
+
+func TestEntryLine(t *testing.T) {
+	body := []byte("a f=1\n\n# c\nb f=1,s=\"x\ny\"\n\nc f=1\nd f=1")
+	for entry, want := range map[int]int{1: 1, 2: 4, 3: 7, 4: 8} {
+		if got := entryLine(body, entry); got != want {
+			t.Errorf("entryLine(%d) = %d, want %d", entry, got, want)
+		}
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "-1": -1, "123": 123, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63} {
+		if got, ok := parseInt([]byte(in)); !ok || got != want {
+			t.Errorf("parseInt(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", "1a", "9223372036854775808", "-9223372036854775809", "+1", strings.Repeat("9", 30)} {
+		if got, ok := parseInt([]byte(in)); ok {
+			t.Errorf("parseInt(%q) = %d, true; want failure", in, got)
+		}
+	}
+}

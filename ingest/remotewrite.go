@@ -1,0 +1,106 @@
+package ingest
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// maxSnappyRatio bounds decoded/encoded length for a valid snappy block: the
+// densest element, a 3-byte copy, yields 64 bytes. A header claiming more
+// is corrupt, and refusing it early keeps a tiny body from making us
+// allocate gigabytes.
+const maxSnappyRatio = 22
+
+// maxPooledBuf is the largest decompression buffer kept for reuse.
+const maxPooledBuf = 8 << 20
+
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// DecodeRemoteWrite decodes a Prometheus remote write 1.0 request body: a
+// snappy block-compressed prompb.WriteRequest.
+//
+// Float samples are kept; exemplars and metadata are ignored. A series that
+// carries native histograms makes the whole request fail with
+// ErrUnsupported, since Strata stores floats only: refusing is loud where
+// skipping would lose data silently (Prometheus sends native histograms
+// only when send_native_histograms is enabled in its remote_write config).
+//
+// Errors are *Error values with Line 0 that name the offending series.
+func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
+	if len(body) == 0 {
+		return nil, newError(ErrEmptyBody, "empty body")
+	}
+	req, err := unmarshalWriteRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for i := range req.Timeseries {
+		total += len(req.Timeseries[i].Samples)
+	}
+	if exceeds(total, lim.MaxSamplesPerRequest) {
+		return nil, errTooManySamples(lim)
+	}
+
+	b := getBuilder(lim)
+	defer b.release()
+	b.reserve(total)
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		b.resetLabels()
+		for _, l := range ts.Labels {
+			b.addLabel(l.Name, l.Value)
+		}
+		b.finishLabels()
+		if len(ts.Histograms) > 0 {
+			return nil, withSeries(newError(ErrUnsupported, "native histograms are not supported (Strata stores float samples only)"), formatSeries(b.name, b.pending))
+		}
+		ref, err := b.seriesRef()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ts.Samples {
+			if err := b.add(ref, s.Timestamp, s.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b.batch(), nil
+}
+
+// unmarshalWriteRequest decompresses and unmarshals body. The request it
+// returns shares no memory with body or the pooled buffer: gogo-protobuf
+// copies strings.
+func unmarshalWriteRequest(body []byte) (*prompb.WriteRequest, error) {
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return nil, malformed(err, "decode snappy: %v", err)
+	}
+	if n > maxSnappyRatio*len(body) {
+		return nil, malformed(snappy.ErrCorrupt, "decode snappy: header claims %d bytes from %d compressed bytes", n, len(body))
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}()
+	raw, err := snappy.Decode((*bp)[:cap(*bp)], body)
+	if err != nil {
+		return nil, malformed(err, "decode snappy: %v", err)
+	}
+	*bp = raw[:0]
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, malformed(err, "decode protobuf: %v", err)
+	}
+	return &req, nil
+}
+
+// malformed returns an *Error wrapping both ErrMalformed and cause.
+func malformed(cause error, format string, args ...any) *Error {
+	return &Error{Msg: fmt.Sprintf(format, args...), Err: fmt.Errorf("%w: %w", ErrMalformed, cause)}
+}

@@ -1,0 +1,178 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Options configures the PromQL engine.
+type Options struct {
+	// Timeout is the longest a query may run. Zero means 2 minutes.
+	Timeout time.Duration
+	// MaxSamples is the most samples a query may hold in memory at once.
+	// Zero means 50,000,000.
+	MaxSamples int
+	// LookbackDelta is how far back an instant selector looks for a sample.
+	// Zero means 5 minutes.
+	LookbackDelta time.Duration
+	// MaxPointsPerSeries is the most steps a range query may have (Prometheus
+	// refuses more than 11,000). Zero means 11,000.
+	MaxPointsPerSeries int
+}
+
+// DefaultOptions returns the options used for fields left zero.
+func DefaultOptions() Options {
+	return Options{
+		Timeout:            2 * time.Minute,
+		MaxSamples:         50_000_000,
+		LookbackDelta:      5 * time.Minute,
+		MaxPointsPerSeries: 11_000,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Timeout == 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.MaxSamples == 0 {
+		o.MaxSamples = d.MaxSamples
+	}
+	if o.LookbackDelta == 0 {
+		o.LookbackDelta = d.LookbackDelta
+	}
+	if o.MaxPointsPerSeries == 0 {
+		o.MaxPointsPerSeries = d.MaxPointsPerSeries
+	}
+	return o
+}
+
+// Validate reports the first option that is out of range.
+func (o Options) Validate() error {
+	switch {
+	case o.Timeout < 0:
+		return errors.New("query timeout must not be negative")
+	case o.MaxSamples < 0:
+		return errors.New("query max samples must not be negative")
+	case o.LookbackDelta < 0:
+		return errors.New("lookback delta must not be negative")
+	case o.MaxPointsPerSeries < 0:
+		return errors.New("max points per series must not be negative")
+	}
+	return nil
+}
+
+// ErrBadQuery wraps errors in what the caller asked for (a query that does
+// not parse, a step that is too small): the caller's mistake, not the
+// engine's.
+var ErrBadQuery = errors.New("bad query")
+
+// Engine evaluates PromQL over a storage.Queryable.
+type Engine struct {
+	opts      Options
+	engine    *promql.Engine
+	queryable storage.Queryable
+	parser    parser.Parser
+}
+
+// NewEngine returns an engine over q. Its metrics are registered with reg
+// when reg is not nil.
+func NewEngine(logger *slog.Logger, reg prometheus.Registerer, q storage.Queryable, opts Options) (*Engine, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("query options: %w", err)
+	}
+	opts = opts.withDefaults()
+	p := parser.NewParser(parser.Options{})
+	eng := promql.NewEngine(promql.EngineOpts{
+		Logger:               logger,
+		Reg:                  reg,
+		MaxSamples:           opts.MaxSamples,
+		Timeout:              opts.Timeout,
+		LookbackDelta:        opts.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		Parser:               p,
+	})
+	return &Engine{opts: opts, engine: eng, queryable: q, parser: p}, nil
+}
+
+// Options returns the options in effect, defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
+// Parser returns the PromQL parser the engine uses.
+func (e *Engine) Parser() parser.Parser { return e.parser }
+
+// RangeQuery describes a range query: PromQL evaluated at every step from
+// Start to End inclusive.
+type RangeQuery struct {
+	Query      string
+	Start, End time.Time
+	Step       time.Duration
+}
+
+// Validate checks the parameters the way Prometheus' API does.
+func (r RangeQuery) Validate(maxPoints int) error {
+	if r.End.Before(r.Start) {
+		return fmt.Errorf("%w: end timestamp must not be before start time", ErrBadQuery)
+	}
+	if r.Step <= 0 {
+		return fmt.Errorf("%w: zero or negative query resolution step widths are not accepted. Try a positive integer", ErrBadQuery)
+	}
+	if r.End.Sub(r.Start)/r.Step > time.Duration(maxPoints) {
+		return fmt.Errorf("%w: exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", ErrBadQuery, maxPoints)
+	}
+	return nil
+}
+
+// Range evaluates a range query. The result's Value is a promql.Matrix.
+func (e *Engine) Range(ctx context.Context, r RangeQuery) (*promql.Result, error) {
+	if err := r.Validate(e.opts.MaxPointsPerSeries); err != nil {
+		return nil, err
+	}
+	q, err := e.engine.NewRangeQuery(ctx, e.queryable, nil, r.Query, r.Start, r.End, r.Step)
+	if err != nil {
+		return nil, wrapParseError(err)
+	}
+	defer q.Close()
+	return detach(q.Exec(ctx))
+}
+
+// Instant evaluates a query at one time.
+func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*promql.Result, error) {
+	q, err := e.engine.NewInstantQuery(ctx, e.queryable, nil, qs, ts)
+	if err != nil {
+		return nil, wrapParseError(err)
+	}
+	defer q.Close()
+	return detach(q.Exec(ctx))
+}
+
+// detach returns the result or its error. The result's memory belongs to
+// the caller: Close on the query only returns pooled slices for results it
+// still owns, and Exec's Value is not pooled once returned.
+func detach(res *promql.Result) (*promql.Result, error) {
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+func wrapParseError(err error) error {
+	var pe parser.ParseErrors
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	var pe1 *parser.ParseErr
+	if errors.As(err, &pe1) {
+		return fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return err
+}
