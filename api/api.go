@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -23,6 +25,11 @@ type Appender interface {
 	Append(b *ingest.Batch) error
 }
 
+// Flusher writes the head into segments; buffer.Store implements it.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // BuildInfo is reported by /api/v1/status/buildinfo and /metrics.
 type BuildInfo struct {
 	Version, Revision, Branch, BuildDate, GoVersion string
@@ -37,6 +44,11 @@ type Options struct {
 	IngestLimits ingest.Limits
 	// Build is reported by the build info endpoint.
 	Build BuildInfo
+	// Flusher serves POST /api/v1/admin/tsdb/flush; nil disables it.
+	Flusher Flusher
+	// TSDBStatus reports storage figures for /api/v1/status/tsdb; nil
+	// answers an empty object.
+	TSDBStatus func() TSDBStatus
 	// Ready reports whether the server is ready to serve (replay done); nil
 	// means always ready.
 	Ready func() bool
@@ -113,6 +125,8 @@ func (a *API) routes() *echo.Echo {
 	e.Match(getPost, "/api/v1/labels", a.labelNames)
 	e.GET("/api/v1/label/:name/values", a.labelValues)
 	e.GET("/api/v1/status/buildinfo", a.buildInfo)
+	e.GET("/api/v1/status/tsdb", a.tsdbStatus)
+	e.POST("/api/v1/admin/tsdb/flush", a.flush)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
@@ -125,6 +139,18 @@ func (a *API) readyz(c echo.Context) error {
 		return c.String(http.StatusServiceUnavailable, "not ready: replaying the write-ahead log\n")
 	}
 	return c.String(http.StatusOK, "ready\n")
+}
+
+// flush writes the head into segments now, for operators (before a backup)
+// and tests.
+func (a *API) flush(c echo.Context) error {
+	if a.opts.Flusher == nil {
+		return echo.ErrNotFound
+	}
+	if err := a.opts.Flusher.Flush(c.Request().Context()); err != nil {
+		return &apiError{typ: errInternal, status: http.StatusInternalServerError, err: fmt.Errorf("flush: %w", err)}
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (a *API) buildInfo(c echo.Context) error {

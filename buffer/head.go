@@ -33,6 +33,7 @@ type Head struct {
 	numSeries  atomic.Int64
 	numSamples atomic.Int64 // samples appended since start, including replay
 	numOOO     atomic.Int64 // of them, out of order
+	inHead     atomic.Int64 // samples held now (appended minus flushed; duplicates count)
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
 }
@@ -64,6 +65,9 @@ func (h *Head) NumSeries() int64 { return h.numSeries.Load() }
 // NumSamples returns the number of samples appended since the head was
 // created, out-of-order ones included.
 func (h *Head) NumSamples() int64 { return h.numSamples.Load() }
+
+// SamplesInHead returns about how many samples the head holds now.
+func (h *Head) SamplesInHead() int64 { return h.inHead.Load() }
 
 // NumOutOfOrder returns how many of NumSamples arrived out of order.
 func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
@@ -129,6 +133,7 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample) {
 	}
 	s.mtx.Unlock()
 	h.numSamples.Add(int64(len(samples)))
+	h.inHead.Add(int64(len(samples)))
 	if ooo > 0 {
 		h.numOOO.Add(int64(ooo))
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // Series is one series read from the head: its labels and a consistent
@@ -20,7 +22,7 @@ type Series struct {
 // the last write winning for equal timestamps. It may be called any number
 // of times and concurrently.
 func (s Series) Iterator() chunkenc.Iterator {
-	return NewBoundedIterator(s.snap.iterator(), s.mint, s.maxt)
+	return segments.NewBoundedIterator(s.snap.iterator(), s.mint, s.maxt)
 }
 
 // forEachMatching calls fn, with the series lock held, for every series

@@ -1,12 +1,9 @@
 package buffer
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-
-	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
@@ -148,6 +145,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample) {
 		cur.mtx.Unlock()
 	}
 	r.h.numSamples.Add(int64(len(samples)))
+	r.h.inHead.Add(int64(len(samples)))
 	r.h.updateBounds(mint, maxt)
 }
 
@@ -176,6 +174,3 @@ func (h *Head) SeriesRecords(maxPerRecord int) [][]byte {
 	flush()
 	return out
 }
-
-var _ = errors.New
-var _ labels.Labels

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // memChunk is a chunk of samples sorted by time, without duplicate
@@ -43,10 +45,7 @@ type memSeries struct {
 	ooo       []sample    // unsorted out-of-order samples, in arrival order
 }
 
-type sample struct {
-	t int64
-	v float64
-}
+type sample = segments.Sample
 
 func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
 	return &memSeries{ref: ref, lset: lset, lastT: math.MinInt64}
@@ -59,7 +58,7 @@ func (s *memSeries) appendLocked(t int64, v float64, o *Options) bool {
 		s.appendInOrderLocked(t, v, o)
 		return false
 	}
-	s.ooo = append(s.ooo, sample{t, v})
+	s.ooo = append(s.ooo, sample{T: t, V: v})
 	if len(s.ooo) >= o.OOOBufferSize {
 		s.cutOOOLocked(o)
 	}
@@ -120,10 +119,10 @@ func (s *memSeries) rebuildLocked(o *Options) {
 // sortDedup sorts samples by time; of samples with equal timestamps the one
 // that came last in the input is kept. The input is reordered.
 func sortDedup(in []sample) []sample {
-	sort.SliceStable(in, func(i, j int) bool { return in[i].t < in[j].t })
+	sort.SliceStable(in, func(i, j int) bool { return in[i].T < in[j].T })
 	out := in[:0]
 	for i, x := range in {
-		if i+1 < len(in) && in[i+1].t == x.t {
+		if i+1 < len(in) && in[i+1].T == x.T {
 			continue
 		}
 		out = append(out, x)
@@ -136,10 +135,10 @@ func encodeChunk(ss []sample) *memChunk {
 	c := chunkenc.NewXORChunk()
 	app, _ := c.Appender()
 	for _, x := range ss {
-		app.Append(0, x.t, x.v)
+		app.Append(0, x.T, x.V)
 	}
 	c.Compact()
-	return &memChunk{minT: ss[0].t, maxT: ss[len(ss)-1].t, chunk: c}
+	return &memChunk{minT: ss[0].T, maxT: ss[len(ss)-1].T, chunk: c}
 }
 
 // rangeStart returns the start of the ChunkRange-aligned range holding t.

@@ -2,6 +2,8 @@ package buffer
 
 import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 func overlaps(c *memChunk, mint, maxt int64) bool { return c.minT <= maxt && c.maxT >= mint }
@@ -39,7 +41,7 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) *snapshot {
 		}
 	}
 	for _, x := range s.ooo {
-		if x.t >= mint && x.t <= maxt {
+		if x.T >= mint && x.T <= maxt {
 			sn.buf = append(sn.buf, x)
 		}
 	}
@@ -54,15 +56,15 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) *snapshot {
 func (sn *snapshot) iterator() chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, 0, 2+len(sn.ooo))
 	if len(sn.inOrder) > 0 {
-		its = append(its, NewChainIterator(sn.inOrder, sn.maxTs))
+		its = append(its, segments.NewChainIterator(sn.inOrder, sn.maxTs))
 	}
 	for _, c := range sn.ooo {
 		its = append(its, c.Iterator(nil))
 	}
 	if len(sn.buf) > 0 {
-		its = append(its, newSliceIterator(sn.buf))
+		its = append(its, segments.NewSliceIterator(sn.buf))
 	}
-	return NewMergeIterator(its)
+	return segments.NewMergeIterator(its)
 }
 
 // iteratorLocked returns an iterator over all of the series' samples.
@@ -87,7 +89,7 @@ func (s *memSeries) hasDataLocked(mint, maxt int64) bool {
 		}
 	}
 	for _, x := range s.ooo {
-		if x.t >= mint && x.t <= maxt {
+		if x.T >= mint && x.T <= maxt {
 			return true
 		}
 	}

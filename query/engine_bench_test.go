@@ -44,7 +44,7 @@ func BenchmarkSumRate1000Series(b *testing.B) {
 	end := time.Unix(1_700_000_000, 0)
 	start := end.Add(-time.Hour)
 	loadCounters(b, h, "x", 1000, start.Add(-5*time.Minute), end)
-	eng, err := NewEngine(nil, nil, NewQueryable(h), Options{})
+	eng, err := NewEngine(nil, nil, NewQueryable(h, nil), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

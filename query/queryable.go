@@ -2,55 +2,130 @@ package query
 
 import (
 	"context"
+	"slices"
+	"sync"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/segments"
 )
 
-// Queryable is the storage.Queryable over Strata's data.
+// Queryable is the storage.Queryable over Strata's data: the head and the
+// segments of a set, merged. Where several hold a sample at the same
+// timestamp, the newest write wins: the head over every segment, and a
+// segment over those with smaller IDs.
 type Queryable struct {
 	head *buffer.Head
+	set  *segments.Set // nil: the head only
 }
 
 var _ storage.Queryable = (*Queryable)(nil)
 
-// NewQueryable returns a Queryable reading from head.
-func NewQueryable(head *buffer.Head) *Queryable {
-	return &Queryable{head: head}
+// NewQueryable returns a Queryable reading from head and, when set is not
+// nil, from its segments.
+func NewQueryable(head *buffer.Head, set *segments.Set) *Queryable {
+	return &Queryable{head: head, set: set}
 }
 
 // Querier returns a querier for data in [mint, maxt] (milliseconds,
-// inclusive).
+// inclusive). Segments it reads stay on disk until the querier is closed.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{head: q.head, mint: mint, maxt: maxt}, nil
+	return &querier{head: q.head, set: q.set, mint: mint, maxt: maxt}, nil
 }
 
 type querier struct {
 	head       *buffer.Head
+	set        *segments.Set
 	mint, maxt int64
+	mtx        sync.Mutex
+	releases   []func() // guarded by mtx
 }
 
 var _ storage.Querier = (*querier)(nil)
 
+// segmentsFor acquires the segments overlapping [mint, maxt] until Close.
+func (q *querier) segmentsFor(mint, maxt int64) []*segments.Segment {
+	if q.set == nil {
+		return nil
+	}
+	segs, release := q.set.Acquire(mint, maxt)
+	q.mtx.Lock()
+	q.releases = append(q.releases, release)
+	q.mtx.Unlock()
+	return segs
+}
+
 // Select returns the matching series, narrowed to the hints' time range when
 // they give one.
-func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
-	ss, err := q.head.Select(ctx, sortSeries, mint, maxt, ms...)
+	series := map[uint64][]*mergedSeries{}
+	var all []*mergedSeries
+	get := func(lset labels.Labels) *mergedSeries {
+		h := lset.Hash()
+		for _, s := range series[h] {
+			if labels.Equal(s.lset, lset) {
+				return s
+			}
+		}
+		s := &mergedSeries{lset: lset, mint: mint, maxt: maxt}
+		series[h] = append(series[h], s)
+		all = append(all, s)
+		return s
+	}
+	for _, seg := range q.segmentsFor(mint, maxt) {
+		it, err := seg.Select(ms...)
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		for it.Next() {
+			metas := overlapping(it.Chunks(), mint, maxt)
+			if len(metas) == 0 {
+				continue
+			}
+			s := get(it.Labels())
+			s.segs = append(s.segs, segSource{seg: seg, metas: metas})
+		}
+		if err := it.Err(); err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+	}
+	hs, err := q.head.Select(ctx, false, mint, maxt, ms...)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	if hints != nil && hints.Limit > 0 && len(ss) > hints.Limit {
-		ss = ss[:hints.Limit]
+	for i := range hs {
+		s := get(hs[i].Labels)
+		s.head = &hs[i]
 	}
-	return &headSeriesSet{ss: ss, i: -1}
+	// Always sorted: merging needs no order, but the engine's callers may.
+	slices.SortFunc(all, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
+	if hints != nil && hints.Limit > 0 && len(all) > hints.Limit {
+		all = all[:hints.Limit]
+	}
+	return &seriesSet{ss: all, i: -1}
+}
+
+// overlapping keeps the raw chunks that overlap [mint, maxt].
+func overlapping(metas []segments.ChunkMeta, mint, maxt int64) []segments.ChunkMeta {
+	out := metas[:0]
+	for _, m := range metas {
+		if m.Kind == segments.KindRaw && m.MinTime <= maxt && m.MaxTime >= mint {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -58,7 +133,14 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 	if err != nil {
 		return nil, nil, err
 	}
-	return limitStrings(vals, hints), nil, nil
+	for _, seg := range q.segmentsFor(q.mint, q.maxt) {
+		sv, err := seg.LabelValues(name, ms...)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals = append(vals, sv...)
+	}
+	return limitStrings(sortUnique(vals), hints), nil, nil
 }
 
 func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -66,10 +148,31 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 	if err != nil {
 		return nil, nil, err
 	}
-	return limitStrings(names, hints), nil, nil
+	for _, seg := range q.segmentsFor(q.mint, q.maxt) {
+		sn, err := seg.LabelNames(ms...)
+		if err != nil {
+			return nil, nil, err
+		}
+		names = append(names, sn...)
+	}
+	return limitStrings(sortUnique(names), hints), nil, nil
 }
 
-func (q *querier) Close() error { return nil }
+// Close releases the segments the querier read.
+func (q *querier) Close() error {
+	q.mtx.Lock()
+	defer q.mtx.Unlock()
+	for _, r := range q.releases {
+		r()
+	}
+	q.releases = nil
+	return nil
+}
+
+func sortUnique(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
 
 func limitStrings(s []string, hints *storage.LabelHints) []string {
 	if hints != nil && hints.Limit > 0 && len(s) > hints.Limit {
@@ -78,22 +181,71 @@ func limitStrings(s []string, hints *storage.LabelHints) []string {
 	return s
 }
 
-// headSeriesSet is a storage.SeriesSet over series selected from the head.
-type headSeriesSet struct {
-	ss []buffer.Series
+// segSource is a series' chunks in one segment.
+type segSource struct {
+	seg   *segments.Segment
+	metas []segments.ChunkMeta
+}
+
+// mergedSeries is one series' data across segments (in ID order) and the
+// head.
+type mergedSeries struct {
+	lset       labels.Labels
+	segs       []segSource
+	head       *buffer.Series
+	mint, maxt int64
+}
+
+func (s *mergedSeries) Labels() labels.Labels { return s.lset }
+
+func (s *mergedSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	its := make([]chunkenc.Iterator, 0, len(s.segs)+1)
+	for _, src := range s.segs {
+		it, err := src.seg.KindIterator(src.metas, segments.KindRaw)
+		if err != nil {
+			return errIterator{err}
+		}
+		if it != nil {
+			its = append(its, it)
+		}
+	}
+	if s.head != nil {
+		if len(its) == 0 {
+			return s.head.Iterator() // already bounded
+		}
+		its = append(its, s.head.Iterator())
+	}
+	return segments.NewBoundedIterator(segments.NewMergeIterator(its), s.mint, s.maxt)
+}
+
+type seriesSet struct {
+	ss []*mergedSeries
 	i  int
 }
 
-func (s *headSeriesSet) Next() bool {
+func (s *seriesSet) Next() bool {
 	s.i++
 	return s.i < len(s.ss)
 }
 
-func (s *headSeriesSet) At() storage.Series                { return headSeries{s.ss[s.i]} }
-func (s *headSeriesSet) Err() error                        { return nil }
-func (s *headSeriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) At() storage.Series                { return s.ss[s.i] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
-type headSeries struct{ s buffer.Series }
+// errIterator is an iterator that failed to open.
+type errIterator struct{ err error }
 
-func (h headSeries) Labels() labels.Labels                        { return h.s.Labels }
-func (h headSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator { return h.s.Iterator() }
+func (e errIterator) Next() chunkenc.ValueType { return chunkenc.ValNone }
+func (e errIterator) Seek(int64) chunkenc.ValueType {
+	return chunkenc.ValNone
+}
+func (e errIterator) At() (int64, float64) { return 0, 0 }
+func (e errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	return 0, nil
+}
+func (e errIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return 0, nil
+}
+func (e errIterator) AtT() int64  { return 0 }
+func (e errIterator) AtST() int64 { return 0 }
+func (e errIterator) Err() error  { return e.err }

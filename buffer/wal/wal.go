@@ -61,37 +61,48 @@ func Open(logger *slog.Logger, dir string, opts Options) (*WAL, error) {
 		metrics: opts.Metrics,
 		reqs:    make(chan *request, 256),
 	}
-	next := 0
-	if len(segs) > 0 {
-		last := segs[len(segs)-1]
-		repaired, err := scanSegment(logger, last, true, nil)
-		if err != nil {
-			if errors.As(err, new(*CorruptionError)) {
-				w.metrics.Corruptions.Inc()
-			}
-			return nil, err
-		}
-		if repaired {
-			w.metrics.Repairs.Inc()
-		}
-		next = last.index + 1
-		for _, s := range segs {
-			st, err := os.Stat(s.path)
-			if err != nil {
-				return nil, fmt.Errorf("stat segment: %w", err)
-			}
-			w.size.Add(st.Size())
-			if s == last && st.Size() == 0 {
-				next = last.index // Reuse an empty last segment.
-			}
-		}
+	next, size, err := w.recoverTail(segs)
+	if err != nil {
+		return nil, err
 	}
+	w.size.Store(size)
 	if err := w.writer.init(w, next); err != nil {
 		return nil, err
 	}
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
+}
+
+// recoverTail repairs a torn tail of the last segment and returns the
+// index of the segment to append to and the bytes in all segments.
+func (w *WAL) recoverTail(segs []segmentRef) (next int, size int64, err error) {
+	if len(segs) == 0 {
+		return 0, 0, nil
+	}
+	last := segs[len(segs)-1]
+	repaired, err := scanSegment(w.logger, last, true, nil)
+	if err != nil {
+		if errors.As(err, new(*CorruptionError)) {
+			w.metrics.Corruptions.Inc()
+		}
+		return 0, 0, err
+	}
+	if repaired {
+		w.metrics.Repairs.Inc()
+	}
+	next = last.index + 1
+	for _, s := range segs {
+		st, err := os.Stat(s.path)
+		if err != nil {
+			return 0, 0, fmt.Errorf("stat segment: %w", err)
+		}
+		size += st.Size()
+		if s == last && st.Size() == 0 {
+			next = last.index // Reuse an empty last segment.
+		}
+	}
+	return next, size, nil
 }
 
 // Dir returns the directory of the WAL.

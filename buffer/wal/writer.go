@@ -164,13 +164,12 @@ func (wr *writer) append(r *request) {
 // waiting requests.
 func (wr *writer) commit(sync bool) {
 	if wr.err == nil {
-		if err := wr.write(); err != nil {
-			wr.fail(err)
+		err := wr.write()
+		if err == nil && sync && wr.dirty {
+			err = wr.sync()
 		}
-	}
-	if wr.err == nil && sync && wr.dirty {
-		if err := wr.sync(); err != nil {
-			wr.fail(err)
+		if err != nil {
+			wr.fail(err) // Fails and clears the waiting requests.
 		}
 	}
 	if len(wr.waiting) == 0 {
@@ -179,8 +178,10 @@ func (wr *writer) commit(sync bool) {
 	m := wr.w.metrics
 	m.CommitSize.Observe(float64(len(wr.waiting)))
 	for _, r := range wr.waiting {
-		m.RecordsWritten.Add(float64(len(r.ends)))
-		r.err = nil
+		if wr.err == nil {
+			m.RecordsWritten.Add(float64(len(r.ends)))
+		}
+		r.err = wr.err
 		r.done <- struct{}{}
 	}
 	clear(wr.waiting)

@@ -38,6 +38,15 @@ var options = []option{
 	{"limits.max_series", "limits.max-series", 0, "most series in the head; new series beyond it are refused (0 = no limit)"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
+	{"head.max_samples", "head.max-samples", int64(20_000_000), "flush the head into segments once it holds this many samples"},
+
+	{"wal.sync", "wal.sync", "always", "when a write is acknowledged: always (after fsync, shared by concurrent writes) or interval (after write(2); fsync every wal.sync-interval)"},
+	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode"},
+	{"wal.segment_size", "wal.segment-size", int64(128 << 20), "largest write-ahead log segment file, in bytes"},
+
+	{"storage.block_duration", "storage.block-duration", 2 * time.Hour, "time span of one flushed segment; a multiple of 2h or a divisor of it no shorter than 1m"},
+	{"storage.maintenance_interval", "storage.maintenance-interval", 10 * time.Second, "how often to check whether to flush the head and compact segments"},
+	{"storage.compaction_ranges", "storage.compaction-ranges", "2h,24h", "comma-separated windows segments are merged into; the first must equal storage.block-duration"},
 
 	{"query.timeout", "query.timeout", 2 * time.Minute, "longest a query may run"},
 	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory"},

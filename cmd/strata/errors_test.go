@@ -133,4 +133,3 @@ func TestQueryErrors(t *testing.T) {
 		})
 	}
 }
-

@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +21,10 @@ import (
 
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // run parses args, starts the server and serves until ctx is done. When
@@ -54,15 +59,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ f
 
 // server is Strata wired together.
 type server struct {
-	logger   *slog.Logger
-	v        *viper.Viper
-	reg      *prometheus.Registry
-	head     *buffer.Head
-	api      *api.API
-	listener net.Listener
+	logger    *slog.Logger
+	v         *viper.Viper
+	reg       *prometheus.Registry
+	store     *buffer.Store
+	set       *segments.Set
+	compactor *segments.Compactor
+	api       *api.API
 }
 
-func newServer(logger *slog.Logger, v *viper.Viper) (*server, error) {
+func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	dataDir := v.GetString("data_dir")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -70,16 +76,31 @@ func newServer(logger *slog.Logger, v *viper.Viper) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	headOpts := buffer.DefaultOptions()
-	headOpts.ChunkSamples = v.GetInt("head.chunk_samples")
-	headOpts.MaxSeries = v.GetInt("limits.max_series")
-	head, err := buffer.NewHead(headOpts, nil)
+	storeOpts, compactOpts, err := storageOptions(v)
 	if err != nil {
 		return nil, err
 	}
-	registerHeadMetrics(reg, head)
+	set, err := segments.OpenSet(logger, filepath.Join(dataDir, "segments"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = set.Close()
+		}
+	}()
+	compactor, err := segments.NewCompactor(logger, set, compactOpts, reg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := buffer.OpenStore(logger, dataDir, storeOpts, set, reg)
+	if err != nil {
+		return nil, err
+	}
+	head := store.Head()
+	registerStorageMetrics(reg, store, set)
 
-	queryable := query.NewQueryable(head)
+	queryable := query.NewQueryable(head, set)
 	engine, err := query.NewEngine(logger, reg, queryable, query.Options{
 		Timeout:            v.GetDuration("query.timeout"),
 		MaxSamples:         v.GetInt("query.max_samples"),
@@ -89,7 +110,7 @@ func newServer(logger *slog.Logger, v *viper.Viper) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := api.New(logger, reg, reg, head, engine, queryable, api.Options{
+	a, err := api.New(logger, reg, reg, store, engine, queryable, api.Options{
 		MaxBodyBytes: v.GetInt64("limits.max_body_bytes"),
 		IngestLimits: ingest.Limits{
 			MaxSeriesPerRequest:  v.GetInt("limits.max_series_per_request"),
@@ -98,23 +119,102 @@ func newServer(logger *slog.Logger, v *viper.Viper) (*server, error) {
 			MaxLabelNameLength:   v.GetInt("limits.max_label_name_length"),
 			MaxLabelValueLength:  v.GetInt("limits.max_label_value_length"),
 		},
-		Build: buildInfo(),
+		Build:      buildInfo(),
+		Flusher:    store,
+		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &server{logger: logger, v: v, reg: reg, head: head, api: a}, nil
+	return &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, api: a}, nil
 }
 
-func registerHeadMetrics(reg prometheus.Registerer, h *buffer.Head) {
+// storageOptions maps the config onto the store's and compactor's options.
+func storageOptions(v *viper.Viper) (buffer.StoreOptions, segments.CompactOptions, error) {
+	o := buffer.DefaultStoreOptions()
+	o.Head.ChunkSamples = v.GetInt("head.chunk_samples")
+	o.Head.MaxSeries = v.GetInt("limits.max_series")
+	o.MaxHeadSamples = v.GetInt64("head.max_samples")
+	block := v.GetDuration("storage.block_duration").Milliseconds()
+	o.BlockDuration = block
+	if block < o.Head.ChunkRange {
+		o.Head.ChunkRange = block // chunks must not cross block boundaries
+	}
+	mode, err := wal.ParseSyncMode(v.GetString("wal.sync"))
+	if err != nil {
+		return o, segments.CompactOptions{}, fmt.Errorf("wal.sync: %w", err)
+	}
+	o.WAL.SyncMode = mode
+	o.WAL.SyncInterval = v.GetDuration("wal.sync_interval")
+	o.WAL.SegmentSize = v.GetInt64("wal.segment_size")
+
+	var c segments.CompactOptions
+	c.ChunkSamples = o.Head.ChunkSamples
+	for _, part := range strings.Split(v.GetString("storage.compaction_ranges"), ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return o, c, fmt.Errorf("storage.compaction_ranges: %w", err)
+		}
+		c.Ranges = append(c.Ranges, d.Milliseconds())
+	}
+	if len(c.Ranges) == 0 || c.Ranges[0] != block {
+		return o, c, fmt.Errorf("storage.compaction_ranges %q: the first range must equal storage.block_duration (%s)", v.GetString("storage.compaction_ranges"), v.GetDuration("storage.block_duration"))
+	}
+	if err := o.Validate(); err != nil {
+		return o, c, err
+	}
+	return o, c, c.Validate()
+}
+
+func registerStorageMetrics(reg prometheus.Registerer, store *buffer.Store, set *segments.Set) {
+	h := store.Head()
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_series", Help: "Series in the head."},
 			func() float64 { return float64(h.NumSeries()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_samples", Help: "Samples held in the head."},
+			func() float64 { return float64(h.SamplesInHead()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_head_samples_appended_total", Help: "Samples appended to the head."},
 			func() float64 { return float64(h.NumSamples()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_head_out_of_order_samples_total", Help: "Samples appended out of time order."},
 			func() float64 { return float64(h.NumOutOfOrder()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_wal_bytes", Help: "Bytes on disk of the write-ahead log."},
+			func() float64 { return float64(store.WALSize()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segments", Help: "Segments on disk."},
+			func() float64 { return float64(len(set.Segments())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segment_bytes", Help: "Bytes on disk of all segments."},
+			func() float64 {
+				var n int64
+				for _, in := range set.Segments() {
+					n += in.Size
+				}
+				return float64(n)
+			}),
 	)
+}
+
+// tsdbStatus gathers what /api/v1/status/tsdb reports.
+func tsdbStatus(store *buffer.Store, set *segments.Set) api.TSDBStatus {
+	h := store.Head()
+	mint, maxt := h.Bounds()
+	st := api.TSDBStatus{
+		HeadSeries:  h.NumSeries(),
+		HeadSamples: h.SamplesInHead(),
+		HeadMinTime: mint,
+		HeadMaxTime: maxt,
+		WALBytes:    store.WALSize(),
+	}
+	if mint > maxt {
+		st.HeadMinTime, st.HeadMaxTime = 0, 0
+	}
+	for _, in := range set.Segments() {
+		st.Segments = append(st.Segments, api.SegmentStatus{
+			ID: in.Meta.ID, MinTime: in.Meta.MinTime, MaxTime: in.Meta.MaxTime, Resolution: in.Meta.Resolution,
+			Series: in.Meta.NumSeries, Samples: in.Meta.NumSamples, Bytes: in.Size, Level: in.Meta.Compaction.Level,
+		})
+		st.SegmentBytes += in.Size
+		st.SegmentSamples += in.Meta.NumSamples
+	}
+	return st
 }
 
 // serve listens, serves until ctx is done, then shuts down gracefully.
@@ -124,7 +224,6 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s.listener = ln
 	hs := &http.Server{
 		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -139,9 +238,18 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
+	mctx, stopMaintenance := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.store.Run(mctx, s.v.GetDuration("storage.maintenance_interval"), s.maintain)
+	}()
+
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	s.logger.Info("shutting down: finishing in-flight requests")
@@ -150,6 +258,23 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	if err := hs.Shutdown(sctx); err != nil {
 		s.logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
+	stopMaintenance()
+	wg.Wait()
+	// Every acknowledged write is in the log already; flushing now only
+	// makes the next start quick.
+	if err := s.store.Close(sctx); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("close store: %w", err))
+	}
+	if err := s.set.Close(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("close segments: %w", err))
+	}
 	s.logger.Info("stopped")
-	return nil
+	return serveErr
+}
+
+// maintain runs the background work that follows a flush check.
+func (s *server) maintain(ctx context.Context) {
+	if _, err := s.compactor.Compact(ctx); err != nil && ctx.Err() == nil {
+		s.logger.Error("compact segments", "err", err)
+	}
 }

@@ -1,4 +1,4 @@
-package buffer
+package segments
 
 import (
 	"math"
@@ -7,28 +7,40 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
+// The iterators below combine chunk iterators: a chain of consecutive
+// chunks, a merge of overlapping sources where the last listed wins, and a
+// bound on the time range. The head and every segment reader share them.
+
 // floatIterator provides the histogram methods of chunkenc.Iterator for
 // iterators that only ever hold floats.
 type floatIterator struct{}
 
 func (floatIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("buffer: float-only iterator has no histograms")
+	panic("segments: float-only iterator has no histograms")
 }
 
 func (floatIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("buffer: float-only iterator has no histograms")
+	panic("segments: float-only iterator has no histograms")
 }
 
 func (floatIterator) AtST() int64 { return 0 }
 
+// Sample is one float sample.
+type Sample struct {
+	T int64
+	V float64
+}
+
 // sliceIterator iterates samples sorted by time.
 type sliceIterator struct {
 	floatIterator
-	s []sample
+	s []Sample
 	i int
 }
 
-func newSliceIterator(s []sample) *sliceIterator { return &sliceIterator{s: s, i: -1} }
+// NewSliceIterator returns an iterator over samples, which must be sorted by
+// time without duplicates.
+func NewSliceIterator(s []Sample) chunkenc.Iterator { return &sliceIterator{s: s, i: -1} }
 
 func (it *sliceIterator) Next() chunkenc.ValueType {
 	if it.i+1 >= len(it.s) {
@@ -44,15 +56,15 @@ func (it *sliceIterator) Seek(t int64) chunkenc.ValueType {
 		it.i = 0
 	}
 	for ; it.i < len(it.s); it.i++ {
-		if it.s[it.i].t >= t {
+		if it.s[it.i].T >= t {
 			return chunkenc.ValFloat
 		}
 	}
 	return chunkenc.ValNone
 }
 
-func (it *sliceIterator) At() (int64, float64) { return it.s[it.i].t, it.s[it.i].v }
-func (it *sliceIterator) AtT() int64           { return it.s[it.i].t }
+func (it *sliceIterator) At() (int64, float64) { return it.s[it.i].T, it.s[it.i].V }
+func (it *sliceIterator) AtT() int64           { return it.s[it.i].T }
 func (it *sliceIterator) Err() error           { return nil }
 
 // chainIterator iterates a list of chunks sorted by time that do not

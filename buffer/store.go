@@ -1,0 +1,299 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-tsdb/strata/buffer/wal"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// SegmentSink takes the segments a flush writes. segments.Set implements it.
+type SegmentSink interface {
+	// Dir is the directory new segments are written into.
+	Dir() string
+	// Publish opens the segments written under Dir and makes them visible
+	// to readers. When Publish returns nil, they are durable and readable.
+	Publish(metas []segments.Meta) error
+}
+
+// StoreOptions configures a Store.
+type StoreOptions struct {
+	Head Options
+	WAL  wal.Options
+	// BlockDuration is the span of time one flushed segment covers, in
+	// milliseconds; a multiple of Head.ChunkRange. Zero means 2 h.
+	BlockDuration int64
+	// MaxHeadSamples makes FlushDue true once the head holds more samples.
+	// Zero means 20,000,000.
+	MaxHeadSamples int64
+}
+
+// DefaultStoreOptions returns the options used for fields left zero.
+func DefaultStoreOptions() StoreOptions {
+	return StoreOptions{
+		Head:           DefaultOptions(),
+		WAL:            wal.DefaultOptions(),
+		BlockDuration:  (2 * time.Hour).Milliseconds(),
+		MaxHeadSamples: 20_000_000,
+	}
+}
+
+func (o StoreOptions) withDefaults() StoreOptions {
+	d := DefaultStoreOptions()
+	o.Head = o.Head.withDefaults()
+	if o.BlockDuration == 0 {
+		o.BlockDuration = d.BlockDuration
+	}
+	if o.MaxHeadSamples == 0 {
+		o.MaxHeadSamples = d.MaxHeadSamples
+	}
+	return o
+}
+
+// Validate reports the first option that is out of range.
+func (o StoreOptions) Validate() error {
+	if err := o.Head.Validate(); err != nil {
+		return err
+	}
+	if err := o.WAL.Validate(); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	o = o.withDefaults()
+	if o.BlockDuration < o.Head.ChunkRange || o.BlockDuration%o.Head.ChunkRange != 0 {
+		return fmt.Errorf("block duration %dms must be a multiple of the chunk range %dms", o.BlockDuration, o.Head.ChunkRange)
+	}
+	if o.MaxHeadSamples < 0 {
+		return errors.New("max head samples must not be negative")
+	}
+	return nil
+}
+
+// Store is the durable write path: the write-ahead log, the head it feeds,
+// and flushing the head into segments.
+type Store struct {
+	logger *slog.Logger
+	opts   StoreOptions
+	head   *Head
+	wal    *wal.WAL
+	sink   SegmentSink
+
+	// appendMtx is read-locked by Append from logging through applying, and
+	// write-locked by Flush around cutting the log, so that everything in
+	// the segments before the cut is in the head when the flush looks.
+	appendMtx sync.RWMutex
+	flushMtx  sync.Mutex // serialises flushes
+
+	metrics storeMetrics
+}
+
+type storeMetrics struct {
+	flushes, flushFailures prometheus.Counter
+	flushDuration          prometheus.Histogram
+	replayDuration         prometheus.Gauge
+}
+
+// OpenStore replays the write-ahead log under dir/wal into a new head and
+// opens the log for appending. Metrics are registered with reg when it is
+// not nil.
+func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentSink, reg prometheus.Registerer) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s := &Store{logger: logger, opts: opts, sink: sink}
+	s.metrics = storeMetrics{
+		flushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_head_flushes_total", Help: "Flushes of the head into segments."}),
+		flushFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_head_flush_failures_total", Help: "Flushes that failed."}),
+		flushDuration:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_head_flush_duration_seconds", Help: "Time taken by a flush.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		replayDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_wal_replay_duration_seconds", Help: "How long the last WAL replay took."}),
+	}
+	walOpts := opts.WAL
+	if reg != nil {
+		reg.MustRegister(s.metrics.flushes, s.metrics.flushFailures, s.metrics.flushDuration, s.metrics.replayDuration)
+		if walOpts.Metrics == nil {
+			walOpts.Metrics = wal.NewMetrics(reg)
+		}
+	}
+	walDir := filepath.Join(dir, "wal")
+	head, err := NewHead(opts.Head, nil)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rp := head.NewReplayer(logger)
+	if err := wal.Replay(logger, walDir, 0, rp.Apply); err != nil {
+		return nil, fmt.Errorf("replay write-ahead log: %w", err)
+	}
+	st := rp.Stats()
+	s.metrics.replayDuration.Set(time.Since(start).Seconds())
+	logger.Info("replayed write-ahead log", "records", st.Records, "series", st.Series, "samples", st.Samples,
+		"unknown_refs", st.UnknownRefs, "duration", time.Since(start).Round(time.Millisecond))
+	if st.UnknownRefs > 0 {
+		logger.Warn("samples in the write-ahead log had no series record and were dropped", "samples", st.UnknownRefs)
+	}
+	w, err := wal.Open(logger, walDir, walOpts)
+	if err != nil {
+		return nil, fmt.Errorf("open write-ahead log: %w", err)
+	}
+	head.log = w
+	s.head, s.wal = head, w
+	return s, nil
+}
+
+// Head returns the store's head, for reads.
+func (s *Store) Head() *Head { return s.head }
+
+// WALSize returns the bytes on disk of the write-ahead log.
+func (s *Store) WALSize() int64 { return s.wal.Size() }
+
+// Append makes b durable in the log and visible in the head, or applies
+// nothing of it and returns an error.
+func (s *Store) Append(b *ingest.Batch) error {
+	s.appendMtx.RLock()
+	defer s.appendMtx.RUnlock()
+	return s.head.Append(b)
+}
+
+// FlushDue reports whether the head should be flushed: it holds data of a
+// block that ended more than half a block before the newest sample, or more
+// samples than MaxHeadSamples.
+func (s *Store) FlushDue() bool {
+	if s.head.SamplesInHead() > s.opts.MaxHeadSamples {
+		return true
+	}
+	mint, maxt := s.head.Bounds()
+	if mint > maxt {
+		return false
+	}
+	return mint < rangeStart(maxt-s.opts.BlockDuration/2, s.opts.BlockDuration)
+}
+
+// Flush writes everything in the head into segments, one per block, makes
+// them visible, then drops the flushed data from the head and the log
+// segments it came from.
+func (s *Store) Flush(ctx context.Context) error {
+	s.flushMtx.Lock()
+	defer s.flushMtx.Unlock()
+	start := time.Now()
+	err := s.flush(ctx)
+	s.metrics.flushDuration.Observe(time.Since(start).Seconds())
+	s.metrics.flushes.Inc()
+	if err != nil {
+		s.metrics.flushFailures.Inc()
+	}
+	return err
+}
+
+func (s *Store) flush(ctx context.Context) error {
+	if s.head.SamplesInHead() == 0 {
+		return nil
+	}
+	s.appendMtx.Lock()
+	cut, err := s.wal.Cut()
+	s.appendMtx.Unlock()
+	if err != nil {
+		return fmt.Errorf("cut write-ahead log: %w", err)
+	}
+	// The log before the cut goes away below; every live series' labels
+	// must be in the log after it.
+	if recs := s.head.SeriesRecords(10_000); len(recs) > 0 {
+		if err := s.wal.Log(recs...); err != nil {
+			return fmt.Errorf("log series records: %w", err)
+		}
+	}
+	items, err := s.head.snapshotForFlush(ctx)
+	if err != nil {
+		return err
+	}
+	blocks, err := encodeBlocks(ctx, items, s.opts.BlockDuration, s.opts.Head.ChunkSamples)
+	if err != nil {
+		return err
+	}
+	metas, err := writeBlocks(ctx, s.sink.Dir(), blocks, s.opts.BlockDuration)
+	if err != nil {
+		return err
+	}
+	if err := s.sink.Publish(metas); err != nil {
+		return fmt.Errorf("publish flushed segments: %w", err)
+	}
+	dropped := s.head.truncateFlushed(items)
+	s.head.recomputeBounds()
+	if err := s.wal.Truncate(cut); err != nil {
+		return fmt.Errorf("truncate write-ahead log: %w", err)
+	}
+	var samples uint64
+	for _, m := range metas {
+		samples += m.NumSamples
+	}
+	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped)
+	return nil
+}
+
+// Close flushes the head and closes the log. After Close the log holds
+// nothing that is not in a segment, so the next start replays nothing.
+func (s *Store) Close(ctx context.Context) error {
+	ferr := s.Flush(ctx)
+	if ferr != nil {
+		s.logger.Error("flush on close failed; the write-ahead log keeps the data", "err", ferr)
+	}
+	return errors.Join(ferr, s.wal.Close())
+}
+
+// recomputeBounds sets the head's time bounds from the data it holds.
+func (h *Head) recomputeBounds() {
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	h.series.forEach(func(s *memSeries) {
+		s.mtx.Lock()
+		for _, c := range s.chunks {
+			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
+		}
+		if s.head != nil {
+			mint, maxt = min(mint, s.head.minT), max(maxt, s.head.maxT)
+		}
+		for _, c := range s.oooChunks {
+			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
+		}
+		for _, x := range s.ooo {
+			mint, maxt = min(mint, x.T), max(maxt, x.T)
+		}
+		s.mtx.Unlock()
+	})
+	h.minTime.Store(mint)
+	h.maxTime.Store(maxt)
+}
+
+// Run flushes the head whenever FlushDue says so, checking every interval,
+// and after each check calls maintain (compaction, in the server) holding
+// the flush lock, so that no flush, not even one asked for through Flush,
+// overlaps maintenance. It returns when ctx is done.
+func (s *Store) Run(ctx context.Context, interval time.Duration, maintain func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.FlushDue() {
+			if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("flush head", "err", err)
+			}
+		}
+		if maintain != nil {
+			s.flushMtx.Lock()
+			maintain(ctx)
+			s.flushMtx.Unlock()
+		}
+	}
+}

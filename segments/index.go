@@ -1,0 +1,280 @@
+package segments
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// indexReader decodes an index file held in b (normally mmapped). The
+// postings table is decoded into memory when the reader is created; symbols,
+// series entries and postings lists are decoded from b on demand. Every
+// method is safe for concurrent use and never panics on malformed bytes;
+// errors are *CorruptionError without Dir.
+type indexReader struct {
+	b   []byte
+	toc [numSections]section
+
+	allOff uint64   // offset of the postings list of all series
+	names  []string // label names in order; strings alias b
+	values map[string]*labelValues
+}
+
+// labelValues are the values of one label name, in order, with the offsets
+// of their postings lists. The strings alias the index bytes.
+type labelValues struct {
+	values []string
+	offs   []uint64
+}
+
+func (lv *labelValues) lookup(v string) (uint64, bool) {
+	i, ok := slices.BinarySearch(lv.values, v)
+	if !ok {
+		return 0, false
+	}
+	return lv.offs[i], true
+}
+
+func indexErr(off uint64, format string, args ...any) *CorruptionError {
+	return corruptf(indexFilename, int64(off), format, args...)
+}
+
+// newIndexReader checks the header, the table of contents and the CRC32C of
+// every section, validates the symbol table and loads the postings table.
+func newIndexReader(b []byte) (*indexReader, error) {
+	if len(b) < indexHeaderSize+numSections*4+tocSize {
+		return nil, indexErr(0, "index of %d bytes is too short", len(b))
+	}
+	if m := binary.BigEndian.Uint32(b); m != indexMagic {
+		return nil, indexErr(0, "bad magic %#x", m)
+	}
+	if v := b[4]; v != indexVersion {
+		return nil, indexErr(4, "unsupported index version %d", v)
+	}
+	r := &indexReader{b: b}
+	tocOff := uint64(len(b) - tocSize)
+	d := decbuf{b: b[tocOff:]}
+	for i := range r.toc {
+		r.toc[i] = section{off: d.be64(), len: d.be64()}
+	}
+	if sum, got := d.be32(), crc32c(b[tocOff:len(b)-4]); sum != got {
+		return nil, indexErr(tocOff, "table of contents: %w (stored %08x, computed %08x)", ErrChecksum, sum, got)
+	}
+	// Sections tile the file: header, then each body followed by its CRC,
+	// then the TOC.
+	next := uint64(indexHeaderSize)
+	for i, s := range r.toc {
+		if s.off != next || s.len > tocOff || s.off+s.len+4 > tocOff {
+			return nil, indexErr(tocOff, "section %d at %d+%d does not follow the previous one (want offset %d)", i, s.off, s.len, next)
+		}
+		next = s.end() + 4
+		body := b[s.off:s.end()]
+		if sum, got := binary.BigEndian.Uint32(b[s.end():]), crc32c(body); sum != got {
+			return nil, indexErr(s.off, "section %s: %w (stored %08x, computed %08x)", sectionName(i), ErrChecksum, sum, got)
+		}
+	}
+	if next != tocOff {
+		return nil, indexErr(next, "%d bytes between the last section and the table of contents", tocOff-next)
+	}
+	if err := r.checkSymbols(); err != nil {
+		return nil, err
+	}
+	if err := r.readPostingsTable(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func sectionName(i int) string {
+	return [...]string{"symbols", "series", "postings", "postings table"}[i]
+}
+
+func (r *indexReader) body(i int) []byte { return r.b[r.toc[i].off:r.toc[i].end()] }
+
+// checkSymbols validates that the symbol table decodes and is sorted.
+func (r *indexReader) checkSymbols() error {
+	sec := r.toc[secSymbols]
+	d := decbuf{b: r.body(secSymbols)}
+	n := d.uvarint()
+	if d.err == nil && n > uint64(d.len()) {
+		return indexErr(sec.off, "symbol count %d exceeds section", n)
+	}
+	var prev []byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		s := d.uvarintBytes()
+		if i > 0 && string(s) <= string(prev) {
+			return indexErr(sec.end()-uint64(d.len()), "symbols not sorted at %q", s)
+		}
+		prev = s
+	}
+	if d.err != nil {
+		return indexErr(sec.end()-uint64(d.len()), "decode symbols: %w", d.err)
+	}
+	if d.len() != 0 {
+		return indexErr(sec.end()-uint64(d.len()), "%d trailing bytes after symbols", d.len())
+	}
+	return nil
+}
+
+// readPostingsTable loads the postings table into memory.
+func (r *indexReader) readPostingsTable() error {
+	sec := r.toc[secPostingsTable]
+	pst := r.toc[secPostings]
+	d := decbuf{b: r.body(secPostingsTable)}
+	pos := func() uint64 { return sec.end() - uint64(d.len()) }
+	n := d.uvarint()
+	if d.err == nil && n > uint64(d.len())/3 { // an entry takes at least 3 bytes
+		return indexErr(sec.off, "postings table count %d exceeds section", n)
+	}
+	r.values = make(map[string]*labelValues)
+	var prevName, prevValue string
+	var cur *labelValues
+	for i := uint64(0); i < n; i++ {
+		at := pos()
+		name := yoloString(d.uvarintBytes())
+		value := yoloString(d.uvarintBytes())
+		off := d.uvarint()
+		if d.err != nil {
+			return indexErr(at, "decode postings table entry %d: %w", i, d.err)
+		}
+		if off < pst.off || off >= pst.end() {
+			return indexErr(at, "postings offset %d outside postings section", off)
+		}
+		if i == 0 {
+			if name != "" || value != "" {
+				return indexErr(at, "postings table does not start with the list of all series")
+			}
+			r.allOff = off
+			continue
+		}
+		if c := cmp.Or(strings.Compare(name, prevName), strings.Compare(value, prevValue)); c <= 0 || name == "" || value == "" {
+			return indexErr(at, "postings table entry %q=%q out of order or empty", name, value)
+		}
+		if name != prevName {
+			if cur != nil {
+				cur.values, cur.offs = slices.Clip(cur.values), slices.Clip(cur.offs)
+			}
+			cur = &labelValues{}
+			r.values[name] = cur
+			r.names = append(r.names, name)
+		}
+		cur.values = append(cur.values, value)
+		cur.offs = append(cur.offs, off)
+		prevName, prevValue = name, value
+	}
+	if n == 0 {
+		return indexErr(sec.off, "empty postings table")
+	}
+	if d.err != nil {
+		return indexErr(pos(), "decode postings table: %w", d.err)
+	}
+	if d.len() != 0 {
+		return indexErr(pos(), "%d trailing bytes after postings table", d.len())
+	}
+	if cur != nil {
+		cur.values, cur.offs = slices.Clip(cur.values), slices.Clip(cur.offs)
+	}
+	r.names = slices.Clip(r.names)
+	return nil
+}
+
+// symbol returns the symbol at offset ref. The string aliases the index.
+func (r *indexReader) symbol(ref uint64) (string, error) {
+	sec := r.toc[secSymbols]
+	if ref < sec.off || ref >= sec.end() {
+		return "", indexErr(ref, "symbol ref outside symbols section")
+	}
+	d := decbuf{b: r.b[ref:sec.end()]}
+	s := d.uvarintBytes()
+	if d.err != nil {
+		return "", indexErr(ref, "decode symbol: %w", d.err)
+	}
+	return yoloString(s), nil
+}
+
+// series decodes the series entry at ref. It appends the symbol refs of its
+// label pairs (name, value, name, value, ...) to lbls and, unless chks is
+// nil, its chunk metas to *chks.
+func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]uint64, error) {
+	sec := r.toc[secSeries]
+	if ref < sec.off || ref >= sec.end() {
+		return lbls, indexErr(ref, "series ref outside series section")
+	}
+	d := decbuf{b: r.b[ref:sec.end()]}
+	d = decbuf{b: d.uvarintBytes(), err: d.err}
+	nl := d.uvarint()
+	if d.err == nil && nl > uint64(d.len())/2 {
+		return lbls, indexErr(ref, "label count %d exceeds series entry", nl)
+	}
+	for i := uint64(0); i < 2*nl; i++ {
+		lbls = append(lbls, d.uvarint())
+	}
+	if chks == nil {
+		if d.err != nil {
+			return lbls, indexErr(ref, "decode series: %w", d.err)
+		}
+		return lbls, nil
+	}
+	nc := d.uvarint()
+	if d.err == nil && nc > uint64(d.len())/4 { // a chunk meta takes at least 4 bytes
+		return lbls, indexErr(ref, "chunk count %d exceeds series entry", nc)
+	}
+	*chks = slices.Grow(*chks, int(nc))
+	var mint int64
+	var cref uint64
+	for i := uint64(0); i < nc; i++ {
+		kind := ChunkKind(d.byte())
+		if i == 0 {
+			mint = d.varint()
+			cref = d.uvarint()
+		} else {
+			mint += d.varint()
+			cref += d.uvarint()
+		}
+		span := d.uvarint()
+		maxt := mint + int64(span)
+		if d.err != nil {
+			break
+		}
+		if !kind.Valid() {
+			return lbls, indexErr(ref, "chunk %d: invalid kind %d", i, kind)
+		}
+		if int64(span) < 0 || maxt < mint {
+			return lbls, indexErr(ref, "chunk %d: time span %d overflows", i, span)
+		}
+		*chks = append(*chks, ChunkMeta{Kind: kind, MinTime: mint, MaxTime: maxt, Ref: ChunkRef(cref)})
+	}
+	if d.err != nil {
+		return lbls, indexErr(ref, "decode series: %w", d.err)
+	}
+	if d.len() != 0 {
+		return lbls, indexErr(ref, "%d trailing bytes in series entry", d.len())
+	}
+	return lbls, nil
+}
+
+// postingsAt returns the postings list at offset off.
+func (r *indexReader) postingsAt(off uint64) postings {
+	sec := r.toc[secPostings]
+	if off < sec.off || off >= sec.end() {
+		return errPostings{indexErr(off, "postings offset outside postings section")}
+	}
+	p := &listPostings{off: off, d: decbuf{b: r.b[off:sec.end()]}}
+	p.n = p.d.uvarint()
+	if p.d.err != nil {
+		return errPostings{indexErr(off, "decode postings: %w", p.d.err)}
+	}
+	if p.n > uint64(p.d.len()) {
+		return errPostings{indexErr(off, "postings count %d exceeds section", p.n)}
+	}
+	return p
+}
+
+func (r *indexReader) allPostings() postings { return r.postingsAt(r.allOff) }
+
+// String describes the reader for debugging.
+func (r *indexReader) String() string {
+	return fmt.Sprintf("index{%d bytes, %d names}", len(r.b), len(r.names))
+}

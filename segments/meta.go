@@ -1,0 +1,206 @@
+package segments
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// FormatVersion is the segment format version this package writes and reads.
+const FormatVersion = 1
+
+const (
+	metaFilename  = "meta.json"
+	indexFilename = "index"
+	chunksDirname = "chunks"
+)
+
+// Meta describes a segment. It is stored as meta.json in the segment
+// directory.
+type Meta struct {
+	// ID is the segment's unique, lexically time-sortable identifier (a
+	// ULID) and the name of its directory.
+	ID string `json:"id"`
+	// MinTime and MaxTime bound the samples of the segment, in milliseconds
+	// since the epoch, both inclusive.
+	MinTime int64 `json:"min_time"`
+	MaxTime int64 `json:"max_time"`
+	// Resolution is the rollup bucket width in milliseconds; 0 means raw
+	// samples.
+	Resolution int64 `json:"resolution"`
+	// NumSeries, NumSamples and NumChunks count the content. NumSamples
+	// counts the samples of every chunk of every kind.
+	NumSeries  uint64 `json:"num_series"`
+	NumSamples uint64 `json:"num_samples"`
+	NumChunks  uint64 `json:"num_chunks"`
+	// Version is the format version (FormatVersion when written by this
+	// package).
+	Version int `json:"version"`
+	// Compaction records where the segment came from.
+	Compaction CompactionMeta `json:"compaction"`
+}
+
+// CompactionMeta records a segment's lineage.
+type CompactionMeta struct {
+	// Level is 1 for a segment flushed from the head and one more than the
+	// highest level of its inputs for a compacted segment.
+	Level int `json:"level"`
+	// Sources are the IDs of the level-1 segments whose data this segment
+	// holds (its own ID for a level-1 segment).
+	Sources []string `json:"sources"`
+}
+
+// fileMeta records the size and CRC32C of one file of a segment.
+type fileMeta struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	CRC32C string `json:"crc32c"`
+}
+
+// metaFile is the content of meta.json: the Meta fields at top level, the
+// list of the other files, and a checksum of all of it.
+type metaFile struct {
+	Meta
+	Files []fileMeta `json:"files"`
+	// Checksum is the CRC32C (8 hex digits) of the compact JSON encoding of
+	// this struct with Checksum empty.
+	Checksum string `json:"checksum"`
+}
+
+// checksumKey precedes the checksum value in meta.json as written by
+// json.MarshalIndent.
+const (
+	checksumKey         = `"checksum": "`
+	checksumPlaceholder = "00000000"
+)
+
+// rawChecksum returns the CRC32C of meta.json's bytes with the checksum
+// value replaced by zeros. Covering the raw bytes (not a re-encoding) makes
+// any damaged byte count, and lets a newer version add fields without
+// changing how the checksum is verified.
+func rawChecksum(b []byte, value string) (uint32, bool) {
+	i := bytes.LastIndex(b, []byte(checksumKey+value+`"`))
+	if i < 0 || len(value) != len(checksumPlaceholder) {
+		return 0, false
+	}
+	c := bytes.Clone(b)
+	copy(c[i+len(checksumKey):], checksumPlaceholder)
+	return crc32c(c), true
+}
+
+func formatCRC(c uint32) string { return fmt.Sprintf("%08x", c) }
+
+func parseCRC(s string) (uint32, error) {
+	if len(s) != 8 {
+		return 0, fmt.Errorf("bad crc32c %q", s)
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad crc32c %q", s)
+	}
+	return uint32(v), nil
+}
+
+// marshal encodes m and sets its checksum.
+func (m *metaFile) marshal() ([]byte, error) {
+	m.Checksum = checksumPlaceholder
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	sum, ok := rawChecksum(b, checksumPlaceholder)
+	if !ok {
+		return nil, errors.New("encode meta: checksum field not found")
+	}
+	m.Checksum = formatCRC(sum)
+	i := bytes.LastIndex(b, []byte(checksumKey+checksumPlaceholder))
+	copy(b[i+len(checksumKey):], m.Checksum)
+	return b, nil
+}
+
+// readMetaFile reads and verifies dir/meta.json. Every error is a
+// *CorruptionError except ErrUnsupportedVersion.
+func readMetaFile(dir string) (*metaFile, int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metaFilename))
+	if err != nil {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: err}
+	}
+	var m metaFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: dec.InputOffset(), Err: err}
+	}
+	if dec.More() {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: dec.InputOffset(), Err: errors.New("trailing data")}
+	}
+	sum, ok := rawChecksum(b, m.Checksum)
+	if !ok || formatCRC(sum) != m.Checksum {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1,
+			Err: fmt.Errorf("meta: %w (stored %q, computed %08x)", ErrChecksum, m.Checksum, sum)}
+	}
+	// Checked after the checksum, so a damaged version digit is
+	// corruption, while a segment from a newer Strata is refused, not
+	// quarantined.
+	if m.Version > FormatVersion {
+		return nil, 0, fmt.Errorf("segment %s: version %d: %w", dir, m.Version, ErrUnsupportedVersion)
+	}
+	if m.Version != FormatVersion {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: fmt.Errorf("invalid version %d", m.Version)}
+	}
+	if err := m.validate(); err != nil {
+		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: err}
+	}
+	return &m, int64(len(b)), nil
+}
+
+// validate checks the invariants of a meta file written by this package.
+func (m *metaFile) validate() error {
+	if err := validateID(m.ID); err != nil {
+		return err
+	}
+	if m.MinTime > m.MaxTime {
+		return fmt.Errorf("min_time %d after max_time %d", m.MinTime, m.MaxTime)
+	}
+	if m.Resolution < 0 {
+		return fmt.Errorf("negative resolution %d", m.Resolution)
+	}
+	if len(m.Files) < 1 || m.Files[0].Name != indexFilename {
+		return errors.New("files: index missing")
+	}
+	for i, f := range m.Files {
+		if i > 0 && f.Name != chunksFileName(uint32(i)) {
+			return fmt.Errorf("files: entry %d is %q, want %q", i, f.Name, chunksFileName(uint32(i)))
+		}
+		if f.Size < 0 {
+			return fmt.Errorf("files: %s: negative size", f.Name)
+		}
+		if _, err := parseCRC(f.CRC32C); err != nil {
+			return fmt.Errorf("files: %s: %w", f.Name, err)
+		}
+	}
+	return nil
+}
+
+// validateID checks that id can name a segment directory.
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty segment id")
+	case id == "." || id == ".." || id == quarantineDirname:
+		return fmt.Errorf("reserved segment id %q", id)
+	case len(id) > 200:
+		return fmt.Errorf("segment id of %d bytes is too long", len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return fmt.Errorf("segment id %q: character %q not allowed", id, c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package segments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Segment is an open, immutable segment. Its index and chunks files are
+// mmapped; series entries, postings and chunks are decoded from the mapping
+// on demand, so the heap holds only the meta and the postings table.
+//
+// All methods are safe for concurrent use. Labels and strings returned by a
+// Segment are copies and stay valid after Close; chunks returned by
+// ReadChunk alias the mapping and must not be used after Close. A reader
+// that holds chunks across calls should Acquire the segment first, so that
+// Close (and Remove) wait for it.
+type Segment struct {
+	dir   string
+	meta  Meta
+	files []fileMeta
+	size  int64
+
+	index     *indexReader
+	indexMap  []byte
+	chunkMaps [][]byte // chunks files, by sequence number - 1
+
+	mtx     sync.Mutex
+	cond    sync.Cond // signals when readers drops to zero
+	readers int       // guarded by mtx
+	closing bool      // guarded by mtx
+	closed  atomic.Bool
+}
+
+// Open opens the segment in dir. It verifies meta.json, the size and CRC32C
+// of the index and of each of its sections, and the size and header of
+// every chunks file; chunk records are verified when read. Damage is
+// reported as *CorruptionError; a segment of a newer format as
+// ErrUnsupportedVersion.
+func Open(dir string) (*Segment, error) {
+	dir = filepath.Clean(dir)
+	mf, metaSize, err := readMetaFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize}
+	s.cond.L = &s.mtx
+	if err := s.open(); err != nil {
+		s.unmap()
+		return nil, withDir(err, dir)
+	}
+	return s, nil
+}
+
+func (s *Segment) open() error {
+	idx := s.files[0]
+	b, err := s.mapFile(idx)
+	if err != nil {
+		return err
+	}
+	s.indexMap = b
+	if s.index, err = newIndexReader(b); err != nil {
+		return err
+	}
+	if want, _ := parseCRC(idx.CRC32C); crc32c(b) != want {
+		return &CorruptionError{File: indexFilename, Offset: -1,
+			Err: fmt.Errorf("index: %w with meta.json (computed %08x, meta %s)", ErrChecksum, crc32c(b), idx.CRC32C)}
+	}
+	for _, f := range s.files[1:] {
+		b, err := s.mapFile(f)
+		if err != nil {
+			return err
+		}
+		s.chunkMaps = append(s.chunkMaps, b)
+		if err := checkChunksHeader(b); err != nil {
+			return &CorruptionError{File: f.Name, Offset: 0, Err: err}
+		}
+	}
+	for _, f := range s.files {
+		s.size += f.Size
+	}
+	return nil
+}
+
+// mapFile mmaps one file after checking its size against meta.json.
+func (s *Segment) mapFile(fm fileMeta) ([]byte, error) {
+	f, err := os.Open(filepath.Join(s.dir, fm.Name))
+	if err != nil {
+		return nil, &CorruptionError{File: fm.Name, Offset: -1, Err: err}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() != fm.Size {
+		return nil, &CorruptionError{File: fm.Name, Offset: -1,
+			Err: fmt.Errorf("size %d, meta.json says %d", st.Size(), fm.Size)}
+	}
+	if fm.Size == 0 {
+		return nil, &CorruptionError{File: fm.Name, Offset: -1, Err: errors.New("empty file")}
+	}
+	if int64(int(fm.Size)) != fm.Size {
+		return nil, fmt.Errorf("map %s: file too large", fm.Name)
+	}
+	b, err := mmapFile(f, int(fm.Size))
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", fm.Name, err)
+	}
+	return b, nil
+}
+
+func (s *Segment) unmap() error {
+	var errs []error
+	if s.indexMap != nil {
+		errs = append(errs, munmap(s.indexMap))
+	}
+	for _, b := range s.chunkMaps {
+		errs = append(errs, munmap(b))
+	}
+	s.index, s.indexMap, s.chunkMaps = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// Meta returns the segment's meta. Its Compaction.Sources slice is shared:
+// do not modify it.
+func (s *Segment) Meta() Meta { return s.meta }
+
+// Dir returns the segment directory.
+func (s *Segment) Dir() string { return s.dir }
+
+// Size returns the bytes the segment's files take on disk.
+func (s *Segment) Size() int64 { return s.size }
+
+// Acquire registers a reader of s: Close waits until every successful
+// Acquire is matched by a Release. It returns ErrClosed once Close has begun.
+func (s *Segment) Acquire() error {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	if s.closing {
+		return ErrClosed
+	}
+	s.readers++
+	return nil
+}
+
+// Release ends a reader registered with Acquire.
+func (s *Segment) Release() {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	s.readers--
+	if s.readers < 0 {
+		panic("segments: Release without Acquire")
+	}
+	if s.readers == 0 {
+		s.cond.Broadcast()
+	}
+}
+
+// Close waits for the readers registered with Acquire to Release, then
+// unmaps the files. Further calls of s's methods return ErrClosed; a second
+// Close returns nil.
+func (s *Segment) Close() error {
+	s.mtx.Lock()
+	if s.closing {
+		s.mtx.Unlock()
+		return nil
+	}
+	s.closing = true
+	for s.readers > 0 {
+		s.cond.Wait()
+	}
+	s.mtx.Unlock()
+	s.closed.Store(true)
+	if err := s.unmap(); err != nil {
+		return fmt.Errorf("close segment %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// ReadChunk loads the chunk at ref after verifying its CRC32C. The chunk is a
+// read-only view of the mmapped file, valid until Close. A damaged record or
+// a ref that points nowhere returns a *CorruptionError.
+func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	seq := ref.File()
+	if seq == 0 || uint64(seq) > uint64(len(s.chunkMaps)) {
+		return nil, &CorruptionError{Dir: s.dir, File: indexFilename, Offset: -1,
+			Err: fmt.Errorf("chunk ref %s: no such chunks file", ref)}
+	}
+	enc, data, err := decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
+	if err != nil {
+		return nil, &CorruptionError{Dir: s.dir, File: chunksFileName(seq), Offset: int64(ref.Offset()), Err: err}
+	}
+	return chunkenc.FromData(enc, data)
+}
+
+// Verify reads the whole segment: it checks the CRC32C of every chunks file
+// against meta.json, decodes every series, and reads every chunk, checking
+// its record CRC, its samples against the chunk meta's time range, and the
+// counts against meta.json. It is meant for tools and tests, not for the
+// open path.
+func (s *Segment) Verify(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	for i, b := range s.chunkMaps {
+		f := s.files[i+1]
+		if want, _ := parseCRC(f.CRC32C); crc32c(b) != want {
+			return &CorruptionError{Dir: s.dir, File: f.Name, Offset: -1,
+				Err: fmt.Errorf("chunks file: %w with meta.json", ErrChecksum)}
+		}
+	}
+	it, err := s.Select()
+	if err != nil {
+		return err
+	}
+	var nSeries, nChunks, nSamples uint64
+	var cit chunkenc.Iterator
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		nSeries++
+		for _, cm := range it.Chunks() {
+			c, err := s.ReadChunk(cm.Ref)
+			if err != nil {
+				return err
+			}
+			nChunks++
+			cit = c.Iterator(cit)
+			n := 0
+			for cit.Next() == chunkenc.ValFloat {
+				if t := cit.AtT(); t < cm.MinTime || t > cm.MaxTime || t < s.meta.MinTime || t > s.meta.MaxTime {
+					return &CorruptionError{Dir: s.dir, File: chunksFileName(cm.Ref.File()), Offset: int64(cm.Ref.Offset()),
+						Err: fmt.Errorf("series %s: sample at %d outside chunk range %d..%d", it.Labels(), t, cm.MinTime, cm.MaxTime)}
+				}
+				n++
+			}
+			if err := cit.Err(); err != nil || n != c.NumSamples() {
+				return &CorruptionError{Dir: s.dir, File: chunksFileName(cm.Ref.File()), Offset: int64(cm.Ref.Offset()),
+					Err: fmt.Errorf("series %s: decoded %d of %d samples: %v", it.Labels(), n, c.NumSamples(), err)}
+			}
+			nSamples += uint64(n)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	if nSeries != s.meta.NumSeries || nChunks != s.meta.NumChunks || nSamples != s.meta.NumSamples {
+		return &CorruptionError{Dir: s.dir, File: metaFilename, Offset: -1,
+			Err: fmt.Errorf("counts: found %d series, %d chunks, %d samples; meta.json says %d, %d, %d",
+				nSeries, nChunks, nSamples, s.meta.NumSeries, s.meta.NumChunks, s.meta.NumSamples)}
+	}
+	return nil
+}

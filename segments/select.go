@@ -1,0 +1,281 @@
+package segments
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// SeriesIterator iterates series in label order. It is not safe for
+// concurrent use, and must not be used after its segment is closed.
+type SeriesIterator interface {
+	// Next advances to the next series.
+	Next() bool
+	// Labels returns the current series' label set (a copy, safe to keep).
+	Labels() labels.Labels
+	// Chunks returns the current series' chunk metas, sorted by (Kind,
+	// MinTime), with Ref set and Chunk nil. The slice is freshly allocated
+	// for each series and belongs to the caller.
+	Chunks() []ChunkMeta
+	// Err returns the error that stopped iteration, if any (a
+	// *CorruptionError for damaged bytes).
+	Err() error
+}
+
+// Select returns the series matching all of ms, in label order. Matchers
+// follow Prometheus semantics: a missing label has the empty value, so
+// foo="" selects series without foo and foo!="bar" selects series without
+// foo too. With no matchers Select returns every series.
+func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	p, err := s.index.postingsForMatchers(ms)
+	if err != nil {
+		return nil, err
+	}
+	return &seriesIterator{dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}, nil
+}
+
+var errNilMatcher = errors.New("nil matcher")
+
+// postingsForMatchers returns the postings of the series matching all of ms.
+func (r *indexReader) postingsForMatchers(ms []*labels.Matcher) (postings, error) {
+	var its, nots []postings
+	for _, m := range ms {
+		if m == nil {
+			return nil, errNilMatcher
+		}
+		if m.Matches("") {
+			// m also selects series without the label: subtract the
+			// series whose value m rejects.
+			if p := r.postingsForValues(m.Name, m, true); p != nil {
+				nots = append(nots, p)
+			}
+			continue
+		}
+		p := r.postingsForValues(m.Name, m, false)
+		if p == nil {
+			return emptyPostings, nil
+		}
+		its = append(its, p)
+	}
+	if len(its) == 0 {
+		its = append(its, r.allPostings())
+	}
+	p := intersect(its...)
+	if len(nots) > 0 {
+		p = without(p, merge(nots...))
+	}
+	return p, nil
+}
+
+// postingsForValues returns the union of the postings of the values of name
+// that m accepts (or, with invert, rejects); nil when there are none.
+func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert bool) postings {
+	lv := r.values[name]
+	if lv == nil {
+		return nil
+	}
+	var its []postings
+	// Equality and set-of-alternatives regexes look values up directly
+	// instead of running the matcher on every value.
+	var set []string
+	switch {
+	case m.Type == labels.MatchEqual && !invert, m.Type == labels.MatchNotEqual && invert:
+		set = []string{m.Value}
+	case m.Type == labels.MatchRegexp && !invert, m.Type == labels.MatchNotRegexp && invert:
+		set = m.SetMatches()
+	}
+	if set != nil {
+		for _, v := range set {
+			if off, ok := lv.lookup(v); ok {
+				its = append(its, r.postingsAt(off))
+			}
+		}
+	} else {
+		for i, v := range lv.values {
+			if m.Matches(v) != invert {
+				its = append(its, r.postingsAt(lv.offs[i]))
+			}
+		}
+	}
+	if len(its) == 0 {
+		return nil
+	}
+	return merge(its...)
+}
+
+type seriesIterator struct {
+	dir  string
+	r    *indexReader
+	p    postings
+	b    labels.ScratchBuilder
+	refs []uint64
+	lset labels.Labels
+	chks []ChunkMeta
+	err  error
+}
+
+func (it *seriesIterator) Next() bool {
+	if it.err != nil {
+		return false
+	}
+	if !it.p.Next() {
+		it.err = withDir(it.p.Err(), it.dir)
+		return false
+	}
+	ref := it.p.At()
+	var chks []ChunkMeta
+	refs, err := it.r.series(ref, it.refs[:0], &chks)
+	it.refs = refs
+	if err == nil {
+		it.lset, err = it.r.labels(&it.b, refs)
+	}
+	if err != nil {
+		it.err = withDir(err, it.dir)
+		return false
+	}
+	it.chks = chks
+	return true
+}
+
+func (it *seriesIterator) Labels() labels.Labels { return it.lset }
+func (it *seriesIterator) Chunks() []ChunkMeta   { return it.chks }
+func (it *seriesIterator) Err() error            { return it.err }
+
+// labels resolves symbol ref pairs into a label set that does not alias the
+// index.
+func (r *indexReader) labels(b *labels.ScratchBuilder, refs []uint64) (labels.Labels, error) {
+	b.Reset()
+	for i := 0; i+1 < len(refs); i += 2 {
+		n, err := r.symbol(refs[i])
+		if err != nil {
+			return labels.EmptyLabels(), err
+		}
+		v, err := r.symbol(refs[i+1])
+		if err != nil {
+			return labels.EmptyLabels(), err
+		}
+		if !labelsCopy {
+			n, v = strings.Clone(n), strings.Clone(v)
+		}
+		b.Add(n, v)
+	}
+	return b.Labels(), nil
+}
+
+// LabelNames returns the sorted label names of the series matching ms, or of
+// all series when ms is empty.
+func (s *Segment) LabelNames(ms ...*labels.Matcher) ([]string, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	r := s.index
+	if len(ms) == 0 {
+		return cloneStrings(r.names), nil
+	}
+	seen := map[uint64]struct{}{} // name symbol refs
+	err := r.forEachSeriesLabels(ms, func(refs []uint64) {
+		for i := 0; i < len(refs); i += 2 {
+			seen[refs[i]] = struct{}{}
+		}
+	})
+	if err != nil {
+		return nil, withDir(err, s.dir)
+	}
+	names := make([]string, 0, len(seen))
+	for ref := range seen {
+		n, err := r.symbol(ref)
+		if err != nil {
+			return nil, withDir(err, s.dir)
+		}
+		names = append(names, strings.Clone(n))
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// LabelValues returns the sorted values of label name among the series
+// matching ms, or among all series when ms is empty.
+func (s *Segment) LabelValues(name string, ms ...*labels.Matcher) ([]string, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	r := s.index
+	lv := r.values[name]
+	if lv == nil {
+		return nil, nil
+	}
+	if len(ms) == 0 {
+		return cloneStrings(lv.values), nil
+	}
+	seen := map[uint64]struct{}{} // value symbol refs
+	var nameRef uint64
+	var symErr error
+	err := r.forEachSeriesLabels(ms, func(refs []uint64) {
+		for i := 0; i+1 < len(refs); i += 2 {
+			if nameRef == 0 {
+				// Symbols are unique, so once name's ref is known a
+				// comparison of refs finds it.
+				n, err := r.symbol(refs[i])
+				if err != nil {
+					symErr = err
+					return
+				}
+				if n != name {
+					continue
+				}
+				nameRef = refs[i]
+			}
+			if refs[i] == nameRef {
+				seen[refs[i+1]] = struct{}{}
+				return
+			}
+		}
+	})
+	if err == nil {
+		err = symErr
+	}
+	if err != nil {
+		return nil, withDir(err, s.dir)
+	}
+	vals := make([]string, 0, len(seen))
+	for ref := range seen {
+		v, err := r.symbol(ref)
+		if err != nil {
+			return nil, withDir(err, s.dir)
+		}
+		vals = append(vals, strings.Clone(v))
+	}
+	slices.Sort(vals)
+	return vals, nil
+}
+
+// forEachSeriesLabels calls f with the label symbol refs of each series
+// matching ms. refs is reused between calls.
+func (r *indexReader) forEachSeriesLabels(ms []*labels.Matcher, f func(refs []uint64)) error {
+	p, err := r.postingsForMatchers(ms)
+	if err != nil {
+		return err
+	}
+	var refs []uint64
+	for p.Next() {
+		refs, err = r.series(p.At(), refs[:0], nil)
+		if err != nil {
+			return err
+		}
+		f(refs)
+	}
+	return p.Err()
+}
+
+func cloneStrings(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
+}

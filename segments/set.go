@@ -1,0 +1,197 @@
+package segments
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// Set is the live collection of segments in one directory: what readers
+// see, what a flush publishes into and what compaction and retention
+// replace. Readers Acquire the segments they need; a segment that is
+// replaced or dropped leaves the set at once and is deleted from disk once
+// its last reader has released it.
+type Set struct {
+	logger *slog.Logger
+	dir    string
+
+	mtx  sync.RWMutex // mtx guards segs.
+	segs []*Segment   // sorted by MinTime, then ID
+
+	removals sync.WaitGroup // deletions waiting for readers
+}
+
+// OpenSet opens (creating dir if needed) every segment in dir; see OpenAll
+// for what happens to damaged and unfinished ones. A segment whose data
+// another segment also holds (a compaction that finished writing but not
+// removing its inputs) is removed.
+func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create segments dir: %w", err)
+	}
+	segs, err := OpenAll(logger, dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{logger: logger, dir: dir}
+	covered := map[string]bool{}
+	for _, seg := range segs {
+		for _, src := range seg.Meta().Compaction.Sources {
+			if src != seg.Meta().ID {
+				covered[src] = true
+			}
+		}
+	}
+	for _, seg := range segs {
+		if covered[seg.Meta().ID] {
+			logger.Info("removing segment left behind by a finished compaction", "segment", seg.Meta().ID)
+			if err := Remove(seg); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		s.segs = append(s.segs, seg)
+	}
+	s.sortLocked()
+	return s, nil
+}
+
+func (s *Set) sortLocked() {
+	slices.SortFunc(s.segs, func(a, b *Segment) int {
+		if c := cmp.Compare(a.meta.MinTime, b.meta.MinTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.meta.ID, b.meta.ID)
+	})
+}
+
+// Dir returns the directory the set's segments live in.
+func (s *Set) Dir() string { return s.dir }
+
+// Publish opens the segments with the given metas, already written under
+// Dir, and adds them to the set.
+func (s *Set) Publish(metas []Meta) error {
+	opened, err := s.open(metas)
+	if err != nil {
+		return err
+	}
+	s.mtx.Lock()
+	s.segs = append(s.segs, opened...)
+	s.sortLocked()
+	s.mtx.Unlock()
+	return nil
+}
+
+func (s *Set) open(metas []Meta) ([]*Segment, error) {
+	var opened []*Segment
+	for _, m := range metas {
+		seg, err := Open(filepath.Join(s.dir, m.ID))
+		if err != nil {
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			return nil, fmt.Errorf("open new segment %s: %w", m.ID, err)
+		}
+		opened = append(opened, seg)
+	}
+	return opened, nil
+}
+
+// Acquire returns the segments whose time range overlaps [mint, maxt], each
+// acquired for reading, sorted by ID (the order their data was written
+// in), and a function that releases them all.
+func (s *Set) Acquire(mint, maxt int64) ([]*Segment, func()) {
+	s.mtx.RLock()
+	var out []*Segment
+	for _, seg := range s.segs {
+		if seg.meta.MinTime <= maxt && seg.meta.MaxTime >= mint {
+			if seg.Acquire() == nil {
+				out = append(out, seg)
+			}
+		}
+	}
+	s.mtx.RUnlock()
+	slices.SortFunc(out, func(a, b *Segment) int { return cmp.Compare(a.meta.ID, b.meta.ID) })
+	return out, func() {
+		for _, seg := range out {
+			seg.Release()
+		}
+	}
+}
+
+// Segments returns the metas and sizes of the segments in the set, in
+// MinTime order.
+func (s *Set) Segments() []Info {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	out := make([]Info, len(s.segs))
+	for i, seg := range s.segs {
+		out[i] = Info{Meta: seg.meta, Size: seg.size}
+	}
+	return out
+}
+
+// Info is a segment's meta and size on disk.
+type Info struct {
+	Meta Meta
+	Size int64
+}
+
+// Replace opens the segments of metas (already written under Dir), and in
+// one step adds them and takes the segments with IDs old out of the set.
+// The old segments are deleted once their readers are done. Unknown IDs in
+// old are an error, and nothing changes.
+func (s *Set) Replace(old []string, metas []Meta) error {
+	opened, err := s.open(metas)
+	if err != nil {
+		return err
+	}
+	s.mtx.Lock()
+	var removed []*Segment
+	for _, id := range old {
+		i := slices.IndexFunc(s.segs, func(seg *Segment) bool { return seg.meta.ID == id })
+		if i < 0 {
+			s.mtx.Unlock()
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			return fmt.Errorf("replace segments: %s is not in the set", id)
+		}
+		removed = append(removed, s.segs[i])
+		s.segs = slices.Delete(s.segs, i, i+1)
+	}
+	s.segs = append(s.segs, opened...)
+	s.sortLocked()
+	s.mtx.Unlock()
+	for _, seg := range removed {
+		s.removals.Add(1)
+		go func() {
+			defer s.removals.Done()
+			if err := Remove(seg); err != nil {
+				s.logger.Error("delete replaced segment", "segment", seg.meta.ID, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Close waits for pending deletions and closes every segment.
+func (s *Set) Close() error {
+	s.removals.Wait()
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	var errs []error
+	for _, seg := range s.segs {
+		errs = append(errs, seg.Close())
+	}
+	s.segs = nil
+	return errors.Join(errs...)
+}
