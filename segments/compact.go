@@ -164,7 +164,14 @@ func alignDown(t, r int64) int64 {
 // merge writes one segment holding the data of the segments ids and
 // replaces them with it.
 func (c *Compactor) merge(ctx context.Context, ids []string) error {
-	all, release := c.set.Acquire(minInt64, maxInt64)
+	all, releaseAll := c.set.Acquire(minInt64, maxInt64)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			releaseAll()
+		}
+	}
 	defer release()
 	var segs []*Segment // in ID order: later segments win
 	for _, s := range all {
@@ -197,7 +204,6 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 		return fmt.Errorf("compact %v: %w", ids, err)
 	}
 	release() // Replace deletes the inputs once nothing reads them.
-	release = func() {}
 	if err := c.set.Replace(ids, []Meta{out}); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}

@@ -221,6 +221,9 @@ func e2eRequests() (first, second []e2eSample, want map[string][]float64) {
 }
 
 func remoteWriteBody(t testing.TB, format string, ss []e2eSample) []byte {
+	if t == nil {
+		t = panicTB{}
+	}
 	req := &prompb.WriteRequest{}
 	for _, s := range ss {
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
@@ -422,3 +425,8 @@ func TestEndToEndAllFormats(t *testing.T) {
 		}
 	})
 }
+
+// panicTB lets helpers that take a testing.TB run off the test goroutine.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
