@@ -154,3 +154,5 @@ func TestRestartKeepsAnswers(t *testing.T) {
 		}
 	}
 }
+
+func itoa64(i int64) string { return fmt.Sprint(i) }
