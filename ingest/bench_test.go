@@ -52,13 +52,20 @@ func BenchmarkDecodeRemoteWrite(b *testing.B) {
 }
 
 // benchLineProtocol returns 1,000 lines of 10 numeric fields (10,000
-// samples) from 100 hosts, so series repeat across lines and get merged.
-func benchLineProtocol() ([]byte, int) {
+// samples) from 100 hosts. With racks, a host's lines carry 7 tag sets and
+// nearly every sample starts a new series (7,000 series, as when many agents
+// report once); without, each series gets 10 samples (1,000 series), which
+// exercises merging.
+func benchLineProtocol(racks bool) ([]byte, int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var buf bytes.Buffer
 	kinds := []string{"cpu", "mem", "disk", "net", "proc"}
 	for i := range 1000 {
-		fmt.Fprintf(&buf, "%s,host=server-%03d,region=%s,rack=r%d ", kinds[i%len(kinds)], i%100, []string{"eu-west", "us-east"}[i%2], i%7)
+		fmt.Fprintf(&buf, "%s,host=server-%03d,region=%s", kinds[i%len(kinds)], i%100, []string{"eu-west", "us-east"}[i%2])
+		if racks {
+			fmt.Fprintf(&buf, ",rack=r%d", i%7)
+		}
+		buf.WriteByte(' ')
 		for f := range 10 {
 			if f > 0 {
 				buf.WriteByte(',')
@@ -78,18 +85,25 @@ func benchLineProtocol() ([]byte, int) {
 }
 
 func BenchmarkDecodeLineProtocol(b *testing.B) {
-	body, n := benchLineProtocol()
-	lim := DefaultLimits()
-	now := time.Now()
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	r := startRate()
-	for b.Loop() {
-		if _, err := DecodeLineProtocol(body, "ns", now, lim); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name  string
+		racks bool
+	}{{"series=7000", true}, {"series=1000", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			body, n := benchLineProtocol(bc.racks)
+			lim := DefaultLimits()
+			now := time.Now()
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			r := startRate()
+			for b.Loop() {
+				if _, err := DecodeLineProtocol(body, "ns", now, lim); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r.report(b, n)
+		})
 	}
-	r.report(b, n)
 }
 
 func BenchmarkDecodeJSONLines(b *testing.B) {

@@ -3,6 +3,8 @@ package ingest
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -31,9 +33,11 @@ type builder struct {
 	dupName bool
 	pending []labels.Label
 	lsKey   []byte // encoding of pending, set by finishLabels
+	lsValid bool   // pending passed validation (line protocol reuses it per field)
 	key     []byte // scratch for the full series key
 
 	index   map[string]int32 // series key → index into series
+	keys    []byte           // arena the keys of index point into
 	series  []seriesEntry
 	samples []Sample
 	owners  []int32 // owners[i] is the index of the series samples[i] belongs to
@@ -69,10 +73,12 @@ const maxPooled = 1 << 16
 
 // release returns b to the pool. Nothing b produced may alias its buffers.
 func (b *builder) release() {
-	if len(b.index) > maxPooled || cap(b.samples) > 16*maxPooled || cap(b.pending) > 1024 {
+	if len(b.index) > maxPooled || cap(b.samples) > 4*maxPooled || cap(b.pending) > 1024 {
 		return
 	}
 	clear(b.index)
+	// No key refers to the arena any more: it can be written over.
+	b.keys = b.keys[:0]
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]
 	b.samples = b.samples[:0]
@@ -83,7 +89,7 @@ func (b *builder) release() {
 
 // resetLabels starts describing a new label set.
 func (b *builder) resetLabels() {
-	b.name, b.hasName, b.dupName = "", false, false
+	b.name, b.hasName, b.dupName, b.lsValid = "", false, false, false
 	clear(b.pending) // do not keep request memory alive from the pool
 	b.pending = b.pending[:0]
 }
@@ -111,11 +117,16 @@ func (b *builder) setName(name string) {
 // finishLabels sorts the labels added so far and encodes them for lookup.
 func (b *builder) finishLabels() {
 	p := b.pending
-	// Insertion sort: label sets are short and usually arrive sorted.
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && p[j].Name < p[j-1].Name; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
+	if len(p) <= 16 {
+		// Insertion sort: label sets are short and usually arrive sorted.
+		for i := 1; i < len(p); i++ {
+			for j := i; j > 0 && p[j].Name < p[j-1].Name; j-- {
+				p[j], p[j-1] = p[j-1], p[j]
+			}
 		}
+	} else {
+		// A hostile request may send thousands of labels: stay n log n.
+		slices.SortFunc(p, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
 	}
 	k := b.lsKey[:0]
 	for _, l := range p {
@@ -123,6 +134,7 @@ func (b *builder) finishLabels() {
 		k = appendString(k, l.Value)
 	}
 	b.lsKey = k
+	b.lsValid = false
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -135,13 +147,9 @@ func appendString(dst []byte, s string) []byte {
 // Errors are *Error values without a line.
 func (b *builder) seriesRef() (int32, error) {
 	k := appendString(b.key[:0], b.name)
-	if b.dupName {
-		// Cannot collide with a valid key; keeps the error reachable.
-		k = append(k, 0xff)
-	}
 	k = append(k, b.lsKey...)
 	b.key = k
-	if ref, ok := b.index[string(k)]; ok { // no allocation for the lookup
+	if ref, ok := b.index[string(k)]; ok && !b.dupName { // no allocation for the lookup
 		return ref, nil
 	}
 	if err := b.validatePending(); err != nil {
@@ -150,16 +158,42 @@ func (b *builder) seriesRef() (int32, error) {
 	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
 		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
 	}
+	// pending is sorted: add __name__ at its place and skip sb.Sort.
 	b.sb.Reset()
-	b.sb.Add(labels.MetricName, b.name)
+	named := false
 	for _, l := range b.pending {
+		if !named && l.Name > labels.MetricName {
+			b.sb.Add(labels.MetricName, b.name)
+			named = true
+		}
 		b.sb.Add(l.Name, l.Value)
 	}
-	b.sb.Sort()
+	if !named {
+		b.sb.Add(labels.MetricName, b.name)
+	}
 	ref := int32(len(b.series))
 	b.series = append(b.series, seriesEntry{lset: b.sb.Labels()})
-	b.index[string(k)] = ref
+	b.index[b.internKey(k)] = ref
 	return ref, nil
+}
+
+// keyChunk is the size of the arena chunks series keys are copied into.
+const keyChunk = 32 << 10
+
+// internKey copies k into the key arena and returns it as a string, saving
+// an allocation per series. Bytes once written are never changed while a
+// key refers to them: when a chunk is full a new one is started, and the
+// old one lives as long as its keys do.
+func (b *builder) internKey(k []byte) string {
+	if len(k) > keyChunk/4 {
+		return string(k)
+	}
+	if cap(b.keys)-len(b.keys) < len(k) {
+		b.keys = make([]byte, 0, keyChunk)
+	}
+	start := len(b.keys)
+	b.keys = append(b.keys, k...)
+	return yoloString(b.keys[start:])
 }
 
 // validatePending applies the validation rules to the current label set.
@@ -173,6 +207,9 @@ func (b *builder) validatePending() error {
 	if err := checkMetricName(b.name, b.lim); err != nil {
 		return err
 	}
+	if b.lsValid {
+		return nil
+	}
 	if n := len(b.pending) + 1; exceeds(n, b.lim.MaxLabelsPerSeries) {
 		return newError(ErrTooManyLabels, fmt.Sprintf("too many labels: %d, limit is %d", n, b.lim.MaxLabelsPerSeries))
 	}
@@ -184,22 +221,8 @@ func (b *builder) validatePending() error {
 			return err
 		}
 	}
+	b.lsValid = true
 	return nil
-}
-
-// reserve makes room for n more samples.
-func (b *builder) reserve(n int) {
-	b.samples = growCap(b.samples, n)
-	b.owners = growCap(b.owners, n)
-}
-
-func growCap[T any](s []T, n int) []T {
-	if cap(s)-len(s) >= n {
-		return s
-	}
-	out := make([]T, len(s), len(s)+n)
-	copy(out, s)
-	return out
 }
 
 // add appends one sample to series ref.

@@ -65,6 +65,8 @@ type Error struct {
 	Err error
 }
 
+var _ error = (*Error)(nil)
+
 // Error returns "line N: msg", or msg alone when Line is 0.
 func (e *Error) Error() string {
 	if e.Line <= 0 {

@@ -67,6 +67,7 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 		// valid snappy block, so the fuzzer can explore either layer.
 		for _, body := range [][]byte{data, snappy.Encode(nil, data)} {
 			b, err := DecodeRemoteWrite(body, fuzzLimits)
+			checkAgainstPrompb(t, body, b, err)
 			if !checkDecoded(t, b, err) {
 				continue
 			}
@@ -87,6 +88,74 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 			requireBatch(t, again, b.Series)
 		}
 	})
+}
+
+// checkAgainstPrompb compares DecodeRemoteWrite's result with decoding body
+// through prompb's generated Unmarshal: wherever prompb accepts the
+// protobuf, the hand-written reader must give the same batch or the same
+// validation error. (It may accept more, as it skips exemplars and metadata
+// unparsed.)
+func checkAgainstPrompb(t *testing.T, body []byte, got *Batch, gotErr error) {
+	t.Helper()
+	if n, err := snappy.DecodedLen(body); err != nil || n > maxSnappyRatio*len(body) {
+		return // refused before decoding; do not allocate what the header claims
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil || len(body) == 0 {
+		return
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return
+	}
+	want, wantErr := referenceBatch(&req, fuzzLimits)
+	if wantErr != nil {
+		if gotErr == nil || !sameSentinel(gotErr, wantErr) {
+			t.Fatalf("prompb path fails with %v, DecodeRemoteWrite with %v", wantErr, gotErr)
+		}
+		return
+	}
+	if gotErr != nil {
+		t.Fatalf("prompb path decodes, DecodeRemoteWrite fails: %v", gotErr)
+	}
+	requireBatch(t, got, want.Series)
+}
+
+// referenceBatch builds a batch from an unmarshalled request, the obvious
+// way.
+func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
+	b := getBuilder(lim)
+	defer b.release()
+	for _, ts := range req.Timeseries {
+		b.resetLabels()
+		for _, l := range ts.Labels {
+			b.addLabel(l.Name, l.Value)
+		}
+		b.finishLabels()
+		if len(ts.Histograms) > 0 {
+			return nil, newError(ErrUnsupported, "native histograms")
+		}
+		ref, err := b.seriesRef()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ts.Samples {
+			if err := b.add(ref, s.Timestamp, s.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b.batch(), nil
+}
+
+func sameSentinel(a, b error) bool {
+	for _, s := range []error{ErrUnsupported, ErrInvalidMetricName, ErrInvalidLabelName, ErrInvalidLabelValue,
+		ErrReservedLabel, ErrDuplicateLabel, ErrTooManySeries, ErrTooManySamples, ErrTooManyLabels, ErrLabelTooLong} {
+		if errors.Is(a, s) != errors.Is(b, s) {
+			return false
+		}
+	}
+	return true
 }
 
 var fuzzPrecisions = []string{"", "ns", "n", "us", "u", "ms", "s", "h"}

@@ -235,8 +235,11 @@ func lpError(err error, body []byte, entry int) error {
 //
 // The decoder does not expose its line count, and entries may span lines
 // (string fields may hold newlines), so the line is found on this error
-// path only, by bisecting over line ends for the shortest prefix of body in
-// which the decoder finds entry entries.
+// path only, by searching line ends for the shortest prefix of body in which
+// the decoder finds entry entries. Entry k starts on line k or later, and
+// usually soon after, so the search gallops up from line k before
+// bisecting: it decodes the body up to the error a few times, not
+// log(lines) times.
 func entryLine(body []byte, entry int) int {
 	var ends []int // ends[i] is the length of the prefix holding lines 1..i+1
 	for i, c := range body {
@@ -245,7 +248,13 @@ func entryLine(body []byte, entry int) int {
 		}
 	}
 	ends = append(ends, len(body))
-	lo, hi := 0, len(ends)-1
+	last := len(ends) - 1
+	lo := min(entry-1, last)
+	hi := lo
+	for step := 1; hi < last && countEntries(body[:ends[hi]]) < entry; step *= 2 {
+		lo = hi + 1
+		hi = min(hi+step, last)
+	}
 	for lo < hi {
 		mid := (lo + hi) / 2
 		if countEntries(body[:ends[mid]]) >= entry {

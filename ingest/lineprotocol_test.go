@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestDecodeLineProtocol(t *testing.T) {
 			},
 		},
 		{
-			name: "escaped tag values, measurement and field names",
+			name: "escaped spaces make invalid names",
 			body: `disk\ io,path=/a\,b\=c,dc=us\ west read\ ops=1,value=-2.5e3 1000000`,
 			err:  &wantErr{is: ErrInvalidMetricName, msg: `invalid metric name "disk io_read ops"`, line: 1},
 		},
@@ -126,6 +127,39 @@ func TestEntryLine(t *testing.T) {
 	for entry, want := range map[int]int{1: 1, 2: 4, 3: 7, 4: 8} {
 		if got := entryLine(body, entry); got != want {
 			t.Errorf("entryLine(%d) = %d, want %d", entry, got, want)
+		}
+	}
+}
+
+// TestEntryLineRandom compares entryLine with a linear search on bodies
+// mixing entries, blank lines, comments and multi-line string fields.
+func TestEntryLineRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		var buf strings.Builder
+		var starts []int // line of each entry
+		line := 1
+		for range 1 + rng.IntN(30) {
+			switch rng.IntN(4) {
+			case 0:
+				buf.WriteString("\n")
+			case 1:
+				buf.WriteString("# comment\n")
+			case 2:
+				starts = append(starts, line)
+				buf.WriteString("m f=1,s=\"a\nb\"\n")
+				line++
+			default:
+				starts = append(starts, line)
+				buf.WriteString("m f=1\n")
+			}
+			line++
+		}
+		body := []byte(buf.String())
+		for k, want := range starts {
+			if got := entryLine(body, k+1); got != want {
+				t.Fatalf("entryLine(entry %d) = %d, want %d in\n%s", k+1, got, want, body)
+			}
 		}
 	}
 }

@@ -1,11 +1,11 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // maxSnappyRatio bounds decoded/encoded length for a valid snappy block: the
@@ -33,48 +33,6 @@ func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
 	if len(body) == 0 {
 		return nil, newError(ErrEmptyBody, "empty body")
 	}
-	req, err := unmarshalWriteRequest(body)
-	if err != nil {
-		return nil, err
-	}
-	total := 0
-	for i := range req.Timeseries {
-		total += len(req.Timeseries[i].Samples)
-	}
-	if exceeds(total, lim.MaxSamplesPerRequest) {
-		return nil, errTooManySamples(lim)
-	}
-
-	b := getBuilder(lim)
-	defer b.release()
-	b.reserve(total)
-	for i := range req.Timeseries {
-		ts := &req.Timeseries[i]
-		b.resetLabels()
-		for _, l := range ts.Labels {
-			b.addLabel(l.Name, l.Value)
-		}
-		b.finishLabels()
-		if len(ts.Histograms) > 0 {
-			return nil, withSeries(newError(ErrUnsupported, "native histograms are not supported (Strata stores float samples only)"), formatSeries(b.name, b.pending))
-		}
-		ref, err := b.seriesRef()
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range ts.Samples {
-			if err := b.add(ref, s.Timestamp, s.Value); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return b.batch(), nil
-}
-
-// unmarshalWriteRequest decompresses and unmarshals body. The request it
-// returns shares no memory with body or the pooled buffer: gogo-protobuf
-// copies strings.
-func unmarshalWriteRequest(body []byte) (*prompb.WriteRequest, error) {
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
 		return nil, malformed(err, "decode snappy: %v", err)
@@ -93,11 +51,19 @@ func unmarshalWriteRequest(body []byte) (*prompb.WriteRequest, error) {
 		return nil, malformed(err, "decode snappy: %v", err)
 	}
 	*bp = raw[:0]
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
+
+	// Label strings handed to the builder alias raw, which goes back to
+	// the pool on return: the builder copies what the Batch keeps.
+	b := getBuilder(lim)
+	defer b.release()
+	if err := decodeWriteRequest(raw, b); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
 		return nil, malformed(err, "decode protobuf: %v", err)
 	}
-	return &req, nil
+	return b.batch(), nil
 }
 
 // malformed returns an *Error wrapping both ErrMalformed and cause.

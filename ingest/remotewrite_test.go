@@ -1,11 +1,16 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -74,6 +79,16 @@ func TestDecodeRemoteWrite(t *testing.T) {
 			want: []Series{series(ls("__name__", "down"), Sample{1, 1})},
 		},
 		{name: "empty request", body: req(), want: []Series{}},
+		{
+			name: "many labels out of order are sorted",
+			body: req(ts(manyLabels(40, true), ps(1, 1))),
+			want: []Series{series(labels.FromStrings(pairs(manyLabels(40, false))...), Sample{1, 1})},
+		},
+		{
+			name: "duplicate metric name after a valid series with the same labels",
+			body: req(ts(pl("__name__", "up", "a", "1"), ps(1, 1)), ts(pl("__name__", "up", "__name__", "up", "a", "1"), ps(1, 1))),
+			err:  &wantErr{is: ErrDuplicateLabel, msg: `duplicate label name "__name__"`},
+		},
 
 		{name: "empty body", body: nil, err: &wantErr{is: ErrEmptyBody, msg: "empty body"}},
 		{name: "bad snappy", body: []byte("this is not snappy"), err: &wantErr{is: ErrMalformed, msg: "decode snappy"}},
@@ -194,4 +209,42 @@ func TestDecodeRemoteWriteNoAliasing(t *testing.T) {
 		}
 	}
 	requireBatch(t, first, []Series{series(ls("__name__", "first", "job", strings.Repeat("a", 100)), Sample{1, 1})})
+}
+
+// TestSnappyRatio checks the bound DecodeRemoteWrite puts on the decoded
+// length against the most compressible input there is.
+func TestSnappyRatio(t *testing.T) {
+	for _, n := range []int{1, 100, 1 << 20, 8 << 20} {
+		raw := make([]byte, n)
+		enc := snappy.Encode(nil, raw)
+		if n > maxSnappyRatio*len(enc) {
+			t.Errorf("%d zero bytes compress to %d bytes, over the %dx bound", n, len(enc), maxSnappyRatio)
+		}
+		// Zeros are not protobuf (field 0 is illegal), but they must get
+		// past snappy.
+		_, err := DecodeRemoteWrite(enc, DefaultLimits())
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "decode protobuf: proto: WriteRequest: illegal tag 0") {
+			t.Errorf("%d zero bytes: %v", n, err)
+		}
+	}
+}
+
+// manyLabels returns __name__ plus n labels, in reverse order if reversed.
+func manyLabels(n int, reversed bool) []prompb.Label {
+	out := pl("__name__", "wide")
+	for i := range n {
+		out = append(out, prompb.Label{Name: fmt.Sprintf("l%03d", i), Value: strconv.Itoa(i)})
+	}
+	if reversed {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+func pairs(ls []prompb.Label) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Name, l.Value)
+	}
+	return out
 }
