@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -52,6 +53,14 @@ type Options struct {
 	// Ready reports whether the server is ready to serve (replay done); nil
 	// means always ready.
 	Ready func() bool
+	// UI serves the dashboard on every path the API does not claim; nil
+	// serves nothing there.
+	UI http.Handler
+	// Config is the configuration in effect, secrets already masked, for
+	// /api/v1/status/config and /api/v1/status/flags.
+	Config map[string]string
+	// StartTime is when the server started, for /api/v1/status/runtimeinfo.
+	StartTime time.Time
 }
 
 // DefaultOptions returns the options used for fields left zero.
@@ -131,6 +140,19 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{})))
+	e.GET("/api/v1/status/flags", a.flags)
+	e.GET("/api/v1/status/config", a.config)
+	e.GET("/api/v1/status/runtimeinfo", a.runtimeInfo)
+	if a.opts.UI != nil {
+		ui := echo.WrapHandler(a.opts.UI)
+		e.GET("/", ui)
+		e.GET("/*", func(c echo.Context) error {
+			if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+				return echo.ErrNotFound
+			}
+			return ui(c)
+		})
+	}
 	return e
 }
 

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"os"
+	"runtime"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -73,5 +77,70 @@ func (a *API) tsdbStatus(c echo.Context) error {
 			dst = append(dst, '}')
 		}
 		return append(dst, "]}"...)
+	}, nil, nil)
+}
+
+// flags answers the configuration in effect as a flat map of key → value,
+// like Prometheus' /api/v1/status/flags.
+func (a *API) flags(c echo.Context) error {
+	keys := make([]string, 0, len(a.opts.Config))
+	for k := range a.opts.Config {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = appendString(dst, a.opts.Config[k])
+		}
+		return append(dst, '}')
+	}, nil, nil)
+}
+
+// config answers the configuration as YAML text in {"yaml": …}, like
+// Prometheus' /api/v1/status/config.
+func (a *API) config(c echo.Context) error {
+	keys := make([]string, 0, len(a.opts.Config))
+	for k := range a.opts.Config {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var yaml []byte
+	for _, k := range keys {
+		yaml = append(yaml, k...)
+		yaml = append(yaml, ": "...)
+		yaml = strconv.AppendQuote(yaml, a.opts.Config[k])
+		yaml = append(yaml, '\n')
+	}
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, `{"yaml":`...)
+		dst = appendString(dst, string(yaml))
+		return append(dst, '}')
+	}, nil, nil)
+}
+
+// runtimeInfo answers process facts in the shape of Prometheus'
+// /api/v1/status/runtimeinfo, plus the uptime in seconds.
+func (a *API) runtimeInfo(c echo.Context) error {
+	cwd, _ := os.Getwd()
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, `{"startTime":`...)
+		dst = appendString(dst, a.opts.StartTime.UTC().Format(time.RFC3339Nano))
+		dst = append(dst, `,"uptimeSeconds":`...)
+		dst = strconv.AppendFloat(dst, time.Since(a.opts.StartTime).Seconds(), 'f', 3, 64)
+		dst = append(dst, `,"CWD":`...)
+		dst = appendString(dst, cwd)
+		dst = append(dst, `,"goroutineCount":`...)
+		dst = strconv.AppendInt(dst, int64(runtime.NumGoroutine()), 10)
+		dst = append(dst, `,"GOMAXPROCS":`...)
+		dst = strconv.AppendInt(dst, int64(runtime.GOMAXPROCS(0)), 10)
+		dst = append(dst, `,"GOGC":`...)
+		dst = appendString(dst, os.Getenv("GOGC"))
+		return append(dst, '}')
 	}, nil, nil)
 }

@@ -121,6 +121,8 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		},
 		Build:      buildInfo(),
 		Flusher:    store,
+		Config:     effectiveConfig(v),
+		StartTime:  time.Now(),
 		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
 	})
 	if err != nil {
@@ -277,4 +279,27 @@ func (s *server) maintain(ctx context.Context) {
 	if _, err := s.compactor.Compact(ctx); err != nil && ctx.Err() == nil {
 		s.logger.Error("compact segments", "err", err)
 	}
+}
+
+// effectiveConfig renders every option's value in effect. Keys whose name
+// says they hold a secret are masked.
+func effectiveConfig(v *viper.Viper) map[string]string {
+	out := make(map[string]string, len(options))
+	for _, o := range options {
+		val := fmt.Sprint(v.Get(o.key))
+		if isSecretKey(o.key) && val != "" {
+			val = "<secret>"
+		}
+		out[o.key] = val
+	}
+	return out
+}
+
+func isSecretKey(k string) bool {
+	for _, w := range []string{"token", "password", "secret", "redis_url"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
