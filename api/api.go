@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/ingest"
@@ -31,6 +33,12 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Deleter deletes the samples in [mint, maxt] of the series matching any of
+// the matcher sets.
+type Deleter interface {
+	DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error
+}
+
 // BuildInfo is reported by /api/v1/status/buildinfo and /metrics.
 type BuildInfo struct {
 	Version, Revision, Branch, BuildDate, GoVersion string
@@ -45,8 +53,17 @@ type Options struct {
 	IngestLimits ingest.Limits
 	// Build is reported by the build info endpoint.
 	Build BuildInfo
+	// EnableAdmin turns on the /api/v1/admin/ endpoints; off, they answer
+	// 403 (Prometheus' --web.enable-admin-api).
+	EnableAdmin bool
 	// Flusher serves POST /api/v1/admin/tsdb/flush; nil disables it.
 	Flusher Flusher
+	// Deleter serves POST /api/v1/admin/tsdb/delete_series; nil disables it.
+	Deleter Deleter
+	// Jobs are background jobs an operator can run now with
+	// POST /api/v1/admin/<name>/run ("retention", "downsample"); each
+	// returns a JSON-encodable summary.
+	Jobs map[string]func(context.Context) (any, error)
 	// TSDBStatus reports storage figures for /api/v1/status/tsdb; nil
 	// answers an empty object.
 	TSDBStatus func() TSDBStatus
@@ -135,7 +152,10 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/api/v1/label/:name/values", a.labelValues)
 	e.GET("/api/v1/status/buildinfo", a.buildInfo)
 	e.GET("/api/v1/status/tsdb", a.tsdbStatus)
-	e.POST("/api/v1/admin/tsdb/flush", a.flush)
+	admin := e.Group("/api/v1/admin", a.requireAdmin)
+	admin.POST("/tsdb/flush", a.flush)
+	admin.Match(getPost, "/tsdb/delete_series", a.deleteSeries)
+	admin.POST("/:job/run", a.runJob)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
@@ -161,6 +181,56 @@ func (a *API) readyz(c echo.Context) error {
 		return c.String(http.StatusServiceUnavailable, "not ready: replaying the write-ahead log\n")
 	}
 	return c.String(http.StatusOK, "ready\n")
+}
+
+// requireAdmin refuses admin endpoints unless they are enabled.
+func (a *API) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !a.opts.EnableAdmin {
+			return &apiError{typ: errUnavailable, status: http.StatusForbidden, err: errors.New("admin APIs are disabled; start Strata with --enable-admin-api")}
+		}
+		return next(c)
+	}
+}
+
+// deleteSeries deletes data with the semantics of Prometheus'
+// /api/v1/admin/tsdb/delete_series.
+func (a *API) deleteSeries(c echo.Context) error {
+	if a.opts.Deleter == nil {
+		return echo.ErrNotFound
+	}
+	sets, err := matchersParam(c, a.engine.Parser())
+	if err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return badData("no match[] parameter provided")
+	}
+	mint, maxt, err := timeRange(c)
+	if err != nil {
+		return err
+	}
+	if err := a.opts.Deleter.DeleteSeries(c.Request().Context(), sets, mint, maxt); err != nil {
+		return &apiError{typ: errInternal, status: http.StatusInternalServerError, err: fmt.Errorf("delete series: %w", err)}
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// runJob runs a background job now and answers its summary.
+func (a *API) runJob(c echo.Context) error {
+	job, ok := a.opts.Jobs[c.Param("job")]
+	if !ok {
+		return echo.ErrNotFound
+	}
+	res, err := job(c.Request().Context())
+	if err != nil {
+		return &apiError{typ: errInternal, status: http.StatusInternalServerError, err: fmt.Errorf("run %s: %w", c.Param("job"), err)}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return a.success(c, func(dst []byte) []byte { return append(dst, b...) }, nil, nil)
 }
 
 // flush writes the head into segments now, for operators (before a backup)

@@ -185,7 +185,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	s.flushMtx.Lock()
 	defer s.flushMtx.Unlock()
 	start := time.Now()
-	err := s.flush(ctx)
+	err := s.flush(ctx, false)
 	s.metrics.flushDuration.Observe(time.Since(start).Seconds())
 	s.metrics.flushes.Inc()
 	if err != nil {
@@ -194,13 +194,19 @@ func (s *Store) Flush(ctx context.Context) error {
 	return err
 }
 
-func (s *Store) flush(ctx context.Context) error {
+// flush does the work of Flush. appendsPaused says the caller holds
+// appendMtx for writing already.
+func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	if s.head.SamplesInHead() == 0 {
 		return nil
 	}
-	s.appendMtx.Lock()
+	if !appendsPaused {
+		s.appendMtx.Lock()
+	}
 	cut, err := s.wal.Cut()
-	s.appendMtx.Unlock()
+	if !appendsPaused {
+		s.appendMtx.Unlock()
+	}
 	if err != nil {
 		return fmt.Errorf("cut write-ahead log: %w", err)
 	}
@@ -237,6 +243,29 @@ func (s *Store) flush(ctx context.Context) error {
 	}
 	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped)
 	return nil
+}
+
+// DeleteSeries deletes what the head and the segments hold of some series
+// in a time range: with appends paused, it flushes the head, so that the
+// data to delete is all in segments, then calls tombstone, which must make
+// the segments hide it. Writes that arrive afterwards are not affected.
+func (s *Store) DeleteSeries(ctx context.Context, tombstone func() error) error {
+	s.flushMtx.Lock()
+	defer s.flushMtx.Unlock()
+	s.appendMtx.Lock()
+	defer s.appendMtx.Unlock()
+	if err := s.flush(ctx, true); err != nil {
+		return fmt.Errorf("flush before delete: %w", err)
+	}
+	return tombstone()
+}
+
+// Exclusive runs f with the flush lock held: no flush, and no maintenance
+// started by Run, overlaps it.
+func (s *Store) Exclusive(f func()) {
+	s.flushMtx.Lock()
+	defer s.flushMtx.Unlock()
+	f()
 }
 
 // Close flushes the head and closes the log. After Close the log holds

@@ -22,6 +22,11 @@ import (
 type Queryable struct {
 	head *buffer.Head
 	set  *segments.Set // nil: the head only
+
+	// MinTime, when set, returns the oldest timestamp inside retention for
+	// data of a resolution (milliseconds; 0 is raw). Reads never return
+	// older data, even while a partly expired segment is still on disk.
+	MinTime func(resolution int64) int64
 }
 
 var _ storage.Queryable = (*Queryable)(nil)
@@ -35,6 +40,9 @@ func NewQueryable(head *buffer.Head, set *segments.Set) *Queryable {
 // Querier returns a querier for data in [mint, maxt] (milliseconds,
 // inclusive). Segments it reads stay on disk until the querier is closed.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	if q.MinTime != nil {
+		mint = max(mint, q.MinTime(0))
+	}
 	return &querier{head: q.head, set: q.set, mint: mint, maxt: maxt}, nil
 }
 
@@ -67,6 +75,9 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
+	if mint > maxt {
+		return storage.EmptySeriesSet()
+	}
 	series := map[uint64][]*mergedSeries{}
 	var all []*mergedSeries
 	get := func(lset labels.Labels) *mergedSeries {
@@ -86,13 +97,19 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
+		tombs := q.set.Tombstones(seg.Meta().ID)
 		for it.Next() {
 			metas := overlapping(it.Chunks(), mint, maxt)
 			if len(metas) == 0 {
 				continue
 			}
-			s := get(it.Labels())
-			s.segs = append(s.segs, segSource{seg: seg, metas: metas})
+			lset := it.Labels()
+			deleted := segments.DeletedRanges(tombs, lset)
+			if allDeleted(metas, deleted) {
+				continue
+			}
+			s := get(lset)
+			s.segs = append(s.segs, segSource{seg: seg, metas: metas, deleted: deleted})
 		}
 		if err := it.Err(); err != nil {
 			return storage.ErrSeriesSet(err)
@@ -115,6 +132,26 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		all = all[:hints.Limit]
 	}
 	return &seriesSet{ss: all, i: -1}
+}
+
+// allDeleted reports whether every chunk lies inside one deleted range.
+func allDeleted(metas []segments.ChunkMeta, deleted [][2]int64) bool {
+	if len(deleted) == 0 {
+		return false
+	}
+	for _, m := range metas {
+		covered := false
+		for _, r := range deleted {
+			if m.MinTime >= r[0] && m.MaxTime <= r[1] {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
 }
 
 // overlapping keeps the raw chunks that overlap [mint, maxt].
@@ -183,8 +220,9 @@ func limitStrings(s []string, hints *storage.LabelHints) []string {
 
 // segSource is a series' chunks in one segment.
 type segSource struct {
-	seg   *segments.Segment
-	metas []segments.ChunkMeta
+	seg     *segments.Segment
+	metas   []segments.ChunkMeta
+	deleted [][2]int64 // ranges hidden by tombstones
 }
 
 // mergedSeries is one series' data across segments (in ID order) and the
@@ -206,7 +244,7 @@ func (s *mergedSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
 			return errIterator{err}
 		}
 		if it != nil {
-			its = append(its, it)
+			its = append(its, segments.NewDeletedIterator(it, src.deleted))
 		}
 	}
 	if s.head != nil {

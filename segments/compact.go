@@ -113,12 +113,34 @@ func (c *Compactor) Compact(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// plan returns the IDs of the segments to merge next, or nil.
+// plan returns the IDs of the segments to merge next, or nil. A segment
+// with tombstones is rewritten (with the rest of its block, if it fits one)
+// so that deleted data leaves the disk.
 func (c *Compactor) plan() []string {
 	infos := c.set.Segments()
 	var newest int64
 	for _, in := range infos {
 		newest = max(newest, in.Meta.MaxTime)
+	}
+	for _, in := range infos {
+		if len(c.set.Tombstones(in.Meta.ID)) == 0 {
+			continue
+		}
+		m, r := in.Meta, c.opts.Ranges[0]
+		if m.Resolution != 0 {
+			continue // rollups keep their tombstones, applied at read time
+		}
+		w := alignDown(m.MinTime, r)
+		if alignDown(m.MaxTime, r) != w {
+			return []string{m.ID}
+		}
+		var group []string
+		for _, o := range infos {
+			if o.Meta.Resolution == 0 && alignDown(o.Meta.MinTime, r) == w && alignDown(o.Meta.MaxTime, r) == w {
+				group = append(group, o.Meta.ID)
+			}
+		}
+		return group
 	}
 	for i, r := range c.opts.Ranges {
 		windows := map[int64][]string{}
@@ -182,7 +204,7 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 	if len(segs) != len(ids) {
 		return fmt.Errorf("compact: %d of %d segments are gone", len(ids)-len(segs), len(ids))
 	}
-	meta := Meta{Compaction: CompactionMeta{Level: 1}}
+	meta := Meta{Resolution: segs[0].Meta().Resolution, Compaction: CompactionMeta{Level: 1}}
 	for _, s := range segs {
 		m := s.Meta()
 		meta.Compaction.Level = max(meta.Compaction.Level, m.Compaction.Level+1)
@@ -198,6 +220,16 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 	if err := c.writeMerged(ctx, w, segs); err != nil {
 		_ = w.Abort()
 		return fmt.Errorf("compact %v: %w", ids, err)
+	}
+	if w.numSeries() == 0 {
+		// Everything was deleted: nothing to write.
+		_ = w.Abort()
+		release()
+		if err := c.set.Replace(ids, nil); err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		c.logger.Info("removed segments whose data was all deleted", "segments", len(ids))
+		return nil
 	}
 	out, err := w.Close()
 	if err != nil {
@@ -266,7 +298,7 @@ func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment)
 				return err
 			}
 			if it != nil {
-				its = append(its, it)
+				its = append(its, NewDeletedIterator(it, DeletedRanges(c.set.Tombstones(cu.seg.meta.ID), lset)))
 			}
 			cu.ok = cu.it.Next()
 			if err := cu.it.Err(); err != nil {
@@ -355,3 +387,6 @@ func (e *chunkEncoder) encode(it chunkenc.Iterator) ([]ChunkMeta, error) {
 	flush()
 	return out, it.Err()
 }
+
+// numSeries returns how many series the writer holds so far.
+func (w *Writer) numSeries() int { return len(w.series) }

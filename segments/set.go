@@ -20,8 +20,9 @@ type Set struct {
 	logger *slog.Logger
 	dir    string
 
-	mtx  sync.RWMutex // mtx guards segs.
-	segs []*Segment   // sorted by MinTime, then ID
+	mtx        sync.RWMutex           // mtx guards segs and tombstones.
+	segs       []*Segment             // sorted by MinTime, then ID
+	tombstones map[string][]Tombstone // by segment ID
 
 	removals sync.WaitGroup // deletions waiting for readers
 }
@@ -41,7 +42,14 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{logger: logger, dir: dir}
+	tombs, err := loadTombstones(dir)
+	if err != nil {
+		for _, seg := range segs {
+			_ = seg.Close()
+		}
+		return nil, err
+	}
+	s := &Set{logger: logger, dir: dir, tombstones: tombs}
 	covered := map[string]bool{}
 	for _, seg := range segs {
 		for _, src := range seg.Meta().Compaction.Sources {
@@ -61,6 +69,19 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 		s.segs = append(s.segs, seg)
 	}
 	s.sortLocked()
+	pruned := false
+	for id := range s.tombstones {
+		if !slices.ContainsFunc(s.segs, func(seg *Segment) bool { return seg.meta.ID == id }) {
+			delete(s.tombstones, id)
+			pruned = true
+		}
+	}
+	if pruned {
+		if err := s.saveTombstonesLocked(); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("save tombstones: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -146,7 +167,8 @@ type Info struct {
 }
 
 // Replace opens the segments of metas (already written under Dir), and in
-// one step adds them and takes the segments with IDs old out of the set.
+// one step adds them and takes the segments with IDs old out of the set,
+// with their tombstones.
 // The old segments are deleted once their readers are done. Unknown IDs in
 // old are an error, and nothing changes.
 func (s *Set) Replace(old []string, metas []Meta) error {
@@ -170,7 +192,23 @@ func (s *Set) Replace(old []string, metas []Meta) error {
 	}
 	s.segs = append(s.segs, opened...)
 	s.sortLocked()
+	dropped := false
+	for _, seg := range removed {
+		if _, ok := s.tombstones[seg.meta.ID]; ok {
+			delete(s.tombstones, seg.meta.ID)
+			dropped = true
+		}
+	}
+	var saveErr error
+	if dropped {
+		saveErr = s.saveTombstonesLocked()
+	}
 	s.mtx.Unlock()
+	if saveErr != nil {
+		// The replaced segments are gone from the set; stale entries in the
+		// file name IDs that no longer exist and are ignored at load.
+		s.logger.Warn("save tombstones after replace", "err", saveErr)
+	}
 	for _, seg := range removed {
 		s.removals.Add(1)
 		go func() {

@@ -53,6 +53,13 @@ var options = []option{
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
 
+	{"retention.raw", "retention.raw", 15 * 24 * time.Hour, "delete raw data older than this (0 = keep forever)"},
+	{"retention.5m", "retention.5m", 90 * 24 * time.Hour, "delete 5-minute rollups older than this (0 = keep forever)"},
+	{"retention.1h", "retention.1h", 2 * 365 * 24 * time.Hour, "delete 1-hour rollups older than this (0 = keep forever)"},
+	{"retention.max_bytes", "retention.max-bytes", int64(0), "delete the oldest segments while all segments take more bytes than this (0 = no limit)"},
+	{"retention.interval", "retention.interval", 5 * time.Minute, "how often retention (and downsampling) run"},
+
+	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},
 }
 

@@ -57,7 +57,8 @@ var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)/`)
 
 func startProcess(t *testing.T, bin, dataDir string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "warn"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "warn",
+		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

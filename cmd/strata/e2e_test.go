@@ -37,7 +37,9 @@ func startServer(t testing.TB, dataDir string, args ...string) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{t: t, dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
 	addrc := make(chan string, 1)
-	all := append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "warn"}, args...)
+	all := append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "warn", "--enable-admin-api",
+		// The tests write fixed timestamps from 2023: keep them.
+		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0"}, args...)
 	go func() {
 		s.done <- run(ctx, all, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(addr string) { addrc <- addr })
 	}()

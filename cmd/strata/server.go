@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
+	"github.com/strata-tsdb/strata/retention"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -65,7 +67,10 @@ type server struct {
 	store     *buffer.Store
 	set       *segments.Set
 	compactor *segments.Compactor
+	retention *retention.Enforcer
 	api       *api.API
+
+	lastRetention time.Time // guarded by the store's flush lock (maintain)
 }
 
 func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
@@ -100,7 +105,17 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	head := store.Head()
 	registerStorageMetrics(reg, store, set)
 
+	policy := retention.Policy{
+		Raw: v.GetDuration("retention.raw"), FiveMinute: v.GetDuration("retention.5m"), OneHour: v.GetDuration("retention.1h"),
+		MaxBytes: v.GetInt64("retention.max_bytes"),
+	}
+	enforcer, err := retention.New(logger, set, policy, time.Now, reg)
+	if err != nil {
+		return nil, err
+	}
+
 	queryable := query.NewQueryable(head, set)
+	queryable.MinTime = func(res int64) int64 { return policy.MinTime(res, time.Now()) }
 	engine, err := query.NewEngine(logger, reg, queryable, query.Options{
 		Timeout:            v.GetDuration("query.timeout"),
 		MaxSamples:         v.GetInt("query.max_samples"),
@@ -110,7 +125,8 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := api.New(logger, reg, reg, store, engine, queryable, api.Options{
+	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer}
+	srv.api, err = api.New(logger, reg, reg, store, engine, queryable, api.Options{
 		MaxBodyBytes: v.GetInt64("limits.max_body_bytes"),
 		IngestLimits: ingest.Limits{
 			MaxSeriesPerRequest:  v.GetInt("limits.max_series_per_request"),
@@ -119,8 +135,13 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 			MaxLabelNameLength:   v.GetInt("limits.max_label_name_length"),
 			MaxLabelValueLength:  v.GetInt("limits.max_label_value_length"),
 		},
-		Build:      buildInfo(),
-		Flusher:    store,
+		Build:       buildInfo(),
+		EnableAdmin: v.GetBool("enable_admin_api"),
+		Flusher:     store,
+		Deleter:     deleter{store: store, set: set},
+		Jobs: map[string]func(context.Context) (any, error){
+			"retention": func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
+		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
 		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
@@ -128,7 +149,36 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, api: a}, nil
+	return srv, nil
+}
+
+// deleter carries out the delete API: tombstones in every segment, after
+// the store flushed the head with appends paused.
+type deleter struct {
+	store *buffer.Store
+	set   *segments.Set
+}
+
+func (d deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error {
+	return d.store.DeleteSeries(ctx, func() error {
+		for _, ms := range sets {
+			if _, err := d.set.AddTombstone(ms, mint, maxt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// runRetention applies the retention policy now, serialised with flushes
+// and compaction.
+func (s *server) runRetention(ctx context.Context) (retention.Report, error) {
+	var (
+		rep retention.Report
+		err error
+	)
+	s.store.Exclusive(func() { rep, err = s.retention.Run(ctx) })
+	return rep, err
 }
 
 // storageOptions maps the config onto the store's and compactor's options.
@@ -274,8 +324,15 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	return serveErr
 }
 
-// maintain runs the background work that follows a flush check.
+// maintain runs the background work that follows a flush check; the store
+// holds its flush lock around it.
 func (s *server) maintain(ctx context.Context) {
+	if time.Since(s.lastRetention) >= s.v.GetDuration("retention.interval") {
+		s.lastRetention = time.Now()
+		if _, err := s.retention.Run(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("apply retention", "err", err)
+		}
+	}
 	if _, err := s.compactor.Compact(ctx); err != nil && ctx.Err() == nil {
 		s.logger.Error("compact segments", "err", err)
 	}

@@ -1,0 +1,173 @@
+package retention
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// writeSegment writes a segment of one series with samples every minute
+// in [from, to] at a resolution.
+func writeSegment(t *testing.T, set *segments.Set, name string, from, to time.Time, res int64) segments.Meta {
+	t.Helper()
+	c := chunkenc.NewXORChunk()
+	app, _ := c.Appender()
+	for ts := from; !ts.After(to); ts = ts.Add(time.Minute) {
+		app.Append(0, ts.UnixMilli(), 1)
+	}
+	kinds := []segments.ChunkKind{segments.KindRaw}
+	if res != 0 {
+		kinds = []segments.ChunkKind{segments.KindCount, segments.KindSum}
+	}
+	var chunks []segments.ChunkMeta
+	for _, k := range kinds {
+		chunks = append(chunks, segments.ChunkMeta{Kind: k, Chunk: c})
+	}
+	meta, err := segments.WriteSeries(set.Dir(), segments.Meta{Resolution: res},
+		[]segments.SeriesData{{Labels: labels.FromStrings("__name__", name), Chunks: chunks}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Publish([]segments.Meta{meta}); err != nil {
+		t.Fatal(err)
+	}
+	return meta
+}
+
+func newSet(t *testing.T) *segments.Set {
+	t.Helper()
+	set, err := segments.OpenSet(slog.New(slog.DiscardHandler), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.Close() })
+	return set
+}
+
+func ids(set *segments.Set) []string {
+	var out []string
+	for _, in := range set.Segments() {
+		out = append(out, in.Meta.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestAgeLimitsPerResolution(t *testing.T) {
+	set := newSet(t)
+	day := 24 * time.Hour
+	raw := writeSegment(t, set, "a", t0, t0.Add(2*time.Hour), 0)           // ends t0+2h
+	fiveM := writeSegment(t, set, "b", t0, t0.Add(2*time.Hour), Res5m)     // same range, 5m
+	hour := writeSegment(t, set, "c", t0, t0.Add(2*time.Hour), Res1h)      // same range, 1h
+	recent := writeSegment(t, set, "d", t0.Add(25*day), t0.Add(25*day), 0) // young raw
+	now := t0
+	var reports []Report
+	e, err := New(slog.New(slog.DiscardHandler), set, Policy{Raw: 10 * day, FiveMinute: 30 * day, OneHour: 0}, func() time.Time { return now }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.OnDrop = func(r Report) { reports = append(reports, r) }
+	run := func(at time.Time) Report {
+		t.Helper()
+		now = at
+		rep, err := e.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	// One millisecond before the raw segment's newest sample is 10 d old:
+	// kept. One millisecond after: gone, and reported with its names.
+	end := time.UnixMilli(raw.MaxTime)
+	if rep := run(end.Add(10*day - time.Millisecond)); len(rep.Dropped) != 0 {
+		t.Fatalf("dropped too early: %+v", rep)
+	}
+	rep := run(end.Add(10*day + time.Millisecond))
+	if len(rep.Dropped) != 1 || rep.Dropped[0].ID != raw.ID || !slices.Equal(rep.Dropped[0].MetricNames, []string{"a"}) || rep.Dropped[0].Reason != "age" {
+		t.Fatalf("want raw segment dropped by age with name a, got %+v", rep)
+	}
+	if len(reports) != 1 {
+		t.Fatalf("OnDrop called %d times, want 1", len(reports))
+	}
+	if rep := run(end.Add(30*day - time.Millisecond)); len(rep.Dropped) != 0 {
+		t.Fatalf("5m dropped too early: %+v", rep)
+	}
+	if rep := run(end.Add(30*day + time.Millisecond)); len(rep.Dropped) != 1 || rep.Dropped[0].ID != fiveM.ID {
+		t.Fatalf("want the 5m segment dropped, got %+v", rep)
+	}
+	if !slices.Contains(ids(set), recent.ID) {
+		t.Fatal("the young raw segment went too early")
+	}
+	// 1h is kept forever; the young raw segment goes in its time.
+	if rep := run(end.Add(10 * 365 * day)); len(rep.Dropped) != 1 || rep.Dropped[0].ID != recent.ID {
+		t.Fatalf("want the young raw segment dropped, got %+v", rep)
+	}
+	if got := ids(set); !slices.Equal(got, []string{hour.ID}) {
+		t.Fatalf("left %v, want only the 1h segment %s", got, hour.ID)
+	}
+}
+
+func TestDiskLimitDropsOldestFirst(t *testing.T) {
+	set := newSet(t)
+	var metas []segments.Meta
+	for i := range 5 {
+		metas = append(metas, writeSegment(t, set, "m", t0.Add(time.Duration(i)*time.Hour), t0.Add(time.Duration(i)*time.Hour+50*time.Minute), 0))
+	}
+	var total int64
+	for _, in := range set.Segments() {
+		total += in.Size
+	}
+	per := total / 5
+	e, err := New(slog.New(slog.DiscardHandler), set, Policy{MaxBytes: total - per - per/2}, func() time.Time { return t0 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Dropped) != 2 || rep.Dropped[0].ID != metas[0].ID || rep.Dropped[1].ID != metas[1].ID || rep.Dropped[0].Reason != "disk" {
+		t.Fatalf("want the two oldest dropped for disk, got %+v", rep.Dropped)
+	}
+	var left int64
+	for _, in := range set.Segments() {
+		left += in.Size
+	}
+	if left > e.Policy().MaxBytes {
+		t.Fatalf("%d bytes left, limit %d", left, e.Policy().MaxBytes)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		p    Policy
+		want string // substring of the error, "" for none
+	}{
+		{DefaultPolicy(), ""},
+		{Policy{}, ""},
+		{Policy{Raw: 10 * day, FiveMinute: 5 * day, OneHour: 100 * day}, "5m rollups kept"},
+		{Policy{Raw: 10 * day, FiveMinute: 20 * day, OneHour: 15 * day}, "1h rollups kept"},
+		{Policy{Raw: 0, FiveMinute: 20 * day}, "less than raw data (forever)"},
+		{Policy{Raw: -1}, "negative"},
+	} {
+		err := c.p.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: got %v, want %q", c.p, err, c.want)
+		}
+	}
+	if DefaultPolicy().MinTime(0, t0) != t0.Add(-15*day).UnixMilli() || (Policy{}).MinTime(Res1h, t0) != math.MinInt64 {
+		t.Error("MinTime")
+	}
+}
