@@ -64,6 +64,9 @@ type Options struct {
 	// POST /api/v1/admin/<name>/run ("retention", "downsample"); each
 	// returns a JSON-encodable summary.
 	Jobs map[string]func(context.Context) (any, error)
+	// Cache is the result cache, for its admin and status endpoints; nil
+	// when caching is off.
+	Cache CacheAdmin
 	// TSDBStatus reports storage figures for /api/v1/status/tsdb; nil
 	// answers an empty object.
 	TSDBStatus func() TSDBStatus
@@ -99,6 +102,7 @@ type API struct {
 	opts      Options
 	app       Appender
 	engine    *query.Engine
+	frontend  *query.Frontend
 	queryable storage.Queryable
 	metrics   *metrics
 	gatherer  prometheus.Gatherer
@@ -106,9 +110,10 @@ type API struct {
 	echo      *echo.Echo
 }
 
-// New builds the API and its routes. Metrics are registered with reg, and
+// New builds the API and its routes. Queries go through frontend (and its
+// cache); metadata requests read q. Metrics are registered with reg, and
 // /metrics serves gatherer.
-func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, app Appender, engine *query.Engine, q storage.Queryable, opts Options) (*API, error) {
+func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer, app Appender, frontend *query.Frontend, q storage.Queryable, opts Options) (*API, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -119,7 +124,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gat
 		logger:    logger,
 		opts:      opts,
 		app:       app,
-		engine:    engine,
+		engine:    frontend.Engine(),
+		frontend:  frontend,
 		queryable: q,
 		metrics:   newMetrics(reg, opts.Build),
 		gatherer:  gatherer,
@@ -156,6 +162,9 @@ func (a *API) routes() *echo.Echo {
 	admin.POST("/tsdb/flush", a.flush)
 	admin.Match(getPost, "/tsdb/delete_series", a.deleteSeries)
 	admin.POST("/:job/run", a.runJob)
+	admin.POST("/cache/invalidate", a.invalidateCache)
+	admin.DELETE("/cache", a.resetCache)
+	e.GET("/api/v1/status/cache", a.cacheStatus)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)

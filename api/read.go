@@ -3,12 +3,12 @@ package api
 import (
 	"context"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/query"
@@ -43,8 +43,17 @@ func (a *API) instantQuery(c echo.Context) error {
 	}
 	defer cancel()
 	start := time.Now()
-	res, err := a.engine.Instant(ctx, qs, ts)
-	return a.queryResult(c, "instant", qs, start, res, err)
+	res, err := a.frontend.Instant(ctx, qs, ts, bypassCache(c))
+	return a.queryResult(c, "instant", start, res, err)
+}
+
+// bypassCache reports whether the request asks not to use the cache:
+// nocache=1 or Cache-Control: no-cache.
+func bypassCache(c echo.Context) bool {
+	if v := formValue(c, "nocache"); v == "1" || v == "true" {
+		return true
+	}
+	return strings.Contains(strings.ToLower(c.Request().Header.Get("Cache-Control")), "no-cache")
 }
 
 func (a *API) rangeQuery(c echo.Context) error {
@@ -74,8 +83,8 @@ func (a *API) rangeQuery(c echo.Context) error {
 	}
 	defer cancel()
 	start := time.Now()
-	res, err := a.engine.Range(ctx, r)
-	return a.queryResult(c, "range", qs, start, res, err)
+	res, err := a.frontend.Range(ctx, r, bypassCache(c))
+	return a.queryResult(c, "range", start, res, err)
 }
 
 func requiredTime(c echo.Context, name string) (time.Time, error) {
@@ -85,7 +94,10 @@ func requiredTime(c echo.Context, name string) (time.Time, error) {
 	return timeParam(c, name, time.Time{})
 }
 
-func (a *API) queryResult(c echo.Context, kind, qs string, start time.Time, res *promql.Result, err error) error {
+// cacheHeader tells the client how its query was answered.
+const cacheHeader = "X-Strata-Cache"
+
+func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *query.Result, err error) error {
 	a.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if err != nil {
 		typ, _ := classify(err)
@@ -93,8 +105,8 @@ func (a *API) queryResult(c echo.Context, kind, qs string, start time.Time, res 
 		return err
 	}
 	a.metrics.queries.WithLabelValues(kind, "success").Inc()
-	warnings, infos := res.Warnings.AsStrings(qs, 10, 10)
-	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, warnings, infos)
+	c.Response().Header().Set(cacheHeader, string(res.Cache))
+	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
 }
 
 // timeRange reads the optional start and end of the metadata endpoints.

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"encoding/json"
+	"net/http"
+
 	"os"
 	"runtime"
 	"slices"
@@ -8,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/strata-tsdb/strata/query"
 )
 
 // TSDBStatus is what GET /api/v1/status/tsdb reports about storage.
@@ -143,4 +148,60 @@ func (a *API) runtimeInfo(c echo.Context) error {
 		dst = appendString(dst, os.Getenv("GOGC"))
 		return append(dst, '}')
 	}, nil, nil)
+}
+
+// CacheAdmin is what the API needs of the result cache.
+type CacheAdmin interface {
+	Invalidate(tag string)
+	Reset()
+	// Status returns the cache's figures as a JSON-encodable value.
+	Status() any
+}
+
+// invalidateCache bumps one tag (?tag=) or the tags of the series matching
+// match[] between start and end.
+func (a *API) invalidateCache(c echo.Context) error {
+	if a.opts.Cache == nil {
+		return echo.ErrNotFound
+	}
+	if tag := formValue(c, "tag"); tag != "" {
+		a.opts.Cache.Invalidate(tag)
+		return c.NoContent(http.StatusNoContent)
+	}
+	sets, err := matchersParam(c, a.engine.Parser())
+	if err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return badData("give a tag parameter or match[] selectors")
+	}
+	mint, maxt, err := timeRange(c)
+	if err != nil {
+		return err
+	}
+	names, err := query.MetricNames(c.Request().Context(), a.queryable, sets, mint, maxt)
+	if err != nil {
+		return err
+	}
+	a.frontend.Invalidate(names, mint, maxt)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) resetCache(c echo.Context) error {
+	if a.opts.Cache == nil {
+		return echo.ErrNotFound
+	}
+	a.opts.Cache.Reset()
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) cacheStatus(c echo.Context) error {
+	if a.opts.Cache == nil {
+		return echo.ErrNotFound
+	}
+	b, err := json.Marshal(a.opts.Cache.Status())
+	if err != nil {
+		return err
+	}
+	return a.success(c, func(dst []byte) []byte { return append(dst, b...) }, nil, nil)
 }

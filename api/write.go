@@ -115,6 +115,9 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	if err := a.app.Append(batch); err != nil {
 		return a.rejected(f, fmt.Errorf("append: %w", err))
 	}
+	// The samples are visible now; before acknowledging them, make every
+	// cached answer they could change a miss.
+	a.frontend.InvalidateBatch(batch)
 	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
 	return c.NoContent(http.StatusNoContent)
 }

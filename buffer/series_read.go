@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"sort"
+
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/segments"
@@ -22,11 +24,12 @@ type snapshot struct {
 // (whole chunks: a superset).
 func (s *memSeries) snapshotLocked(mint, maxt int64) *snapshot {
 	sn := &snapshot{}
-	for _, c := range s.chunks {
-		if overlaps(c, mint, maxt) {
-			sn.inOrder = append(sn.inOrder, c.chunk)
-			sn.maxTs = append(sn.maxTs, c.maxT)
+	for _, c := range s.chunks[firstEndingAtOrAfter(s.chunks, mint):] {
+		if c.minT > maxt {
+			break
 		}
+		sn.inOrder = append(sn.inOrder, c.chunk)
+		sn.maxTs = append(sn.maxTs, c.maxT)
 	}
 	if s.head != nil && overlaps(s.head, mint, maxt) {
 		b := append([]byte(nil), s.head.chunk.Bytes()...)
@@ -75,10 +78,8 @@ func (s *memSeries) iteratorLocked(mint, maxt int64) chunkenc.Iterator {
 // hasDataLocked reports whether the series has samples that may lie in
 // [mint, maxt].
 func (s *memSeries) hasDataLocked(mint, maxt int64) bool {
-	for _, c := range s.chunks {
-		if overlaps(c, mint, maxt) {
-			return true
-		}
+	if i := firstEndingAtOrAfter(s.chunks, mint); i < len(s.chunks) && s.chunks[i].minT <= maxt {
+		return true
 	}
 	if s.head != nil && overlaps(s.head, mint, maxt) {
 		return true
@@ -94,4 +95,10 @@ func (s *memSeries) hasDataLocked(mint, maxt int64) bool {
 		}
 	}
 	return false
+}
+
+// firstEndingAtOrAfter returns the index of the first of chunks (sorted by
+// time, not overlapping) whose last sample is at or after t.
+func firstEndingAtOrAfter(chunks []*memChunk, t int64) int {
+	return sort.Search(len(chunks), func(i int) bool { return chunks[i].maxT >= t })
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,12 +156,19 @@ func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*promql.
 	return detach(q.Exec(ctx))
 }
 
-// detach returns the result or its error. The result's memory belongs to
-// the caller: Close on the query only returns pooled slices for results it
-// still owns, and Exec's Value is not pooled once returned.
+// detach returns a copy of the result that stays valid after the query is
+// closed: Close hands the point slices of a matrix result back to the
+// engine's pool, where the next query reuses them.
 func detach(res *promql.Result) (*promql.Result, error) {
 	if res.Err != nil {
 		return nil, res.Err
+	}
+	if m, ok := res.Value.(promql.Matrix); ok {
+		out := make(promql.Matrix, len(m))
+		for i, s := range m {
+			out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats), Histograms: slices.Clone(s.Histograms), DropName: s.DropName}
+		}
+		res = &promql.Result{Value: out, Warnings: res.Warnings}
 	}
 	return res, nil
 }

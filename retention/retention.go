@@ -111,7 +111,8 @@ type Enforcer struct {
 	policy Policy
 	now    func() time.Time
 	// OnDrop, when set, is called with every run's report that dropped
-	// something, before the segments leave the set.
+	// something, once the segments have left the set (so that a cache
+	// invalidated then cannot be refilled with their data).
 	OnDrop func(Report)
 
 	deleted      *prometheus.CounterVec
@@ -188,15 +189,15 @@ func (e *Enforcer) Run(ctx context.Context) (Report, error) {
 		return rep, ctx.Err()
 	}
 	e.fillNames(rep.Dropped)
-	if e.OnDrop != nil {
-		e.OnDrop(rep)
-	}
 	ids := make([]string, len(rep.Dropped))
 	for i, d := range rep.Dropped {
 		ids[i] = d.ID
 	}
 	if err := e.set.Replace(ids, nil); err != nil {
 		return Report{}, fmt.Errorf("retention: %w", err)
+	}
+	if e.OnDrop != nil {
+		e.OnDrop(rep)
 	}
 	for _, d := range rep.Dropped {
 		res := resolutionLabel(d.Resolution)

@@ -2,6 +2,7 @@ package segments
 
 import (
 	"math"
+	"sort"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -125,10 +126,17 @@ func (it *chainIterator) Seek(t int64) chunkenc.ValueType {
 			return vt
 		}
 	}
-	for it.nextChunk() {
-		if it.maxTs[it.i] < t {
-			continue
+	// Skip, without opening them, the chunks that end before t.
+	if j := sort.Search(len(it.maxTs), func(j int) bool { return it.maxTs[j] >= t }); j-1 > it.i {
+		if it.cur != nil {
+			if err := it.cur.Err(); err != nil {
+				it.err = err
+				return chunkenc.ValNone
+			}
 		}
+		it.i = j - 1
+	}
+	for it.nextChunk() {
 		if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
 			return vt
 		}

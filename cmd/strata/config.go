@@ -59,6 +59,13 @@ var options = []option{
 	{"retention.max_bytes", "retention.max-bytes", int64(0), "delete the oldest segments while all segments take more bytes than this (0 = no limit)"},
 	{"retention.interval", "retention.interval", 5 * time.Minute, "how often retention (and downsampling) run"},
 
+	{"cache.enabled", "cache.enabled", true, "answer range and past instant queries through the result cache"},
+	{"cache.max_bytes", "cache.max-bytes", int64(0), "result cache size in bytes (0 = 1/8 of the machine's memory, at least 32 MiB)"},
+	{"cache.ttl", "cache.ttl", time.Hour, "how long a cached extent is fresh"},
+	{"cache.grace", "cache.grace", 5 * time.Minute, "how long past its TTL an extent is still served (marked stale) while it is recomputed"},
+	{"cache.freshness", "cache.freshness", time.Minute, "results for times newer than now minus this are never cached"},
+	{"cache.split_interval", "cache.split-interval", 24 * time.Hour, "range queries are cached in extents of this length"},
+
 	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},
 }

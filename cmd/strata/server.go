@@ -12,21 +12,23 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/strata-tsdb/strata/api"
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/buffer/wal"
+	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/retention"
 	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/web"
 )
 
 // run parses args, starts the server and serves until ctx is done. When
@@ -68,6 +70,8 @@ type server struct {
 	set       *segments.Set
 	compactor *segments.Compactor
 	retention *retention.Enforcer
+	cache     *cache.Cache // nil when disabled
+	frontend  *query.Frontend
 	api       *api.API
 
 	lastRetention time.Time // guarded by the store's flush lock (maintain)
@@ -126,7 +130,15 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		return nil, err
 	}
 	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer}
-	srv.api, err = api.New(logger, reg, reg, store, engine, queryable, api.Options{
+	if err := srv.openCache(filepath.Join(dataDir, "cache"), engine, policy); err != nil {
+		return nil, err
+	}
+	enforcer.OnDrop = srv.invalidateDropped
+	var cacheAdmin api.CacheAdmin
+	if srv.cache != nil {
+		cacheAdmin = cacheStatus{srv.cache}
+	}
+	srv.api, err = api.New(logger, reg, reg, store, srv.frontend, queryable, api.Options{
 		MaxBodyBytes: v.GetInt64("limits.max_body_bytes"),
 		IngestLimits: ingest.Limits{
 			MaxSeriesPerRequest:  v.GetInt("limits.max_series_per_request"),
@@ -138,13 +150,15 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		Build:       buildInfo(),
 		EnableAdmin: v.GetBool("enable_admin_api"),
 		Flusher:     store,
-		Deleter:     deleter{store: store, set: set},
+		Deleter:     &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend},
+		Cache:       cacheAdmin,
 		Jobs: map[string]func(context.Context) (any, error){
 			"retention": func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
 		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
+		UI:         web.Handler(),
 	})
 	if err != nil {
 		return nil, err
@@ -152,22 +166,72 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	return srv, nil
 }
 
-// deleter carries out the delete API: tombstones in every segment, after
-// the store flushed the head with appends paused.
-type deleter struct {
-	store *buffer.Store
-	set   *segments.Set
+// openCache creates (or loads from dir) the result cache and the frontend.
+func (s *server) openCache(dir string, engine *query.Engine, policy retention.Policy) error {
+	v := s.v
+	fopts := query.FrontendOptions{SplitInterval: v.GetDuration("cache.split_interval"), Freshness: v.GetDuration("cache.freshness")}
+	minTime := func() int64 { return policy.MinTime(0, time.Now()) }
+	if !v.GetBool("cache.enabled") {
+		f, err := query.NewFrontend(engine, nil, fopts, time.Now, minTime, 0)
+		s.frontend = f
+		return err
+	}
+	copts := cache.DefaultOptions()
+	copts.MaxBytes = int(v.GetInt64("cache.max_bytes"))
+	if copts.MaxBytes == 0 {
+		copts.MaxBytes = defaultCacheBytes()
+	}
+	copts.TTL = v.GetDuration("cache.ttl")
+	copts.Grace = v.GetDuration("cache.grace")
+	c, err := cache.Load(dir, copts)
+	var ce *cache.CorruptionError
+	if errors.As(err, &ce) {
+		s.logger.Warn("saved result cache is damaged; starting empty", "err", err)
+		c, err = cache.New(copts)
+	}
+	if err != nil {
+		return fmt.Errorf("result cache: %w", err)
+	}
+	s.cache = c
+	s.reg.MustRegister(c.Collector())
+	s.frontend, err = query.NewFrontend(engine, c, fopts, time.Now, minTime, copts.TTL+copts.Grace)
+	return err
 }
 
-func (d deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error {
-	return d.store.DeleteSeries(ctx, func() error {
-		for _, ms := range sets {
-			if _, err := d.set.AddTombstone(ms, mint, maxt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// defaultCacheBytes is an eighth of the machine's memory, at least 32 MiB.
+func defaultCacheBytes() int {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 256 << 20
+	}
+	return max(32<<20, int(uint64(si.Totalram)*uint64(si.Unit)/8))
+}
+
+// invalidateDropped bumps the cache tags of the data retention deleted.
+func (s *server) invalidateDropped(rep retention.Report) {
+	for _, d := range rep.Dropped {
+		s.frontend.Invalidate(d.MetricNames, d.MinTime, d.MaxTime)
+	}
+}
+
+// cacheStatus adapts the cache to the API's status endpoint.
+type cacheStatus struct{ c *cache.Cache }
+
+func (c cacheStatus) Invalidate(tag string) { c.c.Invalidate(tag) }
+func (c cacheStatus) Reset()                { c.c.Reset() }
+func (c cacheStatus) Status() any {
+	st := c.c.Stats()
+	lookups := st.Hits + st.Stale + st.Misses
+	ratio := 0.0
+	if lookups > 0 {
+		ratio = float64(st.Hits+st.Stale) / float64(lookups)
+	}
+	return map[string]any{
+		"entries": st.Entries, "bytes": st.Bytes, "maxBytes": st.MaxBytes, "evictedBytes": st.EvictedBytes,
+		"hits": st.Hits, "partialHits": st.PartialHits, "misses": st.Misses, "staleServed": st.Stale,
+		"sharedWaits": st.SharedWaits, "computations": st.Computations, "refreshes": st.Refreshes,
+		"refreshFailures": st.RefreshFailures, "invalidations": st.Invalidations, "hitRatio": ratio,
+	}
 }
 
 // runRetention applies the retention policy now, serialised with flushes
@@ -319,6 +383,14 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	}
 	if err := s.set.Close(); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("close segments: %w", err))
+	}
+	if s.cache != nil {
+		if err := s.cache.Save(filepath.Join(s.v.GetString("data_dir"), "cache")); err != nil {
+			s.logger.Warn("save result cache", "err", err)
+		}
+		if err := s.cache.Close(); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("close cache: %w", err))
+		}
 	}
 	s.logger.Info("stopped")
 	return serveErr

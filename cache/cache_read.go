@@ -1,0 +1,95 @@
+package cache
+
+import (
+	"encoding/binary"
+	"slices"
+)
+
+// Get returns the value stored under key and how it was served: StatusHit,
+// StatusStale (past its TTL, inside its grace period; Get starts no
+// refresh) or StatusMiss with a nil value. The value is a new slice owned by
+// the caller.
+func (c *Cache) Get(key []byte) ([]byte, Status) {
+	v, st := c.GetAppend(nil, key)
+	if st == StatusMiss {
+		return nil, st
+	}
+	return v, st
+}
+
+// GetAppend is Get appending the value to dst: on a hit the returned slice is
+// dst with the value appended, and on a miss it is dst unchanged in length.
+// With a dst of sufficient capacity a hit does not allocate.
+func (c *Cache) GetAppend(dst, key []byte) ([]byte, Status) {
+	dst, st := c.lookup(dst, key, c.now().UnixNano())
+	c.m.count(st)
+	return dst, st
+}
+
+// lookup appends the value stored under key to dst and says whether it is
+// fresh (StatusHit) or stale (StatusStale). On a miss it returns dst with its
+// length unchanged. It promotes aged fresh hits.
+func (c *Cache) lookup(dst, key []byte, now int64) ([]byte, Status) {
+	if c.closed.Load() {
+		return dst, StatusMiss
+	}
+	var kb [8]byte
+	fk := c.fastKey(&kb, key)
+	n0 := len(dst)
+	buf, ok := c.fc.HasGet(dst, fk)
+	if !ok {
+		return dst, StatusMiss
+	}
+	big := len(buf)-n0 == bigMetaLen
+	if big {
+		// A SetBig entry: the key holds its hash and length.
+		n := binary.BigEndian.Uint64(buf[n0+8:])
+		if n > uint64(c.maxEntry) {
+			c.m.corrupt.Add(1)
+			return buf[:n0], StatusMiss
+		}
+		buf = c.fc.GetBig(slices.Grow(buf[:n0], int(n)), fk)
+		if len(buf) == n0 {
+			return buf, StatusMiss // a part was evicted
+		}
+	}
+	raw := buf[n0:]
+	e, err := decodeEntryChecked(raw, !big)
+	if err != nil {
+		c.m.corrupt.Add(1)
+		return buf[:n0], StatusMiss
+	}
+	if !e.hasKey(key) {
+		c.m.collisions.Add(1)
+		return buf[:n0], StatusMiss
+	}
+	st := c.classify(&e, now)
+	switch st {
+	case StatusMiss:
+		return buf[:n0], StatusMiss
+	case StatusHit:
+		if c.rewriteAfter > 0 && c.written.Load()-e.writtenAt > c.rewriteAfter {
+			c.store(fk, raw)
+			c.m.promotions.Add(1)
+		}
+	}
+	n := copy(raw, e.value)
+	return buf[:n0+n], st
+}
+
+// classify says whether e is fresh (StatusHit), stale (StatusStale) or
+// unusable (StatusMiss) at now.
+func (c *Cache) classify(e *entry, now int64) Status {
+	switch {
+	case !c.gens.valid(e):
+		return StatusMiss // never served stale
+	case e.created > now+maxClockSkew:
+		return StatusMiss
+	case now < e.expires:
+		return StatusHit
+	case now < e.graceEnd:
+		return StatusStale
+	default:
+		return StatusMiss
+	}
+}

@@ -1,0 +1,226 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ComputeFunc computes the value of a missing or stale key. It returns the
+// value, its TTL (zero: Options.TTL; negative: return the value but do not
+// cache it) and an error (nothing is cached). The cache owns the returned
+// value afterwards: it is handed, read-only, to every caller waiting for it.
+//
+// ctx carries the values of the context of the call that started the
+// computation, but not its cancellation: a computation is canceled when
+// every caller waiting for it has gone, on RefreshTimeout for a background
+// refresh, and by Close.
+type ComputeFunc func(ctx context.Context) (value []byte, ttl time.Duration, err error)
+
+// GetOrCompute returns the value of key, computing it with compute on a
+// miss. The tags are those the value depends on; they are recorded with the
+// value when it is stored.
+//
+// Concurrent misses on one key run compute once: the first caller's
+// computation is shared by the others (StatusShared). A stale entry is
+// returned at once (StatusStale) while one background refresh recomputes
+// it; while a refresh fails, the stale entry keeps being served until its
+// grace period ends. An entry invalidated by a tag is never served.
+//
+// The returned value must not be modified: it may be shared with other
+// callers. On a miss whose computation failed, the error of compute is
+// returned; a canceled ctx returns ctx.Err() at once, leaving the
+// computation to the other callers waiting for it, if any.
+func (c *Cache) GetOrCompute(ctx context.Context, key []byte, tags []string, compute ComputeFunc) ([]byte, Status, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, StatusMiss, err
+	}
+	v, st := c.lookup(nil, key, c.now().UnixNano())
+	switch st {
+	case StatusHit:
+		c.m.hits.Add(1)
+		return v, st, nil
+	case StatusStale:
+		c.m.stale.Add(1)
+		c.refresh(ctx, key, tags, compute)
+		return v, st, nil
+	}
+	return c.join(ctx, key, tags, compute)
+}
+
+// flight is one computation of one key, shared by the calls waiting for it.
+type flight struct {
+	done chan struct{} // closed when val, hit and err are set
+	val  []byte
+	hit  bool // found fresh in the cache at the start; compute not called
+	err  error
+
+	background bool               // a refresh: runs even with no waiters
+	waiters    int                // calls waiting; guarded by flightGroup.mu
+	cancel     context.CancelFunc // cancels the computation's context
+}
+
+// flightGroup tracks the running computations by key. It is
+// golang.org/x/sync/singleflight with two changes: the computation runs in
+// its own goroutine, so a waiter can leave when its context ends while the
+// others keep waiting, and it is canceled only when all waiters have left.
+type flightGroup struct {
+	mu     sync.Mutex
+	m      map[string]*flight // guarded by mu
+	closed bool               // guarded by mu; no new flights after Close
+}
+
+// join waits for the flight of key, starting it if there is none.
+func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute ComputeFunc) ([]byte, Status, error) {
+	k := string(key)
+	g := &c.flights
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, StatusMiss, ErrClosed
+	}
+	f, shared := g.m[k]
+	if shared {
+		f.waiters++
+	} else {
+		f = c.startLocked(ctx, k, tags, compute, false)
+	}
+	g.mu.Unlock()
+
+	st := StatusMiss
+	if shared {
+		st = StatusShared
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		c.leave(k, f)
+		c.m.count(st)
+		return nil, st, ctx.Err()
+	}
+	if st == StatusMiss && f.hit {
+		st = StatusHit
+	}
+	c.m.count(st)
+	if f.err != nil {
+		return nil, st, f.err
+	}
+	return f.val, st, nil
+}
+
+// leave removes a waiter that gave up on f. The last one to leave a
+// foreground flight cancels it, and forgets it so that the next miss starts
+// afresh instead of joining a canceled computation.
+func (c *Cache) leave(k string, f *flight) {
+	g := &c.flights
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f.waiters--
+	if f.waiters > 0 || f.background {
+		return
+	}
+	f.cancel()
+	if g.m[k] == f {
+		delete(g.m, k)
+	}
+}
+
+// refresh starts a background refresh of key unless a computation of key is
+// running already.
+func (c *Cache) refresh(ctx context.Context, key []byte, tags []string, compute ComputeFunc) {
+	k := string(key)
+	g := &c.flights
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	if _, ok := g.m[k]; ok {
+		return
+	}
+	c.startLocked(ctx, k, tags, compute, true)
+}
+
+// startLocked registers and starts a flight for k. g.mu must be held.
+func (c *Cache) startLocked(ctx context.Context, k string, tags []string, compute ComputeFunc, background bool) *flight {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if background && c.opts.RefreshTimeout > 0 {
+		var cancelTimeout context.CancelFunc
+		fctx, cancelTimeout = context.WithTimeout(fctx, c.opts.RefreshTimeout)
+		cancelBoth := cancel
+		cancel = func() { cancelTimeout(); cancelBoth() }
+	}
+	f := &flight{done: make(chan struct{}), background: background, cancel: cancel}
+	if !background {
+		f.waiters = 1
+	}
+	c.flights.m[k] = f
+	c.wg.Add(1)
+	go c.run(fctx, k, f, slices.Clone(tags), compute)
+	return f
+}
+
+// run computes flight f of key k and publishes its result.
+func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, compute ComputeFunc) {
+	defer c.wg.Done()
+	defer f.cancel()
+	stop := context.AfterFunc(c.closeCtx, f.cancel)
+	defer stop()
+
+	f.val, f.hit, f.err = c.fill(ctx, []byte(k), tags, compute, f.background)
+
+	// The result is in the cache before the flight is forgotten, so a miss
+	// that comes after it finds either the flight or the entry (fill
+	// checks the cache first for misses that raced with the end of a
+	// previous flight).
+	g := &c.flights
+	g.mu.Lock()
+	if g.m[k] == f {
+		delete(g.m, k)
+	}
+	g.mu.Unlock()
+	close(f.done)
+}
+
+// fill returns the value of key: from the cache if it is fresh there, else
+// computed and stored.
+func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool) (val []byte, hit bool, err error) {
+	if v, st := c.lookup(nil, key, c.now().UnixNano()); st == StatusHit {
+		return v, true, nil
+	}
+	// The snapshot precedes the computation: a tag bumped while it runs
+	// invalidates what it stores.
+	snap := c.Snapshot()
+	v, ttl, err := callCompute(ctx, compute)
+	switch {
+	case err != nil && background:
+		c.m.refreshFailures.Add(1)
+	case err != nil:
+		c.m.computeErrors.Add(1)
+	}
+	if background {
+		c.m.refreshes.Add(1)
+	} else {
+		c.m.computations.Add(1)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	// ErrTooLarge and ErrClosed leave the value uncached, nothing more.
+	_ = c.Set(key, tags, snap, v, ttl)
+	return v, false, nil
+}
+
+// callCompute calls compute, turning a panic into an error: compute runs in
+// its own goroutine, where a panic would end the process.
+func callCompute(ctx context.Context, compute ComputeFunc) (v []byte, ttl time.Duration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, ttl, err = nil, 0, fmt.Errorf("cache compute panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return compute(ctx)
+}

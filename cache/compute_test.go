@@ -1,0 +1,238 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestStampedeOneComputation(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	const callers = 1000
+	var n counter
+	gate := make(chan struct{})
+	compute := func(context.Context) ([]byte, time.Duration, error) {
+		n.calls.Add(1)
+		<-gate
+		return []byte("result"), 0, nil
+	}
+	var wg sync.WaitGroup
+	statuses := make(chan Status, callers)
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			v, st, err := c.GetOrCompute(context.Background(), []byte("hot"), []string{"t"}, compute)
+			if err == nil && string(v) != "result" {
+				err = errors.New("wrong value " + string(v))
+			}
+			statuses <- st
+			errs <- err
+		})
+	}
+	// Release the computation once every caller waits on it.
+	waitWaiters(t, c, "hot", callers)
+	close(gate)
+	wg.Wait()
+	close(statuses)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := map[Status]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if got := n.calls.Load(); got != 1 {
+		t.Fatalf("%d computations for %d concurrent misses, want 1", got, callers)
+	}
+	if count[StatusMiss] != 1 || count[StatusShared] != callers-1 {
+		t.Errorf("statuses %v, want 1 miss and %d shared", count, callers-1)
+	}
+	if s := c.Stats(); s.SharedWaits != callers-1 || s.Misses != 1 || s.Computations != 1 {
+		t.Errorf("stats: shared %d misses %d computations %d", s.SharedWaits, s.Misses, s.Computations)
+	}
+}
+
+// Misses that arrive while a flight finishes must not compute again.
+func TestStampedeStaggered(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	compute := func(context.Context) ([]byte, time.Duration, error) {
+		n.calls.Add(1)
+		time.Sleep(time.Millisecond)
+		return []byte("v"), 0, nil
+	}
+	var wg sync.WaitGroup
+	for range 1000 {
+		wg.Go(func() {
+			if _, _, err := c.GetOrCompute(context.Background(), []byte("k"), nil, compute); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := n.calls.Load(); got != 1 {
+		t.Fatalf("%d computations, want 1", got)
+	}
+}
+
+func TestComputeErrorShared(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	boom := errors.New("boom")
+	gate := make(chan struct{})
+	compute := func(context.Context) ([]byte, time.Duration, error) {
+		<-gate
+		return nil, 0, boom
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if _, _, err := c.GetOrCompute(context.Background(), []byte("k"), nil, compute); !errors.Is(err, boom) {
+				t.Errorf("err = %v, want boom", err)
+			}
+		})
+	}
+	waitWaiters(t, c, "k", 10)
+	close(gate)
+	wg.Wait()
+	expectGet(t, c, "k", "", StatusMiss) // errors are not cached
+	if s := c.Stats(); s.ComputeErrors != 1 {
+		t.Errorf("compute errors = %d", s.ComputeErrors)
+	}
+}
+
+func TestComputePanicIsError(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	_, _, err := c.GetOrCompute(context.Background(), []byte("k"), nil, func(context.Context) ([]byte, time.Duration, error) {
+		panic("bad query")
+	})
+	if err == nil || !strings.Contains(err.Error(), "bad query") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A caller that gives up returns at once; the computation goes on for the
+// others, and is canceled when the last one leaves.
+func TestWaitersLeave(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	canceled := make(chan struct{})
+	compute := func(ctx context.Context) ([]byte, time.Duration, error) {
+		<-ctx.Done()
+		close(canceled)
+		return nil, 0, ctx.Err()
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	go func() { _, _, err := c.GetOrCompute(ctx1, []byte("k"), nil, compute); errs <- err }()
+	waitWaiters(t, c, "k", 1)
+	go func() { _, _, err := c.GetOrCompute(ctx2, []byte("k"), nil, compute); errs <- err }()
+	waitWaiters(t, c, "k", 2)
+
+	cancel1() // the leader leaves; the follower still waits
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("leader err = %v", err)
+	}
+	select {
+	case <-canceled:
+		t.Fatal("computation canceled while a caller still waits")
+	default:
+	}
+	cancel2()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follower err = %v", err)
+	}
+	<-canceled // canceled once nobody waits
+	waitIdle(t, c)
+
+	var n counter
+	if v, st := mustGet(t, c, "k", nil, n.fn("fresh", 0, nil)); v != "fresh" || st != StatusMiss {
+		t.Fatalf("after abandon: %q, %v", v, st)
+	}
+}
+
+// Close cancels background refreshes and waits for them (TestMain checks
+// with goleak that no goroutine is left).
+func TestCloseStopsRefreshes(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "k", nil, n.fn("v", 0, nil))
+	clk.Advance(90 * time.Second)
+
+	started := make(chan struct{})
+	var sawCancel bool
+	refresh := func(ctx context.Context) ([]byte, time.Duration, error) {
+		close(started)
+		<-ctx.Done()
+		sawCancel = true
+		return nil, 0, ctx.Err()
+	}
+	if v, st := mustGet(t, c, "k", nil, refresh); v != "v" || st != StatusStale {
+		t.Fatalf("got %q, %v", v, st)
+	}
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !sawCancel {
+		t.Fatal("Close returned before the refresh ended")
+	}
+}
+
+func TestRefreshTimeout(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk, func(o *Options) { o.RefreshTimeout = time.Millisecond })
+	var n counter
+	mustGet(t, c, "k", nil, n.fn("v", 0, nil))
+	clk.Advance(90 * time.Second)
+	refresh := func(ctx context.Context) ([]byte, time.Duration, error) {
+		<-ctx.Done()
+		return nil, 0, ctx.Err()
+	}
+	mustGet(t, c, "k", nil, refresh)
+	waitIdle(t, c)
+	if s := c.Stats(); s.RefreshFailures != 1 {
+		t.Fatalf("refresh failures = %d", s.RefreshFailures)
+	}
+	expectGet(t, c, "k", "v", StatusStale)
+}
+
+// A refresh started by one request keeps the request's values but not its
+// cancellation.
+func TestRefreshOutlivesRequest(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "k", nil, n.fn("v1", 0, nil))
+	clk.Advance(90 * time.Second)
+	type ctxKey struct{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "trace-1"))
+	gate := make(chan struct{})
+	var got any
+	refresh := func(rctx context.Context) ([]byte, time.Duration, error) {
+		<-gate
+		got = rctx.Value(ctxKey{})
+		return []byte("v2"), 0, rctx.Err()
+	}
+	if _, st, err := c.GetOrCompute(ctx, []byte("k"), nil, refresh); err != nil || st != StatusStale {
+		t.Fatal(st, err)
+	}
+	cancel()
+	close(gate)
+	waitIdle(t, c)
+	if got != "trace-1" {
+		t.Errorf("refresh context value = %v", got)
+	}
+	expectGet(t, c, "k", "v2", StatusHit)
+}

@@ -1,0 +1,238 @@
+package cache
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Tag invalidation uses one sequence for all tags. Invalidate(tag) takes the
+// next number of the sequence and records it as the tag's generation. A
+// computation first takes a Snapshot (the last number handed out) and its
+// entry keeps it: the entry is valid while every one of its tags has a
+// generation at or below the snapshot. A tag never bumped has generation 0,
+// so its entries are valid until its first bump.
+//
+// This is the per-tag generation scheme with one counter instead of many: an
+// entry stores one number however many tags it has, and a single atomic load
+// answers "was anything at all bumped since?".
+//
+// Memory: one record per tag bumped since the last prune, never per entry,
+// and nothing for tags that were never bumped. Records are removed only
+// together with a raise of floor, the number below which every snapshot is
+// invalid, so dropping a record can cost misses but never serve an entry
+// that a dropped bump invalidated. See prune.
+
+const genShardCount = 64
+
+// genRecord is the generation of one tag.
+type genRecord struct {
+	gen uint64
+	at  int64 // unix ns of the bump that set gen
+}
+
+type genShard struct {
+	mu sync.RWMutex
+	m  map[uint64]genRecord // tag hash → generation; guarded by mu
+	_  [40]byte             // keep shards on separate cache lines
+}
+
+type generations struct {
+	// seq is the last generation handed out.
+	seq atomic.Uint64
+	// floor invalidates every snapshot below it; it only grows.
+	floor atomic.Uint64
+	// count is the number of records over all shards.
+	count atomic.Int64
+	// pruneMu serializes prunes and resets.
+	pruneMu sync.Mutex
+
+	shards [genShardCount]genShard
+}
+
+func (g *generations) init() {
+	for i := range g.shards {
+		g.shards[i].m = make(map[uint64]genRecord)
+	}
+}
+
+func (g *generations) shard(h uint64) *genShard { return &g.shards[h%genShardCount] }
+
+// bump gives tag hash h a new generation and returns it.
+func (g *generations) bump(h uint64, at int64) uint64 {
+	gen := g.seq.Add(1)
+	s := g.shard(h)
+	s.mu.Lock()
+	// Two concurrent bumps of one tag may reach here out of order; the tag
+	// must keep the higher generation.
+	if r, ok := s.m[h]; !ok || r.gen < gen {
+		if !ok {
+			g.count.Add(1)
+		}
+		s.m[h] = genRecord{gen: gen, at: at}
+	}
+	s.mu.Unlock()
+	return gen
+}
+
+// get returns the generation of tag hash h, 0 if it has none.
+func (g *generations) get(h uint64) uint64 {
+	s := g.shard(h)
+	s.mu.RLock()
+	r := s.m[h]
+	s.mu.RUnlock()
+	return r.gen
+}
+
+// valid reports whether an entry with snapshot seq and the tag hashes of e is
+// still valid.
+func (g *generations) valid(e *entry) bool {
+	if e.seq >= g.seq.Load() {
+		// Nothing was bumped since the snapshot (floor <= seq always).
+		return true
+	}
+	for i := range e.numTags() {
+		if g.get(e.tag(i)) > e.seq {
+			return false
+		}
+	}
+	// floor is read after the records: prune raises floor before it
+	// removes records, so a record found missing above is covered here.
+	return e.seq >= g.floor.Load()
+}
+
+// raiseFloor raises floor to at least f.
+func (g *generations) raiseFloor(f uint64) {
+	for {
+		old := g.floor.Load()
+		if f <= old || g.floor.CompareAndSwap(old, f) {
+			return
+		}
+	}
+}
+
+// prune drops the records of bumps made before cutoff (unix ns), and, if
+// more than limit records remain, the oldest ones until limit/2 remain
+// (limit <= 0: no count limit). It returns the number of records dropped.
+//
+// Dropping a record must not revive an entry it invalidated, so floor is
+// first raised to the highest dropped generation: every entry whose snapshot
+// predates that bump becomes a miss. For a bump made before cutoff =
+// now - (MaxTTL + Grace), those entries have expired anyway, so the time
+// based part of pruning costs nothing while the clock is sane, and stays
+// safe when it is not.
+func (g *generations) prune(cutoff int64, limit int) int {
+	g.pruneMu.Lock()
+	defer g.pruneMu.Unlock()
+	return g.pruneLocked(cutoff, limit)
+}
+
+// pruneLocked is prune with pruneMu held.
+func (g *generations) pruneLocked(cutoff int64, limit int) int {
+	var x uint64 // highest generation to drop
+	var gens []uint64
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.RLock()
+		for _, r := range s.m {
+			if r.at < cutoff && r.gen > x {
+				x = r.gen
+			}
+			if limit > 0 {
+				gens = append(gens, r.gen)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	if limit > 0 {
+		slices.Sort(gens)
+		// Records above x stay; drop more if too many of them remain.
+		keep := len(gens) - countAtMost(gens, x)
+		if keep > limit {
+			x = gens[len(gens)-limit/2-1]
+		}
+	}
+	if x == 0 {
+		return 0
+	}
+	g.raiseFloor(x)
+	dropped := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for h, r := range s.m {
+			if r.gen <= x {
+				delete(s.m, h)
+				dropped++
+			}
+		}
+		s.mu.Unlock()
+	}
+	g.count.Add(-int64(dropped))
+	return dropped
+}
+
+// countAtMost returns the number of elements of sorted s that are <= x.
+func countAtMost(s []uint64, x uint64) int {
+	n, _ := slices.BinarySearch(s, x+1)
+	return n
+}
+
+// reset invalidates every snapshot taken so far and drops all records.
+func (g *generations) reset() {
+	g.pruneMu.Lock()
+	defer g.pruneMu.Unlock()
+	g.raiseFloor(g.seq.Add(1))
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		g.count.Add(-int64(len(s.m)))
+		clear(s.m)
+		s.mu.Unlock()
+	}
+}
+
+// genState is the persistent form of generations.
+type genState struct {
+	seq, floor uint64
+	tags       []genFileRecord
+}
+
+type genFileRecord struct {
+	hash uint64
+	genRecord
+}
+
+// state returns a copy of g for saving. seq is read last, so it is at least
+// every saved record's generation even while bumps race with the copy (a
+// bump takes its number before it stores its record).
+func (g *generations) state() genState {
+	st := genState{floor: g.floor.Load()}
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.RLock()
+		for h, r := range s.m {
+			st.tags = append(st.tags, genFileRecord{hash: h, genRecord: r})
+		}
+		s.mu.RUnlock()
+	}
+	st.seq = g.seq.Load()
+	return st
+}
+
+// restore replaces the content of g by st. g must not be in use.
+func (g *generations) restore(st genState) {
+	g.seq.Store(st.seq)
+	g.floor.Store(st.floor)
+	for i := range g.shards {
+		clear(g.shards[i].m)
+	}
+	for _, r := range st.tags {
+		g.shards[r.hash%genShardCount].m[r.hash] = r.genRecord
+	}
+	n := 0
+	for i := range g.shards {
+		n += len(g.shards[i].m)
+	}
+	g.count.Store(int64(n))
+}

@@ -1,0 +1,193 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadTestCache(t *testing.T, dir string, clk *fakeClock) *Cache {
+	t.Helper()
+	c, err := Load(dir, testOptions(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestSaveLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "a", []string{"ta"}, n.fn("A", 0, nil))
+	mustGet(t, c, "b", []string{"tb"}, n.fn("B", 0, nil))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20<<10) // 320 KiB
+	if err := c.Set([]byte("big"), []string{"tb"}, c.Snapshot(), big, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Invalidate("ta") // "a" is invalid and must stay so after the restart
+	if err := c.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(dir); err != nil { // a second save replaces the first
+		t.Fatal(err)
+	}
+	names := dirNames(t, dir)
+	if strings.Join(names, " ") != "data.2 generations" {
+		t.Fatalf("saved files: %v", names)
+	}
+	_ = c.Close()
+
+	clk.Advance(10 * time.Second)
+	c2 := loadTestCache(t, dir, clk)
+	expectGet(t, c2, "a", "", StatusMiss)
+	expectGet(t, c2, "b", "B", StatusHit)
+	if v, st := c2.Get([]byte("big")); st != StatusHit || !bytes.Equal(v, big) {
+		t.Fatalf("big: %v, %d bytes", st, len(v))
+	}
+	if c2.written.Load() != c.written.Load() || c2.gens.seq.Load() != 1 {
+		t.Errorf("restored written %d seq %d", c2.written.Load(), c2.gens.seq.Load())
+	}
+	// Generations go on from where they were: a bump after the restart
+	// invalidates entries saved before it.
+	c2.Invalidate("tb")
+	expectGet(t, c2, "b", "", StatusMiss)
+	expectGet(t, c2, "big", "", StatusMiss)
+
+	// TTLs are wall-clock times and run on across the restart.
+	clk.Advance(time.Minute)
+	c3 := loadTestCache(t, dir, clk)
+	expectGet(t, c3, "b", "B", StatusStale)
+}
+
+func TestLoadEmptyOrMissing(t *testing.T) {
+	clk := newFakeClock()
+	for _, dir := range []string{filepath.Join(t.TempDir(), "absent"), t.TempDir()} {
+		c := loadTestCache(t, dir, clk)
+		expectGet(t, c, "a", "", StatusMiss)
+	}
+}
+
+// Data without its generations file is never loaded.
+func TestLoadDataWithoutGenerations(t *testing.T) {
+	dir := t.TempDir()
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "a", []string{"t"}, n.fn("A", 0, nil))
+	if err := c.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, genFileName)); err != nil {
+		t.Fatal(err)
+	}
+	c2 := loadTestCache(t, dir, clk)
+	expectGet(t, c2, "a", "", StatusMiss)
+}
+
+func TestLoadCorruptGenerations(t *testing.T) {
+	dir := t.TempDir()
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	c.Invalidate("t")
+	if err := c.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, genFileName)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
+	cases := map[string][]byte{
+		"empty":     {},
+		"truncated": good[:len(good)-1],
+		"zeroed":    make([]byte, len(good)),
+		"flipped":   flip(20),
+		"checksum":  flip(len(good) - 1),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(dir, testOptions(clk))
+			var ce *CorruptionError
+			if !errors.As(err, &ce) || c != nil {
+				t.Fatalf("Load = %v, %v; want a *CorruptionError", c, err)
+			}
+		})
+	}
+}
+
+// Damaged data files give an empty cache, never wrong values.
+func TestLoadCorruptData(t *testing.T) {
+	dir := t.TempDir()
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "a", nil, n.fn("A", 0, nil))
+	if err := c.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data.1")
+	for _, name := range dirNames(t, data) {
+		if err := os.WriteFile(filepath.Join(data, name), []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := loadTestCache(t, dir, clk)
+	expectGet(t, c2, "a", "", StatusMiss)
+}
+
+func TestGenFileRoundTrip(t *testing.T) {
+	st := genFile{
+		genState: genState{seq: 10, floor: 3, tags: []genFileRecord{
+			{hash: 1, genRecord: genRecord{gen: 4, at: 100}},
+			{hash: 2, genRecord: genRecord{gen: 10, at: -5}},
+		}},
+		written: 12345,
+		saveSeq: 7,
+	}
+	got, err := decodeGenFile(appendGenFile(nil, &st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.seq != st.seq || got.floor != st.floor || got.written != st.written ||
+		got.saveSeq != st.saveSeq || len(got.tags) != 2 || got.tags[1] != st.tags[1] {
+		t.Fatalf("round trip: %+v", got)
+	}
+}
+
+func FuzzDecodeGenFile(f *testing.F) {
+	f.Add(appendGenFile(nil, &genFile{genState: genState{seq: 2, tags: []genFileRecord{{hash: 9, genRecord: genRecord{gen: 2}}}}}))
+	f.Add([]byte(genFileMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeGenFile(b)
+		if err != nil {
+			return
+		}
+		if re := appendGenFile(nil, &st); !bytes.Equal(re, b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}

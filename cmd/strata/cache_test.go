@@ -1,0 +1,112 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// rangeStatus runs a range query and returns its X-Strata-Cache header and
+// body.
+func (s *testServer) rangeStatus(params url.Values, header map[string]string) (string, string) {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/query_range?"+params.Encode(), nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("query_range: %d %s", resp.StatusCode, b)
+	}
+	return resp.Header.Get("X-Strata-Cache"), string(b)
+}
+
+// TestCacheOverHTTP checks the cache statuses a client sees, the bypass
+// switches, that a late write is seen at once, the admin endpoints, and
+// that the cache survives a restart.
+func TestCacheOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	t0 := time.Unix(1_700_000_000, 0).UTC().Truncate(time.Hour)
+	push := func(s *testServer, body []byte) {
+		t.Helper()
+		if code, resp := s.post("/write?precision=s", "text/plain", body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, resp)
+		}
+	}
+	push(s, linesFor([]string{"a", "b"}, t0, 360, func(h, i int) float64 { return float64(h*1000 + i) }))
+	q := url.Values{"query": {`sum by (host) (rs_v)`}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(time.Hour).Unix())}, "step": {"60"}}
+	expect := func(s *testServer, want string, header map[string]string, params url.Values) string {
+		t.Helper()
+		got, body := s.rangeStatus(params, header)
+		if got != want {
+			t.Fatalf("X-Strata-Cache %q, want %q", got, want)
+		}
+		return body
+	}
+	first := expect(s, "miss", nil, q)
+	if second := expect(s, "hit", nil, q); second != first {
+		t.Fatalf("hit differs from miss:\n%s\n%s", first, second)
+	}
+	nocache := url.Values{}
+	for k, v := range q {
+		nocache[k] = v
+	}
+	nocache.Set("nocache", "1")
+	if b := expect(s, "bypass", nil, nocache); b != first {
+		t.Fatal("bypass answer differs")
+	}
+	expect(s, "bypass", map[string]string{"Cache-Control": "no-cache"}, q)
+
+	// A late write changes the answer at once.
+	push(s, []byte("rs,host=a v=1000000 "+itoa64(t0.Add(30*time.Minute).Unix())+"\n"))
+	after := expect(s, "miss", nil, q)
+	if after == first {
+		t.Fatal("a late write did not change the cached answer")
+	}
+	expect(s, "hit", nil, q)
+
+	// Admin: a tag and a whole reset.
+	if code, body := s.post("/api/v1/admin/cache/invalidate?tag="+url.QueryEscape("m:rs_v:"+t0.Format(time.DateOnly)), "", nil); code != http.StatusNoContent {
+		t.Fatalf("invalidate: %d %s", code, body)
+	}
+	expect(s, "miss", nil, q)
+	req, _ := http.NewRequest(http.MethodDelete, s.url+"/api/v1/admin/cache", nil)
+	if code, body := s.do(req); code != http.StatusNoContent {
+		t.Fatalf("reset: %d %s", code, body)
+	}
+	expect(s, "miss", nil, q)
+	if code, body := s.post("/api/v1/admin/cache/invalidate?"+url.Values{"match[]": {"rs_v"}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(time.Hour).Unix())}}.Encode(), "", nil); code != http.StatusNoContent {
+		t.Fatalf("invalidate by match: %d %s", code, body)
+	}
+	expect(s, "miss", nil, q)
+
+	var st map[string]any
+	s.get("/api/v1/status/cache", nil, &st)
+	for _, k := range []string{"hits", "misses", "invalidations", "entries", "hitRatio"} {
+		if _, ok := st[k]; !ok {
+			t.Fatalf("status/cache lacks %q: %v", k, st)
+		}
+	}
+	if st["hits"].(float64) < 2 {
+		t.Fatalf("status/cache counts %v hits", st["hits"])
+	}
+
+	// Saved on shutdown, loaded on start: the first query after a restart
+	// is a hit, and equal to the answer before.
+	s.stop()
+	s = startServer(t, dir)
+	if b := expect(s, "hit", nil, q); b != after {
+		t.Fatal("answer after restart differs")
+	}
+}

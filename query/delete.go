@@ -1,0 +1,71 @@
+package query
+
+import (
+	"context"
+	"math"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// Deleter carries out deletes with Prometheus' delete_series semantics:
+// the samples in a range of the matching series disappear from every read,
+// the cache forgets what they were part of, and writes that come later are
+// not affected.
+type Deleter struct {
+	Store     *buffer.Store
+	Set       *segments.Set
+	Queryable *Queryable
+	Frontend  *Frontend
+}
+
+// DeleteSeries deletes the samples in [mint, maxt] of the series matching
+// any of the matcher sets. With appends paused, the store flushes its head
+// and every overlapping segment gets a tombstone; then the cache tags of
+// the deleted metric names and days are bumped.
+func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error {
+	names, err := MetricNames(ctx, d.Queryable, sets, mint, maxt)
+	if err != nil {
+		return err
+	}
+	err = d.Store.DeleteSeries(ctx, func() error {
+		for _, ms := range sets {
+			if _, err := d.Set.AddTombstone(ms, mint, maxt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Clamp the range to the data that exists, to keep the tags few.
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, in := range d.Set.Segments() {
+		lo, hi = min(lo, in.Meta.MinTime), max(hi, in.Meta.MaxTime)
+	}
+	d.Frontend.Invalidate(names, max(mint, lo), min(maxt, hi))
+	return nil
+}
+
+// MetricNames returns the metric names of the series matching any of sets
+// with data in [mint, maxt].
+func MetricNames(ctx context.Context, q storage.Queryable, sets [][]*labels.Matcher, mint, maxt int64) ([]string, error) {
+	qr, err := q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	defer qr.Close()
+	var names []string
+	for _, ms := range sets {
+		vals, _, err := qr.LabelValues(ctx, labels.MetricName, nil, ms...)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, vals...)
+	}
+	return sortUnique(names), nil
+}

@@ -1,0 +1,181 @@
+package query
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+)
+
+// extentVersion is the first byte of every cached value; bump it when the
+// encoding or the meaning of a key changes.
+const extentVersion = 1
+
+// extent is a cached piece of a query's result: the series with their
+// points at the steps from From to To (inclusive, on the query's grid), or
+// an instant result (From == To).
+type extent struct {
+	Key      []byte // the full cache key, compared on read
+	From, To int64  // ms
+	Kind     byte   // 'm' matrix (range or instant range-vector), 'v' vector, 's' scalar
+	Matrix   promql.Matrix
+	Warnings []string
+}
+
+var errBadExtent = errors.New("malformed cached extent")
+
+// appendExtent encodes e after dst.
+func appendExtent(dst []byte, e *extent) []byte {
+	dst = append(dst, extentVersion, e.Kind)
+	dst = appendBytes(dst, e.Key)
+	dst = binary.AppendVarint(dst, e.From)
+	dst = binary.AppendVarint(dst, e.To)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Warnings)))
+	for _, w := range e.Warnings {
+		dst = appendBytes(dst, []byte(w))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Matrix)))
+	for _, s := range e.Matrix {
+		dst = binary.AppendUvarint(dst, uint64(s.Metric.Len()))
+		s.Metric.Range(func(l labels.Label) {
+			dst = appendBytes(dst, []byte(l.Name))
+			dst = appendBytes(dst, []byte(l.Value))
+		})
+		dst = binary.AppendUvarint(dst, uint64(len(s.Floats)))
+		prev := e.From
+		for _, p := range s.Floats {
+			dst = binary.AppendVarint(dst, p.T-prev)
+			prev = p.T
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(p.F))
+		}
+	}
+	return dst
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// decodeExtent decodes a value written by appendExtent. It never panics on
+// malformed input.
+func decodeExtent(b []byte) (*extent, error) {
+	d := decoder{b: b}
+	if d.byte() != extentVersion {
+		return nil, errBadExtent
+	}
+	e := &extent{Kind: d.byte()}
+	e.Key = d.bytes()
+	e.From = d.varint()
+	e.To = d.varint()
+	nw := d.count()
+	for range nw {
+		e.Warnings = append(e.Warnings, string(d.bytes()))
+	}
+	ns := d.count()
+	if d.err != nil {
+		return nil, d.err
+	}
+	e.Matrix = make(promql.Matrix, 0, ns)
+	var sb labels.ScratchBuilder
+	for range ns {
+		sb.Reset()
+		nl := d.count()
+		for range nl {
+			name := d.bytes()
+			value := d.bytes()
+			sb.Add(string(name), string(value))
+		}
+		np := d.count()
+		if d.err != nil {
+			return nil, d.err
+		}
+		pts := make([]promql.FPoint, 0, np)
+		prev := e.From
+		for range np {
+			t := prev + d.varint()
+			prev = t
+			pts = append(pts, promql.FPoint{T: t, F: math.Float64frombits(d.u64())})
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+		e.Matrix = append(e.Matrix, promql.Series{Metric: sb.Labels(), Floats: pts})
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, errBadExtent
+	}
+	return e, nil
+}
+
+// decoder reads the encoding; the first error sticks and later reads return
+// zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() { d.err, d.b = errBadExtent, nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that cannot exceed the remaining bytes (every item
+// takes at least one byte), so a corrupt count cannot make us allocate.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}

@@ -1,0 +1,222 @@
+// One query panel of the graph page: editor, chart or table of the range
+// query's result, and a line saying where the answer came from and how long
+// it took.
+
+import {h, replace, errorBox} from './dom.js';
+import * as api from './api.js';
+import * as fmt from './format.js';
+import {Chart, sample} from './chart.js';
+import {Editor} from './editor.js';
+import {formatDuration} from './timerange.js';
+
+let nextID = 0;
+
+// Panel needs from its page: bounds() → {start, end} in seconds, step(width)
+// → seconds, changed() after its state changed, remove(panel), and
+// zoom(start, end) for a range dragged on the chart.
+export class Panel {
+  constructor(state, page) {
+    this.id = `p${nextID++}`;
+    this.state = {expr: state.expr || '', view: state.view === 'table' ? 'table' : 'chart'};
+    this.page = page;
+    this.runs = 0;
+    this.editor = new Editor({value: this.state.expr, onRun: () => this.submit()});
+    this.tabs = ['chart', 'table'].map(view => h('button.tab', {
+      type: 'button', dataset: {view}, 'aria-pressed': String(view === this.state.view),
+      onclick: () => this.setView(view),
+    }, view === 'chart' ? 'Chart' : 'Table'));
+    this.meta = h('span.meta');
+    this.body = h('div.panel-body');
+    this.el = h('section.panel', {dataset: {panel: this.id}},
+      h('div.panel-head',
+        this.editor.el,
+        h('button.primary.run', {type: 'button', onclick: () => this.submit()}, 'Run'),
+        h('button.icon.remove', {type: 'button', title: 'Remove panel', 'aria-label': 'Remove panel', onclick: () => page.remove(this)}, '×')),
+      h('div.panel-bar', h('div.tabs', this.tabs), this.meta),
+      this.body);
+  }
+
+  get busy() { return this.el.classList.contains('busy'); }
+
+  submit() {
+    this.state.expr = this.editor.value.trim();
+    this.page.changed();
+    this.run();
+  }
+
+  setView(view) {
+    this.state.view = view;
+    this.tabs.forEach(t => t.setAttribute('aria-pressed', String(t.dataset.view === view)));
+    this.page.changed();
+    this.render();
+  }
+
+  destroy() {
+    this.abort?.abort();
+    this.chart?.destroy();
+    this.el.remove();
+  }
+
+  // run queries the page's range and draws the answer.
+  async run() {
+    const expr = this.state.expr;
+    this.abort?.abort();
+    if (!expr) {
+      this.result = this.error = null;
+      replace(this.meta);
+      return this.render();
+    }
+    const ac = this.abort = new AbortController();
+    const bounds = this.page.bounds();
+    const step = this.page.step(this.body.clientWidth || this.el.clientWidth);
+    // Align the range to the step, as Grafana does: the same panel asked
+    // again lands on the same step grid, so the server's cache can answer
+    // everything but the newest minute.
+    const start = Math.floor(bounds.start / step) * step;
+    const end = Math.floor(bounds.end / step) * step;
+    const mark = `strata:${this.id}:${++this.runs}`;
+    performance.mark(mark);
+    this.el.classList.add('busy');
+    try {
+      const r = await api.get('/api/v1/query_range', {
+        query: expr, start: String(start), end: String(end), step: String(step),
+      }, {signal: ac.signal});
+      // Let the page breathe between parsing a large answer and drawing it.
+      await new Promise(resolve => setTimeout(resolve));
+      if (this.abort !== ac) return performance.clearMarks(mark);
+      performance.mark(`${mark}:data`);
+      this.result = {...r, step, mark, expr};
+      this.error = null;
+    } catch (e) {
+      performance.clearMarks(mark);
+      if (e.name === 'AbortError') return;
+      this.result = null;
+      this.error = e;
+    } finally {
+      if (this.abort === ac) this.el.classList.remove('busy');
+    }
+    this.render();
+  }
+
+  // render shows the answer. A chart of the same series as before (an
+  // auto-refresh) only takes the new data, so the legend's choices and the
+  // hover survive; fresh draws it anew (after a theme change).
+  render({fresh = false} = {}) {
+    const r = this.result;
+    const series = r?.data.resultType === 'matrix' ? r.data.result : [];
+    const keep = !fresh && !this.error && this.state.view === 'chart' && series.length && this.chart?.sameSeries(series);
+    if (!keep) {
+      this.chart?.destroy();
+      this.chart = null;
+    }
+    if (this.error) {
+      replace(this.meta);
+      return replace(this.body, errorBox(this.error));
+    }
+    if (!r) return replace(this.body, this.hint());
+    if (keep || this.state.view !== 'chart' || !series.length) forget(r); // no first draw to measure
+    const points = series.reduce((n, s) => n + s.values.length, 0);
+    this.renderMeta(r, series.length, points);
+    if (r.data.resultType !== 'matrix') {
+      return replace(this.body, h('pre.scalar', JSON.stringify(r.data.result)));
+    }
+    const warnings = r.warnings.map(w => h('div.warning', w));
+    if (!series.length) {
+      return replace(this.body, warnings, h('p.empty', 'No data for this query in the selected time range.'));
+    }
+    if (this.state.view === 'table') return replace(this.body, warnings, table(series));
+    if (keep) {
+      replace(this.warnings, warnings);
+      return this.chart.update(series, r.step);
+    }
+    this.warnings = h('div.warnings', warnings);
+    const box = h('div.chart');
+    replace(this.body, this.warnings, box);
+    this.chart = new Chart(box, series, {
+      step: r.step,
+      onZoom: (s, e) => this.page.zoom(s, e),
+      onFirstDraw: () => this.measure(r, series.length, points),
+    });
+  }
+
+  renderMeta(r, nseries, points) {
+    const cache = r.cache || '—';
+    replace(this.meta,
+      h('span.badge', {class: `cache-${r.cache || 'none'}`, title: 'X-Strata-Cache: where the answer came from'}, `cache: ${cache}`),
+      h('span.took', {title: 'Time to the parsed answer'}, fmt.ms(r.ms)),
+      h('span', `${fmt.num(nseries)} series`),
+      h('span', `${fmt.num(points)} points`),
+      h('span', `step ${formatDuration(r.step)}`));
+  }
+
+  // measure records, once per answer, the time from the query's start to
+  // the chart's first paint ("strata:first-draw:<panel>") and from the data's
+  // arrival to that paint ("strata:render:<panel>").
+  measure(r, nseries, points) {
+    if (r.measured) return;
+    r.measured = true;
+    const drawn = `${r.mark}:drawn`;
+    performance.mark(drawn);
+    const detail = {panel: this.id, series: nseries, points};
+    for (const [name, from] of [['first-draw', r.mark], ['render', `${r.mark}:data`]]) {
+      performance.clearMeasures(`strata:${name}:${this.id}`);
+      performance.measure(`strata:${name}:${this.id}`, {start: from, end: drawn, detail});
+    }
+    for (const m of [r.mark, `${r.mark}:data`, drawn]) performance.clearMarks(m);
+    this.el.dataset.drawn = String(nseries);
+  }
+
+  // hint helps with an empty panel: a few metrics in the store to start from.
+  hint() {
+    const box = h('div.hint', h('p.muted', 'Enter a PromQL expression above and press Enter.'));
+    api.metricNames().then(names => {
+      if (!names.length) {
+        box.append(h('p.muted', 'The store has no metrics yet: push some with POST /write (Influx line protocol) or /api/v1/write (Prometheus remote write).'));
+        return;
+      }
+      box.append(h('div.chips', h('span.muted', 'Metrics: '), names.slice(0, 12).map(n =>
+        h('button.chip', {type: 'button', onclick: () => { this.editor.value = n; this.submit(); }}, n)),
+      names.length > 12 ? h('a', {href: '/explore'}, `all ${fmt.num(names.length)} →`) : null));
+    }, () => {});
+    return box;
+  }
+}
+
+// forget drops the marks of an answer that no chart will measure.
+function forget(r) {
+  if (r.measured) return;
+  r.measured = true;
+  performance.clearMarks(r.mark);
+  performance.clearMarks(`${r.mark}:data`);
+}
+
+// table lists each series with its last, min and max values; a row opens
+// to show every sample.
+function table(series) {
+  const rows = series.map(s => {
+    const vals = s.values.map(([, v]) => sample(v)).filter(Number.isFinite);
+    const last = s.values[s.values.length - 1];
+    const tr = h('tr.row', {dataset: {t: last ? String(last[0]) : ''}, onclick: () => toggleRaw(tr, s)},
+      h('td.series', fmt.series(s.metric)),
+      h('td.num', last ? last[1] : '—'),
+      h('td.time', last ? fmt.time(last[0] * 1000) : '—'),
+      h('td.num', vals.length ? fmt.value(vals.reduce((a, b) => Math.min(a, b))) : '—'),
+      h('td.num', vals.length ? fmt.value(vals.reduce((a, b) => Math.max(a, b))) : '—'),
+      h('td.num', fmt.num(s.values.length)));
+    return tr;
+  });
+  return h('div.table-wrap', h('table.result',
+    h('thead', h('tr', ['Series', 'Last', 'At', 'Min', 'Max', 'Points'].map(c => h('th', c)))),
+    h('tbody', rows)));
+}
+
+const RAW_LIMIT = 2000;
+
+function toggleRaw(tr, s) {
+  const next = tr.nextElementSibling;
+  if (next?.classList.contains('raw')) return next.remove();
+  const vals = s.values.slice(-RAW_LIMIT).reverse();
+  tr.after(h('tr.raw', h('td', {colSpan: 6},
+    h('table.samples', h('tbody', vals.map(([t, v]) => h('tr', h('td.time', fmt.time(t * 1000)), h('td.num', v))))),
+    s.values.length > RAW_LIMIT ? h('p.muted', `Latest ${RAW_LIMIT} of ${fmt.num(s.values.length)} samples.`) : null)));
+}
