@@ -79,6 +79,9 @@ func NewCompactor(logger *slog.Logger, set *Set, opts CompactOptions, reg promet
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	c := &Compactor{
 		logger:      logger,
 		set:         set,

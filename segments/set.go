@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -50,16 +51,19 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 		return nil, err
 	}
 	s := &Set{logger: logger, dir: dir, tombstones: tombs}
+	// Only a segment of the same resolution replaces its sources (rollups
+	// list what they were built from with a "<resolution>:" prefix, which
+	// never equals an ID).
 	covered := map[string]bool{}
 	for _, seg := range segs {
 		for _, src := range seg.Meta().Compaction.Sources {
 			if src != seg.Meta().ID {
-				covered[src] = true
+				covered[strconv.FormatInt(seg.Meta().Resolution, 10)+"/"+src] = true
 			}
 		}
 	}
 	for _, seg := range segs {
-		if covered[seg.Meta().ID] {
+		if covered[strconv.FormatInt(seg.Meta().Resolution, 10)+"/"+seg.Meta().ID] {
 			logger.Info("removing segment left behind by a finished compaction", "segment", seg.Meta().ID)
 			if err := Remove(seg); err != nil {
 				return nil, err

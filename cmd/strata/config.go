@@ -57,7 +57,10 @@ var options = []option{
 	{"retention.5m", "retention.5m", 90 * 24 * time.Hour, "delete 5-minute rollups older than this (0 = keep forever)"},
 	{"retention.1h", "retention.1h", 2 * 365 * 24 * time.Hour, "delete 1-hour rollups older than this (0 = keep forever)"},
 	{"retention.max_bytes", "retention.max-bytes", int64(0), "delete the oldest segments while all segments take more bytes than this (0 = no limit)"},
-	{"retention.interval", "retention.interval", 5 * time.Minute, "how often retention (and downsampling) run"},
+	{"retention.interval", "retention.interval", 5 * time.Minute, "how often retention and downsampling run"},
+	{"downsample.enabled", "downsample.enabled", true, "roll raw data up into 5m and 1h resolutions"},
+	{"downsample.raw_to_5m_after", "downsample.raw-to-5m-after", 40 * time.Hour, "roll raw data up into 5m buckets once it is this old"},
+	{"downsample.5m_to_1h_after", "downsample.5m-to-1h-after", 240 * time.Hour, "roll 5m rollups up into 1h buckets once they are this old"},
 
 	{"cache.enabled", "cache.enabled", true, "answer range and past instant queries through the result cache"},
 	{"cache.max_bytes", "cache.max-bytes", int64(0), "result cache size in bytes (0 = 1/8 of the machine's memory, at least 32 MiB)"},

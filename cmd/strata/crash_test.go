@@ -77,9 +77,18 @@ func startProcess(t *testing.T, bin, dataDir string, args ...string) *process {
 			}
 		}
 	}()
+	p := &process{cmd: cmd}
+	// Never leave a server behind, whatever way the test ends.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	select {
 	case u := <-urlc:
-		return &process{cmd: cmd, url: u}
+		p.url = u
+		return p
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -90,6 +99,9 @@ func startProcess(t *testing.T, bin, dataDir string, args ...string) *process {
 
 func (p *process) kill(t *testing.T) {
 	t.Helper()
+	if p.cmd.ProcessState != nil {
+		return // already reaped
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

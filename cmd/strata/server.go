@@ -24,6 +24,7 @@ import (
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/cache"
+	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/retention"
@@ -70,7 +71,8 @@ type server struct {
 	set       *segments.Set
 	compactor *segments.Compactor
 	retention *retention.Enforcer
-	cache     *cache.Cache // nil when disabled
+	rollups   *downsample.Downsampler // nil when disabled
+	cache     *cache.Cache            // nil when disabled
 	frontend  *query.Frontend
 	api       *api.API
 
@@ -130,6 +132,14 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		return nil, err
 	}
 	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer}
+	if v.GetBool("downsample.enabled") {
+		srv.rollups, err = downsample.New(logger, set, downsample.Options{
+			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
+		}, reg)
+		if err != nil {
+			return nil, fmt.Errorf("downsample: %w", err)
+		}
+	}
 	if err := srv.openCache(filepath.Join(dataDir, "cache"), engine, policy); err != nil {
 		return nil, err
 	}
@@ -153,7 +163,8 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		Deleter:     &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend},
 		Cache:       cacheAdmin,
 		Jobs: map[string]func(context.Context) (any, error){
-			"retention": func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
+			"retention":  func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
+			"downsample": func(ctx context.Context) (any, error) { return srv.runDownsample(ctx) },
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
@@ -232,6 +243,20 @@ func (c cacheStatus) Status() any {
 		"sharedWaits": st.SharedWaits, "computations": st.Computations, "refreshes": st.Refreshes,
 		"refreshFailures": st.RefreshFailures, "invalidations": st.Invalidations, "hitRatio": ratio,
 	}
+}
+
+// runDownsample builds the rollups that are due now, serialised with
+// flushes and compaction.
+func (s *server) runDownsample(ctx context.Context) (map[string]int, error) {
+	if s.rollups == nil {
+		return nil, errors.New("downsampling is disabled (downsample.enabled=false)")
+	}
+	var (
+		n   int
+		err error
+	)
+	s.store.Exclusive(func() { n, err = s.rollups.Run(ctx) })
+	return map[string]int{"rollupsWritten": n}, err
 }
 
 // runRetention applies the retention policy now, serialised with flushes
@@ -401,6 +426,12 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 func (s *server) maintain(ctx context.Context) {
 	if time.Since(s.lastRetention) >= s.v.GetDuration("retention.interval") {
 		s.lastRetention = time.Now()
+		// Roll up before retention deletes the raw data the rollups need.
+		if s.rollups != nil {
+			if _, err := s.rollups.Run(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("downsample", "err", err)
+			}
+		}
 		if _, err := s.retention.Run(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Error("apply retention", "err", err)
 		}

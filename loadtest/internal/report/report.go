@@ -1,0 +1,202 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Report is the outcome of one run.
+type Report struct {
+	Command string    `json:"command"` // ingest, query or mixed
+	Preset  string    `json:"preset,omitempty"`
+	Target  Target    `json:"target"`
+	Started time.Time `json:"started"`
+	// ElapsedSeconds is the length of the measured phase.
+	ElapsedSeconds float64 `json:"elapsedSeconds"`
+	// Settings are the options in effect, as flag name → value.
+	Settings map[string]string `json:"settings,omitempty"`
+	Ingest   *Ingest           `json:"ingest,omitempty"`
+	Query    *Query            `json:"query,omitempty"`
+	Server   *Server           `json:"server,omitempty"`
+	// Notes are remarks a reader should see: partial figures, skipped
+	// steps.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Target names what was loaded.
+type Target struct {
+	URL     string `json:"url"`
+	Flavour string `json:"flavour"`
+}
+
+// Ingest is what the writers did.
+type Ingest struct {
+	Protocol     string `json:"protocol"`
+	Writers      int    `json:"writers"`
+	BatchSamples int    `json:"batchSamples"`
+	Series       int    `json:"series"`
+	// Backfill is the time span generated, when backfilling.
+	Backfill string `json:"backfill,omitempty"`
+	// Requests counts requests finished, whatever their outcome;
+	// RequestsOK those answered 2xx.
+	Requests   int64 `json:"requests"`
+	RequestsOK int64 `json:"requestsOk"`
+	// SamplesSent counts samples in finished requests, SamplesAcked those
+	// in requests answered 2xx.
+	SamplesSent    int64   `json:"samplesSent"`
+	SamplesAcked   int64   `json:"samplesAcked"`
+	BytesSent      int64   `json:"bytesSent"`
+	ElapsedSeconds float64 `json:"elapsedSeconds"`
+	// SamplesPerSecond is acknowledged samples over the ingest phase.
+	SamplesPerSecond  float64  `json:"samplesPerSecond"`
+	RequestsPerSecond float64  `json:"requestsPerSecond"`
+	Errors            Errors   `json:"errors"`
+	ErrorMessages     []string `json:"errorMessages,omitempty"`
+	Latency           Latency  `json:"latency"`
+}
+
+// Query is what the query workers did.
+type Query struct {
+	Mix         string `json:"mix"`
+	Concurrency int    `json:"concurrency"`
+	NoCache     bool   `json:"noCache"`
+	// Distinct is the number of distinct queries cycled through; zero
+	// means each query was drawn afresh.
+	Distinct          int      `json:"distinct"`
+	Requests          int64    `json:"requests"`
+	RequestsOK        int64    `json:"requestsOk"`
+	ElapsedSeconds    float64  `json:"elapsedSeconds"`
+	RequestsPerSecond float64  `json:"requestsPerSecond"`
+	Errors            Errors   `json:"errors"`
+	ErrorMessages     []string `json:"errorMessages,omitempty"`
+	// EmptyResults counts successful answers with no series: a sign that
+	// the queried data is not there.
+	EmptyResults int64 `json:"emptyResults"`
+	// SeriesReturned and PointsReturned add up the answers' sizes.
+	SeriesReturned int64   `json:"seriesReturned"`
+	PointsReturned int64   `json:"pointsReturned"`
+	Latency        Latency `json:"latency"`
+	// Cache counts the values of the X-Strata-Cache header; empty when the
+	// target sends none.
+	Cache map[string]int64 `json:"cache,omitempty"`
+	// CacheHitRatio is hits over answers that carried the header.
+	CacheHitRatio *float64    `json:"cacheHitRatio,omitempty"`
+	ByTemplate    []Breakdown `json:"byTemplate,omitempty"`
+}
+
+// Breakdown is the latency of one kind of query.
+type Breakdown struct {
+	Name    string  `json:"name"`
+	Count   int64   `json:"count"`
+	Errors  int64   `json:"errors"`
+	Latency Latency `json:"latency"`
+}
+
+// Server holds the target's own figures.
+type Server struct {
+	Before *Snapshot `json:"before,omitempty"`
+	After  *Snapshot `json:"after,omitempty"`
+	// RSSGrowthBytes and SeriesGrowth are After minus Before.
+	RSSGrowthBytes *int64 `json:"rssGrowthBytes,omitempty"`
+	SeriesGrowth   *int64 `json:"seriesGrowth,omitempty"`
+	// RSSPerSeriesBytes is RSSGrowthBytes / SeriesGrowth, when series grew.
+	RSSPerSeriesBytes *float64 `json:"rssPerSeriesBytes,omitempty"`
+	// BytesPerSample is bytes on disk per sample stored, and
+	// BytesPerSampleBasis says what was counted.
+	BytesPerSample      *float64 `json:"bytesPerSample,omitempty"`
+	BytesPerSampleBasis string   `json:"bytesPerSampleBasis,omitempty"`
+}
+
+// Snapshot is what the target said about itself at one moment. Fields it
+// does not expose are nil.
+type Snapshot struct {
+	At              time.Time `json:"at"`
+	RSSBytes        *int64    `json:"rssBytes,omitempty"`
+	HeadSeries      *int64    `json:"headSeries,omitempty"`
+	HeadSamples     *int64    `json:"headSamples,omitempty"`
+	SamplesAppended *int64    `json:"samplesAppended,omitempty"`
+	// WALBytes is the write-ahead log (for Prometheus also chunks_head).
+	WALBytes *int64 `json:"walBytes,omitempty"`
+	// BlockBytes and BlockSamples cover the immutable files: Strata's
+	// segments, Prometheus' blocks.
+	BlockBytes   *int64 `json:"blockBytes,omitempty"`
+	BlockSamples *int64 `json:"blockSamples,omitempty"`
+	Blocks       *int64 `json:"blocks,omitempty"`
+	// DiskBytes is everything in the data directory.
+	DiskBytes *int64 `json:"diskBytes,omitempty"`
+}
+
+// Errors counts failed requests by cause: an HTTP status code ("400",
+// "503") or "transport" when no answer came.
+type Errors map[string]int64
+
+// Total is the number of failed requests.
+func (e Errors) Total() int64 {
+	var n int64
+	for _, c := range e {
+		n += c
+	}
+	return n
+}
+
+// ErrorLog collects errors from concurrent workers: counts by cause and the
+// first few distinct messages.
+type ErrorLog struct {
+	mu       sync.Mutex
+	counts   Errors // mu guards counts and messages
+	messages []string
+}
+
+// maxMessages bounds the messages kept.
+const maxMessages = 5
+
+// Add counts one failure of cause with its message.
+func (l *ErrorLog) Add(cause, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.counts == nil {
+		l.counts = Errors{}
+	}
+	l.counts[cause]++
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	msg = cause + ": " + msg
+	if len(l.messages) < maxMessages && !slices.Contains(l.messages, msg) {
+		l.messages = append(l.messages, msg)
+	}
+}
+
+// Total is the number of failures so far.
+func (l *ErrorLog) Total() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts.Total()
+}
+
+// Result returns a copy of the counts and messages.
+func (l *ErrorLog) Result() (Errors, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := Errors{}
+	for k, v := range l.counts {
+		c[k] = v
+	}
+	return c, slices.Clone(l.messages)
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Int64 returns a pointer to v, for optional fields.
+func Int64(v int64) *int64 { return &v }
+
+// Float64 returns a pointer to v, for optional fields.
+func Float64(v float64) *float64 { return &v }

@@ -1,0 +1,228 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-tsdb/strata/loadtest/internal/gen"
+	"github.com/strata-tsdb/strata/loadtest/internal/report"
+	"github.com/strata-tsdb/strata/loadtest/internal/target"
+	"github.com/strata-tsdb/strata/loadtest/internal/wire"
+)
+
+// IngestOptions configures the writers.
+type IngestOptions struct {
+	// Gen describes the fleet.
+	Gen gen.Options
+	// Protocol is the write protocol.
+	Protocol wire.Protocol
+	// Writers is the number of concurrent writers; each owns a shard of the
+	// series, sent in time order. It must be positive.
+	Writers int
+	// BatchSamples is the number of samples per request (line protocol:
+	// lines × fields). It must be positive.
+	BatchSamples int
+	// SamplesPerSeries is the number of consecutive samples of a series in
+	// a request; zero picks as many as fit (see gen.Schedule).
+	SamplesPerSeries int
+	// Interval is the time between two samples of a series. It must be at
+	// least 1 ms.
+	Interval time.Duration
+	// Backfill, when positive, generates the window [now-Backfill, now)
+	// and ends when it is all sent. Zero stamps samples with the wall
+	// clock (live mode) until another bound ends the run.
+	Backfill time.Duration
+	// Samples, when positive, ends ingestion after this many samples,
+	// rounded up to whole steps of every series.
+	Samples int64
+	// Rate is the target in samples per second; zero sends as fast as the
+	// server accepts.
+	Rate float64
+	// MaxLag is how far in data time a backfilling writer may run ahead
+	// of the slowest; zero means 10 minutes.
+	MaxLag time.Duration
+}
+
+// Validate reports the first option out of range.
+func (o *IngestOptions) Validate() error {
+	switch {
+	case o.Writers <= 0:
+		return errors.New("writers must be positive")
+	case o.BatchSamples <= 0:
+		return errors.New("batch size must be positive")
+	case o.Interval < time.Millisecond:
+		return fmt.Errorf("interval %s: must be at least 1ms", o.Interval)
+	case o.Backfill < 0 || o.Samples < 0 || o.Rate < 0 || o.SamplesPerSeries < 0:
+		return errors.New("backfill, samples, samples per series and rate must not be negative")
+	case o.Backfill > 0 && o.Backfill < o.Interval:
+		return fmt.Errorf("backfill %s is shorter than the interval %s", o.Backfill, o.Interval)
+	}
+	if _, err := wire.NewEncoder(o.Protocol); err != nil {
+		return err
+	}
+	return o.Gen.Validate()
+}
+
+// ingest is a running set of writers.
+type ingest struct {
+	o      *IngestOptions
+	t      *target.Target
+	g      *gen.Generator
+	sch    gen.Schedule
+	total  int64 // samples to send; -1 when unbounded
+	pace   *pacer
+	gate   *lagGate // nil in live mode
+	errors report.ErrorLog
+
+	requests, requestsOK, samplesSent, samplesAcked, bytesSent atomic.Int64
+
+	hists   []*report.Histogram // one per writer
+	elapsed time.Duration
+}
+
+func newIngest(o *IngestOptions, t *target.Target, now time.Time) (*ingest, error) {
+	g, err := gen.New(o.Gen)
+	if err != nil {
+		return nil, err
+	}
+	in := &ingest{o: o, t: t, g: g, total: -1, pace: newPacer(o.Rate)}
+	in.sch = gen.Schedule{Interval: o.Interval, BatchSamples: o.BatchSamples, SamplesPerSeries: o.SamplesPerSeries}
+	if o.Backfill > 0 {
+		steps := int(o.Backfill / o.Interval)
+		in.sch.Steps = steps
+		in.sch.Start = now.Truncate(o.Interval).Add(-time.Duration(steps) * o.Interval)
+		maxLag := o.MaxLag
+		if maxLag == 0 {
+			maxLag = 10 * time.Minute
+		}
+		in.gate = newLagGate(o.Writers, max(1, int(maxLag/o.Interval)))
+	} else {
+		in.sch.Clock = time.Now
+	}
+	if o.Samples > 0 {
+		steps := int((o.Samples + int64(g.NumSeries()) - 1) / int64(g.NumSeries()))
+		if in.sch.Steps == 0 || steps < in.sch.Steps {
+			in.sch.Steps = steps
+		}
+	}
+	if in.sch.Steps > 0 {
+		in.total = int64(in.sch.Steps) * int64(g.NumSeries())
+	}
+	return in, nil
+}
+
+// bounded reports whether ingestion ends by itself.
+func (in *ingest) bounded() bool { return in.total >= 0 }
+
+// fraction is the share of samples sent, or -1 when unbounded.
+func (in *ingest) fraction() float64 {
+	if in.total <= 0 {
+		return -1
+	}
+	return float64(in.samplesSent.Load()) / float64(in.total)
+}
+
+// run sends until every writer is done or phase ends; requests in flight
+// when phase ends are finished under reqCtx.
+func (in *ingest) run(phase, reqCtx context.Context) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	in.hists = make([]*report.Histogram, in.o.Writers)
+	if in.gate != nil {
+		stop := context.AfterFunc(phase, in.gate.stop)
+		defer stop()
+	}
+	for w := range in.o.Writers {
+		in.hists[w] = report.NewHistogram()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in.writer(phase, reqCtx, w)
+		}()
+	}
+	wg.Wait()
+	in.elapsed = time.Since(start)
+}
+
+func (in *ingest) writer(phase, reqCtx context.Context, w int) {
+	if in.gate != nil {
+		defer in.gate.done(w)
+	}
+	s, err := in.g.Stream(w, in.o.Writers, in.sch)
+	if err != nil { // options were validated
+		in.errors.Add("generator", err.Error())
+		return
+	}
+	enc, _ := wire.NewEncoder(in.o.Protocol)
+	ep := enc.Endpoint()
+	var b gen.Batch
+	for phase.Err() == nil && s.Next(&b) {
+		if in.gate != nil && !in.gate.enter(w, b.FirstStep) {
+			return
+		}
+		if in.pace.wait(phase, b.Samples()) != nil {
+			return
+		}
+		body := enc.Encode(&b)
+		out := in.t.Write(reqCtx, ep.Path, ep.Header, body)
+		n := int64(b.Samples())
+		in.hists[w].Record(out.Latency)
+		in.bytesSent.Add(int64(len(body)))
+		in.samplesSent.Add(n)
+		in.requests.Add(1)
+		if out.OK() {
+			in.requestsOK.Add(1)
+			in.samplesAcked.Add(n)
+		} else {
+			in.errors.Add(out.Cause(), out.Message())
+			backOff(phase, out)
+		}
+	}
+}
+
+// backOff pauses a worker whose request got no answer at all, so that a
+// dead server is not hammered in a tight loop.
+func backOff(ctx context.Context, out target.Outcome) {
+	if out.Err == nil || out.Status != 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func (in *ingest) report() *report.Ingest {
+	h := report.NewHistogram()
+	for _, x := range in.hists {
+		h.Merge(x)
+	}
+	errs, msgs := in.errors.Result()
+	r := &report.Ingest{
+		Protocol:       string(in.o.Protocol),
+		Writers:        in.o.Writers,
+		BatchSamples:   in.o.BatchSamples,
+		Series:         in.g.NumSeries(),
+		Requests:       in.requests.Load(),
+		RequestsOK:     in.requestsOK.Load(),
+		SamplesSent:    in.samplesSent.Load(),
+		SamplesAcked:   in.samplesAcked.Load(),
+		BytesSent:      in.bytesSent.Load(),
+		ElapsedSeconds: in.elapsed.Seconds(),
+		Errors:         errs,
+		ErrorMessages:  msgs,
+		Latency:        h.Summary(),
+	}
+	if in.o.Backfill > 0 {
+		r.Backfill = in.o.Backfill.String()
+	}
+	if s := in.elapsed.Seconds(); s > 0 {
+		r.SamplesPerSecond = float64(r.SamplesAcked) / s
+		r.RequestsPerSecond = float64(r.Requests) / s
+	}
+	return r
+}

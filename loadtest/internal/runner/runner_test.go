@@ -1,0 +1,289 @@
+package runner
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/strata-tsdb/strata/loadtest/internal/gen"
+	"github.com/strata-tsdb/strata/loadtest/internal/progress"
+	"github.com/strata-tsdb/strata/loadtest/internal/querymix"
+	"github.com/strata-tsdb/strata/loadtest/internal/report"
+	"github.com/strata-tsdb/strata/loadtest/internal/target"
+	"github.com/strata-tsdb/strata/loadtest/internal/testserver"
+	"github.com/strata-tsdb/strata/loadtest/internal/wire"
+)
+
+func TestMain(m *testing.M) {
+	testserver.Main(m, func() error {
+		return goleak.Find()
+	})
+}
+
+func newTarget(t *testing.T, url string, f target.Flavour) *target.Target {
+	t.Helper()
+	tg, err := target.New(target.Options{URL: url, Flavour: f, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	return tg
+}
+
+func run(t *testing.T, o Options) *report.Report {
+	t.Helper()
+	o.Progress = progress.Options{Mode: progress.Off}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rep.Notes {
+		t.Logf("note: %s", n)
+	}
+	return rep
+}
+
+// checkIngest asserts that every sample sent was acknowledged and reached
+// the server.
+func checkIngest(t *testing.T, rep *report.Report, wantSamples int64) {
+	t.Helper()
+	in := rep.Ingest
+	if in.Errors.Total() != 0 {
+		t.Fatalf("errors %v: %q", in.Errors, in.ErrorMessages)
+	}
+	if in.SamplesSent != in.SamplesAcked || in.Requests != in.RequestsOK || in.Requests == 0 {
+		t.Fatalf("sent %d acked %d, requests %d ok %d", in.SamplesSent, in.SamplesAcked, in.Requests, in.RequestsOK)
+	}
+	if wantSamples > 0 && in.SamplesAcked != wantSamples {
+		t.Fatalf("acked %d samples, want %d", in.SamplesAcked, wantSamples)
+	}
+	if in.Latency.Count != in.Requests {
+		t.Fatalf("latency count %d for %d requests", in.Latency.Count, in.Requests)
+	}
+	b, a := rep.Server.Before, rep.Server.After
+	if a == nil || a.SamplesAppended == nil || b.SamplesAppended == nil {
+		t.Fatalf("no server figures: %+v", rep.Server)
+	}
+	if got := *a.SamplesAppended - *b.SamplesAppended; got != in.SamplesAcked {
+		t.Fatalf("server appended %d samples, %d acknowledged", got, in.SamplesAcked)
+	}
+	if *a.HeadSeries != int64(in.Series) {
+		t.Fatalf("server holds %d series, %d generated", *a.HeadSeries, in.Series)
+	}
+}
+
+func TestIngestEndToEnd(t *testing.T) {
+	for _, p := range []wire.Protocol{wire.RemoteWrite, wire.LineProtocol} {
+		t.Run(string(p), func(t *testing.T) {
+			srv := testserver.Start(t)
+			rep := run(t, Options{
+				Command: "ingest",
+				Target:  newTarget(t, srv.URL, target.Strata),
+				Ingest: &IngestOptions{
+					Gen:      gen.Options{Hosts: 5, Seed: 1, ResetProbability: 0.001},
+					Protocol: p, Writers: 3, BatchSamples: 1000, Interval: 10 * time.Second, Backfill: 30 * time.Minute,
+				},
+			})
+			checkIngest(t, rep, 5*33*180)
+			if rep.Ingest.SamplesPerSecond <= 0 || rep.Server.After.RSSBytes == nil {
+				t.Fatalf("report %+v", rep.Ingest)
+			}
+		})
+	}
+}
+
+func TestIngestSampleCountAndFlush(t *testing.T) {
+	srv := testserver.Start(t, "--enable-admin-api")
+	rep := run(t, Options{
+		Command: "ingest",
+		Target:  newTarget(t, srv.URL, target.Strata),
+		Ingest: &IngestOptions{
+			Gen:      gen.Options{Hosts: 20, Seed: 2, Families: []string{"cpu"}, IntegerGauges: true},
+			Protocol: wire.RemoteWrite, Writers: 2, BatchSamples: 5000, Interval: 10 * time.Second,
+			Backfill: 24 * time.Hour, Samples: 50_000, // the count ends it first: 25 steps of 200 series
+		},
+		Flush: true,
+	})
+	checkIngest(t, rep, 50_000)
+	s := rep.Server
+	if s.After.BlockSamples == nil || *s.After.BlockSamples != 50_000 || s.BytesPerSample == nil || *s.BytesPerSample <= 0 {
+		t.Fatalf("after flush: blocks %v samples %v bytes/sample %v", s.After.Blocks, s.After.BlockSamples, s.BytesPerSample)
+	}
+}
+
+func TestQueryEndToEnd(t *testing.T) {
+	srv := testserver.Start(t)
+	tg := newTarget(t, srv.URL, target.Strata)
+	g := gen.Options{Hosts: 4, Seed: 3}
+	run(t, Options{Command: "ingest", Target: tg, Ingest: &IngestOptions{
+		Gen: g, Protocol: wire.RemoteWrite, Writers: 2, BatchSamples: 2000, Interval: 10 * time.Second, Backfill: 2 * time.Hour,
+	}})
+	for _, tc := range []struct {
+		name string
+		o    QueryOptions
+	}{
+		{"fresh", QueryOptions{Concurrency: 2, Queries: 40}},
+		{"distinct-warm", QueryOptions{Concurrency: 3, Queries: 30, Distinct: 5, Warmup: true}},
+		{"nocache", QueryOptions{Concurrency: 2, Queries: 20, Distinct: 5, NoCache: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.Hosts, o.Seed = g.Hosts, g.Seed
+			rep := run(t, Options{Command: "query", Target: tg, Query: &o})
+			q := rep.Query
+			if q.Requests != o.Queries || q.RequestsOK != o.Queries || q.Errors.Total() != 0 {
+				t.Fatalf("requests %d ok %d errors %v %q", q.Requests, q.RequestsOK, q.Errors, q.ErrorMessages)
+			}
+			if q.EmptyResults != 0 || q.SeriesReturned == 0 || q.PointsReturned == 0 {
+				t.Fatalf("%d empty answers, %d series, %d points", q.EmptyResults, q.SeriesReturned, q.PointsReturned)
+			}
+			var perTemplate int64
+			for _, b := range q.ByTemplate {
+				perTemplate += b.Count
+			}
+			if q.Latency.Count != o.Queries || perTemplate != o.Queries {
+				t.Fatalf("latency count %d, per template %d", q.Latency.Count, perTemplate)
+			}
+			// The cache header is counted when the server sends it.
+			var headers int64
+			for _, n := range q.Cache {
+				headers += n
+			}
+			if headers != 0 && headers != q.Requests {
+				t.Fatalf("cache header on %d of %d answers", headers, q.Requests)
+			}
+		})
+	}
+}
+
+func TestMixedEndToEnd(t *testing.T) {
+	srv := testserver.Start(t)
+	tg := newTarget(t, srv.URL, target.Strata)
+	g := gen.Options{Hosts: 10, Seed: 4}
+	rep := run(t, Options{
+		Command:  "mixed",
+		Target:   tg,
+		Duration: 1500 * time.Millisecond,
+		Ingest: &IngestOptions{Gen: g, Protocol: wire.LineProtocol, Writers: 2, BatchSamples: 1000,
+			Interval: 10 * time.Second, Rate: 20_000},
+		Query: &QueryOptions{Hosts: g.Hosts, Seed: g.Seed, Concurrency: 2, QPS: 40,
+			Mix: querymixOptions([]string{"cpu-host", "mem-host", "net-host-rate"})},
+	})
+	checkIngest(t, rep, 0)
+	q := rep.Query
+	if q.RequestsOK == 0 || q.Errors.Total() != 0 || q.Requests != q.RequestsOK {
+		t.Fatalf("queries %d ok %d errors %v %q", q.Requests, q.RequestsOK, q.Errors, q.ErrorMessages)
+	}
+	// Paced: about 30,000 samples and 60 queries in 1.5 s, never more.
+	if rep.Ingest.SamplesAcked > 31_000+1000 || q.Requests > 61+2 {
+		t.Fatalf("pacing: %d samples, %d queries", rep.Ingest.SamplesAcked, q.Requests)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	strata, _ := target.New(target.Options{URL: "http://127.0.0.1:1", Flavour: target.Strata})
+	prom, _ := target.New(target.Options{URL: "http://127.0.0.1:1", Flavour: target.Prometheus})
+	ingest := func(p wire.Protocol, backfill time.Duration) *IngestOptions {
+		return &IngestOptions{Gen: gen.DefaultOptions(), Protocol: p, Writers: 1, BatchSamples: 10, Interval: time.Second, Backfill: backfill}
+	}
+	for name, o := range map[string]Options{
+		"nothing":        {Target: strata},
+		"lp to prom":     {Target: prom, Ingest: ingest(wire.LineProtocol, time.Hour)},
+		"unbounded":      {Target: strata, Ingest: ingest(wire.RemoteWrite, 0)},
+		"query no end":   {Target: strata, Query: &QueryOptions{Hosts: 1, Concurrency: 1}},
+		"warmup":         {Target: strata, Duration: time.Second, Query: &QueryOptions{Hosts: 1, Concurrency: 1, Warmup: true}},
+		"no writers":     {Target: strata, Duration: time.Second, Ingest: &IngestOptions{Gen: gen.DefaultOptions(), Protocol: wire.RemoteWrite, BatchSamples: 1, Interval: time.Second}},
+		"short backfill": {Target: strata, Ingest: ingest(wire.RemoteWrite, time.Millisecond)},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ok := Options{Target: prom, Ingest: ingest(wire.RemoteWrite, time.Hour), Query: &QueryOptions{Hosts: 1, Concurrency: 1, Queries: 1}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	p := newPacer(1000) // units per second
+	start := time.Now()
+	for range 5 {
+		if err := p.wait(context.Background(), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fifth wait starts at 80 units: 80 ms after the start.
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Fatalf("5 × 20 units at 1000/s took %s", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.wait(ctx, 1_000_000); err == nil {
+		t.Fatal("wait ignored a cancelled context")
+	}
+	if err := newPacer(0).wait(context.Background(), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLagGate(t *testing.T) {
+	g := newLagGate(2, 3)
+	if !g.enter(0, 0) || !g.enter(1, 0) || !g.enter(0, 3) {
+		t.Fatal("blocked within the lag")
+	}
+	var passed atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		passed.Store(g.enter(0, 4)) // 4 steps ahead of writer 1: waits
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if passed.Load() {
+		t.Fatal("writer 0 ran ahead")
+	}
+	g.enter(1, 2)
+	wg.Wait()
+	if !passed.Load() {
+		t.Fatal("writer 0 not released")
+	}
+	// A finished writer holds nobody back; a stopped gate releases all.
+	g.done(1)
+	if !g.enter(0, 100) {
+		t.Fatal("held back by a finished writer")
+	}
+	g2 := newLagGate(2, 1)
+	go func() { time.Sleep(10 * time.Millisecond); g2.stop() }()
+	if g2.enter(0, 10) {
+		t.Fatal("stopped gate let a writer through")
+	}
+}
+
+func TestStateFraction(t *testing.T) {
+	in := &ingest{total: 1000}
+	in.samplesSent.Store(250)
+	q := &queries{o: &QueryOptions{}}
+	started := time.Now().Add(-time.Second)
+	if st := state(in, nil, 0, started); st.Fraction != 0.25 || len(st.Counters) != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	// The unbounded query part runs for the duration: the slowest part counts.
+	st := state(in, q, 4*time.Second, started)
+	if st.Fraction < 0.24 || st.Fraction > 0.3 || len(st.Counters) != 2 {
+		t.Fatalf("state %+v", st)
+	}
+	if st := state(nil, q, 0, started); st.Fraction != -1 {
+		t.Fatalf("unknown fraction %v", st.Fraction)
+	}
+}
+
+func querymixOptions(templates []string) querymix.Options {
+	return querymix.Options{Templates: templates}
+}
