@@ -81,6 +81,15 @@ type Options struct {
 	Config map[string]string
 	// StartTime is when the server started, for /api/v1/status/runtimeinfo.
 	StartTime time.Time
+	// Concurrency bounds the query and write requests running at once
+	// (limits.go); zero values mean no limit.
+	Concurrency ConcurrencyLimits
+	// Tokens are the bearer tokens of the read, write and admin roles
+	// (auth.go); empty ones leave their routes open.
+	Tokens Tokens
+	// Snapshot serves POST /api/v1/admin/snapshot: it makes a consistent
+	// copy of the data and returns its directory; nil disables it.
+	Snapshot func(context.Context) (dir string, err error)
 }
 
 // DefaultOptions returns the options used for fields left zero.
@@ -92,6 +101,12 @@ func DefaultOptions() Options {
 func (o Options) Validate() error {
 	if o.MaxBodyBytes < 0 {
 		return errors.New("max body bytes must not be negative")
+	}
+	if err := o.Concurrency.Validate(); err != nil {
+		return err
+	}
+	if err := o.Tokens.Validate(); err != nil {
+		return err
 	}
 	return o.IngestLimits.Validate()
 }
@@ -142,10 +157,14 @@ func (a *API) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
-	e.Use(a.instrument)
+	// Routing runs before these, so each sees the matched route: auth
+	// refuses before a request takes a concurrency slot or reads its body.
+	lim := newLimits(a.opts.Concurrency)
+	e.Use(a.instrument, a.authenticate(), lim.middleware)
 
 	getPost := []string{http.MethodGet, http.MethodPost}
 	e.POST("/api/v1/write", a.remoteWrite)
+	e.POST("/api/v1/read", a.remoteRead)
 	e.POST("/write", a.lineProtocol)
 	e.POST("/api/v2/write", a.lineProtocol)
 	e.POST("/api/v1/import", a.importJSON)
@@ -164,11 +183,13 @@ func (a *API) routes() *echo.Echo {
 	admin.POST("/:job/run", a.runJob)
 	admin.POST("/cache/invalidate", a.invalidateCache)
 	admin.DELETE("/cache", a.resetCache)
+	admin.POST("/snapshot", a.snapshot)
+	admin.POST("/tsdb/snapshot", a.snapshot) // Prometheus' path
 	e.GET("/api/v1/status/cache", a.cacheStatus)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(prometheus.Gatherers{a.gatherer, lim.registry}, promhttp.HandlerOpts{})))
 	e.GET("/api/v1/status/flags", a.flags)
 	e.GET("/api/v1/status/config", a.config)
 	e.GET("/api/v1/status/runtimeinfo", a.runtimeInfo)

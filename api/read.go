@@ -43,7 +43,11 @@ func (a *API) instantQuery(c echo.Context) error {
 	}
 	defer cancel()
 	start := time.Now()
-	res, err := a.frontend.Instant(ctx, qs, ts, bypassCache(c))
+	maxRes, err := query.ParseResolution(formValue(c, "max_source_resolution"))
+	if err != nil {
+		return err
+	}
+	res, err := a.frontend.Instant(ctx, qs, ts, maxRes, bypassCache(c))
 	return a.queryResult(c, "instant", start, res, err)
 }
 
@@ -77,6 +81,9 @@ func (a *API) rangeQuery(c echo.Context) error {
 	if r.Step, err = parseDuration(step); err != nil {
 		return badData("invalid parameter \"step\": %v", err)
 	}
+	if r.MaxSourceResolution, err = query.ParseResolution(formValue(c, "max_source_resolution")); err != nil {
+		return err
+	}
 	ctx, cancel, err := queryContext(c)
 	if err != nil {
 		return err
@@ -97,6 +104,10 @@ func requiredTime(c echo.Context, name string) (time.Time, error) {
 // cacheHeader tells the client how its query was answered.
 const cacheHeader = "X-Strata-Cache"
 
+// resolutionHeader tells the client which data its answer was computed
+// from: raw, 5m0s or 1h0m0s.
+const resolutionHeader = "X-Strata-Resolution"
+
 func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *query.Result, err error) error {
 	a.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -106,6 +117,7 @@ func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *que
 	}
 	a.metrics.queries.WithLabelValues(kind, "success").Inc()
 	c.Response().Header().Set(cacheHeader, string(res.Cache))
+	c.Response().Header().Set(resolutionHeader, res.Resolution.String())
 	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
 }
 

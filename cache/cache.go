@@ -18,7 +18,7 @@ var (
 	// Options.MaxEntryBytes or with more than 65535 tags; it was not stored.
 	ErrTooLarge = errors.New("cache entry too large")
 	// ErrNoSnapshot is returned by Set when passed the zero Snapshot.
-	ErrNoSnapshot = errors.New("cache: zero Snapshot")
+	ErrNoSnapshot = errors.New("zero cache Snapshot")
 )
 
 const (
@@ -46,7 +46,8 @@ const (
 	// StatusHit: served from the cache, fresh.
 	StatusHit
 	// StatusStale: served from the cache past its TTL, inside its grace
-	// period; GetOrCompute started a background refresh.
+	// period; GetOrCompute started a background refresh unless one was
+	// running already.
 	StatusStale
 	// StatusShared: this call missed and waited for a computation that
 	// another call had started, and shares its result. An HTTP layer that
@@ -140,8 +141,9 @@ func newCache(o Options, fc *fastcache.Cache) *Cache {
 }
 
 // Close cancels running computations and background refreshes, waits for
-// them to return, and releases the cache's memory. After Close, Get misses
-// and the other methods return ErrClosed.
+// them to return (a ComputeFunc must return once its context is canceled),
+// and releases the cache's memory. After Close, Get misses and the other
+// methods return ErrClosed; Save first if the cache should survive.
 func (c *Cache) Close() error {
 	c.adminMu.Lock()
 	defer c.adminMu.Unlock()

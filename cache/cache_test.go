@@ -300,6 +300,16 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 	// A flipped writtenAt is only an LRU hint: still a hit.
 	c.fc.Set(fk, flip(offWrittenAt))
 	expectGet(t, c, "k", "value", StatusHit)
+
+	// A well-formed entry whose snapshot lies beyond the sequence (never
+	// taken from this cache) would escape every later bump: a miss.
+	e, err := decodeEntry(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.seq = c.gens.seq.Load() + 1
+	c.fc.Set(fk, appendEntry(nil, &e))
+	expectGet(t, c, "k", "", StatusMiss)
 }
 
 func TestBigValues(t *testing.T) {

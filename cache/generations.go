@@ -87,9 +87,14 @@ func (g *generations) get(h uint64) uint64 {
 // valid reports whether an entry with snapshot seq and the tag hashes of e is
 // still valid.
 func (g *generations) valid(e *entry) bool {
-	if e.seq >= g.seq.Load() {
+	switch seq := g.seq.Load(); {
+	case e.seq == seq:
 		// Nothing was bumped since the snapshot (floor <= seq always).
 		return true
+	case e.seq > seq:
+		// A snapshot from the future: never taken from this sequence
+		// (seq only grows, and a restart restores it with the data).
+		return false
 	}
 	for i := range e.numTags() {
 		if g.get(e.tag(i)) > e.seq {

@@ -81,8 +81,8 @@ func Load(dir string, o Options) (*Cache, error) {
 }
 
 // Save writes the cache and its tag generations to dir, creating it if
-// needed, so that Load can restore them. It may run concurrently with any
-// other method but Close; concurrent Saves run one after the other. Each
+// needed, so that Load can restore them. It may run concurrently with the
+// other methods; Saves, Reset and Close run one after the other. Each
 // file is fsynced and the generations file, which names the data, is
 // replaced atomically, so a crash during Save leaves the previous save
 // loadable.

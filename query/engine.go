@@ -117,6 +117,10 @@ type RangeQuery struct {
 	Query      string
 	Start, End time.Time
 	Step       time.Duration
+	// MaxSourceResolution caps the resolution of the data read (the
+	// max_source_resolution parameter); the zero value lets the engine
+	// choose.
+	MaxSourceResolution Resolution
 }
 
 // Validate checks the parameters the way Prometheus' API does.
@@ -133,12 +137,27 @@ func (r RangeQuery) Validate(maxPoints int) error {
 	return nil
 }
 
-// Range evaluates a range query. The result's Value is a promql.Matrix.
+// Range evaluates a range query, reading the resolution ChooseResolution
+// picks. The result's Value is a promql.Matrix.
 func (e *Engine) Range(ctx context.Context, r RangeQuery) (*promql.Result, error) {
 	if err := r.Validate(e.opts.MaxPointsPerSeries); err != nil {
 		return nil, err
 	}
-	q, err := e.engine.NewRangeQuery(ctx, e.queryable, nil, r.Query, r.Start, r.End, r.Step)
+	res, err := e.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
+	if err != nil {
+		return nil, err
+	}
+	return e.RangeAt(ctx, r, res)
+}
+
+// RangeAt evaluates a range query on data of resolution res (ResolutionRaw
+// or a rollup resolution ChooseResolution returned).
+func (e *Engine) RangeAt(ctx context.Context, r RangeQuery, res Resolution) (*promql.Result, error) {
+	qs, opts, err := e.prepare(r.Query, res)
+	if err != nil {
+		return nil, err
+	}
+	q, err := e.engine.NewRangeQuery(ctx, e.queryable, opts, qs, r.Start, r.End, r.Step)
 	if err != nil {
 		return nil, wrapParseError(err)
 	}
@@ -146,9 +165,40 @@ func (e *Engine) Range(ctx context.Context, r RangeQuery) (*promql.Result, error
 	return detach(q.Exec(ctx))
 }
 
-// Instant evaluates a query at one time.
+// prepare rewrites a query to read rollups of res.
+func (e *Engine) prepare(qs string, res Resolution) (string, promql.QueryOpts, error) {
+	if res <= 0 {
+		return qs, nil, nil
+	}
+	rq, lookback, err := e.rollupQuery(qs, res)
+	if err != nil {
+		return "", nil, err
+	}
+	return rq, promql.NewPrometheusQueryOpts(false, lookback), nil
+}
+
+// Instant evaluates a query at one time, on raw data unless raw data is
+// past retention for it (see ChooseResolution) or max says otherwise.
 func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*promql.Result, error) {
-	q, err := e.engine.NewInstantQuery(ctx, e.queryable, nil, qs, ts)
+	return e.InstantMax(ctx, qs, ts, ResolutionAuto)
+}
+
+// InstantMax is Instant with a cap on the resolution read.
+func (e *Engine) InstantMax(ctx context.Context, qs string, ts time.Time, max Resolution) (*promql.Result, error) {
+	res, err := e.ChooseResolution(qs, ts, ts, 0, max)
+	if err != nil {
+		return nil, err
+	}
+	return e.InstantAt(ctx, qs, ts, res)
+}
+
+// InstantAt evaluates a query at one time on data of resolution res.
+func (e *Engine) InstantAt(ctx context.Context, qs string, ts time.Time, res Resolution) (*promql.Result, error) {
+	rq, opts, err := e.prepare(qs, res)
+	if err != nil {
+		return nil, err
+	}
+	q, err := e.engine.NewInstantQuery(ctx, e.queryable, opts, rq, ts)
 	if err != nil {
 		return nil, wrapParseError(err)
 	}

@@ -64,6 +64,8 @@ type Result struct {
 	Value           parser.Value
 	Warnings, Infos []string
 	Cache           CacheStatus
+	// Resolution is the data the answer was computed from.
+	Resolution Resolution
 }
 
 // Frontend answers queries through the result cache: a range query is split
@@ -115,6 +117,7 @@ func (f *Frontend) cutoff() int64 { return f.now().Add(-f.opts.Freshness).UnixMi
 // metric names its selectors touch, and how to find the data range of an
 // evaluation window.
 type plan struct {
+	res   Resolution // the data the query reads
 	norm  string
 	names []string // metric names; "*" for a selector without a fixed name
 	expr  parser.Expr
@@ -236,16 +239,21 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 	if err := r.Validate(f.engine.opts.MaxPointsPerSeries); err != nil {
 		return nil, err
 	}
+	res, err := f.engine.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
+	if err != nil {
+		return nil, err
+	}
 	if bypass || f.cache == nil {
-		return f.evalWhole(ctx, r)
+		return f.evalWhole(ctx, r, res)
 	}
 	pl, ok, err := f.newPlan(r.Query, r.Start, r.End, r.Step)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return f.evalWhole(ctx, r)
+		return f.evalWhole(ctx, r, res)
 	}
+	pl.res = res
 	var (
 		start, end = r.Start.UnixMilli(), r.End.UnixMilli()
 		step       = r.Step.Milliseconds()
@@ -259,7 +267,7 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 		stale      bool
 	)
 	if step <= 0 {
-		return f.evalWhole(ctx, r)
+		return f.evalWhole(ctx, r, res)
 	}
 	// Steps up to ce are old enough to cache, extent by extent; the rest
 	// is computed in one piece.
@@ -292,7 +300,7 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 		}
 	}
 	if a := max(start, ce+step); a <= end {
-		m, w, err := f.eval(ctx, r.Query, a, end, r.Step)
+		m, w, err := f.eval(ctx, r.Query, pl.res, a, end, r.Step)
 		if err != nil {
 			return nil, err
 		}
@@ -309,30 +317,32 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 		status = CachePartial
 		f.cache.RecordPartialHit()
 	}
-	return &Result{Value: mergeMatrices(pieces), Warnings: dedupStrings(warnings), Cache: status}, nil
+	return &Result{Value: mergeMatrices(pieces), Warnings: dedupStrings(warnings), Cache: status, Resolution: res}, nil
 }
 
-// evalWhole evaluates a range query without the cache.
-func (f *Frontend) evalWhole(ctx context.Context, r RangeQuery) (*Result, error) {
-	res, err := f.engine.Range(ctx, r)
+// evalWhole evaluates a range query on data of resolution res without the
+// cache.
+func (f *Frontend) evalWhole(ctx context.Context, r RangeQuery, res Resolution) (*Result, error) {
+	out, err := f.engine.RangeAt(ctx, r, res)
 	if err != nil {
 		return nil, err
 	}
-	w, i := res.Warnings.AsStrings(r.Query, 10, 10)
-	return &Result{Value: res.Value, Warnings: w, Infos: i, Cache: CacheBypass}, nil
+	w, i := out.Warnings.AsStrings(r.Query, 10, 10)
+	return &Result{Value: out.Value, Warnings: w, Infos: i, Cache: CacheBypass, Resolution: res}, nil
 }
 
-// eval evaluates the query at the grid steps from a to b.
-func (f *Frontend) eval(ctx context.Context, qs string, a, b int64, step time.Duration) (promql.Matrix, []string, error) {
-	res, err := f.engine.Range(ctx, RangeQuery{Query: qs, Start: time.UnixMilli(a), End: time.UnixMilli(b), Step: step})
+// eval evaluates the query on data of resolution res at the grid steps
+// from a to b.
+func (f *Frontend) eval(ctx context.Context, qs string, res Resolution, a, b int64, step time.Duration) (promql.Matrix, []string, error) {
+	out, err := f.engine.RangeAt(ctx, RangeQuery{Query: qs, Start: time.UnixMilli(a), End: time.UnixMilli(b), Step: step}, res)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := res.Matrix()
+	m, err := out.Matrix()
 	if err != nil {
 		return nil, nil, err
 	}
-	w, _ := res.Warnings.AsStrings(qs, 10, 0)
+	w, _ := out.Warnings.AsStrings(qs, 10, 0)
 	return m, w, nil
 }
 
@@ -346,7 +356,9 @@ func (f *Frontend) rangeKey(pl *plan, step, offset, ws int64) []byte {
 	k = strconv.AppendInt(k, step, 10)
 	k = append(k, 0)
 	k = strconv.AppendInt(k, offset, 10)
-	k = append(k, "\x00raw\x00"...)
+	k = append(k, 0)
+	k = strconv.AppendInt(k, int64(pl.res), 10)
+	k = append(k, 0)
 	k = strconv.AppendInt(k, ws, 10)
 	k = append(k, 0)
 	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
@@ -364,7 +376,7 @@ func (f *Frontend) extent(ctx context.Context, r RangeQuery, pl *plan, ws, a, b 
 	if reads {
 		var ok bool
 		if tags, ok = pl.tags(mint, maxt); !ok || !f.cacheableData(mint) {
-			m, w, err := f.eval(ctx, r.Query, a, b, r.Step)
+			m, w, err := f.eval(ctx, r.Query, pl.res, a, b, r.Step)
 			return m, w, CacheMiss, err
 		}
 	}
@@ -373,7 +385,7 @@ func (f *Frontend) extent(ctx context.Context, r RangeQuery, pl *plan, ws, a, b 
 	// this call stores a miss.
 	snap := f.cache.Snapshot()
 	v, st, err := f.cache.GetOrCompute(ctx, key, tags, func(ctx context.Context) ([]byte, time.Duration, error) {
-		m, w, err := f.eval(ctx, r.Query, a, b, r.Step)
+		m, w, err := f.eval(ctx, r.Query, pl.res, a, b, r.Step)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -385,7 +397,7 @@ func (f *Frontend) extent(ctx context.Context, r RangeQuery, pl *plan, ws, a, b 
 	e, derr := decodeExtent(v)
 	if derr != nil || !bytes.Equal(e.Key, key) {
 		// Never trust a value stored under another key.
-		m, w, err := f.eval(ctx, r.Query, a, b, r.Step)
+		m, w, err := f.eval(ctx, r.Query, pl.res, a, b, r.Step)
 		return m, w, CacheMiss, err
 	}
 	status := CacheHit
@@ -404,14 +416,14 @@ func (f *Frontend) extent(ctx context.Context, r RangeQuery, pl *plan, ws, a, b 
 	warnings := e.Warnings
 	from, to := e.From, e.To
 	if a < from {
-		m, w, err := f.eval(ctx, r.Query, a, from-step, r.Step)
+		m, w, err := f.eval(ctx, r.Query, pl.res, a, from-step, r.Step)
 		if err != nil {
 			return nil, nil, "", err
 		}
 		parts, warnings, from = append(parts, m), append(warnings, w...), a
 	}
 	if b > to {
-		m, w, err := f.eval(ctx, r.Query, to+step, b, r.Step)
+		m, w, err := f.eval(ctx, r.Query, pl.res, to+step, b, r.Step)
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -424,28 +436,33 @@ func (f *Frontend) extent(ctx context.Context, r RangeQuery, pl *plan, ws, a, b 
 }
 
 // Instant answers an instant query, through the cache when its time is
-// older than the freshness window and bypass is not set.
-func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, bypass bool) (*Result, error) {
+// older than the freshness window and bypass is not set. max caps the
+// resolution read.
+func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, max Resolution, bypass bool) (*Result, error) {
+	res, err := f.engine.ChooseResolution(qs, ts, ts, 0, max)
+	if err != nil {
+		return nil, err
+	}
 	if bypass || f.cache == nil || ts.UnixMilli() > f.cutoff() {
-		return f.evalInstant(ctx, qs, ts, CacheBypass)
+		return f.evalInstant(ctx, qs, ts, res, CacheBypass)
 	}
 	pl, ok, err := f.newPlan(qs, ts, ts, 0)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return f.evalInstant(ctx, qs, ts, CacheBypass)
+		return f.evalInstant(ctx, qs, ts, res, CacheBypass)
 	}
 	mint, maxt, reads := pl.dataRange(ts.UnixMilli(), ts.UnixMilli(), 0)
 	var tags []string
 	if reads {
 		if tags, ok = pl.tags(mint, maxt); !ok || !f.cacheableData(mint) {
-			return f.evalInstant(ctx, qs, ts, CacheMiss)
+			return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 		}
 	}
-	key := append([]byte("i1\x00"+pl.norm+"\x00"), strconv.FormatInt(ts.UnixMilli(), 10)...)
+	key := append([]byte("i1\x00"+pl.norm+"\x00"+strconv.FormatInt(int64(res), 10)+"\x00"), strconv.FormatInt(ts.UnixMilli(), 10)...)
 	v, st, err := f.cache.GetOrCompute(ctx, key, tags, func(ctx context.Context) ([]byte, time.Duration, error) {
-		res, err := f.evalInstant(ctx, qs, ts, CacheMiss)
+		res, err := f.evalInstant(ctx, qs, ts, res, CacheMiss)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -475,9 +492,9 @@ func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, bypass 
 	}
 	e, derr := decodeExtent(v)
 	if derr != nil || !bytes.Equal(e.Key, key) || e.Kind == 'x' {
-		return f.evalInstant(ctx, qs, ts, CacheMiss)
+		return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 	}
-	out := &Result{Warnings: e.Warnings, Cache: CacheHit}
+	out := &Result{Warnings: e.Warnings, Cache: CacheHit, Resolution: res}
 	switch st {
 	case cache.StatusMiss, cache.StatusShared:
 		out.Cache = CacheMiss
@@ -491,29 +508,29 @@ func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, bypass 
 		vec := make(promql.Vector, 0, len(e.Matrix))
 		for _, s := range e.Matrix {
 			if len(s.Floats) != 1 {
-				return f.evalInstant(ctx, qs, ts, CacheMiss)
+				return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 			}
 			vec = append(vec, promql.Sample{Metric: s.Metric, T: s.Floats[0].T, F: s.Floats[0].F})
 		}
 		out.Value = vec
 	case 's':
 		if len(e.Matrix) != 1 || len(e.Matrix[0].Floats) != 1 {
-			return f.evalInstant(ctx, qs, ts, CacheMiss)
+			return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 		}
 		out.Value = promql.Scalar{T: e.Matrix[0].Floats[0].T, V: e.Matrix[0].Floats[0].F}
 	default:
-		return f.evalInstant(ctx, qs, ts, CacheMiss)
+		return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 	}
 	return out, nil
 }
 
-func (f *Frontend) evalInstant(ctx context.Context, qs string, ts time.Time, status CacheStatus) (*Result, error) {
-	res, err := f.engine.Instant(ctx, qs, ts)
+func (f *Frontend) evalInstant(ctx context.Context, qs string, ts time.Time, res Resolution, status CacheStatus) (*Result, error) {
+	out, err := f.engine.InstantAt(ctx, qs, ts, res)
 	if err != nil {
 		return nil, err
 	}
-	w, i := res.Warnings.AsStrings(qs, 10, 10)
-	return &Result{Value: res.Value, Warnings: w, Infos: i, Cache: status}, nil
+	w, i := out.Warnings.AsStrings(qs, 10, 10)
+	return &Result{Value: out.Value, Warnings: w, Infos: i, Cache: status, Resolution: res}, nil
 }
 
 // Invalidate bumps the tags of metric name (or "*" for every name) on the

@@ -285,8 +285,8 @@ func TestCachedEqualsFresh(t *testing.T) {
 			var err1, err2 error
 			if rng.Intn(4) == 0 {
 				ts := now.Add(-time.Duration(rng.Intn(3*24*3600)) * time.Second)
-				cached, err1 = e.frontend.Instant(ctx, qs, ts, false)
-				fresh, err2 = e.frontend.Instant(ctx, qs, ts, true)
+				cached, err1 = e.frontend.Instant(ctx, qs, ts, ResolutionAuto, false)
+				fresh, err2 = e.frontend.Instant(ctx, qs, ts, ResolutionAuto, true)
 			} else {
 				var r RangeQuery
 				if rng.Intn(3) > 0 {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 
@@ -40,13 +41,44 @@ func NewQueryable(head *buffer.Head, set *segments.Set) *Queryable {
 // Querier returns a querier for data in [mint, maxt] (milliseconds,
 // inclusive). Segments it reads stay on disk until the querier is closed.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	if q.MinTime != nil {
-		mint = max(mint, q.MinTime(0))
+	return &querier{qb: q, head: q.head, set: q.set, mint: mint, maxt: maxt}, nil
+}
+
+// minTime returns the retention bound of a resolution (0: raw).
+func (q *Queryable) minTime(res int64) int64 {
+	if q.MinTime == nil {
+		return math.MinInt64
 	}
-	return &querier{head: q.head, set: q.set, mint: mint, maxt: maxt}, nil
+	return q.MinTime(res)
+}
+
+func (q *Queryable) rawMinTime() int64 { return q.minTime(0) }
+
+// coverage implements rollupSource: the newest run of rollup windows of res
+// without gaps.
+func (q *Queryable) coverage(res int64) (int64, int64, bool) {
+	if q.set == nil {
+		return 0, 0, false
+	}
+	var wins [][2]int64
+	for _, in := range q.set.Segments() {
+		if in.Meta.Resolution == res {
+			wins = append(wins, [2]int64{in.Meta.MinTime, in.Meta.MaxTime})
+		}
+	}
+	if len(wins) == 0 {
+		return 0, 0, false
+	}
+	slices.SortFunc(wins, func(a, b [2]int64) int { return cmpInt64(a[0], b[0]) })
+	from, to := wins[len(wins)-1][0], wins[len(wins)-1][1]
+	for i := len(wins) - 2; i >= 0 && wins[i][1]+1 >= from; i-- {
+		from = min(from, wins[i][0])
+	}
+	return max(from, q.minTime(res)), to, true
 }
 
 type querier struct {
+	qb         *Queryable
 	head       *buffer.Head
 	set        *segments.Set
 	mint, maxt int64
@@ -75,6 +107,16 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
+	agg, res, ms := rollupMatchers(ms)
+	var win rollupWindow
+	if agg != "" {
+		from, to, ok := q.qb.coverage(res)
+		if !ok {
+			from, to = math.MaxInt64, math.MinInt64 // nothing rolled up (any more): raw only
+		}
+		win = rollupWindow{agg: agg, res: res, from: max(from, mint), to: min(to, maxt)}
+	}
+	rawMint := max(mint, q.qb.rawMinTime())
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
@@ -87,19 +129,32 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 				return s
 			}
 		}
-		s := &mergedSeries{lset: lset, mint: mint, maxt: maxt}
+		s := &mergedSeries{lset: lset, mint: rawMint, maxt: maxt, win: win}
 		series[h] = append(series[h], s)
 		all = append(all, s)
 		return s
 	}
 	for _, seg := range q.segmentsFor(mint, maxt) {
+		segRes := seg.Meta().Resolution
+		isRollup := agg != "" && segRes == res && seg.Meta().MinTime <= win.to && seg.Meta().MaxTime >= win.from
+		if segRes != 0 && !isRollup {
+			continue
+		}
+		if segRes == 0 && rawMint > maxt {
+			continue
+		}
 		it, err := seg.Select(ms...)
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
 		tombs := q.set.Tombstones(seg.Meta().ID)
 		for it.Next() {
-			metas := overlapping(it.Chunks(), mint, maxt)
+			var metas []segments.ChunkMeta
+			if isRollup {
+				metas = rollupChunks(it.Chunks(), win)
+			} else {
+				metas = overlapping(it.Chunks(), rawMint, maxt)
+			}
 			if len(metas) == 0 {
 				continue
 			}
@@ -109,7 +164,12 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 				continue
 			}
 			s := get(lset)
-			s.segs = append(s.segs, segSource{seg: seg, metas: metas, deleted: deleted})
+			src := segSource{seg: seg, metas: metas, deleted: deleted}
+			if isRollup {
+				s.rollups = append(s.rollups, src)
+			} else {
+				s.segs = append(s.segs, src)
+			}
 		}
 		if err := it.Err(); err != nil {
 			return storage.ErrSeriesSet(err)
@@ -118,9 +178,12 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			return storage.ErrSeriesSet(err)
 		}
 	}
-	hs, err := q.head.Select(ctx, false, mint, maxt, ms...)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
+	var hs []buffer.Series
+	if rawMint <= maxt {
+		var err error
+		if hs, err = q.head.Select(ctx, false, rawMint, maxt, ms...); err != nil {
+			return storage.ErrSeriesSet(err)
+		}
 	}
 	for i := range hs {
 		s := get(hs[i].Labels)
@@ -226,17 +289,27 @@ type segSource struct {
 }
 
 // mergedSeries is one series' data across segments (in ID order) and the
-// head.
+// head, and, for a selector that reads rollups, across rollup segments.
 type mergedSeries struct {
 	lset       labels.Labels
-	segs       []segSource
+	segs       []segSource // raw
 	head       *buffer.Series
-	mint, maxt int64
+	mint, maxt int64 // of the raw data
+	rollups    []segSource
+	win        rollupWindow
 }
 
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 
-func (s *mergedSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if s.win.agg != "" {
+		return s.rollupIterator()
+	}
+	return s.rawIterator()
+}
+
+// rawIterator merges the series' raw data, newest write winning.
+func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, 0, len(s.segs)+1)
 	for _, src := range s.segs {
 		it, err := src.seg.KindIterator(src.metas, segments.KindRaw)

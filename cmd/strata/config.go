@@ -71,6 +71,23 @@ var options = []option{
 
 	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},
+
+	{"limits.max_concurrent_queries", "limits.max-concurrent-queries", 20, "most query requests (query, query_range, series, labels, remote read) running at once (0 = no limit)"},
+	{"limits.max_queued_queries", "limits.max-queued-queries", 100, "most query requests waiting for a slot; beyond it they get 503 at once"},
+	{"limits.max_concurrent_writes", "limits.max-concurrent-writes", 32, "most write requests running at once (0 = no limit)"},
+	{"limits.max_queued_writes", "limits.max-queued-writes", 256, "most write requests waiting for a slot; beyond it they get 503 at once"},
+	{"limits.queue_timeout", "limits.queue-timeout", 10 * time.Second, "longest a request waits for a query or write slot before 503 (0 = as long as the client waits)"},
+	{"http.read_header_timeout", "http.read-header-timeout", 10 * time.Second, "longest a client may take to send a request's headers (0 = no limit)"},
+	{"http.read_timeout", "http.read-timeout", 5 * time.Minute, "longest a client may take to send a whole request, headers and body (0 = no limit)"},
+	{"http.idle_timeout", "http.idle-timeout", 2 * time.Minute, "how long an idle keep-alive connection stays open (0 = http.read_timeout)"},
+	{"tls.cert_file", "tls.cert-file", "", "PEM certificate (chain) to serve HTTPS with; needs tls.key_file (empty = plain HTTP)"},
+	{"tls.key_file", "tls.key-file", "", "PEM private key of tls.cert_file"},
+	{"auth.read_token", "auth.read-token", "", "bearer token required by queries, metadata, status and /metrics (empty = open)"},
+	{"auth.read_token_file", "auth.read-token-file", "", "file holding auth.read_token (instead of the value itself)"},
+	{"auth.write_token", "auth.write-token", "", "bearer token required by the write endpoints (empty = open)"},
+	{"auth.write_token_file", "auth.write-token-file", "", "file holding auth.write_token"},
+	{"auth.admin_token", "auth.admin-token", "", "bearer token required by /api/v1/admin/ (which also needs enable_admin_api); it is accepted on read and write routes too (empty = open)"},
+	{"auth.admin_token_file", "auth.admin-token-file", "", "file holding auth.admin_token"},
 }
 
 // newFlagSet declares every option as a flag, plus --config, --version and

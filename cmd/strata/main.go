@@ -12,7 +12,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(os.Args[2:], os.Stdout, os.Stderr, osEnviron))
+	}
+	ctx, stop := shutdownSignals()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, osEnviron, nil)
 	stop()
 	if errors.Is(err, errHelp) {
@@ -21,5 +24,37 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", err)
 		os.Exit(1)
+	}
+}
+
+// shutdownSignals returns a context cancelled by the first SIGINT or
+// SIGTERM, which starts a graceful shutdown. A second signal exits at once
+// with status 1: every acknowledged write is in the write-ahead log
+// already, so only the flush of the head is skipped, and the next start
+// replays it.
+func shutdownSignals() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigc:
+			fmt.Fprintf(os.Stderr, "strata: received %s, shutting down gracefully (send it again to exit at once)\n", sig)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigc:
+			fmt.Fprintf(os.Stderr, "strata: received %s again, exiting at once; the write-ahead log keeps every acknowledged write\n", sig)
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigc)
+		close(done)
+		cancel()
 	}
 }

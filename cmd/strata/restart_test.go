@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -156,3 +157,18 @@ func TestRestartKeepsAnswers(t *testing.T) {
 }
 
 func itoa64(i int64) string { return fmt.Sprint(i) }
+
+// decodeData decodes a success envelope's data.
+func decodeData(t *testing.T, body string, data any) {
+	t.Helper()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &env); err != nil || env.Status != "success" {
+		t.Fatalf("bad envelope %q: %v", body, err)
+	}
+	if err := json.Unmarshal(env.Data, data); err != nil {
+		t.Fatalf("decode %s: %v", env.Data, err)
+	}
+}

@@ -2,21 +2,26 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -76,11 +81,21 @@ type server struct {
 	frontend  *query.Frontend
 	api       *api.API
 
-	lastRetention time.Time // guarded by the store's flush lock (maintain)
+	lastRetention time.Time   // guarded by the store's flush lock (maintain)
+	tls           *tls.Config // nil: plain HTTP
 }
 
 func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	dataDir := v.GetString("data_dir")
+	// Settings read from files are checked before anything is opened.
+	tokens, err := authTokens(v)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := loadTLS(v)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -131,7 +146,7 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer}
+	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig}
 	if v.GetBool("downsample.enabled") {
 		srv.rollups, err = downsample.New(logger, set, downsample.Options{
 			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
@@ -170,6 +185,13 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		StartTime:  time.Now(),
 		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
 		UI:         web.Handler(),
+		Concurrency: api.ConcurrencyLimits{
+			MaxQueries: v.GetInt("limits.max_concurrent_queries"), MaxQueuedQueries: v.GetInt("limits.max_queued_queries"),
+			MaxWrites: v.GetInt("limits.max_concurrent_writes"), MaxQueuedWrites: v.GetInt("limits.max_queued_writes"),
+			QueueTimeout: v.GetDuration("limits.queue_timeout"),
+		},
+		Tokens:   tokens,
+		Snapshot: srv.snapshot,
 	})
 	if err != nil {
 		return nil, err
@@ -255,8 +277,36 @@ func (s *server) runDownsample(ctx context.Context) (map[string]int, error) {
 		n   int
 		err error
 	)
-	s.store.Exclusive(func() { n, err = s.rollups.Run(ctx) })
+	s.store.Exclusive(func() { n, err = s.downsample(ctx) })
 	return map[string]int{"rollupsWritten": n}, err
+}
+
+// downsample builds the rollups that are due. New rollups change what
+// queries on those days read (bucket averages instead of raw samples), so
+// the cache forgets those days.
+func (s *server) downsample(ctx context.Context) (int, error) {
+	before := map[string]bool{}
+	for _, in := range s.set.Segments() {
+		before[in.Meta.ID] = true
+	}
+	n, err := s.rollups.Run(ctx)
+	if n == 0 {
+		return n, err
+	}
+	segs, release := s.set.Acquire(math.MinInt64, math.MaxInt64)
+	defer release()
+	for _, seg := range segs {
+		m := seg.Meta()
+		if m.Resolution == 0 || before[m.ID] {
+			continue
+		}
+		names, lerr := seg.LabelValues(labels.MetricName)
+		if lerr != nil {
+			s.logger.Warn("read metric names of a new rollup", "segment", m.ID, "err", lerr)
+		}
+		s.frontend.Invalidate(names, m.MinTime, m.MaxTime)
+	}
+	return n, err
 }
 
 // runRetention applies the retention policy now, serialised with flushes
@@ -365,19 +415,40 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// handlers counts the requests being served, so that shutdown never
+	// closes the storage under one that outlived the shutdown timeout.
+	var handlers atomic.Int64
+	apiHandler := s.api.Handler()
 	hs := &http.Server{
-		Handler:           s.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handlers.Add(1)
+			defer handlers.Add(-1)
+			apiHandler.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: s.v.GetDuration("http.read_header_timeout"),
+		ReadTimeout:       s.v.GetDuration("http.read_timeout"),
+		IdleTimeout:       s.v.GetDuration("http.idle_timeout"),
+		TLSConfig:         s.tls,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	url := "http://" + ln.Addr().String()
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	url := scheme + "://" + ln.Addr().String()
 	s.logger.Info("strata started", "version", version, "listen", url, "data_dir", s.v.GetString("data_dir"))
 	fmt.Fprintf(stdout, "Strata is listening on %s/ (dashboard), push to %s/api/v1/write\n", url, url)
 	if started != nil {
 		started(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			errc <- hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 
 	mctx, stopMaintenance := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -396,14 +467,26 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	s.logger.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), s.v.GetDuration("shutdown_timeout"))
 	defer cancel()
+	handlersDone := true
 	if err := hs.Shutdown(sctx); err != nil {
-		s.logger.Warn("in-flight requests did not finish in time", "err", err)
+		s.logger.Warn("in-flight requests did not finish in time; closing their connections", "err", err)
+		// Closing a connection cancels its request's context, which stops
+		// queries and the waits of queued requests.
+		_ = hs.Close()
+		handlersDone = waitIdle(&handlers, 5*time.Second)
 	}
 	stopMaintenance()
 	wg.Wait()
+	if !handlersDone {
+		// Closing the storage under a running handler could crash it; the
+		// write-ahead log already holds every acknowledged write, so
+		// leaving the head unflushed loses nothing.
+		return errors.Join(serveErr, errors.New("requests still running after the shutdown timeout; exiting without flushing the head (the write-ahead log keeps its data)"))
+	}
 	// Every acknowledged write is in the log already; flushing now only
-	// makes the next start quick.
-	if err := s.store.Close(sctx); err != nil {
+	// makes the next start quick. The flush is not bounded by the
+	// shutdown timeout (a second signal stops the process at once).
+	if err := s.store.Close(context.Background()); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("close store: %w", err))
 	}
 	if err := s.set.Close(); err != nil {
@@ -428,7 +511,7 @@ func (s *server) maintain(ctx context.Context) {
 		s.lastRetention = time.Now()
 		// Roll up before retention deletes the raw data the rollups need.
 		if s.rollups != nil {
-			if _, err := s.rollups.Run(ctx); err != nil && ctx.Err() == nil {
+			if _, err := s.downsample(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("downsample", "err", err)
 			}
 		}
@@ -462,4 +545,141 @@ func isSecretKey(k string) bool {
 		}
 	}
 	return false
+}
+
+// authTokens reads the role tokens, each from auth.<role>_token or the file
+// named by auth.<role>_token_file (surrounding whitespace trimmed).
+func authTokens(v *viper.Viper) (api.Tokens, error) {
+	var t api.Tokens
+	for _, r := range []struct {
+		role string
+		dst  *string
+	}{{"read", &t.Read}, {"write", &t.Write}, {"admin", &t.Admin}} {
+		key := "auth." + r.role + "_token"
+		val, file := v.GetString(key), v.GetString(key+"_file")
+		switch {
+		case val != "" && file != "":
+			return t, fmt.Errorf("%s and %s_file are both set: use one", key, key)
+		case file != "":
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return t, fmt.Errorf("%s_file: %w", key, err)
+			}
+			if val = strings.TrimSpace(string(b)); val == "" {
+				return t, fmt.Errorf("%s_file %s is empty", key, file)
+			}
+		}
+		*r.dst = val
+	}
+	return t, t.Validate()
+}
+
+// loadTLS loads tls.cert_file and tls.key_file; nil means plain HTTP.
+func loadTLS(v *viper.Viper) (*tls.Config, error) {
+	cert, key := v.GetString("tls.cert_file"), v.GetString("tls.key_file")
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, errors.New("tls.cert_file and tls.key_file must be set together")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// waitIdle waits until n is zero or d passed, and reports whether n is zero.
+func waitIdle(n *atomic.Int64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for n.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// snapshot flushes the head, then hard-links every segment and copies the
+// tombstones into <data_dir>/snapshots/<name>/segments, a directory that
+// can replace <data_dir>/segments on restore. Segments are immutable, so a
+// link is a copy that costs no space until the original is deleted.
+func (s *server) snapshot(ctx context.Context) (string, error) {
+	if err := s.store.Flush(ctx); err != nil {
+		return "", fmt.Errorf("flush: %w", err)
+	}
+	name := fmt.Sprintf("%s-%08x", time.Now().UTC().Format("20060102T150405Z"), mathrand.Uint32())
+	dir := filepath.Join(s.v.GetString("data_dir"), "snapshots", name)
+	var err error
+	// No compaction, retention or flush changes the set while linking.
+	s.store.Exclusive(func() { err = linkSegments(s.set.Dir(), s.set.Segments(), filepath.Join(dir, "segments")) })
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// linkSegments hard-links the files of segs (directories under from) into
+// to, copies tombstones.json if there is one, and syncs the directories.
+func linkSegments(from string, segs []segments.Info, to string) error {
+	for _, in := range segs {
+		src := filepath.Join(from, in.Meta.ID)
+		var dirs []string
+		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, path)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(to, in.Meta.ID, rel)
+			if d.IsDir() {
+				dirs = append(dirs, dst)
+				return os.MkdirAll(dst, 0o755)
+			}
+			return os.Link(path, dst)
+		})
+		if err != nil {
+			return fmt.Errorf("link segment %s: %w", in.Meta.ID, err)
+		}
+		for _, d := range dirs {
+			if err := syncPath(d); err != nil {
+				return err
+			}
+		}
+	}
+	// The tombstones file is rewritten in place over time: copy it.
+	if b, err := os.ReadFile(filepath.Join(from, "tombstones.json")); err == nil {
+		if err := os.MkdirAll(to, 0o755); err != nil {
+			return fmt.Errorf("create snapshot dir: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(to, "tombstones.json"), b, 0o644); err != nil {
+			return fmt.Errorf("copy tombstones: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read tombstones: %w", err)
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return fmt.Errorf("create snapshot dir: %w", err)
+	}
+	for _, d := range []string{to, filepath.Dir(to), filepath.Dir(filepath.Dir(to))} {
+		if err := syncPath(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncPath fsyncs a file or directory.
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
 }

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// strictParams turns on the checks that parseTime and parseDuration fail
+// today (they accept NaN, ±Inf and out-of-range numbers, as Prometheus'
+// own copies do): STRATA_FUZZ_STRICT=1 go test -fuzz FuzzParseTime ./api/.
+// Off, the targets check what the handlers rely on: no panic, and exact
+// answers for every value in range.
+var strictParams = os.Getenv("STRATA_FUZZ_STRICT") != ""
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{
+		"0", "1700000000", "1700000000.123", "-1.5", "1e9", "0x1p30", "1_000",
+		"2023-11-14T22:13:20Z", "2023-11-14T22:13:20.123456789+02:00", "2023-11-14 22:13:20",
+		minTimeFormatted, maxTimeFormatted, "NaN", "Inf", "-Inf", "1e300", "9223372036854775807", "", " 1", "now",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseTime(s)
+		again, err2 := parseTime(s)
+		if (err == nil) != (err2 == nil) || !got.Equal(again) {
+			t.Fatalf("parseTime(%q) is not deterministic", s)
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), strconv.Quote(s)) {
+				t.Fatalf("parseTime(%q): error %q does not quote the input", s, err)
+			}
+			return
+		}
+		inRange := !got.Before(minTime) && !got.After(maxTime)
+		if strictParams && !inRange {
+			t.Fatalf("parseTime(%q) = %v, outside the API's range [%v, %v]", s, got, minTime, maxTime)
+		}
+		if v, ferr := strconv.ParseFloat(s, 64); ferr == nil {
+			// Seconds: the answer is the number to the millisecond.
+			if !math.IsInf(v, 0) && !math.IsNaN(v) && math.Abs(v) < 1e15 {
+				if d := float64(got.UnixMilli()) - v*1000; math.Abs(d) > 1 {
+					t.Fatalf("parseTime(%q) = %d ms, want %.3f ms", s, got.UnixMilli(), v*1000)
+				}
+				if got.Nanosecond()%int(time.Millisecond) != 0 {
+					t.Fatalf("parseTime(%q) = %v: not a whole millisecond", s, got)
+				}
+			}
+			return
+		}
+		// RFC 3339: formatting the answer and parsing it again is lossless.
+		back, err := parseTime(got.Format(time.RFC3339Nano))
+		if err != nil || !back.Equal(got) {
+			t.Fatalf("parseTime(%q) = %v, which does not round-trip: %v, %v", s, got, back, err)
+		}
+	})
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{
+		"0", "15", "1.5", "-1", "1e-9", "5m", "1h30m", "1y2w3d", "0s", "1ms", "9223372036.854775807",
+		"9223372036.854775808", "NaN", "Inf", "", "1m-1s", "100000000000000000000y",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDuration(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), strconv.Quote(s)) {
+				t.Fatalf("parseDuration(%q): error %q does not quote the input", s, err)
+			}
+			return
+		}
+		v, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			// A Prometheus duration is never negative.
+			if d < 0 {
+				t.Fatalf("parseDuration(%q) = %v, negative", s, d)
+			}
+			return
+		}
+		ns := v * float64(time.Second)
+		if math.IsNaN(ns) || math.Abs(ns) >= math.Exp2(63) {
+			// NaN and ±2^63 ns slip through the overflow check today.
+			if strictParams {
+				t.Fatalf("parseDuration(%q) = %v, want an error", s, d)
+			}
+			return
+		}
+		if diff := math.Abs(float64(d) - ns); diff > 1+math.Abs(ns)*1e-15 {
+			t.Fatalf("parseDuration(%q) = %d ns, want %.0f ns", s, int64(d), ns)
+		}
+	})
+}
+
+// FuzzMatchersParam sends match[] values through the form parsing the
+// metadata handlers use: every selector either fails with bad_data or gives
+// matchers whose printed form parses back to the same matchers.
+func FuzzMatchersParam(f *testing.F) {
+	for _, s := range []string{
+		`up`, `{job="a"}`, `up{job=~"a|b",instance!="x",env!~""}`, `{__name__=~".+"}`, `{a="\n\"\\"}`,
+		`{`, `up{job=}`, `{"quoted.name"="v"}`, `up offset 5m`, `rate(x[5m])`, `{job="a",}`, `{a=~"("}`, "up\x00",
+	} {
+		f.Add(s, `{x="y"}`)
+	}
+	p := parser.NewParser(parser.Options{})
+	e := echo.New()
+	f.Fuzz(func(t *testing.T, first, second string) {
+		form := url.Values{"match[]": {first, second}}
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/series", strings.NewReader(form.Encode()))
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationForm)
+		c := e.NewContext(req, httptest.NewRecorder())
+		sets, err := matchersParam(c, p)
+		if err != nil {
+			if typ, status := classify(err); typ != errBadData || status != http.StatusBadRequest {
+				t.Fatalf("matchersParam(%q, %q): %v answered %d %s, want 400 bad_data", first, second, err, status, typ)
+			}
+			return
+		}
+		if len(sets) != 2 {
+			t.Fatalf("matchersParam(%q, %q): %d sets, want 2", first, second, len(sets))
+		}
+		for _, ms := range sets {
+			if len(ms) == 0 {
+				t.Fatalf("matchersParam(%q, %q): an empty matcher set", first, second)
+			}
+			printed := make([]string, len(ms))
+			for i, m := range ms {
+				printed[i] = m.String()
+			}
+			sel := "{" + strings.Join(printed, ",") + "}"
+			back, err := p.ParseMetricSelector(sel)
+			if err != nil {
+				t.Fatalf("matchers %v print as %q, which does not parse: %v", ms, sel, err)
+			}
+			if !sameMatchers(ms, back) {
+				t.Fatalf("matchers %v print as %q, which parses to %v", ms, sel, back)
+			}
+		}
+	})
+}
+
+func sameMatchers(a, b []*labels.Matcher) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Name != b[i].Name || a[i].Value != b[i].Value {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,144 @@
+package query
+
+import (
+	"math"
+	"slices"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/downsample"
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// rollupWindow says which aggregate of which resolution a selector reads,
+// and the span [from, to] answered from rollups; data outside it comes from
+// raw samples.
+type rollupWindow struct {
+	agg      string
+	res      int64
+	from, to int64
+}
+
+// aggKinds are the chunk kinds an aggregate is read from.
+var aggKinds = map[string][]segments.ChunkKind{
+	aggSum: {segments.KindSum}, aggCount: {segments.KindCount}, aggMin: {segments.KindMin},
+	aggMax: {segments.KindMax}, aggCounter: {segments.KindCounter}, aggAvg: {segments.KindSum, segments.KindCount},
+}
+
+// rollupChunks keeps the chunks the window's aggregate needs.
+func rollupChunks(metas []segments.ChunkMeta, w rollupWindow) []segments.ChunkMeta {
+	kinds := aggKinds[w.agg]
+	out := metas[:0]
+	for _, m := range metas {
+		if slices.Contains(kinds, m.Kind) && m.MinTime <= w.to && m.MaxTime >= w.from {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// rollupSamples reads one kind of the series' rollup chunks in [from, to].
+func (s *mergedSeries) rollupSamples(kind segments.ChunkKind) ([]segments.Sample, error) {
+	var out []segments.Sample
+	for _, src := range s.rollups { // windows do not overlap; sorted below
+		it, err := src.seg.KindIterator(src.metas, kind)
+		if err != nil {
+			return nil, err
+		}
+		if it == nil {
+			continue
+		}
+		it = segments.NewDeletedIterator(segments.NewBoundedIterator(it, s.win.from, s.win.to), src.deleted)
+		for it.Next() == chunkenc.ValFloat {
+			t, v := it.At()
+			out = append(out, segments.Sample{T: t, V: v})
+		}
+		if err := it.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b segments.Sample) int { return cmpInt64(a.T, b.T) })
+	return out, nil
+}
+
+// rollupIterator answers a selector that reads rollups: the aggregate's
+// samples inside the rollup span, raw samples (turned into the same
+// aggregate) outside it.
+func (s *mergedSeries) rollupIterator() chunkenc.Iterator {
+	var (
+		roll []segments.Sample
+		err  error
+	)
+	if s.win.from <= s.win.to {
+		if s.win.agg == aggAvg {
+			roll, err = s.avgSamples()
+		} else {
+			roll, err = s.rollupSamples(aggKinds[s.win.agg][0])
+		}
+		if err != nil {
+			return errIterator{err}
+		}
+	}
+	raw := s.rawIterator()
+	var rawPart chunkenc.Iterator
+	switch {
+	case s.win.agg == aggCounter && len(roll) > 0:
+		// Raw values are on another scale once the counter reset; continue
+		// the adjusted counter from its last rolled-up value.
+		last := roll[len(roll)-1]
+		rawPart = downsample.NewCounterIterator(segments.NewBoundedIterator(raw, last.T-s.win.res+1, math.MaxInt64), last.T, last.V)
+		rawPart = &outsideIterator{Iterator: rawPart, from: s.win.from, to: s.win.to}
+	case s.win.agg == aggCount:
+		rawPart = &onesIterator{outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}}
+	default:
+		rawPart = &outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}
+	}
+	if len(roll) == 0 {
+		return rawPart
+	}
+	return segments.NewMergeIterator([]chunkenc.Iterator{segments.NewSliceIterator(roll), rawPart})
+}
+
+// avgSamples divides the sum by the count of every bucket.
+func (s *mergedSeries) avgSamples() ([]segments.Sample, error) {
+	sums, err := s.rollupSamples(segments.KindSum)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := s.rollupSamples(segments.KindCount)
+	if err != nil {
+		return nil, err
+	}
+	out := sums[:0]
+	j := 0
+	for _, x := range sums {
+		for j < len(counts) && counts[j].T < x.T {
+			j++
+		}
+		if j < len(counts) && counts[j].T == x.T && counts[j].V > 0 {
+			out = append(out, segments.Sample{T: x.T, V: x.V / counts[j].V})
+		}
+	}
+	return out, nil
+}
+
+// outsideIterator drops the samples inside [from, to].
+type outsideIterator struct {
+	chunkenc.Iterator
+	from, to int64
+}
+
+func (o *outsideIterator) skip(vt chunkenc.ValueType) chunkenc.ValueType {
+	for vt != chunkenc.ValNone && o.Iterator.AtT() >= o.from && o.Iterator.AtT() <= o.to {
+		vt = o.Iterator.Next()
+	}
+	return vt
+}
+
+func (o *outsideIterator) Next() chunkenc.ValueType        { return o.skip(o.Iterator.Next()) }
+func (o *outsideIterator) Seek(t int64) chunkenc.ValueType { return o.skip(o.Iterator.Seek(t)) }
+
+// onesIterator answers count: every raw sample counts one.
+type onesIterator struct{ outsideIterator }
+
+func (o *onesIterator) At() (int64, float64) { return o.Iterator.AtT(), 1 }
