@@ -33,7 +33,7 @@ type rollupEnv struct {
 	end   time.Time // last sample
 }
 
-func newRollupEnv(t *testing.T, nSeries, days int) *rollupEnv {
+func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)

@@ -159,10 +159,17 @@ func (it *chainIterator) Err() error {
 // mergeIterator merges iterators sorted by time. Where several hold the same
 // timestamp, the value of the one that comes last in the list wins, so
 // callers list their sources from oldest write to newest.
+//
+// Sources usually overlap little (consecutive blocks, the head after the
+// segments), so after a full scan the source that gave the smallest
+// timestamp keeps giving samples, without a scan, while they stay below
+// every other source's.
 type mergeIterator struct {
 	floatIterator
 	its   []chunkenc.Iterator
-	ok    []bool // ok[i]: its[i] is positioned on a sample not yet consumed
+	ts    []int64 // ts[i]: the timestamp its[i] is on; math.MaxInt64 when exhausted
+	lead  int     // source of the last sample if it alone had that timestamp; -1 otherwise
+	bound int64   // the smallest timestamp of the other sources when lead was chosen
 	t     int64
 	v     float64
 	begun bool
@@ -179,48 +186,69 @@ func NewMergeIterator(its []chunkenc.Iterator) chunkenc.Iterator {
 	case 1:
 		return its[0]
 	}
-	return &mergeIterator{its: its, ok: make([]bool, len(its))}
+	return &mergeIterator{its: its, ts: make([]int64, len(its)), lead: -1}
 }
 
-func (m *mergeIterator) start() {
-	if m.begun {
+// set records where source i is after a Next or Seek that returned vt.
+func (m *mergeIterator) set(i int, vt chunkenc.ValueType) {
+	if vt == chunkenc.ValNone {
+		m.ts[i] = math.MaxInt64
+		if err := m.its[i].Err(); err != nil && m.err == nil {
+			m.err = err
+		}
 		return
 	}
-	m.begun = true
-	for i, it := range m.its {
-		m.ok[i] = it.Next() != chunkenc.ValNone
-	}
+	m.ts[i] = m.its[i].AtT()
 }
 
 func (m *mergeIterator) Next() chunkenc.ValueType {
-	m.start()
+	if !m.begun {
+		m.begun = true
+		for i, it := range m.its {
+			m.set(i, it.Next())
+		}
+	}
 	return m.pick()
 }
 
 // pick consumes the smallest timestamp among the sources.
 func (m *mergeIterator) pick() chunkenc.ValueType {
-	mint := int64(math.MaxInt64)
-	found := false
-	for i, it := range m.its {
-		if m.ok[i] {
-			if t := it.AtT(); t <= mint {
-				mint, found = t, true
-			}
-		}
-	}
-	if !found {
-		for _, it := range m.its {
-			if err := it.Err(); err != nil {
-				m.err = err
-			}
-		}
+	if m.err != nil {
 		return chunkenc.ValNone
 	}
-	for i, it := range m.its {
-		if m.ok[i] && it.AtT() == mint {
-			m.t, m.v = it.At()
-			m.ok[i] = it.Next() != chunkenc.ValNone
+	if i := m.lead; i >= 0 && m.ts[i] < m.bound {
+		m.t, m.v = m.its[i].At()
+		m.set(i, m.its[i].Next())
+		return chunkenc.ValFloat
+	}
+	mint, second, n := int64(math.MaxInt64), int64(math.MaxInt64), 0
+	for _, t := range m.ts {
+		switch {
+		case t < mint:
+			second, mint, n = mint, t, 1
+		case t == mint:
+			n++
+		case t < second:
+			second = t
 		}
+	}
+	if mint == math.MaxInt64 {
+		m.lead = -1
+		return chunkenc.ValNone
+	}
+	m.lead = -1
+	for i, t := range m.ts {
+		if t != mint {
+			continue
+		}
+		m.t, m.v = m.its[i].At() // the last source with mint wins
+		if n == 1 {
+			m.lead, m.bound = i, second
+		}
+		m.set(i, m.its[i].Next())
+	}
+	if m.err != nil {
+		return chunkenc.ValNone
 	}
 	return chunkenc.ValFloat
 }
@@ -229,18 +257,13 @@ func (m *mergeIterator) Seek(t int64) chunkenc.ValueType {
 	if m.begun && m.err == nil && m.t >= t {
 		return chunkenc.ValFloat
 	}
-	if !m.begun {
-		m.begun = true
-		for i, it := range m.its {
-			m.ok[i] = it.Seek(t) != chunkenc.ValNone
-		}
-	} else {
-		for i, it := range m.its {
-			if m.ok[i] && it.AtT() < t {
-				m.ok[i] = it.Seek(t) != chunkenc.ValNone
-			}
+	m.lead = -1
+	for i, it := range m.its {
+		if !m.begun || m.ts[i] < t && m.ts[i] != math.MaxInt64 {
+			m.set(i, it.Seek(t))
 		}
 	}
+	m.begun = true
 	return m.pick()
 }
 

@@ -1,0 +1,81 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// BenchmarkColdTargetQuery is TARGETS.md's cold query: avg by (host)
+// (avg_over_time(x[1h])) over 11 h of 10 s data for 200 hosts at a 1 h
+// step, with the data flushed to segments as a running server holds it
+// (the newest hour in the head).
+func BenchmarkColdTargetQuery(b *testing.B) {
+	dir := b.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer set.Close()
+	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	end := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
+	start := end.Add(-12 * time.Hour)
+	rng := rand.New(rand.NewSource(1))
+	app := func(from, to time.Time) {
+		bt := &ingest.Batch{}
+		for h := range 200 {
+			s := ingest.Series{Labels: labels.FromStrings("__name__", "x", "host", fmt.Sprintf("host-%d", h))}
+			for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
+				s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: float64(rng.Intn(100))})
+			}
+			bt.Series = append(bt.Series, s)
+		}
+		if err := store.Append(bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	app(start, end.Add(-time.Hour))
+	if err := store.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	comp, _ := segments.NewCompactor(logger, set, segments.CompactOptions{}, nil)
+	if _, err := comp.Compact(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	app(end.Add(-time.Hour), end)
+	eng, err := NewEngine(logger, nil, NewQueryable(store.Head(), set), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, q string
+		from    time.Time
+		step    time.Duration
+	}{
+		{"avg-by-host-11h", `avg by (host) (avg_over_time(x[1h]))`, end.Add(-11 * time.Hour), time.Hour},
+		{"max-1h-one-host", `max_over_time(x{host="host-7"}[1m])`, end.Add(-time.Hour), time.Minute},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := eng.Range(context.Background(), RangeQuery{Query: c.q, Start: c.from, End: end, Step: c.step}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,64 @@
+package query
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+)
+
+// BenchmarkRollupVsRaw runs a 30-day avg_over_time(gauge[1h]) at a 1 h step
+// over raw data and over 1 h rollups, reporting latency, the samples the
+// engine read, and the disk used by raw segments and by rollups.
+// STRATA_BENCH_SERIES sets the number of series (default 200; the issue's
+// figure uses 1000).
+func BenchmarkRollupVsRaw(b *testing.B) {
+	n := 200
+	if v := os.Getenv("STRATA_BENCH_SERIES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	e := newRollupEnv(b, n, 30)
+	var raw, rollups int64
+	for _, in := range e.set.Segments() {
+		if in.Meta.Resolution == 0 {
+			raw += in.Size
+		} else {
+			rollups += in.Size
+		}
+	}
+	for _, c := range []struct {
+		name string
+		res  Resolution
+	}{{"raw", ResolutionRaw}, {"1h-rollups", ResolutionAuto}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := RangeQuery{Query: "avg_over_time(gauge[1h])", Start: e.end.Add(-29 * 24 * time.Hour), End: e.end, Step: time.Hour, MaxSourceResolution: c.res}
+			res, err := e.eng.ChooseResolution(r.Query, r.Start, r.End, r.Step, c.res)
+			if err != nil {
+				b.Fatal(err)
+			}
+			qs, opts, err := e.eng.prepare(r.Query, res)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var samples int64
+			for b.Loop() {
+				q, err := e.eng.engine.NewRangeQuery(context.Background(), e.q, opts, qs, r.Start, r.End, r.Step)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out := q.Exec(context.Background())
+				if out.Err != nil || len(out.Value.(promql.Matrix)) == 0 {
+					b.Fatalf("%v", out.Err)
+				}
+				samples = q.Stats().Samples.TotalSamples
+				q.Close()
+			}
+			b.ReportMetric(float64(samples), "samples-read")
+			b.ReportMetric(float64(raw), "raw-bytes")
+			b.ReportMetric(float64(raw+rollups)/float64(raw), "disk-ratio-raw+rollups/raw")
+		})
+	}
+}
