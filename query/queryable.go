@@ -117,6 +117,11 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		win = rollupWindow{agg: agg, res: res, from: max(from, mint), to: min(to, maxt)}
 	}
 	rawMint := max(mint, q.qb.rawMinTime())
+	if agg != "" && win.from <= win.to && win.from <= mint {
+		// Rollups answer up to win.to: raw data is needed after it only (and
+		// the last bucket before it, to continue a counter).
+		rawMint = max(rawMint, win.to-res+1)
+	}
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
