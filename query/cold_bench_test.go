@@ -79,3 +79,34 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWarmTargetQuery is TARGETS.md's warm query through the
+// frontend: the same avg by (host) (avg_over_time(x[1h])) over 11 h x 200
+// hosts at 1 h, every extent cached (the query ends before the freshness
+// window).
+func BenchmarkWarmTargetQuery(b *testing.B) {
+	now := time.Date(2026, 1, 10, 12, 30, 0, 0, time.UTC)
+	e := newDiffEnv(b, now)
+	rng := rand.New(rand.NewSource(1))
+	bt := &ingest.Batch{}
+	end := now.Truncate(time.Hour)
+	for h := range 200 {
+		s := ingest.Series{Labels: labels.FromStrings("__name__", "x", "host", fmt.Sprintf("host-%d", h))}
+		for ts := end.Add(-12 * time.Hour); ts.Before(end); ts = ts.Add(10 * time.Second) {
+			s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: float64(rng.Intn(100))})
+		}
+		bt.Series = append(bt.Series, s)
+	}
+	e.write(b, bt)
+	r := RangeQuery{Query: `avg by (host) (avg_over_time(x[1h]))`, Start: end.Add(-11 * time.Hour), End: end, Step: time.Hour}
+	if _, err := e.frontend.Range(context.Background(), r, false); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := e.frontend.Range(context.Background(), r, false)
+		if err != nil || res.Cache != CacheHit {
+			b.Fatalf("%v %v", err, res.Cache)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -79,6 +80,8 @@ func decodeExtent(b []byte) (*extent, error) {
 		return nil, d.err
 	}
 	e.Matrix = make(promql.Matrix, 0, ns)
+	// Every point takes at least 9 bytes: one allocation holds them all.
+	all := make([]promql.FPoint, 0, len(d.b)/9)
 	var sb labels.ScratchBuilder
 	for range ns {
 		sb.Reset()
@@ -86,13 +89,18 @@ func decodeExtent(b []byte) (*extent, error) {
 		for range nl {
 			name := d.bytes()
 			value := d.bytes()
-			sb.Add(string(name), string(value))
+			// Labels() copies the bytes; they need not outlive it.
+			sb.Add(unsafeString(name), unsafeString(value))
 		}
 		np := d.count()
 		if d.err != nil {
 			return nil, d.err
 		}
-		pts := make([]promql.FPoint, 0, np)
+		if np > cap(all)-len(all) {
+			return nil, errBadExtent
+		}
+		pts := all[len(all) : len(all) : len(all)+np]
+		all = all[:len(all)+np]
 		prev := e.From
 		for range np {
 			t := prev + d.varint()
@@ -102,7 +110,7 @@ func decodeExtent(b []byte) (*extent, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		e.Matrix = append(e.Matrix, promql.Series{Metric: sb.Labels(), Floats: pts})
+		e.Matrix = append(e.Matrix, promql.Series{Metric: sb.Labels(), Floats: pts[:np:np]})
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadExtent
@@ -178,4 +186,13 @@ func (d *decoder) u64() uint64 {
 	v := binary.LittleEndian.Uint64(d.b)
 	d.b = d.b[8:]
 	return v
+}
+
+// unsafeString views b as a string without copying; b must not change while
+// the string is in use.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
