@@ -85,6 +85,15 @@ type Frontend struct {
 	// slack is how long a stored extent may be served (TTL + grace): an
 	// extent is cached only if its data stays inside retention that long.
 	slack time.Duration
+	// OnInvalidate, when set, is called after tags were bumped (a Warmer's
+	// Kick). Set it before the frontend is used.
+	OnInvalidate func()
+}
+
+func (f *Frontend) invalidated() {
+	if f.OnInvalidate != nil {
+		f.OnInvalidate()
+	}
 }
 
 // NewFrontend returns a frontend over engine and c (which may be nil).
@@ -544,6 +553,7 @@ func (f *Frontend) Invalidate(names []string, mint, maxt int64) {
 	last := time.UnixMilli(maxt).UTC().Truncate(24 * time.Hour)
 	if last.Sub(first) > maxTagDays*24*time.Hour {
 		f.cache.Reset()
+		f.invalidated()
 		return
 	}
 	for d := first; !d.After(last); d = d.Add(24 * time.Hour) {
@@ -552,6 +562,7 @@ func (f *Frontend) Invalidate(names []string, mint, maxt int64) {
 		}
 		f.cache.Invalidate(Tag("*", d))
 	}
+	f.invalidated()
 }
 
 // InvalidateBatch bumps the tags of every sample of b older than the
@@ -589,6 +600,9 @@ func (f *Frontend) InvalidateBatch(b *ingest.Batch) {
 			f.cache.Invalidate(Tag(name, day))
 			f.cache.Invalidate(Tag("*", day))
 		}
+	}
+	if seen != nil {
+		f.invalidated()
 	}
 }
 

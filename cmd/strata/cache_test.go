@@ -110,3 +110,38 @@ func TestCacheOverHTTP(t *testing.T) {
 		t.Fatal("answer after restart differs")
 	}
 }
+
+// TestWarmQueriesAfterRestart configures a dashboard query to keep warm:
+// after a restart the warmer computes it, so the first user request for
+// it is answered from the cache (all but the freshest minute).
+func TestWarmQueriesAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	now := time.Now().UTC()
+	var lines []byte
+	for ts := now.Add(-2 * time.Hour); ts.Before(now); ts = ts.Add(time.Minute) {
+		lines = append(lines, []byte("wq,host=a v=1 "+itoa64(ts.Unix())+"\n")...)
+	}
+	if code, body := s.post("/write?precision=s", "text/plain", lines); code != http.StatusNoContent {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	s.stop()
+	s = startServer(t, dir, "--cache.warm-queries", "1h:1m:sum(wq_v)", "--cache.max-bytes", "33554432")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st map[string]any
+		s.get("/api/v1/status/cache", nil, &st)
+		if c, _ := st["computations"].(float64); c >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the warmer computed nothing: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	end := time.Now().UTC().Truncate(time.Minute)
+	got, _ := s.rangeStatus(url.Values{"query": {"sum(wq_v)"}, "start": {itoa64(end.Add(-time.Hour).Unix())}, "end": {itoa64(end.Unix())}, "step": {"60"}}, nil)
+	if got != "partial" && got != "hit" {
+		t.Fatalf("first request after a warm restart: %s, want partial or hit", got)
+	}
+}

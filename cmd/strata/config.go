@@ -68,6 +68,8 @@ var options = []option{
 	{"cache.grace", "cache.grace", 5 * time.Minute, "how long past its TTL an extent is still served (marked stale) while it is recomputed"},
 	{"cache.freshness", "cache.freshness", time.Minute, "results for times newer than now minus this are never cached"},
 	{"cache.split_interval", "cache.split-interval", 24 * time.Hour, "range queries are cached in extents of this length"},
+	{"cache.warm_queries", "cache.warm-queries", "", "dashboard queries kept warm after start and after invalidations: range:step:query entries separated by ';' (e.g. 24h:1m:sum(rate(x[5m])))"},
+	{"cache.warm_pause", "cache.warm-pause", time.Second, "pause between two warm-up evaluations"},
 
 	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},

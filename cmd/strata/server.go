@@ -79,6 +79,7 @@ type server struct {
 	rollups   *downsample.Downsampler // nil when disabled
 	cache     *cache.Cache            // nil when disabled
 	frontend  *query.Frontend
+	warmer    *query.Warmer
 	api       *api.API
 
 	lastRetention time.Time   // guarded by the store's flush lock (maintain)
@@ -227,8 +228,18 @@ func (s *server) openCache(dir string, engine *query.Engine, policy retention.Po
 	}
 	s.cache = c
 	s.reg.MustRegister(c.Collector())
-	s.frontend, err = query.NewFrontend(engine, c, fopts, time.Now, minTime, copts.TTL+copts.Grace)
-	return err
+	if s.frontend, err = query.NewFrontend(engine, c, fopts, time.Now, minTime, copts.TTL+copts.Grace); err != nil {
+		return err
+	}
+	warm, err := query.ParseWarmQueries(v.GetString("cache.warm_queries"))
+	if err != nil {
+		return fmt.Errorf("cache.warm_queries: %w", err)
+	}
+	if len(warm) > 0 {
+		s.warmer = query.NewWarmer(s.logger, s.frontend, warm, v.GetDuration("cache.warm_pause"))
+		s.frontend.OnInvalidate = s.warmer.Kick
+	}
+	return nil
 }
 
 // defaultCacheBytes is an eighth of the machine's memory, at least 32 MiB.
@@ -457,6 +468,13 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		defer wg.Done()
 		s.store.Run(mctx, s.v.GetDuration("storage.maintenance_interval"), s.maintain)
 	}()
+	if s.warmer != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.warmer.Run(mctx)
+		}()
+	}
 
 	var serveErr error
 	select {
