@@ -142,31 +142,7 @@ func rollupID(now time.Time, res, start int64, sources []string) string {
 	binary.BigEndian.PutUint16(b[0:], uint16(ms>>32))
 	binary.BigEndian.PutUint32(b[2:], uint32(ms))
 	copy(b[6:], sum[:10])
-	return encodeULID(b)
-}
-
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// encodeULID writes 128 bits as 26 Crockford base32 characters, as
-// segments.NewID does.
-func encodeULID(b [16]byte) string {
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	var out [26]byte
-	for i := range out {
-		// Character i holds bits [125-5i, 130-5i) of the 128-bit value.
-		s := uint(125 - 5*i)
-		var v uint64
-		switch {
-		case s >= 64:
-			v = hi >> (s - 64)
-		case s == 0:
-			v = lo
-		default:
-			v = hi<<(64-s) | lo>>s
-		}
-		out[i] = crockford[v&31]
-	}
-	return string(out[:])
+	return segments.EncodeID(b)
 }
 
 // byID orders rollups by ID: the greater was written later.

@@ -17,12 +17,18 @@ func NewID(t time.Time) string {
 	binary.BigEndian.PutUint16(b[0:], uint16(ms>>32))
 	binary.BigEndian.PutUint32(b[2:], uint32(ms))
 	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails.
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return EncodeID(b)
+}
 
+// EncodeID writes 128 bits as a segment ID: 26 Crockford base32
+// characters, the first holding the top 3 bits. Callers that need an ID
+// derived from something other than the time and random bits (rollups,
+// whose IDs must be the same when built twice) build the bytes themselves.
+func EncodeID(b [16]byte) string {
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	var out [26]byte
 	for i := range out {
-		// Character i holds bits [125-5i, 130-5i) of the 128-bit value,
-		// the first character its top 3 bits.
+		// Character i holds bits [125-5i, 130-5i) of the 128-bit value.
 		s := uint(125 - 5*i)
 		var v uint64
 		switch {
