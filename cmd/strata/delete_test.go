@@ -60,9 +60,9 @@ func TestDeleteSeries(t *testing.T) {
 	s = startServer(t, dir, "--storage.maintenance-interval", "50ms")
 	check(s, 67)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(s.status().Segments) != 1 {
+	for len(s.rawSegments().Segments) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("tombstoned segments were not compacted: %+v", s.status().Segments)
+			t.Fatalf("tombstoned segments were not compacted: %+v", s.rawSegments().Segments)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
