@@ -53,13 +53,19 @@ const (
 	// another call had started, and shares its result. An HTTP layer that
 	// only knows hit and miss should report it as a miss.
 	StatusShared
+	// StatusHitL2: served fresh from the shared L2 tier (Redis), possibly
+	// computed by another instance; it is in L1 now. An HTTP layer that
+	// only knows hit and miss should report it as a hit.
+	StatusHitL2
 )
 
-// String returns "miss", "hit", "stale" or "shared".
+// String returns "miss", "hit", "stale", "shared" or "hit-l2".
 func (s Status) String() string {
 	switch s {
 	case StatusHit:
 		return "hit"
+	case StatusHitL2:
+		return "hit-l2"
 	case StatusStale:
 		return "stale"
 	case StatusShared:
@@ -109,16 +115,39 @@ type Cache struct {
 
 	m counters
 
+	// l2 is the shared Redis tier; nil without one.
+	l2 *l2
+
 	// digestHook replaces the key digest in tests (to force collisions).
 	digestHook func(key []byte) uint64
 }
 
-// New returns an empty cache.
+// New returns an empty cache. With Options.L2 it starts connecting to
+// Redis in the background; it does not wait for it.
 func New(o Options) (*Cache, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return newCache(o, fastcache.New(o.MaxBytes)), nil
+	c := newCache(o, fastcache.New(o.MaxBytes))
+	if err := c.startL2(nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// startL2 starts the L2 tier if the options ask for one. saved is what a
+// loaded cache says about the Redis it was synced with.
+func (c *Cache) startL2(saved *savedL2) error {
+	if !c.opts.L2.Enabled() {
+		return nil
+	}
+	l, err := newL2(c, c.opts.L2, saved)
+	if err != nil {
+		c.fc.Reset()
+		return err
+	}
+	c.l2 = l
+	return nil
 }
 
 func newCache(o Options, fc *fastcache.Cache) *Cache {
@@ -155,17 +184,25 @@ func (c *Cache) Close() error {
 	c.flights.mu.Unlock()
 	c.stop()
 	c.wg.Wait()
+	if c.l2 != nil {
+		c.l2.close()
+	}
 	c.fc.Reset()
 	return nil
 }
 
 // Reset empties the cache: every stored entry is dropped, and every
 // computation running now stores an entry that will be a miss. Counters are
-// kept.
+// kept. With an L2 tier it does so for every instance sharing it: the
+// shared floor is raised past every snapshot taken so far.
 func (c *Cache) Reset() {
 	c.adminMu.Lock()
 	defer c.adminMu.Unlock()
-	c.gens.reset()
+	if c.l2 != nil {
+		c.l2.reset()
+	} else {
+		c.gens.reset()
+	}
 	var s fastcache.Stats
 	c.fc.UpdateStats(&s)
 	c.evictedBase.Add(s.EvictedBytes)

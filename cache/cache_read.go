@@ -1,14 +1,15 @@
 package cache
 
 import (
+	"context"
 	"encoding/binary"
 	"slices"
 )
 
 // Get returns the value stored under key and how it was served: StatusHit,
-// StatusStale (past its TTL, inside its grace period; Get starts no
-// refresh) or StatusMiss with a nil value. The value is a new slice owned by
-// the caller.
+// StatusHitL2 (from the shared tier, now in L1 too), StatusStale (past its
+// TTL, inside its grace period; Get starts no refresh) or StatusMiss with a
+// nil value. The value is a new slice owned by the caller.
 func (c *Cache) Get(key []byte) ([]byte, Status) {
 	v, st := c.GetAppend(nil, key)
 	if st == StatusMiss {
@@ -22,8 +23,26 @@ func (c *Cache) Get(key []byte) ([]byte, Status) {
 // With a dst of sufficient capacity a hit does not allocate.
 func (c *Cache) GetAppend(dst, key []byte) ([]byte, Status) {
 	dst, st := c.lookup(dst, key, c.now().UnixNano())
+	if st == StatusMiss && c.l2 != nil && c.l2.usable() && !c.closed.Load() {
+		var kb [8]byte
+		if v, res := c.l2.get(key, c.fastKey(&kb, key)); res == l2Found {
+			dst, st = append(dst, v...), StatusHitL2
+		}
+	}
 	c.m.count(st)
 	return dst, st
+}
+
+// Prefetch reads from the L2 tier, in pipelined round trips, the keys that
+// L1 does not hold, and promotes the fresh, valid ones into L1, so that
+// the lookups that follow are L1 hits. A caller about to look up many keys
+// (the extents of one query) saves a round trip per key. It returns the
+// number of entries promoted; without an L2 tier it does nothing.
+func (c *Cache) Prefetch(ctx context.Context, keys [][]byte) int {
+	if c.l2 == nil || c.closed.Load() {
+		return 0
+	}
+	return c.l2.prefetch(ctx, keys)
 }
 
 // lookup appends the value stored under key to dst and says whether it is
@@ -81,7 +100,7 @@ func (c *Cache) lookup(dst, key []byte, now int64) ([]byte, Status) {
 // unusable (StatusMiss) at now.
 func (c *Cache) classify(e *entry, now int64) Status {
 	switch {
-	case !c.gens.valid(e):
+	case !c.entryValid(e):
 		return StatusMiss // never served stale
 	case e.created > now+maxClockSkew:
 		return StatusMiss
@@ -92,4 +111,13 @@ func (c *Cache) classify(e *entry, now int64) Status {
 	default:
 		return StatusMiss
 	}
+}
+
+// entryValid reports whether e is valid by tag generations (and, with an
+// L2 tier, whether the sync state lets it be judged).
+func (c *Cache) entryValid(e *entry) bool {
+	if c.l2 != nil && !c.l2.entryUsable(e) {
+		return false
+	}
+	return c.gens.valid(e)
 }

@@ -14,7 +14,15 @@ import (
 // Options.MaxTTL is cut to it, and a negative one stores nothing. The cache
 // copies key, tags and value. It returns ErrTooLarge, ErrNoSnapshot or
 // ErrClosed when it stored nothing for those reasons.
+//
+// With an L2 tier the entry is also written to Redis, in the background.
 func (c *Cache) Set(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration) error {
+	return c.set(key, tags, snap, value, ttl, nil)
+}
+
+// set is Set; with lk, the L2 write happens at once, with the release of
+// the lock (the caller releases lk in any case).
+func (c *Cache) set(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration, lk *l2Lock) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -49,7 +57,11 @@ func (c *Cache) Set(key []byte, tags []string, snap Snapshot, value []byte, ttl 
 	b = append(b, value...)
 	sealEntry(b)
 	var kb [8]byte
-	c.store(c.fastKey(&kb, key), b)
+	fk := c.fastKey(&kb, key)
+	c.store(fk, b)
+	if c.l2 != nil {
+		c.l2.put(fk, b, meta.graceEnd, meta.seq, lk)
+	}
 	*bp = b
 	putBuf(bp)
 	return nil

@@ -55,7 +55,7 @@ func (c *Cache) GetOrCompute(ctx context.Context, key []byte, tags []string, com
 type flight struct {
 	done chan struct{} // closed when val, hit and err are set
 	val  []byte
-	hit  bool // found fresh in the cache at the start; compute not called
+	hit  Status // StatusHit or StatusHitL2: found fresh in L1 or L2, compute not called
 	err  error
 
 	background bool               // a refresh: runs even with no waiters
@@ -101,8 +101,8 @@ func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute Com
 		c.m.count(st)
 		return nil, st, ctx.Err()
 	}
-	if st == StatusMiss && f.hit {
-		st = StatusHit
+	if st == StatusMiss && f.hit != StatusMiss {
+		st = f.hit
 	}
 	c.m.count(st)
 	if f.err != nil {
@@ -185,11 +185,26 @@ func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, com
 	close(f.done)
 }
 
-// fill returns the value of key: from the cache if it is fresh there, else
-// computed and stored.
-func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool) (val []byte, hit bool, err error) {
+// fill returns the value of key: from the cache if it is fresh there (L1,
+// then L2), else computed and stored. With an L2 tier the computation runs
+// under the key's lock in Redis, or after waiting for another instance's
+// computation (l2_lock.go).
+func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool) (val []byte, hit Status, err error) {
 	if v, st := c.lookup(nil, key, c.now().UnixNano()); st == StatusHit {
-		return v, true, nil
+		return v, StatusHit, nil
+	}
+	var lk *l2Lock
+	if c.l2 != nil && c.l2.usable() {
+		var kb [8]byte
+		v, l, err := c.l2.acquire(ctx, key, c.fastKey(&kb, key))
+		switch {
+		case err != nil:
+			return nil, StatusMiss, err
+		case v != nil:
+			return v, StatusHitL2, nil
+		}
+		lk = l
+		defer lk.release(nil)
 	}
 	// The snapshot precedes the computation: a tag bumped while it runs
 	// invalidates what it stores.
@@ -207,11 +222,11 @@ func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute Com
 		c.m.computations.Add(1)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, StatusMiss, err
 	}
 	// ErrTooLarge and ErrClosed leave the value uncached, nothing more.
-	_ = c.Set(key, tags, snap, v, ttl)
-	return v, false, nil
+	_ = c.set(key, tags, snap, v, ttl, lk)
+	return v, StatusMiss, nil
 }
 
 // callCompute calls compute, turning a panic into an error: compute runs in

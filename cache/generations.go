@@ -241,3 +241,83 @@ func (g *generations) restore(st genState) {
 	}
 	g.count.Store(int64(n))
 }
+
+// The methods below keep generations as a mirror of the generations shared
+// in Redis when the cache has an L2 tier (l2_sync.go). Every change they
+// make only raises numbers, so applying one message twice, or a message
+// and the reply of the same bump, is harmless.
+
+// raiseSeq raises seq to at least s.
+func (g *generations) raiseSeq(s uint64) {
+	for {
+		old := g.seq.Load()
+		if s <= old || g.seq.CompareAndSwap(old, s) {
+			return
+		}
+	}
+}
+
+// apply records generation gen of tag hash h, handed out by the shared
+// sequence, unless the tag has a higher one already, then raises seq to it.
+// The record is written before seq is raised: a reader that sees the new
+// seq finds the record.
+func (g *generations) apply(h, gen uint64, at int64) {
+	s := g.shard(h)
+	s.mu.Lock()
+	if r, ok := s.m[h]; !ok || r.gen < gen {
+		if !ok {
+			g.count.Add(1)
+		}
+		s.m[h] = genRecord{gen: gen, at: at}
+	}
+	s.mu.Unlock()
+	g.raiseSeq(gen)
+}
+
+// applyFloor raises floor (and seq) to f and drops the records at or below
+// it, as a prune does: floor is raised first, so no entry a dropped record
+// invalidated becomes valid.
+func (g *generations) applyFloor(f uint64) {
+	g.pruneMu.Lock()
+	defer g.pruneMu.Unlock()
+	g.raiseFloor(f)
+	g.raiseSeq(f)
+	dropped := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for h, r := range s.m {
+			if r.gen <= f {
+				delete(s.m, h)
+				dropped++
+			}
+		}
+		s.mu.Unlock()
+	}
+	g.count.Add(-int64(dropped))
+}
+
+// replace sets g to the shared state read from Redis: seq, floor and the
+// generation of every tag, recorded as bumped at at. Unlike every other
+// change it may lower seq and floor (numbers handed out locally while the
+// shared state was unreachable are dropped); the caller makes every entry
+// a miss while it runs.
+func (g *generations) replace(seq, floor uint64, tags map[uint64]uint64, at int64) {
+	g.pruneMu.Lock()
+	defer g.pruneMu.Unlock()
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
+	for h, gen := range tags {
+		s := g.shard(h)
+		s.mu.Lock()
+		s.m[h] = genRecord{gen: gen, at: at}
+		s.mu.Unlock()
+	}
+	g.count.Store(int64(len(tags)))
+	g.floor.Store(floor)
+	g.seq.Store(seq)
+}

@@ -59,6 +59,11 @@ type Options struct {
 	// Now returns the wall-clock time. Entries store wall-clock times, so
 	// they stay meaningful across a restart. Nil means time.Now.
 	Now func() time.Time
+
+	// L2 configures a second tier shared by several instances in Redis,
+	// and tag generations shared through it. The zero value (no URL)
+	// disables it. See l2.go.
+	L2 L2Options
 }
 
 // DefaultOptions returns the options Strata starts from: 256 MiB, entries
@@ -101,6 +106,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxTrackedTags < 0 {
 		errs = append(errs, fmt.Errorf("MaxTrackedTags %d must be >= 0", o.MaxTrackedTags))
+	}
+	if err := o.L2.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("cache options: %w", errors.Join(errs...))

@@ -77,7 +77,60 @@ func Load(dir string, o Options) (*Cache, error) {
 	c.written.Store(st.written)
 	c.saveSeq = st.saveSeq
 	c.PruneGenerations()
+	if err := c.startL2(readL2File(filepath.Join(dir, l2FileName))); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// l2FileName names the file that says which Redis the saved generations
+// are shared with. It is written after the generations, and only if they
+// were in sync with Redis while they were copied; it is removed before
+// new generations are written.
+const l2FileName = "l2"
+
+const l2FileMagic = "strata-cache-l2 1"
+
+// readL2File returns what the l2 file at path says; nil if it is missing
+// or unreadable (the loaded entries will then be dropped at the first
+// resync).
+func readL2File(path string) *savedL2 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 3 || lines[0] != l2FileMagic {
+		return nil
+	}
+	prefix, err := strconv.Unquote(lines[1])
+	if err != nil || lines[2] == "" {
+		return nil
+	}
+	s := &savedL2{prefix: prefix, runID: lines[2]}
+	for _, line := range lines[3:] {
+		if line == "" {
+			continue
+		}
+		var h seqHole
+		if _, err := fmt.Sscanf(line, "hole %d %d", &h.lo, &h.hi); err != nil || h.lo >= h.hi {
+			return nil
+		}
+		s.holes = append(s.holes, h)
+	}
+	return s
+}
+
+// appendL2File appends the l2 file: a magic line, the quoted prefix, the
+// run_id of the Redis server, then one "hole <lo> <hi>" line per hole.
+func appendL2File(dst []byte, s *savedL2) []byte {
+	dst = append(dst, l2FileMagic+"\n"...)
+	dst = strconv.AppendQuote(dst, s.prefix)
+	dst = append(dst, "\n"+s.runID+"\n"...)
+	for _, h := range s.holes {
+		dst = fmt.Appendf(dst, "hole %d %d\n", h.lo, h.hi)
+	}
+	return dst
 }
 
 // Save writes the cache and its tag generations to dir, creating it if
@@ -106,10 +159,30 @@ func (c *Cache) Save(dir string) error {
 	// The generations are taken after the data: every entry saved holds a
 	// snapshot at or below the saved sequence, so bumps after a restart
 	// get higher numbers than any snapshot they must invalidate.
+	l2Path := filepath.Join(dir, l2FileName)
+	if err := os.Remove(l2Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("save cache: %w", err)
+	}
 	c.gens.prune(c.pruneCutoff(), 0)
+	var epoch uint64
+	if c.l2 != nil {
+		epoch = c.l2.sync.epoch.Load()
+	}
 	st := genFile{genState: c.gens.state(), written: c.written.Load(), saveSeq: seq}
 	if err := writeFileAtomic(filepath.Join(dir, genFileName), appendGenFile(nil, &st)); err != nil {
 		return fmt.Errorf("save cache generations: %w", err)
+	}
+	if l := c.l2; l != nil && epoch&1 == 0 && l.sync.epoch.Load() == epoch {
+		// In sync all along the copy: the saved numbers are shared ones.
+		if runID := l.sync.runID.Load(); runID != nil && *runID != "" {
+			sv := &savedL2{prefix: l.opts.Prefix, runID: *runID}
+			if hp := l.sync.holes.Load(); hp != nil {
+				sv.holes = *hp
+			}
+			if err := writeFileAtomic(l2Path, appendL2File(nil, sv)); err != nil {
+				return fmt.Errorf("save cache: %w", err)
+			}
+		}
 	}
 	c.saveSeq = seq
 	return removeOldData(dir, dataDirName(seq))

@@ -17,7 +17,7 @@ type counters struct {
 // count counts one lookup served with st.
 func (m *counters) count(st Status) {
 	switch st {
-	case StatusHit:
+	case StatusHit, StatusHitL2:
 		m.hits.Add(1)
 	case StatusStale:
 		m.stale.Add(1)
@@ -30,7 +30,7 @@ func (m *counters) count(st Status) {
 
 // Stats is a point-in-time view of a Cache. Every lookup (Get, GetAppend,
 // GetOrCompute) counts in exactly one of Hits, Stale, Misses and
-// SharedWaits.
+// SharedWaits; a hit served from the L2 tier counts in Hits and L2Hits.
 type Stats struct {
 	// Entries is the number of fastcache slots in use; a value stored
 	// through SetBig (over 64 KiB) takes one slot per 64 KiB part plus one.
@@ -77,6 +77,32 @@ type Stats struct {
 	CorruptEntries uint64
 	// NotStored counts values too large to store.
 	NotStored uint64
+
+	// Generation is the last tag generation known here (with L2: the
+	// last shared one this instance has applied).
+	Generation uint64
+
+	// L2Enabled says whether the cache has a Redis tier; the other L2
+	// fields are zero without one.
+	L2Enabled bool
+	// L2Connected says whether the tier is in use now: subscribed, and
+	// the generations re-read since the last disconnection.
+	L2Connected bool
+	// L2Hits counts L2 reads that found a fresh, valid entry (promoted
+	// into L1); L2Misses those that found nothing usable.
+	L2Hits, L2Misses uint64
+	// L2Errors counts failed Redis operations and failed connection
+	// attempts.
+	L2Errors uint64
+	// L2Writes counts entries written to Redis, L2WritesDropped those
+	// not written because the write queue was full or the tier paused.
+	L2Writes, L2WritesDropped uint64
+	// L2LockWaits counts misses that waited for another instance's
+	// computation of the same key.
+	L2LockWaits uint64
+	// L2Resyncs counts complete re-reads of the shared generations
+	// (one per connection, the first included).
+	L2Resyncs uint64
 }
 
 // Stats returns the current statistics. It takes every fastcache bucket lock
@@ -85,7 +111,7 @@ func (c *Cache) Stats() Stats {
 	var fs fastcache.Stats
 	c.fc.UpdateStats(&fs)
 	m := &c.m
-	return Stats{
+	s := Stats{
 		Entries:      fs.EntriesCount,
 		Bytes:        fs.BytesSize,
 		MaxBytes:     c.capacity,
@@ -110,7 +136,17 @@ func (c *Cache) Stats() Stats {
 		CorruptEntries: m.corrupt.Load() + fs.Corruptions + fs.InvalidMetavalueErrors +
 			fs.InvalidValueLenErrors + fs.InvalidValueHashErrors,
 		NotStored: m.notStored.Load(),
+
+		Generation: c.gens.seq.Load(),
 	}
+	if l := c.l2; l != nil {
+		s.L2Enabled = true
+		s.L2Connected = l.synced()
+		s.L2Hits, s.L2Misses, s.L2Errors = l.m.hits.Load(), l.m.misses.Load(), l.m.errors.Load()
+		s.L2Writes, s.L2WritesDropped = l.m.writes.Load(), l.m.dropped.Load()
+		s.L2LockWaits, s.L2Resyncs = l.m.lockWaits.Load(), l.m.resyncs.Load()
+	}
+	return s
 }
 
 // Collector returns a prometheus.Collector exporting Stats as strata_cache_*
@@ -143,6 +179,14 @@ var (
 	descCollisions   = newDesc("collisions_total", "Reads that found another key's entry under the same digest.")
 	descCorrupt      = newDesc("corrupt_entries_total", "Reads of entries that failed to decode or verify.")
 	descNotStored    = newDesc("not_stored_total", "Values too large to store.")
+	descL2Connected  = newDesc("l2_connected", "1 while the Redis L2 tier is in use (subscribed and generations in sync).")
+	descL2Hits       = newDesc("l2_hits_total", "L2 (Redis) reads that found a fresh, valid entry.")
+	descL2Misses     = newDesc("l2_misses_total", "L2 (Redis) reads that found nothing usable.")
+	descL2Errors     = newDesc("l2_errors_total", "Failed Redis operations and connection attempts of the L2 tier.")
+	descL2Writes     = newDesc("l2_writes_total", "Entries written to the L2 tier.")
+	descL2Dropped    = newDesc("l2_writes_dropped_total", "Entries not written to the L2 tier (queue full or tier paused).")
+	descL2LockWaits  = newDesc("l2_lock_waits_total", "Misses that waited for another instance computing the same key.")
+	descL2Resyncs    = newDesc("l2_resyncs_total", "Complete re-reads of the shared tag generations.")
 )
 
 // Describe implements prometheus.Collector.
@@ -151,6 +195,8 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 		descEntries, descBytes, descMaxBytes, descEvicted, descLookups, descPartial,
 		descComputations, descComputeErrs, descRefreshes, descRefreshErrs,
 		descInvalidate, descTags, descPromotions, descCollisions, descCorrupt, descNotStored,
+		descL2Connected, descL2Hits, descL2Misses, descL2Errors, descL2Writes, descL2Dropped,
+		descL2LockWaits, descL2Resyncs,
 	} {
 		ch <- d
 	}
@@ -184,4 +230,18 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCollisions, s.Collisions)
 	counter(descCorrupt, s.CorruptEntries)
 	counter(descNotStored, s.NotStored)
+	if s.L2Enabled {
+		connected := uint64(0)
+		if s.L2Connected {
+			connected = 1
+		}
+		gauge(descL2Connected, connected)
+		counter(descL2Hits, s.L2Hits)
+		counter(descL2Misses, s.L2Misses)
+		counter(descL2Errors, s.L2Errors)
+		counter(descL2Writes, s.L2Writes)
+		counter(descL2Dropped, s.L2WritesDropped)
+		counter(descL2LockWaits, s.L2LockWaits)
+		counter(descL2Resyncs, s.L2Resyncs)
+	}
 }

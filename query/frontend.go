@@ -281,6 +281,14 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 	// Steps up to ce are old enough to cache, extent by extent; the rest
 	// is computed in one piece.
 	ce := min(end, grid(cutoff))
+	if ce >= start {
+		// With a shared L2 tier, fetch every extent in one round trip.
+		var keys [][]byte
+		for ws := alignDown(start, split); ws <= ce; ws += split {
+			keys = append(keys, f.rangeKey(pl, step, mod(start, step), ws))
+		}
+		f.cache.Prefetch(ctx, keys)
+	}
 	for ws := alignDown(start, split); ws <= ce; ws += split {
 		a := grid(ws - 1 + step) // first grid point ≥ ws
 		if ws <= start {
@@ -556,12 +564,14 @@ func (f *Frontend) Invalidate(names []string, mint, maxt int64) {
 		f.invalidated()
 		return
 	}
+	var tags []string
 	for d := first; !d.After(last); d = d.Add(24 * time.Hour) {
 		for _, n := range names {
-			f.cache.Invalidate(Tag(n, d))
+			tags = append(tags, Tag(n, d))
 		}
-		f.cache.Invalidate(Tag("*", d))
+		tags = append(tags, Tag("*", d))
 	}
+	f.cache.InvalidateTags(tags...) // one round trip when the tags are shared in Redis
 	f.invalidated()
 }
 
@@ -577,7 +587,10 @@ func (f *Frontend) InvalidateBatch(b *ingest.Batch) {
 		name string
 		day  int64
 	}
-	var seen map[nameDay]struct{}
+	var (
+		seen map[nameDay]struct{}
+		tags []string
+	)
 	for i := range b.Series {
 		s := &b.Series[i]
 		name, named := "", false
@@ -597,11 +610,11 @@ func (f *Frontend) InvalidateBatch(b *ingest.Batch) {
 			}
 			seen[k] = struct{}{}
 			day := time.UnixMilli(x.T).UTC()
-			f.cache.Invalidate(Tag(name, day))
-			f.cache.Invalidate(Tag("*", day))
+			tags = append(tags, Tag(name, day), Tag("*", day))
 		}
 	}
-	if seen != nil {
+	if len(tags) > 0 {
+		f.cache.InvalidateTags(tags...) // duplicates of "*" are folded by the cache
 		f.invalidated()
 	}
 }

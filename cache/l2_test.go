@@ -1,0 +1,536 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bg = context.Background()
+
+// TestL2SharesEntries: what one instance computes, another serves from
+// L2 (then from its L1) without computing.
+func TestL2SharesEntries(t *testing.T) {
+	r := startRedis(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, r.client(), p, c1, c2)
+
+	var n counter
+	key, tags := []byte("k1"), []string{"m:x:2026-11-20"}
+	if v, st, err := c1.GetOrCompute(bg, key, tags, n.fn("v1", 0, nil)); err != nil || st != StatusMiss || string(v) != "v1" {
+		t.Fatalf("c1: %q %v %v", v, st, err)
+	}
+	v, st, err := c2.GetOrCompute(bg, key, tags, n.fn("other", 0, nil))
+	if err != nil || st != StatusHitL2 || string(v) != "v1" {
+		t.Fatalf("c2: %q %v %v", v, st, err)
+	}
+	if v, st := c2.Get(key); st != StatusHit || string(v) != "v1" {
+		t.Fatalf("c2 second read: %q %v (want an L1 hit)", v, st)
+	}
+	if n.calls.Load() != 1 {
+		t.Fatalf("%d computations, want 1", n.calls.Load())
+	}
+	s := c2.Stats()
+	if s.L2Hits != 1 || s.Hits != 2 || s.Computations != 0 || !s.L2Enabled || !s.L2Connected {
+		t.Fatalf("c2 stats: %+v", s)
+	}
+
+	// Set writes behind; Get reads through.
+	if err := c1.Set([]byte("k2"), tags, c1.Snapshot(), []byte("v2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "k2 in L2", func() bool {
+		v, st := c2.Get([]byte("k2"))
+		return st == StatusHitL2 && string(v) == "v2"
+	})
+
+	// Prefetch promotes many keys in one round trip.
+	c3 := newL2Cache(t, r.url(), p)
+	waitSynced(t, r.client(), p, c1, c3)
+	if got := c3.Prefetch(bg, [][]byte{[]byte("k1"), []byte("k2"), []byte("absent")}); got != 2 {
+		t.Fatalf("prefetch promoted %d, want 2", got)
+	}
+	if _, st := c3.Get([]byte("k2")); st != StatusHit {
+		t.Fatalf("after prefetch: %v", st)
+	}
+}
+
+// TestL2InvalidateSeenByAll: a bump on one instance is in Redis when
+// Invalidate returns, judged by at once on that instance, and applied by
+// the others as it is published.
+func TestL2InvalidateSeenByAll(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client()
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, rc, p, c1, c2)
+
+	var n counter
+	key, tag := []byte("k"), "m:x:2026-11-20"
+	mustCompute(t, c1, key, tag, &n, "old", StatusMiss)
+	mustCompute(t, c2, key, tag, &n, "old", StatusHitL2)
+
+	c1.Invalidate(tag)
+	gen, err := rc.ZScore(bg, p+"{gen}:tags", strconv.FormatUint(tagHash(tag), 16)).Result()
+	if err != nil || uint64(gen) != c1.Stats().Generation {
+		t.Fatalf("generation in Redis %v (%v), c1 at %d", gen, err, c1.Stats().Generation)
+	}
+	if _, st := c1.Get(key); st != StatusMiss {
+		t.Fatalf("c1 after its own bump: %v", st)
+	}
+	waitFor(t, 2*time.Second, "c2 to apply the bump", func() bool { return c2.Stats().Generation == uint64(gen) })
+	if _, st := c2.Get(key); st != StatusMiss {
+		t.Fatalf("c2 after c1's bump: %v", st)
+	}
+	mustCompute(t, c2, key, tag, &n, "new", StatusMiss)
+	waitSynced(t, rc, p, c1, c2)
+	mustCompute(t, c1, key, tag, &n, "new", StatusHitL2)
+
+	// Snapshots are comparable: both instances are at the shared number.
+	if s1, s2 := c1.Snapshot(), c2.Snapshot(); s1.seq != s2.seq || s1.seq != uint64(gen) {
+		t.Fatalf("snapshots %d and %d, shared generation %v", s1.seq, s2.seq, gen)
+	}
+
+	// A computation that a bump on another instance overtakes stores an
+	// entry that nobody serves.
+	snap := c2.Snapshot()
+	c1.Invalidate(tag)
+	if err := c2.Set([]byte("k3"), []string{tag}, snap, []byte("racy"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, rc, p, c1, c2)
+	for i, c := range []*Cache{c1, c2} {
+		if v, st := c.Get([]byte("k3")); st != StatusMiss {
+			t.Fatalf("c%d served %q (%v) computed before a bump", i+1, v, st)
+		}
+	}
+
+	// InvalidateTags: one round trip for several tags.
+	mustCompute(t, c2, []byte("k5"), "m:p:2026-11-20", &n, "v5", StatusMiss)
+	mustCompute(t, c2, []byte("k6"), "m:q:2026-11-20", &n, "v6", StatusMiss)
+	mustCompute(t, c2, []byte("k7"), "m:r:2026-11-20", &n, "v7", StatusMiss)
+	c1.InvalidateTags("m:p:2026-11-20", "m:q:2026-11-20", "m:p:2026-11-20")
+	waitSynced(t, rc, p, c1, c2)
+	for k, want := range map[string]Status{"k5": StatusMiss, "k6": StatusMiss, "k7": StatusHit} {
+		if _, st := c2.Get([]byte(k)); st != want {
+			t.Fatalf("%s after InvalidateTags: %v, want %v", k, st, want)
+		}
+	}
+
+	// Reset is for every instance.
+	mustCompute(t, c1, []byte("k4"), "m:y:2026-11-20", &n, "v4", StatusMiss)
+	mustCompute(t, c2, []byte("k4"), "m:y:2026-11-20", &n, "v4", StatusHitL2)
+	c1.Reset()
+	waitSynced(t, rc, p, c1, c2)
+	if _, st := c2.Get([]byte("k4")); st != StatusMiss {
+		t.Fatalf("c2 after c1's Reset: %v", st)
+	}
+}
+
+func mustCompute(t *testing.T, c *Cache, key []byte, tag string, n *counter, value string, want Status) {
+	t.Helper()
+	v, st, err := c.GetOrCompute(bg, key, []string{tag}, n.fn(value, 0, nil))
+	if err != nil || st != want || string(v) != value {
+		t.Fatalf("GetOrCompute(%s): %q %v %v, want %q %v", key, v, st, err, value, want)
+	}
+}
+
+// TestL2Stampede: concurrent misses of one key on two instances compute
+// it once.
+func TestL2Stampede(t *testing.T) {
+	r := startRedis(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, r.client(), p, c1, c2)
+	for round := range 3 {
+		var calls sync.Map
+		var wg sync.WaitGroup
+		key := fmt.Appendf(nil, "stampede-%d", round)
+		statuses := make(chan Status, 64)
+		for i := range 32 {
+			c := c1
+			if i%2 == 1 {
+				c = c2
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, st, err := c.GetOrCompute(bg, key, []string{"m:s:2026-11-20"}, func(context.Context) ([]byte, time.Duration, error) {
+					calls.Store(i, true)
+					time.Sleep(100 * time.Millisecond)
+					return []byte("value"), 0, nil
+				})
+				if err != nil || string(v) != "value" {
+					t.Errorf("%q %v", v, err)
+				}
+				statuses <- st
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		n := 0
+		calls.Range(func(any, any) bool { n++; return true })
+		count := map[Status]int{}
+		for st := range statuses {
+			count[st]++
+		}
+		t.Logf("round %d: %d computations; statuses %v", round, n, count)
+		if n != 1 {
+			t.Fatalf("round %d: %d computations, want 1", round, n)
+		}
+	}
+	if w := c1.Stats().L2LockWaits + c2.Stats().L2LockWaits; w == 0 {
+		t.Fatal("no instance waited for the other's lock")
+	}
+}
+
+// TestL2DeadLockHolder: a lock left by an instance that died delays a miss
+// by at most the lock's expiry.
+func TestL2DeadLockHolder(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client()
+	p := testPrefix()
+	c := newL2Cache(t, r.url(), p)
+	waitSynced(t, rc, p, c)
+	key := []byte("k")
+	var kb [8]byte
+	if err := rc.Set(bg, c.l2.lockKey(c.fastKey(&kb, key)), "dead-instance", 400*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var n counter
+	mustCompute(t, c, key, "m:x:2026-11-20", &n, "v", StatusMiss)
+	if d := time.Since(start); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("miss took %v behind a 400 ms lock of a dead holder", d)
+	}
+	if c.Stats().L2LockWaits != 1 {
+		t.Fatalf("lock waits %d", c.Stats().L2LockWaits)
+	}
+}
+
+// TestL2Unreachable: with nothing listening, the cache works as a local
+// one, fast, and says so in its stats.
+func TestL2Unreachable(t *testing.T) {
+	url := "redis://127.0.0.1:" + strconv.Itoa(freePort(t))
+	c := newL2Cache(t, url, testPrefix())
+	var n counter
+	start := time.Now()
+	mustCompute(t, c, []byte("k"), "m:x:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, c, []byte("k"), "m:x:2026-11-20", &n, "v", StatusHit)
+	c.Invalidate("m:x:2026-11-20")
+	mustCompute(t, c, []byte("k"), "m:x:2026-11-20", &n, "v2", StatusMiss)
+	mustCompute(t, c, []byte("k"), "m:x:2026-11-20", &n, "v2", StatusHit)
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Fatalf("local operations took %v with Redis down", d)
+	}
+	waitFor(t, 5*time.Second, "errors counted", func() bool { return c.Stats().L2Errors > 0 })
+	if s := c.Stats(); s.L2Connected || s.L2Hits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestL2Outage: while Redis is down, entries from before the outage are
+// misses, entries computed during it are served and invalidated locally;
+// when it is back (a new, empty Redis), old entries are invalid everywhere
+// and the tier works again.
+func TestL2Outage(t *testing.T) {
+	r := startRedis(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, r.client(), p, c1, c2)
+	var n counter
+	mustCompute(t, c1, []byte("before"), "m:a:2026-11-20", &n, "v", StatusMiss)
+
+	r.stop()
+	waitFor(t, 5*time.Second, "c1 to notice", func() bool { return !c1.Stats().L2Connected })
+	if _, st := c1.Get([]byte("before")); st != StatusMiss {
+		t.Fatalf("an entry from before the outage: %v while unsynced", st)
+	}
+	start := time.Now()
+	mustCompute(t, c1, []byte("during"), "m:b:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, c1, []byte("during"), "m:b:2026-11-20", &n, "v", StatusHit)
+	c1.Invalidate("m:b:2026-11-20")
+	mustCompute(t, c1, []byte("during"), "m:b:2026-11-20", &n, "v2", StatusMiss)
+	mustCompute(t, c1, []byte("other"), "m:c:2026-11-20", &n, "v", StatusMiss)
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("operations took %v with Redis down", d)
+	}
+
+	r.restart()
+	rc := r.client()
+	waitSynced(t, rc, p, c1, c2)
+	// A new Redis: every entry computed before is invalid (rebase), on
+	// both instances.
+	for _, k := range []string{"before", "during", "other"} {
+		if _, st := c1.Get([]byte(k)); st != StatusMiss {
+			t.Fatalf("%s after the new Redis: %v", k, st)
+		}
+	}
+	mustCompute(t, c1, []byte("after"), "m:b:2026-11-20", &n, "v3", StatusMiss)
+	mustCompute(t, c2, []byte("after"), "m:b:2026-11-20", &n, "v3", StatusHitL2)
+}
+
+// TestL2Resubscribe: an instance whose subscription breaks re-reads the
+// generations, sees the bumps it missed, and keeps the entries that none
+// of them invalidated.
+func TestL2Resubscribe(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client()
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, rc, p, c1, c2)
+	var n counter
+	mustCompute(t, c2, []byte("bumped"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, c2, []byte("kept"), "m:b:2026-11-20", &n, "v", StatusMiss)
+	resyncs := c2.Stats().L2Resyncs
+
+	if err := rc.Do(bg, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c1.Invalidate("m:a:2026-11-20") // possibly while c2 is not subscribed
+	waitFor(t, 5*time.Second, "c2 to resync", func() bool {
+		s := c2.Stats()
+		return s.L2Resyncs > resyncs && s.L2Connected
+	})
+	waitSynced(t, rc, p, c1, c2)
+	if _, st := c2.Get([]byte("bumped")); st != StatusMiss {
+		t.Fatalf("entry bumped during the break: %v", st)
+	}
+	if _, st := c2.Get([]byte("kept")); st != StatusHit {
+		t.Fatalf("entry not bumped: %v after the resync", st)
+	}
+}
+
+// TestL2SlowRedis: a Redis that stops answering costs a request at most
+// about one operation timeout; bumps made meanwhile are pushed when it is
+// back.
+func TestL2SlowRedis(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client()
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, rc, p, c1, c2)
+	var n counter
+	mustCompute(t, c2, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
+
+	r.signal(syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			r.signal(syscall.SIGCONT)
+		}
+	}()
+	for i := range 5 {
+		start := time.Now()
+		c1.Invalidate("m:a:2026-11-20")
+		mustCompute(t, c1, []byte("x"+strconv.Itoa(i)), "m:x:2026-11-20", &n, "v", StatusMiss)
+		if d := time.Since(start); d > 400*time.Millisecond {
+			t.Fatalf("bump and miss took %v with Redis stopped", d)
+		}
+	}
+	r.signal(syscall.SIGCONT)
+	stopped = false
+	waitSynced(t, rc, p, c1, c2)
+	if _, st := c2.Get([]byte("k")); st != StatusMiss {
+		t.Fatalf("c2 serves an entry that c1 invalidated while Redis was stopped: %v", st)
+	}
+	// Entries computed while unsynced after a local bump hold
+	// provisional snapshots: misses now. New ones are shared again.
+	for i := range 5 {
+		if _, st := c1.Get([]byte("x" + strconv.Itoa(i))); st != StatusMiss {
+			t.Fatalf("entry with a provisional snapshot: %v after the resync", st)
+		}
+	}
+	mustCompute(t, c1, []byte("y"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, c1, []byte("y"), "m:a:2026-11-20", &n, "v", StatusHit)
+	mustCompute(t, c2, []byte("y"), "m:a:2026-11-20", &n, "v", StatusHitL2)
+}
+
+// TestL2SaveLoad: a saved cache keeps its entries across a restart if
+// Redis is the same one, and drops them if it is not.
+func TestL2SaveLoad(t *testing.T) {
+	r := startRedis(t)
+	p := testPrefix()
+	dir := t.TempDir()
+	o := DefaultOptions()
+	o.MaxBytes = 32 << 20
+	o.L2 = L2Options{URL: r.url(), Prefix: p}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := r.client()
+	waitSynced(t, rc, p, c)
+	var n counter
+	mustCompute(t, c, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	save := func() {
+		t.Helper()
+		if err := c.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	load := func() {
+		t.Helper()
+		var err error
+		if c, err = Load(dir, o); err != nil {
+			t.Fatal(err)
+		}
+		loaded := c
+		t.Cleanup(func() { _ = loaded.Close() })
+	}
+	save()
+	load()
+	waitSynced(t, rc, p, c)
+	if _, st := c.Get([]byte("k")); st != StatusHit {
+		t.Fatalf("loaded entry after syncing with the same Redis: %v", st)
+	}
+
+	save()
+	r.stop()
+	r.restart()
+	rc = r.client()
+	load()
+	waitSynced(t, rc, p, c)
+	if _, st := c.Get([]byte("k")); st != StatusMiss {
+		t.Fatalf("loaded entry after syncing with another Redis: %v", st)
+	}
+
+	// Saved without L2: never trusted with it.
+	o2 := o
+	o2.L2 = L2Options{}
+	plain, err := New(o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCompute(t, plain, []byte("p"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	dir2 := t.TempDir()
+	if err := plain.Save(dir2); err != nil {
+		t.Fatal(err)
+	}
+	_ = plain.Close()
+	c, err = Load(dir2, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := c
+	t.Cleanup(func() { _ = loaded.Close() })
+	waitSynced(t, rc, p, c)
+	if _, st := c.Get([]byte("p")); st != StatusMiss {
+		t.Fatalf("entry saved without L2, loaded with it: %v", st)
+	}
+}
+
+// BenchmarkL2Get compares a warm Get served from L1, one served from L2
+// (Redis on localhost) and a miss (L1 and L2), for 4 KiB values.
+func BenchmarkL2Get(b *testing.B) {
+	r := startRedis(b)
+	p := testPrefix()
+	big := func(o *Options) { o.MaxBytes = 256 << 20 }
+	writer := newL2Cache(b, r.url(), p, big)
+	reader := newL2Cache(b, r.url(), p, big)
+	waitSynced(b, r.client(), p, writer, reader)
+	value := make([]byte, 4<<10)
+	for i := range value {
+		value[i] = byte(i * 7)
+	}
+	key := func(i int) []byte { return fmt.Appendf(nil, "query_range:sum(rate(x[5m])):60:%d", i) }
+	const keys = 4000 // 16 MiB: all of it in L1
+	snap := writer.Snapshot()
+	for i := range keys {
+		if err := writer.Set(key(i), []string{"m:x:2026-11-20"}, snap, value, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		if i%1000 == 999 {
+			time.Sleep(10 * time.Millisecond) // let the write-behind queue drain
+		}
+	}
+	waitFor(b, 10*time.Second, "writes", func() bool { return writer.Stats().L2Writes+writer.Stats().L2WritesDropped >= keys })
+	if d := writer.Stats().L2WritesDropped; d > 0 {
+		b.Fatalf("%d writes dropped", d)
+	}
+	b.Run("L1-hit", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, st := writer.Get(key(i % keys)); st != StatusHit {
+				b.Fatal(st)
+			}
+			i++
+		}
+	})
+	b.Run("L2-hit", func(b *testing.B) {
+		// Each read promotes the entry into L1; it is deleted from L1
+		// again (about 100 ns) so that the next round reads L2 again.
+		i := 0
+		for b.Loop() {
+			k := key(i % keys)
+			if _, st := reader.Get(k); st != StatusHitL2 {
+				b.Fatalf("key %d: %v", i%keys, st)
+			}
+			var kb [8]byte
+			reader.fc.Del(reader.fastKey(&kb, k))
+			i++
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, st := reader.Get(key(keys + i)); st != StatusMiss {
+				b.Fatal(st)
+			}
+			i++
+		}
+	})
+}
+
+// TestInvalidateTags without L2: each tag is bumped.
+func TestInvalidateTags(t *testing.T) {
+	c := newTestCache(t, newFakeClock())
+	var n counter
+	for _, k := range []string{"a", "b", "c"} {
+		if _, _, err := c.GetOrCompute(bg, []byte(k), []string{"t:" + k}, n.fn(k, 0, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.InvalidateTags("t:a", "t:b", "t:a")
+	for k, want := range map[string]Status{"a": StatusMiss, "b": StatusMiss, "c": StatusHit} {
+		if _, st := c.Get([]byte(k)); st != want {
+			t.Fatalf("%s: %v, want %v", k, st, want)
+		}
+	}
+	if got := c.Stats().Invalidations; got != 3 {
+		t.Fatalf("%d invalidations counted", got)
+	}
+}
+
+// TestL2RedisFlushed: a Redis that loses the generation keys while the
+// instances stay connected (FLUSHALL, eviction) is noticed by the counter
+// going back; the instances rebase, so nothing cached before is served.
+func TestL2RedisFlushed(t *testing.T) {
+	r := startRedis(t)
+	rc := r.client()
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	waitSynced(t, rc, p, c1, c2)
+	var n counter
+	c1.Invalidate("m:z:2026-11-20")
+	waitSynced(t, rc, p, c1, c2)
+	mustCompute(t, c1, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, c2, []byte("k"), "m:a:2026-11-20", &n, "v", StatusHitL2)
+	if err := rc.FlushAll(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "both instances to drop the entry", func() bool {
+		_, st1 := c1.Get([]byte("k"))
+		_, st2 := c2.Get([]byte("k"))
+		return st1 == StatusMiss && st2 == StatusMiss
+	})
+	waitSynced(t, rc, p, c1, c2)
+	mustCompute(t, c1, []byte("k2"), "m:a:2026-11-20", &n, "v2", StatusMiss)
+	mustCompute(t, c2, []byte("k2"), "m:a:2026-11-20", &n, "v2", StatusHitL2)
+}

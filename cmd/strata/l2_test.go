@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// l2Redis is a redis-server of the test's own on 127.0.0.1 and a random
+// port, without persistence, killed when the test ends (or when the test
+// process dies).
+type l2Redis struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startL2Redis(t *testing.T) *l2Redis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (.ci/test installs it)")
+	}
+	r := &l2Redis{t: t, dir: t.TempDir()}
+	for attempt := 0; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if err := r.start(); err == nil {
+			break
+		} else if attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *l2Redis) start() error {
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.cmd = cmd
+	rc := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
+	defer rc.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rc.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	r.stop()
+	return fmt.Errorf("redis-server on port %d did not answer", r.port)
+}
+
+func (r *l2Redis) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+func (r *l2Redis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *l2Redis) url() string  { return "redis://" + r.addr() }
+
+// cacheStatus returns /api/v1/status/cache.
+func (s *testServer) cacheStatus() map[string]any {
+	s.t.Helper()
+	var st map[string]any
+	s.get("/api/v1/status/cache", nil, &st)
+	return st
+}
+
+func statNum(st map[string]any, k string) uint64 {
+	f, _ := st[k].(float64)
+	return uint64(f)
+}
+
+// waitL2 waits until every server is connected to L2 and has applied the
+// same last generation.
+func waitL2(t *testing.T, ss ...*testServer) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		gens := map[uint64]bool{}
+		connected := true
+		for _, s := range ss {
+			st := s.cacheStatus()
+			connected = connected && st["l2Connected"] == true
+			gens[statNum(st, "generation")] = true
+		}
+		if connected && len(gens) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("servers not in sync over L2 after 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pushBoth sends the same write to every server, in turn, as an HA pair
+// fed the same stream receives it.
+func pushBoth(t *testing.T, body []byte, ss ...*testServer) {
+	t.Helper()
+	for _, s := range ss {
+		if code, resp := s.post("/write?precision=s", "text/plain", body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, resp)
+		}
+	}
+}
+
+// answer returns what must be equal between a cached and a fresh answer:
+// the data and the warnings. (The frontend does not keep PromQL's info
+// annotations, "infos", for cached extents; that is its own matter.)
+func answer(t *testing.T, body string) string {
+	t.Helper()
+	var env struct {
+		Data     json.RawMessage `json:"data"`
+		Warnings []string        `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		t.Fatalf("bad response %q: %v", body, err)
+	}
+	return fmt.Sprintf("%s %q", env.Data, env.Warnings)
+}
+
+func withNocache(q url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = v
+	}
+	out.Set("nocache", "1")
+	return out
+}
+
+// TestL2TwoInstances runs two Strata instances (separate data dirs, the
+// same writes) over one Redis: an extent computed by one is served by the
+// other from L2, a late write invalidates it on both, cached answers equal
+// fresh ones through either instance over random writes and queries, and
+// killing Redis in the middle fails no request; once Redis is back, L2
+// serves again.
+func TestL2TwoInstances(t *testing.T) {
+	r := startL2Redis(t)
+	args := []string{"--cache.l2.redis-url", r.url(), "--cache.l2.prefix", "l2test:"}
+	a, b := startServer(t, "", args...), startServer(t, "", args...)
+	waitL2(t, a, b)
+
+	t0 := time.Unix(1_700_000_000, 0).UTC().Truncate(time.Hour)
+	pushBoth(t, linesFor([]string{"a", "b"}, t0, 360, func(h, i int) float64 { return float64(h*1000 + i) }), a, b)
+	waitL2(t, a, b)
+
+	q := url.Values{"query": {`sum by (host) (rs_v)`}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(time.Hour).Unix())}, "step": {"60"}}
+	expect := func(s *testServer, want string, params url.Values) string {
+		t.Helper()
+		got, body := s.rangeStatus(params, nil)
+		if got != want {
+			t.Fatalf("X-Strata-Cache %q, want %q", got, want)
+		}
+		return body
+	}
+
+	// A computes and fills L2; B answers from L2 without computing.
+	first := expect(a, "miss", q)
+	before := b.cacheStatus()
+	if got := expect(b, "hit", q); got != first {
+		t.Fatalf("B's L2 answer differs:\n%s\n%s", first, got)
+	}
+	after := b.cacheStatus()
+	if statNum(after, "l2Hits") != statNum(before, "l2Hits")+1 || statNum(after, "computations") != statNum(before, "computations") {
+		t.Fatalf("B: l2Hits %v → %v, computations %v → %v", before["l2Hits"], after["l2Hits"], before["computations"], after["computations"])
+	}
+	expect(b, "hit", q) // now from B's L1
+	if statNum(b.cacheStatus(), "l2Hits") != statNum(after, "l2Hits") {
+		t.Fatal("B's second hit went to L2, not L1")
+	}
+
+	// A late write to both invalidates the extent on both.
+	pushBoth(t, []byte("rs,host=a v=1000000 "+itoa64(t0.Add(30*time.Minute).Unix())+"\n"), a, b)
+	newA := expect(a, "miss", q)
+	if newA == first {
+		t.Fatal("a late write did not change A's answer")
+	}
+	if _, newB := b.rangeStatus(q, nil); newB != newA {
+		t.Fatalf("B answers differently from A after a late write:\n%s\n%s", newB, newA)
+	}
+	for _, s := range []*testServer{a, b} {
+		if _, fresh := s.rangeStatus(withNocache(q), nil); answer(t, fresh) != answer(t, newA) {
+			t.Fatal("the answer after the late write is not the fresh one")
+		}
+	}
+
+	// Differential: random late writes (to both) and queries (through
+	// either); every cached answer equals the fresh one. Redis is killed
+	// a third of the way in and restarted at two thirds.
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	seed := rng.Int63()
+	rng = rand.New(rand.NewSource(seed))
+	t.Logf("differential seed %d", seed)
+	queries := []string{`sum by (host) (rs_v)`, `max(rs_v)`, `rate(rs_v[5m])`, `rs_v{host="b"}`, `avg_over_time(rs_v[10m])`}
+	var params []url.Values
+	for range 8 {
+		start := t0.Add(time.Duration(rng.Intn(5)) * time.Hour)
+		params = append(params, url.Values{
+			"query": {queries[rng.Intn(len(queries))]},
+			"start": {itoa64(start.Unix())},
+			"end":   {itoa64(start.Add(time.Duration(1+rng.Intn(2)) * time.Hour).Unix())},
+			"step":  {[]string{"60", "300"}[rng.Intn(2)]},
+		})
+	}
+	const steps = 150
+	statuses := map[string]int{}
+	for i := range steps {
+		switch i {
+		case steps / 3:
+			r.stop()
+			t.Log("redis killed")
+		case 2 * steps / 3:
+			if err := r.start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Log("redis restarted")
+		}
+		if rng.Intn(6) == 0 {
+			var body bytes.Buffer
+			for range 1 + rng.Intn(3) {
+				host := []string{"a", "b", "c"}[rng.Intn(3)]
+				ts := t0.Add(time.Duration(rng.Intn(6*360)) * 10 * time.Second)
+				fmt.Fprintf(&body, "rs,host=%s v=%d %d\n", host, rng.Intn(100000), ts.Unix())
+			}
+			pushBoth(t, body.Bytes(), a, b)
+			continue
+		}
+		s := []*testServer{a, b}[rng.Intn(2)]
+		p := params[rng.Intn(len(params))]
+		st, cached := s.rangeStatus(p, nil)
+		statuses[st]++
+		if _, fresh := s.rangeStatus(withNocache(p), nil); answer(t, cached) != answer(t, fresh) {
+			t.Fatalf("step %d (%s): cached answer (%s) differs from the fresh one for %v:\n%s\n%s", i, s.url, st, p, cached, fresh)
+		}
+	}
+	t.Logf("differential: %d steps, query statuses %v; B: l2Hits=%v", steps, statuses, b.cacheStatus()["l2Hits"])
+
+	// L2 serves again after the restart.
+	waitL2(t, a, b)
+	q2 := url.Values{"query": {`min(rs_v)`}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(2 * time.Hour).Unix())}, "step": {"120"}}
+	fresh := expect(a, "miss", q2)
+	before = b.cacheStatus()
+	if got := expect(b, "hit", q2); got != fresh {
+		t.Fatal("B's L2 answer after the Redis restart differs")
+	}
+	if after := b.cacheStatus(); statNum(after, "l2Hits") <= statNum(before, "l2Hits") {
+		t.Fatalf("no L2 hit after the Redis restart: %v", after)
+	}
+	st := a.cacheStatus()
+	t.Logf("A status: l2Hits=%v l2Misses=%v l2Errors=%v l2Resyncs=%v l2Writes=%v", st["l2Hits"], st["l2Misses"], st["l2Errors"], st["l2Resyncs"], st["l2Writes"])
+	if statNum(st, "l2Errors") == 0 {
+		t.Fatal("the Redis outage counted no L2 error")
+	}
+	// And /metrics exports the L2 counters.
+	req, _ := http.NewRequest(http.MethodGet, a.url+"/metrics", nil)
+	if _, body := a.do(req); !bytes.Contains([]byte(body), []byte("strata_cache_l2_errors_total")) ||
+		!bytes.Contains([]byte(body), []byte("strata_cache_l2_hits_total")) {
+		t.Fatal("/metrics lacks the L2 counters")
+	}
+}
+
+// TestL2StampedeAcrossInstances sends many concurrent identical queries,
+// each missing in the cache, spread over two instances, and counts the
+// computations (engine evaluations of extents) on both: one per key is
+// the target.
+func TestL2StampedeAcrossInstances(t *testing.T) {
+	r := startL2Redis(t)
+	args := []string{"--cache.l2.redis-url", r.url(), "--cache.l2.prefix", "stampede:"}
+	a, b := startServer(t, "", args...), startServer(t, "", args...)
+	waitL2(t, a, b)
+
+	// Three days of data, one sample a minute for 100 hosts: enough that
+	// an extent takes a while to compute and misses really overlap.
+	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
+	var body bytes.Buffer
+	for h := range 100 {
+		for i := range 3 * 1440 {
+			fmt.Fprintf(&body, "st,host=h%d v=%d %d\n", h, i*(h+1), day0.Add(time.Duration(i)*time.Minute).Unix())
+		}
+	}
+	pushBoth(t, body.Bytes(), a, b)
+	waitL2(t, a, b)
+
+	for round, query := range []string{`sum by (host) (rate(st_v[30m]))`, `max_over_time(st_v[1h])`} {
+		const keys = 3 // one extent per UTC day
+		q := url.Values{"query": {query}, "start": {itoa64(day0.Unix())}, "end": {itoa64(day0.Add(72*time.Hour - time.Minute).Unix())}, "step": {"60"}}
+		comp := func() uint64 {
+			return statNum(a.cacheStatus(), "computations") + statNum(b.cacheStatus(), "computations")
+		}
+		waits := func() uint64 {
+			return statNum(a.cacheStatus(), "l2LockWaits") + statNum(b.cacheStatus(), "l2LockWaits")
+		}
+		c0, w0 := comp(), waits()
+		const n = 24
+		var wg sync.WaitGroup
+		bodies := make([]string, n)
+		statuses := make([]string, n)
+		start := make(chan struct{})
+		for i := range n {
+			s := []*testServer{a, b}[i%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/query_range?"+q.Encode(), nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				var buf bytes.Buffer
+				_, _ = buf.ReadFrom(resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("query: %d %s", resp.StatusCode, buf.String())
+				}
+				bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		for i := range bodies {
+			if bodies[i] != bodies[0] {
+				t.Fatalf("answers differ:\n%s\n%s", bodies[0], bodies[i])
+			}
+		}
+		if _, fresh := a.rangeStatus(withNocache(q), nil); answer(t, fresh) != answer(t, bodies[0]) {
+			t.Fatal("the shared answer is not the fresh one")
+		}
+		count := map[string]int{}
+		for _, s := range statuses {
+			count[s]++
+		}
+		computed := comp() - c0
+		t.Logf("round %d: %d concurrent requests over 2 instances, %d keys: %d computations (target %d), %d lock waits, X-Strata-Cache %v",
+			round, n, keys, computed, keys, waits()-w0, count)
+		if computed != keys {
+			t.Fatalf("%d computations for %d keys; status A %v; B %v", computed, keys, a.cacheStatus(), b.cacheStatus())
+		}
+	}
+}
