@@ -12,7 +12,8 @@ import (
 type walBuffers struct {
 	series  []wal.RefSeries
 	samples []wal.RefSample
-	recs    [2][]byte
+	bufs    [2][]byte // encoding buffers: series record, samples record
+	list    [2][]byte // the records to log, pointing into bufs
 }
 
 var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
@@ -34,14 +35,17 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch) error {
 			wb.samples = append(wb.samples, wal.RefSample{Ref: s.ref, T: x.T, V: x.V})
 		}
 	}
-	recs := wb.recs[:0]
+	// The list must not alias bufs: appending bufs[1] to a slice of bufs
+	// itself would overwrite bufs[0], and the two pooled buffers would
+	// then share memory.
+	recs := wb.list[:0]
 	if len(wb.series) > 0 {
-		wb.recs[0] = wal.EncodeSeries(wb.recs[0][:0], wb.series)
-		recs = append(recs, wb.recs[0])
+		wb.bufs[0] = wal.EncodeSeries(wb.bufs[0][:0], wb.series)
+		recs = append(recs, wb.bufs[0])
 	}
 	if len(wb.samples) > 0 {
-		wb.recs[1] = wal.EncodeSamples(wb.recs[1][:0], wb.samples)
-		recs = append(recs, wb.recs[1])
+		wb.bufs[1] = wal.EncodeSamples(wb.bufs[1][:0], wb.samples)
+		recs = append(recs, wb.bufs[1])
 	}
 	clear(wb.series) // drop label references held by the pool
 	if len(recs) == 0 {
