@@ -25,6 +25,11 @@ var (
 // RFC 3339 time, as Prometheus does.
 func parseTime(s string) (time.Time, error) {
 	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		// Outside the API's range (NaN and the infinities included) a float
+		// would wrap around in the conversions below.
+		if !(t >= float64(minTime.Unix()) && t <= float64(maxTime.Unix())) {
+			return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp: out of range", s)
+		}
 		sec, frac := math.Modf(t)
 		frac = math.Round(frac*1000) / 1000
 		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
@@ -46,7 +51,8 @@ func parseTime(s string) (time.Time, error) {
 func parseDuration(s string) (time.Duration, error) {
 	if d, err := strconv.ParseFloat(s, 64); err == nil {
 		ts := d * float64(time.Second)
-		if ts > float64(math.MaxInt64) || ts < float64(math.MinInt64) {
+		// float64(math.MaxInt64) is 2^63, which does not fit: >= refuses it.
+		if !(ts < float64(math.MaxInt64) && ts >= float64(math.MinInt64)) {
 			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
 		}
 		return time.Duration(ts), nil
@@ -84,6 +90,18 @@ func matchersParam(c echo.Context, p parser.Parser) ([][]*labels.Matcher, error)
 		ms, err := p.ParseMetricSelector(s)
 		if err != nil {
 			return nil, badData("invalid parameter \"match[]\": %v", err)
+		}
+		// As Prometheus: a selector every series matches ({} or
+		// {a=~".*"}) would select (or delete) everything.
+		nonEmpty := false
+		for _, m := range ms {
+			if !m.Matches("") {
+				nonEmpty = true
+				break
+			}
+		}
+		if !nonEmpty {
+			return nil, badData("invalid parameter \"match[]\": match[] must contain at least one non-empty matcher")
 		}
 		out = append(out, ms)
 	}

@@ -70,6 +70,9 @@ var options = []option{
 	{"cache.split_interval", "cache.split-interval", 24 * time.Hour, "range queries are cached in extents of this length"},
 	{"cache.warm_queries", "cache.warm-queries", "", "dashboard queries kept warm after start and after invalidations: range:step:query entries separated by ';' (e.g. 24h:1m:sum(rate(x[5m])))"},
 	{"cache.warm_pause", "cache.warm-pause", time.Second, "pause between two warm-up evaluations"},
+	{"cache.l2.redis_url", "cache.l2.redis-url", "", "Redis shared by instances that hold the same data (redis://[user:password@]host:6379/0, rediss:// for TLS): a second result-cache tier, shared invalidations and cross-instance stampede protection (empty = off)"},
+	{"cache.l2.prefix", "cache.l2.prefix", "strata:", "prefix of the Redis keys and pub/sub channel of the L2 cache tier; instances sharing it must hold the same data"},
+	{"cache.l2.timeout", "cache.l2.timeout", 100 * time.Millisecond, "longest one Redis operation of the L2 cache tier may take on a request's path; past it the request goes on without L2"},
 
 	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},

@@ -217,6 +217,12 @@ func (s *server) openCache(dir string, engine *query.Engine, policy retention.Po
 	}
 	copts.TTL = v.GetDuration("cache.ttl")
 	copts.Grace = v.GetDuration("cache.grace")
+	if url := v.GetString("cache.l2.redis_url"); url != "" {
+		copts.L2 = cache.L2Options{
+			URL: url, Prefix: v.GetString("cache.l2.prefix"), OpTimeout: v.GetDuration("cache.l2.timeout"),
+			Logger: s.logger.With("component", "cache-l2"),
+		}
+	}
 	c, err := cache.Load(dir, copts)
 	var ce *cache.CorruptionError
 	if errors.As(err, &ce) {
@@ -275,6 +281,10 @@ func (c cacheStatus) Status() any {
 		"hits": st.Hits, "partialHits": st.PartialHits, "misses": st.Misses, "staleServed": st.Stale,
 		"sharedWaits": st.SharedWaits, "computations": st.Computations, "refreshes": st.Refreshes,
 		"refreshFailures": st.RefreshFailures, "invalidations": st.Invalidations, "hitRatio": ratio,
+		"generation": st.Generation,
+		"l2Enabled":  st.L2Enabled, "l2Connected": st.L2Connected, "l2Hits": st.L2Hits, "l2Misses": st.L2Misses,
+		"l2Errors": st.L2Errors, "l2Writes": st.L2Writes, "l2WritesDropped": st.L2WritesDropped,
+		"l2LockWaits": st.L2LockWaits, "l2Resyncs": st.L2Resyncs,
 	}
 }
 
