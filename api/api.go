@@ -49,6 +49,9 @@ type Options struct {
 	// MaxBodyBytes is the largest request body accepted, after decompression
 	// for compressed formats; larger bodies get 413. Zero means 32 MiB.
 	MaxBodyBytes int64
+	// MaxQuerySeries is the most series a query may return (422 beyond).
+	// Zero means no limit.
+	MaxQuerySeries int
 	// IngestLimits bounds each write request.
 	IngestLimits ingest.Limits
 	// Build is reported by the build info endpoint.

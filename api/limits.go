@@ -68,12 +68,13 @@ const (
 	limitQueryTimeout      = "query.timeout"
 	limitQuerySamples      = "query.max_samples"
 	limitQueryPoints       = "query.max_points_per_series"
+	limitQuerySeries       = "query.max_series"
 )
 
 var allLimits = []string{
 	limitBodyBytes, limitSeriesPerRequest, limitSamplesPerRequest, limitLabelsPerSeries,
 	limitLabelNameLength, limitLabelValueLength, limitHeadSeries, limitConcurrentQueries,
-	limitConcurrentWrites, limitQueryTimeout, limitQuerySamples, limitQueryPoints,
+	limitConcurrentWrites, limitQueryTimeout, limitQuerySamples, limitQueryPoints, limitQuerySeries,
 }
 
 // limitError is a request refused by a concurrency limit.
@@ -99,6 +100,8 @@ func limitName(err error) string {
 	switch {
 	case errors.As(err, &le):
 		return le.limit
+	case errors.Is(err, errTooManyQuerySeries):
+		return limitQuerySeries
 	case errors.As(err, &mbe):
 		return limitBodyBytes
 	case errors.Is(err, ingest.ErrTooManySeries):

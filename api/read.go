@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -9,6 +12,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-tsdb/strata/query"
@@ -115,10 +120,30 @@ func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *que
 		a.metrics.queries.WithLabelValues(kind, string(typ)).Inc()
 		return err
 	}
+	if n := seriesCount(res.Value); a.opts.MaxQuerySeries > 0 && n > a.opts.MaxQuerySeries {
+		err := &apiError{typ: errExecution, status: http.StatusUnprocessableEntity,
+			err: fmt.Errorf("%w: the query returned %d series, more than the limit of %d (query.max_series); narrow it or aggregate", errTooManyQuerySeries, n, a.opts.MaxQuerySeries)}
+		a.metrics.queries.WithLabelValues(kind, string(errExecution)).Inc()
+		return err
+	}
 	a.metrics.queries.WithLabelValues(kind, "success").Inc()
 	c.Response().Header().Set(cacheHeader, string(res.Cache))
 	c.Response().Header().Set(resolutionHeader, res.Resolution.String())
 	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
+}
+
+// errTooManyQuerySeries marks a query refused for returning too many series.
+var errTooManyQuerySeries = errors.New("too many series")
+
+// seriesCount returns how many series a query result holds.
+func seriesCount(v parser.Value) int {
+	switch v := v.(type) {
+	case promql.Matrix:
+		return len(v)
+	case promql.Vector:
+		return len(v)
+	}
+	return 0
 }
 
 // timeRange reads the optional start and end of the metadata endpoints.

@@ -52,6 +52,7 @@ var options = []option{
 	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory"},
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
+	{"query.max_series", "query.max-series", 100_000, "most series a query may return (0 = no limit)"},
 
 	{"retention.raw", "retention.raw", 15 * 24 * time.Hour, "delete raw data older than this (0 = keep forever)"},
 	{"retention.5m", "retention.5m", 90 * 24 * time.Hour, "delete 5-minute rollups older than this (0 = keep forever)"},

@@ -215,10 +215,13 @@ func TestLimitWriteRequests(t *testing.T) {
 // TestLimitQueries checks the query limits answer with the limit's name
 // and are counted.
 func TestLimitQueries(t *testing.T) {
-	s := startServer(t, "", "--query.max-samples", "100", "--query.max-points-per-series", "1000")
+	s := startServer(t, "", "--query.max-samples", "100", "--query.max-points-per-series", "1000", "--query.max-series", "2")
 	var lines bytes.Buffer
 	for i := range 500 {
 		fmt.Fprintf(&lines, "load,h=a v=1 %d\n", 1_700_000_000+int64(i)*10)
+	}
+	for h := range 3 {
+		fmt.Fprintf(&lines, "wide,h=%d v=1 1700000000\n", h)
 	}
 	if code, body := s.post("/write?precision=s", "text/plain", lines.Bytes()); code != http.StatusNoContent {
 		t.Fatalf("load: %d %s", code, body)
@@ -231,6 +234,7 @@ func TestLimitQueries(t *testing.T) {
 		{"samples", "query.max_samples", "/api/v1/query_range?query=load_v&start=1700000000&end=1700005000&step=10", 422, "execution", "too many samples"},
 		{"points", "query.max_points_per_series", "/api/v1/query_range?query=load_v&start=1700000000&end=1700020000&step=10", 400, "bad_data", "1000 points"},
 		{"timeout", "query.timeout", "/api/v1/query?query=load_v&timeout=0", 503, "timeout", "timed out"},
+		{"series", "query.max_series", "/api/v1/query?query=wide_v&time=1700000000", 422, "execution", "3 series, more than the limit of 2 (query.max_series)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -165,7 +165,8 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		cacheAdmin = cacheStatus{srv.cache}
 	}
 	srv.api, err = api.New(logger, reg, reg, store, srv.frontend, queryable, api.Options{
-		MaxBodyBytes: v.GetInt64("limits.max_body_bytes"),
+		MaxBodyBytes:   v.GetInt64("limits.max_body_bytes"),
+		MaxQuerySeries: v.GetInt("query.max_series"),
 		IngestLimits: ingest.Limits{
 			MaxSeriesPerRequest:  v.GetInt("limits.max_series_per_request"),
 			MaxSamplesPerRequest: v.GetInt("limits.max_samples_per_request"),
