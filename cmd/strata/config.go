@@ -121,7 +121,7 @@ func newFlagSet(stderr io.Writer) *pflag.FlagSet {
 		}
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: strata [flags]\n\nStrata is a time-series metrics store. Every flag can also be set by the\nenvironment variable STRATA_<KEY> (e.g. STRATA_LISTEN_ADDR, STRATA_DATA_DIR)\nor in the --config file under its key (e.g. listen_addr, query.timeout).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: strata [flags]\n       strata healthcheck   (exits 0 when the configured server answers /readyz)\n\nStrata is a time-series metrics store. Every flag can also be set by the\nenvironment variable STRATA_<KEY> (e.g. STRATA_LISTEN_ADDR, STRATA_DATA_DIR)\nor in the --config file under its key (e.g. listen_addr, query.timeout).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
