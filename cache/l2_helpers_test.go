@@ -28,7 +28,7 @@ type testRedis struct {
 func startRedis(t testing.TB) *testRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
+		t.Fatal("redis-server not installed: run the tests with bash .ci/test, which installs it")
 	}
 	r := &testRedis{t: t, dir: t.TempDir()}
 	for attempt := 0; ; attempt++ {

@@ -32,7 +32,7 @@ type l2Redis struct {
 func startL2Redis(t *testing.T) *l2Redis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (.ci/test installs it)")
+		t.Fatal("redis-server not installed: run the tests with bash .ci/test, which installs it")
 	}
 	r := &l2Redis{t: t, dir: t.TempDir()}
 	for attempt := 0; ; attempt++ {
