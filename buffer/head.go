@@ -124,6 +124,7 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	ooo := 0
 	s.mtx.Lock()
+	s.idle = false
 	for _, x := range samples {
 		if s.appendLocked(x.T, x.V, &h.opts) {
 			ooo++

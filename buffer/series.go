@@ -43,6 +43,11 @@ type memSeries struct {
 
 	oooChunks []*memChunk // sorted out-of-order chunks, in cut order
 	ooo       []sample    // unsorted out-of-order samples, in arrival order
+
+	// idle is set by a flush that found the series empty, and cleared by
+	// every append: a series still idle and empty at the next flush is
+	// removed from the head (see Head.gcIdleSeries).
+	idle bool
 }
 
 type sample = segments.Sample

@@ -98,6 +98,7 @@ type Store struct {
 
 type storeMetrics struct {
 	flushes, flushFailures prometheus.Counter
+	seriesRemoved          prometheus.Counter
 	flushDuration          prometheus.Histogram
 	replayDuration         prometheus.Gauge
 }
@@ -116,10 +117,11 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 		flushFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_head_flush_failures_total", Help: "Flushes that failed."}),
 		flushDuration:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_head_flush_duration_seconds", Help: "Time taken by a flush.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		replayDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_wal_replay_duration_seconds", Help: "How long the last WAL replay took."}),
+		seriesRemoved:  prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_head_series_removed_total", Help: "Series removed from the head after two flushes found them empty."}),
 	}
 	walOpts := opts.WAL
 	if reg != nil {
-		reg.MustRegister(s.metrics.flushes, s.metrics.flushFailures, s.metrics.flushDuration, s.metrics.replayDuration)
+		reg.MustRegister(s.metrics.flushes, s.metrics.flushFailures, s.metrics.flushDuration, s.metrics.replayDuration, s.metrics.seriesRemoved)
 		if walOpts.Metrics == nil {
 			walOpts.Metrics = wal.NewMetrics(reg)
 		}
@@ -180,7 +182,8 @@ func (s *Store) FlushDue() bool {
 
 // Flush writes everything in the head into segments, one per block, makes
 // them visible, then drops the flushed data from the head and the log
-// segments it came from.
+// segments it came from, and removes the series that this flush and the
+// previous one both left empty.
 func (s *Store) Flush(ctx context.Context) error {
 	s.flushMtx.Lock()
 	defer s.flushMtx.Unlock()
@@ -234,6 +237,17 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	}
 	dropped := s.head.truncateFlushed(items)
 	s.head.recomputeBounds()
+	removed := 0
+	if idle := s.head.idleSeries(); len(idle) > 0 {
+		if !appendsPaused {
+			s.appendMtx.Lock()
+		}
+		removed = s.head.gcIdleSeries(idle)
+		if !appendsPaused {
+			s.appendMtx.Unlock()
+		}
+		s.metrics.seriesRemoved.Add(float64(removed))
+	}
 	if err := s.wal.Truncate(cut); err != nil {
 		return fmt.Errorf("truncate write-ahead log: %w", err)
 	}
@@ -241,7 +255,7 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	for _, m := range metas {
 		samples += m.NumSamples
 	}
-	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped)
+	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped, "idle_series_removed", removed)
 	return nil
 }
 

@@ -1,0 +1,118 @@
+package buffer
+
+import (
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Series churn (pods, containers, short jobs) would grow the head without
+// bound if a series stayed in it forever: its labels, map entries and
+// postings, and its place under Options.MaxSeries. A flush leaves a series
+// that received nothing since the previous flush empty, so the head removes
+// series that two flushes in a row found empty: one that was written to in
+// between is kept, which spares a series with samples further apart than
+// the flush interval from being dropped and made again every flush.
+// Prometheus's head does the same at truncation (memSeries GC in
+// tsdb/head.go), there keyed on the head's minimum time.
+
+// emptyLocked reports whether the series holds no sample.
+func (s *memSeries) emptyLocked() bool {
+	return len(s.chunks) == 0 && s.head == nil && len(s.oooChunks) == 0 && len(s.ooo) == 0
+}
+
+// idleSeries marks the empty series not marked yet and returns those that
+// were already marked: candidates for gcIdleSeries.
+func (h *Head) idleSeries() []*memSeries {
+	var out []*memSeries
+	h.series.forEach(func(s *memSeries) {
+		s.mtx.Lock()
+		if s.emptyLocked() {
+			if s.idle {
+				out = append(out, s)
+			}
+			s.idle = true
+		}
+		s.mtx.Unlock()
+	})
+	return out
+}
+
+// gcIdleSeries removes the candidates that are still idle and empty from
+// the head and returns how many it removed. No append may run concurrently:
+// Append resolves its series before it takes the series' lock, and samples
+// applied to a series removed in between would be lost. Store.flush holds
+// appendMtx for writing around it. Reads may run: a series removed after a
+// read looked up its reference is skipped (getByRef returns nil).
+func (h *Head) gcIdleSeries(candidates []*memSeries) int {
+	removed := make(map[uint64]struct{}, len(candidates))
+	var lsets []labels.Labels
+	for _, s := range candidates {
+		s.mtx.Lock()
+		gone := s.idle && s.emptyLocked()
+		s.mtx.Unlock()
+		if !gone {
+			continue
+		}
+		h.series.delete(s)
+		removed[s.ref] = struct{}{}
+		lsets = append(lsets, s.lset)
+	}
+	if len(removed) == 0 {
+		return 0
+	}
+	h.index.delete(removed, lsets)
+	h.numSeries.Add(-int64(len(removed)))
+	return len(removed)
+}
+
+// delete removes ms from both maps.
+func (s *stripeSeries) delete(ms *memSeries) {
+	hash := ms.lset.Hash()
+	i := hash & s.mask
+	s.locks[i].Lock()
+	list := slices.DeleteFunc(s.hashes[i][hash], func(x *memSeries) bool { return x == ms })
+	if len(list) == 0 {
+		delete(s.hashes[i], hash)
+	} else {
+		s.hashes[i][hash] = list
+	}
+	s.locks[i].Unlock()
+
+	j := ms.ref & s.mask
+	s.locks[j].Lock()
+	delete(s.refs[j], ms.ref)
+	s.locks[j].Unlock()
+}
+
+// delete removes the references in refs, whose label sets are lsets, from
+// the postings. Each affected list is rewritten once, however many of its
+// references go, and a label value (or name) left without series is
+// dropped, so that label values no longer lists it.
+func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []labels.Labels) {
+	p.mtx.Lock()
+	defer p.mtx.Unlock()
+	drop := func(l []uint64) []uint64 {
+		return slices.DeleteFunc(l, func(r uint64) bool { _, ok := refs[r]; return ok })
+	}
+	done := map[labels.Label]struct{}{}
+	for _, lset := range lsets {
+		lset.Range(func(l labels.Label) {
+			if _, ok := done[l]; ok {
+				return // rewritten already for an earlier series
+			}
+			done[l] = struct{}{}
+			vals := p.m[l.Name]
+			list := drop(vals[l.Value])
+			if len(list) == 0 {
+				delete(vals, l.Value)
+				if len(vals) == 0 {
+					delete(p.m, l.Name)
+				}
+				return
+			}
+			vals[l.Value] = list
+		})
+	}
+	p.all = drop(p.all)
+}
