@@ -44,6 +44,14 @@ type Counter struct {
 	Value int64
 }
 
+// Latency is the latency of one kind of request over the interval since
+// the previous poll, in milliseconds.
+type Latency struct {
+	Name     string
+	Count    int64
+	P50, P99 float64
+}
+
 // State is what the run reports at one moment.
 type State struct {
 	// Fraction is how much of the run is done, 0 to 1; negative when
@@ -51,6 +59,9 @@ type State struct {
 	Fraction float64
 	Counters []Counter
 	Errors   int64
+	// Latencies are shown on progress lines (not on the bar) when their
+	// Count is not zero.
+	Latencies []Latency
 }
 
 // Options configures a display.
@@ -180,6 +191,11 @@ func (p *Progress) textLine(st State, now time.Time, final bool) string {
 		fmt.Fprintf(&b, "  %s %s (%s/s)", c.Name, Compact(float64(c.Value)), Compact(rates[i]))
 	}
 	fmt.Fprintf(&b, "  errors %d", st.Errors)
+	for _, l := range st.Latencies {
+		if l.Count > 0 && !final { // the final line's rates are the run's; its latencies would be a remnant
+			fmt.Fprintf(&b, "  %s p50 %s p99 %s", l.Name, ms(l.P50), ms(l.P99))
+		}
+	}
 	if eta, ok := eta(st.Fraction, elapsed); ok && !final {
 		fmt.Fprintf(&b, "  ETA %s", eta)
 	}
@@ -258,4 +274,15 @@ func Compact(v float64) string {
 		return strconv.FormatInt(int64(v+0.5), 10)
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// ms formats milliseconds with three significant digits.
+func ms(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + "ms"
 }

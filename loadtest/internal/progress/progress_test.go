@@ -103,3 +103,20 @@ func TestFormat(t *testing.T) {
 		t.Error("bad mode accepted")
 	}
 }
+
+// TestLinesShowIntervalLatency: a line shows each latency with a count, not
+// one without, and the final line shows none.
+func TestLinesShowIntervalLatency(t *testing.T) {
+	p := &Progress{o: Options{Mode: Lines}, start: time.Now()}
+	st := State{Fraction: -1, Latencies: []Latency{
+		{Name: "write", Count: 10, P50: 19.53, P99: 139.4},
+		{Name: "query", Count: 0, P50: 5, P99: 6},
+	}}
+	line := p.textLine(st, p.start.Add(time.Second), false)
+	if !strings.Contains(line, "write p50 19.5ms p99 139ms") || strings.Contains(line, "query p50") {
+		t.Fatalf("line %q", line)
+	}
+	if final := p.textLine(st, p.start.Add(time.Second), true); strings.Contains(final, "p50") {
+		t.Fatalf("final line %q", final)
+	}
+}

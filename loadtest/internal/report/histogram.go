@@ -1,6 +1,7 @@
 package report
 
 import (
+	"sync"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -72,4 +73,35 @@ type Latency struct {
 	P99Ms  float64 `json:"p99Ms"`
 	P999Ms float64 `json:"p999Ms"`
 	MaxMs  float64 `json:"maxMs"`
+}
+
+// Window records latencies from many goroutines and hands out the
+// percentiles of what arrived since the last Take: the latency of one
+// progress interval, to see whether it drifts during a long run.
+type Window struct {
+	mu sync.Mutex
+	h  *Histogram
+}
+
+// Record adds one latency.
+func (w *Window) Record(d time.Duration) {
+	w.mu.Lock()
+	if w.h == nil {
+		w.h = NewHistogram()
+	}
+	w.h.Record(d)
+	w.mu.Unlock()
+}
+
+// Take returns the percentiles of what was recorded since the previous
+// Take (zero Count when nothing was) and starts a new window.
+func (w *Window) Take() Latency {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.h == nil {
+		return Latency{}
+	}
+	l := w.h.Summary()
+	w.h.h.Reset()
+	return l
 }

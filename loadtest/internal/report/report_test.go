@@ -177,3 +177,26 @@ func TestFormatters(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowTake: Take returns what arrived since the previous Take.
+func TestWindowTake(t *testing.T) {
+	var w Window
+	if l := w.Take(); l.Count != 0 {
+		t.Fatalf("empty window: %+v", l)
+	}
+	for i := 1; i <= 100; i++ {
+		w.Record(time.Duration(i) * time.Millisecond)
+	}
+	first := w.Take()
+	if first.Count != 100 || first.P50Ms < 49.9 || first.P50Ms > 50.1 || first.MaxMs < 99.9 {
+		t.Fatalf("first window: %+v", first)
+	}
+	w.Record(7 * time.Millisecond)
+	second := w.Take()
+	if second.Count != 1 || second.P99Ms < 6.99 || second.P99Ms > 7.01 {
+		t.Fatalf("second window: %+v", second)
+	}
+	if l := w.Take(); l.Count != 0 {
+		t.Fatalf("window after Take: %+v", l)
+	}
+}

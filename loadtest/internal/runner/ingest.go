@@ -81,6 +81,7 @@ type ingest struct {
 	requests, requestsOK, samplesSent, samplesAcked, bytesSent atomic.Int64
 
 	hists   []*report.Histogram // one per writer
+	window  report.Window       // since the last progress line
 	elapsed time.Duration
 }
 
@@ -171,6 +172,7 @@ func (in *ingest) writer(phase, reqCtx context.Context, w int) {
 		out := in.t.Write(reqCtx, ep.Path, ep.Header, body)
 		n := int64(b.Samples())
 		in.hists[w].Record(out.Latency)
+		in.window.Record(out.Latency)
 		in.bytesSent.Add(int64(len(body)))
 		in.samplesSent.Add(n)
 		in.requests.Add(1)

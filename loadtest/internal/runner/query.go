@@ -77,6 +77,7 @@ type queries struct {
 	issued, done, ok, empty, series, points atomic.Int64
 
 	workers []*queryWorker
+	window  report.Window // since the last progress line
 	elapsed time.Duration
 }
 
@@ -183,6 +184,7 @@ func (q *queries) worker(phase, reqCtx context.Context, w *queryWorker) {
 		}
 		out := q.t.QueryRange(reqCtx, q.rangeQuery(x), q.o.NoCache)
 		w.all.Record(out.Latency)
+		q.window.Record(out.Latency)
 		h := w.byTemplate[x.Template]
 		if h == nil {
 			h = report.NewHistogram()

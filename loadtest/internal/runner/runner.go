@@ -209,15 +209,21 @@ func state(in *ingest, qs *queries, d time.Duration, started time.Time) progress
 	if in != nil {
 		st.Counters = append(st.Counters, progress.Counter{Name: "samples", Value: in.samplesAcked.Load()})
 		st.Errors += in.errors.Total()
+		st.Latencies = append(st.Latencies, windowLatency("write", in.window.Take()))
 		part(in.fraction())
 	}
 	if qs != nil {
 		st.Counters = append(st.Counters, progress.Counter{Name: "queries", Value: qs.ok.Load()})
 		st.Errors += qs.errors.Total()
+		st.Latencies = append(st.Latencies, windowLatency("query", qs.window.Take()))
 		part(qs.fraction())
 	}
 	if st.Fraction < 0 || st.Fraction > 1 {
 		st.Fraction = max(-1, min(st.Fraction, 1))
 	}
 	return st
+}
+
+func windowLatency(name string, l report.Latency) progress.Latency {
+	return progress.Latency{Name: name, Count: l.Count, P50: l.P50Ms, P99: l.P99Ms}
 }
