@@ -2,6 +2,7 @@ package api
 
 import (
 	"math"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,10 +48,14 @@ func FuzzParseTime(f *testing.F) {
 			t.Fatalf("parseTime(%q) = %v, outside the API's range [%v, %v]", s, got, minTime, maxTime)
 		}
 		if v, ferr := strconv.ParseFloat(s, 64); ferr == nil {
-			// Seconds: the answer is the number to the millisecond.
-			if !math.IsInf(v, 0) && !math.IsNaN(v) && math.Abs(v) < 1e15 {
-				if d := float64(got.UnixMilli()) - v*1000; math.Abs(d) > 1 {
-					t.Fatalf("parseTime(%q) = %d ms, want %.3f ms", s, got.UnixMilli(), v*1000)
+			// Seconds: the answer is the number to the millisecond, compared
+			// exactly (float64 arithmetic cannot hold 1e16 ms to the unit).
+			if !math.IsInf(v, 0) && !math.IsNaN(v) {
+				want := new(big.Float).SetPrec(256).SetFloat64(v)
+				want.Mul(want, big.NewFloat(1000))
+				d := new(big.Float).SetPrec(256).SetInt64(got.UnixMilli())
+				if d.Sub(d, want).Abs(d).Cmp(big.NewFloat(1)) > 0 {
+					t.Fatalf("parseTime(%q) = %d ms, want %s ms", s, got.UnixMilli(), want.Text('f', 3))
 				}
 				if got.Nanosecond()%int(time.Millisecond) != 0 {
 					t.Fatalf("parseTime(%q) = %v: not a whole millisecond", s, got)
