@@ -630,10 +630,18 @@ func mergeMatrices(parts []promql.Matrix) promql.Matrix {
 	case 1:
 		return parts[0]
 	}
-	idx := map[uint64][]int{}
-	var out promql.Matrix
-	for _, m := range parts {
-		for _, s := range m {
+	// First pass: the output series of every input series, and how many
+	// points each output series gets; then one array holds every point.
+	idx := make(map[uint64][]int, len(parts[0]))
+	var (
+		out    promql.Matrix
+		counts []int
+		total  int
+	)
+	where := make([][]int, len(parts))
+	for p, m := range parts {
+		where[p] = make([]int, len(m))
+		for j, s := range m {
 			h := s.Metric.Hash()
 			found := -1
 			for _, i := range idx[h] {
@@ -643,15 +651,33 @@ func mergeMatrices(parts []promql.Matrix) promql.Matrix {
 				}
 			}
 			if found < 0 {
-				idx[h] = append(idx[h], len(out))
-				out = append(out, promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats)})
-				continue
+				found = len(out)
+				idx[h] = append(idx[h], found)
+				out = append(out, promql.Series{Metric: s.Metric})
+				counts = append(counts, 0)
 			}
-			out[found].Floats = append(out[found].Floats, s.Floats...)
+			where[p][j] = found
+			counts[found] += len(s.Floats)
+			total += len(s.Floats)
+		}
+	}
+	all := make([]promql.FPoint, total)
+	off := 0
+	for i := range out {
+		out[i].Floats = all[off : off : off+counts[i]]
+		off += counts[i]
+	}
+	for p, m := range parts {
+		for j, s := range m {
+			i := where[p][j]
+			out[i].Floats = append(out[i].Floats, s.Floats...)
 		}
 	}
 	for i := range out {
-		slices.SortStableFunc(out[i].Floats, func(a, b promql.FPoint) int { return cmpInt64(a.T, b.T) })
+		f := out[i].Floats
+		if !slices.IsSortedFunc(f, func(a, b promql.FPoint) int { return cmpInt64(a.T, b.T) }) {
+			slices.SortStableFunc(f, func(a, b promql.FPoint) int { return cmpInt64(a.T, b.T) })
+		}
 	}
 	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
 	return out
