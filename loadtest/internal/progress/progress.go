@@ -45,11 +45,11 @@ type Counter struct {
 }
 
 // Latency is the latency of one kind of request over the interval since
-// the previous poll, in milliseconds.
+// the previous poll, formatted by the caller.
 type Latency struct {
 	Name     string
 	Count    int64
-	P50, P99 float64
+	P50, P99 string
 }
 
 // State is what the run reports at one moment.
@@ -193,7 +193,7 @@ func (p *Progress) textLine(st State, now time.Time, final bool) string {
 	fmt.Fprintf(&b, "  errors %d", st.Errors)
 	for _, l := range st.Latencies {
 		if l.Count > 0 && !final { // the final line's rates are the run's; its latencies would be a remnant
-			fmt.Fprintf(&b, "  %s p50 %s p99 %s", l.Name, ms(l.P50), ms(l.P99))
+			fmt.Fprintf(&b, "  %s p50 %s p99 %s", l.Name, l.P50, l.P99)
 		}
 	}
 	if eta, ok := eta(st.Fraction, elapsed); ok && !final {
@@ -274,15 +274,4 @@ func Compact(v float64) string {
 		return strconv.FormatInt(int64(v+0.5), 10)
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
-}
-
-// ms formats milliseconds with three significant digits.
-func ms(v float64) string {
-	switch {
-	case v >= 100:
-		return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
-	case v >= 10:
-		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
-	}
-	return strconv.FormatFloat(v, 'f', 2, 64) + "ms"
 }

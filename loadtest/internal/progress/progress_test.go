@@ -109,8 +109,8 @@ func TestFormat(t *testing.T) {
 func TestLinesShowIntervalLatency(t *testing.T) {
 	p := &Progress{o: Options{Mode: Lines}, start: time.Now()}
 	st := State{Fraction: -1, Latencies: []Latency{
-		{Name: "write", Count: 10, P50: 19.53, P99: 139.4},
-		{Name: "query", Count: 0, P50: 5, P99: 6},
+		{Name: "write", Count: 10, P50: "19.5ms", P99: "139ms"},
+		{Name: "query", Count: 0, P50: "5.00ms", P99: "6.00ms"},
 	}}
 	line := p.textLine(st, p.start.Add(time.Second), false)
 	if !strings.Contains(line, "write p50 19.5ms p99 139ms") || strings.Contains(line, "query p50") {

@@ -36,6 +36,9 @@ func (h *Histogram) Record(d time.Duration) {
 // Merge adds every value of o into h.
 func (h *Histogram) Merge(o *Histogram) { h.h.Merge(o.h) }
 
+// Reset empties h.
+func (h *Histogram) Reset() { h.h.Reset() }
+
 // Count is the number of values recorded.
 func (h *Histogram) Count() int64 { return h.h.TotalCount() }
 
@@ -102,6 +105,6 @@ func (w *Window) Take() Latency {
 		return Latency{}
 	}
 	l := w.h.Summary()
-	w.h.h.Reset()
+	w.h.Reset()
 	return l
 }

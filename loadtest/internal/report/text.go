@@ -239,8 +239,9 @@ func byteSize(n int64) string {
 	return s
 }
 
-// Count, Rate and Bytes are the formatters of the text report, for the
+// Count, Rate, Bytes and Ms are the formatters of the text report, for the
 // live progress display.
 func Count(n int64) string  { return count(n) }
 func Rate(v float64) string { return rate(v) }
 func Bytes(n int64) string  { return byteSize(n) }
+func Ms(v float64) string   { return ms(v) }

@@ -225,5 +225,5 @@ func state(in *ingest, qs *queries, d time.Duration, started time.Time) progress
 }
 
 func windowLatency(name string, l report.Latency) progress.Latency {
-	return progress.Latency{Name: name, Count: l.Count, P50: l.P50Ms, P99: l.P99Ms}
+	return progress.Latency{Name: name, Count: l.Count, P50: report.Ms(l.P50Ms), P99: report.Ms(l.P99Ms)}
 }
