@@ -21,29 +21,6 @@ import (
 	"github.com/strata-tsdb/strata/segments"
 )
 
-func openTestStore(t *testing.T, dir string, opts StoreOptions, sink SegmentSink) *Store {
-	t.Helper()
-	s, err := OpenStore(slog.New(slog.DiscardHandler), dir, opts, sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func mustAppend(t *testing.T, s *Store, lset labels.Labels, ts int64, v float64) {
-	t.Helper()
-	if err := s.Append(batchOf(lset, ingest.Sample{T: ts, V: v})); err != nil {
-		t.Fatalf("append %s@%d: %v", lset, ts, err)
-	}
-}
-
-func mustFlush(t *testing.T, s *Store) {
-	t.Helper()
-	if err := s.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestIdleSeriesLeaveTheHead: a series that two flushes in a row find
 // empty leaves the head (series count, postings, label values, the series
 // limit), one written to between the flushes stays, and a removed series

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -11,37 +12,49 @@ import (
 	"github.com/strata-tsdb/strata/ingest"
 )
 
+func openTestStore(t *testing.T, dir string, opts StoreOptions, sink SegmentSink) *Store {
+	t.Helper()
+	s, err := OpenStore(slog.New(slog.DiscardHandler), dir, opts, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustAppend(t *testing.T, s *Store, lset labels.Labels, ts int64, v float64) {
+	t.Helper()
+	if err := s.Append(batchOf(lset, ingest.Sample{T: ts, V: v})); err != nil {
+		t.Fatalf("append %s@%d: %v", lset, ts, err)
+	}
+}
+
+func mustFlush(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReplayAfterMixedBatches logs a batch with no new series, then one
 // with a new series, and replays: both series and all samples come back.
 // (The pooled record buffers once aliased each other, which overwrote the
 // series record of the second batch with its samples.)
 func TestReplayAfterMixedBatches(t *testing.T) {
 	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
 	sink := nopSink{filepath.Join(dir, "segments")}
-	s, err := OpenStore(logger, dir, StoreOptions{}, sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTestStore(t, dir, StoreOptions{}, sink)
 	a := labels.FromStrings("__name__", "a")
 	b := labels.FromStrings("__name__", "b")
 	for i := range 5 {
-		if err := s.Append(batchOf(a, ingest.Sample{T: int64(i), V: float64(i)})); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, a, int64(i), float64(i))
 	}
 	for i := range 5 {
-		if err := s.Append(batchOf(b, ingest.Sample{T: int64(i), V: float64(10 + i)})); err != nil {
-			t.Fatal(err)
-		}
+		mustAppend(t, s, b, int64(i), float64(10+i))
 	}
 	if err := s.wal.Close(); err != nil { // as after a crash: nothing flushed
 		t.Fatal(err)
 	}
-	s, err = OpenStore(logger, dir, StoreOptions{}, sink, nil)
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
+	s = openTestStore(t, dir, StoreOptions{}, sink)
 	defer s.wal.Close()
 	for _, c := range []struct {
 		lset labels.Labels
