@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/cache/redistest"
 )
 
 var bg = context.Background()
@@ -15,10 +17,10 @@ var bg = context.Background()
 // TestL2SharesEntries: what one instance computes, another serves from
 // L2 (then from its L1) without computing.
 func TestL2SharesEntries(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
-	waitSynced(t, r.client(), p, c1, c2)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2)
 
 	var n counter
 	key, tags := []byte("k1"), []string{"m:x:2026-11-20"}
@@ -50,8 +52,8 @@ func TestL2SharesEntries(t *testing.T) {
 	})
 
 	// Prefetch promotes many keys in one round trip.
-	c3 := newL2Cache(t, r.url(), p)
-	waitSynced(t, r.client(), p, c1, c3)
+	c3 := newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c3)
 	if got := c3.Prefetch(bg, [][]byte{[]byte("k1"), []byte("k2"), []byte("absent")}); got != 2 {
 		t.Fatalf("prefetch promoted %d, want 2", got)
 	}
@@ -64,10 +66,10 @@ func TestL2SharesEntries(t *testing.T) {
 // Invalidate returns, judged by at once on that instance, and applied by
 // the others as it is published.
 func TestL2InvalidateSeenByAll(t *testing.T) {
-	r := startRedis(t)
-	rc := r.client()
+	r := redistest.Start(t)
+	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c1, c2)
 
 	var n counter
@@ -143,10 +145,10 @@ func mustCompute(t *testing.T, c *Cache, key []byte, tag string, n *counter, val
 // TestL2Stampede: concurrent misses of one key on two instances compute
 // it once.
 func TestL2Stampede(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
-	waitSynced(t, r.client(), p, c1, c2)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2)
 	for round := range 3 {
 		var calls sync.Map
 		var wg sync.WaitGroup
@@ -192,10 +194,10 @@ func TestL2Stampede(t *testing.T) {
 // TestL2DeadLockHolder: a lock left by an instance that died delays a miss
 // by at most the lock's expiry.
 func TestL2DeadLockHolder(t *testing.T) {
-	r := startRedis(t)
-	rc := r.client()
+	r := redistest.Start(t)
+	rc := r.Client()
 	p := testPrefix()
-	c := newL2Cache(t, r.url(), p)
+	c := newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c)
 	key := []byte("k")
 	var kb [8]byte
@@ -239,14 +241,14 @@ func TestL2Unreachable(t *testing.T) {
 // when it is back (a new, empty Redis), old entries are invalid everywhere
 // and the tier works again.
 func TestL2Outage(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
-	waitSynced(t, r.client(), p, c1, c2)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2)
 	var n counter
 	mustCompute(t, c1, []byte("before"), "m:a:2026-11-20", &n, "v", StatusMiss)
 
-	r.stop()
+	r.Stop()
 	waitFor(t, 5*time.Second, "c1 to notice", func() bool { return !c1.Stats().L2Connected })
 	if _, st := c1.Get([]byte("before")); st != StatusMiss {
 		t.Fatalf("an entry from before the outage: %v while unsynced", st)
@@ -261,8 +263,8 @@ func TestL2Outage(t *testing.T) {
 		t.Fatalf("operations took %v with Redis down", d)
 	}
 
-	r.restart()
-	rc := r.client()
+	r.Restart()
+	rc := r.Client()
 	waitSynced(t, rc, p, c1, c2)
 	// A new Redis: every entry computed before is invalid (rebase), on
 	// both instances.
@@ -279,10 +281,10 @@ func TestL2Outage(t *testing.T) {
 // generations, sees the bumps it missed, and keeps the entries that none
 // of them invalidated.
 func TestL2Resubscribe(t *testing.T) {
-	r := startRedis(t)
-	rc := r.client()
+	r := redistest.Start(t)
+	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c1, c2)
 	var n counter
 	mustCompute(t, c2, []byte("bumped"), "m:a:2026-11-20", &n, "v", StatusMiss)
@@ -310,19 +312,19 @@ func TestL2Resubscribe(t *testing.T) {
 // about one operation timeout; bumps made meanwhile are pushed when it is
 // back.
 func TestL2SlowRedis(t *testing.T) {
-	r := startRedis(t)
-	rc := r.client()
+	r := redistest.Start(t)
+	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c1, c2)
 	var n counter
 	mustCompute(t, c2, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
 
-	r.signal(syscall.SIGSTOP)
+	r.Signal(syscall.SIGSTOP)
 	stopped := true
 	defer func() {
 		if stopped {
-			r.signal(syscall.SIGCONT)
+			r.Signal(syscall.SIGCONT)
 		}
 	}()
 	for i := range 5 {
@@ -333,7 +335,7 @@ func TestL2SlowRedis(t *testing.T) {
 			t.Fatalf("bump and miss took %v with Redis stopped", d)
 		}
 	}
-	r.signal(syscall.SIGCONT)
+	r.Signal(syscall.SIGCONT)
 	stopped = false
 	waitSynced(t, rc, p, c1, c2)
 	if _, st := c2.Get([]byte("k")); st != StatusMiss {
@@ -354,17 +356,17 @@ func TestL2SlowRedis(t *testing.T) {
 // TestL2SaveLoad: a saved cache keeps its entries across a restart if
 // Redis is the same one, and drops them if it is not.
 func TestL2SaveLoad(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	p := testPrefix()
 	dir := t.TempDir()
 	o := DefaultOptions()
 	o.MaxBytes = 32 << 20
-	o.L2 = L2Options{URL: r.url(), Prefix: p}
+	o.L2 = L2Options{URL: r.URL(), Prefix: p}
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := r.client()
+	rc := r.Client()
 	waitSynced(t, rc, p, c)
 	var n counter
 	mustCompute(t, c, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
@@ -392,9 +394,9 @@ func TestL2SaveLoad(t *testing.T) {
 	}
 
 	save()
-	r.stop()
-	r.restart()
-	rc = r.client()
+	r.Stop()
+	r.Restart()
+	rc = r.Client()
 	load()
 	waitSynced(t, rc, p, c)
 	if _, st := c.Get([]byte("k")); st != StatusMiss {
@@ -429,12 +431,12 @@ func TestL2SaveLoad(t *testing.T) {
 // BenchmarkL2Get compares a warm Get served from L1, one served from L2
 // (Redis on localhost) and a miss (L1 and L2), for 4 KiB values.
 func BenchmarkL2Get(b *testing.B) {
-	r := startRedis(b)
+	r := redistest.Start(b)
 	p := testPrefix()
 	big := func(o *Options) { o.MaxBytes = 256 << 20 }
-	writer := newL2Cache(b, r.url(), p, big)
-	reader := newL2Cache(b, r.url(), p, big)
-	waitSynced(b, r.client(), p, writer, reader)
+	writer := newL2Cache(b, r.URL(), p, big)
+	reader := newL2Cache(b, r.URL(), p, big)
+	waitSynced(b, r.Client(), p, writer, reader)
 	value := make([]byte, 4<<10)
 	for i := range value {
 		value[i] = byte(i * 7)
@@ -512,10 +514,10 @@ func TestInvalidateTags(t *testing.T) {
 // instances stay connected (FLUSHALL, eviction) is noticed by the counter
 // going back; the instances rebase, so nothing cached before is served.
 func TestL2RedisFlushed(t *testing.T) {
-	r := startRedis(t)
-	rc := r.client()
+	r := redistest.Start(t)
+	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.url(), p), newL2Cache(t, r.url(), p)
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c1, c2)
 	var n counter
 	c1.Invalidate("m:z:2026-11-20")

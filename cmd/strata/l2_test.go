@@ -2,89 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/strata-tsdb/strata/cache/redistest"
 )
-
-// l2Redis is a redis-server of the test's own on 127.0.0.1 and a random
-// port, without persistence, killed when the test ends (or when the test
-// process dies).
-type l2Redis struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startL2Redis(t *testing.T) *l2Redis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server not installed: run the tests with bash .ci/test, which installs it")
-	}
-	r := &l2Redis{t: t, dir: t.TempDir()}
-	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if err := r.start(); err == nil {
-			break
-		} else if attempt == 5 {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *l2Redis) start() error {
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	r.cmd = cmd
-	rc := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
-	defer rc.Close()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := rc.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-	}
-	r.stop()
-	return fmt.Errorf("redis-server on port %d did not answer", r.port)
-}
-
-func (r *l2Redis) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-func (r *l2Redis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-func (r *l2Redis) url() string  { return "redis://" + r.addr() }
 
 // cacheStatus returns /api/v1/status/cache.
 func (s *testServer) cacheStatus() map[string]any {
@@ -164,8 +92,8 @@ func withNocache(q url.Values) url.Values {
 // killing Redis in the middle fails no request; once Redis is back, L2
 // serves again.
 func TestL2TwoInstances(t *testing.T) {
-	r := startL2Redis(t)
-	args := []string{"--cache.l2.redis-url", r.url(), "--cache.l2.prefix", "l2test:"}
+	r := redistest.Start(t)
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "l2test:"}
 	a, b := startServer(t, "", args...), startServer(t, "", args...)
 	waitL2(t, a, b)
 
@@ -236,12 +164,10 @@ func TestL2TwoInstances(t *testing.T) {
 	for i := range steps {
 		switch i {
 		case steps / 3:
-			r.stop()
+			r.Stop()
 			t.Log("redis killed")
 		case 2 * steps / 3:
-			if err := r.start(); err != nil {
-				t.Fatal(err)
-			}
+			r.Restart()
 			t.Log("redis restarted")
 		}
 		if rng.Intn(6) == 0 {
@@ -293,8 +219,8 @@ func TestL2TwoInstances(t *testing.T) {
 // computations (engine evaluations of extents) on both: one per key is
 // the target.
 func TestL2StampedeAcrossInstances(t *testing.T) {
-	r := startL2Redis(t)
-	args := []string{"--cache.l2.redis-url", r.url(), "--cache.l2.prefix", "stampede:"}
+	r := redistest.Start(t)
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "stampede:"}
 	a, b := startServer(t, "", args...), startServer(t, "", args...)
 	waitL2(t, a, b)
 

@@ -1,0 +1,118 @@
+// Package redistest runs a redis-server of a test's own, for the tests of
+// the result cache's L2 tier (package cache) and of the server with that
+// tier on (cmd/strata): on 127.0.0.1 and a free port, without persistence,
+// killed when the test ends or when the test process dies.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server.
+type Server struct {
+	t    testing.TB
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// Start starts a redis-server and stops it when the test ends. It fails
+// the test when redis-server is not installed: the tests never skip for a
+// missing dependency (bash .ci/test installs it).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server not installed: run the tests with bash .ci/test, which installs it")
+	}
+	r := &Server{t: t, dir: t.TempDir()}
+	for attempt := 0; ; attempt++ {
+		r.port = freePort(t)
+		if err := r.start(); err == nil {
+			break
+		} else if attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// start runs the server on r.port and waits until it answers.
+func (r *Server) start() error {
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.cmd = cmd
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rc.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	r.Stop()
+	return fmt.Errorf("redis-server on port %d did not answer", r.port)
+}
+
+// Stop kills the server; calling it twice is fine.
+func (r *Server) Stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// Restart starts the server again on the same port.
+func (r *Server) Restart() {
+	r.t.Helper()
+	if err := r.start(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Signal sends sig to the server (SIGSTOP, SIGCONT: a slow server).
+func (r *Server) Signal(sig syscall.Signal) {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Addr is the server's host:port.
+func (r *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// URL is the server's redis:// URL.
+func (r *Server) URL() string { return "redis://" + r.Addr() }
+
+// Client returns a client of the server, closed at the end of the test.
+func (r *Server) Client() *redis.Client {
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	r.t.Cleanup(func() { _ = rc.Close() })
+	return rc
+}
