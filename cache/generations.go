@@ -161,6 +161,12 @@ func (g *generations) pruneLocked(cutoff int64, limit int) int {
 		return 0
 	}
 	g.raiseFloor(x)
+	return g.dropAtMost(x)
+}
+
+// dropAtMost removes the records of generation x or older and returns how
+// many it removed.
+func (g *generations) dropAtMost(x uint64) int {
 	dropped := 0
 	for i := range g.shards {
 		s := &g.shards[i]
@@ -282,19 +288,7 @@ func (g *generations) applyFloor(f uint64) {
 	defer g.pruneMu.Unlock()
 	g.raiseFloor(f)
 	g.raiseSeq(f)
-	dropped := 0
-	for i := range g.shards {
-		s := &g.shards[i]
-		s.mu.Lock()
-		for h, r := range s.m {
-			if r.gen <= f {
-				delete(s.m, h)
-				dropped++
-			}
-		}
-		s.mu.Unlock()
-	}
-	g.count.Add(-int64(dropped))
+	g.dropAtMost(f)
 }
 
 // replace sets g to the shared state read from Redis: seq, floor and the
