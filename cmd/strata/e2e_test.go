@@ -34,14 +34,22 @@ func startServer(t testing.TB, dataDir string, args ...string) *testServer {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{t: t, dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
 	all := append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "warn", "--enable-admin-api",
 		// The tests write fixed timestamps from 2023: keep them.
 		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0"}, args...)
+	return launch(t, dataDir, func(string) (string, bool) { return "", false }, io.Discard, all)
+}
+
+// launch runs the server in this process with the arguments all and the
+// environment environ, logging to stderr, waits until it listens and stops
+// it when the test ends.
+func launch(t testing.TB, dataDir string, environ func(string) (string, bool), stderr io.Writer, all []string) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{t: t, dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
+	addrc := make(chan string, 1)
 	go func() {
-		s.done <- run(ctx, all, io.Discard, io.Discard, func(string) (string, bool) { return "", false }, func(addr string) { addrc <- addr })
+		s.done <- run(ctx, all, io.Discard, stderr, environ, func(addr string) { addrc <- addr })
 	}()
 	select {
 	case addr := <-addrc:

@@ -54,25 +54,10 @@ func startServerEnv(t *testing.T, env map[string]string, stderr io.Writer, args 
 		stderr = io.Discard
 	}
 	dataDir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{t: t, dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
 	all := append([]string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0"}, args...)
 	environ := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	go func() {
-		s.done <- run(ctx, all, io.Discard, stderr, environ, func(addr string) { addrc <- addr })
-	}()
-	select {
-	case addr := <-addrc:
-		s.url = "http://" + addr
-	case err := <-s.done:
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start within 30s")
-	}
-	t.Cleanup(s.stop)
-	return s
+	return launch(t, dataDir, environ, stderr, all)
 }
 
 // call sends a request with an optional bearer token and returns the
