@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -275,7 +277,7 @@ func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querie
 			set[v] = struct{}{}
 		}
 	}
-	out := sortedKeys(set)
+	out := slices.Sorted(maps.Keys(set))
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -77,7 +78,7 @@ func (h *Head) LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.M
 	if err != nil {
 		return nil, err
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // LabelValues returns the sorted values of label name over series matching
@@ -95,14 +96,5 @@ func (h *Head) LabelValues(ctx context.Context, name string, mint, maxt int64, m
 	if err != nil {
 		return nil, err
 	}
-	return sortedKeys(set), nil
-}
-
-func sortedKeys(set map[string]struct{}) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(set)), nil
 }

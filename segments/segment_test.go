@@ -2,6 +2,7 @@ package segments
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -200,7 +201,7 @@ func testLabelNamesValues(t *testing.T, s *Segment, series []testSeries) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := sortedKeys(names); !slices.Equal(gotNames, want) {
+			if want := slices.Sorted(maps.Keys(names)); !slices.Equal(gotNames, want) {
 				t.Fatalf("label names: got %v, want %v", gotNames, want)
 			}
 			for _, name := range []string{"__name__", "instance", "env", "tier", "nonexistent"} {
@@ -208,21 +209,12 @@ func testLabelNamesValues(t *testing.T, s *Segment, series []testSeries) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := sortedKeys(values[name]); !slices.Equal(got, want) {
+				if want := slices.Sorted(maps.Keys(values[name])); !slices.Equal(got, want) {
 					t.Fatalf("label values of %s: got %v, want %v", name, got, want)
 				}
 			}
 		})
 	}
-}
-
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func TestMultipleChunkFiles(t *testing.T) {
