@@ -21,29 +21,13 @@ func (s *memSeries) emptyLocked() bool {
 	return len(s.chunks) == 0 && s.head == nil && len(s.oooChunks) == 0 && len(s.ooo) == 0
 }
 
-// idleSeries marks the empty series not marked yet and returns those that
-// were already marked: candidates for gcIdleSeries.
-func (h *Head) idleSeries() []*memSeries {
-	var out []*memSeries
-	h.series.forEach(func(s *memSeries) {
-		s.mtx.Lock()
-		if s.emptyLocked() {
-			if s.idle {
-				out = append(out, s)
-			}
-			s.idle = true
-		}
-		s.mtx.Unlock()
-	})
-	return out
-}
-
-// gcIdleSeries removes the candidates that are still idle and empty from
-// the head and returns how many it removed. No append may run concurrently:
-// Append resolves its series before it takes the series' lock, and samples
-// applied to a series removed in between would be lost. Store.flush holds
-// appendMtx for writing around it. Reads may run: a series removed after a
-// read looked up its reference is skipped (getByRef returns nil).
+// gcIdleSeries removes from the head the candidates that sweepAfterFlush
+// returned and that are still idle and empty, and returns how many it
+// removed. No append may run concurrently: Append resolves its series
+// before it takes the series' lock, and samples applied to a series removed
+// in between would be lost. Store.flush holds appendMtx for writing around
+// it. Reads may run: a series removed after a read looked up its reference
+// is skipped (getByRef returns nil).
 func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 	removed := make(map[uint64]struct{}, len(candidates))
 	var lsets []labels.Labels

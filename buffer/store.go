@@ -236,9 +236,8 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		return fmt.Errorf("publish flushed segments: %w", err)
 	}
 	dropped := s.head.truncateFlushed(items)
-	s.head.recomputeBounds()
 	removed := 0
-	if idle := s.head.idleSeries(); len(idle) > 0 {
+	if idle := s.head.sweepAfterFlush(); len(idle) > 0 {
 		if !appendsPaused {
 			s.appendMtx.Lock()
 		}
@@ -292,11 +291,19 @@ func (s *Store) Close(ctx context.Context) error {
 	return errors.Join(ferr, s.wal.Close())
 }
 
-// recomputeBounds sets the head's time bounds from the data it holds.
-func (h *Head) recomputeBounds() {
+// sweepAfterFlush sets the head's time bounds from the data it holds, and
+// in the same pass marks the series that hold none idle: it returns those
+// that were marked already, the candidates for gcIdleSeries.
+func (h *Head) sweepAfterFlush() (idle []*memSeries) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	h.series.forEach(func(s *memSeries) {
 		s.mtx.Lock()
+		if s.emptyLocked() {
+			if s.idle {
+				idle = append(idle, s)
+			}
+			s.idle = true
+		}
 		for _, c := range s.chunks {
 			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
 		}
@@ -313,6 +320,7 @@ func (h *Head) recomputeBounds() {
 	})
 	h.minTime.Store(mint)
 	h.maxTime.Store(maxt)
+	return idle
 }
 
 // Run flushes the head whenever FlushDue says so, checking every interval,
