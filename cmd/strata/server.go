@@ -81,6 +81,7 @@ type server struct {
 	frontend  *query.Frontend
 	warmer    *query.Warmer
 	api       *api.API
+	lock      *buffer.DirLock // held on data_dir until serve returns
 
 	lastRetention time.Time   // guarded by the store's flush lock (maintain)
 	tls           *tls.Config // nil: plain HTTP
@@ -100,6 +101,16 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// Nothing in the data dir is read or written before the lock is held.
+	lock, err := buffer.LockDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.Release()
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -147,7 +158,7 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig}
+	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig, lock: lock}
 	if v.GetBool("downsample.enabled") {
 		srv.rollups, err = downsample.New(logger, set, downsample.Options{
 			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
@@ -435,7 +446,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	addr := s.v.GetString("listen_addr")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return errors.Join(fmt.Errorf("listen on %s: %w", addr, err), s.store.Close(context.Background()), s.set.Close(), s.lock.Release())
 	}
 	// handlers counts the requests being served, so that shutdown never
 	// closes the storage under one that outlived the shutdown timeout.
@@ -528,6 +539,9 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		if err := s.cache.Close(); err != nil {
 			serveErr = errors.Join(serveErr, fmt.Errorf("close cache: %w", err))
 		}
+	}
+	if err := s.lock.Release(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("release data dir lock: %w", err))
 	}
 	s.logger.Info("stopped")
 	return serveErr
