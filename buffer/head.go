@@ -98,14 +98,15 @@ func (h *Head) getOrCreate(lset labels.Labels) (*memSeries, bool, error) {
 	return s, created, nil
 }
 
-// createWithRef adds a series with a known reference, as read from the WAL.
-func (h *Head) createWithRef(ref uint64, lset labels.Labels) *memSeries {
+// createWithRef adds a series with a known reference, as read from the WAL,
+// and reports whether it was new. The series is not added to the postings:
+// the caller adds the new ones in bulk (postingsIndex.addBulk).
+func (h *Head) createWithRef(ref uint64, lset labels.Labels) (*memSeries, bool) {
 	s, created, _ := h.series.getOrSet(lset.Hash(), lset, func() (*memSeries, error) {
 		return newMemSeries(ref, lset), nil
 	})
 	if created {
 		h.numSeries.Add(1)
-		h.index.add(s.ref, lset)
 		for {
 			last := h.lastRef.Load()
 			if ref <= last || h.lastRef.CompareAndSwap(last, ref) {
@@ -113,7 +114,7 @@ func (h *Head) createWithRef(ref uint64, lset labels.Labels) *memSeries {
 			}
 		}
 	}
-	return s
+	return s, created
 }
 
 // appendSamples applies samples to a series and updates the head's figures.

@@ -74,10 +74,12 @@ type Replayer struct {
 	series  []wal.RefSeries
 	samples []wal.RefSample
 	byRef   map[uint64]*memSeries
+	created []*memSeries // series made by replay, not yet in the postings
 }
 
 // NewReplayer returns a Replayer that applies records to h without logging
-// them again.
+// them again. The series it creates are indexed by Finish, which must be
+// called after the last record and before the head is read.
 func (h *Head) NewReplayer(logger *slog.Logger) *Replayer {
 	return &Replayer{h: h, logger: logger, byRef: map[uint64]*memSeries{}}
 }
@@ -94,8 +96,11 @@ func (r *Replayer) Apply(rec []byte) error {
 		}
 		for _, rs := range r.series {
 			lset := rs.Labels.Copy() // detach from the record buffer
-			s := r.h.createWithRef(rs.Ref, lset)
+			s, created := r.h.createWithRef(rs.Ref, lset)
 			s.logged.Store(true)
+			if created {
+				r.created = append(r.created, s)
+			}
 			if s.ref != rs.Ref {
 				// The same labels were logged under two refs (a restart
 				// between creations); map the old ref to the live series.
@@ -151,6 +156,13 @@ func (r *Replayer) applySamples(samples []wal.RefSample) {
 	r.h.numSamples.Add(int64(len(samples)))
 	r.h.inHead.Add(int64(len(samples)))
 	r.h.updateBounds(mint, maxt)
+}
+
+// Finish adds the series created by the replay to the head's postings, all
+// at once (see postingsIndex.addBulk).
+func (r *Replayer) Finish() {
+	r.h.index.addBulk(r.created)
+	r.created = nil
 }
 
 // Stats returns what has been applied so far.

@@ -14,17 +14,26 @@ type postingsIndex struct {
 	mtx sync.RWMutex // mtx guards everything below.
 	m   map[string]map[string][]uint64
 	all []uint64 // every series reference, sorted
+
+	// shifted counts the references moved to make room for one inserted
+	// before the end of a list: the cost that makes sorted insertion
+	// quadratic when references do not arrive in order. Tests read it.
+	shifted int64
 }
 
 func newPostingsIndex() *postingsIndex {
 	return &postingsIndex{m: map[string]map[string][]uint64{}}
 }
 
-func insertSorted(list []uint64, ref uint64) []uint64 {
+func (p *postingsIndex) insertSortedLocked(list []uint64, ref uint64) []uint64 {
 	if n := len(list); n == 0 || list[n-1] < ref {
 		return append(list, ref)
 	}
-	i, _ := slices.BinarySearch(list, ref)
+	i, found := slices.BinarySearch(list, ref)
+	if found {
+		return list
+	}
+	p.shifted += int64(len(list) - i)
 	return slices.Insert(list, i, ref)
 }
 
@@ -37,9 +46,46 @@ func (p *postingsIndex) add(ref uint64, lset labels.Labels) {
 			vals = map[string][]uint64{}
 			p.m[l.Name] = vals
 		}
-		vals[l.Value] = insertSorted(vals[l.Value], ref)
+		vals[l.Value] = p.insertSortedLocked(vals[l.Value], ref)
 	})
-	p.all = insertSorted(p.all, ref)
+	p.all = p.insertSortedLocked(p.all, ref)
+}
+
+// addBulk adds many series at once, as replay does: every reference is
+// appended to its lists, and each list is then sorted once. Sorted
+// insertion would move O(n) references per series when they do not arrive
+// in reference order (series records re-logged by a flush come in stripe
+// order), O(n²) for the head; this is O(n log n).
+func (p *postingsIndex) addBulk(series []*memSeries) {
+	if len(series) == 0 {
+		return
+	}
+	p.mtx.Lock()
+	defer p.mtx.Unlock()
+	for _, s := range series {
+		s.lset.Range(func(l labels.Label) {
+			vals := p.m[l.Name]
+			if vals == nil {
+				vals = map[string][]uint64{}
+				p.m[l.Name] = vals
+			}
+			vals[l.Value] = append(vals[l.Value], s.ref)
+		})
+		p.all = append(p.all, s.ref)
+	}
+	sortList := func(l []uint64) []uint64 {
+		if slices.IsSorted(l) {
+			return l
+		}
+		slices.Sort(l)
+		return slices.Compact(l)
+	}
+	for _, vals := range p.m {
+		for v, l := range vals {
+			vals[v] = sortList(l)
+		}
+	}
+	p.all = sortList(p.all)
 }
 
 // postingsForMatchers returns the sorted references of series matching all

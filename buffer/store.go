@@ -136,6 +136,7 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	if err := wal.Replay(logger, walDir, 0, rp.Apply); err != nil {
 		return nil, fmt.Errorf("replay write-ahead log: %w", err)
 	}
+	rp.Finish()
 	st := rp.Stats()
 	s.metrics.replayDuration.Set(time.Since(start).Seconds())
 	logger.Info("replayed write-ahead log", "records", st.Records, "series", st.Series, "samples", st.Samples,

@@ -12,7 +12,7 @@ import (
 	"github.com/strata-tsdb/strata/ingest"
 )
 
-func openTestStore(t *testing.T, dir string, opts StoreOptions, sink SegmentSink) *Store {
+func openTestStore(t testing.TB, dir string, opts StoreOptions, sink SegmentSink) *Store {
 	t.Helper()
 	s, err := OpenStore(slog.New(slog.DiscardHandler), dir, opts, sink, nil)
 	if err != nil {
