@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -126,9 +127,11 @@ func encodeBlocks(ctx context.Context, items []flushItem, blockDur int64, chunkS
 	return blocks, nil
 }
 
-// writeBlocks writes one segment per block into dir and returns their
-// directories' names.
-func writeBlocks(ctx context.Context, dir string, blocks map[int64][]blockSeries, blockDur int64) ([]segments.Meta, error) {
+// writeBlocks writes one segment per block into the sink's directory and
+// returns their metas. Each segment takes the next number of the sink's
+// write sequence, which orders it after every segment written before;
+// now only names it.
+func writeBlocks(ctx context.Context, sink SegmentSink, blocks map[int64][]blockSeries, now func() time.Time) ([]segments.Meta, error) {
 	starts := make([]int64, 0, len(blocks))
 	for b := range blocks {
 		starts = append(starts, b)
@@ -139,7 +142,11 @@ func writeBlocks(ctx context.Context, dir string, blocks map[int64][]blockSeries
 		if err := ctx.Err(); err != nil {
 			return metas, err
 		}
-		w, err := segments.NewWriter(dir, segments.Meta{})
+		seq, err := sink.NextSeq()
+		if err != nil {
+			return metas, fmt.Errorf("segment for block %d: %w", b, err)
+		}
+		w, err := segments.NewWriter(sink.Dir(), segments.Meta{ID: segments.NewID(now()), Seq: seq})
 		if err != nil {
 			return metas, fmt.Errorf("create segment for block %d: %w", b, err)
 		}

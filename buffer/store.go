@@ -24,6 +24,10 @@ type SegmentSink interface {
 	// Publish opens the segments written under Dir and makes them visible
 	// to readers. When Publish returns nil, they are durable and readable.
 	Publish(metas []segments.Meta) error
+	// NextSeq returns the next number of the persisted write sequence that
+	// orders segments (segments.Meta.Seq): greater than every number given
+	// out before, across restarts.
+	NextSeq() (uint64, error)
 }
 
 // StoreOptions configures a Store.
@@ -36,6 +40,10 @@ type StoreOptions struct {
 	// MaxHeadSamples makes FlushDue true once the head holds more samples.
 	// Zero means 20,000,000.
 	MaxHeadSamples int64
+	// Now gives the time that names flushed segments (their ULIDs). It
+	// decides nothing else: write order comes from the sink's sequence.
+	// Nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultStoreOptions returns the options used for fields left zero.
@@ -56,6 +64,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	}
 	if o.MaxHeadSamples == 0 {
 		o.MaxHeadSamples = d.MaxHeadSamples
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -229,7 +240,7 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	if err != nil {
 		return err
 	}
-	metas, err := writeBlocks(ctx, s.sink.Dir(), blocks, s.opts.BlockDuration)
+	metas, err := writeBlocks(ctx, s.sink, blocks, s.opts.Now)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ type nopSink struct{ dir string }
 
 func (n nopSink) Dir() string                   { return n.dir }
 func (n nopSink) Publish([]segments.Meta) error { return nil }
+func (n nopSink) NextSeq() (uint64, error)      { return 1, nil }
 
 // BenchmarkStoreReplay measures start-up on a write-ahead log of 10 M
 // samples over 2,000 series: replay into a fresh head.

@@ -53,10 +53,10 @@ func (o CompactOptions) Validate() error {
 // Compactor merges raw segments of the same window into one: several
 // segments flushed for one block (late data), then whole blocks into larger
 // windows. Of samples with the same timestamp, the one from the segment
-// with the greater ID (written later) wins. It must not run concurrently
-// with anything else that adds segments to its set: the ID order that
-// decides which write wins relies on the output being newer than every
-// segment of its window.
+// written later (WriteOrder: the greater Seq) wins. It must not run
+// concurrently with anything else that adds segments to its set: the
+// output takes the greatest Seq of its inputs, which is right only while
+// every segment of its window is among them.
 type Compactor struct {
 	logger *slog.Logger
 	set    *Set
@@ -198,7 +198,7 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 		}
 	}
 	defer release()
-	var segs []*Segment // in ID order: later segments win
+	var segs []*Segment // in write order (WriteOrder): later segments win
 	for _, s := range all {
 		if slices.Contains(ids, s.meta.ID) {
 			segs = append(segs, s)
@@ -212,6 +212,10 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 		m := s.Meta()
 		meta.Compaction.Level = max(meta.Compaction.Level, m.Compaction.Level+1)
 		meta.Compaction.Sources = append(meta.Compaction.Sources, m.Compaction.Sources...)
+		// The output holds the newest write of its inputs, and a window's
+		// segments are all merged at once, so no segment outside the group
+		// falls between its inputs in write order.
+		meta.Seq = max(meta.Seq, m.Seq)
 	}
 	slices.Sort(meta.Compaction.Sources)
 	meta.Compaction.Sources = slices.Compact(meta.Compaction.Sources)

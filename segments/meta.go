@@ -42,6 +42,13 @@ type Meta struct {
 	Version int `json:"version"`
 	// Compaction records where the segment came from.
 	Compaction CompactionMeta `json:"compaction"`
+	// Seq is the segment's place in write order: a flushed segment takes
+	// the next value of the set's persisted sequence (Set.NextSeq), a
+	// compacted one the greatest Seq of its inputs. Of equal timestamps the
+	// sample of the segment with the greater Seq wins (WriteOrder). 0: a
+	// segment written before Seq existed, ordered before every segment that
+	// has one, and among those by ID.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // CompactionMeta records a segment's lineage.

@@ -26,6 +26,9 @@ type Set struct {
 	tombstones map[string][]Tombstone // by segment ID
 
 	removals sync.WaitGroup // deletions waiting for readers
+
+	seqMtx sync.Mutex // seqMtx guards seq.
+	seq    uint64     // the last write sequence number given out or seen
 }
 
 // OpenSet opens (creating dir if needed) every segment in dir; see OpenAll
@@ -50,7 +53,17 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 		}
 		return nil, err
 	}
-	s := &Set{logger: logger, dir: dir, tombstones: tombs}
+	seq, err := loadSeq(dir)
+	if err != nil {
+		for _, seg := range segs {
+			_ = seg.Close()
+		}
+		return nil, err
+	}
+	s := &Set{logger: logger, dir: dir, tombstones: tombs, seq: seq}
+	for _, seg := range segs {
+		s.seq = max(s.seq, seg.Meta().Seq)
+	}
 	// Only a segment of the same resolution replaces its sources (rollups
 	// list what they were built from with a "<resolution>:" prefix, which
 	// never equals an ID).
@@ -112,6 +125,11 @@ func (s *Set) Publish(metas []Meta) error {
 	s.segs = append(s.segs, opened...)
 	s.sortLocked()
 	s.mtx.Unlock()
+	s.seqMtx.Lock()
+	for _, seg := range opened {
+		s.seq = max(s.seq, seg.meta.Seq)
+	}
+	s.seqMtx.Unlock()
 	return nil
 }
 
@@ -131,8 +149,8 @@ func (s *Set) open(metas []Meta) ([]*Segment, error) {
 }
 
 // Acquire returns the segments whose time range overlaps [mint, maxt], each
-// acquired for reading, sorted by ID (the order their data was written
-// in), and a function that releases them all.
+// acquired for reading, in the order their data was written in
+// (WriteOrder), and a function that releases them all.
 func (s *Set) Acquire(mint, maxt int64) ([]*Segment, func()) {
 	s.mtx.RLock()
 	var out []*Segment
@@ -144,7 +162,7 @@ func (s *Set) Acquire(mint, maxt int64) ([]*Segment, func()) {
 		}
 	}
 	s.mtx.RUnlock()
-	slices.SortFunc(out, func(a, b *Segment) int { return cmp.Compare(a.meta.ID, b.meta.ID) })
+	slices.SortFunc(out, func(a, b *Segment) int { return WriteOrder(a.meta, b.meta) })
 	return out, func() {
 		for _, seg := range out {
 			seg.Release()
