@@ -73,9 +73,10 @@ type Options struct {
 	// TSDBStatus reports storage figures for /api/v1/status/tsdb; nil
 	// answers an empty object.
 	TSDBStatus func() TSDBStatus
-	// Ready reports whether the server is ready to serve (replay done); nil
-	// means always ready.
-	Ready func() bool
+	// Ready returns why the server is not ready to serve (e.g. the
+	// write-ahead log cannot write), or nil when it is; nil means always
+	// ready.
+	Ready func() error
 	// UI serves the dashboard on every path the API does not claim; nil
 	// serves nothing there.
 	UI http.Handler
@@ -210,8 +211,10 @@ func (a *API) routes() *echo.Echo {
 }
 
 func (a *API) readyz(c echo.Context) error {
-	if a.opts.Ready != nil && !a.opts.Ready() {
-		return c.String(http.StatusServiceUnavailable, "not ready: replaying the write-ahead log\n")
+	if a.opts.Ready != nil {
+		if err := a.opts.Ready(); err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		}
 	}
 	return c.String(http.StatusOK, "ready\n")
 }

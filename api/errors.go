@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 )
@@ -85,6 +87,10 @@ func classify(err error) (errorType, int) {
 		return errInternal, http.StatusInternalServerError
 	case errors.Is(err, query.ErrBadQuery), errors.As(err, &ingestErr), isIngestSentinel(err):
 		return errBadData, http.StatusBadRequest
+	case errors.Is(err, wal.ErrUnwritable), errors.Is(err, syscall.ENOSPC):
+		// Nothing was stored; a full disk passes. 503 is retried by every
+		// sender (Prometheus drops a batch on any 4xx but 429).
+		return errUnavailable, http.StatusServiceUnavailable
 	case errors.Is(err, buffer.ErrTooManySeries):
 		return errUnavailable, http.StatusTooManyRequests
 	}
@@ -125,8 +131,17 @@ func (a *API) handleError(err error, c echo.Context) {
 	}
 	typ, status := classify(err)
 	msg := errorMessage(err)
-	if status >= 500 && typ != errTimeout {
+	switch {
+	case typ == errUnavailable:
+		// Overload and an unwritable WAL are retryable, and the gates and
+		// the WAL report them through metrics and their own log lines: a
+		// log line per refused request would flood the log.
+		a.logger.Debug("request refused, retryable", "path", c.Path(), "status", status, "err", msg)
+	case status >= 500 && typ != errTimeout:
 		a.logger.Error("request failed", "path", c.Path(), "status", status, "err", msg)
+	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && c.Response().Header().Get("Retry-After") == "" {
+		c.Response().Header().Set("Retry-After", "1")
 	}
 	buf := appendErrorBody(nil, typ, msg)
 	if c.Request().Method == http.MethodHead {

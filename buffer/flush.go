@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -130,14 +132,22 @@ func encodeBlocks(ctx context.Context, items []flushItem, blockDur int64, chunkS
 // writeBlocks writes one segment per block into the sink's directory and
 // returns their metas. Each segment takes the next number of the sink's
 // write sequence, which orders it after every segment written before;
-// now only names it.
-func writeBlocks(ctx context.Context, sink SegmentSink, blocks map[int64][]blockSeries, now func() time.Time) ([]segments.Meta, error) {
+// now only names it. On error it removes the segments it wrote: they were
+// not published, and the retried flush writes them again.
+func writeBlocks(ctx context.Context, sink SegmentSink, blocks map[int64][]blockSeries, now func() time.Time) (metas []segments.Meta, err error) {
+	defer func() {
+		if err != nil {
+			for _, m := range metas {
+				_ = os.RemoveAll(filepath.Join(sink.Dir(), m.ID))
+			}
+			metas = nil
+		}
+	}()
 	starts := make([]int64, 0, len(blocks))
 	for b := range blocks {
 		starts = append(starts, b)
 	}
 	slices.Sort(starts)
-	var metas []segments.Meta
 	for _, b := range starts {
 		if err := ctx.Err(); err != nil {
 			return metas, err

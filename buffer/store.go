@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -167,6 +168,10 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 // Head returns the store's head, for reads.
 func (s *Store) Head() *Head { return s.head }
 
+// WALErr returns why the write-ahead log cannot write now (writes are
+// refused with an error wrapping wal.ErrUnwritable), or nil when it can.
+func (s *Store) WALErr() error { return s.wal.Err() }
+
 // WALSize returns the bytes on disk of the write-ahead log.
 func (s *Store) WALSize() int64 { return s.wal.Size() }
 
@@ -245,6 +250,11 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		return err
 	}
 	if err := s.sink.Publish(metas); err != nil {
+		// Not published: remove them, the head keeps the data and the
+		// next flush writes them again.
+		for _, m := range metas {
+			_ = os.RemoveAll(filepath.Join(s.sink.Dir(), m.ID))
+		}
 		return fmt.Errorf("publish flushed segments: %w", err)
 	}
 	dropped := s.head.truncateFlushed(items)
@@ -295,12 +305,14 @@ func (s *Store) Exclusive(f func()) {
 
 // Close flushes the head and closes the log. After Close the log holds
 // nothing that is not in a segment, so the next start replays nothing.
+// A failed flush (a full disk) is logged, not returned: every
+// acknowledged write is in the log, which the next start replays; Close
+// fails only when the log could not be closed.
 func (s *Store) Close(ctx context.Context) error {
-	ferr := s.Flush(ctx)
-	if ferr != nil {
-		s.logger.Error("flush on close failed; the write-ahead log keeps the data", "err", ferr)
+	if ferr := s.Flush(ctx); ferr != nil {
+		s.logger.Error("flush on close failed; the write-ahead log keeps the data and the next start replays it", "err", ferr)
 	}
-	return errors.Join(ferr, s.wal.Close())
+	return s.wal.Close()
 }
 
 // sweepAfterFlush sets the head's time bounds from the data it holds, and

@@ -12,6 +12,13 @@
 // fsyncs: one writer goroutine writes everything queued while the previous
 // fsync ran with a single write(2) and a single fsync.
 //
+// A failed write or fsync (a full disk) makes the WAL unwritable: Log and
+// Cut fail with an error wrapping ErrUnwritable, and Err reports it. The
+// writer goroutine then cuts the segment back to its acknowledged frames
+// and probes with a write and an fsync, before each group commit and every
+// Options.RetryInterval; once a probe succeeds the WAL writes again,
+// without a reopen.
+//
 // On start the head calls Replay, which hands back every record in order
 // and cuts a torn or corrupt tail of the last segment at the last good
 // record (logging a warning). Any other damage is a *CorruptionError that

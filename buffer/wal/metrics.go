@@ -11,10 +11,11 @@ type Metrics struct {
 	BytesWritten   prometheus.Counter   // framed bytes written to segment files
 	RecordsWritten prometheus.Counter   // records acknowledged by Log
 	CommitSize     prometheus.Histogram // Log calls acknowledged per group commit
-	WriteErrors    prometheus.Counter   // failed writes or fsyncs (each makes the WAL unusable)
+	WriteErrors    prometheus.Counter   // failed writes, fsyncs and recovery attempts
 	Corruptions    prometheus.Counter   // corruption found by Open that is not a repairable tail
 	Repairs        prometheus.Counter   // torn tails cut off by Open
 	Segment        prometheus.Gauge     // index of the segment being written
+	Unwritable     prometheus.Gauge     // 1 while writes fail (e.g. disk full), else 0
 }
 
 // NewMetrics creates the WAL's collectors and registers them with reg;
@@ -60,10 +61,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strata_wal_segment_current",
 			Help: "Index of the WAL segment being written.",
 		}),
+		Unwritable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_wal_unwritable",
+			Help: "1 while the WAL cannot write (e.g. the disk is full) and writes are refused with 503, else 0.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.FsyncDuration, m.Fsyncs, m.BytesWritten, m.RecordsWritten,
-			m.CommitSize, m.WriteErrors, m.Corruptions, m.Repairs, m.Segment)
+			m.CommitSize, m.WriteErrors, m.Corruptions, m.Repairs, m.Segment, m.Unwritable)
 	}
 	return m
 }

@@ -32,6 +32,9 @@ func (m SyncMode) String() string {
 	}
 }
 
+// syncsBeforeAck reports whether Log acknowledges only fsynced records.
+func (m SyncMode) syncsBeforeAck() bool { return m == SyncAlways }
+
 // ParseSyncMode parses "always" or "interval".
 func ParseSyncMode(s string) (SyncMode, error) {
 	switch s {
@@ -50,6 +53,9 @@ const (
 	// DefaultSyncInterval is the fsync period used in SyncInterval mode when
 	// Options.SyncInterval is 0.
 	DefaultSyncInterval = time.Second
+	// DefaultRetryInterval is how often an unwritable WAL tries to write
+	// again when Options.RetryInterval is 0.
+	DefaultRetryInterval = time.Second
 )
 
 // Options configure a WAL. The zero value is valid and means the defaults.
@@ -63,6 +69,10 @@ type Options struct {
 	// SyncInterval is the fsync period in SyncInterval mode; ignored in
 	// SyncAlways mode. 0 means DefaultSyncInterval.
 	SyncInterval time.Duration
+	// RetryInterval is how often a WAL that failed to write checks, with
+	// a probe write, whether it can write again (it also checks before
+	// each group commit). 0 means DefaultRetryInterval.
+	RetryInterval time.Duration
 	// Metrics receives the WAL's instrumentation; nil means none.
 	Metrics *Metrics
 }
@@ -85,6 +95,9 @@ func (o Options) Validate() error {
 	if o.SyncMode != SyncAlways && o.SyncMode != SyncInterval {
 		errs = append(errs, fmt.Errorf("unknown sync mode %d", int(o.SyncMode)))
 	}
+	if o.RetryInterval < 0 {
+		errs = append(errs, fmt.Errorf("retry interval %s: must not be negative", o.RetryInterval))
+	}
 	if o.SyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("sync interval %s: must not be negative", o.SyncInterval))
 	}
@@ -98,6 +111,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = DefaultRetryInterval
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)

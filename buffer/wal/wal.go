@@ -12,6 +12,12 @@ import (
 // ErrClosed is returned by Log and Cut on a closed WAL.
 var ErrClosed = errors.New("wal closed")
 
+// ErrUnwritable is wrapped by the errors of Log and Cut while the WAL
+// cannot write (a write or fsync failed, e.g. the disk is full, and the
+// retry has not succeeded yet). The request was not made durable and may
+// be retried: the WAL recovers by itself once it can write again.
+var ErrUnwritable = errors.New("write-ahead log cannot write")
+
 // WAL is an open write-ahead log. Log, Cut, Truncate, Segments and Size
 // may be called concurrently.
 type WAL struct {
@@ -28,8 +34,9 @@ type WAL struct {
 
 	truncMtx sync.Mutex // serializes Truncate
 
-	active atomic.Int64 // index of the segment being written
-	size   atomic.Int64 // bytes in all segment files
+	active atomic.Int64          // index of the segment being written
+	size   atomic.Int64          // bytes in all segment files
+	broken atomic.Pointer[error] // why the WAL cannot write; nil when it can
 
 	writer writer // owned by the writer goroutine
 }
@@ -105,6 +112,26 @@ func (w *WAL) recoverTail(segs []segmentRef) (next int, size int64, err error) {
 	return next, size, nil
 }
 
+// Err returns why the WAL cannot write now (wrapping ErrUnwritable), or
+// nil when it can.
+func (w *WAL) Err() error {
+	if p := w.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setBroken records err as why the WAL cannot write; nil clears it.
+func (w *WAL) setBroken(err error) {
+	if err == nil {
+		w.broken.Store(nil)
+		w.metrics.Unwritable.Set(0)
+		return
+	}
+	w.broken.Store(&err)
+	w.metrics.Unwritable.Set(1)
+}
+
 // Dir returns the directory of the WAL.
 func (w *WAL) Dir() string { return w.dir }
 
@@ -114,9 +141,14 @@ func (w *WAL) Dir() string { return w.dir }
 // Log does not retain recs. It may be called concurrently: concurrent
 // callers share one write and one fsync.
 //
-// An error means the records may or may not be in the log. After a
-// failed write or fsync every later Log fails too: the WAL must be closed
-// and reopened (which repairs the tail).
+// An error means the records were not acknowledged. After a failed write
+// or fsync, Log fails with an error wrapping ErrUnwritable until the WAL
+// has cut the failed frames off and a probe write succeeds (tried before
+// each group commit and every Options.RetryInterval); no reopen is needed.
+// Frames of a failed request that a roll to a new segment made durable
+// before the failure stay in the log, so a replay may apply part of a
+// request that was refused: senders retry refused writes, and a retry
+// writes the same samples again.
 func (w *WAL) Log(recs ...[]byte) error {
 	if len(recs) == 0 {
 		return nil

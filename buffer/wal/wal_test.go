@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -400,8 +403,10 @@ func TestSegmentNames(t *testing.T) {
 	}
 }
 
-// TestWriteErrorIsSticky checks that after a failed write every Log
-// fails, since later records could otherwise land after a partial frame.
+// TestWriteErrorIsSticky checks that while the WAL cannot recover from a
+// failed write (here its file is closed under it) every Log and Cut fails
+// with ErrUnwritable, since later records could otherwise land after a
+// partial frame.
 func TestWriteErrorIsSticky(t *testing.T) {
 	dir := t.TempDir()
 	m := NewMetrics(nil)
@@ -416,26 +421,131 @@ func TestWriteErrorIsSticky(t *testing.T) {
 	if err := w.writer.f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Log([]byte("lost")); err == nil {
-		t.Fatal("log to a closed file succeeded")
+	if err := w.Log([]byte("lost")); !errors.Is(err, ErrUnwritable) {
+		t.Fatalf("log to a closed file: %v, want ErrUnwritable", err)
 	}
-	if err := w.Log([]byte("after")); err == nil {
-		t.Fatal("log after a write error succeeded")
+	if err := w.Log([]byte("after")); !errors.Is(err, ErrUnwritable) {
+		t.Fatalf("log after a write error: %v, want ErrUnwritable", err)
 	}
-	if _, err := w.Cut(); err == nil {
-		t.Fatal("cut after a write error succeeded")
+	if _, err := w.Cut(); !errors.Is(err, ErrUnwritable) {
+		t.Fatalf("cut after a write error: %v, want ErrUnwritable", err)
+	}
+	if w.Err() == nil {
+		t.Fatal("Err() is nil while the WAL cannot write")
 	}
 	if err := w.Close(); err == nil {
 		t.Fatal("close after a write error returned nil")
 	}
-	if got := counterValue(t, m.WriteErrors); got != 1 {
-		t.Errorf("write errors metric %v, want 1", got)
+	if got := counterValue(t, m.WriteErrors); got < 1 {
+		t.Errorf("write errors metric %v, want at least 1", got)
 	}
 	recs, _, err := replayAll(t, dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	equalRecords(t, recs, [][]byte{[]byte("ok")})
+}
+
+// TestWriteErrorRecovers fills a small tmpfs under the WAL: Log fails with
+// ErrUnwritable while the disk is full, and once space returns the WAL
+// writes again by itself, with no reopen. The log then holds exactly the
+// acknowledged records: nothing a failed Log wrote is replayed.
+func TestWriteErrorRecovers(t *testing.T) {
+	dir := mountTmpfs(t, 1<<20)
+	m := NewMetrics(nil)
+	w, err := Open(nil, filepath.Join(dir, "wal"), Options{Metrics: m, RetryInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	rng := rand.New(rand.NewPCG(1, 2))
+	rec := func(i int) []byte {
+		b := make([]byte, 20<<10) // Incompressible: fills pages.
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		return append(b, byte(i))
+	}
+	for i := range 3 {
+		r := rec(i)
+		if err := w.Log(r); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	for i := range 3 {
+		if err := w.Log(rec(100 + i)); !errors.Is(err, ErrUnwritable) || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("log on a full disk: %v, want ErrUnwritable wrapping ENOSPC", err)
+		}
+	}
+	if !errors.Is(w.Err(), syscall.ENOSPC) {
+		t.Fatalf("Err() = %v on a full disk", w.Err())
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// The retry loop clears it without any Log.
+	for deadline := time.Now().Add(30 * time.Second); w.Err() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unwritable 30s after space returned: %v", w.Err())
+		}
+	}
+	r := rec(200)
+	if err := w.Log(r); err != nil {
+		t.Fatalf("log after space returned: %v", err)
+	}
+	want = append(want, r)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, logs, err := replayAll(t, filepath.Join(dir, "wal"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs != "" {
+		t.Errorf("replay after recovery repaired something:\n%s", logs)
+	}
+	equalRecords(t, recs, want)
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a temporary directory for the
+// test. It needs root, as CI has; without it the test fails rather than
+// skips.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs (needs root, as CI runs): %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes path until the file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, n := range []int{64 << 10, 4096, 1} {
+		buf := make([]byte, n)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
 }
 
 // TestSyncIntervalFsyncs checks that the background loop fsyncs in

@@ -58,7 +58,12 @@ type writer struct {
 	buf     []byte     // frames not yet written to f
 	waiting []*request // requests whose frames are in buf or f but not yet acknowledged
 	dirty   bool       // f has writes not yet fsynced
-	err     error      // sticky: after a failed write or fsync nothing more is written
+	good    int64      // bytes of f that hold acknowledged (or synced) frames only
+	// err is set by a failed write or fsync: until recover succeeds every
+	// request fails with it. recover runs before each batch and every
+	// Options.RetryInterval, so the WAL heals by itself once the cause
+	// (typically a full disk) is gone.
+	err error
 }
 
 func (wr *writer) init(w *WAL, index int) error {
@@ -78,9 +83,15 @@ func (w *WAL) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	retry := time.NewTicker(w.opts.RetryInterval)
+	defer retry.Stop()
 	batch := make([]*request, 0, maxBatch)
 	for {
 		select {
+		case <-retry.C:
+			if wr.err != nil {
+				wr.recover()
+			}
 		case r := <-w.reqs:
 			batch = append(batch[:0], r)
 		drain:
@@ -108,6 +119,9 @@ func (w *WAL) run() {
 
 // process handles a batch in order and reports whether it closed the WAL.
 func (wr *writer) process(batch []*request) (closed bool) {
+	if wr.err != nil {
+		wr.recover()
+	}
 	for _, r := range batch {
 		switch r.kind {
 		case reqLog:
@@ -175,6 +189,11 @@ func (wr *writer) commit(sync bool) {
 	if len(wr.waiting) == 0 {
 		return
 	}
+	if wr.err == nil && !wr.dirty {
+		wr.good = wr.off
+	} else if wr.err == nil && !wr.w.opts.SyncMode.syncsBeforeAck() {
+		wr.good = wr.off // Acknowledged after write(2) in this mode.
+	}
 	m := wr.w.metrics
 	m.CommitSize.Observe(float64(len(wr.waiting)))
 	for _, r := range wr.waiting {
@@ -188,11 +207,17 @@ func (wr *writer) commit(sync bool) {
 	wr.waiting = wr.waiting[:0]
 }
 
-// fail makes err sticky and fails every waiting request with it.
+// fail makes the WAL unwritable until recover succeeds and fails every
+// waiting request with err, which wraps ErrUnwritable.
 func (wr *writer) fail(err error) {
 	wr.w.metrics.WriteErrors.Inc()
-	wr.w.logger.Error("WAL write failed; the WAL refuses further writes until reopened", "segment", wr.index, "err", err)
+	if wr.err == nil {
+		wr.w.logger.Error("WAL write failed; writes are refused (503) until it can write again, retried every "+wr.w.opts.RetryInterval.String(),
+			"segment", wr.index, "err", err)
+	}
+	err = fmt.Errorf("%w: %w", ErrUnwritable, err)
 	wr.err = err
+	wr.w.setBroken(err)
 	wr.buf = wr.buf[:0]
 	for _, r := range wr.waiting {
 		r.err = err
@@ -270,15 +295,22 @@ func (wr *writer) cut() (int, error) {
 }
 
 // close closes the segment file; commit(true) has already fsynced it.
+// After a failed write that recover could not undo, close still succeeds
+// when the file can be cut back to its acknowledged frames: everything
+// acknowledged is then durable, and nothing more is.
 func (wr *writer) close() error {
 	if wr.f == nil {
 		return wr.err
 	}
+	if wr.err != nil {
+		if err := wr.truncateToGood(); err != nil {
+			_ = wr.f.Close()
+			wr.f = nil
+			return wr.err
+		}
+	}
 	err := wr.f.Close()
 	wr.f = nil
-	if wr.err != nil {
-		return wr.err
-	}
 	if err != nil {
 		return fmt.Errorf("close segment %d: %w", wr.index, err)
 	}
@@ -304,8 +336,79 @@ func (wr *writer) openSegment(index int) error {
 		_ = f.Close()
 		return fmt.Errorf("open segment %d: %w", index, err)
 	}
-	wr.f, wr.index, wr.off = f, index, 0
+	wr.f, wr.index, wr.off, wr.good, wr.dirty = f, index, 0, 0, false
 	wr.w.active.Store(int64(index))
 	wr.w.metrics.Segment.Set(float64(index))
+	return nil
+}
+
+// probeSize is how many bytes recover writes (and removes) to check that
+// the file system takes writes again.
+const probeSize = 64 << 10
+
+// recover tries to make the WAL writable after a failure: it cuts the
+// segment back to its acknowledged frames (so the frames of failed
+// requests are not replayed), opens the next segment if a roll failed
+// half way, and checks with a probe write and fsync that the file system
+// takes data again. On success the WAL accepts writes; on failure it stays
+// unwritable and recover runs again later.
+func (wr *writer) recover() {
+	err := wr.tryRecover()
+	if err != nil {
+		wr.w.metrics.WriteErrors.Inc()
+		wr.err = fmt.Errorf("%w: %w", ErrUnwritable, err)
+		wr.w.setBroken(wr.err)
+		return
+	}
+	wr.w.logger.Info("WAL writable again; accepting writes", "segment", wr.index, "offset", wr.off)
+	wr.err = nil
+	wr.w.setBroken(nil)
+}
+
+func (wr *writer) tryRecover() error {
+	if wr.f == nil {
+		// A roll closed the old segment (fsynced) and failed to open the
+		// next one.
+		if err := wr.openSegment(wr.index + 1); err != nil {
+			return err
+		}
+	}
+	if err := wr.truncateToGood(); err != nil {
+		return err
+	}
+	probe := make([]byte, probeSize)
+	_, werr := wr.f.Write(probe)
+	serr := wr.f.Sync()
+	// Remove the probe whatever happened; a crash before this leaves a
+	// zero-filled tail, which replay cuts off as torn.
+	if err := wr.truncateToGood(); err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("probe write segment %d: %w", wr.index, werr)
+	}
+	if serr != nil {
+		return fmt.Errorf("probe sync segment %d: %w", wr.index, serr)
+	}
+	return nil
+}
+
+// truncateToGood cuts the segment file back to the frames acknowledged,
+// dropping what failed requests wrote, and fsyncs it.
+func (wr *writer) truncateToGood() error {
+	st, err := wr.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat segment %d: %w", wr.index, err)
+	}
+	if st.Size() != wr.good {
+		if err := wr.f.Truncate(wr.good); err != nil {
+			return fmt.Errorf("truncate segment %d to %d: %w", wr.index, wr.good, err)
+		}
+		wr.w.size.Add(wr.good - st.Size())
+	}
+	if err := wr.f.Sync(); err != nil {
+		return fmt.Errorf("sync segment %d: %w", wr.index, err)
+	}
+	wr.off, wr.dirty = wr.good, false
 	return nil
 }

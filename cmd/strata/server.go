@@ -205,6 +205,7 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		},
 		Tokens:   tokens,
 		Snapshot: srv.snapshot,
+		Ready:    store.WALErr,
 	})
 	if err != nil {
 		return nil, err

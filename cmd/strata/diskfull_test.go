@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new temporary directory and
+// unmounts it when the test ends (after everything registered later has
+// cleaned up). It needs root, as CI has: the test fails, not skips,
+// without it, so that the full-disk behaviour is never left unchecked.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount a %d-byte tmpfs on %s (the full-disk test needs root, as CI runs): %v\n%s", size, dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes path until the file system is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte{0xa5}, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill disk: %v", err)
+			}
+			break
+		}
+	}
+	// The last pages are the ones a small write could still take.
+	for _, n := range []int{4096, 512, 1} {
+		for {
+			if _, err := f.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// diskLines writes n samples of one series per host, value v, from t0 every 10 s.
+func diskLines(hosts int, t0 time.Time, n int, v float64) []byte {
+	var b bytes.Buffer
+	for h := range hosts {
+		for i := range n {
+			fmt.Fprintf(&b, "df,host=h%d v=%v %d\n", h, v+float64(i), t0.Add(time.Duration(i)*10*time.Second).Unix())
+		}
+	}
+	return b.Bytes()
+}
+
+// TestDiskFull runs the server on a small tmpfs and fills it: writes get
+// 503 with Retry-After (never a 4xx a sender would drop), /readyz reports
+// the WAL, a flush fails without losing the head, and when space returns
+// the WAL heals without a restart. Nothing refused shows up, before or
+// after a restart; everything acknowledged does.
+func TestDiskFull(t *testing.T) {
+	mnt := mountTmpfs(t, 16<<20)
+	dataDir := filepath.Join(mnt, "data")
+	var logs logBuffer
+	args := []string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "info", "--enable-admin-api",
+		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0", "--storage.maintenance-interval", "1h"}
+	noEnv := func(string) (string, bool) { return "", false }
+	s := launch(t, dataDir, noEnv, &logs, args)
+
+	const hosts, n = 10, 300
+	t0 := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
+	push := func(body []byte) (int, http.Header, string) {
+		t.Helper()
+		return s.call(http.MethodPost, "/write?precision=s", "", body)
+	}
+	if code, _, body := push(diskLines(hosts, t0, n, 0)); code != http.StatusNoContent {
+		t.Fatalf("first push: %d %s", code, body)
+	}
+
+	filler := filepath.Join(mnt, "filler")
+	fillDisk(t, filler)
+	for i := range 3 {
+		code, hdr, body := push(diskLines(hosts, t0.Add(time.Hour), n, 1e6))
+		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(body, "no space left on device") {
+			t.Fatalf("push %d on a full disk: %d Retry-After=%q %s; want 503 with Retry-After naming the full disk", i, code, hdr.Get("Retry-After"), body)
+		}
+	}
+	if code, _, body := s.call(http.MethodGet, "/readyz", "", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "write-ahead log cannot write") {
+		t.Fatalf("/readyz on a full disk: %d %q", code, body)
+	}
+	if got := s.metric("", "strata_wal_unwritable"); got != 1 {
+		t.Fatalf("strata_wal_unwritable = %v on a full disk, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "WAL write failed") {
+		t.Fatalf("no log line says the WAL failed:\n%s", logs.String())
+	}
+	// A flush cannot write its segment; the head keeps the data.
+	if code, body := s.post("/api/v1/admin/tsdb/flush", "", nil); code < 500 {
+		t.Fatalf("flush on a full disk: %d %s, want a 5xx", code, body)
+	}
+	checkDiskData(t, s, hosts*n, float64(n-1))
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// No restart and no write needed: the WAL retries by itself.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, _ := s.call(http.MethodGet, "/readyz", "", nil)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d 30s after space returned", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := s.metric("", "strata_wal_unwritable"); got != 0 {
+		t.Fatalf("strata_wal_unwritable = %v after space returned, want 0", got)
+	}
+	if code, _, body := push(diskLines(hosts, t0.Add(2*time.Hour), n, 0)); code != http.StatusNoContent {
+		t.Fatalf("push after space returned: %d %s", code, body)
+	}
+	checkDiskData(t, s, 2*hosts*n, float64(n-1))
+	s.flush() // The retried flush writes the head out.
+	if st := s.status(); len(st.Segments) == 0 {
+		t.Fatal("no segment after the retried flush")
+	}
+	s.stop()
+
+	s = launch(t, dataDir, noEnv, &logs, args)
+	checkDiskData(t, s, 2*hosts*n, float64(n-1))
+}
+
+// checkDiskData checks that the server holds count samples of df_v and none
+// above maxV (the refused writes had values from 1e6).
+func checkDiskData(t *testing.T, s *testServer, count int, maxV float64) {
+	t.Helper()
+	end := time.Date(2023, 5, 2, 0, 0, 0, 0, time.UTC).Unix()
+	for q, want := range map[string]float64{
+		"sum(count_over_time(df_v[2d]))": float64(count),
+		"max(max_over_time(df_v[2d]))":   maxV,
+	} {
+		var d struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		}
+		s.get("/api/v1/query", url.Values{"query": {q}, "time": {strconv.FormatInt(end, 10)}}, &d)
+		if len(d.Result) != 1 {
+			t.Fatalf("%s: %+v", q, d.Result)
+		}
+		got, err := strconv.ParseFloat(fmt.Sprint(d.Result[0].Value[1]), 64)
+		if err != nil || got != want {
+			t.Fatalf("%s = %v (%v), want %v", q, d.Result[0].Value[1], err, want)
+		}
+	}
+}
