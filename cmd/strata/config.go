@@ -6,9 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -29,7 +34,7 @@ var options = []option{
 	{"log.level", "log.level", "info", "log level: debug, info, warn, error"},
 	{"log.format", "log.format", "text", "log format: text or json"},
 
-	{"limits.max_body_bytes", "limits.max-body-bytes", int64(32 << 20), "largest write request body, in bytes (413 beyond)"},
+	{"limits.max_body_bytes", "limits.max-body-bytes", byteSize(32 << 20), "largest write request body, in bytes (413 beyond)"},
 	{"limits.max_series_per_request", "limits.max-series-per-request", 100_000, "most series one write request may carry (0 = no limit)"},
 	{"limits.max_samples_per_request", "limits.max-samples-per-request", 1_000_000, "most samples one write request may carry (0 = no limit)"},
 	{"limits.max_labels_per_series", "limits.max-labels-per-series", 64, "most labels one series may have (0 = no limit)"},
@@ -38,11 +43,11 @@ var options = []option{
 	{"limits.max_series", "limits.max-series", 0, "most series in the head; new series beyond it are refused (0 = no limit)"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
-	{"head.max_samples", "head.max-samples", int64(20_000_000), "flush the head into segments once it holds this many samples"},
+	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples"},
 
 	{"wal.sync", "wal.sync", "always", "when a write is acknowledged: always (after fsync, shared by concurrent writes) or interval (after write(2); fsync every wal.sync-interval)"},
 	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode"},
-	{"wal.segment_size", "wal.segment-size", int64(128 << 20), "largest write-ahead log segment file, in bytes"},
+	{"wal.segment_size", "wal.segment-size", byteSize(128 << 20), "largest write-ahead log segment file, in bytes"},
 
 	{"storage.block_duration", "storage.block-duration", 2 * time.Hour, "time span of one flushed segment; a multiple of 2h or a divisor of it no shorter than 1m"},
 	{"storage.maintenance_interval", "storage.maintenance-interval", 10 * time.Second, "how often to check whether to flush the head and compact segments"},
@@ -57,14 +62,14 @@ var options = []option{
 	{"retention.raw", "retention.raw", 15 * 24 * time.Hour, "delete raw data older than this (0 = keep forever)"},
 	{"retention.5m", "retention.5m", 90 * 24 * time.Hour, "delete 5-minute rollups older than this (0 = keep forever)"},
 	{"retention.1h", "retention.1h", 2 * 365 * 24 * time.Hour, "delete 1-hour rollups older than this (0 = keep forever)"},
-	{"retention.max_bytes", "retention.max-bytes", int64(0), "delete the oldest segments while all segments take more bytes than this (0 = no limit)"},
+	{"retention.max_bytes", "retention.max-bytes", byteSize(0), "delete the oldest segments while all segments take more bytes than this (0 = no limit)"},
 	{"retention.interval", "retention.interval", 5 * time.Minute, "how often retention and downsampling run"},
 	{"downsample.enabled", "downsample.enabled", true, "roll raw data up into 5m and 1h resolutions"},
 	{"downsample.raw_to_5m_after", "downsample.raw-to-5m-after", 40 * time.Hour, "roll raw data up into 5m buckets once it is this old"},
 	{"downsample.5m_to_1h_after", "downsample.5m-to-1h-after", 240 * time.Hour, "roll 5m rollups up into 1h buckets once they are this old"},
 
 	{"cache.enabled", "cache.enabled", true, "answer range and past instant queries through the result cache"},
-	{"cache.max_bytes", "cache.max-bytes", int64(0), "result cache size in bytes (0 = 1/8 of the machine's memory, at least 32 MiB)"},
+	{"cache.max_bytes", "cache.max-bytes", byteSize(0), "result cache size in bytes (0 = 1/8 of the machine's memory, at least 32 MiB)"},
 	{"cache.ttl", "cache.ttl", time.Hour, "how long a cached extent is fresh"},
 	{"cache.grace", "cache.grace", 5 * time.Minute, "how long past its TTL an extent is still served (marked stale) while it is recomputed"},
 	{"cache.freshness", "cache.freshness", time.Minute, "results for times newer than now minus this are never cached"},
@@ -96,6 +101,42 @@ var options = []option{
 	{"auth.admin_token_file", "auth.admin-token-file", "", "file holding auth.admin_token"},
 }
 
+// byteSize is the type of the options that hold a size in bytes; they
+// accept a plain number or one with a base-2 unit ("32MiB", "1GB" = 1 GiB),
+// as Prometheus' size flags do.
+type byteSize int64
+
+// positiveOptions are the options for which zero (or less) means nothing
+// sensible: a value there is refused at start rather than misread.
+var positiveOptions = map[string]bool{
+	"limits.max_body_bytes": true, "head.chunk_samples": true, "head.max_samples": true,
+	"wal.sync_interval": true, "wal.segment_size": true,
+	"storage.block_duration": true, "storage.maintenance_interval": true,
+	"query.timeout": true, "query.max_samples": true, "query.lookback_delta": true, "query.max_points_per_series": true,
+	"retention.interval": true, "downsample.raw_to_5m_after": true, "downsample.5m_to_1h_after": true,
+	"cache.ttl": true, "cache.split_interval": true, "cache.l2.timeout": true, "shutdown_timeout": true,
+}
+
+// optionChoices are the options that take one word of a fixed set.
+var optionChoices = map[string][]string{
+	"log.level":  {"debug", "info", "warn", "error"},
+	"log.format": {"text", "json"},
+	"wal.sync":   {"always", "interval"},
+}
+
+// optionValue is every option's flag: it keeps the text given on the
+// command line, which is parsed by parseOption like a value from the
+// environment or the config file, so the three sources accept exactly the
+// same forms.
+type optionValue struct {
+	text string
+	typ  string
+}
+
+func (v *optionValue) String() string     { return v.text }
+func (v *optionValue) Set(s string) error { v.text = s; return nil }
+func (v *optionValue) Type() string       { return v.typ }
+
 // newFlagSet declares every option as a flag, plus --config, --version and
 // --help.
 func newFlagSet(stderr io.Writer) *pflag.FlagSet {
@@ -105,26 +146,153 @@ func newFlagSet(stderr io.Writer) *pflag.FlagSet {
 	fs.String("config", "", "YAML config file (keys as in docs/operations.md; flags and STRATA_* environment variables override it)")
 	fs.Bool("version", false, "print the version and exit")
 	for _, o := range options {
-		switch d := o.def.(type) {
-		case string:
-			fs.String(o.flag, d, o.usage)
-		case int:
-			fs.Int(o.flag, d, o.usage)
-		case int64:
-			fs.Int64(o.flag, d, o.usage)
-		case bool:
-			fs.Bool(o.flag, d, o.usage)
-		case time.Duration:
-			fs.Duration(o.flag, d, o.usage)
-		default:
-			panic(fmt.Sprintf("option %s: unsupported default type %T", o.key, o.def))
+		def := formatOption(o.def)
+		f := fs.VarPF(&optionValue{text: def, typ: optionType(o.def)}, o.flag, "", o.usage)
+		f.DefValue = def
+		if _, ok := o.def.(bool); ok {
+			f.NoOptDefVal = "true" // --enable-admin-api alone means true
 		}
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: strata [flags]\n       strata healthcheck   (exits 0 when the configured server answers /readyz)\n\nStrata is a time-series metrics store. Every flag can also be set by the\nenvironment variable STRATA_<KEY> (e.g. STRATA_LISTEN_ADDR, STRATA_DATA_DIR)\nor in the --config file under its key (e.g. listen_addr, query.timeout).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, fs) }
 	return fs
+}
+
+// printUsage lists the flags grouped by the section of their key (the part
+// before the first dot), defaults in the units a user would type.
+func printUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "Usage: strata [flags]\n       strata healthcheck   (exits 0 when the configured server answers /readyz)\n\nStrata is a time-series metrics store. Every flag can also be set by the\nenvironment variable STRATA_<KEY> (e.g. STRATA_LISTEN_ADDR, STRATA_DATA_DIR)\nor in the --config file under its key (e.g. listen_addr, query.timeout).\nDurations take Prometheus' units (ms s m h d w y: 90s, 15d, 1w);\nsizes a plain number of bytes or a unit (KiB MiB GiB, or KB MB GB meaning the same).\n")
+	var sections []string
+	groups := map[string]*pflag.FlagSet{}
+	add := func(section string, f *pflag.Flag) {
+		g, ok := groups[section]
+		if !ok {
+			g = pflag.NewFlagSet(section, pflag.ContinueOnError)
+			g.SortFlags = false
+			groups[section] = g
+			sections = append(sections, section)
+		}
+		g.AddFlag(f)
+	}
+	add("general", fs.Lookup("config"))
+	add("general", fs.Lookup("version"))
+	for _, o := range options {
+		section := "general"
+		if i := strings.IndexByte(o.key, '.'); i > 0 {
+			section = o.key[:i]
+		}
+		add(section, fs.Lookup(o.flag))
+	}
+	for _, s := range sections {
+		fmt.Fprintf(w, "\n%s:\n%s", strings.ToUpper(s[:1])+s[1:], groups[s].FlagUsagesWrapped(100))
+	}
+}
+
+// optionText renders an option's value in effect as formatOption does.
+func optionText(v *viper.Viper, o option) string {
+	if _, ok := o.def.(byteSize); ok {
+		return formatOption(byteSize(v.GetInt64(o.key)))
+	}
+	return formatOption(v.Get(o.key))
+}
+
+func optionType(def any) string {
+	switch def.(type) {
+	case time.Duration:
+		return "duration"
+	case byteSize:
+		return "size"
+	case int:
+		return "int"
+	case bool:
+		return "bool"
+	}
+	return "string"
+}
+
+// formatOption renders a value in the form a user would type it: "15d",
+// "32MiB".
+func formatOption(val any) string {
+	switch d := val.(type) {
+	case time.Duration:
+		if d%time.Millisecond == 0 {
+			return model.Duration(d).String()
+		}
+		return d.String()
+	case byteSize:
+		return units.Base2Bytes(d).String()
+	}
+	return fmt.Sprint(val)
+}
+
+// parseOption reads one option's text in the form its default's type
+// takes. The error says what form was expected.
+func parseOption(o option, text string) (any, error) {
+	text = strings.TrimSpace(text)
+	var val any
+	switch o.def.(type) {
+	case string:
+		if choices := optionChoices[o.key]; len(choices) > 0 && !slices.Contains(choices, text) {
+			return nil, fmt.Errorf("must be one of %s", strings.Join(choices, ", "))
+		}
+		return text, nil
+	case bool:
+		b, err := strconv.ParseBool(text)
+		if err != nil {
+			return nil, errors.New("must be true or false")
+		}
+		return b, nil
+	case int:
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errors.New("must be a whole number, 0 or more")
+		}
+		val = int(n)
+	case byteSize:
+		n, err := parseBytes(text)
+		if err != nil {
+			return nil, errors.New("must be a size in bytes, 0 or more (e.g. 1048576, 512MiB, 2GiB)")
+		}
+		val = n
+	case time.Duration:
+		d, err := parseDuration(text)
+		if err != nil {
+			return nil, errors.New("must be a duration with a unit, 0 or more (e.g. 500ms, 30s, 5m, 2h, 15d, 1w, 1y)")
+		}
+		val = d
+	default:
+		return nil, fmt.Errorf("unsupported option type %T", o.def)
+	}
+	if positiveOptions[o.key] && reflect.ValueOf(val).Int() == 0 {
+		return nil, errors.New("must be more than 0")
+	}
+	return val, nil
+}
+
+// parseDuration takes Prometheus' durations ("15d", "1w", "1h30m") and Go's
+// ("1.5h", "250us"); negative ones are refused.
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d, nil
+}
+
+func parseBytes(s string) (int64, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("negative size %q", s)
+		}
+		return n, nil
+	}
+	n, err := units.ParseBase2Bytes(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return int64(n), nil
 }
 
 func envName(key string) string {
@@ -133,26 +301,14 @@ func envName(key string) string {
 
 // loadConfig resolves every option from, in order of precedence, flags set
 // on the command line, the environment, the config file and the defaults.
+// Every value, whatever its source, is parsed and checked here, at start;
+// the errors name the key, where the value came from and the form
+// expected. The returned viper holds typed values (durations as
+// time.Duration, sizes as int64).
 func loadConfig(fs *pflag.FlagSet, environ func(string) (string, bool)) (*viper.Viper, error) {
 	v := viper.New()
-	for _, o := range options {
-		v.SetDefault(o.key, o.def)
-		if err := v.BindPFlag(o.key, fs.Lookup(o.flag)); err != nil {
-			return nil, err
-		}
-		if val, ok := environ(envName(o.key)); ok {
-			v.Set(o.key, val) // explicit Set beats the config file
-		}
-	}
-	// Flags given on the command line beat the environment.
-	fs.Visit(func(f *pflag.Flag) {
-		for _, o := range options {
-			if o.flag == f.Name {
-				v.Set(o.key, f.Value.String())
-			}
-		}
-	})
-	if path, _ := fs.GetString("config"); path != "" {
+	path, _ := fs.GetString("config")
+	if path != "" {
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
@@ -168,7 +324,48 @@ func loadConfig(fs *pflag.FlagSet, environ func(string) (string, bool)) (*viper.
 			}
 		}
 	}
+	var errs []error
+	for _, o := range options {
+		text, source := formatOption(o.def), "default"
+		if f := fs.Lookup(o.flag); f.Changed {
+			text, source = f.Value.String(), "flag --"+o.flag
+		} else if val, ok := environ(envName(o.key)); ok {
+			text, source = val, "environment "+envName(o.key)
+		} else if path != "" && v.InConfig(o.key) {
+			text, source = fileText(v.Get(o.key)), "config file "+path
+		}
+		val, err := parseOption(o, text)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s = %q (from %s): %w", o.key, text, source, err))
+			continue
+		}
+		v.Set(o.key, val)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+	}
 	return v, nil
+}
+
+// fileText renders a value YAML decoded back into the text it was written
+// as, so that a file value is parsed like the same text in a flag.
+func fileText(val any) string {
+	switch x := val.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return fmt.Sprint(val)
+}
+
+// joinLines joins errors one per line, indented under a heading.
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
 }
 
 func newLogger(v *viper.Viper, w io.Writer) (*slog.Logger, error) {

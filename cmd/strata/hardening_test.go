@@ -886,28 +886,10 @@ func optionsMarkdown() string {
 }
 
 func docDefault(def any) string {
-	switch d := def.(type) {
-	case string:
-		if d == "" {
-			return "(empty)"
-		}
-		return "`" + d + "`"
-	case time.Duration:
-		s := d.String()
-		if strings.HasSuffix(s, "m0s") {
-			s = strings.TrimSuffix(s, "0s")
-		}
-		if strings.HasSuffix(s, "h0m") {
-			s = strings.TrimSuffix(s, "0m")
-		}
-		return "`" + s + "`"
-	case int64:
-		if d >= 1<<20 && d%(1<<20) == 0 {
-			return fmt.Sprintf("`%d` (%d MiB)", d, d>>20)
-		}
-		return fmt.Sprintf("`%d`", d)
+	if d, ok := def.(string); ok && d == "" {
+		return "(empty)"
 	}
-	return fmt.Sprintf("`%v`", def)
+	return "`" + formatOption(def) + "`"
 }
 
 // TestHealthcheckContainerContract runs the binary as the container image

@@ -27,21 +27,26 @@ func main() {
 	}
 }
 
+// signalCause is the cause of the context shutdownSignals cancels: the
+// server logs it, in the configured log format.
+type signalCause struct{ sig os.Signal }
+
+func (c signalCause) Error() string { return "received " + c.sig.String() }
+
 // shutdownSignals returns a context cancelled by the first SIGINT or
-// SIGTERM, which starts a graceful shutdown. A second signal exits at once
+// SIGTERM (with signalCause), which starts a graceful shutdown. A second signal exits at once
 // with status 1: every acknowledged write is in the write-ahead log
 // already, so only the flush of the head is skipped, and the next start
 // replays it.
 func shutdownSignals() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case sig := <-sigc:
-			fmt.Fprintf(os.Stderr, "strata: received %s, shutting down gracefully (send it again to exit at once)\n", sig)
-			cancel()
+			cancel(signalCause{sig})
 		case <-done:
 			return
 		}
@@ -55,6 +60,6 @@ func shutdownSignals() (context.Context, context.CancelFunc) {
 	return ctx, func() {
 		signal.Stop(sigc)
 		close(done)
-		cancel()
+		cancel(nil)
 	}
 }

@@ -471,7 +471,13 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	}
 	url := scheme + "://" + ln.Addr().String()
 	s.logger.Info("strata started", "version", version, "listen", url, "data_dir", s.v.GetString("data_dir"))
-	fmt.Fprintf(stdout, "Strata is listening on %s/ (dashboard), push to %s/api/v1/write\n", url, url)
+	banner := fmt.Sprintf("Strata is listening on %s/ (dashboard), push to %s/api/v1/write", url, url)
+	if s.v.GetString("log.format") == "json" {
+		// In JSON mode every line is JSON, the banner on stdout too.
+		slog.New(slog.NewJSONHandler(stdout, nil)).Info(banner, "dashboard", url+"/", "write", url+"/api/v1/write")
+	} else {
+		fmt.Fprintln(stdout, banner)
+	}
 	if started != nil {
 		started(ln.Addr().String())
 	}
@@ -504,6 +510,9 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	case err := <-errc:
 		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		if sig := (signalCause{}); errors.As(context.Cause(ctx), &sig) {
+			s.logger.Info("received "+sig.sig.String()+", shutting down gracefully (send it again to exit at once)", "signal", sig.sig.String())
+		}
 	}
 	s.logger.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), s.v.GetDuration("shutdown_timeout"))
@@ -573,7 +582,7 @@ func (s *server) maintain(ctx context.Context) {
 func effectiveConfig(v *viper.Viper) map[string]string {
 	out := make(map[string]string, len(options))
 	for _, o := range options {
-		val := fmt.Sprint(v.Get(o.key))
+		val := optionText(v, o)
 		if isSecretKey(o.key) && val != "" {
 			val = "<secret>"
 		}
