@@ -59,6 +59,7 @@ type flight struct {
 	err  error
 
 	background bool               // a refresh: runs even with no waiters
+	snap       Snapshot           // taken when the flight started, before compute reads anything
 	waiters    int                // calls waiting; guarded by flightGroup.mu
 	cancel     context.CancelFunc // cancels the computation's context
 }
@@ -83,6 +84,13 @@ func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute Com
 		return nil, StatusMiss, ErrClosed
 	}
 	f, shared := g.m[k]
+	if shared && !c.flightCurrent(f, tags) {
+		// A tag of key was bumped after the flight took its snapshot: its
+		// value may predate a write this lookup must see. Start a new
+		// flight (the old one finishes for its own waiters; what it
+		// stores is invalid already).
+		shared = false
+	}
 	if shared {
 		f.waiters++
 	} else {
@@ -109,6 +117,29 @@ func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute Com
 		return nil, st, f.err
 	}
 	return f.val, st, nil
+}
+
+// flightCurrent reports whether flight f can answer a lookup made now of a
+// key with tags: no tag was bumped, and no floor raised, since f took its
+// snapshot. It must be called with flights.mu held (it reads f.snap,
+// written before f was registered).
+func (c *Cache) flightCurrent(f *flight, tags []string) bool { return c.snapshotCurrent(f.snap, tags) }
+
+// snapshotCurrent reports whether no tag of tags was bumped, and no floor
+// raised, since snap was taken.
+func (c *Cache) snapshotCurrent(snap Snapshot, tags []string) bool {
+	if c.gens.seq.Load() == snap.seq {
+		return true
+	}
+	if c.gens.floor.Load() > snap.seq {
+		return false
+	}
+	for _, t := range tags {
+		if c.gens.get(tagHash(t)) > snap.seq {
+			return false
+		}
+	}
+	return true
 }
 
 // leave removes a waiter that gave up on f. The last one to leave a
@@ -153,7 +184,10 @@ func (c *Cache) startLocked(ctx context.Context, k string, tags []string, comput
 		cancelBoth := cancel
 		cancel = func() { cancelTimeout(); cancelBoth() }
 	}
-	f := &flight{done: make(chan struct{}), background: background, cancel: cancel}
+	// The snapshot precedes the computation: a tag bumped while it runs
+	// invalidates what it stores, and a lookup made after such a bump
+	// does not join it (flightCurrent).
+	f := &flight{done: make(chan struct{}), background: background, cancel: cancel, snap: c.Snapshot()}
 	if !background {
 		f.waiters = 1
 	}
@@ -170,7 +204,7 @@ func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, com
 	stop := context.AfterFunc(c.closeCtx, f.cancel)
 	defer stop()
 
-	f.val, f.hit, f.err = c.fill(ctx, []byte(k), tags, compute, f.background)
+	f.val, f.hit, f.err = c.fill(ctx, []byte(k), tags, compute, f.background, f.snap)
 
 	// The result is in the cache before the flight is forgotten, so a miss
 	// that comes after it finds either the flight or the entry (fill
@@ -189,7 +223,7 @@ func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, com
 // then L2), else computed and stored. With an L2 tier the computation runs
 // under the key's lock in Redis, or after waiting for another instance's
 // computation (l2_lock.go).
-func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool) (val []byte, hit Status, err error) {
+func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool, snap Snapshot) (val []byte, hit Status, err error) {
 	if v, st := c.lookup(nil, key, c.now().UnixNano()); st == StatusHit {
 		return v, StatusHit, nil
 	}
@@ -206,9 +240,6 @@ func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute Com
 		lk = l
 		defer lk.release(nil)
 	}
-	// The snapshot precedes the computation: a tag bumped while it runs
-	// invalidates what it stores.
-	snap := c.Snapshot()
 	v, ttl, err := callCompute(ctx, compute)
 	switch {
 	case err != nil && background:
@@ -224,8 +255,12 @@ func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute Com
 	if err != nil {
 		return nil, StatusMiss, err
 	}
-	// ErrTooLarge and ErrClosed leave the value uncached, nothing more.
-	_ = c.set(key, tags, snap, v, ttl, lk)
+	// ErrTooLarge and ErrClosed leave the value uncached, nothing more. A
+	// value invalidated while it was computed would be a miss: it is not
+	// stored over the entry of a later computation.
+	if c.snapshotCurrent(snap, tags) {
+		_ = c.set(key, tags, snap, v, ttl, lk)
+	}
 	return v, StatusMiss, nil
 }
 

@@ -236,3 +236,65 @@ func TestRefreshOutlivesRequest(t *testing.T) {
 	}
 	expectGet(t, c, "k", "v2", StatusHit)
 }
+
+// TestJoinAfterInvalidate: a lookup made after a tag of its key was bumped
+// does not join a computation that started before the bump (its value may
+// predate the write behind the bump); it computes afresh. A lookup of an
+// untouched key still joins.
+func TestJoinAfterInvalidate(t *testing.T) {
+	c := newTestCache(t, newFakeClock())
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	first := make(chan Status, 1)
+	go func() {
+		_, st, err := c.GetOrCompute(ctx, []byte("k"), []string{"t"}, func(context.Context) ([]byte, time.Duration, error) {
+			close(started)
+			<-release
+			return []byte("before"), 0, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- st
+	}()
+	<-started
+	// A lookup of the same key before any bump shares the flight.
+	sharedDone := make(chan []byte, 1)
+	go func() {
+		v, _, _ := c.GetOrCompute(ctx, []byte("k"), []string{"t"}, func(context.Context) ([]byte, time.Duration, error) {
+			return []byte("unexpected"), 0, nil
+		})
+		sharedDone <- v
+	}()
+	waitFor(t, 10*time.Second, "second waiter", func() bool {
+		c.flights.mu.Lock()
+		defer c.flights.mu.Unlock()
+		return c.flights.m["k"] != nil && c.flights.m["k"].waiters == 2
+	})
+	c.Invalidate("t")
+	// Joining the old flight would wait for release: bounded, so the
+	// defect fails the test instead of hanging it.
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, st, err := c.GetOrCompute(lctx, []byte("k"), []string{"t"}, func(context.Context) ([]byte, time.Duration, error) {
+		return []byte("after"), 0, nil
+	})
+	if err != nil {
+		close(release)
+		t.Fatalf("lookup after Invalidate: %v (%s): it waited for the computation that started before the bump", err, st)
+	}
+	if string(v) != "after" || st != StatusMiss {
+		t.Fatalf("lookup after Invalidate got %q (%s), want a fresh computation", v, st)
+	}
+	close(release)
+	if st := <-first; st != StatusMiss {
+		t.Fatalf("first caller: %s", st)
+	}
+	if v := <-sharedDone; string(v) != "before" {
+		t.Fatalf("caller that joined before the bump got %q, want the shared %q", v, "before")
+	}
+	// The flight that started before the bump stored nothing valid.
+	if v, st := c.Get([]byte("k")); string(v) != "after" || st != StatusHit {
+		t.Fatalf("cached %q (%s), want the value computed after the bump", v, st)
+	}
+}
