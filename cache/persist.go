@@ -20,10 +20,17 @@ import (
 //	              that goes with them (written last, atomically)
 //	data.<n>/     fastcache's files (SaveToFile), fsynced before
 //	              generations names them
+//	clean         written last by Save, removed (durably) by Load before
+//	              the loaded cache is used
 //
 // The data is only ever loaded together with the generations saved after
-// it, so no entry can outlive a bump that invalidated it. format.md
-// describes the generations file.
+// it, so no entry can outlive a bump that invalidated it. A saved state is
+// also trusted only once: Load removes the clean marker before it returns,
+// so after a crash (no Save since the last Load) the next Load finds no
+// marker and starts empty. A process that crashed may have acknowledged
+// writes and deletes whose bumps the saved generations do not hold; the
+// marker keeps their stale entries from coming back. format.md describes
+// the generations file.
 
 const (
 	genFileName    = "generations"
@@ -34,6 +41,9 @@ const (
 	// saveSeq, count.
 	genFileHeaderLen = 8 + 4 + 4 + 8*5
 	genFileRecordLen = 24
+	// cleanFileName marks a saved state written by Save and not loaded
+	// since (see Load).
+	cleanFileName = "clean"
 )
 
 // CorruptionError reports a saved cache state that cannot be read.
@@ -49,7 +59,10 @@ func (e *CorruptionError) Error() string {
 func (e *CorruptionError) Unwrap() error { return e.Err }
 
 // Load returns a cache holding what Save wrote to dir. A dir without a saved
-// cache (missing, or never saved to) gives an empty cache. If the saved
+// cache (missing, or never saved to) gives an empty cache, and so does a
+// saved cache already loaded once and not saved again since: Load removes
+// dir's clean marker, written by Save, before it returns, so only a Save
+// at a clean stop makes the state loadable again. If the saved
 // generations cannot be read, Load returns a *CorruptionError: the caller
 // should log it and start with New (the data cannot be trusted without its
 // generations). Data that fastcache cannot load is dropped silently (an
@@ -70,6 +83,17 @@ func Load(dir string, o Options) (*Cache, error) {
 	st, err := decodeGenFile(b)
 	if err != nil {
 		return nil, &CorruptionError{Path: path, Err: err}
+	}
+	// Trusted only after the Save of a clean stop, and only once.
+	clean := filepath.Join(dir, cleanFileName)
+	if _, err := os.Stat(clean); err != nil {
+		return New(o)
+	}
+	if err := os.Remove(clean); err != nil {
+		return nil, fmt.Errorf("load cache: %w", err)
+	}
+	if err := syncPath(dir); err != nil {
+		return nil, fmt.Errorf("load cache: %w", err)
 	}
 	fc := fastcache.LoadFromFileOrNew(filepath.Join(dir, dataDirName(st.saveSeq)), o.MaxBytes)
 	c := newCache(o, fc)
@@ -134,7 +158,9 @@ func appendL2File(dst []byte, s *savedL2) []byte {
 }
 
 // Save writes the cache and its tag generations to dir, creating it if
-// needed, so that Load can restore them. It may run concurrently with the
+// needed, so that Load can restore them. Call it at a clean stop, when
+// nothing will be invalidated any more (writes and deletes have stopped):
+// it marks the state as clean, and Load trusts a clean state once. It may run concurrently with the
 // other methods; Saves, Reset and Close run one after the other. Each
 // file is fsynced and the generations file, which names the data, is
 // replaced atomically, so a crash during Save leaves the previous save
@@ -146,6 +172,11 @@ func (c *Cache) Save(dir string) error {
 		return ErrClosed
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save cache: %w", err)
+	}
+	// A crash from here on leaves no clean state: the previous save, if it
+	// was still marked, predates invalidations made since.
+	if err := os.Remove(filepath.Join(dir, cleanFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("save cache: %w", err)
 	}
 	seq := c.saveSeq + 1
@@ -185,7 +216,13 @@ func (c *Cache) Save(dir string) error {
 		}
 	}
 	c.saveSeq = seq
-	return removeOldData(dir, dataDirName(seq))
+	if err := removeOldData(dir, dataDirName(seq)); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, cleanFileName), nil); err != nil {
+		return fmt.Errorf("save cache: %w", err)
+	}
+	return nil
 }
 
 func dataDirName(seq uint64) string { return dataDirPrefix + strconv.FormatUint(seq, 10) }
