@@ -39,6 +39,10 @@ type WAL struct {
 	broken atomic.Pointer[error] // why the WAL cannot write; nil when it can
 
 	writer writer // owned by the writer goroutine
+
+	// syncFile fsyncs a segment file: (*os.File).Sync, replaced by tests
+	// that observe when the writer fsyncs.
+	syncFile func(*os.File) error
 }
 
 // Open opens the WAL in dir for appending, creating dir if needed. It
@@ -47,6 +51,11 @@ type WAL struct {
 // log), then appends to a new segment after it (or to the last one if that
 // is empty). Open does not replay: call Replay for that.
 func Open(logger *slog.Logger, dir string, opts Options) (*WAL, error) {
+	return open(logger, dir, opts, (*os.File).Sync)
+}
+
+// open is Open with the function that fsyncs segment files.
+func open(logger *slog.Logger, dir string, opts Options, syncFile func(*os.File) error) (*WAL, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("wal options: %w", err)
 	}
@@ -62,11 +71,12 @@ func Open(logger *slog.Logger, dir string, opts Options) (*WAL, error) {
 		return nil, fmt.Errorf("list segments: %w", err)
 	}
 	w := &WAL{
-		dir:     dir,
-		opts:    opts,
-		logger:  logger,
-		metrics: opts.Metrics,
-		reqs:    make(chan *request, 256),
+		dir:      dir,
+		opts:     opts,
+		logger:   logger,
+		metrics:  opts.Metrics,
+		reqs:     make(chan *request, 256),
+		syncFile: syncFile,
 	}
 	next, size, err := w.recoverTail(segs)
 	if err != nil {

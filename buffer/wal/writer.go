@@ -251,7 +251,7 @@ func (wr *writer) write() error {
 // sync fsyncs the segment file.
 func (wr *writer) sync() error {
 	start := time.Now()
-	err := wr.f.Sync()
+	err := wr.w.syncFile(wr.f)
 	m := wr.w.metrics
 	m.FsyncDuration.Observe(time.Since(start).Seconds())
 	m.Fsyncs.Inc()
