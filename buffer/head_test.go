@@ -326,3 +326,60 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 		t.Fatalf("read %d samples, want %d", total, writers*perWriter)
 	}
 }
+
+// TestLateDuplicatesLastWriteWins appends, at default options, late
+// batches of 13 to 40 samples that repeat a handful of timestamps, and
+// compares every read with a model where the last write wins. Batches this
+// long fill the default out-of-order buffer (32) past the size at which an
+// unstable sort stops behaving like a stable one (12), both in the sorted
+// chunks cut from the buffer and in the unsorted buffer sorted at read time.
+func TestLateDuplicatesLastWriteWins(t *testing.T) {
+	for n := 13; n <= 40; n++ {
+		t.Run(fmt.Sprint("dups", n), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(n)))
+			h := newTestHead(t, Options{})
+			model := map[int64]float64{}
+			var inOrder []ingest.Sample
+			for i := range 50 {
+				s := ingest.Sample{T: int64(i+1) * 1000, V: float64(i)}
+				inOrder = append(inOrder, s)
+				model[s.T] = s.V
+			}
+			if err := h.Append(batchOf(metricA, inOrder...)); err != nil {
+				t.Fatal(err)
+			}
+			v := 1000.0
+			for batch := range 4 {
+				// Late: at or before the newest in-order sample, on at most
+				// three distinct timestamps so that most samples repeat one.
+				ts := []int64{int64(1+rng.Intn(50)) * 1000, int64(1+rng.Intn(50)) * 1000, int64(1+rng.Intn(50)) * 1000}
+				var late []ingest.Sample
+				for range n {
+					v++
+					s := ingest.Sample{T: ts[rng.Intn(len(ts))], V: v}
+					late = append(late, s)
+					model[s.T] = s.V
+				}
+				if err := h.Append(batchOf(metricA, late...)); err != nil {
+					t.Fatal(err)
+				}
+				got := readAll(t, h, math.MinInt64, math.MaxInt64)
+				want := modelRange(model, math.MinInt64, math.MaxInt64)
+				if i := firstDiff(got, want); i < len(want) || len(got) != len(want) {
+					t.Fatalf("batch %d of %d late samples: got %d samples, want %d; first diff at %d (got %v, want %v)",
+						batch, n, len(got), len(want), i, at(got, i), at(want, i))
+				}
+			}
+			if h.NumOutOfOrder() < int64(4*n) {
+				t.Fatalf("out-of-order count %d, want at least %d: the late samples were not late", h.NumOutOfOrder(), 4*n)
+			}
+		})
+	}
+}
+
+func at(ss []ingest.Sample, i int) any {
+	if i < len(ss) {
+		return ss[i]
+	}
+	return "none"
+}
