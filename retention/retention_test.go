@@ -171,3 +171,41 @@ func TestPolicyValidate(t *testing.T) {
 		t.Error("MinTime")
 	}
 }
+
+// TestExactBoundaryIsRetained checks, for every resolution, that a segment
+// whose newest sample is exactly now − limit is kept, as Policy.MinTime
+// promises (that timestamp is still inside retention), and that it goes one
+// millisecond later.
+func TestExactBoundaryIsRetained(t *testing.T) {
+	day := 24 * time.Hour
+	policy := Policy{Raw: 2 * day, FiveMinute: 7 * day, OneHour: 30 * day}
+	for _, res := range []int64{0, Res5m, Res1h} {
+		t.Run(resolutionLabel(res), func(t *testing.T) {
+			set := newSet(t)
+			meta := writeSegment(t, set, "a", t0, t0.Add(time.Hour), res)
+			now := time.UnixMilli(meta.MaxTime).Add(policy.Limit(res))
+			e, err := New(slog.New(slog.DiscardHandler), set, policy, func() time.Time { return now }, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := policy.MinTime(res, now); got != meta.MaxTime {
+				t.Fatalf("MinTime at the boundary = %d, want the segment's max time %d", got, meta.MaxTime)
+			}
+			rep, err := e.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Dropped) != 0 || !slices.Equal(ids(set), []string{meta.ID}) {
+				t.Fatalf("segment ending exactly at MinTime dropped: %+v", rep.Dropped)
+			}
+			now = now.Add(time.Millisecond)
+			rep, err = e.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Dropped) != 1 || rep.Dropped[0].ID != meta.ID || len(ids(set)) != 0 {
+				t.Fatalf("segment 1 ms past the boundary not dropped: %+v", rep.Dropped)
+			}
+		})
+	}
+}
