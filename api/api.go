@@ -77,6 +77,9 @@ type Options struct {
 	// write-ahead log cannot write), or nil when it is; nil means always
 	// ready.
 	Ready func() error
+	// WALReplay reports the write-ahead log replay for
+	// /api/v1/status/walreplay; nil answers zeros.
+	WALReplay func() WALReplay
 	// UI serves the dashboard on every path the API does not claim; nil
 	// serves nothing there.
 	UI http.Handler
@@ -181,6 +184,7 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/api/v1/label/:name/values", a.labelValues)
 	e.GET("/api/v1/status/buildinfo", a.buildInfo)
 	e.GET("/api/v1/status/tsdb", a.tsdbStatus)
+	e.GET("/api/v1/status/walreplay", a.walReplay)
 	admin := e.Group("/api/v1/admin", a.requireAdmin)
 	admin.POST("/tsdb/flush", a.flush)
 	admin.Match(getPost, "/tsdb/delete_series", a.deleteSeries)

@@ -37,6 +37,35 @@ type SegmentStatus struct {
 
 // tsdbStatus answers in the shape of Prometheus' /api/v1/status/tsdb
 // (headStats), with Strata's segments and disk figures beside it.
+// WALReplay is the data of /api/v1/status/walreplay, in Prometheus' shape:
+// the replay reads write-ahead log segments Min through Max and is at
+// Current (Current == Max once done). Percent is Strata's addition: the
+// share of the log's bytes replayed.
+type WALReplay struct {
+	Min     int `json:"min"`
+	Max     int `json:"max"`
+	Current int `json:"current"`
+	Percent int `json:"percent"`
+}
+
+// WALReplayBody is the whole JSON body of /api/v1/status/walreplay for st,
+// for a server that answers it before the API is up.
+func WALReplayBody(st WALReplay) []byte {
+	b, _ := json.Marshal(struct { // a struct of ints always encodes
+		Status string    `json:"status"`
+		Data   WALReplay `json:"data"`
+	}{"success", st})
+	return b
+}
+
+func (a *API) walReplay(c echo.Context) error {
+	var st WALReplay
+	if a.opts.WALReplay != nil {
+		st = a.opts.WALReplay()
+	}
+	return c.JSONBlob(http.StatusOK, WALReplayBody(st))
+}
+
 func (a *API) tsdbStatus(c echo.Context) error {
 	if a.opts.TSDBStatus == nil {
 		return a.success(c, func(dst []byte) []byte { return append(dst, "{}"...) }, nil, nil)

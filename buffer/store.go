@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,10 @@ type StoreOptions struct {
 	// decides nothing else: write order comes from the sink's sequence.
 	// Nil means time.Now.
 	Now func() time.Time
+	// ReplayProgress, when not nil, is called from OpenStore as the
+	// write-ahead log is replayed (see wal.ReplayWithProgress), so that a
+	// server can say how far it is before OpenStore returns.
+	ReplayProgress func(wal.Progress)
 }
 
 // DefaultStoreOptions returns the options used for fields left zero.
@@ -106,6 +111,7 @@ type Store struct {
 	flushMtx  sync.Mutex // serialises flushes
 
 	metrics storeMetrics
+	replay  atomic.Pointer[wal.Progress] // the replay's last progress
 }
 
 type storeMetrics struct {
@@ -145,7 +151,7 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	}
 	start := time.Now()
 	rp := head.NewReplayer(logger)
-	if err := wal.Replay(logger, walDir, 0, rp.Apply); err != nil {
+	if err := wal.ReplayWithProgress(logger, walDir, 0, rp.Apply, s.replayProgress(logger, start)); err != nil {
 		return nil, fmt.Errorf("replay write-ahead log: %w", err)
 	}
 	rp.Finish()
@@ -163,6 +169,34 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	head.log = w
 	s.head, s.wal = head, w
 	return s, nil
+}
+
+// replayProgress returns the progress function of the replay: it keeps the
+// figures for ReplayStatus, passes them to the options' ReplayProgress and
+// logs them at most every two seconds.
+func (s *Store) replayProgress(logger *slog.Logger, start time.Time) func(wal.Progress) {
+	var lastLog time.Time
+	return func(p wal.Progress) {
+		s.replay.Store(&p)
+		if s.opts.ReplayProgress != nil {
+			s.opts.ReplayProgress(p)
+		}
+		if p.First < 0 || time.Since(lastLog) < 2*time.Second {
+			return
+		}
+		lastLog = time.Now()
+		logger.Info("replaying write-ahead log", "segment", p.Current, "first", p.First, "last", p.Last,
+			"percent", p.Percent(), "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// ReplayStatus returns how far the replay at OpenStore got: after OpenStore
+// returns, all of it.
+func (s *Store) ReplayStatus() wal.Progress {
+	if p := s.replay.Load(); p != nil {
+		return *p
+	}
+	return wal.Progress{}
 }
 
 // Head returns the store's head, for reads.

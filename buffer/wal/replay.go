@@ -45,6 +45,32 @@ func (e *CorruptionError) Unwrap() error { return e.Err }
 // Replay must not run while a WAL open on dir is logging; it may run
 // before Open or after it, before the first Log.
 func Replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error) error {
+	return ReplayWithProgress(logger, dir, from, fn, nil)
+}
+
+// Progress tells how far a replay is: it reads segment Current of First
+// through Last (the numbers Prometheus' /api/v1/status/walreplay reports),
+// having read Bytes of the TotalBytes of those segments.
+type Progress struct {
+	First, Last, Current int
+	Bytes, TotalBytes    int64
+}
+
+// Percent is the share of the bytes replayed, 0 to 100.
+func (p Progress) Percent() int {
+	if p.TotalBytes <= 0 {
+		return 100
+	}
+	return int(p.Bytes * 100 / p.TotalBytes)
+}
+
+// progressEvery is how many bytes a replay reads between two calls to
+// its progress function within one segment.
+const progressEvery = 4 << 20
+
+// ReplayWithProgress is Replay that also calls progress (when not nil)
+// before each segment, every few MiB within one, and once at the end.
+func ReplayWithProgress(logger *slog.Logger, dir string, from int, fn func(rec []byte) error, progress func(Progress)) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -54,6 +80,11 @@ func Replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 	}
 	if err != nil {
 		return fmt.Errorf("list segments: %w", err)
+	}
+	var pr Progress
+	if progress != nil {
+		pr = progressOf(segs, from)
+		progress(pr)
 	}
 	expect := -1 // The index the next segment must have; -1: any.
 	for i, s := range segs {
@@ -68,9 +99,24 @@ func Replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 		}
 		expect = s.index + 1
 		last := i == len(segs)-1
-		if _, err := scanSegment(logger, s, last, fn); err != nil {
+		segFn := fn
+		var segEnd int64
+		if progress != nil {
+			pr.Current = s.index
+			segEnd = pr.Bytes + segmentSize(s)
+			progress(pr)
+			if fn != nil {
+				segFn = progressFn(fn, &pr, segEnd, progress)
+			}
+		}
+		if _, err := scanSegment(logger, s, last, segFn); err != nil {
 			return err
 		}
+		pr.Bytes = segEnd
+	}
+	if progress != nil {
+		pr.Bytes = pr.TotalBytes
+		progress(pr)
 	}
 	return nil
 }

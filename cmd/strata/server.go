@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"math"
 	mathrand "math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,11 +58,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ f
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(logger, v)
+	// Settings read from files are checked before anything is opened.
+	tlsConfig, err := loadTLS(v)
 	if err != nil {
 		return err
 	}
-	return srv.serve(ctx, stdout, started)
+	l, err := listen(logger, v, tlsConfig)
+	if err != nil {
+		return err
+	}
+	logger.Info("strata listening; opening storage", "version", version, "listen", l.url, "data_dir", v.GetString("data_dir"))
+	if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
+		hook(l.ln.Addr().String())
+	}
+	srv, err := newServer(logger, v, tlsConfig, l.onReplay(ctx))
+	if err != nil {
+		return errors.Join(err, l.close())
+	}
+	return srv.serve(ctx, stdout, started, l)
 }
 
 // server is Strata wired together.
@@ -87,14 +98,12 @@ type server struct {
 	tls           *tls.Config // nil: plain HTTP
 }
 
-func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
+// newServer opens the storage and wires the server; replay is told how the
+// write-ahead log replay progresses.
+func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, replay func(wal.Progress)) (_ *server, err error) {
 	dataDir := v.GetString("data_dir")
 	// Settings read from files are checked before anything is opened.
 	tokens, err := authTokens(v)
-	if err != nil {
-		return nil, err
-	}
-	tlsConfig, err := loadTLS(v)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +127,7 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	storeOpts.ReplayProgress = replay
 	set, err := segments.OpenSet(logger, filepath.Join(dataDir, "segments"))
 	if err != nil {
 		return nil, err
@@ -197,7 +207,11 @@ func newServer(logger *slog.Logger, v *viper.Viper) (_ *server, err error) {
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
 		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
-		UI:         web.Handler(),
+		WALReplay: func() api.WALReplay {
+			p := store.ReplayStatus()
+			return walReplayStatus(&p)
+		},
+		UI: web.Handler(),
 		Concurrency: api.ConcurrencyLimits{
 			MaxQueries: v.GetInt("limits.max_concurrent_queries"), MaxQueuedQueries: v.GetInt("limits.max_queued_queries"),
 			MaxWrites: v.GetInt("limits.max_concurrent_writes"), MaxQueuedWrites: v.GetInt("limits.max_queued_writes"),
@@ -443,33 +457,14 @@ func tsdbStatus(store *buffer.Store, set *segments.Set) api.TSDBStatus {
 }
 
 // serve listens, serves until ctx is done, then shuts down gracefully.
-func (s *server) serve(ctx context.Context, stdout io.Writer, started func(string)) error {
-	addr := s.v.GetString("listen_addr")
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", addr, err), s.store.Close(context.Background()), s.set.Close(), s.lock.Release())
-	}
-	// handlers counts the requests being served, so that shutdown never
-	// closes the storage under one that outlived the shutdown timeout.
-	var handlers atomic.Int64
+//
+// l has listened since before the storage was opened; serve hands it the
+// API, which makes the server ready.
+func (s *server) serve(ctx context.Context, stdout io.Writer, started func(string), l *listener) error {
 	apiHandler := s.api.Handler()
-	hs := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			handlers.Add(1)
-			defer handlers.Add(-1)
-			apiHandler.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: s.v.GetDuration("http.read_header_timeout"),
-		ReadTimeout:       s.v.GetDuration("http.read_timeout"),
-		IdleTimeout:       s.v.GetDuration("http.idle_timeout"),
-		TLSConfig:         s.tls,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if s.tls != nil {
-		scheme = "https"
-	}
-	url := scheme + "://" + ln.Addr().String()
+	l.api.Store(&apiHandler)
+	hs, errc, handlers := l.hs, l.errc, &l.handlers
+	url := l.url
 	s.logger.Info("strata started", "version", version, "listen", url, "data_dir", s.v.GetString("data_dir"))
 	banner := fmt.Sprintf("Strata is listening on %s/ (dashboard), push to %s/api/v1/write", url, url)
 	if s.v.GetString("log.format") == "json" {
@@ -479,16 +474,8 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		fmt.Fprintln(stdout, banner)
 	}
 	if started != nil {
-		started(ln.Addr().String())
+		started(l.ln.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if s.tls != nil {
-			errc <- hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
-			return
-		}
-		errc <- hs.Serve(ln)
-	}()
 
 	mctx, stopMaintenance := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -523,7 +510,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		// Closing a connection cancels its request's context, which stops
 		// queries and the waits of queued requests.
 		_ = hs.Close()
-		handlersDone = waitIdle(&handlers, 5*time.Second)
+		handlersDone = waitIdle(handlers, 5*time.Second)
 	}
 	stopMaintenance()
 	wg.Wait()
