@@ -186,7 +186,9 @@ func (a *API) series(c echo.Context) error {
 	}
 	defer q.Close()
 	ctx := c.Request().Context()
-	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
+	// With a limit, one series more than asked is enough to know the
+	// answer was cut (Prometheus' toHintLimit).
+	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series", Limit: hintLimit(limit)}
 	var all []labels.Labels
 	seen := map[uint64][]labels.Labels{}
 	for _, ms := range sets {
@@ -211,8 +213,10 @@ func (a *API) series(c echo.Context) error {
 		}
 	}
 	sortLabelSets(all)
+	var warnings []string
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
+		warnings = append(warnings, errTruncated)
 	}
 	return a.success(c, func(dst []byte) []byte {
 		dst = append(dst, '[')
@@ -223,12 +227,24 @@ func (a *API) series(c echo.Context) error {
 			dst = appendLabels(dst, ls)
 		}
 		return append(dst, ']')
-	}, nil, nil)
+	}, warnings, nil)
+}
+
+// errTruncated is the warning Prometheus adds to an answer cut by limit.
+const errTruncated = "results truncated due to limit"
+
+// hintLimit is the limit to ask storage for: one more than the API's, so
+// that a cut answer can be told from one that fits (0: no limit).
+func hintLimit(limit int) int {
+	if limit > 0 {
+		return limit + 1
+	}
+	return 0
 }
 
 func (a *API) labelNames(c echo.Context) error {
-	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
-		names, _, err := q.LabelNames(ctx, nil, ms...)
+	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+		names, _, err := q.LabelNames(ctx, hints, ms...)
 		return names, err
 	})
 }
@@ -238,15 +254,18 @@ func (a *API) labelValues(c echo.Context) error {
 	if err != nil || !model.LabelName(name).IsValid() {
 		return badData("invalid label name: %q", name)
 	}
-	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
-		vals, _, err := q.LabelValues(ctx, name, nil, ms...)
+	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+		vals, _, err := q.LabelValues(ctx, name, hints, ms...)
 		return vals, err
 	})
 }
 
 // labelQuery runs fn once per match[] set (or once without matchers) and
-// answers the sorted union.
-func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querier, []*labels.Matcher) ([]string, error)) error {
+// answers the sorted union. With a limit, storage is asked for one value
+// more than the limit (and gives only that many, without building the
+// whole list), so a cut answer is told apart; it carries Prometheus'
+// warning.
+func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error)) error {
 	sets, err := matchersParam(c, a.engine.Parser())
 	if err != nil {
 		return err
@@ -267,9 +286,11 @@ func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querie
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
+	// Each set's answer holds at most limit+1 values: the union is bounded.
+	hints := &storage.LabelHints{Limit: hintLimit(limit)}
 	set := map[string]struct{}{}
 	for _, ms := range sets {
-		vals, err := fn(c.Request().Context(), q, ms)
+		vals, err := fn(c.Request().Context(), q, hints, ms)
 		if err != nil {
 			return err
 		}
@@ -278,8 +299,10 @@ func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querie
 		}
 	}
 	out := slices.Sorted(maps.Keys(set))
+	var warnings []string
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
+		warnings = append(warnings, errTruncated)
 	}
-	return a.success(c, func(dst []byte) []byte { return appendStringArray(dst, out) }, nil, nil)
+	return a.success(c, func(dst []byte) []byte { return appendStringArray(dst, out) }, warnings, nil)
 }

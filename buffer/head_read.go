@@ -84,17 +84,24 @@ func (h *Head) LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.M
 // LabelValues returns the sorted values of label name over series matching
 // ms that have data in [mint, maxt]; with no matchers, all values in the head.
 func (h *Head) LabelValues(ctx context.Context, name string, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	return h.LabelValuesLimit(ctx, name, 0, mint, maxt, ms...)
+}
+
+// LabelValuesLimit is LabelValues returning only the limit smallest values
+// (all when limit <= 0), in memory proportional to limit rather than to the
+// number of values.
+func (h *Head) LabelValuesLimit(ctx context.Context, name string, limit int, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
-		return h.index.labelValues(name), nil
+		return h.index.labelValues(name, limit), nil
 	}
-	set := map[string]struct{}{}
+	vals := segments.NewSmallest(limit)
 	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
 		if v := s.lset.Get(name); v != "" {
-			set[v] = struct{}{}
+			vals.Add(v)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return slices.Sorted(maps.Keys(set)), nil
+	return vals.Sorted(), nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // postingsIndex is the head's inverted index: for each label name and value
@@ -152,15 +154,24 @@ func (p *postingsIndex) labelNames() []string {
 	return names
 }
 
-func (p *postingsIndex) labelValues(name string) []string {
+// labelValues returns the sorted values of name, only the limit smallest
+// when limit > 0 (in memory proportional to limit).
+func (p *postingsIndex) labelValues(name string, limit int) []string {
 	p.mtx.RLock()
 	defer p.mtx.RUnlock()
-	vals := make([]string, 0, len(p.m[name]))
-	for v := range p.m[name] {
-		vals = append(vals, v)
+	if limit <= 0 || limit >= len(p.m[name]) {
+		vals := make([]string, 0, len(p.m[name]))
+		for v := range p.m[name] {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		return vals
 	}
-	sort.Strings(vals)
-	return vals
+	vals := segments.NewSmallest(limit)
+	for v := range p.m[name] {
+		vals.Add(v)
+	}
+	return vals.Sorted()
 }
 
 func intersectSorted(a, b []uint64) []uint64 {

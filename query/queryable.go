@@ -234,12 +234,18 @@ func overlapping(metas []segments.ChunkMeta, mint, maxt int64) []segments.ChunkM
 }
 
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	vals, err := q.head.LabelValues(ctx, name, q.mint, q.maxt, ms...)
+	// With a limit every source gives only its smallest values: the
+	// smallest of the union are among them.
+	limit := 0
+	if hints != nil {
+		limit = hints.Limit
+	}
+	vals, err := q.head.LabelValuesLimit(ctx, name, limit, q.mint, q.maxt, ms...)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, seg := range q.segmentsFor(q.mint, q.maxt) {
-		sv, err := seg.LabelValues(name, ms...)
+		sv, err := seg.LabelValuesLimit(name, limit, ms...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -201,6 +201,12 @@ func (s *Segment) LabelNames(ms ...*labels.Matcher) ([]string, error) {
 // LabelValues returns the sorted values of label name among the series
 // matching ms, or among all series when ms is empty.
 func (s *Segment) LabelValues(name string, ms ...*labels.Matcher) ([]string, error) {
+	return s.LabelValuesLimit(name, 0, ms...)
+}
+
+// LabelValuesLimit is LabelValues returning only the limit smallest values
+// (all of them when limit <= 0), without copying the others.
+func (s *Segment) LabelValuesLimit(name string, limit int, ms ...*labels.Matcher) ([]string, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -210,7 +216,11 @@ func (s *Segment) LabelValues(name string, ms ...*labels.Matcher) ([]string, err
 		return nil, nil
 	}
 	if len(ms) == 0 {
-		return cloneStrings(lv.values), nil
+		vals := lv.values
+		if limit > 0 && len(vals) > limit {
+			vals = vals[:limit]
+		}
+		return cloneStrings(vals), nil
 	}
 	seen := map[uint64]struct{}{} // value symbol refs
 	var nameRef uint64
@@ -242,16 +252,15 @@ func (s *Segment) LabelValues(name string, ms ...*labels.Matcher) ([]string, err
 	if err != nil {
 		return nil, withDir(err, s.dir)
 	}
-	vals := make([]string, 0, len(seen))
+	vals := NewSmallest(limit)
 	for ref := range seen {
 		v, err := r.symbol(ref)
 		if err != nil {
 			return nil, withDir(err, s.dir)
 		}
-		vals = append(vals, strings.Clone(v))
+		vals.Add(v) // aliases the index until cloned below
 	}
-	slices.Sort(vals)
-	return vals, nil
+	return cloneStrings(vals.Sorted()), nil
 }
 
 // forEachSeriesLabels calls f with the label symbol refs of each series
