@@ -167,7 +167,7 @@ func (a *API) routes() *echo.Echo {
 	// Routing runs before these, so each sees the matched route: auth
 	// refuses before a request takes a concurrency slot or reads its body.
 	lim := newLimits(a.opts.Concurrency)
-	e.Use(a.instrument, a.authenticate(), lim.middleware)
+	e.Use(a.instrument, a.authenticate(), lim.middleware, compressAnswers())
 
 	getPost := []string{http.MethodGet, http.MethodPost}
 	e.POST("/api/v1/write", a.remoteWrite)
@@ -201,6 +201,9 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/api/v1/status/flags", a.flags)
 	e.GET("/api/v1/status/config", a.config)
 	e.GET("/api/v1/status/runtimeinfo", a.runtimeInfo)
+	e.Match(getPost, "/federate", a.federate)
+	e.Match(getPost, "/api/v1/export", a.export)
+	a.promRoutes(e)
 	if a.opts.UI != nil {
 		ui := echo.WrapHandler(a.opts.UI)
 		e.GET("/", ui)

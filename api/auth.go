@@ -64,7 +64,7 @@ func (r role) String() string {
 // added later is guarded by default.
 func roleOf(route string) role {
 	switch {
-	case route == "/healthz", route == "/readyz":
+	case route == "/healthz", route == "/readyz", route == "/-/healthy", route == "/-/ready":
 		return roleOpen
 	case route == "/", route == "/*":
 		// The dashboard's files; its API calls go to guarded routes, and

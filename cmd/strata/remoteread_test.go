@@ -131,8 +131,8 @@ func (b *syncBuffer) String() string {
 // startPrometheus runs a real Prometheus on 127.0.0.1:port (chosen
 // beforehand, for a configuration that names it) with the given
 // configuration, waits until it is ready and returns its URL. It is killed
-// when the test ends, and after 5 minutes in any case.
-func startPrometheus(t *testing.T, port int, config string) string {
+// when the test ends, and after 5 minutes in any case. extra are more flags.
+func startPrometheus(t *testing.T, port int, config string, extra ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -152,6 +152,7 @@ func startPrometheus(t *testing.T, port int, config string) string {
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// The parts of Prometheus' HTTP API that need no storage of their own:
+// query formatting and parsing, and the empty-but-valid answers for what a
+// Prometheus server has and Strata does not (scrape targets, rules, alerts,
+// Alertmanagers). Dashboards and tools written for Prometheus (Grafana's
+// data source checks, promtool, the Prometheus UI) call them and expect
+// Prometheus' shape, not a 404.
+
+func (a *API) promRoutes(e *echo.Echo) {
+	getPost := []string{http.MethodGet, http.MethodPost}
+	e.Match(getPost, "/api/v1/format_query", a.formatQuery)
+	e.Match(getPost, "/api/v1/parse_query", a.parseQuery)
+	e.GET("/api/v1/targets", a.staticJSON(`{"activeTargets":[],"droppedTargets":[],"droppedTargetCounts":{}}`))
+	e.GET("/api/v1/targets/metadata", a.staticJSON(`[]`))
+	e.GET("/api/v1/scrape_pools", a.staticJSON(`{"scrapePools":[]}`))
+	e.GET("/api/v1/alertmanagers", a.staticJSON(`{"activeAlertmanagers":[],"droppedAlertmanagers":[]}`))
+	e.GET("/api/v1/alerts", a.staticJSON(`{"alerts":[]}`))
+	e.GET("/api/v1/rules", a.rules)
+	e.GET("/api/v1/metadata", a.metadata)
+	e.Match(getPost, "/api/v1/query_exemplars", a.queryExemplars)
+	e.GET("/-/healthy", func(c echo.Context) error { return c.String(http.StatusOK, "Strata is Healthy.\n") })
+	e.GET("/-/ready", a.promReady)
+}
+
+// formatQuery answers the query pretty-printed, as Prometheus'
+// /api/v1/format_query does.
+func (a *API) formatQuery(c echo.Context) error {
+	expr, err := a.engine.Parser().ParseExpr(formValue(c, "query"))
+	if err != nil {
+		return badData("invalid parameter \"query\": %v", err)
+	}
+	pretty := expr.Pretty(0)
+	return a.success(c, func(dst []byte) []byte { return appendString(dst, pretty) }, nil, nil)
+}
+
+// parseQuery answers the query's syntax tree in the JSON shape of
+// Prometheus' /api/v1/parse_query (its UI's tree view).
+func (a *API) parseQuery(c echo.Context) error {
+	expr, err := a.engine.Parser().ParseExpr(formValue(c, "query"))
+	if err != nil {
+		return badData("invalid parameter \"query\": %v", err)
+	}
+	b, err := json.Marshal(translateAST(expr))
+	if err != nil {
+		return err
+	}
+	return a.success(c, func(dst []byte) []byte { return append(dst, b...) }, nil, nil)
+}
+
+// rules answers Strata's recording and alerting rules: there are none. The
+// type parameter is checked as Prometheus checks it.
+func (a *API) rules(c echo.Context) error {
+	switch typ := formValue(c, "type"); typ {
+	case "", "alert", "record":
+	default:
+		return badData("invalid parameter \"type\": not supported value %q", typ)
+	}
+	return a.staticJSON(`{"groups":[]}`)(c)
+}
+
+// metadata answers the metric metadata Strata keeps: none yet (remote
+// write's metadata is not stored), which Prometheus answers as {}. limit
+// and limit_per_metric are checked as Prometheus checks them.
+func (a *API) metadata(c echo.Context) error {
+	for _, p := range []string{"limit", "limit_per_metric"} {
+		if v := formValue(c, p); v != "" {
+			if _, err := strconv.Atoi(v); err != nil {
+				return badData("%s must be a number", p)
+			}
+		}
+	}
+	return a.staticJSON(`{}`)(c)
+}
+
+// queryExemplars answers the exemplars Strata keeps: none yet (remote
+// write's exemplars are not stored), which Prometheus answers as []. The
+// parameters are checked as Prometheus checks them.
+func (a *API) queryExemplars(c echo.Context) error {
+	if _, _, err := timeRange(c); err != nil {
+		return err
+	}
+	if _, err := a.engine.Parser().ParseExpr(formValue(c, "query")); err != nil {
+		return badData("%v", err)
+	}
+	return a.staticJSON(`[]`)(c)
+}
+
+// staticJSON answers a fixed success envelope around data.
+func (a *API) staticJSON(data string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return a.success(c, func(dst []byte) []byte { return append(dst, data...) }, nil, nil)
+	}
+}
+
+// promReady is Prometheus' /-/ready: 200 once the server serves, 503
+// while it does not (e.g. replaying the write-ahead log).
+func (a *API) promReady(c echo.Context) error {
+	if a.opts.Ready != nil {
+		if err := a.opts.Ready(); err != nil {
+			return c.String(http.StatusServiceUnavailable, "Service Unavailable: "+err.Error()+"\n")
+		}
+	}
+	return c.String(http.StatusOK, "Strata is Ready.\n")
+}
+
+// compressAnswers gzips answers for clients that accept it, as Prometheus
+// does, at the fastest level (a 600 KB range answer shrinks ~10×; the
+// cost stays small next to encoding it). Write and remote-read routes are
+// left alone (their answers are tiny or snappy-framed already), and so are
+// /metrics and the dashboard's files, which compress themselves. Small
+// answers go out as they are.
+func compressAnswers() echo.MiddlewareFunc {
+	return middleware.GzipWithConfig(middleware.GzipConfig{
+		Level:     gzip.BestSpeed,
+		MinLength: 1024,
+		Skipper: func(c echo.Context) bool {
+			p := c.Path()
+			return writeRoutes[p] || p == "/api/v1/read" || p == "/metrics" || p == "/" || p == "/*"
+		},
+	})
+}
