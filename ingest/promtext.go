@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"slices"
 	"time"
@@ -12,15 +13,20 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 )
 
 // DecodePromText decodes a body in the Prometheus text exposition format
-// (version 0.0.4), as a client library serves it on /metrics.
+// (version 0.0.4), as a client library serves it on /metrics, or in
+// OpenMetrics 1.0 text.
 //
-// contentType is the request's Content-Type: empty or text/plain (any
-// version and charset parameters) is accepted; anything else, OpenMetrics
-// and the protobuf exposition format included, fails with ErrUnsupported.
-// Samples without a timestamp get defaultTS.
+// contentType is the request's Content-Type. application/openmetrics-text
+// selects OpenMetrics (decodeOpenMetrics); the protobuf exposition format
+// fails with ErrUnsupported; any other type, or none, is read as the
+// Prometheus text format, as VictoriaMetrics does: curl's --data-binary
+// sends application/x-www-form-urlencoded, and a push script should not
+// have to know better. A missing final newline is tolerated. Samples
+// without a timestamp get defaultTS.
 //
 // Every metric type becomes float series the way Prometheus names them when
 // it scrapes: counters, gauges and untyped metrics keep their name;
@@ -36,11 +42,19 @@ import (
 // Syntax errors are *Error values naming the line; validation errors name
 // the series (Line 0, since expfmt does not keep line numbers).
 func DecodePromText(body []byte, contentType string, defaultTS time.Time, lim Limits) (*Batch, error) {
-	if err := checkTextContentType(contentType); err != nil {
+	openMetrics, err := textFormat(contentType)
+	if err != nil {
 		return nil, err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, newError(ErrEmptyBody, "empty body")
+	}
+	if body[len(body)-1] != '\n' {
+		// Both parsers need the last line ended; the body is the caller's.
+		body = append(body[:len(body):len(body)], '\n')
+	}
+	if openMetrics {
+		return decodeOpenMetrics(body, defaultTS, lim)
 	}
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
@@ -69,18 +83,71 @@ func DecodePromText(body []byte, contentType string, defaultTS time.Time, lim Li
 	return b.batch(), nil
 }
 
-func checkTextContentType(contentType string) error {
+// textFormat reports whether contentType names OpenMetrics; it refuses
+// the protobuf exposition format, which Strata does not read, and a
+// Content-Type that does not parse.
+func textFormat(contentType string) (openMetrics bool, err error) {
 	if contentType == "" {
-		return nil
+		return false, nil
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		return newError(ErrUnsupported, fmt.Sprintf("invalid content type %q: %v", contentType, err))
+		return false, newError(ErrUnsupported, fmt.Sprintf("invalid content type %q: %v", contentType, err))
 	}
-	if mt != "text/plain" {
-		return newError(ErrUnsupported, fmt.Sprintf("content type %q is not supported: want text/plain (the Prometheus text format)", mt))
+	switch mt {
+	case "application/openmetrics-text":
+		return true, nil
+	case "application/vnd.google.protobuf":
+		return false, newError(ErrUnsupported, fmt.Sprintf("content type %q is not supported: send the Prometheus text format or OpenMetrics text", mt))
 	}
-	return nil
+	return false, nil
+}
+
+// decodeOpenMetrics decodes OpenMetrics 1.0 text with Prometheus' own
+// parser: every sample line becomes a float series as Prometheus stores it
+// when it scrapes OpenMetrics (_created series are left out, as Prometheus
+// leaves them out by default); exemplars are not kept. The body must end
+// with "# EOF".
+func decodeOpenMetrics(body []byte, defaultTS time.Time, lim Limits) (*Batch, error) {
+	b := getBuilder(lim)
+	defer b.release()
+	p := textparse.NewOpenMetricsParser(body, labels.NewSymbolTable(), textparse.WithOMParserSTSeriesSkipped())
+	var ls labels.Labels
+	for {
+		et, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, malformed(err, "parse OpenMetrics text: %v", err)
+		}
+		if et != textparse.EntrySeries {
+			continue
+		}
+		_, ts, v := p.Series()
+		t := defaultTS.UnixMilli()
+		if ts != nil {
+			t = *ts
+		}
+		p.Labels(&ls)
+		b.resetLabels()
+		ls.Range(func(l labels.Label) {
+			if l.Name == labels.MetricName {
+				b.setName(l.Value)
+			} else {
+				b.addLabel(l.Name, l.Value)
+			}
+		})
+		b.finishLabels()
+		ref, err := b.seriesRef()
+		if err != nil {
+			return nil, err
+		}
+		if err := b.add(ref, t, v); err != nil {
+			return nil, err
+		}
+	}
+	return b.batch(), nil
 }
 
 // textConverter turns metric families into builder series.

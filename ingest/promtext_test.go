@@ -101,7 +101,24 @@ func TestDecodePromText(t *testing.T) {
 
 		{name: "empty body", body: "", err: &wantErr{is: ErrEmptyBody, msg: "empty body"}},
 		{name: "blank body", body: "\n\n", err: &wantErr{is: ErrEmptyBody, msg: "empty body"}},
-		{name: "OpenMetrics refused", contentType: "application/openmetrics-text; version=1.0.0", body: "a 1\n# EOF\n", err: &wantErr{is: ErrUnsupported, msg: `content type "application/openmetrics-text" is not supported`}},
+		{name: "any other content type is the text format", contentType: "application/x-www-form-urlencoded", body: "a 1\n", want: []Series{series(ls("__name__", "a"), Sample{d, 1})}},
+		{name: "no final newline", body: "a 1\nb{x=\"y\"} 2 1700000001000", want: []Series{series(ls("__name__", "a"), Sample{d, 1}), series(ls("__name__", "b", "x", "y"), Sample{d + 1000, 2})}},
+		{
+			name:        "OpenMetrics",
+			contentType: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+			body: "# TYPE req counter\n# HELP req Requests.\nreq_total{code=\"200\"} 7 1700000002.5\nreq_created{code=\"200\"} 1600000000\n" +
+				"# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\nlat_bucket{le=\"+Inf\"} 3\nlat_sum 1.25\nlat_count 3\n# TYPE temp gauge\ntemp 21.5\n# EOF",
+			want: []Series{
+				series(ls("__name__", "req_total", "code", "200"), Sample{d + 2500, 7}),
+				series(ls("__name__", "lat_bucket", "le", "0.5"), Sample{d, 1}),
+				series(ls("__name__", "lat_bucket", "le", "+Inf"), Sample{d, 3}),
+				series(ls("__name__", "lat_sum"), Sample{d, 1.25}),
+				series(ls("__name__", "lat_count"), Sample{d, 3}),
+				series(ls("__name__", "temp"), Sample{d, 21.5}),
+			},
+		},
+		{name: "OpenMetrics without EOF", contentType: "application/openmetrics-text", body: "a 1\n", err: &wantErr{is: ErrMalformed, msg: "parse OpenMetrics text"}},
+		{name: "OpenMetrics limits hold", contentType: "application/openmetrics-text", lim: tight, body: "a 1\nb 1\nc 1\n# EOF\n", err: &wantErr{is: ErrTooManySeries, msg: "too many series: more than 2"}},
 		{name: "protobuf refused", contentType: "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", body: "x", err: &wantErr{is: ErrUnsupported, msg: "is not supported"}},
 		{name: "bad content type", contentType: "text/plain; ;", body: "a 1", err: &wantErr{is: ErrUnsupported, msg: "invalid content type"}},
 		{name: "syntax error names its line", body: "a 1\nb 2\nc{x=\"1\" 3\n", err: &wantErr{is: ErrMalformed, msg: "line 3: ", line: 3}},
