@@ -240,7 +240,9 @@ func rewriteCall(n *parser.Call, res int64) (parser.Expr, bool) {
 		if !tagSelector(vs, aggSum, res) || !tagSelector(cnt.Args[0].(*parser.MatrixSelector).VectorSelector.(*parser.VectorSelector), aggCount, res) {
 			return nil, false
 		}
-		return &parser.BinaryExpr{Op: parser.DIV, LHS: sum, RHS: cnt, VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne}}, true
+		// Parenthesised: the rewritten query reaches the engine as text, and
+		// x / sum / count would parse as (x / sum) / count.
+		return &parser.ParenExpr{Expr: &parser.BinaryExpr{Op: parser.DIV, LHS: sum, RHS: cnt, VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne}}}, true
 	}
 	agg, ok := rangeFuncs[n.Func.Name]
 	if !ok {
@@ -267,7 +269,7 @@ func rewriteCall(n *parser.Call, res int64) (parser.Expr, bool) {
 		// increase extrapolates to the window it was given: ask for the
 		// rate over the wider window and scale it to the original one.
 		n.Func = parser.Functions["rate"]
-		return &parser.BinaryExpr{Op: parser.MUL, LHS: n, RHS: &parser.NumberLiteral{Val: r.Seconds()}}, true
+		return &parser.ParenExpr{Expr: &parser.BinaryExpr{Op: parser.MUL, LHS: n, RHS: &parser.NumberLiteral{Val: r.Seconds()}}}, true
 	}
 	return n, true
 }

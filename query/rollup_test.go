@@ -56,6 +56,7 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 		lset labels.Labels
 		v    float64
 		ctr  bool
+		base float64 // a counter's least increment per sample
 	}
 	sts := make([]*state, nSeries)
 	for i := range sts {
@@ -64,7 +65,9 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 		if ctr {
 			name = "requests_total"
 		}
-		sts[i] = &state{lset: labels.FromStrings("__name__", name, "host", fmt.Sprintf("h%d", i/2)), ctr: ctr}
+		// Counters of different hosts grow at clearly different rates, so
+		// that topk picks the same series from rollups as from raw data.
+		sts[i] = &state{lset: labels.FromStrings("__name__", name, "host", fmt.Sprintf("h%d", i/2)), ctr: ctr, base: float64(50 * i)}
 	}
 	// A day at a time, so the head never holds much.
 	for day := start; day.Before(e.end); day = day.Add(24 * time.Hour) {
@@ -76,7 +79,7 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 					ts = ts.Add(time.Duration(rng.Intn(60)) * 10 * time.Second)
 				}
 				if st.ctr {
-					st.v += float64(rng.Intn(100))
+					st.v += st.base + float64(rng.Intn(100))
 					if rng.Intn(20000) == 0 {
 						st.v = 0 // a counter reset
 					}
@@ -195,6 +198,14 @@ func TestRollupEquivalence(t *testing.T) {
 		{`rate(requests_total[1h])`, 0.01, Resolution1h},
 		{`increase(requests_total[2h])`, 0.01, Resolution1h},
 		{`sum by (host) (rate(requests_total[6h]))`, 0.01, Resolution1h},
+		// Binary, unary and parameterised aggregations are rewritten
+		// operand by operand.
+		{`sum_over_time(gauge[1h]) / count_over_time(gauge[1h])`, 1e-12, Resolution1h},
+		{`-max_over_time(gauge[1h])`, 0, Resolution1h},
+		{`max_over_time(gauge[1h]) / avg_over_time(gauge[1h])`, 1e-12, Resolution1h},
+		{`1000 / increase(requests_total[2h])`, 0.01, Resolution1h},
+		{`topk(3, rate(requests_total[1h]))`, 0.01, Resolution1h},
+		{`quantile(0.9, max_over_time(gauge[1h]))`, 0, Resolution1h},
 	} {
 		e.compare(t, c.q, time.Hour, start, c.at1h, c.tol)
 		e.compare(t, c.q, 5*time.Minute, start.Add(20*24*time.Hour), Resolution5m, c.tol)
