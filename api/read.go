@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/stats"
 
 	"github.com/strata-tsdb/strata/query"
 )
@@ -54,8 +56,12 @@ func (a *API) instantQuery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if sp := formValue(c, "stats"); sp != "" {
+		res, st, err := a.engine.InstantWithStats(ctx, qs, ts, maxRes, sp == "all")
+		return a.queryResult(c, "instant", start, res, withStats(st, sp), err)
+	}
 	res, err := a.frontend.Instant(ctx, qs, ts, maxRes, bypassCache(c))
-	return a.queryResult(c, "instant", start, res, err)
+	return a.queryResult(c, "instant", start, res, nil, err)
 }
 
 // bypassCache reports whether the request asks not to use the cache:
@@ -97,8 +103,12 @@ func (a *API) rangeQuery(c echo.Context) error {
 	}
 	defer cancel()
 	start := time.Now()
+	if sp := formValue(c, "stats"); sp != "" {
+		res, st, err := a.engine.RangeWithStats(ctx, r, sp == "all")
+		return a.queryResult(c, "range", start, res, withStats(st, sp), err)
+	}
 	res, err := a.frontend.Range(ctx, r, bypassCache(c))
-	return a.queryResult(c, "range", start, res, err)
+	return a.queryResult(c, "range", start, res, nil, err)
 }
 
 func requiredTime(c echo.Context, name string) (time.Time, error) {
@@ -115,7 +125,26 @@ const cacheHeader = "X-Strata-Cache"
 // from: raw, 5m0s or 1h0m0s.
 const resolutionHeader = "X-Strata-Resolution"
 
-func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *query.Result, err error) error {
+// queryStats is what the stats parameter adds to an answer.
+type queryStats struct {
+	stats   stats.QueryStats
+	warning string // for a stats value Prometheus deprecates
+}
+
+// withStats pairs the engine's statistics with the warning Prometheus
+// gives for a stats value other than "true" or "all" (any value turns
+// statistics on, "all" adds the per-step ones).
+func withStats(st stats.QueryStats, param string) *queryStats {
+	qs := &queryStats{stats: st}
+	if param != "true" && param != "all" {
+		qs.warning = fmt.Sprintf("value %q for parameter \"stats\" is deprecated and will be rejected in the next major release, use \"true\" or \"all\"", param)
+	}
+	return qs
+}
+
+// queryResult answers a query's result, with the engine's statistics
+// inside data when st is not nil.
+func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *query.Result, st *queryStats, err error) error {
 	a.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if err != nil {
 		typ, _ := classify(err)
@@ -131,7 +160,26 @@ func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *que
 	a.metrics.queries.WithLabelValues(kind, "success").Inc()
 	c.Response().Header().Set(cacheHeader, string(res.Cache))
 	c.Response().Header().Set(resolutionHeader, res.Resolution.String())
-	return a.success(c, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
+	warnings := res.Warnings
+	var statsJSON []byte
+	if st != nil {
+		if statsJSON, err = json.Marshal(st.stats); err != nil {
+			return err
+		}
+		if st.warning != "" {
+			warnings = append(warnings, st.warning)
+		}
+	}
+	return a.success(c, func(dst []byte) []byte {
+		dst = appendQueryData(dst, res.Value)
+		if statsJSON == nil {
+			return dst
+		}
+		// data is an object: its statistics go before the closing brace.
+		dst = append(dst[:len(dst)-1], `,"stats":`...)
+		dst = append(dst, statsJSON...)
+		return append(dst, '}')
+	}, warnings, res.Infos)
 }
 
 // errTooManyQuerySeries marks a query refused for returning too many series.

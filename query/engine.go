@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/stats"
 	"github.com/prometheus/prometheus/storage"
 )
 
@@ -100,6 +101,7 @@ func NewEngine(logger *slog.Logger, reg prometheus.Registerer, q storage.Queryab
 		LookbackDelta:        opts.LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
+		EnablePerStepStats:   true, // computed only for queries that ask (stats=all)
 		Parser:               p,
 	})
 	return &Engine{opts: opts, engine: eng, queryable: q, parser: p}, nil
@@ -153,28 +155,40 @@ func (e *Engine) Range(ctx context.Context, r RangeQuery) (*promql.Result, error
 // RangeAt evaluates a range query on data of resolution res (ResolutionRaw
 // or a rollup resolution ChooseResolution returned).
 func (e *Engine) RangeAt(ctx context.Context, r RangeQuery, res Resolution) (*promql.Result, error) {
-	qs, opts, err := e.prepare(r.Query, res)
+	res2, _, err := e.rangeAt(ctx, r, res, false)
+	return res2, err
+}
+
+// rangeAt is RangeAt that also returns the engine's statistics (per step
+// with perStep).
+func (e *Engine) rangeAt(ctx context.Context, r RangeQuery, res Resolution, perStep bool) (*promql.Result, *stats.Statistics, error) {
+	qs, opts, err := e.prepare(r.Query, res, perStep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	q, err := e.engine.NewRangeQuery(ctx, e.queryable, opts, qs, r.Start, r.End, r.Step)
 	if err != nil {
-		return nil, wrapParseError(err)
+		return nil, nil, wrapParseError(err)
 	}
 	defer q.Close()
-	return detach(q.Exec(ctx))
+	out, err := detach(q.Exec(ctx))
+	return out, q.Stats(), err
 }
 
-// prepare rewrites a query to read rollups of res.
-func (e *Engine) prepare(qs string, res Resolution) (string, promql.QueryOpts, error) {
+// prepare rewrites a query to read rollups of res; perStep asks the
+// engine for per-step statistics.
+func (e *Engine) prepare(qs string, res Resolution, perStep bool) (string, promql.QueryOpts, error) {
 	if res <= 0 {
+		if perStep {
+			return qs, promql.NewPrometheusQueryOpts(true, 0), nil
+		}
 		return qs, nil, nil
 	}
 	rq, lookback, err := e.rollupQuery(qs, res)
 	if err != nil {
 		return "", nil, err
 	}
-	return rq, promql.NewPrometheusQueryOpts(false, lookback), nil
+	return rq, promql.NewPrometheusQueryOpts(perStep, lookback), nil
 }
 
 // Instant evaluates a query at one time, on raw data unless raw data is
@@ -194,16 +208,23 @@ func (e *Engine) InstantMax(ctx context.Context, qs string, ts time.Time, max Re
 
 // InstantAt evaluates a query at one time on data of resolution res.
 func (e *Engine) InstantAt(ctx context.Context, qs string, ts time.Time, res Resolution) (*promql.Result, error) {
-	rq, opts, err := e.prepare(qs, res)
+	out, _, err := e.instantAt(ctx, qs, ts, res, false)
+	return out, err
+}
+
+// instantAt is InstantAt that also returns the engine's statistics.
+func (e *Engine) instantAt(ctx context.Context, qs string, ts time.Time, res Resolution, perStep bool) (*promql.Result, *stats.Statistics, error) {
+	rq, opts, err := e.prepare(qs, res, perStep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	q, err := e.engine.NewInstantQuery(ctx, e.queryable, opts, rq, ts)
 	if err != nil {
-		return nil, wrapParseError(err)
+		return nil, nil, wrapParseError(err)
 	}
 	defer q.Close()
-	return detach(q.Exec(ctx))
+	out, err := detach(q.Exec(ctx))
+	return out, q.Stats(), err
 }
 
 // detach returns a copy of the result that stays valid after the query is

@@ -39,7 +39,7 @@ func BenchmarkRollupVsRaw(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			qs, opts, err := e.eng.prepare(r.Query, res)
+			qs, opts, err := e.eng.prepare(r.Query, res, false)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -164,7 +164,7 @@ func TestPrometheusAPIParity(t *testing.T) {
 	// left edge, where Prometheus 3 (whose semantics Strata has) excludes
 	// what 2.42 includes.
 	at := strconv.FormatInt(now.Unix()+7, 10)
-	start := strconv.FormatInt(now.Add(-5*time.Minute).Unix(), 10)
+	start := strconv.FormatInt(now.Add(-5*time.Minute).Unix()+7, 10)
 	v := func(kv ...string) url.Values {
 		out := url.Values{}
 		for i := 0; i < len(kv); i += 2 {
@@ -178,6 +178,7 @@ func TestPrometheusAPIParity(t *testing.T) {
 		sameError        // status and errorType
 		sameBody         // the raw body (text formats)
 		stringMap        // data is an object of strings (flags differ by nature)
+		sameStats        // the result equal, stats in Prometheus' shape with the same sample count
 	)
 	cases := []struct {
 		path   string
@@ -192,6 +193,8 @@ func TestPrometheusAPIParity(t *testing.T) {
 		{"/api/v1/query", v("query", `parity_requests_total[1m]`, "time", at), same},
 		{"/api/v1/query_range", v("query", `parity_requests_total{code="500"}`, "start", start, "end", at, "step", "30"), same},
 		{"/api/v1/query_range", v("query", `max by (job) (parity_requests_total) > 100`, "start", start, "end", at, "step", "15"), same},
+		{"/api/v1/query", v("query", "parity_requests_total", "time", at, "stats", "true"), sameStats},
+		{"/api/v1/query_range", v("query", "sum(rate(parity_requests_total[1m]))", "start", start, "end", at, "step", "30", "stats", "all"), sameStats},
 		{"/api/v1/series", v("match[]", "parity_requests_total", "match[]", `{room=~".+"}`), same},
 		{"/api/v1/labels", nil, same},
 		{"/api/v1/labels", v("match[]", "parity_temperature"), same},
@@ -255,6 +258,19 @@ func TestPrometheusAPIParity(t *testing.T) {
 		case sameShape:
 			for _, d := range coversShape("", shape(want.json), shape(got.json)) {
 				t.Errorf("%s: %s\nStrata: %.300s\nPrometheus: %.300s", name, d, got.body, want.body)
+			}
+		case sameStats:
+			for _, d := range coversShape("", shape(want.json), shape(got.json)) {
+				t.Errorf("%s: %s\nStrata: %.600s\nPrometheus: %.600s", name, d, got.body, want.body)
+			}
+			count := func(a httpAnswer) any {
+				data, _ := a.json.(map[string]any)["data"].(map[string]any)
+				st, _ := data["stats"].(map[string]any)
+				samples, _ := st["samples"].(map[string]any)
+				return samples["totalQueryableSamples"]
+			}
+			if w, g := count(want), count(got); w == nil || w != g {
+				t.Errorf("%s: totalQueryableSamples %v, Prometheus %v", name, g, w)
 			}
 		case stringMap:
 			g, _ := got.json.(map[string]any)
