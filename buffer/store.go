@@ -50,6 +50,11 @@ type StoreOptions struct {
 	// write-ahead log is replayed (see wal.ReplayWithProgress), so that a
 	// server can say how far it is before OpenStore returns.
 	ReplayProgress func(wal.Progress)
+	// StrictWAL makes OpenStore fail on damage in the write-ahead log that
+	// is not a torn tail. When false (the default) the damaged segment is
+	// cut at the damage, a copy is moved aside into wal/quarantine, an
+	// error is logged and strata_wal_corruptions_total counts it.
+	StrictWAL bool
 }
 
 // DefaultStoreOptions returns the options used for fields left zero.
@@ -140,9 +145,9 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	walOpts := opts.WAL
 	if reg != nil {
 		reg.MustRegister(s.metrics.flushes, s.metrics.flushFailures, s.metrics.flushDuration, s.metrics.replayDuration, s.metrics.seriesRemoved)
-		if walOpts.Metrics == nil {
-			walOpts.Metrics = wal.NewMetrics(reg)
-		}
+	}
+	if walOpts.Metrics == nil {
+		walOpts.Metrics = wal.NewMetrics(reg)
 	}
 	walDir := filepath.Join(dir, "wal")
 	head, err := NewHead(opts.Head, nil)
@@ -151,8 +156,8 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	}
 	start := time.Now()
 	rp := head.NewReplayer(logger)
-	if err := wal.ReplayWithProgress(logger, walDir, 0, rp.Apply, s.replayProgress(logger, start)); err != nil {
-		return nil, fmt.Errorf("replay write-ahead log: %w", err)
+	if err := replayWAL(logger, walDir, opts.StrictWAL, walOpts.Metrics, rp.Apply, s.replayProgress(logger, start)); err != nil {
+		return nil, err
 	}
 	rp.Finish()
 	st := rp.Stats()
@@ -197,6 +202,28 @@ func (s *Store) ReplayStatus() wal.Progress {
 		return *p
 	}
 	return wal.Progress{}
+}
+
+// replayWAL replays the log in dir into apply. Strict, damage that is not
+// a torn tail fails the replay; otherwise it is repaired (see
+// wal.ReplayRepair) and counted.
+func replayWAL(logger *slog.Logger, dir string, strict bool, m *wal.Metrics, apply func([]byte) error, progress func(wal.Progress)) error {
+	if strict {
+		if err := wal.ReplayWithProgress(logger, dir, 0, apply, progress); err != nil {
+			if errors.As(err, new(*wal.CorruptionError)) {
+				m.Corruptions.Inc()
+				return fmt.Errorf("replay write-ahead log: %w (refusing to start: storage.wal.strict is set; `strata wal repair` or a start without it cuts the damaged segment and keeps a copy)", err)
+			}
+			return fmt.Errorf("replay write-ahead log: %w", err)
+		}
+		return nil
+	}
+	rep, err := wal.ReplayRepair(logger, dir, 0, apply, progress)
+	m.Corruptions.Add(float64(len(rep.Corruptions)))
+	if err != nil {
+		return fmt.Errorf("replay write-ahead log: %w", err)
+	}
+	return nil
 }
 
 // Head returns the store's head, for reads.

@@ -47,6 +47,18 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 		return nil, err
 	}
 	tombs, err := loadTombstones(dir)
+	if errors.Is(err, errTombstonesDamaged) {
+		// Quarantined like a damaged segment: the data deleted through it
+		// shows again until it is deleted again, but the server starts.
+		to, qerr := quarantine(dir, tombstonesFile)
+		if qerr != nil {
+			err = fmt.Errorf("quarantine %s: %w (after: %w)", tombstonesFile, qerr, err)
+		} else {
+			logger.Error("tombstones file is damaged: moved it aside and started without tombstones; deleted data may show again until deleted again",
+				"file", to, "err", err)
+			tombs, err = map[string][]Tombstone{}, nil
+		}
+	}
 	if err != nil {
 		for _, seg := range segs {
 			_ = seg.Close()

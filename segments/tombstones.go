@@ -2,6 +2,7 @@ package segments
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,10 @@ var matchTypes = map[string]labels.MatchType{
 	"=": labels.MatchEqual, "!=": labels.MatchNotEqual, "=~": labels.MatchRegexp, "!~": labels.MatchNotRegexp,
 }
 
+// errTombstonesDamaged marks a tombstones file that could be read but not
+// decoded.
+var errTombstonesDamaged = errors.New("tombstones damaged")
+
 func loadTombstones(dir string) (map[string][]Tombstone, error) {
 	b, err := os.ReadFile(filepath.Join(dir, tombstonesFile))
 	if os.IsNotExist(err) {
@@ -61,7 +66,7 @@ func loadTombstones(dir string) (map[string][]Tombstone, error) {
 	}
 	var stored []tombstoneJSON
 	if err := json.Unmarshal(b, &stored); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", tombstonesFile, err)
+		return nil, fmt.Errorf("%w: decode %s: %w", errTombstonesDamaged, tombstonesFile, err)
 	}
 	out := map[string][]Tombstone{}
 	for _, st := range stored {
@@ -69,11 +74,11 @@ func loadTombstones(dir string) (map[string][]Tombstone, error) {
 		for _, m := range st.Matchers {
 			typ, ok := matchTypes[m.Type]
 			if !ok {
-				return nil, fmt.Errorf("decode %s: unknown match type %q", tombstonesFile, m.Type)
+				return nil, fmt.Errorf("%w: decode %s: unknown match type %q", errTombstonesDamaged, tombstonesFile, m.Type)
 			}
 			lm, err := labels.NewMatcher(typ, m.Name, m.Value)
 			if err != nil {
-				return nil, fmt.Errorf("decode %s: %w", tombstonesFile, err)
+				return nil, fmt.Errorf("%w: decode %s: %w", errTombstonesDamaged, tombstonesFile, err)
 			}
 			t.Matchers = append(t.Matchers, lm)
 		}

@@ -1,9 +1,11 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -228,45 +230,62 @@ func TestOpenRepairsTail(t *testing.T) {
 // TestCorruption checks damage that must not be repaired: it is reported
 // as a *CorruptionError naming the segment and the offset of the first
 // bad record.
+// corruptionCase damages one segment of a WAL that writeTestWAL wrote with
+// corruptSegs segments of corruptRecs records each.
+type corruptionCase struct {
+	name string
+	seg  int // segment to damage
+	// damage returns the offset the error must report.
+	damage func(t *testing.T, path string, offs []int64, size int64) int64
+	is     error // if set, errors.Is(err, is) must hold
+}
+
+const corruptSegs, corruptRecs = 3, 6
+
+var corruptionCases = []corruptionCase{
+	{"flipped bit in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		flipBit(t, p, offs[2]+frameHeaderSize+1)
+		return offs[2]
+	}, errChecksum},
+	{"flipped bit in last record of middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		flipBit(t, p, size-1)
+		return offs[corruptRecs-1]
+	}, errChecksum},
+	{"torn middle segment", 0, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		truncateFile(t, p, size-4)
+		return offs[corruptRecs-1]
+	}, errTorn},
+	{"zero tail in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, size, make([]byte, 100))
+		return size
+	}, errZeroTail},
+	{"flipped bit before the tail of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		flipBit(t, p, offs[3]+frameHeaderSize)
+		return offs[3]
+	}, errChecksum},
+	{"bad type before the tail of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, offs[1], []byte{0x7f})
+		return offs[1]
+	}, nil},
+	{"zeros then data in last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, offs[2], make([]byte, offs[4]-offs[2]))
+		return offs[2]
+	}, nil},
+	// A length running past the end of the file is a torn tail only
+	// for the last record of the last segment.
+	{"length past EOF before the tail of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, offs[2]+1, []byte{0xff, 0xff, 0xff, 0x0f})
+		return offs[2]
+	}, errLengthPastEOF},
+	{"length past EOF in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, offs[1]+1, []byte{0xff, 0xff, 0x00, 0x00})
+		return offs[1]
+	}, errLengthPastEOF},
+}
+
 func TestCorruption(t *testing.T) {
-	const segs, n = 3, 6
-	cases := []struct {
-		name string
-		seg  int // segment to damage
-		// damage returns the offset the error must report.
-		damage func(t *testing.T, path string, offs []int64, size int64) int64
-		is     error // if set, errors.Is(err, is) must hold
-	}{
-		{"flipped bit in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			flipBit(t, p, offs[2]+frameHeaderSize+1)
-			return offs[2]
-		}, errChecksum},
-		{"flipped bit in last record of middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			flipBit(t, p, size-1)
-			return offs[n-1]
-		}, errChecksum},
-		{"torn middle segment", 0, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			truncateFile(t, p, size-4)
-			return offs[n-1]
-		}, errTorn},
-		{"zero tail in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			writeAt(t, p, size, make([]byte, 100))
-			return size
-		}, errZeroTail},
-		{"flipped bit before the tail of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			flipBit(t, p, offs[3]+frameHeaderSize)
-			return offs[3]
-		}, errChecksum},
-		{"bad type before the tail of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			writeAt(t, p, offs[1], []byte{0x7f})
-			return offs[1]
-		}, nil},
-		{"zeros then data in last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
-			writeAt(t, p, offs[2], make([]byte, offs[4]-offs[2]))
-			return offs[2]
-		}, nil},
-	}
-	for _, tc := range cases {
+	const segs, n = corruptSegs, corruptRecs
+	for _, tc := range corruptionCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTestWAL(t, dir, segs, n)
@@ -308,6 +327,62 @@ func TestCorruption(t *testing.T) {
 					t.Errorf("open: %v, want *CorruptionError", err)
 				}
 			}
+		})
+	}
+}
+
+// TestReplayRepair damages the WAL as TestCorruption does: ReplayRepair
+// must replay every record before the damage and every record of the
+// other segments, keep a byte-for-byte copy of the damaged segment in
+// quarantine, cut the segment at the damage, and leave a log that a strict
+// Replay then reads without error.
+func TestReplayRepair(t *testing.T) {
+	for _, tc := range corruptionCases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			recs := writeTestWAL(t, dir, corruptSegs, corruptRecs)
+			path := segmentPath(dir, tc.seg)
+			offs, size := frameOffsets(t, path)
+			wantOff := tc.damage(t, path, offs, size)
+			damaged, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := 0
+			for _, o := range offs {
+				if o < wantOff {
+					kept++
+				}
+			}
+			want := append(slices.Clone(recs[:tc.seg*corruptRecs+kept]), recs[(tc.seg+1)*corruptRecs:]...)
+
+			logger, logs := captureLogger()
+			var got [][]byte
+			rep, err := ReplayRepair(logger, dir, 0, func(rec []byte) error {
+				got = append(got, bytes.Clone(rec))
+				return nil
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equalRecords(t, got, want)
+			if len(rep.Corruptions) != 1 || rep.Corruptions[0].Offset != wantOff || len(rep.Quarantined) != 1 {
+				t.Fatalf("report %+v, want one corruption at %d with a copy", rep, wantOff)
+			}
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), path) {
+				t.Errorf("no error log naming %s:\n%s", path, logs)
+			}
+			if cp, err := os.ReadFile(rep.Quarantined[0]); err != nil || !bytes.Equal(cp, damaged) {
+				t.Errorf("quarantined copy differs from the damaged segment (%v)", err)
+			}
+			if st, err := os.Stat(path); err != nil || st.Size() != wantOff {
+				t.Errorf("damaged segment not cut at %d: %v %v", wantOff, st.Size(), err)
+			}
+			again, _, err := replayAll(t, dir, 0)
+			if err != nil {
+				t.Fatalf("strict replay after repair: %v", err)
+			}
+			equalRecords(t, again, want)
 		})
 	}
 }

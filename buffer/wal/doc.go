@@ -19,11 +19,14 @@
 // Options.RetryInterval; once a probe succeeds the WAL writes again,
 // without a reopen.
 //
-// On start the head calls Replay, which hands back every record in order
-// and cuts a torn or corrupt tail of the last segment at the last good
-// record (logging a warning). Any other damage is a *CorruptionError that
-// names the segment file and byte offset; the WAL never skips or guesses
-// past it.
+// On start the store calls Replay or ReplayRepair, which hand back every
+// record in order and cut a torn tail of the last segment at the last good
+// record (logging a warning); a frame length running past the end of the
+// file is a torn tail only when no good frame follows it. Any other damage
+// is a *CorruptionError that names the segment file and byte offset:
+// Replay stops there, ReplayRepair keeps a copy of the segment in
+// quarantine/, cuts it at the damage and goes on with the next segment.
+// Neither ever guesses past damage within a segment.
 //
 // The package must not know what a record means beyond the codecs in
 // record.go, must not keep records in memory after they are written, and

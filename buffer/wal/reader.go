@@ -28,7 +28,16 @@ var (
 	errZeroTail = errors.New("zero-filled tail")
 	errTorn     = errors.New("record extends past end of file")
 	errChecksum = errors.New("checksum mismatch")
+	// errLengthPastEOF is a frame length running past the end of the file
+	// with good frames after its header: damage, not a torn write.
+	errLengthPastEOF = errors.New("record length runs past end of file but good records follow")
 )
+
+// followScan bounds how far frameFollows looks for a good frame, and the
+// largest candidate frame it checksums: a torn write is at most one group
+// commit's write(2), and damage is followed by the next frame within the
+// damaged record's true length.
+const followScan = 4 << 20
 
 // segmentReader reads the frames of one segment file front to back.
 type segmentReader struct {
@@ -113,6 +122,17 @@ func (s *segmentReader) next(decode bool) ([]byte, error) {
 		}
 	}
 	if end > s.size {
+		// A crash tears only the last write: a length running past the end
+		// is a torn tail only when no good frame follows its header. A
+		// length enlarged by damage in the middle of the file has the
+		// following frames right behind it.
+		more, err := s.frameFollows(s.off + frameHeaderSize)
+		if err != nil {
+			return nil, err
+		}
+		if more {
+			return nil, &frameError{off: s.off, err: errLengthPastEOF}
+		}
 		return nil, &frameError{off: s.off, tail: true, err: errTorn}
 	}
 	if err := s.fill(int(frameHeaderSize + length)); err != nil {
@@ -171,4 +191,42 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// frameFollows reports whether a frame with a valid type, a length that
+// fits in the file and a matching checksum starts anywhere in the
+// followScan bytes from off.
+func (s *segmentReader) frameFollows(off int64) (bool, error) {
+	n := min(s.size-off, followScan+frameHeaderSize)
+	if n < frameHeaderSize {
+		return false, nil
+	}
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return false, err
+	}
+	var payload []byte
+	for i := 0; i+frameHeaderSize <= len(buf); i++ {
+		typ := buf[i]
+		if typ != frameRaw && typ != frameSnappy {
+			continue
+		}
+		length := int64(binary.LittleEndian.Uint32(buf[i+1 : i+5]))
+		start := off + int64(i) + frameHeaderSize
+		if length > followScan || start+length > s.size {
+			continue
+		}
+		if int64(i)+frameHeaderSize+length <= n {
+			payload = buf[i+frameHeaderSize : int64(i)+frameHeaderSize+length]
+		} else {
+			payload = make([]byte, length)
+			if _, err := s.f.ReadAt(payload, start); err != nil && err != io.EOF {
+				return false, err
+			}
+		}
+		if frameCRC(buf[i:i+5], payload) == binary.LittleEndian.Uint32(buf[i+5:i+9]) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 )
 
 // ErrMissingSegment is the Err of a *CorruptionError for a segment absent
@@ -71,15 +73,23 @@ const progressEvery = 4 << 20
 // ReplayWithProgress is Replay that also calls progress (when not nil)
 // before each segment, every few MiB within one, and once at the end.
 func ReplayWithProgress(logger *slog.Logger, dir string, from int, fn func(rec []byte) error, progress func(Progress)) error {
+	_, err := replay(logger, dir, from, fn, progress, false)
+	return err
+}
+
+// replay does the work of ReplayWithProgress and, with repair, of
+// ReplayRepair.
+func replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error, progress func(Progress), repair bool) (RepairReport, error) {
+	var rep RepairReport
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	segs, err := listSegments(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return rep, nil
 	}
 	if err != nil {
-		return fmt.Errorf("list segments: %w", err)
+		return rep, fmt.Errorf("list segments: %w", err)
 	}
 	var pr Progress
 	if progress != nil {
@@ -95,7 +105,12 @@ func ReplayWithProgress(logger *slog.Logger, dir string, from int, fn func(rec [
 			continue
 		}
 		if expect >= 0 && s.index != expect {
-			return &CorruptionError{Segment: expect, Path: segmentPath(dir, expect), Err: ErrMissingSegment}
+			ce := &CorruptionError{Segment: expect, Path: segmentPath(dir, expect), Err: ErrMissingSegment}
+			if !repair {
+				return rep, ce
+			}
+			rep.Corruptions = append(rep.Corruptions, ce)
+			logger.Error("WAL segments missing; replaying the ones after the gap", "missing_from", expect, "missing_to", s.index-1)
 		}
 		expect = s.index + 1
 		last := i == len(segs)-1
@@ -109,8 +124,13 @@ func ReplayWithProgress(logger *slog.Logger, dir string, from int, fn func(rec [
 				segFn = progressFn(fn, &pr, segEnd, progress)
 			}
 		}
-		if _, err := scanSegment(logger, s, last, segFn); err != nil {
-			return err
+		_, err := scanSegment(logger, s, last, segFn)
+		var ce *CorruptionError
+		if repair && errors.As(err, &ce) {
+			err = quarantineDamage(logger, dir, s, ce, &rep)
+		}
+		if err != nil {
+			return rep, err
 		}
 		pr.Bytes = segEnd
 	}
@@ -118,7 +138,7 @@ func ReplayWithProgress(logger *slog.Logger, dir string, from int, fn func(rec [
 		pr.Bytes = pr.TotalBytes
 		progress(pr)
 	}
-	return nil
+	return rep, nil
 }
 
 // scanSegment reads segment s, calling fn (if not nil) with each record.
@@ -180,4 +200,87 @@ func truncateSegment(path string, size int64) error {
 		return fmt.Errorf("sync repaired segment %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// quarantineDirname is the directory under the WAL directory that
+// ReplayRepair copies damaged segments into.
+const quarantineDirname = "quarantine"
+
+// RepairReport says what ReplayRepair found and did.
+type RepairReport struct {
+	// Corruptions is the damage found, one per damaged or missing segment.
+	Corruptions []*CorruptionError
+	// Quarantined are the paths of the copies of damaged segments, in the
+	// same order as the Corruptions that have a file.
+	Quarantined []string
+	// DiscardedBytes is how much of the damaged segments was cut off.
+	DiscardedBytes int64
+}
+
+// ReplayRepair is Replay that does not stop at damage. It calls fn with
+// every record before the damage in a segment, then copies the whole
+// segment into dir/quarantine (for inspection or a manual rescue), cuts
+// the segment at the damage, logs an error naming the file, offset and
+// cause, and goes on with the next segment; a missing segment is logged and
+// skipped. The records after the damage in a damaged segment are lost;
+// those of later segments are replayed (samples whose series record was
+// lost count as unknown references in the caller). A torn tail of the last
+// segment is repaired as by Replay, and is not a corruption.
+//
+// fn may be nil to repair without replaying; progress is as for
+// ReplayWithProgress. An error is returned for what stops the repair
+// itself (an error from fn, a failed read or copy).
+func ReplayRepair(logger *slog.Logger, dir string, from int, fn func(rec []byte) error, progress func(Progress)) (RepairReport, error) {
+	return replay(logger, dir, from, fn, progress, true)
+}
+
+// quarantineDamage copies the damaged segment s aside, cuts it at the
+// damage ce reports, logs it and adds it to rep.
+func quarantineDamage(logger *slog.Logger, dir string, s segmentRef, ce *CorruptionError, rep *RepairReport) error {
+	to, size, err := quarantineSegment(dir, s, ce.Offset)
+	if err != nil {
+		return fmt.Errorf("quarantine damaged segment (%w): %w", ce, err)
+	}
+	rep.Corruptions = append(rep.Corruptions, ce)
+	rep.Quarantined = append(rep.Quarantined, to)
+	rep.DiscardedBytes += size - ce.Offset
+	logger.Error("WAL segment damaged: replayed the records before the damage, cut the segment there and moved a copy aside",
+		"segment", s.path, "offset", ce.Offset, "discarded_bytes", size-ce.Offset, "copy", to, "reason", ce.Err)
+	return nil
+}
+
+// quarantineSegment copies segment s into dir/quarantine and cuts s at
+// off. It returns the copy's path and the segment's size before the cut.
+func quarantineSegment(dir string, s segmentRef, off int64) (string, int64, error) {
+	qdir := filepath.Join(dir, quarantineDirname)
+	if err := os.MkdirAll(qdir, 0o777); err != nil {
+		return "", 0, err
+	}
+	to := filepath.Join(qdir, fmt.Sprintf("%s.%d", filepath.Base(s.path), time.Now().UnixNano()))
+	size, err := copyFile(s.path, to)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := syncDir(qdir); err != nil {
+		return "", 0, err
+	}
+	return to, size, truncateSegment(s.path, off)
+}
+
+// copyFile copies from to a new file to, fsynced, and returns its size.
+func copyFile(from, to string) (int64, error) {
+	src, err := os.Open(from)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close() // Read only.
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	return n, errors.Join(err, dst.Close())
 }

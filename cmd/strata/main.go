@@ -15,6 +15,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck(os.Args[2:], os.Stdout, os.Stderr, osEnviron))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "wal" {
+		os.Exit(walRepair(os.Args[2:], os.Stdout, os.Stderr, osEnviron))
+	}
 	ctx, stop := shutdownSignals()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, osEnviron, nil)
 	stop()

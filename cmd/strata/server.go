@@ -386,6 +386,7 @@ func storageOptions(v *viper.Viper) (buffer.StoreOptions, segments.CompactOption
 	o.WAL.SyncMode = mode
 	o.WAL.SyncInterval = v.GetDuration("wal.sync_interval")
 	o.WAL.SegmentSize = v.GetInt64("wal.segment_size")
+	o.StrictWAL = v.GetBool("storage.wal.strict")
 
 	var c segments.CompactOptions
 	c.ChunkSamples = o.Head.ChunkSamples
