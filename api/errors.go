@@ -14,6 +14,7 @@ import (
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // errorType is the Prometheus API's errorType field.
@@ -81,6 +82,10 @@ func classify(err error) (errorType, int) {
 		return errTimeout, http.StatusServiceUnavailable
 	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
 		return errCanceled, statusClientClosedRequest
+	case errors.As(err, new(*segments.CorruptionError)):
+		// Damaged data on the server's side, not a bad query: the segment
+		// is quarantined and the message names it.
+		return errInternal, http.StatusInternalServerError
 	case errors.As(err, &samples):
 		return errExecution, http.StatusUnprocessableEntity
 	case errors.As(err, &storErr):

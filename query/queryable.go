@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -134,7 +136,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 				return s
 			}
 		}
-		s := &mergedSeries{lset: lset, mint: rawMint, maxt: maxt, win: win}
+		s := &mergedSeries{lset: lset, mint: rawMint, maxt: maxt, win: win, set: q.set}
 		series[h] = append(series[h], s)
 		all = append(all, s)
 		return s
@@ -308,6 +310,22 @@ type mergedSeries struct {
 	mint, maxt int64 // of the raw data
 	rollups    []segSource
 	win        rollupWindow
+	set        *segments.Set // quarantines a segment a read finds damaged
+}
+
+// chunks returns an iterator over the chunks of kind in src. A damaged
+// chunk takes its segment out of the set (later queries do not see it)
+// and fails the read with an error naming the segment.
+func (s *mergedSeries) chunks(src segSource, kind segments.ChunkKind) (chunkenc.Iterator, error) {
+	it, err := src.seg.KindIterator(src.metas, kind)
+	var ce *segments.CorruptionError
+	if errors.As(err, &ce) && s.set != nil {
+		s.set.Quarantine(src.seg.Meta().ID, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read segment %s: %w", src.seg.Meta().ID, err)
+	}
+	return it, nil
 }
 
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
@@ -323,7 +341,7 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, 0, len(s.segs)+1)
 	for _, src := range s.segs {
-		it, err := src.seg.KindIterator(src.metas, segments.KindRaw)
+		it, err := s.chunks(src, segments.KindRaw)
 		if err != nil {
 			return errIterator{err}
 		}

@@ -41,7 +41,7 @@ func rollupChunks(metas []segments.ChunkMeta, w rollupWindow) []segments.ChunkMe
 func (s *mergedSeries) rollupSamples(kind segments.ChunkKind) ([]segments.Sample, error) {
 	var out []segments.Sample
 	for _, src := range s.rollups { // windows do not overlap; sorted below
-		it, err := src.seg.KindIterator(src.metas, kind)
+		it, err := s.chunks(src, kind)
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,8 @@ const (
 //
 // It removes leftover <id>.tmp-* directories of writes or deletions that did
 // not finish, and moves each segment that fails to open with a
-// *CorruptionError to <parent>/quarantine/<id>, logging a warning that names
+// *CorruptionError (its index, or any chunks file, not matching the CRC32C
+// in meta.json) to <parent>/quarantine/<id>, logging a warning that names
 // the problem, instead of failing. Directories that neither hold a
 // meta.json nor are named like a segment ID are left alone. Any other error
 // (I/O, ErrUnsupportedVersion) closes what was opened and is returned. A
@@ -68,6 +69,14 @@ func OpenAll(logger *slog.Logger, parent string) ([]*Segment, error) {
 			continue
 		}
 		s, err := Open(dir)
+		if err == nil {
+			// Open checks the index's CRC; the chunks files are checked here,
+			// once per start, so that damage is found before a query meets
+			// it (reads check each chunk's own CRC again).
+			if err = s.verifyChunkFiles(); err != nil {
+				_ = s.Close()
+			}
+		}
 		var ce *CorruptionError
 		if errors.As(err, &ce) {
 			to, qerr := quarantine(parent, name)

@@ -212,12 +212,8 @@ func (s *Segment) Verify(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	for i, b := range s.chunkMaps {
-		f := s.files[i+1]
-		if want, _ := parseCRC(f.CRC32C); crc32c(b) != want {
-			return &CorruptionError{Dir: s.dir, File: f.Name, Offset: -1,
-				Err: fmt.Errorf("chunks file: %w with meta.json", ErrChecksum)}
-		}
+	if err := s.verifyChunkFiles(); err != nil {
+		return err
 	}
 	it, err := s.Select()
 	if err != nil {
@@ -259,6 +255,19 @@ func (s *Segment) Verify(ctx context.Context) error {
 		return &CorruptionError{Dir: s.dir, File: metaFilename, Offset: -1,
 			Err: fmt.Errorf("counts: found %d series, %d chunks, %d samples; meta.json says %d, %d, %d",
 				nSeries, nChunks, nSamples, s.meta.NumSeries, s.meta.NumChunks, s.meta.NumSamples)}
+	}
+	return nil
+}
+
+// verifyChunkFiles checks every chunks file against the CRC32C meta.json
+// records for it; a mismatch is a *CorruptionError naming the file.
+func (s *Segment) verifyChunkFiles() error {
+	for i, b := range s.chunkMaps {
+		f := s.files[i+1]
+		if want, _ := parseCRC(f.CRC32C); crc32c(b) != want {
+			return &CorruptionError{Dir: s.dir, File: f.Name, Offset: -1,
+				Err: fmt.Errorf("chunks file: %w with meta.json", ErrChecksum)}
+		}
 	}
 	return nil
 }

@@ -255,6 +255,46 @@ func (s *Set) Replace(old []string, metas []Meta) error {
 	return nil
 }
 
+// Quarantine takes the segment with ID id out of the set, with its
+// tombstones, after a read found it damaged (cause), and once its readers
+// are done moves its directory to <dir>/quarantine/<id>, logging an error.
+// Queries that start afterwards no longer see it. An ID not in the set
+// (already quarantined, or replaced) is ignored.
+func (s *Set) Quarantine(id string, cause error) {
+	s.mtx.Lock()
+	i := slices.IndexFunc(s.segs, func(seg *Segment) bool { return seg.meta.ID == id })
+	if i < 0 {
+		s.mtx.Unlock()
+		return
+	}
+	seg := s.segs[i]
+	s.segs = slices.Delete(s.segs, i, i+1)
+	var saveErr error
+	if _, ok := s.tombstones[id]; ok {
+		delete(s.tombstones, id)
+		saveErr = s.saveTombstonesLocked()
+	}
+	s.mtx.Unlock()
+	if saveErr != nil {
+		s.logger.Warn("save tombstones after quarantine", "err", saveErr)
+	}
+	s.removals.Add(1)
+	go func() {
+		defer s.removals.Done()
+		// Close waits for the queries holding the segment.
+		err := seg.Close()
+		to := ""
+		if err == nil {
+			to, err = quarantine(s.dir, id)
+		}
+		if err != nil {
+			s.logger.Error("quarantine damaged segment", "segment", id, "cause", cause, "err", err)
+			return
+		}
+		s.logger.Error("damaged segment found by a read: moved out of the set", "segment", id, "err", cause, "moved_to", to)
+	}()
+}
+
 // Close waits for pending deletions and closes every segment.
 func (s *Set) Close() error {
 	s.removals.Wait()
