@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -61,11 +64,21 @@ func readTestData() map[string][]readSample {
 // sample limit (0: the default).
 func newReadTestServer(t *testing.T, maxSamples int, extra []byte) string {
 	t.Helper()
+	url, _ := startReadTestServer(t, maxSamples, extra)
+	return url
+}
+
+// startReadTestServer is newReadTestServer that also returns what the
+// API and net/http logged (a handler panic other than http.ErrAbortHandler
+// is logged by net/http as "panic serving").
+func startReadTestServer(t *testing.T, maxSamples int, extra []byte) (string, *lockedBuffer) {
+	t.Helper()
 	head, err := buffer.NewHead(buffer.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
 	q := query.NewQueryable(head, nil)
 	eng, err := query.NewEngine(logger, nil, q, query.Options{MaxSamples: maxSamples})
 	if err != nil {
@@ -80,7 +93,9 @@ func newReadTestServer(t *testing.T, maxSamples int, extra []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Config.ErrorLog = log.New(logs, "", 0)
+	srv.Start()
 	t.Cleanup(srv.Close)
 
 	var lp bytes.Buffer
@@ -101,7 +116,24 @@ func newReadTestServer(t *testing.T, maxSamples int, extra []byte) string {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("write: %d %s", resp.StatusCode, b)
 	}
-	return srv.URL
+	return srv.URL, logs
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // postRead sends a read request body as Prometheus does.
@@ -546,18 +578,43 @@ func TestRemoteReadErrors(t *testing.T) {
 // TestRemoteReadLimitMidStream checks that a streamed answer that reaches
 // the sample limit after its first frame ends in an error the client sees,
 // not in a clean end of stream.
+//
+// Whichever way the client sees the cut, the server must have cut it on
+// purpose: it logged the limit and aborted the handler, it did not crash
+// (a crash also cuts the connection, but net/http logs "panic serving"),
+// and it still answers the next request.
 func TestRemoteReadLimitMidStream(t *testing.T) {
-	url := newReadTestServer(t, 500, nil) // rr_v{host="a"} (300) fits, host="b" does not
+	url, logs := startReadTestServer(t, 500, nil) // rr_v{host="a"} (300) fits, host="b" does not
 	q := &prompb.Query{StartTimestampMs: 0, EndTimestampMs: math.MaxInt64, Matchers: []*prompb.LabelMatcher{matcher(prompb.LabelMatcher_EQ, "__name__", "rr_v")}}
 	body := encodeReadRequest(t, &prompb.ReadRequest{Queries: []*prompb.Query{q}, AcceptedResponseTypes: streamed})
 	// The first frame may still sit in the server's buffer when the
 	// connection is cut: then the request itself fails.
 	resp, err := http.Post(url+"/api/v1/read", "application/x-protobuf", bytes.NewReader(body))
+	if err == nil {
+		_, _, err = decodeStreamed(t, resp, 1)
+		resp.Body.Close()
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("stream ended with %v, want an unexpected EOF", err)
+		}
+	} else if opErr := (*net.OpError)(nil); errors.As(err, &opErr) && opErr.Op == "dial" {
+		t.Fatalf("the request never reached the server: %v", err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "cutting the connection") || !strings.Contains(got, "more than 500 samples") {
+		t.Fatalf("the server did not log cutting the stream at the sample limit; client saw %v; log:\n%s", err, got)
+	}
+	if strings.Contains(got, "panic serving") {
+		t.Fatalf("the handler crashed:\n%s", got)
+	}
+	// The server goes on serving.
+	small := &prompb.Query{StartTimestampMs: 0, EndTimestampMs: math.MaxInt64, Matchers: []*prompb.LabelMatcher{matcher(prompb.LabelMatcher_EQ, "__name__", "other_v")}}
+	resp, err = http.Post(url+"/api/v1/read", "application/x-protobuf",
+		bytes.NewReader(encodeReadRequest(t, &prompb.ReadRequest{Queries: []*prompb.Query{small}, AcceptedResponseTypes: streamed})))
 	if err != nil {
-		return
+		t.Fatalf("the next request: %v", err)
 	}
 	defer resp.Body.Close()
-	if _, _, err = decodeStreamed(t, resp, 1); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("stream ended with %v, want an unexpected EOF", err)
+	if _, _, err := decodeStreamed(t, resp, 1); err != nil {
+		t.Fatalf("the next request's stream: %v", err)
 	}
 }
