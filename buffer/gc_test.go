@@ -99,6 +99,8 @@ func TestGCKeepsEveryAcknowledgedSample(t *testing.T) {
 		mu      sync.Mutex
 		wg      sync.WaitGroup
 		writing atomic.Bool
+		flushes atomic.Int64 // flushes completed while writing
+		failed  atomic.Bool  // the flusher stopped on an error
 	)
 	writing.Store(true)
 	for w := range writers {
@@ -106,6 +108,16 @@ func TestGCKeepsEveryAcknowledgedSample(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for r := range rounds {
+				if r%4 == 0 {
+					// Let four flushes complete, the first started after
+					// the last round: each series written in it is then
+					// flushed, found empty, found idle and removed before
+					// its next write, whatever the scheduling. The flusher
+					// runs throughout, concurrently with the other rounds.
+					for want := flushes.Load() + 4; flushes.Load() < want && !failed.Load(); {
+						time.Sleep(100 * time.Microsecond)
+					}
+				}
 				for i := w * perWriter; i < (w+1)*perWriter; i++ {
 					if (i+r)%4 != 0 { // each series is written every fourth round
 						continue
@@ -129,9 +141,11 @@ func TestGCKeepsEveryAcknowledgedSample(t *testing.T) {
 		for writing.Load() {
 			if err := s.Flush(context.Background()); err != nil {
 				t.Error(err)
+				failed.Store(true)
 				break
 			}
 			n++
+			flushes.Add(1)
 		}
 		flushed <- n
 	}()
@@ -141,6 +155,9 @@ func TestGCKeepsEveryAcknowledgedSample(t *testing.T) {
 	mustFlush(t, s)
 	removed := testutil.ToFloat64(s.metrics.seriesRemoved)
 	t.Logf("%d flushes while writing; %v idle series removed", n, removed)
+	if n < rounds || removed == 0 {
+		t.Fatalf("%d flushes while writing removed %v idle series: the test meant to remove series between their writes", n, removed)
+	}
 
 	// Two more flushes (each needs data, hence the keeper) remove the rest.
 	keeper := labels.FromStrings("__name__", "keeper")
