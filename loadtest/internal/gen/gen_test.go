@@ -280,16 +280,36 @@ func TestGaugesAreBoundedRandomWalks(t *testing.T) {
 	}
 }
 
+// TestIntegerGauges checks every generated cpu value is whole with
+// IntegerGauges, and that the same stream without it is not, so that the
+// check can tell the two apart.
 func TestIntegerGauges(t *testing.T) {
-	g := newTestGen(t, Options{Hosts: 3, Seed: 1, Families: []string{"cpu"}, IntegerGauges: true})
-	s, _ := g.Stream(0, 1, backfill(100, 10_000, 0))
-	var b Batch
-	for s.Next(&b) {
-		for _, v := range b.Values {
-			if v != math.Trunc(v) {
-				t.Fatalf("cpu value %v is not whole", v)
+	count := func(integer bool) (values, whole int64) {
+		t.Helper()
+		g := newTestGen(t, Options{Hosts: 3, Seed: 1, Families: []string{"cpu"}, IntegerGauges: integer})
+		s, err := g.Stream(0, 1, backfill(100, 10_000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Batch
+		for s.Next(&b) {
+			for _, v := range b.Values {
+				values++
+				if v == math.Trunc(v) {
+					whole++
+				}
 			}
 		}
+		if values != s.Total() || values == 0 {
+			t.Fatalf("checked %d values, the stream holds %d", values, s.Total())
+		}
+		return values, whole
+	}
+	if values, whole := count(true); whole != values {
+		t.Fatalf("with IntegerGauges %d of %d cpu values are not whole", values-whole, values)
+	}
+	if values, whole := count(false); whole == values {
+		t.Fatalf("without IntegerGauges all %d cpu values are whole too: the test cannot tell", values)
 	}
 }
 

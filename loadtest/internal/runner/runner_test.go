@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -233,37 +234,45 @@ func TestPacer(t *testing.T) {
 	}
 }
 
+// TestLagGate runs in a synctest bubble: synctest.Wait returns once every
+// goroutine of the bubble is blocked (a sync.Cond.Wait counts), so "writer
+// 0 is still waiting" is observed, not guessed after a sleep.
 func TestLagGate(t *testing.T) {
-	g := newLagGate(2, 3)
-	if !g.enter(0, 0) || !g.enter(1, 0) || !g.enter(0, 3) {
-		t.Fatal("blocked within the lag")
-	}
-	var passed atomic.Bool
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		passed.Store(g.enter(0, 4)) // 4 steps ahead of writer 1: waits
-	}()
-	time.Sleep(20 * time.Millisecond)
-	if passed.Load() {
-		t.Fatal("writer 0 ran ahead")
-	}
-	g.enter(1, 2)
-	wg.Wait()
-	if !passed.Load() {
-		t.Fatal("writer 0 not released")
-	}
-	// A finished writer holds nobody back; a stopped gate releases all.
-	g.done(1)
-	if !g.enter(0, 100) {
-		t.Fatal("held back by a finished writer")
-	}
-	g2 := newLagGate(2, 1)
-	go func() { time.Sleep(10 * time.Millisecond); g2.stop() }()
-	if g2.enter(0, 10) {
-		t.Fatal("stopped gate let a writer through")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		g := newLagGate(2, 3)
+		if !g.enter(0, 0) || !g.enter(1, 0) || !g.enter(0, 3) {
+			t.Fatal("blocked within the lag")
+		}
+		var passed, returned atomic.Bool
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			passed.Store(g.enter(0, 4)) // 4 steps ahead of writer 1: waits
+			returned.Store(true)
+		})
+		synctest.Wait()
+		if returned.Load() {
+			t.Fatalf("writer 0 ran 4 steps ahead of writer 1 with a lag of 3 (enter returned %v)", passed.Load())
+		}
+		g.enter(1, 2) // now within 3
+		wg.Wait()
+		if !passed.Load() {
+			t.Fatal("writer 0 not released")
+		}
+		// A finished writer holds nobody back; a stopped gate releases all.
+		g.done(1)
+		if !g.enter(0, 100) {
+			t.Fatal("held back by a finished writer")
+		}
+		g2 := newLagGate(2, 1)
+		var entered atomic.Bool
+		wg.Go(func() { entered.Store(g2.enter(0, 10)) })
+		synctest.Wait()
+		g2.stop()
+		wg.Wait()
+		if entered.Load() {
+			t.Fatal("stopped gate let a writer through")
+		}
+	})
 }
 
 func TestStateFraction(t *testing.T) {
