@@ -72,7 +72,7 @@ type Options struct {
 	Cache CacheAdmin
 	// TSDBStatus reports storage figures for /api/v1/status/tsdb; nil
 	// answers an empty object.
-	TSDBStatus func() TSDBStatus
+	TSDBStatus func(limit int) TSDBStatus
 	// Ready returns why the server is not ready to serve (e.g. the
 	// write-ahead log cannot write), or nil when it is; nil means always
 	// ready.

@@ -17,13 +17,30 @@ import (
 
 // TSDBStatus is what GET /api/v1/status/tsdb reports about storage.
 type TSDBStatus struct {
-	HeadSeries, HeadSamples  int64
-	HeadMinTime, HeadMaxTime int64 // ms; 0 when the head is empty
-	WALBytes                 int64
-	Segments                 []SegmentStatus
-	SegmentBytes             int64
-	SegmentSamples           uint64
+	HeadSeries, HeadSamples int64
+	// NumLabelPairs and the rankings come from the head's index, each
+	// ranking the limit largest entries, largest first.
+	NumLabelPairs               int
+	SeriesCountByMetricName     []TSDBStat
+	LabelValueCountByLabelName  []TSDBStat
+	MemoryInBytesByLabelName    []TSDBStat
+	SeriesCountByLabelValuePair []TSDBStat
+	HeadMinTime, HeadMaxTime    int64 // ms; 0 when the head is empty
+	WALBytes                    int64
+	Segments                    []SegmentStatus
+	SegmentBytes                int64
+	SegmentSamples              uint64
 }
+
+// TSDBStat is one entry of a cardinality ranking.
+type TSDBStat struct {
+	Name  string
+	Value uint64
+}
+
+// maxTSDBLimit is the largest ranking /api/v1/status/tsdb gives, as in
+// Prometheus.
+const maxTSDBLimit = 10000
 
 // SegmentStatus describes one segment.
 type SegmentStatus struct {
@@ -70,17 +87,55 @@ func (a *API) tsdbStatus(c echo.Context) error {
 	if a.opts.TSDBStatus == nil {
 		return a.success(c, func(dst []byte) []byte { return append(dst, "{}"...) }, nil, nil)
 	}
-	st := a.opts.TSDBStatus()
+	limit := 10
+	if v := formValue(c, "limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return badData("limit must be a positive number")
+		}
+		if n > maxTSDBLimit {
+			return badData("limit must not exceed %d", maxTSDBLimit)
+		}
+		limit = n
+	}
+	st := a.opts.TSDBStatus(limit)
 	return a.success(c, func(dst []byte) []byte {
 		dst = append(dst, `{"headStats":{"numSeries":`...)
 		dst = strconv.AppendInt(dst, st.HeadSeries, 10)
+		dst = append(dst, `,"numLabelPairs":`...)
+		dst = strconv.AppendInt(dst, int64(st.NumLabelPairs), 10)
 		dst = append(dst, `,"numSamples":`...)
 		dst = strconv.AppendInt(dst, st.HeadSamples, 10)
 		dst = append(dst, `,"minTime":`...)
 		dst = strconv.AppendInt(dst, st.HeadMinTime, 10)
 		dst = append(dst, `,"maxTime":`...)
 		dst = strconv.AppendInt(dst, st.HeadMaxTime, 10)
-		dst = append(dst, `},"walBytes":`...)
+		dst = append(dst, '}')
+		for _, r := range []struct {
+			key   string
+			stats []TSDBStat
+		}{
+			{"seriesCountByMetricName", st.SeriesCountByMetricName},
+			{"labelValueCountByLabelName", st.LabelValueCountByLabelName},
+			{"memoryInBytesByLabelName", st.MemoryInBytesByLabelName},
+			{"seriesCountByLabelValuePair", st.SeriesCountByLabelValuePair},
+		} {
+			dst = append(dst, ',', '"')
+			dst = append(dst, r.key...)
+			dst = append(dst, `":[`...)
+			for i, s := range r.stats {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, `{"name":`...)
+				dst = appendString(dst, s.Name)
+				dst = append(dst, `,"value":`...)
+				dst = strconv.AppendUint(dst, s.Value, 10)
+				dst = append(dst, '}')
+			}
+			dst = append(dst, ']')
+		}
+		dst = append(dst, `,"walBytes":`...)
 		dst = strconv.AppendInt(dst, st.WALBytes, 10)
 		dst = append(dst, `,"segmentBytes":`...)
 		dst = strconv.AppendInt(dst, st.SegmentBytes, 10)

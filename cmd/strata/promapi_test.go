@@ -173,12 +173,13 @@ func TestPrometheusAPIParity(t *testing.T) {
 		return out
 	}
 	const (
-		same      = iota // the whole answer equals Prometheus'
-		sameShape        // status and JSON shape
-		sameError        // status and errorType
-		sameBody         // the raw body (text formats)
-		stringMap        // data is an object of strings (flags differ by nature)
-		sameStats        // the result equal, stats in Prometheus' shape with the same sample count
+		same            = iota // the whole answer equals Prometheus'
+		sameShape              // status and JSON shape
+		sameError              // status and errorType
+		sameBody               // the raw body (text formats)
+		stringMap              // data is an object of strings (flags differ by nature)
+		sameStats              // the result equal, stats in Prometheus' shape with the same sample count
+		sameCardinality        // status/tsdb: the same rankings (as sets: ties are unordered) and head counts
 	)
 	cases := []struct {
 		path   string
@@ -212,6 +213,8 @@ func TestPrometheusAPIParity(t *testing.T) {
 		{"/api/v1/status/buildinfo", nil, sameShape},
 		{"/api/v1/status/config", nil, sameShape},
 		{"/api/v1/status/flags", nil, stringMap},
+		{"/api/v1/status/tsdb", nil, sameCardinality},
+
 		{"/api/v1/query_exemplars", v("query", "parity_requests_total", "start", start, "end", at), sameShape},
 		{"/api/v1/query_exemplars", v("query", "sum("), sameError},
 		{"/api/v1/metadata", v("limit", "x"), sameError},
@@ -272,6 +275,32 @@ func TestPrometheusAPIParity(t *testing.T) {
 			if w, g := count(want), count(got); w == nil || w != g {
 				t.Errorf("%s: totalQueryableSamples %v, Prometheus %v", name, g, w)
 			}
+		case sameCardinality:
+			data := func(a httpAnswer) map[string]any {
+				d, _ := a.json.(map[string]any)["data"].(map[string]any)
+				return d
+			}
+			w, g := data(want), data(got)
+			for _, k := range []string{"seriesCountByMetricName", "labelValueCountByLabelName", "memoryInBytesByLabelName", "seriesCountByLabelValuePair"} {
+				ws, gs := rankingSet(w[k], true), rankingSet(g[k], true)
+				if k == "memoryInBytesByLabelName" {
+					// Prometheus 3 counts labels.SizeOfLabels (what Strata
+					// reports); 2.42 counted value lengths alone.
+					ws, gs = rankingSet(w[k], false), rankingSet(g[k], false)
+				}
+				if len(ws) == 0 || !slices.Equal(ws, gs) {
+					t.Errorf("%s: %s %v, Prometheus %v", name, k, gs, ws)
+				}
+			}
+			wh, _ := w["headStats"].(map[string]any)
+			gh, _ := g["headStats"].(map[string]any)
+			// chunkCount is Prometheus' alone: Strata's head does not count
+			// its chunks (it reports numSamples instead).
+			for _, k := range []string{"numSeries", "numLabelPairs", "minTime", "maxTime"} {
+				if wh[k] != gh[k] {
+					t.Errorf("%s: headStats.%s %v, Prometheus %v", name, k, gh[k], wh[k])
+				}
+			}
 		case stringMap:
 			g, _ := got.json.(map[string]any)
 			data, _ := g["data"].(map[string]any)
@@ -306,6 +335,22 @@ func TestPrometheusAPIParity(t *testing.T) {
 	if want := `parity_temperature{instance="lab:9100",room="a b\"c"} -3.25e-07 ` + strconv.FormatInt(now.UnixMilli(), 10); !strings.Contains(fed.body, want) {
 		t.Errorf("federation lacks %q:\n%s", want, fed.body)
 	}
+}
+
+// rankingSet renders a status/tsdb ranking as sorted "name=value" strings.
+func rankingSet(v any, values bool) []string {
+	arr, _ := v.([]any)
+	var out []string
+	for _, e := range arr {
+		m, _ := e.(map[string]any)
+		if values {
+			out = append(out, fmt.Sprintf("%v=%v", m["name"], m["value"]))
+		} else {
+			out = append(out, fmt.Sprint(m["name"]))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // sortData orders the arrays whose order Prometheus leaves unspecified
@@ -426,5 +471,34 @@ func TestParseQuery(t *testing.T) {
 	want := `{"status":"success","data":{"expr":{"args":[{"anchored":false,"matchers":[{"name":"a","type":"=","value":"b"},{"name":"__name__","type":"=","value":"x"}],"name":"x","offset":0,"offsetExpr":null,"range":300000,"rangeExpr":null,"smoothed":false,"startOrEnd":null,"timestamp":null,"type":"matrixSelector"}],"func":{"argTypes":["matrix"],"name":"rate","returnType":"vector","variadic":0},"type":"call"},"grouping":["job"],"op":"sum","param":null,"type":"aggregation","without":false}}`
 	if a.status != http.StatusOK || a.body != want {
 		t.Errorf("parse_query: %d\n%s\nwant\n%s", a.status, a.body, want)
+	}
+}
+
+// TestTSDBStatusLimit: status/tsdb's rankings hold limit entries (default
+// 10, at most 10000, as Prometheus 3 checks).
+func TestTSDBStatusLimit(t *testing.T) {
+	s := startServer(t, "")
+	if code, body := s.post("/api/v1/import/prometheus", "text/plain", []byte("l_a{x=\"1\"} 1 1700000000000\nl_a{x=\"2\"} 1 1700000000000\nl_b 1 1700000000000\n")); code != http.StatusNoContent {
+		t.Fatalf("import: %d %s", code, body)
+	}
+	for _, bad := range []string{"0", "-1", "x", "10001"} {
+		if a := fetch(t, s.url, "/api/v1/status/tsdb", url.Values{"limit": {bad}}); a.status != http.StatusBadRequest || !strings.Contains(a.body, `"errorType":"bad_data"`) {
+			t.Errorf("limit=%s: %d %s", bad, a.status, a.body)
+		}
+	}
+	var st struct {
+		HeadStats struct {
+			NumSeries     int `json:"numSeries"`
+			NumLabelPairs int `json:"numLabelPairs"`
+		} `json:"headStats"`
+		ByName []struct {
+			Name  string `json:"name"`
+			Value int    `json:"value"`
+		} `json:"seriesCountByMetricName"`
+		Pairs []any `json:"seriesCountByLabelValuePair"`
+	}
+	s.get("/api/v1/status/tsdb", url.Values{"limit": {"1"}}, &st)
+	if st.HeadStats.NumSeries != 3 || st.HeadStats.NumLabelPairs != 4 || len(st.ByName) != 1 || st.ByName[0].Name != "l_a" || st.ByName[0].Value != 2 || len(st.Pairs) != 1 {
+		t.Errorf("status/tsdb?limit=1: %+v", st)
 	}
 }

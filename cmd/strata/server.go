@@ -206,7 +206,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
-		TSDBStatus: func() api.TSDBStatus { return tsdbStatus(store, set) },
+		TSDBStatus: func(limit int) api.TSDBStatus { return tsdbStatus(store, set, limit) },
 		WALReplay: func() api.WALReplay {
 			p := store.ReplayStatus()
 			return walReplayStatus(&p)
@@ -433,15 +433,28 @@ func registerStorageMetrics(reg prometheus.Registerer, store *buffer.Store, set 
 }
 
 // tsdbStatus gathers what /api/v1/status/tsdb reports.
-func tsdbStatus(store *buffer.Store, set *segments.Set) api.TSDBStatus {
+func tsdbStatus(store *buffer.Store, set *segments.Set, limit int) api.TSDBStatus {
 	h := store.Head()
 	mint, maxt := h.Bounds()
+	card := h.Cardinality(limit)
+	stats := func(in []buffer.CardinalityStat) []api.TSDBStat {
+		out := make([]api.TSDBStat, len(in))
+		for i, s := range in {
+			out[i] = api.TSDBStat(s)
+		}
+		return out
+	}
 	st := api.TSDBStatus{
-		HeadSeries:  h.NumSeries(),
-		HeadSamples: h.SamplesInHead(),
-		HeadMinTime: mint,
-		HeadMaxTime: maxt,
-		WALBytes:    store.WALSize(),
+		NumLabelPairs:               card.NumLabelPairs,
+		SeriesCountByMetricName:     stats(card.SeriesCountByMetricName),
+		LabelValueCountByLabelName:  stats(card.LabelValueCountByLabelName),
+		MemoryInBytesByLabelName:    stats(card.MemoryInBytesByLabelName),
+		SeriesCountByLabelValuePair: stats(card.SeriesCountByLabelValuePair),
+		HeadSeries:                  h.NumSeries(),
+		HeadSamples:                 h.SamplesInHead(),
+		HeadMinTime:                 mint,
+		HeadMaxTime:                 maxt,
+		WALBytes:                    store.WALSize(),
 	}
 	if mint > maxt {
 		st.HeadMinTime, st.HeadMaxTime = 0, 0
