@@ -33,6 +33,25 @@ func (c *Cache) GetAppend(dst, key []byte) ([]byte, Status) {
 	return dst, st
 }
 
+// Peek is Get for a caller that follows a miss or a stale answer with
+// GetOrCompute (which counts those): it counts only fresh hits.
+func (c *Cache) Peek(key []byte) ([]byte, Status) {
+	v, st := c.lookup(nil, key, c.now().UnixNano())
+	if st == StatusMiss && c.l2 != nil && c.l2.usable() && !c.closed.Load() {
+		var kb [8]byte
+		if w, res := c.l2.get(key, c.fastKey(&kb, key)); res == l2Found {
+			v, st = append([]byte(nil), w...), StatusHitL2
+		}
+	}
+	switch st {
+	case StatusHit, StatusHitL2:
+		c.m.count(st)
+	case StatusMiss:
+		return nil, st
+	}
+	return v, st
+}
+
 // Prefetch reads from the L2 tier, in pipelined round trips, the keys that
 // L1 does not hold, and promotes the fresh, valid ones into L1, so that
 // the lookups that follow are L1 hits. A caller about to look up many keys
