@@ -12,8 +12,10 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/query"
 )
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -117,9 +119,40 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	}
 	// The samples are visible now; before acknowledging them, make every
 	// cached answer they could change a miss.
-	a.frontend.InvalidateBatch(batch)
+	a.frontend.InvalidateBatch(touchedBy(batch, a.frontend.FreshFrom()))
 	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
 	return c.NoContent(http.StatusNoContent)
+}
+
+// touchedBy returns the metric names and days of the samples of b older
+// than from (ms), once each: what a cached answer may have read.
+func touchedBy(b *ingest.Batch, from int64) []query.Touched {
+	var (
+		out  []query.Touched
+		seen map[query.Touched]struct{}
+	)
+	for i := range b.Series {
+		s := &b.Series[i]
+		name, named := "", false
+		for _, x := range s.Samples {
+			if x.T >= from {
+				continue
+			}
+			if !named {
+				name, named = s.Labels.Get(labels.MetricName), true
+			}
+			k := query.Touched{Name: name, Day: query.DayOf(x.T)}
+			if _, ok := seen[k]; ok {
+				continue
+			}
+			if seen == nil {
+				seen = map[query.Touched]struct{}{}
+			}
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (a *API) rejected(f ingestFormat, err error) error {

@@ -18,20 +18,24 @@ import (
 type Deleter struct {
 	Store     *buffer.Store
 	Set       *segments.Set
-	Queryable *Queryable
+	Queryable storage.Queryable
 	Frontend  *Frontend
 }
 
 // DeleteSeries deletes the samples in [mint, maxt] of the series matching
-// any of the matcher sets. With appends paused, the store flushes its head
-// and every overlapping segment gets a tombstone; then the cache tags of
-// the deleted metric names and days are bumped.
+// any of the matcher sets. With appends paused, the store flushes its head,
+// the metric names of the matching series are collected and every
+// overlapping segment gets a tombstone; then the cache tags of those names
+// and days are bumped. Collecting the names with appends paused matters: a
+// name first written just before the pause is tombstoned, so its tags must
+// be bumped too.
 func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error {
-	names, err := MetricNames(ctx, d.Queryable, sets, mint, maxt)
-	if err != nil {
-		return err
-	}
-	err = d.Store.DeleteSeries(ctx, func() error {
+	var names []string
+	err := d.Store.DeleteSeries(ctx, func() error {
+		var err error
+		if names, err = MetricNames(ctx, d.Queryable, sets, mint, maxt); err != nil {
+			return err
+		}
 		for _, ms := range sets {
 			if _, err := d.Set.AddTombstone(ms, mint, maxt); err != nil {
 				return err

@@ -12,7 +12,7 @@ import (
 
 // extentVersion is the first byte of every cached value; bump it when the
 // encoding or the meaning of a key changes.
-const extentVersion = 1
+const extentVersion = 2
 
 // extent is a cached piece of a query's result: the series with their
 // points at the steps from From to To (inclusive, on the query's grid), or
@@ -22,7 +22,8 @@ type extent struct {
 	From, To int64  // ms
 	Kind     byte   // 'm' matrix (range or instant range-vector), 'v' vector, 's' scalar
 	Matrix   promql.Matrix
-	Warnings []string
+	Warnings []string // sorted, all of them
+	Infos    []string // sorted, all of them
 }
 
 var errBadExtent = errors.New("malformed cached extent")
@@ -35,6 +36,10 @@ func appendExtent(dst []byte, e *extent) []byte {
 	dst = binary.AppendVarint(dst, e.To)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Warnings)))
 	for _, w := range e.Warnings {
+		dst = appendBytes(dst, []byte(w))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Infos)))
+	for _, w := range e.Infos {
 		dst = appendBytes(dst, []byte(w))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Matrix)))
@@ -74,6 +79,10 @@ func decodeExtent(b []byte) (*extent, error) {
 	nw := d.count()
 	for range nw {
 		e.Warnings = append(e.Warnings, string(d.bytes()))
+	}
+	ni := d.count()
+	for range ni {
+		e.Infos = append(e.Infos, string(d.bytes()))
 	}
 	ns := d.count()
 	if d.err != nil {

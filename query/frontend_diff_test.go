@@ -91,7 +91,7 @@ func newDiffEnv(t testing.TB, start time.Time) *diffEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.cache.Close() })
-	minTime := func() int64 { return policy.MinTime(0, e.clock.Now()) }
+	minTime := func(res Resolution) int64 { return policy.MinTime(max(int64(res), 0), e.clock.Now()) }
 	if e.frontend, err = NewFrontend(eng, e.cache, FrontendOptions{SplitInterval: 6 * time.Hour, Freshness: time.Minute}, e.clock.Now, minTime, copts.TTL+copts.Grace); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,21 @@ func (e *diffEnv) write(t testing.TB, b *ingest.Batch) {
 	if err := e.store.Append(b); err != nil {
 		t.Fatal(err)
 	}
-	e.frontend.InvalidateBatch(b)
+	e.frontend.InvalidateBatch(touchedBy(b, e.frontend.FreshFrom()))
+}
+
+// touchedBy returns the names and days of the samples of b older than
+// from, as the API passes them to InvalidateBatch.
+func touchedBy(b *ingest.Batch, from int64) []Touched {
+	var out []Touched
+	for _, s := range b.Series {
+		for _, x := range s.Samples {
+			if x.T < from {
+				out = append(out, Touched{Name: s.Labels.Get(labels.MetricName), Day: DayOf(x.T)})
+			}
+		}
+	}
+	return out
 }
 
 var diffQueries = []string{

@@ -230,8 +230,12 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 // openCache creates (or loads from dir) the result cache and the frontend.
 func (s *server) openCache(dir string, engine *query.Engine, policy retention.Policy) error {
 	v := s.v
-	fopts := query.FrontendOptions{SplitInterval: v.GetDuration("cache.split_interval"), Freshness: v.GetDuration("cache.freshness")}
-	minTime := func() int64 { return policy.MinTime(0, time.Now()) }
+	fopts := query.FrontendOptions{
+		SplitInterval: v.GetDuration("cache.split_interval"), Freshness: v.GetDuration("cache.freshness"),
+		// Whether rollups are built changes which resolution a query reads.
+		Fingerprint: fmt.Sprintf("downsample=%t", v.GetBool("downsample.enabled")),
+	}
+	minTime := func(res query.Resolution) int64 { return policy.MinTime(max(int64(res), 0), time.Now()) }
 	if !v.GetBool("cache.enabled") {
 		f, err := query.NewFrontend(engine, nil, fopts, time.Now, minTime, 0)
 		s.frontend = f

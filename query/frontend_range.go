@@ -1,0 +1,475 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/strata-tsdb/strata/cache"
+)
+
+// piece is one extent of a range query (or its uncacheable tail) and, once
+// answered, its part of the answer.
+type piece struct {
+	ws, a, b int64    // extent start; first and last step answered (ms)
+	key      []byte   // nil: not cached
+	tags     []string // what the extent can read
+
+	m          promql.Matrix
+	warn, info []string
+	status     CacheStatus
+}
+
+// rangeCall is one range query on its way through the frontend.
+type rangeCall struct {
+	f    *Frontend
+	r    RangeQuery
+	pl   *plan
+	step int64 // ms
+}
+
+// errHistograms makes Range answer without the cache: cached extents hold
+// float points only.
+var errHistograms = errors.New("histogram result")
+
+// Range answers a range query, through the cache unless bypass is set.
+func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Result, error) {
+	if err := r.Validate(f.engine.opts.MaxPointsPerSeries); err != nil {
+		return nil, err
+	}
+	res, err := f.engine.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
+	if err != nil {
+		return nil, err
+	}
+	step := r.Step.Milliseconds()
+	if bypass || f.cache == nil || step <= 0 || step >= f.opts.SplitInterval.Milliseconds() {
+		// A step at least as long as an extent would make every step an
+		// engine call of its own, for nothing: each extent holds one point.
+		return f.evalWhole(ctx, r, res)
+	}
+	pl, ok, err := f.newPlan(r.Query, r.Start, r.End, r.Step)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return f.evalWhole(ctx, r, res)
+	}
+	pl.res = res
+	q := &rangeCall{f: f, r: r, pl: pl, step: step}
+	pieces, err := q.pieces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.answer(ctx, pieces); err != nil {
+		if errors.Is(err, errHistograms) {
+			return f.evalWhole(ctx, r, res)
+		}
+		return nil, err
+	}
+	return q.result(pieces), nil
+}
+
+// pieces cuts the query into extents: those whose steps read only data
+// older than the freshness window, then one uncached piece for the rest.
+func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
+	f, step := q.f, q.step
+	start, end := q.r.Start.UnixMilli(), q.r.End.UnixMilli()
+	split := f.opts.SplitInterval.Milliseconds()
+	grid := func(t int64) int64 { return start + floorDiv(t-start, step)*step } // last grid point ≤ t
+	ce := q.pl.lastSettledStep(start, end, step, f.cutoff())
+	var out []*piece
+	// step < split, so there are no more extents than steps: the loop is
+	// bounded by the points-per-series limit.
+	for ws := alignDown(start, split); ws <= ce; ws += split {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		a := grid(ws - 1 + step) // first grid point ≥ ws
+		if ws <= start {
+			a = start
+		}
+		b := min(grid(ws+split-1), ce)
+		if a > b {
+			continue
+		}
+		p := &piece{ws: ws, a: a, b: b}
+		// Tag by what the whole extent could ever read: its stored range
+		// only grows inside [ws, ws+split).
+		if tags, ok := f.cacheTags(q.pl, ws, ws+split-1, q.r.Step); ok {
+			p.tags, p.key = tags, f.rangeKey(q.pl, step, mod(start, step), ws)
+		}
+		out = append(out, p)
+	}
+	if a := max(start, ce+step); a <= end {
+		out = append(out, &piece{a: a, b: end})
+	}
+	return out, nil
+}
+
+// answer fills in every piece: hits from the cache; runs of contiguous
+// missing extents each in as few engine calls as the parallelism allows;
+// extents found stale or covering part of their steps one by one. The
+// work runs concurrently, MaxParallel at a time for this query.
+func (q *rangeCall) answer(ctx context.Context, pieces []*piece) error {
+	f := q.f
+	var keys [][]byte
+	for _, p := range pieces {
+		if p.key != nil {
+			keys = append(keys, p.key)
+		}
+	}
+	f.cache.Prefetch(ctx, keys) // one round trip with a shared L2 tier
+	var (
+		jobs []func(context.Context) error
+		run  []*piece // missing cacheable extents, contiguous
+		cold []*piece // uncacheable pieces, contiguous
+	)
+	flushRun := func() {
+		jobs = append(jobs, q.runJobs(run)...)
+		run = nil
+	}
+	flushCold := func() {
+		if len(cold) > 0 {
+			ps := cold
+			jobs = append(jobs, func(ctx context.Context) error { return q.evalCold(ctx, ps) })
+		}
+		cold = nil
+	}
+	for _, p := range pieces {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p.key == nil {
+			flushRun()
+			cold = append(cold, p)
+			continue
+		}
+		flushCold()
+		v, st := f.cache.Peek(p.key)
+		if st == cache.StatusMiss {
+			run = append(run, p)
+			continue
+		}
+		flushRun()
+		if e, err := decodeExtent(v); err == nil && bytes.Equal(e.Key, p.key) && st != cache.StatusStale && e.From <= p.a && e.To >= p.b {
+			p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, CacheHit
+			continue
+		}
+		// Stale, partial or unreadable: extended or refreshed alone.
+		jobs = append(jobs, func(ctx context.Context) error { return q.extent(ctx, p) })
+	}
+	flushRun()
+	flushCold()
+	return runJobs(ctx, jobs, f.opts.MaxParallel)
+}
+
+// runJobs runs jobs, at most limit at once; the first error cancels the
+// others and is returned.
+func runJobs(ctx context.Context, jobs []func(context.Context) error, limit int) error {
+	if len(jobs) == 1 {
+		return jobs[0](ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := job(ctx); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// runJobs cuts a run of contiguous missing extents into at most
+// MaxParallel chunks of contiguous extents, each evaluated in one engine
+// call.
+func (q *rangeCall) runJobs(run []*piece) []func(context.Context) error {
+	if len(run) == 0 {
+		return nil
+	}
+	n := min(len(run), q.f.opts.MaxParallel)
+	size := (len(run) + n - 1) / n
+	var jobs []func(context.Context) error
+	for i := 0; i < len(run); i += size {
+		chunk := run[i:min(i+size, len(run))]
+		jobs = append(jobs, func(ctx context.Context) error { return q.evalRun(ctx, chunk) })
+	}
+	return jobs
+}
+
+// evalCold evaluates contiguous uncacheable pieces in one engine call.
+func (q *rangeCall) evalCold(ctx context.Context, ps []*piece) error {
+	m, w, i, err := q.f.eval(ctx, q.r.Query, q.pl.res, ps[0].a, ps[len(ps)-1].b, q.r.Step)
+	if err != nil {
+		return err
+	}
+	if hasHistograms(m) {
+		return errHistograms
+	}
+	for _, p := range ps {
+		p.status = CacheMiss
+	}
+	ps[0].m, ps[0].warn, ps[0].info = m, w, i
+	return nil
+}
+
+// evalRun evaluates contiguous missing extents in one engine call, as the
+// computation of the first one's key (concurrent queries share it), and
+// stores every extent. Annotations cannot be told apart by extent: a call
+// that has any stores the first extent alone, evaluated again, and the
+// others are computed one by one.
+func (q *rangeCall) evalRun(ctx context.Context, ps []*piece) error {
+	if len(ps) == 1 {
+		return q.extent(ctx, ps[0])
+	}
+	f, first, last := q.f, ps[0], ps[len(ps)-1]
+	var (
+		ran, annotated bool
+		parts          = make([]promql.Matrix, len(ps))
+	)
+	v, st, err := f.cache.GetOrCompute(ctx, first.key, first.tags, func(ctx context.Context) ([]byte, time.Duration, error) {
+		snap := f.cache.Snapshot()
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, first.a, last.b, q.r.Step)
+		if err != nil {
+			return nil, 0, err
+		}
+		if hasHistograms(m) {
+			return appendExtent(nil, &extent{Key: first.key, Kind: 'x'}), -1, nil
+		}
+		ran = true
+		if len(w)+len(i) > 0 {
+			annotated = true
+			m, w, i, err = f.eval(ctx, q.r.Query, q.pl.res, first.a, first.b, q.r.Step)
+			if err != nil {
+				return nil, 0, err
+			}
+			return appendExtent(nil, &extent{Key: first.key, Kind: 'm', From: first.a, To: first.b, Matrix: m, Warnings: w, Infos: i}), 0, nil
+		}
+		for j, p := range ps {
+			parts[j] = trimMatrix(m, p.a, p.b)
+			if j > 0 {
+				_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: parts[j]}), 0)
+			}
+		}
+		return appendExtent(nil, &extent{Key: first.key, Kind: 'm', From: first.a, To: first.b, Matrix: parts[0]}), 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	if !q.fill(first, v, st) {
+		if err := q.extent(ctx, first); err != nil {
+			return err
+		}
+	}
+	for j, p := range ps[1:] {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if st == cache.StatusMiss && ran && !annotated {
+			p.m, p.status = parts[j+1], CacheMiss
+			continue
+		}
+		if v, pst := f.cache.Peek(p.key); pst == cache.StatusHit || pst == cache.StatusHitL2 {
+			if q.fill(p, v, cache.StatusHit) {
+				continue
+			}
+		}
+		if err := q.extent(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fill answers p from a cached value v if it covers p's steps.
+func (q *rangeCall) fill(p *piece, v []byte, st cache.Status) bool {
+	e, err := decodeExtent(v)
+	if err != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' || e.From > p.a || e.To < p.b {
+		return false
+	}
+	p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
+	return true
+}
+
+// cacheStatus maps how the cache served a value to how the frontend
+// reports it.
+func cacheStatus(st cache.Status) CacheStatus {
+	switch st {
+	case cache.StatusMiss, cache.StatusShared:
+		return CacheMiss
+	case cache.StatusStale:
+		return CacheStale
+	}
+	return CacheHit
+}
+
+// extent answers one extent from the cache where it can: computed (once
+// for concurrent queries) when missing, refreshed in the background when
+// stale, extended when it covers only part of p's steps.
+func (q *rangeCall) extent(ctx context.Context, p *piece) error {
+	f, step := q.f, q.step
+	// Taken before anything is read: a tag bumped from now on makes what
+	// this call stores a miss.
+	snap := f.cache.Snapshot()
+	v, st, err := f.cache.GetOrCompute(ctx, p.key, p.tags, func(ctx context.Context) ([]byte, time.Duration, error) {
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
+		if err != nil {
+			return nil, 0, err
+		}
+		if hasHistograms(m) {
+			return appendExtent(nil, &extent{Key: p.key, Kind: 'x'}), -1, nil
+		}
+		return appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: m, Warnings: w, Infos: i}), 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	e, derr := decodeExtent(v)
+	if derr == nil && e.Kind == 'x' {
+		return errHistograms
+	}
+	if derr != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' {
+		// Never trust a value stored under another key.
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
+		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
+		return err
+	}
+	if e.From <= p.a && e.To >= p.b {
+		p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
+		return nil
+	}
+	// The stored extent covers part of what is needed: compute the rest
+	// next to it, and store the union.
+	parts := []promql.Matrix{e.Matrix}
+	warn, info := e.Warnings, e.Infos
+	from, to := e.From, e.To
+	if p.a < from {
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, from-step, q.r.Step)
+		if err != nil {
+			return err
+		}
+		parts, warn, info, from = append(parts, m), append(warn, w...), append(info, i...), p.a
+	}
+	if p.b > to {
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, to+step, p.b, q.r.Step)
+		if err != nil {
+			return err
+		}
+		parts, warn, info, to = append(parts, m), append(warn, w...), append(info, i...), p.b
+	}
+	merged := mergeMatrices(parts)
+	if hasHistograms(merged) {
+		return errHistograms
+	}
+	warn, info = dedupStrings(warn), dedupStrings(info)
+	_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: from, To: to, Matrix: merged, Warnings: warn, Infos: info}), 0)
+	p.m, p.warn, p.info, p.status = trimMatrix(merged, p.a, p.b), warn, info, CachePartial
+	return nil
+}
+
+// result merges the answered pieces.
+func (q *rangeCall) result(pieces []*piece) *Result {
+	var (
+		parts                    []promql.Matrix
+		warn, info               []string
+		cached, computed, stales int
+	)
+	for _, p := range pieces {
+		if p.m != nil {
+			parts = append(parts, p.m)
+		}
+		warn, info = append(warn, p.warn...), append(info, p.info...)
+		switch p.status {
+		case CacheHit:
+			cached++
+		case CacheStale:
+			cached++
+			stales++
+		case CachePartial:
+			cached++
+			computed++
+		default:
+			computed++
+		}
+	}
+	status := CacheMiss
+	switch {
+	case cached > 0 && computed == 0 && stales > 0:
+		status = CacheStale
+	case cached > 0 && computed == 0:
+		status = CacheHit
+	case cached > 0:
+		status = CachePartial
+		q.f.cache.RecordPartialHit()
+	}
+	return &Result{
+		Value:    mergeMatrices(parts),
+		Warnings: limitAnnotations(dedupStrings(warn), "warning"),
+		Infos:    limitAnnotations(dedupStrings(info), "info"),
+		Cache:    status, Resolution: q.pl.res,
+	}
+}
+
+// evalWhole evaluates a range query on data of resolution res without the
+// cache.
+func (f *Frontend) evalWhole(ctx context.Context, r RangeQuery, res Resolution) (*Result, error) {
+	out, err := f.engine.RangeAt(ctx, r, res)
+	if err != nil {
+		return nil, err
+	}
+	w, i := annotationStrings(r.Query, out.Warnings)
+	return &Result{Value: out.Value, Warnings: limitAnnotations(w, "warning"), Infos: limitAnnotations(i, "info"), Cache: CacheBypass, Resolution: res}, nil
+}
+
+// eval evaluates the query on data of resolution res at the grid steps
+// from a to b, as one of at most MaxParallelTotal evaluations of the
+// frontend at once.
+func (f *Frontend) eval(ctx context.Context, qs string, res Resolution, a, b int64, step time.Duration) (promql.Matrix, []string, []string, error) {
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, nil, ctx.Err()
+	}
+	defer func() { <-f.sem }()
+	out, err := f.engine.RangeAt(ctx, RangeQuery{Query: qs, Start: time.UnixMilli(a), End: time.UnixMilli(b), Step: step}, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := out.Matrix()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	w, i := annotationStrings(qs, out.Warnings)
+	return m, w, i, nil
+}
+
+// hasHistograms reports whether m holds a histogram point.
+func hasHistograms(m promql.Matrix) bool {
+	for _, s := range m {
+		if len(s.Histograms) > 0 {
+			return true
+		}
+	}
+	return false
+}
