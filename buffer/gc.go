@@ -55,12 +55,7 @@ func (s *stripeSeries) delete(ms *memSeries) {
 	hash := ms.lset.Hash()
 	i := hash & s.mask
 	s.locks[i].Lock()
-	list := slices.DeleteFunc(s.hashes[i][hash], func(x *memSeries) bool { return x == ms })
-	if len(list) == 0 {
-		delete(s.hashes[i], hash)
-	} else {
-		s.hashes[i][hash] = list
-	}
+	s.hashes[i].del(hash, ms)
 	s.locks[i].Unlock()
 
 	j := ms.ref & s.mask

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,14 @@ type StoreOptions struct {
 	// decides nothing else: write order comes from the sink's sequence.
 	// Nil means time.Now.
 	Now func() time.Time
+	// ReleaseMemory returns the memory a flush freed to the operating
+	// system when the flush ends (debug.FreeOSMemory: a GC, then the free
+	// pages handed back). A flush builds a transient copy of what it
+	// writes; without this the process keeps those pages mapped and RSS
+	// stays at the flush's peak until the runtime's background scavenger
+	// gets to them. It costs one GC per flush; false leaves it to the
+	// runtime.
+	ReleaseMemory bool
 	// ReplayProgress, when not nil, is called from OpenStore as the
 	// write-ahead log is replayed (see wal.ReplayWithProgress), so that a
 	// server can say how far it is before OpenStore returns.
@@ -338,6 +347,9 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		samples += m.NumSamples
 	}
 	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped, "idle_series_removed", removed)
+	if s.opts.ReleaseMemory {
+		debug.FreeOSMemory()
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,17 +22,59 @@ type stripeLock struct {
 	_ [40]byte // keep locks on separate cache lines
 }
 
-// seriesHashmap maps a label hash to the series with that hash; collisions
-// are rare and kept in a slice.
-type seriesHashmap map[uint64][]*memSeries
+// seriesHashmap maps a label hash to the series with that hash. Collisions
+// are rare: the first series of a hash is in unique, the others in
+// conflicts, so that the common case costs one pointer per series rather
+// than a slice (32 bytes more per series).
+type seriesHashmap struct {
+	unique    map[uint64]*memSeries
+	conflicts map[uint64][]*memSeries // nil until a collision
+}
 
-func (m seriesHashmap) get(hash uint64, lset labels.Labels) *memSeries {
-	for _, s := range m[hash] {
+func (m *seriesHashmap) get(hash uint64, lset labels.Labels) *memSeries {
+	if s := m.unique[hash]; s != nil && labels.Equal(s.lset, lset) {
+		return s
+	}
+	for _, s := range m.conflicts[hash] {
 		if labels.Equal(s.lset, lset) {
 			return s
 		}
 	}
 	return nil
+}
+
+func (m *seriesHashmap) set(hash uint64, s *memSeries) {
+	if _, ok := m.unique[hash]; !ok {
+		m.unique[hash] = s
+		return
+	}
+	if m.conflicts == nil {
+		m.conflicts = map[uint64][]*memSeries{}
+	}
+	m.conflicts[hash] = append(m.conflicts[hash], s)
+}
+
+// del removes s, which has the given hash.
+func (m *seriesHashmap) del(hash uint64, s *memSeries) {
+	if m.unique[hash] == s {
+		// Promote a conflicting series, if any, to unique.
+		if l := m.conflicts[hash]; len(l) > 0 {
+			m.unique[hash] = l[0]
+			m.setConflicts(hash, l[1:])
+			return
+		}
+		delete(m.unique, hash)
+		return
+	}
+	m.setConflicts(hash, slices.DeleteFunc(m.conflicts[hash], func(x *memSeries) bool { return x == s }))
+}
+
+func (m *seriesHashmap) setConflicts(hash uint64, l []*memSeries) {
+	if len(l) == 0 {
+		delete(m.conflicts, hash)
+		return
+	}
+	m.conflicts[hash] = l
 }
 
 func newStripeSeries(n int) *stripeSeries {
@@ -42,7 +85,7 @@ func newStripeSeries(n int) *stripeSeries {
 		locks:  make([]stripeLock, n),
 	}
 	for i := range s.hashes {
-		s.hashes[i] = seriesHashmap{}
+		s.hashes[i] = seriesHashmap{unique: map[uint64]*memSeries{}}
 		s.refs[i] = map[uint64]*memSeries{}
 	}
 	return s
@@ -78,7 +121,7 @@ func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, create func() (
 		s.locks[i].Unlock()
 		return nil, false, err
 	}
-	s.hashes[i][hash] = append(s.hashes[i][hash], ms)
+	s.hashes[i].set(hash, ms)
 	s.locks[i].Unlock()
 
 	j := ms.ref & s.mask

@@ -128,6 +128,9 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		return nil, err
 	}
 	storeOpts.ReplayProgress = replay
+	// A flush's transient copy of the head goes back to the OS at once, so
+	// RSS stays flat across flushes (docs/benchmarks.md).
+	storeOpts.ReleaseMemory = true
 	set, err := segments.OpenSet(logger, filepath.Join(dataDir, "segments"))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,108 @@
+package buffer
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+// k8sLabels returns series i of a Kubernetes-like fleet: 10 labels, 10
+// metrics per pod, 50 pods per node (as loadtest/scale generates).
+func k8sLabels(i int) labels.Labels {
+	metrics := []string{"up", "container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+		"container_network_receive_bytes_total", "container_network_transmit_bytes_total",
+		"container_fs_usage_bytes", "kube_pod_status_ready", "kube_pod_container_status_restarts_total",
+		"http_requests_total", "process_resident_memory_bytes"}
+	pod := i / len(metrics)
+	app := fmt.Sprintf("app-%d", pod/20)
+	return labels.FromStrings("__name__", metrics[i%len(metrics)], "cluster", "prod-1", "container", app,
+		"instance", fmt.Sprintf("10.%d.%d.%d:8080", pod>>16&255, pod>>8&255, pod&255), "job", "kubernetes-pods",
+		"namespace", fmt.Sprintf("ns-%d", pod%100), "node", fmt.Sprintf("node-%d", pod/50),
+		"pod", fmt.Sprintf("%s-%08x-%05d", app, uint32(pod*2654435761), pod%100000), "service", app,
+		"zone", fmt.Sprintf("eu-west-1%c", 'a'+pod%3))
+}
+
+// BenchmarkHeadBytesPerSeries loads 200,000 Kubernetes-like series with 5
+// samples each into a head and reports the Go heap it holds per series
+// after a GC (heap-bytes/series): the in-memory cost that RSS per series
+// follows. STRATA_HEAP_PROFILE=file writes a heap profile of the loaded
+// head (go tool pprof -sample_index=inuse_space).
+func BenchmarkHeadBytesPerSeries(b *testing.B) {
+	const n, perSeries = 200_000, 5
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		// The label sets are made here, as a request decoder makes them,
+		// and only the head keeps them.
+		lsets := make([]labels.Labels, n)
+		for i := range lsets {
+			lsets[i] = k8sLabels(i)
+		}
+		h := newTestHead(b, Options{})
+		batch := &ingest.Batch{}
+		for i := 0; i < n; i += 2000 {
+			batch.Series = batch.Series[:0]
+			for j := i; j < min(n, i+2000); j++ {
+				ss := make([]ingest.Sample, perSeries)
+				for k := range ss {
+					ss[k] = ingest.Sample{T: 1_700_000_000_000 + int64(k)*10_000, V: float64(j % 100)}
+				}
+				batch.Series = append(batch.Series, ingest.Series{Labels: lsets[j], Samples: ss})
+			}
+			if err := h.Append(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batch, lsets = nil, nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/series")
+		if p := os.Getenv("STRATA_HEAP_PROFILE"); p != "" {
+			f, err := os.Create(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.KeepAlive(h)
+	}
+}
+
+// TestFlushReleasesItsCopy: a flush re-encodes everything it writes, a
+// transient copy of the head. With ReleaseMemory the pages that copy used
+// go back to the OS when the flush ends, so the heap the process keeps
+// mapped (HeapSys - HeapReleased, what RSS follows) is flat across the
+// flush rather than at the flush's peak.
+func TestFlushReleasesItsCopy(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, StoreOptions{ReleaseMemory: true}, nopSink{dir + "/segments"})
+	defer s.wal.Close()
+	appendSeries(t, s, 50_000, 1000)
+	var before, after runtime.MemStats
+	debug.FreeOSMemory() // start from what the head holds
+	runtime.ReadMemStats(&before)
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	flushAlloc := after.TotalAlloc - before.TotalAlloc
+	mapped := func(m *runtime.MemStats) int64 { return int64(m.HeapSys - m.HeapReleased) }
+	growth := mapped(&after) - mapped(&before)
+	if growth > int64(flushAlloc/4) {
+		t.Fatalf("the flush allocated %d MiB and left the mapped heap %d MiB larger", flushAlloc>>20, growth>>20)
+	}
+	t.Logf("flush allocated %d MiB; mapped heap grew by %d MiB", flushAlloc>>20, growth>>20)
+}

@@ -1,0 +1,46 @@
+package buffer
+
+import (
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// TestSeriesHashmapCollisions stores three series under one hash (as a
+// hash collision would) and removes them in turn: each stays findable by
+// its labels until removed, whichever of them was first.
+func TestSeriesHashmapCollisions(t *testing.T) {
+	m := seriesHashmap{unique: map[uint64]*memSeries{}}
+	const h = 42
+	var ss []*memSeries
+	for i, v := range []string{"a", "b", "c"} {
+		s := newMemSeries(uint64(i+1), labels.FromStrings("x", v))
+		m.set(h, s)
+		ss = append(ss, s)
+	}
+	check := func(present ...*memSeries) {
+		t.Helper()
+		for _, s := range ss {
+			got := m.get(h, s.lset)
+			want := (*memSeries)(nil)
+			for _, p := range present {
+				if p == s {
+					want = s
+				}
+			}
+			if got != want {
+				t.Fatalf("get %s = %v, want %v", s.lset, got, want)
+			}
+		}
+	}
+	check(ss...)
+	m.del(h, ss[0]) // the unique one: b or c takes its place
+	check(ss[1], ss[2])
+	m.del(h, ss[2])
+	check(ss[1])
+	m.del(h, ss[1])
+	check()
+	if len(m.unique) != 0 || len(m.conflicts) != 0 {
+		t.Fatalf("maps not empty: %v %v", m.unique, m.conflicts)
+	}
+}
