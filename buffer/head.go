@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 )
 
@@ -16,9 +18,10 @@ import (
 var ErrTooManySeries = errors.New("too many series in the head")
 
 // Log is where the head makes a write durable before applying it; the WAL
-// in buffer/wal implements it. Log returns once recs are durable.
+// in buffer/wal implements it. Enqueue hands recs to the log, in the order
+// of the calls, and the Pending's Wait returns once they are durable.
 type Log interface {
-	Log(recs ...[]byte) error
+	Enqueue(recs ...[]byte) wal.Pending
 }
 
 // Head is the in-memory part of the store. All methods are safe for
@@ -28,6 +31,14 @@ type Head struct {
 	series *stripeSeries
 	index  *postingsIndex
 	log    Log // nil: no write-ahead log (tests, relaxed setups)
+
+	// orderMtx makes handing a batch to the log and taking its per-series
+	// apply tickets (memSeries.logTicket) one step, so that each series'
+	// writes are applied in the order the log holds them.
+	orderMtx sync.Mutex
+	turnMtx  sync.Mutex // with turn: appenders waiting for their ticket
+	turn     *sync.Cond
+	waiters  atomic.Int64 // appenders waiting on turn
 
 	lastRef    atomic.Uint64
 	numSeries  atomic.Int64
@@ -51,6 +62,7 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		index:  newPostingsIndex(),
 		log:    log,
 	}
+	h.turn = sync.NewCond(&h.turnMtx)
 	h.minTime.Store(math.MaxInt64)
 	h.maxTime.Store(math.MinInt64)
 	return h, nil

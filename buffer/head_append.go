@@ -24,15 +24,52 @@ func (h *Head) Append(b *ingest.Batch) error {
 	if err != nil {
 		return err
 	}
-	if h.log != nil {
-		if err := h.logBatch(ss, b); err != nil {
-			return fmt.Errorf("write ahead log: %w", err)
+	if h.log == nil {
+		for i := range b.Series {
+			h.appendSamples(ss[i], b.Series[i].Samples)
+		}
+		return nil
+	}
+	tp := ticketPool.Get().(*[]uint64)
+	defer ticketPool.Put(tp)
+	tickets, err := h.logBatch(ss, b, (*tp)[:0])
+	*tp = tickets
+	// Whether or not the log took the batch, each series' ticket is used
+	// in turn, so that the batches after it are not held up.
+	for i := range b.Series {
+		s := ss[i]
+		h.waitTurn(s, tickets[i])
+		if err == nil {
+			h.appendSamples(s, b.Series[i].Samples)
+		}
+		s.applied.Add(1)
+		if h.waiters.Load() > 0 {
+			h.turnMtx.Lock()
+			h.turn.Broadcast()
+			h.turnMtx.Unlock()
 		}
 	}
-	for i := range b.Series {
-		h.appendSamples(ss[i], b.Series[i].Samples)
+	if err != nil {
+		return fmt.Errorf("write ahead log: %w", err)
 	}
 	return nil
+}
+
+var ticketPool = sync.Pool{New: func() any { return new([]uint64) }}
+
+// waitTurn returns once every batch logged before the one holding ticket
+// has been applied to s.
+func (h *Head) waitTurn(s *memSeries, ticket uint64) {
+	if s.applied.Load() == ticket {
+		return
+	}
+	h.turnMtx.Lock()
+	h.waiters.Add(1)
+	for s.applied.Load() != ticket {
+		h.turn.Wait()
+	}
+	h.waiters.Add(-1)
+	h.turnMtx.Unlock()
 }
 
 // resolve finds or creates the series of b. When the head has a series

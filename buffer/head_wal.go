@@ -21,7 +21,10 @@ var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 // logBatch writes the records for a batch: the series that have not been
 // logged yet, then the samples. A series record may be logged more than once
 // (two requests racing on a new series); replay treats repeats as one.
-func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch) error {
+// It appends to tickets the apply ticket of each series of ss, taken in
+// the same step as the records go to the log, and returns them even when
+// it returns an error.
+func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]uint64, error) {
 	wb := walBufPool.Get().(*walBuffers)
 	defer walBufPool.Put(wb)
 	wb.series, wb.samples = wb.series[:0], wb.samples[:0]
@@ -48,16 +51,26 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch) error {
 		recs = append(recs, wb.bufs[1])
 	}
 	clear(wb.series) // drop label references held by the pool
-	if len(recs) == 0 {
-		return nil
+	h.orderMtx.Lock()
+	var p wal.Pending
+	if len(recs) > 0 {
+		p = h.log.Enqueue(recs...)
 	}
-	if err := h.log.Log(recs...); err != nil {
-		return err
+	for _, s := range ss {
+		tickets = append(tickets, s.logTicket)
+		s.logTicket++
+	}
+	h.orderMtx.Unlock()
+	if len(recs) == 0 {
+		return tickets, nil
+	}
+	if err := p.Wait(); err != nil {
+		return tickets, err
 	}
 	for _, s := range unlogged {
 		s.logged.Store(true)
 	}
-	return nil
+	return tickets, nil
 }
 
 // ReplayStats describes one replay of the write-ahead log.

@@ -34,6 +34,14 @@ type memSeries struct {
 	logged atomic.Bool // a series record for it is in the log
 	lset   labels.Labels
 
+	// Apply order: each batch that writes the series takes the next
+	// logTicket when it is handed to the log (under Head.orderMtx), and
+	// applies its samples once applied equals its ticket, so that the head
+	// applies the series' writes in log order and a replay rebuilds the
+	// same head (last write wins alike for equal timestamps).
+	logTicket uint64 // guarded by Head.orderMtx
+	applied   atomic.Uint64
+
 	mtx sync.Mutex // mtx guards everything below.
 
 	chunks  []*memChunk // closed in-order chunks, by time

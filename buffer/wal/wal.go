@@ -160,19 +160,50 @@ func (w *WAL) Dir() string { return w.dir }
 // request that was refused: senders retry refused writes, and a retry
 // writes the same samples again.
 func (w *WAL) Log(recs ...[]byte) error {
+	return w.Enqueue(recs...).Wait()
+}
+
+// Pending is a Log call handed to the writer goroutine by Enqueue.
+type Pending struct {
+	r   *request // nil when there was nothing to send or sending failed
+	err error
+}
+
+// Enqueue does the first half of Log: it hands recs to the writer
+// goroutine and returns without waiting. Records of calls that return from
+// Enqueue one after the other are in the log in that order, so a caller
+// that serialises its Enqueue calls knows the log order before the
+// records are durable. Wait must be called exactly once on the result (not on copies of it).
+func (w *WAL) Enqueue(recs ...[]byte) Pending {
 	if len(recs) == 0 {
-		return nil
+		return Pending{}
 	}
 	r := getRequest(reqLog)
-	defer putRequest(r)
 	for _, rec := range recs {
 		if len(rec) > MaxRecordSize {
-			return fmt.Errorf("log record of %d bytes: %w", len(rec), ErrRecordTooLarge)
+			putRequest(r)
+			return Pending{err: fmt.Errorf("log record of %d bytes: %w", len(rec), ErrRecordTooLarge)}
 		}
 		r.buf = appendFrame(r.buf, rec)
 		r.ends = append(r.ends, len(r.buf))
 	}
-	return w.do(r)
+	if err := w.send(r); err != nil {
+		putRequest(r)
+		return Pending{err: err}
+	}
+	return Pending{r: r}
+}
+
+// Wait returns once the records of the Enqueue call are durable per
+// Options.SyncMode, with what Log would have returned.
+func (p Pending) Wait() error {
+	if p.r == nil {
+		return p.err
+	}
+	<-p.r.done
+	err := p.r.err
+	putRequest(p.r)
+	return err
 }
 
 // Cut makes the segment being written read-only (after fsyncing it) and
@@ -258,13 +289,20 @@ func (w *WAL) Close() error {
 
 // do hands r to the writer goroutine and waits for it to be done.
 func (w *WAL) do(r *request) error {
+	if err := w.send(r); err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+// send hands r to the writer goroutine.
+func (w *WAL) send(r *request) error {
 	w.closeMtx.RLock()
+	defer w.closeMtx.RUnlock()
 	if w.closed {
-		w.closeMtx.RUnlock()
 		return ErrClosed
 	}
 	w.reqs <- r
-	w.closeMtx.RUnlock()
-	<-r.done
-	return r.err
+	return nil
 }
