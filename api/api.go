@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-tsdb/strata/docstore"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 )
@@ -97,6 +98,9 @@ type Options struct {
 	// Snapshot serves POST /api/v1/admin/snapshot: it makes a consistent
 	// copy of the data and returns its directory; nil disables it.
 	Snapshot func(context.Context) (dir string, err error)
+	// Dashboards keeps the dashboard's saved dashboards for
+	// /api/v1/dashboards (dashboards.go); nil answers 404 there.
+	Dashboards *docstore.Store
 }
 
 // DefaultOptions returns the options used for fields left zero.
@@ -204,6 +208,7 @@ func (a *API) routes() *echo.Echo {
 	e.Match(getPost, "/federate", a.federate)
 	e.Match(getPost, "/api/v1/export", a.export)
 	a.promRoutes(e)
+	a.dashboardRoutes(e)
 	if a.opts.UI != nil {
 		ui := echo.WrapHandler(a.opts.UI)
 		e.GET("/", ui)

@@ -78,6 +78,17 @@ func roleOf(route string) role {
 	return roleRead
 }
 
+// routeRole is the role a request needs: its route's, except that changing
+// a saved dashboard (any method but GET and HEAD on the dashboards API)
+// takes the write role.
+func routeRole(method, route string) role {
+	r := roleOf(route)
+	if r == roleRead && dashboardRoutes[route] && method != http.MethodGet && method != http.MethodHead {
+		return roleWrite
+	}
+	return r
+}
+
 // secret is a token's SHA-256: comparing digests in constant time leaks
 // neither the token's bytes nor its length.
 type secret struct {
@@ -133,7 +144,7 @@ func (a *API) authenticate() echo.MiddlewareFunc {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			r := roleOf(c.Path())
+			r := routeRole(c.Request().Method, c.Path())
 			want, ok := secrets[r]
 			if !ok || !want.set {
 				return next(c)

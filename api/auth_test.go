@@ -32,6 +32,22 @@ func TestAuthRoleOf(t *testing.T) {
 	f("/api/v2/new-route", roleRead)
 }
 
+func TestAuthRouteRoleDashboards(t *testing.T) {
+	f := func(method, route string, want role) {
+		t.Helper()
+		if got := routeRole(method, route); got != want {
+			t.Fatalf("routeRole(%s, %q) = %v, want %v", method, route, got, want)
+		}
+	}
+	f(http.MethodGet, "/api/v1/dashboards", roleRead)
+	f(http.MethodGet, "/api/v1/dashboards/:id", roleRead)
+	f(http.MethodHead, "/api/v1/dashboards/:id", roleRead)
+	f(http.MethodPut, "/api/v1/dashboards/:id", roleWrite)
+	f(http.MethodDelete, "/api/v1/dashboards/:id", roleWrite)
+	f(http.MethodPost, "/api/v1/query", roleRead) // only the dashboards API changes with the method
+	f(http.MethodGet, "/api/v1/write", roleWrite)
+}
+
 func TestAuthCredential(t *testing.T) {
 	f := func(header, want string, wantOK bool) {
 		t.Helper()

@@ -27,6 +27,7 @@ import (
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/cache"
+	"github.com/strata-tsdb/strata/docstore"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
@@ -188,6 +189,10 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if srv.cache != nil {
 		cacheAdmin = cacheStatus{srv.cache}
 	}
+	dashboards, err := docstore.Open(filepath.Join(dataDir, "dashboards"))
+	if err != nil {
+		return nil, err
+	}
 	srv.api, err = api.New(logger, reg, reg, store, srv.frontend, queryable, api.Options{
 		MaxBodyBytes:   v.GetInt64("limits.max_body_bytes"),
 		MaxQuerySeries: v.GetInt("query.max_series"),
@@ -220,9 +225,10 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			MaxWrites: v.GetInt("limits.max_concurrent_writes"), MaxQueuedWrites: v.GetInt("limits.max_queued_writes"),
 			QueueTimeout: v.GetDuration("limits.queue_timeout"),
 		},
-		Tokens:   tokens,
-		Snapshot: srv.snapshot,
-		Ready:    store.WALErr,
+		Tokens:     tokens,
+		Snapshot:   srv.snapshot,
+		Ready:      store.WALErr,
+		Dashboards: dashboards,
 	})
 	if err != nil {
 		return nil, err
