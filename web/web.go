@@ -25,7 +25,7 @@ const AssetsPrefix = "/assets/"
 const assetsPlaceholder = "%ASSETS%"
 
 // pages are the paths answered with index.html; main.js picks the page.
-var pages = map[string]bool{"/": true, "/graph": true, "/explore": true, "/status": true}
+var pages = map[string]bool{"/": true, "/graph": true, "/explore": true, "/status": true, "/dashboards": true}
 
 // ContentSecurityPolicy is sent with every response: nothing may be loaded
 // from, or sent to, another origin, and no inline script or style runs.
@@ -58,7 +58,7 @@ type handler struct {
 }
 
 // Handler returns the dashboard's HTTP handler. It answers GET and HEAD:
-// the pages (/, /graph, /explore, /status) with index.html, never cached;
+// the pages (/, /graph, /explore, /status, /dashboards) with index.html, never cached;
 // the files under /assets/<hash>/ with a year-long immutable cache; and
 // 404 for anything else.
 func Handler() http.Handler {

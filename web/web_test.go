@@ -38,7 +38,7 @@ var assetURLs = regexp.MustCompile(`(?:href|src)="(/assets/[^"]+)"`)
 
 func TestPages(t *testing.T) {
 	h := Handler()
-	for _, p := range []string{"/", "/graph", "/explore", "/status"} {
+	for _, p := range []string{"/", "/graph", "/explore", "/status", "/dashboards"} {
 		res := get(t, h, p+"?g0.expr=up")
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("%s: status %d", p, res.StatusCode)

@@ -12,6 +12,35 @@ export class ApiError extends Error {
   }
 }
 
+// The bearer token sent with every request when the server's auth is on.
+// It lives in sessionStorage (this tab, until it closes) or, when the user
+// asks to be remembered, in localStorage.
+const TOKEN_KEY = 'strata.token';
+
+export function token() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+// setToken keeps t for this tab, or for good with remember; '' forgets it.
+export function setToken(t, remember = false) {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+    if (t) (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, t);
+  } catch { /* storage may be off */ }
+}
+
+function headers(extra = {}) {
+  const t = token();
+  return t ? {...extra, Authorization: `Bearer ${t}`} : extra;
+}
+
+// authFailed tells the page (an "strata:auth" event on window) that the
+// server refused the credentials: 401 (none) or 403 (a wrong token).
+function authFailed(status, message) {
+  if (status === 401 || status === 403) dispatchEvent(new CustomEvent('strata:auth', {detail: {status, message}}));
+}
+
 // search builds a query string; array values repeat their key (match[]).
 export function search(params = {}) {
   const sp = new URLSearchParams();
@@ -28,27 +57,36 @@ export function search(params = {}) {
 // cache the X-Strata-Cache header (null when absent). It rejects with an
 // ApiError, or with the AbortError of signal.
 export async function get(path, params, {signal} = {}) {
+  return call('GET', path + search(params), undefined, {signal});
+}
+
+// call sends a request with an optional JSON body to a Prometheus-style
+// JSON endpoint; see get.
+export async function call(method, path, body, {signal} = {}) {
   const t0 = performance.now();
   let res;
   try {
-    res = await fetch(path + search(params), {signal, headers: {Accept: 'application/json'}});
+    const hd = headers({Accept: 'application/json', ...(body === undefined ? {} : {'Content-Type': 'application/json'})});
+    res = await fetch(path, {method, signal, headers: hd, body: body === undefined ? undefined : JSON.stringify(body)});
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(`cannot reach the server: ${e.message}`, {type: 'network'});
   }
   const text = await res.text();
-  let body;
+  let answer;
   try {
-    body = JSON.parse(text);
+    answer = JSON.parse(text);
   } catch {
+    authFailed(res.status, text);
     throw new ApiError(text.trim().slice(0, 300) || res.statusText, {status: res.status, type: 'http'});
   }
-  if (!res.ok || body.status !== 'success') {
-    throw new ApiError(body.error || body.message || res.statusText, {status: res.status, type: body.errorType || 'http'});
+  if (!res.ok || answer.status !== 'success') {
+    authFailed(res.status, answer.error);
+    throw new ApiError(answer.error || answer.message || res.statusText, {status: res.status, type: answer.errorType || 'http'});
   }
   return {
-    data: body.data,
-    warnings: body.warnings || [],
+    data: answer.data,
+    warnings: answer.warnings || [],
     ms: performance.now() - t0,
     cache: res.headers.get('X-Strata-Cache'),
     status: res.status,
@@ -57,8 +95,11 @@ export async function get(path, params, {signal} = {}) {
 
 // text fetches a plain-text endpoint such as /metrics.
 export async function text(path, {signal} = {}) {
-  const res = await fetch(path, {signal});
-  if (!res.ok) throw new ApiError(res.statusText, {status: res.status, type: 'http'});
+  const res = await fetch(path, {signal, headers: headers()});
+  if (!res.ok) {
+    authFailed(res.status, res.statusText);
+    throw new ApiError(res.statusText, {status: res.status, type: 'http'});
+  }
   return res.text();
 }
 

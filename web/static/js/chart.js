@@ -1,5 +1,7 @@
-// Line charts of range-query results, drawn on canvas by uPlot, with a
-// legend (click to isolate, Ctrl/⌘-click to hide) and a hover tooltip.
+// Charts of range-query results, drawn on canvas by uPlot: lines, areas,
+// stacked areas or bars, over the whole range asked for, with a legend of
+// statistics (click to isolate, Ctrl/⌘-click to hide, hover to highlight)
+// and a hover tooltip.
 
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import {h, replace} from './dom.js';
@@ -96,17 +98,66 @@ function axisSize(u, values, axisIdx, cycleNum) {
   return Math.ceil(size);
 }
 
-// Chart draws one result. opts: step (seconds), height (px), onZoom(start,
-// end) for a dragged selection, onFirstDraw() after the first paint.
+// MODES are the ways a chart draws its series.
+export const MODES = {lines: 'Lines', area: 'Area', stacked: 'Stacked', bars: 'Bars'};
+
+// isolated lists, for one column, the indexes of samples with no sample on
+// either side: a line cannot show them, so they are drawn as points.
+export function isolated(col) {
+  const out = [];
+  for (let i = 0; i < col.length; i++) {
+    if (col[i] != null && (i === 0 || col[i - 1] == null) && (i === col.length - 1 || col[i + 1] == null)) out.push(i);
+  }
+  return out;
+}
+
+// stats summarises one column: min, max, mean and last non-null value.
+export function stats(col) {
+  let min = Infinity, max = -Infinity, sum = 0, n = 0, last = null;
+  for (const v of col) {
+    if (v == null) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sum += v; n++; last = v;
+  }
+  return n ? {min, max, avg: sum / n, last} : {min: null, max: null, avg: null, last: null};
+}
+
+// stack adds up the shown columns from the first: column i holds the sum of
+// the shown columns up to i, and null where column i has no sample.
+export function stack(data, shown) {
+  const out = [data[0]];
+  const acc = new Array(data[0].length).fill(0);
+  for (let i = 1; i < data.length; i++) {
+    if (!shown[i]) { out.push(data[i]); continue; }
+    out.push(data[i].map((v, k) => (v == null ? null : (acc[k] += v))));
+  }
+  return out;
+}
+
+const STATS = ['min', 'max', 'avg', 'last'];
+
+// Chart draws one result. opts: step (seconds), range ([start, end] in
+// seconds: the x axis spans it whatever the data covers), height (px), unit
+// (a key of fmt.UNITS), mode (a key of MODES), utc (times in UTC),
+// onZoom(start, end) for a dragged selection, onFirstDraw() after the first
+// paint.
 export class Chart {
-  constructor(el, result, {step, height = 280, onZoom, onFirstDraw} = {}) {
+  constructor(el, result, {step, range, height = 280, unit = '', mode = 'lines', utc = false, onZoom, onFirstDraw} = {}) {
     this.el = el;
     this.result = result;
+    this.range = range;
+    this.mode = MODES[mode] ? mode : 'lines';
+    this.utc = utc;
+    this.fmtValue = fmt.formatter(unit);
     this.plotEl = h('div.plot');
     this.tooltip = h('div.tooltip', {hidden: true});
     this.legend = h('ul.legend', {'aria-label': 'Series'});
-    replace(el, this.plotEl, this.legend);
+    this.legendHead = h('div.legend-head', h('span'), h('span', 'Series'), STATS.map(k => h('span.num', k)));
+    replace(el, this.plotEl, h('div.legend-box', this.legendHead, this.legend));
+    el.dataset.mode = this.mode;
 
+    this.raw = align(result, step);
     const many = result.length > 30;
     const axis = {
       stroke: css('--fg-muted'),
@@ -114,11 +165,15 @@ export class Chart {
       ticks: {stroke: css('--grid'), width: 1},
       font: '11px system-ui, sans-serif',
     };
+    const yFmt = fmt.formatter(unit, true);
+    const filled = this.mode !== 'lines';
+    const bars = this.mode === 'bars' ? uPlot.paths.bars({size: [0.8, 64], align: 0}) : null;
     let drawn = false;
     const opts = {
       width: Math.max(el.clientWidth, 300),
       height,
       legend: {show: false},
+      tzDate: utc ? ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') : ts => new Date(ts * 1e3),
       cursor: {
         sync: {key: 'strata'},
         focus: {prox: 24},
@@ -126,26 +181,48 @@ export class Chart {
         points: {show: !many, size: 7},
       },
       focus: {alpha: 0.35},
-      scales: {x: {time: true}},
+      scales: {
+        x: {time: true, range: (u, min, max) => (this.range ? [this.range[0], this.range[1]] : [min, max])},
+        y: filled ? {range: (u, min, max) => uPlot.rangeNum(Math.min(0, min), Math.max(0, max), 0.1, true)} : {},
+      },
       axes: [
         fmt.hour12 ? axis : {...axis, values: STAMPS_24H},
-        {...axis, size: axisSize, values: (u, vals) => vals.map(fmt.short)},
+        {...axis, size: axisSize, values: (u, vals, ai, space, incr) => {
+          const max = Math.max(...vals.map(v => Math.abs(v ?? 0)));
+          return vals.map(v => yFmt(v, incr, max));
+        }},
       ],
       series: [
         {},
         ...result.map((s, i) => ({
           label: fmt.series(s.metric),
           stroke: color(i),
-          width: many ? 1 : 1.5,
-          points: {show: false},
+          fill: filled ? fade(color(i), this.mode === 'bars' ? 0.55 : 0.22) : undefined,
+          width: this.mode === 'bars' ? 0 : many ? 1 : 1.5,
+          paths: bars || undefined,
+          // A sample with no neighbour draws no line: show it as a point.
+          points: {show: false, size: 5, fill: color(i), filter: (u, si) => this.alone[si]},
           spanGaps: false,
         })),
       ],
+      bands: this.mode === 'stacked' ? result.slice(1).map((_, i) => ({series: [i + 2, i + 1]})) : [],
       hooks: {
-        draw: [() => {
+        draw: [u => {
+          this.plotEl.dataset.yticks = (u.axes[1]._values || []).join('|');
+          this.plotEl.dataset.xmin = String(u.scales.x.min);
+          this.plotEl.dataset.xmax = String(u.scales.x.max);
+          this.plotEl.dataset.ymax = String(u.scales.y.max);
+          this.plotEl.dataset.ymin = String(u.scales.y.min);
           if (!drawn) { drawn = true; onFirstDraw?.(); }
         }],
         setCursor: [u => this.showTooltip(u)],
+        setSeries: [(u, i, o) => {
+          if (o.focus == null) return;
+          // The chart lets go of its focus (the mouse left it) after the
+          // mouse entered a legend row: the row keeps it.
+          if (i == null && this.legendHover != null) u.setSeries(this.legendHover, {focus: true});
+          else this.highlight(i);
+        }],
         setSelect: [u => {
           if (u.select.width > 4 && onZoom) {
             onZoom(u.posToVal(u.select.left, 'x'), u.posToVal(u.select.left + u.select.width, 'x'));
@@ -154,14 +231,25 @@ export class Chart {
         }],
       },
     };
-    this.u = new uPlot(opts, align(result, step), this.plotEl);
+    this.alone = [null, ...this.raw.slice(1).map(c => { const a = isolated(c); return a.length ? a : null; })];
+    this.u = new uPlot(opts, this.plotted(), this.plotEl);
+    this.plotEl.uplot = this.u; // for tests and devtools: the chart behind the canvas
     this.u.over.append(this.tooltip);
+    this.u.over.addEventListener('mouseleave', () => this.highlight(null));
     this.buildLegend();
     this.resizer = new ResizeObserver(() => {
       const w = Math.max(this.el.clientWidth, 300);
       if (w !== this.u.width) this.u.setSize({width: w, height});
     });
     this.resizer.observe(el);
+  }
+
+  // plotted is the data uPlot draws: the samples, or their running sums
+  // when stacked.
+  plotted() {
+    if (this.mode !== 'stacked') return this.raw;
+    const shown = this.u ? this.u.series.map(s => s.show) : this.raw.map(() => true);
+    return stack(this.raw, shown);
   }
 
   // sameSeries reports whether result has the series this chart draws, in
@@ -171,10 +259,15 @@ export class Chart {
       result.every((s, i) => fmt.series(s.metric) === this.u.series[i + 1].label);
   }
 
-  // update draws new data for the same series, keeping the legend's choices.
-  update(result, step) {
+  // update draws new data for the same series over range, keeping the
+  // legend's choices.
+  update(result, step, range) {
     this.result = result;
-    this.u.setData(align(result, step));
+    this.range = range;
+    this.raw = align(result, step);
+    this.alone = [null, ...this.raw.slice(1).map(c => { const a = isolated(c); return a.length ? a : null; })];
+    this.u.setData(this.plotted());
+    this.fillStats();
   }
 
   destroy() {
@@ -185,13 +278,49 @@ export class Chart {
   buildLegend() {
     const items = this.result.map((s, i) => h('li', {
       tabindex: 0,
+      dataset: {series: String(i + 1)},
       title: 'Click to show only this series, Ctrl/⌘-click to hide it',
       onclick: e => this.toggle(i + 1, e.ctrlKey || e.metaKey),
+      onmouseenter: () => {
+        if (!this.u.series[i + 1].show) return;
+        this.legendHover = i + 1;
+        this.u.setSeries(i + 1, {focus: true});
+      },
+      onmouseleave: () => { this.legendHover = null; this.u.setSeries(null, {focus: true}); },
       onkeydown: e => {
         if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); this.toggle(i + 1, e.ctrlKey || e.metaKey); }
       },
-    }, swatch(i), h('span.legend-label', fmt.series(s.metric))));
+    }, swatch(i), h('span.legend-label', fmt.series(s.metric)), STATS.map(k => h('span.num', {dataset: {stat: k}}))));
     replace(this.legend, items);
+    this.fillStats();
+  }
+
+  // fillStats writes each series' min, max, mean and last value of the
+  // samples in the range into the legend.
+  fillStats() {
+    [...this.legend.children].forEach((li, j) => {
+      const st = stats(this.raw[j + 1] || []);
+      for (const span of li.querySelectorAll('[data-stat]')) {
+        const v = st[span.dataset.stat];
+        span.textContent = v == null ? '—' : this.fmtValue(v);
+        span.title = v == null ? '' : fmt.exact(v);
+      }
+    });
+  }
+
+  // highlight marks series i's legend row (null: none) and scrolls it into
+  // the legend's view.
+  highlight(i) {
+    const rows = this.legend.children;
+    for (const li of this.legend.querySelectorAll('li.focus')) li.classList.remove('focus');
+    const li = i == null ? null : rows[i - 1];
+    this.el.dataset.focus = li ? li.querySelector('.legend-label').textContent : '';
+    if (!li) return;
+    li.classList.add('focus');
+    const box = this.legend.getBoundingClientRect(), row = li.getBoundingClientRect();
+    if (row.top < box.top || row.bottom > box.bottom) {
+      this.legend.scrollTop += row.top - box.top - (box.height - row.height) / 2;
+    }
   }
 
   // toggle isolates series i, or with only set, hides or shows just it.
@@ -205,6 +334,7 @@ export class Chart {
         const show = only ? (j === i ? !shown[j] : shown[j]) : alone || j === i;
         if (show !== shown[j]) u.setSeries(j, {show});
       }
+      if (this.mode === 'stacked') u.setData(this.plotted());
     });
     [...this.legend.children].forEach((li, j) => li.classList.toggle('off', !u.series[j + 1].show));
   }
@@ -215,19 +345,20 @@ export class Chart {
     const y = u.posToVal(top, 'y');
     let rows = [];
     for (let i = 1; i < u.series.length; i++) {
-      const v = u.data[i][idx];
-      if (u.series[i].show && v != null) rows.push({i, v, d: Math.abs(v - y)});
+      const v = this.raw[i][idx];
+      const plotted = u.data[i][idx];
+      if (u.series[i].show && v != null) rows.push({i, v, d: Math.abs(plotted - y)});
     }
     if (!rows.length) { this.tooltip.hidden = true; return; }
     const nearest = rows.reduce((a, b) => (b.d < a.d ? b : a));
     if (rows.length > 10) rows = rows.sort((a, b) => a.d - b.d).slice(0, 10);
     rows.sort((a, b) => b.v - a.v);
     replace(this.tooltip,
-      h('div.tooltip-time', fmt.time(u.data[0][idx] * 1000)),
+      h('div.tooltip-time', fmt.time(u.data[0][idx] * 1000, this.utc)),
       rows.map(r => h('div.tooltip-row', {class: r === nearest && 'nearest'},
         swatch(r.i - 1),
         h('span.tooltip-label', u.series[r.i].label),
-        h('span.tooltip-value', fmt.value(r.v)))));
+        h('span.tooltip-value', {title: fmt.exact(r.v)}, this.fmtValue(r.v)))));
     this.tooltip.dataset.t = String(u.data[0][idx]); // the sample time, in Unix seconds
     this.tooltip.hidden = false;
     // Keep the box inside the plot: flip it left of the cursor near the edge.
@@ -236,6 +367,12 @@ export class Chart {
     const yy = Math.min(Math.max(top - box.height / 2, 0), Math.max(u.over.clientHeight - box.height, 0));
     this.tooltip.style.transform = `translate(${Math.max(x, 0)}px, ${yy}px)`;
   }
+}
+
+// fade gives a colour (hex or hsl) with alpha a.
+function fade(c, a) {
+  if (c.startsWith('#')) return c + Math.round(a * 255).toString(16).padStart(2, '0');
+  return c.replace(')', ` / ${a})`);
 }
 
 function swatch(i) {

@@ -9,13 +9,26 @@ export function num(v) {
   return Number.isInteger(v) ? nfInt.format(v) : nf.format(v);
 }
 
-// value formats a sample value exactly enough to compare with the API.
+// value formats a sample value rounded to five significant digits (whole
+// numbers in full): 21.25, 0.33333, 1073745920, 1.2346e-7. The exact value
+// is what exact() writes.
 export function value(v) {
   if (v == null) return '—';
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
-  if (v !== 0 && (Math.abs(v) >= 1e15 || Math.abs(v) < 1e-4)) return v.toExponential(4);
-  return String(Math.round(v * 1e6) / 1e6);
+  const a = Math.abs(v);
+  if (v !== 0 && (a >= 1e15 || a < 1e-4)) return Number(v.toExponential(4)).toExponential();
+  if (Number.isInteger(v)) return String(v);
+  const decimals = Math.min(Math.max(0, 5 - Math.ceil(Math.log10(a))), 8);
+  return String(Number(v.toFixed(decimals)));
+}
+
+// exact writes a sample value as the API does.
+export function exact(v) {
+  if (v == null) return '—';
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
+  return String(v);
 }
 
 const SI = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
@@ -31,6 +44,66 @@ export function short(v) {
 
 function trim(v) {
   return String(Math.round(v * 1000) / 1000);
+}
+
+// UNITS are the units a panel's values may be shown in: the axis, the
+// tooltip and the legend format values with formatter(unit).
+export const UNITS = {
+  '': 'Auto',
+  short: 'Short (1.5k)',
+  bytes: 'Bytes (IEC)',
+  decbytes: 'Bytes (SI)',
+  seconds: 'Seconds',
+  ms: 'Milliseconds',
+  percent: 'Percent (0-100)',
+  percentunit: 'Percent (0.0-1.0)',
+  none: 'None',
+};
+
+// formatter returns the function that writes a value in unit:
+// f(v, incr, max). On an axis, incr is the step between ticks and max the
+// largest tick: all ticks share one scale (MiB, k, ms …) and the decimals
+// the step needs, so no two read the same.
+export function formatter(unit, axis = false) {
+  const f = {
+    short: (v, incr, max) => scaled(v, incr, max, 1000, ['', 'k', 'M', 'G', 'T', 'P'], ''),
+    bytes: (v, incr, max) => scaled(v, incr, max, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']),
+    decbytes: (v, incr, max) => scaled(v, incr, max, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']),
+    seconds: secondsUnit,
+    ms: (v, incr, max) => secondsUnit(v / 1000, incr && incr / 1000, max && max / 1000),
+    percent: (v, incr) => `${fixed(v, incr)}%`,
+    percentunit: (v, incr) => `${fixed(v * 100, incr && incr * 100)}%`,
+    none: v => value(v),
+  }[unit || (axis ? 'short' : 'none')];
+  return (v, incr, max) => (v == null || !Number.isFinite(v) ? value(v) : f(v, incr, max));
+}
+
+const whole = x => Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, Math.abs(x));
+
+// fixed writes v with the decimals a step of incr needs (or up to three
+// without one).
+function fixed(v, incr) {
+  if (!(incr > 0)) return trim(v);
+  let d = Math.max(0, Math.ceil(-Math.log10(incr) - 1e-9));
+  if (!whole(incr * 10 ** d) && whole(incr * 10 ** (d + 1))) d++;
+  return v.toFixed(Math.min(d, 12));
+}
+
+function scaled(v, incr, max, base, units, sep = ' ') {
+  let i = 0;
+  const a = Math.abs(max ?? v);
+  while (a >= base ** (i + 1) && i < units.length - 1) i++;
+  const n = base ** i;
+  return `${fixed(v / n, incr && incr / n)}${units[i] ? sep + units[i] : ''}`;
+}
+
+const TIME_UNITS = [[86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's'], [1e-3, 'ms'], [1e-6, 'µs']];
+
+function secondsUnit(v, incr, max) {
+  const a = Math.abs(max ?? v);
+  if (a === 0 && !incr) return '0 s';
+  const [n, u] = TIME_UNITS.find(([n]) => a >= n) || TIME_UNITS[TIME_UNITS.length - 1];
+  return `${fixed(v / n, incr && incr / n)} ${u}`;
 }
 
 // bytes formats a size in binary units: 1.5 MiB.
@@ -68,10 +141,16 @@ const dtf = new Intl.DateTimeFormat(undefined, {
   hour: '2-digit', minute: '2-digit', second: '2-digit',
 });
 
-// time formats a Unix time in milliseconds in the browser's zone.
-export function time(msec) {
+const dtfUTC = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: '2-digit', day: '2-digit',
+  hour: '2-digit', minute: '2-digit', second: '2-digit', timeZone: 'UTC',
+});
+
+// time formats a Unix time in milliseconds in the browser's zone, or in
+// UTC (with a "UTC" suffix) when utc is set.
+export function time(msec, utc = false) {
   if (msec == null || Number.isNaN(msec)) return '—';
-  return dtf.format(new Date(msec));
+  return utc ? `${dtfUTC.format(new Date(msec))} UTC` : dtf.format(new Date(msec));
 }
 
 // series renders a label set the PromQL way: name{a="b", c="d"}.

@@ -8,24 +8,59 @@ import * as tr from './timerange.js';
 
 const STORE_KEY = 'strata.graph';
 
+// HEIGHTS are the chart heights offered; the URL may ask for any height
+// between MIN_HEIGHT and MAX_HEIGHT.
+export const HEIGHTS = [160, 280, 400, 600];
+const DEFAULT_HEIGHT = 280, MIN_HEIGHT = 100, MAX_HEIGHT = 2000;
+
 // decode reads the page state from a query string:
-// range=1h | from=<unix s>&to=<unix s>, step=15s, refresh=10s,
-// g0.expr=…&g0.view=table&g1.expr=…
+// range=1h | from=<unix s>&to=<unix s>, step=15s, refresh=10s, height=400,
+// tz=utc, g0.expr=…&g0.view=table&g0.unit=bytes&g0.mode=stacked&g1.expr=…
+//
+// It also reads Prometheus' links: g0.range_input, g0.end_input (or
+// g0.end, g0.moment_input), g0.step_input, g0.tab (0|graph = chart,
+// 1|table|console = table), g0.stacked=1 and g0.display_mode
+// (lines|stacked). Strata's range is the page's, so the first panel that
+// sets one sets it, unless range, from or to are in the link too.
 export function decode(qs) {
   const sp = new URLSearchParams(qs);
   const num = k => (sp.has(k) && sp.get(k) !== '' && Number.isFinite(Number(sp.get(k))) ? Number(sp.get(k)) : null);
+  const validRange = r => tr.RANGES.includes(r) || tr.parseDuration(r) > 0;
+  const height = num('height');
   const st = {
-    range: tr.RANGES.includes(sp.get('range')) || tr.parseDuration(sp.get('range')) > 0 ? sp.get('range') : '1h',
+    range: validRange(sp.get('range')) ? sp.get('range') : '1h',
     from: num('from'),
     to: num('to'),
     step: sp.get('step') || '',
     refresh: tr.REFRESH.includes(sp.get('refresh')) ? sp.get('refresh') : 'off',
+    height: height != null ? Math.min(Math.max(Math.round(height), MIN_HEIGHT), MAX_HEIGHT) : DEFAULT_HEIGHT,
+    tz: sp.get('tz') === 'utc' ? 'utc' : 'local',
     panels: [],
   };
   if (st.from == null || st.to == null || st.to <= st.from) st.from = st.to = null;
+  const own = sp.has('range') || st.from != null;
+  let promRange = null, promEnd = null, promStep = null;
   for (let i = 0; sp.has(`g${i}.expr`); i++) {
-    st.panels.push({expr: sp.get(`g${i}.expr`), view: sp.get(`g${i}.view`) || 'chart'});
+    const g = k => sp.get(`g${i}.${k}`);
+    const tab = g('tab');
+    const stacked = g('stacked') === '1' || g('display_mode') === 'stacked';
+    st.panels.push({
+      expr: g('expr'),
+      view: g('view') === 'table' || ['1', 'table', 'console'].includes(tab) ? 'table' : 'chart',
+      unit: g('unit') || '',
+      mode: g('mode') || (stacked ? 'stacked' : 'lines'),
+      title: g('title') || '',
+    });
+    if (promRange == null && validRange(g('range_input'))) promRange = g('range_input');
+    promEnd ??= tr.parseTime(g('end_input') ?? g('end') ?? g('moment_input'));
+    if (promStep == null && tr.parseDuration(g('step_input')) > 0) promStep = g('step_input');
   }
+  if (!own && (promRange != null || promEnd != null)) {
+    const len = tr.parseDuration(promRange ?? st.range);
+    if (promEnd != null) { st.from = promEnd - len; st.to = promEnd; }
+    else st.range = promRange;
+  }
+  if (!st.step && promStep != null) st.step = promStep;
   return st;
 }
 
@@ -35,9 +70,14 @@ export function encode(st) {
   else sp.set('range', st.range);
   if (st.step) sp.set('step', st.step);
   if (st.refresh !== 'off') sp.set('refresh', st.refresh);
+  if (st.height && st.height !== DEFAULT_HEIGHT) sp.set('height', String(st.height));
+  if (st.tz === 'utc') sp.set('tz', 'utc');
   st.panels.forEach((p, i) => {
     sp.set(`g${i}.expr`, p.expr);
     if (p.view !== 'chart') sp.set(`g${i}.view`, p.view);
+    if (p.unit) sp.set(`g${i}.unit`, p.unit);
+    if (p.mode && p.mode !== 'lines') sp.set(`g${i}.mode`, p.mode);
+    if (p.title) sp.set(`g${i}.title`, p.title);
   });
   return sp.toString();
 }
@@ -49,22 +89,58 @@ function initialState() {
   try { saved = localStorage.getItem(STORE_KEY); } catch { /* storage may be off */ }
   const st = saved ? decode(saved) : fromURL;
   if (location.search.length > 1) { // the URL's range and refresh win over the saved ones
-    Object.assign(st, {range: fromURL.range, from: fromURL.from, to: fromURL.to, step: fromURL.step, refresh: fromURL.refresh});
+    const {range, from, to, step, refresh, height, tz} = fromURL;
+    Object.assign(st, {range, from, to, step, refresh, height, tz});
   }
   if (!st.panels.length) st.panels.push({expr: '', view: 'chart'});
   return st;
 }
 
-export function graphPage(root) {
-  const st = initialState();
+// graphPage draws the graph page in root. A saved dashboard (dashboards.js)
+// uses it too, through dash: initial(fromURL) → the state to start from,
+// header → an element shown above the controls, search() → its own URL
+// parameters (id=, var-…=), expand(expr, step, bounds) → the query to run,
+// and changed() after a panel changed. It returns what the dashboard needs
+// to save: state() → the page's state with every panel's, runAll(), and
+// addPanel(state).
+export function graphPage(root, dash = null) {
+  const st = dash ? dash.initial(decode(location.search)) : initialState();
   const panelsEl = h('div.panels');
+  let zooms = 0; // history entries this page pushed for zooms, for Back
   const page = {
     bounds: () => tr.resolve(st),
     step: width => stepFor(width),
-    changed: () => save(),
-    remove: p => { panels.splice(panels.indexOf(p), 1); p.destroy(); save(); },
-    zoom: (from, to) => { st.from = Math.floor(from); st.to = Math.ceil(to); syncControls(); save(); runAll(); },
+    height: () => st.height,
+    utc: () => st.tz === 'utc',
+    expand: dash ? (expr, step, bounds) => dash.expand(expr, step, bounds) : null,
+    changed: () => { save(); dash?.changed(); },
+    remove: p => { panels.splice(panels.indexOf(p), 1); p.destroy(); save(); dash?.changed(); },
+    zoom: (from, to) => setRange(Math.floor(from), Math.ceil(to)),
   };
+
+  // setRange shows [from, to] and remembers the range it leaves in the
+  // browser's history, so Back (the page's or the browser's) returns to it.
+  function setRange(from, to) {
+    st.from = from; st.to = to;
+    zooms++;
+    save({push: true});
+    syncControls(); runAll();
+  }
+
+  function zoomOut() {
+    const {start, end} = tr.resolve(st);
+    const half = end - start, now = Date.now() / 1000;
+    let to = Math.ceil(end + half / 2), from = Math.floor(start - half / 2);
+    if (to > now) { from -= to - Math.ceil(now); to = Math.ceil(now); }
+    setRange(from, to);
+  }
+
+  addEventListener('popstate', () => {
+    const back = decode(location.search);
+    zooms = Math.max(0, zooms - 1);
+    Object.assign(st, {range: back.range, from: back.from, to: back.to});
+    syncControls(); save(); runAll();
+  });
   let panels = st.panels.map(s => new Panel(s, page));
 
   // stepFor is the step in seconds: the one set, or one fitting the width.
@@ -75,10 +151,12 @@ export function graphPage(root) {
     return tr.autoStep(end - start, width || panelsEl.clientWidth || 1000);
   }
 
-  function save() {
+  function save({push = false} = {}) {
     st.panels = panels.map(p => p.state);
-    const qs = encode(st);
-    history.replaceState(null, '', `${location.pathname}?${qs}`);
+    const qs = dash ? [dash.search(), encode({...st, panels: []})].filter(Boolean).join('&') : encode(st);
+    if (push) history.pushState(null, '', `${location.pathname}?${qs}`);
+    else history.replaceState(null, '', `${location.pathname}?${qs}`);
+    if (dash) return;
     try { localStorage.setItem(STORE_KEY, qs); } catch { /* storage may be off */ }
   }
 
@@ -93,8 +171,8 @@ export function graphPage(root) {
   const rangeSel = h('select#range', {'aria-label': 'Time range', onchange: () => {
     if (rangeSel.value === 'custom') {
       const {start, end} = tr.resolve(st);
-      fromInput.value = tr.toLocalInput(start);
-      toInput.value = tr.toLocalInput(end);
+      fromInput.value = tr.toLocalInput(start, st.tz === 'utc');
+      toInput.value = tr.toLocalInput(end, st.tz === 'utc');
       absBox.hidden = false;
       fromInput.focus();
       return;
@@ -107,7 +185,7 @@ export function graphPage(root) {
   const toInput = h('input#to', {type: 'datetime-local', step: 1, 'aria-label': 'To'});
   const absBox = h('form.abs', {hidden: true, onsubmit: e => {
     e.preventDefault();
-    const from = tr.fromLocalInput(fromInput.value), to = tr.fromLocalInput(toInput.value);
+    const from = tr.fromLocalInput(fromInput.value, st.tz === 'utc'), to = tr.fromLocalInput(toInput.value, st.tz === 'utc');
     if (from == null || to == null || to <= from) { absBox.classList.add('invalid'); return; }
     absBox.classList.remove('invalid');
     Object.assign(st, {from, to});
@@ -121,6 +199,14 @@ export function graphPage(root) {
       if (!ok) return;
       st.step = v; save(); runAll();
     }});
+  const heightSel = h('select#height', {'aria-label': 'Chart height', title: 'Chart height', onchange: () => {
+    st.height = Number(heightSel.value); save(); panels.forEach(p => p.render({fresh: true}));
+  }}, HEIGHTS.map(n => h('option', {value: String(n)}, `${n} px`)));
+  const tzSel = h('select#tz', {'aria-label': 'Time zone', title: 'Time zone of the axes, tooltips and tables', onchange: () => {
+    st.tz = tzSel.value; syncControls(); save(); panels.forEach(p => p.render({fresh: true}));
+  }}, h('option', {value: 'local'}, 'Local time'), h('option', {value: 'utc'}, 'UTC'));
+  const backButton = h('button#back', {type: 'button', title: 'Back to the range before the last zoom', onclick: () => history.back()}, '← Back');
+  const zoomOutButton = h('button#zoom-out', {type: 'button', title: 'Show twice the time range', onclick: () => zoomOut()}, 'Zoom out');
   const refreshSel = h('select#refresh', {'aria-label': 'Auto-refresh', onchange: () => {
     st.refresh = refreshSel.value; save(); schedule();
   }}, tr.REFRESH.map(r => h('option', {value: r}, r === 'off' ? 'Refresh: off' : `Every ${r}`)));
@@ -133,9 +219,15 @@ export function graphPage(root) {
       rangeSel.value = st.range;
     }
     absBox.hidden = !abs;
-    if (abs) { fromInput.value = tr.toLocalInput(st.from); toInput.value = tr.toLocalInput(st.to); }
+    if (abs) { fromInput.value = tr.toLocalInput(st.from, st.tz === 'utc'); toInput.value = tr.toLocalInput(st.to, st.tz === 'utc'); }
     stepInput.value = st.step;
     refreshSel.value = st.refresh;
+    if (!HEIGHTS.includes(st.height) && !heightSel.querySelector(`option[value="${st.height}"]`)) {
+      heightSel.append(h('option', {value: String(st.height)}, `${st.height} px`));
+    }
+    heightSel.value = String(st.height);
+    tzSel.value = st.tz;
+    backButton.disabled = zooms === 0;
   }
 
   let timer = null;
@@ -145,19 +237,27 @@ export function graphPage(root) {
     if (every > 0) timer = setInterval(() => { if (!document.hidden) runAll({refresh: true}); }, every * 1000);
   }
 
-  const addButton = h('button.add', {type: 'button', onclick: () => {
-    const p = new Panel({expr: '', view: 'chart'}, page);
+  function addPanel(state) {
+    const p = new Panel(state, page);
     panels.push(p);
     panelsEl.append(p.el);
     save();
     p.run();
-    p.editor.input.focus();
+    return p;
+  }
+  const addButton = h('button.add', {type: 'button', onclick: () => {
+    addPanel({expr: '', view: 'chart'}).editor.input.focus();
+    dash?.changed();
   }}, '+ Add panel');
 
   replace(root,
+    dash?.header,
     h('div.toolbar',
       h('label.field', h('span', 'Range'), rangeSel), absBox,
+      zoomOutButton, backButton,
       h('label.field', h('span', 'Step'), stepInput),
+      h('label.field', h('span', 'Height'), heightSel),
+      tzSel,
       refreshSel,
       h('button.primary', {type: 'button', onclick: () => runAll()}, 'Run all')),
     panelsEl,
@@ -169,4 +269,9 @@ export function graphPage(root) {
   schedule();
   // Charts read their colours from CSS: draw them again when the theme flips.
   matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => panels.forEach(p => p.render({fresh: true})));
+  return {
+    state: () => { save(); return st; },
+    runAll: () => runAll(),
+    addPanel,
+  };
 }

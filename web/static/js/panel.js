@@ -5,19 +5,31 @@
 import {h, replace, errorBox} from './dom.js';
 import * as api from './api.js';
 import * as fmt from './format.js';
-import {Chart, sample} from './chart.js';
+import {Chart, MODES, sample} from './chart.js';
 import {Editor} from './editor.js';
 import {formatDuration} from './timerange.js';
 
 let nextID = 0;
 
 // Panel needs from its page: bounds() → {start, end} in seconds, step(width)
-// → seconds, changed() after its state changed, remove(panel), and
-// zoom(start, end) for a range dragged on the chart.
+// → seconds, height() → chart height in px, utc() → whether times are in
+// UTC, expand(expr, step, bounds) → the query with the page's variables
+// filled in (optional),
+// changed() after its state changed, remove(panel), and zoom(start, end)
+// for a range dragged on the chart.
+//
+// Its state: expr, view (chart|table), unit (a key of fmt.UNITS), mode (a
+// key of MODES) and title (optional).
 export class Panel {
   constructor(state, page) {
     this.id = `p${nextID++}`;
-    this.state = {expr: state.expr || '', view: state.view === 'table' ? 'table' : 'chart'};
+    this.state = {
+      expr: state.expr || '',
+      view: state.view === 'table' ? 'table' : 'chart',
+      unit: state.unit in fmt.UNITS ? state.unit : '',
+      mode: MODES[state.mode] ? state.mode : 'lines',
+      title: state.title || '',
+    };
     this.page = page;
     this.runs = 0;
     this.editor = new Editor({value: this.state.expr, onRun: () => this.submit()});
@@ -27,12 +39,21 @@ export class Panel {
     }, view === 'chart' ? 'Chart' : 'Table'));
     this.meta = h('span.meta');
     this.body = h('div.panel-body');
+    const select = (key, options, label) => h(`select.panel-${key}`, {'aria-label': label, title: label, onchange: e => {
+      this.state[key] = e.target.value;
+      this.page.changed();
+      this.render({fresh: true});
+    }}, Object.entries(options).map(([v, text]) => h('option', {value: v, selected: v === this.state[key]}, text)));
+    this.titleEl = h('h3.panel-title', this.state.title);
+    this.titleEl.hidden = !this.state.title;
     this.el = h('section.panel', {dataset: {panel: this.id}},
+      this.titleEl,
       h('div.panel-head',
         this.editor.el,
         h('button.primary.run', {type: 'button', onclick: () => this.submit()}, 'Run'),
         h('button.icon.remove', {type: 'button', title: 'Remove panel', 'aria-label': 'Remove panel', onclick: () => page.remove(this)}, '×')),
-      h('div.panel-bar', h('div.tabs', this.tabs), this.meta),
+      h('div.panel-bar', h('div.tabs', this.tabs),
+        select('mode', MODES, 'Draw as'), select('unit', fmt.UNITS, 'Unit'), this.meta),
       this.body);
   }
 
@@ -68,7 +89,9 @@ export class Panel {
     }
     const ac = this.abort = new AbortController();
     const bounds = this.page.bounds();
+
     const step = this.page.step(this.body.clientWidth || this.el.clientWidth);
+    const query = this.page.expand ? this.page.expand(expr, step, bounds) : expr;
     // Align the range to the step, as Grafana does: the same panel asked
     // again lands on the same step grid, so the server's cache can answer
     // everything but the newest minute.
@@ -79,13 +102,14 @@ export class Panel {
     this.el.classList.add('busy');
     try {
       const r = await api.get('/api/v1/query_range', {
-        query: expr, start: String(start), end: String(end), step: String(step),
+        query, start: String(start), end: String(end), step: String(step),
       }, {signal: ac.signal});
       // Let the page breathe between parsing a large answer and drawing it.
       await new Promise(resolve => setTimeout(resolve));
       if (this.abort !== ac) return performance.clearMarks(mark);
       performance.mark(`${mark}:data`);
-      this.result = {...r, step, mark, expr};
+      this.result = {...r, step, mark, expr, range: [bounds.start, bounds.end], start, end};
+      Object.assign(this.el.dataset, {start: String(start), end: String(end), step: String(step), query});
       this.error = null;
     } catch (e) {
       performance.clearMarks(mark);
@@ -124,16 +148,21 @@ export class Panel {
     if (!series.length) {
       return replace(this.body, warnings, h('p.empty', 'No data for this query in the selected time range.'));
     }
-    if (this.state.view === 'table') return replace(this.body, warnings, table(series));
+    if (this.state.view === 'table') return replace(this.body, warnings, table(series, this.page.utc?.()));
     if (keep) {
       replace(this.warnings, warnings);
-      return this.chart.update(series, r.step);
+      return this.chart.update(series, r.step, r.range);
     }
     this.warnings = h('div.warnings', warnings);
     const box = h('div.chart');
     replace(this.body, this.warnings, box);
     this.chart = new Chart(box, series, {
       step: r.step,
+      range: r.range,
+      height: this.page.height?.() || 280,
+      unit: this.state.unit,
+      mode: this.state.mode,
+      utc: Boolean(this.page.utc?.()),
       onZoom: (s, e) => this.page.zoom(s, e),
       onFirstDraw: () => this.measure(r, series.length, points),
     });
@@ -192,14 +221,14 @@ function forget(r) {
 
 // table lists each series with its last, min and max values; a row opens
 // to show every sample.
-function table(series) {
+function table(series, utc) {
   const rows = series.map(s => {
     const vals = s.values.map(([, v]) => sample(v)).filter(Number.isFinite);
     const last = s.values[s.values.length - 1];
-    const tr = h('tr.row', {dataset: {t: last ? String(last[0]) : ''}, onclick: () => toggleRaw(tr, s)},
+    const tr = h('tr.row', {dataset: {t: last ? String(last[0]) : ''}, onclick: () => toggleRaw(tr, s, utc)},
       h('td.series', fmt.series(s.metric)),
-      h('td.num', last ? last[1] : '—'),
-      h('td.time', last ? fmt.time(last[0] * 1000) : '—'),
+      h('td.num', {title: last ? last[1] : ''}, last ? fmt.value(sample(last[1])) : '—'),
+      h('td.time', last ? fmt.time(last[0] * 1000, utc) : '—'),
       h('td.num', vals.length ? fmt.value(vals.reduce((a, b) => Math.min(a, b))) : '—'),
       h('td.num', vals.length ? fmt.value(vals.reduce((a, b) => Math.max(a, b))) : '—'),
       h('td.num', fmt.num(s.values.length)));
@@ -212,11 +241,11 @@ function table(series) {
 
 const RAW_LIMIT = 2000;
 
-function toggleRaw(tr, s) {
+function toggleRaw(tr, s, utc) {
   const next = tr.nextElementSibling;
   if (next?.classList.contains('raw')) return next.remove();
   const vals = s.values.slice(-RAW_LIMIT).reverse();
   tr.after(h('tr.raw', h('td', {colSpan: 6},
-    h('table.samples', h('tbody', vals.map(([t, v]) => h('tr', h('td.time', fmt.time(t * 1000)), h('td.num', v))))),
+    h('table.samples', h('tbody', vals.map(([t, v]) => h('tr', h('td.time', fmt.time(t * 1000, utc)), h('td.num', {title: v}, fmt.value(sample(v))))))),
     s.values.length > RAW_LIMIT ? h('p.muted', `Latest ${RAW_LIMIT} of ${fmt.num(s.values.length)} samples.`) : null)));
 }

@@ -4,8 +4,41 @@
 import {h, replace, errorBox} from './dom.js';
 import * as api from './api.js';
 import * as fmt from './format.js';
+import {parseDuration} from './timerange.js';
 
+// The page reads everything every 5 s, or as often as ?refresh= says.
 const REFRESH_MS = 5000;
+
+// RATE_WINDOW_MS is how far back the ingest rate looks: writers that push
+// in batches every few seconds would otherwise show 0 between batches and
+// twice the true rate at the next one.
+const RATE_WINDOW_MS = 60_000;
+
+// RATE_MIN_SPAN_MS is the shortest span a rate is shown over: over one
+// second between two reads, a writer that pushes every few seconds reads 0.
+const RATE_MIN_SPAN_MS = 5_000;
+
+// Rate turns reads of a counter into a rate over the reads of the last
+// RATE_WINDOW_MS; a counter that goes down (a restart) starts it afresh.
+export class Rate {
+  constructor(windowMs = RATE_WINDOW_MS, minSpanMs = RATE_MIN_SPAN_MS) {
+    this.windowMs = windowMs;
+    this.minSpanMs = minSpanMs;
+    this.reads = [];
+  }
+
+  // add records a read of total at time at (ms) and returns the rate per
+  // second, or null until the reads span minSpanMs.
+  add(total, at) {
+    const last = this.reads[this.reads.length - 1];
+    if (last && total < last.total) this.reads = [];
+    this.reads.push({total, at});
+    while (this.reads.length > 2 && at - this.reads[1].at >= this.windowMs) this.reads.shift();
+    const first = this.reads[0];
+    if (at - first.at < this.minSpanMs) return null;
+    return (total - first.total) / ((at - first.at) / 1000);
+  }
+}
 
 // metricSum adds up every sample of one metric in Prometheus text format,
 // and returns them by the value of label (when given) too.
@@ -65,7 +98,8 @@ export function statusPage(root) {
     grid,
     h('section.card#config', h('div.card-head', h('h2', 'Configuration in effect'), configFilter), configBody));
 
-  let prev = null; // last ingest total and when it was read, for the rate
+  const ingestRate = new Rate();
+  const every = parseDuration(new URLSearchParams(location.search).get('refresh')) * 1000 || REFRESH_MS;
   let flags = {};
   configFilter.addEventListener('input', () => renderConfig());
 
@@ -89,10 +123,7 @@ export function statusPage(root) {
     flags = ok(flagsR) || flags;
 
     const ingest = m ? metricSum(m, 'strata_ingest_samples_total', 'format') : null;
-    const now = performance.now();
-    let rate = null;
-    if (ingest && prev && ingest.total >= prev.total) rate = (ingest.total - prev.total) / ((now - prev.at) / 1000);
-    if (ingest) prev = {total: ingest.total, at: now};
+    const rate = ingest ? ingestRate.add(ingest.total, performance.now()) : null;
     const counter = name => (m ? metricSum(m, name)?.total ?? 0 : null);
     const lastRetention = m ? metricSum(m, 'strata_retention_last_run_timestamp_seconds')?.total : null;
 
@@ -109,7 +140,8 @@ export function statusPage(root) {
         ['goroutines', 'Goroutines', rt ? fmt.num(rt.goroutineCount) : null],
       ])),
       card('Ingest', 'ingest', stats([
-        ['ingest-rate', 'Rate', rate == null ? (ingest ? 'measuring…' : null) : `${fmt.num(Math.round(rate * 10) / 10)} samples/s`],
+        ['ingest-rate', 'Rate', rate == null ? (ingest ? 'measuring…' : null) : `${fmt.num(Math.round(rate * 10) / 10)} samples/s`,
+          'Samples accepted per second over the last minute'],
         ['ingest-total', 'Samples accepted', ingest ? fmt.num(ingest.total) : null],
         ...Object.entries(ingest?.by || {}).sort().map(([f, v]) => [`ingest-${f}`, `  via ${f}`, fmt.num(v)]),
         ['ingest-rejected', 'Write requests refused', fmt.num(counter('strata_ingest_rejected_requests_total'))],
@@ -131,17 +163,16 @@ export function statusPage(root) {
       card('Segments by resolution', 'segments', segmentTable(t)),
     );
     renderConfig();
-    updated.textContent = `Updated ${fmt.time(Date.now())} · every ${REFRESH_MS / 1000} s`;
+    updated.textContent = `Updated ${fmt.time(Date.now())} · every ${every / 1000} s`;
+    updated.dataset.reads = String(Number(updated.dataset.reads || 0) + 1);
   }
 
-  let timer = null, runs = 0;
+  let timer = null;
   const loop = async () => {
     try {
       await refresh();
     } finally {
-      // The second read comes soon, so that the ingest rate shows quickly.
-      const wait = runs++ === 0 ? 1000 : REFRESH_MS;
-      timer = setTimeout(loop, document.hidden ? wait * 3 : wait);
+      timer = setTimeout(loop, document.hidden ? every * 3 : every);
     }
   };
   loop();

@@ -49,13 +49,30 @@ export function autoStep(rangeSec, widthPx) {
 
 // toLocalInput formats seconds for an <input type="datetime-local"> in the
 // browser's zone; fromLocalInput reads it back.
-export function toLocalInput(sec) {
+// With utc set both use UTC instead.
+export function toLocalInput(sec, utc = false) {
   const d = new Date(sec * 1000);
   const p = n => String(n).padStart(2, '0');
+  if (utc) return d.toISOString().slice(0, 19);
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-export function fromLocalInput(s) {
-  const t = new Date(s).getTime();
+export function fromLocalInput(s, utc = false) {
+  const t = new Date(utc && s ? `${s}Z` : s).getTime();
+  return Number.isNaN(t) ? null : t / 1000;
+}
+
+// parseTime reads a time as Prometheus' links write it: Unix seconds (or
+// milliseconds), "2024-05-01 10:00:00" (UTC, as Prometheus' UI means it),
+// or an RFC 3339 time. It returns Unix seconds, or null.
+export function parseTime(s) {
+  s = String(s || '').trim();
+  if (!s) return null;
+  if (/^\d+(\.\d+)?$/.test(s)) {
+    const n = Number(s);
+    return n > 1e11 ? n / 1000 : n;
+  }
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/.exec(s);
+  const t = Date.parse(m ? `${m[1]}T${m[2]}Z` : s);
   return Number.isNaN(t) ? null : t / 1000;
 }
