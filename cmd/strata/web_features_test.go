@@ -27,10 +27,17 @@ import (
 // webFrac is a value with more decimals than a person wants to read.
 const webFrac = "0.333333333333"
 
-// drawn waits until panel has drawn a chart of n series.
+// open loads u and waits for the element ready.
 func (b *browser) open(t *testing.T, u string, ready string) {
 	t.Helper()
-	b.do(t, webWaitDefault, chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS(ready)))
+	ctx, cancel := context.WithTimeout(b.ctx, webWaitDefault)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS(ready))); err != nil {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('.panel-body, .meta')].map(e => e.innerText).join(' / ').slice(0, 600)`))
+		t.Fatalf("open %s, waiting for %s: %v; the page shows:\n%s", u, ready, err, shown)
+	}
 }
 
 // pollAcrossReload waits until expr is truthy on a page that reloads
@@ -86,7 +93,7 @@ func testWebRangeAxis(t *testing.T, b *browser, s *testServer, artifacts string,
 	b.screenshot(t, artifacts, "range-7d.png")
 
 	// A series with one sample: drawn as a point where the sample is.
-	b.open(t, s.url+"/?range=7d&g0.expr=lone_v", `[data-panel=p0][data-drawn="1"]`)
+	b.open(t, s.url+"/?range=7d&step=30m&g0.expr=lone_v", `[data-panel=p0][data-drawn="1"]`)
 	px := evalJS[struct {
 		RGBA  []int   `json:"rgba"`
 		T     float64 `json:"t"`

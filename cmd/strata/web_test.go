@@ -102,8 +102,10 @@ func seedWebData(t *testing.T, s *testServer, now, renderStart time.Time) int {
 	if code, body := s.post("/api/v1/admin/tsdb/flush", "text/plain", nil); code/100 != 2 {
 		t.Fatalf("flush: %d %s", code, body)
 	}
-	// One lone sample, and a value with many decimals.
-	fmt.Fprintf(&b, "lone,host=h1 v=5 %d\n", now.Add(-20*time.Minute).Unix())
+	// One lone sample, a minute before a 30-minute step of the grid (a
+	// range query sees a sample only within 5 minutes before a step), and a
+	// value with many decimals.
+	fmt.Fprintf(&b, "lone,host=h1 v=5 %d\n", now.Add(-20*time.Minute).Unix()/1800*1800-60)
 	n++
 	for k := range 10 {
 		fmt.Fprintf(&b, "frac,host=h1 v=%s %d\n", webFrac, now.Add(-time.Duration(k)*time.Minute).Unix())
