@@ -209,3 +209,52 @@ func TestExactBoundaryIsRetained(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskLimitTieBreak checks that of segments ending at the same time
+// the finer resolution goes first under the disk limit: raw before 5m
+// before 1h, since the coarser outlives it anyway.
+func TestDiskLimitTieBreak(t *testing.T) {
+	set := newSet(t)
+	hour := writeSegment(t, set, "c", t0, t0.Add(time.Hour), Res1h)
+	raw := writeSegment(t, set, "a", t0, t0.Add(time.Hour), 0)
+	fiveM := writeSegment(t, set, "b", t0, t0.Add(time.Hour), Res5m)
+	size := map[string]int64{}
+	for _, in := range set.Segments() {
+		size[in.Meta.ID] = in.Size
+	}
+	// Room for the 1h segment only.
+	e, err := New(slog.New(slog.DiscardHandler), set, Policy{MaxBytes: size[hour.ID]}, func() time.Time { return t0 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range rep.Dropped {
+		got = append(got, d.ID)
+	}
+	if want := []string{raw.ID, fiveM.ID}; !slices.Equal(got, want) {
+		t.Fatalf("dropped %v, want raw then 5m %v", got, want)
+	}
+	if !slices.Equal(ids(set), []string{hour.ID}) {
+		t.Fatalf("left %v, want the 1h segment", ids(set))
+	}
+}
+
+func TestResolutionLabel(t *testing.T) {
+	f := func(res int64, want string) {
+		t.Helper()
+		if got := resolutionLabel(res); got != want {
+			t.Errorf("resolutionLabel(%d) = %q, want %q", res, got, want)
+		}
+	}
+	f(0, "raw")
+	f(Res5m, "5m")
+	f(Res1h, "1h")
+	f(60_000, "60000ms")
+	if Res5m != 300_000 || Res1h != 3_600_000 {
+		t.Errorf("resolutions %d, %d ms", Res5m, Res1h)
+	}
+}
