@@ -1,8 +1,10 @@
 package buffer
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/strata-tsdb/strata/buffer/wal"
@@ -182,24 +184,23 @@ func (r *Replayer) Finish() {
 func (r *Replayer) Stats() ReplayStats { return r.stats }
 
 // SeriesRecords encodes a series record for every series in the head, for
-// re-logging after older log segments are truncated.
+// re-logging after older log segments are truncated. The series come in
+// reference order, so that the replay after a graceful stop finds every
+// postings list already sorted (stripe order made it sort them all).
 func (h *Head) SeriesRecords(maxPerRecord int) [][]byte {
+	var all []*memSeries
+	h.series.forEach(func(s *memSeries) { all = append(all, s) })
+	slices.SortFunc(all, func(a, b *memSeries) int { return cmp.Compare(a.ref, b.ref) })
 	var (
 		out [][]byte
 		buf []wal.RefSeries
 	)
-	flush := func() {
-		if len(buf) > 0 {
+	for i, s := range all {
+		buf = append(buf, wal.RefSeries{Ref: s.ref, Labels: s.lset})
+		if len(buf) >= maxPerRecord || i == len(all)-1 {
 			out = append(out, wal.EncodeSeries(nil, buf))
 			buf = buf[:0]
 		}
 	}
-	h.series.forEach(func(s *memSeries) {
-		buf = append(buf, wal.RefSeries{Ref: s.ref, Labels: s.lset})
-		if len(buf) >= maxPerRecord {
-			flush()
-		}
-	})
-	flush()
 	return out
 }

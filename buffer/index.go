@@ -21,6 +21,8 @@ type postingsIndex struct {
 	// before the end of a list: the cost that makes sorted insertion
 	// quadratic when references do not arrive in order. Tests read it.
 	shifted int64
+	// resorted counts the lists addBulk found out of order and sorted.
+	resorted int64
 }
 
 func newPostingsIndex() *postingsIndex {
@@ -79,6 +81,7 @@ func (p *postingsIndex) addBulk(series []*memSeries) {
 		if slices.IsSorted(l) {
 			return l
 		}
+		p.resorted++
 		slices.Sort(l)
 		return slices.Compact(l)
 	}
