@@ -425,6 +425,25 @@ func testWebUnitsAndModes(t *testing.T, b *browser, s *testServer, artifacts str
 			break
 		}
 	}
+	// Each label says where its tick is, and the ticks read evenly spaced.
+	splits := evalJS[[]float64](t, b, `document.querySelector('[data-panel=p0] .plot').uplot.axes[1]._splits`)
+	units := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	var read []float64
+	for i, tick := range p.YTicks {
+		n, unit, _ := strings.Cut(tick, " ")
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil || i >= len(splits) || math.Abs(v*units[unit]-splits[i]) > 1e-9*splits[i]+1e-6 {
+			t.Errorf("tick %q is at %v bytes", tick, splits)
+			break
+		}
+		read = append(read, v*units[unit])
+	}
+	for i := 2; i < len(read); i++ {
+		if d0, d := read[1]-read[0], read[i]-read[i-1]; math.Abs(d-d0) > 1e-9*math.Abs(d0) {
+			t.Errorf("y ticks %q are not evenly spaced", p.YTicks)
+			break
+		}
+	}
 	seen := map[string]bool{}
 	for _, tick := range p.YTicks {
 		if seen[tick] {
@@ -572,7 +591,7 @@ func testWebDashboards(t *testing.T, b *browser, s *testServer, artifacts string
 	if l := evalJS[[]string](t, b, fmt.Sprintf(`[...document.querySelectorAll('[data-panel=%s] .legend-label')].map(e => e.textContent)`, p0)); len(l) != 1 || l[0] != `cpu_usage{dc="eu", host="h2"}` {
 		t.Errorf("with $host=h2 the panel shows %q", l)
 	}
-	got := evalJS[[]string](t, b, fmt.Sprintf(`[document.querySelector('.dash-title').value, document.querySelector('[data-panel=%s] .panel-title').textContent,
+	got := evalJS[[]string](t, b, fmt.Sprintf(`[document.querySelector('.dash-title').value, document.querySelector('[data-panel=%s] .panel-title').value,
 		document.querySelector('[data-panel=%s] select.panel-unit').value, document.querySelector('[data-panel=%s] .chart').dataset.mode]`, p0, p0, p1))
 	if strings.Join(got, "|") != "Hosts|CPU of $host|percent|area" {
 		t.Errorf("dashboard shows %q", got)
@@ -588,23 +607,35 @@ func testWebDashboards(t *testing.T, b *browser, s *testServer, artifacts string
 	b.open(t, share, `select[data-var=host] option`)
 	b.poll(t, `document.querySelector('section.panel[data-drawn="1"]') && document.querySelector('section.panel').dataset.query === 'cpu_usage{host="h2"}'`)
 
-	// Add a panel, rename, save: the server has it.
+	// Add a variable and a panel that uses it, title it, rename the
+	// dashboard, save: the server has it all.
+	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`#var-new`)),
+		chromedp.SendKeys(chromedp.CSS(`#var-name`), "dc"), chromedp.SendKeys(chromedp.CSS(`#var-label`), "dc"),
+		chromedp.SendKeys(chromedp.CSS(`#var-match`), "cpu_usage"), chromedp.Click(chromedp.CSS(`.var-form button[type=submit]`)))
+	b.poll(t, `[...document.querySelectorAll('select[data-var=dc] option')].map(o => o.value).join() === 'eu'`)
 	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`button.add`)))
 	p2 := panelOf(2)
 	b.do(t, webWaitDefault,
-		chromedp.SetValue(chromedp.CSS(`[data-panel=`+p2+`] textarea`), "lone_v"),
-		chromedp.Focus(chromedp.CSS(`[data-panel=`+p2+`] textarea`)), pressEnter(),
+		chromedp.SendKeys(chromedp.CSS(`[data-panel=`+p2+`] input.panel-title`), "Hosts in $dc"),
+		chromedp.SetValue(chromedp.CSS(`[data-panel=`+p2+`] textarea`), `count(cpu_usage{dc="$dc"})`),
+		chromedp.Focus(chromedp.CSS(`[data-panel=`+p2+`] textarea`)), pressEnter())
+	b.poll(t, fmt.Sprintf(`document.querySelector('[data-panel=%s]').dataset.query === 'count(cpu_usage{dc="eu"})' && document.querySelector('[data-panel=%s][data-drawn="1"]')`, p2, p2))
+	b.do(t, webWaitDefault,
 		chromedp.SetValue(chromedp.CSS(`#dash-title`), "Hosts and more"),
 		chromedp.Click(chromedp.CSS(`#dash-save`)))
 	b.poll(t, `document.querySelector('.dash-status').textContent.startsWith('Saved')`)
 	var saved struct {
-		Title  string
-		Panels []struct{ Expr, Unit string }
+		Title     string
+		Variables []struct{ Name, Label, Match, Value string }
+		Panels    []struct{ Title, Expr, Unit string }
 	}
 	apiGet(t, s, "/api/v1/dashboards/hosts", nil, &saved)
-	if saved.Title != "Hosts and more" || len(saved.Panels) != 3 || saved.Panels[2].Expr != "lone_v" || saved.Panels[0].Unit != "percent" {
+	if saved.Title != "Hosts and more" || len(saved.Panels) != 3 || saved.Panels[2].Expr != `count(cpu_usage{dc="$dc"})` ||
+		saved.Panels[2].Title != "Hosts in $dc" || saved.Panels[0].Unit != "percent" || len(saved.Variables) != 2 ||
+		saved.Variables[0].Value != "h2" || saved.Variables[1] != (struct{ Name, Label, Match, Value string }{"dc", "dc", "cpu_usage", "eu"}) {
 		t.Errorf("saved dashboard %+v", saved)
 	}
+	b.screenshot(t, artifacts, "dashboard-edited.png")
 	// Export: the JSON of what is saved.
 	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`#dash-export`)), chromedp.WaitVisible(chromedp.CSS(`#export-text`)))
 	var exported struct {
@@ -645,7 +676,7 @@ func testWebGrafanaImport(t *testing.T, b *browser, s *testServer, artifacts str
 	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`.import-ok a`)), chromedp.WaitReady(chromedp.CSS(`section.panel`)))
 	// $host is All: every host; $__rate_interval is a duration.
 	b.poll(t, `document.querySelector('section.panel[data-drawn="3"]')`)
-	info := evalJS[[]string](t, b, `[...document.querySelectorAll('section.panel')].map(p => [p.querySelector('.panel-title').textContent,
+	info := evalJS[[]string](t, b, `[...document.querySelectorAll('section.panel')].map(p => [p.querySelector('.panel-title').value,
 		p.querySelector('select.panel-unit').value, p.querySelector('select.panel-mode').value].join('|'))`)
 	if strings.Join(info, ",") != "CPU by host|percent|stacked,Memory|bytes|lines" {
 		t.Errorf("imported panels %q", info)
@@ -716,9 +747,9 @@ func TestWebDashboardsAPI(t *testing.T) {
 // keeps it for the tab (or on the device when asked), sends it, and draws.
 func TestWebReadToken(t *testing.T) {
 	b := newBrowser(t)
-	s := startServer(t, "", "--auth.read-token", "r-secret")
+	s := startServer(t, "", "--auth.read-token", "r-secret", "--auth.write-token", "w-secret")
 	artifacts := artifactsDir(t)
-	if code, _, body := s.call(http.MethodPost, "/write?precision=s", "", []byte(fmt.Sprintf("cpu,host=h1 usage=3 %d\n", time.Now().Unix()-30))); code != http.StatusNoContent {
+	if code, _, body := s.call(http.MethodPost, "/write?precision=s", "w-secret", []byte(fmt.Sprintf("cpu,host=h1 usage=3 %d\n", time.Now().Unix()-30))); code != http.StatusNoContent {
 		t.Fatalf("write: %d %s", code, body)
 	}
 	b.open(t, s.url+"/?range=1h&g0.expr=cpu_usage", `.token-form:not([hidden])`)
@@ -749,4 +780,24 @@ func TestWebReadToken(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#token-remember`)), chromedp.Click(chromedp.CSS(`.token-form button[type=submit]`)))
 	b.pollAcrossReload(t, `localStorage.getItem('strata.token') === 'r-secret' && !sessionStorage.getItem('strata.token') && document.querySelector('[data-stat=head-series]')`)
 	b.do(t, webWaitDefault, chromedp.Navigate(s.url+"/?range=1h&g0.expr=cpu_usage"), chromedp.WaitReady(chromedp.CSS(`[data-panel=p0][data-drawn="1"]`)))
+
+	// Saving a dashboard takes the write token: asked for, then used.
+	if code, body := putDashboard(t, s, "ops", "w-secret", map[string]any{"title": "Ops", "panels": []map[string]string{{"expr": "cpu_usage"}}}); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	b.open(t, s.url+"/dashboards?id=ops", `section.panel[data-drawn="1"]`)
+	b.do(t, webWaitDefault, chromedp.SetValue(chromedp.CSS(`#dash-title`), "Ops, renamed"), chromedp.Click(chromedp.CSS(`#dash-save`)))
+	b.poll(t, `!document.querySelector('.token-form').hidden && document.querySelector('.token-why').textContent.includes('write token')`)
+	b.do(t, webWaitDefault, chromedp.SetValue(chromedp.CSS(`#write-token-input`), "w-secret"), chromedp.Click(chromedp.CSS(`.token-form button[type=submit]`)))
+	// No reload: the unsaved change stays, and Save now works.
+	b.poll(t, `sessionStorage.getItem('strata.write-token') === 'w-secret' && document.querySelector('.token-form').hidden`)
+	if got := evalJS[string](t, b, `document.querySelector('#dash-title').value`); got != "Ops, renamed" {
+		t.Errorf("after giving the write token the title reads %q: the unsaved change is lost", got)
+	}
+	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`#dash-save`)))
+	b.poll(t, `document.querySelector('.dash-status').textContent.startsWith('Saved')`)
+	if code, _, body := s.call(http.MethodGet, "/api/v1/dashboards/ops", "r-secret", nil); code != 200 || !strings.Contains(body, `"title":"Ops, renamed"`) {
+		t.Errorf("after saving with the write token: %d %s", code, body)
+	}
+	b.screenshot(t, artifacts, "token-write.png")
 }

@@ -12,33 +12,40 @@ export class ApiError extends Error {
   }
 }
 
-// The bearer token sent with every request when the server's auth is on.
-// It lives in sessionStorage (this tab, until it closes) or, when the user
-// asks to be remembered, in localStorage.
-const TOKEN_KEY = 'strata.token';
+// The bearer tokens sent when the server's auth is on: the read token with
+// every request, and the write token, when one is given, instead of it for
+// the requests that change something (saving a dashboard). They live in
+// sessionStorage (this tab, until it closes) or, when the user asks to be
+// remembered, in localStorage.
+const TOKEN_KEYS = {read: 'strata.token', write: 'strata.write-token'};
 
-export function token() {
-  try { return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+export function token(kind = 'read') {
+  const key = TOKEN_KEYS[kind];
+  try { return sessionStorage.getItem(key) || localStorage.getItem(key) || ''; } catch { return ''; }
 }
 
 // setToken keeps t for this tab, or for good with remember; '' forgets it.
-export function setToken(t, remember = false) {
+export function setToken(t, remember = false, kind = 'read') {
+  const key = TOKEN_KEYS[kind];
   try {
-    sessionStorage.removeItem(TOKEN_KEY);
-    localStorage.removeItem(TOKEN_KEY);
-    if (t) (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, t);
+    sessionStorage.removeItem(key);
+    localStorage.removeItem(key);
+    if (t) (remember ? localStorage : sessionStorage).setItem(key, t);
   } catch { /* storage may be off */ }
 }
 
-function headers(extra = {}) {
-  const t = token();
+function headers(extra = {}, method = 'GET') {
+  const t = (method !== 'GET' && method !== 'HEAD' && token('write')) || token('read');
   return t ? {...extra, Authorization: `Bearer ${t}`} : extra;
 }
 
 // authFailed tells the page (an "strata:auth" event on window) that the
-// server refused the credentials: 401 (none) or 403 (a wrong token).
-function authFailed(status, message) {
-  if (status === 401 || status === 403) dispatchEvent(new CustomEvent('strata:auth', {detail: {status, message}}));
+// server refused the credentials: 401 (none) or 403 (a wrong token); write
+// says the refused request was one that changes something.
+function authFailed(status, message, method = 'GET') {
+  if (status === 401 || status === 403) {
+    dispatchEvent(new CustomEvent('strata:auth', {detail: {status, message, write: method !== 'GET' && method !== 'HEAD'}}));
+  }
 }
 
 // search builds a query string; array values repeat their key (match[]).
@@ -66,7 +73,7 @@ export async function call(method, path, body, {signal} = {}) {
   const t0 = performance.now();
   let res;
   try {
-    const hd = headers({Accept: 'application/json', ...(body === undefined ? {} : {'Content-Type': 'application/json'})});
+    const hd = headers({Accept: 'application/json', ...(body === undefined ? {} : {'Content-Type': 'application/json'})}, method);
     res = await fetch(path, {method, signal, headers: hd, body: body === undefined ? undefined : JSON.stringify(body)});
   } catch (e) {
     if (e.name === 'AbortError') throw e;
@@ -77,11 +84,11 @@ export async function call(method, path, body, {signal} = {}) {
   try {
     answer = JSON.parse(text);
   } catch {
-    authFailed(res.status, text);
+    authFailed(res.status, text, method);
     throw new ApiError(text.trim().slice(0, 300) || res.statusText, {status: res.status, type: 'http'});
   }
   if (!res.ok || answer.status !== 'success') {
-    authFailed(res.status, answer.error);
+    authFailed(res.status, answer.error, method);
     throw new ApiError(answer.error || answer.message || res.statusText, {status: res.status, type: answer.errorType || 'http'});
   }
   return {

@@ -137,6 +137,12 @@ export function stack(data, shown) {
 
 const STATS = ['min', 'max', 'avg', 'last'];
 
+// INCRS are the tick steps of units whose round numbers are not decimal:
+// binary sizes tick at 256 MiB, not at 200,000,000 bytes.
+const binary = [];
+for (let k = 0; k <= 5; k++) for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) binary.push(m * 1024 ** k);
+const INCRS = {bytes: binary, seconds: fmt.TIME_INCRS, ms: fmt.TIME_INCRS.map(v => v * 1000)};
+
 // Chart draws one result. opts: step (seconds), range ([start, end] in
 // seconds: the x axis spans it whatever the data covers), height (px), unit
 // (a key of fmt.UNITS), mode (a key of MODES), utc (times in UTC),
@@ -187,7 +193,7 @@ export class Chart {
       },
       axes: [
         fmt.hour12 ? axis : {...axis, values: STAMPS_24H},
-        {...axis, size: axisSize, values: (u, vals, ai, space, incr) => {
+        {...axis, size: axisSize, incrs: INCRS[unit], values: (u, vals, ai, space, incr) => {
           const max = Math.max(...vals.map(v => Math.abs(v ?? 0)));
           return vals.map(v => yFmt(v, incr, max));
         }},

@@ -213,14 +213,14 @@ async function showDashboard(root, id) {
   addEventListener('beforeunload', e => { if (dirty) e.preventDefault(); });
 
   // Variables: a select each, with the label's values (of the matching
-  // series) as options.
-  for (const v of doc.variables) {
+  // series), or the fixed options, as choices.
+  function addVariable(v) {
     const sel = h('select', {dataset: {var: v.name}, 'aria-label': `$${v.name}`, onchange: () => {
       values[v.name] = sel.value;
       graph.state(); // the URL carries the choice
       graph.runAll();
     }});
-    varsEl.append(h('label.field.variable', h('span', `$${v.name}`), sel));
+    varsEl.insertBefore(h('label.field.variable', h('span', `$${v.name}`), sel), newVarButton);
     const options = v.options ? Promise.resolve(v.options)
       : api.get(`/api/v1/label/${encodeURIComponent(v.label)}/values`, v.match ? {'match[]': v.match} : {}).then(r => r.data || []);
     options.then(opts => {
@@ -232,4 +232,28 @@ async function showDashboard(root, id) {
       graph.runAll();
     }, err => varsEl.append(errorBox(err)));
   }
+
+  // A new variable: its name, the label whose values it offers, and
+  // optionally the series to take them from.
+  const varName = h('input#var-name', {type: 'text', placeholder: 'name', size: 10, 'aria-label': 'Variable name', pattern: '\\w+', required: true});
+  const varLabel = h('input#var-label', {type: 'text', placeholder: 'label', size: 10, 'aria-label': 'Label', pattern: '[A-Za-z_][A-Za-z0-9_]*', required: true});
+  const varMatch = h('input#var-match', {type: 'text', placeholder: 'of series (optional), e.g. up', size: 24, 'aria-label': 'Series selector'});
+  const varAll = h('input#var-all', {type: 'checkbox'});
+  const varForm = h('form.var-form', {hidden: true, onsubmit: e => {
+    e.preventDefault();
+    const v = {name: varName.value.trim(), label: varLabel.value.trim(), match: varMatch.value.trim(), includeAll: varAll.checked};
+    if (doc.variables.some(x => x.name === v.name)) { varName.setCustomValidity('a variable of that name exists'); varName.reportValidity(); return; }
+    doc.variables.push(v);
+    values[v.name] = '';
+    addVariable(v);
+    changed();
+    varForm.hidden = true;
+    varForm.reset();
+  }}, h('span.muted', '$'), varName, h('span.muted', '= values of'), varLabel, varMatch,
+  h('label.field', varAll, h('span', 'All')), h('button.primary', {type: 'submit'}, 'Add'));
+  varName.addEventListener('input', () => varName.setCustomValidity(''));
+  const newVarButton = h('button#var-new', {type: 'button', title: 'A variable: $name in queries becomes the value chosen',
+    onclick: () => { varForm.hidden = !varForm.hidden; if (!varForm.hidden) varName.focus(); }}, '+ Variable');
+  varsEl.append(newVarButton, varForm);
+  for (const v of doc.variables) addVariable(v);
 }

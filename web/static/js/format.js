@@ -89,10 +89,16 @@ function fixed(v, incr) {
   return v.toFixed(Math.min(d, 12));
 }
 
+// exactIn reports whether a tick step reads exactly, with two decimals at
+// most, in a unit of n: 256 MiB is 0.25 GiB, but 256 KiB is no round
+// fraction of a GiB, so those ticks are written in MiB.
+const exactIn = (incr, n) => !(incr > 0) || whole((incr / n) * 100);
+
 function scaled(v, incr, max, base, units, sep = ' ') {
   let i = 0;
   const a = Math.abs(max ?? v);
   while (a >= base ** (i + 1) && i < units.length - 1) i++;
+  while (i > 0 && !exactIn(incr, base ** i)) i--;
   const n = base ** i;
   return `${fixed(v / n, incr && incr / n)}${units[i] ? sep + units[i] : ''}`;
 }
@@ -102,9 +108,16 @@ const TIME_UNITS = [[86400, 'd'], [3600, 'h'], [60, 'min'], [1, 's'], [1e-3, 'ms
 function secondsUnit(v, incr, max) {
   const a = Math.abs(max ?? v);
   if (a === 0 && !incr) return '0 s';
-  const [n, u] = TIME_UNITS.find(([n]) => a >= n) || TIME_UNITS[TIME_UNITS.length - 1];
+  let i = TIME_UNITS.findIndex(([n]) => a >= n);
+  if (i < 0) i = TIME_UNITS.length - 1;
+  while (i < TIME_UNITS.length - 1 && !exactIn(incr, TIME_UNITS[i][0])) i++;
+  const [n, u] = TIME_UNITS[i];
   return `${fixed(v / n, incr && incr / n)} ${u}`;
 }
+
+// TIME_INCRS are tick steps in seconds that read well in s, min, h and d.
+export const TIME_INCRS = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000, 31536000];
 
 // bytes formats a size in binary units: 1.5 MiB.
 export function bytes(v) {

@@ -113,6 +113,7 @@ export function graphPage(root, dash = null) {
     height: () => st.height,
     utc: () => st.tz === 'utc',
     expand: dash ? (expr, step, bounds) => dash.expand(expr, step, bounds) : null,
+    editTitles: Boolean(dash),
     changed: () => { save(); dash?.changed(); },
     remove: p => { panels.splice(panels.indexOf(p), 1); p.destroy(); save(); dash?.changed(); },
     zoom: (from, to) => setRange(Math.floor(from), Math.ceil(to)),

@@ -14,7 +14,7 @@ let nextID = 0;
 // Panel needs from its page: bounds() → {start, end} in seconds, step(width)
 // → seconds, height() → chart height in px, utc() → whether times are in
 // UTC, expand(expr, step, bounds) → the query with the page's variables
-// filled in (optional),
+// filled in (optional), editTitles (whether the title is an input),
 // changed() after its state changed, remove(panel), and zoom(start, end)
 // for a range dragged on the chart.
 //
@@ -44,8 +44,12 @@ export class Panel {
       this.page.changed();
       this.render({fresh: true});
     }}, Object.entries(options).map(([v, text]) => h('option', {value: v, selected: v === this.state[key]}, text)));
-    this.titleEl = h('h3.panel-title', this.state.title);
-    this.titleEl.hidden = !this.state.title;
+    // A saved dashboard's panels have a title to edit; the graph page's
+    // show one only when the link gives it (g0.title).
+    this.titleEl = page.editTitles
+      ? h('input.panel-title.panel-title-input', {type: 'text', value: this.state.title, placeholder: 'Panel title', 'aria-label': 'Panel title',
+        oninput: e => { this.state.title = e.target.value; this.page.changed(); }})
+      : h('h3.panel-title', {hidden: !this.state.title}, this.state.title);
     this.el = h('section.panel', {dataset: {panel: this.id}},
       this.titleEl,
       h('div.panel-head',
