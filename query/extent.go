@@ -28,6 +28,21 @@ type extent struct {
 
 var errBadExtent = errors.New("malformed cached extent")
 
+// annotated reports whether e carries warnings or infos.
+func (e *extent) annotated() bool { return len(e.Warnings)+len(e.Infos) > 0 }
+
+// serves reports whether e answers the steps from a to b exactly. The
+// annotations of an evaluation are those of its steps, but a stored extent
+// does not say which of its steps emitted them: an annotated extent serves
+// only its own steps, an extent without annotations any of its sub-ranges
+// (a sub-range emits a subset of the annotations, so none).
+func (e *extent) serves(a, b int64) bool {
+	if e.annotated() {
+		return e.From == a && e.To == b
+	}
+	return e.From <= a && e.To >= b
+}
+
 // appendExtent encodes e after dst.
 func appendExtent(dst []byte, e *extent) []byte {
 	dst = append(dst, extentVersion, e.Kind)

@@ -155,7 +155,7 @@ func (q *rangeCall) answer(ctx context.Context, pieces []*piece) error {
 			continue
 		}
 		flushRun()
-		if e, err := decodeExtent(v); err == nil && bytes.Equal(e.Key, p.key) && st != cache.StatusStale && e.From <= p.a && e.To >= p.b {
+		if e, err := decodeExtent(v); err == nil && bytes.Equal(e.Key, p.key) && st != cache.StatusStale && e.Kind == 'm' && e.serves(p.a, p.b) {
 			p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, CacheHit
 			continue
 		}
@@ -305,7 +305,7 @@ func (q *rangeCall) evalRun(ctx context.Context, ps []*piece) error {
 // fill answers p from a cached value v if it covers p's steps.
 func (q *rangeCall) fill(p *piece, v []byte, st cache.Status) bool {
 	e, err := decodeExtent(v)
-	if err != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' || e.From > p.a || e.To < p.b {
+	if err != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' || !e.serves(p.a, p.b) {
 		return false
 	}
 	p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
@@ -355,28 +355,59 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
 		return err
 	}
-	if e.From <= p.a && e.To >= p.b {
+	if e.serves(p.a, p.b) {
 		p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
 		return nil
 	}
-	// The stored extent covers part of what is needed: compute the rest
-	// next to it, and store the union.
-	parts := []promql.Matrix{e.Matrix}
-	warn, info := e.Warnings, e.Infos
-	from, to := e.From, e.To
-	if p.a < from {
-		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, from-step, q.r.Step)
+	if e.annotated() {
+		// Its annotations may come from steps outside p's: computed anew
+		// for exactly p's steps, and stored so.
+		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
 		if err != nil {
 			return err
 		}
-		parts, warn, info, from = append(parts, m), append(warn, w...), append(info, i...), p.a
+		if hasHistograms(m) {
+			return errHistograms
+		}
+		_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: m, Warnings: w, Infos: i}), 0)
+		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
+		return nil
+	}
+	// The stored extent covers part of what is needed: compute the rest
+	// next to it, and store the union. It has no annotations; those of the
+	// union come from the computed ranges, and the answer takes those of
+	// the ranges inside p's steps only (the stored extent may lie wholly
+	// before or after them, leaving a gap that is computed too).
+	parts := []promql.Matrix{e.Matrix}
+	var warn, info, pwarn, pinfo []string
+	from, to := e.From, e.To
+	fill := func(x, y int64) error {
+		for _, r := range [][2]int64{{x, min(y, p.a-step)}, {max(x, p.a), min(y, p.b)}, {max(x, p.b+step), y}} {
+			if r[0] > r[1] {
+				continue
+			}
+			m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, r[0], r[1], q.r.Step)
+			if err != nil {
+				return err
+			}
+			parts, warn, info = append(parts, m), append(warn, w...), append(info, i...)
+			if r[0] >= p.a && r[1] <= p.b {
+				pwarn, pinfo = append(pwarn, w...), append(pinfo, i...)
+			}
+		}
+		return nil
+	}
+	if p.a < from {
+		if err := fill(p.a, from-step); err != nil {
+			return err
+		}
+		from = p.a
 	}
 	if p.b > to {
-		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, to+step, p.b, q.r.Step)
-		if err != nil {
+		if err := fill(to+step, p.b); err != nil {
 			return err
 		}
-		parts, warn, info, to = append(parts, m), append(warn, w...), append(info, i...), p.b
+		to = p.b
 	}
 	merged := mergeMatrices(parts)
 	if hasHistograms(merged) {
@@ -384,7 +415,7 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 	}
 	warn, info = dedupStrings(warn), dedupStrings(info)
 	_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: from, To: to, Matrix: merged, Warnings: warn, Infos: info}), 0)
-	p.m, p.warn, p.info, p.status = trimMatrix(merged, p.a, p.b), warn, info, CachePartial
+	p.m, p.warn, p.info, p.status = trimMatrix(merged, p.a, p.b), dedupStrings(pwarn), dedupStrings(pinfo), CachePartial
 	return nil
 }
 

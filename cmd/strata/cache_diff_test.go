@@ -1,0 +1,244 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestCacheConcurrentDifferential is the cache's differential test over
+// HTTP against the real server, with flushes, compactions and retention
+// running in the background. Each round, several writers push current,
+// late and out-of-order samples and deletes concurrently; once they are
+// all acknowledged (writers quiesced, so the data state is fixed), several
+// readers issue random range and instant queries (negative offsets, @ at
+// fixed times near now, subqueries, functions that emit annotations)
+// through the cache and with nocache=1, and the two answers must be
+// identical byte for byte; every acknowledged write of the round (not
+// deleted since) must be visible through the cache (read your writes).
+// STRATA_CACHE_DIFF_OPS sets the number of operations (default 10,000).
+func TestCacheConcurrentDifferential(t *testing.T) {
+	ops := 10_000
+	if v := os.Getenv("STRATA_CACHE_DIFF_OPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = n
+	}
+	s := startServer(t, "",
+		"--storage.maintenance-interval", "100ms", "--storage.block-duration", "10m", "--storage.compaction-ranges", "10m,1h",
+		"--retention.raw", "72h", "--retention.interval", "1s", "--cache.split-interval", "1h")
+	const (
+		writers, readers = 3, 4
+		writesPerRound   = 40  // per writer
+		queriesPerRound  = 100 // per reader
+	)
+	perRound := writers*writesPerRound + readers*queriesPerRound
+	rounds := max(1, (ops+perRound-1)/perRound)
+	type key struct {
+		series string
+		t      int64 // s
+	}
+	var (
+		mu    sync.Mutex
+		model = map[key]float64{} // acknowledged and not deleted
+		seq   atomic.Int64
+		nOps  atomic.Int64
+		stats sync.Map // cache status → *atomic.Int64
+	)
+	client := &http.Client{Timeout: time.Minute}
+	do := func(method, path string, body string) (int, string, string, error) {
+		req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+		if err != nil {
+			return 0, "", "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", "", err
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		_, err = fmt.Fprint(&sb, readAll(resp))
+		return resp.StatusCode, resp.Header.Get("X-Strata-Cache"), sb.String(), err
+	}
+	// Each writer owns its series (host w<writer>-h<n>), so the order of
+	// its acknowledgements is the order of the model's updates.
+	series := func(rng *rand.Rand, w int) (name, host string) {
+		return fmt.Sprintf("cd%d", rng.Intn(3)), fmt.Sprintf("w%d-h%d", w, rng.Intn(2))
+	}
+	queries := func(now time.Time) []string {
+		at := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+		return []string{
+			`cd0_v`, `sum by (host) (cd1_v)`, `cd2_v{host="w1-h1"}`,
+			`cd0_v offset -10m`, `max_over_time(cd1_v[20m] offset -15m)`,
+			`cd0_v @ ` + at(30*time.Second), `sum(cd1_v @ ` + at(-2*time.Minute) + `)`,
+			`max_over_time(rate(cd2_v[5m])[30m:1m])`, `rate(cd1_v[5m])`, `histogram_quantile(0.9, cd0_v)`,
+			`count_over_time(cd2_v[10m])`, `cd0_v - cd0_v offset 1h`,
+		}
+	}
+	for round := range rounds {
+		now := time.Now().UTC()
+		// Writers.
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewSource(int64(round*100 + w)))
+				for range writesPerRound {
+					nOps.Add(1)
+					if rng.Intn(40) == 0 { // delete a series over a past range
+						name, host := series(rng, w)
+						to := now.Add(-time.Duration(rng.Intn(48*60)) * time.Minute)
+						from := to.Add(-time.Duration(1+rng.Intn(6*60)) * time.Minute)
+						code, _, body, err := do(http.MethodPost, "/api/v1/admin/tsdb/delete_series?"+url.Values{
+							"match[]": {name + `_v{host="` + host + `"}`}, "start": {itoa64(from.Unix())}, "end": {itoa64(to.Unix())},
+						}.Encode(), "")
+						if err != nil || code != http.StatusNoContent {
+							t.Errorf("delete: %d %s %v", code, body, err)
+							return
+						}
+						mu.Lock()
+						for k := range model {
+							if k.series == name+","+host && k.t >= from.Unix() && k.t <= to.Unix() {
+								delete(model, k)
+							}
+						}
+						mu.Unlock()
+						continue
+					}
+					var ts time.Time
+					switch rng.Intn(8) {
+					case 0, 1, 2, 3: // current
+						ts = now.Add(-time.Duration(rng.Intn(30)) * time.Second)
+					case 4, 5: // late: minutes to two days old
+						ts = now.Add(-time.Duration(1+rng.Intn(2*24*60)) * time.Minute)
+					default: // out of order, on the minute grid
+						ts = now.Add(-time.Duration(rng.Intn(48*60)) * time.Minute).Truncate(time.Minute)
+					}
+					name, host := series(rng, w)
+					v := float64(seq.Add(1))
+					code, _, body, err := do(http.MethodPost, "/write?precision=s", fmt.Sprintf("%s,host=%s v=%v %d\n", name, host, v, ts.Unix()))
+					if err != nil || code != http.StatusNoContent {
+						t.Errorf("write: %d %s %v", code, body, err)
+						return
+					}
+					mu.Lock()
+					model[key{name + "," + host, ts.Unix()}] = v
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		// Readers: the data state is fixed until the next round.
+		qs := queries(now)
+		for r := range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewSource(int64(round*100 + 50 + r)))
+				for range queriesPerRound {
+					nOps.Add(1)
+					q := qs[rng.Intn(len(qs))]
+					var path string
+					if rng.Intn(4) == 0 {
+						ts := now.Add(-time.Duration(rng.Intn(2*24*3600)) * time.Second)
+						if rng.Intn(3) == 0 {
+							ts = now.Add(-time.Duration(rng.Intn(300)) * time.Second)
+						}
+						path = "/api/v1/query?" + url.Values{"query": {q}, "time": {itoa64(ts.Unix())}}.Encode()
+					} else {
+						steps := []time.Duration{15 * time.Second, time.Minute, 5 * time.Minute, time.Hour}
+						step := steps[rng.Intn(len(steps))]
+						end := now.Add(-time.Duration(rng.Intn(3)*rng.Intn(24*3600)) * time.Second).Truncate(step)
+						length := min(time.Duration(1+rng.Intn(24*60))*time.Minute, 2000*step)
+						path = "/api/v1/query_range?" + url.Values{"query": {q}, "start": {itoa64(end.Add(-length).Unix())},
+							"end": {itoa64(end.Unix())}, "step": {itoa64(int64(step / time.Second))}}.Encode()
+					}
+					code1, st, cached, err1 := do(http.MethodGet, path, "")
+					code2, _, fresh, err2 := do(http.MethodGet, path+"&nocache=1", "")
+					if err1 != nil || err2 != nil {
+						t.Errorf("%s: %v %v", path, err1, err2)
+						return
+					}
+					if code1 != code2 || cached != fresh {
+						t.Errorf("round %d %s: cached (%d, %s) and fresh (%d) differ:\n%s\n%s", round, path, code1, st, code2, cached, fresh)
+						return
+					}
+					n, _ := stats.LoadOrStore(st, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		// Read your writes: a sample of the acknowledged, undeleted writes.
+		mu.Lock()
+		var check []key
+		for k := range model {
+			if len(check) == 20 {
+				break
+			}
+			check = append(check, k)
+		}
+		want := make([]float64, len(check))
+		for i, k := range check {
+			want[i] = model[k]
+		}
+		mu.Unlock()
+		for i, k := range check {
+			name, host, _ := strings.Cut(k.series, ",")
+			path := "/api/v1/query?" + url.Values{"query": {fmt.Sprintf(`%s_v{host=%q}`, name, host)}, "time": {itoa64(k.t)}}.Encode()
+			code, st, body, err := do(http.MethodGet, path, "")
+			if err != nil || code != http.StatusOK {
+				t.Fatalf("%s: %d %s %v", path, code, body, err)
+			}
+			var env struct {
+				Data struct {
+					Result []struct {
+						Value [2]any `json:"value"`
+					} `json:"result"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(body), &env); err != nil {
+				t.Fatal(err)
+			}
+			if len(env.Data.Result) != 1 || env.Data.Result[0].Value[1] != strconv.FormatFloat(want[i], 'f', -1, 64) {
+				t.Fatalf("round %d: acknowledged write %s at %d = %v not visible (%s): %s", round, k.series, k.t, want[i], st, body)
+			}
+		}
+	}
+	var summary []string
+	stats.Range(func(k, v any) bool {
+		summary = append(summary, fmt.Sprintf("%s=%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	t.Logf("%d rounds, %d operations; cached-path statuses: %s", rounds, nOps.Load(), strings.Join(summary, " "))
+}
+
+func readAll(resp *http.Response) string {
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
