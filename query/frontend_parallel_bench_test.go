@@ -95,3 +95,75 @@ func BenchmarkColdRangeParallelMisses(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLongRangeDayStep is issue 15's amplification case: 30 years at
+// a 1-day step through the frontend (not split: one engine call) and with
+// the cache bypassed (nocache=1), on a store holding a few days of data.
+func BenchmarkLongRangeDayStep(b *testing.B) {
+	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
+	e := newDiffEnv(b, now)
+	e.write(b, gaugeBatch("x", now.Add(-3*24*time.Hour), now.Add(-time.Hour), 10*time.Minute))
+	r := RangeQuery{Query: `sum(x)`, Start: now.AddDate(-30, 0, 0).Truncate(24 * time.Hour), End: now.Truncate(24 * time.Hour), Step: 24 * time.Hour}
+	for _, bypass := range []bool{false, true} {
+		name := "frontend"
+		if bypass {
+			name = "nocache"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := e.frontend.Range(context.Background(), r, bypass); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRollupDashboard30d is a 30-day dashboard panel read from 1 h
+// rollups (4 series of 10 s data): cold (an empty cache every time) and
+// warm (every extent cached).
+func BenchmarkRollupDashboard30d(b *testing.B) {
+	e := newRollupEnv(b, 4, 30)
+	r := RangeQuery{Query: `avg by (host) (avg_over_time(gauge[1h]))`, Start: e.end.Add(-30 * 24 * time.Hour), End: e.end.Add(-time.Hour), Step: time.Hour}
+	copts := cache.DefaultOptions()
+	copts.MaxBytes = 32 << 20
+	copts.Now = func() time.Time { return e.now }
+	newFrontend := func(b *testing.B) (*Frontend, *cache.Cache) {
+		c, err := cache.New(copts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := NewFrontend(e.eng, c, FrontendOptions{}, func() time.Time { return e.now }, nil, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return f, c
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			f, c := newFrontend(b)
+			b.StartTimer()
+			res, err := f.Range(context.Background(), r, false)
+			if err != nil || res.Cache != CacheMiss || res.Resolution != Resolution1h {
+				b.Fatalf("%v %+v", err, res)
+			}
+			b.StopTimer()
+			c.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		f, c := newFrontend(b)
+		defer c.Close()
+		if _, err := f.Range(context.Background(), r, false); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			res, err := f.Range(context.Background(), r, false)
+			if err != nil || res.Cache != CacheHit {
+				b.Fatalf("%v %+v", err, res)
+			}
+		}
+	})
+}
