@@ -510,7 +510,8 @@ func testWebPromLinks(t *testing.T, b *browser, s *testServer, artifacts string,
 	// (in Prometheus' UTC format), a 30 s step, stacked.
 	end := now.Add(-10 * time.Minute).UTC()
 	q := url.Values{"g0.expr": {"cpu_usage"}, "g0.tab": {"1"}, "g0.range_input": {"2h"}, "g0.end_input": {end.Format("2006-01-02 15:04:05")},
-		"g0.step_input": {"30"}, "g0.stacked": {"1"}, "g1.expr": {"mem_used_bytes"}, "g1.tab": {"graph"}, "g1.display_mode": {"lines"}}
+		"g0.step_input": {"30"}, "g0.stacked": {"1"}, "g1.expr": {"mem_used_bytes"}, "g1.tab": {"graph"}, "g1.display_mode": {"lines"},
+		"g1.range_input": {"30m"}}
 	b.open(t, s.url+"/?"+q.Encode(), `[data-panel=p0] table.result tr.row`)
 	b.poll(t, `document.querySelector('[data-panel=p1][data-drawn="1"]')`)
 	ds := evalJS[map[string]string](t, b, `({...document.querySelector('[data-panel=p0]').dataset})`)
@@ -526,7 +527,24 @@ func testWebPromLinks(t *testing.T, b *browser, s *testServer, artifacts string,
 	if got := urlQuery(t, b); got.Get("to") != strconv.FormatInt(end.Unix(), 10) || got.Get("from") != strconv.FormatInt(end.Unix()-7200, 10) || got.Get("step") != "30" {
 		t.Errorf("the page's own URL after a Prometheus link: %v", got)
 	}
+	// The second panel has a range of its own: 30 minutes ending now.
+	p1 := evalJS[map[string]string](t, b, `({...document.querySelector('[data-panel=p1]').dataset})`)
+	if span, end := num(t, p1["end"])-num(t, p1["start"]), num(t, p1["end"]); span != 1800 || math.Abs(end-float64(time.Now().Unix())) > 120 {
+		t.Errorf("g1.range_input=30m: the panel queried %v, want the last 30 minutes", p1)
+	}
+	if badge := evalJS[string](t, b, `document.querySelector('[data-panel=p1] .own-range')?.textContent || ''`); !strings.HasPrefix(badge, "own range: 30m") {
+		t.Errorf("the panel with its own range says %q", badge)
+	}
+	if got := urlQuery(t, b).Get("g1.range"); got != "30m" {
+		t.Errorf("the page's URL keeps g1.range=%q, want 30m", got)
+	}
 	b.screenshot(t, artifacts, "prometheus-link.png")
+	// It can follow the page's range again.
+	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`[data-panel=p1] .own-range-clear`)))
+	b.poll(t, fmt.Sprintf(`document.querySelector('[data-panel=p1]').dataset.end === %q && !document.querySelector('[data-panel=p1] .own-range')`, ds["end"]))
+	if urlQuery(t, b).Has("g1.range") {
+		t.Error("g1.range stays in the URL after the panel follows the page's range")
+	}
 
 	// A relative range_input alone sets the range.
 	b.open(t, s.url+"/?g0.expr=cpu_usage&g0.range_input=3h&g0.tab=0", `[data-panel=p0][data-drawn="3"]`)

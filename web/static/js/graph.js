@@ -20,8 +20,9 @@ const DEFAULT_HEIGHT = 280, MIN_HEIGHT = 100, MAX_HEIGHT = 2000;
 // It also reads Prometheus' links: g0.range_input, g0.end_input (or
 // g0.end, g0.moment_input), g0.step_input, g0.tab (0|graph = chart,
 // 1|table|console = table), g0.stacked=1 and g0.display_mode
-// (lines|stacked). Strata's range is the page's, so the first panel that
-// sets one sets it, unless range, from or to are in the link too.
+// (lines|stacked). The first panel that sets a range or an end sets the
+// page's (unless range, from or to are in the link too); a later panel whose
+// range or end differ keeps its own (g1.range=30m&g1.end=<unix s>).
 export function decode(qs) {
   const sp = new URLSearchParams(qs);
   const num = k => (sp.has(k) && sp.get(k) !== '' && Number.isFinite(Number(sp.get(k))) ? Number(sp.get(k)) : null);
@@ -39,7 +40,8 @@ export function decode(qs) {
   };
   if (st.from == null || st.to == null || st.to <= st.from) st.from = st.to = null;
   const own = sp.has('range') || st.from != null;
-  let promRange = null, promEnd = null, promStep = null;
+  let promStep = null;
+  const prom = []; // each panel's Prometheus range and end, or null
   for (let i = 0; sp.has(`g${i}.expr`); i++) {
     const g = k => sp.get(`g${i}.${k}`);
     const tab = g('tab');
@@ -50,15 +52,21 @@ export function decode(qs) {
       unit: g('unit') || '',
       mode: g('mode') || (stacked ? 'stacked' : 'lines'),
       title: g('title') || '',
+      range: validRange(g('range')) ? g('range') : '',
+      end: validRange(g('range')) ? tr.parseTime(g('end')) : null,
     });
-    if (promRange == null && validRange(g('range_input'))) promRange = g('range_input');
-    promEnd ??= tr.parseTime(g('end_input') ?? g('end') ?? g('moment_input'));
+    const range = validRange(g('range_input')) ? g('range_input') : null;
+    const end = tr.parseTime(g('end_input') ?? g('moment_input') ?? (validRange(g('range')) ? null : g('end')));
+    prom.push(range != null || end != null ? {range: range ?? '1h', end} : null);
     if (promStep == null && tr.parseDuration(g('step_input')) > 0) promStep = g('step_input');
   }
-  if (!own && (promRange != null || promEnd != null)) {
-    const len = tr.parseDuration(promRange ?? st.range);
-    if (promEnd != null) { st.from = promEnd - len; st.to = promEnd; }
-    else st.range = promRange;
+  const first = prom.find(Boolean);
+  if (!own && first) {
+    if (first.end != null) { st.from = first.end - tr.parseDuration(first.range); st.to = first.end; }
+    else st.range = first.range;
+    prom.forEach((p, i) => {
+      if (p && (p.range !== first.range || p.end !== first.end)) Object.assign(st.panels[i], {range: p.range, end: p.end});
+    });
   }
   if (!st.step && promStep != null) st.step = promStep;
   return st;
@@ -78,6 +86,8 @@ export function encode(st) {
     if (p.unit) sp.set(`g${i}.unit`, p.unit);
     if (p.mode && p.mode !== 'lines') sp.set(`g${i}.mode`, p.mode);
     if (p.title) sp.set(`g${i}.title`, p.title);
+    if (p.range) sp.set(`g${i}.range`, p.range);
+    if (p.range && p.end != null) sp.set(`g${i}.end`, String(p.end));
   });
   return sp.toString();
 }
@@ -109,7 +119,7 @@ export function graphPage(root, dash = null) {
   let zooms = 0; // history entries this page pushed for zooms, for Back
   const page = {
     bounds: () => tr.resolve(st),
-    step: width => stepFor(width),
+    step: (width, span) => stepFor(width, span),
     height: () => st.height,
     utc: () => st.tz === 'utc',
     expand: dash ? (expr, step, bounds) => dash.expand(expr, step, bounds) : null,
@@ -145,11 +155,12 @@ export function graphPage(root, dash = null) {
   let panels = st.panels.map(s => new Panel(s, page));
 
   // stepFor is the step in seconds: the one set, or one fitting the width.
-  function stepFor(width) {
+  // span is the panel's own range, when it has one.
+  function stepFor(width, span) {
     const set = tr.parseDuration(st.step);
     if (set > 0) return set;
     const {start, end} = tr.resolve(st);
-    return tr.autoStep(end - start, width || panelsEl.clientWidth || 1000);
+    return tr.autoStep(span || end - start, width || panelsEl.clientWidth || 1000);
   }
 
   function save({push = false} = {}) {

@@ -7,7 +7,7 @@ import * as api from './api.js';
 import * as fmt from './format.js';
 import {Chart, MODES, sample} from './chart.js';
 import {Editor} from './editor.js';
-import {formatDuration} from './timerange.js';
+import {formatDuration, parseDuration} from './timerange.js';
 
 let nextID = 0;
 
@@ -29,6 +29,10 @@ export class Panel {
       unit: state.unit in fmt.UNITS ? state.unit : '',
       mode: MODES[state.mode] ? state.mode : 'lines',
       title: state.title || '',
+      // A range of its own (from a Prometheus link): a duration ending at
+      // end (Unix s), or now when end is null; '' follows the page's.
+      range: parseDuration(state.range) > 0 ? state.range : '',
+      end: state.end ?? null,
     };
     this.page = page;
     this.runs = 0;
@@ -92,9 +96,10 @@ export class Panel {
       return this.render();
     }
     const ac = this.abort = new AbortController();
-    const bounds = this.page.bounds();
-
-    const step = this.page.step(this.body.clientWidth || this.el.clientWidth);
+    const own = parseDuration(this.state.range);
+    const ownEnd = this.state.end ?? Date.now() / 1000;
+    const bounds = own > 0 ? {start: ownEnd - own, end: ownEnd} : this.page.bounds();
+    const step = this.page.step(this.body.clientWidth || this.el.clientWidth, own > 0 ? own : undefined);
     const query = this.page.expand ? this.page.expand(expr, step, bounds) : expr;
     // Align the range to the step, as Grafana does: the same panel asked
     // again lands on the same step grid, so the server's cache can answer
@@ -167,7 +172,7 @@ export class Panel {
       unit: this.state.unit,
       mode: this.state.mode,
       utc: Boolean(this.page.utc?.()),
-      onZoom: (s, e) => this.page.zoom(s, e),
+      onZoom: (s, e) => { this.state.range = ''; this.state.end = null; this.page.zoom(s, e); },
       onFirstDraw: () => this.measure(r, series.length, points),
     });
   }
@@ -179,7 +184,11 @@ export class Panel {
       h('span.took', {title: 'Time to the parsed answer'}, fmt.ms(r.ms)),
       h('span', `${fmt.num(nseries)} series`),
       h('span', `${fmt.num(points)} points`),
-      h('span', `step ${formatDuration(r.step)}`));
+      h('span', `step ${formatDuration(r.step)}`),
+      this.state.range ? h('span.badge.own-range', {title: 'This panel has its own time range (from a Prometheus link)'},
+        `own range: ${this.state.range}${this.state.end != null ? ` to ${fmt.time(this.state.end * 1000, this.page.utc?.())}` : ''} `,
+        h('button.icon.own-range-clear', {type: 'button', title: 'Follow the page\'s range', 'aria-label': 'Follow the page\'s range',
+          onclick: () => { this.state.range = ''; this.state.end = null; this.page.changed(); this.run(); }}, '×')) : null);
   }
 
   // measure records, once per answer, the time from the query's start to
