@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -43,12 +44,19 @@ type builder struct {
 	owners  []int32 // owners[i] is the index of the series samples[i] belongs to
 	grouped bool    // samples are already laid out series by series, in order
 
+	// Native histograms, kept apart from the floats: hists[i] belongs to
+	// series histOwners[i]. They are rare next to floats and allocate
+	// anyway, so batch() always scatters them.
+	hists      []HistogramSample
+	histOwners []int32
+
 	sb labels.ScratchBuilder
 }
 
 type seriesEntry struct {
 	lset labels.Labels
 	n    int // samples so far
+	nh   int // histograms so far
 }
 
 var builderPool = sync.Pool{New: func() any {
@@ -83,6 +91,9 @@ func (b *builder) release() {
 	b.series = b.series[:0]
 	b.samples = b.samples[:0]
 	b.owners = b.owners[:0]
+	clear(b.hists) // drop references to histograms
+	b.hists = b.hists[:0]
+	b.histOwners = b.histOwners[:0]
 	b.resetLabels()
 	builderPool.Put(b)
 }
@@ -227,7 +238,7 @@ func (b *builder) validatePending() error {
 
 // add appends one sample to series ref.
 func (b *builder) add(ref int32, t int64, v float64) error {
-	if exceeds(len(b.samples)+1, b.lim.MaxSamplesPerRequest) {
+	if exceeds(len(b.samples)+len(b.hists)+1, b.lim.MaxSamplesPerRequest) {
 		return errTooManySamples(b.lim)
 	}
 	if b.grouped && len(b.owners) > 0 {
@@ -241,6 +252,47 @@ func (b *builder) add(ref int32, t int64, v float64) error {
 	return nil
 }
 
+// addHistogram appends one native histogram to series ref. Exactly one of
+// h and fh is set; the builder takes ownership of it. Schemas finer than
+// 8 (up to 52, reserved by Prometheus) are reduced to 8, as Prometheus'
+// remote write receiver does; a histogram that fails Prometheus'
+// validation is an ErrInvalidHistogram.
+func (b *builder) addHistogram(ref int32, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
+	if exceeds(len(b.samples)+len(b.hists)+1, b.lim.MaxSamplesPerRequest) {
+		return errTooManySamples(b.lim)
+	}
+	var err error
+	if h != nil {
+		if histogram.IsExponentialSchemaReserved(h.Schema) && h.Schema > histogram.ExponentialSchemaMax {
+			err = h.ReduceResolution(histogram.ExponentialSchemaMax)
+		}
+		if err == nil {
+			err = h.Validate()
+		}
+	} else {
+		if histogram.IsExponentialSchemaReserved(fh.Schema) && fh.Schema > histogram.ExponentialSchemaMax {
+			err = fh.ReduceResolution(histogram.ExponentialSchemaMax)
+		}
+		if err == nil {
+			err = fh.Validate()
+		}
+	}
+	if err != nil {
+		lset := b.series[ref].lset
+		var rest []labels.Label
+		lset.Range(func(l labels.Label) {
+			if l.Name != labels.MetricName {
+				rest = append(rest, l)
+			}
+		})
+		return withSeries(newError(ErrInvalidHistogram, fmt.Sprintf("invalid native histogram at %d: %v", t, err)), formatSeries(lset.Get(labels.MetricName), rest))
+	}
+	b.hists = append(b.hists, HistogramSample{T: t, H: h, FH: fh})
+	b.histOwners = append(b.histOwners, ref)
+	b.series[ref].nh++
+	return nil
+}
+
 func errTooManySamples(lim Limits) *Error {
 	return newError(ErrTooManySamples, fmt.Sprintf("too many samples: more than %d in one request", lim.MaxSamplesPerRequest))
 }
@@ -248,6 +300,9 @@ func errTooManySamples(lim Limits) *Error {
 // batch returns the accumulated Batch. Series that received no sample are
 // left out. The Batch shares no memory with b.
 func (b *builder) batch() *Batch {
+	if len(b.hists) > 0 {
+		return b.batchWithHistograms()
+	}
 	arena := make([]Sample, len(b.samples))
 	out := &Batch{Series: make([]Series, 0, len(b.series))}
 	if b.grouped {
@@ -273,6 +328,44 @@ func (b *builder) batch() *Batch {
 			arena[starts[o]] = s
 			starts[o]++
 		}
+	}
+	return out
+}
+
+// batchWithHistograms is batch for a request that carried native
+// histograms: the same layout, with a second arena for the histograms.
+func (b *builder) batchWithHistograms() *Batch {
+	arena := make([]Sample, len(b.samples))
+	harena := make([]HistogramSample, len(b.hists))
+	out := &Batch{Series: make([]Series, 0, len(b.series))}
+	starts := make([]int, len(b.series))
+	hstarts := make([]int, len(b.series))
+	off, hoff := 0, 0
+	for i := range b.series {
+		n, nh := b.series[i].n, b.series[i].nh
+		starts[i], hstarts[i] = off, hoff
+		if n+nh > 0 {
+			s := Series{Labels: b.series[i].lset}
+			if n > 0 {
+				s.Samples = arena[off : off+n : off+n]
+			}
+			if nh > 0 {
+				s.Histograms = harena[hoff : hoff+nh : hoff+nh]
+			}
+			out.Series = append(out.Series, s)
+		}
+		off += n
+		hoff += nh
+	}
+	for i, s := range b.samples {
+		o := b.owners[i]
+		arena[starts[o]] = s
+		starts[o]++
+	}
+	for i, h := range b.hists {
+		o := b.histOwners[i]
+		harena[hstarts[o]] = h
+		hstarts[o]++
 	}
 	return out
 }

@@ -16,10 +16,13 @@ var (
 	// bad snappy, bad protobuf, a line-protocol or exposition syntax error,
 	// invalid JSON or a JSON value of the wrong type, mismatched lengths.
 	ErrMalformed = errors.New("malformed input")
-	// ErrUnsupported is returned for valid input that Strata does not store,
-	// such as native histograms, or for an unsupported content type or
-	// precision.
+	// ErrUnsupported is returned for valid input that Strata does not
+	// store, or for an unsupported content type or precision.
 	ErrUnsupported = errors.New("unsupported input")
+	// ErrInvalidHistogram is returned for a native histogram that fails
+	// Prometheus' validation (an unknown schema, spans that do not match
+	// the buckets, a count below the sum of the buckets, ...).
+	ErrInvalidHistogram = errors.New("invalid native histogram")
 
 	// ErrInvalidMetricName is returned for a missing metric name or one
 	// that does not match ^[a-zA-Z_:][a-zA-Z0-9_:]*$.

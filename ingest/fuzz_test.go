@@ -57,7 +57,11 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 		{Labels: pl("__name__", "1x", "__y", "a", "a", "1", "a", "2"), Samples: ps(1, 1)},
 		{Labels: pl("__name__", "h"), Histograms: []prompb.Histogram{{Sum: 1}}},
 	}}).Marshal()
-	for _, raw := range [][]byte{valid, bad, {}, {0x0a, 0xff}, []byte("not protobuf")} {
+	hists, _ := (&prompb.WriteRequest{Timeseries: testHistogramSeries()}).Marshal()
+	badHist, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: pl("__name__", "h"), Histograms: []prompb.Histogram{{Schema: 9, Count: &prompb.Histogram_CountInt{CountInt: 1}}, {Schema: -5}}},
+	}}).Marshal()
+	for _, raw := range [][]byte{valid, bad, hists, badHist, {}, {0x0a, 0xff}, []byte("not protobuf")} {
 		f.Add(raw)
 		f.Add(snappy.Encode(nil, raw))
 	}
@@ -78,6 +82,13 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 				s.Labels.Range(func(l labels.Label) { ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
 				for _, smp := range s.Samples {
 					ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: smp.T, Value: smp.V})
+				}
+				for _, h := range s.Histograms {
+					if h.H != nil {
+						ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(h.T, h.H))
+					} else {
+						ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(h.T, h.FH))
+					}
 				}
 				req.Timeseries = append(req.Timeseries, ts)
 			}
@@ -132,9 +143,6 @@ func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
 			b.addLabel(l.Name, l.Value)
 		}
 		b.finishLabels()
-		if len(ts.Histograms) > 0 {
-			return nil, newError(ErrUnsupported, "native histograms")
-		}
 		ref, err := b.seriesRef()
 		if err != nil {
 			return nil, err
@@ -144,12 +152,23 @@ func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
 				return nil, err
 			}
 		}
+		for _, h := range ts.Histograms {
+			var err error
+			if h.IsFloatHistogram() {
+				err = b.addHistogram(ref, h.Timestamp, nil, h.ToFloatHistogram())
+			} else {
+				err = b.addHistogram(ref, h.Timestamp, h.ToIntHistogram(), nil)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
 	return b.batch(), nil
 }
 
 func sameSentinel(a, b error) bool {
-	for _, s := range []error{ErrUnsupported, ErrInvalidMetricName, ErrInvalidLabelName, ErrInvalidLabelValue,
+	for _, s := range []error{ErrUnsupported, ErrInvalidHistogram, ErrInvalidMetricName, ErrInvalidLabelName, ErrInvalidLabelValue,
 		ErrReservedLabel, ErrDuplicateLabel, ErrTooManySeries, ErrTooManySamples, ErrTooManyLabels, ErrLabelTooLong} {
 		if errors.Is(a, s) != errors.Is(b, s) {
 			return false

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -83,7 +84,43 @@ func requireBatch(t *testing.T, got *Batch, want []Series) {
 				t.Errorf("series %s sample %d: %v, want %v", w.Labels, j, g.Samples[j], w.Samples[j])
 			}
 		}
+		if len(g.Histograms) != len(w.Histograms) {
+			t.Errorf("series %s: %d histograms, want %d", w.Labels, len(g.Histograms), len(w.Histograms))
+			continue
+		}
+		for j := range w.Histograms {
+			if !sameHistogram(t, g.Histograms[j], w.Histograms[j]) {
+				t.Errorf("series %s histogram %d:\n got %d %v %v\nwant %d %v %v", w.Labels, j,
+					g.Histograms[j].T, g.Histograms[j].H, g.Histograms[j].FH, w.Histograms[j].T, w.Histograms[j].H, w.Histograms[j].FH)
+			}
+		}
 	}
+}
+
+// sameHistogram compares two histogram samples bit for bit (NaN sums
+// included) through their protobuf encoding, which does not tell a nil
+// slice from an empty one.
+func sameHistogram(t *testing.T, a, b HistogramSample) bool {
+	t.Helper()
+	if a.T != b.T || (a.H == nil) != (b.H == nil) || (a.FH == nil) != (b.FH == nil) {
+		return false
+	}
+	return bytes.Equal(marshalHistogram(t, a), marshalHistogram(t, b))
+}
+
+func marshalHistogram(t *testing.T, h HistogramSample) []byte {
+	t.Helper()
+	var p prompb.Histogram
+	if h.H != nil {
+		p = prompb.FromIntHistogram(h.T, h.H)
+	} else {
+		p = prompb.FromFloatHistogram(h.T, h.FH)
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func sameSample(a, b Sample) bool {
@@ -133,7 +170,7 @@ func checkBatchValid(t *testing.T, b *Batch, lim Limits) {
 		if err := ValidateSeries(s.Labels, lim); err != nil {
 			t.Fatalf("decoded series fails validation: %v", err)
 		}
-		if len(s.Samples) == 0 {
+		if len(s.Samples)+len(s.Histograms) == 0 {
 			t.Fatalf("series %s has no samples", s.Labels)
 		}
 		k := s.Labels.String()

@@ -22,11 +22,10 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 // DecodeRemoteWrite decodes a Prometheus remote write 1.0 request body: a
 // snappy block-compressed prompb.WriteRequest.
 //
-// Float samples are kept; exemplars and metadata are ignored. A series that
-// carries native histograms makes the whole request fail with
-// ErrUnsupported, since Strata stores floats only: refusing is loud where
-// skipping would lose data silently (Prometheus sends native histograms
-// only when send_native_histograms is enabled in its remote_write config).
+// Float samples and native histograms (integer and float, every schema
+// Prometheus accepts) are kept; exemplars and metadata are ignored. A
+// histogram that fails Prometheus' validation fails the request with
+// ErrInvalidHistogram.
 //
 // Errors are *Error values with Line 0 that name the offending series.
 func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -132,12 +133,15 @@ func TestDecodeRemoteWrite(t *testing.T) {
 			err:  &wantErr{is: ErrInvalidLabelValue, msg: `value of label "job" is not valid UTF-8`},
 		},
 		{
-			name: "native histogram refused",
+			name: "native histogram stored with the floats",
 			body: encodeRW(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 				{Labels: pl("__name__", "up"), Samples: ps(1, 1)},
-				{Labels: pl("__name__", "latency"), Histograms: []prompb.Histogram{{Count: &prompb.Histogram_CountInt{CountInt: 1}, Sum: 1, Timestamp: 1}}},
+				{Labels: pl("__name__", "latency"), Histograms: []prompb.Histogram{{Count: &prompb.Histogram_CountInt{CountInt: 1}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1}, Sum: 1, Timestamp: 1}}},
 			}}),
-			err: &wantErr{is: ErrUnsupported, msg: "native histograms are not supported (Strata stores float samples only) in series latency{}"},
+			want: []Series{
+				series(ls("__name__", "up"), Sample{1, 1}),
+				{Labels: ls("__name__", "latency"), Histograms: []HistogramSample{{T: 1, H: &histogram.Histogram{Count: 1, ZeroCount: 1, Sum: 1}}}},
+			},
 		},
 		{
 			name: "too many series", lim: tight,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/prometheus/prometheus/model/histogram"
 )
 
 // A hand-written reader for the few protobuf messages of remote write 1.0
@@ -16,6 +18,14 @@ import (
 //	               repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
 //	Label        { string name = 1; string value = 2; }
 //	Sample       { double value = 1; int64 timestamp = 2; }
+//	Histogram    { oneof count { uint64 count_int = 1; double count_float = 2; }
+//	               double sum = 3; sint32 schema = 4; double zero_threshold = 5;
+//	               oneof zero_count { uint64 zero_count_int = 6; double zero_count_float = 7; }
+//	               repeated BucketSpan negative_spans = 8; repeated sint64 negative_deltas = 9;
+//	               repeated double negative_counts = 10; repeated BucketSpan positive_spans = 11;
+//	               repeated sint64 positive_deltas = 12; repeated double positive_counts = 13;
+//	               ResetHint reset_hint = 14; int64 timestamp = 15; repeated double custom_values = 16; }
+//	BucketSpan   { sint32 offset = 1; uint32 length = 2; }
 //
 // It exists for speed: prompb's generated Unmarshal allocates every label
 // string and grows every slice, about 20 allocations per series, which
@@ -26,6 +36,9 @@ import (
 // error (truncation, bad lengths, a known field with the wrong wire type,
 // varints over 10 bytes, unbalanced groups); the differential fuzz target
 // checks it against prompb. Exemplars and metadata are skipped unparsed.
+// Histograms are decoded into fresh model/histogram values (they allocate
+// anyway, and the Batch must not alias the request), converted the way
+// prompb's ToIntHistogram and ToFloatHistogram do.
 
 var (
 	errPBTruncated = fmt.Errorf("proto: %w", io.ErrUnexpectedEOF)
@@ -170,10 +183,10 @@ func decodeWriteRequest(raw []byte, b *builder) error {
 }
 
 // decodeTimeSeries reads one TimeSeries in two passes, since protobuf lets
-// labels and samples come in any order: labels first, then samples.
+// labels and samples come in any order: labels first, then samples and
+// histograms.
 func decodeTimeSeries(msg []byte, b *builder) error {
 	b.resetLabels()
-	hasHistograms := false
 	for i := 0; i < len(msg); {
 		field, wt, next, err := pbKey(msg, i, "TimeSeries")
 		if err != nil {
@@ -188,15 +201,12 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 			if v, i, err = pbBytes(msg, next); err != nil {
 				return err
 			}
-			switch field {
-			case 1:
+			if field == 1 {
 				name, value, err := decodeLabel(v)
 				if err != nil {
 					return err
 				}
 				b.addLabel(name, value)
-			case 4:
-				hasHistograms = true
 			}
 		default:
 			if i, err = pbSkip(msg, i); err != nil {
@@ -205,9 +215,6 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		}
 	}
 	b.finishLabels()
-	if hasHistograms {
-		return withSeries(newError(ErrUnsupported, "native histograms are not supported (Strata stores float samples only)"), formatSeries(b.name, b.pending))
-	}
 	// A series is validated, and counts against the series limit, even
 	// when it carries no samples.
 	ref, err := b.seriesRef()
@@ -220,7 +227,7 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		if err != nil {
 			return err
 		}
-		if field != 2 {
+		if field != 2 && field != 4 {
 			if i, err = pbSkip(msg, i); err != nil {
 				return err
 			}
@@ -229,6 +236,16 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		var v []byte
 		if v, i, err = pbBytes(msg, next); err != nil {
 			return err
+		}
+		if field == 4 {
+			t, h, fh, err := decodeHistogram(v)
+			if err != nil {
+				return err
+			}
+			if err := b.addHistogram(ref, t, h, fh); err != nil {
+				return err
+			}
+			continue
 		}
 		t, val, err := decodeSample(v)
 		if err != nil {
@@ -303,4 +320,275 @@ func decodeSample(msg []byte) (t int64, v float64, err error) {
 		}
 	}
 	return t, v, nil
+}
+
+// pbHistogram is a Histogram message as read off the wire, before the
+// conversion that prompb's ToIntHistogram / ToFloatHistogram make.
+type pbHistogram struct {
+	countFloat, zeroCountFloat bool // which member of each oneof was set last
+	countInt, zeroCountInt     uint64
+	countF, zeroCountF         float64
+	sum, zeroThreshold         float64
+	schema                     int32
+	resetHint                  int32
+	timestamp                  int64
+	negSpans, posSpans         []histogram.Span
+	negDeltas, posDeltas       []int64
+	negCounts, posCounts       []float64
+	customValues               []float64
+}
+
+// decodeHistogram reads a Histogram and converts it: an integer histogram
+// unless count_float was the last count set, as prompb.IsFloatHistogram
+// decides. Spans are never nil, as with prompb's conversion.
+func decodeHistogram(msg []byte) (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, err error) {
+	var p pbHistogram
+	if err := p.unmarshal(msg); err != nil {
+		return 0, nil, nil, err
+	}
+	if p.negSpans == nil {
+		p.negSpans = []histogram.Span{}
+	}
+	if p.posSpans == nil {
+		p.posSpans = []histogram.Span{}
+	}
+	if p.countFloat {
+		fh = &histogram.FloatHistogram{
+			CounterResetHint: histogram.CounterResetHint(p.resetHint),
+			Schema:           p.schema,
+			ZeroThreshold:    p.zeroThreshold,
+			Count:            p.countF,
+			Sum:              p.sum,
+			PositiveSpans:    p.posSpans,
+			PositiveBuckets:  p.posCounts,
+			NegativeSpans:    p.negSpans,
+			NegativeBuckets:  p.negCounts,
+			CustomValues:     p.customValues,
+		}
+		if p.zeroCountFloat {
+			fh.ZeroCount = p.zeroCountF
+		}
+		return p.timestamp, nil, fh, nil
+	}
+	h = &histogram.Histogram{
+		CounterResetHint: histogram.CounterResetHint(p.resetHint),
+		Schema:           p.schema,
+		ZeroThreshold:    p.zeroThreshold,
+		Count:            p.countInt,
+		Sum:              p.sum,
+		PositiveSpans:    p.posSpans,
+		PositiveBuckets:  p.posDeltas,
+		NegativeSpans:    p.negSpans,
+		NegativeBuckets:  p.negDeltas,
+		CustomValues:     p.customValues,
+	}
+	if !p.zeroCountFloat {
+		h.ZeroCount = p.zeroCountInt
+	}
+	return p.timestamp, h, nil, nil
+}
+
+var histogramFields = [...]string{"", "CountInt", "CountFloat", "Sum", "Schema", "ZeroThreshold", "ZeroCountInt", "ZeroCountFloat",
+	"NegativeSpans", "NegativeDeltas", "NegativeCounts", "PositiveSpans", "PositiveDeltas", "PositiveCounts", "ResetHint", "Timestamp", "CustomValues"}
+
+// unmarshal reads a Histogram message the way gogo-protobuf's generated
+// code does, packed and unpacked repeated fields alike.
+func (p *pbHistogram) unmarshal(msg []byte) error {
+	for i := 0; i < len(msg); {
+		field, wt, next, err := pbKey(msg, i, "Histogram")
+		if err != nil {
+			return err
+		}
+		if field < 1 || field > 16 {
+			if i, err = pbSkip(msg, i); err != nil {
+				return err
+			}
+			continue
+		}
+		name := histogramFields[field]
+		switch field {
+		case 1, 4, 6, 14, 15: // varints
+			if wt != 0 {
+				return errWireType(wt, name)
+			}
+			var u uint64
+			if u, i, err = pbVarint(msg, next); err != nil {
+				return err
+			}
+			switch field {
+			case 1:
+				p.countInt, p.countFloat = u, false
+			case 4:
+				p.schema = zigzag32(u)
+			case 6:
+				p.zeroCountInt, p.zeroCountFloat = u, false
+			case 14:
+				p.resetHint = int32(u)
+			case 15:
+				p.timestamp = int64(u)
+			}
+		case 2, 3, 5, 7: // doubles
+			if wt != 1 {
+				return errWireType(wt, name)
+			}
+			if next+8 > len(msg) {
+				return errPBTruncated
+			}
+			v := math.Float64frombits(binary.LittleEndian.Uint64(msg[next:]))
+			i = next + 8
+			switch field {
+			case 2:
+				p.countF, p.countFloat = v, true
+			case 3:
+				p.sum = v
+			case 5:
+				p.zeroThreshold = v
+			case 7:
+				p.zeroCountF, p.zeroCountFloat = v, true
+			}
+		case 8, 11: // spans
+			if wt != 2 {
+				return errWireType(wt, name)
+			}
+			var v []byte
+			if v, i, err = pbBytes(msg, next); err != nil {
+				return err
+			}
+			sp, err := decodeSpan(v)
+			if err != nil {
+				return err
+			}
+			if field == 8 {
+				p.negSpans = append(p.negSpans, sp)
+			} else {
+				p.posSpans = append(p.posSpans, sp)
+			}
+		case 9, 12: // repeated sint64
+			dst := &p.negDeltas
+			if field == 12 {
+				dst = &p.posDeltas
+			}
+			if i, err = pbRepeatedSint64(msg, next, wt, name, dst); err != nil {
+				return err
+			}
+		case 10, 13, 16: // repeated double
+			dst := &p.negCounts
+			switch field {
+			case 13:
+				dst = &p.posCounts
+			case 16:
+				dst = &p.customValues
+			}
+			if i, err = pbRepeatedDouble(msg, next, wt, name, dst); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func zigzag32(u uint64) int32 {
+	v := uint32(u)
+	return int32(v>>1) ^ -int32(v&1)
+}
+
+// pbRepeatedSint64 reads one occurrence of a repeated sint64 field, packed
+// (wire type 2) or not (0), whose value starts at msg[i:].
+func pbRepeatedSint64(msg []byte, i, wt int, name string, dst *[]int64) (int, error) {
+	switch wt {
+	case 0:
+		u, next, err := pbVarint(msg, i)
+		if err != nil {
+			return 0, err
+		}
+		*dst = append(*dst, int64(u>>1)^-int64(u&1))
+		return next, nil
+	case 2:
+		v, next, err := pbBytes(msg, i)
+		if err != nil {
+			return 0, err
+		}
+		if len(*dst) == 0 && len(v) > 0 {
+			n := 0
+			for _, c := range v {
+				if c < 0x80 {
+					n++
+				}
+			}
+			*dst = make([]int64, 0, n)
+		}
+		for j := 0; j < len(v); {
+			var u uint64
+			if u, j, err = pbVarint(v, j); err != nil {
+				return 0, err
+			}
+			*dst = append(*dst, int64(u>>1)^-int64(u&1))
+		}
+		return next, nil
+	}
+	return 0, errWireType(wt, name)
+}
+
+// pbRepeatedDouble reads one occurrence of a repeated double field, packed
+// (wire type 2) or not (1), whose value starts at msg[i:]. Like gogo's
+// generated code, a packed run whose length is not a multiple of 8 reads
+// its last value past the run, bounded by the message, and carries on
+// after that value.
+func pbRepeatedDouble(msg []byte, i, wt int, name string, dst *[]float64) (int, error) {
+	switch wt {
+	case 1:
+		if i+8 > len(msg) {
+			return 0, errPBTruncated
+		}
+		*dst = append(*dst, math.Float64frombits(binary.LittleEndian.Uint64(msg[i:])))
+		return i + 8, nil
+	case 2:
+		v, end, err := pbBytes(msg, i)
+		if err != nil {
+			return 0, err
+		}
+		j := end - len(v)
+		if len(*dst) == 0 && len(v) >= 8 {
+			*dst = make([]float64, 0, len(v)/8)
+		}
+		for j < end {
+			if j+8 > len(msg) {
+				return 0, errPBTruncated
+			}
+			*dst = append(*dst, math.Float64frombits(binary.LittleEndian.Uint64(msg[j:])))
+			j += 8
+		}
+		return j, nil
+	}
+	return 0, errWireType(wt, name)
+}
+
+// decodeSpan reads a BucketSpan.
+func decodeSpan(msg []byte) (histogram.Span, error) {
+	var sp histogram.Span
+	for i := 0; i < len(msg); {
+		field, wt, next, err := pbKey(msg, i, "BucketSpan")
+		if err != nil {
+			return sp, err
+		}
+		if field != 1 && field != 2 {
+			if i, err = pbSkip(msg, i); err != nil {
+				return sp, err
+			}
+			continue
+		}
+		if wt != 0 {
+			return sp, errWireType(wt, [...]string{"", "Offset", "Length"}[field])
+		}
+		var u uint64
+		if u, i, err = pbVarint(msg, next); err != nil {
+			return sp, err
+		}
+		if field == 1 {
+			sp.Offset = zigzag32(u)
+		} else {
+			sp.Length = uint32(u)
+		}
+	}
+	return sp, nil
 }
