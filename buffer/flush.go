@@ -80,22 +80,21 @@ func encodeBlocks(ctx context.Context, items []flushItem, blockDur int64, chunkS
 			}
 		}
 		var (
-			cur      *chunkenc.XORChunk
+			cur      *memChunk
 			app      chunkenc.Appender
+			prev     chunkenc.Appender
 			curBlock int64
-			mint     int64
-			maxt     int64
 			series   []segments.ChunkMeta
 		)
-		finishChunk := func() {
-			if cur != nil {
-				cur.Compact()
-				series = append(series, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: mint, MaxTime: maxt, Chunk: cur})
-				cur = nil
-			}
+		emit := func(c *memChunk) {
+			c.chunk.Compact()
+			series = append(series, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: c.chunk})
 		}
 		finishBlock := func() {
-			finishChunk()
+			if cur != nil {
+				emit(cur)
+				cur, app = nil, nil
+			}
 			if len(series) > 0 {
 				blocks[curBlock] = append(blocks[curBlock], blockSeries{lset: items[i].s.lset, chunks: series})
 				series = nil
@@ -103,23 +102,23 @@ func encodeBlocks(ctx context.Context, items []flushItem, blockDur int64, chunkS
 		}
 		it := items[i].snap.iterator()
 		first := true
-		for it.Next() == chunkenc.ValFloat {
-			t, v := it.At()
-			b := rangeStart(t, blockDur)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			x := segments.ReadSample(it, vt, nil, nil)
+			b := rangeStart(x.T, blockDur)
 			if first || b != curBlock {
 				finishBlock()
 				curBlock, first = b, false
 			}
-			if cur != nil && cur.NumSamples() >= chunkSamples {
-				finishChunk()
+			if cur != nil && segments.ChunkFull(cur.chunk, chunkSamples) {
+				emit(cur)
+				cur, prev = nil, app
 			}
-			if cur == nil {
-				cur = chunkenc.NewXORChunk()
-				app, _ = cur.Appender()
-				mint = t
+			var done *memChunk
+			cur, app, done = appendToChunk(cur, app, prev, &x)
+			prev = nil
+			if done != nil {
+				emit(done)
 			}
-			app.Append(0, t, v)
-			maxt = t
 		}
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("read series %s: %w", items[i].s.lset, err)

@@ -129,9 +129,12 @@ func (h *Head) createWithRef(ref uint64, lset labels.Labels) (*memSeries, bool) 
 	return s, created
 }
 
-// appendSamples applies samples to a series and updates the head's figures.
-func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample) {
-	if len(samples) == 0 {
+// appendSamples applies the samples of one series of a batch, floats first,
+// then histograms (which the series takes ownership of), and updates the
+// head's figures.
+func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample, hists []ingest.HistogramSample) {
+	n := len(samples) + len(hists)
+	if n == 0 {
 		return
 	}
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
@@ -139,15 +142,22 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample) {
 	s.mtx.Lock()
 	s.idle = false
 	for _, x := range samples {
-		if s.appendLocked(x.T, x.V, &h.opts) {
+		if s.appendLocked(sample{T: x.T, V: x.V}, &h.opts) {
+			ooo++
+		}
+		mint = min(mint, x.T)
+		maxt = max(maxt, x.T)
+	}
+	for _, x := range hists {
+		if s.appendLocked(sample{T: x.T, H: x.H, FH: x.FH}, &h.opts) {
 			ooo++
 		}
 		mint = min(mint, x.T)
 		maxt = max(maxt, x.T)
 	}
 	s.mtx.Unlock()
-	h.numSamples.Add(int64(len(samples)))
-	h.inHead.Add(int64(len(samples)))
+	h.numSamples.Add(int64(n))
+	h.inHead.Add(int64(n))
 	if ooo > 0 {
 		h.numOOO.Add(int64(ooo))
 	}

@@ -12,7 +12,8 @@ var seriesSlicePool = sync.Pool{New: func() any { return new([]*memSeries) }}
 // Append makes the batch durable in the log (when the head has one) and then
 // applies it. When Append returns nil every sample of b is visible to reads
 // that start afterwards; when it returns an error no sample of b was
-// applied. Append does not retain b.
+// applied. Append does not retain b, but takes ownership of its
+// histograms: the caller must not use or change them afterwards.
 func (h *Head) Append(b *ingest.Batch) error {
 	sp := seriesSlicePool.Get().(*[]*memSeries)
 	defer func() {
@@ -26,7 +27,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 	}
 	if h.log == nil {
 		for i := range b.Series {
-			h.appendSamples(ss[i], b.Series[i].Samples)
+			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms)
 		}
 		return nil
 	}
@@ -40,7 +41,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 		s := ss[i]
 		h.waitTurn(s, tickets[i])
 		if err == nil {
-			h.appendSamples(s, b.Series[i].Samples)
+			h.appendSamples(s, b.Series[i].Samples, b.Series[i].Histograms)
 		}
 		s.applied.Add(1)
 		if h.waiters.Load() > 0 {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 
@@ -14,14 +15,15 @@ import (
 type walBuffers struct {
 	series  []wal.RefSeries
 	samples []wal.RefSample
-	bufs    [2][]byte // encoding buffers: series record, samples record
-	list    [2][]byte // the records to log, pointing into bufs
+	hists   []wal.RefHistogramSample
+	bufs    [3][]byte // encoding buffers: series, samples, histograms records
+	list    [3][]byte // the records to log, pointing into bufs
 }
 
 var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 
 // logBatch writes the records for a batch: the series that have not been
-// logged yet, then the samples. A series record may be logged more than once
+// logged yet, then the float samples, then the histograms. A series record may be logged more than once
 // (two requests racing on a new series); replay treats repeats as one.
 // It appends to tickets the apply ticket of each series of ss, taken in
 // the same step as the records go to the log, and returns them even when
@@ -29,7 +31,7 @@ var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]uint64, error) {
 	wb := walBufPool.Get().(*walBuffers)
 	defer walBufPool.Put(wb)
-	wb.series, wb.samples = wb.series[:0], wb.samples[:0]
+	wb.series, wb.samples, wb.hists = wb.series[:0], wb.samples[:0], wb.hists[:0]
 	var unlogged []*memSeries
 	for i, s := range ss {
 		if !s.logged.Load() {
@@ -38,6 +40,9 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		}
 		for _, x := range b.Series[i].Samples {
 			wb.samples = append(wb.samples, wal.RefSample{Ref: s.ref, T: x.T, V: x.V})
+		}
+		for _, x := range b.Series[i].Histograms {
+			wb.hists = append(wb.hists, wal.RefHistogramSample{Ref: s.ref, T: x.T, H: x.H, FH: x.FH})
 		}
 	}
 	// The list must not alias bufs: appending bufs[1] to a slice of bufs
@@ -52,7 +57,12 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		wb.bufs[1] = wal.EncodeSamples(wb.bufs[1][:0], wb.samples)
 		recs = append(recs, wb.bufs[1])
 	}
+	if len(wb.hists) > 0 {
+		wb.bufs[2] = wal.EncodeHistograms(wb.bufs[2][:0], wb.hists)
+		recs = append(recs, wb.bufs[2])
+	}
 	clear(wb.series) // drop label references held by the pool
+	clear(wb.hists)
 	h.orderMtx.Lock()
 	var p wal.Pending
 	if len(recs) > 0 {
@@ -88,6 +98,7 @@ type Replayer struct {
 	stats   ReplayStats
 	series  []wal.RefSeries
 	samples []wal.RefSample
+	hists   []wal.RefHistogramSample
 	byRef   map[uint64]*memSeries
 	created []*memSeries // series made by replay, not yet in the postings
 }
@@ -130,28 +141,47 @@ func (r *Replayer) Apply(rec []byte) error {
 		if err != nil {
 			return fmt.Errorf("decode samples record: %w", err)
 		}
-		r.applySamples(r.samples)
+		r.applySamples(r.samples, nil)
+	case wal.RecordHistograms:
+		var err error
+		clear(r.hists)
+		r.hists, err = wal.DecodeHistograms(rec, r.hists[:0])
+		if err != nil {
+			return fmt.Errorf("decode histograms record: %w", err)
+		}
+		r.applySamples(nil, r.hists)
 	default:
 		return fmt.Errorf("unknown record type %d", t)
 	}
 	return nil
 }
 
-func (r *Replayer) applySamples(samples []wal.RefSample) {
+// applySamples applies the float samples of one record, or its histograms.
+func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogramSample) {
 	o := &r.h.opts
+	n := len(samples) + len(hists)
+	if n == 0 {
+		return
+	}
 	var (
-		cur  *memSeries
-		mint = samples[0].T
-		maxt = samples[0].T
+		cur        *memSeries
+		mint, maxt = int64(math.MaxInt64), int64(math.MinInt64)
 	)
-	for _, x := range samples {
-		if cur == nil || cur.ref != x.Ref {
+	for i := range n {
+		var x sample
+		var ref uint64
+		if samples != nil {
+			ref, x = samples[i].Ref, sample{T: samples[i].T, V: samples[i].V}
+		} else {
+			ref, x = hists[i].Ref, sample{T: hists[i].T, H: hists[i].H, FH: hists[i].FH}
+		}
+		if cur == nil || cur.ref != ref {
 			if cur != nil {
 				cur.mtx.Unlock()
 			}
-			cur = r.byRef[x.Ref]
+			cur = r.byRef[ref]
 			if cur == nil {
-				cur = r.h.series.getByRef(x.Ref)
+				cur = r.h.series.getByRef(ref)
 			}
 			if cur == nil {
 				r.stats.UnknownRefs++
@@ -159,7 +189,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample) {
 			}
 			cur.mtx.Lock()
 		}
-		if cur.appendLocked(x.T, x.V, o) {
+		if cur.appendLocked(x, o) {
 			r.h.numOOO.Add(1)
 		}
 		mint, maxt = min(mint, x.T), max(maxt, x.T)
@@ -168,9 +198,11 @@ func (r *Replayer) applySamples(samples []wal.RefSample) {
 	if cur != nil {
 		cur.mtx.Unlock()
 	}
-	r.h.numSamples.Add(int64(len(samples)))
-	r.h.inHead.Add(int64(len(samples)))
-	r.h.updateBounds(mint, maxt)
+	r.h.numSamples.Add(int64(n))
+	r.h.inHead.Add(int64(n))
+	if mint <= maxt {
+		r.h.updateBounds(mint, maxt)
+	}
 }
 
 // Finish adds the series created by the replay to the head's postings, all

@@ -17,7 +17,7 @@ import (
 // readers may iterate it without holding the series lock.
 type memChunk struct {
 	minT, maxT int64
-	chunk      *chunkenc.XORChunk
+	chunk      chunkenc.Chunk // XOR, histogram or float histogram
 }
 
 // memSeries is one series in the head.
@@ -64,33 +64,35 @@ func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
 	return &memSeries{ref: ref, lset: lset, lastT: math.MinInt64}
 }
 
-// appendLocked adds one sample. It reports whether the sample was out of
-// order.
-func (s *memSeries) appendLocked(t int64, v float64, o *Options) bool {
-	if t > s.lastT {
-		s.appendInOrderLocked(t, v, o)
+// appendLocked adds one sample, a float or a histogram (which the series
+// then owns). It reports whether the sample was out of order. A series may
+// hold floats and histograms at different times; out-of-order samples of
+// either kind follow the same rules.
+func (s *memSeries) appendLocked(x sample, o *Options) bool {
+	if x.T > s.lastT {
+		s.appendInOrderLocked(&x, o)
 		return false
 	}
-	s.ooo = append(s.ooo, sample{T: t, V: v})
+	s.ooo = append(s.ooo, x)
 	if len(s.ooo) >= o.OOOBufferSize {
 		s.cutOOOLocked(o)
 	}
 	return true
 }
 
-func (s *memSeries) appendInOrderLocked(t int64, v float64, o *Options) {
-	if s.head != nil && (s.head.chunk.NumSamples() >= o.ChunkSamples || rangeStart(t, o.ChunkRange) != rangeStart(s.head.minT, o.ChunkRange)) {
+func (s *memSeries) appendInOrderLocked(x *sample, o *Options) {
+	var prev chunkenc.Appender
+	if s.head != nil && (segments.ChunkFull(s.head.chunk, o.ChunkSamples) || rangeStart(x.T, o.ChunkRange) != rangeStart(s.head.minT, o.ChunkRange)) {
+		prev = s.headApp
 		s.closeHeadLocked()
 	}
-	if s.head == nil {
-		c := newOpenChunk()
-		app, _ := c.Appender() // A new XOR chunk never fails to give an appender.
-		s.head = &memChunk{minT: t, maxT: t, chunk: c}
-		s.headApp = app
+	head, app, done := appendToChunk(s.head, s.headApp, prev, x)
+	if done != nil {
+		s.head = done
+		s.closeHeadLocked()
 	}
-	s.headApp.Append(0, t, v)
-	s.head.maxT = t
-	s.lastT = t
+	s.head, s.headApp = head, app
+	s.lastT = x.T
 }
 
 func (s *memSeries) closeHeadLocked() {
@@ -110,7 +112,8 @@ func (s *memSeries) cutOOOLocked(o *Options) {
 		return
 	}
 	sorted := sortDedup(s.ooo)
-	s.oooChunks = append(s.oooChunks, encodeChunk(sorted))
+	s.oooChunks = append(s.oooChunks, encodeChunks(sorted, o.ChunkSamples)...)
+	clear(s.ooo) // drop histogram references
 	s.ooo = s.ooo[:0]
 	if len(s.oooChunks) > o.MaxOOOChunks {
 		s.rebuildLocked(o)
@@ -121,11 +124,12 @@ func (s *memSeries) cutOOOLocked(o *Options) {
 // leaving no out-of-order data behind.
 func (s *memSeries) rebuildLocked(o *Options) {
 	it := s.iteratorLocked(math.MinInt64, math.MaxInt64)
+	clear(s.ooo)
 	s.chunks, s.head, s.headApp, s.oooChunks, s.ooo = nil, nil, nil, nil, s.ooo[:0]
 	s.lastT = math.MinInt64
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		s.appendInOrderLocked(t, v, o)
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		x := segments.ReadSample(it, vt, nil, nil)
+		s.appendInOrderLocked(&x, o)
 	}
 }
 
@@ -143,15 +147,35 @@ func sortDedup(in []sample) []sample {
 	return out
 }
 
-// encodeChunk encodes samples sorted by time without duplicates.
-func encodeChunk(ss []sample) *memChunk {
-	c := chunkenc.NewXORChunk()
-	app, _ := c.Appender()
-	for _, x := range ss {
-		app.Append(0, x.T, x.V)
+// encodeChunks encodes samples sorted by time without duplicates into
+// chunks that do not overlap: one, unless the samples change kind, a
+// histogram needs a new chunk, or a chunk fills up.
+func encodeChunks(ss []sample, maxSamples int) []*memChunk {
+	var (
+		out  []*memChunk
+		cur  *memChunk
+		app  chunkenc.Appender
+		prev chunkenc.Appender
+		done *memChunk
+	)
+	for i := range ss {
+		if cur != nil && segments.ChunkFull(cur.chunk, maxSamples) {
+			cur.chunk.Compact()
+			out = append(out, cur)
+			cur, prev = nil, app
+		}
+		cur, app, done = appendToChunk(cur, app, prev, &ss[i])
+		prev = nil
+		if done != nil {
+			done.chunk.Compact()
+			out = append(out, done)
+		}
 	}
-	c.Compact()
-	return &memChunk{minT: ss[0].T, maxT: ss[len(ss)-1].T, chunk: c}
+	if cur != nil {
+		cur.chunk.Compact()
+		out = append(out, cur)
+	}
+	return out
 }
 
 // openChunkBytes is the capacity an open chunk starts with. chunkenc's

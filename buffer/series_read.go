@@ -33,7 +33,7 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) *snapshot {
 	}
 	if s.head != nil && overlaps(s.head, mint, maxt) {
 		b := append([]byte(nil), s.head.chunk.Bytes()...)
-		if c, err := chunkenc.FromData(chunkenc.EncXOR, b); err == nil {
+		if c, err := chunkenc.FromData(s.head.chunk.Encoding(), b); err == nil {
 			sn.inOrder = append(sn.inOrder, c)
 			sn.maxTs = append(sn.maxTs, s.head.maxT)
 		}

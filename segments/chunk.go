@@ -116,9 +116,24 @@ const (
 	maxChunkFileOffset = math.MaxUint32
 )
 
-// supportedEncoding reports whether segments store chunks of encoding e.
-// Strata stores float samples only, as XOR chunks.
-func supportedEncoding(e chunkenc.Encoding) bool { return e == chunkenc.EncXOR }
+// supportedEncoding reports whether segments store chunks of encoding e:
+// XOR chunks for floats, and Prometheus' histogram and float histogram
+// chunks for native histograms. The encoding byte of every chunk record
+// has always been written, so segments from before histograms were
+// supported (all XOR) read unchanged.
+func supportedEncoding(e chunkenc.Encoding) bool {
+	return e == chunkenc.EncXOR || e == chunkenc.EncHistogram || e == chunkenc.EncFloatHistogram
+}
+
+// minChunkSize is the header an iterator of encoding e reads
+// unconditionally: the 2-byte sample count, and for histogram chunks the
+// flags byte after it.
+func minChunkSize(e chunkenc.Encoding) int {
+	if e == chunkenc.EncXOR {
+		return 2
+	}
+	return 3
+}
 
 func chunksFileName(seq uint32) string { return fmt.Sprintf("chunks/%06d", seq) }
 
@@ -176,9 +191,7 @@ func decodeChunkRecord(b []byte, off uint32) (chunkenc.Encoding, []byte, error) 
 	if !supportedEncoding(enc) {
 		return 0, nil, fmt.Errorf("unsupported chunk encoding %d", enc)
 	}
-	// An XOR chunk starts with a 2-byte sample count that its iterator
-	// reads unconditionally.
-	if len(data) < 2 {
+	if len(data) < minChunkSize(enc) {
 		return 0, nil, fmt.Errorf("chunk of %d bytes is shorter than its header", len(data))
 	}
 	return enc, data, nil

@@ -358,18 +358,18 @@ func (s *Segment) KindIterator(metas []ChunkMeta, kind ChunkKind) (chunkenc.Iter
 	return NewChainIterator(chunks, maxTs), nil
 }
 
-// chunkEncoder re-encodes a sample stream into XOR chunks.
+// chunkEncoder re-encodes a sample stream into chunks: XOR for floats,
+// histogram chunks for native histograms.
 type chunkEncoder struct{ max int }
 
 func newChunkEncoder(max int) *chunkEncoder { return &chunkEncoder{max: max} }
 
 func (e *chunkEncoder) encode(it chunkenc.Iterator) ([]ChunkMeta, error) {
 	var (
-		out  []ChunkMeta
-		cur  *chunkenc.XORChunk
-		app  chunkenc.Appender
-		mint int64
-		maxt int64
+		out        []ChunkMeta
+		cur        chunkenc.Chunk
+		app, prev  chunkenc.Appender
+		mint, maxt int64
 	)
 	flush := func() {
 		if cur != nil {
@@ -378,18 +378,19 @@ func (e *chunkEncoder) encode(it chunkenc.Iterator) ([]ChunkMeta, error) {
 			cur = nil
 		}
 	}
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		if cur != nil && cur.NumSamples() >= e.max {
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		x := ReadSample(it, vt, nil, nil)
+		if cur != nil && ChunkFull(cur, e.max) {
 			flush()
+			prev = app
 		}
-		if cur == nil {
-			cur = chunkenc.NewXORChunk()
-			app, _ = cur.Appender()
-			mint = t
+		next, nextApp, cut := AppendSample(cur, app, prev, &x)
+		prev = nil
+		if cut {
+			flush()
+			mint = x.T
 		}
-		app.Append(0, t, v)
-		maxt = t
+		cur, app, maxt = next, nextApp, x.T
 	}
 	flush()
 	return out, it.Err()

@@ -26,15 +26,74 @@ func (floatIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histog
 
 func (floatIterator) AtST() int64 { return 0 }
 
-// Sample is one float sample.
+// Sample is one sample: a float V, or a native histogram when H (integer
+// counts) or FH (float counts) is set. At most one of H and FH is set.
 type Sample struct {
-	T int64
-	V float64
+	T  int64
+	V  float64
+	H  *histogram.Histogram
+	FH *histogram.FloatHistogram
+}
+
+// Type returns the kind of value s holds.
+func (s *Sample) Type() chunkenc.ValueType {
+	switch {
+	case s.H != nil:
+		return chunkenc.ValHistogram
+	case s.FH != nil:
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
+// Encoding returns the chunk encoding that holds samples of s's kind.
+func (s *Sample) Encoding() chunkenc.Encoding {
+	switch {
+	case s.H != nil:
+		return chunkenc.EncHistogram
+	case s.FH != nil:
+		return chunkenc.EncFloatHistogram
+	}
+	return chunkenc.EncXOR
+}
+
+// copyHistogram returns src copied into dst, or a new copy when dst is nil,
+// as chunkenc.Iterator.AtHistogram promises.
+func copyHistogram(dst, src *histogram.Histogram) *histogram.Histogram {
+	if dst == nil {
+		return src.Copy()
+	}
+	src.CopyTo(dst)
+	return dst
+}
+
+// copyFloatHistogram is copyHistogram for float histograms.
+func copyFloatHistogram(dst, src *histogram.FloatHistogram) *histogram.FloatHistogram {
+	if dst == nil {
+		return src.Copy()
+	}
+	src.CopyTo(dst)
+	return dst
+}
+
+// ReadSample returns the sample it is on, of type vt (not ValNone). The
+// histograms returned are copies the caller owns; hs and fhs, when not nil,
+// are reused.
+func ReadSample(it chunkenc.Iterator, vt chunkenc.ValueType, hs *histogram.Histogram, fhs *histogram.FloatHistogram) Sample {
+	switch vt {
+	case chunkenc.ValHistogram:
+		t, h := it.AtHistogram(hs)
+		return Sample{T: t, H: h}
+	case chunkenc.ValFloatHistogram:
+		t, fh := it.AtFloatHistogram(fhs)
+		return Sample{T: t, FH: fh}
+	}
+	t, v := it.At()
+	return Sample{T: t, V: v}
 }
 
 // sliceIterator iterates samples sorted by time.
 type sliceIterator struct {
-	floatIterator
 	s []Sample
 	i int
 }
@@ -49,7 +108,7 @@ func (it *sliceIterator) Next() chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	it.i++
-	return chunkenc.ValFloat
+	return it.s[it.i].Type()
 }
 
 func (it *sliceIterator) Seek(t int64) chunkenc.ValueType {
@@ -58,20 +117,38 @@ func (it *sliceIterator) Seek(t int64) chunkenc.ValueType {
 	}
 	for ; it.i < len(it.s); it.i++ {
 		if it.s[it.i].T >= t {
-			return chunkenc.ValFloat
+			return it.s[it.i].Type()
 		}
 	}
 	return chunkenc.ValNone
 }
 
 func (it *sliceIterator) At() (int64, float64) { return it.s[it.i].T, it.s[it.i].V }
-func (it *sliceIterator) AtT() int64           { return it.s[it.i].T }
-func (it *sliceIterator) Err() error           { return nil }
+func (it *sliceIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	x := &it.s[it.i]
+	if x.H == nil {
+		panic("segments: AtHistogram on a sample that is not an integer histogram")
+	}
+	return x.T, copyHistogram(h, x.H)
+}
+
+func (it *sliceIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	x := &it.s[it.i]
+	switch {
+	case x.FH != nil:
+		return x.T, copyFloatHistogram(fh, x.FH)
+	case x.H != nil:
+		return x.T, x.H.ToFloat(fh)
+	}
+	panic("segments: AtFloatHistogram on a float sample")
+}
+func (it *sliceIterator) AtT() int64  { return it.s[it.i].T }
+func (it *sliceIterator) AtST() int64 { return 0 }
+func (it *sliceIterator) Err() error  { return nil }
 
 // chainIterator iterates a list of chunks sorted by time that do not
-// overlap, as one sequence.
+// overlap, as one sequence. The chunks may be of different encodings.
 type chainIterator struct {
-	floatIterator
 	chunks []chunkenc.Chunk
 	maxTs  []int64 // maxTs[i] is the last timestamp of chunks[i]
 	i      int
@@ -145,7 +222,15 @@ func (it *chainIterator) Seek(t int64) chunkenc.ValueType {
 }
 
 func (it *chainIterator) At() (int64, float64) { return it.cur.At() }
-func (it *chainIterator) AtT() int64           { return it.cur.AtT() }
+func (it *chainIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.cur.AtHistogram(h)
+}
+
+func (it *chainIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.cur.AtFloatHistogram(fh)
+}
+func (it *chainIterator) AtT() int64  { return it.cur.AtT() }
+func (it *chainIterator) AtST() int64 { return 0 }
 func (it *chainIterator) Err() error {
 	if it.err != nil {
 		return it.err
@@ -165,13 +250,16 @@ func (it *chainIterator) Err() error {
 // timestamp keeps giving samples, without a scan, while they stay below
 // every other source's.
 type mergeIterator struct {
-	floatIterator
 	its   []chunkenc.Iterator
-	ts    []int64 // ts[i]: the timestamp its[i] is on; math.MaxInt64 when exhausted
-	lead  int     // source of the last sample if it alone had that timestamp; -1 otherwise
-	bound int64   // the smallest timestamp of the other sources when lead was chosen
+	ts    []int64              // ts[i]: the timestamp its[i] is on; math.MaxInt64 when exhausted
+	vts   []chunkenc.ValueType // vts[i]: the type of the value its[i] is on
+	lead  int                  // source of the last sample if it alone had that timestamp; -1 otherwise
+	bound int64                // the smallest timestamp of the other sources when lead was chosen
 	t     int64
+	vt    chunkenc.ValueType // the type of the current value: v, h or fh
 	v     float64
+	h     *histogram.Histogram // reused: a copy of the current histogram
+	fh    *histogram.FloatHistogram
 	begun bool
 	err   error
 }
@@ -186,11 +274,25 @@ func NewMergeIterator(its []chunkenc.Iterator) chunkenc.Iterator {
 	case 1:
 		return its[0]
 	}
-	return &mergeIterator{its: its, ts: make([]int64, len(its)), lead: -1}
+	return &mergeIterator{its: its, ts: make([]int64, len(its)), vts: make([]chunkenc.ValueType, len(its)), lead: -1}
+}
+
+// take copies the value source i is on, before the source moves on.
+func (m *mergeIterator) take(i int) {
+	m.vt = m.vts[i]
+	switch m.vt {
+	case chunkenc.ValHistogram:
+		m.t, m.h = m.its[i].AtHistogram(m.h)
+	case chunkenc.ValFloatHistogram:
+		m.t, m.fh = m.its[i].AtFloatHistogram(m.fh)
+	default:
+		m.t, m.v = m.its[i].At()
+	}
 }
 
 // set records where source i is after a Next or Seek that returned vt.
 func (m *mergeIterator) set(i int, vt chunkenc.ValueType) {
+	m.vts[i] = vt
 	if vt == chunkenc.ValNone {
 		m.ts[i] = math.MaxInt64
 		if err := m.its[i].Err(); err != nil && m.err == nil {
@@ -217,9 +319,9 @@ func (m *mergeIterator) pick() chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	if i := m.lead; i >= 0 && m.ts[i] < m.bound {
-		m.t, m.v = m.its[i].At()
+		m.take(i)
 		m.set(i, m.its[i].Next())
-		return chunkenc.ValFloat
+		return m.vt
 	}
 	mint, second, n := int64(math.MaxInt64), int64(math.MaxInt64), 0
 	for _, t := range m.ts {
@@ -234,6 +336,7 @@ func (m *mergeIterator) pick() chunkenc.ValueType {
 	}
 	if mint == math.MaxInt64 {
 		m.lead = -1
+		m.vt = chunkenc.ValNone
 		return chunkenc.ValNone
 	}
 	m.lead = -1
@@ -241,7 +344,7 @@ func (m *mergeIterator) pick() chunkenc.ValueType {
 		if t != mint {
 			continue
 		}
-		m.t, m.v = m.its[i].At() // the last source with mint wins
+		m.take(i) // the last source with mint wins
 		if n == 1 {
 			m.lead, m.bound = i, second
 		}
@@ -250,12 +353,12 @@ func (m *mergeIterator) pick() chunkenc.ValueType {
 	if m.err != nil {
 		return chunkenc.ValNone
 	}
-	return chunkenc.ValFloat
+	return m.vt
 }
 
 func (m *mergeIterator) Seek(t int64) chunkenc.ValueType {
-	if m.begun && m.err == nil && m.t >= t {
-		return chunkenc.ValFloat
+	if m.begun && m.err == nil && m.vt != chunkenc.ValNone && m.t >= t {
+		return m.vt
 	}
 	m.lead = -1
 	for i, it := range m.its {
@@ -268,8 +371,19 @@ func (m *mergeIterator) Seek(t int64) chunkenc.ValueType {
 }
 
 func (m *mergeIterator) At() (int64, float64) { return m.t, m.v }
-func (m *mergeIterator) AtT() int64           { return m.t }
-func (m *mergeIterator) Err() error           { return m.err }
+func (m *mergeIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return m.t, copyHistogram(h, m.h)
+}
+
+func (m *mergeIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if m.vt == chunkenc.ValHistogram {
+		return m.t, m.h.ToFloat(fh)
+	}
+	return m.t, copyFloatHistogram(fh, m.fh)
+}
+func (m *mergeIterator) AtT() int64  { return m.t }
+func (m *mergeIterator) AtST() int64 { return 0 }
+func (m *mergeIterator) Err() error  { return m.err }
 
 // boundedIterator limits an iterator to [mint, maxt].
 type boundedIterator struct {

@@ -234,7 +234,7 @@ func (s *Segment) Verify(ctx context.Context) error {
 			nChunks++
 			cit = c.Iterator(cit)
 			n := 0
-			for cit.Next() == chunkenc.ValFloat {
+			for cit.Next() != chunkenc.ValNone {
 				if t := cit.AtT(); t < cm.MinTime || t > cm.MaxTime || t < s.meta.MinTime || t > s.meta.MaxTime {
 					return &CorruptionError{Dir: s.dir, File: chunksFileName(cm.Ref.File()), Offset: int64(cm.Ref.Offset()),
 						Err: fmt.Errorf("series %s: sample at %d outside chunk range %d..%d", it.Labels(), t, cm.MinTime, cm.MaxTime)}

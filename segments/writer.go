@@ -242,10 +242,14 @@ func (w *Writer) checkChunk(c *ChunkMeta) (mint, maxt int64, err error) {
 	if !c.Kind.Valid() {
 		return 0, 0, fmt.Errorf("invalid kind %d", c.Kind)
 	}
-	if e := c.Chunk.Encoding(); !supportedEncoding(e) {
+	e := c.Chunk.Encoding()
+	if !supportedEncoding(e) {
 		return 0, 0, fmt.Errorf("unsupported encoding %s", e)
 	}
-	if len(c.Chunk.Bytes()) < 2 || c.Chunk.NumSamples() == 0 {
+	if e != chunkenc.EncXOR && c.Kind != KindRaw {
+		return 0, 0, fmt.Errorf("%s chunk of kind %s: rollup chunks are XOR", e, c.Kind)
+	}
+	if len(c.Chunk.Bytes()) < minChunkSize(e) || c.Chunk.NumSamples() == 0 {
 		return 0, 0, errors.New("chunk has no samples")
 	}
 	mint, maxt = c.MinTime, c.MaxTime

@@ -16,6 +16,9 @@ const (
 	RecordInvalid byte = 0 // not a known record
 	RecordSeries  byte = 1 // EncodeSeries
 	RecordSamples byte = 2 // EncodeSamples
+	// RecordHistograms holds native histogram samples (EncodeHistograms).
+	// A log written before it existed holds none, and replays as before.
+	RecordHistograms byte = 3
 )
 
 // ErrInvalidRecord is wrapped by every decoder error.
@@ -42,7 +45,7 @@ func RecordType(rec []byte) byte {
 		return RecordInvalid
 	}
 	switch rec[0] {
-	case RecordSeries, RecordSamples:
+	case RecordSeries, RecordSamples, RecordHistograms:
 		return rec[0]
 	default:
 		return RecordInvalid
