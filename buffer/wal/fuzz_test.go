@@ -103,7 +103,7 @@ func seriesFromBytes(data []byte) []RefSeries {
 // first without repairing anything.
 func FuzzReplay(f *testing.F) {
 	var valid []byte
-	for _, rec := range [][]byte{[]byte("hello"), make([]byte, 300), EncodeSamples(nil, []RefSample{{Ref: 1, T: 2, V: 3}})} {
+	for _, rec := range [][]byte{[]byte("hello"), make([]byte, 300), EncodeSamples(nil, []RefSample{{Ref: 1, T: 2, V: 3}}), EncodeHistograms(nil, testRefHistograms())} {
 		valid = appendFrame(valid, rec)
 	}
 	f.Add(valid)
@@ -129,5 +129,23 @@ func FuzzReplay(f *testing.F) {
 			t.Fatalf("second replay: %v, logged %q", err, logs)
 		}
 		equalRecords(t, second, first)
+	})
+}
+
+// FuzzDecodeHistograms checks that decoding garbage never panics and that
+// what decodes re-encodes to the same bytes.
+func FuzzDecodeHistograms(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(EncodeHistograms(nil, testRefHistograms()))
+	f.Add(EncodeHistograms(nil, testRefHistograms()[2:3]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := DecodeHistograms(data, nil)
+		if err != nil {
+			return
+		}
+		again, err := DecodeHistograms(EncodeHistograms(nil, got), nil)
+		if err != nil || !equalHistograms(again, got) {
+			t.Fatalf("re-encoding %v: got %v, %v", got, again, err)
+		}
 	})
 }
