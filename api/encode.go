@@ -232,8 +232,8 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // appendHistogram writes a native histogram the way
-// prometheus/util/jsonutil.MarshalHistogram does. Strata stores floats only,
-// so this appears only for histograms PromQL builds itself.
+// prometheus/util/jsonutil.MarshalHistogram does: only buckets with a
+// count, each as [boundary rule, "lower", "upper", "count"].
 func appendHistogram(dst []byte, t int64, h *histogram.FloatHistogram) []byte {
 	dst = append(dst, '[')
 	dst = appendTimestamp(dst, t)
