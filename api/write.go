@@ -134,22 +134,30 @@ func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 	for i := range b.Series {
 		s := &b.Series[i]
 		name, named := "", false
-		for _, x := range s.Samples {
-			if x.T >= from {
-				continue
+		touch := func(t int64) {
+			if t >= from {
+				return
 			}
 			if !named {
 				name, named = s.Labels.Get(labels.MetricName), true
 			}
-			k := query.Touched{Name: name, Day: query.DayOf(x.T)}
+			k := query.Touched{Name: name, Day: query.DayOf(t)}
 			if _, ok := seen[k]; ok {
-				continue
+				return
 			}
 			if seen == nil {
 				seen = map[query.Touched]struct{}{}
 			}
 			seen[k] = struct{}{}
 			out = append(out, k)
+		}
+		for _, x := range s.Samples {
+			touch(x.T)
+		}
+		// A late histogram changes cached float answers computed from it
+		// (histogram_count, histogram_quantile, ...).
+		for _, x := range s.Histograms {
+			touch(x.T)
 		}
 	}
 	return out

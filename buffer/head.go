@@ -3,7 +3,9 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -47,6 +49,9 @@ type Head struct {
 	inHead     atomic.Int64 // samples held now (appended minus flushed; duplicates count)
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
+
+	histMtx   sync.RWMutex        // histMtx guards histNames.
+	histNames map[string]struct{} // metric names that were given histograms since the head started
 }
 
 // NewHead returns an empty head. log may be nil, in which case writes are
@@ -148,6 +153,9 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample, hists []inge
 		mint = min(mint, x.T)
 		maxt = max(maxt, x.T)
 	}
+	if len(hists) > 0 {
+		h.noteHistograms(s.lset)
+	}
 	for _, x := range hists {
 		if s.appendLocked(sample{T: x.T, H: x.H, FH: x.FH}, &h.opts) {
 			ooo++
@@ -177,4 +185,30 @@ func (h *Head) updateBounds(mint, maxt int64) {
 			break
 		}
 	}
+}
+
+// noteHistograms records that the series lset holds native histograms.
+func (h *Head) noteHistograms(lset labels.Labels) {
+	name := lset.Get(labels.MetricName)
+	h.histMtx.RLock()
+	_, ok := h.histNames[name]
+	h.histMtx.RUnlock()
+	if ok {
+		return
+	}
+	h.histMtx.Lock()
+	if h.histNames == nil {
+		h.histNames = map[string]struct{}{}
+	}
+	h.histNames[name] = struct{}{}
+	h.histMtx.Unlock()
+}
+
+// HistogramNames returns the metric names of the series that were given
+// native histograms since the head started (or replayed them), sorted. The
+// list only grows: a name stays after its histograms are flushed.
+func (h *Head) HistogramNames() []string {
+	h.histMtx.RLock()
+	defer h.histMtx.RUnlock()
+	return slices.Sorted(maps.Keys(h.histNames))
 }

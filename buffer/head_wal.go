@@ -188,6 +188,9 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 				continue
 			}
 			cur.mtx.Lock()
+			if hists != nil {
+				r.h.noteHistograms(cur.lset)
+			}
 		}
 		if cur.appendLocked(x, o) {
 			r.h.numOOO.Add(1)

@@ -77,7 +77,7 @@ func (a *rawAggregator) run(it chunkenc.Iterator, cr *carry) ([]segments.ChunkMe
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 		if vt != chunkenc.ValFloat {
 			a.cb.finish()
-			return nil, fmt.Errorf("%s sample: only floats can be rolled up", vt)
+			return nil, fmt.Errorf("%s sample at %d: %w", vt, it.AtT(), errHistogramSeries)
 		}
 		t, v := it.At()
 		if seen && t <= prevT {

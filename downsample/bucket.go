@@ -14,6 +14,10 @@ import (
 var (
 	// ErrUnsorted means the input samples do not strictly increase in time.
 	ErrUnsorted = errors.New("samples not in increasing time order")
+
+	// errHistogramSeries is returned for a series that holds native
+	// histograms, which rollups do not hold.
+	errHistogramSeries = errors.New("native histograms are not rolled up")
 	// ErrMisaligned means the five aggregate chunks of a rollup series do
 	// not hold samples at the same timestamps.
 	ErrMisaligned = errors.New("aggregate chunks not aligned")

@@ -2,6 +2,7 @@ package downsample
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -222,6 +223,11 @@ func (d *Downsampler) write5m(ctx context.Context, wr *segments.Writer, w int64,
 		}
 		it := segments.NewBoundedIterator(segments.NewMergeIterator(its), lo, w+Window)
 		chunks, err := agg.run(it, cr)
+		if errors.Is(err, errHistogramSeries) {
+			// Rollups hold floats: a series with native histograms is
+			// left out whole, and queries that may read it read raw data.
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("series %s: %w", lset, err)
 		}

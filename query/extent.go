@@ -8,11 +8,14 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/strata-tsdb/strata/buffer/wal"
 )
 
 // extentVersion is the first byte of every cached value; bump it when the
-// encoding or the meaning of a key changes.
-const extentVersion = 2
+// encoding or the meaning of a key changes. Version 3 added histogram
+// points; an older value reads as a miss.
+const extentVersion = 3
 
 // extent is a cached piece of a query's result: the series with their
 // points at the steps from From to To (inclusive, on the query's grid), or
@@ -70,6 +73,13 @@ func appendExtent(dst []byte, e *extent) []byte {
 			dst = binary.AppendVarint(dst, p.T-prev)
 			prev = p.T
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(p.F))
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(s.Histograms)))
+		prev = e.From
+		for _, p := range s.Histograms {
+			dst = binary.AppendVarint(dst, p.T-prev)
+			prev = p.T
+			dst = wal.AppendFloatHistogram(dst, p.H)
 		}
 	}
 	return dst
@@ -134,7 +144,29 @@ func decodeExtent(b []byte) (*extent, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		e.Matrix = append(e.Matrix, promql.Series{Metric: sb.Labels(), Floats: pts[:np:np]})
+		s := promql.Series{Metric: sb.Labels(), Floats: pts[:np:np]}
+		if np == 0 {
+			s.Floats = nil
+		}
+		nh := d.count()
+		prev = e.From
+		for range nh {
+			t := prev + d.varint()
+			prev = t
+			if d.err != nil {
+				return nil, d.err
+			}
+			h, rest, err := wal.ReadFloatHistogram(d.b)
+			if err != nil {
+				return nil, errBadExtent
+			}
+			d.b = rest
+			s.Histograms = append(s.Histograms, promql.HPoint{T: t, H: h})
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+		e.Matrix = append(e.Matrix, s)
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadExtent

@@ -81,12 +81,20 @@ func mergeMatrices(parts []promql.Matrix) promql.Matrix {
 		for j, s := range m {
 			i := where[p][j]
 			out[i].Floats = append(out[i].Floats, s.Floats...)
+			out[i].Histograms = append(out[i].Histograms, s.Histograms...)
 		}
 	}
 	for i := range out {
+		if len(out[i].Floats) == 0 {
+			out[i].Floats = nil
+		}
 		f := out[i].Floats
 		if !slices.IsSortedFunc(f, func(a, b promql.FPoint) int { return cmpInt64(a.T, b.T) }) {
 			slices.SortStableFunc(f, func(a, b promql.FPoint) int { return cmpInt64(a.T, b.T) })
+		}
+		h := out[i].Histograms
+		if !slices.IsSortedFunc(h, func(a, b promql.HPoint) int { return cmpInt64(a.T, b.T) }) {
+			slices.SortStableFunc(h, func(a, b promql.HPoint) int { return cmpInt64(a.T, b.T) })
 		}
 	}
 	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
@@ -102,8 +110,20 @@ func trimMatrix(m promql.Matrix, a, b int64) promql.Matrix {
 		if found {
 			hi++
 		}
-		if lo < hi {
-			out = append(out, promql.Series{Metric: s.Metric, Floats: s.Floats[lo:hi]})
+		hlo, _ := slices.BinarySearchFunc(s.Histograms, a, func(p promql.HPoint, t int64) int { return cmpInt64(p.T, t) })
+		hhi, found := slices.BinarySearchFunc(s.Histograms, b, func(p promql.HPoint, t int64) int { return cmpInt64(p.T, t) })
+		if found {
+			hhi++
+		}
+		if lo < hi || hlo < hhi {
+			t := promql.Series{Metric: s.Metric}
+			if lo < hi {
+				t.Floats = s.Floats[lo:hi]
+			}
+			if hlo < hhi {
+				t.Histograms = s.Histograms[hlo:hhi]
+			}
+			out = append(out, t)
 		}
 	}
 	return out

@@ -78,6 +78,9 @@ type rollupSource interface {
 	coverage(res int64) (from, to int64, ok bool)
 	// rawMinTime is the oldest raw timestamp inside retention now.
 	rawMinTime() int64
+	// mayReadHistograms reports whether the selectors may select a series
+	// holding native histograms, which rollups do not hold.
+	mayReadHistograms(selectors [][]*labels.Matcher) bool
 }
 
 // ChooseResolution picks the data a range query reads: the coarsest rollup
@@ -89,7 +92,8 @@ type rollupSource interface {
 // raw data
 // otherwise, unless raw data for the query's start is past retention, in
 // which case the finest rollup that exists is read. max caps the choice
-// (ResolutionRaw: raw only).
+// (ResolutionRaw: raw only). A query that may read native histograms reads
+// raw data: rollups hold floats only.
 func (e *Engine) ChooseResolution(qs string, start, end time.Time, step time.Duration, max Resolution) (Resolution, error) {
 	if max == ResolutionRaw {
 		return ResolutionRaw, nil
@@ -101,6 +105,9 @@ func (e *Engine) ChooseResolution(qs string, start, end time.Time, step time.Dur
 	expr, err := e.parser.ParseExpr(qs)
 	if err != nil {
 		return 0, wrapParseError(err)
+	}
+	if src.mayReadHistograms(parser.ExtractSelectors(expr)) {
+		return ResolutionRaw, nil
 	}
 	dmin, dmax := promql.FindMinMaxTime(&parser.EvalStmt{Expr: expr, Start: start, End: end, Interval: step, LookbackDelta: e.opts.LookbackDelta})
 	if dmin > dmax {

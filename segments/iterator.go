@@ -260,6 +260,7 @@ type mergeIterator struct {
 	v     float64
 	h     *histogram.Histogram // reused: a copy of the current histogram
 	fh    *histogram.FloatHistogram
+	src   int // the source of the last sample taken; -1 before the first
 	begun bool
 	err   error
 }
@@ -274,20 +275,32 @@ func NewMergeIterator(its []chunkenc.Iterator) chunkenc.Iterator {
 	case 1:
 		return its[0]
 	}
-	return &mergeIterator{its: its, ts: make([]int64, len(its)), vts: make([]chunkenc.ValueType, len(its)), lead: -1}
+	return &mergeIterator{its: its, ts: make([]int64, len(its)), vts: make([]chunkenc.ValueType, len(its)), lead: -1, src: -1}
 }
 
 // take copies the value source i is on, before the source moves on.
+//
+// A histogram's NotCounterReset hint says it continues the sample before it
+// in the same chunk; when the previous sample came from another source,
+// that no longer holds, and the hint becomes UnknownCounterReset so that
+// PromQL detects resets itself (as Prometheus' chainSampleIterator does).
 func (m *mergeIterator) take(i int) {
 	m.vt = m.vts[i]
 	switch m.vt {
 	case chunkenc.ValHistogram:
 		m.t, m.h = m.its[i].AtHistogram(m.h)
+		if i != m.src && m.h.CounterResetHint == histogram.NotCounterReset {
+			m.h.CounterResetHint = histogram.UnknownCounterReset
+		}
 	case chunkenc.ValFloatHistogram:
 		m.t, m.fh = m.its[i].AtFloatHistogram(m.fh)
+		if i != m.src && m.fh.CounterResetHint == histogram.NotCounterReset {
+			m.fh.CounterResetHint = histogram.UnknownCounterReset
+		}
 	default:
 		m.t, m.v = m.its[i].At()
 	}
+	m.src = i
 }
 
 // set records where source i is after a Next or Seek that returned vt.

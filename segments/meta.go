@@ -49,6 +49,11 @@ type Meta struct {
 	// segment written before Seq existed, ordered before every segment that
 	// has one, and among those by ID.
 	Seq uint64 `json:"seq,omitempty"`
+	// HistogramNames are the sorted metric names of the series that hold
+	// native histogram chunks, so that a query can tell, without reading
+	// chunks, that it may read histograms (which rollups do not hold).
+	// Absent in segments written before histograms were stored.
+	HistogramNames []string `json:"histogram_names,omitempty"`
 }
 
 // CompactionMeta records a segment's lineage.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ type Writer struct {
 	chkMetas   encbuf   // encoded chunk metas of every series, flat
 	series     []pendingSeries
 	postings   map[uint64][]uint32 // nameID<<32|valueID -> series indexes
+	histNames  map[string]struct{} // metric names of series with histogram chunks
 	prev       labels.Labels
 
 	mint, maxt int64
@@ -135,6 +137,7 @@ func NewWriterWithOptions(parent string, meta Meta, opts WriterOptions) (*Writer
 		fixedTimes: meta.MinTime != 0 || meta.MaxTime != 0,
 		symbols:    map[string]uint32{},
 		postings:   map[uint64][]uint32{},
+		histNames:  map[string]struct{}{},
 		mint:       math.MaxInt64,
 		maxt:       math.MinInt64,
 	}
@@ -219,6 +222,9 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 		prevMint, prevRef = mint, ref
 		w.mint, w.maxt = min(w.mint, mint), max(w.maxt, maxt)
 		w.numSamples += uint64(chunks[i].Chunk.NumSamples())
+		if chunks[i].Chunk.Encoding() != chunkenc.EncXOR {
+			w.histNames[lset.Get(labels.MetricName)] = struct{}{}
+		}
 	}
 	w.numChunks += uint64(len(chunks))
 
@@ -380,6 +386,7 @@ func (w *Writer) finish() (Meta, error) {
 	if m.Compaction.Level == 0 {
 		m.Compaction.Level = 1
 	}
+	m.HistogramNames = slices.Sorted(maps.Keys(w.histNames))
 	if len(m.Compaction.Sources) == 0 {
 		m.Compaction.Sources = []string{m.ID}
 	} else {

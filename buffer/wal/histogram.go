@@ -92,7 +92,11 @@ func appendHistogram(dst []byte, h *histogram.Histogram) []byte {
 }
 
 func appendFloatHistogram(dst []byte, h *histogram.FloatHistogram) []byte {
-	dst = append(dst, 1, byte(h.CounterResetHint))
+	return appendFloatHistogramBody(append(dst, 1), h)
+}
+
+func appendFloatHistogramBody(dst []byte, h *histogram.FloatHistogram) []byte {
+	dst = append(dst, byte(h.CounterResetHint))
 	dst = binary.AppendVarint(dst, int64(h.Schema))
 	dst = appendF64(dst, h.ZeroThreshold)
 	dst = appendF64(dst, h.Sum)
@@ -266,4 +270,23 @@ func (d *decoder) floatHistogram() *histogram.FloatHistogram {
 	h.NegativeBuckets = d.floats()
 	h.CustomValues = d.custom(h.Schema)
 	return h
+}
+
+// AppendFloatHistogram appends the encoding of h that histograms records
+// use (without the kind byte) to dst. Other packages that persist float
+// histograms (the query cache) use it with ReadFloatHistogram.
+func AppendFloatHistogram(dst []byte, h *histogram.FloatHistogram) []byte {
+	return appendFloatHistogramBody(dst, h)
+}
+
+// ReadFloatHistogram decodes a float histogram written by
+// AppendFloatHistogram at the start of b and returns it and the rest of b.
+// It never panics and allocates at most a few times len(b).
+func ReadFloatHistogram(b []byte) (*histogram.FloatHistogram, []byte, error) {
+	d := decoder{b: b}
+	h := d.floatHistogram()
+	if d.err != nil {
+		return nil, nil, invalid("float histogram", "%v", d.err)
+	}
+	return h, d.b, nil
 }
