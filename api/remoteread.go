@@ -15,13 +15,16 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // Prometheus remote read (POST /api/v1/read), as Prometheus' own
 // storage/remote read handler serves it: a snappy-compressed
 // prompb.ReadRequest in, and either one snappy-compressed prompb.ReadResponse
-// (SAMPLES) or a stream of framed prompb.ChunkedReadResponse messages holding
-// XOR chunks (STREAMED_XOR_CHUNKS) out.
+// (SAMPLES: floats and native histograms) or a stream of framed
+// prompb.ChunkedReadResponse messages holding XOR, histogram and float
+// histogram chunks (STREAMED_XOR_CHUNKS) out.
 //
 // The helpers of github.com/prometheus/prometheus/storage/remote are not
 // used: importing that package pulls the OpenTelemetry collector and the
@@ -253,49 +256,54 @@ func (a *API) selectSeries(ctx context.Context, q readQuery, fn func(labels.Labe
 	return set.Err()
 }
 
-// nextInRange advances it to its next float sample in [mint, maxt]; ok is
-// false at the end of the range. Samples of other types are refused:
-// Strata stores floats only.
-func nextInRange(it chunkenc.Iterator, mint, maxt int64) (t int64, v float64, ok bool, err error) {
+// nextInRange advances it to its next sample in [mint, maxt], a float or a
+// native histogram (a copy the caller owns); ok is false at the end of the
+// range.
+func nextInRange(it chunkenc.Iterator, mint, maxt int64) (x segments.Sample, ok bool) {
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-		if vt != chunkenc.ValFloat {
-			return 0, 0, false, fmt.Errorf("remote read: unsupported value type %s", vt)
-		}
-		t, v = it.At()
+		t := it.AtT()
 		if t < mint {
 			continue
 		}
 		if t > maxt {
 			break
 		}
-		return t, v, true, nil
+		return segments.ReadSample(it, vt, nil, nil), true
 	}
-	return 0, 0, false, nil
+	return segments.Sample{}, false
 }
 
 // remoteReadSamples answers one snappy-compressed prompb.ReadResponse with
-// every sample of every query.
+// every sample of every query: floats in samples, native histograms in
+// histograms.
 func (a *API) remoteReadSamples(ctx context.Context, c echo.Context, queries []readQuery, budget *sampleBudget) error {
 	resp := prompb.ReadResponse{Results: make([]*prompb.QueryResult, len(queries))}
 	for i, q := range queries {
 		res := &prompb.QueryResult{}
 		err := a.selectSeries(ctx, q, func(ls labels.Labels, it chunkenc.Iterator) error {
-			var samples []prompb.Sample
+			var (
+				samples    []prompb.Sample
+				histograms []prompb.Histogram
+			)
 			for {
-				t, v, ok, err := nextInRange(it, q.mint, q.maxt)
-				if err != nil {
-					return err
-				}
+				x, ok := nextInRange(it, q.mint, q.maxt)
 				if !ok {
 					break
 				}
 				if err := budget.take(); err != nil {
 					return err
 				}
-				samples = append(samples, prompb.Sample{Timestamp: t, Value: v})
+				switch {
+				case x.H != nil:
+					histograms = append(histograms, prompb.FromIntHistogram(x.T, x.H))
+				case x.FH != nil:
+					histograms = append(histograms, prompb.FromFloatHistogram(x.T, x.FH))
+				default:
+					samples = append(samples, prompb.Sample{Timestamp: x.T, Value: x.V})
+				}
 			}
-			if len(samples) > 0 {
-				res.Timeseries = append(res.Timeseries, &prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil), Samples: samples})
+			if len(samples)+len(histograms) > 0 {
+				res.Timeseries = append(res.Timeseries, &prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil), Samples: samples, Histograms: histograms})
 			}
 			return nil
 		})
@@ -353,7 +361,9 @@ type chunkStreamer struct {
 }
 
 // series streams one series' samples in [s.mint, s.maxt]; a series without
-// any sends nothing.
+// any sends nothing. Floats go into XOR chunks and native histograms into
+// histogram or float histogram chunks, cut as the head cuts them (a new
+// chunk when the kind changes or a counter resets).
 func (s *chunkStreamer) series(ls labels.Labels, it chunkenc.Iterator) error {
 	s.lbls = prompb.FromLabels(ls, s.lbls[:0])
 	maxData := remoteReadMaxBytesInFrame
@@ -363,33 +373,12 @@ func (s *chunkStreamer) series(ls labels.Labels, it chunkenc.Iterator) error {
 	frameLeft := maxData
 	s.chks = s.chks[:0]
 	var (
-		chk        *chunkenc.XORChunk
+		chk        chunkenc.Chunk
 		app        chunkenc.Appender
 		mint, maxt int64
 	)
-	for {
-		t, v, ok, err := nextInRange(it, s.mint, s.maxt)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		if err := s.budget.take(); err != nil {
-			return err
-		}
-		if chk == nil {
-			chk = chunkenc.NewXORChunk()
-			if app, err = chk.Appender(); err != nil {
-				return fmt.Errorf("append to chunk: %w", err)
-			}
-			mint = t
-		}
-		app.Append(0, t, v)
-		maxt = t
-		if chk.NumSamples() < remoteReadSamplesPerChunk {
-			continue
-		}
+	// emit adds the chunk to the frame, and sends the frame when full.
+	emit := func() error {
 		frameLeft -= s.cut(chk, mint, maxt)
 		chk = nil
 		if frameLeft <= 0 {
@@ -397,6 +386,32 @@ func (s *chunkStreamer) series(ls labels.Labels, it chunkenc.Iterator) error {
 				return err
 			}
 			frameLeft = maxData
+		}
+		return nil
+	}
+	for {
+		x, ok := nextInRange(it, s.mint, s.maxt)
+		if !ok {
+			break
+		}
+		if err := s.budget.take(); err != nil {
+			return err
+		}
+		next, nextApp, cut := segments.AppendSample(chk, app, nil, &x)
+		if cut && chk != nil {
+			if err := emit(); err != nil {
+				return err
+			}
+		}
+		if cut {
+			mint = x.T
+		}
+		chk, app, maxt = next, nextApp, x.T
+		if chk.NumSamples() < remoteReadSamplesPerChunk {
+			continue
+		}
+		if err := emit(); err != nil {
+			return err
 		}
 	}
 	if chk != nil {
@@ -408,10 +423,17 @@ func (s *chunkStreamer) series(ls labels.Labels, it chunkenc.Iterator) error {
 	return nil
 }
 
+// chunkTypes maps chunk encodings to their remote read types.
+var chunkTypes = map[chunkenc.Encoding]prompb.Chunk_Encoding{
+	chunkenc.EncXOR:            prompb.Chunk_XOR,
+	chunkenc.EncHistogram:      prompb.Chunk_HISTOGRAM,
+	chunkenc.EncFloatHistogram: prompb.Chunk_FLOAT_HISTOGRAM,
+}
+
 // cut adds a full chunk to the frame and returns its encoded size in the
 // frame: the message, its tag and its length.
-func (s *chunkStreamer) cut(chk *chunkenc.XORChunk, mint, maxt int64) int {
-	s.chks = append(s.chks, prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Type: prompb.Chunk_XOR, Data: chk.Bytes()})
+func (s *chunkStreamer) cut(chk chunkenc.Chunk, mint, maxt int64) int {
+	s.chks = append(s.chks, prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Type: chunkTypes[chk.Encoding()], Data: chk.Bytes()})
 	return embeddedSize(s.chks[len(s.chks)-1].Size())
 }
 
