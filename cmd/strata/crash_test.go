@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand"
 	"net/http"
 	"net/url"
@@ -18,6 +19,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	jsoniter "github.com/json-iterator/go"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/util/jsonutil"
 )
 
 var (
@@ -111,9 +118,10 @@ func (p *process) kill(t *testing.T) {
 // crashWriter pushes numbered samples of one series and remembers which
 // requests were acknowledged.
 type crashWriter struct {
-	id    int
-	next  int64   // next sequence number to send
-	acked []int64 // acknowledged sequence numbers
+	id        int
+	next      int64   // next sequence number to send
+	acked     []int64 // acknowledged sequence numbers
+	ackedHist []int64 // of them, those sent with a histogram (by remote write)
 }
 
 const crashBatch = 25
@@ -130,11 +138,20 @@ func (w *crashWriter) push(client *http.Client, base string, viaRemoteWrite bool
 		err error
 	)
 	if viaRemoteWrite {
-		var ss []e2eSample
+		// The floats and, in the same request, a native histogram per
+		// sequence number in a series of its own.
+		wr := &prompb.WriteRequest{}
 		for seq := first; seq < w.next; seq++ {
-			ss = append(ss, e2eSample{host: strconv.Itoa(w.id), metric: "seq", t: crashBase.Add(time.Duration(seq) * time.Second), v: float64(seq)})
+			ts := crashBase.Add(time.Duration(seq) * time.Second).UnixMilli()
+			wr.Timeseries = append(wr.Timeseries,
+				prompb.TimeSeries{Labels: crashLabels("e2e_seq", w.id), Samples: []prompb.Sample{{Timestamp: ts, Value: float64(seq)}}},
+				prompb.TimeSeries{Labels: crashLabels("e2e_hseq", w.id), Histograms: []prompb.Histogram{crashHistogram(seq, ts)}})
 		}
-		req, err = http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(remoteWriteBody(nil, "crash", ss)))
+		raw, merr := wr.Marshal()
+		if merr != nil {
+			panic(merr)
+		}
+		req, err = http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
 	} else {
 		var b bytes.Buffer
 		for seq := first; seq < w.next; seq++ {
@@ -153,9 +170,46 @@ func (w *crashWriter) push(client *http.Client, base string, viaRemoteWrite bool
 	if resp.StatusCode == http.StatusNoContent {
 		for seq := first; seq < w.next; seq++ {
 			w.acked = append(w.acked, seq)
+			if viaRemoteWrite {
+				w.ackedHist = append(w.ackedHist, seq)
+			}
 		}
 	}
 	return true
+}
+
+func crashLabels(name string, id int) []prompb.Label {
+	return []prompb.Label{{Name: "__name__", Value: name}, {Name: "fmt", Value: "crash"}, {Name: "host", Value: strconv.Itoa(id)}}
+}
+
+// crashHistogram is the histogram sent for seq: integer counts and float
+// counts by turns of ten (so chunks change kind), counts that
+// grow with seq, a schema and bucket offsets that change now and then (so
+// chunks are cut), and a sum that uses every bit.
+func crashHistogram(seq, ts int64) prompb.Histogram {
+	n := uint64(seq)
+	h := &histogram.Histogram{
+		Schema: int32(seq/100%5) - 1, ZeroThreshold: 0.001, ZeroCount: n / 3, Sum: float64(seq) / 3,
+		PositiveSpans:   []histogram.Span{{Offset: int32(seq / 40 % 3), Length: 2}, {Offset: 1, Length: 1}},
+		PositiveBuckets: []int64{int64(n), 1, -1},
+		NegativeSpans:   []histogram.Span{{Offset: 0, Length: 1}},
+		NegativeBuckets: []int64{int64(n / 7)},
+	}
+	h.Count = h.ZeroCount + n + (n + 1) + n + n/7
+	if seq/10%2 == 1 {
+		return prompb.FromFloatHistogram(ts, h.ToFloat(nil))
+	}
+	return prompb.FromIntHistogram(ts, h)
+}
+
+// crashHistogramJSON is the API's JSON of the histogram sent for seq, as
+// Prometheus' own encoder writes it.
+func crashHistogramJSON(seq int64) string {
+	h := crashHistogram(seq, 0)
+	stream := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowStream(nil)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnStream(stream)
+	jsonutil.MarshalHistogram(h.ToFloatHistogram(), stream)
+	return string(stream.Buffer())
 }
 
 // verify checks that every acknowledged sample of every writer is readable,
@@ -185,6 +239,7 @@ func verify(t *testing.T, base string, writers []*crashWriter) {
 	for _, s := range body.Data.Result {
 		got[s.Metric["host"]] = s.points(t)
 	}
+	verifyHistograms(t, base, writers, at, maxSeq)
 	for _, w := range writers {
 		pts := got[strconv.Itoa(w.id)]
 		present := map[int64]bool{}
@@ -209,8 +264,69 @@ func verify(t *testing.T, base string, writers []*crashWriter) {
 	}
 }
 
-// TestCrashRecovery runs the real binary, pushes numbered samples from
-// several writers, kills the process with SIGKILL at random moments and
+// verifyHistograms checks that every acknowledged histogram is readable
+// exactly once and bit for bit: its JSON, which writes every count and the
+// sum with all their digits, equals what Prometheus writes for the
+// histogram that was sent.
+func verifyHistograms(t *testing.T, base string, writers []*crashWriter, at time.Time, maxSeq int64) {
+	t.Helper()
+	q := fmt.Sprintf(`e2e_hseq{fmt="crash"}[%ds]`, maxSeq+10)
+	resp, err := http.Get(base + "/api/v1/query?" + url.Values{"query": {q}, "time": {fmt.Sprint(at.Unix())}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric     map[string]string    `json:"metric"`
+				Values     []any                `json:"values"`
+				Histograms [][2]json.RawMessage `json:"histograms"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("verify histograms: status %d, %v", resp.StatusCode, err)
+	}
+	got := map[string]map[int64]string{}
+	for _, s := range body.Data.Result {
+		if len(s.Values) != 0 {
+			t.Fatalf("series %v holds %d floats", s.Metric, len(s.Values))
+		}
+		m := map[int64]string{}
+		for _, h := range s.Histograms {
+			var ts float64
+			if err := json.Unmarshal(h[0], &ts); err != nil {
+				t.Fatal(err)
+			}
+			seq := (int64(math.Round(ts*1000)) - crashBase.UnixMilli()) / 1000
+			if _, dup := m[seq]; dup {
+				t.Fatalf("series %v: histogram %d twice", s.Metric, seq)
+			}
+			m[seq] = string(h[1])
+		}
+		got[s.Metric["host"]] = m
+	}
+	for _, w := range writers {
+		m := got[strconv.Itoa(w.id)]
+		for seq, js := range m {
+			if seq >= w.next {
+				t.Fatalf("writer %d: histogram %d was never sent", w.id, seq)
+			}
+			if want := crashHistogramJSON(seq); js != want {
+				t.Fatalf("writer %d: histogram %d reads back as\n%s\nwant\n%s", w.id, seq, js, want)
+			}
+		}
+		for _, seq := range w.ackedHist {
+			if _, ok := m[seq]; !ok {
+				t.Fatalf("writer %d: acknowledged histogram %d is lost (%d acknowledged, %d present)", w.id, seq, len(w.ackedHist), len(m))
+			}
+		}
+	}
+}
+
+// TestCrashRecovery runs the real binary, pushes numbered samples (and,
+// through remote write, a native histogram with each) from several writers, kills the process with SIGKILL at random moments and
 // restarts it on the same data dir: every acknowledged sample must be
 // readable, exactly once. Flushes and compactions run all the time (1 min
 // blocks, each request spans 25 s), so kills land in them too.
@@ -263,8 +379,8 @@ func TestCrashRecovery(t *testing.T) {
 	defer p.kill(t)
 	verify(t, p.url, writers)
 	for _, w := range writers {
-		if len(w.acked) == 0 {
-			t.Fatalf("writer %d had no request acknowledged in %d cycles", w.id, cycles)
+		if len(w.acked) == 0 || len(w.ackedHist) == 0 {
+			t.Fatalf("writer %d had no request acknowledged in %d cycles (%d with histograms)", w.id, cycles, len(w.ackedHist))
 		}
 	}
 }
