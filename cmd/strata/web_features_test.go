@@ -675,11 +675,11 @@ func testWebGrafanaImport(t *testing.T, b *browser, s *testServer, artifacts str
 	     "query": {"query": "label_values(cpu_usage, host)", "refId": "A"}}]},
 	  "panels": [
 	    {"type": "row", "title": "CPU", "gridPos": {"x": 0, "y": 0}, "panels": []},
-	    {"type": "timeseries", "title": "CPU by host", "gridPos": {"x": 0, "y": 1},
+	    {"type": "timeseries", "title": "CPU by host", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8},
 	     "fieldConfig": {"defaults": {"unit": "percent", "custom": {"stacking": {"mode": "normal"}}}},
 	     "targets": [{"expr": "avg by (host) (rate(cpu_usage{host=~\"$host\"}[$__rate_interval]) * 0 + cpu_usage{host=~\"$host\"})", "refId": "A"}]},
-	    {"type": "stat", "title": "Uptime", "gridPos": {"x": 12, "y": 1}, "targets": [{"expr": "up"}]},
-	    {"type": "graph", "title": "Memory", "gridPos": {"x": 0, "y": 9}, "fill": 0, "yaxes": [{"format": "bytes"}, {}],
+	    {"type": "stat", "title": "Uptime", "gridPos": {"x": 0, "y": 9}, "targets": [{"expr": "up"}]},
+	    {"type": "graph", "title": "Memory", "gridPos": {"x": 12, "y": 1, "w": 12, "h": 8}, "fill": 0, "yaxes": [{"format": "bytes"}, {}],
 	     "targets": [{"expr": "mem_used_bytes", "refId": "A"}]},
 	    {"type": "text", "title": "Notes", "gridPos": {"x": 12, "y": 9}}]}`
 	b.open(t, s.url+"/dashboards", `#import-text`)
@@ -698,6 +698,15 @@ func testWebGrafanaImport(t *testing.T, b *browser, s *testServer, artifacts str
 		p.querySelector('select.panel-unit').value, p.querySelector('select.panel-mode').value].join('|'))`)
 	if strings.Join(info, ",") != "CPU by host|percent|stacked,Memory|bytes|lines" {
 		t.Errorf("imported panels %q", info)
+	}
+	// Grafana put them side by side, half the width each: so does Strata.
+	boxes := evalJS[[][3]float64](t, b, `[...document.querySelectorAll('section.panel'), document.querySelector('.panels')].map(e => {
+		const r = e.getBoundingClientRect(); return [r.left, r.top, r.width]; })`)
+	if len(boxes) != 3 || boxes[0][1] != boxes[1][1] || boxes[1][0] <= boxes[0][0] || math.Abs(boxes[0][2]-boxes[2][2]/2) > 20 || math.Abs(boxes[1][2]-boxes[2][2]/2) > 20 {
+		t.Errorf("panels at (left, top, width) %v in a row %v: want two side by side, half the width each", boxes[:len(boxes)-1], boxes[len(boxes)-1])
+	}
+	if w := evalJS[[]string](t, b, `[...document.querySelectorAll('section.panel select.panel-width')].map(s => s.value)`); strings.Join(w, ",") != "12,12" {
+		t.Errorf("panel widths %q, want 12,12", w)
 	}
 	query := evalJS[string](t, b, `document.querySelector('section.panel').dataset.query`)
 	if strings.Contains(query, "$") || !strings.Contains(query, `host=~".*"`) {

@@ -47,7 +47,7 @@ export function normalise(doc) {
     height: doc.height || undefined,
     variables: (doc.variables || []).filter(v => v && /^\w+$/.test(v.name || '')),
     panels: doc.panels.filter(p => p && typeof p.expr === 'string').map(p => ({
-      title: p.title || '', expr: p.expr, view: p.view || 'chart', unit: p.unit || '', mode: p.mode || 'lines',
+      title: p.title || '', expr: p.expr, view: p.view || 'chart', unit: p.unit || '', mode: p.mode || 'lines', width: p.width || 24,
     })),
   };
 }
@@ -158,7 +158,7 @@ async function showDashboard(root, id) {
       range: st.from == null ? st.range : doc.range,
       height: st.height,
       variables: doc.variables.map(v => ({...v, value: values[v.name]})),
-      panels: st.panels.map(p => ({title: p.title, expr: p.expr, view: p.view, unit: p.unit, mode: p.mode})),
+      panels: st.panels.map(p => ({title: p.title, expr: p.expr, view: p.view, unit: p.unit, mode: p.mode, width: p.width})),
     };
   }
 

@@ -61,6 +61,7 @@ export function fromGrafana(g) {
       unit,
       mode,
       view: 'chart',
+      width: p.gridPos?.w || 24,
     }));
   }
   const variables = [];

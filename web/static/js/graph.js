@@ -115,7 +115,7 @@ function initialState() {
 // addPanel(state).
 export function graphPage(root, dash = null) {
   const st = dash ? dash.initial(decode(location.search)) : initialState();
-  const panelsEl = h('div.panels');
+  const panelsEl = h('div.panels', {class: dash && 'grid'});
   let zooms = 0; // history entries this page pushed for zooms, for Back
   const page = {
     bounds: () => tr.resolve(st),

@@ -33,6 +33,8 @@ export class Panel {
       // end (Unix s), or now when end is null; '' follows the page's.
       range: parseDuration(state.range) > 0 ? state.range : '',
       end: state.end ?? null,
+      // Its width on a saved dashboard, in 24ths of the row (Grafana's grid).
+      width: Math.min(Math.max(Math.round(Number(state.width) || 24), 1), 24),
     };
     this.page = page;
     this.runs = 0;
@@ -54,6 +56,13 @@ export class Panel {
       ? h('input.panel-title.panel-title-input', {type: 'text', value: this.state.title, placeholder: 'Panel title', 'aria-label': 'Panel title',
         oninput: e => { this.state.title = e.target.value; this.page.changed(); }})
       : h('h3.panel-title', {hidden: !this.state.title}, this.state.title);
+    const widths = {24: 'Full width', 16: '2/3 width', 12: '1/2 width', 8: '1/3 width', 6: '1/4 width'};
+    if (!widths[this.state.width]) widths[this.state.width] = `${this.state.width}/24 width`;
+    const widthSel = page.editTitles ? h('select.panel-width', {'aria-label': 'Width', title: 'Width on the dashboard', onchange: e => {
+      this.state.width = Number(e.target.value);
+      this.el.style.gridColumn = `span ${this.state.width}`;
+      this.page.changed();
+    }}, Object.entries(widths).sort((a, b) => b[0] - a[0]).map(([v, text]) => h('option', {value: v, selected: Number(v) === this.state.width}, text))) : null;
     this.el = h('section.panel', {dataset: {panel: this.id}},
       this.titleEl,
       h('div.panel-head',
@@ -61,8 +70,9 @@ export class Panel {
         h('button.primary.run', {type: 'button', onclick: () => this.submit()}, 'Run'),
         h('button.icon.remove', {type: 'button', title: 'Remove panel', 'aria-label': 'Remove panel', onclick: () => page.remove(this)}, '×')),
       h('div.panel-bar', h('div.tabs', this.tabs),
-        select('mode', MODES, 'Draw as'), select('unit', fmt.UNITS, 'Unit'), this.meta),
+        select('mode', MODES, 'Draw as'), select('unit', fmt.UNITS, 'Unit'), widthSel, this.meta),
       this.body);
+    if (page.editTitles) this.el.style.gridColumn = `span ${this.state.width}`;
   }
 
   get busy() { return this.el.classList.contains('busy'); }
