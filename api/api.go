@@ -55,6 +55,16 @@ type Options struct {
 	MaxQuerySeries int
 	// IngestLimits bounds each write request.
 	IngestLimits ingest.Limits
+	// MaxFutureSkew refuses (400) a write with a sample more than this far
+	// ahead of the server's clock; a far-future sample would force the
+	// head's flush and could never be queried. Zero means no limit.
+	MaxFutureSkew time.Duration
+	// MaxSampleAge refuses (400) a write with a sample older than this.
+	// Zero means no limit (backfill of any age is accepted).
+	MaxSampleAge time.Duration
+	// Now is the server's clock for MaxFutureSkew and MaxSampleAge; nil
+	// means time.Now.
+	Now func() time.Time
 	// Build is reported by the build info endpoint.
 	Build BuildInfo
 	// EnableAdmin turns on the /api/v1/admin/ endpoints; off, they answer

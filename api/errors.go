@@ -103,7 +103,7 @@ func classify(err error) (errorType, int) {
 }
 
 func isIngestSentinel(err error) bool {
-	for _, s := range []error{ingest.ErrEmptyBody, ingest.ErrTooManySeries, ingest.ErrTooManySamples, ingest.ErrTooManyLabels, ingest.ErrLabelTooLong} {
+	for _, s := range []error{ingest.ErrEmptyBody, ingest.ErrTooManySeries, ingest.ErrTooManySamples, ingest.ErrTooManyLabels, ingest.ErrLabelTooLong, ingest.ErrOutOfBounds} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -69,12 +69,15 @@ const (
 	limitQuerySamples      = "query.max_samples"
 	limitQueryPoints       = "query.max_points_per_series"
 	limitQuerySeries       = "query.max_series"
+	limitFutureSkew        = "limits.max_future_skew"
+	limitSampleAge         = "limits.max_sample_age"
 )
 
 var allLimits = []string{
 	limitBodyBytes, limitSeriesPerRequest, limitSamplesPerRequest, limitLabelsPerSeries,
 	limitLabelNameLength, limitLabelValueLength, limitHeadSeries, limitConcurrentQueries,
 	limitConcurrentWrites, limitQueryTimeout, limitQuerySamples, limitQueryPoints, limitQuerySeries,
+	limitFutureSkew, limitSampleAge,
 }
 
 // limitError is a request refused by a concurrency limit.
@@ -119,6 +122,11 @@ func limitName(err error) string {
 		return limitLabelValueLength
 	case errors.Is(err, buffer.ErrTooManySeries):
 		return limitHeadSeries
+	case errors.Is(err, ingest.ErrOutOfBounds):
+		if strings.Contains(err.Error(), " before ") {
+			return limitSampleAge
+		}
+		return limitFutureSkew
 	case errors.As(err, &samples):
 		return limitQuerySamples
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):

@@ -105,7 +105,7 @@ func (a *API) decodeReadRequest(c echo.Context) (*prompb.ReadRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer bodyPool.Put(buf)
+	defer putBody(buf)
 	body := buf.Bytes()
 	if len(body) == 0 {
 		return nil, badData("remote read: empty request body")

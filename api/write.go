@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/labstack/echo/v4"
@@ -20,9 +22,24 @@ import (
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxPooledBody is the largest buffer putBody returns to bodyPool: one
+// request near limits.max_body_bytes must not pin that much memory in the
+// pool for the life of the process.
+const maxPooledBody = 1 << 20
+
+// putBody returns buf to bodyPool unless it grew past maxPooledBody, and
+// reports whether it did.
+func putBody(buf *bytes.Buffer) bool {
+	if buf.Cap() > maxPooledBody {
+		return false
+	}
+	bodyPool.Put(buf)
+	return true
+}
+
 // readBody reads the request body, refusing more than the configured limit
 // (after gzip decompression when the body is gzipped). The returned buffer
-// goes back with bodyPool.Put once nothing refers to its bytes.
+// goes back with putBody once nothing refers to its bytes.
 func (a *API) readBody(c echo.Context) (*bytes.Buffer, error) {
 	r := c.Request()
 	var body io.Reader = http.MaxBytesReader(c.Response(), r.Body, a.opts.MaxBodyBytes)
@@ -39,7 +56,7 @@ func (a *API) readBody(c echo.Context) (*bytes.Buffer, error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	if _, err := buf.ReadFrom(body); err != nil {
-		bodyPool.Put(buf)
+		putBody(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, err
@@ -109,9 +126,12 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	if err != nil {
 		return a.rejected(f, err)
 	}
-	defer bodyPool.Put(buf)
+	defer putBody(buf)
 	batch, err := f.decode(a, c, buf.Bytes())
 	if err != nil {
+		return a.rejected(f, err)
+	}
+	if err := a.checkTimeBounds(batch); err != nil {
 		return a.rejected(f, err)
 	}
 	if err := a.app.Append(batch); err != nil {
@@ -167,4 +187,28 @@ func (a *API) rejected(f ingestFormat, err error) error {
 	typ, _ := classify(err)
 	a.metrics.rejected.WithLabelValues(f.name, string(typ)).Inc()
 	return err
+}
+
+// checkTimeBounds refuses a batch with a sample outside the window of
+// Options.MaxSampleAge and Options.MaxFutureSkew around the server's clock.
+func (a *API) checkTimeBounds(b *ingest.Batch) error {
+	if a.opts.MaxFutureSkew <= 0 && a.opts.MaxSampleAge <= 0 {
+		return nil
+	}
+	now := time.Now
+	if a.opts.Now != nil {
+		now = a.opts.Now
+	}
+	t := now()
+	mint, maxt := int64(math.MinInt64), int64(math.MaxInt64)
+	var what []string
+	if a.opts.MaxSampleAge > 0 {
+		mint = t.Add(-a.opts.MaxSampleAge).UnixMilli()
+		what = append(what, "limits.max_sample_age "+a.opts.MaxSampleAge.String())
+	}
+	if a.opts.MaxFutureSkew > 0 {
+		maxt = t.Add(a.opts.MaxFutureSkew).UnixMilli()
+		what = append(what, "limits.max_future_skew "+a.opts.MaxFutureSkew.String())
+	}
+	return ingest.CheckTimeBounds(b, mint, maxt, "the server accepts samples within "+strings.Join(what, " and ")+" of its clock")
 }

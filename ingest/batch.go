@@ -1,6 +1,9 @@
 package ingest
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -54,4 +57,38 @@ func (b *Batch) NumHistograms() int {
 		n += len(b.Series[i].Histograms)
 	}
 	return n
+}
+
+// CheckTimeBounds returns an *Error wrapping ErrOutOfBounds that names the
+// first sample of b with a timestamp below mint or above maxt (in
+// milliseconds; math.MinInt64 and math.MaxInt64 leave a side open), or nil.
+// what says which limit the bounds come from, for the message.
+func CheckTimeBounds(b *Batch, mint, maxt int64, what string) error {
+	for i := range b.Series {
+		sr := &b.Series[i]
+		for _, x := range sr.Samples {
+			if x.T < mint || x.T > maxt {
+				return outOfBounds(sr, x.T, mint, maxt, what)
+			}
+		}
+		for _, x := range sr.Histograms {
+			if x.T < mint || x.T > maxt {
+				return outOfBounds(sr, x.T, mint, maxt, what)
+			}
+		}
+	}
+	return nil
+}
+
+func outOfBounds(sr *Series, t, mint, maxt int64, what string) error {
+	side, bound := "after", maxt
+	if t < mint {
+		side, bound = "before", mint
+	}
+	return &Error{Err: ErrOutOfBounds, Msg: "out of bounds: sample of " + sr.Labels.String() +
+		" at " + formatMillis(t) + " is " + side + " " + formatMillis(bound) + " (" + what + ")"}
+}
+
+func formatMillis(t int64) string {
+	return time.UnixMilli(t).UTC().Format("2006-01-02T15:04:05.000Z") + " (" + strconv.FormatInt(t, 10) + " ms)"
 }

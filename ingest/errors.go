@@ -52,6 +52,10 @@ var (
 	// Limits.MaxLabelNameLength or a label value (the metric name included)
 	// is longer than Limits.MaxLabelValueLength.
 	ErrLabelTooLong = errors.New("label too long")
+	// ErrOutOfBounds is returned by CheckTimeBounds for a sample outside
+	// the window of timestamps the server accepts (too far in the future,
+	// or older than it keeps), as Prometheus' "out of bounds".
+	ErrOutOfBounds = errors.New("out of bounds")
 )
 
 // Error is the error every decoder returns. Its message names the line (for

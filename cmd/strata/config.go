@@ -41,6 +41,8 @@ var options = []option{
 	{"limits.max_label_name_length", "limits.max-label-name-length", 256, "longest label name, in bytes (0 = no limit)"},
 	{"limits.max_label_value_length", "limits.max-label-value-length", 4096, "longest label value, in bytes (0 = no limit)"},
 	{"limits.max_series", "limits.max-series", 0, "most series in the head; new series beyond it are refused (0 = no limit)"},
+	{"limits.max_future_skew", "limits.max-future-skew", 10 * time.Minute, "refuse (400) a write with a sample more than this ahead of the server's clock (0 = no limit)"},
+	{"limits.max_sample_age", "limits.max-sample-age", time.Duration(0), "refuse (400) a write with a sample older than this (0 = no limit: backfill of any age)"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
 	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples"},

@@ -314,7 +314,8 @@ func asyncCall(s *testServer, method, path, contentType string, body []byte) cha
 // request runs once the slot is free, and that refused writes stored
 // nothing.
 func TestLimitConcurrency(t *testing.T) {
-	s := startServer(t, "", "--limits.max-concurrent-queries", "1", "--limits.max-queued-queries", "1",
+	var logs logBuffer
+	s := startServerEnv(t, nil, &logs, "--limits.max-concurrent-queries", "1", "--limits.max-queued-queries", "1",
 		"--limits.max-concurrent-writes", "1", "--limits.max-queued-writes", "1", "--limits.queue-timeout", "2s")
 	kinds := []struct {
 		kind, limit, what   string
@@ -371,6 +372,11 @@ func TestLimitConcurrency(t *testing.T) {
 	names := s.metricNames("")
 	if strings.Join(names, ",") != "held_f,queued_f" {
 		t.Fatalf("metric names %v, want [held_f queued_f]", names)
+	}
+	// A refusal the client retries is not a server error: the gauges and
+	// rejection counters report it, the log does not at ERROR.
+	if l := grepLines(logs.String(), "level=ERROR"); l != "" {
+		t.Errorf("retryable 503s logged at ERROR:\n%s", l)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -196,6 +195,8 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	srv.api, err = api.New(logger, reg, reg, store, srv.frontend, queryable, api.Options{
 		MaxBodyBytes:   v.GetInt64("limits.max_body_bytes"),
 		MaxQuerySeries: v.GetInt("query.max_series"),
+		MaxFutureSkew:  v.GetDuration("limits.max_future_skew"),
+		MaxSampleAge:   v.GetDuration("limits.max_sample_age"),
 		IngestLimits: ingest.Limits{
 			MaxSeriesPerRequest:  v.GetInt("limits.max_series_per_request"),
 			MaxSamplesPerRequest: v.GetInt("limits.max_samples_per_request"),
@@ -288,13 +289,14 @@ func (s *server) openCache(dir string, engine *query.Engine, policy retention.Po
 	return nil
 }
 
-// defaultCacheBytes is an eighth of the machine's memory, at least 32 MiB.
+// defaultCacheBytes is an eighth of the machine's memory, at least 32 MiB;
+// 256 MiB where the memory size is unknown.
 func defaultCacheBytes() int {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
+	total, ok := totalMemory()
+	if !ok {
 		return 256 << 20
 	}
-	return max(32<<20, int(uint64(si.Totalram)*uint64(si.Unit)/8))
+	return max(32<<20, int(total/8))
 }
 
 // invalidateDropped bumps the cache tags of the data retention deleted.
