@@ -26,17 +26,16 @@ func segmentSize(s segmentRef) int64 {
 	return st.Size()
 }
 
-// progressFn wraps fn to advance pr by each record's size, up to segEnd
-// (records are counted decoded, so this estimates the bytes read), and
-// to report every progressEvery bytes.
-func progressFn(fn func([]byte) error, pr *Progress, segEnd int64, progress func(Progress)) func([]byte) error {
-	next := pr.Bytes + progressEvery
-	return func(rec []byte) error {
-		pr.Bytes = min(pr.Bytes+int64(len(rec)), segEnd)
+// progressAt returns the offset callback of a segment that starts at byte
+// segStart of the replay: it sets pr.Bytes from the file offset reached and
+// reports every progressEvery bytes.
+func progressAt(pr *Progress, segStart int64, progress func(Progress)) func(off int64) {
+	next := segStart + progressEvery
+	return func(off int64) {
+		pr.Bytes = segStart + off
 		if pr.Bytes >= next {
 			next = pr.Bytes + progressEvery
 			progress(*pr)
 		}
-		return fn(rec)
 	}
 }

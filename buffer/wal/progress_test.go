@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -100,4 +101,59 @@ func TestProgressPercent(t *testing.T) {
 	f(Progress{Bytes: 999, TotalBytes: 1000}, 99)
 	f(Progress{Bytes: 0, TotalBytes: 0}, 100)
 	f(Progress{Bytes: 5, TotalBytes: -1}, 100)
+}
+
+// TestReplayProgressCountsFileBytes: the reports name the segments replayed, their bytes
+// never go back, they count file bytes (not decoded ones: a record of
+// zeros compresses well, so decoded sizes would run ahead), and the last
+// report is the whole log.
+func TestReplayProgressCountsFileBytes(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(nil, dir, Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte{0}, 20<<10) // compresses ~20x
+	for range 40 {
+		if err := w.Log(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) < 1 {
+		t.Fatalf("segments: %v %v", segs, err)
+	}
+	var reports []Progress
+	n := 0
+	err = ReplayWithProgress(nil, dir, 0, func([]byte) error { n++; return nil }, func(p Progress) { reports = append(reports, p) })
+	if err != nil || n != 40 {
+		t.Fatalf("replay: %d records, %v", n, err)
+	}
+	var total int64
+	for _, s := range segs {
+		total += segmentSize(s)
+	}
+	last := reports[len(reports)-1]
+	if last.First != segs[0].index || last.Last != segs[len(segs)-1].index || last.TotalBytes != total || last.Bytes != total || last.Percent() != 100 {
+		t.Fatalf("last report %+v; segments %v, %d bytes", last, segs, total)
+	}
+	for i, p := range reports {
+		if p.Bytes > p.TotalBytes || i > 0 && p.Bytes < reports[i-1].Bytes {
+			t.Fatalf("report %d: %+v after %+v", i, p, reports[max(0, i-1)])
+		}
+		if p.Current >= 0 {
+			var before int64 // bytes of the segments before Current
+			for _, s := range segs {
+				if s.index < p.Current {
+					before += segmentSize(s)
+				}
+			}
+			if p.Bytes < before || p.Bytes > before+segmentSize(segs[p.Current-segs[0].index]) {
+				t.Fatalf("report %+v: bytes outside segment %d", p, p.Current)
+			}
+		}
+	}
 }

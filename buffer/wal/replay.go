@@ -114,17 +114,17 @@ func replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 		}
 		expect = s.index + 1
 		last := i == len(segs)-1
-		segFn := fn
-		var segEnd int64
+		var (
+			segEnd int64
+			at     func(off int64)
+		)
 		if progress != nil {
 			pr.Current = s.index
 			segEnd = pr.Bytes + segmentSize(s)
 			progress(pr)
-			if fn != nil {
-				segFn = progressFn(fn, &pr, segEnd, progress)
-			}
+			at = progressAt(&pr, pr.Bytes, progress)
 		}
-		_, err := scanSegment(logger, s, last, segFn)
+		_, err := scanSegmentAt(logger, s, last, fn, at)
 		var ce *CorruptionError
 		if repair && errors.As(err, &ce) {
 			err = quarantineDamage(logger, dir, s, ce, &rep)
@@ -145,6 +145,12 @@ func replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 // If last, a torn tail is truncated away and repaired reports it. Bad data
 // elsewhere is a *CorruptionError.
 func scanSegment(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) error) (repaired bool, err error) {
+	return scanSegmentAt(logger, s, last, fn, nil)
+}
+
+// scanSegmentAt is scanSegment that also calls at (when not nil) with the
+// file offset reached after each record, for progress reports.
+func scanSegmentAt(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) error, at func(off int64)) (repaired bool, err error) {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return false, fmt.Errorf("open segment: %w", err)
@@ -175,6 +181,9 @@ func scanSegment(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) e
 		}
 		if err != nil {
 			return false, fmt.Errorf("read segment %s at offset %d: %w", s.path, off, err)
+		}
+		if at != nil {
+			at(r.off)
 		}
 		if fn == nil {
 			continue
