@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // The dashboard's features past the basics (issue 18), each shown in the
@@ -551,6 +553,32 @@ func testWebPromLinks(t *testing.T, b *browser, s *testServer, artifacts string,
 	if got := urlQuery(t, b).Get("range"); got != "3h" {
 		t.Errorf("g0.range_input=3h: range=%q", got)
 	}
+}
+
+// testWebHistograms: a query answering native histograms says what to
+// chart instead, and breaks nothing (the console check follows).
+func testWebHistograms(t *testing.T, b *browser, s *testServer, artifacts string, now time.Time) {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "hx_web_seconds"}, {Name: "host", Value: "h1"}}}}}
+	for i := int64(0); i < 30; i++ {
+		ts := now.Add(time.Duration(i-30) * time.Minute)
+		req.Timeseries[0].Histograms = append(req.Timeseries[0].Histograms, prompb.FromIntHistogram(ts.UnixMilli(), hxHistogram(i+1)))
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := s.post("/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw)); code != http.StatusNoContent {
+		t.Fatalf("remote write: %d %s", code, body)
+	}
+	b.open(t, s.url+"/?range=1h&g0.expr=hx_web_seconds&g1.expr=histogram_count(rate(hx_web_seconds[5m]))", `[data-panel=p1][data-drawn="1"]`)
+	b.poll(t, `document.querySelector('[data-panel=p0] .warning.histograms')`)
+	if w := evalJS[string](t, b, `document.querySelector('[data-panel=p0] .warning.histograms').textContent`); !strings.HasPrefix(w, "1 native histogram series is not drawn") || !strings.Contains(w, "histogram_quantile(0.9, rate(hx_web_seconds[5m]))") {
+		t.Errorf("the histogram panel says %q", w)
+	}
+	if n := evalJS[int](t, b, `document.querySelectorAll('[data-panel=p0] .u-over, [data-panel=p0] p.empty').length`); n != 0 {
+		t.Errorf("the histogram panel shows %d charts or 'no data' notes, want none", n)
+	}
+	b.screenshot(t, artifacts, "histograms.png")
 }
 
 // putDashboard stores doc through the API.

@@ -74,6 +74,7 @@ func TestWebDashboard(t *testing.T) {
 	t.Run("PrometheusLinks", func(t *testing.T) { testWebPromLinks(t, b, s, artifacts, now) })
 	t.Run("SavedDashboards", func(t *testing.T) { testWebDashboards(t, b, s, artifacts) })
 	t.Run("GrafanaImport", func(t *testing.T) { testWebGrafanaImport(t, b, s, artifacts) })
+	t.Run("NativeHistograms", func(t *testing.T) { testWebHistograms(t, b, s, artifacts, now) })
 	t.Run("OwnOriginAndQuietConsole", func(t *testing.T) { b.checkRequestsAndConsole(t, s.url) })
 }
 

@@ -146,7 +146,11 @@ export class Panel {
   // hover survive; fresh draws it anew (after a theme change).
   render({fresh = false} = {}) {
     const r = this.result;
-    const series = r?.data.resultType === 'matrix' ? r.data.result : [];
+    const all = r?.data.resultType === 'matrix' ? r.data.result : [];
+    // Native histogram samples come in "histograms", not "values": the
+    // chart draws floats only, and says what to ask for instead.
+    const series = all.filter(s => s.values?.length);
+    const histograms = all.length - series.length;
     const keep = !fresh && !this.error && this.state.view === 'chart' && series.length && this.chart?.sameSeries(series);
     if (!keep) {
       this.chart?.destroy();
@@ -164,8 +168,12 @@ export class Panel {
       return replace(this.body, h('pre.scalar', JSON.stringify(r.data.result)));
     }
     const warnings = r.warnings.map(w => h('div.warning', w));
+    if (histograms) {
+      warnings.push(h('div.warning.histograms', `${fmt.num(histograms)} native histogram series ${histograms === 1 ? 'is' : 'are'} not drawn: `,
+        'chart a float of them, e.g. ', h('code', `histogram_quantile(0.9, rate(${r.expr}[5m]))`), ' or ', h('code', `histogram_count(rate(${r.expr}[5m]))`), '.'));
+    }
     if (!series.length) {
-      return replace(this.body, warnings, h('p.empty', 'No data for this query in the selected time range.'));
+      return replace(this.body, warnings, histograms ? null : h('p.empty', 'No data for this query in the selected time range.'));
     }
     if (this.state.view === 'table') return replace(this.body, warnings, table(series, this.page.utc?.()));
     if (keep) {
