@@ -683,72 +683,10 @@ func (s *server) snapshot(ctx context.Context) (string, error) {
 	dir := filepath.Join(s.v.GetString("data_dir"), "snapshots", name)
 	var err error
 	// No compaction, retention or flush changes the set while linking.
-	s.store.Exclusive(func() { err = linkSegments(s.set.Dir(), s.set.Segments(), filepath.Join(dir, "segments")) })
+	s.store.Exclusive(func() { err = segments.LinkSnapshot(s.set.Dir(), s.set.Segments(), filepath.Join(dir, "segments")) })
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return "", err
 	}
 	return dir, nil
-}
-
-// linkSegments hard-links the files of segs (directories under from) into
-// to, copies tombstones.json if there is one, and syncs the directories.
-func linkSegments(from string, segs []segments.Info, to string) error {
-	for _, in := range segs {
-		src := filepath.Join(from, in.Meta.ID)
-		var dirs []string
-		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(src, path)
-			if err != nil {
-				return err
-			}
-			dst := filepath.Join(to, in.Meta.ID, rel)
-			if d.IsDir() {
-				dirs = append(dirs, dst)
-				return os.MkdirAll(dst, 0o755)
-			}
-			return os.Link(path, dst)
-		})
-		if err != nil {
-			return fmt.Errorf("link segment %s: %w", in.Meta.ID, err)
-		}
-		for _, d := range dirs {
-			if err := syncPath(d); err != nil {
-				return err
-			}
-		}
-	}
-	// The tombstones file is rewritten in place over time: copy it.
-	if b, err := os.ReadFile(filepath.Join(from, "tombstones.json")); err == nil {
-		if err := os.MkdirAll(to, 0o755); err != nil {
-			return fmt.Errorf("create snapshot dir: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(to, "tombstones.json"), b, 0o644); err != nil {
-			return fmt.Errorf("copy tombstones: %w", err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read tombstones: %w", err)
-	}
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return fmt.Errorf("create snapshot dir: %w", err)
-	}
-	for _, d := range []string{to, filepath.Dir(to), filepath.Dir(filepath.Dir(to))} {
-		if err := syncPath(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// syncPath fsyncs a file or directory.
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	return errors.Join(err, f.Close())
 }
