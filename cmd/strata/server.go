@@ -94,8 +94,9 @@ type server struct {
 	api       *api.API
 	lock      *buffer.DirLock // held on data_dir until serve returns
 
-	lastRetention time.Time   // guarded by the store's flush lock (maintain)
-	tls           *tls.Config // nil: plain HTTP
+	lastRetention     time.Time     // guarded by the store's flush lock (maintain)
+	retentionInterval time.Duration // retention.interval, read once at start
+	tls               *tls.Config   // nil: plain HTTP
 }
 
 // newServer opens the storage and wires the server; replay is told how the
@@ -171,7 +172,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig, lock: lock}
+	srv := &server{retentionInterval: v.GetDuration("retention.interval"), logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig, lock: lock}
 	if v.GetBool("downsample.enabled") {
 		srv.rollups, err = downsample.New(logger, set, downsample.Options{
 			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
@@ -311,22 +312,22 @@ type cacheStatus struct{ c *cache.Cache }
 
 func (c cacheStatus) Invalidate(tag string) { c.c.Invalidate(tag) }
 func (c cacheStatus) Reset()                { c.c.Reset() }
-func (c cacheStatus) Status() any {
+func (c cacheStatus) Status() api.CacheStatus {
 	st := c.c.Stats()
 	lookups := st.Hits + st.Stale + st.Misses
 	ratio := 0.0
 	if lookups > 0 {
 		ratio = float64(st.Hits+st.Stale) / float64(lookups)
 	}
-	return map[string]any{
-		"entries": st.Entries, "bytes": st.Bytes, "maxBytes": st.MaxBytes, "evictedBytes": st.EvictedBytes,
-		"hits": st.Hits, "partialHits": st.PartialHits, "misses": st.Misses, "staleServed": st.Stale,
-		"sharedWaits": st.SharedWaits, "computations": st.Computations, "refreshes": st.Refreshes,
-		"refreshFailures": st.RefreshFailures, "invalidations": st.Invalidations, "hitRatio": ratio,
-		"generation": st.Generation,
-		"l2Enabled":  st.L2Enabled, "l2Connected": st.L2Connected, "l2Hits": st.L2Hits, "l2Misses": st.L2Misses,
-		"l2Errors": st.L2Errors, "l2Writes": st.L2Writes, "l2WritesDropped": st.L2WritesDropped,
-		"l2LockWaits": st.L2LockWaits, "l2Resyncs": st.L2Resyncs,
+	return api.CacheStatus{
+		Entries: st.Entries, Bytes: st.Bytes, MaxBytes: st.MaxBytes, EvictedBytes: st.EvictedBytes,
+		Hits: st.Hits, PartialHits: st.PartialHits, Misses: st.Misses, StaleServed: st.Stale,
+		SharedWaits: st.SharedWaits, Computations: st.Computations, Refreshes: st.Refreshes,
+		RefreshFailures: st.RefreshFailures, Invalidations: st.Invalidations, HitRatio: ratio,
+		Generation: st.Generation,
+		L2Enabled:  st.L2Enabled, L2Connected: st.L2Connected, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
+		L2Errors: st.L2Errors, L2Writes: st.L2Writes, L2WritesDropped: st.L2WritesDropped,
+		L2LockWaits: st.L2LockWaits, L2Resyncs: st.L2Resyncs,
 	}
 }
 
@@ -576,7 +577,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 // maintain runs the background work that follows a flush check; the store
 // holds its flush lock around it.
 func (s *server) maintain(ctx context.Context) {
-	if time.Since(s.lastRetention) >= s.v.GetDuration("retention.interval") {
+	if time.Since(s.lastRetention) >= s.retentionInterval {
 		s.lastRetention = time.Now()
 		// Roll up before retention deletes the raw data the rollups need.
 		if s.rollups != nil {
