@@ -283,7 +283,7 @@ func TestCachedEqualsFresh(t *testing.T) {
 		e.write(t, b)
 	}
 	counts := map[CacheStatus]int{}
-	var queries, writes, lates, deletes, retentions int
+	var queries, writes, lates, deletes, retentions, histHits int
 	for op := range ops {
 		now := e.clock.Now()
 		switch r := rng.Intn(100); {
@@ -389,11 +389,27 @@ func TestCachedEqualsFresh(t *testing.T) {
 			}
 			counts[cached.Cache]++
 			queries++
+			if (cached.Cache == CacheHit || cached.Cache == CachePartial) && matrixHasHistograms(asMatrix(cached.Value)) {
+				histHits++
+			}
 		}
 	}
 	t.Logf("%d ops: %d queries %v, %d writes (%d late or out of order samples), %d deletes, %d retention runs",
 		ops, queries, counts, writes, lates, deletes, retentions)
+	if histHits == 0 {
+		t.Fatal("no answer holding histograms came from the cache")
+	}
+	t.Logf("%d answers holding histograms came (partly) from the cache", histHits)
 	if counts[CacheHit]+counts[CachePartial] < queries/10 {
 		t.Fatalf("the cache answered too little to be tested: %v", counts)
 	}
+}
+
+func matrixHasHistograms(m promql.Matrix) bool {
+	for _, s := range m {
+		if len(s.Histograms) > 0 {
+			return true
+		}
+	}
+	return false
 }

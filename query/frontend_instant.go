@@ -45,15 +45,13 @@ func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, max Res
 		e := &extent{Key: key, From: t, To: t, Warnings: res.Warnings, Infos: res.Infos}
 		switch val := res.Value.(type) {
 		case promql.Matrix:
-			if hasHistograms(val) {
-				return appendExtent(nil, &extent{Key: key, Kind: 'x'}), -1, nil
-			}
 			e.Kind, e.Matrix = 'm', val
 		case promql.Vector:
 			e.Kind = 'v'
 			for _, s := range val {
 				if s.H != nil {
-					return appendExtent(nil, &extent{Key: key, Kind: 'x'}), -1, nil // not cacheable
+					e.Matrix = append(e.Matrix, promql.Series{Metric: s.Metric, Histograms: []promql.HPoint{{T: s.T, H: s.H}}})
+					continue
 				}
 				e.Matrix = append(e.Matrix, promql.Series{Metric: s.Metric, Floats: []promql.FPoint{{T: s.T, F: s.F}}})
 			}
@@ -83,10 +81,14 @@ func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, max Res
 	case 'v':
 		vec := make(promql.Vector, 0, len(e.Matrix))
 		for _, s := range e.Matrix {
-			if len(s.Floats) != 1 {
+			switch {
+			case len(s.Floats) == 1 && len(s.Histograms) == 0:
+				vec = append(vec, promql.Sample{Metric: s.Metric, T: s.Floats[0].T, F: s.Floats[0].F})
+			case len(s.Floats) == 0 && len(s.Histograms) == 1:
+				vec = append(vec, promql.Sample{Metric: s.Metric, T: s.Histograms[0].T, H: s.Histograms[0].H})
+			default:
 				return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 			}
-			vec = append(vec, promql.Sample{Metric: s.Metric, T: s.Floats[0].T, F: s.Floats[0].F})
 		}
 		out.Value = vec
 	case 's':

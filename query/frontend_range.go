@@ -3,7 +3,6 @@ package query
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -31,10 +30,6 @@ type rangeCall struct {
 	pl   *plan
 	step int64 // ms
 }
-
-// errHistograms makes Range answer without the cache: cached extents hold
-// float points only.
-var errHistograms = errors.New("histogram result")
 
 // Range answers a range query, through the cache unless bypass is set.
 func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Result, error) {
@@ -65,9 +60,6 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 		return nil, err
 	}
 	if err := q.answer(ctx, pieces); err != nil {
-		if errors.Is(err, errHistograms) {
-			return f.evalWhole(ctx, r, res)
-		}
 		return nil, err
 	}
 	return q.result(pieces), nil
@@ -224,9 +216,6 @@ func (q *rangeCall) evalCold(ctx context.Context, ps []*piece) error {
 	if err != nil {
 		return err
 	}
-	if hasHistograms(m) {
-		return errHistograms
-	}
 	for _, p := range ps {
 		p.status = CacheMiss
 	}
@@ -253,9 +242,6 @@ func (q *rangeCall) evalRun(ctx context.Context, ps []*piece) error {
 		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, first.a, last.b, q.r.Step)
 		if err != nil {
 			return nil, 0, err
-		}
-		if hasHistograms(m) {
-			return appendExtent(nil, &extent{Key: first.key, Kind: 'x'}), -1, nil
 		}
 		ran = true
 		if len(w)+len(i) > 0 {
@@ -337,18 +323,12 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 		if err != nil {
 			return nil, 0, err
 		}
-		if hasHistograms(m) {
-			return appendExtent(nil, &extent{Key: p.key, Kind: 'x'}), -1, nil
-		}
 		return appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: m, Warnings: w, Infos: i}), 0, nil
 	})
 	if err != nil {
 		return err
 	}
 	e, derr := decodeExtent(v)
-	if derr == nil && e.Kind == 'x' {
-		return errHistograms
-	}
 	if derr != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' {
 		// Never trust a value stored under another key.
 		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
@@ -365,9 +345,6 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
 		if err != nil {
 			return err
-		}
-		if hasHistograms(m) {
-			return errHistograms
 		}
 		_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: m, Warnings: w, Infos: i}), 0)
 		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
@@ -410,9 +387,6 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 		to = p.b
 	}
 	merged := mergeMatrices(parts)
-	if hasHistograms(merged) {
-		return errHistograms
-	}
 	warn, info = dedupStrings(warn), dedupStrings(info)
 	_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: from, To: to, Matrix: merged, Warnings: warn, Infos: info}), 0)
 	p.m, p.warn, p.info, p.status = trimMatrix(merged, p.a, p.b), dedupStrings(pwarn), dedupStrings(pinfo), CachePartial
@@ -493,14 +467,4 @@ func (f *Frontend) eval(ctx context.Context, qs string, res Resolution, a, b int
 	}
 	w, i := annotationStrings(qs, out.Warnings)
 	return m, w, i, nil
-}
-
-// hasHistograms reports whether m holds a histogram point.
-func hasHistograms(m promql.Matrix) bool {
-	for _, s := range m {
-		if len(s.Histograms) > 0 {
-			return true
-		}
-	}
-	return false
 }
