@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -345,32 +343,10 @@ func (s *server) runDownsample(ctx context.Context) (map[string]int, error) {
 	return map[string]int{"rollupsWritten": n}, err
 }
 
-// downsample builds the rollups that are due. New rollups change what
-// queries on those days read (bucket averages instead of raw samples), so
-// the cache forgets those days.
+// downsample builds the rollups that are due; the frontend forgets the
+// cached answers they change.
 func (s *server) downsample(ctx context.Context) (int, error) {
-	before := map[string]bool{}
-	for _, in := range s.set.Segments() {
-		before[in.Meta.ID] = true
-	}
-	n, err := s.rollups.Run(ctx)
-	if n == 0 {
-		return n, err
-	}
-	segs, release := s.set.Acquire(math.MinInt64, math.MaxInt64)
-	defer release()
-	for _, seg := range segs {
-		m := seg.Meta()
-		if m.Resolution == 0 || before[m.ID] {
-			continue
-		}
-		names, lerr := seg.LabelValues(labels.MetricName)
-		if lerr != nil {
-			s.logger.Warn("read metric names of a new rollup", "segment", m.ID, "err", lerr)
-		}
-		s.frontend.Invalidate(names, m.MinTime, m.MaxTime)
-	}
-	return n, err
+	return s.frontend.InvalidateNewRollups(s.logger, s.set, func() (int, error) { return s.rollups.Run(ctx) })
 }
 
 // runRetention applies the retention policy now, serialised with flushes
