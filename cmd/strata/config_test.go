@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -156,28 +155,10 @@ func TestHelpGroupsOptions(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestJSONLogEveryLine: with log.format=json every line the server prints,
 // on stdout and stderr, banner and shutdown included, is a JSON object.
 func TestJSONLogEveryLine(t *testing.T) {
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	started := make(chan string, 1)
