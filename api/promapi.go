@@ -13,9 +13,9 @@ import (
 // The parts of Prometheus' HTTP API that need no storage of their own:
 // query formatting and parsing, and the empty-but-valid answers for what a
 // Prometheus server has and Strata does not (scrape targets, rules, alerts,
-// Alertmanagers). Dashboards and tools written for Prometheus (Grafana's
-// data source checks, promtool, the Prometheus UI) call them and expect
-// Prometheus' shape, not a 404.
+// Alertmanagers, server notifications). Dashboards and tools written for
+// Prometheus (Grafana's data source checks, promtool, the Prometheus UI)
+// call them and expect Prometheus' shape, not a 404.
 
 func (a *API) promRoutes(e *echo.Echo) {
 	getPost := []string{http.MethodGet, http.MethodPost}
@@ -26,6 +26,7 @@ func (a *API) promRoutes(e *echo.Echo) {
 	e.GET("/api/v1/scrape_pools", a.staticJSON(`{"scrapePools":[]}`))
 	e.GET("/api/v1/alertmanagers", a.staticJSON(`{"activeAlertmanagers":[],"droppedAlertmanagers":[]}`))
 	e.GET("/api/v1/alerts", a.staticJSON(`{"alerts":[]}`))
+	e.GET("/api/v1/notifications", a.staticJSON(`[]`))
 	e.GET("/api/v1/rules", a.rules)
 	e.GET("/api/v1/metadata", a.metadata)
 	e.Match(getPost, "/api/v1/query_exemplars", a.queryExemplars)
