@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -82,6 +83,37 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// checkRemoteWriteType refuses with 415 what the remote write spec says a
+// receiver must refuse that way: a message it does not decode (remote write
+// 2.0's io.prometheus.write.v2.Request is not decoded yet; answering 2xx to
+// it would drop the data while the sender counts it as sent) and an
+// encoding other than snappy (gzip is read as well, as on every write
+// route). A 1.0 request may leave the proto parameter, or the whole
+// Content-Type, out.
+func checkRemoteWriteType(h http.Header) error {
+	unsupported := func(format string, args ...any) error {
+		return &apiError{typ: errBadData, status: http.StatusUnsupportedMediaType, err: fmt.Errorf(format, args...)}
+	}
+	if enc := h.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") && !strings.EqualFold(enc, "gzip") {
+		return unsupported("Content-Encoding %q is not supported: remote write bodies are snappy-compressed", enc)
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return unsupported("invalid Content-Type %q: %v", ct, err)
+	}
+	if mt != "application/x-protobuf" {
+		return unsupported("Content-Type %q is not supported: remote write is application/x-protobuf", mt)
+	}
+	if proto, ok := params["proto"]; ok && proto != "prometheus.WriteRequest" {
+		return unsupported("remote write message %q is not supported: send prometheus.WriteRequest (remote write 1.0; in Prometheus, protobuf_message: prometheus.WriteRequest)", proto)
+	}
+	return nil
+}
+
 // ingestFormat is one write endpoint's decoder.
 type ingestFormat struct {
 	name   string
@@ -89,7 +121,10 @@ type ingestFormat struct {
 }
 
 var (
-	formatRemoteWrite = ingestFormat{"remote_write", func(a *API, _ echo.Context, body []byte) (*ingest.Batch, error) {
+	formatRemoteWrite = ingestFormat{"remote_write", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
+		if err := checkRemoteWriteType(c.Request().Header); err != nil {
+			return nil, err
+		}
 		if n, err := snappy.DecodedLen(body); err == nil && int64(n) > a.opts.MaxBodyBytes {
 			return nil, &http.MaxBytesError{Limit: a.opts.MaxBodyBytes}
 		}
