@@ -16,23 +16,32 @@ import (
 	"github.com/strata-tsdb/strata/segments"
 )
 
-// BenchmarkColdTargetQuery is TARGETS.md's cold query: avg by (host)
-// (avg_over_time(x[1h])) over 11 h of 10 s data for 200 hosts at a 1 h
-// step, with the data flushed to segments as a running server holds it
-// (the newest hour in the head).
-func BenchmarkColdTargetQuery(b *testing.B) {
+// openBenchStore opens a store and its segment set in a temporary data dir,
+// closed when the benchmark ends.
+func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
+	b.Helper()
 	dir := b.TempDir()
 	logger := slog.New(slog.DiscardHandler)
 	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer set.Close()
+	b.Cleanup(func() { set.Close() })
 	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close(context.Background())
+	b.Cleanup(func() { store.Close(context.Background()) })
+	return store, set
+}
+
+// BenchmarkColdTargetQuery is TARGETS.md's cold query: avg by (host)
+// (avg_over_time(x[1h])) over 11 h of 10 s data for 200 hosts at a 1 h
+// step, with the data flushed to segments as a running server holds it
+// (the newest hour in the head).
+func BenchmarkColdTargetQuery(b *testing.B) {
+	store, set := openBenchStore(b)
+	logger := slog.New(slog.DiscardHandler)
 	end := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	start := end.Add(-12 * time.Hour)
 	rng := rand.New(rand.NewSource(1))

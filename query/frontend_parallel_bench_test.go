@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/segments"
@@ -24,18 +22,8 @@ import (
 // cache every time: serial (each run of missing extents in one engine
 // call) against parallel (the run cut in GOMAXPROCS pieces).
 func BenchmarkColdRangeParallelMisses(b *testing.B) {
-	dir := b.TempDir()
+	store, set := openBenchStore(b)
 	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer set.Close()
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close(context.Background())
 	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	start := now.Add(-7 * 24 * time.Hour)
 	rng := rand.New(rand.NewSource(1))
