@@ -9,34 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/query"
 )
 
 // newAuthTestServer serves an API with opts over an empty in-memory head.
 func newAuthTestServer(t *testing.T, opts Options) string {
 	t.Helper()
-	head, err := buffer.NewHead(buffer.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	q := query.NewQueryable(head, nil)
-	eng, err := query.NewEngine(logger, nil, q, query.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe, err := query.NewFrontend(eng, nil, query.FrontendOptions{}, nil, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	a, err := New(logger, reg, reg, head, fe, q, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newTestAPI(t, slog.New(slog.DiscardHandler), query.Options{}, opts)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL

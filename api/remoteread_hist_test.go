@@ -9,13 +9,11 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/segments"
@@ -44,25 +42,7 @@ func histReadData() []segments.Sample {
 }
 
 func TestRemoteReadHistograms(t *testing.T) {
-	head, err := buffer.NewHead(buffer.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	q := query.NewQueryable(head, nil)
-	eng, err := query.NewEngine(logger, nil, q, query.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe, err := query.NewFrontend(eng, nil, query.FrontendOptions{}, nil, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	a, err := New(logger, reg, reg, head, fe, q, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, head := newTestAPI(t, slog.New(slog.DiscardHandler), query.Options{}, Options{})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	lset := labels.FromStrings("__name__", "mixed")

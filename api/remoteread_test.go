@@ -59,6 +59,31 @@ func readTestData() map[string][]readSample {
 	return out
 }
 
+// newTestAPI builds the API over a new in-memory head with the query
+// engine's options eopts and the API's options opts, logging to logger.
+func newTestAPI(t *testing.T, logger *slog.Logger, eopts query.Options, opts Options) (*API, *buffer.Head) {
+	t.Helper()
+	head, err := buffer.NewHead(buffer.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := query.NewQueryable(head, nil)
+	eng, err := query.NewEngine(logger, nil, q, eopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe, err := query.NewFrontend(eng, nil, query.FrontendOptions{}, nil, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	a, err := New(logger, reg, reg, head, fe, q, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, head
+}
+
 // newReadTestServer serves an API over an in-memory head holding
 // readTestData (plus extra line protocol), with maxSamples as the query
 // sample limit (0: the default).
@@ -73,26 +98,8 @@ func newReadTestServer(t *testing.T, maxSamples int, extra []byte) string {
 // is logged by net/http as "panic serving").
 func startReadTestServer(t *testing.T, maxSamples int, extra []byte) (string, *lockedBuffer) {
 	t.Helper()
-	head, err := buffer.NewHead(buffer.Options{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	q := query.NewQueryable(head, nil)
-	eng, err := query.NewEngine(logger, nil, q, query.Options{MaxSamples: maxSamples})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe, err := query.NewFrontend(eng, nil, query.FrontendOptions{}, nil, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	a, err := New(logger, reg, reg, head, fe, q, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newTestAPI(t, slog.New(slog.NewTextHandler(logs, nil)), query.Options{MaxSamples: maxSamples}, Options{})
 	srv := httptest.NewUnstartedServer(a.Handler())
 	srv.Config.ErrorLog = log.New(logs, "", 0)
 	srv.Start()
