@@ -367,25 +367,8 @@ func grepLines(s, substr string) string {
 // answer of the given type into samples per series.
 func remoteReadGo(t *testing.T, base string, q *prompb.Query, typ prompb.ReadRequest_ResponseType) map[string][]point {
 	t.Helper()
-	raw, err := (&prompb.ReadRequest{Queries: []*prompb.Query{q}, AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{typ}}).Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/read", bytes.NewReader(snappy.Encode(nil, raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postRemoteRead(t, base, &prompb.ReadRequest{Queries: []*prompb.Query{q}, AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{typ}})
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("%v: %d %s", typ, resp.StatusCode, b)
-	}
 	out := map[string][]point{}
 	key := func(ls []prompb.Label) string {
 		var name, host string
@@ -419,13 +402,65 @@ func remoteReadGo(t *testing.T, base string, q *prompb.Query, typ prompb.ReadReq
 		}
 		return out
 	}
-	// STREAMED_XOR_CHUNKS: uvarint length, CRC-32C, ChunkedReadResponse.
-	br := bufio.NewReader(resp.Body)
+	readChunkedFrames(t, resp.Body, func(cr *prompb.ChunkedReadResponse) {
+		for _, cs := range cr.ChunkedSeries {
+			for _, c := range cs.Chunks {
+				chk, err := chunkenc.FromData(chunkenc.EncXOR, c.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				it := chk.Iterator(nil)
+				for it.Next() == chunkenc.ValFloat {
+					ts, v := it.At()
+					out[key(cs.Labels)] = append(out[key(cs.Labels)], point{ts, v})
+				}
+				if it.Err() != nil {
+					t.Fatal(it.Err())
+				}
+			}
+		}
+	})
+	return out
+}
+
+// postRemoteRead sends a remote read request to base and returns the
+// successful answer, whose body the caller closes.
+func postRemoteRead(t *testing.T, base string, rr *prompb.ReadRequest) *http.Response {
+	t.Helper()
+	raw, err := rr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/read", bytes.NewReader(snappy.Encode(nil, raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("remote read from %s: %d %s", base, resp.StatusCode, b)
+	}
+	return resp
+}
+
+// readChunkedFrames decodes a STREAMED_XOR_CHUNKS answer (frames of a
+// uvarint length, a CRC-32C and a ChunkedReadResponse) and hands each
+// message to fn.
+func readChunkedFrames(t *testing.T, r io.Reader, fn func(*prompb.ChunkedReadResponse)) {
+	t.Helper()
+	br := bufio.NewReader(r)
 	table := crc32.MakeTable(crc32.Castagnoli)
 	for {
 		size, err := binary.ReadUvarint(br)
 		if errors.Is(err, io.EOF) {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -445,21 +480,6 @@ func remoteReadGo(t *testing.T, base string, q *prompb.Query, typ prompb.ReadReq
 		if err := cr.Unmarshal(msg); err != nil {
 			t.Fatal(err)
 		}
-		for _, cs := range cr.ChunkedSeries {
-			for _, c := range cs.Chunks {
-				chk, err := chunkenc.FromData(chunkenc.EncXOR, c.Data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				it := chk.Iterator(nil)
-				for it.Next() == chunkenc.ValFloat {
-					ts, v := it.At()
-					out[key(cs.Labels)] = append(out[key(cs.Labels)], point{ts, v})
-				}
-				if it.Err() != nil {
-					t.Fatal(it.Err())
-				}
-			}
-		}
+		fn(&cr)
 	}
 }
