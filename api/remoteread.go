@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -205,19 +206,28 @@ func fromLabelMatchers(pms []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
 }
 
 // sampleBudget counts the samples of one request against the limit and
-// checks the request's context now and then.
+// checks the request's context now and then. A float sample costs 1, a
+// native histogram its size (ingest.HistogramCost), as the PromQL engine
+// counts them against the same limit.
 type sampleBudget struct {
 	ctx         context.Context
 	limit, left int
+	taken       int // samples and histograms taken, for the context checks
 }
 
-func (b *sampleBudget) take() error {
-	if b.left == 0 {
-		return &apiError{typ: errExecution, status: http.StatusUnprocessableEntity,
-			err: fmt.Errorf("remote read would return more than %d samples (query.max-samples); narrow the matchers or the time range", b.limit)}
+// take takes the cost of x from the budget.
+func (b *sampleBudget) take(x *segments.Sample) error {
+	cost := 1
+	if x.H != nil || x.FH != nil {
+		cost = ingest.HistogramCost(x.H, x.FH)
 	}
-	b.left--
-	if (b.limit-b.left)%remoteReadCtxCheckInterval == 0 {
+	if b.left < cost {
+		return &apiError{typ: errExecution, status: http.StatusUnprocessableEntity,
+			err: fmt.Errorf("remote read would return more than %d samples (query.max-samples; a native histogram counts by its size); narrow the matchers or the time range", b.limit)}
+	}
+	b.left -= cost
+	b.taken++
+	if b.taken%remoteReadCtxCheckInterval == 0 {
 		return b.ctx.Err()
 	}
 	return nil
@@ -290,7 +300,7 @@ func (a *API) remoteReadSamples(ctx context.Context, c echo.Context, queries []r
 				if !ok {
 					break
 				}
-				if err := budget.take(); err != nil {
+				if err := budget.take(&x); err != nil {
 					return err
 				}
 				switch {
@@ -394,7 +404,7 @@ func (s *chunkStreamer) series(ls labels.Labels, it chunkenc.Iterator) error {
 		if !ok {
 			break
 		}
-		if err := s.budget.take(); err != nil {
+		if err := s.budget.take(&x); err != nil {
 			return err
 		}
 		next, nextApp, cut := segments.AppendSample(chk, app, nil, &x)

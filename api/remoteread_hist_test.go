@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/segments"
@@ -41,12 +44,11 @@ func histReadData() []segments.Sample {
 	return out
 }
 
-func TestRemoteReadHistograms(t *testing.T) {
-	a, head := newTestAPI(t, slog.New(slog.DiscardHandler), query.Options{}, Options{})
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	lset := labels.FromStrings("__name__", "mixed")
-	s := ingest.Series{Labels: lset}
+// appendHistReadData appends histReadData to head as series "mixed" and
+// returns it.
+func appendHistReadData(t *testing.T, head *buffer.Head) []segments.Sample {
+	t.Helper()
+	s := ingest.Series{Labels: labels.FromStrings("__name__", "mixed")}
 	data := histReadData()
 	for _, x := range data {
 		switch {
@@ -61,6 +63,60 @@ func TestRemoteReadHistograms(t *testing.T) {
 	if err := head.Append(&ingest.Batch{Series: []ingest.Series{s}}); err != nil {
 		t.Fatal(err)
 	}
+	return data
+}
+
+// TestRemoteReadHistogramBudget checks that query.max_samples counts a
+// native histogram by its size in both response types, as the PromQL
+// engine does: a read whose floats plus histogram sizes are exactly the
+// limit is answered, one sample-equivalent less is refused, although the
+// number of samples and histograms is far under it.
+func TestRemoteReadHistogramBudget(t *testing.T) {
+	var cost, n int
+	for _, x := range histReadData() {
+		n++
+		switch {
+		case x.FH != nil:
+			cost += (x.FH.Size() + 8) / 16 // promql.HPoint.size
+		case x.H != nil:
+			cost += (x.H.ToFloat(nil).Size() + 8) / 16
+		default:
+			cost++
+		}
+	}
+	if cost < 2*n {
+		t.Fatalf("the data costs %d for %d samples: too cheap to tell size from count", cost, n)
+	}
+	for _, tc := range []struct {
+		limit int
+		code  int
+	}{{cost, 200}, {cost - 1, 422}} {
+		a, head := newTestAPI(t, slog.New(slog.DiscardHandler), query.Options{MaxSamples: tc.limit}, Options{})
+		srv := httptest.NewServer(a.Handler())
+		appendHistReadData(t, head)
+		for _, typ := range []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES, prompb.ReadRequest_STREAMED_XOR_CHUNKS} {
+			resp := postRead(t, srv.URL, encodeReadRequest(t, &prompb.ReadRequest{
+				Queries:               []*prompb.Query{{StartTimestampMs: 0, EndTimestampMs: math.MaxInt64, Matchers: []*prompb.LabelMatcher{matcher(prompb.LabelMatcher_EQ, "__name__", "mixed")}}},
+				AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{typ},
+			}))
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("limit %d (the data costs %d), %v: status %d, want %d: %.200s", tc.limit, cost, typ, resp.StatusCode, tc.code, body)
+			}
+			if tc.code == 422 && !strings.Contains(string(body), "a native histogram counts by its size") {
+				t.Errorf("limit %d, %v: %s", tc.limit, typ, body)
+			}
+		}
+		srv.Close()
+	}
+}
+
+func TestRemoteReadHistograms(t *testing.T) {
+	a, head := newTestAPI(t, slog.New(slog.DiscardHandler), query.Options{}, Options{})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	data := appendHistReadData(t, head)
 	mint, maxt := readTestT0+50*10_000, readTestT0+280*10_000
 	var want []segments.Sample
 	for _, x := range data {

@@ -49,6 +49,7 @@ type builder struct {
 	// anyway, so batch() always scatters them.
 	hists      []HistogramSample
 	histOwners []int32
+	histCost   int // HistogramCost summed over hists
 
 	sb labels.ScratchBuilder
 }
@@ -94,6 +95,7 @@ func (b *builder) release() {
 	clear(b.hists) // drop references to histograms
 	b.hists = b.hists[:0]
 	b.histOwners = b.histOwners[:0]
+	b.histCost = 0
 	b.resetLabels()
 	builderPool.Put(b)
 }
@@ -238,7 +240,7 @@ func (b *builder) validatePending() error {
 
 // add appends one sample to series ref.
 func (b *builder) add(ref int32, t int64, v float64) error {
-	if exceeds(len(b.samples)+len(b.hists)+1, b.lim.MaxSamplesPerRequest) {
+	if exceeds(len(b.samples)+b.histCost+1, b.lim.MaxSamplesPerRequest) {
 		return errTooManySamples(b.lim)
 	}
 	if b.grouped && len(b.owners) > 0 {
@@ -257,8 +259,9 @@ func (b *builder) add(ref int32, t int64, v float64) error {
 // 8 (up to 52, reserved by Prometheus) are reduced to 8, as Prometheus'
 // remote write receiver does; a histogram that fails Prometheus'
 // validation is an ErrInvalidHistogram.
+// It counts against MaxSamplesPerRequest by its size (HistogramCost).
 func (b *builder) addHistogram(ref int32, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
-	if exceeds(len(b.samples)+len(b.hists)+1, b.lim.MaxSamplesPerRequest) {
+	if exceeds(len(b.samples)+b.histCost+HistogramCost(h, fh), b.lim.MaxSamplesPerRequest) {
 		return errTooManySamples(b.lim)
 	}
 	var err error
@@ -287,6 +290,7 @@ func (b *builder) addHistogram(ref int32, t int64, h *histogram.Histogram, fh *h
 		})
 		return withSeries(newError(ErrInvalidHistogram, fmt.Sprintf("invalid native histogram at %d: %v", t, err)), formatSeries(lset.Get(labels.MetricName), rest))
 	}
+	b.histCost += HistogramCost(h, fh)
 	b.hists = append(b.hists, HistogramSample{T: t, H: h, FH: fh})
 	b.histOwners = append(b.histOwners, ref)
 	b.series[ref].nh++
@@ -294,7 +298,7 @@ func (b *builder) addHistogram(ref int32, t int64, h *histogram.Histogram, fh *h
 }
 
 func errTooManySamples(lim Limits) *Error {
-	return newError(ErrTooManySamples, fmt.Sprintf("too many samples: more than %d in one request", lim.MaxSamplesPerRequest))
+	return newError(ErrTooManySamples, fmt.Sprintf("too many samples: more than %d in one request (a native histogram counts as %d plus one per 2 buckets or spans)", lim.MaxSamplesPerRequest, HistogramCost(nil, &histogram.FloatHistogram{})))
 }
 
 // batch returns the accumulated Batch. Series that received no sample are

@@ -71,7 +71,7 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 		// valid snappy block, so the fuzzer can explore either layer.
 		for _, body := range [][]byte{data, snappy.Encode(nil, data)} {
 			b, err := DecodeRemoteWrite(body, fuzzLimits)
-			checkAgainstPrompb(t, body, b, err)
+			checkAgainstPrompb(t, body, fuzzLimits, b, err)
 			if !checkDecoded(t, b, err) {
 				continue
 			}
@@ -101,12 +101,12 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 	})
 }
 
-// checkAgainstPrompb compares DecodeRemoteWrite's result with decoding body
+// checkAgainstPrompb compares DecodeRemoteWrite (under lim)'s result with decoding body
 // through prompb's generated Unmarshal: wherever prompb accepts the
 // protobuf, the hand-written reader must give the same batch or the same
 // validation error. (It may accept more, as it skips exemplars and metadata
 // unparsed.)
-func checkAgainstPrompb(t *testing.T, body []byte, got *Batch, gotErr error) {
+func checkAgainstPrompb(t *testing.T, body []byte, lim Limits, got *Batch, gotErr error) {
 	t.Helper()
 	if n, err := snappy.DecodedLen(body); err != nil || n > maxSnappyRatio*len(body) {
 		return // refused before decoding; do not allocate what the header claims
@@ -119,7 +119,7 @@ func checkAgainstPrompb(t *testing.T, body []byte, got *Batch, gotErr error) {
 	if err := req.Unmarshal(raw); err != nil {
 		return
 	}
-	want, wantErr := referenceBatch(&req, fuzzLimits)
+	want, wantErr := referenceBatch(&req, lim)
 	if wantErr != nil {
 		if gotErr == nil || !sameSentinel(gotErr, wantErr) {
 			t.Fatalf("prompb path fails with %v, DecodeRemoteWrite with %v", wantErr, gotErr)

@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"errors"
 	"math"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -89,7 +92,7 @@ func TestDecodeRemoteWriteHistograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireBatch(t, got, want.Series)
-	checkAgainstPrompb(t, body, got, nil)
+	checkAgainstPrompb(t, body, DefaultLimits(), got, nil)
 	if n := got.NumHistograms(); n != len(testHistograms())+2 {
 		t.Errorf("NumHistograms = %d", n)
 	}
@@ -136,7 +139,7 @@ func TestDecodeRemoteWriteHistogramEncodings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkAgainstPrompb(t, body, got, err)
+	checkAgainstPrompb(t, body, DefaultLimits(), got, err)
 	fh := got.Series[0].Histograms[0].FH
 	if fh == nil || fh.Count != 7 || fh.ZeroCount != 1 || fh.Schema != 3 || len(fh.PositiveBuckets) != 2 || fh.CounterResetHint != histogram.NotCounterReset {
 		t.Fatalf("decoded %#v", fh)
@@ -231,4 +234,65 @@ func appendUvarint(b []byte, v uint64) []byte {
 		v >>= 7
 	}
 	return append(b, byte(v))
+}
+
+// TestHistogramCost checks HistogramCost against the size Prometheus'
+// engine gives a histogram (promql.HPoint.size: (FloatHistogram.Size()+8)/16).
+func TestHistogramCost(t *testing.T) {
+	for i, h := range testHistograms() {
+		fh := h.ToFloatHistogram()
+		want := (fh.Size() + 8) / 16
+		if h.IsFloatHistogram() {
+			if got := HistogramCost(nil, fh); got != want {
+				t.Errorf("float histogram %d: cost %d, want %d", i, got, want)
+			}
+			continue
+		}
+		if got := HistogramCost(h.ToIntHistogram(), nil); got != want {
+			t.Errorf("histogram %d: cost %d, want %d", i, got, want)
+		}
+	}
+	if got := HistogramCost(nil, &histogram.FloatHistogram{}); got != 11 {
+		t.Errorf("empty histogram: cost %d, want 11", got)
+	}
+}
+
+// TestHistogramsCountBySize checks that MaxSamplesPerRequest counts a
+// native histogram by its size: a request of floats and histograms whose
+// cost is exactly the limit is accepted, one under it is refused, although
+// it holds far fewer samples and histograms than the limit.
+func TestHistogramsCountBySize(t *testing.T) {
+	h := &histogram.Histogram{Schema: 3, Count: 40, Sum: 2,
+		PositiveSpans:   []histogram.Span{{Offset: -4, Length: 10}, {Offset: 3, Length: 10}},
+		PositiveBuckets: []int64{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+	}
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: pl("__name__", "floats"), Samples: ps(1, 1, 2, 2, 3, 3)}}}
+	cost := 3
+	for s := range 4 {
+		ts := prompb.TimeSeries{Labels: pl("__name__", "latency", "s", strconv.Itoa(s))}
+		for i := range 5 {
+			ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(int64(i*1000), h))
+			cost += (h.ToFloat(nil).Size() + 8) / 16
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	if n := 3 + 4*5; cost < 5*n {
+		t.Fatalf("the request costs %d for %d samples: too cheap to tell size from count", cost, n)
+	}
+	body := encodeRW(t, req)
+	lim := DefaultLimits()
+	lim.MaxSamplesPerRequest = cost
+	b, err := DecodeRemoteWrite(body, lim)
+	if err != nil {
+		t.Fatalf("limit %d = the request's cost: %v", cost, err)
+	}
+	if b.NumHistograms() != 20 {
+		t.Fatalf("%d histograms", b.NumHistograms())
+	}
+	lim.MaxSamplesPerRequest = cost - 1
+	_, err = DecodeRemoteWrite(body, lim)
+	if !errors.Is(err, ErrTooManySamples) || !strings.Contains(err.Error(), "a native histogram counts as 11 plus one per 2 buckets or spans") {
+		t.Fatalf("limit %d, one under the request's cost: %v", cost-1, err)
+	}
+	checkAgainstPrompb(t, body, lim, nil, err)
 }

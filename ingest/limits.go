@@ -1,6 +1,10 @@
 package ingest
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/prometheus/prometheus/model/histogram"
+)
 
 // Limits bounds one request. Zero in a field means "no limit"; negative
 // values are invalid.
@@ -8,7 +12,8 @@ type Limits struct {
 	// MaxSeriesPerRequest is the most distinct label sets one request may
 	// carry, counted after samples of the same series are merged.
 	MaxSeriesPerRequest int
-	// MaxSamplesPerRequest is the most samples one request may carry.
+	// MaxSamplesPerRequest is the most samples one request may carry. A
+	// native histogram counts by its size, as HistogramCost says.
 	MaxSamplesPerRequest int
 	// MaxLabelsPerSeries is the most labels one series may have, counting
 	// __name__ and not counting labels dropped for an empty value.
@@ -56,4 +61,26 @@ func (l Limits) Validate() error {
 // exceeds reports whether n is over limit, where a limit of 0 means none.
 func exceeds(n, limit int) bool {
 	return limit > 0 && n > limit
+}
+
+// HistogramCost is what one native histogram (h, or fh when h is nil)
+// counts against a limit on samples: its size in units of a float sample
+// (16 bytes with its timestamp), as Prometheus' engine counts it against
+// query.max_samples (promql.HPoint.size: (FloatHistogram.Size()+8)/16).
+// An integer histogram costs what it costs once decoded to floats. An
+// empty histogram costs 11; each two buckets, spans or custom bounds add 1.
+func HistogramCost(h *histogram.Histogram, fh *histogram.FloatHistogram) int {
+	const (
+		structSize = 168 // FloatHistogram.Size of an empty histogram
+		tsSize     = 8
+		entrySize  = 8 // a span, a bucket or a custom bound
+		sampleSize = 16
+	)
+	var n int
+	if h != nil {
+		n = len(h.PositiveSpans) + len(h.NegativeSpans) + len(h.PositiveBuckets) + len(h.NegativeBuckets) + len(h.CustomValues)
+	} else if fh != nil {
+		n = len(fh.PositiveSpans) + len(fh.NegativeSpans) + len(fh.PositiveBuckets) + len(fh.NegativeBuckets) + len(fh.CustomValues)
+	}
+	return (structSize + tsSize + entrySize*n) / sampleSize
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,66 @@ func TestHistogramsOverHTTP(t *testing.T) {
 	_, body = get("/api/v1/query", url.Values{"query": {"hx_requests_total"}, "time": {itoa64(at.Unix())}})
 	if !strings.Contains(body, `"value":[`+itoa64(at.Unix())+`,"1500"]`) {
 		t.Errorf("float counter: %s", body)
+	}
+}
+
+// TestHistogramLimitsOverHTTP checks over HTTP that the limits on samples
+// count a native histogram by its size, as Prometheus' engine does: a
+// write of histograms whose count is under limits.max_samples_per_request
+// but whose size is over it is refused with 400 and a message that says
+// so; a query reading as many histograms as query.max_samples allows
+// floats is refused with 422, while the same number of floats is answered.
+func TestHistogramLimitsOverHTTP(t *testing.T) {
+	const n = 60
+	s := startServer(t, "", "--query.max-samples", strconv.Itoa(n), "--limits.max-samples-per-request", strconv.Itoa(4*n))
+	t0 := time.Unix(1_700_000_000, 0)
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "lim_floats"}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "lim_latency_seconds"}}},
+	}}
+	for i := range n {
+		ts := t0.Add(time.Duration(i) * 10 * time.Second).UnixMilli()
+		req.Timeseries[0].Samples = append(req.Timeseries[0].Samples, prompb.Sample{Timestamp: ts, Value: float64(i)})
+		req.Timeseries[1].Histograms = append(req.Timeseries[1].Histograms, prompb.FromIntHistogram(ts, hxHistogram(int64(i))))
+	}
+	write := func(r *prompb.WriteRequest) (int, string) {
+		raw, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.post("/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw))
+	}
+	// 2n samples and histograms, but each histogram costs 12.
+	if code, body := write(req); code != http.StatusBadRequest || !strings.Contains(body, "too many samples: more than 240 in one request (a native histogram counts as 11") {
+		t.Fatalf("write over the limit by size: %d %s", code, body)
+	}
+	// In requests of 10 histograms (cost 120) they fit.
+	for i := 0; i < n; i += 10 {
+		part := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			{Labels: req.Timeseries[0].Labels, Samples: req.Timeseries[0].Samples[i : i+10]},
+			{Labels: req.Timeseries[1].Labels, Histograms: req.Timeseries[1].Histograms[i : i+10]},
+		}}
+		if code, body := write(part); code != http.StatusNoContent {
+			t.Fatalf("write of 10 histograms: %d %s", code, body)
+		}
+	}
+	at := itoa64(t0.Add(n * 10 * time.Second).Unix())
+	var d struct {
+		Result []struct {
+			Values [][2]any `json:"values"`
+		} `json:"result"`
+	}
+	s.get("/api/v1/query", url.Values{"query": {"lim_floats[20m]"}, "time": {at}}, &d)
+	if len(d.Result) != 1 || len(d.Result[0].Values) != n {
+		t.Fatalf("lim_floats[20m]: %+v", d)
+	}
+	r, err := http.Get(s.url + "/api/v1/query?" + url.Values{"query": {"lim_latency_seconds[20m]"}, "time": {at}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "too many samples") {
+		t.Fatalf("lim_latency_seconds[20m] with query.max_samples %d: %d %s", n, r.StatusCode, body)
 	}
 }
