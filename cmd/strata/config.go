@@ -36,7 +36,7 @@ var options = []option{
 
 	{"limits.max_body_bytes", "limits.max-body-bytes", byteSize(32 << 20), "largest write request body, in bytes (413 beyond)"},
 	{"limits.max_series_per_request", "limits.max-series-per-request", 100_000, "most series one write request may carry (0 = no limit)"},
-	{"limits.max_samples_per_request", "limits.max-samples-per-request", 1_000_000, "most samples one write request may carry (0 = no limit)"},
+	{"limits.max_samples_per_request", "limits.max-samples-per-request", 1_000_000, "most samples one write request may carry (0 = no limit); a native histogram counts by its size as in Prometheus' engine, (bytes + 8) / 16: 11 plus one per two buckets or spans"},
 	{"limits.max_labels_per_series", "limits.max-labels-per-series", 64, "most labels one series may have (0 = no limit)"},
 	{"limits.max_label_name_length", "limits.max-label-name-length", 256, "longest label name, in bytes (0 = no limit)"},
 	{"limits.max_label_value_length", "limits.max-label-value-length", 4096, "longest label value, in bytes (0 = no limit)"},
@@ -57,7 +57,7 @@ var options = []option{
 	{"storage.compaction_ranges", "storage.compaction-ranges", "2h,24h", "comma-separated windows segments are merged into; the first must equal storage.block-duration"},
 
 	{"query.timeout", "query.timeout", 2 * time.Minute, "longest a query may run"},
-	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory"},
+	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory, and most a remote read may return; a native histogram counts by its size, as in Prometheus"},
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
 	{"query.max_series", "query.max-series", 100_000, "most series a query may return (0 = no limit)"},
