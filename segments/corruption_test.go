@@ -10,22 +10,41 @@ import (
 // corruptionFixture is a small segment and its original files, which
 // mutate changes in place and restore after each check.
 type corruptionFixture struct {
-	dir    string
-	meta   Meta
-	series []testSeries
-	orig   map[string][]byte
-	toc    [numSections]section
+	dir  string
+	meta Meta
+	orig map[string][]byte
+	toc  [numSections]section
+	// read reads every sample of a segment; same fails the test unless
+	// what read returned is what was written.
+	read func(*Segment) (any, error)
+	same func(t *testing.T, got any)
+	// stride is how far apart the bytes of chunk records that
+	// TestCorruptionBitFlip damages are.
+	stride int
 }
 
+// newCorruptionFixture is a segment of float series, raw and rollup, in
+// several chunks files.
 func newCorruptionFixture(t *testing.T) *corruptionFixture {
-	parent := t.TempDir()
 	series := genSeries(5, 20, 2)
-	w, err := NewWriterWithOptions(parent, Meta{}, WriterOptions{MaxChunkFileSize: 12 << 10})
+	var data []SeriesData
+	for _, ts := range series {
+		data = append(data, ts.data(t))
+	}
+	return writeCorruptionFixture(t, data, 12<<10,
+		func(s *Segment) (any, error) { return readAll(s) },
+		func(t *testing.T, got any) { equalSeries(t, series, got.([]testSeries)) })
+}
+
+// writeCorruptionFixture writes data into a segment whose chunks files
+// hold at most maxChunkFileSize bytes, and keeps its files.
+func writeCorruptionFixture(t *testing.T, data []SeriesData, maxChunkFileSize int64, read func(*Segment) (any, error), same func(*testing.T, any)) *corruptionFixture {
+	parent := t.TempDir()
+	w, err := NewWriterWithOptions(parent, Meta{}, WriterOptions{MaxChunkFileSize: maxChunkFileSize})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ts := range series {
-		sd := ts.data(t)
+	for _, sd := range data {
 		if err := w.AddSeries(sd.Labels, sd.Chunks); err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +53,7 @@ func newCorruptionFixture(t *testing.T) *corruptionFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &corruptionFixture{dir: filepath.Join(parent, meta.ID), meta: meta, series: series, orig: map[string][]byte{}}
+	f := &corruptionFixture{dir: filepath.Join(parent, meta.ID), meta: meta, orig: map[string][]byte{}, read: read, same: same, stride: 7}
 	s, err := Open(f.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +102,7 @@ func (f *corruptionFixture) check(t *testing.T, file, what string, mutate func([
 		return
 	}
 	defer s.Close()
-	got, err := readAll(s)
+	got, err := f.read(s)
 	if err == nil {
 		err = s.Verify(t.Context())
 	}
@@ -97,7 +116,7 @@ func (f *corruptionFixture) check(t *testing.T, file, what string, mutate func([
 	if !metaEqual(s.Meta(), f.meta) {
 		t.Fatalf("%s %s: silently changed meta to %+v", file, what, s.Meta())
 	}
-	equalSeries(t, f.series, got)
+	f.same(t, got)
 }
 
 // writeFile replaces path's content; inPlace overwrites it without
@@ -133,60 +152,75 @@ func (f *corruptionFixture) requireCorruption(t *testing.T, err error, file, wha
 	}
 }
 
-func TestCorruptionTruncate(t *testing.T) {
-	f := newCorruptionFixture(t)
-	for file, b := range f.orig {
-		offs := []int{0, 1, 4, 7, 8, len(b) / 3, len(b) / 2, len(b) - 5, len(b) - 1}
-		if file == indexFilename {
-			for _, s := range f.toc {
-				offs = append(offs, int(s.off), int(s.end()), int(s.end()+2))
-			}
-		}
-		for _, off := range offs {
-			f.check(t, file, "truncated at "+itoa(off), func(b []byte) []byte { return b[:off] })
-		}
-		// Appended garbage is damage too.
-		f.check(t, file, "extended", func(b []byte) []byte { return append(b, 0, 0, 0, 0) })
+// forEachCorruptionFixture runs test on a segment of floats and on one of
+// native histograms.
+func forEachCorruptionFixture(t *testing.T, test func(*testing.T, *corruptionFixture)) {
+	for _, fx := range []struct {
+		name string
+		new  func(*testing.T) *corruptionFixture
+	}{{"floats", newCorruptionFixture}, {"histograms", newHistogramCorruptionFixture}} {
+		t.Run(fx.name, func(t *testing.T) { test(t, fx.new(t)) })
 	}
+}
+
+func TestCorruptionTruncate(t *testing.T) {
+	forEachCorruptionFixture(t, func(t *testing.T, f *corruptionFixture) {
+		for file, b := range f.orig {
+			offs := []int{0, 1, 4, 7, 8, len(b) / 3, len(b) / 2, len(b) - 5, len(b) - 1}
+			if file == indexFilename {
+				for _, s := range f.toc {
+					offs = append(offs, int(s.off), int(s.end()), int(s.end()+2))
+				}
+			}
+			for _, off := range offs {
+				f.check(t, file, "truncated at "+itoa(off), func(b []byte) []byte { return b[:off] })
+			}
+			// Appended garbage is damage too.
+			f.check(t, file, "extended", func(b []byte) []byte { return append(b, 0, 0, 0, 0) })
+		}
+	})
 }
 
 func TestCorruptionBitFlip(t *testing.T) {
-	f := newCorruptionFixture(t)
-	// Every byte of meta.json and index and of the chunks file headers, and
-	// every 7th byte of chunk records; one bit each, rotating through the
-	// bits.
-	for file, b := range f.orig {
-		for off := 0; off < len(b); off++ {
-			if off >= chunksHeaderSize && file != metaFilename && file != indexFilename && off%7 != 0 {
-				continue
+	forEachCorruptionFixture(t, func(t *testing.T, f *corruptionFixture) {
+		// Every byte of meta.json and index and of the chunks file headers, and
+		// every stride-th byte of chunk records; one bit each, rotating
+		// through the bits.
+		for file, b := range f.orig {
+			for off := 0; off < len(b); off++ {
+				if off >= chunksHeaderSize && file != metaFilename && file != indexFilename && off%f.stride != 0 {
+					continue
+				}
+				bit := byte(1) << (off % 8)
+				f.check(t, file, "bit flipped at "+itoa(off), func(b []byte) []byte {
+					b[off] ^= bit
+					return b
+				})
 			}
-			bit := byte(1) << (off % 8)
-			f.check(t, file, "bit flipped at "+itoa(off), func(b []byte) []byte {
-				b[off] ^= bit
-				return b
-			})
 		}
-	}
+	})
 }
 
 func TestCorruptionZeroPage(t *testing.T) {
-	f := newCorruptionFixture(t)
-	const page = 4096
-	for file, b := range f.orig {
-		for start := 0; start < len(b); start += page / 2 {
-			f.check(t, file, "zeroed from "+itoa(start), func(b []byte) []byte {
-				clear(b[start:min(start+page, len(b))])
-				return b
-			})
+	forEachCorruptionFixture(t, func(t *testing.T, f *corruptionFixture) {
+		const page = 4096
+		for file, b := range f.orig {
+			for start := 0; start < len(b); start += page / 2 {
+				f.check(t, file, "zeroed from "+itoa(start), func(b []byte) []byte {
+					clear(b[start:min(start+page, len(b))])
+					return b
+				})
+			}
 		}
-	}
+	})
 }
 
 func TestCorruptionMissingFile(t *testing.T) {
-	f := newCorruptionFixture(t)
-	for file := range f.orig {
-		f.check(t, file, "removed", nil)
-	}
+	forEachCorruptionFixture(t, func(t *testing.T, f *corruptionFixture) {
+		for file := range f.orig {
+			f.check(t, file, "removed", nil)
+		}
+	})
 }
 
 func TestCorruptionIndexFromOtherSegment(t *testing.T) {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // flipInPlace flips one byte in the middle of path without replacing the
@@ -39,16 +42,42 @@ func flipInPlace(t *testing.T, path string) {
 // leaves the set for segments/quarantine; while it is stopped, the start
 // finds the damage by the file's CRC32C and quarantines the segment before
 // any query meets it.
+// The same with chunks of native histograms: a damaged histogram chunk is
+// found by the same CRC and quarantined the same way.
 func TestDamagedChunks(t *testing.T) {
+	t.Run("floats", func(t *testing.T) {
+		damagedChunks(t, "rs_v", func(t *testing.T, s *testServer, block time.Time) {
+			if code, resp := s.post("/write?precision=s", "text/plain", linesFor([]string{"a"}, block, 100, func(_, i int) float64 { return float64(i) })); code != http.StatusNoContent {
+				t.Fatalf("push: %d %s", code, resp)
+			}
+		})
+	})
+	t.Run("histograms", func(t *testing.T) {
+		damagedChunks(t, "histogram_count(hx_latency_seconds)", func(t *testing.T, s *testServer, block time.Time) {
+			ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "hx_latency_seconds"}}}
+			for i := range int64(100) {
+				ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(block.Add(time.Duration(i)*10*time.Second).UnixMilli(), hxHistogram(i)))
+			}
+			raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, resp := s.post("/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw)); code != http.StatusNoContent {
+				t.Fatalf("push: %d %s", code, resp)
+			}
+		})
+	})
+}
+
+// damagedChunks runs TestDamagedChunks on the data push writes into a
+// block, read by expr.
+func damagedChunks(t *testing.T, expr string, push func(*testing.T, *testServer, time.Time)) {
 	dir := t.TempDir()
-	hosts := []string{"a"}
 	blockA := time.Unix(1_700_000_000, 0).UTC().Truncate(2 * time.Hour)
 	blockB := blockA.Add(2 * time.Hour)
 	s := startServer(t, dir, "--storage.maintenance-interval", "1h", "--cache.enabled=false")
 	for _, b := range []time.Time{blockA, blockB} {
-		if code, resp := s.post("/write?precision=s", "text/plain", linesFor(hosts, b, 100, func(_, i int) float64 { return float64(i) })); code != http.StatusNoContent {
-			t.Fatalf("push: %d %s", code, resp)
-		}
+		push(t, s, b)
 		s.flush()
 	}
 	segs := s.status().Segments
@@ -56,7 +85,7 @@ func TestDamagedChunks(t *testing.T) {
 		t.Fatalf("want 2 segments, got %+v", segs)
 	}
 	rangeOf := func(b time.Time) string {
-		return "/api/v1/query_range?" + url.Values{"query": {"rs_v"}, "start": {itoa64(b.Unix())}, "end": {itoa64(b.Unix() + 990)}, "step": {"10"}}.Encode()
+		return "/api/v1/query_range?" + url.Values{"query": {expr}, "start": {itoa64(b.Unix())}, "end": {itoa64(b.Unix() + 990)}, "step": {"10"}}.Encode()
 	}
 
 	flipInPlace(t, filepath.Join(dir, "segments", segs[0].ID, "chunks", "000001"))
@@ -77,7 +106,7 @@ func TestDamagedChunks(t *testing.T) {
 	if st := s.status(); len(st.Segments) != 1 || st.Segments[0].ID != segs[1].ID {
 		t.Fatalf("segments after quarantine: %+v, want only %s", st.Segments, segs[1].ID)
 	}
-	if code, _, body := s.call(http.MethodGet, rangeOf(blockB), "", nil); code != http.StatusOK {
+	if code, _, body := s.call(http.MethodGet, rangeOf(blockB), "", nil); code != http.StatusOK || !strings.Contains(body, `"values":[[`) {
 		t.Fatalf("query over the sound segment: %d %s", code, body)
 	}
 	s.stop()
