@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -32,12 +33,81 @@ type Series struct {
 	Labels     labels.Labels
 	Samples    []Sample
 	Histograms []HistogramSample
+
+	// StartTimes, when not nil, holds the start (created) timestamp of each
+	// float sample in Samples (same index; 0 for none), and
+	// HistogramStartTimes that of each histogram: remote write 2.0 carries
+	// them. The head writes a zero sample at a start time where Prometheus
+	// 3 would (Head.Append). Nil for every other format.
+	StartTimes          []int64
+	HistogramStartTimes []int64
+}
+
+// Exemplar is one exemplar: its own labels (a trace ID, say), its value and
+// its timestamp in milliseconds since the epoch (0 when the sender gave
+// none, as in Prometheus).
+type Exemplar struct {
+	Labels labels.Labels
+	T      int64
+	V      float64
+}
+
+// SeriesExemplars holds the exemplars a request carried for one series, in
+// request order. The series need not have samples in the same request.
+type SeriesExemplars struct {
+	Labels    labels.Labels
+	Exemplars []Exemplar
+}
+
+// Metadata is what a sender says about a metric family: its type
+// ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info",
+// "stateset" or "unknown", as Prometheus' model.MetricType), unit and help.
+type Metadata struct {
+	Type model.MetricType
+	Unit string
+	Help string
+}
+
+// IsEmpty reports whether md says nothing (what a sender without metadata
+// sends in remote write 2.0).
+func (md Metadata) IsEmpty() bool {
+	return (md.Type == "" || md.Type == model.MetricTypeUnknown) && md.Unit == "" && md.Help == ""
+}
+
+// FamilyMetadata is the metadata of one metric family.
+type FamilyMetadata struct {
+	Family string
+	Metadata
 }
 
 // Batch is the validated content of one write request. A Batch is applied
-// all-or-nothing: decoders return either a complete Batch or an error.
+// all-or-nothing: decoders return either a complete Batch or an error
+// (remote write 2.0 also says what it left out, see Rejected).
 type Batch struct {
 	Series []Series
+	// Exemplars and Metadata are what the request carried besides
+	// samples (remote write; nil for the other formats). Metadata holds
+	// one entry per family, the last the request gave.
+	Exemplars []SeriesExemplars
+	Metadata  []FamilyMetadata
+}
+
+// NumFloats returns the number of float samples in b.
+func (b *Batch) NumFloats() int {
+	n := 0
+	for i := range b.Series {
+		n += len(b.Series[i].Samples)
+	}
+	return n
+}
+
+// NumExemplars returns the number of exemplars in b.
+func (b *Batch) NumExemplars() int {
+	n := 0
+	for i := range b.Exemplars {
+		n += len(b.Exemplars[i].Exemplars)
+	}
+	return n
 }
 
 // NumSamples returns the number of samples in b, float samples and

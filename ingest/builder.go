@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -51,6 +52,25 @@ type builder struct {
 	histOwners []int32
 	histCost   int // HistogramCost summed over hists
 
+	// Start timestamps of remote write 2.0, parallel to samples and
+	// hists; nil until the request gives one (then filled with 0 for the
+	// samples before it).
+	sts, hsts []int64
+
+	// Exemplars: exs[i] belongs to series exOwners[i].
+	exs      []Exemplar
+	exOwners []int32
+	exsb     labels.ScratchBuilder
+
+	// Metadata, one entry per family (metaIdx: family → index).
+	meta    []FamilyMetadata
+	metaIdx map[string]int
+
+	// Remote write 2.0 scratch: the symbols table (aliasing the request)
+	// and label references.
+	syms         []string
+	refs, exRefs []uint32
+
 	sb labels.ScratchBuilder
 }
 
@@ -58,13 +78,15 @@ type seriesEntry struct {
 	lset labels.Labels
 	n    int // samples so far
 	nh   int // histograms so far
+	nx   int // exemplars so far
 }
 
 var builderPool = sync.Pool{New: func() any {
-	b := &builder{index: make(map[string]int32), sb: labels.NewScratchBuilder(16)}
+	b := &builder{index: make(map[string]int32), sb: labels.NewScratchBuilder(16), exsb: labels.NewScratchBuilder(4)}
 	// Strings added to sb may alias request buffers; make sure every
 	// Labels implementation copies them.
 	b.sb.SetUnsafeAdd(true)
+	b.exsb.SetUnsafeAdd(true)
 	return b
 }}
 
@@ -82,7 +104,7 @@ const maxPooled = 1 << 16
 
 // release returns b to the pool. Nothing b produced may alias its buffers.
 func (b *builder) release() {
-	if len(b.index) > maxPooled || cap(b.samples) > 4*maxPooled || cap(b.pending) > 1024 {
+	if len(b.index) > maxPooled || cap(b.samples) > 4*maxPooled || cap(b.pending) > 1024 || cap(b.syms) > 4*maxPooled {
 		return
 	}
 	clear(b.index)
@@ -96,6 +118,15 @@ func (b *builder) release() {
 	b.hists = b.hists[:0]
 	b.histOwners = b.histOwners[:0]
 	b.histCost = 0
+	b.sts, b.hsts = nil, nil
+	clear(b.exs)
+	b.exs = b.exs[:0]
+	b.exOwners = b.exOwners[:0]
+	clear(b.meta)
+	b.meta = b.meta[:0]
+	clear(b.metaIdx)
+	clear(b.syms) // do not keep request memory alive from the pool
+	b.syms = b.syms[:0]
 	b.resetLabels()
 	builderPool.Put(b)
 }
@@ -250,8 +281,110 @@ func (b *builder) add(ref int32, t int64, v float64) error {
 	}
 	b.samples = append(b.samples, Sample{T: t, V: v})
 	b.owners = append(b.owners, ref)
+	if b.sts != nil {
+		b.sts = append(b.sts, 0)
+	}
 	b.series[ref].n++
 	return nil
+}
+
+// addWithStart appends one sample with its start (created) timestamp st
+// (0: none) to series ref.
+func (b *builder) addWithStart(ref int32, t int64, v float64, st int64) error {
+	if err := b.add(ref, t, v); err != nil {
+		return err
+	}
+	if st != 0 {
+		if b.sts == nil {
+			b.sts = make([]int64, len(b.samples))
+		}
+		b.sts[len(b.sts)-1] = st
+	}
+	return nil
+}
+
+// setHistogramStart sets the start timestamp of the histogram added last.
+func (b *builder) setHistogramStart(st int64) {
+	if st == 0 {
+		return
+	}
+	if b.hsts == nil {
+		b.hsts = make([]int64, len(b.hists))
+	}
+	b.hsts[len(b.hsts)-1] = st
+}
+
+// exemplarMaxLabelRunes is Prometheus' limit on an exemplar's labels: the
+// names and values together, in runes (exemplar.ExemplarMaxLabelSetLength).
+const exemplarMaxLabelRunes = 128
+
+// addExemplar appends one exemplar to series ref, with the labels added to
+// b.exsb since its last Reset. Its labels must be valid label names with
+// UTF-8 values, at most 128 runes together, as Prometheus requires; an
+// invalid exemplar is an ErrInvalidExemplar naming the series. Exemplars
+// count against MaxSamplesPerRequest on their own.
+func (b *builder) addExemplar(ref int32, t int64, v float64) error {
+	if exceeds(len(b.exs)+1, b.lim.MaxSamplesPerRequest) {
+		return newError(ErrTooManySamples, fmt.Sprintf("too many exemplars: more than %d in one request", b.lim.MaxSamplesPerRequest))
+	}
+	b.exsb.Sort()
+	lset := b.exsb.Labels()
+	if err := checkExemplarLabels(lset); err != nil {
+		return withSeries(err, b.series[ref].lset.String())
+	}
+	b.exs = append(b.exs, Exemplar{Labels: lset, T: t, V: v})
+	b.exOwners = append(b.exOwners, ref)
+	b.series[ref].nx++
+	return nil
+}
+
+// checkExemplarLabels applies Prometheus' rules to an exemplar's labels.
+func checkExemplarLabels(lset labels.Labels) error {
+	var (
+		err   error
+		runes int
+		prev  string
+	)
+	lset.Range(func(l labels.Label) {
+		if err != nil {
+			return
+		}
+		switch {
+		case l.Name == prev:
+			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: duplicate label name %q", truncate(l.Name)))
+		case !isLabelName(l.Name):
+			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: invalid label name %q", truncate(l.Name)))
+		case !utf8.ValidString(l.Value):
+			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: label %q has an invalid UTF-8 value", truncate(l.Name)))
+		}
+		prev = l.Name
+		runes += utf8.RuneCountInString(l.Name) + utf8.RuneCountInString(l.Value)
+	})
+	if err == nil && runes > exemplarMaxLabelRunes {
+		err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: labels of %d runes, the limit is %d", runes, exemplarMaxLabelRunes))
+	}
+	return err
+}
+
+// addMetadata records the metadata of a family, replacing what the request
+// gave before for it. Empty metadata is ignored. The strings may alias
+// request memory: they are copied when kept.
+func (b *builder) addMetadata(family string, md Metadata) {
+	if family == "" || md.IsEmpty() {
+		return
+	}
+	if i, ok := b.metaIdx[family]; ok {
+		if b.meta[i].Metadata != md {
+			b.meta[i].Metadata = Metadata{Type: md.Type, Unit: strings.Clone(md.Unit), Help: strings.Clone(md.Help)}
+		}
+		return
+	}
+	if b.metaIdx == nil {
+		b.metaIdx = map[string]int{}
+	}
+	family = strings.Clone(family)
+	b.metaIdx[family] = len(b.meta)
+	b.meta = append(b.meta, FamilyMetadata{Family: family, Metadata: Metadata{Type: md.Type, Unit: strings.Clone(md.Unit), Help: strings.Clone(md.Help)}})
 }
 
 // addHistogram appends one native histogram to series ref. Exactly one of
@@ -293,6 +426,9 @@ func (b *builder) addHistogram(ref int32, t int64, h *histogram.Histogram, fh *h
 	b.histCost += HistogramCost(h, fh)
 	b.hists = append(b.hists, HistogramSample{T: t, H: h, FH: fh})
 	b.histOwners = append(b.histOwners, ref)
+	if b.hsts != nil {
+		b.hsts = append(b.hsts, 0)
+	}
 	b.series[ref].nh++
 	return nil
 }
@@ -304,8 +440,8 @@ func errTooManySamples(lim Limits) *Error {
 // batch returns the accumulated Batch. Series that received no sample are
 // left out. The Batch shares no memory with b.
 func (b *builder) batch() *Batch {
-	if len(b.hists) > 0 {
-		return b.batchWithHistograms()
+	if len(b.hists) > 0 || b.sts != nil || len(b.exs) > 0 || len(b.meta) > 0 {
+		return b.batchGeneral()
 	}
 	arena := make([]Sample, len(b.samples))
 	out := &Batch{Series: make([]Series, 0, len(b.series))}
@@ -336,11 +472,19 @@ func (b *builder) batch() *Batch {
 	return out
 }
 
-// batchWithHistograms is batch for a request that carried native
-// histograms: the same layout, with a second arena for the histograms.
-func (b *builder) batchWithHistograms() *Batch {
+// batchGeneral is batch for a request that carried more than float
+// samples (histograms, start timestamps, exemplars, metadata): the same
+// layout, with an arena per kind.
+func (b *builder) batchGeneral() *Batch {
 	arena := make([]Sample, len(b.samples))
 	harena := make([]HistogramSample, len(b.hists))
+	var starena, hstarena []int64
+	if b.sts != nil {
+		starena = make([]int64, len(b.sts))
+	}
+	if b.hsts != nil {
+		hstarena = make([]int64, len(b.hsts))
+	}
 	out := &Batch{Series: make([]Series, 0, len(b.series))}
 	starts := make([]int, len(b.series))
 	hstarts := make([]int, len(b.series))
@@ -352,9 +496,15 @@ func (b *builder) batchWithHistograms() *Batch {
 			s := Series{Labels: b.series[i].lset}
 			if n > 0 {
 				s.Samples = arena[off : off+n : off+n]
+				if starena != nil {
+					s.StartTimes = starena[off : off+n : off+n]
+				}
 			}
 			if nh > 0 {
 				s.Histograms = harena[hoff : hoff+nh : hoff+nh]
+				if hstarena != nil {
+					s.HistogramStartTimes = hstarena[hoff : hoff+nh : hoff+nh]
+				}
 			}
 			out.Series = append(out.Series, s)
 		}
@@ -364,12 +514,39 @@ func (b *builder) batchWithHistograms() *Batch {
 	for i, s := range b.samples {
 		o := b.owners[i]
 		arena[starts[o]] = s
+		if starena != nil {
+			starena[starts[o]] = b.sts[i]
+		}
 		starts[o]++
 	}
 	for i, h := range b.hists {
 		o := b.histOwners[i]
 		harena[hstarts[o]] = h
+		if hstarena != nil {
+			hstarena[hstarts[o]] = b.hsts[i]
+		}
 		hstarts[o]++
+	}
+	if len(b.exs) > 0 {
+		xarena := make([]Exemplar, len(b.exs))
+		xstarts := starts[:0] // reused: one entry per series again
+		xoff := 0
+		for i := range b.series {
+			nx := b.series[i].nx
+			xstarts = append(xstarts, xoff)
+			if nx > 0 {
+				out.Exemplars = append(out.Exemplars, SeriesExemplars{Labels: b.series[i].lset, Exemplars: xarena[xoff : xoff+nx : xoff+nx]})
+			}
+			xoff += nx
+		}
+		for i, x := range b.exs {
+			o := b.exOwners[i]
+			xarena[xstarts[o]] = x
+			xstarts[o]++
+		}
+	}
+	if len(b.meta) > 0 {
+		out.Metadata = slices.Clone(b.meta)
 	}
 	return out
 }

@@ -24,6 +24,14 @@ var (
 	// the buckets, a count below the sum of the buckets, ...).
 	ErrInvalidHistogram = errors.New("invalid native histogram")
 
+	// ErrInvalidExemplar is returned for an exemplar whose labels
+	// Prometheus would refuse: an invalid or repeated name, a value that
+	// is not UTF-8, more than 128 runes of names and values together.
+	ErrInvalidExemplar = errors.New("invalid exemplar")
+	// ErrEmptySeries is returned (remote write 2.0) for a series that
+	// carries no sample, histogram or exemplar, which the spec forbids.
+	ErrEmptySeries = errors.New("empty series")
+
 	// ErrInvalidMetricName is returned for a missing metric name or one
 	// that does not match ^[a-zA-Z_:][a-zA-Z0-9_:]*$.
 	ErrInvalidMetricName = errors.New("invalid metric name")

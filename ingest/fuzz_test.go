@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -61,7 +62,13 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 	badHist, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: pl("__name__", "h"), Histograms: []prompb.Histogram{{Schema: 9, Count: &prompb.Histogram_CountInt{CountInt: 1}}, {Schema: -5}}},
 	}}).Marshal()
-	for _, raw := range [][]byte{valid, bad, hists, badHist, {}, {0x0a, 0xff}, []byte("not protobuf")} {
+	withMeta, _ := (&prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{{Labels: pl("__name__", "c_total"), Samples: ps(1, 1),
+			Exemplars: []prompb.Exemplar{{Labels: pl("trace_id", "abc"), Value: 1, Timestamp: 1}, {Labels: pl("span_id", "")}}}},
+		Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "c_total", Help: "h", Unit: "u"}, {Type: 99, MetricFamilyName: "x"}},
+	}).Marshal()
+	badExemplar, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: pl("__name__", "c"), Exemplars: []prompb.Exemplar{{Labels: pl("1x", "y")}}}}}).Marshal()
+	for _, raw := range [][]byte{valid, bad, hists, badHist, withMeta, badExemplar, {}, {0x0a, 0xff}, []byte("not protobuf")} {
 		f.Add(raw)
 		f.Add(snappy.Encode(nil, raw))
 	}
@@ -129,7 +136,7 @@ func checkAgainstPrompb(t *testing.T, body []byte, lim Limits, got *Batch, gotEr
 	if gotErr != nil {
 		t.Fatalf("prompb path decodes, DecodeRemoteWrite fails: %v", gotErr)
 	}
-	requireBatch(t, got, want.Series)
+	requireSameBatch(t, got, want)
 }
 
 // referenceBatch builds a batch from an unmarshalled request, the obvious
@@ -163,6 +170,24 @@ func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
 				return nil, err
 			}
 		}
+		for _, e := range ts.Exemplars {
+			b.exsb.Reset()
+			for _, l := range e.Labels {
+				if l.Value != "" {
+					b.exsb.Add(l.Name, l.Value)
+				}
+			}
+			if err := b.addExemplar(ref, e.Timestamp, e.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, m := range req.Metadata {
+		typ := model.MetricTypeUnknown
+		if _, ok := prompb.MetricMetadata_MetricType_name[int32(m.Type)]; ok {
+			typ = model.MetricType(strings.ToLower(m.Type.String()))
+		}
+		b.addMetadata(m.MetricFamilyName, Metadata{Type: typ, Help: m.Help, Unit: m.Unit})
 	}
 	return b.batch(), nil
 }

@@ -22,47 +22,65 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 // DecodeRemoteWrite decodes a Prometheus remote write 1.0 request body: a
 // snappy block-compressed prompb.WriteRequest.
 //
-// Float samples and native histograms (integer and float, every schema
-// Prometheus accepts) are kept; exemplars and metadata are ignored. A
-// histogram that fails Prometheus' validation fails the request with
-// ErrInvalidHistogram.
+// Float samples, native histograms (integer and float, every schema
+// Prometheus accepts), exemplars and metadata are kept. A histogram that
+// fails Prometheus' validation fails the request with ErrInvalidHistogram,
+// an exemplar Prometheus would refuse with ErrInvalidExemplar: remote
+// write 1.0 is all-or-nothing.
 //
 // Errors are *Error values with Line 0 that name the offending series.
 func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
-	if len(body) == 0 {
-		return nil, newError(ErrEmptyBody, "empty body")
-	}
-	n, err := snappy.DecodedLen(body)
+	raw, release, err := unsnappy(body)
 	if err != nil {
-		return nil, malformed(err, "decode snappy: %v", err)
+		return nil, err
 	}
-	if n > maxSnappyRatio*len(body) {
-		return nil, malformed(snappy.ErrCorrupt, "decode snappy: header claims %d bytes from %d compressed bytes", n, len(body))
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBuf {
-			bufPool.Put(bp)
-		}
-	}()
-	raw, err := snappy.Decode((*bp)[:cap(*bp)], body)
-	if err != nil {
-		return nil, malformed(err, "decode snappy: %v", err)
-	}
-	*bp = raw[:0]
-
+	defer release()
 	// Label strings handed to the builder alias raw, which goes back to
 	// the pool on return: the builder copies what the Batch keeps.
 	b := getBuilder(lim)
 	defer b.release()
 	if err := decodeWriteRequest(raw, b); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return nil, e
-		}
-		return nil, malformed(err, "decode protobuf: %v", err)
+		return nil, protoError(err)
 	}
 	return b.batch(), nil
+}
+
+// unsnappy decompresses a remote write body into a pooled buffer, which
+// release gives back once nothing refers to it.
+func unsnappy(body []byte) (raw []byte, release func(), err error) {
+	if len(body) == 0 {
+		return nil, nil, newError(ErrEmptyBody, "empty body")
+	}
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return nil, nil, malformed(err, "decode snappy: %v", err)
+	}
+	if n > maxSnappyRatio*len(body) {
+		return nil, nil, malformed(snappy.ErrCorrupt, "decode snappy: header claims %d bytes from %d compressed bytes", n, len(body))
+	}
+	bp := bufPool.Get().(*[]byte)
+	release = func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}
+	raw, err = snappy.Decode((*bp)[:cap(*bp)], body)
+	if err != nil {
+		release()
+		return nil, nil, malformed(err, "decode snappy: %v", err)
+	}
+	*bp = raw[:0]
+	return raw, release, nil
+}
+
+// protoError returns err when it is an *Error (validation, limits), and
+// wraps it as malformed protobuf otherwise.
+func protoError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return malformed(err, "decode protobuf: %v", err)
 }
 
 // malformed returns an *Error wrapping both ErrMalformed and cause.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 )
 
@@ -35,7 +36,8 @@ import (
 // none per sample. It follows gogo-protobuf's generated code on what is an
 // error (truncation, bad lengths, a known field with the wrong wire type,
 // varints over 10 bytes, unbalanced groups); the differential fuzz target
-// checks it against prompb. Exemplars and metadata are skipped unparsed.
+// checks it against prompb. Exemplars and metadata are read into the
+// Batch like samples.
 // Histograms are decoded into fresh model/histogram values (they allocate
 // anyway, and the Batch must not alias the request), converted the way
 // prompb's ToIntHistogram and ToFloatHistogram do.
@@ -149,6 +151,14 @@ func pbSkip(b []byte, i int) (int, error) {
 	}
 }
 
+// pbDouble reads a fixed 8-byte double at b[i:].
+func pbDouble(b []byte, i int) (float64, int, error) {
+	if i+8 > len(b) {
+		return 0, 0, errPBTruncated
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b[i:])), i + 8, nil
+}
+
 func errWireType(wt int, field string) error {
 	return fmt.Errorf("proto: wrong wireType = %d for field %s", wt, field)
 }
@@ -162,24 +172,89 @@ func decodeWriteRequest(raw []byte, b *builder) error {
 		if err != nil {
 			return err
 		}
-		if field != 1 {
+		if field != 1 && field != 3 {
 			if i, err = pbSkip(raw, i); err != nil {
 				return err
 			}
 			continue
 		}
 		if wt != 2 {
-			return errWireType(wt, "Timeseries")
+			return errWireType(wt, [...]string{"", "Timeseries", "", "Metadata"}[field])
 		}
-		var ts []byte
-		if ts, i, err = pbBytes(raw, next); err != nil {
+		var msg []byte
+		if msg, i, err = pbBytes(raw, next); err != nil {
 			return err
 		}
-		if err := decodeTimeSeries(ts, b); err != nil {
+		if field == 3 {
+			family, md, err := decodeMetricMetadata(msg)
+			if err != nil {
+				return err
+			}
+			b.addMetadata(family, md)
+			continue
+		}
+		if err := decodeTimeSeries(msg, b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// metricTypes maps the MetricType enum of both remote write versions (the
+// same numbers) to Prometheus' names; unknown numbers are "unknown".
+var metricTypes = [...]model.MetricType{model.MetricTypeUnknown, model.MetricTypeCounter, model.MetricTypeGauge, model.MetricTypeHistogram,
+	model.MetricTypeGaugeHistogram, model.MetricTypeSummary, model.MetricTypeInfo, model.MetricTypeStateset}
+
+func metricType(v uint64) model.MetricType {
+	if e := int32(v); e >= 0 && int(e) < len(metricTypes) {
+		return metricTypes[e]
+	}
+	return model.MetricTypeUnknown
+}
+
+// decodeMetricMetadata reads a MetricMetadata { MetricType type = 1;
+// string metric_family_name = 2; string help = 4; string unit = 5; }. The
+// strings alias msg.
+func decodeMetricMetadata(msg []byte) (family string, md Metadata, err error) {
+	md.Type = model.MetricTypeUnknown
+	for i := 0; i < len(msg); {
+		field, wt, next, err := pbKey(msg, i, "MetricMetadata")
+		if err != nil {
+			return "", md, err
+		}
+		switch field {
+		case 1:
+			if wt != 0 {
+				return "", md, errWireType(wt, "Type")
+			}
+			var u uint64
+			if u, i, err = pbVarint(msg, next); err != nil {
+				return "", md, err
+			}
+			md.Type = metricType(u)
+		case 2, 4, 5:
+			if wt != 2 {
+				return "", md, errWireType(wt, [...]string{"", "", "MetricFamilyName", "", "Help", "Unit"}[field])
+			}
+			var v []byte
+			if v, i, err = pbBytes(msg, next); err != nil {
+				return "", md, err
+			}
+			switch field {
+			case 2:
+				family = yoloString(v)
+			case 4:
+				md.Help = yoloString(v)
+			case 5:
+				md.Unit = yoloString(v)
+			}
+		default:
+			if i, err = pbSkip(msg, i); err != nil {
+				return "", md, err
+			}
+		}
+	}
+	return family, md, nil
 }
 
 // decodeTimeSeries reads one TimeSeries in two passes, since protobuf lets
@@ -227,7 +302,7 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		if err != nil {
 			return err
 		}
-		if field != 2 && field != 4 {
+		if field < 2 || field > 4 {
 			if i, err = pbSkip(msg, i); err != nil {
 				return err
 			}
@@ -237,8 +312,14 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		if v, i, err = pbBytes(msg, next); err != nil {
 			return err
 		}
+		if field == 3 {
+			if err := decodeExemplar(v, b, ref); err != nil {
+				return err
+			}
+			continue
+		}
 		if field == 4 {
-			t, h, fh, err := decodeHistogram(v)
+			t, h, fh, _, err := decodeHistogram(v, false)
 			if err != nil {
 				return err
 			}
@@ -256,6 +337,60 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 		}
 	}
 	return nil
+}
+
+// decodeExemplar reads an Exemplar { repeated Label labels = 1; double
+// value = 2; int64 timestamp = 3; } of series ref into b.
+func decodeExemplar(msg []byte, b *builder, ref int32) error {
+	b.exsb.Reset()
+	var (
+		t int64
+		v float64
+	)
+	for i := 0; i < len(msg); {
+		field, wt, next, err := pbKey(msg, i, "Exemplar")
+		if err != nil {
+			return err
+		}
+		switch field {
+		case 1:
+			if wt != 2 {
+				return errWireType(wt, "Labels")
+			}
+			var lv []byte
+			if lv, i, err = pbBytes(msg, next); err != nil {
+				return err
+			}
+			name, value, err := decodeLabel(lv)
+			if err != nil {
+				return err
+			}
+			if value != "" {
+				b.exsb.Add(name, value)
+			}
+		case 2:
+			if wt != 1 {
+				return errWireType(wt, "Value")
+			}
+			if v, i, err = pbDouble(msg, next); err != nil {
+				return err
+			}
+		case 3:
+			if wt != 0 {
+				return errWireType(wt, "Timestamp")
+			}
+			var u uint64
+			if u, i, err = pbVarint(msg, next); err != nil {
+				return err
+			}
+			t = int64(u)
+		default:
+			if i, err = pbSkip(msg, i); err != nil {
+				return err
+			}
+		}
+	}
+	return b.addExemplar(ref, t, v)
 }
 
 // decodeLabel reads a Label. The strings alias msg.
@@ -299,11 +434,9 @@ func decodeSample(msg []byte) (t int64, v float64, err error) {
 			if wt != 1 {
 				return 0, 0, errWireType(wt, "Value")
 			}
-			if next+8 > len(msg) {
-				return 0, 0, errPBTruncated
+			if v, i, err = pbDouble(msg, next); err != nil {
+				return 0, 0, err
 			}
-			v = math.Float64frombits(binary.LittleEndian.Uint64(msg[next:]))
-			i = next + 8
 		case 2:
 			if wt != 0 {
 				return 0, 0, errWireType(wt, "Timestamp")
@@ -332,6 +465,7 @@ type pbHistogram struct {
 	schema                     int32
 	resetHint                  int32
 	timestamp                  int64
+	startTimestamp             int64 // remote write 2.0 only (field 17)
 	negSpans, posSpans         []histogram.Span
 	negDeltas, posDeltas       []int64
 	negCounts, posCounts       []float64
@@ -340,11 +474,12 @@ type pbHistogram struct {
 
 // decodeHistogram reads a Histogram and converts it: an integer histogram
 // unless count_float was the last count set, as prompb.IsFloatHistogram
-// decides. Spans are never nil, as with prompb's conversion.
-func decodeHistogram(msg []byte) (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, err error) {
+// decides. Spans are never nil, as with prompb's conversion. v2 reads
+// remote write 2.0's Histogram, which adds start_timestamp (field 17, st).
+func decodeHistogram(msg []byte, v2 bool) (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, st int64, err error) {
 	var p pbHistogram
-	if err := p.unmarshal(msg); err != nil {
-		return 0, nil, nil, err
+	if err := p.unmarshal(msg, v2); err != nil {
+		return 0, nil, nil, 0, err
 	}
 	if p.negSpans == nil {
 		p.negSpans = []histogram.Span{}
@@ -368,7 +503,7 @@ func decodeHistogram(msg []byte) (t int64, h *histogram.Histogram, fh *histogram
 		if p.zeroCountFloat {
 			fh.ZeroCount = p.zeroCountF
 		}
-		return p.timestamp, nil, fh, nil
+		return p.timestamp, nil, fh, p.startTimestamp, nil
 	}
 	h = &histogram.Histogram{
 		CounterResetHint: histogram.CounterResetHint(p.resetHint),
@@ -385,7 +520,7 @@ func decodeHistogram(msg []byte) (t int64, h *histogram.Histogram, fh *histogram
 	if !p.zeroCountFloat {
 		h.ZeroCount = p.zeroCountInt
 	}
-	return p.timestamp, h, nil, nil
+	return p.timestamp, h, nil, p.startTimestamp, nil
 }
 
 var histogramFields = [...]string{"", "CountInt", "CountFloat", "Sum", "Schema", "ZeroThreshold", "ZeroCountInt", "ZeroCountFloat",
@@ -393,11 +528,22 @@ var histogramFields = [...]string{"", "CountInt", "CountFloat", "Sum", "Schema",
 
 // unmarshal reads a Histogram message the way gogo-protobuf's generated
 // code does, packed and unpacked repeated fields alike.
-func (p *pbHistogram) unmarshal(msg []byte) error {
+func (p *pbHistogram) unmarshal(msg []byte, v2 bool) error {
 	for i := 0; i < len(msg); {
 		field, wt, next, err := pbKey(msg, i, "Histogram")
 		if err != nil {
 			return err
+		}
+		if v2 && field == 17 {
+			if wt != 0 {
+				return errWireType(wt, "StartTimestamp")
+			}
+			var u uint64
+			if u, i, err = pbVarint(msg, next); err != nil {
+				return err
+			}
+			p.startTimestamp = int64(u)
+			continue
 		}
 		if field < 1 || field > 16 {
 			if i, err = pbSkip(msg, i); err != nil {
