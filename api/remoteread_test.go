@@ -61,7 +61,7 @@ func readTestData() map[string][]readSample {
 
 // newTestAPI builds the API over a new in-memory head with the query
 // engine's options eopts and the API's options opts, logging to logger.
-func newTestAPI(t *testing.T, logger *slog.Logger, eopts query.Options, opts Options) (*API, *buffer.Head) {
+func newTestAPI(t testing.TB, logger *slog.Logger, eopts query.Options, opts Options) (*API, *buffer.Head) {
 	t.Helper()
 	head, err := buffer.NewHead(buffer.Options{}, nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,35 +84,52 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// checkRemoteWriteType refuses with 415 what the remote write spec says a
-// receiver must refuse that way: a message it does not decode (remote write
-// 2.0's io.prometheus.write.v2.Request is not decoded yet; answering 2xx to
-// it would drop the data while the sender counts it as sent) and an
-// encoding other than snappy (gzip is read as well, as on every write
-// route). A 1.0 request may leave the proto parameter, or the whole
-// Content-Type, out.
-func checkRemoteWriteType(h http.Header) error {
+// Remote write versions, from the proto parameter of the Content-Type.
+const (
+	protoRW1 = "prometheus.WriteRequest"
+	protoRW2 = "io.prometheus.write.v2.Request"
+)
+
+// The remote write 2.0 response headers: what was written, true counts.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// remoteWriteVersion negotiates the content as the remote write 2.0 spec
+// says: Content-Type application/x-protobuf with proto=prometheus.WriteRequest,
+// or no proto parameter, or no Content-Type at all, is 1.0;
+// proto=io.prometheus.write.v2.Request is 2.0; anything else is refused
+// with 415, and so is a Content-Encoding other than snappy (a body without
+// one is read as snappy, as every 1.0 sender compresses it). It reports
+// whether the request is 2.0.
+func remoteWriteVersion(h http.Header) (v2 bool, err error) {
 	unsupported := func(format string, args ...any) error {
 		return &apiError{typ: errBadData, status: http.StatusUnsupportedMediaType, err: fmt.Errorf(format, args...)}
 	}
-	if enc := h.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") && !strings.EqualFold(enc, "gzip") {
-		return unsupported("Content-Encoding %q is not supported: remote write bodies are snappy-compressed", enc)
+	if enc := h.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return false, unsupported("Content-Encoding %q is not supported: remote write bodies are snappy-compressed", enc)
 	}
 	ct := h.Get("Content-Type")
 	if ct == "" {
-		return nil
+		return false, nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return unsupported("invalid Content-Type %q: %v", ct, err)
+		return false, unsupported("invalid Content-Type %q: %v", ct, err)
 	}
 	if mt != "application/x-protobuf" {
-		return unsupported("Content-Type %q is not supported: remote write is application/x-protobuf", mt)
+		return false, unsupported("Content-Type %q is not supported: remote write is application/x-protobuf", mt)
 	}
-	if proto, ok := params["proto"]; ok && proto != "prometheus.WriteRequest" {
-		return unsupported("remote write message %q is not supported: send prometheus.WriteRequest (remote write 1.0; in Prometheus, protobuf_message: prometheus.WriteRequest)", proto)
+	switch proto, ok := params["proto"]; {
+	case !ok || proto == protoRW1:
+		return false, nil
+	case proto == protoRW2:
+		return true, nil
+	default:
+		return false, unsupported("remote write message %q is not supported: send %s (remote write 1.0) or %s (2.0)", proto, protoRW1, protoRW2)
 	}
-	return nil
 }
 
 // ingestFormat is one write endpoint's decoder.
@@ -122,15 +140,15 @@ type ingestFormat struct {
 
 var (
 	formatRemoteWrite = ingestFormat{"remote_write", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
-		if err := checkRemoteWriteType(c.Request().Header); err != nil {
+		if err := a.checkSnappyLen(body); err != nil {
 			return nil, err
-		}
-		if n, err := snappy.DecodedLen(body); err == nil && int64(n) > a.opts.MaxBodyBytes {
-			return nil, &http.MaxBytesError{Limit: a.opts.MaxBodyBytes}
 		}
 		return ingest.DecodeRemoteWrite(body, a.opts.IngestLimits)
 	}}
-	formatLineProtocol = ingestFormat{"influx", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
+	// formatRemoteWriteV2 names remote write 2.0 in metrics; its requests
+	// go through remoteWriteV2.
+	formatRemoteWriteV2 = ingestFormat{name: "remote_write_v2"}
+	formatLineProtocol  = ingestFormat{"influx", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
 		return ingest.DecodeLineProtocol(body, c.QueryParam("precision"), a.now(), a.opts.IngestLimits)
 	}}
 	formatJSON = ingestFormat{"json", func(a *API, _ echo.Context, body []byte) (*ingest.Batch, error) {
@@ -149,7 +167,94 @@ var (
 	}}
 )
 
-func (a *API) remoteWrite(c echo.Context) error      { return a.write(c, formatRemoteWrite) }
+// remoteWrite serves /api/v1/write: remote write 1.0 or 2.0, as the
+// request's Content-Type says.
+func (a *API) remoteWrite(c echo.Context) error {
+	v2, err := remoteWriteVersion(c.Request().Header)
+	if err != nil {
+		return a.rejected(formatRemoteWrite, err)
+	}
+	if v2 {
+		return a.remoteWriteV2(c)
+	}
+	return a.write(c, formatRemoteWrite)
+}
+
+// checkSnappyLen refuses a snappy body whose decoded length is over the
+// body limit before it is decoded.
+func (a *API) checkSnappyLen(body []byte) error {
+	if n, err := snappy.DecodedLen(body); err == nil && int64(n) > a.opts.MaxBodyBytes {
+		return &http.MaxBytesError{Limit: a.opts.MaxBodyBytes}
+	}
+	return nil
+}
+
+// remoteWriteV2 serves a remote write 2.0 request. What can be written is
+// written, and only once it is durable does the answer go out, with the
+// true counts in the X-Prometheus-Remote-Write-*-Written headers (every
+// answer has them, zeros included): 204 when everything was written; 400
+// when a part can never be written (the rest is, and counted); the usual
+// 4xx for a request refused whole, 429 or 5xx for what the sender should
+// retry, with nothing written.
+func (a *API) remoteWriteV2(c echo.Context) error {
+	f := formatRemoteWriteV2
+	setWritten(c, 0, 0, 0)
+	buf, err := a.readBody(c)
+	if err != nil {
+		return a.rejected(f, err)
+	}
+	defer putBody(buf)
+	if err := a.checkSnappyLen(buf.Bytes()); err != nil {
+		return a.rejected(f, err)
+	}
+	batch, rej, err := ingest.DecodeRemoteWriteV2(buf.Bytes(), a.opts.IngestLimits)
+	if err != nil {
+		return a.rejected(f, err)
+	}
+	if err := a.checkTimeBounds(batch); err != nil {
+		return a.rejected(f, err)
+	}
+	// Counted first: the head may add start-time zero samples, which
+	// the sender did not send.
+	floats, histograms := batch.NumFloats(), batch.NumHistograms()
+	exemplars, err := a.appendV2(batch)
+	if err != nil {
+		return a.rejected(f, err)
+	}
+	setWritten(c, floats, histograms, exemplars)
+	if rej != nil {
+		return a.rejected(f, &apiError{typ: errBadData, status: http.StatusBadRequest, err: rej})
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// appendV2 appends a 2.0 batch as write does, and returns how many of its
+// exemplars were stored.
+func (a *API) appendV2(batch *ingest.Batch) (exemplars int, err error) {
+	if err := a.app.Append(batch); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	a.frontend.InvalidateBatch(touchedBy(batch, a.frontend.FreshFrom()))
+	a.metrics.samplesIn.WithLabelValues(formatRemoteWriteV2.name).Add(float64(batch.NumSamples()))
+	if ec, ok := a.app.(ExemplarCounter); ok {
+		return ec.ExemplarsStored(batch), nil
+	}
+	return 0, nil
+}
+
+// ExemplarCounter is implemented by an Appender that stores exemplars: it
+// says how many of an appended batch's exemplars it kept.
+type ExemplarCounter interface {
+	ExemplarsStored(b *ingest.Batch) int
+}
+
+func setWritten(c echo.Context, samples, histograms, exemplars int) {
+	h := c.Response().Header()
+	h.Set(headerSamplesWritten, strconv.Itoa(samples))
+	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
+	h.Set(headerExemplarsWritten, strconv.Itoa(exemplars))
+}
+
 func (a *API) lineProtocol(c echo.Context) error     { return a.write(c, formatLineProtocol) }
 func (a *API) importJSON(c echo.Context) error       { return a.write(c, formatJSON) }
 func (a *API) importPrometheus(c echo.Context) error { return a.write(c, formatPromText) }

@@ -2,7 +2,10 @@ package buffer
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+
+	"github.com/prometheus/prometheus/model/histogram"
 
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -25,6 +28,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 	if err != nil {
 		return err
 	}
+	b = h.withStartZeros(ss, b)
 	if h.log == nil {
 		for i := range b.Series {
 			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms)
@@ -96,4 +100,74 @@ func (h *Head) resolve(b *ingest.Batch, dst []*memSeries) ([]*memSeries, error) 
 		dst = append(dst, s)
 	}
 	return dst, nil
+}
+
+// withStartZeros returns b with the zero samples of start (created)
+// timestamps added, where Prometheus 3 adds them (its
+// created-timestamp-zero-ingestion, AppendSTZeroSample): before a sample
+// whose start time st is before the sample and after the newest sample of
+// its series, a float 0, or an empty histogram of the same schema that
+// marks a counter reset, at st. So a counter's first sample after a
+// start or reset gets its zero once; later samples sharing the start time
+// add nothing. The series' newest sample is read when the batch is
+// resolved: two requests racing on the same new start time may both add
+// its zero, which then is written twice with the same value (one
+// out-of-order write, no other effect). The zeros become ordinary samples
+// of the batch, logged and replayed as such. b is not changed: a batch
+// with start times is copied.
+func (h *Head) withStartZeros(ss []*memSeries, b *ingest.Batch) *ingest.Batch {
+	var out *ingest.Batch
+	for i := range b.Series {
+		sr := &b.Series[i]
+		if sr.StartTimes == nil && sr.HistogramStartTimes == nil {
+			continue
+		}
+		if out == nil {
+			out = &ingest.Batch{Series: slices.Clone(b.Series), Exemplars: b.Exemplars, Metadata: b.Metadata}
+		}
+		s := ss[i]
+		s.mtx.Lock()
+		last := s.lastT
+		s.mtx.Unlock()
+		o := &out.Series[i]
+		if sr.StartTimes != nil {
+			o.Samples = make([]ingest.Sample, 0, len(sr.Samples)+1)
+			for j, x := range sr.Samples {
+				if st := sr.StartTimes[j]; st != 0 && st < x.T && st > last {
+					o.Samples = append(o.Samples, ingest.Sample{T: st})
+				}
+				o.Samples = append(o.Samples, x)
+				last = max(last, x.T)
+			}
+		}
+		if sr.HistogramStartTimes != nil {
+			o.Histograms = make([]ingest.HistogramSample, 0, len(sr.Histograms)+1)
+			for j, x := range sr.Histograms {
+				if st := sr.HistogramStartTimes[j]; st != 0 && st < x.T && st > last {
+					o.Histograms = append(o.Histograms, zeroHistogram(st, x))
+				}
+				o.Histograms = append(o.Histograms, x)
+				last = max(last, x.T)
+			}
+		}
+		o.StartTimes, o.HistogramStartTimes = nil, nil
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
+
+// zeroHistogram is the start-time zero sample of x, as Prometheus makes it:
+// no observations, x's schema, zero threshold and custom bounds, and a
+// counter reset hint.
+func zeroHistogram(st int64, x ingest.HistogramSample) ingest.HistogramSample {
+	if x.H != nil {
+		return ingest.HistogramSample{T: st, H: &histogram.Histogram{
+			CounterResetHint: histogram.CounterReset, Schema: x.H.Schema, ZeroThreshold: x.H.ZeroThreshold, CustomValues: slices.Clone(x.H.CustomValues),
+		}}
+	}
+	return ingest.HistogramSample{T: st, FH: &histogram.FloatHistogram{
+		CounterResetHint: histogram.CounterReset, Schema: x.FH.Schema, ZeroThreshold: x.FH.ZeroThreshold, CustomValues: slices.Clone(x.FH.CustomValues),
+	}}
 }

@@ -69,9 +69,10 @@ func TestWriteErrors(t *testing.T) {
 		{"oversize body", "/api/v1/import/prometheus", "text/plain", big, nil, 413, "too_large", "4096"},
 		{"oversize after gunzip", "/api/v1/import/prometheus", "text/plain", gzipped(big), map[string]string{"Content-Encoding": "gzip"}, 413, "too_large", "4096"},
 		{"oversize after snappy", "/api/v1/write", "application/x-protobuf", snappy.Encode(nil, make([]byte, 8192)), nil, 413, "too_large", "4096"},
-		// Remote write 2.0 is not decoded yet: 415, never a 2xx that drops it.
-		{"remote write 2.0 message", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v2.Request", snappy.Encode(nil, []byte{0x0a, 0x00}), map[string]string{"Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "2.0.0"}, 415, "bad_data", "io.prometheus.write.v2.Request"},
+		// A message Strata does not decode: 415, never a 2xx that drops it.
+		{"remote write unknown message", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v3.Request", snappy.Encode(nil, []byte{0x0a, 0x00}), map[string]string{"Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "3.0.0"}, 415, "bad_data", "io.prometheus.write.v3.Request"},
 		{"remote write other encoding", "/api/v1/write", "application/x-protobuf", []byte("x"), map[string]string{"Content-Encoding": "zstd"}, 415, "bad_data", "zstd"},
+		{"remote write gzip", "/api/v1/write", "application/x-protobuf", gzipped([]byte("x")), map[string]string{"Content-Encoding": "gzip"}, 415, "bad_data", "gzip"},
 		{"remote write other type", "/api/v1/write", "application/json", []byte("{}"), nil, 415, "bad_data", "application/json"},
 	}
 	for _, c := range cases {
