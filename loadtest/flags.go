@@ -46,7 +46,7 @@ func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
 	fs.Duration("settle", 0, "wait this long after the run before reading the server's figures")
 
 	fs.Int("hosts", 100, "hosts in the generated fleet (the query mix must use the same as the ingest)")
-	fs.String("families", strings.Join(gen.FamilyNames(), ","), "metric families of each host: "+strings.Join(gen.FamilyNames(), ", "))
+	fs.String("families", strings.Join(gen.DefaultFamilyNames(), ","), "metric families of each host: "+strings.Join(gen.FamilyNames(), ", ")+" (http: native histograms of request latency per route, remote write only)")
 	fs.Uint64("seed", 1, "seed of the data (hosts, labels, values) and of the query draws")
 	fs.Duration("interval", 10*time.Second, "time between two samples of a series (the scrape interval)")
 

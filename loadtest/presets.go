@@ -26,6 +26,8 @@ var presets = []preset{
 		[][2]string{{"protocol", "rw"}, {"hosts", "20000"}, {"families", "cpu"}, {"interval", "10s"}, {"backfill", "50s"}, {"samples-per-series", "5"}, {"writers", "4"}, {"batch", "10000"}, {"settle", "2s"}}},
 	{"targets-disk", "ingest", "disk per sample: 200 hosts × 10 CPU gauges as integer percentages at 10 s, 12 h, then flush (Strata)",
 		[][2]string{{"protocol", "rw"}, {"hosts", "200"}, {"families", "cpu"}, {"integer-cpu", "true"}, {"interval", "10s"}, {"backfill", "12h"}, {"writers", "4"}, {"batch", "10000"}, {"flush", "true"}}},
+	{"targets-histograms", "ingest", "native histograms: 200 hosts × 4 routes of request latency (schema 3, about 45 populated buckets), 12 h at 10 s (3.46 M histograms), then flush; the report gives histograms/s and bytes per histogram on disk",
+		[][2]string{{"protocol", "rw"}, {"hosts", "200"}, {"families", "http"}, {"interval", "10s"}, {"backfill", "12h"}, {"writers", "4"}, {"batch", "2000"}, {"flush", "true"}}},
 	{"targets-query-cold", "query", "the TARGETS.md range queries (avg by host over 11 h at 1 h steps, max_over_time of one host over 1 h at 60 s) with the cache bypassed, one at a time, for 20 s",
 		[][2]string{{"hosts", "200"}, {"families", "cpu"}, {"mix", "targets"}, {"nocache", "true"}, {"concurrency", "1"}, {"duration", "20s"}}},
 	{"targets-query-warm", "query", "the same queries through the cache: 50 distinct queries ending 5 min ago (out of the freshness window), each run once first, then repeated for 20 s",

@@ -16,11 +16,18 @@ const (
 	// Counter values only grow, except when the host reboots and they
 	// restart from zero.
 	Counter
+	// NativeHistogram values are native histograms (Batch.Hists) of counts that
+	// only grow, except when the host reboots; Batch.Values holds their
+	// count. Only remote write carries them.
+	NativeHistogram
 )
 
 func (k Kind) String() string {
-	if k == Counter {
+	switch k {
+	case Counter:
 		return "counter"
+	case NativeHistogram:
+		return "histogram"
 	}
 	return "gauge"
 }
@@ -51,7 +58,12 @@ type Family struct {
 	// step advances the state by dt seconds and writes one value per
 	// field into out; reset means the host rebooted just before.
 	step func(r *rand.Rand, st []float64, dt float64, reset, integer bool, out []float64)
+	// histStep replaces step in a family of one NativeHistogram field.
+	histStep func(r *rand.Rand, st []float64, dt float64, reset bool, out *Histogram)
 }
+
+// HasHistograms reports whether the family's fields are native histograms.
+func (f *Family) HasHistograms() bool { return f.histStep != nil }
 
 // SeriesName is the metric name of field f.
 func (f *Family) SeriesName(field int) string { return f.Name + "_" + f.Fields[field].Name }
@@ -61,6 +73,18 @@ func FamilyNames() []string {
 	names := make([]string, len(families))
 	for i, f := range families {
 		names[i] = f.Name
+	}
+	return names
+}
+
+// DefaultFamilyNames lists the families of floats, which every protocol
+// carries: those New uses when given none.
+func DefaultFamilyNames() []string {
+	var names []string
+	for _, f := range families {
+		if !f.HasHistograms() {
+			names = append(names, f.Name)
+		}
 	}
 	return names
 }
@@ -75,7 +99,7 @@ func LookupFamily(name string) (*Family, error) {
 	return nil, fmt.Errorf("unknown metric family %q (known: %s)", name, strings.Join(FamilyNames(), ", "))
 }
 
-var families = []*Family{cpuFamily, memFamily, diskioFamily, netFamily}
+var families = []*Family{cpuFamily, memFamily, diskioFamily, netFamily, httpFamily}
 
 // ou is one step of a discrete Ornstein-Uhlenbeck walk: it pulls x towards
 // mu by theta and adds Gaussian noise of scale sigma.

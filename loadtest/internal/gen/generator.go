@@ -12,7 +12,7 @@ type Options struct {
 	// Hosts is the number of hosts; it must be positive.
 	Hosts int
 	// Families names the metric families every host reports (see
-	// FamilyNames); empty means all of them.
+	// FamilyNames); empty means DefaultFamilyNames.
 	Families []string
 	// Seed makes the data set reproducible: the same seed gives the same
 	// hosts, labels and values.
@@ -91,7 +91,7 @@ func New(o Options) (*Generator, error) {
 	g := &Generator{opts: o, hosts: Hosts(o.Hosts, o.Seed)}
 	names := o.Families
 	if len(names) == 0 {
-		names = FamilyNames()
+		names = DefaultFamilyNames()
 	}
 	for _, n := range names {
 		f, _ := LookupFamily(n)

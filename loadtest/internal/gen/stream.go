@@ -61,6 +61,10 @@ type Batch struct {
 	// samples together.
 	Values  []float64
 	Offsets []int
+	// Hists holds, where a field is a NativeHistogram, the histogram whose count
+	// Values holds, at the same index; it is empty when no group of the
+	// batch has histograms.
+	Hists []Histogram
 }
 
 // Samples is the number of samples in the batch.
@@ -149,6 +153,16 @@ func (s *Stream) Next(b *Batch) bool {
 		b.Values = make([]float64, samples)
 	}
 	b.Values = b.Values[:samples]
+	b.Hists = b.Hists[:0]
+	for _, gr := range b.Groups {
+		if gr.Family.HasHistograms() {
+			if cap(b.Hists) < samples {
+				b.Hists = append(b.Hists[:cap(b.Hists)], make([]Histogram, samples-cap(b.Hists))...)
+			}
+			b.Hists = b.Hists[:samples]
+			break
+		}
+	}
 	dt := s.sch.Interval.Seconds()
 	off := 0
 	for _, gr := range b.Groups {
@@ -158,6 +172,12 @@ func (s *Stream) Next(b *Batch) bool {
 		out := s.out[:nf]
 		for t := range n {
 			reset := s.gen.rebooted(gr.HostIdx, s.block+t)
+			if gr.Family.HasHistograms() {
+				h := &b.Hists[off+t] // a histogram family has one field
+				gr.Family.histStep(gr.rng, gr.state, dt, reset, h)
+				b.Values[off+t] = float64(h.Count)
+				continue
+			}
 			gr.Family.step(gr.rng, gr.state, dt, reset, integer, out)
 			for f, v := range out {
 				b.Values[off+f*n+t] = v

@@ -140,6 +140,15 @@ func dashboard() []*Template {
 		{Name: "net-topk", Family: "net", Expr: func(p Params) string {
 			return fmt.Sprintf(`topk(10, sum by (host) (rate(net_bytes_sent{region=%q}[%s])))`, p.Host.Region, p.Range)
 		}},
+		{Name: "http-p99-host", Family: "http", Expr: func(p Params) string {
+			return fmt.Sprintf(`histogram_quantile(0.99, sum by (route) (rate(http_request_duration_seconds{host=%q}[%s])))`, p.Host.Name, p.Range)
+		}},
+		{Name: "http-p99-region", Family: "http", Expr: func(p Params) string {
+			return fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds{region=%q}[%s])))`, p.Host.Region, p.Range)
+		}},
+		{Name: "http-rate-by-route", Family: "http", Expr: func(p Params) string {
+			return fmt.Sprintf(`sum by (route) (histogram_count(rate(http_request_duration_seconds[%s])))`, p.Range)
+		}},
 	}
 }
 
@@ -160,7 +169,7 @@ type Options struct {
 	// Hosts is the fleet the data was generated for; it must not be empty.
 	Hosts []gen.Host
 	// Families are the families that were loaded; templates over other
-	// families are left out. Empty means all.
+	// families are left out. Empty means gen.DefaultFamilyNames().
 	Families []string
 	// Windows are drawn for templates without a fixed window; empty means
 	// DefaultWindows.
@@ -216,8 +225,12 @@ func New(o Options) (*Mix, error) {
 			return nil, fmt.Errorf("unknown query template %q in mix %s", name, o.Mix)
 		}
 	}
+	families := o.Families
+	if len(families) == 0 {
+		families = gen.DefaultFamilyNames() // what gen.New loads when given none
+	}
 	for _, t := range all {
-		if len(o.Families) > 0 && !slices.Contains(o.Families, t.Family) {
+		if !slices.Contains(families, t.Family) {
 			continue
 		}
 		if len(o.Templates) > 0 && !slices.Contains(o.Templates, t.Name) {

@@ -64,7 +64,17 @@ func (o *IngestOptions) Validate() error {
 	if _, err := wire.NewEncoder(o.Protocol); err != nil {
 		return err
 	}
-	return o.Gen.Validate()
+	if err := o.Gen.Validate(); err != nil {
+		return err
+	}
+	if o.Protocol != wire.RemoteWrite {
+		for _, name := range o.Gen.Families {
+			if f, _ := gen.LookupFamily(name); f.HasHistograms() {
+				return fmt.Errorf("family %s holds native histograms, which only remote write carries: use --protocol rw", name)
+			}
+		}
+	}
+	return nil
 }
 
 // ingest is a running set of writers.

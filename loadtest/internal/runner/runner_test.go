@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,6 +119,37 @@ func TestIngestSampleCountAndFlush(t *testing.T) {
 	}
 }
 
+// TestIngestHistograms sends the http family's native histograms to a
+// real server, flushes them and reads back how many the server appended
+// and stored, and the bytes per histogram on disk.
+func TestIngestHistograms(t *testing.T) {
+	srv := testserver.Start(t, "--enable-admin-api")
+	rep := run(t, Options{
+		Command: "ingest",
+		Target:  newTarget(t, srv.URL, target.Strata),
+		Ingest: &IngestOptions{
+			Gen:      gen.Options{Hosts: 10, Seed: 3, Families: []string{"http"}, ResetProbability: 1e-3},
+			Protocol: wire.RemoteWrite, Writers: 2, BatchSamples: 2000, Interval: 10 * time.Second,
+			Backfill: 2 * time.Hour, // 720 steps of 40 series
+		},
+		Flush: true,
+	})
+	checkIngest(t, rep, 720*40)
+	s := rep.Server
+	if s.After.BlockSamples == nil || *s.After.BlockSamples != 720*40 || s.BytesPerSample == nil || *s.BytesPerSample <= 0 {
+		t.Fatalf("after flush: blocks %v samples %v bytes/sample %v", s.After.Blocks, s.After.BlockSamples, s.BytesPerSample)
+	}
+	t.Logf("%.0f histograms/s, %.1f bytes per histogram on disk (%s)", rep.Ingest.SamplesPerSecond, *s.BytesPerSample, s.BytesPerSampleBasis)
+
+	// The dashboard mix's histogram queries over them answer data.
+	qo := QueryOptions{Hosts: 10, Seed: 3, Concurrency: 2, Queries: 30, NoCache: true,
+		Mix: querymix.Options{Families: []string{"http"}}}
+	q := run(t, Options{Command: "query", Target: newTarget(t, srv.URL, target.Strata), Query: &qo}).Query
+	if q.RequestsOK != 30 || q.EmptyResults != 0 || q.PointsReturned == 0 || len(q.ByTemplate) != 3 {
+		t.Fatalf("%d of 30 queries answered, %d empty, %d points, templates %v: %q", q.RequestsOK, q.EmptyResults, q.PointsReturned, q.ByTemplate, q.ErrorMessages)
+	}
+}
+
 func TestQueryEndToEnd(t *testing.T) {
 	srv := testserver.Start(t)
 	tg := newTarget(t, srv.URL, target.Strata)
@@ -205,6 +237,11 @@ func TestValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	lpHist := Options{Target: strata, Ingest: ingest(wire.LineProtocol, time.Hour)}
+	lpHist.Ingest.Gen.Families = []string{"cpu", "http"}
+	if err := lpHist.Validate(); err == nil || !strings.Contains(err.Error(), "family http holds native histograms, which only remote write carries") {
+		t.Errorf("line protocol with histograms: %v", err)
 	}
 	ok := Options{Target: prom, Ingest: ingest(wire.RemoteWrite, time.Hour), Query: &QueryOptions{Hosts: 1, Concurrency: 1, Queries: 1}}
 	if err := ok.Validate(); err != nil {

@@ -13,9 +13,13 @@ import (
 // The messages of remote write 1.0 (prometheus/prompb), written by hand:
 //
 //	WriteRequest { repeated TimeSeries timeseries = 1; }
-//	TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
+//	TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; repeated Histogram histograms = 4; }
 //	Label        { string name = 1; string value = 2; }
 //	Sample       { double value = 1; int64 timestamp = 2; }
+//	Histogram    { uint64 count_int = 1; double sum = 3; sint32 schema = 4; double zero_threshold = 5;
+//	               uint64 zero_count_int = 6; repeated BucketSpan positive_spans = 11;
+//	               repeated sint64 positive_deltas = 12 (packed); int64 timestamp = 15; }
+//	BucketSpan   { sint32 offset = 1; uint32 length = 2; }
 //
 // Every series of a group shares the group's label bytes, encoded once;
 // only __name__ differs, and it comes first since labels are sorted.
@@ -32,6 +36,8 @@ type rwEncoder struct {
 	sample []int                    // size of the Sample message per timestamp
 	raw    []byte
 	body   []byte
+	hists  []byte // the histograms of one series
+	scr    []byte // one histogram's deltas, then one histogram
 }
 
 func newRWEncoder() *rwEncoder {
@@ -58,6 +64,10 @@ func (e *rwEncoder) Encode(b *gen.Batch) []byte {
 	for i, gr := range b.Groups {
 		labels := e.groupLabels(gr)
 		names := e.nameLabels(gr.Family)
+		if gr.Family.HasHistograms() {
+			raw = e.appendHistogramSeries(raw, names[0], labels, b, i)
+			continue
+		}
 		for f := range gr.Family.Fields {
 			tsLen := len(names[f]) + len(labels) + samplesLen
 			raw = append(raw, tagLen1)
@@ -78,6 +88,57 @@ func (e *rwEncoder) Encode(b *gen.Batch) []byte {
 	e.body = snappy.Encode(e.body[:cap(e.body)], raw)
 	return e.body
 }
+
+// appendHistogramSeries appends the TimeSeries of group i of b, a family
+// of one native histogram field.
+func (e *rwEncoder) appendHistogramSeries(raw, name, labels []byte, b *gen.Batch, i int) []byte {
+	hists := e.hists[:0]
+	for t, ts := range b.Times {
+		h := &b.Hists[b.Offsets[i]+t]
+		deltas := e.scr[:0]
+		prev := int64(0)
+		for _, c := range h.Buckets {
+			deltas = binary.AppendUvarint(deltas, zigzag(int64(c)-prev))
+			prev = int64(c)
+		}
+		nDeltas := len(deltas)
+		msg := append(deltas, 1<<3|0)
+		msg = binary.AppendUvarint(msg, h.Count)
+		msg = append(msg, 3<<3|1)
+		msg = binary.LittleEndian.AppendUint64(msg, math.Float64bits(h.Sum))
+		msg = append(msg, 4<<3|0)
+		msg = binary.AppendUvarint(msg, zigzag(int64(h.Schema)))
+		msg = append(msg, 5<<3|1)
+		msg = binary.LittleEndian.AppendUint64(msg, math.Float64bits(h.ZeroThreshold))
+		msg = append(msg, 6<<3|0, 0) // zero_count_int: an integer histogram
+		if len(h.Buckets) > 0 {
+			span := 1 + uvarintLen(zigzag(int64(h.Offset))) + 1 + uvarintLen(uint64(len(h.Buckets)))
+			msg = append(msg, 11<<3|2, byte(span))
+			msg = append(msg, 1<<3|0)
+			msg = binary.AppendUvarint(msg, zigzag(int64(h.Offset)))
+			msg = append(msg, 2<<3|0)
+			msg = binary.AppendUvarint(msg, uint64(len(h.Buckets)))
+			msg = append(msg, 12<<3|2)
+			msg = binary.AppendUvarint(msg, uint64(nDeltas))
+			msg = append(msg, deltas[:nDeltas]...)
+		}
+		msg = append(msg, 15<<3|0)
+		msg = binary.AppendUvarint(msg, uint64(ts))
+		body := msg[nDeltas:]
+		hists = append(hists, 4<<3|2)
+		hists = binary.AppendUvarint(hists, uint64(len(body)))
+		hists = append(hists, body...)
+		e.scr = msg
+	}
+	e.hists = hists
+	raw = append(raw, tagLen1)
+	raw = binary.AppendUvarint(raw, uint64(len(name)+len(labels)+len(hists)))
+	raw = append(raw, name...)
+	raw = append(raw, labels...)
+	return append(raw, hists...)
+}
+
+func zigzag(x int64) uint64 { return uint64(x<<1) ^ uint64(x>>63) }
 
 func (e *rwEncoder) groupLabels(gr *gen.Group) []byte {
 	if l, ok := e.groups[gr]; ok {

@@ -7,16 +7,18 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-tsdb/strata/loadtest/internal/gen"
 )
 
-// testBatches yields a few batches of every family, with values that
-// exercise the encodings (large counters, whole and fractional floats).
-func testBatches(t *testing.T, f func(b *gen.Batch)) {
+// testBatches yields a few batches of the families (nil: the default
+// ones), with values that exercise the encodings (large counters, whole
+// and fractional floats, histograms).
+func testBatches(t *testing.T, families []string, f func(b *gen.Batch)) {
 	t.Helper()
-	g, err := gen.New(gen.Options{Hosts: 5, Seed: 9, ResetProbability: 0.05})
+	g, err := gen.New(gen.Options{Hosts: 5, Seed: 9, ResetProbability: 0.05, Families: families})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,8 @@ func testBatches(t *testing.T, f func(b *gen.Batch)) {
 
 func TestRemoteWriteDecodesWithPrompb(t *testing.T) {
 	enc, _ := NewEncoder(RemoteWrite)
-	testBatches(t, func(b *gen.Batch) {
+	hists := 0
+	testBatches(t, gen.FamilyNames(), func(b *gen.Batch) {
 		raw, err := snappy.Decode(nil, enc.Encode(b))
 		if err != nil {
 			t.Fatal(err)
@@ -63,8 +66,13 @@ func TestRemoteWriteDecodesWithPrompb(t *testing.T) {
 						t.Fatalf("label %d: %v, want %v", j, l, want[j])
 					}
 				}
-				if len(ts.Samples) != len(b.Times) {
-					t.Fatalf("%d samples, want %d", len(ts.Samples), len(b.Times))
+				if gr.Family.HasHistograms() {
+					checkHistograms(t, ts, b, i)
+					hists += len(ts.Histograms)
+					continue
+				}
+				if len(ts.Samples) != len(b.Times) || len(ts.Histograms) != 0 {
+					t.Fatalf("%d samples and %d histograms, want %d samples", len(ts.Samples), len(ts.Histograms), len(b.Times))
 				}
 				for ti, s := range ts.Samples {
 					if s.Timestamp != b.Times[ti] || math.Float64bits(s.Value) != math.Float64bits(b.Value(i, f, ti)) {
@@ -74,6 +82,40 @@ func TestRemoteWriteDecodesWithPrompb(t *testing.T) {
 			}
 		}
 	})
+	if hists == 0 {
+		t.Fatal("no histograms encoded")
+	}
+}
+
+// checkHistograms checks the histograms of the TimeSeries of group i of b,
+// decoded by prompb, against what the generator made.
+func checkHistograms(t *testing.T, ts prompb.TimeSeries, b *gen.Batch, i int) {
+	t.Helper()
+	if len(ts.Histograms) != len(b.Times) || len(ts.Samples) != 0 {
+		t.Fatalf("%d histograms and %d samples, want %d histograms", len(ts.Histograms), len(ts.Samples), len(b.Times))
+	}
+	for ti, ph := range ts.Histograms {
+		g := b.Hists[b.Offsets[i]+ti]
+		want := &histogram.Histogram{Schema: g.Schema, ZeroThreshold: g.ZeroThreshold, Count: g.Count, Sum: g.Sum}
+		if len(g.Buckets) > 0 {
+			want.PositiveSpans = []histogram.Span{{Offset: g.Offset, Length: uint32(len(g.Buckets))}}
+			prev := int64(0)
+			for _, c := range g.Buckets {
+				want.PositiveBuckets = append(want.PositiveBuckets, int64(c)-prev)
+				prev = int64(c)
+			}
+		}
+		if ph.IsFloatHistogram() || ph.Timestamp != b.Times[ti] {
+			t.Fatalf("histogram %d: float %v at %d, want an integer histogram at %d", ti, ph.IsFloatHistogram(), ph.Timestamp, b.Times[ti])
+		}
+		got := ph.ToIntHistogram()
+		if err := got.Validate(); err != nil {
+			t.Fatalf("histogram %d: %v: %v", ti, got, err)
+		}
+		if !got.Equals(want) || float64(got.Count) != b.Value(i, 0, ti) {
+			t.Fatalf("histogram %d: %v, want %v (count %v)", ti, got, want, b.Value(i, 0, ti))
+		}
+	}
 }
 
 func TestLineProtocolDecodesWithInflux(t *testing.T) {
@@ -81,7 +123,7 @@ func TestLineProtocolDecodesWithInflux(t *testing.T) {
 	if p := enc.Endpoint().Path; p != "/write?precision=ms" {
 		t.Fatalf("path %s", p)
 	}
-	testBatches(t, func(b *gen.Batch) {
+	testBatches(t, nil, func(b *gen.Batch) {
 		dec := lineprotocol.NewDecoderWithBytes(enc.Encode(b))
 		lines := 0
 		for i, gr := range b.Groups {
