@@ -55,6 +55,8 @@ type Options struct {
 	MaxQuerySeries int
 	// IngestLimits bounds each write request.
 	IngestLimits ingest.Limits
+	// OTLP says how OTLP metrics are converted into series.
+	OTLP ingest.OTLPOptions
 	// MaxFutureSkew refuses (400) a write with a sample more than this far
 	// ahead of the server's clock; a far-future sample would force the
 	// head's flush and could never be queried. Zero means no limit.
@@ -115,7 +117,7 @@ type Options struct {
 
 // DefaultOptions returns the options used for fields left zero.
 func DefaultOptions() Options {
-	return Options{MaxBodyBytes: 32 << 20, IngestLimits: ingest.DefaultLimits()}
+	return Options{MaxBodyBytes: 32 << 20, IngestLimits: ingest.DefaultLimits(), OTLP: ingest.DefaultOTLPOptions()}
 }
 
 // Validate reports the first option that is out of range.
@@ -127,6 +129,9 @@ func (o Options) Validate() error {
 		return err
 	}
 	if err := o.Tokens.Validate(); err != nil {
+		return err
+	}
+	if err := o.OTLP.Validate(); err != nil {
 		return err
 	}
 	return o.IngestLimits.Validate()
@@ -190,6 +195,8 @@ func (a *API) routes() *echo.Echo {
 	e.POST("/api/v2/write", a.lineProtocol)
 	e.POST("/api/v1/import", a.importJSON)
 	e.POST("/api/v1/import/prometheus", a.importPrometheus)
+	e.POST("/api/v1/otlp/v1/metrics", a.otlpWrite)
+	e.POST("/opentelemetry/v1/metrics", a.otlpWrite) // VictoriaMetrics' path
 
 	e.Match(getPost, "/api/v1/query", a.instantQuery)
 	e.Match(getPost, "/api/v1/query_range", a.rangeQuery)

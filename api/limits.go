@@ -152,6 +152,7 @@ var (
 	writeRoutes = map[string]bool{
 		"/api/v1/write": true, "/write": true, "/api/v2/write": true,
 		"/api/v1/import": true, "/api/v1/import/prometheus": true,
+		"/api/v1/otlp/v1/metrics": true, "/opentelemetry/v1/metrics": true,
 	}
 	queryRoutes = map[string]bool{
 		"/api/v1/query": true, "/api/v1/query_range": true, "/api/v1/series": true,

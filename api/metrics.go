@@ -9,6 +9,7 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 	samplesIn     *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
+	otlpRejected  prometheus.Counter
 	queries       *prometheus.CounterVec
 	queryDuration *prometheus.HistogramVec
 }
@@ -28,6 +29,9 @@ func newMetrics(reg prometheus.Registerer, b BuildInfo) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_rejected_requests_total", Help: "Write requests refused, by wire format and reason.",
 		}, []string{"format", "reason"}),
+		otlpRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_otlp_rejected_data_points_total", Help: "OTLP data points refused in requests that were otherwise stored (delta temporality), reported to the sender as a partial success.",
+		}),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_queries_total", Help: "PromQL queries by kind (instant, range) and outcome.",
 		}, []string{"kind", "outcome"}),
@@ -41,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, b BuildInfo) *metrics {
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.samplesIn, m.rejected, m.queries, m.queryDuration, info)
+		reg.MustRegister(m.requests, m.duration, m.samplesIn, m.rejected, m.otlpRejected, m.queries, m.queryDuration, info)
 	}
 	return m
 }

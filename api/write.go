@@ -271,6 +271,15 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	if err != nil {
 		return a.rejected(f, err)
 	}
+	if err := a.store(f, batch); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// store checks batch's timestamps and appends it; when it returns nil the
+// batch is durable and visible and no cached answer predates it.
+func (a *API) store(f ingestFormat, batch *ingest.Batch) error {
 	if err := a.checkTimeBounds(batch); err != nil {
 		return a.rejected(f, err)
 	}
@@ -281,7 +290,7 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	// cached answer they could change a miss.
 	a.frontend.InvalidateBatch(touchedBy(batch, a.frontend.FreshFrom()))
 	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }
 
 // touchedBy returns the metric names and days of the samples of b older

@@ -1,7 +1,8 @@
 // Package ingest turns the bodies of write requests into validated batches.
 //
 // It owns the wire formats Strata accepts on its push paths — Prometheus
-// remote write 1.0 (snappy-compressed protobuf), Influx line protocol,
+// remote write 1.0 (snappy-compressed protobuf), OTLP/HTTP metrics
+// (through Prometheus' OTLP translator), Influx line protocol,
 // VictoriaMetrics-style JSON lines and the Prometheus text exposition
 // format — and the rules every incoming series must satisfy: legacy
 // Prometheus metric and label names, no reserved "__" labels other than

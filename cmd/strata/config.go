@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/strata-tsdb/strata/ingest"
 )
 
 // option is one setting: its config-file key (dots nest in YAML), its flag,
@@ -43,6 +45,14 @@ var options = []option{
 	{"limits.max_series", "limits.max-series", 0, "most series in the head; new series beyond it are refused (0 = no limit)"},
 	{"limits.max_future_skew", "limits.max-future-skew", 10 * time.Minute, "refuse (400) a write with a sample more than this ahead of the server's clock (0 = no limit)"},
 	{"limits.max_sample_age", "limits.max-sample-age", time.Duration(0), "refuse (400) a write with a sample older than this (0 = no limit: backfill of any age)"},
+
+	{"otlp.translation_strategy", "otlp.translation-strategy", "UnderscoreEscapingWithSuffixes", "how OTLP metric and attribute names become Prometheus names, as Prometheus' otlp.translation_strategy: UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation"},
+	{"otlp.promote_resource_attributes", "otlp.promote-resource-attributes", "", "comma-separated OTLP resource attributes copied onto every series of the resource as labels (a list in the config file)"},
+	{"otlp.promote_all_resource_attributes", "otlp.promote-all-resource-attributes", false, "promote every OTLP resource attribute but those in otlp.ignore_resource_attributes"},
+	{"otlp.ignore_resource_attributes", "otlp.ignore-resource-attributes", "", "comma-separated resource attributes otlp.promote_all_resource_attributes leaves out"},
+	{"otlp.keep_identifying_resource_attributes", "otlp.keep-identifying-resource-attributes", false, "keep service.name, service.namespace and service.instance.id on target_info as well as in job and instance"},
+	{"otlp.convert_histograms_to_nhcb", "otlp.convert-histograms-to-nhcb", false, "store OTLP explicit-bucket histograms as native histograms with custom buckets instead of classic _bucket/_sum/_count series"},
+	{"otlp.promote_scope_metadata", "otlp.promote-scope-metadata", false, "add the otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_* attribute labels of the instrumentation scope"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
 	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples"},
@@ -122,9 +132,22 @@ var positiveOptions = map[string]bool{
 
 // optionChoices are the options that take one word of a fixed set.
 var optionChoices = map[string][]string{
-	"log.level":  {"debug", "info", "warn", "error"},
-	"log.format": {"text", "json"},
-	"wal.sync":   {"always", "interval"},
+	"log.level":                 {"debug", "info", "warn", "error"},
+	"log.format":                {"text", "json"},
+	"wal.sync":                  {"always", "interval"},
+	"otlp.translation_strategy": ingest.OTLPTranslationStrategies,
+}
+
+// listOption splits a comma-separated list option ("a, b") into its
+// trimmed, non-empty items.
+func listOption(v *viper.Viper, key string) []string {
+	var out []string
+	for _, s := range strings.Split(v.GetString(key), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // optionValue is every option's flag: it keeps the text given on the
@@ -358,6 +381,13 @@ func fileText(val any) string {
 		return ""
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64)
+	case []any:
+		// A YAML list, for the list options: the same text as the flag's.
+		items := make([]string, len(x))
+		for i, it := range x {
+			items[i] = fileText(it)
+		}
+		return strings.Join(items, ",")
 	}
 	return fmt.Sprint(val)
 }

@@ -47,6 +47,10 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		{"flag bool", []string{"--cache.enabled=maybe"}, nil, []string{"cache.enabled", "true or false"}},
 		{"choice", []string{"--log.format", "xml"}, nil, []string{"log.format", "text, json"}},
 		{"choice from env", nil, map[string]string{"STRATA_WAL_SYNC": "never"}, []string{"wal.sync", "always, interval"}},
+		{"otlp strategy", []string{"--otlp.translation-strategy", "Dots"}, nil, []string{"otlp.translation_strategy", "UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes, NoTranslation"}},
+		{"otlp promote and promote all", []string{"--config", yaml("otlp: {promote_all_resource_attributes: true, promote_resource_attributes: [host.name]}\n")}, nil, []string{"promote_all_resource_attributes and promote_resource_attributes cannot both be set"}},
+		{"otlp ignore without promote all", nil, map[string]string{"STRATA_OTLP_IGNORE_RESOURCE_ATTRIBUTES": "a,b"}, []string{"ignore_resource_attributes needs promote_all_resource_attributes"}},
+		{"otlp attribute twice", []string{"--config", yaml("otlp: {promote_resource_attributes: [a, b, a]}\n")}, nil, []string{`resource attribute "a" listed twice`}},
 		{"two errors at once", []string{"--query.timeout", "x"}, map[string]string{"STRATA_CACHE_TTL": "y"}, []string{"query.timeout", "cache.ttl"}},
 	}
 	for _, c := range cases {

@@ -92,6 +92,13 @@ func (s *testServer) post(path, contentType string, body []byte) (int, string) {
 
 func (s *testServer) do(req *http.Request) (int, string) {
 	s.t.Helper()
+	code, _, body := s.roundTrip(req)
+	return code, body
+}
+
+// roundTrip sends req and returns the status, headers and body.
+func (s *testServer) roundTrip(req *http.Request) (int, http.Header, string) {
+	s.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -101,7 +108,7 @@ func (s *testServer) do(req *http.Request) (int, string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 // get sends a GET and decodes a successful Prometheus API response's data.

@@ -71,13 +71,7 @@ func (s *testServer) call(method, path, token string, body []byte) (int, http.He
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
+	return s.roundTrip(req)
 }
 
 // metric returns the value of one sample on /metrics (-1 when absent).

@@ -106,6 +106,10 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if err != nil {
 		return nil, err
 	}
+	otlpOpts := otlpOptions(v)
+	if err := otlpOpts.Validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -203,6 +207,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			MaxLabelNameLength:   v.GetInt("limits.max_label_name_length"),
 			MaxLabelValueLength:  v.GetInt("limits.max_label_value_length"),
 		},
+		OTLP:        otlpOpts,
 		Build:       buildInfo(),
 		EnableAdmin: v.GetBool("enable_admin_api"),
 		Flusher:     store,
@@ -666,4 +671,19 @@ func (s *server) snapshot(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// otlpOptions maps the otlp.* options, the otlp: section of Prometheus'
+// configuration, onto the OTLP translator's options.
+func otlpOptions(v *viper.Viper) ingest.OTLPOptions {
+	return ingest.OTLPOptions{
+		TranslationStrategy:               v.GetString("otlp.translation_strategy"),
+		PromoteResourceAttributes:         listOption(v, "otlp.promote_resource_attributes"),
+		PromoteAllResourceAttributes:      v.GetBool("otlp.promote_all_resource_attributes"),
+		IgnoreResourceAttributes:          listOption(v, "otlp.ignore_resource_attributes"),
+		KeepIdentifyingResourceAttributes: v.GetBool("otlp.keep_identifying_resource_attributes"),
+		ConvertHistogramsToNHCB:           v.GetBool("otlp.convert_histograms_to_nhcb"),
+		PromoteScopeMetadata:              v.GetBool("otlp.promote_scope_metadata"),
+		LookbackDelta:                     v.GetDuration("query.lookback_delta"),
+	}
 }
