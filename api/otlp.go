@@ -42,8 +42,8 @@ func (a *API) otlpWrite(c echo.Context) error {
 	if err != nil {
 		return a.otlpError(c, ct, a.rejected(formatOTLP, err))
 	}
-	if len(res.Warnings) > 0 {
-		a.logger.Debug("OTLP translation warnings", "warnings", res.Warnings)
+	if len(res.Warnings) > 0 || res.DroppedExemplars > 0 {
+		a.logger.Debug("OTLP translation warnings", "warnings", res.Warnings, "dropped_exemplars", res.DroppedExemplars)
 	}
 	if err := a.store(formatOTLP, batch); err != nil {
 		return a.otlpError(c, ct, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -150,6 +151,10 @@ type OTLPResult struct {
 	// Warnings are the translator's warnings (empty data points, label
 	// names that collide after escaping, ...).
 	Warnings []string
+	// DroppedExemplars is the number of exemplars left out because
+	// Prometheus would refuse them (labels over 128 runes, say); their
+	// data points are stored.
+	DroppedExemplars int
 }
 
 // DecodeOTLP decodes an OTLP/HTTP ExportMetricsServiceRequest (contentType
@@ -205,6 +210,7 @@ func DecodeOTLP(ctx context.Context, body []byte, contentType string, opts OTLPO
 		return nil, res, newError(ErrUnsupported, "convert OTLP metrics: "+strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	res.Warnings, _ = annots.AsStrings("", 0, 0)
+	res.DroppedExemplars = app.droppedExemplars
 	if total == 0 {
 		return nil, res, newError(ErrEmptyBody, "OTLP request holds no data point")
 	}
@@ -259,15 +265,20 @@ func dropNonCumulative(md pmetric.Metrics) OTLPResult {
 // builder. It keeps the first error it returns: the translator goes on with
 // the next metric after an error, but the request is refused whole.
 type otlpAppender struct {
-	b   *builder
-	err error
+	b                *builder
+	err              error
+	droppedExemplars int
 }
 
 var _ storage.AppenderV2 = (*otlpAppender)(nil)
 
-// Append adds one float or histogram sample of ls. The start timestamp,
-// exemplars and metadata are not stored.
-func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+// Append adds one float or histogram sample of ls, its exemplars and its
+// family's metadata (type, unit, help) to the batch. The start timestamp is
+// not kept: Prometheus 3 writes no zero sample for it unless its
+// created-timestamp-zero-ingestion feature is on. An exemplar Prometheus
+// would refuse (labels over 128 runes, an invalid label name) is dropped,
+// as Prometheus drops it, and counted; the sample is kept.
+func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	if a.err != nil {
 		return 0, a.err
 	}
@@ -283,11 +294,37 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 			err = b.add(ref, t, v)
 		}
 	}
+	for i := 0; err == nil && i < len(opts.Exemplars); i++ {
+		err = a.addExemplar(ref, &opts.Exemplars[i])
+	}
 	if err != nil {
 		a.err = err
 		return 0, err
 	}
+	b.addMetadata(opts.MetricFamilyName, Metadata{Type: opts.Metadata.Type, Unit: opts.Metadata.Unit, Help: opts.Metadata.Help})
 	return storage.SeriesRef(ref) + 1, nil
+}
+
+// addExemplar adds one exemplar of series ref, dropping (and counting) one
+// Prometheus would refuse.
+func (a *otlpAppender) addExemplar(ref int32, e *exemplar.Exemplar) error {
+	b := a.b
+	b.exsb.Reset()
+	e.Labels.Range(func(l labels.Label) {
+		if l.Value != "" {
+			b.exsb.Add(l.Name, l.Value)
+		}
+	})
+	t := int64(0)
+	if e.HasTs {
+		t = e.Ts
+	}
+	err := b.addExemplar(ref, t, e.Value)
+	if errors.Is(err, ErrInvalidExemplar) {
+		a.droppedExemplars++
+		return nil
+	}
+	return err
 }
 
 // Commit does nothing: the caller stores the batch.

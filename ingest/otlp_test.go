@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -74,6 +75,10 @@ func otlpTestMetrics(t time.Time) pmetric.Metrics {
 	dp.SetTimestamp(ts)
 	dp.SetIntValue(7)
 	dp.Attributes().PutStr("http.method", "GET")
+	ex := dp.Exemplars().AppendEmpty()
+	ex.SetTimestamp(ts)
+	ex.SetIntValue(1)
+	ex.SetTraceID(pcommon.TraceID{16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1})
 
 	u := ms.AppendEmpty()
 	u.SetName("queue.size")
@@ -97,9 +102,12 @@ func otlpTestMetrics(t time.Time) pmetric.Metrics {
 	hdp.SetCount(10)
 	hdp.SetSum(10.5)
 	hdp.Attributes().PutStr("http.route", "/a")
-	ex := hdp.Exemplars().AppendEmpty()
+	ex = hdp.Exemplars().AppendEmpty()
 	ex.SetTimestamp(ts)
 	ex.SetDoubleValue(0.3)
+	ex.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	ex.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	ex.FilteredAttributes().PutStr("user", "u1")
 
 	e := ms.AppendEmpty()
 	e.SetName("rpc.latency")
@@ -187,23 +195,41 @@ func renderSample(ls labels.Labels, t int64, v float64, h *histogram.Histogram, 
 }
 
 // captureAppendable is a storage.AppendableV2 that records what Prometheus'
-// own OTLP handler appends.
-type captureAppendable struct{ got []captured }
+// own OTLP handler appends: samples, exemplars (rendered as samples of the
+// series with the exemplar's labels in val) and each family's metadata.
+type captureAppendable struct {
+	got, exemplars []captured
+	meta           map[string]Metadata
+}
 
 func (c *captureAppendable) AppenderV2(context.Context) storage.AppenderV2 { return captureAppender{c} }
 
 type captureAppender struct{ c *captureAppendable }
 
-func (a captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AOptions) (storage.SeriesRef, error) {
+func (a captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	a.c.got = append(a.c.got, renderSample(ls, t, v, h, fh))
+	for _, e := range opts.Exemplars {
+		a.c.exemplars = append(a.c.exemplars, renderExemplar(ls, e.Labels, e.Ts, e.Value))
+	}
+	md := Metadata{Type: opts.Metadata.Type, Unit: opts.Metadata.Unit, Help: opts.Metadata.Help}
+	if !md.IsEmpty() {
+		if a.c.meta == nil {
+			a.c.meta = map[string]Metadata{}
+		}
+		a.c.meta[opts.MetricFamilyName] = md
+	}
 	return 1, nil
+}
+
+func renderExemplar(series, lset labels.Labels, t int64, v float64) captured {
+	return captured{lset: series.String(), t: t, val: fmt.Sprintf("%s %x", lset, math.Float64bits(v))}
 }
 func (captureAppender) Commit() error   { return nil }
 func (captureAppender) Rollback() error { return nil }
 
 // prometheusOTLP runs body through Prometheus' OTLP write handler under cfg
 // and returns what it appended, sorted, and its status.
-func prometheusOTLP(t *testing.T, body []byte, contentType string, cfg config.OTLPConfig, lookback time.Duration) ([]captured, int) {
+func prometheusOTLP(t *testing.T, body []byte, contentType string, cfg config.OTLPConfig, lookback time.Duration) (*captureAppendable, int) {
 	t.Helper()
 	app := &captureAppendable{}
 	h := remote.NewOTLPWriteHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), app,
@@ -213,7 +239,8 @@ func prometheusOTLP(t *testing.T, body []byte, contentType string, cfg config.OT
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	sortCaptured(app.got)
-	return app.got, rec.Code
+	sortCaptured(app.exemplars)
+	return app, rec.Code
 }
 
 func sortCaptured(s []captured) {
@@ -272,9 +299,10 @@ func TestDecodeOTLPMatchesPrometheus(t *testing.T) {
 				cfg.KeepIdentifyingResourceAttributes = tc.opts.KeepIdentifyingResourceAttributes
 				cfg.ConvertHistogramsToNHCB = tc.opts.ConvertHistogramsToNHCB
 				cfg.PromoteScopeMetadata = tc.opts.PromoteScopeMetadata
-				want, code := prometheusOTLP(t, body, ct, cfg, tc.opts.LookbackDelta)
-				if code != http.StatusOK || len(want) == 0 {
-					t.Fatalf("Prometheus' handler answered %d with %d samples", code, len(want))
+				prom, code := prometheusOTLP(t, body, ct, cfg, tc.opts.LookbackDelta)
+				want := prom.got
+				if code != http.StatusOK || len(want) == 0 || len(prom.exemplars) == 0 || len(prom.meta) == 0 {
+					t.Fatalf("Prometheus' handler answered %d with %d samples, %d exemplars, %d families' metadata", code, len(want), len(prom.exemplars), len(prom.meta))
 				}
 				b, res, err := DecodeOTLP(context.Background(), body, ct, tc.opts, DefaultLimits())
 				if err != nil {
@@ -287,6 +315,23 @@ func TestDecodeOTLPMatchesPrometheus(t *testing.T) {
 				got := batchCaptured(b)
 				if !slices.Equal(got, want) {
 					t.Errorf("got %d samples, Prometheus stores %d:\n got: %v\nwant: %v", len(got), len(want), got, want)
+				}
+				var gotEx []captured
+				for _, se := range b.Exemplars {
+					for _, e := range se.Exemplars {
+						gotEx = append(gotEx, renderExemplar(se.Labels, e.Labels, e.T, e.V))
+					}
+				}
+				sortCaptured(gotEx)
+				if !slices.Equal(gotEx, prom.exemplars) {
+					t.Errorf("exemplars\n got: %v\nwant: %v", gotEx, prom.exemplars)
+				}
+				gotMeta := map[string]Metadata{}
+				for _, m := range b.Metadata {
+					gotMeta[m.Family] = m.Metadata
+				}
+				if !maps.Equal(gotMeta, prom.meta) {
+					t.Errorf("metadata\n got: %v\nwant: %v", gotMeta, prom.meta)
 				}
 			})
 		}
@@ -403,4 +448,43 @@ func FuzzDecodeOTLP(f *testing.F) {
 		}
 		checkBatchValid(t, b, lim)
 	})
+}
+
+// TestDecodeOTLPExemplarsAndMetadata: exemplars and each family's type,
+// unit and help go into the batch; an exemplar Prometheus would refuse (a
+// label without a name) is dropped and counted, and its data point kept.
+func TestDecodeOTLPExemplarsAndMetadata(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	md := otlpTestMetrics(now)
+	c := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(1).Sum().DataPoints().At(0)
+	ex := c.Exemplars().AppendEmpty()
+	ex.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	ex.SetDoubleValue(2)
+	ex.FilteredAttributes().PutStr("", "a label without a name")
+	b, res, err := DecodeOTLP(context.Background(), marshalOTLP(t, md, OTLPProtobuf), OTLPProtobuf, DefaultOTLPOptions(), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DroppedExemplars != 1 {
+		t.Errorf("dropped exemplars %d, want 1", res.DroppedExemplars)
+	}
+	ids := map[string]string{}
+	for _, se := range b.Exemplars {
+		for _, e := range se.Exemplars {
+			ids[se.Labels.Get(labels.MetricName)] = e.Labels.Get("trace_id")
+		}
+	}
+	if want := map[string]string{"http_server_requests_total": "100f0e0d0c0b0a090807060504030201", "http_server_request_duration_seconds_bucket": "0102030405060708090a0b0c0d0e0f10"}; !maps.Equal(ids, want) {
+		t.Errorf("exemplars' trace IDs by series %v, want %v", ids, want)
+	}
+	meta := map[string]Metadata{}
+	for _, m := range b.Metadata {
+		meta[m.Family] = m.Metadata
+	}
+	if got := meta["process_memory_usage_bytes"]; got != (Metadata{Type: "gauge", Unit: "bytes", Help: "Memory in use."}) {
+		t.Errorf("metadata of process_memory_usage_bytes %+v", got)
+	}
+	if got := meta["http_server_request_duration_seconds"]; got.Type != "histogram" || got.Unit != "seconds" {
+		t.Errorf("metadata of http_server_request_duration_seconds %+v", got)
+	}
 }
