@@ -128,20 +128,27 @@ func New(o Options) (*Cache, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	return newIn(o, "")
+}
+
+// newIn is New for a cache whose state lives in dir ("" for none).
+func newIn(o Options, dir string) (*Cache, error) {
 	c := newCache(o, fastcache.New(o.MaxBytes))
-	if err := c.startL2(nil); err != nil {
+	if err := c.startL2(nil, dir); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // startL2 starts the L2 tier if the options ask for one. saved is what a
-// loaded cache says about the Redis it was synced with.
-func (c *Cache) startL2(saved *savedL2) error {
+// loaded cache says about the Redis it was synced with; dir is the
+// directory of a loaded cache, where bumps that could not reach Redis are
+// kept ("" for none).
+func (c *Cache) startL2(saved *savedL2, dir string) error {
 	if !c.opts.L2.Enabled() {
 		return nil
 	}
-	l, err := newL2(c, c.opts.L2, saved)
+	l, err := newL2(c, c.opts.L2, saved, dir)
 	if err != nil {
 		c.fc.Reset()
 		return err

@@ -33,25 +33,27 @@
 //
 // Cross-instance generation scheme: Redis holds the one counter that
 // numbers every invalidation of every instance, and each tag's generation
-// (a sorted set). Invalidate runs one Lua script (INCR the counter, record
-// it as the tag's generation, PUBLISH it) and applies the number to the
-// instance's in-memory copy before it returns, so the bump is in Redis
-// before the write that caused it is acknowledged. Every instance applies
-// published bumps to its copy as they arrive (only ever raising numbers),
-// and takes snapshots from that copy: a snapshot is always a number the
-// shared counter handed out, so an entry stored by any instance is judged
-// correctly by every other: valid while each of its tags has a generation
-// at or below its snapshot. If the subscription or a bump fails, the
-// instance is "unsynced": it stops using L2, treats L1 entries cached
-// before as misses, and bumps locally with provisional numbers above the
-// last shared one (remembering the tags). When Redis answers again it
-// re-subscribes, raises the shared counter above its provisional numbers,
-// bumps the remembered tags in Redis, re-reads every generation, and from
-// then on treats snapshots among the provisional numbers as misses (a
-// "hole"). A Redis that lost its state (new run_id, counter gone back) is
-// rebased: the counter and floor are raised past every number seen, so
-// every entry anywhere becomes a miss. Correctness degrades to misses,
-// never to stale hits. Details: l2_sync.go, l2_lock.go, format.md.
+// (a sorted set), under an epoch that every shared key's name derives
+// from. Invalidate runs one Lua script (check the epoch's state is intact,
+// INCR the counter, record it as the tag's generation, PUBLISH it) and
+// applies the number to the instance's in-memory copy before it returns,
+// so the bump is in Redis before the write that caused it is
+// acknowledged. Every instance applies published bumps to its copy as
+// they arrive, and judges entries by it; a lookup that reads Redis (an L2
+// read, Prefetch at the start of a query) reads the counter in the same
+// round trip and waits until the copy holds every bump up to it, so a
+// bump acknowledged anywhere before a query is judged by, whatever the
+// pub/sub delay. If Redis fails, refuses a bump, or the state of the epoch
+// is found incomplete (any of its keys lost), the instance is "unsynced":
+// it stops using L2, treats L1 entries cached before as misses, and bumps
+// locally, remembering the tags (fsynced in the cache directory before
+// Invalidate returns, for a loaded cache). When Redis answers again it
+// starts a new epoch if the state was lost, pushes the remembered bumps,
+// re-reads every generation and goes on. No instance takes from L2 an
+// entry of a tag bumped less than L2Options.PartnerLag ago (an instance
+// may not have received that write yet). Correctness
+// degrades to misses, never to stale hits. Details: l2_sync.go,
+// l2_pending.go, l2_partner.go, l2_lock.go, format.md.
 //
 // The entry and file layouts are described in format.md beside this file.
 //

@@ -75,6 +75,15 @@ func (g *generations) bump(h uint64, at int64) uint64 {
 	return gen
 }
 
+// record returns the record of tag hash h, the zero record if it has none.
+func (g *generations) record(h uint64) genRecord {
+	s := g.shard(h)
+	s.mu.RLock()
+	r := s.m[h]
+	s.mu.RUnlock()
+	return r
+}
+
 // get returns the generation of tag hash h, 0 if it has none.
 func (g *generations) get(h uint64) uint64 {
 	s := g.shard(h)

@@ -61,6 +61,14 @@ type L2Options struct {
 	// another instance holds the lock of before computing itself. Zero
 	// means 30 s.
 	MaxLockWait time.Duration
+	// PartnerLag is how long after a tag was bumped (by any instance: a
+	// late write was acknowledged) no entry of that tag is taken from L2:
+	// the longest an instance sharing the tier may take to receive a
+	// write another one received (its remote-write lag). Within it, an
+	// instance may hold extents of the tag computed by one that has the
+	// write and another that has not (l2_partner.go). Zero means 1
+	// minute; negative disables the rule.
+	PartnerLag time.Duration
 	// WriteQueue is the number of writes to Redis that may wait for the
 	// background writer; beyond it writes are dropped (counted). Zero
 	// means 4096.
@@ -103,6 +111,9 @@ func (o L2Options) withDefaults() L2Options {
 	if o.WriteQueue == 0 {
 		o.WriteQueue = 4096
 	}
+	if o.PartnerLag == 0 {
+		o.PartnerLag = time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -120,10 +131,16 @@ type l2 struct {
 	opts L2Options
 	rdb  *redis.Client
 
-	// Redis names. The generation keys share a hash tag, so the scripts
-	// that touch several of them stay on one Redis Cluster slot.
-	keySeq, keyFloor, keyTags, keyCkpt, channel string
-	prefixEntry, prefixLock                     string
+	// keys are the Redis names of the current epoch (l2_sync.go); the
+	// generation keys share a hash tag, so the scripts that touch several
+	// of them stay on one Redis Cluster slot. channel is the pub/sub
+	// channel of every epoch.
+	keys    atomic.Pointer[l2Keys]
+	channel string
+
+	// dir is the directory of a cache loaded with Load: bumps that could
+	// not reach Redis are kept there (l2_pending.go). Empty: in memory only.
+	dir string
 
 	sync l2SyncState // generation sharing: l2_sync.go
 
@@ -164,7 +181,7 @@ func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // newL2 connects nothing yet: the generation sync loop connects, and
 // reconnects, in the background.
-func newL2(c *Cache, o L2Options, saved *savedL2) (*l2, error) {
+func newL2(c *Cache, o L2Options, saved *savedL2, dir string) (*l2, error) {
 	o = o.withDefaults()
 	ro, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -191,12 +208,10 @@ func newL2(c *Cache, o L2Options, saved *savedL2) (*l2, error) {
 
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	p := o.Prefix
 	l := &l2{
 		c: c, opts: o, rdb: redis.NewClient(ro),
-		keySeq: p + "{gen}:seq", keyFloor: p + "{gen}:floor", keyTags: p + "{gen}:tags", keyCkpt: p + "{gen}:ckpt",
-		channel:     p + "{gen}:bumps",
-		prefixEntry: p + "e:", prefixLock: p + "l:",
+		channel:   o.Prefix + "{gen}:bumps",
+		dir:       dir,
 		writes:    make(chan l2Write, o.WriteQueue),
 		tokenBase: hex.EncodeToString(rnd[:]),
 	}
@@ -215,6 +230,9 @@ func (l *l2) close() {
 	l.cancel()
 	l.wg.Wait()
 	_ = l.rdb.Close()
+	l.sync.pendingMu.Lock()
+	l.closePendingLocked()
+	l.sync.pendingMu.Unlock()
 }
 
 // opCtx returns a context for one operation on a request's path.
@@ -254,12 +272,16 @@ func (l *l2) fail(op string, err error) {
 	}
 }
 
-func (l *l2) entryKey(fk []byte) string {
-	return l.prefixEntry + strconv.FormatUint(binary.LittleEndian.Uint64(fk), 16)
+// entryKey returns the name of the entry of fastcache key fk in the
+// epoch of k.
+func (k *l2Keys) entryKey(fk []byte) string {
+	return k.entry + strconv.FormatUint(binary.LittleEndian.Uint64(fk), 16)
 }
 
-func (l *l2) lockKey(fk []byte) string {
-	return l.prefixLock + strconv.FormatUint(binary.LittleEndian.Uint64(fk), 16)
+// lockKey returns the name of the lock of fastcache key fk in the epoch
+// of k.
+func (k *l2Keys) lockKey(fk []byte) string {
+	return k.lock + strconv.FormatUint(binary.LittleEndian.Uint64(fk), 16)
 }
 
 // l2Result says what an L2 read found.
@@ -297,6 +319,9 @@ func (l *l2) judge(b []byte, key []byte, now int64) (raw, value []byte, res l2Re
 		c.m.collisions.Add(1)
 		return nil, nil, l2Unusable
 	}
+	if !l.partnerMayServe(&e, now) {
+		return nil, nil, l2Unusable
+	}
 	if c.classify(&e, now) != StatusHit {
 		// Only fresh entries are taken from L2: stale serving is L1's.
 		if e.seq > c.gens.seq.Load() && now < e.expires && e.created <= now+maxClockSkew {
@@ -313,11 +338,27 @@ func (l *l2) promote(fk, raw []byte) {
 }
 
 // get reads key from L2 and, on a hit, promotes it into L1 and returns a
-// copy of its value.
+// copy of its value. The shared state is read in the same round trip: the
+// entry is judged only if the mirror holds every bump counted in it.
 func (l *l2) get(key, fk []byte) ([]byte, l2Result) {
 	ctx, cancel := l.valueCtx()
-	b, err := l.rdb.Get(ctx, l.entryKey(fk)).Bytes()
+	var sr *stateRead
+	var get *redis.StringCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		sr = l.queueState(ctx, p)
+		get = p.Get(ctx, sr.k.entryKey(fk))
+		return nil
+	})
 	cancel()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		l.fail("get", err)
+		return nil, l2Error
+	}
+	if !l.current(sr) {
+		l.m.misses.Add(1)
+		return nil, l2Unusable
+	}
+	b, err := get.Bytes()
 	return l.found(key, fk, b, err)
 }
 
@@ -354,7 +395,7 @@ func (l *l2) put(fk, ent []byte, graceEnd int64, seq uint64, lk *l2Lock) {
 	if ttl < time.Millisecond {
 		return
 	}
-	w := l2Write{key: l.entryKey(fk), val: snappy.Encode(nil, ent), ttl: ttl}
+	w := l2Write{key: l.keys.Load().entryKey(fk), val: snappy.Encode(nil, ent), ttl: ttl}
 	if lk != nil {
 		lk.release(&w)
 		return
@@ -410,8 +451,13 @@ func (l *l2) writeLoop() {
 	}
 }
 
-// prefetch reads the keys that L1 lacks from L2 in pipelined MGETs and
-// promotes the fresh, valid ones. It returns how many it promoted.
+// prefetch reads the shared state and the keys that L1 lacks from L2 in
+// pipelined round trips, and promotes the fresh, valid ones. Before it
+// returns, the mirror holds every bump counted in the state it read
+// (waiting at most OpTimeout for the subscription to deliver them), or
+// the instance is unsynced: lookups made after it judge every entry, L1
+// or L2, by every bump acknowledged before it was called. It returns how
+// many entries it promoted.
 func (l *l2) prefetch(ctx context.Context, keys [][]byte) int {
 	if !l.usable() {
 		return 0
@@ -431,21 +477,37 @@ func (l *l2) prefetch(ctx context.Context, keys [][]byte) int {
 	}
 	promoted := 0
 	const chunk = 256
-	for len(ws) > 0 {
+	first := true
+	for first || len(ws) > 0 {
 		part := ws[:min(chunk, len(ws))]
 		ws = ws[len(part):]
-		names := make([]string, len(part))
-		for i := range part {
-			names[i] = l.entryKey(part[i].fk[:])
-		}
 		octx, cancel := context.WithTimeout(ctx, 2*l.opts.OpTimeout)
-		vals, err := l.rdb.MGet(octx, names...).Result()
+		var sr *stateRead
+		var mget *redis.SliceCmd
+		_, err := l.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
+			sr = l.queueState(octx, p)
+			if len(part) > 0 {
+				names := make([]string, len(part))
+				for i := range part {
+					names[i] = sr.k.entryKey(part[i].fk[:])
+				}
+				mget = p.MGet(octx, names...)
+			}
+			return nil
+		})
 		cancel()
-		if err != nil {
+		if err != nil && !errors.Is(err, redis.Nil) {
 			l.fail("mget", err)
 			return promoted
 		}
-		for i, v := range vals {
+		if first && !l.current(sr) {
+			return promoted
+		}
+		first = false
+		if mget == nil {
+			break
+		}
+		for i, v := range mget.Val() {
 			s, ok := v.(string)
 			if !ok {
 				l.m.misses.Add(1)

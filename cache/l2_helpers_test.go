@@ -61,8 +61,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 func waitSynced(t testing.TB, rc *redis.Client, prefix string, cs ...*Cache) {
 	t.Helper()
 	waitFor(t, 10*time.Second, "caches in sync with Redis", func() bool {
-		seq, err := rc.Get(context.Background(), prefix+"{gen}:seq").Uint64()
-		if err != nil && err != redis.Nil {
+		seq, err := sharedSeq(rc, prefix)
+		if err != nil {
 			return false
 		}
 		for _, c := range cs {
@@ -73,4 +73,21 @@ func waitSynced(t testing.TB, rc *redis.Client, prefix string, cs ...*Cache) {
 		}
 		return true
 	})
+}
+
+// sharedSeq returns the shared counter of prefix: the key of the current
+// epoch (<prefix>{gen}:<epoch>:seq), or <prefix>{gen}:seq where there is
+// no epoch key.
+func sharedSeq(rc *redis.Client, prefix string) (uint64, error) {
+	name := prefix + "{gen}:seq"
+	if e, err := rc.Get(context.Background(), prefix+"{gen}:epoch").Result(); err == nil {
+		name = prefix + "{gen}:" + e + ":seq"
+	} else if err != redis.Nil {
+		return 0, err
+	}
+	seq, err := rc.Get(context.Background(), name).Uint64()
+	if err == redis.Nil {
+		return 0, nil
+	}
+	return seq, err
 }

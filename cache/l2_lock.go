@@ -52,7 +52,8 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 	case l2Error:
 		return nil, nil, nil
 	}
-	lockKey, entryKey := l.lockKey(fk), l.entryKey(fk)
+	k := l.keys.Load()
+	lockKey, entryKey := k.lockKey(fk), k.entryKey(fk)
 	token := l.newToken()
 	deadline := time.Now().Add(l.opts.MaxLockWait)
 	delay := 2 * time.Millisecond
@@ -66,7 +67,9 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 		octx, cancel := l.valueCtx()
 		var setnx *redis.BoolCmd
 		var get *redis.StringCmd
+		var sr *stateRead
 		_, err := l.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
+			sr = l.queueState(octx, p)
 			setnx = p.SetNX(octx, lockKey, token, l.opts.LockTTL)
 			get = p.Get(octx, entryKey)
 			return nil
@@ -80,6 +83,11 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 		var lk *l2Lock
 		if ok {
 			lk = l.startLock(lockKey, token)
+		}
+		if sr.k != k || !l.current(sr) {
+			// The epoch changed, or the mirror lags: compute, unshared.
+			lk.release(nil)
+			return nil, nil, nil
 		}
 		if b, gerr := get.Bytes(); gerr == nil {
 			if raw, value, res := l.judge(b, key, l.c.now().UnixNano()); res == l2Found {
@@ -116,10 +124,12 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 			octx, cancel := l.valueCtx()
 			var exists *redis.IntCmd
 			var get *redis.StringCmd
+			var sr *stateRead
 			// EXISTS before GET: a holder writes the value before it
 			// deletes the lock, so "no lock" here means the value, if
 			// any, is already there.
 			_, err := l.rdb.Pipelined(octx, func(p redis.Pipeliner) error {
+				sr = l.queueState(octx, p)
 				exists = p.Exists(octx, lockKey)
 				get = p.Get(octx, entryKey)
 				return nil
@@ -137,6 +147,9 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 				continue
 			}
 			pollErrors = 0
+			if sr.k != k || !l.current(sr) {
+				return nil, nil, nil
+			}
 			b, gerr := get.Bytes()
 			res := l2Absent
 			var raw, value []byte

@@ -69,7 +69,10 @@ func TestL2InvalidateSeenByAll(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	// Both hold the same data here: without the partner rule, c1 takes
+	// c2's entry of a tag it bumped itself (TestL2PartnerBehind).
+	noLag := func(o *Options) { o.L2.PartnerLag = -1 }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
 	waitSynced(t, rc, p, c1, c2)
 
 	var n counter
@@ -78,7 +81,7 @@ func TestL2InvalidateSeenByAll(t *testing.T) {
 	mustCompute(t, c2, key, tag, &n, "old", StatusHitL2)
 
 	c1.Invalidate(tag)
-	gen, err := rc.ZScore(bg, p+"{gen}:tags", strconv.FormatUint(tagHash(tag), 16)).Result()
+	gen, err := rc.ZScore(bg, c1.l2.keys.Load().tags, strconv.FormatUint(tagHash(tag), 16)).Result()
 	if err != nil || uint64(gen) != c1.Stats().Generation {
 		t.Fatalf("generation in Redis %v (%v), c1 at %d", gen, err, c1.Stats().Generation)
 	}
@@ -201,7 +204,7 @@ func TestL2DeadLockHolder(t *testing.T) {
 	waitSynced(t, rc, p, c)
 	key := []byte("k")
 	var kb [8]byte
-	if err := rc.Set(bg, c.l2.lockKey(c.fastKey(&kb, key)), "dead-instance", 400*time.Millisecond).Err(); err != nil {
+	if err := rc.Set(bg, c.l2.keys.Load().lockKey(c.fastKey(&kb, key)), "dead-instance", 400*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -243,7 +246,10 @@ func TestL2Unreachable(t *testing.T) {
 func TestL2Outage(t *testing.T) {
 	r := redistest.Start(t)
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	// After a resync every tag bumped within PartnerLag counts as just
+	// bumped (TestL2PartnerLag); this test is not about that.
+	noLag := func(o *Options) { o.L2.PartnerLag = -1 }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
 	waitSynced(t, r.Client(), p, c1, c2)
 	var n counter
 	mustCompute(t, c1, []byte("before"), "m:a:2026-11-20", &n, "v", StatusMiss)
@@ -315,7 +321,10 @@ func TestL2SlowRedis(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	// After a resync every tag bumped within PartnerLag counts as just
+	// bumped (TestL2PartnerLag); this test is not about that.
+	noLag := func(o *Options) { o.L2.PartnerLag = -1 }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
 	waitSynced(t, rc, p, c1, c2)
 	var n counter
 	mustCompute(t, c2, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)

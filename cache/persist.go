@@ -75,7 +75,7 @@ func Load(dir string, o Options) (*Cache, error) {
 	path := filepath.Join(dir, genFileName)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return New(o)
+		return newIn(o, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load cache generations: %w", err)
@@ -87,7 +87,7 @@ func Load(dir string, o Options) (*Cache, error) {
 	// Trusted only after the Save of a clean stop, and only once.
 	clean := filepath.Join(dir, cleanFileName)
 	if _, err := os.Stat(clean); err != nil {
-		return New(o)
+		return newIn(o, dir)
 	}
 	if err := os.Remove(clean); err != nil {
 		return nil, fmt.Errorf("load cache: %w", err)
@@ -101,7 +101,7 @@ func Load(dir string, o Options) (*Cache, error) {
 	c.written.Store(st.written)
 	c.saveSeq = st.saveSeq
 	c.PruneGenerations()
-	if err := c.startL2(readL2File(filepath.Join(dir, l2FileName))); err != nil {
+	if err := c.startL2(readL2File(filepath.Join(dir, l2FileName)), dir); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -113,7 +113,7 @@ func Load(dir string, o Options) (*Cache, error) {
 // new generations are written.
 const l2FileName = "l2"
 
-const l2FileMagic = "strata-cache-l2 1"
+const l2FileMagic = "strata-cache-l2 2"
 
 // readL2File returns what the l2 file at path says; nil if it is missing
 // or unreadable (the loaded entries will then be dropped at the first
@@ -124,15 +124,15 @@ func readL2File(path string) *savedL2 {
 		return nil
 	}
 	lines := strings.Split(string(b), "\n")
-	if len(lines) < 3 || lines[0] != l2FileMagic {
+	if len(lines) < 4 || lines[0] != l2FileMagic {
 		return nil
 	}
 	prefix, err := strconv.Unquote(lines[1])
-	if err != nil || lines[2] == "" {
+	if err != nil || lines[2] == "" || lines[3] == "" {
 		return nil
 	}
-	s := &savedL2{prefix: prefix, runID: lines[2]}
-	for _, line := range lines[3:] {
+	s := &savedL2{prefix: prefix, epoch: lines[2], runID: lines[3]}
+	for _, line := range lines[4:] {
 		if line == "" {
 			continue
 		}
@@ -146,11 +146,12 @@ func readL2File(path string) *savedL2 {
 }
 
 // appendL2File appends the l2 file: a magic line, the quoted prefix, the
-// run_id of the Redis server, then one "hole <lo> <hi>" line per hole.
+// epoch of the shared state, the run_id of the Redis server, then one
+// "hole <lo> <hi>" line per hole.
 func appendL2File(dst []byte, s *savedL2) []byte {
 	dst = append(dst, l2FileMagic+"\n"...)
 	dst = strconv.AppendQuote(dst, s.prefix)
-	dst = append(dst, "\n"+s.runID+"\n"...)
+	dst = append(dst, "\n"+s.epoch+"\n"+s.runID+"\n"...)
 	for _, h := range s.holes {
 		dst = fmt.Appendf(dst, "hole %d %d\n", h.lo, h.hi)
 	}
@@ -195,18 +196,18 @@ func (c *Cache) Save(dir string) error {
 		return fmt.Errorf("save cache: %w", err)
 	}
 	c.gens.prune(c.pruneCutoff(), 0)
-	var epoch uint64
+	var phase uint64
 	if c.l2 != nil {
-		epoch = c.l2.sync.epoch.Load()
+		phase = c.l2.sync.phase.Load()
 	}
 	st := genFile{genState: c.gens.state(), written: c.written.Load(), saveSeq: seq}
 	if err := writeFileAtomic(filepath.Join(dir, genFileName), appendGenFile(nil, &st)); err != nil {
 		return fmt.Errorf("save cache generations: %w", err)
 	}
-	if l := c.l2; l != nil && epoch&1 == 0 && l.sync.epoch.Load() == epoch {
+	if l := c.l2; l != nil && phase&1 == 0 && l.sync.phase.Load() == phase {
 		// In sync all along the copy: the saved numbers are shared ones.
-		if runID := l.sync.runID.Load(); runID != nil && *runID != "" {
-			sv := &savedL2{prefix: l.opts.Prefix, runID: *runID}
+		if o := l.sync.origin.Load(); o != nil && o.runID != "" {
+			sv := &savedL2{prefix: l.opts.Prefix, epoch: o.epoch, runID: o.runID}
 			if hp := l.sync.holes.Load(); hp != nil {
 				sv.holes = *hp
 			}

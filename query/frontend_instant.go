@@ -37,6 +37,9 @@ func (f *Frontend) Instant(ctx context.Context, qs string, ts time.Time, max Res
 		return f.evalInstant(ctx, qs, ts, res, CacheMiss)
 	}
 	key := f.instantKey(pl, t)
+	// With a shared tier: judge by every bump made before this query
+	// (one round trip, which also fetches the entry).
+	f.cache.Prefetch(ctx, [][]byte{key})
 	v, st, err := f.cache.GetOrCompute(ctx, key, tags, func(ctx context.Context) ([]byte, time.Duration, error) {
 		res, err := f.evalInstantAll(ctx, qs, ts, res)
 		if err != nil {

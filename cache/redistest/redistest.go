@@ -58,7 +58,9 @@ func freePort(t testing.TB) int {
 // start runs the server on r.port and waits until it answers.
 func (r *Server) start() error {
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning",
+		// Tests move dir to make an RDB save fail (MISCONF).
+		"--enable-protected-configs", "local")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err

@@ -1,0 +1,380 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/strata-tsdb/strata/cache/redistest"
+)
+
+// The fault-injection suite of the L2 tier: each test puts Redis (a real
+// redis-server) in one failure state and checks that every instance
+// degrades to misses, never to a hit of an entry an acknowledged bump
+// invalidated. Each was a reproduction of a defect of issue 21.
+
+// l2TestOptions are the options of the caches of these tests.
+func l2TestOptions(url, prefix string) Options {
+	o := DefaultOptions()
+	o.MaxBytes = 32 << 20
+	o.TTL = time.Minute
+	o.Grace = time.Minute
+	o.L2 = L2Options{URL: url, Prefix: prefix, OpTimeout: 100 * time.Millisecond}
+	return o
+}
+
+// loadL2 loads (or creates) a cache saved in dir, closed at the end of
+// the test unless the caller closed it before.
+func loadL2(t *testing.T, dir string, o Options) *Cache {
+	t.Helper()
+	c, err := Load(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func saveClose(t *testing.T, dir string, c *Cache) {
+	t.Helper()
+	if err := c.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustMiss fails unless every cache misses key (a hit there would serve
+// what an acknowledged bump invalidated).
+func mustMiss(t *testing.T, what string, key string, cs ...*Cache) {
+	t.Helper()
+	for i, c := range cs {
+		if v, st := c.Get([]byte(key)); st != StatusMiss {
+			t.Errorf("%s: instance %d served %q (%v) for %s, invalidated by an acknowledged bump", what, i, v, st, key)
+		}
+	}
+}
+
+// TestL2BumpsRefusedByRedisSurviveRestart (issue 21, 1): bumps that Redis
+// refused (out of memory) survive a restart of both instances: after it
+// neither serves the invalidated entry, while Redis still refuses writes
+// nor once it accepts them again.
+func TestL2BumpsRefusedByRedisSurviveRestart(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	o := l2TestOptions(r.URL(), p)
+	// Without the partner rule, which would keep the restarted
+	// instances from sharing for a minute (TestL2PartnerBehind).
+	o.L2.PartnerLag = -1
+	dirs := []string{t.TempDir(), t.TempDir()}
+	a, b := loadL2(t, dirs[0], o), loadL2(t, dirs[1], o)
+	waitSynced(t, rc, p, a, b)
+	var n counter
+	key, tag := "k", "m:x:2026-11-20"
+	mustCompute(t, a, []byte(key), tag, &n, "old", StatusMiss)
+	mustCompute(t, b, []byte(key), tag, &n, "old", StatusHitL2)
+
+	if err := rc.ConfigSet(bg, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.Invalidate(tag) // a late write acknowledged by both
+	b.Invalidate(tag)
+	mustMiss(t, "after the bumps", key, a, b)
+	saveClose(t, dirs[0], a)
+	saveClose(t, dirs[1], b)
+
+	a, b = loadL2(t, dirs[0], o), loadL2(t, dirs[1], o)
+	waitFor(t, 10*time.Second, "a sync attempt of both", func() bool {
+		for _, c := range []*Cache{a, b} {
+			if s := c.Stats(); !s.L2Connected && s.L2Errors == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		mustMiss(t, "restarted, Redis refusing writes", key, a, b)
+		if t.Failed() {
+			return
+		}
+	}
+	if err := rc.ConfigSet(bg, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, rc, p, a, b)
+	mustMiss(t, "restarted, Redis accepting writes again", key, a, b)
+	mustCompute(t, a, []byte(key), tag, &n, "new", StatusMiss)
+	mustCompute(t, b, []byte(key), tag, &n, "new", StatusHitL2)
+}
+
+// TestL2FlushAllThenRestartOutOfOrder (issue 21, 2): Redis is flushed
+// while both instances are stopped; the second starts first and moves the
+// fresh counter past the first's saved one; the first must not keep its
+// saved entries.
+func TestL2FlushAllThenRestartOutOfOrder(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	o := l2TestOptions(r.URL(), p)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a, b := loadL2(t, dirA, o), loadL2(t, dirB, o)
+	waitSynced(t, rc, p, a, b)
+	var n counter
+	key, tag := "k", "m:x:2026-11-20"
+	mustCompute(t, a, []byte(key), tag, &n, "old", StatusMiss)
+	a.Invalidate(tag)
+	b.Invalidate(tag)
+	waitSynced(t, rc, p, a, b)
+	mustMiss(t, "after the bumps", key, a, b)
+	saveClose(t, dirA, a)
+	saveClose(t, dirB, b)
+
+	if err := rc.FlushAll(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b = loadL2(t, dirB, o)
+	waitSynced(t, rc, p, b)
+	for i := range 20 {
+		b.Invalidate(fmt.Sprintf("m:other%d:2026-11-20", i))
+	}
+	a = loadL2(t, dirA, o)
+	waitSynced(t, rc, p, a, b)
+	mustMiss(t, "A restarted after B on a flushed Redis", key, a)
+}
+
+// TestL2LosingAnySharedKey (issue 21, 3): deleting any one of the keys
+// that hold the shared generations (as DEL or an allkeys-* eviction does)
+// is detected at the next resync: no entry invalidated before (by a tag
+// bump, or by a Reset's floor) is served again, on either instance, and
+// the tier works afterwards.
+func TestL2LosingAnySharedKey(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	setup := func(t *testing.T) (p string, a, b *Cache) {
+		p = testPrefix()
+		a, b = newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+		waitSynced(t, rc, p, a, b)
+		var n counter
+		mustCompute(t, a, []byte("floored"), "m:f:2026-11-20", &n, "v", StatusMiss)
+		mustCompute(t, b, []byte("floored"), "m:f:2026-11-20", &n, "v", StatusHitL2)
+		a.Reset() // the floor invalidates "floored"
+		waitSynced(t, rc, p, a, b)
+		mustCompute(t, a, []byte("bumped"), "m:b:2026-11-20", &n, "v", StatusMiss)
+		mustCompute(t, b, []byte("bumped"), "m:b:2026-11-20", &n, "v", StatusHitL2)
+		a.Invalidate("m:b:2026-11-20") // the tag invalidates "bumped"
+		waitSynced(t, rc, p, a, b)
+		mustMiss(t, "before the loss", "floored", a, b)
+		mustMiss(t, "before the loss", "bumped", a, b)
+		return p, a, b
+	}
+	p, _, _ := setup(t)
+	keys, err := rc.Keys(bg, p+"{gen}*").Result()
+	if err != nil || len(keys) < 3 {
+		t.Fatalf("shared keys %v (%v)", keys, err)
+	}
+	var suffixes []string
+	for _, k := range keys {
+		suffixes = append(suffixes, strings.TrimPrefix(k, p))
+	}
+	sort.Strings(suffixes)
+	t.Logf("shared keys: %v", suffixes)
+	for i, suffix := range suffixes {
+		name := suffix
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[i+1:]
+		}
+		t.Run(name, func(t *testing.T) {
+			p, a, b := setup(t)
+			// The same key of this prefix (an epoch in the name differs).
+			keys, err := rc.Keys(bg, p+"{gen}*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(keys)
+			if len(keys) != len(suffixes) {
+				t.Fatalf("keys %v, want as many as %v", keys, suffixes)
+			}
+			before := a.Stats().L2Resyncs + b.Stats().L2Resyncs
+			if err := rc.Del(bg, keys[i]).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rc.Do(bg, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "both to resync", func() bool {
+				sa, sb := a.Stats(), b.Stats()
+				return sa.L2Connected && sb.L2Connected && sa.L2Resyncs+sb.L2Resyncs >= before+2
+			})
+			waitSynced(t, rc, p, a, b)
+			mustMiss(t, "after losing "+keys[i], "floored", a, b)
+			mustMiss(t, "after losing "+keys[i], "bumped", a, b)
+			var n counter
+			mustCompute(t, a, []byte("after"), "m:a:2026-11-20", &n, "v", StatusMiss)
+			mustCompute(t, b, []byte("after"), "m:a:2026-11-20", &n, "v", StatusHitL2)
+		})
+	}
+}
+
+// TestL2PubSubLag (issue 21, 4): an instance whose subscription delivers
+// late still judges entries by every bump made in Redis before its
+// lookup: an L2 entry read with the shared counter, and an L1 entry after
+// Prefetch (which a query calls first).
+func TestL2PubSubLag(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	px := redistest.NewProxy(t, r.Addr())
+	p := testPrefix()
+	a := newL2Cache(t, r.URL(), p)
+	b := newL2Cache(t, px.URL(), p)
+	waitSynced(t, rc, p, a, b)
+	var n counter
+
+	// An entry in B's L1 (promoted from L2).
+	mustCompute(t, a, []byte("l1"), "m:l:2026-11-20", &n, "old", StatusMiss)
+	mustCompute(t, b, []byte("l1"), "m:l:2026-11-20", &n, "old", StatusHitL2)
+	px.FreezePubSub(true)
+	a.Invalidate("m:l:2026-11-20") // acknowledged before B's lookup
+	b.Prefetch(bg, [][]byte{[]byte("l1")})
+	mustMiss(t, "L1 entry, bump not yet delivered to B", "l1", b)
+	px.FreezePubSub(false)
+	waitSynced(t, rc, p, a, b)
+
+	// An entry only in L2.
+	mustCompute(t, a, []byte("l2"), "m:m:2026-11-20", &n, "old", StatusMiss)
+	px.FreezePubSub(true)
+	a.Invalidate("m:m:2026-11-20")
+	mustMiss(t, "L2 entry, bump not yet delivered to B", "l2", b)
+	px.FreezePubSub(false)
+	waitSynced(t, rc, p, a, b)
+	mustCompute(t, b, []byte("l2"), "m:m:2026-11-20", &n, "new", StatusMiss)
+}
+
+// TestL2PartnerLag (issue 21, 5): instances fed the same writes
+// independently. Behind: an instance that acknowledged a late write does
+// not serve an entry of the same tag that its partner, which has not
+// received the write yet, computed into L2. Ahead: an instance that has
+// not received a write its partner acknowledged does not serve the
+// partner's entry that holds it.
+func TestL2PartnerLag(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	for _, c := range []struct {
+		name         string
+		writer, peer int // the writer acknowledged the write; the peer computes
+	}{{"behind", 0, 1}, {"ahead", 1, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := testPrefix()
+			cs := []*Cache{newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)}
+			waitSynced(t, rc, p, cs...)
+			tag := "m:x:2026-11-20"
+			for i := range 10 {
+				k := fmt.Sprintf("k%d", i)
+				cs[c.writer].Invalidate(tag)
+				waitSynced(t, rc, p, cs...)
+				var n counter
+				mustCompute(t, cs[c.peer], []byte(k), tag, &n, "peer's answer", StatusMiss)
+				if v, st := cs[0].Get([]byte(k)); st != StatusMiss {
+					t.Fatalf("try %d: instance 0 served %q (%v), computed by its partner that differs from it on a write", i, v, st)
+				}
+			}
+		})
+	}
+	// The rule lasts PartnerLag: past it the partner's entries are served.
+	p := testPrefix()
+	lag := func(o *Options) { o.L2.PartnerLag = 300 * time.Millisecond }
+	a, b := newL2Cache(t, r.URL(), p, lag), newL2Cache(t, r.URL(), p, lag)
+	waitSynced(t, rc, p, a, b)
+	a.Invalidate("m:y:2026-11-20")
+	waitSynced(t, rc, p, a, b)
+	time.Sleep(400 * time.Millisecond)
+	var n counter
+	mustCompute(t, b, []byte("late"), "m:y:2026-11-20", &n, "v", StatusMiss)
+	mustCompute(t, a, []byte("late"), "m:y:2026-11-20", &n, "v", StatusHitL2)
+}
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// misconf makes r refuse writes and PING with MISCONF, as a failing RDB
+// save does with the stock stop-writes-on-bgsave-error: the save goes to a
+// directory that no longer exists.
+func misconf(t *testing.T, rc *redis.Client) {
+	t.Helper()
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"save", "3600 1"}, {"stop-writes-on-bgsave-error", "yes"}, {"dir", gone}} {
+		if err := rc.ConfigSet(bg, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.BgSave(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "MISCONF", func() bool {
+		err := rc.Set(bg, "probe", "x", 0).Err()
+		return err != nil && strings.HasPrefix(err.Error(), "MISCONF")
+	})
+}
+
+// TestL2MisconfNoFlapping (issue 21, 7): a Redis that refuses writes and
+// PING (MISCONF) but serves reads does not make the instance flap between
+// synced and unsynced: no resync, no lost L1 hit, at most one log line.
+func TestL2MisconfNoFlapping(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	var logs syncBuf
+	c := newL2Cache(t, r.URL(), p, func(o *Options) {
+		o.L2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	waitSynced(t, rc, p, c)
+	var n counter
+	mustCompute(t, c, []byte("k"), "m:x:2026-11-20", &n, "v", StatusMiss)
+	resyncs := c.Stats().L2Resyncs
+	misconf(t, rc)
+	misses := 0
+	// The subscription is pinged after a second of silence: 4 s see
+	// several pings.
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, st := c.Get([]byte("k")); st != StatusHit {
+			misses++
+		}
+	}
+	s := c.Stats()
+	lines := strings.Count(logs.String(), "\n")
+	t.Logf("under MISCONF for 4 s: %d resyncs, %d lookups not served from L1, %d log lines:\n%s", s.L2Resyncs-resyncs, misses, lines, logs.String())
+	if s.L2Resyncs != resyncs || misses > 0 || lines > 1 {
+		t.Fatalf("flapping under MISCONF: %d resyncs, %d L1 hits lost, %d log lines", s.L2Resyncs-resyncs, misses, lines)
+	}
+}

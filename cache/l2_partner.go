@@ -1,0 +1,50 @@
+package cache
+
+// Read your writes across instances fed independently.
+//
+// The instances sharing an L2 tier are fed the same writes, but not at the
+// same moment: each receives a write when its own queue delivers it.
+//
+//   - Behind: an instance A that acknowledged a late write W bumped W's
+//     tags; an instance B that has not received W yet may compute an
+//     extent of those tags after A's bump, without W, and store it in L2.
+//     It is valid by the generations (its snapshot is above A's bump)
+//     until B receives W and bumps the tags itself. A serving it would
+//     answer without its own acknowledged write.
+//   - Ahead: B received W first, bumped, and computed an extent with W;
+//     A, which has not received W, serving it would answer with a write
+//     its own engine does not have.
+//
+// So no instance takes from L2 an entry one of whose tags was bumped, by
+// any instance, less than PartnerLag ago (by the time this instance
+// applied the bump: when it made it, heard of it, or re-read it at a
+// resync). Within PartnerLag every instance has received the write (the
+// assumption the option names) and bumped the tag, which invalidates
+// every entry computed without the write, and has the write, so an entry
+// with it equals its own answer. Entries promoted into L1 need no such
+// rule: one promoted before a bump is invalidated by it, one promoted
+// later was taken from L2 under this rule.
+
+// partnerLag returns how long after a bump of a tag its L2 entries are
+// refused; 0 means never.
+func (l *l2) partnerLag() int64 {
+	if l.opts.PartnerLag < 0 {
+		return 0
+	}
+	return int64(l.opts.PartnerLag)
+}
+
+// partnerMayServe reports whether an L2 entry e may be served at now: no
+// tag of it was bumped less than PartnerLag ago.
+func (l *l2) partnerMayServe(e *entry, now int64) bool {
+	lag := l.partnerLag()
+	if lag == 0 {
+		return true
+	}
+	for i := range e.numTags() {
+		if r := l.c.gens.record(e.tag(i)); r.gen > 0 && now < r.at+lag {
+			return false
+		}
+	}
+	return true
+}
