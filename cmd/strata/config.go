@@ -92,6 +92,7 @@ var options = []option{
 	{"cache.l2.redis_url", "cache.l2.redis-url", "", "Redis shared by instances that hold the same data (redis://[user:password@]host:6379/0, rediss:// for TLS): a second result-cache tier, shared invalidations and cross-instance stampede protection (empty = off)"},
 	{"cache.l2.prefix", "cache.l2.prefix", "strata:", "prefix of the Redis keys and pub/sub channel of the L2 cache tier; instances sharing it must hold the same data"},
 	{"cache.l2.timeout", "cache.l2.timeout", 100 * time.Millisecond, "longest one Redis operation of the L2 cache tier may take on a request's path; past it the request goes on without L2"},
+	{"cache.l2.partner_lag", "cache.l2.partner-lag", time.Minute, "longest an instance sharing the L2 tier may take to receive a write this one received (remote-write lag); for that long after acknowledging a late write, this instance takes no L2 entry it touches (0 = off: entries computed by a lagging partner may be served)"},
 
 	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention and downsampling runs)"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},

@@ -93,7 +93,10 @@ func withNocache(q url.Values) url.Values {
 // serves again.
 func TestL2TwoInstances(t *testing.T) {
 	r := redistest.Start(t)
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "l2test:"}
+	// Every write reaches both before any query here: no partner lags,
+	// and the partner rule (cache.TestL2PartnerBehind) would only keep the
+	// instances from sharing for a minute after each late write.
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "l2test:", "--cache.l2.partner-lag", "0"}
 	a, b := startServer(t, "", args...), startServer(t, "", args...)
 	waitL2(t, a, b)
 
@@ -224,7 +227,9 @@ func TestL2StampedeAcrossInstances(t *testing.T) {
 	// goes on without L2), which would let a second instance compute; on
 	// a loaded machine 100 ms is not enough, and speed is not what this
 	// test is about.
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "stampede:", "--cache.l2.timeout", "5s"}
+	// The partner rule is off: both instances have every write before
+	// the queries (see TestL2TwoInstances).
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "stampede:", "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0"}
 	a, b := startServer(t, "", args...), startServer(t, "", args...)
 	waitL2(t, a, b)
 

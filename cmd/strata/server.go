@@ -265,7 +265,8 @@ func (s *server) openCache(dir string, engine *query.Engine, policy retention.Po
 	if url := v.GetString("cache.l2.redis_url"); url != "" {
 		copts.L2 = cache.L2Options{
 			URL: url, Prefix: v.GetString("cache.l2.prefix"), OpTimeout: v.GetDuration("cache.l2.timeout"),
-			Logger: s.logger.With("component", "cache-l2"),
+			PartnerLag: partnerLag(v.GetDuration("cache.l2.partner_lag")),
+			Logger:     s.logger.With("component", "cache-l2"),
 		}
 	}
 	c, err := cache.Load(dir, copts)
@@ -291,6 +292,15 @@ func (s *server) openCache(dir string, engine *query.Engine, policy retention.Po
 		s.frontend.OnInvalidate = s.warmer.Kick
 	}
 	return nil
+}
+
+// partnerLag maps cache.l2.partner_lag to cache.L2Options.PartnerLag,
+// where zero means the default and a negative value means off.
+func partnerLag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // defaultCacheBytes is an eighth of the machine's memory, at least 32 MiB;
