@@ -110,6 +110,8 @@ type Options struct {
 	// Snapshot serves POST /api/v1/admin/snapshot: it makes a consistent
 	// copy of the data and returns its directory; nil disables it.
 	Snapshot func(context.Context) (dir string, err error)
+	// Metadata serves /api/v1/metadata; nil answers {}.
+	Metadata MetadataSource
 	// Dashboards keeps the dashboard's saved dashboards for
 	// /api/v1/dashboards (dashboards.go); nil answers 404 there.
 	Dashboards *docstore.Store

@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/strata-tsdb/strata/ingest"
 )
 
 // The parts of Prometheus' HTTP API that need no storage of their own:
@@ -70,18 +72,57 @@ func (a *API) rules(c echo.Context) error {
 	return a.staticJSON(`{"groups":[]}`)(c)
 }
 
-// metadata answers the metric metadata Strata keeps: none yet (remote
-// write's metadata is not stored), which Prometheus answers as {}. limit
-// and limit_per_metric are checked as Prometheus checks them.
+// metadata answers the metric metadata Strata keeps (remote write's
+// metadata), in the shape of Prometheus' /api/v1/metadata: an object of
+// family name → list of {type, unit, help}, {} when there is none. metric,
+// limit and limit_per_metric work as in Prometheus.
 func (a *API) metadata(c echo.Context) error {
+	limits := map[string]int{"limit": -1, "limit_per_metric": -1}
 	for _, p := range []string{"limit", "limit_per_metric"} {
 		if v := formValue(c, p); v != "" {
-			if _, err := strconv.Atoi(v); err != nil {
+			n, err := strconv.Atoi(v)
+			if err != nil {
 				return badData("%s must be a number", p)
 			}
+			limits[p] = n
 		}
 	}
-	return a.staticJSON(`{}`)(c)
+	var entries []ingest.FamilyMetadata
+	if a.opts.Metadata != nil {
+		entries = a.opts.Metadata.Query(formValue(c, "metric"), limits["limit"], limits["limit_per_metric"])
+	}
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, '{')
+		for i, e := range entries {
+			if i == 0 || entries[i-1].Family != e.Family {
+				if i > 0 {
+					dst = append(dst, "],"...)
+				}
+				dst = appendString(dst, e.Family)
+				dst = append(dst, ":["...)
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"type":`...)
+			dst = appendString(dst, string(e.Type))
+			dst = append(dst, `,"unit":`...)
+			dst = appendString(dst, e.Unit)
+			dst = append(dst, `,"help":`...)
+			dst = appendString(dst, e.Help)
+			dst = append(dst, '}')
+		}
+		if len(entries) > 0 {
+			dst = append(dst, ']')
+		}
+		return append(dst, '}')
+	}, nil, nil)
+}
+
+// MetadataSource serves /api/v1/metadata; buffer's metadata.Store
+// implements it. Query returns the entries grouped by family (see
+// metadata.Store.Query for the limits).
+type MetadataSource interface {
+	Query(metric string, limit, limitPerMetric int) []ingest.FamilyMetadata
 }
 
 // queryExemplars answers the exemplars Strata keeps: none yet (remote

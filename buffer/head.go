@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/strata-tsdb/strata/buffer/metadata"
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -50,6 +51,8 @@ type Head struct {
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
 
+	meta *metadata.Store // metric family metadata the writes carried
+
 	histMtx   sync.RWMutex        // histMtx guards histNames.
 	histNames map[string]struct{} // metric names that were given histograms since the head started
 }
@@ -66,12 +69,17 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		series: newStripeSeries(opts.StripeSize),
 		index:  newPostingsIndex(),
 		log:    log,
+		meta:   metadata.New(opts.MaxMetadataFamilies),
 	}
 	h.turn = sync.NewCond(&h.turnMtx)
 	h.minTime.Store(math.MaxInt64)
 	h.maxTime.Store(math.MinInt64)
 	return h, nil
 }
+
+// Metadata returns the store of the metric family metadata the head was
+// given (remote write's metadata), for reading.
+func (h *Head) Metadata() *metadata.Store { return h.meta }
 
 // Options returns the options the head runs with, defaults filled in.
 func (h *Head) Options() Options { return h.opts }

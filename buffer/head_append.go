@@ -33,6 +33,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 		for i := range b.Series {
 			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms)
 		}
+		h.meta.Add(b.Metadata)
 		return nil
 	}
 	tp := ticketPool.Get().(*[]uint64)

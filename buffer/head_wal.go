@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -16,8 +18,10 @@ type walBuffers struct {
 	series  []wal.RefSeries
 	samples []wal.RefSample
 	hists   []wal.RefHistogramSample
-	bufs    [3][]byte // encoding buffers: series, samples, histograms records
-	list    [3][]byte // the records to log, pointing into bufs
+	meta    []ingest.FamilyMetadata
+	walMeta []wal.Metadata
+	bufs    [4][]byte // encoding buffers: series, samples, histograms, metadata records
+	list    [4][]byte // the records to log, pointing into bufs
 }
 
 var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
@@ -61,6 +65,15 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		wb.bufs[2] = wal.EncodeHistograms(wb.bufs[2][:0], wb.hists)
 		recs = append(recs, wb.bufs[2])
 	}
+	// Metadata is logged only when it changes the store: senders repeat
+	// it with every request.
+	wb.meta = h.meta.Changes(b.Metadata, wb.meta[:0])
+	if len(wb.meta) > 0 {
+		wb.walMeta = metadataRecords(wb.walMeta[:0], wb.meta)
+		wb.bufs[3] = wal.EncodeMetadata(wb.bufs[3][:0], wb.walMeta)
+		recs = append(recs, wb.bufs[3])
+		clear(wb.walMeta)
+	}
 	clear(wb.series) // drop label references held by the pool
 	clear(wb.hists)
 	h.orderMtx.Lock()
@@ -77,12 +90,37 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		return tickets, nil
 	}
 	if err := p.Wait(); err != nil {
+		clear(wb.meta)
 		return tickets, err
 	}
 	for _, s := range unlogged {
 		s.logged.Store(true)
 	}
+	h.meta.Add(wb.meta)
+	clear(wb.meta)
 	return tickets, nil
+}
+
+// metadataRecords appends the WAL form of md to dst.
+func metadataRecords(dst []wal.Metadata, md []ingest.FamilyMetadata) []wal.Metadata {
+	for _, m := range md {
+		dst = append(dst, wal.Metadata{Family: m.Family, Type: string(m.Type), Unit: m.Unit, Help: m.Help})
+	}
+	return dst
+}
+
+// MetadataRecords encodes the whole metadata store in records of at most
+// maxPerRecord entries, for re-logging after older log segments are
+// truncated.
+func (h *Head) MetadataRecords(maxPerRecord int) [][]byte {
+	all := h.meta.All()
+	var out [][]byte
+	for len(all) > 0 {
+		n := min(len(all), maxPerRecord)
+		out = append(out, wal.EncodeMetadata(nil, metadataRecords(nil, all[:n])))
+		all = all[n:]
+	}
+	return out
 }
 
 // ReplayStats describes one replay of the write-ahead log.
@@ -99,6 +137,7 @@ type Replayer struct {
 	series  []wal.RefSeries
 	samples []wal.RefSample
 	hists   []wal.RefHistogramSample
+	meta    []wal.Metadata
 	byRef   map[uint64]*memSeries
 	created []*memSeries // series made by replay, not yet in the postings
 }
@@ -150,6 +189,17 @@ func (r *Replayer) Apply(rec []byte) error {
 			return fmt.Errorf("decode histograms record: %w", err)
 		}
 		r.applySamples(nil, r.hists)
+	case wal.RecordMetadata:
+		var err error
+		r.meta, err = wal.DecodeMetadata(rec, r.meta[:0])
+		if err != nil {
+			return fmt.Errorf("decode metadata record: %w", err)
+		}
+		md := make([]ingest.FamilyMetadata, len(r.meta))
+		for i, m := range r.meta {
+			md[i] = ingest.FamilyMetadata{Family: m.Family, Metadata: ingest.Metadata{Type: model.MetricType(m.Type), Unit: m.Unit, Help: m.Help}}
+		}
+		r.h.meta.Add(md)
 	default:
 		return fmt.Errorf("unknown record type %d", t)
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	// it are refused with ErrTooManySeries while existing ones keep
 	// ingesting. Zero means no limit.
 	MaxSeries int
+	// MaxMetadataFamilies bounds the metric families whose metadata (type,
+	// unit, help) the head keeps; metadata of further families is
+	// dropped. Zero keeps none (DefaultOptions: 50,000).
+	MaxMetadataFamilies int
 }
 
 // DefaultOptions returns the options used when a field is left zero.
@@ -39,6 +43,8 @@ func DefaultOptions() Options {
 		StripeSize:    4096,
 		OOOBufferSize: 32,
 		MaxOOOChunks:  8,
+
+		MaxMetadataFamilies: 50_000,
 	}
 }
 
@@ -78,6 +84,8 @@ func (o Options) Validate() error {
 		return errors.New("max out-of-order chunks must be positive")
 	case o.MaxSeries < 0:
 		return errors.New("max series must not be negative")
+	case o.MaxMetadataFamilies < 0:
+		return errors.New("max metadata families must not be negative")
 	}
 	return nil
 }

@@ -307,6 +307,12 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 			return fmt.Errorf("log series records: %w", err)
 		}
 	}
+	// So must the metadata store.
+	if recs := s.head.MetadataRecords(10_000); len(recs) > 0 {
+		if err := s.wal.Log(recs...); err != nil {
+			return fmt.Errorf("log metadata records: %w", err)
+		}
+	}
 	items, err := s.head.snapshotForFlush(ctx)
 	if err != nil {
 		return err

@@ -45,7 +45,7 @@ func RecordType(rec []byte) byte {
 		return RecordInvalid
 	}
 	switch rec[0] {
-	case RecordSeries, RecordSamples, RecordHistograms:
+	case RecordSeries, RecordSamples, RecordHistograms, RecordExemplars, RecordMetadata:
 		return rec[0]
 	default:
 		return RecordInvalid

@@ -234,6 +234,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		Snapshot:   srv.snapshot,
 		Ready:      store.WALErr,
 		Dashboards: dashboards,
+		Metadata:   head.Metadata(),
 	})
 	if err != nil {
 		return nil, err
@@ -380,6 +381,7 @@ func storageOptions(v *viper.Viper) (buffer.StoreOptions, segments.CompactOption
 	o := buffer.DefaultStoreOptions()
 	o.Head.ChunkSamples = v.GetInt("head.chunk_samples")
 	o.Head.MaxSeries = v.GetInt("limits.max_series")
+	o.Head.MaxMetadataFamilies = v.GetInt("storage.metadata.max_families")
 	o.MaxHeadSamples = v.GetInt64("head.max_samples")
 	block := v.GetDuration("storage.block_duration").Milliseconds()
 	o.BlockDuration = block
