@@ -39,6 +39,12 @@ type Head struct {
 	// apply tickets (memSeries.logTicket) one step, so that each series'
 	// writes are applied in the order the log holds them.
 	orderMtx sync.Mutex
+	// logEpoch counts the cuts of the log that a flush may truncate below
+	// (starting at 1). A batch logs a series record for every series not
+	// logged in the current epoch, so that a samples record never precedes,
+	// in the log kept after a truncation, the record naming its series.
+	// It changes only with appends paused (Store.appendMtx).
+	logEpoch atomic.Uint64
 	turnMtx  sync.Mutex // with turn: appenders waiting for their ticket
 	turn     *sync.Cond
 	waiters  atomic.Int64 // appenders waiting on turn
@@ -51,7 +57,8 @@ type Head struct {
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
 
-	meta *metadata.Store // metric family metadata the writes carried
+	meta  *metadata.Store // metric family metadata the writes carried
+	reads *readers        // queriers over the head and segments, for flushes to wait on
 
 	histMtx   sync.RWMutex        // histMtx guards histNames.
 	histNames map[string]struct{} // metric names that were given histograms since the head started
@@ -70,8 +77,10 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		index:  newPostingsIndex(),
 		log:    log,
 		meta:   metadata.New(opts.MaxMetadataFamilies),
+		reads:  newReaders(),
 	}
 	h.turn = sync.NewCond(&h.turnMtx)
+	h.logEpoch.Store(1)
 	h.minTime.Store(math.MaxInt64)
 	h.maxTime.Store(math.MinInt64)
 	return h, nil

@@ -27,7 +27,7 @@ type walBuffers struct {
 var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 
 // logBatch writes the records for a batch: the series that have not been
-// logged yet, then the float samples, then the histograms. A series record may be logged more than once
+// logged in the current log epoch, then the float samples, then the histograms. A series record may be logged more than once
 // (two requests racing on a new series); replay treats repeats as one.
 // It appends to tickets the apply ticket of each series of ss, taken in
 // the same step as the records go to the log, and returns them even when
@@ -37,8 +37,9 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 	defer walBufPool.Put(wb)
 	wb.series, wb.samples, wb.hists = wb.series[:0], wb.samples[:0], wb.hists[:0]
 	var unlogged []*memSeries
+	epoch := h.logEpoch.Load()
 	for i, s := range ss {
-		if !s.logged.Load() {
+		if s.loggedIn.Load() != epoch {
 			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: s.lset})
 			unlogged = append(unlogged, s)
 		}
@@ -94,7 +95,7 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		return tickets, err
 	}
 	for _, s := range unlogged {
-		s.logged.Store(true)
+		s.loggedIn.Store(epoch) // an older epoch than the current one only makes the next batch log it again
 	}
 	h.meta.Add(wb.meta)
 	clear(wb.meta)
@@ -162,7 +163,7 @@ func (r *Replayer) Apply(rec []byte) error {
 		for _, rs := range r.series {
 			lset := rs.Labels.Copy() // detach from the record buffer
 			s, created := r.h.createWithRef(rs.Ref, lset)
-			s.logged.Store(true)
+			s.loggedIn.Store(r.h.logEpoch.Load())
 			if created {
 				r.created = append(r.created, s)
 			}

@@ -30,9 +30,12 @@ type memChunk struct {
 // the first write of its timestamp, because anything written afterwards at
 // that timestamp is out of order.
 type memSeries struct {
-	ref    uint64
-	logged atomic.Bool // a series record for it is in the log
-	lset   labels.Labels
+	ref uint64
+	// loggedIn is the log epoch (Head.logEpoch) in which a series record
+	// for it was made durable; 0: never. A record logged before the
+	// epoch's cut may be truncated away with the segments below it.
+	loggedIn atomic.Uint64
+	lset     labels.Labels
 
 	// Apply order: each batch that writes the series takes the next
 	// logTicket when it is handed to the log (under Head.orderMtx), and

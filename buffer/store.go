@@ -126,6 +126,8 @@ type Store struct {
 
 	metrics storeMetrics
 	replay  atomic.Pointer[wal.Progress] // the replay's last progress
+
+	testHookAfterCut func() // called by a flush after it cut the log, with appends running
 }
 
 type storeMetrics struct {
@@ -268,7 +270,8 @@ func (s *Store) FlushDue() bool {
 }
 
 // Flush writes everything in the head into segments, one per block, makes
-// them visible, then drops the flushed data from the head and the log
+// them visible, waits for the reads that started before (Head.StartRead),
+// then drops the flushed data from the head and the log
 // segments it came from, and removes the series that this flush and the
 // previous one both left empty.
 func (s *Store) Flush(ctx context.Context) error {
@@ -294,14 +297,22 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		s.appendMtx.Lock()
 	}
 	cut, err := s.wal.Cut()
+	if err == nil {
+		// The log before the cut goes away below: from now on a batch logs
+		// the record of each of its series again before its samples.
+		s.head.logEpoch.Add(1)
+	}
 	if !appendsPaused {
 		s.appendMtx.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("cut write-ahead log: %w", err)
 	}
-	// The log before the cut goes away below; every live series' labels
-	// must be in the log after it.
+	if s.testHookAfterCut != nil {
+		s.testHookAfterCut()
+	}
+	// Series that no batch writes after the cut keep their labels in the
+	// log too (their references stay valid across a restart).
 	if recs := s.head.SeriesRecords(10_000); len(recs) > 0 {
 		if err := s.wal.Log(recs...); err != nil {
 			return fmt.Errorf("log series records: %w", err)
@@ -333,6 +344,14 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		}
 		return fmt.Errorf("publish flushed segments: %w", err)
 	}
+	// A query that started before the publish may have taken its segments
+	// before it and may read the head after the drop below: it would miss
+	// the flushed data. Reads that start from here on see the segments.
+	if err := s.waitForReads(ctx); err != nil {
+		// The data is in the segments and still in the head and the log:
+		// reads resolve the duplicates, and the next flush drops them.
+		return fmt.Errorf("wait for queries started before the flush: %w", err)
+	}
 	dropped := s.head.truncateFlushed(items)
 	removed := 0
 	if idle := s.head.sweepAfterFlush(); len(idle) > 0 {
@@ -359,10 +378,28 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	return nil
 }
 
+// readWaitWarn is how long a flush waits for the queries that started
+// before its segments were published before it logs a warning.
+const readWaitWarn = 30 * time.Second
+
+// waitForReads starts a new read epoch and waits for the reads (queriers)
+// of earlier epochs to end, logging a warning when that takes long.
+func (s *Store) waitForReads(ctx context.Context) error {
+	epoch := s.head.reads.advance()
+	warn := time.AfterFunc(readWaitWarn, func() {
+		s.logger.Warn("flush is waiting for queries that started before it to end before it drops the flushed data from the head",
+			"waited", readWaitWarn, "queries_in_flight", s.head.reads.inFlight())
+	})
+	defer warn.Stop()
+	return s.head.reads.waitBefore(ctx, epoch)
+}
+
 // DeleteSeries deletes what the head and the segments hold of some series
 // in a time range: with appends paused, it flushes the head, so that the
 // data to delete is all in segments, then calls tombstone, which must make
 // the segments hide it. Writes that arrive afterwards are not affected.
+// Its flush waits, with appends paused, for the queries in flight to end
+// (see Flush), so a delete holds writes up for at most the longest query.
 func (s *Store) DeleteSeries(ctx context.Context, tombstone func() error) error {
 	s.flushMtx.Lock()
 	defer s.flushMtx.Unlock()

@@ -41,9 +41,12 @@ func NewQueryable(head *buffer.Head, set *segments.Set) *Queryable {
 }
 
 // Querier returns a querier for data in [mint, maxt] (milliseconds,
-// inclusive). Segments it reads stay on disk until the querier is closed.
+// inclusive). Segments it reads stay on disk, and data a flush moves from
+// the head into segments stays in the head, until the querier is closed:
+// every sample acknowledged before Querier is called is read exactly once,
+// whether a flush or a compaction runs meanwhile (see buffer.Head.StartRead).
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{qb: q, head: q.head, set: q.set, mint: mint, maxt: maxt}, nil
+	return &querier{qb: q, head: q.head, set: q.set, mint: mint, maxt: maxt, releases: []func(){q.head.StartRead()}}, nil
 }
 
 // minTime returns the retention bound of a resolution (0: raw).
@@ -90,16 +93,18 @@ type querier struct {
 
 var _ storage.Querier = (*querier)(nil)
 
-// segmentsFor acquires the segments overlapping [mint, maxt] until Close.
-func (q *querier) segmentsFor(mint, maxt int64) []*segments.Segment {
+// segmentsFor acquires the segments overlapping [mint, maxt] until Close,
+// with their tombstones as they were at that moment (a compaction that
+// replaces a segment drops its tombstones from the set).
+func (q *querier) segmentsFor(mint, maxt int64) ([]*segments.Segment, segments.TombstoneView) {
 	if q.set == nil {
-		return nil
+		return nil, nil
 	}
-	segs, release := q.set.Acquire(mint, maxt)
+	segs, tombs, release := q.set.AcquireWithTombstones(mint, maxt)
 	q.mtx.Lock()
 	q.releases = append(q.releases, release)
 	q.mtx.Unlock()
-	return segs
+	return segs, tombs
 }
 
 // Select returns the matching series, narrowed to the hints' time range when
@@ -141,7 +146,8 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		all = append(all, s)
 		return s
 	}
-	for _, seg := range q.segmentsFor(mint, maxt) {
+	segs, tombsByID := q.segmentsFor(mint, maxt)
+	for _, seg := range segs {
 		segRes := seg.Meta().Resolution
 		isRollup := agg != "" && segRes == res && seg.Meta().MinTime <= win.to && seg.Meta().MaxTime >= win.from
 		if segRes != 0 && !isRollup {
@@ -154,7 +160,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
-		tombs := q.set.Tombstones(seg.Meta().ID)
+		tombs := tombsByID[seg.Meta().ID]
 		for it.Next() {
 			var metas []segments.ChunkMeta
 			if isRollup {
@@ -246,7 +252,8 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, seg := range q.segmentsFor(q.mint, q.maxt) {
+	segs, _ := q.segmentsFor(q.mint, q.maxt)
+	for _, seg := range segs {
 		sv, err := seg.LabelValuesLimit(name, limit, ms...)
 		if err != nil {
 			return nil, nil, err
@@ -261,7 +268,8 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, seg := range q.segmentsFor(q.mint, q.maxt) {
+	segs, _ := q.segmentsFor(q.mint, q.maxt)
+	for _, seg := range segs {
 		sn, err := seg.LabelNames(ms...)
 		if err != nil {
 			return nil, nil, err
@@ -271,7 +279,8 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 	return limitStrings(sortUnique(names), hints), nil, nil
 }
 
-// Close releases the segments the querier read.
+// Close releases the segments the querier read and ends its read of the
+// head.
 func (q *querier) Close() error {
 	q.mtx.Lock()
 	defer q.mtx.Unlock()

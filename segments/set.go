@@ -164,18 +164,38 @@ func (s *Set) open(metas []Meta) ([]*Segment, error) {
 // acquired for reading, in the order their data was written in
 // (WriteOrder), and a function that releases them all.
 func (s *Set) Acquire(mint, maxt int64) ([]*Segment, func()) {
+	segs, _, release := s.AcquireWithTombstones(mint, maxt)
+	return segs, release
+}
+
+// TombstoneView is the tombstones of some segments at one moment, by
+// segment ID. It must not be modified.
+type TombstoneView map[string][]Tombstone
+
+// AcquireWithTombstones is Acquire that also returns the tombstones of the
+// acquired segments, taken in the same step: a compaction that replaces a
+// segment drops its tombstones from the set (its output holds the data
+// without what they hid), so a reader of the replaced segment must not
+// look them up afterwards.
+func (s *Set) AcquireWithTombstones(mint, maxt int64) ([]*Segment, TombstoneView, func()) {
 	s.mtx.RLock()
 	var out []*Segment
+	tombs := TombstoneView{}
 	for _, seg := range s.segs {
 		if seg.meta.MinTime <= maxt && seg.meta.MaxTime >= mint {
 			if seg.Acquire() == nil {
 				out = append(out, seg)
+				if ts := s.tombstones[seg.meta.ID]; len(ts) > 0 {
+					// Tombstones are only appended to: the slice's
+					// length fixes what this reader sees.
+					tombs[seg.meta.ID] = ts[:len(ts):len(ts)]
+				}
 			}
 		}
 	}
 	s.mtx.RUnlock()
 	slices.SortFunc(out, func(a, b *Segment) int { return WriteOrder(a.meta, b.meta) })
-	return out, func() {
+	return out, tombs, func() {
 		for _, seg := range out {
 			seg.Release()
 		}
