@@ -1,6 +1,8 @@
 package segments
 
 import (
+	"strings"
+
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -33,6 +35,13 @@ func NewChunk(enc chunkenc.Encoding) (chunkenc.Chunk, chunkenc.Appender) {
 //
 // The histogram of x may be modified (its spans adjusted to the chunk's).
 func AppendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample) (cur chunkenc.Chunk, curApp chunkenc.Appender, cut bool) {
+	return appendSample(c, app, prev, x, true)
+}
+
+// appendSample is AppendSample; ownRecode says whether integer histogram
+// chunks that take new buckets are recoded by recodeHistograms rather than
+// by chunkenc (tests compare the two).
+func appendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample, ownRecode bool) (cur chunkenc.Chunk, curApp chunkenc.Appender, cut bool) {
 	enc := x.Encoding()
 	if c != nil && c.Encoding() != enc {
 		c, app, prev = nil, nil, nil
@@ -50,6 +59,20 @@ func AppendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample) (cur
 	)
 	switch enc {
 	case chunkenc.EncHistogram:
+		if ownRecode && !cut {
+			// Append only; on a layout change x.H now has the
+			// widened layout, and the chunk is recoded here.
+			_, _, napp, err := app.AppendHistogram(nil, 0, x.T, x.H, true)
+			if err == nil {
+				return c, napp, false
+			}
+			// Counter resets and schema changes cut a new chunk below.
+			if strings.Contains(err.Error(), "layout change") {
+				if rc, rapp, ok := recodeHistograms(c, x.T, x.H); ok {
+					return rc, rapp, false
+				}
+			}
+		}
 		nc, recoded, app, err = app.AppendHistogram(prev, 0, x.T, x.H, false)
 	case chunkenc.EncFloatHistogram:
 		nc, recoded, app, err = app.AppendFloatHistogram(prev, 0, x.T, x.FH, false)
