@@ -112,6 +112,8 @@ type Options struct {
 	Snapshot func(context.Context) (dir string, err error)
 	// Metadata serves /api/v1/metadata; nil answers {}.
 	Metadata MetadataSource
+	// Exemplars serves /api/v1/query_exemplars; nil answers [].
+	Exemplars ExemplarSource
 	// Dashboards keeps the dashboard's saved dashboards for
 	// /api/v1/dashboards (dashboards.go); nil answers 404 there.
 	Dashboards *docstore.Store

@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -125,17 +127,59 @@ type MetadataSource interface {
 	Query(metric string, limit, limitPerMetric int) []ingest.FamilyMetadata
 }
 
-// queryExemplars answers the exemplars Strata keeps: none yet (remote
-// write's exemplars are not stored), which Prometheus answers as []. The
-// parameters are checked as Prometheus checks them.
+// queryExemplars answers the exemplars Strata keeps (from remote write) for
+// the series the selectors of query select, between start and end, in the
+// shape of Prometheus' /api/v1/query_exemplars: a list of
+// {seriesLabels, exemplars: [{labels, value, timestamp}]}; null for a
+// query without selectors, as Prometheus.
 func (a *API) queryExemplars(c echo.Context) error {
-	if _, _, err := timeRange(c); err != nil {
+	mint, maxt, err := timeRange(c)
+	if err != nil {
 		return err
 	}
-	if _, err := a.engine.Parser().ParseExpr(formValue(c, "query")); err != nil {
+	expr, err := a.engine.Parser().ParseExpr(formValue(c, "query"))
+	if err != nil {
 		return badData("%v", err)
 	}
-	return a.staticJSON(`[]`)(c)
+	sets := parser.ExtractSelectors(expr)
+	if len(sets) == 0 {
+		return a.staticJSON(`null`)(c)
+	}
+	var res []ingest.SeriesExemplars
+	if a.opts.Exemplars != nil {
+		res = a.opts.Exemplars.Select(mint, maxt, sets...)
+	}
+	return a.success(c, func(dst []byte) []byte {
+		dst = append(dst, '[')
+		for i, se := range res {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"seriesLabels":`...)
+			dst = appendLabels(dst, se.Labels)
+			dst = append(dst, `,"exemplars":[`...)
+			for j, e := range se.Exemplars {
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, `{"labels":`...)
+				dst = appendLabels(dst, e.Labels)
+				dst = append(dst, `,"value":"`...)
+				dst = appendFloat(dst, e.V)
+				dst = append(dst, `","timestamp":`...)
+				dst = appendTimestamp(dst, e.T)
+				dst = append(dst, '}')
+			}
+			dst = append(dst, "]}"...)
+		}
+		return append(dst, ']')
+	}, nil, nil)
+}
+
+// ExemplarSource serves /api/v1/query_exemplars; buffer's exemplars.Store
+// implements it (see its Select).
+type ExemplarSource interface {
+	Select(mint, maxt int64, sets ...[]*labels.Matcher) []ingest.SeriesExemplars
 }
 
 // staticJSON answers a fixed success envelope around data.

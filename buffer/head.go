@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/strata-tsdb/strata/buffer/exemplars"
 	"github.com/strata-tsdb/strata/buffer/metadata"
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
@@ -57,8 +58,9 @@ type Head struct {
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
 
-	meta  *metadata.Store // metric family metadata the writes carried
-	reads *readers        // queriers over the head and segments, for flushes to wait on
+	meta  *metadata.Store  // metric family metadata the writes carried
+	ex    *exemplars.Store // the most recent exemplars the writes carried
+	reads *readers         // queriers over the head and segments, for flushes to wait on
 
 	histMtx   sync.RWMutex        // histMtx guards histNames.
 	histNames map[string]struct{} // metric names that were given histograms since the head started
@@ -77,6 +79,7 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		index:  newPostingsIndex(),
 		log:    log,
 		meta:   metadata.New(opts.MaxMetadataFamilies),
+		ex:     exemplars.New(opts.MaxExemplars),
 		reads:  newReaders(),
 	}
 	h.turn = sync.NewCond(&h.turnMtx)
@@ -89,6 +92,20 @@ func NewHead(opts Options, log Log) (*Head, error) {
 // Metadata returns the store of the metric family metadata the head was
 // given (remote write's metadata), for reading.
 func (h *Head) Metadata() *metadata.Store { return h.meta }
+
+// Exemplars returns the store of the exemplars the head was given, for
+// reading.
+func (h *Head) Exemplars() *exemplars.Store { return h.ex }
+
+// ExemplarsStored returns how many of the exemplars of b, once appended,
+// are stored: all of them (repeats of a stored one included, as in
+// Prometheus), or none when the head keeps no exemplars.
+func (h *Head) ExemplarsStored(b *ingest.Batch) int {
+	if !h.ex.Enabled() {
+		return 0
+	}
+	return b.NumExemplars()
+}
 
 // Options returns the options the head runs with, defaults filled in.
 func (h *Head) Options() Options { return h.opts }

@@ -34,6 +34,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms)
 		}
 		h.meta.Add(b.Metadata)
+		h.ex.Add(b.Exemplars)
 		return nil
 	}
 	tp := ticketPool.Get().(*[]uint64)

@@ -20,8 +20,9 @@ type walBuffers struct {
 	hists   []wal.RefHistogramSample
 	meta    []ingest.FamilyMetadata
 	walMeta []wal.Metadata
-	bufs    [4][]byte // encoding buffers: series, samples, histograms, metadata records
-	list    [4][]byte // the records to log, pointing into bufs
+	walEx   []wal.SeriesExemplars
+	bufs    [5][]byte // encoding buffers: series, samples, histograms, metadata, exemplars records
+	list    [5][]byte // the records to log, pointing into bufs
 }
 
 var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
@@ -75,6 +76,15 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 		recs = append(recs, wb.bufs[3])
 		clear(wb.walMeta)
 	}
+	// An exemplars record without exemplars means "reset" (see
+	// ExemplarRecords): a batch never logs one.
+	logExemplars := h.ex.Enabled() && b.NumExemplars() > 0
+	if logExemplars {
+		wb.walEx = exemplarRecords(wb.walEx[:0], b.Exemplars)
+		wb.bufs[4] = wal.EncodeExemplars(wb.bufs[4][:0], wb.walEx)
+		recs = append(recs, wb.bufs[4])
+		clear(wb.walEx)
+	}
 	clear(wb.series) // drop label references held by the pool
 	clear(wb.hists)
 	h.orderMtx.Lock()
@@ -99,7 +109,54 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]u
 	}
 	h.meta.Add(wb.meta)
 	clear(wb.meta)
+	if logExemplars {
+		h.ex.Add(b.Exemplars)
+	}
 	return tickets, nil
+}
+
+// exemplarRecords appends the WAL form of ex to dst.
+func exemplarRecords(dst []wal.SeriesExemplars, ex []ingest.SeriesExemplars) []wal.SeriesExemplars {
+	for _, se := range ex {
+		w := wal.SeriesExemplars{Series: se.Labels, Exemplars: make([]wal.Exemplar, len(se.Exemplars))}
+		for i, e := range se.Exemplars {
+			w.Exemplars[i] = wal.Exemplar{Labels: e.Labels, T: e.T, V: e.V}
+		}
+		dst = append(dst, w)
+	}
+	return dst
+}
+
+// ExemplarRecords encodes the whole exemplar store, oldest first, in
+// records of at most about maxPerRecord exemplars, for re-logging after a
+// cut: first an empty exemplars record, which tells replay to empty the
+// store, since what follows is all of it (the segments before the cut may
+// still be there if the flush fails before truncating them; replaying
+// their exemplars and then these would hold each one twice).
+//
+// An empty store logs nothing: whatever exemplars the segments before the
+// cut hold are in the store unless newer ones evicted them.
+func (h *Head) ExemplarRecords(maxPerRecord int) [][]byte {
+	all := h.ex.All()
+	if len(all) == 0 {
+		return nil
+	}
+	var (
+		out  = [][]byte{wal.EncodeExemplars(nil, nil)}
+		recs []wal.SeriesExemplars
+		n    int
+	)
+	for _, se := range all {
+		recs = exemplarRecords(recs, []ingest.SeriesExemplars{se})
+		if n += len(se.Exemplars); n >= maxPerRecord {
+			out = append(out, wal.EncodeExemplars(nil, recs))
+			recs, n = recs[:0], 0
+		}
+	}
+	if len(recs) > 0 {
+		out = append(out, wal.EncodeExemplars(nil, recs))
+	}
+	return out
 }
 
 // metadataRecords appends the WAL form of md to dst.
@@ -139,6 +196,7 @@ type Replayer struct {
 	samples []wal.RefSample
 	hists   []wal.RefHistogramSample
 	meta    []wal.Metadata
+	ex      []wal.SeriesExemplars
 	byRef   map[uint64]*memSeries
 	created []*memSeries // series made by replay, not yet in the postings
 }
@@ -201,6 +259,25 @@ func (r *Replayer) Apply(rec []byte) error {
 			md[i] = ingest.FamilyMetadata{Family: m.Family, Metadata: ingest.Metadata{Type: model.MetricType(m.Type), Unit: m.Unit, Help: m.Help}}
 		}
 		r.h.meta.Add(md)
+	case wal.RecordExemplars:
+		var err error
+		clear(r.ex)
+		r.ex, err = wal.DecodeExemplars(rec, r.ex[:0])
+		if err != nil {
+			return fmt.Errorf("decode exemplars record: %w", err)
+		}
+		if len(r.ex) == 0 {
+			r.h.ex.Reset() // the store is logged again whole from here
+			return nil
+		}
+		ex := make([]ingest.SeriesExemplars, len(r.ex))
+		for i, se := range r.ex {
+			ex[i] = ingest.SeriesExemplars{Labels: se.Series, Exemplars: make([]ingest.Exemplar, len(se.Exemplars))}
+			for j, e := range se.Exemplars {
+				ex[i].Exemplars[j] = ingest.Exemplar{Labels: e.Labels, T: e.T, V: e.V}
+			}
+		}
+		r.h.ex.Add(ex)
 	default:
 		return fmt.Errorf("unknown record type %d", t)
 	}

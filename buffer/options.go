@@ -33,6 +33,10 @@ type Options struct {
 	// unit, help) the head keeps; metadata of further families is
 	// dropped. Zero keeps none (DefaultOptions: 50,000).
 	MaxMetadataFamilies int
+	// MaxExemplars is how many exemplars the head keeps, the most recent
+	// ones of all series (Prometheus' storage.exemplars.max-exemplars).
+	// Zero keeps none (DefaultOptions: 100,000).
+	MaxExemplars int
 }
 
 // DefaultOptions returns the options used when a field is left zero.
@@ -45,6 +49,7 @@ func DefaultOptions() Options {
 		MaxOOOChunks:  8,
 
 		MaxMetadataFamilies: 50_000,
+		MaxExemplars:        100_000,
 	}
 }
 
@@ -84,6 +89,8 @@ func (o Options) Validate() error {
 		return errors.New("max out-of-order chunks must be positive")
 	case o.MaxSeries < 0:
 		return errors.New("max series must not be negative")
+	case o.MaxExemplars < 0:
+		return errors.New("max exemplars must not be negative")
 	case o.MaxMetadataFamilies < 0:
 		return errors.New("max metadata families must not be negative")
 	}

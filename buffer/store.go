@@ -255,6 +255,10 @@ func (s *Store) Append(b *ingest.Batch) error {
 	return s.head.Append(b)
 }
 
+// ExemplarsStored says how many exemplars of an appended batch the head
+// stored (api.ExemplarCounter).
+func (s *Store) ExemplarsStored(b *ingest.Batch) int { return s.head.ExemplarsStored(b) }
+
 // FlushDue reports whether the head should be flushed: it holds data of a
 // block that ended more than half a block before the newest sample, or more
 // samples than MaxHeadSamples.
@@ -322,6 +326,12 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	if recs := s.head.MetadataRecords(10_000); len(recs) > 0 {
 		if err := s.wal.Log(recs...); err != nil {
 			return fmt.Errorf("log metadata records: %w", err)
+		}
+	}
+	// And the exemplar store, oldest first, so replay rebuilds it.
+	if recs := s.head.ExemplarRecords(10_000); len(recs) > 0 {
+		if err := s.wal.Log(recs...); err != nil {
+			return fmt.Errorf("log exemplar records: %w", err)
 		}
 	}
 	items, err := s.head.snapshotForFlush(ctx)

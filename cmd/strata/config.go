@@ -60,6 +60,7 @@ var options = []option{
 	{"wal.sync", "wal.sync", "always", "when a write is acknowledged: always (after fsync, shared by concurrent writes) or interval (after write(2); fsync every wal.sync-interval)"},
 	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode"},
 	{"wal.segment_size", "wal.segment-size", byteSize(128 << 20), "largest write-ahead log segment file, in bytes"},
+	{"storage.exemplars.max", "storage.exemplars.max", 100_000, "most exemplars kept (remote write's and OTLP's), the most recent of all series, for /api/v1/query_exemplars; logged in the write-ahead log (0 = keep none; Prometheus' storage.exemplars.max-exemplars)"},
 	{"storage.metadata.max_families", "storage.metadata.max-families", 50_000, "most metric families whose metadata (type, unit, help, from remote write) is kept for /api/v1/metadata; further families' metadata is dropped (0 = keep none)"},
 	{"storage.wal.strict", "storage.wal.strict", false, "refuse to start on write-ahead log damage that is not a torn tail, instead of cutting the damaged segment at the damage (a copy goes to wal/quarantine) and starting"},
 

@@ -198,7 +198,7 @@ func TestRemoteWrite2RealClient(t *testing.T) {
 // written counts, and that exactly the counted samples were stored. The
 // table is in docs/operations.md.
 func TestRemoteWrite2Statuses(t *testing.T) {
-	s := startServer(t, "", "--limits.max-series", "5", "--limits.max-series-per-request", "4", "--limits.max-body-bytes", "65536")
+	s := startServer(t, "", "--limits.max-series", "6", "--limits.max-series-per-request", "4", "--limits.max-body-bytes", "65536")
 	v2 := rwClient(t, s.url, remoteapi.WriteV2MessageType)
 	one := func(name string, v float64) func(r *v2Req) {
 		return func(r *v2Req) {
@@ -225,6 +225,12 @@ func TestRemoteWrite2Statuses(t *testing.T) {
 				ts.Histograms = []writev2.Histogram{writev2.FromIntHistogram(0, ms(time.Minute), validHist), writev2.FromIntHistogram(0, ms(2*time.Minute), badHist)}
 			})
 		}}, code: 400, written: [3]int{0, 1, 0}, stored: []string{"st_h"}},
+		{name: "invalid exemplar left out", build: []func(*v2Req){func(r *v2Req) {
+			r.series([]string{"__name__", "st_e"}, writev2.Metadata{}, func(r *v2Req, ts *writev2.TimeSeries) {
+				ts.Samples = []writev2.Sample{{Value: 1, Timestamp: ms(time.Minute)}}
+				ts.Exemplars = []writev2.Exemplar{r.exemplar(ms(time.Minute), 1, "trace_id", "ok"), r.exemplar(ms(time.Minute), 2, "trace_id", strings.Repeat("x", 200))}
+			})
+		}}, code: 400, written: [3]int{1, 0, 1}, stored: []string{"st_e"}},
 		{name: "malformed protobuf", raw: []byte{0x2a, 0x09, 0x0a}, code: 400},
 		{name: "too many series in one request", build: []func(*v2Req){one("st_1", 1), one("st_2", 1), one("st_3", 1), one("st_4", 1), one("st_5", 1)}, code: 400},
 		{name: "sample too far in the future", build: []func(*v2Req){func(r *v2Req) {

@@ -235,6 +235,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		Ready:      store.WALErr,
 		Dashboards: dashboards,
 		Metadata:   head.Metadata(),
+		Exemplars:  head.Exemplars(),
 	})
 	if err != nil {
 		return nil, err
@@ -382,6 +383,7 @@ func storageOptions(v *viper.Viper) (buffer.StoreOptions, segments.CompactOption
 	o.Head.ChunkSamples = v.GetInt("head.chunk_samples")
 	o.Head.MaxSeries = v.GetInt("limits.max_series")
 	o.Head.MaxMetadataFamilies = v.GetInt("storage.metadata.max_families")
+	o.Head.MaxExemplars = v.GetInt("storage.exemplars.max")
 	o.MaxHeadSamples = v.GetInt64("head.max_samples")
 	block := v.GetDuration("storage.block_duration").Milliseconds()
 	o.BlockDuration = block
