@@ -1,7 +1,10 @@
 package buffer
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -73,4 +76,57 @@ func TestExemplarsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	reopen("after a re-log over untruncated segments")
+}
+
+// TestExemplarsAndFlushesConcurrently: writers append exemplars while
+// flushes cut, re-log and truncate the log; after a crash every
+// acknowledged exemplar is there exactly once.
+func TestExemplarsAndFlushesConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	sink := nopSink{filepath.Join(dir, "segments")}
+	opts := StoreOptions{Head: Options{MaxExemplars: 100_000, MaxMetadataFamilies: 100}}
+	s := openTestStore(t, dir, opts, sink)
+	const writers, batches = 4, 60
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			series := labels.FromStrings("__name__", "req_total", "w", fmt.Sprint(w))
+			for i := range batches {
+				b := batchOf(series, ingest.Sample{T: int64(i), V: 1})
+				b.Exemplars = []ingest.SeriesExemplars{{Labels: series, Exemplars: []ingest.Exemplar{{Labels: labels.FromStrings("i", fmt.Sprint(i)), T: int64(i), V: 1}}}}
+				b.Metadata = []ingest.FamilyMetadata{{Family: fmt.Sprintf("f%d_%d", w, i%20), Metadata: ingest.Metadata{Type: "gauge"}}}
+				if err := s.Append(b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+	flushes := 0
+	for stop := false; !stop; flushes++ {
+		select {
+		case <-writersDone:
+			stop = true
+		default:
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d flushes", flushes)
+	if err := s.wal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStore(t, dir, opts, sink)
+	defer s.wal.Close()
+	if n := s.head.Exemplars().Len(); n != writers*batches {
+		t.Fatalf("%d exemplars after the crash, want %d", n, writers*batches)
+	}
+	if n := s.head.Metadata().Len(); n != writers*20 {
+		t.Fatalf("%d metadata families after the crash, want %d", n, writers*20)
+	}
 }

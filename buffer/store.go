@@ -301,16 +301,33 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		s.appendMtx.Lock()
 	}
 	cut, err := s.wal.Cut()
+	var (
+		relogged  wal.Pending
+		relogging bool
+	)
 	if err == nil {
 		// The log before the cut goes away below: from now on a batch logs
 		// the record of each of its series again before its samples.
 		s.head.logEpoch.Add(1)
+		// The metadata and exemplar stores hold exactly what was logged
+		// before the cut now; their records go first after it, before any
+		// batch's. (The exemplars start with a reset: a batch logged after
+		// the cut but applied after a later snapshot would otherwise be
+		// wiped on replay.)
+		if recs := append(s.head.MetadataRecords(10_000), s.head.ExemplarRecords(10_000)...); len(recs) > 0 {
+			relogged, relogging = s.wal.Enqueue(recs...), true
+		}
 	}
 	if !appendsPaused {
 		s.appendMtx.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("cut write-ahead log: %w", err)
+	}
+	if relogging {
+		if err := relogged.Wait(); err != nil {
+			return fmt.Errorf("log metadata and exemplar records: %w", err)
+		}
 	}
 	if s.testHookAfterCut != nil {
 		s.testHookAfterCut()
@@ -320,18 +337,6 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	if recs := s.head.SeriesRecords(10_000); len(recs) > 0 {
 		if err := s.wal.Log(recs...); err != nil {
 			return fmt.Errorf("log series records: %w", err)
-		}
-	}
-	// So must the metadata store.
-	if recs := s.head.MetadataRecords(10_000); len(recs) > 0 {
-		if err := s.wal.Log(recs...); err != nil {
-			return fmt.Errorf("log metadata records: %w", err)
-		}
-	}
-	// And the exemplar store, oldest first, so replay rebuilds it.
-	if recs := s.head.ExemplarRecords(10_000); len(recs) > 0 {
-		if err := s.wal.Log(recs...); err != nil {
-			return fmt.Errorf("log exemplar records: %w", err)
 		}
 	}
 	items, err := s.head.snapshotForFlush(ctx)
