@@ -328,6 +328,18 @@ func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 		for _, x := range s.Histograms {
 			touch(x.T)
 		}
+		// The head may write a zero sample at a start time (remote
+		// write 2.0), maybe long before the sample.
+		for _, st := range s.StartTimes {
+			if st != 0 {
+				touch(st)
+			}
+		}
+		for _, st := range s.HistogramStartTimes {
+			if st != 0 {
+				touch(st)
+			}
+		}
 	}
 	return out
 }

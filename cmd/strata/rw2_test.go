@@ -273,3 +273,31 @@ func TestRemoteWrite2Statuses(t *testing.T) {
 		}
 	}
 }
+
+// TestStartTimeZeroInvalidatesCache: the zero sample of a start time days
+// before its sample makes the cached answers over the start's day misses,
+// like any late sample: through the cache the answer equals the fresh one.
+func TestStartTimeZeroInvalidatesCache(t *testing.T) {
+	s := startServer(t, "")
+	day := time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour)
+	st := day.Add(6 * time.Hour)
+	q := url.Values{"query": {"stz_requests_total"}, "start": {fmt.Sprint(day.Unix())}, "end": {fmt.Sprint(day.Add(12 * time.Hour).Unix())}, "step": {"3600"}}
+	before := s.rawQuery("/api/v1/query_range", q) // cached: no data that day
+	if !strings.Contains(before, `"result":[]`) {
+		t.Fatalf("before: %s", before)
+	}
+	r := newV2Req()
+	r.series([]string{"__name__", "stz_requests_total"}, r.meta(model.MetricTypeCounter, "", ""), func(r *v2Req, ts *writev2.TimeSeries) {
+		ts.Samples = []writev2.Sample{{Value: 7, Timestamp: time.Now().Add(-time.Minute).UnixMilli(), StartTimestamp: st.UnixMilli()}}
+	})
+	if _, err := store(t, rwClient(t, s.url, remoteapi.WriteV2MessageType), r.marshal(t)); err != nil {
+		t.Fatal(err)
+	}
+	cached := s.rawQuery("/api/v1/query_range", q)
+	q.Set("nocache", "1")
+	fresh := s.rawQuery("/api/v1/query_range", q)
+	want := fmt.Sprintf(`[%d,"0"]`, st.Unix())
+	if !strings.Contains(fresh, want) || cached != fresh {
+		t.Errorf("after a start-time zero at %v:\ncached %s\n fresh %s\n(want a point %s)", st, cached, fresh, want)
+	}
+}
