@@ -570,13 +570,50 @@ func testWebHistograms(t *testing.T, b *browser, s *testServer, artifacts string
 	if code, body := s.post("/api/v1/write", "application/x-protobuf", snappy.Encode(nil, raw)); code != http.StatusNoContent {
 		t.Fatalf("remote write: %d %s", code, body)
 	}
-	b.open(t, s.url+"/?range=1h&g0.expr=hx_web_seconds&g1.expr=histogram_count(rate(hx_web_seconds[5m]))", `[data-panel=p1][data-drawn="1"]`)
-	b.poll(t, `document.querySelector('[data-panel=p0] .warning.histograms')`)
-	if w := evalJS[string](t, b, `document.querySelector('[data-panel=p0] .warning.histograms').textContent`); !strings.HasPrefix(w, "1 native histogram series is not drawn") || !strings.Contains(w, "histogram_quantile(0.9, rate(hx_web_seconds[5m]))") {
+	// The raw counter histograms draw as a heatmap of bucket rates; a
+	// rate of them as one of their values; histogram_count as a line.
+	b.open(t, s.url+"/?range=1h&g0.expr=hx_web_seconds&g1.expr=histogram_count(rate(hx_web_seconds[5m]))&g2.expr=rate(hx_web_seconds[5m])",
+		`[data-panel=p1][data-drawn="1"]`)
+	for _, p := range []struct{ panel, kind string }{{"p0", "rate"}, {"p2", "value"}} {
+		sel := `[data-panel=` + p.panel + `] canvas.heatmap`
+		b.poll(t, `document.querySelector('`+sel+`')`)
+		got := evalJS[map[string]string](t, b, `({...document.querySelector('`+sel+`').dataset})`)
+		// hxHistogram has 3 buckets; every step of the 30 minutes of data
+		// has some of them.
+		if got["buckets"] != "3" || num(t, got["cells"]) < 30 || got["kind"] != p.kind || num(t, got["max"]) <= 0 {
+			t.Errorf("%s heatmap: %v, want 3 buckets of %s, at least 30 cells filled", p.panel, got, p.kind)
+		}
+		if w := evalJS[int](t, b, `document.querySelector('`+sel+`').getBoundingClientRect().width`); w < 300 {
+			t.Errorf("%s heatmap %d px wide", p.panel, w)
+		}
+	}
+	// hxHistogram(i) adds one observation to each bucket a minute: each
+	// bucket's rate is 1/60 per second where the counters moved.
+	if max := evalJS[string](t, b, `document.querySelector('[data-panel=p0] canvas.heatmap').dataset.max`); num(t, max) < 1.0/60-1e-9 {
+		t.Errorf("p0 heatmap: darkest cell %s/s, want at least 1/60", max)
+	}
+	if w := evalJS[string](t, b, `document.querySelector('[data-panel=p0] .heatmap-hint').textContent`); !strings.HasPrefix(w, "1 native histogram series") || !strings.Contains(w, "histogram_quantile(0.9, rate(hx_web_seconds[5m]))") {
 		t.Errorf("the histogram panel says %q", w)
 	}
 	if n := evalJS[int](t, b, `document.querySelectorAll('[data-panel=p0] .u-over, [data-panel=p0] p.empty').length`); n != 0 {
-		t.Errorf("the histogram panel shows %d charts or 'no data' notes, want none", n)
+		t.Errorf("the histogram panel shows %d line charts or 'no data' notes, want none", n)
+	}
+	if w := evalJS[string](t, b, `document.querySelector('[data-panel=p2] .heatmap-hint').textContent`); !strings.Contains(w, "histogram_quantile(0.9, rate(hx_web_seconds[5m]))") {
+		t.Errorf("the rate panel says %q", w)
+	}
+	b.screenshot(t, artifacts, "histograms.png")
+	// The table shows the last count and sum.
+	b.do(t, webWaitDefault, chromedp.Click(chromedp.CSS(`[data-panel=p0] button[data-view=table]`)))
+	b.poll(t, `document.querySelector('[data-panel=p0] tr.row.histogram')`)
+	want := instantValues(t, s, "histogram_count(hx_web_seconds)", num(t, evalJS[string](t, b, `document.querySelector('[data-panel=p0] tr.row.histogram').dataset.t`)))
+	row := evalJS[string](t, b, `document.querySelector('[data-panel=p0] tr.row.histogram td.num').textContent`)
+	if len(want) != 1 || !strings.HasPrefix(row, "count ") || !strings.Contains(row, ", sum ") {
+		t.Errorf("histogram table row %q; the API's count %v", row, want)
+	}
+	for _, v := range want {
+		if !strings.HasPrefix(row, "count "+v+",") {
+			t.Errorf("histogram table row %q, want count %s", row, v)
+		}
 	}
 	b.screenshot(t, artifacts, "histograms.png")
 }

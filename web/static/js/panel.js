@@ -7,6 +7,7 @@ import * as api from './api.js';
 import * as fmt from './format.js';
 import {Chart, MODES, sample} from './chart.js';
 import {Editor} from './editor.js';
+import {Heatmap, isRate} from './heatmap.js';
 import {formatDuration, parseDuration} from './timerange.js';
 
 let nextID = 0;
@@ -148,10 +149,11 @@ export class Panel {
     const r = this.result;
     const all = r?.data.resultType === 'matrix' ? r.data.result : [];
     // Native histogram samples come in "histograms", not "values": the
-    // chart draws floats only, and says what to ask for instead.
+    // chart draws the floats, a heatmap the histograms' buckets.
     const series = all.filter(s => s.values?.length);
-    const histograms = all.length - series.length;
-    const keep = !fresh && !this.error && this.state.view === 'chart' && series.length && this.chart?.sameSeries(series);
+    const hseries = all.filter(s => s.histograms?.length);
+    const histograms = hseries.length;
+    const keep = !fresh && !this.error && this.state.view === 'chart' && series.length && !histograms && this.chart?.sameSeries(series);
     if (!keep) {
       this.chart?.destroy();
       this.chart = null;
@@ -161,21 +163,33 @@ export class Panel {
       return replace(this.body, errorBox(this.error));
     }
     if (!r) return replace(this.body, this.hint());
-    if (keep || this.state.view !== 'chart' || !series.length) forget(r); // no first draw to measure
-    const points = series.reduce((n, s) => n + s.values.length, 0);
-    this.renderMeta(r, series.length, points);
+    if (keep || this.state.view !== 'chart' || !series.length || histograms) forget(r); // no first draw to measure
+    const points = series.reduce((n, s) => n + s.values.length, 0) + hseries.reduce((n, s) => n + s.histograms.length, 0);
+    this.renderMeta(r, series.length + histograms, points);
     if (r.data.resultType !== 'matrix') {
       return replace(this.body, h('pre.scalar', JSON.stringify(r.data.result)));
     }
     const warnings = r.warnings.map(w => h('div.warning', w));
+    if (!series.length && !histograms) {
+      return replace(this.body, warnings, h('p.empty', 'No data for this query in the selected time range.'));
+    }
+    if (this.state.view === 'table') return replace(this.body, warnings, table(series.concat(hseries), this.page.utc?.()));
     if (histograms) {
-      warnings.push(h('div.warning.histograms', `${fmt.num(histograms)} native histogram series ${histograms === 1 ? 'is' : 'are'} not drawn: `,
-        'chart a float of them, e.g. ', h('code', `histogram_quantile(0.9, rate(${r.expr}[5m]))`), ' or ', h('code', `histogram_count(rate(${r.expr}[5m]))`), '.'));
+      // The floats (if any) as a chart, then the buckets as a heatmap,
+      // with a line on how to chart quantiles instead.
+      const hbox = h('div.chart.heatmap-box', h('p.muted.heatmap-hint', `${fmt.num(histograms)} native histogram series: `,
+        'for quantiles chart ', h('code', `histogram_quantile(0.9, ${isRate(r.expr) ? r.expr : `rate(${r.expr}[5m])`})`), '.'));
+      this.warnings = h('div.warnings', warnings);
+      const box = series.length ? h('div.chart') : null;
+      replace(this.body, this.warnings, box, hbox);
+      if (box) {
+        this.chart = new Chart(box, series, {step: r.step, range: r.range, height: this.page.height?.() || 280,
+          unit: this.state.unit, mode: this.state.mode, utc: Boolean(this.page.utc?.())});
+      }
+      new Heatmap(hbox, hseries, {expr: r.expr, step: r.step, range: r.range, height: this.page.height?.() || 280, utc: Boolean(this.page.utc?.())});
+      this.el.dataset.drawn = String(series.length + histograms);
+      return;
     }
-    if (!series.length) {
-      return replace(this.body, warnings, histograms ? null : h('p.empty', 'No data for this query in the selected time range.'));
-    }
-    if (this.state.view === 'table') return replace(this.body, warnings, table(series, this.page.utc?.()));
     if (keep) {
       replace(this.warnings, warnings);
       return this.chart.update(series, r.step, r.range);
@@ -251,9 +265,10 @@ function forget(r) {
 }
 
 // table lists each series with its last, min and max values; a row opens
-// to show every sample.
+// to show every sample. A histogram series shows its last count and sum.
 function table(series, utc) {
   const rows = series.map(s => {
+    if (s.histograms) return histogramRow(s, utc);
     const vals = s.values.map(([, v]) => sample(v)).filter(Number.isFinite);
     const last = s.values[s.values.length - 1];
     const tr = h('tr.row', {dataset: {t: last ? String(last[0]) : ''}, onclick: () => toggleRaw(tr, s, utc)},
@@ -268,6 +283,20 @@ function table(series, utc) {
   return h('div.table-wrap', h('table.result',
     h('thead', h('tr', ['Series', 'Last', 'At', 'Min', 'Max', 'Points'].map(c => h('th', c)))),
     h('tbody', rows)));
+}
+
+// histogramRow is a table row of a native histogram series: the last
+// histogram's count (and sum, after it), the least and greatest count.
+function histogramRow(s, utc) {
+  const counts = s.histograms.map(([, x]) => sample(x.count)).filter(Number.isFinite);
+  const [t, last] = s.histograms[s.histograms.length - 1];
+  return h('tr.row.histogram', {dataset: {t: String(t)}},
+    h('td.series', fmt.series(s.metric)),
+    h('td.num', {title: `count ${last.count}, sum ${last.sum}`}, `count ${fmt.value(sample(last.count))}, sum ${fmt.value(sample(last.sum))}`),
+    h('td.time', fmt.time(t * 1000, utc)),
+    h('td.num', counts.length ? fmt.value(counts.reduce((a, b) => Math.min(a, b))) : '—'),
+    h('td.num', counts.length ? fmt.value(counts.reduce((a, b) => Math.max(a, b))) : '—'),
+    h('td.num', fmt.num(s.histograms.length)));
 }
 
 const RAW_LIMIT = 2000;
