@@ -211,8 +211,10 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	if err != nil {
 		return a.rejected(f, err)
 	}
-	if err := a.checkTimeBounds(batch); err != nil {
-		return a.rejected(f, err)
+	// Samples outside the accepted window can never be written: 2.0
+	// leaves them out and writes the rest.
+	if mint, maxt, what, ok := a.timeBounds(); ok {
+		rej = ingest.DropOutOfBounds(batch, mint, maxt, what, rej)
 	}
 	// Counted first: the head may add start-time zero samples, which
 	// the sender did not send.
@@ -353,23 +355,34 @@ func (a *API) rejected(f ingestFormat, err error) error {
 // checkTimeBounds refuses a batch with a sample outside the window of
 // Options.MaxSampleAge and Options.MaxFutureSkew around the server's clock.
 func (a *API) checkTimeBounds(b *ingest.Batch) error {
-	if a.opts.MaxFutureSkew <= 0 && a.opts.MaxSampleAge <= 0 {
+	mint, maxt, what, ok := a.timeBounds()
+	if !ok {
 		return nil
+	}
+	return ingest.CheckTimeBounds(b, mint, maxt, what)
+}
+
+// timeBounds returns the window of sample timestamps the server accepts
+// (Options.MaxSampleAge and Options.MaxFutureSkew around its clock) and
+// what it comes from, for messages; ok is false when there is none.
+func (a *API) timeBounds() (mint, maxt int64, what string, ok bool) {
+	if a.opts.MaxFutureSkew <= 0 && a.opts.MaxSampleAge <= 0 {
+		return 0, 0, "", false
 	}
 	now := time.Now
 	if a.opts.Now != nil {
 		now = a.opts.Now
 	}
 	t := now()
-	mint, maxt := int64(math.MinInt64), int64(math.MaxInt64)
-	var what []string
+	mint, maxt = int64(math.MinInt64), int64(math.MaxInt64)
+	var limits []string
 	if a.opts.MaxSampleAge > 0 {
 		mint = t.Add(-a.opts.MaxSampleAge).UnixMilli()
-		what = append(what, "limits.max_sample_age "+a.opts.MaxSampleAge.String())
+		limits = append(limits, "limits.max_sample_age "+a.opts.MaxSampleAge.String())
 	}
 	if a.opts.MaxFutureSkew > 0 {
 		maxt = t.Add(a.opts.MaxFutureSkew).UnixMilli()
-		what = append(what, "limits.max_future_skew "+a.opts.MaxFutureSkew.String())
+		limits = append(limits, "limits.max_future_skew "+a.opts.MaxFutureSkew.String())
 	}
-	return ingest.CheckTimeBounds(b, mint, maxt, "the server accepts samples within "+strings.Join(what, " and ")+" of its clock")
+	return mint, maxt, "the server accepts samples within " + strings.Join(limits, " and ") + " of its clock", true
 }

@@ -162,3 +162,82 @@ func outOfBounds(sr *Series, t, mint, maxt int64, what string) error {
 func formatMillis(t int64) string {
 	return time.UnixMilli(t).UTC().Format("2006-01-02T15:04:05.000Z") + " (" + strconv.FormatInt(t, 10) + " ms)"
 }
+
+// DropOutOfBounds removes from b, in place, the float samples and
+// histograms with a timestamp below mint or above maxt (milliseconds), and
+// the series left without any; a start time below mint is forgotten (its
+// zero sample would be out of bounds too). What it removes is added to
+// rej, one ErrOutOfBounds per series naming it (rej is allocated when nil
+// and something is removed), which it returns. what says which limit the
+// bounds come from, for the messages. It is remote write 2.0's partial
+// write of CheckTimeBounds.
+func DropOutOfBounds(b *Batch, mint, maxt int64, what string, rej *Rejected) *Rejected {
+	in := func(t int64) bool { return t >= mint && t <= maxt }
+	kept := b.Series[:0]
+	for i := range b.Series {
+		sr := b.Series[i]
+		ns, nh := 0, 0
+		firstOut := int64(0)
+		samples, sts := sr.Samples[:0], sr.StartTimes
+		if sts != nil {
+			sts = sts[:0]
+		}
+		for j, x := range sr.Samples {
+			if !in(x.T) {
+				if ns+nh == 0 {
+					firstOut = x.T
+				}
+				ns++
+				continue
+			}
+			samples = append(samples, x)
+			if sts != nil {
+				st := sr.StartTimes[j]
+				if st < mint {
+					st = 0
+				}
+				sts = append(sts, st)
+			}
+		}
+		hists, hsts := sr.Histograms[:0], sr.HistogramStartTimes
+		if hsts != nil {
+			hsts = hsts[:0]
+		}
+		for j, x := range sr.Histograms {
+			if !in(x.T) {
+				if ns+nh == 0 {
+					firstOut = x.T
+				}
+				nh++
+				continue
+			}
+			hists = append(hists, x)
+			if hsts != nil {
+				st := sr.HistogramStartTimes[j]
+				if st < mint {
+					st = 0
+				}
+				hsts = append(hsts, st)
+			}
+		}
+		if ns+nh > 0 {
+			if rej == nil {
+				rej = &Rejected{}
+			}
+			rej.add(outOfBounds(&sr, firstOut, mint, maxt, what), ns, nh, 0)
+		}
+		sr.Samples, sr.StartTimes, sr.Histograms, sr.HistogramStartTimes = samples, sts, hists, hsts
+		if len(samples) == 0 {
+			sr.Samples, sr.StartTimes = nil, nil
+		}
+		if len(hists) == 0 {
+			sr.Histograms, sr.HistogramStartTimes = nil, nil
+		}
+		if len(samples)+len(hists) > 0 {
+			kept = append(kept, sr)
+		}
+	}
+	clear(b.Series[len(kept):])
+	b.Series = kept
+	return rej
+}

@@ -373,3 +373,32 @@ func FuzzDecodeRemoteWriteV2(f *testing.F) {
 		requireSameBatch(t, got, want)
 	})
 }
+
+// TestDropOutOfBounds: samples and histograms outside the window leave,
+// with series left empty; start times before the window are forgotten;
+// each series with a loss is named once.
+func TestDropOutOfBounds(t *testing.T) {
+	h := &histogram.Histogram{Count: 1, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{1}}
+	b := &Batch{Series: []Series{
+		{Labels: ls("__name__", "a"), Samples: []Sample{{5, 1}, {10, 2}, {25, 3}, {15, 4}}, StartTimes: []int64{1, 8, 9, 12}},
+		{Labels: ls("__name__", "b"), Samples: []Sample{{30, 1}}},
+		{Labels: ls("__name__", "c"), Samples: []Sample{{12, 1}}, Histograms: []HistogramSample{{T: 1, H: h}, {T: 11, H: h}}, HistogramStartTimes: []int64{0, 10}},
+	}}
+	rej := DropOutOfBounds(b, 10, 20, "the window", nil)
+	if rej == nil || rej.Samples != 3 || rej.Histograms != 1 || len(rej.Errs) != 3 || !errors.Is(rej, ErrOutOfBounds) {
+		t.Fatalf("rejected %+v", rej)
+	}
+	if len(b.Series) != 2 {
+		t.Fatalf("kept %v", b.Series)
+	}
+	a, c := b.Series[0], b.Series[1]
+	if !slices.Equal(a.Samples, []Sample{{10, 2}, {15, 4}}) || !slices.Equal(a.StartTimes, []int64{0, 12}) {
+		t.Errorf("series a: %v %v", a.Samples, a.StartTimes)
+	}
+	if !slices.Equal(c.Samples, []Sample{{12, 1}}) || len(c.Histograms) != 1 || c.Histograms[0].T != 11 || !slices.Equal(c.HistogramStartTimes, []int64{10}) {
+		t.Errorf("series c: %v %v %v", c.Samples, c.Histograms, c.HistogramStartTimes)
+	}
+	if rej := DropOutOfBounds(b, 10, 20, "the window", nil); rej != nil {
+		t.Errorf("nothing to drop, rejected %v", rej)
+	}
+}
