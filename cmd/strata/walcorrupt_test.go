@@ -15,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // walFrames returns the offset and length of every frame of a WAL segment
@@ -97,9 +101,54 @@ func processMetric(t *testing.T, base, name string) string {
 // counts it in strata_wal_corruptions_total. `strata wal repair` does the
 // same offline, after which a strict start works. A damaged tombstones.json
 // is quarantined too.
+// The same with native histograms: their WAL records are found damaged,
+// quarantined and repaired the same way.
 func TestWALCorruption(t *testing.T) {
 	bin := strataBinary(t)
+	for _, kind := range []string{"floats", "histograms"} {
+		t.Run(kind, func(t *testing.T) { walCorruption(t, bin, kind == "histograms") })
+	}
+}
+
+// walCorruption runs TestWALCorruption with pushes of float samples, or
+// of native histograms (series wc_h, whose count is the push's number).
+func walCorruption(t *testing.T, bin string, histograms bool) {
 	const pushes, perPush, damaged = 10, 20, 8 // frame 0 is the series record
+	t0 := int64(1_700_000_000)
+	push := func(base string, k int) *http.Response {
+		if !histograms {
+			var body bytes.Buffer
+			for i := range perPush {
+				fmt.Fprintf(&body, "wc,host=a v=%d %d\n", k, t0+int64(k*perPush+i)*10)
+			}
+			resp, err := http.Post(base+"/write?precision=s", "text/plain", &body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "wc_h"}, {Name: "host", Value: "a"}}}
+		for i := range perPush {
+			h := &histogram.Histogram{Schema: 3, Count: uint64(k + i), ZeroCount: uint64(i), Sum: float64(k),
+				PositiveSpans: []histogram.Span{{Offset: 1, Length: 1}}, PositiveBuckets: []int64{int64(k)}}
+			ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram((t0+int64(k*perPush+i)*10)*1000, h))
+		}
+		raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(base+"/api/v1/write", "application/x-protobuf", bytes.NewReader(snappy.Encode(nil, raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// count and last read the samples back: how many, and the newest
+	// push's number.
+	count, last := "count_over_time(wc_v[1d])", "max_over_time(wc_v[1d])"
+	if histograms {
+		count, last = "count_over_time(wc_h[1d])", "histogram_sum(last_over_time(wc_h[1d]))"
+	}
 	for _, tc := range []struct {
 		name   string
 		damage func(b []byte, off, n int)
@@ -112,16 +161,8 @@ func TestWALCorruption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := startProcess(t, bin, dir, "--storage.maintenance-interval", "1h")
-			t0 := int64(1_700_000_000)
 			for k := range pushes {
-				var body bytes.Buffer
-				for i := range perPush {
-					fmt.Fprintf(&body, "wc,host=a v=%d %d\n", k, t0+int64(k*perPush+i)*10)
-				}
-				resp, err := http.Post(p.url+"/write?precision=s", "text/plain", &body)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp := push(p.url, k)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusNoContent {
 					t.Fatalf("push %d: %d", k, resp.StatusCode)
@@ -162,10 +203,10 @@ func TestWALCorruption(t *testing.T) {
 				args = append(args, "--storage.wal.strict")
 			}
 			p = startProcess(t, bin, dir, args...)
-			if got, want := processQuery(t, p.url, "count_over_time(wc_v[1d])"), float64((damaged-1)*perPush); got != want {
+			if got, want := processQuery(t, p.url, count), float64((damaged-1)*perPush); got != want {
 				t.Errorf("samples after the restart: %v, want the %v before the damage", got, want)
 			}
-			if got := processQuery(t, p.url, "max_over_time(wc_v[1d])"); got != damaged-2 {
+			if got := processQuery(t, p.url, last); got != damaged-2 {
 				t.Errorf("last push replayed: %v, want %d", got, damaged-2)
 			}
 			if !tc.repair {
