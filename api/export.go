@@ -99,7 +99,10 @@ func (a *API) federate(c echo.Context) error {
 		return strings.Compare(x.ls.Get(labels.MetricName), y.ls.Get(labels.MetricName))
 	})
 
-	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	// As Prometheus' /federate: the Accept header picks the format and how
+	// names outside the legacy character set are written (escaping=
+	// allow-utf-8 quotes them; by default they are escaped to underscores).
+	format := expfmt.Negotiate(c.Request().Header)
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, string(format))
 	w.WriteHeader(http.StatusOK)

@@ -299,7 +299,12 @@ func (a *API) labelNames(c echo.Context) error {
 
 func (a *API) labelValues(c echo.Context) error {
 	name, err := url.PathUnescape(c.Param("name"))
-	if err != nil || !model.LabelName(name).IsValid() {
+	if err == nil && strings.HasPrefix(name, "U__") {
+		// Prometheus 3's form of a UTF-8 label name in a path:
+		// U__service_2e_name is service.name.
+		name = model.UnescapeName(name, model.ValueEncodingEscaping)
+	}
+	if err != nil || !model.UTF8Validation.IsValidLabelName(name) {
 		return badData("invalid label name: %q", name)
 	}
 	return a.labelQuery(c, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {

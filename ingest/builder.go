@@ -329,7 +329,7 @@ func (b *builder) addExemplar(ref int32, t int64, v float64) error {
 	}
 	b.exsb.Sort()
 	lset := b.exsb.Labels()
-	if err := checkExemplarLabels(lset); err != nil {
+	if err := checkExemplarLabels(lset, b.lim); err != nil {
 		return withSeries(err, b.series[ref].lset.String())
 	}
 	b.exs = append(b.exs, Exemplar{Labels: lset, T: t, V: v})
@@ -339,7 +339,7 @@ func (b *builder) addExemplar(ref int32, t int64, v float64) error {
 }
 
 // checkExemplarLabels applies Prometheus' rules to an exemplar's labels.
-func checkExemplarLabels(lset labels.Labels) error {
+func checkExemplarLabels(lset labels.Labels, lim Limits) error {
 	var (
 		err   error
 		runes int
@@ -352,7 +352,7 @@ func checkExemplarLabels(lset labels.Labels) error {
 		switch {
 		case l.Name == prev:
 			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: duplicate label name %q", truncate(l.Name)))
-		case !isLabelName(l.Name):
+		case !validLabelName(l.Name, lim):
 			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: invalid label name %q", truncate(l.Name)))
 		case !utf8.ValidString(l.Value):
 			err = newError(ErrInvalidExemplar, fmt.Sprintf("invalid exemplar: label %q has an invalid UTF-8 value", truncate(l.Name)))

@@ -4,12 +4,16 @@
 // remote write 1.0 (snappy-compressed protobuf), OTLP/HTTP metrics
 // (through Prometheus' OTLP translator), Influx line protocol,
 // VictoriaMetrics-style JSON lines and the Prometheus text exposition
-// format — and the rules every incoming series must satisfy: legacy
-// Prometheus metric and label names, no reserved "__" labels other than
-// __name__, no duplicate label names, and the per-request Limits.
+// format — and the rules every incoming series must satisfy: metric and
+// label names that are valid UTF-8 (Prometheus 3's default; or, with
+// Limits.LegacyNames, Prometheus 2's character set), no reserved "__"
+// labels other than __name__, no duplicate label names, and the
+// per-request Limits.
 //
 // Every decoder is all-or-nothing: it returns a complete *Batch whose series
-// all pass ValidateSeries, or an error and no batch. Samples of one label
+// all pass ValidateSeries, or an error and no batch (remote write 2.0 may
+// leave out what it says in a Rejected; OTLP leaves out delta-temporality
+// data points and counts them in its OTLPResult). Samples of one label
 // set that appear several times in a request are merged into one Series.
 // Errors are *Error values that wrap one of the package's sentinels
 // (ErrEmptyBody, ErrTooManySeries, ErrMalformed, ...) so callers can decide

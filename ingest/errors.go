@@ -32,10 +32,12 @@ var (
 	// carries no sample, histogram or exemplar, which the spec forbids.
 	ErrEmptySeries = errors.New("empty series")
 
-	// ErrInvalidMetricName is returned for a missing metric name or one
-	// that does not match ^[a-zA-Z_:][a-zA-Z0-9_:]*$.
+	// ErrInvalidMetricName is returned for a missing metric name, one that
+	// is not valid UTF-8 or, under Limits.LegacyNames, one that does not
+	// match ^[a-zA-Z_:][a-zA-Z0-9_:]*$.
 	ErrInvalidMetricName = errors.New("invalid metric name")
-	// ErrInvalidLabelName is returned for a label name that does not match
+	// ErrInvalidLabelName is returned for an empty label name, one that is
+	// not valid UTF-8 or, under Limits.LegacyNames, one that does not match
 	// ^[a-zA-Z_][a-zA-Z0-9_]*$.
 	ErrInvalidLabelName = errors.New("invalid label name")
 	// ErrInvalidLabelValue is returned for a label value that is not valid

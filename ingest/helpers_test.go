@@ -12,6 +12,13 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 )
 
+// legacyLimits are the default limits with legacy name validation.
+var legacyLimits = func() Limits {
+	l := DefaultLimits()
+	l.LegacyNames = true
+	return l
+}()
+
 // ls is shorthand for labels.FromStrings.
 func ls(kv ...string) labels.Labels { return labels.FromStrings(kv...) }
 

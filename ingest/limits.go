@@ -23,6 +23,12 @@ type Limits struct {
 	// MaxLabelValueLength is the longest label value allowed, in bytes; it
 	// applies to the metric name too, since that is the value of __name__.
 	MaxLabelValueLength int
+	// LegacyNames refuses metric and label names outside Prometheus'
+	// legacy character set ([a-zA-Z_:][a-zA-Z0-9_:]* for metric names,
+	// [a-zA-Z_][a-zA-Z0-9_]* for label names), as before Prometheus 3.
+	// False (the default) accepts any non-empty, valid UTF-8 name, as
+	// Prometheus 3's default "utf8" validation scheme does.
+	LegacyNames bool
 }
 
 // DefaultLimits returns the limits the server applies unless configured

@@ -283,6 +283,8 @@ func TestDecodeOTLPMatchesPrometheus(t *testing.T) {
 	}{
 		{"default", DefaultOTLPOptions()},
 		{"without suffixes", OTLPOptions{TranslationStrategy: string(otlptranslator.UnderscoreEscapingWithoutSuffixes)}},
+		{"utf8 with suffixes", OTLPOptions{TranslationStrategy: string(otlptranslator.NoUTF8EscapingWithSuffixes), PromoteResourceAttributes: []string{"host.name"}}},
+		{"no translation", OTLPOptions{TranslationStrategy: string(otlptranslator.NoTranslation), PromoteScopeMetadata: true}},
 		{"promote attributes", OTLPOptions{PromoteResourceAttributes: []string{"host.name", "deployment.environment"}}},
 		{"promote all", OTLPOptions{PromoteAllResourceAttributes: true, IgnoreResourceAttributes: []string{"host.name"}, KeepIdentifyingResourceAttributes: true}},
 		{"nhcb and scope", OTLPOptions{ConvertHistogramsToNHCB: true, PromoteScopeMetadata: true, LookbackDelta: time.Minute}},

@@ -56,7 +56,11 @@ func DecodePromText(body []byte, contentType string, defaultTS time.Time, lim Li
 	if openMetrics {
 		return decodeOpenMetrics(body, defaultTS, lim)
 	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
+	scheme := model.UTF8Validation
+	if lim.LegacyNames {
+		scheme = model.LegacyValidation
+	}
+	p := expfmt.NewTextParser(scheme)
 	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
 		var pe expfmt.ParseError

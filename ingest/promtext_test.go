@@ -126,6 +126,23 @@ func TestDecodePromText(t *testing.T) {
 		{name: "bad timestamp", body: "a 1 1.5\n", err: &wantErr{is: ErrMalformed, msg: `line 1: expected integer as timestamp`, line: 1}},
 		{name: "invalid metric name", body: "1abc 1\n", err: &wantErr{is: ErrMalformed, msg: "line 1: "}},
 		{name: "invalid label name", body: "a{1abc=\"x\"} 1\n", err: &wantErr{is: ErrMalformed, msg: "line 1: "}},
+		{
+			name: "utf8 quoted names",
+			body: "# TYPE \"http.requests\" counter\n{\"http.requests\",\"service.name\"=\"api\",code=\"200\"} 7\n# TYPE \"req.lat\" histogram\n{\"req.lat_bucket\",le=\"1\"} 2\n{\"req.lat_bucket\",le=\"+Inf\"} 3\n{\"req.lat_count\"} 3\n",
+			want: []Series{
+				series(ls("__name__", "http.requests", "code", "200", "service.name", "api"), Sample{d, 7}),
+				series(ls("__name__", "req.lat_bucket", "le", "1.0"), Sample{d, 2}),
+				series(ls("__name__", "req.lat_bucket", "le", "+Inf"), Sample{d, 3}),
+				series(ls("__name__", "req.lat_count"), Sample{d, 3}),
+			},
+		},
+		{
+			name:        "OpenMetrics utf8 quoted names",
+			contentType: "application/openmetrics-text",
+			body:        "# TYPE \"room.temp\" gauge\n{\"room.temp\",\"building.floor\"=\"2\"} 21.5\n# EOF\n",
+			want:        []Series{series(ls("__name__", "room.temp", "building.floor", "2"), Sample{d, 21.5})},
+		},
+		{name: "legacy: quoted names refused", lim: legacyLimits, body: "{\"http.requests\"} 7\n", err: &wantErr{is: ErrMalformed, msg: "line 1: "}},
 		{name: "reserved label", body: "a{__x=\"1\"} 1\n", err: &wantErr{is: ErrReservedLabel, msg: `reserved label name "__x" in series a{__x="1"}`}},
 		{name: "duplicate label", body: "a{x=\"1\",x=\"2\"} 1\n", err: &wantErr{is: ErrMalformed, msg: `line 1: duplicate label names for metric "a"`, line: 1}},
 		{name: "too many series", lim: tight, body: "a 1\nb 1\nc 1\n", err: &wantErr{is: ErrTooManySeries, msg: "too many series: more than 2"}},

@@ -103,14 +103,31 @@ func TestDecodeRemoteWrite(t *testing.T) {
 			err:  &wantErr{is: ErrInvalidMetricName, msg: `missing metric name in series {job="a"}`},
 		},
 		{
-			name: "invalid metric name",
+			name: "legacy: invalid metric name",
+			lim:  legacyLimits,
 			body: req(ts(pl("__name__", "1abc"), ps(1, 1))),
 			err:  &wantErr{is: ErrInvalidMetricName, msg: `invalid metric name "1abc"`},
 		},
 		{
-			name: "invalid label name",
+			name: "legacy: invalid label name",
+			lim:  legacyLimits,
 			body: req(ts(pl("__name__", "up", "1abc", "x"), ps(1, 1))),
-			err:  &wantErr{is: ErrInvalidLabelName, msg: `invalid label name "1abc" in series up{1abc="x"}`},
+			err:  &wantErr{is: ErrInvalidLabelName, msg: `invalid label name "1abc" (ingest.name_validation: legacy) in series up{1abc="x"}`},
+		},
+		{
+			name: "utf8 names",
+			body: req(ts(pl("__name__", "http.server.duration", "service.name", "api", "1abc", "x"), ps(1, 1))),
+			want: []Series{series(ls("__name__", "http.server.duration", "1abc", "x", "service.name", "api"), Sample{1, 1})},
+		},
+		{
+			name: "utf8: metric name not valid UTF-8",
+			body: req(ts(pl("__name__", "a\xffb"), ps(1, 1))),
+			err:  &wantErr{is: ErrInvalidMetricName, msg: `invalid metric name "a\xffb": names must be valid, non-empty UTF-8`},
+		},
+		{
+			name: "utf8: label name not valid UTF-8",
+			body: req(ts(pl("__name__", "up", "\xc3", "x"), ps(1, 1))),
+			err:  &wantErr{is: ErrInvalidLabelName, msg: `invalid label name "\xc3"`},
 		},
 		{
 			name: "duplicate label",

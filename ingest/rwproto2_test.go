@@ -285,7 +285,7 @@ func TestDecodeRemoteWriteV2Partial(t *testing.T) {
 		}
 	}
 	f("bad metric name", func(r *v2Request) {
-		r.series([]string{"__name__", "1bad"}, Metadata{}, func(ts *writev2.TimeSeries) {
+		r.series([]string{"__name__", "1bad\xff"}, Metadata{}, func(ts *writev2.TimeSeries) {
 			ts.Samples = []writev2.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}
 		})
 	}, 1, Rejected{Samples: 2}, ErrInvalidMetricName)

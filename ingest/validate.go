@@ -63,8 +63,8 @@ func checkMetricName(name string, lim Limits) error {
 	if name == "" {
 		return newError(ErrInvalidMetricName, "missing metric name")
 	}
-	if !isMetricName(name) {
-		return newError(ErrInvalidMetricName, fmt.Sprintf("invalid metric name %q", truncate(name)))
+	if !validMetricName(name, lim) {
+		return newError(ErrInvalidMetricName, fmt.Sprintf("invalid metric name %q%s", truncate(name), nameRule(lim)))
 	}
 	if exceeds(len(name), lim.MaxLabelValueLength) {
 		return newError(ErrLabelTooLong, fmt.Sprintf("metric name too long: %d bytes, limit is %d", len(name), lim.MaxLabelValueLength))
@@ -75,8 +75,8 @@ func checkMetricName(name string, lim Limits) error {
 // checkLabel validates one label other than __name__.
 func checkLabel(name, value string, lim Limits) error {
 	switch {
-	case !isLabelName(name):
-		return newError(ErrInvalidLabelName, fmt.Sprintf("invalid label name %q", truncate(name)))
+	case !validLabelName(name, lim):
+		return newError(ErrInvalidLabelName, fmt.Sprintf("invalid label name %q%s", truncate(name), nameRule(lim)))
 	case strings.HasPrefix(name, "__"):
 		return newError(ErrReservedLabel, fmt.Sprintf("reserved label name %q", truncate(name)))
 	case exceeds(len(name), lim.MaxLabelNameLength):
@@ -87,6 +87,32 @@ func checkLabel(name, value string, lim Limits) error {
 		return newError(ErrInvalidLabelValue, fmt.Sprintf("value of label %q is not valid UTF-8", name))
 	}
 	return nil
+}
+
+// validMetricName reports whether s is a metric name under lim's
+// validation scheme: legacy, or any non-empty valid UTF-8.
+func validMetricName(s string, lim Limits) bool {
+	if lim.LegacyNames {
+		return isMetricName(s)
+	}
+	return s != "" && utf8.ValidString(s)
+}
+
+// validLabelName reports whether s is a label name under lim's validation
+// scheme.
+func validLabelName(s string, lim Limits) bool {
+	if lim.LegacyNames {
+		return isLabelName(s)
+	}
+	return s != "" && utf8.ValidString(s)
+}
+
+// nameRule says, for an error message, what a name must be.
+func nameRule(lim Limits) string {
+	if lim.LegacyNames {
+		return " (ingest.name_validation: legacy)"
+	}
+	return ": names must be valid, non-empty UTF-8"
 }
 
 // isMetricName reports whether s matches ^[a-zA-Z_:][a-zA-Z0-9_:]*$.

@@ -526,3 +526,27 @@ func readAll(t *testing.T, s storage.Storage) map[string][]ingest.Sample {
 	}
 	return out
 }
+
+// TestOwnScripts runs the promqltest scripts of query/testdata (UTF-8
+// names, which the prometheus module's scripts do not cover) through
+// Prometheus' runner against Strata's storage in every mode.
+func TestOwnScripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.test"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts in query/testdata: %v", err)
+	}
+	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+	for _, mode := range complianceModes {
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Run(mode.String()+"/"+filepath.Base(f), func(t *testing.T) {
+				promqltest.RunTestWithStorage(t, string(raw), engine, func(tb testing.TB) storage.Storage {
+					return newStrataStorage(tb, mode)
+				})
+			})
+		}
+	}
+}

@@ -46,6 +46,7 @@ var options = []option{
 	{"limits.max_future_skew", "limits.max-future-skew", 10 * time.Minute, "refuse (400) a write with a sample more than this ahead of the server's clock (0 = no limit)"},
 	{"limits.max_sample_age", "limits.max-sample-age", time.Duration(0), "refuse (400) a write with a sample older than this (0 = no limit: backfill of any age)"},
 
+	{"ingest.name_validation", "ingest.name-validation", "utf8", "which metric and label names writes may use: utf8 (Prometheus 3's default: any valid UTF-8, queried as {\"http.server.duration\", \"service.name\"=\"api\"}) or legacy ([a-zA-Z_:][a-zA-Z0-9_:]*, as Prometheus 2)"},
 	{"otlp.translation_strategy", "otlp.translation-strategy", "UnderscoreEscapingWithSuffixes", "how OTLP metric and attribute names become Prometheus names, as Prometheus' otlp.translation_strategy: UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation"},
 	{"otlp.promote_resource_attributes", "otlp.promote-resource-attributes", "", "comma-separated OTLP resource attributes copied onto every series of the resource as labels (a list in the config file)"},
 	{"otlp.promote_all_resource_attributes", "otlp.promote-all-resource-attributes", false, "promote every OTLP resource attribute but those in otlp.ignore_resource_attributes"},
@@ -139,6 +140,7 @@ var optionChoices = map[string][]string{
 	"log.format":                {"text", "json"},
 	"wal.sync":                  {"always", "interval"},
 	"otlp.translation_strategy": ingest.OTLPTranslationStrategies,
+	"ingest.name_validation":    {"utf8", "legacy"},
 }
 
 // listOption splits a comma-separated list option ("a, b") into its

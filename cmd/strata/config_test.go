@@ -51,6 +51,8 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		{"otlp promote and promote all", []string{"--config", yaml("otlp: {promote_all_resource_attributes: true, promote_resource_attributes: [host.name]}\n")}, nil, []string{"promote_all_resource_attributes and promote_resource_attributes cannot both be set"}},
 		{"otlp ignore without promote all", nil, map[string]string{"STRATA_OTLP_IGNORE_RESOURCE_ATTRIBUTES": "a,b"}, []string{"ignore_resource_attributes needs promote_all_resource_attributes"}},
 		{"otlp attribute twice", []string{"--config", yaml("otlp: {promote_resource_attributes: [a, b, a]}\n")}, nil, []string{`resource attribute "a" listed twice`}},
+		{"name validation", []string{"--ingest.name-validation", "ascii"}, nil, []string{"ingest.name_validation", "utf8, legacy"}},
+		{"legacy names with a utf8 otlp strategy", []string{"--ingest.name-validation", "legacy", "--otlp.translation-strategy", "NoTranslation"}, nil, []string{"otlp.translation_strategy NoTranslation keeps names that ingest.name_validation legacy refuses"}},
 		{"two errors at once", []string{"--query.timeout", "x"}, map[string]string{"STRATA_CACHE_TTL": "y"}, []string{"query.timeout", "cache.ttl"}},
 	}
 	for _, c := range cases {

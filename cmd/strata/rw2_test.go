@@ -219,7 +219,7 @@ func TestRemoteWrite2Statuses(t *testing.T) {
 		stored      []string // metric names stored afterwards (cumulative)
 	}{
 		{name: "all written", build: []func(*v2Req){one("st_a", 1), one("st_b", 2)}, written: [3]int{2, 0, 0}, stored: []string{"st_a", "st_b"}},
-		{name: "invalid series left out", build: []func(*v2Req){one("st_c", 3), one("1bad", 4)}, code: 400, written: [3]int{1, 0, 0}, stored: []string{"st_c"}},
+		{name: "invalid series left out", build: []func(*v2Req){one("st_c", 3), one("bad\xff", 4)}, code: 400, written: [3]int{1, 0, 0}, stored: []string{"st_c"}},
 		{name: "invalid histogram left out", build: []func(*v2Req){func(r *v2Req) {
 			r.series([]string{"__name__", "st_h"}, writev2.Metadata{}, func(r *v2Req, ts *writev2.TimeSeries) {
 				ts.Histograms = []writev2.Histogram{writev2.FromIntHistogram(0, ms(time.Minute), validHist), writev2.FromIntHistogram(0, ms(2*time.Minute), badHist)}

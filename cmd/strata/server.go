@@ -110,6 +110,10 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if err := otlpOpts.Validate(); err != nil {
 		return nil, err
 	}
+	legacyNames := v.GetString("ingest.name_validation") == "legacy"
+	if legacyNames && otlpOpts.KeepsUTF8() {
+		return nil, fmt.Errorf("otlp.translation_strategy %s keeps names that ingest.name_validation legacy refuses: choose an UnderscoreEscaping strategy or utf8 names", otlpOpts.TranslationStrategy)
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -206,6 +210,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			MaxLabelsPerSeries:   v.GetInt("limits.max_labels_per_series"),
 			MaxLabelNameLength:   v.GetInt("limits.max_label_name_length"),
 			MaxLabelValueLength:  v.GetInt("limits.max_label_value_length"),
+			LegacyNames:          legacyNames,
 		},
 		OTLP:        otlpOpts,
 		Build:       buildInfo(),

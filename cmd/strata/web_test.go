@@ -75,6 +75,7 @@ func TestWebDashboard(t *testing.T) {
 	t.Run("SavedDashboards", func(t *testing.T) { testWebDashboards(t, b, s, artifacts) })
 	t.Run("GrafanaImport", func(t *testing.T) { testWebGrafanaImport(t, b, s, artifacts) })
 	t.Run("NativeHistograms", func(t *testing.T) { testWebHistograms(t, b, s, artifacts, now) })
+	t.Run("UTF8Names", func(t *testing.T) { testWebUTF8(t, b, s, artifacts, now) })
 	t.Run("OwnOriginAndQuietConsole", func(t *testing.T) { b.checkRequestsAndConsole(t, s.url) })
 }
 

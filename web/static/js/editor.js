@@ -4,6 +4,7 @@
 
 import {h, replace} from './dom.js';
 import * as api from './api.js';
+import {legacyMetric, legacyLabel} from './format.js';
 
 const FUNCTIONS = [
   'abs', 'absent', 'absent_over_time', 'avg_over_time', 'ceil', 'changes', 'clamp', 'clamp_max', 'clamp_min',
@@ -17,17 +18,30 @@ const AGGREGATIONS = ['avg', 'bottomk', 'count', 'count_values', 'group', 'max',
 const KEYWORDS = ['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless'];
 const MAX_ITEMS = 40;
 
+// unquote reads the inside of a PromQL double-quoted string.
+function unquote(s) {
+  if (s == null) return undefined;
+  try { return JSON.parse(`"${s}"`); } catch { return s; }
+}
+
 // context reads what is being typed at the caret: a metric-like word, a
-// label name inside {} or by(), or a label value inside quotes.
+// label name inside {} or by(), a quoted (UTF-8) name inside {}, or a label
+// value inside quotes. quoted says the caret is inside an open quote.
 export function context(before) {
-  // Inside a label value: {name="abc
-  const value = before.match(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)$/);
+  // Inside a label value: {name="abc or {"service.name"="abc
+  const value = before.match(/(?:([a-zA-Z_]\w*)|"((?:[^"\\]|\\.)*)")\s*(?:=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)$/);
   const brace = openBrace(before);
   if (brace >= 0) {
+    const inner = before.slice(brace);
     const metric = (before.slice(0, brace).match(/([a-zA-Z_:][\w:]*)\s*$/) || [])[1] ||
-      (before.slice(brace).match(/__name__\s*=\s*"([^"]+)"/) || [])[1] || '';
-    if (value) return {kind: 'value', label: value[1], prefix: value[2], metric};
-    const name = before.slice(brace).match(/[{,]\s*([a-zA-Z_]\w*)?$/);
+      unquote((inner.match(/^\{\s*"((?:[^"\\]|\\.)*)"\s*[,}]/) || [])[1]) ||
+      (inner.match(/__name__\s*=\s*"([^"]+)"/) || [])[1] || '';
+    if (value) return {kind: 'value', label: value[1] ?? unquote(value[2]), prefix: value[3], metric};
+    // A quoted name: {"http.se is a metric or a label name, , "service.na
+    // a label name.
+    const quoted = inner.match(/([{,])\s*"((?:[^"\\]|\\.)*)$/);
+    if (quoted) return {kind: quoted[1] === '{' ? 'name-or-label' : 'label', quoted: true, prefix: unquote(quoted[2]), metric};
+    const name = inner.match(/[{,]\s*([a-zA-Z_]\w*)?$/);
     if (name) return {kind: 'label', prefix: name[1] || '', metric};
     return null;
   }
@@ -35,7 +49,9 @@ export function context(before) {
     return {kind: 'label', prefix: before.match(/(\w*)$/)[1], metric: ''};
   }
   if (openCount(before, '[', ']') > 0 || (before.split('"').length - 1) % 2) return null;
-  const word = before.match(/(^|[^\w:])([a-zA-Z_:][\w:]*)$/);
+  // Dots too: typing http.server finds http.server.duration, which
+  // accept() writes as {"http.server.duration"}.
+  const word = before.match(/(^|[^\w:.])([a-zA-Z_:][\w:.]*)$/);
   return word ? {kind: 'name', prefix: word[2]} : null;
 }
 
@@ -133,6 +149,11 @@ export class Editor {
       } else if (ctx.kind === 'label') {
         words = await api.labelNames(ctx.metric);
         kinds = () => 'label';
+      } else if (ctx.kind === 'name-or-label') {
+        const [metrics, names] = await Promise.all([api.metricNames(), api.labelNames('')]);
+        words = [...new Set([...metrics, ...names])];
+        const ms = new Set(metrics);
+        kinds = w => (ms.has(w) ? 'metric' : 'label');
       } else {
         const metrics = await api.metricNames();
         const fns = new Set([...FUNCTIONS, ...AGGREGATIONS]);
@@ -163,17 +184,30 @@ export class Editor {
     this.list.children[this.active]?.scrollIntoView({block: 'nearest'});
   }
 
-  // accept replaces the word being typed with item.
+  // accept replaces the word being typed with item. A metric or label
+  // name that PromQL does not take bare is written quoted: a metric name
+  // as {"http.server.duration"} (inside braces already, "…"), a label
+  // name as "service.name".
   accept(item) {
     const caret = this.input.selectionStart;
     const v = this.value;
-    const start = caret - this.ctx.prefix.length;
+    const quote = s => JSON.stringify(s);
+    let start = caret - this.ctx.prefix.length;
     let insert = item.text;
+    if (this.ctx.quoted) {
+      // Replace the whole open quote, which may hold escapes.
+      start = v.slice(0, caret).lastIndexOf('"');
+      insert = quote(item.text);
+    }
+    const inBraces = openBrace(v.slice(0, start)) >= 0;
     if (item.kind === 'value') {
       insert = item.text.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
       if (v[caret] !== '"') insert += '"';
-    } else if (item.kind === 'label' && openBrace(v.slice(0, start)) >= 0 && !/^\s*(=|!=|=~|!~)/.test(v.slice(caret))) {
-      insert += '="';
+    } else if (item.kind === 'metric' && !legacyMetric(item.text) && !this.ctx.quoted) {
+      insert = inBraces ? quote(item.text) : `{${quote(item.text)}}`;
+    } else if (item.kind === 'label') {
+      if (!legacyLabel(item.text)) insert = quote(item.text);
+      if (inBraces && !/^\s*(=|!=|=~|!~)/.test(v.slice(caret))) insert += '="';
     } else if (item.kind === 'function' && v[caret] !== '(') {
       insert += '(';
     }

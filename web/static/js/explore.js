@@ -85,7 +85,7 @@ export function explorePage(root) {
     if (!m) {
       return replace(detail, h('h2', 'Labels'), h('p.muted', 'Pick a metric to see its label names and values.'));
     }
-    const graph = new URLSearchParams({range: '1h', 'g0.expr': m.name});
+    const graph = new URLSearchParams({range: '1h', 'g0.expr': fmt.selector(m.name)});
     const labels = [...m.labels.entries()].sort(([a], [b]) => a.localeCompare(b));
     replace(detail,
       h('div.card-head', h('h2.metric-name', m.name), h('a.button', {href: `/?${graph}`}, 'Graph →')),
@@ -101,7 +101,7 @@ export function explorePage(root) {
   function valueChips(metric, label, values) {
     const shown = values.slice(0, 30);
     return h('div.chips', shown.map(v => h('a.chip', {
-      href: `/?${new URLSearchParams({range: '1h', 'g0.expr': `${metric}{${label}=${JSON.stringify(v)}}`})}`,
+      href: `/?${new URLSearchParams({range: '1h', 'g0.expr': fmt.selector(metric, {[label]: v})})}`,
       title: 'Graph this series',
     }, v)), values.length > shown.length ? h('span.muted', `+${fmt.num(values.length - shown.length)} more`) : null);
   }

@@ -166,11 +166,28 @@ export function time(msec, utc = false) {
   return utc ? `${dtfUTC.format(new Date(msec))} UTC` : dtf.format(new Date(msec));
 }
 
-// series renders a label set the PromQL way: name{a="b", c="d"}.
-export function series(metric) {
-  const name = metric.__name__ || '';
-  const pairs = Object.keys(metric).filter(k => k !== '__name__').sort()
-    .map(k => `${k}=${JSON.stringify(metric[k])}`);
+// legacyMetric and legacyLabel tell the names PromQL takes unquoted;
+// any other UTF-8 name is written in quotes, inside the braces for a
+// metric name: {"http.server.duration", "service.name"="api"}.
+export const legacyMetric = s => /^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(s);
+export const legacyLabel = s => /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(s);
+
+// labelName renders a label name as PromQL takes it.
+export const labelName = s => (legacyLabel(s) ? s : JSON.stringify(s));
+
+// selector renders a metric name and label matchers ({name: value}, for
+// equality) as a PromQL selector, quoting names that need it.
+export function selector(name, matchers = {}) {
+  const pairs = Object.keys(matchers).sort().map(k => `${labelName(k)}=${JSON.stringify(matchers[k])}`);
+  if (name && !legacyMetric(name)) return `{${[JSON.stringify(name), ...pairs].join(', ')}}`;
   if (!pairs.length) return name || '{}';
   return `${name}{${pairs.join(', ')}}`;
+}
+
+// series renders a label set the PromQL way, as Prometheus 3 prints it:
+// name{a="b", c="d"}, or {"http.server.duration", "service.name"="api"}.
+export function series(metric) {
+  const rest = {...metric};
+  delete rest.__name__;
+  return selector(metric.__name__ || '', rest);
 }
