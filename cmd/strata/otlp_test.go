@@ -164,7 +164,23 @@ func TestOTLPExporterEndToEnd(t *testing.T) {
 			s.one(`target_info{job="shop/checkout", instance="pod-1", cloud_region="eu-1", host_name="h1"}`, at, 1)
 		})
 	}
-	// Metadata lives in names: nothing else was made up.
+	// Each family's type, unit and help, as Prometheus' translator gives
+	// them, in /api/v1/metadata.
+	type meta struct{ Type, Unit, Help string }
+	var md map[string][]meta
+	s.get("/api/v1/metadata", nil, &md)
+	for family, want := range map[string]meta{
+		"http_server_requests_total":           {"counter", "", "Requests served."},
+		"queue_length":                         {"gauge", "", ""},
+		"room_temperature_celsius":             {"gauge", "celsius", ""},
+		"http_server_request_duration_seconds": {"histogram", "seconds", ""},
+		"rpc_latency_milliseconds":             {"histogram", "milliseconds", ""},
+	} {
+		if got := md[family]; len(got) != 1 || got[0] != want {
+			t.Errorf("metadata of %s: %+v, want [%+v]", family, got, want)
+		}
+	}
+	// Nothing else was made up.
 	got := s.instant(`count by (__name__) ({job="shop/checkout"})`, time.Now())
 	if len(got) != 8 {
 		t.Errorf("metric names stored: %v, want the 7 of the 5 instruments (with _bucket, _sum, _count) and target_info", got)
