@@ -20,6 +20,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -368,4 +369,47 @@ func decodeRPCStatus(resp *http.Response) (string, error) {
 		return "", fmt.Errorf("decode google.rpc.Status %q: %w", b, err)
 	}
 	return st.GetMessage(), nil
+}
+
+// TestOTLPExemplars: exemplars the OpenTelemetry SDK attaches to counter
+// and histogram data points recorded in a sampled span are kept and served
+// by /api/v1/query_exemplars with their trace and span IDs and values.
+func TestOTLPExemplars(t *testing.T) {
+	s := startServer(t, "")
+	mp := otlpProvider(t, s, "/api/v1/otlp/v1/metrics", resource.NewSchemaless(attribute.String("service.name", "ex")))
+	traceID := trace.TraceID{0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	spanID := trace.SpanID{0x0b, 1, 2, 3, 4, 5, 6, 7}
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled,
+	}))
+	m := mp.Meter("m")
+	c, _ := m.Int64Counter("orders.placed")
+	c.Add(ctx, 2)
+	h, _ := m.Float64Histogram("order.value", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1, 10))
+	h.Record(ctx, 4.5)
+	start := time.Now().Add(-time.Minute)
+	if err := mp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	type exemplar struct {
+		Labels map[string]string `json:"labels"`
+		Value  string            `json:"value"`
+	}
+	var got []struct {
+		SeriesLabels map[string]string `json:"seriesLabels"`
+		Exemplars    []exemplar        `json:"exemplars"`
+	}
+	s.get("/api/v1/query_exemplars", url.Values{"query": {`orders_placed_total or order_value_seconds_bucket`},
+		"start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(time.Now().Add(time.Minute).Unix())}}, &got)
+	byName := map[string][]exemplar{}
+	for _, se := range got {
+		byName[se.SeriesLabels["__name__"]+"/"+se.SeriesLabels["le"]] = se.Exemplars
+	}
+	wantLabels := map[string]string{"trace_id": traceID.String(), "span_id": spanID.String()}
+	for key, value := range map[string]string{"orders_placed_total/": "2", "order_value_seconds_bucket/10": "4.5"} {
+		ex := byName[key]
+		if len(ex) != 1 || ex[0].Value != value || fmt.Sprint(ex[0].Labels) != fmt.Sprint(wantLabels) {
+			t.Errorf("exemplars of %s: %+v, want one of value %s with %v (all: %+v)", key, ex, value, wantLabels, got)
+		}
+	}
 }
