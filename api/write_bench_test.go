@@ -2,20 +2,25 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
+	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/query"
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // rwShape returns the remote write body of 2,000 series × 1 sample at ts
@@ -66,33 +71,78 @@ func rwShape(b *testing.B, v2 bool, ts int64) []byte {
 }
 
 // BenchmarkRemoteWriteVersions serves remote write 1.0 and 2.0 requests of
-// 2,000 series × 1 sample through the API's handler into an in-memory head
-// (no write-ahead log): decoding, validation, append, answer. Each request
-// carries the next timestamp of the same series, as a Prometheus sends.
+// 2,000 series × 1 sample through the API's handler: decoding, validation,
+// append, answer. "head" appends to an in-memory head without a
+// write-ahead log; "wal" to a store whose log fsyncs every request before
+// the answer (the server's default). Each request carries the next
+// timestamp of the same series, as a Prometheus sends.
 func BenchmarkRemoteWriteVersions(b *testing.B) {
-	for _, v2 := range []bool{false, true} {
-		name, ctype := "v1", "application/x-protobuf;proto=prometheus.WriteRequest"
-		if v2 {
-			name, ctype = "v2", "application/x-protobuf;proto=io.prometheus.write.v2.Request"
-		}
-		b.Run(name, func(b *testing.B) {
-			a, _ := newTestAPI(b, slog.New(slog.NewTextHandler(io.Discard, nil)), query.Options{}, DefaultOptions())
-			h := a.Handler()
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				body := rwShape(b, v2, 1_700_000_000_000+int64(i)*15_000)
-				req := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
-				req.Header.Set("Content-Type", ctype)
-				req.Header.Set("Content-Encoding", "snappy")
-				rec := httptest.NewRecorder()
-				b.StartTimer()
-				h.ServeHTTP(rec, req)
-				if rec.Code != http.StatusNoContent {
-					b.Fatalf("%d %s", rec.Code, rec.Body)
-				}
+	for _, durable := range []bool{false, true} {
+		for _, v2 := range []bool{false, true} {
+			name, ctype := "v1", "application/x-protobuf;proto=prometheus.WriteRequest"
+			if v2 {
+				name, ctype = "v2", "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 			}
-			b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "samples/s")
-		})
+			mode := "head"
+			if durable {
+				mode = "wal"
+			}
+			b.Run(mode+"/"+name, func(b *testing.B) {
+				h := benchWriteAPI(b, durable).Handler()
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					body := rwShape(b, v2, 1_700_000_000_000+int64(i)*15_000)
+					req := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
+					req.Header.Set("Content-Type", ctype)
+					req.Header.Set("Content-Encoding", "snappy")
+					rec := httptest.NewRecorder()
+					b.StartTimer()
+					h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusNoContent {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+				b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "samples/s")
+			})
+		}
 	}
+}
+
+// benchWriteAPI is the API over an in-memory head, or over a store with a
+// write-ahead log in a temporary directory.
+func benchWriteAPI(b *testing.B, durable bool) *API {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if !durable {
+		a, _ := newTestAPI(b, logger, query.Options{}, DefaultOptions())
+		return a
+	}
+	dir := b.TempDir()
+	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := buffer.OpenStore(logger, dir, buffer.DefaultStoreOptions(), set, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = st.Close(context.Background())
+		_ = set.Close()
+	})
+	q := query.NewQueryable(st.Head(), nil)
+	eng, err := query.NewEngine(logger, nil, q, query.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fe, err := query.NewFrontend(eng, nil, query.FrontendOptions{}, nil, nil, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	a, err := New(logger, reg, reg, st, fe, q, DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
 }
