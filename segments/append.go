@@ -38,9 +38,9 @@ func AppendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample) (cur
 	return appendSample(c, app, prev, x, true)
 }
 
-// appendSample is AppendSample; ownRecode says whether integer histogram
-// chunks that take new buckets are recoded by recodeHistograms rather than
-// by chunkenc (tests compare the two).
+// appendSample is AppendSample; ownRecode says whether histogram chunks
+// that take new buckets are recoded by recodeHistograms and
+// recodeFloatHistograms rather than by chunkenc (tests compare the two).
 func appendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample, ownRecode bool) (cur chunkenc.Chunk, curApp chunkenc.Appender, cut bool) {
 	enc := x.Encoding()
 	if c != nil && c.Encoding() != enc {
@@ -75,6 +75,17 @@ func appendSample(c chunkenc.Chunk, app, prev chunkenc.Appender, x *Sample, ownR
 		}
 		nc, recoded, app, err = app.AppendHistogram(prev, 0, x.T, x.H, false)
 	case chunkenc.EncFloatHistogram:
+		if ownRecode && !cut {
+			_, _, napp, err := app.AppendFloatHistogram(nil, 0, x.T, x.FH, true)
+			if err == nil {
+				return c, napp, false
+			}
+			if strings.Contains(err.Error(), "layout change") {
+				if rc, rapp, ok := recodeFloatHistograms(c, x.T, x.FH); ok {
+					return rc, rapp, false
+				}
+			}
+		}
 		nc, recoded, app, err = app.AppendFloatHistogram(prev, 0, x.T, x.FH, false)
 	default:
 		app.Append(0, x.T, x.V)

@@ -8,7 +8,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
-// FuzzHistogramChunks appends a random series of integer histograms (any
+// FuzzHistogramChunks appends a random series of integer or float
+// histograms (any
 // mix of new, vanishing and negative buckets, resets, schema changes,
 // gauges) through AppendSample, cutting chunks as the head does, stores
 // each chunk as a chunk record and reads it back: every histogram comes
@@ -20,20 +21,24 @@ func FuzzHistogramChunks(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, n uint16, gauge bool, damage uint32) {
 		w := &layoutWalk{rng: rand.New(rand.NewPCG(seed, 3)), gauge: gauge, schema: int32(seed % 5), pos: map[int32]int64{}, neg: map[int32]int64{}}
 		var (
-			want      []*histogram.Histogram
+			want      []*histogram.FloatHistogram
 			chunks    []chunkenc.Chunk
 			c         chunkenc.Chunk
 			app, prev chunkenc.Appender
 		)
 		for i := range int(n % 2000) {
 			h := w.next()
-			want = append(want, h.Copy())
+			want = append(want, h.ToFloat(nil))
 			if c != nil && ChunkFull(c, 120) {
 				chunks, prev, c, app = append(chunks, c), app, nil, nil
 			}
 			before := c
 			var cut bool
-			c, app, cut = AppendSample(c, app, prev, &Sample{T: int64(i) * 15_000, H: h})
+			x := &Sample{T: int64(i) * 15_000, H: h}
+			if seed%2 == 1 {
+				x.H, x.FH = nil, h.ToFloat(nil)
+			}
+			c, app, cut = AppendSample(c, app, prev, x)
 			if cut && before != nil {
 				chunks = append(chunks, before)
 			}
@@ -44,7 +49,7 @@ func FuzzHistogramChunks(f *testing.F) {
 		if c != nil {
 			chunks = append(chunks, c)
 		}
-		var got []*histogram.Histogram
+		var got []*histogram.FloatHistogram
 		for k, chk := range chunks {
 			rec := appendChunkRecord(make([]byte, chunksHeaderSize), chk.Encoding(), chk.Bytes())
 			enc, data, err := decodeChunkRecord(rec, chunksHeaderSize)
@@ -57,10 +62,10 @@ func FuzzHistogramChunks(f *testing.F) {
 			}
 			it := back.Iterator(nil)
 			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-				if vt != chunkenc.ValHistogram {
+				if vt != chunkenc.ValHistogram && vt != chunkenc.ValFloatHistogram {
 					t.Fatalf("chunk %d: a %v", k, vt)
 				}
-				_, h := it.AtHistogram(nil)
+				_, h := it.AtFloatHistogram(nil)
 				got = append(got, h)
 			}
 			if it.Err() != nil {

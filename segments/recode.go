@@ -98,6 +98,9 @@ type recodeBuffers struct {
 	// The appender keeps the buckets of the last histogram to encode the
 	// next one against: two buffers, written alternately.
 	outs [2]histogram.Histogram
+	// The same for float histograms.
+	fscratch histogram.FloatHistogram
+	fouts    [2]histogram.FloatHistogram
 }
 
 // recodePool holds recodeBuffers. The appender of a recoded chunk refers
@@ -113,7 +116,7 @@ type bucketCursor struct {
 	deltas []int64 // nil: indices only
 	si     int     // next span
 	left   uint32  // buckets left in the current span
-	i      int     // next delta
+	i      int     // buckets visited: the next delta's index
 	idx    int32   // index of the current bucket
 	count  int64   // count of the current bucket
 }
@@ -140,8 +143,8 @@ func (b *bucketCursor) next() bool {
 			return false
 		}
 		b.count += b.deltas[b.i]
-		b.i++
 	}
+	b.i++
 	return true
 }
 
@@ -166,4 +169,88 @@ func expandDeltas(dst []int64, spans []histogram.Span, deltas []int64, to []hist
 		prev = c
 	}
 	return dst, !more && from.i == len(deltas)
+}
+
+// expandCounts is expandDeltas for the absolute counts of a float
+// histogram.
+func expandCounts(dst []float64, spans []histogram.Span, counts []float64, to []histogram.Span) ([]float64, bool) {
+	from := bucketCursor{spans: spans}
+	into := bucketCursor{spans: to}
+	more := from.next() && from.i <= len(counts)
+	for into.next() {
+		var c float64
+		if more && from.idx < into.idx {
+			return dst, false
+		}
+		if more && from.idx == into.idx {
+			c = counts[from.i-1]
+			more = from.next() && from.i <= len(counts)
+		}
+		dst = append(dst, c)
+	}
+	return dst, !more && from.i == len(counts)
+}
+
+// recodeFloatHistograms is recodeHistograms for a float histogram chunk
+// and a float histogram h.
+func recodeFloatHistograms(c chunkenc.Chunk, t int64, h *histogram.FloatHistogram) (chunkenc.Chunk, chunkenc.Appender, bool) {
+	fc, ok := c.(*chunkenc.FloatHistogramChunk)
+	if !ok {
+		return nil, nil, false
+	}
+	header := fc.GetCounterResetHeader()
+	nc := chunkenc.NewFloatHistogramChunk()
+	app, err := nc.Appender()
+	if err != nil {
+		return nil, nil, false
+	}
+	buf := recodePool.Get().(*recodeBuffers)
+	defer recodePool.Put(buf)
+	it := c.Iterator(buf.it)
+	buf.it = it
+	i := 0
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloatHistogram {
+			return nil, nil, false
+		}
+		ts, old := it.AtFloatHistogram(&buf.fscratch)
+		out := &buf.fouts[i%2]
+		pos, ok := expandCounts(out.PositiveBuckets[:0], old.PositiveSpans, old.PositiveBuckets, h.PositiveSpans)
+		if !ok {
+			return nil, nil, false
+		}
+		neg, ok := expandCounts(out.NegativeBuckets[:0], old.NegativeSpans, old.NegativeBuckets, h.NegativeSpans)
+		if !ok {
+			return nil, nil, false
+		}
+		*out = histogram.FloatHistogram{
+			CounterResetHint: old.CounterResetHint,
+			Schema:           old.Schema,
+			ZeroThreshold:    old.ZeroThreshold,
+			ZeroCount:        old.ZeroCount,
+			Count:            old.Count,
+			Sum:              old.Sum,
+			PositiveSpans:    h.PositiveSpans,
+			NegativeSpans:    h.NegativeSpans,
+			PositiveBuckets:  pos,
+			NegativeBuckets:  neg,
+			CustomValues:     old.CustomValues,
+		}
+		if _, _, app, err = app.AppendFloatHistogram(nil, 0, ts, out, true); err != nil {
+			return nil, nil, false
+		}
+		i++
+	}
+	if it.Err() != nil || i == 0 {
+		return nil, nil, false
+	}
+	b := nc.Bytes()
+	b[histogramCounterResetPos] = b[histogramCounterResetPos]&^chunkenc.CounterResetHeaderMask | byte(header)
+	if nc.GetCounterResetHeader() != header {
+		return nil, nil, false
+	}
+	if _, _, app, err = app.AppendFloatHistogram(nil, 0, t, h, true); err != nil {
+		return nil, nil, false
+	}
+	return nc, app, true
 }

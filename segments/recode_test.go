@@ -108,15 +108,17 @@ func (w *layoutWalk) layout(m map[int32]int64) ([]histogram.Span, []int64, int64
 	return spans, deltas, total
 }
 
-// TestRecodeHistogramsSameBytes appends long random series of integer
-// histograms through appendSample twice, recoding with recodeHistograms
+// TestRecodeHistogramsSameBytes appends long random series of integer and
+// float histograms through appendSample twice, recoding with recodeHistograms
 // and with chunkenc, cutting chunks now and then as the head does: both
 // must cut at the same samples and give byte-identical chunks, which read
 // back every histogram appended.
 func TestRecodeHistogramsSameBytes(t *testing.T) {
 	recodes := 0
-	for seed := range uint64(40) {
+	floatRecodes := 0
+	for seed := range uint64(60) {
 		gauge := seed%4 == 3
+		float := seed%3 == 1 // float histograms: their chunks recode the same way
 		mk := func() *layoutWalk {
 			return &layoutWalk{rng: rand.New(rand.NewPCG(seed, 7)), gauge: gauge, schema: 1, pos: map[int32]int64{}, neg: map[int32]int64{}}
 		}
@@ -128,10 +130,10 @@ func TestRecodeHistogramsSameBytes(t *testing.T) {
 			prevApp chunkenc.Appender
 		}
 		var a, b state
-		var want []*histogram.Histogram
+		var want []*histogram.FloatHistogram
 		for i := range 400 {
 			ha, hb := wa.next(), wb.next()
-			want = append(want, ha.Copy())
+			want = append(want, ha.ToFloat(nil))
 			for _, s := range []struct {
 				st  *state
 				h   *histogram.Histogram
@@ -143,12 +145,19 @@ func TestRecodeHistogramsSameBytes(t *testing.T) {
 					st.prevApp, st.c, st.app = st.app, nil, nil
 				}
 				before := st.c
-				c, app, cut := appendSample(st.c, st.app, st.prevApp, &Sample{T: int64(i) * 1000, H: s.h}, s.own)
+				x := &Sample{T: int64(i) * 1000, H: s.h}
+				if float {
+					x.H, x.FH = nil, s.h.ToFloat(nil)
+				}
+				c, app, cut := appendSample(st.c, st.app, st.prevApp, x, s.own)
 				if cut && before != nil {
 					st.chunks = append(st.chunks, before)
 				}
 				if s.own && !cut && before != nil && c != before {
 					recodes++
+					if float {
+						floatRecodes++
+					}
 				}
 				if cut {
 					st.prevApp = st.app
@@ -160,15 +169,14 @@ func TestRecodeHistogramsSameBytes(t *testing.T) {
 		if len(a.chunks) != len(b.chunks) {
 			t.Fatalf("seed %d: %d chunks, chunkenc's recode gives %d", seed, len(a.chunks), len(b.chunks))
 		}
-		var got []*histogram.Histogram
+		var got []*histogram.FloatHistogram
 		for k := range a.chunks {
 			if !bytes.Equal(a.chunks[k].Bytes(), b.chunks[k].Bytes()) {
-				t.Fatalf("seed %d chunk %d: bytes differ from chunkenc's recode (headers %v, %v)", seed, k,
-					a.chunks[k].(*chunkenc.HistogramChunk).GetCounterResetHeader(), b.chunks[k].(*chunkenc.HistogramChunk).GetCounterResetHeader())
+				t.Fatalf("seed %d chunk %d (%v): bytes differ from chunkenc's recode", seed, k, a.chunks[k].Encoding())
 			}
 			it := a.chunks[k].Iterator(nil)
-			for it.Next() == chunkenc.ValHistogram {
-				_, h := it.AtHistogram(nil)
+			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+				_, h := it.AtFloatHistogram(nil)
 				got = append(got, h)
 			}
 			if it.Err() != nil {
@@ -186,10 +194,10 @@ func TestRecodeHistogramsSameBytes(t *testing.T) {
 			}
 		}
 	}
-	if recodes < 100 {
-		t.Fatalf("only %d recodes by recodeHistograms: the test does not exercise it", recodes)
+	if recodes-floatRecodes < 100 || floatRecodes < 100 {
+		t.Fatalf("only %d recodes by recodeHistograms and %d by recodeFloatHistograms: the test does not exercise them", recodes-floatRecodes, floatRecodes)
 	}
-	t.Logf("%d recodes by recodeHistograms", recodes)
+	t.Logf("%d recodes by recodeHistograms, %d by recodeFloatHistograms", recodes-floatRecodes, floatRecodes)
 }
 
 func TestExpandDeltas(t *testing.T) {
@@ -215,4 +223,17 @@ func TestExpandDeltas(t *testing.T) {
 	f(sp(-2, 2, 1, 1), []int64{3, 2, -3}, sp(-1, 3), nil, false)                              // bucket -2 missing
 	f(nil, nil, sp(0, 2), []int64{0, 0}, true)
 	f(nil, nil, nil, nil, true)
+
+	// The same buckets as absolute float counts.
+	g := func(spans []histogram.Span, counts []float64, to []histogram.Span, want []float64, wantOK bool) {
+		t.Helper()
+		got, ok := expandCounts(nil, spans, counts, to)
+		if ok != wantOK || (ok && !slices.Equal(got, want)) {
+			t.Errorf("expandCounts(%v, %v, %v) = %v, %v; want %v, %v", spans, counts, to, got, ok, want, wantOK)
+		}
+	}
+	g(sp(-2, 2, 1, 1), []float64{3, 5, 2}, sp(-3, 5), []float64{0, 3, 5, 0, 2}, true)
+	g(sp(-2, 2, 1, 1), []float64{3, 5, 2}, sp(-2, 2), nil, false)
+	g(sp(-2, 2, 1, 1), []float64{3, 5}, sp(-3, 5), nil, false) // fewer counts than the spans say
+	g(nil, nil, sp(0, 1), []float64{0}, true)
 }
