@@ -21,6 +21,7 @@ type Store struct {
 	mtx    sync.RWMutex // mtx guards everything below.
 	ring   []entry      // len: the bound; ring[next] is the oldest once full
 	next   int
+	n      int                       // exemplars held
 	series map[uint64][]*seriesEntry // by labels hash; collisions share a slice
 }
 
@@ -45,7 +46,7 @@ func (s *Store) Reset() {
 	s.mtx.Lock()
 	defer s.mtx.Unlock()
 	clear(s.ring)
-	s.next = 0
+	s.next, s.n = 0, 0
 	s.series = map[uint64][]*seriesEntry{}
 }
 
@@ -56,15 +57,7 @@ func (s *Store) Enabled() bool { return len(s.ring) > 0 }
 func (s *Store) Len() int {
 	s.mtx.RLock()
 	defer s.mtx.RUnlock()
-	n := 0
-	for _, ss := range s.series {
-		for _, se := range ss {
-			for i := se.oldest; i >= 0; i = s.ring[i].next {
-				n++
-			}
-		}
-	}
-	return n
+	return s.n
 }
 
 // Add stores the exemplars of b, in order. An exemplar equal to the newest
@@ -111,7 +104,9 @@ func (s *Store) getOrCreateLocked(lset labels.Labels) *seriesEntry {
 // addLocked writes ex into the next slot, evicting what was there.
 func (s *Store) addLocked(se *seriesEntry, ex ingest.Exemplar) {
 	i := s.next
-	if old := s.ring[i].s; old != nil {
+	if old := s.ring[i].s; old == nil {
+		s.n++
+	} else {
 		// The oldest slot of all holds the oldest exemplar of its series.
 		old.oldest = s.ring[i].next
 		if old.oldest < 0 {

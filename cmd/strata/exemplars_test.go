@@ -63,6 +63,9 @@ func TestRemoteWriteExemplars(t *testing.T) {
 	if err != nil || stats.Exemplars != 2 || stats.Samples != 1 {
 		t.Fatalf("2.0 answer: %+v %v, want 1 sample and 2 exemplars", stats, err)
 	}
+	if n := s.metric("", "strata_exemplars"); n != 3 {
+		t.Errorf("strata_exemplars %v, want 3", n)
+	}
 	q := exemplarQuery(`{__name__=~"ex_.+"}`, rw2Base, rw2Base.Add(time.Hour))
 	if got := s.rawQuery("/api/v1/query_exemplars", q); got != wantExemplars {
 		t.Errorf("query_exemplars:\n got %s\nwant %s", got, wantExemplars)

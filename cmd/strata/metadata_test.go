@@ -64,6 +64,9 @@ func TestRemoteWriteMetadata(t *testing.T) {
 		f(url.Values{"limit": {"0"}}, `{"status":"success","data":{}}`)
 	}
 	check(s, "written")
+	if n := s.metric("", "strata_metadata_families"); n != 3 {
+		t.Errorf("strata_metadata_families %v, want 3", n)
+	}
 	s.flush()
 	s.stop()
 	s = startServer(t, dir)
