@@ -69,6 +69,7 @@ const (
 	limitQuerySamples      = "query.max_samples"
 	limitQueryPoints       = "query.max_points_per_series"
 	limitQuerySeries       = "query.max_series"
+	limitQuerySelect       = "query.max_select_bytes"
 	limitFutureSkew        = "limits.max_future_skew"
 	limitSampleAge         = "limits.max_sample_age"
 )
@@ -76,7 +77,7 @@ const (
 var allLimits = []string{
 	limitBodyBytes, limitSeriesPerRequest, limitSamplesPerRequest, limitLabelsPerSeries,
 	limitLabelNameLength, limitLabelValueLength, limitHeadSeries, limitConcurrentQueries,
-	limitConcurrentWrites, limitQueryTimeout, limitQuerySamples, limitQueryPoints, limitQuerySeries,
+	limitConcurrentWrites, limitQueryTimeout, limitQuerySamples, limitQueryPoints, limitQuerySeries, limitQuerySelect,
 	limitFutureSkew, limitSampleAge,
 }
 
@@ -105,6 +106,8 @@ func limitName(err error) string {
 		return le.limit
 	case errors.Is(err, errTooManyQuerySeries):
 		return limitQuerySeries
+	case errors.Is(err, query.ErrSelectLimit):
+		return limitQuerySelect
 	case errors.As(err, &mbe):
 		return limitBodyBytes
 	case errors.Is(err, ingest.ErrTooManySeries):

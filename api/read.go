@@ -23,9 +23,11 @@ import (
 	"github.com/strata-tsdb/strata/query"
 )
 
-// queryContext applies the optional timeout parameter.
+// queryContext applies the optional timeout parameter. The engine
+// evaluations of the request (the frontend's extents, run in parallel)
+// share one select budget (query.max_select_bytes).
 func queryContext(c echo.Context) (context.Context, context.CancelFunc, error) {
-	ctx := c.Request().Context()
+	ctx := query.WithSelectBudget(c.Request().Context())
 	if v := formValue(c, "timeout"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {

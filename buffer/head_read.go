@@ -12,18 +12,48 @@ import (
 )
 
 // Series is one series read from the head: its labels and a consistent
-// copy of its samples in the range it was selected for.
+// copy of its samples in the range it was selected for (Select), or the
+// series itself, copied by each Iterator call (SelectLazy).
 type Series struct {
 	Labels     labels.Labels
-	snap       *snapshot
+	snap       *snapshot  // nil: copied from s by Iterator
+	s          *memSeries // for SelectLazy
 	mint, maxt int64
 }
 
 // Iterator returns a new iterator over the series' samples in time order,
 // the last write winning for equal timestamps. It may be called any number
-// of times and concurrently.
+// of times and concurrently. For a series from SelectLazy each call reads
+// the samples in the head at the time of the call.
 func (s Series) Iterator() chunkenc.Iterator {
-	return segments.NewBoundedIterator(s.snap.iterator(), s.mint, s.maxt)
+	snap := s.snap
+	if snap == nil {
+		s.s.mtx.Lock()
+		snap = s.s.snapshotLocked(s.mint, s.maxt)
+		s.s.mtx.Unlock()
+	}
+	return segments.NewBoundedIterator(snap.iterator(), s.mint, s.maxt)
+}
+
+// SeriesBytes is about what one series returned by SelectLazy holds in
+// memory besides its labels, which it shares with the head.
+const SeriesBytes = 64
+
+// SelectLazy is Select that copies nothing: each series refers to the
+// head's series, and its Iterator copies what it reads when called. A
+// selection costs SeriesBytes per series, whatever the series hold, and
+// listing labels (Labels only) never touches a chunk. The head may drop
+// flushed data before an Iterator call unless the caller registered its
+// read with StartRead.
+func (h *Head) SelectLazy(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
+	var out []Series
+	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
+		out = append(out, Series{Labels: s.lset, s: s, mint: mint, maxt: maxt})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // forEachMatching calls fn, with the series lock held, for every series

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -30,7 +32,29 @@ type Queryable struct {
 	// data of a resolution (milliseconds; 0 is raw). Reads never return
 	// older data, even while a partly expired segment is still on disk.
 	MinTime func(resolution int64) int64
+
+	// MaxSelectBytes bounds, in bytes, what the selections of one querier
+	// (one query: all its selectors together) may hold in memory: per
+	// series selected, its label set when it is a copy, its chunk
+	// references and a fixed overhead (SelectedSeriesBytes). A Select that
+	// would go past it fails with an error wrapping ErrSelectLimit, while
+	// it selects. Samples are not counted here: the engine bounds them
+	// (Options.MaxSamples). Zero means no limit.
+	MaxSelectBytes int64
 }
+
+// ErrSelectLimit is wrapped by the error of a Select that would make its
+// query hold more than Queryable.MaxSelectBytes of selected series.
+var ErrSelectLimit = errors.New("query selects too many series")
+
+// SelectedSeriesBytes is what a selected series costs at least against
+// Queryable.MaxSelectBytes: the merged series, the head's reference, the
+// engine's slot for it. Measured, it is within a factor of two of the heap
+// a selection of series without chunks adds.
+const SelectedSeriesBytes = 160 + buffer.SeriesBytes
+
+// chunkMetaBytes is what one chunk reference of a selected series costs.
+const chunkMetaBytes = int64(unsafe.Sizeof(segments.ChunkMeta{}))
 
 var _ storage.Queryable = (*Queryable)(nil)
 
@@ -87,11 +111,59 @@ type querier struct {
 	head       *buffer.Head
 	set        *segments.Set
 	mint, maxt int64
+	selected   atomic.Int64  // bytes this querier charged to budget
+	budget     *selectBudget // set by the first Select (guarded by mtx until then)
+	// overBudget is set once a Select went past MaxSelectBytes: every
+	// series set of the querier then fails, so that the engine, which
+	// selects for all selectors before it evaluates any, stops at the
+	// first one rather than evaluating those that fit.
+	overBudget atomic.Pointer[error]
 	mtx        sync.Mutex
 	releases   []func() // guarded by mtx
 }
 
-var _ storage.Querier = (*querier)(nil)
+// selectBudget is what the queriers of one query hold, against
+// Queryable.MaxSelectBytes.
+type selectBudget struct{ used atomic.Int64 }
+
+type selectBudgetKey struct{}
+
+// WithSelectBudget returns a context whose queriers (the engine
+// evaluations of one request, such as the frontend's extents evaluated in
+// parallel) share one budget of Queryable.MaxSelectBytes: together they
+// hold at most that much at a time. What a querier charged is given back
+// when it closes. Without it, each querier has a budget of its own.
+func WithSelectBudget(ctx context.Context) context.Context {
+	return context.WithValue(ctx, selectBudgetKey{}, &selectBudget{})
+}
+
+// budgetFor returns the budget the querier charges: the context's, or its
+// own.
+func (q *querier) budgetFor(ctx context.Context) *selectBudget {
+	q.mtx.Lock()
+	defer q.mtx.Unlock()
+	if q.budget == nil {
+		b, ok := ctx.Value(selectBudgetKey{}).(*selectBudget)
+		if !ok {
+			b = &selectBudget{}
+		}
+		q.budget = b
+	}
+	return q.budget
+}
+
+// charge counts n more bytes against the select budget and returns an
+// error once the query holds more than it, naming the limit.
+func (q *querier) charge(b *selectBudget, n int64) error {
+	q.selected.Add(n)
+	used := b.used.Add(n)
+	if limit := q.qb.MaxSelectBytes; limit > 0 && used > limit {
+		err := fmt.Errorf("%w: its selectors would hold more than the limit of %d bytes of series (query.max_select_bytes); select fewer series, or a shorter time range, in fewer selectors", ErrSelectLimit, limit)
+		q.overBudget.CompareAndSwap(nil, &err)
+		return err
+	}
+	return nil
+}
 
 // segmentsFor acquires the segments overlapping [mint, maxt] until Close,
 // with their tombstones as they were at that moment (a compaction that
@@ -110,6 +182,10 @@ func (q *querier) segmentsFor(mint, maxt int64) ([]*segments.Segment, segments.T
 // Select returns the matching series, narrowed to the hints' time range when
 // they give one.
 func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if p := q.overBudget.Load(); p != nil {
+		return storage.ErrSeriesSet(*p)
+	}
+	budget := q.budgetFor(ctx)
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
@@ -134,17 +210,22 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	}
 	series := map[uint64][]*mergedSeries{}
 	var all []*mergedSeries
-	get := func(lset labels.Labels) *mergedSeries {
+	// get returns the merged series of lset, making it (and charging it
+	// against the select budget, with cost more bytes) when it is new.
+	get := func(lset labels.Labels, cost int64) (*mergedSeries, error) {
 		h := lset.Hash()
 		for _, s := range series[h] {
 			if labels.Equal(s.lset, lset) {
-				return s
+				return s, nil
 			}
+		}
+		if err := q.charge(budget, SelectedSeriesBytes+cost); err != nil {
+			return nil, err
 		}
 		s := &mergedSeries{lset: lset, mint: rawMint, maxt: maxt, win: win, set: q.set}
 		series[h] = append(series[h], s)
 		all = append(all, s)
-		return s
+		return s, nil
 	}
 	segs, tombsByID := q.segmentsFor(mint, maxt)
 	for _, seg := range segs {
@@ -176,7 +257,13 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			if allDeleted(metas, deleted) {
 				continue
 			}
-			s := get(lset)
+			s, err := get(lset, int64(lset.ByteSize()))
+			if err != nil {
+				return storage.ErrSeriesSet(err)
+			}
+			if err := q.charge(budget, int64(len(metas))*chunkMetaBytes+int64(len(deleted))*16); err != nil {
+				return storage.ErrSeriesSet(err)
+			}
 			src := segSource{seg: seg, metas: metas, deleted: deleted}
 			if isRollup {
 				s.rollups = append(s.rollups, src)
@@ -193,13 +280,25 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	}
 	var hs []buffer.Series
 	if rawMint <= maxt {
+		// Lazy: a head series copies its samples only when the engine
+		// iterates it, so a selection holds references, and /series never
+		// copies a chunk. The head keeps what a flush moves into segments
+		// until the querier closes (Head.StartRead in Querier).
 		var err error
-		if hs, err = q.head.Select(ctx, false, rawMint, maxt, ms...); err != nil {
+		if hs, err = q.head.SelectLazy(ctx, rawMint, maxt, ms...); err != nil {
 			return storage.ErrSeriesSet(err)
 		}
 	}
 	for i := range hs {
-		s := get(hs[i].Labels)
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return storage.ErrSeriesSet(err)
+			}
+		}
+		s, err := get(hs[i].Labels, 0) // the labels are the head's own
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
 		s.head = &hs[i]
 	}
 	// Always sorted: merging needs no order, but the engine's callers may.
@@ -207,7 +306,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if hints != nil && hints.Limit > 0 && len(all) > hints.Limit {
 		all = all[:hints.Limit]
 	}
-	return &seriesSet{ss: all, i: -1}
+	return &seriesSet{ss: all, i: -1, q: q}
 }
 
 // allDeleted reports whether every chunk lies inside one deleted range.
@@ -288,6 +387,9 @@ func (q *querier) Close() error {
 		r()
 	}
 	q.releases = nil
+	if q.budget != nil {
+		q.budget.used.Add(-q.selected.Swap(0))
+	}
 	return nil
 }
 
@@ -368,17 +470,23 @@ func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 }
 
 type seriesSet struct {
-	ss []*mergedSeries
-	i  int
+	ss  []*mergedSeries
+	i   int
+	q   *querier
+	err error
 }
 
 func (s *seriesSet) Next() bool {
+	if p := s.q.overBudget.Load(); p != nil {
+		s.err = *p
+		return false
+	}
 	s.i++
 	return s.i < len(s.ss)
 }
 
 func (s *seriesSet) At() storage.Series                { return s.ss[s.i] }
-func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Err() error                        { return s.err }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
 // errIterator is an iterator that failed to open.

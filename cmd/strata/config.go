@@ -74,6 +74,7 @@ var options = []option{
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
 	{"query.max_series", "query.max-series", 100_000, "most series a query may return (0 = no limit)"},
+	{"query.max_select_bytes", "query.max-select-bytes", byteSize(128 << 20), "most bytes of selected series (label sets, chunk references, about 220 bytes of overhead each) the selectors of one query may hold together, counted while they select; beyond it the query fails with 422 naming this limit (0 = no limit)"},
 
 	{"retention.raw", "retention.raw", 15 * 24 * time.Hour, "delete raw data older than this (0 = keep forever)"},
 	{"retention.5m", "retention.5m", 90 * 24 * time.Hour, "delete 5-minute rollups older than this (0 = keep forever)"},

@@ -1,0 +1,136 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+// budgetHead returns a head with n series qp_v{i=…} of 10 samples each,
+// the last at now.
+func budgetHead(t testing.TB, n int, now time.Time) *buffer.Head {
+	t.Helper()
+	head, err := buffer.NewHead(buffer.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b ingest.Batch
+	for i := range n {
+		s := ingest.Series{Labels: labels.FromStrings("__name__", "qp_v", "i", fmt.Sprint(i))}
+		for j := range 10 {
+			s.Samples = append(s.Samples, ingest.Sample{T: now.Add(-time.Duration(9-j) * time.Minute).UnixMilli(), V: float64(j)})
+		}
+		b.Series = append(b.Series, s)
+	}
+	if err := head.Append(&b); err != nil {
+		t.Fatal(err)
+	}
+	return head
+}
+
+var qpMatcher = labels.MustNewMatcher(labels.MatchEqual, "__name__", "qp_v")
+
+// TestSelectBudget holds a querier to Queryable.MaxSelectBytes while it
+// selects: the Select that goes past it fails with ErrSelectLimit naming
+// query.max_select_bytes, the sets selected before it fail too (the engine
+// selects for every selector before it evaluates one), the queriers of one
+// WithSelectBudget context share the budget, and a querier gives its share
+// back when it closes.
+func TestSelectBudget(t *testing.T) {
+	now := time.Now()
+	qb := NewQueryable(budgetHead(t, 100, now), nil)
+	qb.MaxSelectBytes = 250 * SelectedSeriesBytes // two selections of 100 series fit, three do not
+	ctx := WithSelectBudget(context.Background())
+	q1, _ := qb.Querier(0, now.UnixMilli())
+	first := q1.Select(ctx, false, nil, qpMatcher)
+	second := q1.Select(ctx, false, nil, qpMatcher)
+	q2, _ := qb.Querier(0, now.UnixMilli()) // the same request: the same budget
+	third := q2.Select(ctx, false, nil, qpMatcher)
+	if third.Next() || !errors.Is(third.Err(), ErrSelectLimit) || !strings.Contains(third.Err().Error(), "query.max_select_bytes") {
+		t.Fatalf("third selection over the shared budget: err %v, want ErrSelectLimit naming query.max_select_bytes", third.Err())
+	}
+	// q2 went over: its other sets fail at once; q1's did not go over and
+	// still read.
+	if s := q2.Select(ctx, false, nil, qpMatcher); s.Next() || !errors.Is(s.Err(), ErrSelectLimit) {
+		t.Fatalf("a selection after the budget was exceeded: %v", s.Err())
+	}
+	n := 0
+	for first.Next() {
+		n++
+	}
+	if n != 100 || first.Err() != nil {
+		t.Fatalf("first selection: %d series, %v", n, first.Err())
+	}
+	_ = second // holds its share until q1 closes
+	q2.Close()
+	q1.Close()
+	// Everything was given back: a new querier of the same request fits.
+	q3, _ := qb.Querier(0, now.UnixMilli())
+	defer q3.Close()
+	if s := q3.Select(ctx, false, nil, qpMatcher); !s.Next() || s.Err() != nil {
+		t.Fatalf("after the queriers closed: %v", s.Err())
+	}
+
+	// Without the context's budget, each querier has its own.
+	q4, _ := qb.Querier(0, now.UnixMilli())
+	defer q4.Close()
+	q5, _ := qb.Querier(0, now.UnixMilli())
+	defer q5.Close()
+	for _, q := range []storage.Querier{q4, q4, q5, q5} {
+		if s := q.Select(context.Background(), false, nil, qpMatcher); !s.Next() || s.Err() != nil {
+			t.Fatalf("separate budgets: %v", s.Err())
+		}
+	}
+	// A selection of series without chunks costs about what is charged.
+	unlimited := NewQueryable(budgetHead(t, 2000, now), nil)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	q6, _ := unlimited.Querier(0, now.UnixMilli())
+	defer q6.Close()
+	var keep []storage.SeriesSet
+	for range 50 {
+		keep = append(keep, q6.Select(context.Background(), false, nil, qpMatcher))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap, charged := int64(ms.HeapAlloc)-int64(before), q6.(*querier).selected.Load()
+	runtime.KeepAlive(keep)
+	t.Logf("100,000 series selected: heap +%d bytes, charged %d", heap, charged)
+	if heap > 2*charged {
+		t.Errorf("a selection takes %d bytes of heap, more than twice the %d charged for it", heap, charged)
+	}
+}
+
+// TestManySelectorsFailFast runs issue 16's hostile query through the
+// engine, 3,000 selectors of 2,000 series each: it must fail with
+// ErrSelectLimit (before, it held 4.7 GB), and without evaluating the
+// selectors that fit (the engine's cost per series grows with the depth of
+// the expression, so evaluating them took a minute).
+func TestManySelectorsFailFast(t *testing.T) {
+	now := time.Now()
+	qb := NewQueryable(budgetHead(t, 2000, now), nil)
+	qb.MaxSelectBytes = 128 << 20
+	eng, err := NewEngine(nil, nil, qb, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := strings.TrimSuffix(strings.Repeat("qp_v + ", 3000), " + ")
+	if _, err := eng.Instant(context.Background(), q, now); !errors.Is(err, ErrSelectLimit) {
+		t.Fatalf("3,000 selectors of 2,000 series: %v, want ErrSelectLimit", err)
+	}
+	if _, err := eng.Instant(context.Background(), strings.TrimSuffix(strings.Repeat(`qp_v{i="3"} + `, 3000), " + "), now); err != nil {
+		t.Fatalf("3,000 selectors of one series: %v", err)
+	}
+}
