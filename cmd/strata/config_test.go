@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/query"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -211,5 +213,38 @@ func TestJSONLogEveryLine(t *testing.T) {
 	}
 	if lines < 3 {
 		t.Errorf("only %d lines printed", lines)
+	}
+}
+
+// TestConfigQueryParallelism maps query.max_parallel and
+// query.max_parallel_total (flag, environment) into the frontend's
+// options, zero meaning the frontend's default, and
+// query.max_select_bytes into the queryable's budget unit.
+func TestConfigQueryParallelism(t *testing.T) {
+	fs := newFlagSet(io.Discard)
+	if err := fs.Parse([]string{"--query.max-parallel=3", "--query.max-select-bytes=64MiB"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := loadConfig(fs, envOf(map[string]string{"STRATA_QUERY_MAX_PARALLEL_TOTAL": "5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := frontendOptions(v)
+	if o.MaxParallel != 3 || o.MaxParallelTotal != 5 {
+		t.Fatalf("frontend parallelism %d, total %d; want 3, 5", o.MaxParallel, o.MaxParallelTotal)
+	}
+	if got := v.GetInt64("query.max_select_bytes"); got != 64<<20 {
+		t.Fatalf("query.max_select_bytes = %d, want 64 MiB", got)
+	}
+	fs = newFlagSet(io.Discard)
+	v, err = loadConfig(fs, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := frontendOptions(v); o.MaxParallel != 0 || o.MaxParallelTotal != 0 || o.Validate() != nil {
+		t.Fatalf("defaults: %+v, %v", o, o.Validate())
+	}
+	if o := (query.FrontendOptions{MaxParallel: -1}); o.Validate() == nil {
+		t.Fatal("a negative query.max_parallel is accepted")
 	}
 }

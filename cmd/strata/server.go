@@ -249,14 +249,21 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	return srv, nil
 }
 
-// openCache creates (or loads from dir) the result cache and the frontend.
-func (s *server) openCache(dir string, engine *query.Engine, policy retention.Policy) error {
-	v := s.v
-	fopts := query.FrontendOptions{
+// frontendOptions maps the configuration into the query frontend's
+// options.
+func frontendOptions(v *viper.Viper) query.FrontendOptions {
+	return query.FrontendOptions{
 		SplitInterval: v.GetDuration("cache.split_interval"), Freshness: v.GetDuration("cache.freshness"),
+		MaxParallel: v.GetInt("query.max_parallel"), MaxParallelTotal: v.GetInt("query.max_parallel_total"),
 		// Whether rollups are built changes which resolution a query reads.
 		Fingerprint: fmt.Sprintf("downsample=%t", v.GetBool("downsample.enabled")),
 	}
+}
+
+// openCache creates (or loads from dir) the result cache and the frontend.
+func (s *server) openCache(dir string, engine *query.Engine, policy retention.Policy) error {
+	v := s.v
+	fopts := frontendOptions(v)
 	minTime := func(res query.Resolution) int64 { return policy.MinTime(max(int64(res), 0), time.Now()) }
 	if !v.GetBool("cache.enabled") {
 		f, err := query.NewFrontend(engine, nil, fopts, time.Now, minTime, 0)
