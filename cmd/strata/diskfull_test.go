@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage/remote"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new temporary directory and
@@ -105,6 +109,17 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("push %d on a full disk: %d Retry-After=%q %s; want 503 with Retry-After naming the full disk", i, code, hdr.Get("Retry-After"), body)
 		}
 	}
+	// Remote write 2.0 through Prometheus' client: 503, retried, with
+	// the written counts at zero, and nothing stored.
+	r := newV2Req()
+	r.series([]string{"__name__", "df_rw2"}, writev2.Metadata{}, func(r *v2Req, ts *writev2.TimeSeries) {
+		ts.Samples = []writev2.Sample{{Value: 1, Timestamp: t0.UnixMilli()}}
+	})
+	stats, err := store(t, rwClient(t, s.url, remoteapi.WriteV2MessageType), r.marshal(t))
+	var rec remote.RecoverableError
+	if !errors.As(err, &rec) || !strings.Contains(err.Error(), "503") || !stats.Confirmed || !stats.NoDataWritten() {
+		t.Fatalf("remote write 2.0 on a full disk: %+v %v; want a retried 503 confirming nothing written", stats, err)
+	}
 	if code, _, body := s.call(http.MethodGet, "/readyz", "", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "write-ahead log cannot write") {
 		t.Fatalf("/readyz on a full disk: %d %q", code, body)
 	}
@@ -119,6 +134,13 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("flush on a full disk: %d %s, want a 5xx", code, body)
 	}
 	checkDiskData(t, s, hosts*n, float64(n-1))
+	var rw2 struct {
+		Result []any `json:"result"`
+	}
+	s.get("/api/v1/query", url.Values{"query": {"count_over_time(df_rw2[1h])"}, "time": {fmt.Sprint(t0.Add(time.Minute).Unix())}}, &rw2)
+	if len(rw2.Result) != 0 {
+		t.Fatalf("the refused remote write 2.0 sample was stored: %v", rw2.Result)
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
