@@ -142,11 +142,21 @@ remote_write:
 	// ingested past it and Strata holds, for every series, a sample newer
 	// than its end, so both hold the same samples inside it.
 	end := time.Now().Add(-2 * time.Second)
-	series := []string{"st_latency_seconds", "st_offset_seconds", `st_size_bytes_bucket{le="+Inf"}`, `st_requests_total{code="200"}`}
-	for _, api := range []*testServer{promAPI, s} {
-		for _, sel := range series {
-			waitNewer(t, api, sel, end)
+	// Prometheus commits a scrape's series together: one of them tells.
+	// Its remote write sends series in parallel shards: wait for each.
+	waitNewer(t, promAPI, `up{job="target"}`, end)
+	var series []map[string]string
+	promAPI.get("/api/v1/series", url.Values{"match[]": {`{job="target"}`}}, &series)
+	if len(series) < 15 {
+		t.Fatalf("Prometheus holds %d series of the target: %v", len(series), series)
+	}
+	for _, ls := range series {
+		var m []string
+		for k, v := range ls {
+			m = append(m, fmt.Sprintf("%s=%q", k, v))
 		}
+		slices.Sort(m)
+		waitNewer(t, s, "{"+strings.Join(m, ",")+"}", end)
 	}
 	// Scrape timestamps carry milliseconds: choose evaluation times whose
 	// millisecond part no sample has, so no sample lies on the edge of a
