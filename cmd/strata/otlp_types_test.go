@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +70,48 @@ func TestOTLPSummary(t *testing.T) {
 	s.one(`gc_pause_seconds{job="sum", quantile="0.99"}`, now, 0.2)
 	s.one(`gc_pause_seconds_sum{job="sum"}`, now, 0.5)
 	s.one(`gc_pause_seconds_count{job="sum"}`, now, 4)
+}
+
+// TestOTLPLimitStatuses: the limits answer OTLP senders with the statuses
+// the OTel exporters act on: 429 with Retry-After for the head's series
+// limit (retried), 413 for a body over the limit (dropped), each with a
+// google.rpc.Status in the request's encoding; nothing of a refused
+// request is stored.
+func TestOTLPLimitStatuses(t *testing.T) {
+	s := startServer(t, "", "--limits.max-series", "3", "--limits.max-body-bytes", "4096")
+	now := time.Now()
+	post := func(body []byte, ct string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, s.url+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, err := decodeRPCStatus(resp)
+		if err != nil && resp.StatusCode != http.StatusOK {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, msg
+	}
+	code, hdr, msg := post(manySeriesJSON(t, now, 4), "application/json")
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || !strings.Contains(msg, "too many series in the head") {
+		t.Errorf("over the head's series limit: %d Retry-After %q %q, want 429 with Retry-After", code, hdr.Get("Retry-After"), msg)
+	}
+	big := manySeriesJSON(t, now, 200)
+	code, _, msg = post(big, "application/json")
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "4096") {
+		t.Errorf("body of %d bytes over 4096: %d %q, want 413", len(big), code, msg)
+	}
+	if got := s.instant(`many`, now); len(got) != 0 {
+		t.Errorf("refused requests stored series: %v", got)
+	}
+	// The limit leaves room for what fits.
+	if code, _, msg := post(manySeriesJSON(t, now, 3), "application/json"); code != http.StatusOK {
+		t.Errorf("3 series under a limit of 3: %d %q", code, msg)
+	}
 }
