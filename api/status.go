@@ -245,30 +245,34 @@ type CacheAdmin interface {
 // CacheStatus is what /api/v1/status/cache answers: the result cache's
 // counters (see cache.Stats for each one's meaning) and its hit ratio.
 type CacheStatus struct {
-	Entries         uint64  `json:"entries"`
-	Bytes           uint64  `json:"bytes"`
-	MaxBytes        uint64  `json:"maxBytes"`
-	EvictedBytes    uint64  `json:"evictedBytes"`
-	Hits            uint64  `json:"hits"`
-	PartialHits     uint64  `json:"partialHits"`
-	Misses          uint64  `json:"misses"`
-	StaleServed     uint64  `json:"staleServed"`
-	SharedWaits     uint64  `json:"sharedWaits"`
-	Computations    uint64  `json:"computations"`
-	Refreshes       uint64  `json:"refreshes"`
-	RefreshFailures uint64  `json:"refreshFailures"`
-	Invalidations   uint64  `json:"invalidations"`
-	HitRatio        float64 `json:"hitRatio"` // (hits + stale) / lookups; 0 before the first
-	Generation      uint64  `json:"generation"`
-	L2Enabled       bool    `json:"l2Enabled"`
-	L2Connected     bool    `json:"l2Connected"`
-	L2Hits          uint64  `json:"l2Hits"`
-	L2Misses        uint64  `json:"l2Misses"`
-	L2Errors        uint64  `json:"l2Errors"`
-	L2Writes        uint64  `json:"l2Writes"`
-	L2WritesDropped uint64  `json:"l2WritesDropped"`
-	L2LockWaits     uint64  `json:"l2LockWaits"`
-	L2Resyncs       uint64  `json:"l2Resyncs"`
+	Entries      uint64 `json:"entries"`
+	Bytes        uint64 `json:"bytes"`
+	MaxBytes     uint64 `json:"maxBytes"`
+	EvictedBytes uint64 `json:"evictedBytes"`
+	Hits         uint64 `json:"hits"`
+	PartialHits  uint64 `json:"partialHits"`
+	Misses       uint64 `json:"misses"`
+	StaleServed  uint64 `json:"staleServed"`
+	SharedWaits  uint64 `json:"sharedWaits"`
+	Computations uint64 `json:"computations"`
+	// ExtentEvaluations counts the engine evaluations made to answer
+	// range queries through the cache (missing extents, extensions,
+	// refreshes, uncached tails).
+	ExtentEvaluations uint64  `json:"extentEvaluations"`
+	Refreshes         uint64  `json:"refreshes"`
+	RefreshFailures   uint64  `json:"refreshFailures"`
+	Invalidations     uint64  `json:"invalidations"`
+	HitRatio          float64 `json:"hitRatio"` // (hits + stale) / lookups; 0 before the first
+	Generation        uint64  `json:"generation"`
+	L2Enabled         bool    `json:"l2Enabled"`
+	L2Connected       bool    `json:"l2Connected"`
+	L2Hits            uint64  `json:"l2Hits"`
+	L2Misses          uint64  `json:"l2Misses"`
+	L2Errors          uint64  `json:"l2Errors"`
+	L2Writes          uint64  `json:"l2Writes"`
+	L2WritesDropped   uint64  `json:"l2WritesDropped"`
+	L2LockWaits       uint64  `json:"l2LockWaits"`
+	L2Resyncs         uint64  `json:"l2Resyncs"`
 }
 
 // invalidateCache bumps one tag (?tag=) or the tags of the series matching

@@ -35,20 +35,66 @@ type ComputeFunc func(ctx context.Context) (value []byte, ttl time.Duration, err
 // returned; a canceled ctx returns ctx.Err() at once, leaving the
 // computation to the other callers waiting for it, if any.
 func (c *Cache) GetOrCompute(ctx context.Context, key []byte, tags []string, compute ComputeFunc) ([]byte, Status, error) {
+	v, st, _, err := c.getOrExtend(ctx, key, tags, nil, func(ctx context.Context, _ []byte) ([]byte, time.Duration, error) { return compute(ctx) })
+	return v, st, err
+}
+
+// ExtendFunc computes the value of a key, given the fresh value cached
+// now that the caller's accept function refused (old, nil if there is
+// none): typically old extended to what the caller needs. It returns
+// what a ComputeFunc returns.
+type ExtendFunc func(ctx context.Context, old []byte) (value []byte, ttl time.Duration, err error)
+
+// GetOrExtend is GetOrCompute for a value that a caller may find
+// insufficient: a cached value is served only if accept returns true for
+// it (a fresh one; a stale one is served, with a refresh, as by
+// GetOrCompute). Otherwise extend computes the value from the cached one,
+// de-duplicated exactly like a miss: concurrent calls on one key share
+// one computation, and with an L2 tier, instances share it through the
+// key's lock in Redis. A call that shares a computation whose value it
+// does not accept (it needed more) computes again, up to two more times,
+// then extends alone without storing.
+//
+// ran reports whether this call's extend computed the value it returns
+// (false for a hit or a shared computation). accept must not modify its
+// argument and may be called concurrently.
+func (c *Cache) GetOrExtend(ctx context.Context, key []byte, tags []string, accept func([]byte) bool, extend ExtendFunc) (value []byte, st Status, ran bool, err error) {
+	return c.getOrExtend(ctx, key, tags, accept, extend)
+}
+
+// flightResult is what one call of a flight learns.
+type flightResult struct {
+	val []byte
+	st  Status
+	ran bool // this call's flight computed val
+}
+
+func (c *Cache) getOrExtend(ctx context.Context, key []byte, tags []string, accept func([]byte) bool, extend ExtendFunc) ([]byte, Status, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, StatusMiss, err
+		return nil, StatusMiss, false, err
 	}
 	v, st := c.lookup(nil, key, c.now().UnixNano())
-	switch st {
-	case StatusHit:
+	switch {
+	case st == StatusHit && (accept == nil || accept(v)):
 		c.m.hits.Add(1)
-		return v, st, nil
-	case StatusStale:
+		return v, st, false, nil
+	case st == StatusStale:
 		c.m.stale.Add(1)
-		c.refresh(ctx, key, tags, compute)
-		return v, st, nil
+		c.refresh(ctx, key, tags, extend)
+		return v, st, false, nil
 	}
-	return c.join(ctx, key, tags, compute)
+	for try := 0; ; try++ {
+		r, err := c.join(ctx, key, tags, accept, extend)
+		if err != nil || accept == nil || accept(r.val) {
+			return r.val, r.st, r.ran, err
+		}
+		if try == 2 {
+			// Others keep extending it less than this call needs:
+			// compute alone.
+			v, _, err := callCompute(ctx, func(ctx context.Context) ([]byte, time.Duration, error) { return extend(ctx, r.val) })
+			return v, StatusMiss, err == nil, err
+		}
+	}
 }
 
 // flight is one computation of one key, shared by the calls waiting for it.
@@ -58,6 +104,7 @@ type flight struct {
 	hit  Status // StatusHit or StatusHitL2: found fresh in L1 or L2, compute not called
 	err  error
 
+	accept     func([]byte) bool  // what the flight's value must pass; nil: any
 	background bool               // a refresh: runs even with no waiters
 	snap       Snapshot           // taken when the flight started, before compute reads anything
 	waiters    int                // calls waiting; guarded by flightGroup.mu
@@ -75,13 +122,13 @@ type flightGroup struct {
 }
 
 // join waits for the flight of key, starting it if there is none.
-func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute ComputeFunc) ([]byte, Status, error) {
+func (c *Cache) join(ctx context.Context, key []byte, tags []string, accept func([]byte) bool, extend ExtendFunc) (flightResult, error) {
 	k := string(key)
 	g := &c.flights
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return nil, StatusMiss, ErrClosed
+		return flightResult{st: StatusMiss}, ErrClosed
 	}
 	f, shared := g.m[k]
 	if shared && !c.flightCurrent(f, tags) {
@@ -94,7 +141,7 @@ func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute Com
 	if shared {
 		f.waiters++
 	} else {
-		f = c.startLocked(ctx, k, tags, compute, false)
+		f = c.startLocked(ctx, k, tags, accept, extend, false)
 	}
 	g.mu.Unlock()
 
@@ -107,16 +154,16 @@ func (c *Cache) join(ctx context.Context, key []byte, tags []string, compute Com
 	case <-ctx.Done():
 		c.leave(k, f)
 		c.m.count(st)
-		return nil, st, ctx.Err()
+		return flightResult{st: st}, ctx.Err()
 	}
 	if st == StatusMiss && f.hit != StatusMiss {
 		st = f.hit
 	}
 	c.m.count(st)
 	if f.err != nil {
-		return nil, st, f.err
+		return flightResult{st: st}, f.err
 	}
-	return f.val, st, nil
+	return flightResult{val: f.val, st: st, ran: !shared && f.hit == StatusMiss}, nil
 }
 
 // flightCurrent reports whether flight f can answer a lookup made now of a
@@ -161,7 +208,7 @@ func (c *Cache) leave(k string, f *flight) {
 
 // refresh starts a background refresh of key unless a computation of key is
 // running already.
-func (c *Cache) refresh(ctx context.Context, key []byte, tags []string, compute ComputeFunc) {
+func (c *Cache) refresh(ctx context.Context, key []byte, tags []string, extend ExtendFunc) {
 	k := string(key)
 	g := &c.flights
 	g.mu.Lock()
@@ -172,11 +219,11 @@ func (c *Cache) refresh(ctx context.Context, key []byte, tags []string, compute 
 	if _, ok := g.m[k]; ok {
 		return
 	}
-	c.startLocked(ctx, k, tags, compute, true)
+	c.startLocked(ctx, k, tags, nil, extend, true)
 }
 
 // startLocked registers and starts a flight for k. g.mu must be held.
-func (c *Cache) startLocked(ctx context.Context, k string, tags []string, compute ComputeFunc, background bool) *flight {
+func (c *Cache) startLocked(ctx context.Context, k string, tags []string, accept func([]byte) bool, extend ExtendFunc, background bool) *flight {
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if background && c.opts.RefreshTimeout > 0 {
 		var cancelTimeout context.CancelFunc
@@ -187,24 +234,24 @@ func (c *Cache) startLocked(ctx context.Context, k string, tags []string, comput
 	// The snapshot precedes the computation: a tag bumped while it runs
 	// invalidates what it stores, and a lookup made after such a bump
 	// does not join it (flightCurrent).
-	f := &flight{done: make(chan struct{}), background: background, cancel: cancel, snap: c.Snapshot()}
+	f := &flight{done: make(chan struct{}), accept: accept, background: background, cancel: cancel, snap: c.Snapshot()}
 	if !background {
 		f.waiters = 1
 	}
 	c.flights.m[k] = f
 	c.wg.Add(1)
-	go c.run(fctx, k, f, slices.Clone(tags), compute)
+	go c.run(fctx, k, f, slices.Clone(tags), extend)
 	return f
 }
 
 // run computes flight f of key k and publishes its result.
-func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, compute ComputeFunc) {
+func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, extend ExtendFunc) {
 	defer c.wg.Done()
 	defer f.cancel()
 	stop := context.AfterFunc(c.closeCtx, f.cancel)
 	defer stop()
 
-	f.val, f.hit, f.err = c.fill(ctx, []byte(k), tags, compute, f.background, f.snap)
+	f.val, f.hit, f.err = c.fill(ctx, []byte(k), tags, f.accept, extend, f.background, f.snap)
 
 	// The result is in the cache before the flight is forgotten, so a miss
 	// that comes after it finds either the flight or the entry (fill
@@ -219,28 +266,36 @@ func (c *Cache) run(ctx context.Context, k string, f *flight, tags []string, com
 	close(f.done)
 }
 
-// fill returns the value of key: from the cache if it is fresh there (L1,
-// then L2), else computed and stored. With an L2 tier the computation runs
+// fill returns the value of key: from the cache if it is fresh there and
+// accepted (L1, then L2), else computed (from the fresh value found but
+// not accepted, if any) and stored. With an L2 tier the computation runs
 // under the key's lock in Redis, or after waiting for another instance's
 // computation (l2_lock.go).
-func (c *Cache) fill(ctx context.Context, key []byte, tags []string, compute ComputeFunc, background bool, snap Snapshot) (val []byte, hit Status, err error) {
+func (c *Cache) fill(ctx context.Context, key []byte, tags []string, accept func([]byte) bool, extend ExtendFunc, background bool, snap Snapshot) (val []byte, hit Status, err error) {
+	var old []byte
 	if v, st := c.lookup(nil, key, c.now().UnixNano()); st == StatusHit {
-		return v, StatusHit, nil
+		if accept == nil || accept(v) {
+			return v, StatusHit, nil
+		}
+		old = v
 	}
 	var lk *l2Lock
 	if c.l2 != nil && c.l2.usable() {
 		var kb [8]byte
-		v, l, err := c.l2.acquire(ctx, key, c.fastKey(&kb, key))
+		v, l2old, l, err := c.l2.acquire(ctx, key, c.fastKey(&kb, key), accept)
 		switch {
 		case err != nil:
 			return nil, StatusMiss, err
 		case v != nil:
 			return v, StatusHitL2, nil
 		}
+		if old == nil {
+			old = l2old
+		}
 		lk = l
 		defer lk.release(nil)
 	}
-	v, ttl, err := callCompute(ctx, compute)
+	v, ttl, err := callCompute(ctx, func(ctx context.Context) ([]byte, time.Duration, error) { return extend(ctx, old) })
 	switch {
 	case err != nil && background:
 		c.m.refreshFailures.Add(1)

@@ -40,17 +40,23 @@ type l2Lock struct {
 // instance has applied the bumps the other saw).
 const futureWait = 500 * time.Millisecond
 
-// acquire looks key up in L2 and, on a miss, takes its lock or waits for
+// acquire looks key up in L2 and, on a miss (nothing fresh, valid and
+// accepted: accept nil accepts any value), takes its lock or waits for
 // the instance that holds it. It returns the value of an L2 hit; or the
 // lock to compute under; or neither (compute without a lock: Redis
-// failed, or waiting took too long); or the error of ctx.
-func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, error) {
+// failed, or waiting took too long); or the error of ctx. old is a fresh
+// value found that accept refused, if any (what the computation may
+// extend).
+func (l *l2) acquire(ctx context.Context, key, fk []byte, accept func([]byte) bool) (v, old []byte, _ *l2Lock, _ error) {
+	ok := func(v []byte) bool { return accept == nil || accept(v) }
 	v, res := l.get(key, fk)
-	switch res {
-	case l2Found:
-		return v, nil, nil
-	case l2Error:
-		return nil, nil, nil
+	switch {
+	case res == l2Found && ok(v):
+		return v, nil, nil, nil
+	case res == l2Found:
+		old = v
+	case res == l2Error:
+		return nil, nil, nil, nil
 	}
 	k := l.keys.Load()
 	lockKey, entryKey := k.lockKey(fk), k.entryKey(fk)
@@ -77,28 +83,31 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 		cancel()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			l.fail("lock", err)
-			return nil, nil, nil
+			return nil, old, nil, nil
 		}
-		ok := setnx.Val()
+		took := setnx.Val()
 		var lk *l2Lock
-		if ok {
+		if took {
 			lk = l.startLock(lockKey, token)
 		}
 		if sr.k != k || !l.current(sr) {
 			// The epoch changed, or the mirror lags: compute, unshared.
 			lk.release(nil)
-			return nil, nil, nil
+			return nil, old, nil, nil
 		}
 		if b, gerr := get.Bytes(); gerr == nil {
 			if raw, value, res := l.judge(b, key, l.c.now().UnixNano()); res == l2Found {
-				l.m.hits.Add(1)
-				l.promote(fk, raw)
-				lk.release(nil)
-				return value, nil, nil
+				if ok(value) {
+					l.m.hits.Add(1)
+					l.promote(fk, raw)
+					lk.release(nil)
+					return value, nil, nil, nil
+				}
+				old = value
 			}
 		}
-		if ok {
-			return nil, lk, nil
+		if took {
+			return nil, old, lk, nil
 		}
 		if !waited {
 			waited = true
@@ -107,16 +116,16 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 	poll:
 		for {
 			if !time.Now().Before(deadline) || !l.usable() {
-				return nil, nil, nil
+				return nil, old, nil, nil
 			}
 			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, nil, ctx.Err()
+				return nil, old, nil, ctx.Err()
 			case <-l.ctx.Done():
 				t.Stop()
-				return nil, nil, nil
+				return nil, old, nil, nil
 			case <-t.C:
 			}
 			delay = min(2*delay, 50*time.Millisecond)
@@ -141,14 +150,14 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 				// Redis that keeps failing is.
 				if pollErrors++; pollErrors == 3 {
 					l.fail("poll", err)
-					return nil, nil, nil
+					return nil, old, nil, nil
 				}
 				l.m.errors.Add(1)
 				continue
 			}
 			pollErrors = 0
 			if sr.k != k || !l.current(sr) {
-				return nil, nil, nil
+				return nil, old, nil, nil
 			}
 			b, gerr := get.Bytes()
 			res := l2Absent
@@ -156,16 +165,18 @@ func (l *l2) acquire(ctx context.Context, key, fk []byte) ([]byte, *l2Lock, erro
 			if gerr == nil {
 				raw, value, res = l.judge(b, key, l.c.now().UnixNano())
 			}
-			switch res {
-			case l2Found:
+			switch {
+			case res == l2Found && ok(value):
 				l.m.hits.Add(1)
 				l.promote(fk, raw)
-				return value, nil, nil
-			case l2Future:
+				return value, nil, nil, nil
+			case res == l2Found:
+				old = value // not enough yet: wait for the holder
+			case res == l2Future:
 				if futureSince.IsZero() {
 					futureSince = time.Now()
 				} else if time.Since(futureSince) > futureWait {
-					return nil, nil, nil
+					return nil, old, nil, nil
 				}
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -124,6 +125,8 @@ type Frontend struct {
 	fingerprint string
 	// sem bounds the evaluations of missing extents over all queries.
 	sem chan struct{}
+	// evals counts the engine evaluations made for cacheable queries.
+	evals atomic.Uint64
 	// OnInvalidate, when set, is called after tags were bumped (a Warmer's
 	// Kick). Set it before the frontend is used.
 	OnInvalidate func()
@@ -172,3 +175,9 @@ func (f *Frontend) invalidated() {
 		f.OnInvalidate()
 	}
 }
+
+// Evaluations returns the number of engine evaluations the frontend made
+// to answer range queries through the cache (missing extents, extensions,
+// refreshes, uncached tails); not those of queries that bypass the cache,
+// nor of instant queries.
+func (f *Frontend) Evaluations() uint64 { return f.evals.Load() }

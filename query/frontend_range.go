@@ -312,13 +312,33 @@ func cacheStatus(st cache.Status) CacheStatus {
 
 // extent answers one extent from the cache where it can: computed (once
 // for concurrent queries) when missing, refreshed in the background when
-// stale, extended when it covers only part of p's steps.
+// stale, extended when it covers only part of p's steps. An extension is
+// de-duplicated like a miss: concurrent queries needing p's steps share
+// one, on this instance and, with a shared tier, across instances.
 func (q *rangeCall) extent(ctx context.Context, p *piece) error {
-	f, step := q.f, q.step
-	// Taken before anything is read: a tag bumped from now on makes what
-	// this call stores a miss.
-	snap := f.cache.Snapshot()
-	v, st, err := f.cache.GetOrCompute(ctx, p.key, p.tags, func(ctx context.Context) ([]byte, time.Duration, error) {
+	f := q.f
+	usable := func(e *extent, err error) bool { return err == nil && bytes.Equal(e.Key, p.key) && e.Kind == 'm' }
+	accept := func(v []byte) bool {
+		e, err := decodeExtent(v)
+		return usable(e, err) && e.serves(p.a, p.b)
+	}
+	// Set by the computation when this call's ran it (read after
+	// GetOrExtend returns, which follows its end).
+	var (
+		extended     bool
+		pwarn, pinfo []string
+	)
+	v, st, ran, err := f.cache.GetOrExtend(ctx, p.key, p.tags, accept, func(ctx context.Context, old []byte) ([]byte, time.Duration, error) {
+		// An extent with annotations is computed anew for exactly p's
+		// steps: its annotations may come from steps outside them.
+		if e, err := decodeExtent(old); old != nil && usable(e, err) && !e.annotated() {
+			b, w, i, err := q.extend(ctx, p, e)
+			if err != nil {
+				return nil, 0, err
+			}
+			extended, pwarn, pinfo = true, w, i
+			return b, 0, nil
+		}
 		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
 		if err != nil {
 			return nil, 0, err
@@ -329,32 +349,27 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 		return err
 	}
 	e, derr := decodeExtent(v)
-	if derr != nil || !bytes.Equal(e.Key, p.key) || e.Kind != 'm' {
-		// Never trust a value stored under another key.
+	if !usable(e, derr) || !e.serves(p.a, p.b) {
+		// Never trust a value stored under another key; a stale value
+		// that covers part of p's steps is being refreshed: compute p.
 		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
 		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
 		return err
 	}
-	if e.serves(p.a, p.b) {
-		p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
-		return nil
+	p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, cacheStatus(st)
+	if ran && extended {
+		p.warn, p.info, p.status = dedupStrings(pwarn), dedupStrings(pinfo), CachePartial
 	}
-	if e.annotated() {
-		// Its annotations may come from steps outside p's: computed anew
-		// for exactly p's steps, and stored so.
-		m, w, i, err := f.eval(ctx, q.r.Query, q.pl.res, p.a, p.b, q.r.Step)
-		if err != nil {
-			return err
-		}
-		_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: p.a, To: p.b, Matrix: m, Warnings: w, Infos: i}), 0)
-		p.m, p.warn, p.info, p.status = m, w, i, CacheMiss
-		return nil
-	}
-	// The stored extent covers part of what is needed: compute the rest
-	// next to it, and store the union. It has no annotations; those of the
-	// union come from the computed ranges, and the answer takes those of
-	// the ranges inside p's steps only (the stored extent may lie wholly
-	// before or after them, leaving a gap that is computed too).
+	return nil
+}
+
+// extend computes the steps of p that the stored extent e (without
+// annotations) lacks, next to it, and returns the encoded union and the
+// annotations of the computed ranges inside p's steps. The union has
+// those of every computed range (e has none); the stored extent may lie
+// wholly before or after p's steps, leaving a gap that is computed too.
+func (q *rangeCall) extend(ctx context.Context, p *piece, e *extent) ([]byte, []string, []string, error) {
+	f, step := q.f, q.step
 	parts := []promql.Matrix{e.Matrix}
 	var warn, info, pwarn, pinfo []string
 	from, to := e.From, e.To
@@ -376,21 +391,19 @@ func (q *rangeCall) extent(ctx context.Context, p *piece) error {
 	}
 	if p.a < from {
 		if err := fill(p.a, from-step); err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		from = p.a
 	}
 	if p.b > to {
 		if err := fill(to+step, p.b); err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		to = p.b
 	}
 	merged := mergeMatrices(parts)
-	warn, info = dedupStrings(warn), dedupStrings(info)
-	_ = f.cache.Set(p.key, p.tags, snap, appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: from, To: to, Matrix: merged, Warnings: warn, Infos: info}), 0)
-	p.m, p.warn, p.info, p.status = trimMatrix(merged, p.a, p.b), dedupStrings(pwarn), dedupStrings(pinfo), CachePartial
-	return nil
+	b := appendExtent(nil, &extent{Key: p.key, Kind: 'm', From: from, To: to, Matrix: merged, Warnings: dedupStrings(warn), Infos: dedupStrings(info)})
+	return b, pwarn, pinfo, nil
 }
 
 // result merges the answered pieces.
@@ -457,6 +470,7 @@ func (f *Frontend) eval(ctx context.Context, qs string, res Resolution, a, b int
 		return nil, nil, nil, ctx.Err()
 	}
 	defer func() { <-f.sem }()
+	f.evals.Add(1)
 	out, err := f.engine.RangeAt(ctx, RangeQuery{Query: qs, Start: time.UnixMilli(a), End: time.UnixMilli(b), Step: step}, res)
 	if err != nil {
 		return nil, nil, nil, err

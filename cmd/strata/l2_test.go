@@ -317,3 +317,93 @@ func TestL2StampedeAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestL2ExtendDeduplicated (issue 21, 6): dashboard refreshes whose end
+// moved forward need a cached extent extended; concurrent ones, spread
+// over two instances, extend it once (one engine evaluation), as
+// concurrent misses compute once.
+func TestL2ExtendDeduplicated(t *testing.T) {
+	r := redistest.Start(t)
+	// As in TestL2StampedeAcrossInstances: a slow machine must not turn a
+	// Redis operation into a skipped one; the partner rule is off.
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "extend:", "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0"}
+	a, b := startServer(t, "", args...), startServer(t, "", args...)
+	waitL2(t, a, b)
+
+	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
+	var body bytes.Buffer
+	for h := range 100 {
+		for i := range 1440 {
+			fmt.Fprintf(&body, "ex,host=h%d v=%d %d\n", h, i*(h+1), day0.Add(time.Duration(i)*time.Minute).Unix())
+		}
+	}
+	pushBoth(t, body.Bytes(), a, b)
+	waitL2(t, a, b)
+
+	// No annotations: the cached extent is extended, not recomputed.
+	query := `max by (host) (avg_over_time(ex_v[30m]))`
+	window := func(from, to time.Duration) url.Values {
+		return url.Values{"query": {query}, "start": {itoa64(day0.Add(from).Unix())}, "end": {itoa64(day0.Add(to).Unix())}, "step": {"60"}}
+	}
+	evals := func() uint64 {
+		return statNum(a.cacheStatus(), "extentEvaluations") + statNum(b.cacheStatus(), "extentEvaluations")
+	}
+	// The dashboard as first loaded: the day's extent holds 0-12 h.
+	first := window(0, 12*time.Hour)
+	if st, _ := a.rangeStatus(first, nil); st != "miss" {
+		t.Fatalf("first load: %s", st)
+	}
+	if st, _ := b.rangeStatus(first, nil); st != "hit" {
+		t.Fatalf("first load on B: %s", st)
+	}
+	// Refreshed 6 h later, 6 times on each instance at once.
+	refresh := window(6*time.Hour, 18*time.Hour)
+	e0 := evals()
+	const n = 12
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	statuses := make([]string, n)
+	start := make(chan struct{})
+	for i := range n {
+		s := []*testServer{a, b}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := http.Get(s.url + "/api/v1/query_range?" + refresh.Encode())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("query: %d %s", resp.StatusCode, buf.String())
+			}
+			bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range bodies {
+		if bodies[i] != bodies[0] {
+			t.Fatalf("answers differ:\n%s\n%s", bodies[0], bodies[i])
+		}
+	}
+	if _, fresh := a.rangeStatus(withNocache(refresh), nil); answer(t, fresh) != answer(t, bodies[0]) {
+		t.Fatal("the extended answer is not the fresh one")
+	}
+	count := map[string]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	got := evals() - e0
+	t.Logf("%d concurrent refreshes over 2 instances: %d engine evaluations (target 1), X-Strata-Cache %v", n, got, count)
+	if got != 1 {
+		t.Fatalf("%d engine evaluations to extend one extent for %d concurrent refreshes", got, n)
+	}
+}

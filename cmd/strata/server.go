@@ -194,7 +194,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	enforcer.OnDrop = srv.invalidateDropped
 	var cacheAdmin api.CacheAdmin
 	if srv.cache != nil {
-		cacheAdmin = cacheStatus{srv.cache}
+		cacheAdmin = cacheStatus{srv.cache, srv.frontend}
 	}
 	dashboards, err := docstore.Open(filepath.Join(dataDir, "dashboards"))
 	if err != nil {
@@ -336,7 +336,10 @@ func (s *server) invalidateDropped(rep retention.Report) {
 }
 
 // cacheStatus adapts the cache to the API's status endpoint.
-type cacheStatus struct{ c *cache.Cache }
+type cacheStatus struct {
+	c *cache.Cache
+	f *query.Frontend
+}
 
 func (c cacheStatus) Invalidate(tag string) { c.c.Invalidate(tag) }
 func (c cacheStatus) Reset()                { c.c.Reset() }
@@ -350,7 +353,7 @@ func (c cacheStatus) Status() api.CacheStatus {
 	return api.CacheStatus{
 		Entries: st.Entries, Bytes: st.Bytes, MaxBytes: st.MaxBytes, EvictedBytes: st.EvictedBytes,
 		Hits: st.Hits, PartialHits: st.PartialHits, Misses: st.Misses, StaleServed: st.Stale,
-		SharedWaits: st.SharedWaits, Computations: st.Computations, Refreshes: st.Refreshes,
+		SharedWaits: st.SharedWaits, Computations: st.Computations, ExtentEvaluations: c.f.Evaluations(), Refreshes: st.Refreshes,
 		RefreshFailures: st.RefreshFailures, Invalidations: st.Invalidations, HitRatio: ratio,
 		Generation: st.Generation,
 		L2Enabled:  st.L2Enabled, L2Connected: st.L2Connected, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
