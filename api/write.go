@@ -233,10 +233,12 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 // appendV2 appends a 2.0 batch as write does, and returns how many of its
 // exemplars were stored.
 func (a *API) appendV2(batch *ingest.Batch) (exemplars int, err error) {
+	touched := touchedBy(batch, a.frontend.FreshFrom())
+	a.frontend.InvalidateBatch(touched) // before: see store
 	if err := a.app.Append(batch); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	a.frontend.InvalidateBatch(touchedBy(batch, a.frontend.FreshFrom()))
+	a.frontend.InvalidateBatch(touched)
 	a.metrics.samplesIn.WithLabelValues(formatRemoteWriteV2.name).Add(float64(batch.NumSamples()))
 	if ec, ok := a.app.(ExemplarCounter); ok {
 		return ec.ExemplarsStored(batch), nil
@@ -285,12 +287,19 @@ func (a *API) store(f ingestFormat, batch *ingest.Batch) error {
 	if err := a.checkTimeBounds(batch); err != nil {
 		return a.rejected(f, err)
 	}
+	// Invalidated before the samples become visible too: an instance
+	// sharing the cache through Redis that has not received them yet
+	// then refuses, from before any extent holding them can exist, the
+	// shared extents they touch (its partner rule), so it never answers
+	// with samples it does not have.
+	touched := touchedBy(batch, a.frontend.FreshFrom())
+	a.frontend.InvalidateBatch(touched)
 	if err := a.app.Append(batch); err != nil {
 		return a.rejected(f, fmt.Errorf("append: %w", err))
 	}
 	// The samples are visible now; before acknowledging them, make every
 	// cached answer they could change a miss.
-	a.frontend.InvalidateBatch(touchedBy(batch, a.frontend.FreshFrom()))
+	a.frontend.InvalidateBatch(touched)
 	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
 	return nil
 }

@@ -138,6 +138,10 @@ type l2 struct {
 	keys    atomic.Pointer[l2Keys]
 	channel string
 
+	// refuseAllUntil (unix ns, cache clock): no entry is taken from L2
+	// before it (l2_partner.go).
+	refuseAllUntil atomic.Int64
+
 	// dir is the directory of a cache loaded with Load: bumps that could
 	// not reach Redis are kept there (l2_pending.go). Empty: in memory only.
 	dir string

@@ -24,6 +24,10 @@ package cache
 // with it equals its own answer. Entries promoted into L1 need no such
 // rule: one promoted before a bump is invalidated by it, one promoted
 // later was taken from L2 under this rule.
+//
+// A new epoch (the shared state was lost) has no record of the bumps made
+// before it: an instance that adopts one in place of the epoch it knew
+// takes nothing from L2 for PartnerLag.
 
 // partnerLag returns how long after a bump of a tag its L2 entries are
 // refused; 0 means never.
@@ -40,6 +44,9 @@ func (l *l2) partnerMayServe(e *entry, now int64) bool {
 	lag := l.partnerLag()
 	if lag == 0 {
 		return true
+	}
+	if now < l.refuseAllUntil.Load() {
+		return false
 	}
 	for i := range e.numTags() {
 		if r := l.c.gens.record(e.tag(i)); r.gen > 0 && now < r.at+lag {

@@ -779,10 +779,11 @@ func (l *l2) checkEvictionPolicy(ctx context.Context) {
 
 // sharedState is the state of an epoch as a resync reads it.
 type sharedState struct {
-	epoch       string
-	seq, floor  uint64
-	tags        map[uint64]uint64
-	startedHere bool // this resync started the epoch
+	epoch        string
+	seq, floor   uint64
+	tags         map[uint64]uint64
+	startedHere  bool // this resync started the epoch
+	replacedLost bool // ... in place of one whose state was lost
 }
 
 // readState returns the state of the current epoch. It starts a new
@@ -792,7 +793,7 @@ type sharedState struct {
 // have lost bumps).
 func (l *l2) readState(ctx context.Context, origin *l2Origin, runID string, frozen, min uint64) (sharedState, error) {
 	epochKey := l.keysFor("").epochKey
-	started := false
+	started, lost := false, false
 	for range 4 {
 		e, err := l.rdb.Get(ctx, epochKey).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -809,7 +810,7 @@ func (l *l2) readState(ctx context.Context, origin *l2Origin, runID string, froz
 				}
 				older := origin != nil && origin.epoch == e && (runID == "" || runID != origin.runID || seq < frozen)
 				if !older {
-					return sharedState{epoch: e, seq: seq, floor: floor, tags: tags, startedHere: started}, nil
+					return sharedState{epoch: e, seq: seq, floor: floor, tags: tags, startedHere: started, replacedLost: lost}, nil
 				}
 			case !isLost(err):
 				return sharedState{}, err
@@ -825,6 +826,7 @@ func (l *l2) readState(ctx context.Context, origin *l2Origin, runID string, froz
 		}
 		if got == next {
 			started = true
+			lost = lost || e != ""
 			if e != "" || origin != nil {
 				l.opts.Logger.Warn("result cache: the shared L2 state in Redis was lost (flushed, evicted, deleted, or Redis restarted); started a new epoch: every entry cached before is dropped on every instance", "old_epoch", e, "epoch", next)
 			}
@@ -915,6 +917,10 @@ func (l *l2) resync() error {
 	if adopt {
 		l.c.fc.Reset()
 		l.addHole(0, 0, st.floor) // holes of the old epoch are below the floor
+		if st.replacedLost || origin != nil {
+			// The bumps of the lost state, and their times, are gone.
+			l.refuseAllUntil.Store(l.c.now().UnixNano() + l.partnerLag())
+		}
 	} else if local > frozen {
 		l.addHole(frozen, local, st.floor)
 	}

@@ -526,7 +526,10 @@ func TestL2RedisFlushed(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
 	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	// A new epoch refuses L2 entries for PartnerLag (TestL2PartnerLag);
+	// this test is not about that.
+	noLag := func(o *Options) { o.L2.PartnerLag = -1 }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
 	waitSynced(t, rc, p, c1, c2)
 	var n counter
 	c1.Invalidate("m:z:2026-11-20")

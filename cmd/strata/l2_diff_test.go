@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-tsdb/strata/cache/redistest"
+)
+
+// TestL2ConcurrentDifferential runs two Strata instances sharing one
+// Redis, with writers sending late samples to both (one after the other,
+// as two remote-write queues deliver them), readers querying both through
+// the cache and without it, and Redis faults injected all along: writes
+// refused (maxmemory 1), FLUSHALL, DEL of each shared key in turn, a
+// restart, CLIENT PAUSE, CLIENT KILL of normal and pub/sub connections.
+//
+// It checks, under -race when the suite runs with it:
+//   - every answer served through the cache by an instance equals that
+//     instance's fresh answer (nocache=1), compared whenever no write to
+//     the queried metric was in flight to that instance during the pair
+//     of requests (a per-instance, per-metric sequence lock says so); a
+//     write may be acknowledged by one instance and not yet by the other;
+//   - every query that starts after both instances acknowledged a write
+//     sees it, through either instance.
+//
+// It runs 20 s; STRATA_L2_DIFF_SECONDS sets another duration.
+func TestL2ConcurrentDifferential(t *testing.T) {
+	dur := 20 * time.Second
+	if v := os.Getenv("STRATA_L2_DIFF_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dur = time.Duration(n) * time.Second
+	}
+	r := redistest.Start(t)
+	rc := r.Client()
+	ctx := context.Background()
+	const prefix = "diff:"
+	// Each write reaches the second instance within milliseconds of the
+	// first: a partner lag of 2 s holds, and lets extents be shared soon
+	// after the writes that touch them.
+	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", prefix, "--cache.l2.timeout", "250ms", "--cache.l2.partner-lag", "2s"}
+	servers := []*testServer{startServer(t, "", args...), startServer(t, "", args...)}
+	waitL2(t, servers...)
+
+	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
+	metrics := []string{"dq0", "dq1", "dq2"}
+	var base bytes.Buffer
+	for _, m := range metrics {
+		for h := range 4 {
+			for i := range 3 * 288 {
+				fmt.Fprintf(&base, "%s,host=h%d v=%d %d\n", m, h, i*(h+1), day0.Add(time.Duration(i)*5*time.Minute).Unix())
+			}
+		}
+	}
+	pushBoth(t, base.Bytes(), servers...)
+	waitL2(t, servers...)
+
+	// vers[m][i] is odd while a write of metric m to instance i is in
+	// flight, and grows with each write.
+	vers := make([][2]atomic.Int64, len(metrics))
+	client := &http.Client{Timeout: time.Minute}
+	get := func(s *testServer, path string) (int, string, string, error) {
+		resp, err := client.Get(s.url + path)
+		if err != nil {
+			return 0, "", "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Strata-Cache"), string(b), err
+	}
+	var (
+		stop                          = make(chan struct{})
+		wg                            sync.WaitGroup
+		compared, skipped, rywChecked atomic.Int64
+		statuses                      sync.Map // X-Strata-Cache → *atomic.Int64
+	)
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+
+	// Writers: each owns its series (host w<n>) and never writes one
+	// timestamp twice, so an acknowledged sample's value is known.
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w) + 1))
+			used := map[int64]bool{}
+			for seq := 1; !stopped(); seq++ {
+				mi := rng.Intn(len(metrics))
+				host := fmt.Sprintf("w%d", w)
+				var ts int64
+				for ts == 0 || used[ts] {
+					// The first 16 h of three days: an extent reads
+					// the day before its own too (ranges, lookback), so
+					// those of the third day stay valid and are shared.
+					ts = day0.Add(time.Duration(rng.Intn(16*60)) * time.Minute).Unix()
+				}
+				used[ts] = true
+				v := w*1_000_000 + seq
+				line := fmt.Sprintf("%s,host=%s v=%d %d\n", metrics[mi], host, v, ts)
+				order := []int{0, 1}
+				if rng.Intn(2) == 0 {
+					order = []int{1, 0}
+				}
+				for _, i := range order {
+					vers[mi][i].Add(1)
+					resp, err := client.Post(servers[i].url+"/write?precision=s", "text/plain", strings.NewReader(line))
+					vers[mi][i].Add(1)
+					if err != nil {
+						t.Errorf("write: %v", err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNoContent {
+						t.Errorf("write: %d", resp.StatusCode)
+						return
+					}
+					if rng.Intn(4) == 0 {
+						time.Sleep(time.Duration(rng.Intn(20)) * time.Millisecond) // a lagging queue
+					}
+				}
+				// Both acknowledged: a query through either sees it.
+				s := servers[rng.Intn(2)]
+				path := "/api/v1/query?" + url.Values{"query": {fmt.Sprintf("%s_v{host=%q}", metrics[mi], host)}, "time": {itoa64(ts)}}.Encode()
+				code, st, body, err := get(s, path)
+				if err != nil || code != http.StatusOK {
+					t.Errorf("%s: %d %v %s", path, code, err, body)
+					return
+				}
+				var env struct {
+					Data struct {
+						Result []struct {
+							Value [2]any `json:"value"`
+						} `json:"result"`
+					} `json:"data"`
+				}
+				if err := json.Unmarshal([]byte(body), &env); err != nil {
+					t.Error(err)
+					return
+				}
+				if len(env.Data.Result) != 1 || env.Data.Result[0].Value[1] != strconv.Itoa(v) {
+					t.Errorf("write %s{host=%s} = %d at %d acknowledged by both, not seen by %s (%s): %s", metrics[mi], host, v, ts, s.url, st, body)
+					return
+				}
+				rywChecked.Add(1)
+			}
+		}()
+	}
+
+	// Readers.
+	for rd := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(rd) + 100))
+			for !stopped() {
+				mi := rng.Intn(len(metrics))
+				m := metrics[mi]
+				q := []string{m + "_v", "sum by (host) (" + m + "_v)", "max_over_time(" + m + "_v[30m])", "avg_over_time(" + m + "_v[15m])"}[rng.Intn(4)]
+				// Few distinct queries, so that they repeat: hits, and
+				// extents extended by later ones.
+				step := []int64{60, 300}[rng.Intn(2)]
+				start := day0.Add(time.Duration(rng.Intn(22)) * 3 * time.Hour)
+				end := start.Add([]time.Duration{time.Hour, 3 * time.Hour, 7 * time.Hour}[rng.Intn(3)])
+				path := "/api/v1/query_range?" + url.Values{"query": {q}, "start": {itoa64(start.Unix())}, "end": {itoa64(end.Unix())}, "step": {itoa64(step)}}.Encode()
+				i := rng.Intn(2)
+				s := servers[i]
+				v1 := vers[mi][i].Load()
+				code1, st, cached, err1 := get(s, path)
+				code2, _, fresh, err2 := get(s, path+"&nocache=1")
+				v2 := vers[mi][i].Load()
+				if err1 != nil || err2 != nil || code1 != http.StatusOK || code2 != http.StatusOK {
+					t.Errorf("%s on %s: %d %d %v %v %s %s", path, s.url, code1, code2, err1, err2, cached, fresh)
+					return
+				}
+				if v1 != v2 || v1&1 == 1 {
+					skipped.Add(1)
+					continue
+				}
+				compared.Add(1)
+				n, _ := statuses.LoadOrStore(st, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				if answer(t, cached) != answer(t, fresh) {
+					// Tell a cache defect from a read that is not
+					// repeatable: ask the engine again.
+					_, _, again, _ := get(s, path+"&nocache=1")
+					_, _, other, _ := get(servers[1-i], path+"&nocache=1")
+					t.Errorf("the other instance's fresh answer equals the cached one: %t", answer(t, other) == answer(t, cached))
+					t.Errorf("instance %d, %s: cached answer (%s) differs from its fresh answer (versions %d %d; a later fresh answer equals the cached one: %t, the first fresh one: %t):\n%s\n%s",
+						i, path, st, v1, vers[mi][i].Load(), answer(t, again) == answer(t, cached), answer(t, again) == answer(t, fresh), cached, fresh)
+					return
+				}
+			}
+		}()
+	}
+
+	// Faults, one after the other, until the time is up.
+	faults := []struct {
+		name string
+		do   func()
+	}{
+		{"refuse writes (maxmemory 1)", func() {
+			if err := rc.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if err := rc.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"FLUSHALL", func() { _ = rc.FlushAll(ctx).Err() }},
+		{"DEL a shared key", nil}, // filled below
+		{"restart", func() {
+			r.Stop()
+			time.Sleep(300 * time.Millisecond)
+			r.Restart()
+		}},
+		{"CLIENT PAUSE 400 ms", func() { _ = rc.Do(ctx, "CLIENT", "PAUSE", "400").Err() }},
+		{"CLIENT KILL normal", func() { _ = rc.Do(ctx, "CLIENT", "KILL", "TYPE", "normal").Err() }},
+		{"CLIENT KILL pubsub", func() { _ = rc.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err() }},
+	}
+	delN := 0
+	var deleted []string
+	faults[2].do = func() {
+		keys, err := rc.Keys(ctx, prefix+"{gen}*").Result()
+		if err != nil || len(keys) == 0 {
+			return
+		}
+		// Each kind of key in turn: sorted by what follows the epoch.
+		kinds := map[string]string{}
+		for _, k := range keys {
+			kinds[k[strings.LastIndexByte(k, ':')+1:]] = k
+		}
+		names := []string{"epoch", "seq", "floor", "tags", "ckpt"}
+		for range names {
+			name := names[delN%len(names)]
+			delN++
+			if k, ok := kinds[name]; ok {
+				_ = rc.Del(ctx, k).Err()
+				deleted = append(deleted, name)
+				return
+			}
+		}
+	}
+	// A DEL after every other fault, so that each shared key is lost in
+	// turn several times.
+	var order []int
+	for i := range faults {
+		if i != 2 {
+			order = append(order, i, 2)
+		}
+	}
+	deadline := time.Now().Add(dur)
+	var done []string
+	for i := 0; time.Now().Before(deadline) && !t.Failed(); i++ {
+		f := faults[order[i%len(order)]]
+		f.do()
+		done = append(done, f.name)
+		time.Sleep(time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	var sum []string
+	statuses.Range(func(k, v any) bool {
+		sum = append(sum, fmt.Sprintf("%s=%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	l2hits := statNum(servers[0].cacheStatus(), "l2Hits") + statNum(servers[1].cacheStatus(), "l2Hits")
+	t.Logf("%v: %d faults (%d DEL: %v), %d cached answers compared with fresh ones (%s), %d comparisons skipped (a write in flight), %d writes checked visible through either instance, %d L2 hits",
+		dur, len(done), len(deleted), deleted, compared.Load(), strings.Join(sum, " "), skipped.Load(), rywChecked.Load(), l2hits)
+	for i, s := range servers {
+		st := s.cacheStatus()
+		t.Logf("instance %d: hits=%v misses=%v computations=%v l2Hits=%v l2Misses=%v l2Errors=%v l2Resyncs=%v l2Writes=%v l2LockWaits=%v",
+			i, st["hits"], st["misses"], st["computations"], st["l2Hits"], st["l2Misses"], st["l2Errors"], st["l2Resyncs"], st["l2Writes"], st["l2LockWaits"])
+	}
+	if t.Failed() {
+		return
+	}
+	if compared.Load() == 0 || rywChecked.Load() == 0 {
+		t.Fatal("nothing was checked")
+	}
+	// Redis is healthy again: the tier serves again on both.
+	waitL2(t, servers...)
+}
