@@ -10,6 +10,7 @@ type metrics struct {
 	samplesIn     *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	otlpRejected  prometheus.Counter
+	exDropped     *prometheus.CounterVec
 	queries       *prometheus.CounterVec
 	queryDuration *prometheus.HistogramVec
 }
@@ -32,6 +33,9 @@ func newMetrics(reg prometheus.Registerer, b BuildInfo) *metrics {
 		otlpRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_otlp_rejected_data_points_total", Help: "OTLP data points refused in requests that were otherwise stored (delta temporality), reported to the sender as a partial success.",
 		}),
+		exDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_exemplars_dropped_total", Help: "Exemplars left out of write requests whose samples were stored, by wire format and reason (invalid: labels Prometheus refuses).",
+		}, []string{"format", "reason"}),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_queries_total", Help: "PromQL queries by kind (instant, range) and outcome.",
 		}, []string{"kind", "outcome"}),
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer, b BuildInfo) *metrics {
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.samplesIn, m.rejected, m.otlpRejected, m.queries, m.queryDuration, info)
+		reg.MustRegister(m.requests, m.duration, m.samplesIn, m.rejected, m.otlpRejected, m.exDropped, m.queries, m.queryDuration, info)
 	}
 	return m
 }

@@ -48,6 +48,7 @@ func (a *API) otlpWrite(c echo.Context) error {
 	if err := a.store(formatOTLP, batch); err != nil {
 		return a.otlpError(c, ct, err)
 	}
+	a.droppedExemplars(formatOTLP, res.DroppedExemplars)
 	resp := pmetricotlp.NewExportResponse()
 	if res.Rejected > 0 {
 		a.metrics.otlpRejected.Add(float64(res.Rejected))

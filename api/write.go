@@ -225,6 +225,7 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	}
 	setWritten(c, floats, histograms, exemplars)
 	if rej != nil {
+		a.droppedExemplars(f, rej.Exemplars)
 		return a.rejected(f, &apiError{typ: errBadData, status: http.StatusBadRequest, err: rej})
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -250,6 +251,15 @@ func (a *API) appendV2(batch *ingest.Batch) (exemplars int, err error) {
 // says how many of an appended batch's exemplars it kept.
 type ExemplarCounter interface {
 	ExemplarsStored(b *ingest.Batch) int
+}
+
+// droppedExemplars counts n exemplars of a stored request left out as
+// invalid (what Prometheus' write handler drops with a log line).
+func (a *API) droppedExemplars(f ingestFormat, n int) {
+	if n > 0 {
+		a.metrics.exDropped.WithLabelValues(f.name, "invalid").Add(float64(n))
+		a.logger.Debug("exemplars dropped", "format", f.name, "reason", "invalid", "count", n)
+	}
 }
 
 func setWritten(c echo.Context, samples, histograms, exemplars int) {
@@ -278,6 +288,7 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	if err := a.store(f, batch); err != nil {
 		return err
 	}
+	a.droppedExemplars(f, batch.DroppedExemplars)
 	return c.NoContent(http.StatusNoContent)
 }
 

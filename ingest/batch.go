@@ -90,6 +90,10 @@ type Batch struct {
 	// one entry per family, the last the request gave.
 	Exemplars []SeriesExemplars
 	Metadata  []FamilyMetadata
+	// DroppedExemplars is the number of exemplars the request carried
+	// that were left out as invalid (remote write 1.0; 2.0 reports them
+	// in Rejected).
+	DroppedExemplars int
 }
 
 // NumFloats returns the number of float samples in b.

@@ -61,6 +61,9 @@ type builder struct {
 	exs      []Exemplar
 	exOwners []int32
 	exsb     labels.ScratchBuilder
+	// droppedEx counts the exemplars left out as invalid (remote write
+	// 1.0 drops them and keeps the rest of the request).
+	droppedEx int
 
 	// Metadata, one entry per family (metaIdx: family → index).
 	meta    []FamilyMetadata
@@ -122,6 +125,7 @@ func (b *builder) release() {
 	clear(b.exs)
 	b.exs = b.exs[:0]
 	b.exOwners = b.exOwners[:0]
+	b.droppedEx = 0
 	clear(b.meta)
 	b.meta = b.meta[:0]
 	clear(b.metaIdx)

@@ -178,7 +178,10 @@ func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
 				}
 			}
 			if err := b.addExemplar(ref, e.Timestamp, e.Value); err != nil {
-				return nil, err
+				if !errors.Is(err, ErrInvalidExemplar) {
+					return nil, err
+				}
+				b.droppedEx++
 			}
 		}
 	}
@@ -189,7 +192,9 @@ func referenceBatch(req *prompb.WriteRequest, lim Limits) (*Batch, error) {
 		}
 		b.addMetadata(m.MetricFamilyName, Metadata{Type: typ, Help: m.Help, Unit: m.Unit})
 	}
-	return b.batch(), nil
+	out := b.batch()
+	out.DroppedExemplars = b.droppedEx
+	return out, nil
 }
 
 func sameSentinel(a, b error) bool {

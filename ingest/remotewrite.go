@@ -24,9 +24,11 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 //
 // Float samples, native histograms (integer and float, every schema
 // Prometheus accepts), exemplars and metadata are kept. A histogram that
-// fails Prometheus' validation fails the request with ErrInvalidHistogram,
-// an exemplar Prometheus would refuse with ErrInvalidExemplar: remote
-// write 1.0 is all-or-nothing.
+// fails Prometheus' validation fails the request with ErrInvalidHistogram:
+// remote write 1.0 is all-or-nothing for samples. An exemplar Prometheus
+// would refuse (invalid labels, labels over 128 runes) is left out and
+// counted in Batch.DroppedExemplars, the rest kept, as Prometheus' write
+// handler does: a bad exemplar must not cost the sender its samples.
 //
 // Errors are *Error values with Line 0 that name the offending series.
 func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
@@ -42,7 +44,9 @@ func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
 	if err := decodeWriteRequest(raw, b); err != nil {
 		return nil, protoError(err)
 	}
-	return b.batch(), nil
+	out := b.batch()
+	out.DroppedExemplars = b.droppedEx
+	return out, nil
 }
 
 // unsnappy decompresses a remote write body into a pooled buffer, which

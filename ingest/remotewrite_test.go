@@ -269,3 +269,41 @@ func pairs(ls []prompb.Label) []string {
 	}
 	return out
 }
+
+// An exemplar Prometheus would refuse is left out and counted, and the
+// request's samples and valid exemplars are kept, as Prometheus' remote
+// write 1.0 handler does.
+func TestDecodeRemoteWriteDropsInvalidExemplars(t *testing.T) {
+	long := strings.Repeat("x", 130)
+	body := encodeRW(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{
+			Labels:  pl("__name__", "a"),
+			Samples: ps(1000, 1),
+			Exemplars: []prompb.Exemplar{
+				{Labels: pl("1bad", "x"), Value: 1, Timestamp: 1000},
+				{Labels: pl("trace_id", "ok1"), Value: 2, Timestamp: 1000},
+				{Labels: pl("trace_id", long), Value: 3, Timestamp: 1000},
+			},
+		},
+		{
+			Labels:    pl("__name__", "b"),
+			Samples:   ps(2000, 2),
+			Exemplars: []prompb.Exemplar{{Labels: pl("trace_id", "x", "trace_id", "y"), Value: 4, Timestamp: 2000}},
+		},
+	}})
+	got, err := DecodeRemoteWrite(body, legacyLimits)
+	if err != nil {
+		t.Fatalf("DecodeRemoteWrite: %v", err)
+	}
+	requireSameBatch(t, got, &Batch{
+		Series: []Series{
+			series(ls("__name__", "a"), Sample{1000, 1}),
+			series(ls("__name__", "b"), Sample{2000, 2}),
+		},
+		Exemplars: []SeriesExemplars{{
+			Labels:    ls("__name__", "a"),
+			Exemplars: []Exemplar{{Labels: ls("trace_id", "ok1"), T: 1000, V: 2}},
+		}},
+		DroppedExemplars: 3,
+	})
+}

@@ -313,8 +313,13 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 			return err
 		}
 		if field == 3 {
+			// A bad exemplar is left out and counted, the samples kept,
+			// as Prometheus' write handler does.
 			if err := decodeExemplar(v, b, ref); err != nil {
-				return err
+				if !errors.Is(err, ErrInvalidExemplar) {
+					return err
+				}
+				b.droppedEx++
 			}
 			continue
 		}

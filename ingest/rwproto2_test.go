@@ -159,6 +159,9 @@ func requireSameBatch(t *testing.T, got, want *Batch) {
 	if !slices.Equal(got.Metadata, want.Metadata) {
 		t.Errorf("metadata %v, want %v", got.Metadata, want.Metadata)
 	}
+	if got.DroppedExemplars != want.DroppedExemplars {
+		t.Errorf("%d exemplars dropped, want %d", got.DroppedExemplars, want.DroppedExemplars)
+	}
 }
 
 func sameRejected(a, b *Rejected) bool {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,43 @@ func TestExemplarSurvivesKill(t *testing.T) {
 			t.Fatalf("after kill -9: %d %s", resp.StatusCode, body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRemoteWriteBadExemplarKeepsSamples: a remote write 1.0 request, sent
+// by Prometheus' client, whose exemplars Prometheus would refuse (labels
+// over 128 runes, a duplicate label name) is acknowledged; its samples and
+// its valid exemplar are stored, the bad ones are counted in
+// strata_ingest_exemplars_dropped_total, as Prometheus' write handler
+// drops them and keeps the samples.
+func TestRemoteWriteBadExemplarKeepsSamples(t *testing.T) {
+	s := startServer(t, "")
+	lbls := []prompb.Label{{Name: "__name__", Value: "bad_ex_total"}, {Name: "job", Value: "a"}}
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  lbls,
+		Samples: []prompb.Sample{{Timestamp: ms(time.Minute), Value: 7}},
+		Exemplars: []prompb.Exemplar{
+			{Labels: []prompb.Label{{Name: "trace_id", Value: strings.Repeat("f", 129)}}, Value: 1, Timestamp: ms(time.Minute)},
+			{Labels: []prompb.Label{{Name: "trace_id", Value: "good"}}, Value: 2, Timestamp: ms(time.Minute)},
+			{Labels: []prompb.Label{{Name: "trace_id", Value: "x"}, {Name: "trace_id", Value: "y"}}, Value: 3, Timestamp: ms(time.Minute)},
+		},
+	}}}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store(t, rwClient(t, s.url, remoteapi.WriteV1MessageType), raw); err != nil {
+		t.Fatalf("1.0 write with bad exemplars: %v, want it acknowledged", err)
+	}
+	s.one(`bad_ex_total{job="a"}`, rw2Base.Add(time.Minute), 7)
+	want := fmt.Sprintf(`{"status":"success","data":[{"seriesLabels":{"__name__":"bad_ex_total","job":"a"},"exemplars":[{"labels":{"trace_id":"good"},"value":"2","timestamp":%d}]}]}`, ms(time.Minute)/1000)
+	if got := s.rawQuery("/api/v1/query_exemplars", exemplarQuery(`bad_ex_total`, rw2Base, rw2Base.Add(time.Hour))); got != want {
+		t.Errorf("query_exemplars:\n got %s\nwant %s", got, want)
+	}
+	if n := s.metric("", `strata_ingest_exemplars_dropped_total{format="remote_write",reason="invalid"}`); n != 2 {
+		t.Errorf("strata_ingest_exemplars_dropped_total %v, want 2", n)
+	}
+	if n := s.metric("", `strata_ingest_rejected_requests_total{format="remote_write",reason="bad_data"}`); n > 0 {
+		t.Errorf("a request counted as rejected: %v", n)
 	}
 }
