@@ -162,3 +162,45 @@ func TestRemoteWriteBadExemplarKeepsSamples(t *testing.T) {
 		t.Errorf("a request counted as rejected: %v", n)
 	}
 }
+
+// TestRemoteWriteOutOfOrderExemplars: an exemplar older than its series'
+// newest is stored and acknowledged, in 1.0 and 2.0 (counted as written),
+// and answers come sorted by time. Prometheus with its default
+// out-of-order window of 0 drops such an exemplar (1.0: 204; 2.0: 400, the
+// rest written); Strata takes out-of-order samples of any age, as
+// Prometheus does with a window that covers them, and keeps the exemplars
+// of those samples too. Either way no sample is lost.
+func TestRemoteWriteOutOfOrderExemplars(t *testing.T) {
+	s := startServer(t, "")
+	lbls := []prompb.Label{{Name: "__name__", Value: "ooo_ex_total"}, {Name: "job", Value: "a"}}
+	for _, e := range []prompb.Exemplar{
+		{Labels: []prompb.Label{{Name: "trace_id", Value: "new"}}, Value: 2, Timestamp: ms(3 * time.Minute)},
+		{Labels: []prompb.Label{{Name: "trace_id", Value: "old"}}, Value: 1, Timestamp: ms(time.Minute)},
+	} {
+		raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls,
+			Samples: []prompb.Sample{{Timestamp: e.Timestamp, Value: e.Value}}, Exemplars: []prompb.Exemplar{e}}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store(t, rwClient(t, s.url, remoteapi.WriteV1MessageType), raw); err != nil {
+			t.Fatalf("1.0 write of exemplar %v: %v", e.Labels, err)
+		}
+	}
+	r := newV2Req()
+	r.series([]string{"__name__", "ooo_ex_total", "job", "a"}, writev2.Metadata{}, func(r *v2Req, ts *writev2.TimeSeries) {
+		ts.Samples = []writev2.Sample{{Value: 1.5, Timestamp: ms(2 * time.Minute)}}
+		ts.Exemplars = []writev2.Exemplar{r.exemplar(ms(2*time.Minute), 1.5, "trace_id", "mid")}
+	})
+	stats, err := store(t, rwClient(t, s.url, remoteapi.WriteV2MessageType), r.marshal(t))
+	if err != nil || stats.Exemplars != 1 || stats.Samples != 1 {
+		t.Fatalf("2.0 answer: %+v %v, want 1 sample and 1 exemplar written", stats, err)
+	}
+	ex := func(id, v string, d time.Duration) string {
+		return fmt.Sprintf(`{"labels":{"trace_id":"%s"},"value":"%s","timestamp":%d}`, id, v, ms(d)/1000)
+	}
+	want := `{"status":"success","data":[{"seriesLabels":{"__name__":"ooo_ex_total","job":"a"},"exemplars":[` +
+		ex("old", "1", time.Minute) + "," + ex("mid", "1.5", 2*time.Minute) + "," + ex("new", "2", 3*time.Minute) + `]}]}`
+	if got := s.rawQuery("/api/v1/query_exemplars", exemplarQuery(`ooo_ex_total`, rw2Base, rw2Base.Add(time.Hour))); got != want {
+		t.Errorf("query_exemplars:\n got %s\nwant %s", got, want)
+	}
+}
