@@ -217,3 +217,76 @@ func TestSeriesListingReadsNoChunk(t *testing.T) {
 		t.Fatal("reading the samples found no damage: the test damaged nothing")
 	}
 }
+
+// TestSelectLimitTakesTheSmallest lists series with a limit (as
+// /api/v1/series?limit= and the Explore page do) over two segments and the
+// head holding overlapping series: the answer must be the limit smallest
+// label sets of the unlimited answer, and it must fit a select budget that
+// the unlimited listing does not (each source gives only its limit
+// smallest).
+func TestSelectLimitTakesTheSmallest(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	write := func(from, to int, ts int64) {
+		var b ingest.Batch
+		for i := from; i < to; i++ {
+			b.Series = append(b.Series, ingest.Series{Labels: labels.FromStrings("__name__", "qp_v", "i", fmt.Sprintf("%04d", i*7%1000)),
+				Samples: []ingest.Sample{{T: ts, V: 1}}})
+		}
+		if err := store.Append(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 600, t0)
+	if err := store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	write(300, 900, t0+1000)
+	if err := store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	write(500, 1000, t0+2000) // the head
+	qb := NewQueryable(store.Head(), set)
+	list := func(limit int) ([]string, error) {
+		q, _ := qb.Querier(math.MinInt64, math.MaxInt64)
+		defer q.Close()
+		ss := q.Select(context.Background(), false, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64, Func: "series", Limit: limit}, qpMatcher)
+		var out []string
+		for ss.Next() {
+			out = append(out, ss.At().Labels().String())
+		}
+		return out, ss.Err()
+	}
+	all, err := list(0)
+	if err != nil || len(all) != 1000 {
+		t.Fatalf("unlimited: %d series, %v", len(all), err)
+	}
+	for _, limit := range []int{1, 7, 250, 999, 1000, 2000} {
+		got, err := list(limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[:min(limit, len(all))]
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("limit %d: %d series, not the %d smallest", limit, len(got), len(want))
+		}
+	}
+	qb.MaxSelectBytes = 600 * SelectedSeriesBytes
+	if _, err := list(0); !errors.Is(err, ErrSelectLimit) {
+		t.Fatalf("unlimited listing over a budget of 600 series: %v, want ErrSelectLimit", err)
+	}
+	if got, err := list(100); err != nil || len(got) != 100 {
+		t.Fatalf("listing 100 within a budget of 600 series: %d, %v", len(got), err)
+	}
+}

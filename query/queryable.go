@@ -186,6 +186,10 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		return storage.ErrSeriesSet(*p)
 	}
 	budget := q.budgetFor(ctx)
+	limit := 0 // with a limit, each source gives at most its limit smallest series
+	if hints != nil && hints.Limit > 0 {
+		limit = hints.Limit
+	}
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
@@ -242,7 +246,14 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			return storage.ErrSeriesSet(err)
 		}
 		tombs := tombsByID[seg.Meta().ID]
+		taken := 0
 		for it.Next() {
+			if limit > 0 && taken == limit {
+				// The segment gives series in label order: the rest are
+				// larger than limit of its own, so none is among the
+				// limit smallest of all sources.
+				break
+			}
 			var metas []segments.ChunkMeta
 			if isRollup {
 				metas = rollupChunks(it.Chunks(), win)
@@ -264,6 +275,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			if err := q.charge(budget, int64(len(metas))*chunkMetaBytes+int64(len(deleted))*16); err != nil {
 				return storage.ErrSeriesSet(err)
 			}
+			taken++
 			src := segSource{seg: seg, metas: metas, deleted: deleted}
 			if isRollup {
 				s.rollups = append(s.rollups, src)
@@ -287,6 +299,15 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		var err error
 		if hs, err = q.head.SelectLazy(ctx, rawMint, maxt, ms...); err != nil {
 			return storage.ErrSeriesSet(err)
+		}
+		if limit > 0 && len(hs) > limit {
+			// Only the limit smallest can be in the answer: the rest
+			// never become merged series.
+			if err := q.charge(budget, int64(len(hs))*buffer.SeriesBytes); err != nil {
+				return storage.ErrSeriesSet(err)
+			}
+			slices.SortFunc(hs, func(a, b buffer.Series) int { return labels.Compare(a.Labels, b.Labels) })
+			hs = hs[:limit]
 		}
 	}
 	for i := range hs {
