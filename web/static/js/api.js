@@ -131,3 +131,14 @@ export const labelNames = metric =>
 
 export const labelValues = (name, metric) =>
   cached(`values:${name}:${metric || ''}`, () => get(`/api/v1/label/${encodeURIComponent(name)}/values`, match(metric)).then(r => r.data || []));
+
+// metadata resolves to /api/v1/metadata's map: metric family → [{type,
+// unit, help}], cached like the label API.
+export const metadata = () =>
+  cached('metadata', () => get('/api/v1/metadata').then(r => r.data || {}));
+
+// exemplars resolves to /api/v1/query_exemplars' answer for expr over
+// [start, end] (seconds): [{seriesLabels, exemplars: [{labels, value,
+// timestamp}]}].
+export const exemplars = (expr, start, end, {signal} = {}) =>
+  get('/api/v1/query_exemplars', {query: expr, start: String(start), end: String(end)}, {signal}).then(r => r.data || []);

@@ -149,8 +149,10 @@ const INCRS = {bytes: binary, seconds: fmt.TIME_INCRS, ms: fmt.TIME_INCRS.map(v 
 // onZoom(start, end) for a dragged selection, onFirstDraw() after the first
 // paint.
 export class Chart {
-  constructor(el, result, {step, range, height = 280, unit = '', mode = 'lines', utc = false, onZoom, onFirstDraw} = {}) {
+  constructor(el, result, {step, range, height = 280, unit = '', mode = 'lines', utc = false, exemplars = [], onZoom, onFirstDraw} = {}) {
     this.el = el;
+    this.exemplars = exemplars;
+    this.exLayer = h('div.exemplars');
     this.result = result;
     this.range = range;
     this.mode = MODES[mode] ? mode : 'lines';
@@ -219,6 +221,7 @@ export class Chart {
           this.plotEl.dataset.xmax = String(u.scales.x.max);
           this.plotEl.dataset.ymax = String(u.scales.y.max);
           this.plotEl.dataset.ymin = String(u.scales.y.min);
+          this.placeExemplars(u);
           if (!drawn) { drawn = true; onFirstDraw?.(); }
         }],
         setCursor: [u => this.showTooltip(u)],
@@ -240,7 +243,8 @@ export class Chart {
     this.alone = [null, ...this.raw.slice(1).map(c => { const a = isolated(c); return a.length ? a : null; })];
     this.u = new uPlot(opts, this.plotted(), this.plotEl);
     this.plotEl.uplot = this.u; // for tests and devtools: the chart behind the canvas
-    this.u.over.append(this.tooltip);
+    this.u.over.append(this.exLayer, this.tooltip);
+    this.placeExemplars(this.u);
     this.u.over.addEventListener('mouseleave', () => this.highlight(null));
     this.buildLegend();
     this.resizer = new ResizeObserver(() => {
@@ -274,6 +278,41 @@ export class Chart {
     this.alone = [null, ...this.raw.slice(1).map(c => { const a = isolated(c); return a.length ? a : null; })];
     this.u.setData(this.plotted());
     this.fillStats();
+  }
+
+  // setExemplars marks exemplars (from /api/v1/query_exemplars) on the
+  // chart.
+  setExemplars(exemplars) {
+    this.exemplars = exemplars || [];
+    this.placeExemplars(this.u);
+  }
+
+  // placeExemplars draws each exemplar inside the plotted range as a
+  // diamond at its time and value; its title gives its labels, value and
+  // time and the series it belongs to.
+  placeExemplars(u) {
+    if (!u || !this.exLayer) return;
+    const marks = [];
+    const [x0, x1] = [u.scales.x.min, u.scales.x.max];
+    for (const s of this.exemplars) {
+      for (const e of s.exemplars) {
+        const t = Number(e.timestamp), v = Number(e.value);
+        if (!(t >= x0 && t <= x1) || !Number.isFinite(v)) continue;
+        const left = u.valToPos(t, 'x'), top = u.valToPos(v, 'y');
+        if (!(top >= 0 && top <= u.over.clientHeight)) continue;
+        const lbls = Object.entries(e.labels || {}).map(([k, x]) => `${k}="${x}"`).join(', ');
+        const mark = h('div.exemplar', {
+          dataset: {time: String(t), value: String(v)},
+          title: `exemplar {${lbls}}\nvalue ${this.fmtValue(v)} at ${fmt.time(t * 1000, this.utc)}\n${fmt.series(s.seriesLabels)}`,
+        });
+        // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+        mark.style.left = `${left}px`;
+        mark.style.top = `${top}px`;
+        marks.push(mark);
+      }
+    }
+    replace(this.exLayer, marks);
+    this.plotEl.dataset.exemplars = String(marks.length);
   }
 
   destroy() {

@@ -155,7 +155,8 @@ export class Editor {
         const ms = new Set(metrics);
         kinds = w => (ms.has(w) ? 'metric' : 'label');
       } else {
-        const metrics = await api.metricNames();
+        const [metrics, md] = await Promise.all([api.metricNames(), api.metadata().catch(() => ({}))]);
+        this.md = md;
         const fns = new Set([...FUNCTIONS, ...AGGREGATIONS]);
         words = [...metrics, ...fns, ...KEYWORDS];
         const ms = new Set(metrics);
@@ -169,10 +170,18 @@ export class Editor {
     if (!matches.length || (ctx.kind === 'name' && !ctx.prefix)) return this.close();
     this.ctx = ctx;
     this.items = matches.map(text => ({text, kind: kinds(text)}));
-    replace(this.list, this.items.map((it, i) => h('li', {
-      role: 'option',
-      onmousedown: e => { e.preventDefault(); this.accept(this.items[i]); },
-    }, h('span.ac-text', it.text), h('span.ac-kind', it.kind))));
+    const md = this.md || {};
+    replace(this.list, this.items.map((it, i) => {
+      // A metric's type, unit and help from /api/v1/metadata, when a
+      // sender gave them.
+      const m = it.kind === 'metric' ? familyMetadata(md, it.text) : null;
+      return h('li', {
+        role: 'option',
+        title: m?.help || undefined,
+        onmousedown: e => { e.preventDefault(); this.accept(this.items[i]); },
+      }, h('span.ac-main', h('span.ac-text', it.text), m?.help ? h('span.ac-help', m.help) : null),
+      h('span.ac-kind', m ? [m.type || 'metric', m.unit ? ` · ${m.unit}` : ''].join('') : it.kind));
+    }));
     this.list.hidden = false;
     this.highlight(0);
   }
@@ -223,4 +232,14 @@ export class Editor {
     this.list.hidden = true;
     this.items = [];
   }
+}
+
+// familyMetadata finds the metadata of metric name: its own family's, or
+// that of the family it is a _bucket, _sum, _count, _total or _created
+// series of.
+export function familyMetadata(md, name) {
+  const own = md[name]?.[0];
+  if (own) return own;
+  const m = name.match(/^(.*)_(bucket|sum|count|total|created)$/);
+  return m ? md[m[1]]?.[0] || null : null;
 }

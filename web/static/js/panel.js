@@ -121,14 +121,17 @@ export class Panel {
     performance.mark(mark);
     this.el.classList.add('busy');
     try {
-      const r = await api.get('/api/v1/query_range', {
-        query, start: String(start), end: String(end), step: String(step),
-      }, {signal: ac.signal});
+      // The exemplars of the same selection, marked on the chart; a
+      // failed lookup only leaves them out.
+      const [r, exemplars] = await Promise.all([
+        api.get('/api/v1/query_range', {query, start: String(start), end: String(end), step: String(step)}, {signal: ac.signal}),
+        api.exemplars(query, start, end, {signal: ac.signal}).catch(() => []),
+      ]);
       // Let the page breathe between parsing a large answer and drawing it.
       await new Promise(resolve => setTimeout(resolve));
       if (this.abort !== ac) return performance.clearMarks(mark);
       performance.mark(`${mark}:data`);
-      this.result = {...r, step, mark, expr, range: [bounds.start, bounds.end], start, end};
+      this.result = {...r, step, mark, expr, range: [bounds.start, bounds.end], start, end, exemplars};
       Object.assign(this.el.dataset, {start: String(start), end: String(end), step: String(step), query});
       this.error = null;
     } catch (e) {
@@ -192,7 +195,8 @@ export class Panel {
     }
     if (keep) {
       replace(this.warnings, warnings);
-      return this.chart.update(series, r.step, r.range);
+      this.chart.update(series, r.step, r.range);
+      return this.chart.setExemplars(r.exemplars);
     }
     this.warnings = h('div.warnings', warnings);
     const box = h('div.chart');
@@ -204,6 +208,7 @@ export class Panel {
       unit: this.state.unit,
       mode: this.state.mode,
       utc: Boolean(this.page.utc?.()),
+      exemplars: r.exemplars,
       onZoom: (s, e) => { this.state.range = ''; this.state.end = null; this.page.zoom(s, e); },
       onFirstDraw: () => this.measure(r, series.length, points),
     });
