@@ -273,6 +273,7 @@ type CacheStatus struct {
 	L2WritesDropped   uint64  `json:"l2WritesDropped"`
 	L2LockWaits       uint64  `json:"l2LockWaits"`
 	L2Resyncs         uint64  `json:"l2Resyncs"`
+	L2Unshared        uint64  `json:"l2Unshared"`
 }
 
 // invalidateCache bumps one tag (?tag=) or the tags of the series matching

@@ -122,7 +122,7 @@ func (o L2Options) withDefaults() L2Options {
 
 // l2Counters are the tier's counters.
 type l2Counters struct {
-	hits, misses, errors, writes, dropped, lockWaits, resyncs atomic.Uint64
+	hits, misses, errors, writes, dropped, lockWaits, resyncs, unshared atomic.Uint64
 }
 
 // l2 is the Redis tier of one Cache.

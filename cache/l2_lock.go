@@ -47,7 +47,12 @@ const futureWait = 500 * time.Millisecond
 // failed, or waiting took too long); or the error of ctx. old is a fresh
 // value found that accept refused, if any (what the computation may
 // extend).
-func (l *l2) acquire(ctx context.Context, key, fk []byte, accept func([]byte) bool) (v, old []byte, _ *l2Lock, _ error) {
+func (l *l2) acquire(ctx context.Context, key, fk []byte, accept func([]byte) bool) (v, old []byte, held *l2Lock, err error) {
+	defer func() {
+		if v == nil && held == nil && err == nil {
+			l.m.unshared.Add(1)
+		}
+	}()
 	ok := func(v []byte) bool { return accept == nil || accept(v) }
 	v, res := l.get(key, fk)
 	switch {

@@ -103,6 +103,13 @@ type Stats struct {
 	// L2Resyncs counts complete re-reads of the shared generations
 	// (one per connection, the first included).
 	L2Resyncs uint64
+	// L2Unshared counts misses that went on to compute without the
+	// shared lock: Redis failed or was slow, the shared state changed
+	// epoch, the local mirror lagged it, or the wait for another
+	// instance ran past cache.l2 max lock wait. Each is a computation
+	// another instance may be making too (by design: never wait on a
+	// Redis that cannot answer).
+	L2Unshared uint64
 }
 
 // Stats returns the current statistics. It takes every fastcache bucket lock
@@ -144,7 +151,7 @@ func (c *Cache) Stats() Stats {
 		s.L2Connected = l.synced()
 		s.L2Hits, s.L2Misses, s.L2Errors = l.m.hits.Load(), l.m.misses.Load(), l.m.errors.Load()
 		s.L2Writes, s.L2WritesDropped = l.m.writes.Load(), l.m.dropped.Load()
-		s.L2LockWaits, s.L2Resyncs = l.m.lockWaits.Load(), l.m.resyncs.Load()
+		s.L2LockWaits, s.L2Resyncs, s.L2Unshared = l.m.lockWaits.Load(), l.m.resyncs.Load(), l.m.unshared.Load()
 	}
 	return s
 }

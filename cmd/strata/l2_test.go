@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -245,77 +246,98 @@ func TestL2StampedeAcrossInstances(t *testing.T) {
 	pushBoth(t, body.Bytes(), a, b)
 	waitL2(t, a, b)
 
+	// A miss computes without the shared lock, by design, when Redis
+	// is slow or the instance's mirror lags the shared state (counted as
+	// l2Unshared); a loaded machine makes that happen now and then. A
+	// round with such fallbacks is run again with new keys (another
+	// step), up to three times; a round with more computations than its
+	// fallbacks explain fails at once, and so does a query that never
+	// gets a clean round.
+	sum := func(field string) uint64 { return statNum(a.cacheStatus(), field) + statNum(b.cacheStatus(), field) }
 	for round, query := range []string{`sum by (host) (rate(st_v[30m]))`, `max_over_time(st_v[1h])`} {
-		// One query per UTC day, so each request misses exactly one extent
-		// (one key): the frontend evaluates a run of contiguous missing
-		// extents in one call keyed by its first extent, which this test
-		// does not measure. Every day is asked for 8 times, 4 on each
-		// instance, at once.
-		const keys = 3
-		dayQuery := func(d int) url.Values {
-			from := day0.Add(time.Duration(d) * 24 * time.Hour)
-			return url.Values{"query": {query}, "start": {itoa64(from.Unix())}, "end": {itoa64(from.Add(24*time.Hour - time.Minute).Unix())}, "step": {"60"}}
-		}
-		comp := func() uint64 {
-			return statNum(a.cacheStatus(), "computations") + statNum(b.cacheStatus(), "computations")
-		}
-		waits := func() uint64 {
-			return statNum(a.cacheStatus(), "l2LockWaits") + statNum(b.cacheStatus(), "l2LockWaits")
-		}
-		c0, w0 := comp(), waits()
-		const n = 24
-		var wg sync.WaitGroup
-		bodies := make([]string, n)
-		statuses := make([]string, n)
-		start := make(chan struct{})
-		for i := range n {
-			s := []*testServer{a, b}[i%2]
-			q := dayQuery(i % keys)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/query_range?"+q.Encode(), nil)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer resp.Body.Close()
-				var buf bytes.Buffer
-				_, _ = buf.ReadFrom(resp.Body)
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("query: %d %s", resp.StatusCode, buf.String())
-				}
-				bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
-		for i := range bodies {
-			if bodies[i] != bodies[i%keys] {
-				t.Fatalf("answers for day %d differ:\n%s\n%s", i%keys, bodies[i%keys], bodies[i])
+		for attempt := 1; ; attempt++ {
+			if stampedeRound(t, a, b, day0, round, query, 60*attempt, sum) {
+				break
 			}
-		}
-		for d := range keys {
-			if _, fresh := a.rangeStatus(withNocache(dayQuery(d)), nil); answer(t, fresh) != answer(t, bodies[d]) {
-				t.Fatalf("the shared answer for day %d is not the fresh one", d)
+			if attempt == 3 {
+				t.Fatalf("round %d: no attempt without unshared computations in 3", round)
 			}
-		}
-		count := map[string]int{}
-		for _, s := range statuses {
-			count[s]++
-		}
-		computed := comp() - c0
-		t.Logf("round %d: %d concurrent requests over 2 instances, %d keys: %d computations (target %d), %d lock waits, X-Strata-Cache %v",
-			round, n, keys, computed, keys, waits()-w0, count)
-		if computed != keys {
-			t.Fatalf("%d computations for %d keys; status A %v; B %v", computed, keys, a.cacheStatus(), b.cacheStatus())
 		}
 	}
+}
+
+// stampedeRound runs one round of TestL2StampedeAcrossInstances with the
+// given step and reports whether it was clean: one computation per key.
+// It fails the test when computations exceed keys by more than the
+// unshared fallbacks counted in the round.
+func stampedeRound(t *testing.T, a, b *testServer, day0 time.Time, round int, query string, step int, sum func(string) uint64) bool {
+	t.Helper()
+	// One query per UTC day, so each request misses exactly one extent
+	// (one key): the frontend evaluates a run of contiguous missing
+	// extents in one call keyed by its first extent, which this test
+	// does not measure. Every day is asked for 8 times, 4 on each
+	// instance, at once.
+	const keys = 3
+	dayQuery := func(d int) url.Values {
+		from := day0.Add(time.Duration(d) * 24 * time.Hour)
+		return url.Values{"query": {query}, "start": {itoa64(from.Unix())}, "end": {itoa64(from.Add(24*time.Hour - time.Minute).Unix())}, "step": {strconv.Itoa(step)}}
+	}
+	comp := func() uint64 { return sum("computations") }
+	waits := func() uint64 { return sum("l2LockWaits") }
+	c0, w0, u0 := comp(), waits(), sum("l2Unshared")
+	const n = 24
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	statuses := make([]string, n)
+	start := make(chan struct{})
+	for i := range n {
+		s := []*testServer{a, b}[i%2]
+		q := dayQuery(i % keys)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/query_range?"+q.Encode(), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("query: %d %s", resp.StatusCode, buf.String())
+			}
+			bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range bodies {
+		if bodies[i] != bodies[i%keys] {
+			t.Fatalf("answers for day %d differ:\n%s\n%s", i%keys, bodies[i%keys], bodies[i])
+		}
+	}
+	for d := range keys {
+		if _, fresh := a.rangeStatus(withNocache(dayQuery(d)), nil); answer(t, fresh) != answer(t, bodies[d]) {
+			t.Fatalf("the shared answer for day %d is not the fresh one", d)
+		}
+	}
+	count := map[string]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	computed, unshared := comp()-c0, sum("l2Unshared")-u0
+	t.Logf("round %d, step %ds: %d concurrent requests over 2 instances, %d keys: %d computations (target %d), %d lock waits, %d unshared, X-Strata-Cache %v",
+		round, step, n, keys, computed, keys, waits()-w0, unshared, count)
+	if computed < keys || computed > keys+unshared {
+		t.Fatalf("%d computations for %d keys with %d unshared; status A %v; B %v", computed, keys, unshared, a.cacheStatus(), b.cacheStatus())
+	}
+	return computed == keys
 }
 
 // TestL2ExtendDeduplicated (issue 21, 6): dashboard refreshes whose end

@@ -358,7 +358,7 @@ func (c cacheStatus) Status() api.CacheStatus {
 		Generation: st.Generation,
 		L2Enabled:  st.L2Enabled, L2Connected: st.L2Connected, L2Hits: st.L2Hits, L2Misses: st.L2Misses,
 		L2Errors: st.L2Errors, L2Writes: st.L2Writes, L2WritesDropped: st.L2WritesDropped,
-		L2LockWaits: st.L2LockWaits, L2Resyncs: st.L2Resyncs,
+		L2LockWaits: st.L2LockWaits, L2Resyncs: st.L2Resyncs, L2Unshared: st.L2Unshared,
 	}
 }
 
