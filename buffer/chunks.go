@@ -30,5 +30,6 @@ func appendToChunk(c *memChunk, app, prev chunkenc.Appender, x *sample) (cur *me
 		c.chunk = ch
 	}
 	c.maxT = x.T
+	c.cost += sampleCost(x)
 	return c, app, done
 }

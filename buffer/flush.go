@@ -40,7 +40,7 @@ func (h *Head) snapshotForFlush(ctx context.Context) ([]flushItem, error) {
 		}
 		s.mtx.Lock()
 		defer s.mtx.Unlock()
-		s.cutOOOLocked(&h.opts) // seal the unsorted buffer
+		h.inHeadCost.Add(s.cutOOOLocked(&h.opts)) // seal the unsorted buffer
 		if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks) == 0 {
 			return
 		}
@@ -180,39 +180,44 @@ func writeBlocks(ctx context.Context, sink SegmentSink, blocks map[int64][]block
 // merging rebuilt the series), it is kept and flushed again next time,
 // which readers and compaction resolve as duplicates.
 func (h *Head) truncateFlushed(items []flushItem) int64 {
-	var dropped int64
+	var dropped, cost int64
 	for i := range items {
 		it := &items[i]
 		s := it.s
 		s.mtx.Lock()
 		// Closed and out-of-order chunks are only ever appended to, unless a
 		// rebuild replaced them all: the snapshot is then no longer a prefix.
-		var n int64
-		s.chunks, n = dropPrefix(s.chunks, it.closed)
+		var n, c int64
+		s.chunks, n, c = dropPrefix(s.chunks, it.closed)
 		dropped += n
+		cost += c
 		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == it.headN {
 			dropped += int64(it.headN)
+			cost += s.head.cost          // unchanged since the snapshot, as its samples are
 			s.head, s.headApp = nil, nil // lastT stays: older samples remain out of order
 		}
-		s.oooChunks, n = dropPrefix(s.oooChunks, it.ooo)
+		s.oooChunks, n, c = dropPrefix(s.oooChunks, it.ooo)
 		dropped += n
+		cost += c
 		s.mtx.Unlock()
 	}
 	h.inHead.Add(-dropped)
+	h.inHeadCost.Add(-cost)
 	return dropped
 }
 
 // dropPrefix removes prefix from list if list still starts with it, and
-// returns the number of samples removed.
-func dropPrefix(list, prefix []*memChunk) ([]*memChunk, int64) {
+// returns the number of samples removed and their cost (memChunk.cost).
+func dropPrefix(list, prefix []*memChunk) ([]*memChunk, int64, int64) {
 	if len(prefix) == 0 || len(list) < len(prefix) || list[0] != prefix[0] || list[len(prefix)-1] != prefix[len(prefix)-1] {
-		return list, 0
+		return list, 0, 0
 	}
-	var n int64
+	var n, cost int64
 	for _, c := range prefix {
 		n += int64(c.chunk.NumSamples())
+		cost += c.cost
 	}
 	rest := make([]*memChunk, len(list)-len(prefix))
 	copy(rest, list[len(prefix):])
-	return rest, n
+	return rest, n, cost
 }

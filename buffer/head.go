@@ -55,6 +55,7 @@ type Head struct {
 	numSamples atomic.Int64 // samples appended since start, including replay
 	numOOO     atomic.Int64 // of them, out of order
 	inHead     atomic.Int64 // samples held now (appended minus flushed; duplicates count)
+	inHeadCost atomic.Int64 // the same samples weighed by sampleCost: a histogram by its size
 	minTime    atomic.Int64
 	maxTime    atomic.Int64
 
@@ -120,6 +121,13 @@ func (h *Head) NumSamples() int64 { return h.numSamples.Load() }
 // SamplesInHead returns about how many samples the head holds now.
 func (h *Head) SamplesInHead() int64 { return h.inHead.Load() }
 
+// SampleCostInHead returns about what the samples the head holds now
+// weigh: a float counts 1 and a native histogram its size in float
+// samples, (FloatHistogram.Size()+8)/16 as ingest.HistogramCost and
+// Prometheus' engine count it. The flush trigger
+// (StoreOptions.MaxHeadSamples) compares it, not SamplesInHead.
+func (h *Head) SampleCostInHead() int64 { return h.inHeadCost.Load() }
+
 // NumOutOfOrder returns how many of NumSamples arrived out of order.
 func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
 
@@ -178,12 +186,15 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample, hists []inge
 	}
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	ooo := 0
+	var cost int64
 	s.mtx.Lock()
 	s.idle = false
 	for _, x := range samples {
-		if s.appendLocked(sample{T: x.T, V: x.V}, &h.opts) {
+		o, c := s.appendLocked(sample{T: x.T, V: x.V}, &h.opts)
+		if o {
 			ooo++
 		}
+		cost += c
 		mint = min(mint, x.T)
 		maxt = max(maxt, x.T)
 	}
@@ -191,15 +202,18 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample, hists []inge
 		h.noteHistograms(s.lset)
 	}
 	for _, x := range hists {
-		if s.appendLocked(sample{T: x.T, H: x.H, FH: x.FH}, &h.opts) {
+		o, c := s.appendLocked(sample{T: x.T, H: x.H, FH: x.FH}, &h.opts)
+		if o {
 			ooo++
 		}
+		cost += c
 		mint = min(mint, x.T)
 		maxt = max(maxt, x.T)
 	}
 	s.mtx.Unlock()
 	h.numSamples.Add(int64(n))
 	h.inHead.Add(int64(n))
+	h.inHeadCost.Add(cost)
 	if ooo > 0 {
 		h.numOOO.Add(int64(ooo))
 	}

@@ -294,6 +294,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 	var (
 		cur        *memSeries
 		mint, maxt = int64(math.MaxInt64), int64(math.MinInt64)
+		cost       int64
 	)
 	for i := range n {
 		var x sample
@@ -320,9 +321,11 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 				r.h.noteHistograms(cur.lset)
 			}
 		}
-		if cur.appendLocked(x, o) {
+		ooo, c := cur.appendLocked(x, o)
+		if ooo {
 			r.h.numOOO.Add(1)
 		}
+		cost += c
 		mint, maxt = min(mint, x.T), max(maxt, x.T)
 		r.stats.Samples++
 	}
@@ -331,6 +334,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 	}
 	r.h.numSamples.Add(int64(n))
 	r.h.inHead.Add(int64(n))
+	r.h.inHeadCost.Add(cost)
 	if mint <= maxt {
 		r.h.updateBounds(mint, maxt)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -18,6 +19,20 @@ import (
 type memChunk struct {
 	minT, maxT int64
 	chunk      chunkenc.Chunk // XOR, histogram or float histogram
+	// cost is the sum of sampleCost of the samples appended to chunk:
+	// what they count against Options.MaxHeadSamples (StoreOptions).
+	cost int64
+}
+
+// sampleCost is what x counts against the head's sample budget
+// (StoreOptions.MaxHeadSamples): 1 for a float, and a native histogram
+// by its size, as the write and query limits count it
+// (ingest.HistogramCost).
+func sampleCost(x *sample) int64 {
+	if x.H == nil && x.FH == nil {
+		return 1
+	}
+	return int64(ingest.HistogramCost(x.H, x.FH))
 }
 
 // memSeries is one series in the head.
@@ -70,17 +85,20 @@ func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
 // appendLocked adds one sample, a float or a histogram (which the series
 // then owns). It reports whether the sample was out of order. A series may
 // hold floats and histograms at different times; out-of-order samples of
-// either kind follow the same rules.
-func (s *memSeries) appendLocked(x sample, o *Options) bool {
+// either kind follow the same rules. cost is how much the weight of what
+// the series holds (memChunk.cost of its chunks plus sampleCost of its
+// unsorted buffer) changed, for Head.inHeadCost.
+func (s *memSeries) appendLocked(x sample, o *Options) (ooo bool, cost int64) {
+	cost = sampleCost(&x)
 	if x.T > s.lastT {
 		s.appendInOrderLocked(&x, o)
-		return false
+		return false, cost
 	}
 	s.ooo = append(s.ooo, x)
 	if len(s.ooo) >= o.OOOBufferSize {
-		s.cutOOOLocked(o)
+		cost += s.cutOOOLocked(o)
 	}
-	return true
+	return true, cost
 }
 
 func (s *memSeries) appendInOrderLocked(x *sample, o *Options) {
@@ -109,23 +127,52 @@ func (s *memSeries) closeHeadLocked() {
 
 // cutOOOLocked sorts the unsorted buffer into a new out-of-order chunk, and
 // merges everything back into in-order chunks once there are too many
-// out-of-order chunks.
-func (s *memSeries) cutOOOLocked(o *Options) {
+// out-of-order chunks. It returns how much the weight of what the series
+// holds changed (at most 0: duplicates go, and a rebuild may recode
+// histograms with more buckets, which weighs them more).
+func (s *memSeries) cutOOOLocked(o *Options) int64 {
 	if len(s.ooo) == 0 {
-		return
+		return 0
+	}
+	var cost int64
+	for i := range s.ooo {
+		cost -= sampleCost(&s.ooo[i])
 	}
 	sorted := sortDedup(s.ooo)
-	s.oooChunks = append(s.oooChunks, encodeChunks(sorted, o.ChunkSamples)...)
+	cut := encodeChunks(sorted, o.ChunkSamples)
+	cost += chunksCost(cut)
+	s.oooChunks = append(s.oooChunks, cut...)
 	clear(s.ooo) // drop histogram references
 	s.ooo = s.ooo[:0]
 	if len(s.oooChunks) > o.MaxOOOChunks {
-		s.rebuildLocked(o)
+		cost += s.rebuildLocked(o)
 	}
+	return cost
+}
+
+// chunksCost returns the sum of the chunks' memChunk.cost.
+func chunksCost(cs []*memChunk) int64 {
+	var n int64
+	for _, c := range cs {
+		n += c.cost
+	}
+	return n
+}
+
+// chunksCostLocked returns the weight of the series' chunks.
+func (s *memSeries) chunksCostLocked() int64 {
+	n := chunksCost(s.chunks) + chunksCost(s.oooChunks)
+	if s.head != nil {
+		n += s.head.cost
+	}
+	return n
 }
 
 // rebuildLocked re-encodes all data of the series into in-order chunks,
-// leaving no out-of-order data behind.
-func (s *memSeries) rebuildLocked(o *Options) {
+// leaving no out-of-order data behind (the unsorted buffer is cut
+// already), and returns how much the weight of the series' chunks changed.
+func (s *memSeries) rebuildLocked(o *Options) int64 {
+	before := s.chunksCostLocked()
 	it := s.iteratorLocked(math.MinInt64, math.MaxInt64)
 	clear(s.ooo)
 	s.chunks, s.head, s.headApp, s.oooChunks, s.ooo = nil, nil, nil, nil, s.ooo[:0]
@@ -134,6 +181,7 @@ func (s *memSeries) rebuildLocked(o *Options) {
 		x := segments.ReadSample(it, vt, nil, nil)
 		s.appendInOrderLocked(&x, o)
 	}
+	return s.chunksCostLocked() - before
 }
 
 // sortDedup sorts samples by time; of samples with equal timestamps the one

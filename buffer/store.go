@@ -40,7 +40,9 @@ type StoreOptions struct {
 	// BlockDuration is the span of time one flushed segment covers, in
 	// milliseconds; a multiple of Head.ChunkRange. Zero means 2 h.
 	BlockDuration int64
-	// MaxHeadSamples makes FlushDue true once the head holds more samples.
+	// MaxHeadSamples makes FlushDue true once the head holds more samples,
+	// weighed as the write and query limits weigh them: a float counts 1, a
+	// native histogram its size (ingest.HistogramCost; Head.SampleCostInHead).
 	// Zero means 20,000,000.
 	MaxHeadSamples int64
 	// Now gives the time that names flushed segments (their ULIDs). It
@@ -260,10 +262,10 @@ func (s *Store) Append(b *ingest.Batch) error {
 func (s *Store) ExemplarsStored(b *ingest.Batch) int { return s.head.ExemplarsStored(b) }
 
 // FlushDue reports whether the head should be flushed: it holds data of a
-// block that ended more than half a block before the newest sample, or more
-// samples than MaxHeadSamples.
+// block that ended more than half a block before the newest sample, or
+// samples that weigh more than MaxHeadSamples (Head.SampleCostInHead).
 func (s *Store) FlushDue() bool {
-	if s.head.SamplesInHead() > s.opts.MaxHeadSamples {
+	if s.head.SampleCostInHead() > s.opts.MaxHeadSamples {
 		return true
 	}
 	mint, maxt := s.head.Bounds()

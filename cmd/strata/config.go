@@ -56,7 +56,7 @@ var options = []option{
 	{"otlp.promote_scope_metadata", "otlp.promote-scope-metadata", false, "add the otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_* attribute labels of the instrumentation scope"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
-	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples"},
+	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples; a native histogram counts by its size as in Prometheus' engine, (bytes + 8) / 16: 11 plus one per two buckets or spans (strata_head_sample_cost shows the weight, strata_head_samples the plain count)"},
 
 	{"wal.sync", "wal.sync", "always", "when a write is acknowledged: always (after fsync, shared by concurrent writes) or interval (after write(2); fsync every wal.sync-interval)"},
 	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode"},

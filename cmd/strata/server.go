@@ -440,6 +440,8 @@ func registerStorageMetrics(reg prometheus.Registerer, store *buffer.Store, set 
 			func() float64 { return float64(h.NumSeries()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_samples", Help: "Samples held in the head."},
 			func() float64 { return float64(h.SamplesInHead()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_sample_cost", Help: "What the samples held in the head weigh against head.max_samples: a float 1, a native histogram its size, (bytes + 8) / 16."},
+			func() float64 { return float64(h.SampleCostInHead()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_head_samples_appended_total", Help: "Samples appended to the head."},
 			func() float64 { return float64(h.NumSamples()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_head_out_of_order_samples_total", Help: "Samples appended out of time order."},
