@@ -105,18 +105,30 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(int64(w) + 1))
-			used := map[int64]bool{}
+			// A series' timestamps: the first 16 h of three days, one a
+			// minute. An extent reads the day before its own too (ranges,
+			// lookback), so those of the third day stay valid and are
+			// shared. A fast machine can use them all: the writer then
+			// stops rather than look for a free one forever.
+			const slots = 16 * 60
+			used := make([]map[int64]bool, len(metrics))
+			for i := range used {
+				used[i] = map[int64]bool{}
+			}
 			for seq := 1; !stopped(); seq++ {
+				if seq > slots*len(metrics) {
+					return // every timestamp of every series written
+				}
 				mi := rng.Intn(len(metrics))
+				for len(used[mi]) == slots {
+					mi = (mi + 1) % len(metrics)
+				}
 				host := fmt.Sprintf("w%d", w)
 				var ts int64
-				for ts == 0 || used[ts] {
-					// The first 16 h of three days: an extent reads
-					// the day before its own too (ranges, lookback), so
-					// those of the third day stay valid and are shared.
-					ts = day0.Add(time.Duration(rng.Intn(16*60)) * time.Minute).Unix()
+				for ts == 0 || used[mi][ts] {
+					ts = day0.Add(time.Duration(rng.Intn(slots)) * time.Minute).Unix()
 				}
-				used[ts] = true
+				used[mi][ts] = true
 				v := w*1_000_000 + seq
 				line := fmt.Sprintf("%s,host=%s v=%d %d\n", metrics[mi], host, v, ts)
 				order := []int{0, 1}
