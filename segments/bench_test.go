@@ -111,26 +111,8 @@ func BenchmarkSelectRead(b *testing.B) {
 			var nSamples, nSeries int
 			var it chunkenc.Iterator
 			for b.Loop() {
-				ss, err := s.Select(tc.ms...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for ss.Next() {
-					nSeries++
-					for _, cm := range ss.Chunks() {
-						c, err := s.ReadChunk(cm.Ref)
-						if err != nil {
-							b.Fatal(err)
-						}
-						it = c.Iterator(it)
-						for it.Next() == chunkenc.ValFloat {
-							nSamples++
-						}
-					}
-				}
-				if err := ss.Err(); err != nil {
-					b.Fatal(err)
-				}
+				n, m := readFloats(b, s, &it, tc.ms...)
+				nSamples, nSeries = nSamples+n, nSeries+m
 			}
 			b.ReportMetric(float64(nSamples)/b.Elapsed().Seconds(), "samples/s")
 			b.ReportMetric(float64(nSeries)/b.Elapsed().Seconds(), "series/s")

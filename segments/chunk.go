@@ -105,9 +105,10 @@ func chunkTimes(c chunkenc.Chunk) (mint, maxt int64, err error) {
 
 // Chunks file layout constants.
 const (
-	chunksMagic      = 0x5343484B // "SCHK"
-	chunksVersion    = 1
-	chunksHeaderSize = 8 // magic(4) version(1) padding(3)
+	chunksMagic        = 0x5343484B // "SCHK"
+	chunksVersion      = 1          // chunk records back to back
+	chunksVersionPaged = 2          // chunk records in zstd pages (a paged region)
+	chunksHeaderSize   = 8          // magic(4) version(1) padding(3)
 
 	// DefaultMaxChunkFileSize is the size after which the writer starts a
 	// new chunks file.
@@ -137,24 +138,29 @@ func minChunkSize(e chunkenc.Encoding) int {
 
 func chunksFileName(seq uint32) string { return fmt.Sprintf("chunks/%06d", seq) }
 
-func chunksHeader() []byte {
+func chunksHeader() []byte { return chunksHeaderVersion(chunksVersion) }
+
+func chunksHeaderVersion(v byte) []byte {
 	h := make([]byte, chunksHeaderSize)
 	binary.BigEndian.PutUint32(h, chunksMagic)
-	h[4] = chunksVersion
+	h[4] = v
 	return h
 }
 
-func checkChunksHeader(b []byte) error {
+// checkChunksHeader checks the header of a chunks file of a segment of
+// format version formatVersion and returns the file's version.
+func checkChunksHeader(b []byte, formatVersion int) (byte, error) {
 	if len(b) < chunksHeaderSize {
-		return errShort
+		return 0, errShort
 	}
 	if m := binary.BigEndian.Uint32(b); m != chunksMagic {
-		return fmt.Errorf("bad magic %#x", m)
+		return 0, fmt.Errorf("bad magic %#x", m)
 	}
-	if v := b[4]; v != chunksVersion {
-		return fmt.Errorf("unsupported chunks file version %d", v)
+	v := b[4]
+	if v != chunksVersion && (v != chunksVersionPaged || formatVersion < FormatVersionCompressed) {
+		return 0, fmt.Errorf("unsupported chunks file version %d", v)
 	}
-	return nil
+	return v, nil
 }
 
 // appendChunkRecord appends a chunk record: uvarint(len(data)), encoding
@@ -173,7 +179,12 @@ func decodeChunkRecord(b []byte, off uint32) (chunkenc.Encoding, []byte, error) 
 	if uint64(off) < chunksHeaderSize || uint64(off) >= uint64(len(b)) {
 		return 0, nil, fmt.Errorf("chunk offset %d out of bounds (file size %d)", off, len(b))
 	}
-	d := decbuf{b: b[off:]}
+	return decodeRecord(b[off:])
+}
+
+// decodeRecord decodes the chunk record at the start of b.
+func decodeRecord(b []byte) (chunkenc.Encoding, []byte, error) {
+	d := decbuf{b: b}
 	n := d.uvarint()
 	if d.err != nil {
 		return 0, nil, fmt.Errorf("read chunk length: %w", d.err)

@@ -2,9 +2,9 @@ package segments
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -21,16 +21,27 @@ type CompactOptions struct {
 	// whole windows of the previous once they are over. Empty means
 	// [2h, 24h].
 	Ranges []int64
-	// ChunkSamples is the most samples in a chunk written by compaction.
-	// Zero means 120.
+	// ChunkSamples is the most samples in a chunk written by compaction
+	// into a segment of one Ranges[0] window. Zero means 120.
 	ChunkSamples int
+	// WideChunkSamples is the most samples in a chunk of a segment
+	// compacted over more than one Ranges[0] window (a day segment): longer
+	// chunks repeat their 16-byte start (first timestamp and value) and
+	// their index entry less often. Zero means 360; at most 65535 (a
+	// chunk's sample count is 16 bits).
+	WideChunkSamples int
+	// Uncompressed writes wide segments in format version 1, as flushed
+	// segments are; false (the default) writes them compressed (version 2,
+	// WriterOptions.Compress).
+	Uncompressed bool
 }
 
 // DefaultCompactOptions returns the options used for fields left zero.
 func DefaultCompactOptions() CompactOptions {
 	return CompactOptions{
-		Ranges:       []int64{(2 * time.Hour).Milliseconds(), (24 * time.Hour).Milliseconds()},
-		ChunkSamples: 120,
+		Ranges:           []int64{(2 * time.Hour).Milliseconds(), (24 * time.Hour).Milliseconds()},
+		ChunkSamples:     120,
+		WideChunkSamples: 360,
 	}
 }
 
@@ -44,8 +55,8 @@ func (o CompactOptions) Validate() error {
 			return fmt.Errorf("compaction range %d must be a multiple of %d", r, o.Ranges[i-1])
 		}
 	}
-	if o.ChunkSamples < 0 {
-		return errors.New("chunk samples must not be negative")
+	if o.ChunkSamples < 0 || o.ChunkSamples > math.MaxUint16 || o.WideChunkSamples < 0 || o.WideChunkSamples > math.MaxUint16 {
+		return fmt.Errorf("chunk samples must be within [0, %d]", math.MaxUint16)
 	}
 	return nil
 }
@@ -75,6 +86,9 @@ func NewCompactor(logger *slog.Logger, set *Set, opts CompactOptions, reg promet
 	}
 	if opts.ChunkSamples == 0 {
 		opts.ChunkSamples = d.ChunkSamples
+	}
+	if opts.WideChunkSamples == 0 {
+		opts.WideChunkSamples = d.WideChunkSamples
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -220,11 +234,24 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 	slices.Sort(meta.Compaction.Sources)
 	meta.Compaction.Sources = slices.Compact(meta.Compaction.Sources)
 
-	w, err := NewWriter(c.set.Dir(), meta)
+	// A segment wider than one block (a day) is written with longer
+	// chunks, in compressed pages: it is read less often than the newest
+	// blocks, and kept longest.
+	mint, maxt := segs[0].meta.MinTime, segs[0].meta.MaxTime
+	for _, s := range segs {
+		mint, maxt = min(mint, s.meta.MinTime), max(maxt, s.meta.MaxTime)
+	}
+	wide := alignDown(mint, c.opts.Ranges[0]) != alignDown(maxt, c.opts.Ranges[0])
+	wopts, chunkSamples := DefaultWriterOptions(), c.opts.ChunkSamples
+	if wide {
+		wopts.Compress = !c.opts.Uncompressed
+		chunkSamples = c.opts.WideChunkSamples
+	}
+	w, err := NewWriterWithOptions(c.set.Dir(), meta, wopts)
 	if err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	if err := c.writeMerged(ctx, w, segs); err != nil {
+	if err := c.writeMerged(ctx, w, segs, chunkSamples); err != nil {
 		_ = w.Abort()
 		return fmt.Errorf("compact %v: %w", ids, err)
 	}
@@ -263,7 +290,7 @@ type cursor struct {
 	ok  bool
 }
 
-func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment) error {
+func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment, chunkSamples int) error {
 	curs := make([]*cursor, len(segs))
 	for i, s := range segs {
 		it, err := s.Select()
@@ -275,7 +302,7 @@ func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment)
 			return err
 		}
 	}
-	enc := newChunkEncoder(c.opts.ChunkSamples)
+	enc := newChunkEncoder(chunkSamples)
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {

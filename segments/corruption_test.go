@@ -25,22 +25,23 @@ type corruptionFixture struct {
 
 // newCorruptionFixture is a segment of float series, raw and rollup, in
 // several chunks files.
-func newCorruptionFixture(t *testing.T) *corruptionFixture {
+func newCorruptionFixture(t *testing.T, opts WriterOptions) *corruptionFixture {
 	series := genSeries(5, 20, 2)
 	var data []SeriesData
 	for _, ts := range series {
 		data = append(data, ts.data(t))
 	}
-	return writeCorruptionFixture(t, data, 12<<10,
+	opts.MaxChunkFileSize = 12 << 10
+	return writeCorruptionFixture(t, data, opts,
 		func(s *Segment) (any, error) { return readAll(s) },
 		func(t *testing.T, got any) { equalSeries(t, series, got.([]testSeries)) })
 }
 
-// writeCorruptionFixture writes data into a segment whose chunks files
-// hold at most maxChunkFileSize bytes, and keeps its files.
-func writeCorruptionFixture(t *testing.T, data []SeriesData, maxChunkFileSize int64, read func(*Segment) (any, error), same func(*testing.T, any)) *corruptionFixture {
+// writeCorruptionFixture writes data into a segment with opts (chunks files
+// of at most opts.MaxChunkFileSize bytes), and keeps its files.
+func writeCorruptionFixture(t *testing.T, data []SeriesData, opts WriterOptions, read func(*Segment) (any, error), same func(*testing.T, any)) *corruptionFixture {
 	parent := t.TempDir()
-	w, err := NewWriterWithOptions(parent, Meta{}, WriterOptions{MaxChunkFileSize: maxChunkFileSize})
+	w, err := NewWriterWithOptions(parent, Meta{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +53,9 @@ func writeCorruptionFixture(t *testing.T, data []SeriesData, maxChunkFileSize in
 	meta, err := w.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.Compress != (meta.Version == FormatVersionCompressed) {
+		t.Fatalf("compress %v wrote version %d", opts.Compress, meta.Version)
 	}
 	f := &corruptionFixture{dir: filepath.Join(parent, meta.ID), meta: meta, orig: map[string][]byte{}, read: read, same: same, stride: 7}
 	s, err := Open(f.dir)
@@ -153,13 +157,18 @@ func (f *corruptionFixture) requireCorruption(t *testing.T, err error, file, wha
 }
 
 // forEachCorruptionFixture runs test on a segment of floats and on one of
-// native histograms.
+// native histograms, each written plain and compressed.
 func forEachCorruptionFixture(t *testing.T, test func(*testing.T, *corruptionFixture)) {
 	for _, fx := range []struct {
 		name string
-		new  func(*testing.T) *corruptionFixture
+		new  func(*testing.T, WriterOptions) *corruptionFixture
 	}{{"floats", newCorruptionFixture}, {"histograms", newHistogramCorruptionFixture}} {
-		t.Run(fx.name, func(t *testing.T) { test(t, fx.new(t)) })
+		for _, f := range formats {
+			t.Run(fx.name+"/"+f.name, func(t *testing.T) {
+				t.Parallel()
+				test(t, fx.new(t, f.opts))
+			})
+		}
 	}
 }
 
@@ -224,7 +233,7 @@ func TestCorruptionMissingFile(t *testing.T) {
 }
 
 func TestCorruptionIndexFromOtherSegment(t *testing.T) {
-	f := newCorruptionFixture(t)
+	f := newCorruptionFixture(t, WriterOptions{})
 	parent := t.TempDir()
 	other := writeTestSegment(t, parent, Meta{}, genSeries(6, 20, 2))
 	b, err := os.ReadFile(filepath.Join(parent, other.ID, indexFilename))

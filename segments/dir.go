@@ -33,7 +33,16 @@ const (
 // meta.json nor are named like a segment ID are left alone. Any other error
 // (I/O, ErrUnsupportedVersion) closes what was opened and is returned. A
 // missing parent holds no segments.
+//
+// Compressed segments read their pages through a small cache each; see
+// OpenAllWithCache.
 func OpenAll(logger *slog.Logger, parent string) ([]*Segment, error) {
+	return OpenAllWithCache(logger, parent, nil)
+}
+
+// OpenAllWithCache is OpenAll reading every compressed segment's pages
+// through cache (nil: a cache per segment, as Open).
+func OpenAllWithCache(logger *slog.Logger, parent string, cache *PageCache) ([]*Segment, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,7 +77,7 @@ func OpenAll(logger *slog.Logger, parent string) ([]*Segment, error) {
 			logger.Debug("skipping directory that is not a segment", "dir", dir)
 			continue
 		}
-		s, err := Open(dir)
+		s, err := OpenWithCache(dir, cache)
 		if err == nil {
 			// Open checks the index's CRC; the chunks files are checked here,
 			// once per start, so that damage is found before a query meets

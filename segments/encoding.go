@@ -135,3 +135,5 @@ func (e *encbuf) putUvarintStr(s string) {
 	e.putUvarint(uint64(len(s)))
 	e.b = append(e.b, s...)
 }
+
+func crc32cUpdate(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }

@@ -124,17 +124,33 @@ func genSeries(seed uint64, n, nChunks int) []testSeries {
 // writeTestSegment writes series under parent and returns the meta.
 func writeTestSegment(t testing.TB, parent string, meta Meta, series []testSeries) Meta {
 	t.Helper()
+	return writeTestSegmentWith(t, parent, meta, series, DefaultWriterOptions())
+}
+
+// writeTestSegmentWith is writeTestSegment with writer options.
+func writeTestSegmentWith(t testing.TB, parent string, meta Meta, series []testSeries, opts WriterOptions) Meta {
+	t.Helper()
 	data := make([]SeriesData, len(series))
 	for i, s := range series {
 		data[i] = s.data(t)
 	}
 	// Reverse, so WriteSeries has to sort.
 	slices.Reverse(data)
-	m, err := WriteSeries(parent, meta, data)
+	m, err := WriteSeriesWithOptions(parent, meta, data, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// formats are the two ways of writing a segment, for tests that run on
+// both.
+var formats = []struct {
+	name string
+	opts WriterOptions
+}{
+	{"plain", WriterOptions{}},
+	{"compressed", WriterOptions{Compress: true}},
 }
 
 // readAll reads every series and sample of s.

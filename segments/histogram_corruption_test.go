@@ -14,7 +14,7 @@ import (
 // several chunks files: a series of integer histograms, one of float
 // histograms, and one that changes kind (floats, integer histograms, then
 // floats again), so that chunks of all three encodings lie side by side.
-func newHistogramCorruptionFixture(t *testing.T) *corruptionFixture {
+func newHistogramCorruptionFixture(t *testing.T, opts WriterOptions) *corruptionFixture {
 	const step = 15_000
 	rng := rand.New(rand.NewPCG(13, 1))
 	mixed := []ChunkMeta{{Kind: KindRaw, Chunk: newXOR(t, randomWalk(rng, testT0, step, 30, 1))}}
@@ -25,7 +25,8 @@ func newHistogramCorruptionFixture(t *testing.T) *corruptionFixture {
 		{Labels: labels.FromStrings("__name__", "b_size_bytes"), Chunks: histogramChunks(t, testT0, 150, true)},
 		{Labels: labels.FromStrings("__name__", "c_changes_kind"), Chunks: mixed},
 	}
-	f := writeCorruptionFixture(t, data, 2<<10, readAllSamples, nil)
+	opts.MaxChunkFileSize = 2 << 10
+	f := writeCorruptionFixture(t, data, opts, readAllSamples, nil)
 	s, err := Open(f.dir)
 	if err != nil {
 		t.Fatal(err)

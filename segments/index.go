@@ -17,6 +17,10 @@ type indexReader struct {
 	b   []byte
 	toc [numSections]section
 
+	// seriesPages holds the series section of a version 2 index; nil for
+	// version 1, whose entries are read from b.
+	seriesPages *pagedRegion
+
 	allOff uint64   // offset of the postings list of all series
 	names  []string // label names in order; strings alias b
 	values map[string]*labelValues
@@ -43,14 +47,15 @@ func indexErr(off uint64, format string, args ...any) *CorruptionError {
 
 // newIndexReader checks the header, the table of contents and the CRC32C of
 // every section, validates the symbol table and loads the postings table.
-func newIndexReader(b []byte) (*indexReader, error) {
+func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader, error) {
 	if len(b) < indexHeaderSize+numSections*4+tocSize {
 		return nil, indexErr(0, "index of %d bytes is too short", len(b))
 	}
 	if m := binary.BigEndian.Uint32(b); m != indexMagic {
 		return nil, indexErr(0, "bad magic %#x", m)
 	}
-	if v := b[4]; v != indexVersion {
+	v := b[4]
+	if v != indexVersion && (v != indexVersionPaged || formatVersion < FormatVersionCompressed) {
 		return nil, indexErr(4, "unsupported index version %d", v)
 	}
 	r := &indexReader{b: b}
@@ -77,6 +82,13 @@ func newIndexReader(b []byte) (*indexReader, error) {
 	}
 	if next != tocOff {
 		return nil, indexErr(next, "%d bytes between the last section and the table of contents", tocOff-next)
+	}
+	if v == indexVersionPaged {
+		sec := r.toc[secSeries]
+		var err error
+		if r.seriesPages, err = openPagedRegion(r.body(secSeries), sec.off, cache); err != nil {
+			return nil, indexErr(sec.off, "series section: %w", err)
+		}
 	}
 	if err := r.checkSymbols(); err != nil {
 		return nil, err
@@ -198,11 +210,20 @@ func (r *indexReader) symbol(ref uint64) (string, error) {
 // label pairs (name, value, name, value, ...) to lbls and, unless chks is
 // nil, its chunk metas to *chks.
 func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]uint64, error) {
-	sec := r.toc[secSeries]
-	if ref < sec.off || ref >= sec.end() {
-		return lbls, indexErr(ref, "series ref outside series section")
+	var d decbuf
+	if r.seriesPages != nil {
+		b, err := r.seriesPages.at(ref)
+		if err != nil {
+			return lbls, indexErr(ref, "read series: %w", err)
+		}
+		d.b = b
+	} else {
+		sec := r.toc[secSeries]
+		if ref < sec.off || ref >= sec.end() {
+			return lbls, indexErr(ref, "series ref outside series section")
+		}
+		d.b = r.b[ref:sec.end()]
 	}
-	d := decbuf{b: r.b[ref:sec.end()]}
 	d = decbuf{b: d.uvarintBytes(), err: d.err}
 	nl := d.uvarint()
 	if d.err == nil && nl > uint64(d.len())/2 {

@@ -15,7 +15,7 @@ import (
 // every postings list, every series it names, every label symbol, and a few
 // matcher selections. It returns the first error.
 func walkIndex(b []byte) error {
-	r, err := newIndexReader(b)
+	r, err := newIndexReader(b, FormatVersion, NewPageCache(1<<20))
 	if err != nil {
 		return err
 	}
@@ -94,13 +94,15 @@ func checkIndexDecode(t *testing.T, b []byte) {
 func testIndexBytes(t testing.TB) [][]byte {
 	parent := t.TempDir()
 	var out [][]byte
-	for _, series := range [][]testSeries{genSeries(50, 4, 1), nil} {
-		m := writeTestSegment(t, parent, Meta{}, series)
-		b, err := os.ReadFile(filepath.Join(parent, m.ID, indexFilename))
-		if err != nil {
-			t.Fatal(err)
+	for _, f := range formats {
+		for _, series := range [][]testSeries{genSeries(50, 4, 1), nil} {
+			m := writeTestSegmentWith(t, parent, Meta{}, series, f.opts)
+			b, err := os.ReadFile(filepath.Join(parent, m.ID, indexFilename))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
 		}
-		out = append(out, b)
 	}
 	return out
 }

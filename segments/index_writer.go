@@ -10,9 +10,12 @@ import (
 
 // Index layout constants; see docs/format.md.
 const (
-	indexMagic      = 0x53494458 // "SIDX"
-	indexVersion    = 1
-	indexHeaderSize = 5 // magic(4) version(1)
+	indexMagic   = 0x53494458 // "SIDX"
+	indexVersion = 1          // series entries back to back
+	// indexVersionPaged stores the series section as zstd pages (a paged
+	// region); series refs are offsets in the uncompressed entries.
+	indexVersionPaged = 2
+	indexHeaderSize   = 5 // magic(4) version(1)
 )
 
 // Index sections, in file order.
@@ -85,10 +88,14 @@ func (w *Writer) writeIndex() (fileMeta, error) {
 	return fw.finish()
 }
 
-func (w *Writer) writeIndexTo(iw *indexWriter) error {
+func (w *Writer) writeIndexTo(iw *indexWriter) (err error) {
 	var hdr encbuf
 	hdr.putBE32(indexMagic)
-	hdr.putByte(indexVersion)
+	if w.enc != nil {
+		hdr.putByte(indexVersionPaged)
+	} else {
+		hdr.putByte(indexVersion)
+	}
 	if err := iw.fw.write(hdr.b); err != nil {
 		return err
 	}
@@ -116,7 +123,11 @@ func (w *Writer) writeIndexTo(iw *indexWriter) error {
 	// Series, in the order they were added (label order).
 	seriesRefs := make([]uint64, len(w.series))
 	iw.beginSection(secSeries)
-	var entry encbuf
+	var pages *pagedWriter
+	if w.enc != nil {
+		pages = newPagedWriter(iw.write, w.enc, iw.fw.pos)
+	}
+	var entry, rec encbuf
 	lblStart, chkStart := 0, 0
 	for i, s := range w.series {
 		entry.reset()
@@ -128,12 +139,26 @@ func (w *Writer) writeIndexTo(iw *indexWriter) error {
 		entry.b = append(entry.b, w.chkMetas.b[chkStart:s.chkEnd]...)
 		lblStart, chkStart = s.lblEnd, s.chkEnd
 
+		if pages != nil {
+			rec.reset()
+			rec.putUvarint(uint64(len(entry.b)))
+			rec.b = append(rec.b, entry.b...)
+			if seriesRefs[i], err = pages.add(rec.b); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := iw.flushBuf(64 << 10); err != nil {
 			return err
 		}
 		seriesRefs[i] = iw.fw.pos + uint64(len(iw.buf.b))
 		iw.buf.putUvarint(uint64(len(entry.b)))
 		iw.buf.b = append(iw.buf.b, entry.b...)
+	}
+	if pages != nil {
+		if err := pages.finish(); err != nil {
+			return err
+		}
 	}
 	if err := iw.endSection(secSeries); err != nil {
 		return err

@@ -10,8 +10,16 @@ import (
 	"strconv"
 )
 
-// FormatVersion is the segment format version this package writes and reads.
-const FormatVersion = 1
+// Segment format versions. Version 1 stores chunk records and series
+// entries as they are; version 2 (written with WriterOptions.Compress, as
+// compaction does for segments longer than a block) stores them in zstd
+// pages. This package reads both.
+const (
+	FormatVersionPlain      = 1
+	FormatVersionCompressed = 2
+	// FormatVersion is the newest version this package writes and reads.
+	FormatVersion = FormatVersionCompressed
+)
 
 const (
 	metaFilename  = "meta.json"
@@ -37,8 +45,8 @@ type Meta struct {
 	NumSeries  uint64 `json:"num_series"`
 	NumSamples uint64 `json:"num_samples"`
 	NumChunks  uint64 `json:"num_chunks"`
-	// Version is the format version (FormatVersion when written by this
-	// package).
+	// Version is the format version: FormatVersionPlain or
+	// FormatVersionCompressed.
 	Version int `json:"version"`
 	// Compaction records where the segment came from.
 	Compaction CompactionMeta `json:"compaction"`
@@ -161,7 +169,7 @@ func readMetaFile(dir string) (*metaFile, int64, error) {
 	if m.Version > FormatVersion {
 		return nil, 0, fmt.Errorf("segment %s: version %d: %w", dir, m.Version, ErrUnsupportedVersion)
 	}
-	if m.Version != FormatVersion {
+	if m.Version < FormatVersionPlain {
 		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: fmt.Errorf("invalid version %d", m.Version)}
 	}
 	if err := m.validate(); err != nil {

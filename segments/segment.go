@@ -30,6 +30,10 @@ type Segment struct {
 	index     *indexReader
 	indexMap  []byte
 	chunkMaps [][]byte // chunks files, by sequence number - 1
+	// chunkPages are the paged regions of the chunks files, by sequence
+	// number - 1; nil for a file of records back to back (version 1).
+	chunkPages []*pagedRegion
+	cache      *PageCache // for the pages of a compressed segment
 
 	mtx     sync.Mutex
 	cond    sync.Cond // signals when readers drops to zero
@@ -43,13 +47,23 @@ type Segment struct {
 // every chunks file; chunk records are verified when read. Damage is
 // reported as *CorruptionError; a segment of a newer format as
 // ErrUnsupportedVersion.
-func Open(dir string) (*Segment, error) {
+//
+// The pages of a compressed segment (format version 2) are read through a
+// small cache of its own; OpenWithCache shares one.
+func Open(dir string) (*Segment, error) { return OpenWithCache(dir, nil) }
+
+// OpenWithCache is Open reading compressed pages through cache; nil gives
+// the segment a cache of its own of smallPageCacheSize.
+func OpenWithCache(dir string, cache *PageCache) (*Segment, error) {
 	dir = filepath.Clean(dir)
 	mf, metaSize, err := readMetaFile(dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize}
+	if cache == nil && mf.Version >= FormatVersionCompressed {
+		cache = NewPageCache(smallPageCacheSize)
+	}
+	s := &Segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize, cache: cache}
 	s.cond.L = &s.mtx
 	if err := s.open(); err != nil {
 		s.unmap()
@@ -65,7 +79,7 @@ func (s *Segment) open() error {
 		return err
 	}
 	s.indexMap = b
-	if s.index, err = newIndexReader(b); err != nil {
+	if s.index, err = newIndexReader(b, s.meta.Version, s.cache); err != nil {
 		return err
 	}
 	if want, _ := parseCRC(idx.CRC32C); crc32c(b) != want {
@@ -78,9 +92,17 @@ func (s *Segment) open() error {
 			return err
 		}
 		s.chunkMaps = append(s.chunkMaps, b)
-		if err := checkChunksHeader(b); err != nil {
+		v, err := checkChunksHeader(b, s.meta.Version)
+		if err != nil {
 			return &CorruptionError{File: f.Name, Offset: 0, Err: err}
 		}
+		var pr *pagedRegion
+		if v == chunksVersionPaged {
+			if pr, err = openPagedRegion(b[chunksHeaderSize:], chunksHeaderSize, s.cache); err != nil {
+				return &CorruptionError{File: f.Name, Offset: -1, Err: err}
+			}
+		}
+		s.chunkPages = append(s.chunkPages, pr)
 	}
 	for _, f := range s.files {
 		s.size += f.Size
@@ -124,7 +146,17 @@ func (s *Segment) unmap() error {
 	for _, b := range s.chunkMaps {
 		errs = append(errs, munmap(b))
 	}
-	s.index, s.indexMap, s.chunkMaps = nil, nil, nil
+	if s.cache != nil {
+		for _, p := range s.chunkPages {
+			if p != nil {
+				s.cache.drop(p.key, len(p.starts))
+			}
+		}
+		if s.index != nil && s.index.seriesPages != nil {
+			s.cache.drop(s.index.seriesPages.key, len(s.index.seriesPages.starts))
+		}
+	}
+	s.index, s.indexMap, s.chunkMaps, s.chunkPages = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -184,8 +216,10 @@ func (s *Segment) Close() error {
 	return nil
 }
 
-// ReadChunk loads the chunk at ref after verifying its CRC32C. The chunk is a
-// read-only view of the mmapped file, valid until Close. A damaged record or
+// ReadChunk loads the chunk at ref after verifying its CRC32C (and, for a
+// compressed segment, its page's when the page is decompressed). The chunk
+// is a read-only view of the mmapped file, or of a decompressed page, valid
+// until Close. A damaged record or
 // a ref that points nowhere returns a *CorruptionError.
 func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
 	if s.closed.Load() {
@@ -196,7 +230,19 @@ func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
 		return nil, &CorruptionError{Dir: s.dir, File: indexFilename, Offset: -1,
 			Err: fmt.Errorf("chunk ref %s: no such chunks file", ref)}
 	}
-	enc, data, err := decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
+	var (
+		enc  chunkenc.Encoding
+		data []byte
+		err  error
+	)
+	if p := s.chunkPages[seq-1]; p != nil {
+		var rec []byte
+		if rec, err = p.at(uint64(ref.Offset())); err == nil {
+			enc, data, err = decodeRecord(rec)
+		}
+	} else {
+		enc, data, err = decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
+	}
 	if err != nil {
 		return nil, &CorruptionError{Dir: s.dir, File: chunksFileName(seq), Offset: int64(ref.Offset()), Err: err}
 	}
@@ -271,3 +317,7 @@ func (s *Segment) verifyChunkFiles() error {
 	}
 	return nil
 }
+
+// smallPageCacheSize bounds the page cache of a compressed segment opened
+// without a shared one.
+const smallPageCacheSize = 4 << 20

@@ -15,9 +15,19 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) { testRoundTrip(t, f.opts) })
+	}
+}
+
+func testRoundTrip(t *testing.T, opts WriterOptions) {
 	parent := t.TempDir()
 	series := genSeries(1, 300, 4)
-	meta := writeTestSegment(t, parent, Meta{}, series)
+	meta := writeTestSegmentWith(t, parent, Meta{}, series, opts)
+	version := FormatVersionPlain
+	if opts.Compress {
+		version = FormatVersionCompressed
+	}
 
 	var nChunks, nSamples uint64
 	mint, maxt := series[0].chunks[0].samples[0].T, int64(0)
@@ -30,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	want := Meta{ID: meta.ID, MinTime: mint, MaxTime: maxt, NumSeries: uint64(len(series)),
-		NumSamples: nSamples, NumChunks: nChunks, Version: FormatVersion,
+		NumSamples: nSamples, NumChunks: nChunks, Version: version,
 		Compaction: CompactionMeta{Level: 1, Sources: []string{meta.ID}}}
 	if !metaEqual(meta, want) {
 		t.Fatalf("meta\n got %+v\nwant %+v", meta, want)

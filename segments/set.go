@@ -20,6 +20,7 @@ import (
 type Set struct {
 	logger *slog.Logger
 	dir    string
+	cache  *PageCache // pages of the compressed segments
 
 	mtx        sync.RWMutex           // mtx guards segs and tombstones.
 	segs       []*Segment             // sorted by MinTime, then ID
@@ -42,7 +43,8 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create segments dir: %w", err)
 	}
-	segs, err := OpenAll(logger, dir)
+	cache := NewPageCache(DefaultPageCacheSize)
+	segs, err := OpenAllWithCache(logger, dir, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 		}
 		return nil, err
 	}
-	s := &Set{logger: logger, dir: dir, tombstones: tombs, seq: seq}
+	s := &Set{logger: logger, dir: dir, cache: cache, tombstones: tombs, seq: seq}
 	for _, seg := range segs {
 		s.seq = max(s.seq, seg.Meta().Seq)
 	}
@@ -126,6 +128,11 @@ func (s *Set) sortLocked() {
 // Dir returns the directory the set's segments live in.
 func (s *Set) Dir() string { return s.dir }
 
+// PageCache returns the cache, shared by the set's segments, of the
+// decompressed pages of compressed segments; register it to export its
+// metrics.
+func (s *Set) PageCache() *PageCache { return s.cache }
+
 // Publish opens the segments with the given metas, already written under
 // Dir, and adds them to the set.
 func (s *Set) Publish(metas []Meta) error {
@@ -148,7 +155,7 @@ func (s *Set) Publish(metas []Meta) error {
 func (s *Set) open(metas []Meta) ([]*Segment, error) {
 	var opened []*Segment
 	for _, m := range metas {
-		seg, err := Open(filepath.Join(s.dir, m.ID))
+		seg, err := OpenWithCache(filepath.Join(s.dir, m.ID), s.cache)
 		if err != nil {
 			for _, o := range opened {
 				_ = o.Close()

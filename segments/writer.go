@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -22,6 +23,11 @@ type WriterOptions struct {
 	// new chunks file. 0 means DefaultMaxChunkFileSize; at most 4 GiB. A
 	// single chunk larger than this still gets a file of its own.
 	MaxChunkFileSize int64
+	// Compress writes the segment in format version 2: chunk records and
+	// series entries in pages compressed with zstd, read through a
+	// PageCache. False writes version 1, which reads chunks straight from
+	// the mapped files.
+	Compress bool
 }
 
 // DefaultWriterOptions returns the options NewWriter uses.
@@ -55,7 +61,9 @@ type Writer struct {
 	// then lie within it.
 	fixedTimes bool
 
-	chunks   *fileWriter // current chunks file
+	chunks   *fileWriter   // current chunks file
+	pages    *pagedWriter  // pages of the current chunks file, when compressing
+	enc      *zstd.Encoder // nil unless compressing
 	chunkSeq uint32
 	files    []fileMeta // finished chunks files
 	rec      []byte     // scratch for one chunk record
@@ -140,6 +148,12 @@ func NewWriterWithOptions(parent string, meta Meta, opts WriterOptions) (*Writer
 		histNames:  map[string]struct{}{},
 		mint:       math.MaxInt64,
 		maxt:       math.MinInt64,
+	}
+	if opts.Compress {
+		if w.enc, err = newZstdEncoder(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("new segment %s: %w", meta.ID, err)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(dir, chunksDirname), 0o755); err != nil {
 		_ = os.RemoveAll(dir)
@@ -311,6 +325,9 @@ func (w *Writer) symbol(s string) uint32 {
 func (w *Writer) writeChunk(c chunkenc.Chunk) (ChunkRef, error) {
 	w.rec = appendChunkRecord(w.rec[:0], c.Encoding(), c.Bytes())
 	n := uint64(len(w.rec))
+	if w.pages != nil {
+		return w.writePagedChunk()
+	}
 	if w.chunks.pos > chunksHeaderSize && w.chunks.pos+n > uint64(w.opts.MaxChunkFileSize) {
 		if err := w.cutChunksFile(); err != nil {
 			return 0, err
@@ -323,14 +340,49 @@ func (w *Writer) writeChunk(c chunkenc.Chunk) (ChunkRef, error) {
 	return ref, w.chunks.write(w.rec)
 }
 
-func (w *Writer) cutChunksFile() error {
-	if w.chunks != nil {
-		fm, err := w.chunks.finish()
-		w.chunks = nil
-		if err != nil {
+// writePagedChunk adds w.rec to the current page, cutting a new chunks
+// file when the file's stored bytes could grow past MaxChunkFileSize or its
+// logical offsets past what a ChunkRef holds.
+func (w *Writer) writePagedChunk() (ChunkRef, error) {
+	n := uint64(len(w.rec))
+	stored := w.chunks.pos + uint64(w.pages.pending()) // at most, before compression
+	if w.pages.logical > chunksHeaderSize && (stored+n > uint64(w.opts.MaxChunkFileSize) || w.pages.logical+n > maxChunkFileOffset) {
+		if err := w.cutChunksFile(); err != nil {
+			return 0, err
+		}
+	}
+	if w.pages.logical+n > maxChunkFileOffset {
+		return 0, fmt.Errorf("chunk record of %d bytes does not fit a chunks file", n)
+	}
+	off, err := w.pages.add(w.rec)
+	return newChunkRef(w.chunkSeq, uint32(off)), err
+}
+
+// finishChunksFile writes what is left of the current chunks file and
+// closes it.
+func (w *Writer) finishChunksFile() error {
+	fw := w.chunks
+	w.chunks = nil
+	if w.pages != nil {
+		if err := w.pages.finish(); err != nil {
+			fw.abort()
 			return err
 		}
-		w.files = append(w.files, fm)
+		w.pages = nil
+	}
+	fm, err := fw.finish()
+	if err != nil {
+		return err
+	}
+	w.files = append(w.files, fm)
+	return nil
+}
+
+func (w *Writer) cutChunksFile() error {
+	if w.chunks != nil {
+		if err := w.finishChunksFile(); err != nil {
+			return err
+		}
 	}
 	w.chunkSeq++
 	name := chunksFileName(w.chunkSeq)
@@ -339,7 +391,11 @@ func (w *Writer) cutChunksFile() error {
 		return err
 	}
 	w.chunks = fw
-	return fw.write(chunksHeader())
+	if w.enc == nil {
+		return fw.write(chunksHeader())
+	}
+	w.pages = newPagedWriter(fw.write, w.enc, chunksHeaderSize)
+	return fw.write(chunksHeaderVersion(chunksVersionPaged))
 }
 
 // Close writes the index and meta.json, fsyncs every file and directory,
@@ -352,6 +408,9 @@ func (w *Writer) Close() (Meta, error) {
 	}
 	w.done = true
 	meta, err := w.finish()
+	if w.enc != nil {
+		_ = w.enc.Close()
+	}
 	if err != nil {
 		w.cleanup()
 		return Meta{}, fmt.Errorf("write segment %s: %w", w.meta.ID, err)
@@ -363,20 +422,19 @@ func (w *Writer) finish() (Meta, error) {
 	if w.err != nil {
 		return Meta{}, w.err
 	}
-	fm, err := w.chunks.finish()
-	w.chunks = nil
-	if err != nil {
+	if err := w.finishChunksFile(); err != nil {
 		return Meta{}, err
 	}
-	w.files = append(w.files, fm)
-
 	ifm, err := w.writeIndex()
 	if err != nil {
 		return Meta{}, err
 	}
 
 	m := w.meta
-	m.Version = FormatVersion
+	m.Version = FormatVersionPlain
+	if w.enc != nil {
+		m.Version = FormatVersionCompressed
+	}
 	m.NumSeries = uint64(len(w.series))
 	m.NumChunks = w.numChunks
 	m.NumSamples = w.numSamples
@@ -448,6 +506,9 @@ func (w *Writer) Abort() error {
 }
 
 func (w *Writer) cleanup() error {
+	if w.enc != nil {
+		_ = w.enc.Close()
+	}
 	if w.chunks != nil {
 		w.chunks.abort()
 		w.chunks = nil
@@ -473,7 +534,12 @@ type SeriesData struct {
 // MinTime) without modifying the caller's slices; the other rules are those
 // of NewWriter and Writer.AddSeries.
 func WriteSeries(parent string, meta Meta, series []SeriesData) (Meta, error) {
-	w, err := NewWriter(parent, meta)
+	return WriteSeriesWithOptions(parent, meta, series, DefaultWriterOptions())
+}
+
+// WriteSeriesWithOptions is WriteSeries with explicit writer options.
+func WriteSeriesWithOptions(parent string, meta Meta, series []SeriesData, opts WriterOptions) (Meta, error) {
+	w, err := NewWriterWithOptions(parent, meta, opts)
 	if err != nil {
 		return Meta{}, err
 	}

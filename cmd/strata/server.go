@@ -436,6 +436,7 @@ func storageOptions(v *viper.Viper) (buffer.StoreOptions, segments.CompactOption
 func registerStorageMetrics(reg prometheus.Registerer, store *buffer.Store, set *segments.Set) {
 	h := store.Head()
 	reg.MustRegister(
+		set.PageCache(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_series", Help: "Series in the head."},
 			func() float64 { return float64(h.NumSeries()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_head_samples", Help: "Samples held in the head."},
