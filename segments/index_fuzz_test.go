@@ -62,7 +62,8 @@ func walkIndex(b []byte) error {
 }
 
 // fixIndexCRCs returns a copy of b with the CRCs of the sections and the TOC
-// recomputed where the TOC's bounds allow, so that mutations reach the
+// (and of the series pages of a version 2 index) recomputed where the TOC's
+// bounds allow, so that mutations reach the
 // decoders behind the checksums; nil when there is no TOC to follow.
 func fixIndexCRCs(b []byte) []byte {
 	if len(b) < indexHeaderSize+tocSize {
@@ -75,6 +76,9 @@ func fixIndexCRCs(b []byte) []byte {
 		n := binary.BigEndian.Uint64(b[tocOff+16*i+8:])
 		if off > uint64(tocOff) || n > uint64(tocOff) || off+n+4 > uint64(tocOff) {
 			continue
+		}
+		if i == secSeries && b[4] == indexVersionPaged {
+			fixPageCRCs(b[off:off+n], off)
 		}
 		binary.BigEndian.PutUint32(b[off+n:], crc32c(b[off:off+n]))
 	}
