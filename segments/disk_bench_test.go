@@ -142,7 +142,8 @@ func segmentBytes(tb testing.TB, s *Segment) (chunks, index, meta int64) {
 // BenchmarkDiskPerSample writes the TARGETS.md disk data (200 hosts × 10
 // integer CPU gauges, 12 h at 10 s) as the head flushes it, one segment per
 // 2 h block, then compacts the blocks into one day segment, and reports the
-// bytes per sample on disk of both, split into chunks, index and meta.json.
+// bytes per sample on disk of both, split into chunks, index and meta.json,
+// and of the day segment written uncompressed.
 func BenchmarkDiskPerSample(b *testing.B) {
 	blocks, n := targetsBlocks(200, 12)
 	ns := float64(n)
@@ -178,6 +179,15 @@ func BenchmarkDiskPerSample(b *testing.B) {
 		if err := set.Close(); err != nil {
 			b.Fatal(err)
 		}
+		// The same day segment uncompressed (format version 1, the same
+		// 360-sample chunks): what the longer chunks alone save.
+		us, err := Open(daySegment(b, blocks, true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		uc, ui, um := segmentBytes(b, us)
+		us.Close()
+		b.ReportMetric(float64(uc+ui+um)/ns, "day-uncompressed-B/sample")
 	}
 }
 
