@@ -157,11 +157,12 @@ func (h *Head) getOrCreate(lset labels.Labels) (*memSeries, bool, error) {
 	return s, created, nil
 }
 
-// createWithRef adds a series with a known reference, as read from the WAL,
-// and reports whether it was new. The series is not added to the postings:
-// the caller adds the new ones in bulk (postingsIndex.addBulk).
-func (h *Head) createWithRef(ref uint64, lset labels.Labels) (*memSeries, bool) {
-	s, created, _ := h.series.getOrSet(lset.Hash(), lset, func() (*memSeries, error) {
+// createWithRef adds a series with a known reference and labels of the
+// given hash, as read from the WAL, and reports whether it was new. The
+// series is not added to the postings: the caller adds the new ones in
+// bulk (postingsIndex.newBulk).
+func (h *Head) createWithRef(ref, hash uint64, lset labels.Labels) (*memSeries, bool) {
+	s, created, _ := h.series.getOrSet(hash, lset, func() (*memSeries, error) {
 		return newMemSeries(ref, lset), nil
 	})
 	if created {

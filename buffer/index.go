@@ -55,28 +55,59 @@ func (p *postingsIndex) add(ref uint64, lset labels.Labels) {
 	p.all = p.insertSortedLocked(p.all, ref)
 }
 
-// addBulk adds many series at once, as replay does: every reference is
-// appended to its lists, and each list is then sorted once. Sorted
-// insertion would move O(n) references per series when they do not arrive
-// in reference order (series records re-logged by a flush come in stripe
-// order), O(n²) for the head; this is O(n log n).
-func (p *postingsIndex) addBulk(series []*memSeries) {
-	if len(series) == 0 {
-		return
-	}
+// bulkAdd adds many series to the postings at once, as replay does: every
+// reference is appended to its lists, and each list is sorted once at the
+// end (finish). Sorted insertion would move O(n) references per series when
+// they do not arrive in reference order (series records re-logged in
+// stripe order did not), O(n²) for the head; this is O(n log n), and O(n)
+// when they do arrive in order. Nothing may read the postings before
+// finish returns.
+type bulkAdd struct {
+	p *postingsIndex
+	// Series mostly carry the same label names in the same places: the
+	// value map of the name at each place is remembered from the series
+	// before, which saves looking the name up.
+	names []string
+	maps  []map[string][]uint64
+}
+
+func (p *postingsIndex) newBulk() *bulkAdd { return &bulkAdd{p: p} }
+
+// add appends the references of series to their lists.
+func (b *bulkAdd) add(series []*memSeries) {
+	p := b.p
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	for _, s := range series {
+		i := 0
 		s.lset.Range(func(l labels.Label) {
-			vals := p.m[l.Name]
-			if vals == nil {
-				vals = map[string][]uint64{}
-				p.m[l.Name] = vals
+			var vals map[string][]uint64
+			if i < len(b.names) && b.names[i] == l.Name {
+				vals = b.maps[i]
+			} else {
+				vals = p.m[l.Name]
+				if vals == nil {
+					vals = map[string][]uint64{}
+					p.m[l.Name] = vals
+				}
+				if i < len(b.names) {
+					b.names[i], b.maps[i] = l.Name, vals
+				} else {
+					b.names, b.maps = append(b.names, l.Name), append(b.maps, vals)
+				}
 			}
 			vals[l.Value] = append(vals[l.Value], s.ref)
+			i++
 		})
 		p.all = append(p.all, s.ref)
 	}
+}
+
+// finish sorts the lists that are out of order.
+func (b *bulkAdd) finish() {
+	p := b.p
+	p.mtx.Lock()
+	defer p.mtx.Unlock()
 	sortList := func(l []uint64) []uint64 {
 		if slices.IsSorted(l) {
 			return l

@@ -169,10 +169,11 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 	}
 	start := time.Now()
 	rp := head.NewReplayer(logger)
-	if err := replayWAL(logger, walDir, opts.StrictWAL, walOpts.Metrics, rp.Apply, s.replayProgress(logger, start)); err != nil {
+	err = replayWAL(logger, walDir, opts.StrictWAL, walOpts.Metrics, rp.Apply, s.replayProgress(logger, start))
+	rp.Finish() // after a failed replay too: it ends the replay's goroutines
+	if err != nil {
 		return nil, err
 	}
-	rp.Finish()
 	st := rp.Stats()
 	s.metrics.replayDuration.Set(time.Since(start).Seconds())
 	logger.Info("replayed write-ahead log", "records", st.Records, "series", st.Series, "samples", st.Samples,
