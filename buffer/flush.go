@@ -41,7 +41,7 @@ func (h *Head) snapshotForFlush(ctx context.Context) ([]flushItem, error) {
 		s.mtx.Lock()
 		defer s.mtx.Unlock()
 		h.inHeadCost.Add(s.cutOOOLocked(&h.opts)) // seal the unsorted buffer
-		if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks) == 0 {
+		if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks()) == 0 {
 			return
 		}
 		it := flushItem{
@@ -49,7 +49,7 @@ func (h *Head) snapshotForFlush(ctx context.Context) ([]flushItem, error) {
 			snap:   s.snapshotLocked(math.MinInt64, math.MaxInt64),
 			closed: slices.Clone(s.chunks),
 			head:   s.head,
-			ooo:    slices.Clone(s.oooChunks),
+			ooo:    slices.Clone(s.oooChunks()),
 		}
 		if s.head != nil {
 			it.headN = s.head.chunk.NumSamples()
@@ -196,9 +196,12 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 			cost += s.head.cost          // unchanged since the snapshot, as its samples are
 			s.head, s.headApp = nil, nil // lastT stays: older samples remain out of order
 		}
-		s.oooChunks, n, c = dropPrefix(s.oooChunks, it.ooo)
-		dropped += n
-		cost += c
+		if s.ooo != nil {
+			s.ooo.chunks, n, c = dropPrefix(s.ooo.chunks, it.ooo)
+			dropped += n
+			cost += c
+			s.dropOOOIfEmptyLocked()
+		}
 		s.mtx.Unlock()
 	}
 	h.inHead.Add(-dropped)

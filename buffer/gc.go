@@ -18,7 +18,7 @@ import (
 
 // emptyLocked reports whether the series holds no sample.
 func (s *memSeries) emptyLocked() bool {
-	return len(s.chunks) == 0 && s.head == nil && len(s.oooChunks) == 0 && len(s.ooo) == 0
+	return len(s.chunks) == 0 && s.head == nil && (s.ooo == nil || len(s.ooo.chunks) == 0 && len(s.ooo.buf) == 0)
 }
 
 // gcIdleSeries removes from the head the candidates that sweepAfterFlush

@@ -37,7 +37,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 		h.ex.Add(b.Exemplars)
 		return nil
 	}
-	tp := ticketPool.Get().(*[]uint64)
+	tp := ticketPool.Get().(*[]uint32)
 	defer ticketPool.Put(tp)
 	tickets, err := h.logBatch(ss, b, (*tp)[:0])
 	*tp = tickets
@@ -62,11 +62,11 @@ func (h *Head) Append(b *ingest.Batch) error {
 	return nil
 }
 
-var ticketPool = sync.Pool{New: func() any { return new([]uint64) }}
+var ticketPool = sync.Pool{New: func() any { return new([]uint32) }}
 
 // waitTurn returns once every batch logged before the one holding ticket
 // has been applied to s.
-func (h *Head) waitTurn(s *memSeries, ticket uint64) {
+func (h *Head) waitTurn(s *memSeries, ticket uint32) {
 	if s.applied.Load() == ticket {
 		return
 	}

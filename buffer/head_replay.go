@@ -200,7 +200,7 @@ func (r *Replayer) apply(it *replayItem) {
 // applySeries creates the series of a series record and passes the new
 // ones to the indexer.
 func (r *Replayer) applySeries(it *replayItem) {
-	epoch := r.h.logEpoch.Load()
+	epoch := uint32(r.h.logEpoch.Load())
 	var created []*memSeries
 	for i, rs := range it.series {
 		// The labels do not alias the record (DecodeSeries): the series

@@ -28,12 +28,12 @@ var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 // It appends to tickets the apply ticket of each series of ss, taken in
 // the same step as the records go to the log, and returns them even when
 // it returns an error.
-func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint64) ([]uint64, error) {
+func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32) ([]uint32, error) {
 	wb := walBufPool.Get().(*walBuffers)
 	defer walBufPool.Put(wb)
 	wb.series, wb.samples, wb.hists = wb.series[:0], wb.samples[:0], wb.hists[:0]
 	var unlogged []*memSeries
-	epoch := h.logEpoch.Load()
+	epoch := uint32(h.logEpoch.Load())
 	for i, s := range ss {
 		if s.loggedIn.Load() != epoch {
 			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: s.lset})

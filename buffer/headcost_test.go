@@ -161,8 +161,8 @@ func headChunksCost(h *Head) int64 {
 		for _, s := range h.series.refs[i] {
 			s.mtx.Lock()
 			n += s.chunksCostLocked()
-			for j := range s.ooo {
-				n += sampleCost(&s.ooo[j])
+			for _, x := range s.oooBuf() {
+				n += sampleCost(&x)
 			}
 			s.mtx.Unlock()
 		}

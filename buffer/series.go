@@ -45,38 +45,73 @@ func sampleCost(x *sample) int64 {
 // the first write of its timestamp, because anything written afterwards at
 // that timestamp is out of order.
 type memSeries struct {
-	ref uint64
-	// loggedIn is the log epoch (Head.logEpoch) in which a series record
-	// for it was made durable; 0: never. A record logged before the
-	// epoch's cut may be truncated away with the segments below it.
-	loggedIn atomic.Uint64
-	lset     labels.Labels
+	ref  uint64
+	lset labels.Labels
+	// loggedIn is the log epoch (Head.logEpoch, its low 32 bits) in which
+	// a series record for it was made durable; 0: never. A record logged
+	// before the epoch's cut may be truncated away with the segments below
+	// it. Only equality is asked of it, and of the tickets below, so 32
+	// bits that wrap around do: an epoch 2³² flushes old, or 2³² batches
+	// of one series in flight at once, do not happen. (Half the size makes
+	// memSeries fit a smaller size class.)
+	loggedIn atomic.Uint32
 
 	// Apply order: each batch that writes the series takes the next
 	// logTicket when it is handed to the log (under Head.orderMtx), and
 	// applies its samples once applied equals its ticket, so that the head
 	// applies the series' writes in log order and a replay rebuilds the
 	// same head (last write wins alike for equal timestamps).
-	logTicket uint64 // guarded by Head.orderMtx
-	applied   atomic.Uint64
+	logTicket uint32 // guarded by Head.orderMtx
+	applied   atomic.Uint32
 
 	mtx sync.Mutex // mtx guards everything below.
+
+	// idle is set by a flush that found the series empty, and cleared by
+	// every append: a series still idle and empty at the next flush is
+	// removed from the head (see Head.gcIdleSeries). (Here, beside mtx,
+	// it fills what would be padding.)
+	idle bool
 
 	chunks  []*memChunk // closed in-order chunks, by time
 	head    *memChunk   // open in-order chunk; nil if none
 	headApp chunkenc.Appender
 	lastT   int64 // latest in-order timestamp; math.MinInt64 when empty
 
-	oooChunks []*memChunk // sorted out-of-order chunks, in cut order
-	ooo       []sample    // unsorted out-of-order samples, in arrival order
-
-	// idle is set by a flush that found the series empty, and cleared by
-	// every append: a series still idle and empty at the next flush is
-	// removed from the head (see Head.gcIdleSeries).
-	idle bool
+	// ooo holds the out-of-order data; nil when there is none, which is
+	// most series: the two lists would take 48 bytes in each.
+	ooo *oooData
 }
 
 type sample = segments.Sample
+
+// oooData is a series' out-of-order data.
+type oooData struct {
+	chunks []*memChunk // sorted out-of-order chunks, in cut order
+	buf    []sample    // unsorted out-of-order samples, in arrival order
+}
+
+// oooChunks returns the sorted out-of-order chunks, in cut order.
+func (s *memSeries) oooChunks() []*memChunk {
+	if s.ooo == nil {
+		return nil
+	}
+	return s.ooo.chunks
+}
+
+// oooBuf returns the unsorted out-of-order samples, in arrival order.
+func (s *memSeries) oooBuf() []sample {
+	if s.ooo == nil {
+		return nil
+	}
+	return s.ooo.buf
+}
+
+// dropOOOIfEmptyLocked lets the out-of-order data go once it holds nothing.
+func (s *memSeries) dropOOOIfEmptyLocked() {
+	if s.ooo != nil && len(s.ooo.chunks) == 0 && len(s.ooo.buf) == 0 {
+		s.ooo = nil
+	}
+}
 
 func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
 	return &memSeries{ref: ref, lset: lset, lastT: math.MinInt64}
@@ -94,8 +129,11 @@ func (s *memSeries) appendLocked(x sample, o *Options) (ooo bool, cost int64) {
 		s.appendInOrderLocked(&x, o)
 		return false, cost
 	}
-	s.ooo = append(s.ooo, x)
-	if len(s.ooo) >= o.OOOBufferSize {
+	if s.ooo == nil {
+		s.ooo = &oooData{}
+	}
+	s.ooo.buf = append(s.ooo.buf, x)
+	if len(s.ooo.buf) >= o.OOOBufferSize {
 		cost += s.cutOOOLocked(o)
 	}
 	return true, cost
@@ -131,20 +169,21 @@ func (s *memSeries) closeHeadLocked() {
 // holds changed (at most 0: duplicates go, and a rebuild may recode
 // histograms with more buckets, which weighs them more).
 func (s *memSeries) cutOOOLocked(o *Options) int64 {
-	if len(s.ooo) == 0 {
+	if s.ooo == nil || len(s.ooo.buf) == 0 {
 		return 0
 	}
+	d := s.ooo
 	var cost int64
-	for i := range s.ooo {
-		cost -= sampleCost(&s.ooo[i])
+	for i := range d.buf {
+		cost -= sampleCost(&d.buf[i])
 	}
-	sorted := sortDedup(s.ooo)
+	sorted := sortDedup(d.buf)
 	cut := encodeChunks(sorted, o.ChunkSamples)
 	cost += chunksCost(cut)
-	s.oooChunks = append(s.oooChunks, cut...)
-	clear(s.ooo) // drop histogram references
-	s.ooo = s.ooo[:0]
-	if len(s.oooChunks) > o.MaxOOOChunks {
+	d.chunks = append(d.chunks, cut...)
+	clear(d.buf) // drop histogram references
+	d.buf = d.buf[:0]
+	if len(d.chunks) > o.MaxOOOChunks {
 		cost += s.rebuildLocked(o)
 	}
 	return cost
@@ -161,7 +200,7 @@ func chunksCost(cs []*memChunk) int64 {
 
 // chunksCostLocked returns the weight of the series' chunks.
 func (s *memSeries) chunksCostLocked() int64 {
-	n := chunksCost(s.chunks) + chunksCost(s.oooChunks)
+	n := chunksCost(s.chunks) + chunksCost(s.oooChunks())
 	if s.head != nil {
 		n += s.head.cost
 	}
@@ -174,8 +213,7 @@ func (s *memSeries) chunksCostLocked() int64 {
 func (s *memSeries) rebuildLocked(o *Options) int64 {
 	before := s.chunksCostLocked()
 	it := s.iteratorLocked(math.MinInt64, math.MaxInt64)
-	clear(s.ooo)
-	s.chunks, s.head, s.headApp, s.oooChunks, s.ooo = nil, nil, nil, nil, s.ooo[:0]
+	s.chunks, s.head, s.headApp, s.ooo = nil, nil, nil, nil
 	s.lastT = math.MinInt64
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 		x := segments.ReadSample(it, vt, nil, nil)

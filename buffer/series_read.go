@@ -38,12 +38,12 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) *snapshot {
 			sn.maxTs = append(sn.maxTs, s.head.maxT)
 		}
 	}
-	for _, c := range s.oooChunks {
+	for _, c := range s.oooChunks() {
 		if overlaps(c, mint, maxt) {
 			sn.ooo = append(sn.ooo, c.chunk)
 		}
 	}
-	for _, x := range s.ooo {
+	for _, x := range s.oooBuf() {
 		if x.T >= mint && x.T <= maxt {
 			sn.buf = append(sn.buf, x)
 		}
@@ -84,12 +84,12 @@ func (s *memSeries) hasDataLocked(mint, maxt int64) bool {
 	if s.head != nil && overlaps(s.head, mint, maxt) {
 		return true
 	}
-	for _, c := range s.oooChunks {
+	for _, c := range s.oooChunks() {
 		if overlaps(c, mint, maxt) {
 			return true
 		}
 	}
-	for _, x := range s.ooo {
+	for _, x := range s.oooBuf() {
 		if x.T >= mint && x.T <= maxt {
 			return true
 		}

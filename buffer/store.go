@@ -468,10 +468,10 @@ func (h *Head) sweepAfterFlush() (idle []*memSeries) {
 		if s.head != nil {
 			mint, maxt = min(mint, s.head.minT), max(maxt, s.head.maxT)
 		}
-		for _, c := range s.oooChunks {
+		for _, c := range s.oooChunks() {
 			mint, maxt = min(mint, c.minT), max(maxt, c.maxT)
 		}
-		for _, x := range s.ooo {
+		for _, x := range s.oooBuf() {
 			mint, maxt = min(mint, x.T), max(maxt, x.T)
 		}
 		s.mtx.Unlock()
