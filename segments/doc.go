@@ -11,7 +11,12 @@
 //	chunks/000001    chunk records (length, encoding, data, CRC32C), cut
 //	                 into numbered files of bounded size
 //
-// The byte layout is documented in docs/format.md.
+// Format version 1 stores chunk records and series entries as they are, so
+// they are read straight from the mapping; version 2, which compaction
+// writes for segments wider than one block (the day segments), stores both
+// in zstd-compressed pages (paged.go) with longer chunks, read through a
+// bounded PageCache of decompressed pages shared by a Set. Both versions
+// are read. The byte layout is documented in docs/format.md.
 //
 // The package provides a Writer (temporary directory, fsync of every file and
 // directory, atomic rename), a reader (Open) that mmaps index and chunk files
