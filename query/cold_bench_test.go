@@ -67,25 +67,41 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	app(end.Add(-time.Hour), end)
-	eng, err := NewEngine(logger, nil, NewQueryable(store.Head(), set), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name, q string
-		from    time.Time
-		step    time.Duration
+	for _, e := range []struct {
+		name string
+		opts Options
 	}{
-		{"avg-by-host-11h", `avg by (host) (avg_over_time(x[1h]))`, end.Add(-11 * time.Hour), time.Hour},
-		{"max-1h-one-host", `max_over_time(x{host="host-7"}[1m])`, end.Add(-time.Hour), time.Minute},
+		{"plain", Options{PlainRangeFunctions: true}},
+		{"direct-1", Options{Shards: 1}},
+		{"direct-2", Options{Shards: 2}},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				if _, err := eng.Range(context.Background(), RangeQuery{Query: c.q, Start: c.from, End: end, Step: c.step}); err != nil {
-					b.Fatal(err)
+		eng, err := NewEngine(logger, nil, NewQueryable(store.Head(), set), e.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []struct {
+			name, q string
+			from    time.Time
+			step    time.Duration
+		}{
+			{"avg-by-host-11h", `avg by (host) (avg_over_time(x[1h]))`, end.Add(-11 * time.Hour), time.Hour},
+			{"max-1h-one-host", `max(max_over_time(x{host="host-7"}[1m]))`, end.Add(-time.Hour), time.Minute},
+		} {
+			b.Run(c.name+"/"+e.name, func(b *testing.B) {
+				b.ReportAllocs()
+				cpu0, cpuOK := processCPU()
+				for b.Loop() {
+					if _, err := eng.Range(context.Background(), RangeQuery{Query: c.q, Start: c.from, End: end, Step: c.step}); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+				// CPU time per query: on a loaded machine the wall time
+				// mostly measures waiting for a core.
+				if cpu1, ok := processCPU(); ok && cpuOK {
+					b.ReportMetric(float64((cpu1-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+				}
+			})
+		}
 	}
 }
 

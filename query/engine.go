@@ -28,6 +28,14 @@ type Options struct {
 	// MaxPointsPerSeries is the most steps a range query may have (Prometheus
 	// refuses more than 11,000). Zero means 11,000.
 	MaxPointsPerSeries int
+	// Shards is the most goroutines that evaluate one range function
+	// (avg_over_time and its kind, see shard.go) over the series of a
+	// query, each a share of the series. Zero means GOMAXPROCS.
+	Shards int
+	// PlainRangeFunctions turns the direct evaluation of range functions
+	// off: every query is evaluated by the PromQL engine as written. The
+	// answers are the same either way.
+	PlainRangeFunctions bool
 }
 
 // DefaultOptions returns the options used for fields left zero.
@@ -68,6 +76,8 @@ func (o Options) Validate() error {
 		return errors.New("lookback delta must not be negative")
 	case o.MaxPointsPerSeries < 0:
 		return errors.New("max points per series must not be negative")
+	case o.Shards < 0:
+		return errors.New("query shards must not be negative")
 	}
 	return nil
 }
@@ -80,7 +90,8 @@ var ErrBadQuery = errors.New("bad query")
 // Engine evaluates PromQL over a storage.Queryable.
 type Engine struct {
 	opts      Options
-	engine    *promql.Engine
+	engine    promql.QueryEngine // plain, or evaluating range functions directly
+	plain     *promql.Engine
 	queryable storage.Queryable
 	parser    parser.Parser
 }
@@ -104,7 +115,11 @@ func NewEngine(logger *slog.Logger, reg prometheus.Registerer, q storage.Queryab
 		EnablePerStepStats:   true, // computed only for queries that ask (stats=all)
 		Parser:               p,
 	})
-	return &Engine{opts: opts, engine: eng, queryable: q, parser: p}, nil
+	e := &Engine{opts: opts, engine: eng, plain: eng, queryable: q, parser: p}
+	if !opts.PlainRangeFunctions {
+		e.engine = newShardEngine(eng, p, opts.Shards, opts.MaxSamples, opts.Timeout)
+	}
+	return e, nil
 }
 
 // Options returns the options in effect, defaults filled in.
@@ -155,24 +170,34 @@ func (e *Engine) Range(ctx context.Context, r RangeQuery) (*promql.Result, error
 // RangeAt evaluates a range query on data of resolution res (ResolutionRaw
 // or a rollup resolution ChooseResolution returned).
 func (e *Engine) RangeAt(ctx context.Context, r RangeQuery, res Resolution) (*promql.Result, error) {
-	res2, _, err := e.rangeAt(ctx, r, res, false)
+	res2, _, err := e.rangeAt(ctx, r, res, false, false)
 	return res2, err
 }
 
 // rangeAt is RangeAt that also returns the engine's statistics (per step
-// with perStep).
-func (e *Engine) rangeAt(ctx context.Context, r RangeQuery, res Resolution, perStep bool) (*promql.Result, *stats.Statistics, error) {
+// with perStep); withStats evaluates with the plain engine, whose
+// statistics describe the whole evaluation.
+func (e *Engine) rangeAt(ctx context.Context, r RangeQuery, res Resolution, perStep, withStats bool) (*promql.Result, *stats.Statistics, error) {
 	qs, opts, err := e.prepare(r.Query, res, perStep)
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := e.engine.NewRangeQuery(ctx, e.queryable, opts, qs, r.Start, r.End, r.Step)
+	q, err := e.engineFor(withStats || perStep).NewRangeQuery(ctx, e.queryable, opts, qs, r.Start, r.End, r.Step)
 	if err != nil {
 		return nil, nil, wrapParseError(err)
 	}
 	defer q.Close()
 	out, err := detach(q.Exec(ctx))
 	return out, q.Stats(), err
+}
+
+// engineFor returns the engine for a query: the plain one when it asks
+// for statistics, which describe the PromQL engine's own evaluation.
+func (e *Engine) engineFor(withStats bool) promql.QueryEngine {
+	if withStats {
+		return e.plain
+	}
+	return e.engine
 }
 
 // prepare rewrites a query to read rollups of res; perStep asks the
@@ -208,17 +233,17 @@ func (e *Engine) InstantMax(ctx context.Context, qs string, ts time.Time, max Re
 
 // InstantAt evaluates a query at one time on data of resolution res.
 func (e *Engine) InstantAt(ctx context.Context, qs string, ts time.Time, res Resolution) (*promql.Result, error) {
-	out, _, err := e.instantAt(ctx, qs, ts, res, false)
+	out, _, err := e.instantAt(ctx, qs, ts, res, false, false)
 	return out, err
 }
 
 // instantAt is InstantAt that also returns the engine's statistics.
-func (e *Engine) instantAt(ctx context.Context, qs string, ts time.Time, res Resolution, perStep bool) (*promql.Result, *stats.Statistics, error) {
+func (e *Engine) instantAt(ctx context.Context, qs string, ts time.Time, res Resolution, perStep, withStats bool) (*promql.Result, *stats.Statistics, error) {
 	rq, opts, err := e.prepare(qs, res, perStep)
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := e.engine.NewInstantQuery(ctx, e.queryable, opts, rq, ts)
+	q, err := e.engineFor(withStats || perStep).NewInstantQuery(ctx, e.queryable, opts, rq, ts)
 	if err != nil {
 		return nil, nil, wrapParseError(err)
 	}

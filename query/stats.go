@@ -23,7 +23,7 @@ func (e *Engine) RangeWithStats(ctx context.Context, r RangeQuery, perStep bool)
 	if err != nil {
 		return nil, nil, err
 	}
-	out, st, err := e.rangeAt(ctx, r, res, perStep)
+	out, st, err := e.rangeAt(ctx, r, res, perStep, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -38,7 +38,7 @@ func (e *Engine) InstantWithStats(ctx context.Context, qs string, ts time.Time, 
 	if err != nil {
 		return nil, nil, err
 	}
-	out, st, err := e.instantAt(ctx, qs, ts, res, perStep)
+	out, st, err := e.instantAt(ctx, qs, ts, res, perStep, true)
 	if err != nil {
 		return nil, nil, err
 	}

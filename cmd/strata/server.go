@@ -175,6 +175,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		MaxSamples:         v.GetInt("query.max_samples"),
 		LookbackDelta:      v.GetDuration("query.lookback_delta"),
 		MaxPointsPerSeries: v.GetInt("query.max_points_per_series"),
+		Shards:             v.GetInt("query.shards"),
 	})
 	if err != nil {
 		return nil, err

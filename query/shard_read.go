@@ -1,0 +1,199 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// seriesReader reads the float samples of series into arrays for the
+// direct evaluation of range functions (shard.go), reusing its buffers
+// from series to series. It is used by one goroutine.
+type seriesReader struct {
+	it   chunkenc.Iterator
+	srcs [][]promql.FPoint // a buffer per source of a merged series
+}
+
+// read appends the samples of s in [mint, maxt] to dst, in time order,
+// without stale markers: what the engine's iteration of s would give. A
+// native histogram sample returns errPlain.
+//
+// A merged series of raw data is read source by source (each segment,
+// then the head), each straight from its chunks, and the sources merged as
+// arrays, the newest write winning a timestamp as in the series' own
+// iterator; anything else is read through its iterator.
+func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt int64) ([]promql.FPoint, error) {
+	ms, ok := s.(*mergedSeries)
+	if !ok || ms.win.agg != "" {
+		r.it = s.Iterator(r.it)
+		return appendFloats(dst, r.it, mint, maxt)
+	}
+	mint, maxt = max(mint, ms.mint), min(maxt, ms.maxt)
+	if mint > maxt {
+		return dst, nil
+	}
+	n := len(ms.segs)
+	if ms.head != nil {
+		n++
+	}
+	for len(r.srcs) < n {
+		r.srcs = append(r.srcs, nil)
+	}
+	srcs := r.srcs[:n]
+	for i, src := range ms.segs {
+		var err error
+		if srcs[i], err = r.readSegment(srcs[i][:0], ms, src, mint, maxt); err != nil {
+			return dst, err
+		}
+	}
+	if ms.head != nil {
+		var err error
+		if srcs[n-1], err = appendRaw(srcs[n-1][:0], ms.head.Iterator(), mint, maxt, nil); err != nil {
+			return dst, err
+		}
+	}
+	return appendMerged(dst, srcs), nil
+}
+
+// readSegment appends the float samples of src in [mint, maxt] to dst,
+// decoding XOR chunks straight into the array (appendXOR) and any other
+// chunk through its iterator. A damaged chunk quarantines the segment, as
+// the series' own iterator does.
+func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src segSource, mint, maxt int64) ([]promql.FPoint, error) {
+	for _, m := range src.metas {
+		if m.Kind != segments.KindRaw || m.MaxTime < mint || m.MinTime > maxt {
+			continue
+		}
+		ch, err := src.seg.ReadChunk(m.Ref)
+		if err == nil && ch.Encoding() != chunkenc.EncXOR {
+			// Not floats: the series' iterator decides (a histogram
+			// sends the query to the plain engine).
+			it, err := ms.chunks(segSource{seg: src.seg, metas: []segments.ChunkMeta{m}}, segments.KindRaw)
+			if err != nil {
+				return dst, err
+			}
+			if dst, err = appendRaw(dst, it, mint, maxt, src.deleted); err != nil {
+				return dst, err
+			}
+			continue
+		}
+		n := len(dst)
+		if err == nil {
+			dst, err = appendXOR(dst, ch.Bytes(), mint, maxt)
+			if err != nil {
+				err = &segments.CorruptionError{Dir: src.seg.Dir(), Offset: -1, Err: fmt.Errorf("chunk %s: %w", m.Ref, err)}
+			}
+		}
+		if err != nil {
+			var ce *segments.CorruptionError
+			if errors.As(err, &ce) && ms.set != nil {
+				ms.set.Quarantine(src.seg.Meta().ID, err)
+			}
+			return dst, fmt.Errorf("read segment %s: %w", src.seg.Meta().ID, err)
+		}
+		if len(src.deleted) > 0 {
+			kept := dst[:n]
+			for _, p := range dst[n:] {
+				if !inRanges(p.T, src.deleted) {
+					kept = append(kept, p)
+				}
+			}
+			dst = kept
+		}
+	}
+	return dst, nil
+}
+
+// appendRaw appends the float samples of it in [mint, maxt] outside the
+// deleted ranges to dst, stale markers included (a newer stale marker
+// hides an older sample of the same timestamp).
+func appendRaw(dst []promql.FPoint, it chunkenc.Iterator, mint, maxt int64, deleted [][2]int64) ([]promql.FPoint, error) {
+	for vt := it.Seek(mint); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			return dst, errPlain
+		}
+		t, v := it.At()
+		if t > maxt {
+			break
+		}
+		if len(deleted) > 0 && inRanges(t, deleted) {
+			continue
+		}
+		dst = append(dst, promql.FPoint{T: t, F: v})
+	}
+	return dst, it.Err()
+}
+
+func inRanges(t int64, ranges [][2]int64) bool {
+	for _, r := range ranges {
+		if t >= r[0] && t <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// appendMerged appends the union of srcs (each sorted by time, listed from
+// oldest write to newest) to dst, sorted by time: of samples with the same
+// timestamp the newest source's wins. Stale markers are dropped after the
+// merge. Sources that follow each other in time are concatenated.
+func appendMerged(dst []promql.FPoint, srcs [][]promql.FPoint) []promql.FPoint {
+	disjoint := true
+	last := int64(-1 << 63)
+	first := true
+	for _, s := range srcs {
+		if len(s) == 0 {
+			continue
+		}
+		if !first && s[0].T <= last {
+			disjoint = false
+			break
+		}
+		first = false
+		last = s[len(s)-1].T
+	}
+	if disjoint {
+		for _, s := range srcs {
+			dst = appendFresh(dst, s)
+		}
+		return dst
+	}
+	pos := make([]int, len(srcs))
+	for {
+		best := -1
+		var bt int64
+		for i, s := range srcs {
+			if pos[i] < len(s) && (best < 0 || s[pos[i]].T <= bt) {
+				best, bt = i, s[pos[i]].T // on a tie the later source wins
+			}
+		}
+		if best < 0 {
+			return dst
+		}
+		p := srcs[best][pos[best]]
+		for i, s := range srcs {
+			if pos[i] < len(s) && s[pos[i]].T == bt {
+				pos[i]++
+			}
+		}
+		if !value.IsStaleNaN(p.F) {
+			dst = append(dst, p)
+		}
+	}
+}
+
+// appendFresh appends the samples of src that are not stale markers.
+func appendFresh(dst, src []promql.FPoint) []promql.FPoint {
+	for _, p := range src {
+		if !value.IsStaleNaN(p.F) {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}

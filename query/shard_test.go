@@ -1,0 +1,234 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/promql/promqltest"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+func TestShardPlan(t *testing.T) {
+	s := newShardEngine(nil, parser.NewParser(parser.Options{}), 2, 1000, 0)
+	f := func(qs string, want int) {
+		t.Helper()
+		calls := s.plan(qs, nil)
+		if len(calls) != want {
+			t.Fatalf("%s: %d direct calls, want %d", qs, len(calls), want)
+		}
+		if want == 0 {
+			return
+		}
+		rq := rewrite(qs, calls)
+		if len(rq) != len(qs) {
+			t.Fatalf("%s: rewritten to %q, a different length", qs, rq)
+		}
+		if _, err := parser.NewParser(parser.Options{}).ParseExpr(rq); err != nil {
+			t.Fatalf("%s: rewritten to %q: %v", qs, rq, err)
+		}
+	}
+	f(`avg by (host) (avg_over_time(x[1h]))`, 1)
+	f(`max(max_over_time(x{host="a"}[1m]))`, 1)
+	f(`sum_over_time(x[5m] offset 1h)`, 1)
+	f(`topk(3, (count_over_time(x[5m])))`, 1)
+	f(`max(avg by (host) (stddev_over_time(x[5m])))`, 1)
+	f("sum(\n  min_over_time(\n x[5m]))", 1)
+	// Not evaluated directly: other functions, other parents, @, names
+	// that stay, grouping by the name, subqueries, duration expressions.
+	f(`rate(x[5m])`, 0)
+	f(`last_over_time(x[5m])`, 0)
+	f(`quantile_over_time(0.5, x[5m])`, 0)
+	f(`avg_over_time(x[5m]) * 2`, 0)
+	f(`absent(avg_over_time(x[5m]))`, 0)
+	f(`timestamp(avg_over_time(x[5m]))`, 0)
+	f(`avg_over_time(x[5m] @ 100)`, 0)
+	f(`sum by (__name__) (avg_over_time(x[5m]))`, 0)
+	f(`avg_over_time(avg_over_time(x[5m])[1h:1m])`, 0)
+	f(`avg_over_time(x[5m:1m])`, 0)
+	f(`not a query (`, 0)
+}
+
+// TestShardCompliance runs Prometheus' promqltest scripts through the
+// direct, sharded evaluation of range functions, in Strata's split mode
+// (every series read through the merge of segments and head): its answers
+// must be what the scripts expect of the PromQL engine.
+func TestShardCompliance(t *testing.T) {
+	dir := promqltestDataDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.test"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no .test files in %s: %v", dir, err)
+	}
+	slices.Sort(files)
+	inner := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+	eng := newShardEngine(inner, parser.NewParser(promqltest.TestParserOpts), 3, promqltest.DefaultMaxSamplesPerQuery, 0)
+	for _, f := range files {
+		name := filepath.Base(f)
+		if _, ok := excludedComplianceFiles[name]; ok {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := dropKnownFailures(name, string(raw), knownComplianceFailures[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) {
+			promqltest.RunTestWithStorage(t, content, eng, func(tb testing.TB) storage.Storage {
+				return newStrataStorage(tb, modeSplit)
+			})
+		})
+	}
+	// The scripts must have exercised the direct path, not only the
+	// plain engine behind it.
+	if n := eng.used.Load(); n < 50 {
+		t.Fatalf("only %d calls of the scripts were evaluated directly", n)
+	}
+	t.Logf("%d calls evaluated directly", eng.used.Load())
+}
+
+// TestShardEqualsPlain is the randomized differential test of the direct
+// evaluation: over data spread across segments and the head (overlapping
+// rewrites, out-of-order samples, NaN and stale markers, a delete), random
+// queries answered directly with 1 to 3 shards must equal, bit for bit,
+// the plain engine's answers. STRATA_SHARD_QUERIES sets the number of
+// queries.
+func TestShardEqualsPlain(t *testing.T) {
+	n := 300
+	if s := os.Getenv("STRATA_SHARD_QUERIES"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	start := end.Add(-6 * time.Hour)
+	e := newDiffEnv(t, end.Add(time.Hour))
+	rng := rand.New(rand.NewSource(7))
+	stale := math.Float64frombits(value.StaleNaN)
+	write := func(from, to time.Time, every time.Duration) {
+		b := &ingest.Batch{}
+		for h := range 12 {
+			for _, name := range []string{"x", "y"} {
+				s := ingest.Series{Labels: labels.FromStrings("__name__", name, "host", fmt.Sprintf("h%d", h), "dc", fmt.Sprintf("dc%d", h%3))}
+				for ts := from; ts.Before(to); ts = ts.Add(every + time.Duration(rng.Intn(3))*time.Second) {
+					if rng.Intn(10) == 0 {
+						ts = ts.Add(time.Duration(rng.Intn(20)) * time.Minute) // a gap
+					}
+					v := float64(rng.Intn(200)) - 50 + rng.Float64()
+					switch rng.Intn(60) {
+					case 0:
+						v = math.NaN()
+					case 1:
+						v = stale
+					case 2:
+						v = math.Inf(1)
+					}
+					s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: v})
+				}
+				if len(s.Samples) > 0 {
+					b.Series = append(b.Series, s)
+				}
+			}
+		}
+		e.write(t, b)
+	}
+	ctx := context.Background()
+	write(start, start.Add(3*time.Hour), 10*time.Second)
+	if err := e.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrites of part of the flushed range (newer values win) and the
+	// rest of the data.
+	write(start.Add(2*time.Hour), start.Add(4*time.Hour), 15*time.Second)
+	if err := e.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.compactor.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(start.Add(3*time.Hour+30*time.Minute), end, 10*time.Second)
+	write(start.Add(90*time.Minute), start.Add(100*time.Minute), 7*time.Second) // out of order, into the head
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "host", "h3")}
+	if err := e.deleter.DeleteSeries(ctx, [][]*labels.Matcher{ms}, start.Add(time.Hour).UnixMilli(), start.Add(80*time.Minute).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	write(start.Add(5*time.Hour), end.Add(10*time.Minute), 10*time.Second) // rewrites in the head
+
+	logger := slog.New(slog.DiscardHandler)
+	q := NewQueryable(e.store.Head(), e.set)
+	plain, err := NewEngine(logger, nil, q, Options{PlainRangeFunctions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := make([]*Engine, 3)
+	for i := range direct {
+		if direct[i], err = NewEngine(logger, nil, q, Options{Shards: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fns := []string{"avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time", "stddev_over_time", "stdvar_over_time"}
+	sels := []string{`x`, `x{host="h3"}`, `{__name__=~"x|y", dc="dc1"}`, `y{host=~"h1.*"}`, `nothing`}
+	ranges := []string{"30s", "1m", "5m", "17m", "1h", "2h"}
+	offsets := []string{"", " offset 3m", " offset -7m", " offset 1h"}
+	outer := []string{"%s", "sum(%s)", "avg by (host) (%s)", "max by (dc) (%s)", "min without (host) (%s)", "count(%s)",
+		"topk(2, %s)", "quantile(0.9, %s)", "max(avg by (dc) (%s))", "(%s)", "stddev by (dc) (%s)", "group(%s)"}
+	for i := range n {
+		inner := fmt.Sprintf("%s(%s[%s]%s)", fns[rng.Intn(len(fns))], sels[rng.Intn(len(sels))], ranges[rng.Intn(len(ranges))], offsets[rng.Intn(len(offsets))])
+		qs := fmt.Sprintf(outer[rng.Intn(len(outer))], inner)
+		from := start.Add(time.Duration(rng.Int63n(int64(7 * time.Hour))))
+		if rng.Intn(4) != 0 {
+			from = from.Truncate(10 * time.Second) // windows that end on samples
+		}
+		to := from.Add(time.Duration(rng.Int63n(int64(3 * time.Hour))))
+		step := []time.Duration{15 * time.Second, time.Minute, 7 * time.Minute, time.Hour}[rng.Intn(4)]
+		d := direct[i%len(direct)]
+		if i%5 == 0 {
+			want, werr := plain.InstantAt(ctx, qs, to, ResolutionRaw)
+			got, gerr := d.InstantAt(ctx, qs, to, ResolutionRaw)
+			compareResults(t, fmt.Sprintf("instant %s at %s", qs, to), want, got, werr, gerr)
+			continue
+		}
+		r := RangeQuery{Query: qs, Start: from, End: to, Step: step}
+		want, werr := plain.RangeAt(ctx, r, ResolutionRaw)
+		got, gerr := d.RangeAt(ctx, r, ResolutionRaw)
+		compareResults(t, fmt.Sprintf("%s from %s to %s step %s", qs, from, to, step), want, got, werr, gerr)
+	}
+	used := int64(0)
+	for _, d := range direct {
+		used += d.engine.(*shardEngine).used.Load()
+	}
+	if used < int64(n/2) {
+		t.Fatalf("only %d of %d queries were evaluated directly", used, n)
+	}
+}
+
+func compareResults(t *testing.T, what string, want, got *promql.Result, werr, gerr error) {
+	t.Helper()
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		t.Fatalf("%s: error %v, plain engine's %v", what, gerr, werr)
+	}
+	if werr != nil {
+		return
+	}
+	w, g := asMatrix(want.Value), asMatrix(got.Value)
+	if diff := equalMatrix(w, g); diff != "" {
+		t.Fatalf("%s: %s (plain engine first)", what, diff)
+	}
+}
