@@ -39,6 +39,7 @@ Commands:
   query     run a mix of PromQL range queries
   mixed     both at once, for --duration
   presets   list the presets (--preset NAME) with their flags
+  table     print a Markdown table of JSON reports (--json) against TARGETS.md
 
 Run "go run ./loadtest <command> --help" for the flags of a command.
 `
@@ -51,6 +52,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "presets" {
 		writePresets(stdout)
+		return 0
+	}
+	if args[0] == "table" {
+		if err := writeTable(stdout, args[1:]); err != nil {
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	stderrTTY := false

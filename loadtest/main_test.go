@@ -141,3 +141,45 @@ func TestCommandEndToEnd(t *testing.T) {
 		t.Fatalf("mixed: ingest %+v query %+v", rep.Ingest, rep.Query)
 	}
 }
+
+// TestTable: the table command sets each preset's figures against its
+// target, and every TARGETS preset has its rows.
+func TestTable(t *testing.T) {
+	dir := t.TempDir()
+	rss, bps := 812.4, 0.371
+	reports := []report.Report{
+		{Command: "ingest", Preset: "targets-rw-prom", Ingest: &report.Ingest{SamplesPerSecond: 1234567.4}},
+		{Command: "ingest", Preset: "targets-newseries", Ingest: &report.Ingest{SamplesPerSecond: 500000}, Server: &report.Server{RSSPerSeriesBytes: &rss}},
+		{Command: "ingest", Preset: "targets-disk", Server: &report.Server{BytesPerSample: &bps}},
+		{Command: "query", Preset: "targets-query-cold", Query: &report.Query{Latency: report.Latency{Count: 1500, P50Ms: 1.234, P99Ms: 12.5}}},
+	}
+	var paths []string
+	for _, r := range reports {
+		p := filepath.Join(dir, r.Preset+".json")
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(append([]string{"table"}, paths...), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"| `targets-rw-prom` | ingest, remote write, 2,000 series × 1 sample a request, 4 writers, fsync on | ≥ 1,500,000 samples/s | 1,234,567 samples/s |",
+		"| 500,000 samples/s |", "| 812 B |", "| 0.37 B |", "| 1.23 / 12.50 ms (1,500 queries) |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, p := range presets {
+		if _, ok := presetTargets[p.name]; !ok {
+			t.Errorf("preset %s has no row in the table", p.name)
+		}
+	}
+}
