@@ -83,14 +83,23 @@ func BenchmarkStoreReplay(b *testing.B) {
 }
 
 // BenchmarkStoreAppend measures appends through the WAL with fsync on
-// (group commit), from 4 concurrent writers of 10,000-sample batches.
+// (group commit), from 4 concurrent writers of batches of 2,000 series:
+// 5 samples each (10,000-sample batches), and 1 sample each, the shape
+// Prometheus' remote write sends (max_samples_per_send 2,000).
 func BenchmarkStoreAppend(b *testing.B) {
+	for _, per := range []int{5, 1} {
+		b.Run(fmt.Sprintf("2000x%d", per), func(b *testing.B) { benchStoreAppend(b, per) })
+	}
+}
+
+func benchStoreAppend(b *testing.B, per int) {
 	dir := b.TempDir()
 	s, err := OpenStore(slog.New(slog.DiscardHandler), dir, StoreOptions{}, nopSink{filepath.Join(dir, "segments")}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.wal.Close()
+	b.ReportAllocs()
 	b.SetParallelism(2) // 2 × GOMAXPROCS(2) = 4 writers
 	var seq int64
 	b.RunParallel(func(pb *testing.PB) {
@@ -107,18 +116,18 @@ func BenchmarkStoreAppend(b *testing.B) {
 				sr := &bt.Series[i]
 				sr.Labels = lsets[i]
 				sr.Samples = sr.Samples[:0]
-				for j := range 5 {
+				for j := range per {
 					sr.Samples = append(sr.Samples, ingest.Sample{T: ts + int64(j)*10_000, V: rng.Float64()})
 				}
 			}
-			ts += 50_000
+			ts += int64(per) * 10_000
 			if err := s.Append(bt); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)*10_000/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.N)*2000*float64(per)/b.Elapsed().Seconds(), "samples/s")
 }
 
 func atomicAdd(p *int64) int64 { return atomic.AddInt64(p, 1) }

@@ -329,24 +329,36 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 	var firstErr error
 	var errOnce sync.Once
 	workers := min(q.s.shards, len(in))
-	for range workers {
+	work := func() {
+		w := workerPool.Get().(*shardWorker)
+		w.c, w.q = c, q
+		defer func() {
+			w.c, w.q, w.matrix[0].Metric, w.matrix[0].Floats = preCall{}, nil, labels.EmptyLabels(), nil
+			if cap(w.pts) > 1<<16 {
+				w.pts = nil // a long series: do not keep its buffer
+			}
+			workerPool.Put(w)
+		}()
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(in) {
+				return
+			}
+			if err := w.series(ctx, in[i], &out[i]); err != nil {
+				errOnce.Do(func() { firstErr = err })
+				next.Store(int64(len(in))) // stop the others
+				return
+			}
+		}
+	}
+	for range workers - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &shardWorker{c: c, q: q}
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(in) {
-					return
-				}
-				if err := w.series(ctx, in[i], &out[i]); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					next.Store(int64(len(in))) // stop the others
-					return
-				}
-			}
+			work()
 		}()
 	}
+	work() // this goroutine is one of the workers
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
@@ -380,6 +392,11 @@ type shardWorker struct {
 	matrix promql.Matrix
 }
 
+// workerPool keeps the buffers of workers between queries.
+var workerPool = sync.Pool{New: func() any {
+	return &shardWorker{matrix: make(promql.Matrix, 1), enh: promql.EvalNodeHelper{Out: make(promql.Vector, 0, 1)}}
+}}
+
 // staleNaN marks a step without a value, so that the engine's selector of
 // the precomputed series does not look back to an earlier step.
 var staleNaN = math.Float64frombits(value.StaleNaN)
@@ -402,10 +419,6 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 		return nil
 	}
 	lset := s.Labels()
-	if w.matrix == nil {
-		w.matrix = make(promql.Matrix, 1)
-		w.enh.Out = make(promql.Vector, 0, 1)
-	}
 	w.matrix[0].Metric = lset
 	var floats []promql.FPoint
 	lo, hi := 0, 0
