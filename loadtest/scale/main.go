@@ -477,8 +477,28 @@ func run(c config) error {
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
+	// The highest RSS while the flush runs, sampled every 250 ms: what a
+	// flush costs in memory on top of the head.
+	rssBefore := s.rss()
+	peakDone, peakC := make(chan struct{}), make(chan int64, 1)
+	go func() {
+		peak := rssBefore
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-peakDone:
+				peakC <- max(peak, s.rss())
+				return
+			case <-t.C:
+				peak = max(peak, s.rss())
+			}
+		}
+	}()
 	start = time.Now()
 	resp, err := http.Post(s.url+"/api/v1/admin/tsdb/flush", "", nil)
+	close(peakDone)
+	peak := <-peakC
 	if err != nil {
 		return err
 	}
@@ -494,6 +514,8 @@ func run(c config) error {
 		return d.err
 	}
 	out("flush: %v; writes during it: %s", flushDur.Round(time.Millisecond), d.lat)
+	out("rss during flush: %.0f MiB when it started, peak %.0f MiB (+%.0f B per series)",
+		mib(rssBefore), mib(peak), float64(peak-rssBefore)/float64(c.series))
 	time.Sleep(2 * time.Second)
 	out("rss after flush: %.0f MiB (%.0f B per series), of it anonymous %.0f MiB (%.0f B per series); go heap in use %.0f MiB",
 		mib(s.rss()), float64(s.rss()-rss0)/float64(c.series), mib(s.rssAnon()), float64(s.rssAnon()-anon0)/float64(c.series),
