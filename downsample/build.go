@@ -155,7 +155,7 @@ func (d *Downsampler) build5m(ctx context.Context, w int64, prevID string, now t
 	}
 
 	meta := d.rollupMeta(Res5m, w, lin, now)
-	wr, err := segments.NewWriter(d.set.Dir(), meta)
+	wr, err := segments.NewWriterWithOptions(d.set.Dir(), meta, rollupWriterOptions())
 	if err != nil {
 		return segments.Meta{}, false, err
 	}
@@ -254,7 +254,7 @@ func (d *Downsampler) build1h(ctx context.Context, w int64, srcID string, now ti
 		return segments.Meta{}, false, err
 	}
 	meta := d.rollupMeta(Res1h, w, lineage{link: srcID}, now)
-	wr, err := segments.NewWriter(d.set.Dir(), meta)
+	wr, err := segments.NewWriterWithOptions(d.set.Dir(), meta, rollupWriterOptions())
 	if err != nil {
 		return segments.Meta{}, false, err
 	}
@@ -318,4 +318,14 @@ func discard(parent, id string) {
 	if err := os.Rename(dir, tmp); err == nil {
 		_ = os.RemoveAll(tmp)
 	}
+}
+
+// rollupWriterOptions are the options rollup segments are written with. A
+// rollup covers a day, as a day-compacted raw segment does, and is written
+// once and read for weeks: it is compressed (format version 2, zstd pages
+// read through the set's page cache) as day segments are.
+func rollupWriterOptions() segments.WriterOptions {
+	o := segments.DefaultWriterOptions()
+	o.Compress = true
+	return o
 }

@@ -276,6 +276,9 @@ func TestRun(t *testing.T) {
 	if m := r0.meta; m.MinTime != w0+1 || m.MaxTime != w0+Window || m.Compaction.Level != 1 || r0.lin.link != "" {
 		t.Fatalf("rollup meta %+v", m)
 	}
+	if v := r0.meta.Version; v != segments.FormatVersionCompressed {
+		t.Fatalf("rollup segment format version %d, want %d (compressed, as day segments)", v, segments.FormatVersionCompressed)
+	}
 	// Its raw sources: the day's twelve blocks and the next day's first,
 	// which holds the sample at midnight.
 	var wantSrcs []string
