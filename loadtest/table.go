@@ -27,7 +27,7 @@ var presetTargets = map[string][]targetRow{
 		{"memory per active series (RSS growth / series)", "≤ 700 B", rssPerSeries},
 	},
 	"targets-disk":       {{"disk per sample after flush, index included", "≤ 0.6 B (next ≤ 0.40)", bytesPerSample}},
-	"targets-histograms": {{"native histogram ingest, schema 3", "≥ 100,000 histograms/s", ingestRate}},
+	"targets-histograms": {{"native histogram ingest, schema 3 (a histogram is a sample)", "≥ 100,000 histograms/s", ingestRate}},
 	"targets-query-cold": {{"cold range query (cache bypassed), p50 / p99", "p99 ≤ 15 ms", queryLatency}},
 	"targets-query-warm": {{"warm range query (cache hit), p50 / p99", "p50 ≤ 0.3 ms, p99 ≤ 1 ms", queryLatency}},
 }
