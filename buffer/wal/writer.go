@@ -11,6 +11,10 @@ const (
 	maxBatch       = 1024    // requests taken from the queue per group commit at most
 	maxWriteBuf    = 4 << 20 // bytes buffered before a write(2) within one batch
 	maxPooledBytes = 4 << 20 // request buffers above this are not pooled
+	// maxUnsynced bounds the bytes acknowledged but not yet fsynced in
+	// SyncInterval mode (the copy the writer keeps of them): a commit
+	// that would leave more fsyncs before it acknowledges.
+	maxUnsynced = 32 << 20
 )
 
 type reqKind int
@@ -59,6 +63,18 @@ type writer struct {
 	waiting []*request // requests whose frames are in buf or f but not yet acknowledged
 	dirty   bool       // f has writes not yet fsynced
 	good    int64      // bytes of f that hold acknowledged (or synced) frames only
+	synced  int64      // bytes of f that an fsync made durable
+	// unsynced is a copy of f's bytes from synced to off, kept in
+	// SyncInterval mode only, where frames are acknowledged before an
+	// fsync. After a failed fsync Linux may mark the unwritten pages clean
+	// (fsyncgate): a later fsync then succeeds without writing them, and
+	// the page cache may drop them. So the file cannot be trusted past
+	// synced, and recover writes the acknowledged part of this copy again.
+	unsynced []byte
+	// lostSync is set when an fsync of f failed: the bytes of f past
+	// synced may be lost whatever later fsyncs return, until recover has
+	// written them again from unsynced.
+	lostSync bool
 	// err is set by a failed write or fsync: until recover succeeds every
 	// request fails with it. recover runs before each batch and every
 	// Options.RetryInterval, so the WAL heals by itself once the cause
@@ -177,6 +193,9 @@ func (wr *writer) append(r *request) {
 // commit writes buffered frames, fsyncs if sync, and acknowledges the
 // waiting requests.
 func (wr *writer) commit(sync bool) {
+	if wr.off+int64(len(wr.buf))-wr.synced > maxUnsynced {
+		sync = true // Bound the copy kept of unsynced bytes.
+	}
 	if wr.err == nil {
 		err := wr.write()
 		if err == nil && sync && wr.dirty {
@@ -233,6 +252,9 @@ func (wr *writer) write() error {
 		return nil
 	}
 	n, err := wr.f.Write(wr.buf)
+	if !wr.w.opts.SyncMode.syncsBeforeAck() {
+		wr.unsynced = append(wr.unsynced, wr.buf[:n]...)
+	}
 	wr.off += int64(n)
 	wr.w.size.Add(int64(n))
 	wr.w.metrics.BytesWritten.Add(float64(n))
@@ -256,10 +278,25 @@ func (wr *writer) sync() error {
 	m.FsyncDuration.Observe(time.Since(start).Seconds())
 	m.Fsyncs.Inc()
 	if err != nil {
+		wr.lostSync = true
 		return fmt.Errorf("sync segment %d: %w", wr.index, err)
+	}
+	if !wr.lostSync {
+		wr.markSynced(wr.off)
 	}
 	wr.dirty = false
 	return nil
+}
+
+// markSynced records that f's first n bytes are durable and drops the
+// copy of them.
+func (wr *writer) markSynced(n int64) {
+	wr.synced = n
+	if cap(wr.unsynced) > 2*maxWriteBuf {
+		wr.unsynced = nil
+	} else {
+		wr.unsynced = wr.unsynced[:0]
+	}
 }
 
 // roll writes and fsyncs the current segment, closes it and opens the next.
@@ -295,15 +332,15 @@ func (wr *writer) cut() (int, error) {
 }
 
 // close closes the segment file; commit(true) has already fsynced it.
-// After a failed write that recover could not undo, close still succeeds
-// when the file can be cut back to its acknowledged frames: everything
-// acknowledged is then durable, and nothing more is.
+// After a failed write or fsync that recover could not undo, close still
+// succeeds when restore succeeds: everything acknowledged is then
+// durable, and nothing more is.
 func (wr *writer) close() error {
 	if wr.f == nil {
 		return wr.err
 	}
 	if wr.err != nil {
-		if err := wr.truncateToGood(); err != nil {
+		if err := wr.restore(); err != nil {
 			_ = wr.f.Close()
 			wr.f = nil
 			return wr.err
@@ -337,6 +374,8 @@ func (wr *writer) openSegment(index int) error {
 		return fmt.Errorf("open segment %d: %w", index, err)
 	}
 	wr.f, wr.index, wr.off, wr.good, wr.dirty = f, index, 0, 0, false
+	wr.lostSync = false
+	wr.markSynced(0)
 	wr.w.active.Store(int64(index))
 	wr.w.metrics.Segment.Set(float64(index))
 	return nil
@@ -348,7 +387,8 @@ const probeSize = 64 << 10
 
 // recover tries to make the WAL writable after a failure: it cuts the
 // segment back to its acknowledged frames (so the frames of failed
-// requests are not replayed), opens the next segment if a roll failed
+// requests are not replayed), writes again and fsyncs the acknowledged
+// frames a failed fsync may have lost (see writer.unsynced), opens the next segment if a roll failed
 // half way, and checks with a probe write and fsync that the file system
 // takes data again. On success the WAL accepts writes; on failure it stays
 // unwritable and recover runs again later.
@@ -373,12 +413,12 @@ func (wr *writer) tryRecover() error {
 			return err
 		}
 	}
-	if err := wr.truncateToGood(); err != nil {
+	if err := wr.restore(); err != nil {
 		return err
 	}
 	probe := make([]byte, probeSize)
 	_, werr := wr.f.Write(probe)
-	serr := wr.f.Sync()
+	serr := wr.w.syncFile(wr.f)
 	// Remove the probe whatever happened; a crash before this leaves a
 	// zero-filled tail, which replay cuts off as torn.
 	if err := wr.truncateToGood(); err != nil {
@@ -406,9 +446,50 @@ func (wr *writer) truncateToGood() error {
 		}
 		wr.w.size.Add(wr.good - st.Size())
 	}
-	if err := wr.f.Sync(); err != nil {
+	if err := wr.w.syncFile(wr.f); err != nil {
+		wr.lostSync = true
 		return fmt.Errorf("sync segment %d: %w", wr.index, err)
 	}
 	wr.off, wr.dirty = wr.good, false
+	if wr.synced > wr.good {
+		wr.synced, wr.unsynced = wr.good, wr.unsynced[:0]
+	} else if n := wr.good - wr.synced; int64(len(wr.unsynced)) > n {
+		wr.unsynced = wr.unsynced[:n]
+	}
+	if !wr.lostSync {
+		wr.markSynced(wr.good)
+	}
+	return nil
+}
+
+// restore makes the segment file hold exactly its acknowledged frames,
+// durably: it cuts off what failed requests wrote and, after a failed
+// fsync, writes the acknowledged bytes past the last good fsync again
+// from the writer's copy (marking their pages dirty, so that the fsync
+// that follows really writes them) and fsyncs them.
+func (wr *writer) restore() error {
+	if err := wr.truncateToGood(); err != nil {
+		return err
+	}
+	if !wr.lostSync {
+		return nil
+	}
+	// A second descriptor: f appends, and WriteAt refuses O_APPEND files.
+	g, err := os.OpenFile(wr.f.Name(), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("reopen segment %d: %w", wr.index, err)
+	}
+	_, err = g.WriteAt(wr.unsynced, wr.synced)
+	if err == nil {
+		err = wr.w.syncFile(g)
+	}
+	if cerr := g.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write again the frames of segment %d after a failed fsync: %w", wr.index, err)
+	}
+	wr.lostSync = false
+	wr.markSynced(wr.good)
 	return nil
 }

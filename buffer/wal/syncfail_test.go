@@ -1,0 +1,144 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lossyDisk is a sync hook that fails fsyncs on demand the way Linux does
+// (fsyncgate): the failed fsync reports EIO once, the pages it could not
+// write are marked clean, and here they are also evicted, so what reads
+// back is what the disk held: zeros. A later fsync succeeds without
+// writing them. Only a writer that writes those bytes again keeps them.
+type lossyDisk struct {
+	mu       sync.Mutex
+	failing  bool             // fail every fsync while set
+	failures int              // fsyncs failed so far
+	durable  map[string]int64 // per file, the size its last good fsync covered
+}
+
+func (d *lossyDisk) sync(f *os.File) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	if !d.failing {
+		d.durable[name] = st.Size()
+		return f.Sync()
+	}
+	d.failures++
+	if from := d.durable[name]; st.Size() > from {
+		g, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = g.WriteAt(make([]byte, st.Size()-from), from)
+		if cerr := g.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return &os.PathError{Op: "sync", Path: name, Err: syscall.EIO}
+}
+
+func (d *lossyDisk) set(failing bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failing = failing
+}
+
+func (d *lossyDisk) failed() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failures
+}
+
+// TestBackgroundFsyncFailure checks that with wal.sync=interval a failed
+// background fsync loses nothing acknowledged: the records acknowledged
+// before it (written but not yet fsynced) replay after Close, the WAL
+// refuses writes (ErrUnwritable) while fsyncs fail, and a write is
+// acknowledged again only once the lost bytes were written again and
+// fsynced. On the old writer a later fsync "succeeded", the records of
+// before the failure were gone (zeros) and replay met damage.
+func TestBackgroundFsyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	disk := &lossyDisk{durable: map[string]int64{}}
+	w, err := open(nil, dir, Options{SyncMode: SyncInterval, SyncInterval: 5 * time.Millisecond, RetryInterval: 5 * time.Millisecond}, disk.sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rec := func(i int) []byte { return fmt.Appendf(nil, "record %03d %s", i, "some padding to compress") }
+	var want [][]byte
+	log := func(i int) error {
+		err := w.Log(rec(i))
+		if err == nil {
+			want = append(want, rec(i))
+		}
+		return err
+	}
+	for i := range 10 {
+		if err := log(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until a background fsync covered them.
+	waitFor(t, "a background fsync", func() bool {
+		disk.mu.Lock()
+		defer disk.mu.Unlock()
+		return disk.durable[segmentPath(dir, 0)] >= w.Size() && w.Size() > 0
+	})
+	disk.set(true)
+	for i := 10; i < 20; i++ { // Acknowledged after write(2), before any fsync.
+		if err := log(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the background fsync to fail", func() bool { return disk.failed() > 0 })
+	// While fsyncs fail, nothing is acknowledged.
+	waitFor(t, "the WAL to refuse writes", func() bool { return w.Err() != nil })
+	for i := 20; i < 25; i++ {
+		if err := log(i); !errors.Is(err, ErrUnwritable) {
+			t.Errorf("Log while fsyncs fail = %v, want ErrUnwritable", err)
+		}
+	}
+	disk.set(false)
+	waitFor(t, "the WAL to heal", func() bool { return log(25) == nil })
+	for i := 26; i < 30; i++ {
+		if err := log(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, logs, err := replayAll(t, dir, 0)
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, logs)
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("replayed %d records:\n%q\nwant the %d acknowledged:\n%q", len(got), got, len(want), want)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
