@@ -63,7 +63,8 @@ type StoreOptions struct {
 	ReplayProgress func(wal.Progress)
 	// StrictWAL makes OpenStore fail on damage in the write-ahead log that
 	// is not a torn tail. When false (the default) the damaged segment is
-	// cut at the damage, a copy is moved aside into wal/quarantine, an
+	// rewritten without its damaged frames (replay resynchronises on the
+	// next good one), a copy is moved aside into wal/quarantine, an
 	// error is logged and strata_wal_corruptions_total counts it.
 	StrictWAL bool
 }
@@ -226,7 +227,7 @@ func replayWAL(logger *slog.Logger, dir string, strict bool, m *wal.Metrics, app
 		if err := wal.ReplayWithProgress(logger, dir, 0, apply, progress); err != nil {
 			if errors.As(err, new(*wal.CorruptionError)) {
 				m.Corruptions.Inc()
-				return fmt.Errorf("replay write-ahead log: %w (refusing to start: storage.wal.strict is set; `strata wal repair` or a start without it cuts the damaged segment and keeps a copy)", err)
+				return fmt.Errorf("replay write-ahead log: %w (refusing to start: storage.wal.strict is set; `strata wal repair` or a start without it removes the damaged records and keeps a copy)", err)
 			}
 			return fmt.Errorf("replay write-ahead log: %w", err)
 		}
@@ -234,6 +235,7 @@ func replayWAL(logger *slog.Logger, dir string, strict bool, m *wal.Metrics, app
 	}
 	rep, err := wal.ReplayRepair(logger, dir, 0, apply, progress)
 	m.Corruptions.Add(float64(len(rep.Corruptions)))
+	m.DamagedBytes.Add(float64(rep.DiscardedBytes))
 	if err != nil {
 		return fmt.Errorf("replay write-ahead log: %w", err)
 	}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -332,10 +332,10 @@ func TestCorruption(t *testing.T) {
 }
 
 // TestReplayRepair damages the WAL as TestCorruption does: ReplayRepair
-// must replay every record before the damage and every record of the
-// other segments, keep a byte-for-byte copy of the damaged segment in
-// quarantine, cut the segment at the damage, and leave a log that a strict
-// Replay then reads without error.
+// must replay every record but those whose frames the damage touched (it
+// resynchronises on the next good frame), keep a byte-for-byte copy of the
+// damaged segment in quarantine, rewrite the segment without the damage,
+// and leave a log that a strict Replay then reads without error.
 func TestReplayRepair(t *testing.T) {
 	for _, tc := range corruptionCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,48 +343,180 @@ func TestReplayRepair(t *testing.T) {
 			recs := writeTestWAL(t, dir, corruptSegs, corruptRecs)
 			path := segmentPath(dir, tc.seg)
 			offs, size := frameOffsets(t, path)
+			clean, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
 			wantOff := tc.damage(t, path, offs, size)
 			damaged, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			kept := 0
-			for _, o := range offs {
-				if o < wantOff {
-					kept++
+			lost := touchedFrames(clean, damaged, offs)
+			var want [][]byte
+			for i, rec := range recs {
+				if i/corruptRecs != tc.seg || !lost[i%corruptRecs] {
+					want = append(want, rec)
 				}
 			}
-			want := append(slices.Clone(recs[:tc.seg*corruptRecs+kept]), recs[(tc.seg+1)*corruptRecs:]...)
-
-			logger, logs := captureLogger()
-			var got [][]byte
-			rep, err := ReplayRepair(logger, dir, 0, func(rec []byte) error {
-				got = append(got, bytes.Clone(rec))
-				return nil
-			}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			equalRecords(t, got, want)
-			if len(rep.Corruptions) != 1 || rep.Corruptions[0].Offset != wantOff || len(rep.Quarantined) != 1 {
-				t.Fatalf("report %+v, want one corruption at %d with a copy", rep, wantOff)
-			}
-			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), path) {
-				t.Errorf("no error log naming %s:\n%s", path, logs)
-			}
-			if cp, err := os.ReadFile(rep.Quarantined[0]); err != nil || !bytes.Equal(cp, damaged) {
-				t.Errorf("quarantined copy differs from the damaged segment (%v)", err)
-			}
-			if st, err := os.Stat(path); err != nil || st.Size() != wantOff {
-				t.Errorf("damaged segment not cut at %d: %v %v", wantOff, st.Size(), err)
-			}
-			again, _, err := replayAll(t, dir, 0)
-			if err != nil {
-				t.Fatalf("strict replay after repair: %v", err)
-			}
-			equalRecords(t, again, want)
+			checkRepair(t, dir, path, damaged, want, wantOff)
 		})
 	}
+}
+
+// touchedFrames reports, for each frame of a clean segment (starting at
+// offs), whether damaged differs from clean anywhere in it.
+func touchedFrames(clean, damaged []byte, offs []int64) []bool {
+	lost := make([]bool, len(offs))
+	for i, o := range offs {
+		end := int64(len(clean))
+		if i+1 < len(offs) {
+			end = offs[i+1]
+		}
+		lost[i] = end > int64(len(damaged)) || !bytes.Equal(clean[o:end], damaged[o:end])
+	}
+	return lost
+}
+
+// checkRepair runs ReplayRepair on dir, whose segment path holds the
+// damaged bytes with its first damage at firstOff, and checks that it
+// replays want, reports and quarantines the damage, and leaves a log a
+// strict replay reads as want.
+func checkRepair(t *testing.T, dir, path string, damaged []byte, want [][]byte, firstOff int64) {
+	t.Helper()
+	logger, logs := captureLogger()
+	var got [][]byte
+	rep, err := ReplayRepair(logger, dir, 0, func(rec []byte) error {
+		got = append(got, bytes.Clone(rec))
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRecords(t, got, want)
+	if len(rep.Corruptions) != 1 || rep.Corruptions[0].Offset != firstOff || len(rep.Quarantined) != 1 || rep.DamagedRanges < 1 {
+		t.Fatalf("report %+v, want one corruption at %d with a copy", rep, firstOff)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), path) {
+		t.Errorf("no error log naming %s:\n%s", path, logs)
+	}
+	if cp, err := os.ReadFile(rep.Quarantined[0]); err != nil || !bytes.Equal(cp, damaged) {
+		t.Errorf("quarantined copy differs from the damaged segment (%v)", err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != int64(len(damaged))-rep.DiscardedBytes {
+		t.Errorf("repaired segment has %d bytes, want %d - %d discarded (%v)", st.Size(), len(damaged), rep.DiscardedBytes, err)
+	}
+	again, _, err := replayAll(t, dir, 0)
+	if err != nil {
+		t.Fatalf("strict replay after repair: %v", err)
+	}
+	equalRecords(t, again, want)
+}
+
+// TestReplayRepairResyncs flips bits at several places of one segment of
+// many frames: ReplayRepair must lose exactly the records whose frames
+// hold a flipped bit, and keep every other one, before and after each
+// damage, against the model of what was logged.
+func TestReplayRepairResyncs(t *testing.T) {
+	const segs, n = 2, 200
+	cases := []struct {
+		name  string
+		flips func(offs []int64, size int64) []int64 // offsets to flip
+	}{
+		{"one payload in the middle", func(offs []int64, size int64) []int64 { return []int64{offs[100] + frameHeaderSize + 2} }},
+		{"one length", func(offs []int64, size int64) []int64 { return []int64{offs[50] + 2} }},
+		{"one length high byte", func(offs []int64, size int64) []int64 { return []int64{offs[50] + 4} }},
+		{"one type", func(offs []int64, size int64) []int64 { return []int64{offs[7]} }},
+		{"one checksum", func(offs []int64, size int64) []int64 { return []int64{offs[120] + 6} }},
+		{"first frame", func(offs []int64, size int64) []int64 { return []int64{3} }},
+		{"several apart", func(offs []int64, size int64) []int64 {
+			return []int64{offs[10] + 1, offs[40] + frameHeaderSize, offs[41] + 3, offs[90] + 7, offs[150] + frameHeaderSize + 5}
+		}},
+		{"two frames apart by one", func(offs []int64, size int64) []int64 { return []int64{offs[60] + 2, offs[62] + 12} }},
+		{"every tenth frame", func(offs []int64, size int64) []int64 {
+			var fl []int64
+			for i := 5; i < len(offs)-1; i += 10 {
+				fl = append(fl, offs[i]+int64(i%frameHeaderSize))
+			}
+			return fl
+		}},
+	}
+	for _, seg := range []int{0, segs - 1} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("segment %d/%s", seg, tc.name), func(t *testing.T) {
+				dir := t.TempDir()
+				recs := writeResyncWAL(t, dir, segs, n)
+				path := segmentPath(dir, seg)
+				offs, size := frameOffsets(t, path)
+				clean, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				damaged := bytes.Clone(clean)
+				flips := tc.flips(offs, size)
+				for _, o := range flips {
+					damaged[o] ^= 0x10
+				}
+				if err := os.WriteFile(path, damaged, 0o666); err != nil {
+					t.Fatal(err)
+				}
+				lost := touchedFrames(clean, damaged, offs)
+				var want [][]byte
+				first := int64(-1)
+				for i, rec := range recs {
+					if i/n == seg && lost[i%n] {
+						if first < 0 {
+							first = offs[i%n]
+						}
+						continue
+					}
+					want = append(want, rec)
+				}
+				checkRepair(t, dir, path, damaged, want, first)
+			})
+		}
+	}
+}
+
+// writeResyncWAL logs n records of varied sizes and contents (raw and
+// snappy frames, bytes that look like frame types and small lengths) into
+// each of segments segments.
+func writeResyncWAL(t *testing.T, dir string, segments, n int) [][]byte {
+	t.Helper()
+	w, err := Open(nil, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(16, 3))
+	var recs [][]byte
+	for s := range segments {
+		if s > 0 {
+			if _, err := w.Cut(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range n {
+			rec := fmt.Appendf(nil, "seg%d-rec%d|", s, i)
+			for range rng.IntN(300) {
+				switch rng.IntN(3) {
+				case 0:
+					rec = append(rec, byte(rng.IntN(3))) // 0, 1, 2: zero and frame types
+				case 1:
+					rec = append(rec, "abcabc"...)
+				default:
+					rec = append(rec, byte(rng.UintN(256)))
+				}
+			}
+			recs = append(recs, rec)
+			if err := w.Log(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 func TestMissingSegment(t *testing.T) {

@@ -24,9 +24,13 @@
 // record (logging a warning); a frame length running past the end of the
 // file is a torn tail only when no good frame follows it. Any other damage
 // is a *CorruptionError that names the segment file and byte offset:
-// Replay stops there, ReplayRepair keeps a copy of the segment in
-// quarantine/, cuts it at the damage and goes on with the next segment.
-// Neither ever guesses past damage within a segment.
+// Replay stops there; ReplayRepair resynchronises on the next frame whose
+// checksum holds, replays on, keeps a copy of the segment in quarantine/
+// and rewrites it without the damaged bytes.
+//
+// With SyncInterval a failed fsync is not retried blindly (Linux forgets
+// the pages it failed to write): the writer keeps a copy of what it wrote
+// since the last good fsync and writes it again before it takes writes.
 //
 // The package must not know what a record means beyond the codecs in
 // record.go, must not keep records in memory after they are written, and

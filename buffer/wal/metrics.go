@@ -14,6 +14,7 @@ type Metrics struct {
 	WriteErrors    prometheus.Counter   // failed writes, fsyncs and recovery attempts
 	Corruptions    prometheus.Counter   // corruption found by Open that is not a repairable tail
 	Repairs        prometheus.Counter   // torn tails cut off by Open
+	DamagedBytes   prometheus.Counter   // bytes of damaged frames a repair skipped and removed
 	Segment        prometheus.Gauge     // index of the segment being written
 	Unwritable     prometheus.Gauge     // 1 while writes fail (e.g. disk full), else 0
 }
@@ -57,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strata_wal_repairs_total",
 			Help: "Total torn WAL tails cut off at the last good record.",
 		}),
+		DamagedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_wal_damaged_bytes_discarded_total",
+			Help: "Total bytes of damaged WAL frames skipped by a repairing replay (the good records around them are kept).",
+		}),
 		Segment: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_wal_segment_current",
 			Help: "Index of the WAL segment being written.",
@@ -68,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.FsyncDuration, m.Fsyncs, m.BytesWritten, m.RecordsWritten,
-			m.CommitSize, m.WriteErrors, m.Corruptions, m.Repairs, m.Segment, m.Unwritable)
+			m.CommitSize, m.WriteErrors, m.Corruptions, m.Repairs, m.DamagedBytes, m.Segment, m.Unwritable)
 	}
 	return m
 }

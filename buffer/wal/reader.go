@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/golang/snappy"
 )
 
 const readBufSize = 1 << 20
@@ -229,4 +231,60 @@ func (s *segmentReader) frameFollows(off int64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// resyncBudget bounds the payload bytes one resync checksums for
+// candidate frames longer than followScan; past it only shorter
+// candidates are checked, so that garbage claiming huge lengths cannot
+// make a repair take minutes.
+const resyncBudget = 1 << 30
+
+// resync returns the offset of the first good frame at or after from (a
+// valid type, a length that fits in the file, a matching checksum and, for
+// a snappy payload, a decodable length), or -1 if there is none. A chance
+// match of the 32-bit checksum on garbage is the only way to land on a
+// false frame. The reader is left where it was: call seek to move it.
+func (s *segmentReader) resync(from int64) (int64, error) {
+	if from+frameHeaderSize > s.size {
+		return -1, nil
+	}
+	rest := make([]byte, s.size-from)
+	if _, err := s.f.ReadAt(rest, from); err != nil && err != io.EOF {
+		return -1, err
+	}
+	budget := int64(resyncBudget)
+	for i := 0; i+frameHeaderSize <= len(rest); i++ {
+		typ := rest[i]
+		if typ != frameRaw && typ != frameSnappy {
+			continue
+		}
+		length := int64(binary.LittleEndian.Uint32(rest[i+1 : i+5]))
+		end := int64(i) + frameHeaderSize + length
+		if end > int64(len(rest)) {
+			continue
+		}
+		if length > followScan {
+			if budget < length {
+				continue
+			}
+			budget -= length
+		}
+		payload := rest[i+frameHeaderSize : end]
+		if frameCRC(rest[i:i+5], payload) != binary.LittleEndian.Uint32(rest[i+5:i+9]) {
+			continue
+		}
+		if typ == frameSnappy {
+			if n, err := snappy.DecodedLen(payload); err != nil || n > MaxRecordSize || n > snappyMaxExpansion*len(payload) {
+				continue
+			}
+		}
+		return from + int64(i), nil
+	}
+	return -1, nil
+}
+
+// seek moves the reader to the frame at off.
+func (s *segmentReader) seek(off int64) {
+	s.src = io.NewSectionReader(s.f, off, s.size-off)
+	s.off, s.r, s.w = off, 0, 0
 }

@@ -124,13 +124,17 @@ func replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 			progress(pr)
 			at = progressAt(&pr, pr.Bytes, progress)
 		}
-		_, err := scanSegmentAt(logger, s, last, fn, at)
-		var ce *CorruptionError
-		if repair && errors.As(err, &ce) {
-			err = quarantineDamage(logger, dir, s, ce, &rep)
+		var dmg *damage
+		if repair {
+			dmg = &damage{}
 		}
-		if err != nil {
+		if _, err := scanSegmentAt(logger, s, last, fn, at, dmg); err != nil {
 			return rep, err
+		}
+		if dmg != nil && dmg.first != nil {
+			if err := quarantineDamage(logger, dir, s, dmg, &rep); err != nil {
+				return rep, err
+			}
 		}
 		pr.Bytes = segEnd
 	}
@@ -145,12 +149,31 @@ func replay(logger *slog.Logger, dir string, from int, fn func(rec []byte) error
 // If last, a torn tail is truncated away and repaired reports it. Bad data
 // elsewhere is a *CorruptionError.
 func scanSegment(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) error) (repaired bool, err error) {
-	return scanSegmentAt(logger, s, last, fn, nil)
+	return scanSegmentAt(logger, s, last, fn, nil, nil)
+}
+
+// damage is what a scan that resynchronises found bad in one segment: the
+// first damage as a *CorruptionError and every byte range skipped.
+type damage struct {
+	first   *CorruptionError
+	skipped [][2]int64 // [from, to) file offsets, ascending
+	size    int64      // the file's size when scanned
+}
+
+func (d *damage) bytes() (n int64) {
+	for _, r := range d.skipped {
+		n += r[1] - r[0]
+	}
+	return n
 }
 
 // scanSegmentAt is scanSegment that also calls at (when not nil) with the
-// file offset reached after each record, for progress reports.
-func scanSegmentAt(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) error, at func(off int64)) (repaired bool, err error) {
+// file offset reached after each record, for progress reports. With dmg
+// not nil, damage does not stop the scan: it resynchronises on the next
+// good frame (frames are checksummed), goes on from there and records in
+// dmg what it skipped; a torn tail after damage is skipped too. The file
+// is then left as it is for the caller to rewrite.
+func scanSegmentAt(logger *slog.Logger, s segmentRef, last bool, fn func([]byte) error, at func(off int64), dmg *damage) (repaired bool, err error) {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return false, fmt.Errorf("open segment: %w", err)
@@ -161,6 +184,9 @@ func scanSegmentAt(logger *slog.Logger, s segmentRef, last bool, fn func([]byte)
 		return false, fmt.Errorf("stat segment: %w", err)
 	}
 	r := newSegmentReader(f, st.Size())
+	if dmg != nil {
+		dmg.size = st.Size()
+	}
 	for {
 		off := r.off
 		rec, err := r.next(fn != nil)
@@ -169,8 +195,27 @@ func scanSegmentAt(logger *slog.Logger, s segmentRef, last bool, fn func([]byte)
 		}
 		var fe *frameError
 		if errors.As(err, &fe) {
-			if !last || !fe.tail {
+			tail := last && fe.tail
+			if !tail && dmg == nil {
 				return false, &CorruptionError{Segment: s.index, Path: s.path, Offset: fe.off, Err: fe.err}
+			}
+			if dmg != nil && (!tail || dmg.first != nil) {
+				if dmg.first == nil {
+					dmg.first = &CorruptionError{Segment: s.index, Path: s.path, Offset: fe.off, Err: fe.err}
+				}
+				next := int64(-1)
+				if !tail {
+					if next, err = r.resync(fe.off + 1); err != nil {
+						return false, fmt.Errorf("read segment %s after damage at offset %d: %w", s.path, fe.off, err)
+					}
+				}
+				if next < 0 {
+					dmg.skipped = append(dmg.skipped, [2]int64{fe.off, st.Size()})
+					return false, nil
+				}
+				dmg.skipped = append(dmg.skipped, [2]int64{fe.off, next})
+				r.seek(next)
+				continue
 			}
 			if err := truncateSegment(s.path, fe.off); err != nil {
 				return false, err
@@ -217,24 +262,32 @@ const quarantineDirname = "quarantine"
 
 // RepairReport says what ReplayRepair found and did.
 type RepairReport struct {
-	// Corruptions is the damage found, one per damaged or missing segment.
+	// Corruptions is the damage found, one per damaged or missing segment
+	// (the first damage in the segment).
 	Corruptions []*CorruptionError
 	// Quarantined are the paths of the copies of damaged segments, in the
 	// same order as the Corruptions that have a file.
 	Quarantined []string
-	// DiscardedBytes is how much of the damaged segments was cut off.
+	// DiscardedBytes is how much of the damaged segments was skipped and
+	// removed from them.
 	DiscardedBytes int64
+	// DamagedRanges counts the damaged byte ranges skipped (a segment may
+	// hold several).
+	DamagedRanges int
 }
 
-// ReplayRepair is Replay that does not stop at damage. It calls fn with
-// every record before the damage in a segment, then copies the whole
-// segment into dir/quarantine (for inspection or a manual rescue), cuts
-// the segment at the damage, logs an error naming the file, offset and
-// cause, and goes on with the next segment; a missing segment is logged and
-// skipped. The records after the damage in a damaged segment are lost;
-// those of later segments are replayed (samples whose series record was
-// lost count as unknown references in the caller). A torn tail of the last
-// segment is repaired as by Replay, and is not a corruption.
+// ReplayRepair is Replay that does not stop at damage. In a damaged
+// segment it calls fn with every record before the damage, resynchronises
+// on the next good frame (each frame is checksummed) and goes on with the
+// records after it, for every damaged range of the segment; it then
+// copies the whole segment into dir/quarantine (for inspection or a manual
+// rescue), rewrites the segment with only its good frames, logs an error
+// naming the file, the first offset, the ranges and bytes skipped and the
+// cause, and goes on with the next segment; a missing segment is logged
+// and skipped. Only the damaged frames are lost (samples whose series
+// record was among them count as unknown references in the caller). A
+// torn tail of the last segment is repaired as by Replay, and is not a
+// corruption.
 //
 // fn may be nil to repair without replaying; progress is as for
 // ReplayWithProgress. An error is returned for what stops the repair
@@ -243,37 +296,76 @@ func ReplayRepair(logger *slog.Logger, dir string, from int, fn func(rec []byte)
 	return replay(logger, dir, from, fn, progress, true)
 }
 
-// quarantineDamage copies the damaged segment s aside, cuts it at the
-// damage ce reports, logs it and adds it to rep.
-func quarantineDamage(logger *slog.Logger, dir string, s segmentRef, ce *CorruptionError, rep *RepairReport) error {
-	to, size, err := quarantineSegment(dir, s, ce.Offset)
+// quarantineDamage copies the damaged segment s aside, rewrites it
+// without the ranges dmg skipped, logs it and adds it to rep.
+func quarantineDamage(logger *slog.Logger, dir string, s segmentRef, dmg *damage, rep *RepairReport) error {
+	ce := dmg.first
+	to, err := quarantineSegment(dir, s, dmg.skipped, dmg.size)
 	if err != nil {
 		return fmt.Errorf("quarantine damaged segment (%w): %w", ce, err)
 	}
+	n := dmg.bytes()
 	rep.Corruptions = append(rep.Corruptions, ce)
 	rep.Quarantined = append(rep.Quarantined, to)
-	rep.DiscardedBytes += size - ce.Offset
-	logger.Error("WAL segment damaged: replayed the records before the damage, cut the segment there and moved a copy aside",
-		"segment", s.path, "offset", ce.Offset, "discarded_bytes", size-ce.Offset, "copy", to, "reason", ce.Err)
+	rep.DiscardedBytes += n
+	rep.DamagedRanges += len(dmg.skipped)
+	logger.Error("WAL segment damaged: replayed every good record around the damage, removed the damaged bytes from the segment and moved a copy aside",
+		"segment", s.path, "offset", ce.Offset, "damaged_ranges", len(dmg.skipped), "discarded_bytes", n, "copy", to, "reason", ce.Err)
 	return nil
 }
 
-// quarantineSegment copies segment s into dir/quarantine and cuts s at
-// off. It returns the copy's path and the segment's size before the cut.
-func quarantineSegment(dir string, s segmentRef, off int64) (string, int64, error) {
+// quarantineSegment copies segment s into dir/quarantine and rewrites s
+// (size bytes when scanned) without the skipped ranges, atomically. It
+// returns the copy's path.
+func quarantineSegment(dir string, s segmentRef, skipped [][2]int64, size int64) (string, error) {
 	qdir := filepath.Join(dir, quarantineDirname)
 	if err := os.MkdirAll(qdir, 0o777); err != nil {
-		return "", 0, err
+		return "", err
 	}
 	to := filepath.Join(qdir, fmt.Sprintf("%s.%d", filepath.Base(s.path), time.Now().UnixNano()))
-	size, err := copyFile(s.path, to)
-	if err != nil {
-		return "", 0, err
+	if _, err := copyFile(s.path, to); err != nil {
+		return "", err
 	}
 	if err := syncDir(qdir); err != nil {
-		return "", 0, err
+		return "", err
 	}
-	return to, size, truncateSegment(s.path, off)
+	return to, rewriteWithout(s.path, skipped, size)
+}
+
+// rewriteWithout replaces the file at path by a copy of its first size
+// bytes without the skipped ranges: written to path.repair (a name
+// listSegments ignores), fsynced, renamed over path, directory fsynced.
+func rewriteWithout(path string, skipped [][2]int64, size int64) error {
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close() // Read only.
+	tmp := path + ".repair"
+	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+	if err != nil {
+		return err
+	}
+	var off int64
+	for _, r := range append(skipped, [2]int64{size, size}) {
+		if r[0] > off {
+			if _, err = io.Copy(dst, io.NewSectionReader(src, off, r[0]-off)); err != nil {
+				break
+			}
+		}
+		off = r[1]
+	}
+	if err == nil {
+		err = dst.Sync()
+	}
+	if err = errors.Join(err, dst.Close()); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("rewrite damaged segment %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rewrite damaged segment %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // copyFile copies from to a new file to, fsynced, and returns its size.

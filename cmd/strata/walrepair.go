@@ -57,7 +57,8 @@ func walRepair(args []string, stdout, stderr io.Writer, environ func(string) (st
 		fmt.Fprintf(stdout, "%s: no damage found (a torn tail, if any, was cut)\n", dir)
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: %d damaged or missing segment(s), %d bytes cut off\n", dir, len(rep.Corruptions), rep.DiscardedBytes)
+	fmt.Fprintf(stdout, "%s: %d damaged or missing segment(s), %d damaged range(s), %d bytes removed (the good records around them kept)\n",
+		dir, len(rep.Corruptions), rep.DamagedRanges, rep.DiscardedBytes)
 	for _, ce := range rep.Corruptions {
 		fmt.Fprintf(stdout, "  %v\n", ce)
 	}
