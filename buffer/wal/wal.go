@@ -49,7 +49,10 @@ type WAL struct {
 // first checks the last existing segment and repairs a torn tail, as
 // Replay would (so that a crash tail can never end up in the middle of the
 // log), then appends to a new segment after it (or to the last one if that
-// is empty). Open does not replay: call Replay for that.
+// is empty). Open does not replay: call Replay for that. It probes with a
+// write and an fsync whether the file system takes data: if not (a disk
+// already full), the WAL opens unwritable (Err says why) and heals by
+// itself as after a failed write.
 func Open(logger *slog.Logger, dir string, opts Options) (*WAL, error) {
 	return open(logger, dir, opts, (*os.File).Sync)
 }
@@ -85,6 +88,16 @@ func open(logger *slog.Logger, dir string, opts Options, syncFile func(*os.File)
 	w.size.Store(size)
 	if err := w.writer.init(w, next); err != nil {
 		return nil, err
+	}
+	// A disk that is full already must not look writable until the first
+	// write fails: probe now, and start unwritable if the probe fails (the
+	// writer retries as after any failure).
+	if err := w.writer.probeEmpty(); err != nil {
+		w.writer.err = fmt.Errorf("%w: %w", ErrUnwritable, err)
+		w.setBroken(w.writer.err)
+		w.metrics.WriteErrors.Inc()
+		logger.Error("WAL cannot write at start; writes are refused (503) until it can write again, retried every "+opts.RetryInterval.String(),
+			"segment", w.writer.index, "err", err)
 	}
 	w.wg.Add(1)
 	go w.run()

@@ -433,6 +433,27 @@ func (wr *writer) tryRecover() error {
 	return nil
 }
 
+// probeEmpty is the probe of recover for the empty segment Open starts
+// with: a write and an fsync, then the file cut back to empty. Its fsyncs
+// bypass the sync hook, which observes the writer's own.
+func (wr *writer) probeEmpty() error {
+	_, werr := wr.f.Write(make([]byte, probeSize))
+	serr := wr.f.Sync()
+	terr := wr.f.Truncate(0)
+	if terr == nil {
+		terr = wr.f.Sync()
+	}
+	switch {
+	case werr != nil:
+		return fmt.Errorf("probe write segment %d: %w", wr.index, werr)
+	case serr != nil:
+		return fmt.Errorf("probe sync segment %d: %w", wr.index, serr)
+	case terr != nil:
+		return fmt.Errorf("cut probe from segment %d: %w", wr.index, terr)
+	}
+	return nil
+}
+
 // truncateToGood cuts the segment file back to the frames acknowledged,
 // dropping what failed requests wrote, and fsyncs it.
 func (wr *writer) truncateToGood() error {
