@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // option is one setting: its config-file key (dots nest in YAML), its flag,
@@ -59,11 +60,13 @@ var options = []option{
 	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples; a native histogram counts by its size as in Prometheus' engine, (bytes + 8) / 16: 11 plus one per two buckets or spans (strata_head_sample_cost shows the weight, strata_head_samples the plain count)"},
 
 	{"wal.sync", "wal.sync", "always", "when a write is acknowledged: always (after fsync, shared by concurrent writes) or interval (after write(2); fsync every wal.sync-interval)"},
-	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode"},
+	{"wal.sync_interval", "wal.sync-interval", time.Second, "fsync period in wal.sync=interval mode (a failed background fsync makes the log refuse writes with 503 until it has written the acknowledged records it may have lost again and fsynced them: see wal-format.md)"},
 	{"wal.segment_size", "wal.segment-size", byteSize(128 << 20), "largest write-ahead log segment file, in bytes"},
 	{"storage.exemplars.max", "storage.exemplars.max", 100_000, "most exemplars kept (remote write's and OTLP's), the most recent of all series, for /api/v1/query_exemplars; logged in the write-ahead log (0 = keep none; Prometheus' storage.exemplars.max-exemplars)"},
 	{"storage.metadata.max_families", "storage.metadata.max-families", 50_000, "most metric families whose metadata (type, unit, help, from remote write) is kept for /api/v1/metadata; further families' metadata is dropped (0 = keep none)"},
-	{"storage.wal.strict", "storage.wal.strict", false, "refuse to start on write-ahead log damage that is not a torn tail, instead of cutting the damaged segment at the damage (a copy goes to wal/quarantine) and starting"},
+	{"storage.wal.strict", "storage.wal.strict", false, "refuse to start on write-ahead log damage that is not a torn tail, instead of removing the damaged records from the segment (a copy goes to wal/quarantine) and starting with every good record"},
+	{"storage.scrub.bytes_per_second", "storage.scrub.bytes-per-second", byteSize(segments.DefaultScrubBytesPerSecond), "rate of the background scrub that checks published segments' files against their CRC32C and quarantines a damaged one (0 = off)"},
+	{"storage.scrub.pause", "storage.scrub.pause", segments.DefaultScrubPause, "wait between two passes of the background scrub over every segment"},
 
 	{"storage.block_duration", "storage.block-duration", 2 * time.Hour, "time span of one flushed segment; a multiple of 2h or a divisor of it no shorter than 1m"},
 	{"storage.maintenance_interval", "storage.maintenance-interval", 10 * time.Second, "how often to check whether to flush the head and compact segments"},
@@ -132,7 +135,7 @@ type byteSize int64
 var positiveOptions = map[string]bool{
 	"limits.max_body_bytes": true, "head.chunk_samples": true, "head.max_samples": true,
 	"wal.sync_interval": true, "wal.segment_size": true,
-	"storage.block_duration": true, "storage.maintenance_interval": true,
+	"storage.block_duration": true, "storage.maintenance_interval": true, "storage.scrub.pause": true,
 	"query.timeout": true, "query.max_samples": true, "query.lookback_delta": true, "query.max_points_per_series": true,
 	"retention.interval": true, "downsample.raw_to_5m_after": true, "downsample.5m_to_1h_after": true,
 	"cache.ttl": true, "cache.split_interval": true, "cache.l2.timeout": true, "shutdown_timeout": true,

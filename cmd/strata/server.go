@@ -79,12 +79,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ f
 // server is Strata wired together.
 type server struct {
 	logger    *slog.Logger
-	v         *viper.Viper
 	reg       *prometheus.Registry
 	store     *buffer.Store
 	set       *segments.Set
 	compactor *segments.Compactor
 	retention *retention.Enforcer
+	scrubber  *segments.Scrubber
 	rollups   *downsample.Downsampler // nil when disabled
 	cache     *cache.Cache            // nil when disabled
 	frontend  *query.Frontend
@@ -92,9 +92,29 @@ type server struct {
 	api       *api.API
 	lock      *buffer.DirLock // held on data_dir until serve returns
 
-	lastRetention     time.Time     // guarded by the store's flush lock (maintain)
-	retentionInterval time.Duration // retention.interval, read once at start
-	tls               *tls.Config   // nil: plain HTTP
+	lastRetention time.Time   // guarded by the store's flush lock (maintain)
+	tls           *tls.Config // nil: plain HTTP
+	cfg           serveConfig
+}
+
+// serveConfig is the configuration read after the start, read once from
+// viper when the server is wired.
+type serveConfig struct {
+	dataDir             string
+	logJSON             bool          // log.format=json
+	retentionInterval   time.Duration // retention.interval
+	maintenanceInterval time.Duration // storage.maintenance_interval
+	shutdownTimeout     time.Duration // shutdown_timeout
+}
+
+func readServeConfig(v *viper.Viper) serveConfig {
+	return serveConfig{
+		dataDir:             v.GetString("data_dir"),
+		logJSON:             v.GetString("log.format") == "json",
+		retentionInterval:   v.GetDuration("retention.interval"),
+		maintenanceInterval: v.GetDuration("storage.maintenance_interval"),
+		shutdownTimeout:     v.GetDuration("shutdown_timeout"),
+	}
 }
 
 // newServer opens the storage and wires the server; replay is told how the
@@ -180,7 +200,12 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{retentionInterval: v.GetDuration("retention.interval"), logger: logger, v: v, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, tls: tlsConfig, lock: lock}
+	scrubOpts := segments.ScrubOptions{BytesPerSecond: v.GetInt64("storage.scrub.bytes_per_second"), Pause: v.GetDuration("storage.scrub.pause")}
+	if err := scrubOpts.Validate(); err != nil {
+		return nil, err
+	}
+	scrubber := segments.NewScrubber(logger, set, scrubOpts, segments.NewScrubMetrics(reg))
+	srv := &server{cfg: readServeConfig(v), logger: logger, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, scrubber: scrubber, tls: tlsConfig, lock: lock}
 	if v.GetBool("downsample.enabled") {
 		srv.rollups, err = downsample.New(logger, set, downsample.Options{
 			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
@@ -189,7 +214,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			return nil, fmt.Errorf("downsample: %w", err)
 		}
 	}
-	if err := srv.openCache(filepath.Join(dataDir, "cache"), engine, policy); err != nil {
+	if err := srv.openCache(v, filepath.Join(dataDir, "cache"), engine, policy); err != nil {
 		return nil, err
 	}
 	enforcer.OnDrop = srv.invalidateDropped
@@ -262,8 +287,7 @@ func frontendOptions(v *viper.Viper) query.FrontendOptions {
 }
 
 // openCache creates (or loads from dir) the result cache and the frontend.
-func (s *server) openCache(dir string, engine *query.Engine, policy retention.Policy) error {
-	v := s.v
+func (s *server) openCache(v *viper.Viper, dir string, engine *query.Engine, policy retention.Policy) error {
 	fopts := frontendOptions(v)
 	minTime := func(res query.Resolution) int64 { return policy.MinTime(max(int64(res), 0), time.Now()) }
 	if !v.GetBool("cache.enabled") {
@@ -458,6 +482,8 @@ func registerStorageMetrics(reg prometheus.Registerer, store *buffer.Store, set 
 			func() float64 { return float64(store.WALSize()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segments", Help: "Segments on disk."},
 			func() float64 { return float64(len(set.Segments())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segments_quarantined", Help: "Damaged segments moved to segments/quarantine (at start, by a read or by the scrub), kept for inspection."},
+			func() float64 { return float64(set.Quarantined()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segment_bytes", Help: "Bytes on disk of all segments."},
 			func() float64 {
 				var n int64
@@ -516,9 +542,9 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	l.api.Store(&apiHandler)
 	hs, errc, handlers := l.hs, l.errc, &l.handlers
 	url := l.url
-	s.logger.Info("strata started", "version", version, "listen", url, "data_dir", s.v.GetString("data_dir"))
+	s.logger.Info("strata started", "version", version, "listen", url, "data_dir", s.cfg.dataDir)
 	banner := fmt.Sprintf("Strata is listening on %s/ (dashboard), push to %s/api/v1/write", url, url)
-	if s.v.GetString("log.format") == "json" {
+	if s.cfg.logJSON {
 		// In JSON mode every line is JSON, the banner on stdout too.
 		slog.New(slog.NewJSONHandler(stdout, nil)).Info(banner, "dashboard", url+"/", "write", url+"/api/v1/write")
 	} else {
@@ -533,8 +559,9 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.store.Run(mctx, s.v.GetDuration("storage.maintenance_interval"), s.maintain)
+		s.store.Run(mctx, s.cfg.maintenanceInterval, s.maintain)
 	}()
+	s.scrubber.Start()
 	if s.warmer != nil {
 		wg.Add(1)
 		go func() {
@@ -553,7 +580,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		}
 	}
 	s.logger.Info("shutting down: finishing in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), s.v.GetDuration("shutdown_timeout"))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
 	defer cancel()
 	handlersDone := true
 	if err := hs.Shutdown(sctx); err != nil {
@@ -564,6 +591,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		handlersDone = waitIdle(handlers, 5*time.Second)
 	}
 	stopMaintenance()
+	s.scrubber.Stop()
 	wg.Wait()
 	if !handlersDone {
 		// Closing the storage under a running handler could crash it; the
@@ -581,7 +609,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 		serveErr = errors.Join(serveErr, fmt.Errorf("close segments: %w", err))
 	}
 	if s.cache != nil {
-		if err := s.cache.Save(filepath.Join(s.v.GetString("data_dir"), "cache")); err != nil {
+		if err := s.cache.Save(filepath.Join(s.cfg.dataDir, "cache")); err != nil {
 			s.logger.Warn("save result cache", "err", err)
 		}
 		if err := s.cache.Close(); err != nil {
@@ -598,7 +626,7 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 // maintain runs the background work that follows a flush check; the store
 // holds its flush lock around it.
 func (s *server) maintain(ctx context.Context) {
-	if time.Since(s.lastRetention) >= s.retentionInterval {
+	if time.Since(s.lastRetention) >= s.cfg.retentionInterval {
 		s.lastRetention = time.Now()
 		// Roll up before retention deletes the raw data the rollups need.
 		if s.rollups != nil {
@@ -702,7 +730,7 @@ func (s *server) snapshot(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("flush: %w", err)
 	}
 	name := fmt.Sprintf("%s-%08x", time.Now().UTC().Format("20060102T150405Z"), mathrand.Uint32())
-	dir := filepath.Join(s.v.GetString("data_dir"), "snapshots", name)
+	dir := filepath.Join(s.cfg.dataDir, "snapshots", name)
 	var err error
 	// No compaction, retention or flush changes the set while linking.
 	s.store.Exclusive(func() { err = segments.LinkSnapshot(s.set.Dir(), s.set.Segments(), filepath.Join(dir, "segments")) })
