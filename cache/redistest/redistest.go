@@ -61,7 +61,7 @@ func (r *Server) start() error {
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning",
 		// Tests move dir to make an RDB save fail (MISCONF).
 		"--enable-protected-configs", "local")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func (c config) start(ctx context.Context) (*server, error) {
 	}
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, err
