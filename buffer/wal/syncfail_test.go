@@ -100,22 +100,40 @@ func TestBackgroundFsyncFailure(t *testing.T) {
 		return disk.durable[segmentPath(dir, 0)] >= w.Size() && w.Size() > 0
 	})
 	disk.set(true)
-	for i := 10; i < 20; i++ { // Acknowledged after write(2), before any fsync.
-		if err := log(i); err != nil {
+	// Acknowledged after write(2), before any fsync, until the background
+	// fsync fails (the first one always is: the file is clean until it).
+	i, acked := 10, 0
+	for deadline := time.Now().Add(time.Minute); ; i++ {
+		err := log(i)
+		if errors.Is(err, ErrUnwritable) {
+			break
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
+		acked++
+		if disk.failed() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background fsync did not fail")
+		}
+		time.Sleep(time.Millisecond)
 	}
-	waitFor(t, "the background fsync to fail", func() bool { return disk.failed() > 0 })
+	if acked == 0 || disk.failed() == 0 {
+		t.Fatalf("%d records acknowledged before the failure, %d fsyncs failed", acked, disk.failed())
+	}
 	// While fsyncs fail, nothing is acknowledged.
-	waitFor(t, "the WAL to refuse writes", func() bool { return w.Err() != nil })
-	for i := 20; i < 25; i++ {
+	for range 5 {
+		i++
 		if err := log(i); !errors.Is(err, ErrUnwritable) {
 			t.Errorf("Log while fsyncs fail = %v, want ErrUnwritable", err)
 		}
 	}
 	disk.set(false)
-	waitFor(t, "the WAL to heal", func() bool { return log(25) == nil })
-	for i := 26; i < 30; i++ {
+	waitFor(t, "the WAL to heal", func() bool { i++; return log(i) == nil })
+	for range 4 {
+		i++
 		if err := log(i); err != nil {
 			t.Fatal(err)
 		}
