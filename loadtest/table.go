@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/strata-tsdb/strata/loadtest/internal/report"
 )
@@ -36,7 +35,7 @@ func ingestRate(r *report.Report) (string, bool) {
 	if r.Ingest == nil {
 		return "", false
 	}
-	s := fmt.Sprintf("%s samples/s", thousands(int64(r.Ingest.SamplesPerSecond+0.5)))
+	s := fmt.Sprintf("%s samples/s", report.Count(int64(r.Ingest.SamplesPerSecond+0.5)))
 	if n := r.Ingest.Errors.Total(); n > 0 {
 		s += fmt.Sprintf(" (%d failed requests)", n)
 	}
@@ -47,7 +46,7 @@ func rssPerSeries(r *report.Report) (string, bool) {
 	if r.Server == nil || r.Server.RSSPerSeriesBytes == nil {
 		return "", false
 	}
-	return fmt.Sprintf("%s B", thousands(int64(*r.Server.RSSPerSeriesBytes+0.5))), true
+	return fmt.Sprintf("%s B", report.Count(int64(*r.Server.RSSPerSeriesBytes+0.5))), true
 }
 
 func bytesPerSample(r *report.Report) (string, bool) {
@@ -62,29 +61,11 @@ func queryLatency(r *report.Report) (string, bool) {
 		return "", false
 	}
 	l := r.Query.Latency
-	s := fmt.Sprintf("%.2f / %.2f ms (%s queries)", l.P50Ms, l.P99Ms, thousands(l.Count))
+	s := fmt.Sprintf("%.2f / %.2f ms (%s queries)", l.P50Ms, l.P99Ms, report.Count(l.Count))
 	if n := r.Query.Errors.Total(); n > 0 {
 		s += fmt.Sprintf(" (%d failed)", n)
 	}
 	return s, true
-}
-
-// thousands formats n with commas.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 // writeTable reads the JSON reports at paths and writes a Markdown table

@@ -91,36 +91,11 @@ var complianceModes = []complianceMode{modeHead, modeSegments, modeSplit}
 
 func TestCompliance(t *testing.T) {
 	dir := promqltestDataDir(t)
-	files, err := filepath.Glob(filepath.Join(dir, "*.test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no .test files in %s", dir)
-	}
-	slices.Sort(files)
-
-	type script struct {
-		name, content string
-	}
-	var scripts []script
-	for _, f := range files {
-		name := filepath.Base(f)
-		if _, ok := excludedComplianceFiles[name]; ok {
-			continue
+	scripts := complianceScripts(t, dir)
+	for _, s := range scripts {
+		for line, reason := range knownComplianceFailures[s.name] {
+			t.Logf("%s:%d not run: %s", s.name, line, reason)
 		}
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		content, err := dropKnownFailures(name, string(raw), knownComplianceFailures[name])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		for line, reason := range knownComplianceFailures[name] {
-			t.Logf("%s:%d not run: %s", name, line, reason)
-		}
-		scripts = append(scripts, script{name: name, content: content})
 	}
 	// Listed names must exist: a stale entry is misleading.
 	for name := range excludedComplianceFiles {
@@ -153,6 +128,42 @@ func TestCompliance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// complianceScript is a promqltest script as the compliance tests run it.
+type complianceScript struct {
+	name, content string
+}
+
+// complianceScripts returns the scripts of dir in name order, without the
+// excluded files and with the known failures blanked out.
+func complianceScripts(t *testing.T, dir string) []complianceScript {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no .test files in %s", dir)
+	}
+	slices.Sort(files)
+	var scripts []complianceScript
+	for _, f := range files {
+		name := filepath.Base(f)
+		if _, ok := excludedComplianceFiles[name]; ok {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := dropKnownFailures(name, string(raw), knownComplianceFailures[name])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		scripts = append(scripts, complianceScript{name: name, content: content})
+	}
+	return scripts
 }
 
 // promqltestDataDir returns the directory of the .test scripts of the

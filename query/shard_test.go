@@ -7,8 +7,6 @@ import (
 	"math"
 	"math/rand"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -68,29 +66,11 @@ func TestShardPlan(t *testing.T) {
 // (every series read through the merge of segments and head): its answers
 // must be what the scripts expect of the PromQL engine.
 func TestShardCompliance(t *testing.T) {
-	dir := promqltestDataDir(t)
-	files, err := filepath.Glob(filepath.Join(dir, "*.test"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no .test files in %s: %v", dir, err)
-	}
-	slices.Sort(files)
 	inner := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
 	eng := newShardEngine(inner, parser.NewParser(promqltest.TestParserOpts), 3, promqltest.DefaultMaxSamplesPerQuery, 0)
-	for _, f := range files {
-		name := filepath.Base(f)
-		if _, ok := excludedComplianceFiles[name]; ok {
-			continue
-		}
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		content, err := dropKnownFailures(name, string(raw), knownComplianceFailures[name])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Run(name, func(t *testing.T) {
-			promqltest.RunTestWithStorage(t, content, eng, func(tb testing.TB) storage.Storage {
+	for _, s := range complianceScripts(t, promqltestDataDir(t)) {
+		t.Run(s.name, func(t *testing.T) {
+			promqltest.RunTestWithStorage(t, s.content, eng, func(tb testing.TB) storage.Storage {
 				return newStrataStorage(tb, modeSplit)
 			})
 		})
