@@ -77,7 +77,7 @@ type Options struct {
 	// Deleter serves POST /api/v1/admin/tsdb/delete_series; nil disables it.
 	Deleter Deleter
 	// Jobs are background jobs an operator can run now with
-	// POST /api/v1/admin/<name>/run ("retention", "downsample"); each
+	// POST /api/v1/admin/<name>/run ("retention", "downsample", "compaction"); each
 	// returns a JSON-encodable summary.
 	Jobs map[string]func(context.Context) (any, error)
 	// Cache is the result cache, for its admin and status endpoints; nil

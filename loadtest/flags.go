@@ -61,7 +61,7 @@ func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
 		fs.Duration("max-lag", 10*time.Minute, "when backfilling, how far in data time a writer may run ahead of the slowest")
 		fs.Bool("integer-cpu", false, "round CPU percentages to whole numbers")
 		fs.Float64("reset-probability", 1e-4, "chance per host and step that it reboots, resetting its counters")
-		fs.Bool("flush", false, "after ingesting, have the target write its head to disk (Strata, needs --enable-admin-api) before reading its figures")
+		fs.Bool("flush", false, "after ingesting, have the target write its head to disk and run the compactions due (Strata, needs --enable-admin-api) before reading its figures")
 	}
 	if cmd == "query" || cmd == "mixed" {
 		fs.String("mix", "dashboard", "query mix: dashboard (rate, sum by, avg/max_over_time, topk over random hosts) or targets (the TARGETS.md queries)")

@@ -93,3 +93,50 @@ func TestCompressedDaySegment(t *testing.T) {
 		t.Fatalf("strata_segment_page_cache_bytes %v after reading the day segment", n)
 	}
 }
+
+// TestAdminCompactionRun: POST /api/v1/admin/compaction/run runs the
+// compactions due now (here: three flushed blocks of a day that is over
+// become one day segment) without waiting for the maintenance loop, which
+// this server runs only once an hour.
+func TestAdminCompactionRun(t *testing.T) {
+	s := startServer(t, "", "--storage.maintenance-interval", "1h", "--cache.enabled=false")
+	day := time.Now().UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour)
+	for b := range 3 {
+		t0 := day.Add(time.Duration(b) * 2 * time.Hour)
+		if code, body := s.post("/write?precision=s", "text/plain", linesFor([]string{"a"}, t0, 10, func(h, i int) float64 { return float64(i) })); code != 204 {
+			t.Fatalf("push: %d %s", code, body)
+		}
+		s.flush()
+	}
+	// A day is over once data 2 h past its end exists (data time, as
+	// Prometheus' compactor judges it): write one sample the next day.
+	if code, body := s.post("/write?precision=s", "text/plain", linesFor([]string{"a"}, day.Add(30*time.Hour), 1, func(h, i int) float64 { return 1 })); code != 204 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	s.flush()
+	daySegments := func() (n, blocks int) {
+		for _, seg := range s.rawSegments().Segments {
+			if seg.MinTime >= day.UnixMilli() && seg.MinTime < day.Add(24*time.Hour).UnixMilli() {
+				blocks++
+				if seg.MaxTime-seg.MinTime > (2 * time.Hour).Milliseconds() {
+					n++
+				}
+			}
+		}
+		return n, blocks
+	}
+	if n, blocks := daySegments(); n != 0 || blocks != 3 {
+		t.Fatalf("before the run: %d day segments, %d segments of the day; want 0 and 3", n, blocks)
+	}
+	code, body := s.post("/api/v1/admin/compaction/run", "", nil)
+	var res struct {
+		Status string
+		Data   struct{ Compactions int }
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || res.Data.Compactions < 1 {
+		t.Fatalf("compaction run: %d %s (%v)", code, body, err)
+	}
+	if n, blocks := daySegments(); n != 1 || blocks != 1 {
+		t.Fatalf("after the run: %d day segments, %d segments of the day; want 1 and 1: %+v", n, blocks, s.rawSegments().Segments)
+	}
+}

@@ -248,6 +248,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		Jobs: map[string]func(context.Context) (any, error){
 			"retention":  func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
 			"downsample": func(ctx context.Context) (any, error) { return srv.runDownsample(ctx) },
+			"compaction": func(ctx context.Context) (any, error) { return srv.runCompaction(ctx) },
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
@@ -416,6 +417,23 @@ func (s *server) runRetention(ctx context.Context) (retention.Report, error) {
 	)
 	s.store.Exclusive(func() { rep, err = s.retention.Run(ctx) })
 	return rep, err
+}
+
+// compactionReport is what POST /api/v1/admin/compaction/run answers.
+type compactionReport struct {
+	Compactions int `json:"compactions"`
+}
+
+// runCompaction runs every compaction due now (merges within a block, day
+// segments of days that are over, rewrites for tombstones), under the
+// store's flush lock as the maintenance loop does.
+func (s *server) runCompaction(ctx context.Context) (compactionReport, error) {
+	var (
+		n   int
+		err error
+	)
+	s.store.Exclusive(func() { n, err = s.compactor.Compact(ctx) })
+	return compactionReport{Compactions: n}, err
 }
 
 // storageOptions maps the config onto the store's and compactor's options.

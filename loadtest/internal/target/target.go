@@ -204,18 +204,25 @@ func (t *Target) get(ctx context.Context, path string) ([]byte, error) {
 	return body, nil
 }
 
-// Flush asks the server to write its in-memory data to disk. Only Strata
+// Flush asks the server to write its in-memory data to disk, then to run
+// the compactions that are due (blocks of days that are over become day
+// segments), so that disk figures are those of data at rest. Only Strata
 // can; for other flavours it returns ErrUnsupported.
 func (t *Target) Flush(ctx context.Context) error {
 	if t.flavour != Strata {
 		return fmt.Errorf("flush %s: %w", t.flavour, errors.ErrUnsupported)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base.String()+"/api/v1/admin/tsdb/flush", nil)
-	if err != nil {
-		return err
-	}
-	if out, _ := t.do(req, nil); !out.OK() {
-		return fmt.Errorf("flush: %s %s", out.Cause(), out.Message())
+	for _, step := range []struct{ what, path string }{
+		{"flush", "/api/v1/admin/tsdb/flush"},
+		{"compaction", "/api/v1/admin/compaction/run"},
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base.String()+step.path, nil)
+		if err != nil {
+			return err
+		}
+		if out, _ := t.do(req, nil); !out.OK() {
+			return fmt.Errorf("%s: %s %s", step.what, out.Cause(), out.Message())
+		}
 	}
 	return nil
 }
