@@ -12,7 +12,17 @@ import (
 
 // writeTestWAL logs recsPerSegment records into each of segments
 // segments (cutting between them), closes the WAL and returns the records.
+// Records have varied sizes and some compressible text, so frames are both
+// raw and snappy.
 func writeTestWAL(t *testing.T, dir string, segments, recsPerSegment int) [][]byte {
+	t.Helper()
+	return writeTestWALOf(t, dir, segments, recsPerSegment, func(s, i int) []byte {
+		return fmt.Appendf(nil, "seg%d-rec%d-%s", s, i, strings.Repeat("ab", i*17))
+	})
+}
+
+// writeTestWALOf is writeTestWAL with the records rec(segment, i).
+func writeTestWALOf(t *testing.T, dir string, segments, recsPerSegment int, rec func(s, i int) []byte) [][]byte {
 	t.Helper()
 	w, err := Open(nil, dir, Options{})
 	if err != nil {
@@ -26,11 +36,9 @@ func writeTestWAL(t *testing.T, dir string, segments, recsPerSegment int) [][]by
 			}
 		}
 		for i := range recsPerSegment {
-			// Varied sizes and some compressible text, so frames are both
-			// raw and snappy.
-			rec := fmt.Appendf(nil, "seg%d-rec%d-%s", s, i, strings.Repeat("ab", i*17))
-			recs = append(recs, rec)
-			if err := w.Log(rec); err != nil {
+			r := rec(s, i)
+			recs = append(recs, r)
+			if err := w.Log(r); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -483,40 +491,21 @@ func TestReplayRepairResyncs(t *testing.T) {
 // each of segments segments.
 func writeResyncWAL(t *testing.T, dir string, segments, n int) [][]byte {
 	t.Helper()
-	w, err := Open(nil, dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(16, 3))
-	var recs [][]byte
-	for s := range segments {
-		if s > 0 {
-			if _, err := w.Cut(); err != nil {
-				t.Fatal(err)
+	return writeTestWALOf(t, dir, segments, n, func(s, i int) []byte {
+		rec := fmt.Appendf(nil, "seg%d-rec%d|", s, i)
+		for range rng.IntN(300) {
+			switch rng.IntN(3) {
+			case 0:
+				rec = append(rec, byte(rng.IntN(3))) // 0, 1, 2: zero and frame types
+			case 1:
+				rec = append(rec, "abcabc"...)
+			default:
+				rec = append(rec, byte(rng.UintN(256)))
 			}
 		}
-		for i := range n {
-			rec := fmt.Appendf(nil, "seg%d-rec%d|", s, i)
-			for range rng.IntN(300) {
-				switch rng.IntN(3) {
-				case 0:
-					rec = append(rec, byte(rng.IntN(3))) // 0, 1, 2: zero and frame types
-				case 1:
-					rec = append(rec, "abcabc"...)
-				default:
-					rec = append(rec, byte(rng.UintN(256)))
-				}
-			}
-			recs = append(recs, rec)
-			if err := w.Log(rec); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return recs
+		return rec
+	})
 }
 
 func TestMissingSegment(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,20 +13,8 @@ import (
 // X-Strata-Cache header and the body.
 func httpDo(t *testing.T, method, u, body string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header.Get("X-Strata-Cache"), string(b)
+	code, hdr, b := httpCall(t, method, u, "", []byte(body))
+	return code, hdr.Get("X-Strata-Cache"), b
 }
 
 // TestCacheCrashNoStaleHit: a cache saved at a clean stop is loaded at the
