@@ -56,7 +56,9 @@ func (a *API) federate(c echo.Context) error {
 		return err
 	}
 	defer q.Close()
-	set, err := a.mergedSelect(c, q, &storage.SelectHints{Start: mint, End: maxt, Func: "series"})
+	// Not Func "series": that asks for labels only, and federation reads
+	// samples (Prometheus' federate gives no Func either).
+	set, err := a.mergedSelect(c, q, &storage.SelectHints{Start: mint, End: maxt})
 	if err != nil {
 		return err
 	}

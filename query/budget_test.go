@@ -47,6 +47,25 @@ func budgetHead(t testing.TB, n int, now time.Time) *buffer.Head {
 
 var qpMatcher = labels.MustNewMatcher(labels.MatchEqual, "__name__", "qp_v")
 
+// openTestStore opens a store and its segment set in a temporary data
+// dir, both closed when the test ends.
+func openTestStore(tb testing.TB) (*buffer.Store, *segments.Set, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { set.Close() })
+	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close(context.Background()) })
+	return store, set, dir
+}
+
 // TestSelectBudget holds a querier to Queryable.MaxSelectBytes while it
 // selects: the Select that goes past it fails with ErrSelectLimit naming
 // query.max_select_bytes, the sets selected before it fail too (the engine
@@ -148,18 +167,7 @@ func TestManySelectorsFailFast(t *testing.T) {
 // index entries and head references only, while reading the samples finds
 // the damage.
 func TestSeriesListingReadsNoChunk(t *testing.T) {
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
+	store, set, dir := openTestStore(t)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	var b ingest.Batch
 	for i := range 20 {
@@ -204,9 +212,16 @@ func TestSeriesListingReadsNoChunk(t *testing.T) {
 	if ss.Err() != nil || n != 20 {
 		t.Fatalf("listing over damaged chunks: %d series, %v", n, ss.Err())
 	}
-	damaged := 0
 	for _, s := range listed {
 		it := s.Iterator(nil)
+		if it.Next() != chunkenc.ValNone || it.Err() == nil {
+			t.Fatalf("a series listed for its labels gave samples: %v", it.Err())
+		}
+	}
+	damaged := 0
+	read := q.Select(context.Background(), false, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64}, qpMatcher)
+	for read.Next() {
+		it := read.At().Iterator(nil)
 		for it.Next() != chunkenc.ValNone {
 		}
 		if it.Err() != nil {
@@ -225,18 +240,7 @@ func TestSeriesListingReadsNoChunk(t *testing.T) {
 // the unlimited listing does not (each source gives only its limit
 // smallest).
 func TestSelectLimitTakesTheSmallest(t *testing.T) {
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
+	store, set, _ := openTestStore(t)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	write := func(from, to int, ts int64) {
 		var b ingest.Batch
@@ -282,11 +286,19 @@ func TestSelectLimitTakesTheSmallest(t *testing.T) {
 			t.Fatalf("limit %d: %d series, not the %d smallest", limit, len(got), len(want))
 		}
 	}
+	// A labels-only listing holds nothing per series it streams but the
+	// head's references: it fits a budget that a selection for the engine,
+	// which keeps every series, does not.
 	qb.MaxSelectBytes = 600 * SelectedSeriesBytes
-	if _, err := list(0); !errors.Is(err, ErrSelectLimit) {
-		t.Fatalf("unlimited listing over a budget of 600 series: %v, want ErrSelectLimit", err)
+	if got, err := list(0); err != nil || len(got) != 1000 {
+		t.Fatalf("unlimited listing within a budget of 600 series: %d, %v", len(got), err)
 	}
-	if got, err := list(100); err != nil || len(got) != 100 {
-		t.Fatalf("listing 100 within a budget of 600 series: %d, %v", len(got), err)
+	q, _ := qb.Querier(math.MinInt64, math.MaxInt64)
+	defer q.Close()
+	ss := q.Select(context.Background(), false, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64}, qpMatcher)
+	for ss.Next() {
+	}
+	if !errors.Is(ss.Err(), ErrSelectLimit) {
+		t.Fatalf("selecting 1000 series for the engine over a budget of 600: %v, want ErrSelectLimit", ss.Err())
 	}
 }

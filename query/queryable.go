@@ -41,7 +41,23 @@ type Queryable struct {
 	// it selects. Samples are not counted here: the engine bounds them
 	// (Options.MaxSamples). Zero means no limit.
 	MaxSelectBytes int64
+
+	// MaxSelectSeries bounds how many distinct series one querier (one
+	// evaluation of a query: all its selectors together) may select. A
+	// selection that goes past it fails with an error wrapping
+	// ErrTooManySeries while it selects, and so does every other selection
+	// of the querier. Listings for labels only (hints.Func "series") do not
+	// count. Zero means no limit.
+	MaxSelectSeries int
 }
+
+// errLabelsOnly is the error of reading the samples of a series selected
+// for its labels only (hints.Func "series").
+var errLabelsOnly = errors.New("series selected for its labels only (hints.Func \"series\"): it has no samples to read")
+
+// ErrTooManySeries is wrapped by the error of a selection that makes one
+// querier select more than Queryable.MaxSelectSeries distinct series.
+var ErrTooManySeries = errors.New("query selects too many series")
 
 // ErrSelectLimit is wrapped by the error of a Select that would make its
 // query hold more than Queryable.MaxSelectBytes of selected series.
@@ -119,7 +135,8 @@ type querier struct {
 	// first one rather than evaluating those that fit.
 	overBudget atomic.Pointer[error]
 	mtx        sync.Mutex
-	releases   []func() // guarded by mtx
+	releases   []func()            // guarded by mtx
+	seen       map[uint64]struct{} // hashes of the series selected, for MaxSelectSeries; guarded by mtx
 }
 
 // selectBudget is what the queriers of one query hold, against
@@ -154,15 +171,46 @@ func (q *querier) budgetFor(ctx context.Context) *selectBudget {
 
 // charge counts n more bytes against the select budget and returns an
 // error once the query holds more than it, naming the limit.
+//
+// What failed to fit is not held, so it is not counted: other queriers of
+// the budget go on.
 func (q *querier) charge(b *selectBudget, n int64) error {
+	if n == 0 {
+		return nil
+	}
 	q.selected.Add(n)
 	used := b.used.Add(n)
 	if limit := q.qb.MaxSelectBytes; limit > 0 && used > limit {
+		q.selected.Add(-n)
+		b.used.Add(-n)
 		err := fmt.Errorf("%w: its selectors would hold more than the limit of %d bytes of series (query.max_select_bytes); select fewer series, or a shorter time range, in fewer selectors", ErrSelectLimit, limit)
 		q.overBudget.CompareAndSwap(nil, &err)
 		return err
 	}
 	return nil
+}
+
+// countSeries counts a series selected against Queryable.MaxSelectSeries
+// (by the hash of its labels: a series two selectors select counts once)
+// and returns an error naming the limit once the querier selected more.
+func (q *querier) countSeries(lset labels.Labels) error {
+	limit := q.qb.MaxSelectSeries
+	if limit <= 0 {
+		return nil
+	}
+	q.mtx.Lock()
+	if q.seen == nil {
+		q.seen = map[uint64]struct{}{}
+	}
+	q.seen[lset.Hash()] = struct{}{}
+	n := len(q.seen)
+	q.mtx.Unlock()
+	if n <= limit {
+		return nil
+	}
+	err := fmt.Errorf("%w: its selectors select more than the limit of %d series (query.max_series); narrow the selectors or the time range", ErrTooManySeries, limit)
+	q.overBudget.CompareAndSwap(nil, &err)
+	return err
 }
 
 // segmentsFor acquires the segments overlapping [mint, maxt] until Close,
@@ -212,25 +260,8 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
-	series := map[uint64][]*mergedSeries{}
-	var all []*mergedSeries
-	// get returns the merged series of lset, making it (and charging it
-	// against the select budget, with cost more bytes) when it is new.
-	get := func(lset labels.Labels, cost int64) (*mergedSeries, error) {
-		h := lset.Hash()
-		for _, s := range series[h] {
-			if labels.Equal(s.lset, lset) {
-				return s, nil
-			}
-		}
-		if err := q.charge(budget, SelectedSeriesBytes+cost); err != nil {
-			return nil, err
-		}
-		s := &mergedSeries{lset: lset, mint: rawMint, maxt: maxt, win: win, set: q.set}
-		series[h] = append(series[h], s)
-		all = append(all, s)
-		return s, nil
-	}
+	sc := &selectCtx{ctx: ctx, q: q, budget: budget, labelsOnly: hints != nil && hints.Func == "series", mint: rawMint, maxt: maxt, win: win}
+	var cursors []cursor
 	segs, tombsByID := q.segmentsFor(mint, maxt)
 	for _, seg := range segs {
 		segRes := seg.Meta().Resolution
@@ -241,93 +272,21 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		if segRes == 0 && rawMint > maxt {
 			continue
 		}
-		it, err := seg.Select(ms...)
-		if err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		tombs := tombsByID[seg.Meta().ID]
-		taken := 0
-		for it.Next() {
-			if limit > 0 && taken == limit {
-				// The segment gives series in label order: the rest are
-				// larger than limit of its own, so none is among the
-				// limit smallest of all sources.
-				break
-			}
-			var metas []segments.ChunkMeta
-			if isRollup {
-				metas = rollupChunks(it.Chunks(), win)
-			} else {
-				metas = overlapping(it.Chunks(), rawMint, maxt)
-			}
-			if len(metas) == 0 {
-				continue
-			}
-			lset := it.Labels()
-			deleted := segments.DeletedRanges(tombs, lset)
-			if allDeleted(metas, deleted) {
-				continue
-			}
-			s, err := get(lset, int64(lset.ByteSize()))
-			if err != nil {
-				return storage.ErrSeriesSet(err)
-			}
-			if err := q.charge(budget, int64(len(metas))*chunkMetaBytes+int64(len(deleted))*16); err != nil {
-				return storage.ErrSeriesSet(err)
-			}
-			taken++
-			src := segSource{seg: seg, metas: metas, deleted: deleted}
-			if isRollup {
-				s.rollups = append(s.rollups, src)
-			} else {
-				s.segs = append(s.segs, src)
-			}
-		}
-		if err := it.Err(); err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		if err := ctx.Err(); err != nil {
-			return storage.ErrSeriesSet(err)
-		}
+		cursors = append(cursors, &segCursor{sc: sc, seg: seg, ms: ms, rollup: isRollup, tombs: tombsByID[seg.Meta().ID]})
 	}
-	var hs []buffer.Series
 	if rawMint <= maxt {
-		// Lazy: a head series copies its samples only when the engine
-		// iterates it, so a selection holds references, and /series never
-		// copies a chunk. The head keeps what a flush moves into segments
-		// until the querier closes (Head.StartRead in Querier).
-		var err error
-		if hs, err = q.head.SelectLazy(ctx, rawMint, maxt, ms...); err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		if limit > 0 && len(hs) > limit {
-			// Only the limit smallest can be in the answer: the rest
-			// never become merged series.
-			if err := q.charge(budget, int64(len(hs))*buffer.SeriesBytes); err != nil {
-				return storage.ErrSeriesSet(err)
-			}
-			slices.SortFunc(hs, func(a, b buffer.Series) int { return labels.Compare(a.Labels, b.Labels) })
-			hs = hs[:limit]
-		}
-	}
-	for i := range hs {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return storage.ErrSeriesSet(err)
-			}
-		}
-		s, err := get(hs[i].Labels, 0) // the labels are the head's own
+		// The head is selected now, and charged, so that a query selecting
+		// too much fails before the engine evaluates any selector; its
+		// series stay references until iterated, and the head keeps what a
+		// flush moves into segments until the querier closes
+		// (Head.StartRead in Querier).
+		hc, err := sc.selectHead(limit, ms)
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
-		s.head = &hs[i]
+		cursors = append(cursors, hc)
 	}
-	// Always sorted: merging needs no order, but the engine's callers may.
-	slices.SortFunc(all, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
-	if hints != nil && hints.Limit > 0 && len(all) > hints.Limit {
-		all = all[:hints.Limit]
-	}
-	return &seriesSet{ss: all, i: -1, q: q}
+	return &seriesSet{q: q, set: &mergeSet{sc: sc, cursors: cursors, limit: limit}, count: !sc.labelsOnly}
 }
 
 // allDeleted reports whether every chunk lies inside one deleted range.
@@ -437,12 +396,14 @@ type segSource struct {
 // head, and, for a selector that reads rollups, across rollup segments.
 type mergedSeries struct {
 	lset       labels.Labels
-	segs       []segSource // raw
-	head       *buffer.Series
+	segs       []segSource   // raw
+	head       buffer.Series // when hasHead
+	hasHead    bool
 	mint, maxt int64 // of the raw data
 	rollups    []segSource
 	win        rollupWindow
 	set        *segments.Set // quarantines a segment a read finds damaged
+	labelsOnly bool          // selected for its labels: no data
 }
 
 // chunks returns an iterator over the chunks of kind in src. A damaged
@@ -463,6 +424,9 @@ func (s *mergedSeries) chunks(src segSource, kind segments.ChunkKind) (chunkenc.
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 
 func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if s.labelsOnly {
+		return errIterator{errLabelsOnly}
+	}
 	if s.win.agg != "" {
 		return s.rollupIterator()
 	}
@@ -481,7 +445,7 @@ func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 			its = append(its, segments.NewDeletedIterator(it, src.deleted))
 		}
 	}
-	if s.head != nil {
+	if s.hasHead {
 		if len(its) == 0 {
 			return s.head.Iterator() // already bounded
 		}
@@ -490,25 +454,43 @@ func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 	return segments.NewBoundedIterator(segments.NewMergeIterator(its), s.mint, s.maxt)
 }
 
+// seriesSet is a querier's selection: it fails as soon as any selection
+// of the querier went over the select budget, and counts the distinct
+// series the querier selected against Queryable.MaxSelectSeries.
 type seriesSet struct {
-	ss  []*mergedSeries
-	i   int
-	q   *querier
-	err error
+	set   storage.SeriesSet
+	q     *querier
+	count bool // false for labels-only listings, which hold nothing
+	err   error
 }
 
 func (s *seriesSet) Next() bool {
+	if s.err != nil {
+		return false
+	}
 	if p := s.q.overBudget.Load(); p != nil {
 		s.err = *p
 		return false
 	}
-	s.i++
-	return s.i < len(s.ss)
+	if !s.set.Next() {
+		return false
+	}
+	if s.count {
+		s.err = s.q.countSeries(s.set.At().Labels())
+	}
+	return s.err == nil
 }
 
-func (s *seriesSet) At() storage.Series                { return s.ss[s.i] }
-func (s *seriesSet) Err() error                        { return s.err }
-func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) At() storage.Series { return s.set.At() }
+
+func (s *seriesSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.set.Err()
+}
+
+func (s *seriesSet) Warnings() annotations.Annotations { return s.set.Warnings() }
 
 // errIterator is an iterator that failed to open.
 type errIterator struct{ err error }

@@ -39,7 +39,7 @@ func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt in
 		return dst, nil
 	}
 	n := len(ms.segs)
-	if ms.head != nil {
+	if ms.hasHead {
 		n++
 	}
 	for len(r.srcs) < n {
@@ -52,7 +52,7 @@ func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt in
 			return dst, err
 		}
 	}
-	if ms.head != nil {
+	if ms.hasHead {
 		var err error
 		if srcs[n-1], err = appendRaw(srcs[n-1][:0], ms.head.Iterator(), mint, maxt, nil); err != nil {
 			return dst, err

@@ -1,0 +1,299 @@
+package query
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// A selection is a k-way merge of one sorted cursor per source: each
+// segment that overlaps the query, then the head, as Prometheus'
+// storage.NewMergeSeriesSet merges series sets. A cursor decodes a series
+// only when the merge reaches it, so a selection never holds every
+// matching series at once unless its caller keeps them (the engine does;
+// /api/v1/series streams them), and a listing with a limit stops after
+// limit series. The merge joins the cursors standing on one label set
+// into one series, in source order, so that the newest write wins when
+// its samples are merged. (storage.NewMergeSeriesSet itself would need a
+// series per source and per label set, and makes a new merged series each
+// time At is called: a third more allocations than the map it replaced.)
+
+// mergedSeriesBytes is what a selected series costs against the select
+// budget besides its labels and chunk references.
+const mergedSeriesBytes = SelectedSeriesBytes - buffer.SeriesBytes
+
+// selectCtx is what the cursors of one Select share.
+type selectCtx struct {
+	ctx        context.Context
+	q          *querier
+	budget     *selectBudget
+	labelsOnly bool // hints.Func "series": no chunk references are kept
+	mint, maxt int64
+	win        rollupWindow
+}
+
+// cursor is one source's matching series in label order.
+type cursor interface {
+	// next advances to the source's next series.
+	next() bool
+	labels() labels.Labels
+	// addTo adds the current series' data to s.
+	addTo(s *mergedSeries)
+	err() error
+}
+
+// segCursor walks a segment's matching series as the merge advances.
+type segCursor struct {
+	sc     *selectCtx
+	seg    *segments.Segment
+	ms     []*labels.Matcher
+	rollup bool
+	tombs  []segments.Tombstone
+	it     segments.SeriesIterator // nil until the first next
+	lset   labels.Labels
+	src    segSource
+	n      int
+	e      error
+}
+
+func (c *segCursor) next() bool {
+	if c.e != nil {
+		return false
+	}
+	if c.it == nil {
+		if c.it, c.e = c.seg.Select(c.ms...); c.e != nil {
+			return false
+		}
+	}
+	for c.it.Next() {
+		if c.n++; c.n%1024 == 0 {
+			if c.e = c.sc.ctx.Err(); c.e != nil {
+				return false
+			}
+		}
+		var metas []segments.ChunkMeta
+		if c.rollup {
+			metas = rollupChunks(c.it.Chunks(), c.sc.win)
+		} else {
+			metas = overlapping(c.it.Chunks(), c.sc.mint, c.sc.maxt)
+		}
+		if len(metas) == 0 {
+			continue
+		}
+		c.lset = c.it.Labels()
+		deleted := segments.DeletedRanges(c.tombs, c.lset)
+		if allDeleted(metas, deleted) {
+			continue
+		}
+		if c.sc.labelsOnly {
+			metas, deleted = nil, nil
+		}
+		c.src = segSource{seg: c.seg, metas: metas, deleted: deleted}
+		return true
+	}
+	c.e = c.it.Err()
+	return false
+}
+
+func (c *segCursor) labels() labels.Labels { return c.lset }
+func (c *segCursor) err() error            { return c.e }
+
+func (c *segCursor) addTo(s *mergedSeries) {
+	if c.sc.labelsOnly {
+		return
+	}
+	if c.rollup {
+		s.rollups = append(s.rollups, c.src)
+	} else {
+		s.segs = append(s.segs, c.src)
+	}
+}
+
+// headCursor is the head's matching series, sorted by labels when
+// selected: references to the head's series, which copy their samples
+// only when iterated.
+type headCursor struct {
+	hs []buffer.Series
+	i  int
+}
+
+// selectHead selects the head's series for sc, sorted by labels; with a
+// limit only the limit smallest. What they hold (buffer.SeriesBytes per
+// matching series, and for the engine the series it will make of them) is
+// charged at once, so that a query whose selectors select too much from
+// the head fails before the engine evaluates any of them.
+func (sc *selectCtx) selectHead(limit int, ms []*labels.Matcher) (*headCursor, error) {
+	hs, err := sc.q.head.SelectLazy(sc.ctx, sc.mint, sc.maxt, ms...)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.q.charge(sc.budget, int64(len(hs))*buffer.SeriesBytes); err != nil {
+		return nil, err
+	}
+	byLabels := func(a, b buffer.Series) int { return labels.Compare(a.Labels, b.Labels) }
+	if limit > 0 && len(hs) > limit {
+		hs = smallest(hs, limit, byLabels)
+	} else {
+		slices.SortFunc(hs, byLabels)
+	}
+	if !sc.labelsOnly {
+		if err := sc.q.charge(sc.budget, int64(len(hs))*mergedSeriesBytes); err != nil {
+			return nil, err
+		}
+	}
+	return &headCursor{hs: hs, i: -1}, nil
+}
+
+func (c *headCursor) next() bool {
+	if c.i >= 0 {
+		c.hs[c.i] = buffer.Series{} // the merge is past it: let it go
+	}
+	c.i++
+	return c.i < len(c.hs)
+}
+
+func (c *headCursor) labels() labels.Labels { return c.hs[c.i].Labels }
+func (c *headCursor) err() error            { return nil }
+
+func (c *headCursor) addTo(s *mergedSeries) {
+	s.head, s.hasHead = c.hs[c.i], true
+	s.lset = c.hs[c.i].Labels // the head's own: no copy is held
+}
+
+// mergeSet is the storage.SeriesSet of a Select: the merge of its cursors,
+// started by the first Next (the engine selects for every selector before
+// it evaluates the first).
+type mergeSet struct {
+	sc      *selectCtx
+	cursors []cursor // in source order: a later one holds newer writes
+	limit   int      // the most series it gives; 0: all
+	started bool
+	h       cursorHeap
+	popped  []*rankedCursor
+	given   int
+	cur     *mergedSeries
+	e       error
+}
+
+func (m *mergeSet) Next() bool {
+	if m.e != nil || (m.limit > 0 && m.given >= m.limit) {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		for i, c := range m.cursors {
+			if c.next() {
+				m.h.items = append(m.h.items, &rankedCursor{c, i})
+			} else if m.e = c.err(); m.e != nil {
+				return false
+			}
+		}
+		heap.Init(&m.h)
+	}
+	if len(m.h.items) == 0 {
+		return false
+	}
+	// Pop every cursor on the smallest label set, in source order (the
+	// heap breaks ties by rank), and advance it.
+	lset := m.h.items[0].labels()
+	s := m.sc.newSeries(lset)
+	m.popped = m.popped[:0]
+	for len(m.h.items) > 0 && labels.Equal(m.h.items[0].labels(), lset) {
+		rc := heap.Pop(&m.h).(*rankedCursor)
+		rc.addTo(s)
+		m.popped = append(m.popped, rc)
+	}
+	for _, rc := range m.popped {
+		if rc.next() {
+			heap.Push(&m.h, rc)
+		} else if m.e = rc.err(); m.e != nil {
+			return false
+		}
+	}
+	if !m.sc.labelsOnly {
+		cost := int64(len(s.segs)+len(s.rollups)) * chunkMetaBytes // each segSource's header, about
+		for _, srcs := range [2][]segSource{s.segs, s.rollups} {
+			for _, src := range srcs {
+				cost += int64(len(src.metas))*chunkMetaBytes + int64(len(src.deleted))*16
+			}
+		}
+		if !s.hasHead { // a head series was charged when selected
+			cost += mergedSeriesBytes + int64(s.lset.ByteSize())
+		}
+		if m.e = m.sc.q.charge(m.sc.budget, cost); m.e != nil {
+			return false
+		}
+	}
+	m.cur = s
+	m.given++
+	return true
+}
+
+func (m *mergeSet) At() storage.Series                { return m.cur }
+func (m *mergeSet) Err() error                        { return m.e }
+func (m *mergeSet) Warnings() annotations.Annotations { return nil }
+
+// newSeries returns a series without data yet.
+func (sc *selectCtx) newSeries(lset labels.Labels) *mergedSeries {
+	return &mergedSeries{lset: lset, mint: sc.mint, maxt: sc.maxt, win: sc.win, set: sc.q.set, labelsOnly: sc.labelsOnly}
+}
+
+type rankedCursor struct {
+	cursor
+	rank int
+}
+
+// cursorHeap orders cursors by their current labels, then by rank.
+type cursorHeap struct{ items []*rankedCursor }
+
+func (h *cursorHeap) Len() int { return len(h.items) }
+func (h *cursorHeap) Less(i, j int) bool {
+	if c := labels.Compare(h.items[i].labels(), h.items[j].labels()); c != 0 {
+		return c < 0
+	}
+	return h.items[i].rank < h.items[j].rank
+}
+func (h *cursorHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *cursorHeap) Push(x any)    { h.items = append(h.items, x.(*rankedCursor)) }
+func (h *cursorHeap) Pop() any {
+	v := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return v
+}
+
+// smallest returns the k smallest elements of s by cmp, sorted, in s's
+// memory: O(len(s)·log k), where sorting all of s is O(len(s)·log len(s)).
+func smallest[T any](s []T, k int, cmp func(a, b T) int) []T {
+	h := &maxHeap[T]{s: slices.Clone(s[:k]), cmp: cmp}
+	heap.Init(h)
+	for _, v := range s[k:] {
+		if cmp(v, h.s[0]) < 0 {
+			h.s[0] = v
+			heap.Fix(h, 0)
+		}
+	}
+	out := s[:len(h.s)]
+	copy(out, h.s)
+	slices.SortFunc(out, cmp)
+	clear(s[len(out):])
+	return out
+}
+
+// maxHeap keeps its largest element at s[0].
+type maxHeap[T any] struct {
+	s   []T
+	cmp func(a, b T) int
+}
+
+func (h *maxHeap[T]) Len() int           { return len(h.s) }
+func (h *maxHeap[T]) Less(i, j int) bool { return h.cmp(h.s[i], h.s[j]) > 0 }
+func (h *maxHeap[T]) Swap(i, j int)      { h.s[i], h.s[j] = h.s[j], h.s[i] }
+func (h *maxHeap[T]) Push(any)           { panic("maxHeap: fixed size") }
+func (h *maxHeap[T]) Pop() any           { panic("maxHeap: fixed size") }
