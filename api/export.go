@@ -38,7 +38,9 @@ func (a *API) mergedSelect(c echo.Context, q storage.Querier, hints *storage.Sel
 	for _, ms := range sets {
 		ss = append(ss, q.Select(c.Request().Context(), true, hints, ms...))
 	}
-	return storage.NewMergeSeriesSet(ss, 0, storage.ChainedSeriesMerge), nil
+	// Each set is sorted: the merge drops the series several sets select,
+	// and gives at most hints.Limit series (0: all).
+	return storage.NewMergeSeriesSet(ss, hints.Limit, storage.ChainedSeriesMerge), nil
 }
 
 // federate answers the newest float sample, no older than the lookback

@@ -104,7 +104,7 @@ func limitName(err error) string {
 	switch {
 	case errors.As(err, &le):
 		return le.limit
-	case errors.Is(err, errTooManyQuerySeries):
+	case errors.Is(err, errTooManyQuerySeries), errors.Is(err, query.ErrTooManySeries):
 		return limitQuerySeries
 	case errors.Is(err, query.ErrSelectLimit):
 		return limitQuerySelect

@@ -190,6 +190,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	queryable := query.NewQueryable(head, set)
 	queryable.MinTime = func(res int64) int64 { return policy.MinTime(res, time.Now()) }
 	queryable.MaxSelectBytes = v.GetInt64("query.max_select_bytes")
+	queryable.MaxSelectSeries = v.GetInt("query.max_series")
 	engine, err := query.NewEngine(logger, reg, queryable, query.Options{
 		Timeout:            v.GetDuration("query.timeout"),
 		MaxSamples:         v.GetInt("query.max_samples"),
