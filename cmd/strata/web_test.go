@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -286,30 +287,72 @@ func testWebRender(t *testing.T, b *browser, s *testServer, artifacts string, st
 	b.screenshot(t, artifacts, "render.png")
 }
 
+// testWebExplore checks that the Explore page shows the cardinality
+// /api/v1/status/tsdb reports (series per metric, values per label, the
+// head's series) for every metric name, and that it never lists series
+// (before, it listed every series with {__name__=~".+"}).
 func testWebExplore(t *testing.T, b *browser, s *testServer, artifacts string) {
+	b.mu.Lock()
+	firstRequest := len(b.requests)
+	b.mu.Unlock()
 	b.do(t, webWaitDefault, chromedp.Navigate(s.url+"/explore"), chromedp.WaitVisible(chromedp.CSS(`table.metrics tbody tr`)))
-	var all []map[string]string
-	apiGet(t, s, "/api/v1/series", url.Values{"match[]": {`{__name__=~".+"}`}}, &all)
+	var names []string
+	apiGet(t, s, "/api/v1/label/__name__/values", nil, &names)
+	type stat struct {
+		Name  string `json:"name"`
+		Value int    `json:"value"`
+	}
+	var st struct {
+		HeadStats struct {
+			NumSeries int `json:"numSeries"`
+		} `json:"headStats"`
+		SeriesCountByMetricName    []stat `json:"seriesCountByMetricName"`
+		LabelValueCountByLabelName []stat `json:"labelValueCountByLabelName"`
+	}
+	apiGet(t, s, "/api/v1/status/tsdb", url.Values{"limit": {"10000"}}, &st)
 	want := map[string]int{}
-	for _, ls := range all {
-		want[ls["__name__"]]++
+	for _, m := range st.SeriesCountByMetricName {
+		want[m.Name] = m.Value
 	}
 	rows := evalJS[[][2]string](t, b, `[...document.querySelectorAll('table.metrics tbody tr')].map(r => [r.cells[0].textContent, r.cells[1].textContent])`)
-	if len(rows) != len(want) {
-		t.Fatalf("explore lists %d metrics %v, the API %d", len(rows), rows, len(want))
+	if len(rows) != len(names) {
+		t.Fatalf("explore lists %d metrics %v, the API %d", len(rows), rows, len(names))
 	}
 	for _, r := range rows {
-		if digits(r[1]) != want[r[0]] {
-			t.Errorf("metric %s: page says %s series, the API has %d", r[0], r[1], want[r[0]])
+		if n, ok := want[r[0]]; (ok && digits(r[1]) != n) || (!ok && r[1] != "–") {
+			t.Errorf("metric %s: page says %s series, status/tsdb %d", r[0], r[1], n)
 		}
 	}
-	top := evalJS[string](t, b, `document.querySelector('.top-metrics li .bar-name').textContent`)
-	if top != "render_load" {
-		t.Errorf("top metric by series is %q, want render_load", top)
+	tops := func(cls string) [][2]string {
+		return evalJS[[][2]string](t, b, `[...document.querySelectorAll('.`+cls+` li')].map(li => [li.querySelector('.bar-name').textContent, li.querySelector('.bar-value').textContent])`)
 	}
-	topLabel := evalJS[string](t, b, `document.querySelector('.top-labels li .bar-name').textContent`)
-	if topLabel != "series" {
-		t.Errorf("top label by values is %q, want series", topLabel)
+	for _, c := range []struct {
+		cls   string
+		stats []stat
+		first string
+	}{
+		{"top-metrics", st.SeriesCountByMetricName, "render_load"},
+		{"top-labels", st.LabelValueCountByLabelName, "series"},
+	} {
+		got := tops(c.cls)
+		if len(got) != min(10, len(c.stats)) || len(got) == 0 || got[0][0] != c.first {
+			t.Fatalf("%s: %v, want the first 10 of %v, %s first", c.cls, got, c.stats, c.first)
+		}
+		for i, g := range got {
+			if g[0] != c.stats[i].Name || digits(g[1]) != c.stats[i].Value {
+				t.Errorf("%s #%d: page %v, status/tsdb %v", c.cls, i+1, g, c.stats[i])
+			}
+		}
+	}
+	summary := evalJS[string](t, b, `document.querySelector('.page-head .summary').textContent`)
+	head := ""
+	for _, part := range strings.Split(summary, " · ") {
+		if strings.HasSuffix(part, " series in the head") {
+			head = part
+		}
+	}
+	if head == "" || digits(head) != st.HeadStats.NumSeries {
+		t.Errorf("summary %q does not give the head's %d series", summary, st.HeadStats.NumSeries)
 	}
 
 	b.do(t, webWaitDefault,
@@ -321,6 +364,19 @@ func testWebExplore(t *testing.T, b *browser, s *testServer, artifacts string) {
 		[r.querySelector('.label-name').textContent, [...r.querySelectorAll('.chip')].map(c => c.textContent)]))`)
 	if strings.Join(labels["host"], ",") != strings.Join(hosts, ",") || len(labels) != 2 {
 		t.Errorf("cpu_usage labels on the page %v, the API's host values %v", labels, hosts)
+	}
+	b.mu.Lock()
+	asked := slices.Clone(b.requests[firstRequest:])
+	b.mu.Unlock()
+	sawStatus := false
+	for _, u := range asked {
+		if strings.Contains(u, "/api/v1/series") {
+			t.Errorf("the Explore page listed series: %s", u)
+		}
+		sawStatus = sawStatus || strings.Contains(u, "/api/v1/status/tsdb")
+	}
+	if !sawStatus {
+		t.Errorf("the Explore page did not ask /api/v1/status/tsdb: %q", asked)
 	}
 	b.screenshot(t, artifacts, "explore.png")
 }

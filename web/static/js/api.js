@@ -132,6 +132,14 @@ export const labelNames = metric =>
 export const labelValues = (name, metric) =>
   cached(`values:${name}:${metric || ''}`, () => get(`/api/v1/label/${encodeURIComponent(name)}/values`, match(metric)).then(r => r.data || []));
 
+// someLabelValues resolves to at most limit values of label name among
+// metric's series, and whether there are more (the API's truncation
+// warning): it never asks for every value of a label.
+export const someLabelValues = (name, metric, limit) =>
+  cached(`values:${name}:${metric || ''}:${limit}`, () =>
+    get(`/api/v1/label/${encodeURIComponent(name)}/values`, {...match(metric), limit: String(limit)})
+      .then(r => ({values: r.data || [], truncated: (r.warnings || []).length > 0})));
+
 // metadata resolves to /api/v1/metadata's map: metric family → [{type,
 // unit, help}], cached like the label API.
 export const metadata = () =>

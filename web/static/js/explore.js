@@ -1,36 +1,29 @@
 // The explore page: every metric with its series count, a metric's label
 // names and values, and the highest-cardinality metrics and labels.
+//
+// Cardinality comes from /api/v1/status/tsdb, Prometheus' statistics of
+// the head (seriesCountByMetricName, labelValueCountByLabelName, …), and
+// names and values from the label endpoints, which read indexes only: the
+// page never lists series, so a store of millions costs it a few small
+// answers.
 
 import {h, replace, errorBox} from './dom.js';
 import * as api from './api.js';
 import * as fmt from './format.js';
 
-// SERIES_LIMIT bounds what the page asks for; a store with more series is
-// summarised from the first ones and says so.
-const SERIES_LIMIT = 200_000;
+// RANK_LIMIT is the longest ranking the page asks /api/v1/status/tsdb for
+// (Prometheus' largest limit); VALUES_LIMIT bounds the values of one label
+// the detail fetches.
+const RANK_LIMIT = 10000;
+const VALUES_LIMIT = 1000;
 const TOP_N = 10;
 
-// summarise counts series per metric and distinct values per label.
-export function summarise(sets) {
-  const metrics = new Map(); // name → {series, labels: Map(label → Set(values))}
-  const labels = new Map(); // label → {values: Set, series}
-  for (const ls of sets) {
-    const name = ls.__name__ || '';
-    let m = metrics.get(name);
-    if (!m) metrics.set(name, m = {name, series: 0, labels: new Map()});
-    m.series++;
-    for (const [k, v] of Object.entries(ls)) {
-      if (k === '__name__') continue;
-      let vs = m.labels.get(k);
-      if (!vs) m.labels.set(k, vs = new Set());
-      vs.add(v);
-      let l = labels.get(k);
-      if (!l) labels.set(k, l = {name: k, values: new Set(), series: 0});
-      l.values.add(v);
-      l.series++;
-    }
-  }
-  return {metrics, labels};
+// summarise joins the metric names with the status' rankings: each metric
+// with its series count in the head (null when it has none there).
+export function summarise(names, status) {
+  const counts = new Map((status.seriesCountByMetricName || []).map(s => [s.name, s.value]));
+  const metrics = new Map(names.map(name => [name, {name, series: counts.has(name) ? counts.get(name) : null}]));
+  return {metrics, status};
 }
 
 export function explorePage(root) {
@@ -69,56 +62,74 @@ export function explorePage(root) {
   function renderList() {
     const q = filter.value.trim().toLowerCase();
     const rows = [...data.metrics.values()].filter(m => m.name.toLowerCase().includes(q));
-    rows.sort(sort === 'name' ? (a, b) => a.name.localeCompare(b.name) : (a, b) => b.series - a.series || a.name.localeCompare(b.name));
+    rows.sort(sort === 'name' ? (a, b) => a.name.localeCompare(b.name) : (a, b) => (b.series ?? -1) - (a.series ?? -1) || a.name.localeCompare(b.name));
     const head = (key, label, cls) => h('th', {class: cls},
       h('button.sort', {type: 'button', 'aria-pressed': String(sort === key), onclick: () => { sort = key; renderList(); }}, label));
     replace(list, h('table.metrics',
       h('thead', h('tr', head('name', 'Metric'), head('series', 'Series', 'num'))),
       h('tbody', rows.map(m => h('tr', {class: m.name === selected() && 'selected'},
         h('td', h('a', {href: `/explore?metric=${encodeURIComponent(m.name)}`, onclick: e => { e.preventDefault(); select(m.name); }}, m.name || '(no name)')),
-        h('td.num', fmt.num(m.series)))))),
+        h('td.num', m.series == null ? h('span.muted', {title: 'no series in the head'}, '–') : fmt.num(m.series)))))),
     rows.length ? null : h('p.empty', 'No metric matches.'));
   }
+
+  let shown = null; // the metric whose detail is drawn, or being fetched
 
   function renderDetail() {
     const m = data.metrics.get(selected());
     if (!m) {
+      shown = null;
       return replace(detail, h('h2', 'Labels'), h('p.muted', 'Pick a metric to see its label names and values.'));
     }
+    if (shown === m.name) return;
+    shown = m.name;
     const graph = new URLSearchParams({range: '1h', 'g0.expr': fmt.selector(m.name)});
-    const labels = [...m.labels.entries()].sort(([a], [b]) => a.localeCompare(b));
-    replace(detail,
-      h('div.card-head', h('h2.metric-name', m.name), h('a.button', {href: `/?${graph}`}, 'Graph →')),
-      h('p.muted', `${fmt.num(m.series)} series · ${labels.length} label names`),
-      labels.length ? h('table.labels',
-        h('thead', h('tr', h('th', 'Label'), h('th.num', 'Values'), h('th', ''))),
-        h('tbody', labels.map(([k, vs]) => h('tr',
-          h('td.label-name', k),
-          h('td.num', fmt.num(vs.size)),
-          h('td', valueChips(m.name, k, [...vs].sort())))))) : h('p.muted', 'This metric has no labels besides its name.'));
+    const head = h('div.card-head', h('h2.metric-name', m.name), h('a.button', {href: `/?${graph}`}, 'Graph →'));
+    replace(detail, head, h('p.muted', 'Loading…'));
+    api.labelNames(m.name).then(names =>
+      Promise.all(names.map(k => api.someLabelValues(k, m.name, VALUES_LIMIT).then(r => [k, r]))).then(labels => {
+        if (shown !== m.name) return;
+        labels.sort(([a], [b]) => a.localeCompare(b));
+        const series = m.series == null ? 'no series in the head' : `${fmt.num(m.series)} series in the head`;
+        replace(detail, head,
+          h('p.muted', `${series} · ${labels.length} label names`),
+          labels.length ? h('table.labels',
+            h('thead', h('tr', h('th', 'Label'), h('th.num', 'Values'), h('th', ''))),
+            h('tbody', labels.map(([k, r]) => h('tr',
+              h('td.label-name', k),
+              h('td.num', r.truncated ? `${fmt.num(r.values.length)}+` : fmt.num(r.values.length)),
+              h('td', valueChips(m.name, k, r.values, r.truncated)))))) : h('p.muted', 'This metric has no labels besides its name.'));
+      }), e => {
+      if (shown === m.name) replace(detail, head, errorBox(e));
+    });
   }
 
-  function valueChips(metric, label, values) {
-    const shown = values.slice(0, 30);
-    return h('div.chips', shown.map(v => h('a.chip', {
+  function valueChips(metric, label, values, truncated) {
+    const chips = values.slice(0, 30);
+    const more = values.length - chips.length;
+    return h('div.chips', chips.map(v => h('a.chip', {
       href: `/?${new URLSearchParams({range: '1h', 'g0.expr': fmt.selector(metric, {[label]: v})})}`,
       title: 'Graph this series',
-    }, v)), values.length > shown.length ? h('span.muted', `+${fmt.num(values.length - shown.length)} more`) : null);
+    }, v)), more > 0 || truncated ? h('span.muted', `+${fmt.num(more)}${truncated ? '+' : ''} more`) : null);
   }
 
-  function renderTops(truncated) {
-    const metrics = [...data.metrics.values()].sort((a, b) => b.series - a.series).slice(0, TOP_N);
-    const labels = [...data.labels.values()].sort((a, b) => b.values.size - a.values.size).slice(0, TOP_N);
+  function renderTops() {
+    const st = data.status;
+    const metrics = (st.seriesCountByMetricName || []).slice(0, TOP_N);
+    const labels = (st.labelValueCountByLabelName || []).slice(0, TOP_N);
+    const pairs = new Map((st.seriesCountByLabelValuePair || []).map(p => [p.name.slice(0, p.name.indexOf('=')), p]));
     replace(tops,
-      topCard('Top metrics by series', 'top-metrics', metrics.map(m => [m.name, m.series, () => select(m.name)])),
-      topCard('Top labels by distinct values', 'top-labels', labels.map(l => [l.name, l.values.size, null, `${fmt.num(l.series)} series`])),
-      truncated ? h('p.warning', `Only the first ${fmt.num(SERIES_LIMIT)} series are counted.`) : null);
+      topCard('Top metrics by series', 'top-metrics', metrics.map(m => [m.name, m.value, () => select(m.name)])),
+      topCard('Top labels by distinct values', 'top-labels', labels.map(l => [l.name, l.value, null,
+        pairs.has(l.name) ? `most series: ${pairs.get(l.name).name} (${fmt.num(pairs.get(l.name).value)})` : ''])),
+      h('p.muted.tops-note', 'Series counts are of the head (the recent data not yet in segments), as Prometheus reports them.'));
   }
 
-  api.get('/api/v1/series', {'match[]': '{__name__=~".+"}', limit: SERIES_LIMIT}).then(r => {
-    data = summarise(r.data);
-    summary.textContent = `${fmt.num(data.metrics.size)} metrics · ${fmt.num(r.data.length)} series · ${fmt.num(data.labels.size)} label names`;
-    renderTops(r.data.length >= SERIES_LIMIT);
+  Promise.all([api.get('/api/v1/label/__name__/values'), api.get('/api/v1/status/tsdb', {limit: String(RANK_LIMIT)})]).then(([names, status]) => {
+    data = summarise(names.data || [], status.data || {});
+    const hs = data.status.headStats || {};
+    summary.textContent = `${fmt.num(data.metrics.size)} metrics · ${fmt.num(hs.numSeries || 0)} series in the head · ${fmt.num((data.status.labelValueCountByLabelName || []).length)} label names`;
+    renderTops();
     renderList();
     renderDetail();
   }, e => {
