@@ -46,8 +46,9 @@ const SeriesBytes = 64
 // flushed data before an Iterator call unless the caller registered its
 // read with StartRead.
 func (h *Head) SelectLazy(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
-	var out []Series
-	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
+	refs := h.index.postingsForMatchers(ms...)
+	out := make([]Series, 0, len(refs)) // one allocation, not a doubling slice
+	err := h.forEachRef(ctx, refs, mint, maxt, func(s *memSeries) {
 		out = append(out, Series{Labels: s.lset, s: s, mint: mint, maxt: maxt})
 	})
 	if err != nil {
@@ -59,7 +60,13 @@ func (h *Head) SelectLazy(ctx context.Context, mint, maxt int64, ms ...*labels.M
 // forEachMatching calls fn, with the series lock held, for every series
 // matching ms that has data in [mint, maxt].
 func (h *Head) forEachMatching(ctx context.Context, mint, maxt int64, ms []*labels.Matcher, fn func(*memSeries)) error {
-	for i, ref := range h.index.postingsForMatchers(ms...) {
+	return h.forEachRef(ctx, h.index.postingsForMatchers(ms...), mint, maxt, fn)
+}
+
+// forEachRef calls fn, with the series lock held, for every series of refs
+// that has data in [mint, maxt].
+func (h *Head) forEachRef(ctx context.Context, refs []uint64, mint, maxt int64, fn func(*memSeries)) error {
+	for i, ref := range refs {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
