@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/docstore"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
@@ -280,6 +281,9 @@ func (a *API) deleteSeries(c echo.Context) error {
 		return err
 	}
 	if err := a.opts.Deleter.DeleteSeries(c.Request().Context(), sets, mint, maxt); err != nil {
+		if errors.Is(err, cache.ErrInvalidationNotDurable) {
+			return err // 503: deleted here; deleting again is harmless
+		}
 		return &apiError{typ: errInternal, status: http.StatusInternalServerError, err: fmt.Errorf("delete series: %w", err)}
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/buffer/wal"
+	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/segments"
@@ -92,6 +93,11 @@ func classify(err error) (errorType, int) {
 		return errInternal, http.StatusInternalServerError
 	case errors.Is(err, query.ErrBadQuery), errors.As(err, &ingestErr), isIngestSentinel(err):
 		return errBadData, http.StatusBadRequest
+	case errors.Is(err, cache.ErrInvalidationNotDurable):
+		// A write, delete or invalidation made here whose cache
+		// invalidation may not reach the other instances: retryable,
+		// and the retry is harmless.
+		return errUnavailable, http.StatusServiceUnavailable
 	case errors.Is(err, wal.ErrUnwritable), errors.Is(err, syscall.ENOSPC):
 		// Nothing was stored; a full disk passes. 503 is retried by every
 		// sender (Prometheus drops a batch on any 4xx but 429).

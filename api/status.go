@@ -236,8 +236,12 @@ func (a *API) runtimeInfo(c echo.Context) error {
 
 // CacheAdmin is what the API needs of the result cache.
 type CacheAdmin interface {
-	Invalidate(tag string)
-	Reset()
+	// Invalidate and Reset return an error wrapping
+	// cache.ErrInvalidationNotDurable when the change is made on this
+	// instance but may not reach the others sharing the cache (answered
+	// 503: retry).
+	Invalidate(tag string) error
+	Reset() error
 	// Status returns the cache's figures.
 	Status() CacheStatus
 }
@@ -283,7 +287,9 @@ func (a *API) invalidateCache(c echo.Context) error {
 		return echo.ErrNotFound
 	}
 	if tag := formValue(c, "tag"); tag != "" {
-		a.opts.Cache.Invalidate(tag)
+		if err := a.opts.Cache.Invalidate(tag); err != nil {
+			return err // 503: made here, retry until durable
+		}
 		return c.NoContent(http.StatusNoContent)
 	}
 	sets, err := matchersParam(c, a.engine.Parser())
@@ -301,7 +307,9 @@ func (a *API) invalidateCache(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.frontend.Invalidate(names, mint, maxt)
+	if err := a.frontend.Invalidate(names, mint, maxt); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -309,7 +317,9 @@ func (a *API) resetCache(c echo.Context) error {
 	if a.opts.Cache == nil {
 		return echo.ErrNotFound
 	}
-	a.opts.Cache.Reset()
+	if err := a.opts.Cache.Reset(); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 

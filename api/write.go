@@ -235,11 +235,15 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 // exemplars were stored.
 func (a *API) appendV2(batch *ingest.Batch) (exemplars int, err error) {
 	touched := touchedBy(batch, a.frontend.FreshFrom())
-	a.frontend.InvalidateBatch(touched) // before: see store
+	if err := a.frontend.InvalidateBatch(touched); err != nil { // before: see store
+		return 0, notDurable(false, err)
+	}
 	if err := a.app.Append(batch); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	a.frontend.InvalidateBatch(touched)
+	if err := a.frontend.InvalidateBatch(touched); err != nil {
+		return 0, notDurable(true, err)
+	}
 	a.metrics.samplesIn.WithLabelValues(formatRemoteWriteV2.name).Add(float64(batch.NumSamples()))
 	if ec, ok := a.app.(ExemplarCounter); ok {
 		return ec.ExemplarsStored(batch), nil
@@ -304,15 +308,34 @@ func (a *API) store(f ingestFormat, batch *ingest.Batch) error {
 	// shared extents they touch (its partner rule), so it never answers
 	// with samples it does not have.
 	touched := touchedBy(batch, a.frontend.FreshFrom())
-	a.frontend.InvalidateBatch(touched)
+	if err := a.frontend.InvalidateBatch(touched); err != nil {
+		return a.rejected(f, notDurable(false, err))
+	}
 	if err := a.app.Append(batch); err != nil {
 		return a.rejected(f, fmt.Errorf("append: %w", err))
 	}
 	// The samples are visible now; before acknowledging them, make every
 	// cached answer they could change a miss.
-	a.frontend.InvalidateBatch(touched)
+	if err := a.frontend.InvalidateBatch(touched); err != nil {
+		return a.rejected(f, notDurable(true, err))
+	}
 	a.metrics.samplesIn.WithLabelValues(f.name).Add(float64(batch.NumSamples()))
 	return nil
+}
+
+// notDurable is the error of a write whose cache invalidation could not be
+// made durable (cache.ErrInvalidationNotDurable): answered 503, so that the
+// sender retries. This instance has made the invalidation (its own answers
+// are right); what is missing is the guarantee that the other instances
+// sharing the cache learn of it if this process stops. Before the append
+// nothing is stored; after it, the samples are stored and visible here,
+// and the retry appends them again, which changes nothing (the same value
+// at the same time) and bumps the tags again.
+func notDurable(stored bool, err error) error {
+	if stored {
+		return fmt.Errorf("the samples are stored, but not acknowledged: %w; retry the write", err)
+	}
+	return fmt.Errorf("nothing stored: %w; retry the write", err)
 }
 
 // touchedBy returns the metric names and days of the samples of b older

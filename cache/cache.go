@@ -201,12 +201,14 @@ func (c *Cache) Close() error {
 // Reset empties the cache: every stored entry is dropped, and every
 // computation running now stores an entry that will be a miss. Counters are
 // kept. With an L2 tier it does so for every instance sharing it: the
-// shared floor is raised past every snapshot taken so far.
-func (c *Cache) Reset() {
+// shared floor is raised past every snapshot taken so far. Its error is
+// Invalidate's: the reset is made here all the same.
+func (c *Cache) Reset() error {
 	c.adminMu.Lock()
 	defer c.adminMu.Unlock()
+	var err error
 	if c.l2 != nil {
-		c.l2.reset()
+		err = c.l2.reset()
 	} else {
 		c.gens.reset()
 	}
@@ -214,6 +216,7 @@ func (c *Cache) Reset() {
 	c.fc.UpdateStats(&s)
 	c.evictedBase.Add(s.EvictedBytes)
 	c.fc.Reset()
+	return err
 }
 
 // RecordPartialHit counts a request that the caller answered partly from

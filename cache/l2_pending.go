@@ -25,8 +25,16 @@ import (
 //
 // The file holds text lines: "b <tag hash, hex>" for a bump, "r" for a
 // Reset. A last line without its newline is a write that was not
-// acknowledged, and is ignored; any other line that does not parse makes
-// the whole file count as a Reset (misses, never a stale hit).
+// acknowledged, and is ignored; empty lines are skipped (an append after
+// a failed one starts with a newline, which ends a record it may have
+// torn: a torn bump then bumps a tag that does not exist, harmlessly);
+// any other line that does not parse makes the whole file count as a
+// Reset (misses, never a stale hit).
+//
+// If the file cannot be written either, the bump is still made here and
+// remembered in memory, and the caller gets ErrInvalidationNotDurable:
+// the write that caused it is not acknowledged as complete (503), and the
+// next append writes every bump remembered since.
 
 const pendingFileName = "l2-pending"
 
@@ -55,6 +63,7 @@ func (l *l2) loadPending() {
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
+		case line == "":
 		case line == "r":
 			s.pendingReset = true
 		case len(line) > 2 && line[:2] == "b ":
@@ -76,14 +85,37 @@ func (l *l2) loadPending() {
 	}
 }
 
+// ErrInvalidationNotDurable says that an invalidation Redis did not take
+// could not be kept on disk either. This instance made it (it judges its
+// own entries by it) and pushes it to Redis when Redis is back, but if
+// the process stops before that, other instances never learn of it and
+// may serve entries it invalidated until they expire. A caller must not
+// acknowledge the write (or delete) that caused it as complete: it
+// answers 503 and the sender retries, which bumps the tags again.
+var ErrInvalidationNotDurable = errors.New("result cache: an invalidation that Redis did not take could not be kept on disk")
+
 // persistPendingLocked appends bumps of tag hashes hs (and a Reset if
-// reset) to the pending file and fsyncs it. pendingMu must be held.
-func (l *l2) persistPendingLocked(hs []uint64, reset bool) {
+// reset) to the pending file and fsyncs it, creating the cache directory
+// if it does not exist yet (a fresh data directory has none before the
+// first Save). If an earlier append failed, it writes every bump
+// remembered since instead, so that one success makes them all durable.
+// why is what Redis answered. pendingMu must be held.
+func (l *l2) persistPendingLocked(hs []uint64, reset bool, why error) error {
 	if l.dir == "" {
-		return
+		return nil
 	}
 	s := &l.sync
+	if s.pendingUnsaved {
+		reset = s.pendingReset
+		hs = make([]uint64, 0, len(s.pending))
+		for h := range s.pending {
+			hs = append(hs, h)
+		}
+	}
 	var buf []byte
+	if s.pendingUnsaved {
+		buf = append(buf, '\n') // ends a record the failed append may have torn
+	}
 	if reset {
 		buf = append(buf, "r\n"...)
 	}
@@ -92,9 +124,12 @@ func (l *l2) persistPendingLocked(hs []uint64, reset bool) {
 		buf = strconv.AppendUint(buf, h, 16)
 		buf = append(buf, '\n')
 	}
+	path := filepath.Join(l.dir, pendingFileName)
 	err := func() error {
 		if s.pendingFile == nil {
-			path := filepath.Join(l.dir, pendingFileName)
+			if err := mkdirSynced(l.dir); err != nil {
+				return err
+			}
 			_, statErr := os.Stat(path)
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 			if err != nil {
@@ -113,10 +148,40 @@ func (l *l2) persistPendingLocked(hs []uint64, reset bool) {
 		return s.pendingFile.Sync()
 	}()
 	if err != nil {
+		// The file may hold a torn record now: reopen (and rewrite
+		// everything) next time.
+		l.closePendingLocked()
+		s.pendingUnsaved = true
 		l.m.errors.Add(1)
-		l.opts.Logger.Error("result cache: cannot keep an invalidation that Redis did not take on disk; if this process stops before Redis is back, other instances may serve entries it invalidated until they expire",
-			"dir", l.dir, "err", err)
+		if !s.pendingLogged {
+			s.pendingLogged = true
+			l.opts.Logger.Error("result cache: cannot keep invalidations that Redis did not take on disk; writes that need them are refused (503) until the file can be written or Redis takes them",
+				"file", path, "err", err)
+		}
+		if why == nil {
+			why = errors.New("the Redis L2 tier is unavailable")
+		}
+		return fmt.Errorf("%w: Redis did not take it (%v), and %s cannot be written (%v); if this process stopped now, other instances could serve answers it invalidated", ErrInvalidationNotDurable, why, path, err)
 	}
+	if s.pendingUnsaved {
+		s.pendingUnsaved = false
+		s.pendingLogged = false
+		l.opts.Logger.Info("result cache: invalidations that Redis did not take are kept on disk again", "file", path)
+	}
+	return nil
+}
+
+// mkdirSynced creates dir (and its parents) if it does not exist, and
+// fsyncs the parent of a directory it created, so that a file created in
+// it survives a crash.
+func mkdirSynced(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncPath(filepath.Dir(dir))
 }
 
 // clearPendingLocked removes the pending file: its bumps are in Redis.

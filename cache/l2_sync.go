@@ -293,6 +293,9 @@ type l2SyncState struct {
 	pending      map[uint64]struct{} // tags bumped locally while unsynced
 	pendingReset bool                // a Reset while unsynced
 	pendingFile  *os.File            // l2-pending, open while it holds records; guarded by pendingMu
+	// pendingUnsaved: an append to l2-pending failed; the next one writes
+	// all of pending. pendingLogged: that failure was logged.
+	pendingUnsaved, pendingLogged bool
 
 	// origin is the shared state the mirror is from; nil before the first
 	// sync. Written by resync with mu held exclusively.
@@ -486,11 +489,15 @@ func tagHex(h uint64) string { return strconv.FormatUint(h, 16) }
 
 // bump gives tag hash h a new generation: a shared one while synced, else
 // (or if Redis fails) a local one, remembered for the next resync.
-func (l *l2) bump(h uint64, at int64) { l.bumpMany([]uint64{h}, at) }
+func (l *l2) bump(h uint64, at int64) error { return l.bumpMany([]uint64{h}, at) }
 
 // bumpMany bumps the tag hashes hs, in one script call per 512 of them.
-func (l *l2) bumpMany(hs []uint64, at int64) {
+// It returns ErrInvalidationNotDurable (wrapped) if Redis did not take
+// some of them and they could not be kept on disk (l2_pending.go); the
+// bumps are made locally all the same.
+func (l *l2) bumpMany(hs []uint64, at int64) error {
 	s := &l.sync
+	var why error // what Redis answered
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	const chunk = 512
@@ -528,9 +535,10 @@ func (l *l2) bumpMany(hs []uint64, at int64) {
 		// tags again at the resync covers both.
 		l.m.errors.Add(1)
 		l.markUnsynced(err)
+		why = err
 	}
 	if len(hs) == 0 {
-		return
+		return nil
 	}
 	for _, h := range hs {
 		l.c.gens.bump(h, at)
@@ -539,13 +547,16 @@ func (l *l2) bumpMany(hs []uint64, at int64) {
 	for _, h := range hs {
 		s.pending[h] = struct{}{}
 	}
-	l.persistPendingLocked(hs, false)
+	err := l.persistPendingLocked(hs, false, why)
 	s.pendingMu.Unlock()
+	return err
 }
 
-// reset invalidates every entry of every instance (Cache.Reset).
-func (l *l2) reset() {
+// reset invalidates every entry of every instance (Cache.Reset). Its
+// error is bumpMany's.
+func (l *l2) reset() error {
 	s := &l.sync
+	var why error
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if l.synced() {
@@ -555,19 +566,21 @@ func (l *l2) reset() {
 		cancel()
 		if err == nil {
 			l.c.gens.applyFloor(f)
-			return
+			return nil
 		}
 		if isLost(err) {
 			err = fmt.Errorf("%w: %v", errResync, err)
 		}
 		l.m.errors.Add(1)
 		l.markUnsynced(err)
+		why = err
 	}
 	l.c.gens.reset()
 	s.pendingMu.Lock()
 	s.pendingReset = true
-	l.persistPendingLocked(nil, true)
+	err := l.persistPendingLocked(nil, true, why)
 	s.pendingMu.Unlock()
+	return err
 }
 
 // syncLoop keeps the instance subscribed and synced, reconnecting with
@@ -930,6 +943,7 @@ func (l *l2) resync() error {
 	s.pendingMu.Lock()
 	clear(s.pending)
 	s.pendingReset = false
+	s.pendingUnsaved, s.pendingLogged = false, false // all in Redis now
 	l.clearPendingLocked()
 	s.pendingMu.Unlock()
 	s.origin.Store(&l2Origin{epoch: st.epoch, runID: runID})

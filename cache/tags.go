@@ -18,24 +18,30 @@ func (c *Cache) Snapshot() Snapshot {
 // Invalidate returns, the new generation is in Redis and published, and
 // this instance judges by it. If Redis fails (one OpTimeout at most), the
 // bump is made locally and pushed to Redis when it is back; meanwhile this
-// instance is unsynced (see l2_sync.go).
-func (c *Cache) Invalidate(tag string) {
+// instance is unsynced (see l2_sync.go). For a cache loaded from a
+// directory the local bump is kept on disk until Redis has it; if it
+// cannot be, Invalidate returns ErrInvalidationNotDurable (wrapped, naming
+// the file): the bump is made here all the same, but whatever caused it
+// must not be acknowledged as complete (l2_pending.go).
+func (c *Cache) Invalidate(tag string) error {
+	var err error
 	if c.l2 != nil {
-		c.l2.bump(tagHash(tag), c.now().UnixNano())
+		err = c.l2.bump(tagHash(tag), c.now().UnixNano())
 	} else {
 		c.gens.bump(tagHash(tag), c.now().UnixNano())
 	}
 	c.m.invalidations.Add(1)
 	c.pruneByCount()
+	return err
 }
 
 // InvalidateTags is Invalidate for each of tags (duplicates are bumped
 // once). With an L2 tier it takes one Redis round trip for all of them
 // (per 512 tags) instead of one per tag: a caller invalidating the tags of
-// a whole write batch should use it.
-func (c *Cache) InvalidateTags(tags ...string) {
+// a whole write batch should use it. Its error is Invalidate's.
+func (c *Cache) InvalidateTags(tags ...string) error {
 	if len(tags) == 0 {
-		return
+		return nil
 	}
 	at := c.now().UnixNano()
 	seen := make(map[uint64]struct{}, len(tags))
@@ -47,8 +53,9 @@ func (c *Cache) InvalidateTags(tags ...string) {
 			hs = append(hs, h)
 		}
 	}
+	var err error
 	if c.l2 != nil {
-		c.l2.bumpMany(hs, at)
+		err = c.l2.bumpMany(hs, at)
 	} else {
 		for _, h := range hs {
 			c.gens.bump(h, at)
@@ -56,6 +63,7 @@ func (c *Cache) InvalidateTags(tags ...string) {
 	}
 	c.m.invalidations.Add(uint64(len(tags)))
 	c.pruneByCount()
+	return err
 }
 
 // pruneByCount prunes the generations when there are too many of them.

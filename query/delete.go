@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -28,7 +29,9 @@ type Deleter struct {
 // overlapping segment gets a tombstone; then the cache tags of those names
 // and days are bumped. Collecting the names with appends paused matters: a
 // name first written just before the pause is tombstoned, so its tags must
-// be bumped too.
+// be bumped too. An error wrapping cache.ErrInvalidationNotDurable means
+// the delete is done but its invalidation may not reach the other
+// instances sharing the cache (see Frontend.Invalidate): retry it.
 func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mint, maxt int64) error {
 	var names []string
 	err := d.Store.DeleteSeries(ctx, func() error {
@@ -51,7 +54,10 @@ func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mi
 	for _, in := range d.Set.Segments() {
 		lo, hi = min(lo, in.Meta.MinTime), max(hi, in.Meta.MaxTime)
 	}
-	d.Frontend.Invalidate(names, max(mint, lo), min(maxt, hi))
+	if err := d.Frontend.Invalidate(names, max(mint, lo), min(maxt, hi)); err != nil {
+		// Deleted here; deleting again is harmless and bumps again.
+		return fmt.Errorf("the series are deleted, but the cache may not forget them everywhere: %w", err)
+	}
 	return nil
 }
 

@@ -20,17 +20,20 @@ func (f *Frontend) FreshFrom() int64 { return f.cutoff() + 1 }
 
 // Invalidate bumps the tags of metric name (or "*" for every name) on the
 // UTC days from mint to maxt (ms). A range wider than maxTagDays resets the
-// whole cache instead.
-func (f *Frontend) Invalidate(names []string, mint, maxt int64) {
+// whole cache instead. An error (cache.ErrInvalidationNotDurable) means
+// the tags are bumped on this instance but the bump may never reach the
+// others: the caller must not report the change that caused it as
+// complete (see cache.Invalidate).
+func (f *Frontend) Invalidate(names []string, mint, maxt int64) error {
 	if f.cache == nil || mint > maxt {
-		return
+		return nil
 	}
 	first := time.UnixMilli(mint).UTC().Truncate(24 * time.Hour)
 	last := time.UnixMilli(maxt).UTC().Truncate(24 * time.Hour)
 	if last.Sub(first) > maxTagDays*24*time.Hour {
-		f.cache.Reset()
+		err := f.cache.Reset()
 		f.invalidated()
-		return
+		return err
 	}
 	var tags []string
 	for d := first; !d.After(last); d = d.Add(24 * time.Hour) {
@@ -39,25 +42,27 @@ func (f *Frontend) Invalidate(names []string, mint, maxt int64) {
 		}
 		tags = append(tags, Tag("*", d))
 	}
-	f.cache.InvalidateTags(tags...) // one round trip when the tags are shared in Redis
+	err := f.cache.InvalidateTags(tags...) // one round trip when the tags are shared in Redis
 	f.invalidated()
+	return err
 }
 
 // InvalidateBatch bumps the tags of what a write touched: the caller
 // passes, for every sample older than FreshFrom, its metric name and day
 // (duplicates are fine). Call it once the samples are visible to queries
-// and before acknowledging them.
-func (f *Frontend) InvalidateBatch(touched []Touched) {
+// and before acknowledging them. Its error is Invalidate's.
+func (f *Frontend) InvalidateBatch(touched []Touched) error {
 	if f.cache == nil || len(touched) == 0 {
-		return
+		return nil
 	}
 	tags := make([]string, 0, 2*len(touched))
 	for _, t := range touched {
 		day := time.UnixMilli(t.Day * dayMillis).UTC()
 		tags = append(tags, Tag(t.Name, day), Tag("*", day))
 	}
-	f.cache.InvalidateTags(tags...) // duplicates are folded by the cache
+	err := f.cache.InvalidateTags(tags...) // duplicates are folded by the cache
 	f.invalidated()
+	return err
 }
 
 const dayMillis = 24 * 3600 * 1000

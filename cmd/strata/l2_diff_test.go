@@ -10,14 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/strata-tsdb/strata/cache/redistest"
 )
 
 // TestL2ConcurrentDifferential runs two Strata instances sharing one
@@ -36,6 +35,11 @@ import (
 //   - every query that starts after both instances acknowledged a write
 //     sees it, through either instance.
 //
+// Writes refused with 503 (Redis refusing and l2-pending unwritable: the
+// invalidation cannot be made durable) are retried until acknowledged,
+// and count as in flight until then: refused after the append, their
+// samples are stored.
+//
 // It runs 20 s; STRATA_L2_DIFF_SECONDS sets another duration.
 func TestL2ConcurrentDifferential(t *testing.T) {
 	dur := 20 * time.Second
@@ -46,17 +50,6 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 		}
 		dur = time.Duration(n) * time.Second
 	}
-	r := redistest.Start(t)
-	rc := r.Client()
-	ctx := context.Background()
-	const prefix = "diff:"
-	// Each write reaches the second instance within milliseconds of the
-	// first: a partner lag of 2 s holds, and lets extents be shared soon
-	// after the writes that touch them.
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", prefix, "--cache.l2.timeout", "250ms", "--cache.l2.partner-lag", "2s"}
-	servers := []*testServer{startServer(t, "", args...), startServer(t, "", args...)}
-	waitL2(t, servers...)
-
 	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
 	metrics := []string{"dq0", "dq1", "dq2"}
 	var base bytes.Buffer
@@ -67,8 +60,14 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 			}
 		}
 	}
-	pushBoth(t, base.Bytes(), servers...)
-	waitL2(t, servers...)
+	const prefix = "diff:"
+	// Each write reaches the second instance within milliseconds of the
+	// first: a partner lag of 2 s holds, and lets extents be shared soon
+	// after the writes that touch them.
+	pair := startL2Pair(t, prefix, base.Bytes(), "--cache.l2.timeout", "250ms", "--cache.l2.partner-lag", "2s")
+	r, servers := pair.r, []*testServer{pair.a, pair.b}
+	rc := r.Client()
+	ctx := context.Background()
 
 	// vers[m][i] is odd while a write of metric m to instance i is in
 	// flight, and grows with each write.
@@ -87,7 +86,8 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 		stop                          = make(chan struct{})
 		wg                            sync.WaitGroup
 		compared, skipped, rywChecked atomic.Int64
-		statuses                      sync.Map // X-Strata-Cache → *atomic.Int64
+		refused, refusedStored        atomic.Int64 // writes answered 503; of them, after the append
+		statuses                      sync.Map     // X-Strata-Cache → *atomic.Int64
 	)
 	stopped := func() bool {
 		select {
@@ -136,17 +136,16 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 					order = []int{1, 0}
 				}
 				for _, i := range order {
+					// Sent until acknowledged, as a remote-write queue
+					// does: a 503 (the invalidation could not be made
+					// durable) may or may not have stored the samples,
+					// so the write counts as in flight until a retry
+					// is acknowledged.
 					vers[mi][i].Add(1)
-					resp, err := client.Post(servers[i].url+"/write?precision=s", "text/plain", strings.NewReader(line))
+					code, err := writeUntilAcked(client, servers[i].url+"/write?precision=s", line, &refused, &refusedStored)
 					vers[mi][i].Add(1)
-					if err != nil {
-						t.Errorf("write: %v", err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusNoContent {
-						t.Errorf("write: %d", resp.StatusCode)
+					if err != nil || code != http.StatusNoContent {
+						t.Errorf("write: %d %v", code, err)
 						return
 					}
 					if rng.Intn(4) == 0 {
@@ -252,6 +251,29 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 		{"CLIENT PAUSE 400 ms", func() { _ = rc.Do(ctx, "CLIENT", "PAUSE", "400").Err() }},
 		{"CLIENT KILL normal", func() { _ = rc.Do(ctx, "CLIENT", "KILL", "TYPE", "normal").Err() }},
 		{"CLIENT KILL pubsub", func() { _ = rc.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err() }},
+		{"refuse writes, l2-pending unwritable", func() {
+			// Writes whose invalidation cannot be made durable are
+			// refused (503), before or after their append.
+			var undo []string
+			for _, s := range servers {
+				path := filepath.Join(s.dataDir, "cache", "l2-pending")
+				if err := os.MkdirAll(filepath.Join(path, "obstruction"), 0o755); err == nil {
+					undo = append(undo, path)
+				} // else l2-pending exists: bumps of the last outage not pushed yet
+			}
+			if err := rc.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			for _, path := range undo {
+				if err := os.RemoveAll(path); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := rc.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+				t.Error(err)
+			}
+		}},
 	}
 	delN := 0
 	var deleted []string
@@ -300,8 +322,8 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 		return true
 	})
 	l2hits := statNum(servers[0].cacheStatus(), "l2Hits") + statNum(servers[1].cacheStatus(), "l2Hits")
-	t.Logf("%v: %d faults (%d DEL: %v), %d cached answers compared with fresh ones (%s), %d comparisons skipped (a write in flight), %d writes checked visible through either instance, %d L2 hits",
-		dur, len(done), len(deleted), deleted, compared.Load(), strings.Join(sum, " "), skipped.Load(), rywChecked.Load(), l2hits)
+	t.Logf("%v: %d faults (%d DEL: %v), %d cached answers compared with fresh ones (%s), %d comparisons skipped (a write in flight), %d writes checked visible through either instance, %d L2 hits, %d writes refused (503; %d after their append) and retried",
+		dur, len(done), len(deleted), deleted, compared.Load(), strings.Join(sum, " "), skipped.Load(), rywChecked.Load(), l2hits, refused.Load(), refusedStored.Load())
 	for i, s := range servers {
 		st := s.cacheStatus()
 		t.Logf("instance %d: hits=%v misses=%v computations=%v l2Hits=%v l2Misses=%v l2Errors=%v l2Resyncs=%v l2Writes=%v l2LockWaits=%v",
@@ -315,4 +337,31 @@ func TestL2ConcurrentDifferential(t *testing.T) {
 	}
 	// Redis is healthy again: the tier serves again on both.
 	waitL2(t, servers...)
+}
+
+// writeUntilAcked posts body to url until it is answered with anything but
+// 503, waiting as Retry-After says in between (at most 100 tries), and
+// returns the last status. It counts the 503s in refused, and those that
+// say the samples were stored in stored.
+func writeUntilAcked(client *http.Client, url, body string, refused, stored *atomic.Int64) (int, error) {
+	for try := 0; ; try++ {
+		resp, err := client.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || try == 100 {
+			return resp.StatusCode, nil
+		}
+		refused.Add(1)
+		if strings.Contains(string(b), "samples are stored") {
+			stored.Add(1)
+		}
+		wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil {
+			return resp.StatusCode, fmt.Errorf("503 without a valid Retry-After: %q %s", resp.Header.Get("Retry-After"), b)
+		}
+		time.Sleep(time.Duration(wait) * time.Second)
+	}
 }

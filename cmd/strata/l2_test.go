@@ -62,6 +62,28 @@ func pushBoth(t *testing.T, body []byte, ss ...*testServer) {
 	}
 }
 
+// l2Pair is two Strata instances (separate data dirs) sharing the cache
+// through one redis-server, as an HA pair does.
+type l2Pair struct {
+	r    *redistest.Server
+	a, b *testServer
+	args []string // the arguments both were started with
+}
+
+// startL2Pair starts a redis-server and two instances sharing it under
+// prefix (with args added), waits until both are synced, sends both the
+// same data and waits until both applied every generation it made.
+func startL2Pair(t *testing.T, prefix string, data []byte, args ...string) *l2Pair {
+	t.Helper()
+	r := redistest.Start(t)
+	all := append([]string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", prefix}, args...)
+	p := &l2Pair{r: r, a: startServer(t, "", all...), b: startServer(t, "", all...), args: all}
+	waitL2(t, p.a, p.b)
+	pushBoth(t, data, p.a, p.b)
+	waitL2(t, p.a, p.b)
+	return p
+}
+
 // answer returns what must be equal between a cached and a fresh answer:
 // the data and the warnings. (The frontend does not keep PromQL's info
 // annotations, "infos", for cached extents; that is its own matter.)
@@ -86,6 +108,18 @@ func withNocache(q url.Values) url.Values {
 	return out
 }
 
+// minuteLines is line protocol for metric m: hosts h0… h<hosts-1>, n
+// samples a minute apart from t0, host h's i-th valued i*(h+1).
+func minuteLines(m string, t0 time.Time, hosts, n int) []byte {
+	var b bytes.Buffer
+	for h := range hosts {
+		for i := range n {
+			fmt.Fprintf(&b, "%s,host=h%d v=%d %d\n", m, h, i*(h+1), t0.Add(time.Duration(i)*time.Minute).Unix())
+		}
+	}
+	return b.Bytes()
+}
+
 // TestL2TwoInstances runs two Strata instances (separate data dirs, the
 // same writes) over one Redis: an extent computed by one is served by the
 // other from L2, a late write invalidates it on both, cached answers equal
@@ -93,17 +127,12 @@ func withNocache(q url.Values) url.Values {
 // killing Redis in the middle fails no request; once Redis is back, L2
 // serves again.
 func TestL2TwoInstances(t *testing.T) {
-	r := redistest.Start(t)
 	// Every write reaches both before any query here: no partner lags,
 	// and the partner rule (cache.TestL2PartnerBehind) would only keep the
 	// instances from sharing for a minute after each late write.
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "l2test:", "--cache.l2.partner-lag", "0"}
-	a, b := startServer(t, "", args...), startServer(t, "", args...)
-	waitL2(t, a, b)
-
 	t0 := time.Unix(1_700_000_000, 0).UTC().Truncate(time.Hour)
-	pushBoth(t, linesFor([]string{"a", "b"}, t0, 360, func(h, i int) float64 { return float64(h*1000 + i) }), a, b)
-	waitL2(t, a, b)
+	p := startL2Pair(t, "l2test:", linesFor([]string{"a", "b"}, t0, 360, func(h, i int) float64 { return float64(h*1000 + i) }), "--cache.l2.partner-lag", "0")
+	r, a, b := p.r, p.a, p.b
 
 	q := url.Values{"query": {`sum by (host) (rs_v)`}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(time.Hour).Unix())}, "step": {"60"}}
 	expect := func(s *testServer, want string, params url.Values) string {
@@ -223,28 +252,17 @@ func TestL2TwoInstances(t *testing.T) {
 // computations (engine evaluations of extents) on both: one per key is
 // the target.
 func TestL2StampedeAcrossInstances(t *testing.T) {
-	r := redistest.Start(t)
+	// Three days of data, one sample a minute for 100 hosts: enough that
+	// an extent takes a while to compute and misses really overlap.
+	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
 	// A Redis operation that times out is skipped (by design: the request
 	// goes on without L2), which would let a second instance compute; on
 	// a loaded machine 100 ms is not enough, and speed is not what this
 	// test is about.
 	// The partner rule is off: both instances have every write before
 	// the queries (see TestL2TwoInstances).
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "stampede:", "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0"}
-	a, b := startServer(t, "", args...), startServer(t, "", args...)
-	waitL2(t, a, b)
-
-	// Three days of data, one sample a minute for 100 hosts: enough that
-	// an extent takes a while to compute and misses really overlap.
-	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
-	var body bytes.Buffer
-	for h := range 100 {
-		for i := range 3 * 1440 {
-			fmt.Fprintf(&body, "st,host=h%d v=%d %d\n", h, i*(h+1), day0.Add(time.Duration(i)*time.Minute).Unix())
-		}
-	}
-	pushBoth(t, body.Bytes(), a, b)
-	waitL2(t, a, b)
+	p := startL2Pair(t, "stampede:", minuteLines("st", day0, 100, 3*1440), "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0")
+	a, b := p.a, p.b
 
 	// A miss computes without the shared lock, by design, when Redis
 	// is slow or the instance's mirror lags the shared state (counted as
@@ -345,22 +363,11 @@ func stampedeRound(t *testing.T, a, b *testServer, day0 time.Time, round int, qu
 // over two instances, extend it once (one engine evaluation), as
 // concurrent misses compute once.
 func TestL2ExtendDeduplicated(t *testing.T) {
-	r := redistest.Start(t)
 	// As in TestL2StampedeAcrossInstances: a slow machine must not turn a
 	// Redis operation into a skipped one; the partner rule is off.
-	args := []string{"--cache.l2.redis-url", r.URL(), "--cache.l2.prefix", "extend:", "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0"}
-	a, b := startServer(t, "", args...), startServer(t, "", args...)
-	waitL2(t, a, b)
-
 	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
-	var body bytes.Buffer
-	for h := range 100 {
-		for i := range 1440 {
-			fmt.Fprintf(&body, "ex,host=h%d v=%d %d\n", h, i*(h+1), day0.Add(time.Duration(i)*time.Minute).Unix())
-		}
-	}
-	pushBoth(t, body.Bytes(), a, b)
-	waitL2(t, a, b)
+	p := startL2Pair(t, "extend:", minuteLines("ex", day0, 100, 1440), "--cache.l2.timeout", "5s", "--cache.l2.partner-lag", "0")
+	a, b := p.a, p.b
 
 	// No annotations: the cached extent is extended, not recomputed.
 	query := `max by (host) (avg_over_time(ex_v[30m]))`

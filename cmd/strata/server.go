@@ -358,7 +358,9 @@ func defaultCacheBytes() int {
 // invalidateDropped bumps the cache tags of the data retention deleted.
 func (s *server) invalidateDropped(rep retention.Report) {
 	for _, d := range rep.Dropped {
-		s.frontend.Invalidate(d.MetricNames, d.MinTime, d.MaxTime)
+		// Made here in any case; one that cannot be made durable is
+		// logged by the cache, and a partner applies the same retention.
+		_ = s.frontend.Invalidate(d.MetricNames, d.MinTime, d.MaxTime)
 	}
 }
 
@@ -368,8 +370,8 @@ type cacheStatus struct {
 	f *query.Frontend
 }
 
-func (c cacheStatus) Invalidate(tag string) { c.c.Invalidate(tag) }
-func (c cacheStatus) Reset()                { c.c.Reset() }
+func (c cacheStatus) Invalidate(tag string) error { return c.c.Invalidate(tag) }
+func (c cacheStatus) Reset() error                { return c.c.Reset() }
 func (c cacheStatus) Status() api.CacheStatus {
 	st := c.c.Stats()
 	lookups := st.Hits + st.Stale + st.Misses
