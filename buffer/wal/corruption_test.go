@@ -285,6 +285,12 @@ var corruptionCases = []corruptionCase{
 		writeAt(t, p, offs[2]+1, []byte{0xff, 0xff, 0xff, 0x0f})
 		return offs[2]
 	}, errLengthPastEOF},
+	// Only one good frame follows, and it ends exactly at the end of
+	// the file: still damage, not a torn tail.
+	{"length past EOF in the next-to-last record of last segment", 2, func(t *testing.T, p string, offs []int64, size int64) int64 {
+		writeAt(t, p, offs[corruptRecs-2]+1, []byte{0xff, 0xff, 0xff, 0x0f})
+		return offs[corruptRecs-2]
+	}, errLengthPastEOF},
 	{"length past EOF in middle segment", 1, func(t *testing.T, p string, offs []int64, size int64) int64 {
 		writeAt(t, p, offs[1]+1, []byte{0xff, 0xff, 0x00, 0x00})
 		return offs[1]
