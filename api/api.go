@@ -91,6 +91,9 @@ type Options struct {
 	// write-ahead log cannot write), or nil when it is; nil means always
 	// ready.
 	Ready func() error
+	// ReadyDetail, when set, adds a line to /readyz's answer about a part
+	// that does not make the server unready (object storage).
+	ReadyDetail func() string
 	// WALReplay reports the write-ahead log replay for
 	// /api/v1/status/walreplay; nil answers zeros.
 	WALReplay func() WALReplay
@@ -249,6 +252,9 @@ func (a *API) readyz(c echo.Context) error {
 		if err := a.opts.Ready(); err != nil {
 			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
 		}
+	}
+	if a.opts.ReadyDetail != nil {
+		return c.String(http.StatusOK, "ready\n"+a.opts.ReadyDetail()+"\n")
 	}
 	return c.String(http.StatusOK, "ready\n")
 }

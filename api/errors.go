@@ -16,6 +16,7 @@ import (
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/segments/remote"
 )
 
 // errorType is the Prometheus API's errorType field.
@@ -89,6 +90,10 @@ func classify(err error) (errorType, int) {
 		return errInternal, http.StatusInternalServerError
 	case errors.As(err, &samples):
 		return errExecution, http.StatusUnprocessableEntity
+	case errors.Is(err, remote.ErrUnavailable):
+		// Data only in object storage, which cannot be reached: retryable;
+		// the message names the bucket.
+		return errUnavailable, http.StatusServiceUnavailable
 	case errors.As(err, &storErr):
 		return errInternal, http.StatusInternalServerError
 	case errors.Is(err, query.ErrBadQuery), errors.As(err, &ingestErr), isIngestSentinel(err):

@@ -41,9 +41,9 @@ func (q *Queryable) histogramNames() map[string]struct{} {
 		}
 	}
 	if q.set != nil {
-		for _, in := range q.set.Segments() {
-			if in.Meta.Resolution == 0 {
-				for _, n := range in.Meta.HistogramNames {
+		for _, m := range q.segmentMetas() {
+			if m.Resolution == 0 {
+				for _, n := range m.HistogramNames {
 					out[n] = struct{}{}
 				}
 			}

@@ -33,6 +33,10 @@ type Queryable struct {
 	// older data, even while a partly expired segment is still on disk.
 	MinTime func(resolution int64) int64
 
+	// Remote, when set, gives the segments that only object storage holds
+	// (segments/remote's Tier): reads span head, local segments and those.
+	Remote RemoteSegments
+
 	// MaxSelectBytes bounds, in bytes, what the selections of one querier
 	// (one query: all its selectors together) may hold in memory: per
 	// series selected, its label set when it is a copy, its chunk
@@ -58,6 +62,16 @@ var errLabelsOnly = errors.New("series selected for its labels only (hints.Func 
 // ErrTooManySeries is wrapped by the error of a selection that makes one
 // querier select more than Queryable.MaxSelectSeries distinct series.
 var ErrTooManySeries = errors.New("query selects too many series")
+
+// RemoteSegments is the tier of segments that only object storage holds.
+type RemoteSegments interface {
+	// Acquire returns the bucket's segments overlapping [mint, maxt] that
+	// none of local (the segments read from the local set) holds and want
+	// accepts, held until release; an error when they cannot be read.
+	Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) (segs []*segments.Segment, release func(), err error)
+	// Metas returns the metas of the bucket's segments.
+	Metas() []segments.Meta
+}
 
 // ErrSelectLimit is wrapped by the error of a Select that would make its
 // query hold more than Queryable.MaxSelectBytes of selected series.
@@ -106,9 +120,9 @@ func (q *Queryable) coverage(res int64) (int64, int64, bool) {
 		return 0, 0, false
 	}
 	var wins [][2]int64
-	for _, in := range q.set.Segments() {
-		if in.Meta.Resolution == res {
-			wins = append(wins, [2]int64{in.Meta.MinTime, in.Meta.MaxTime})
+	for _, m := range q.segmentMetas() {
+		if m.Resolution == res {
+			wins = append(wins, [2]int64{m.MinTime, m.MaxTime})
 		}
 	}
 	if len(wins) == 0 {
@@ -120,6 +134,19 @@ func (q *Queryable) coverage(res int64) (int64, int64, bool) {
 		from = min(from, wins[i][0])
 	}
 	return max(from, q.minTime(res)), to, true
+}
+
+// segmentMetas returns the metas of the local segments and of those in
+// object storage (some twice).
+func (q *Queryable) segmentMetas() []segments.Meta {
+	var out []segments.Meta
+	for _, in := range q.set.Segments() {
+		out = append(out, in.Meta)
+	}
+	if q.Remote != nil {
+		out = append(out, q.Remote.Metas()...)
+	}
+	return out
 }
 
 type querier struct {
@@ -215,16 +242,39 @@ func (q *querier) countSeries(lset labels.Labels) error {
 
 // segmentsFor acquires the segments overlapping [mint, maxt] until Close,
 // with their tombstones as they were at that moment (a compaction that
-// replaces a segment drops its tombstones from the set).
-func (q *querier) segmentsFor(mint, maxt int64) ([]*segments.Segment, segments.TombstoneView) {
+// replaces a segment drops its tombstones from the set), and, with a
+// Remote tier, those only in object storage that want accepts (nil: all),
+// all in write order.
+func (q *querier) segmentsFor(ctx context.Context, mint, maxt int64, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, error) {
 	if q.set == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	segs, tombs, release := q.set.AcquireWithTombstones(mint, maxt)
 	q.mtx.Lock()
 	q.releases = append(q.releases, release)
 	q.mtx.Unlock()
-	return segs, tombs
+	if q.qb.Remote == nil {
+		return segs, tombs, nil
+	}
+	// After the local set: a segment deleted locally meanwhile is then
+	// in the bucket, and one read locally is left out there.
+	local := make([]segments.Meta, len(segs))
+	for i, s := range segs {
+		local[i] = s.Meta()
+	}
+	remote, releaseRemote, err := q.qb.Remote.Acquire(ctx, mint, maxt, local, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	q.mtx.Lock()
+	q.releases = append(q.releases, releaseRemote)
+	q.mtx.Unlock()
+	if len(remote) == 0 {
+		return segs, tombs, nil
+	}
+	segs = append(segs, remote...)
+	slices.SortFunc(segs, func(a, b *segments.Segment) int { return segments.WriteOrder(a.Meta(), b.Meta()) })
+	return segs, tombs, nil
 }
 
 // Select returns the matching series, narrowed to the hints' time range when
@@ -262,7 +312,13 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	}
 	sc := &selectCtx{ctx: ctx, q: q, budget: budget, labelsOnly: hints != nil && hints.Func == "series", mint: rawMint, maxt: maxt, win: win}
 	var cursors []cursor
-	segs, tombsByID := q.segmentsFor(mint, maxt)
+	segs, tombsByID, err := q.segmentsFor(ctx, mint, maxt, func(m segments.Meta) bool {
+		isRollup := agg != "" && m.Resolution == res && m.MinTime <= win.to && m.MaxTime >= win.from
+		return m.Resolution == 0 && rawMint <= maxt || isRollup
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	for _, seg := range segs {
 		segRes := seg.Meta().Resolution
 		isRollup := agg != "" && segRes == res && seg.Meta().MinTime <= win.to && seg.Meta().MaxTime >= win.from
@@ -331,7 +387,10 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 	if err != nil {
 		return nil, nil, err
 	}
-	segs, _ := q.segmentsFor(q.mint, q.maxt)
+	segs, _, err := q.segmentsFor(ctx, q.mint, q.maxt, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, seg := range segs {
 		sv, err := seg.LabelValuesLimit(name, limit, ms...)
 		if err != nil {
@@ -347,7 +406,10 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 	if err != nil {
 		return nil, nil, err
 	}
-	segs, _ := q.segmentsFor(q.mint, q.maxt)
+	segs, _, err := q.segmentsFor(ctx, q.mint, q.maxt, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, seg := range segs {
 		sn, err := seg.LabelNames(ms...)
 		if err != nil {

@@ -71,6 +71,12 @@ var options = []option{
 	{"storage.block_duration", "storage.block-duration", 2 * time.Hour, "time span of one flushed segment; a multiple of 2h or a divisor of it no shorter than 1m"},
 	{"storage.maintenance_interval", "storage.maintenance-interval", 10 * time.Second, "how often to check whether to flush the head and compact segments"},
 	{"storage.compaction_ranges", "storage.compaction-ranges", "2h,24h", "comma-separated windows segments are merged into; the first must equal storage.block-duration"},
+	{"storage.object.url", "storage.object.url", "", "S3-compatible bucket that final segments are uploaded to and read back from: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=REGION (credentials as the AWS SDKs read them: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the shared credentials file, the instance role; empty = no object storage)"},
+	{"storage.object.upload_after", "storage.object.upload-after", time.Duration(0), "also upload a segment whose newest sample is older than this, before its day is compacted (0 = only day-compacted segments are final)"},
+	{"storage.object.upload_interval", "storage.object.upload-interval", time.Minute, "pause between two upload rounds (after a failure, a backoff from 1s up to this)"},
+	{"storage.object.cache_max_bytes", "storage.object.cache-max-bytes", byteSize(1 << 30), "bound of the local cache of segments read from the bucket"},
+	{"storage.local.max_bytes", "storage.local.max-bytes", byteSize(0), "delete local copies of segments verified in the bucket, oldest first, while local segments take more bytes than this (0 = no bound); needs storage.object.url"},
+	{"storage.local.keep", "storage.local.keep", time.Duration(0), "delete local copies of segments verified in the bucket whose newest sample is older than this (0 = keep them); needs storage.object.url"},
 
 	{"query.timeout", "query.timeout", 2 * time.Minute, "longest a query may run"},
 	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory, and most a remote read may return; a native histogram counts by its size, as in Prometheus"},
@@ -135,7 +141,7 @@ type byteSize int64
 var positiveOptions = map[string]bool{
 	"limits.max_body_bytes": true, "head.chunk_samples": true, "head.max_samples": true,
 	"wal.sync_interval": true, "wal.segment_size": true,
-	"storage.block_duration": true, "storage.maintenance_interval": true, "storage.scrub.pause": true,
+	"storage.block_duration": true, "storage.maintenance_interval": true, "storage.scrub.pause": true, "storage.object.upload_interval": true,
 	"query.timeout": true, "query.max_samples": true, "query.lookback_delta": true, "query.max_points_per_series": true,
 	"retention.interval": true, "downsample.raw_to_5m_after": true, "downsample.5m_to_1h_after": true,
 	"cache.ttl": true, "cache.split_interval": true, "cache.l2.timeout": true, "shutdown_timeout": true,

@@ -30,6 +30,7 @@ import (
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/retention"
 	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/segments/remote"
 	"github.com/strata-tsdb/strata/web"
 )
 
@@ -86,6 +87,7 @@ type server struct {
 	retention *retention.Enforcer
 	scrubber  *segments.Scrubber
 	rollups   *downsample.Downsampler // nil when disabled
+	tier      *remote.Tier            // nil without storage.object.url
 	cache     *cache.Cache            // nil when disabled
 	frontend  *query.Frontend
 	warmer    *query.Warmer
@@ -187,7 +189,16 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		return nil, err
 	}
 
+	tier, err := openTier(logger, v, set, store, compactOpts, policy, reg)
+	if err != nil {
+		return nil, err
+	}
 	queryable := query.NewQueryable(head, set)
+	var readyDetail func() string
+	if tier != nil {
+		queryable.Remote = tier
+		readyDetail = tierDetail(tier)
+	}
 	queryable.MinTime = func(res int64) int64 { return policy.MinTime(res, time.Now()) }
 	queryable.MaxSelectBytes = v.GetInt64("query.max_select_bytes")
 	queryable.MaxSelectSeries = v.GetInt("query.max_series")
@@ -206,7 +217,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		return nil, err
 	}
 	scrubber := segments.NewScrubber(logger, set, scrubOpts, segments.NewScrubMetrics(reg))
-	srv := &server{cfg: readServeConfig(v), logger: logger, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, scrubber: scrubber, tls: tlsConfig, lock: lock}
+	srv := &server{cfg: readServeConfig(v), logger: logger, reg: reg, store: store, set: set, compactor: compactor, retention: enforcer, scrubber: scrubber, tls: tlsConfig, lock: lock, tier: tier}
 	if v.GetBool("downsample.enabled") {
 		srv.rollups, err = downsample.New(logger, set, downsample.Options{
 			Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after"),
@@ -250,6 +261,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			"retention":  func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },
 			"downsample": func(ctx context.Context) (any, error) { return srv.runDownsample(ctx) },
 			"compaction": func(ctx context.Context) (any, error) { return srv.runCompaction(ctx) },
+			"upload":     func(ctx context.Context) (any, error) { return srv.runUpload(ctx) },
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
@@ -264,12 +276,13 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 			MaxWrites: v.GetInt("limits.max_concurrent_writes"), MaxQueuedWrites: v.GetInt("limits.max_queued_writes"),
 			QueueTimeout: v.GetDuration("limits.queue_timeout"),
 		},
-		Tokens:     tokens,
-		Snapshot:   srv.snapshot,
-		Ready:      store.WALErr,
-		Dashboards: dashboards,
-		Metadata:   head.Metadata(),
-		Exemplars:  head.Exemplars(),
+		Tokens:      tokens,
+		Snapshot:    srv.snapshot,
+		Ready:       store.WALErr,
+		ReadyDetail: readyDetail,
+		Dashboards:  dashboards,
+		Metadata:    head.Metadata(),
+		Exemplars:   head.Exemplars(),
 	})
 	if err != nil {
 		return nil, err
@@ -576,6 +589,9 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	}
 
 	mctx, stopMaintenance := context.WithCancel(context.Background())
+	if s.tier != nil {
+		s.tier.Start()
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -614,6 +630,11 @@ func (s *server) serve(ctx context.Context, stdout io.Writer, started func(strin
 	stopMaintenance()
 	s.scrubber.Stop()
 	wg.Wait()
+	if s.tier != nil {
+		if err := s.tier.Close(); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("close object storage tier: %w", err))
+		}
+	}
 	if !handlersDone {
 		// Closing the storage under a running handler could crash it; the
 		// write-ahead log already holds every acknowledged write, so
@@ -662,6 +683,19 @@ func (s *server) maintain(ctx context.Context) {
 	if _, err := s.compactor.Compact(ctx); err != nil && ctx.Err() == nil {
 		s.logger.Error("compact segments", "err", err)
 	}
+	if s.tier != nil {
+		s.tier.Kick() // a compacted day is final
+	}
+}
+
+// runUpload runs one object storage round now: uploads, bucket deletions,
+// local evictions.
+func (s *server) runUpload(ctx context.Context) (remote.Status, error) {
+	if s.tier == nil {
+		return remote.Status{}, errors.New("object storage is off (storage.object.url is empty)")
+	}
+	err := s.tier.Sync(ctx)
+	return s.tier.Status(), err
 }
 
 // effectiveConfig renders every option's value in effect. Keys whose name

@@ -1,0 +1,632 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// ErrUnavailable is returned by reads that need the bucket when it cannot
+// be reached; the message names the bucket. The API answers 503.
+var ErrUnavailable = errors.New("object storage unavailable")
+
+func unavailable(b Bucket, err error) error {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: bucket %s: %w", ErrUnavailable, b.Name(), err)
+}
+
+// Options configures a Tier.
+type Options struct {
+	// Dir is the tier's own directory: the catalog of the bucket's
+	// segments (catalog.json) and the remote read cache (cache/).
+	Dir string
+	// Ranges are the compactor's windows in milliseconds
+	// (segments.CompactOptions.Ranges). A raw segment is final, and
+	// uploaded, once it is the only raw segment of a window of the last
+	// range and that window is over as the compactor sees it (a day
+	// compacted into one segment). Empty: only UploadAfter makes a segment
+	// final.
+	Ranges []int64
+	// UploadAfter makes final, too, a segment whose newest sample is older
+	// than this by the wall clock. Zero: off.
+	UploadAfter time.Duration
+	// Interval is the pause between two upload rounds. Zero means 1m.
+	Interval time.Duration
+	// RetryMin and RetryMax bound the backoff after a failed round, which
+	// doubles from RetryMin. Zero means 1s and Interval.
+	RetryMin, RetryMax time.Duration
+	// Keep: a local segment verified in the bucket whose newest sample is
+	// older than Keep is deleted locally and read from the bucket. Zero:
+	// never for its age.
+	Keep time.Duration
+	// MaxLocalBytes bounds the bytes of local segments: past it, the
+	// oldest segments verified in the bucket are deleted locally. Zero: no
+	// bound.
+	MaxLocalBytes int64
+	// CacheMaxBytes bounds the remote read cache (what queries hold at one
+	// moment may exceed it). Zero means 1 GiB.
+	CacheMaxBytes int64
+	// MinTime returns the oldest time retention keeps at resolution res
+	// (0 raw, else the rollup width in milliseconds); a bucket segment
+	// entirely older is deleted from the bucket. Nil: none is.
+	MinTime func(res int64) int64
+	// Exclusive runs f serialised with flushes and compaction (the
+	// store's Exclusive); local copies are deleted inside it. Nil: f runs
+	// as is.
+	Exclusive func(f func())
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first option that is out of range.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "":
+		return errors.New("object storage: no directory for the tier's state")
+	case o.UploadAfter < 0, o.Interval < 0, o.RetryMin < 0, o.RetryMax < 0, o.Keep < 0:
+		return errors.New("object storage: durations must not be negative")
+	case o.MaxLocalBytes < 0, o.CacheMaxBytes < 0:
+		return errors.New("object storage: byte limits must not be negative")
+	}
+	return nil
+}
+
+// Tier is the object storage tier of a segments.Set: it uploads the set's
+// final segments to a bucket, deletes local copies that are verified there
+// and past Keep or MaxLocalBytes, and gives queries the segments that are
+// only in the bucket, through a bounded local cache. Nothing is deleted
+// locally that is not verified in the bucket; when the bucket cannot be
+// reached, segments stay local, uploads wait (Status says so), and reads
+// of bucket-only segments fail with ErrUnavailable.
+type Tier struct {
+	logger *slog.Logger
+	bucket Bucket
+	set    *segments.Set
+	opts   Options
+	m      *metrics
+	cache  *cache
+
+	mtx     sync.Mutex
+	catalog map[string]segments.Meta // segments whose meta.json is in the bucket; guarded by mtx
+	loaded  bool                     // catalog known (from the bucket or catalog.json); guarded by mtx
+	listed  bool                     // catalog listed from the bucket by this process; guarded by mtx
+	lastErr error                    // of the last round, nil when it succeeded; guarded by mtx
+	queued  int                      // final segments not yet in the bucket; guarded by mtx
+
+	roundMtx sync.Mutex // serialises rounds
+	kick     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New returns the tier of set in bucket. It loads the catalog saved in
+// opts.Dir, if any; Start (or Sync) lists the bucket. Metrics are
+// registered with reg when it is not nil.
+func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, reg prometheus.Registerer) (*Tier, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Interval == 0 {
+		opts.Interval = time.Minute
+	}
+	if opts.RetryMin == 0 {
+		opts.RetryMin = min(time.Second, opts.Interval)
+	}
+	if opts.RetryMax == 0 {
+		opts.RetryMax = opts.Interval
+	}
+	if opts.CacheMaxBytes == 0 {
+		opts.CacheMaxBytes = 1 << 30
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Exclusive == nil {
+		opts.Exclusive = func(f func()) { f() }
+	}
+	m := newMetrics()
+	c, err := newCache(filepath.Join(opts.Dir, "cache"), opts.CacheMaxBytes, bucket, m)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
+		catalog: map[string]segments.Meta{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	if err := t.loadSavedCatalog(); err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		reg.MustRegister(m.collectors()...)
+		reg.MustRegister(t.gauges()...)
+	}
+	return t, nil
+}
+
+func (t *Tier) gauges() []prometheus.Collector {
+	g := func(name, help string, f func(st Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(t.Status()) })
+	}
+	return []prometheus.Collector{
+		g("strata_object_bucket_up", "1 when the last upload round reached the bucket, else 0.", func(st Status) float64 {
+			if st.BucketUp {
+				return 1
+			}
+			return 0
+		}),
+		g("strata_object_upload_queue_segments", "Final segments waiting to be uploaded.", func(st Status) float64 { return float64(st.Queued) }),
+		g("strata_object_bucket_segments", "Segments in the bucket (the catalog).", func(st Status) float64 { return float64(st.BucketSegments) }),
+		g("strata_object_cache_bytes", "Bytes in the remote read cache.", func(st Status) float64 { return float64(st.CacheBytes) }),
+	}
+}
+
+// Bucket returns the tier's bucket.
+func (t *Tier) Bucket() Bucket { return t.bucket }
+
+// Start runs upload rounds in the background until Close: one at once,
+// then every Interval (after a failure, after a backoff), or when Kick is
+// called.
+func (t *Tier) Start() {
+	t.wg.Add(1)
+	go t.run()
+}
+
+// Kick asks for an upload round soon (after a flush or compaction).
+func (t *Tier) Kick() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Tier) run() {
+	defer t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-t.stop
+		cancel()
+	}()
+	backoff := t.opts.RetryMin
+	for {
+		wait := t.opts.Interval
+		if err := t.Sync(ctx); err != nil && ctx.Err() == nil {
+			t.logger.Warn("object storage round failed; segments stay local and are retried", "bucket", t.bucket.Name(), "retry_in", backoff, "err", err)
+			wait = backoff
+			backoff = min(backoff*2, t.opts.RetryMax)
+		} else {
+			backoff = t.opts.RetryMin
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-t.stop:
+			timer.Stop()
+			return
+		case <-t.kick:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// Close stops the background rounds and closes the cached segments.
+func (t *Tier) Close() error {
+	select {
+	case <-t.stop:
+	default:
+		close(t.stop)
+	}
+	t.wg.Wait()
+	return t.cache.close()
+}
+
+// Status is the tier's state, for /readyz and the metrics.
+type Status struct {
+	Bucket string
+	// BucketUp is false when the last round failed; LastError says why.
+	BucketUp  bool
+	LastError string
+	// Queued counts final segments not yet verified in the bucket.
+	Queued         int
+	BucketSegments int
+	CacheBytes     int64
+}
+
+// Status returns the tier's state.
+func (t *Tier) Status() Status {
+	t.mtx.Lock()
+	st := Status{Bucket: t.bucket.Name(), BucketUp: t.lastErr == nil, Queued: t.queued, BucketSegments: len(t.catalog)}
+	if t.lastErr != nil {
+		st.LastError = t.lastErr.Error()
+	}
+	t.mtx.Unlock()
+	st.CacheBytes = t.cache.bytes()
+	return st
+}
+
+// Sync runs one round now: it lists the bucket if its catalog is not
+// known yet, uploads the final segments not yet there, deletes from the
+// bucket what a compacted upload replaced or retention expired, and
+// deletes local copies past Keep or MaxLocalBytes.
+func (t *Tier) Sync(ctx context.Context) error {
+	t.roundMtx.Lock()
+	defer t.roundMtx.Unlock()
+	err := t.round(ctx)
+	t.mtx.Lock()
+	t.lastErr = err
+	t.mtx.Unlock()
+	return err
+}
+
+func (t *Tier) round(ctx context.Context) error {
+	if err := t.refreshCatalog(ctx); err != nil {
+		return err
+	}
+	infos := t.set.Segments()
+	var todo []segments.Info
+	for _, in := range infos {
+		if !t.inBucket(in.Meta.ID) && t.final(in, infos) {
+			todo = append(todo, in)
+		}
+	}
+	t.setQueued(len(todo))
+	for i, in := range todo {
+		if err := t.uploadOne(ctx, in); err != nil {
+			t.m.uploadFailures.Inc()
+			return err
+		}
+		t.setQueued(len(todo) - i - 1)
+	}
+	if err := t.collectBucket(ctx); err != nil {
+		return err
+	}
+	t.evictLocal()
+	return nil
+}
+
+func (t *Tier) setQueued(n int) {
+	t.mtx.Lock()
+	t.queued = n
+	t.mtx.Unlock()
+}
+
+func (t *Tier) inBucket(id string) bool {
+	t.mtx.Lock()
+	defer t.mtx.Unlock()
+	_, ok := t.catalog[id]
+	return ok
+}
+
+// final reports whether the segment in will not be compacted again in
+// the ordinary course (a later delete or late write may still replace it:
+// its replacement is uploaded, and it is deleted from the bucket then).
+func (t *Tier) final(in segments.Info, all []segments.Info) bool {
+	m := in.Meta
+	if t.opts.UploadAfter > 0 && t.opts.Now().Sub(time.UnixMilli(m.MaxTime)) >= t.opts.UploadAfter {
+		return true
+	}
+	if len(t.opts.Ranges) == 0 {
+		return false
+	}
+	var newest int64
+	for _, o := range all {
+		newest = max(newest, o.Meta.MaxTime)
+	}
+	r := t.opts.Ranges[len(t.opts.Ranges)-1]
+	w := alignDown(m.MinTime, r)
+	if alignDown(m.MaxTime, r) != w || w+r > newest-t.opts.Ranges[0] {
+		return false // spans windows, or its window is not over
+	}
+	for _, o := range all {
+		if o.Meta.ID != m.ID && o.Meta.Resolution == m.Resolution &&
+			alignDown(o.Meta.MinTime, r) <= w && alignDown(o.Meta.MaxTime, r) >= w {
+			return false // the window is still to be compacted
+		}
+	}
+	return true
+}
+
+func alignDown(t, r int64) int64 {
+	if t >= 0 {
+		return t - t%r
+	}
+	return -((-t + r - 1) / r * r)
+}
+
+// uploadOne uploads one local segment, held against deletion meanwhile,
+// and records it in the catalog.
+func (t *Tier) uploadOne(ctx context.Context, in segments.Info) error {
+	segs, release := t.set.Acquire(in.Meta.MinTime, in.Meta.MaxTime)
+	defer release()
+	i := slices.IndexFunc(segs, func(s *segments.Segment) bool { return s.Meta().ID == in.Meta.ID })
+	if i < 0 {
+		return nil // replaced or dropped meanwhile
+	}
+	start := t.opts.Now()
+	n, err := upload(ctx, t.bucket, segs[i].Dir(), in.Meta.ID)
+	t.m.uploadedBytes.Add(float64(n))
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.m.uploads.Inc()
+	t.m.uploadSeconds.Observe(t.opts.Now().Sub(start).Seconds())
+	t.logger.Info("segment uploaded to object storage", "segment", in.Meta.ID, "bucket", t.bucket.Name(), "bytes_sent", n)
+	t.mtx.Lock()
+	t.catalog[in.Meta.ID] = in.Meta
+	t.mtx.Unlock()
+	return t.saveCatalog()
+}
+
+// evictLocal deletes the local copies of segments verified in the bucket
+// that are past Keep, then, oldest first, those that make the local
+// segments exceed MaxLocalBytes.
+func (t *Tier) evictLocal() {
+	if t.opts.Keep == 0 && t.opts.MaxLocalBytes == 0 {
+		return
+	}
+	t.opts.Exclusive(func() {
+		infos := t.set.Segments()
+		slices.SortFunc(infos, func(a, b segments.Info) int { return compareInt(a.Meta.MaxTime, b.Meta.MaxTime) })
+		var total int64
+		for _, in := range infos {
+			total += in.Size
+		}
+		now := t.opts.Now()
+		for _, in := range infos {
+			old := t.opts.Keep > 0 && now.Sub(time.UnixMilli(in.Meta.MaxTime)) > t.opts.Keep
+			over := t.opts.MaxLocalBytes > 0 && total > t.opts.MaxLocalBytes
+			if !old && !over {
+				continue
+			}
+			if !t.inBucket(in.Meta.ID) {
+				continue // never delete what the bucket does not hold
+			}
+			if t.set.Evict(in.Meta.ID) {
+				total -= in.Size
+				t.m.localEvictions.Inc()
+				t.logger.Info("deleted local copy of a segment verified in object storage", "segment", in.Meta.ID, "bytes", in.Size)
+			}
+		}
+	})
+}
+
+func compareInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// collectBucket deletes from the bucket the segments another bucket
+// segment replaces (a compaction's output, uploaded) and those retention
+// expired.
+func (t *Tier) collectBucket(ctx context.Context) error {
+	t.mtx.Lock()
+	metas := make([]segments.Meta, 0, len(t.catalog))
+	for _, m := range t.catalog {
+		metas = append(metas, m)
+	}
+	t.mtx.Unlock()
+	local := map[string]bool{}
+	for _, in := range t.set.Segments() {
+		local[in.Meta.ID] = true
+	}
+	for _, m := range metas {
+		expired := t.opts.MinTime != nil && m.MaxTime < t.opts.MinTime(m.Resolution)
+		if local[m.ID] && !expired {
+			continue // the local copy is the set's: retention deletes it there
+		}
+		if !expired && !replaced(m, metas) {
+			continue
+		}
+		if err := t.deleteSegment(ctx, m.ID); err != nil {
+			return err
+		}
+		t.m.bucketDeletes.Inc()
+		reason := "replaced by a compacted segment"
+		if expired {
+			reason = "past retention"
+		}
+		t.logger.Info("deleted segment from object storage", "segment", m.ID, "reason", reason)
+	}
+	return nil
+}
+
+// replaced reports whether another of metas holds m's data: same
+// resolution, every source of m among its sources, and a later product
+// (more sources, a higher level, or, equal in both, a greater ID).
+func replaced(m segments.Meta, metas []segments.Meta) bool {
+	for _, o := range metas {
+		if o.ID == m.ID || o.Resolution != m.Resolution || !coversSources(o, m) {
+			continue
+		}
+		lo, lm := len(o.Compaction.Sources), len(m.Compaction.Sources)
+		if lo > lm || lo == lm && (o.Compaction.Level > m.Compaction.Level ||
+			o.Compaction.Level == m.Compaction.Level && o.ID > m.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversSources reports whether every source of m is a source of o.
+func coversSources(o, m segments.Meta) bool {
+	if len(m.Compaction.Sources) == 0 {
+		return false
+	}
+	for _, s := range m.Compaction.Sources {
+		if !slices.Contains(o.Compaction.Sources, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteSegment removes a segment from the bucket: meta.json first, so
+// that readers stop seeing it before any data object goes.
+func (t *Tier) deleteSegment(ctx context.Context, id string) error {
+	if err := t.bucket.Delete(ctx, metaKey(id)); err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	delete(t.catalog, id)
+	t.mtx.Unlock()
+	t.cache.forget(id)
+	var keys []string
+	if err := t.bucket.List(ctx, segmentPrefix(id), func(k string) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		return unavailable(t.bucket, err)
+	}
+	for _, k := range keys {
+		if err := t.bucket.Delete(ctx, k); err != nil {
+			return unavailable(t.bucket, err)
+		}
+	}
+	return t.saveCatalog()
+}
+
+// refreshCatalog lists the bucket's segments once per process (later
+// rounds keep the catalog up to date themselves).
+func (t *Tier) refreshCatalog(ctx context.Context) error {
+	t.mtx.Lock()
+	listed := t.listed
+	t.mtx.Unlock()
+	if listed {
+		return nil
+	}
+	cat, err := listCatalog(ctx, t.bucket)
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	t.catalog, t.loaded, t.listed = cat, true, true
+	t.mtx.Unlock()
+	return t.saveCatalog()
+}
+
+// listCatalog reads the meta.json of every segment in the bucket.
+func listCatalog(ctx context.Context, b Bucket) (map[string]segments.Meta, error) {
+	var ids []string
+	if err := b.List(ctx, segmentsPrefix, func(k string) error {
+		if id, ok := parseMetaKey(k); ok {
+			ids = append(ids, id)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	cat := make(map[string]segments.Meta, len(ids))
+	for _, id := range ids {
+		m, err := readMeta(ctx, b, id)
+		if errors.Is(err, ErrNotExist) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		cat[id] = m
+	}
+	return cat, nil
+}
+
+func readMeta(ctx context.Context, b Bucket, id string) (segments.Meta, error) {
+	rc, err := b.Get(ctx, metaKey(id), 0, -1)
+	if err != nil {
+		return segments.Meta{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return segments.Meta{}, err
+	}
+	var m segments.Meta
+	if err := json.Unmarshal(data, &m); err != nil || m.ID != id {
+		return segments.Meta{}, fmt.Errorf("segment %s in %s: meta.json does not decode (%v)", id, b.Name(), err)
+	}
+	return m, nil
+}
+
+const catalogFile = "catalog.json"
+
+// loadSavedCatalog reads the catalog the last process saved, so that
+// segments only in the bucket are known (and their reads fail clearly,
+// not silently) while the bucket cannot be listed.
+func (t *Tier) loadSavedCatalog() error {
+	b, err := os.ReadFile(filepath.Join(t.opts.Dir, catalogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read object storage catalog: %w", err)
+	}
+	var metas []segments.Meta
+	if err := json.Unmarshal(b, &metas); err != nil {
+		t.logger.Warn("object storage catalog is damaged; the bucket will be listed", "err", err)
+		return nil
+	}
+	for _, m := range metas {
+		t.catalog[m.ID] = m
+	}
+	t.loaded = true
+	return nil
+}
+
+// saveCatalog writes the catalog atomically.
+func (t *Tier) saveCatalog() error {
+	t.mtx.Lock()
+	metas := make([]segments.Meta, 0, len(t.catalog))
+	for _, m := range t.catalog {
+		metas = append(metas, m)
+	}
+	t.mtx.Unlock()
+	slices.SortFunc(metas, func(a, b segments.Meta) int { return compareInt(a.MinTime, b.MinTime) })
+	b, err := json.Marshal(metas)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(t.opts.Dir, catalogFile)
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, b); err != nil {
+		return fmt.Errorf("save object storage catalog: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save object storage catalog: %w", err)
+	}
+	return nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
