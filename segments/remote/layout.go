@@ -17,6 +17,9 @@ import (
 const (
 	segmentsPrefix = "segments/"
 	metaName       = "meta.json"
+	// probeKey is a key no one writes: a round asks for it to see
+	// whether the bucket answers.
+	probeKey = "strata-probe"
 )
 
 func segmentPrefix(id string) string  { return segmentsPrefix + id + "/" }

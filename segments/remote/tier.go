@@ -274,6 +274,11 @@ func (t *Tier) Sync(ctx context.Context) error {
 }
 
 func (t *Tier) round(ctx context.Context) error {
+	// A round that has nothing to send still tells whether the bucket
+	// answers (Status, /readyz).
+	if _, err := t.bucket.Stat(ctx, probeKey); err != nil && !errors.Is(err, ErrNotExist) {
+		return unavailable(t.bucket, err)
+	}
 	if err := t.refreshCatalog(ctx); err != nil {
 		return err
 	}
@@ -328,6 +333,10 @@ func (t *Tier) final(in segments.Info, all []segments.Info) bool {
 		newest = max(newest, o.Meta.MaxTime)
 	}
 	r := t.opts.Ranges[len(t.opts.Ranges)-1]
+	if m.Resolution != 0 {
+		// A rollup is not compacted: final once its last window is over.
+		return alignDown(m.MaxTime, r)+r <= newest-t.opts.Ranges[0]
+	}
 	w := alignDown(m.MinTime, r)
 	if alignDown(m.MaxTime, r) != w || w+r > newest-t.opts.Ranges[0] {
 		return false // spans windows, or its window is not over

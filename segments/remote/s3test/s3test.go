@@ -8,6 +8,7 @@ package s3test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -247,4 +248,19 @@ func (w *syncBuilder) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// Get returns the content of key, failing the test if it cannot.
+func (s *Server) Get(t testing.TB, key string) []byte {
+	t.Helper()
+	o, err := s.Client().GetObject(context.Background(), Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

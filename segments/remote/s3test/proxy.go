@@ -1,0 +1,80 @@
+package s3test
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Proxy forwards HTTP requests to a Server and can hold back those a
+// predicate picks (an upload that never finishes), until the test ends or
+// the client gives up.
+type Proxy struct {
+	ln   net.Listener
+	srv  *http.Server
+	stop chan struct{}
+
+	mu   sync.Mutex
+	hold func(*http.Request) bool // guarded by mu
+	held int                      // requests held so far; guarded by mu
+}
+
+// NewProxy listens on 127.0.0.1 and forwards to s until the test ends.
+func NewProxy(t testing.TB, s *Server) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := &url.URL{Scheme: "http", Host: s.Addr()}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &Proxy{ln: ln, stop: make(chan struct{})}
+	// The client signs the Host header it sends (the proxy's): keep it.
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		hold := p.hold != nil && p.hold(r)
+		if hold {
+			p.held++
+		}
+		p.mu.Unlock()
+		if hold {
+			select {
+			case <-r.Context().Done():
+			case <-p.stop:
+			}
+			http.Error(w, "held back by the test proxy", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = p.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		close(p.stop)
+		_ = p.srv.Close()
+	})
+	return p
+}
+
+// HoldPuts holds back every PUT whose path ends with suffix.
+func (p *Proxy) HoldPuts(suffix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix) }
+}
+
+// Held returns how many requests were held back so far.
+func (p *Proxy) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
+// URL is the storage.object.url of prefix in the test bucket, through the
+// proxy.
+func (p *Proxy) URL(prefix string) string {
+	return "s3://" + Bucket + "/" + prefix + "?endpoint=http://" + p.ln.Addr().String() + "&region=us-east-1"
+}
