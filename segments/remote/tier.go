@@ -277,18 +277,14 @@ func (t *Tier) round(ctx context.Context) error {
 	// A round that has nothing to send still tells whether the bucket
 	// answers (Status, /readyz).
 	if _, err := t.bucket.Stat(ctx, probeKey); err != nil && !errors.Is(err, ErrNotExist) {
+		t.setQueued(len(t.pending()))
 		return unavailable(t.bucket, err)
 	}
 	if err := t.refreshCatalog(ctx); err != nil {
+		t.setQueued(len(t.pending()))
 		return err
 	}
-	infos := t.set.Segments()
-	var todo []segments.Info
-	for _, in := range infos {
-		if !t.inBucket(in.Meta.ID) && t.final(in, infos) {
-			todo = append(todo, in)
-		}
-	}
+	todo := t.pending()
 	t.setQueued(len(todo))
 	for i, in := range todo {
 		if err := t.uploadOne(ctx, in); err != nil {
@@ -302,6 +298,18 @@ func (t *Tier) round(ctx context.Context) error {
 	}
 	t.evictLocal()
 	return nil
+}
+
+// pending returns the final local segments not in the bucket's catalog.
+func (t *Tier) pending() []segments.Info {
+	infos := t.set.Segments()
+	var todo []segments.Info
+	for _, in := range infos {
+		if !t.inBucket(in.Meta.ID) && t.final(in, infos) {
+			todo = append(todo, in)
+		}
+	}
+	return todo
 }
 
 func (t *Tier) setQueued(n int) {
