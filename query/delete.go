@@ -21,6 +21,12 @@ type Deleter struct {
 	Set       *segments.Set
 	Queryable storage.Queryable
 	Frontend  *Frontend
+	// Remote, when set, also tombstones the segments only object storage
+	// holds.
+	Remote interface {
+		AddTombstone(ms []*labels.Matcher, mint, maxt int64) error
+		Metas() []segments.Meta
+	}
 }
 
 // DeleteSeries deletes the samples in [mint, maxt] of the series matching
@@ -43,6 +49,13 @@ func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mi
 			if _, err := d.Set.AddTombstone(ms, mint, maxt); err != nil {
 				return err
 			}
+			// After the set's: a segment deleted locally meanwhile (it had
+			// no tombstone yet) is in the bucket's catalog.
+			if d.Remote != nil {
+				if err := d.Remote.AddTombstone(ms, mint, maxt); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -53,6 +66,11 @@ func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mi
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, in := range d.Set.Segments() {
 		lo, hi = min(lo, in.Meta.MinTime), max(hi, in.Meta.MaxTime)
+	}
+	if d.Remote != nil {
+		for _, m := range d.Remote.Metas() {
+			lo, hi = min(lo, m.MinTime), max(hi, m.MaxTime)
+		}
 	}
 	if err := d.Frontend.Invalidate(names, max(mint, lo), min(maxt, hi)); err != nil {
 		// Deleted here; deleting again is harmless and bumps again.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -67,8 +68,9 @@ var ErrTooManySeries = errors.New("query selects too many series")
 type RemoteSegments interface {
 	// Acquire returns the bucket's segments overlapping [mint, maxt] that
 	// none of local (the segments read from the local set) holds and want
-	// accepts, held until release; an error when they cannot be read.
-	Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) (segs []*segments.Segment, release func(), err error)
+	// accepts, with their tombstones, held until release; an error when
+	// they cannot be read.
+	Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) (segs []*segments.Segment, tombs segments.TombstoneView, release func(), err error)
 	// Metas returns the metas of the bucket's segments.
 	Metas() []segments.Meta
 }
@@ -262,7 +264,7 @@ func (q *querier) segmentsFor(ctx context.Context, mint, maxt int64, want func(s
 	for i, s := range segs {
 		local[i] = s.Meta()
 	}
-	remote, releaseRemote, err := q.qb.Remote.Acquire(ctx, mint, maxt, local, want)
+	remote, remoteTombs, releaseRemote, err := q.qb.Remote.Acquire(ctx, mint, maxt, local, want)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -273,6 +275,12 @@ func (q *querier) segmentsFor(ctx context.Context, mint, maxt int64, want func(s
 		return segs, tombs, nil
 	}
 	segs = append(segs, remote...)
+	if len(remoteTombs) > 0 {
+		merged := make(segments.TombstoneView, len(tombs)+len(remoteTombs))
+		maps.Copy(merged, tombs)
+		maps.Copy(merged, remoteTombs) // other IDs than the local segments'
+		tombs = merged
+	}
 	slices.SortFunc(segs, func(a, b *segments.Segment) int { return segments.WriteOrder(a.Meta(), b.Meta()) })
 	return segs, tombs, nil
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +206,38 @@ func TestObjectStorageUploadEvictQuery(t *testing.T) {
 	})
 	if gotRange, gotSeries = objAnswers(s); gotRange != wantRange || gotSeries != wantSeries {
 		t.Fatal("answers after the bucket came back differ")
+	}
+
+	// A delete reaches the bucket-only days, and stays after a restart.
+	count := func() string {
+		var d struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		}
+		s.get("/api/v1/query", url.Values{"query": {`count_over_time(obj_metric{i=~"a|b"}[1d])`}, "time": {objT0.Add(48 * time.Hour).Format(time.RFC3339)}}, &d)
+		var out []string
+		for _, r := range d.Result {
+			out = append(out, r.Metric["i"]+"="+fmt.Sprint(r.Value[1]))
+		}
+		slices.Sort(out)
+		return strings.Join(out, ",")
+	}
+	if got := count(); got != "a=288,b=288" {
+		t.Fatalf("before the delete: %s", got)
+	}
+	del := url.Values{"match[]": {`obj_metric{i="a"}`}, "start": {objT0.Add(24 * time.Hour).Format(time.RFC3339)}, "end": {objT0.Add(36 * time.Hour).Format(time.RFC3339)}}
+	if code, body := s.post("/api/v1/admin/tsdb/delete_series?"+del.Encode(), "", nil); code/100 != 2 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if got := count(); got != "a=144,b=288" {
+		t.Fatalf("after deleting half a bucket-only day of a: %s", got)
+	}
+	s.stop()
+	s = startServer(t, dir, objArgs(srv.URL("w1"), "--storage.local.keep", "1h", "--storage.object.cache-max-bytes", "1")...)
+	if got := count(); got != "a=144,b=288" {
+		t.Fatalf("after a restart: %s", got)
 	}
 }
 

@@ -234,6 +234,10 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if srv.cache != nil {
 		cacheAdmin = cacheStatus{srv.cache, srv.frontend}
 	}
+	deleter := &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend}
+	if tier != nil {
+		deleter.Remote = tier
+	}
 	dashboards, err := docstore.Open(filepath.Join(dataDir, "dashboards"))
 	if err != nil {
 		return nil, err
@@ -255,7 +259,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		Build:       buildInfo(),
 		EnableAdmin: v.GetBool("enable_admin_api"),
 		Flusher:     store,
-		Deleter:     &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend},
+		Deleter:     deleter,
 		Cache:       cacheAdmin,
 		Jobs: map[string]func(context.Context) (any, error){
 			"retention":  func(ctx context.Context) (any, error) { return srv.runRetention(ctx) },

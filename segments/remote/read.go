@@ -9,8 +9,8 @@ import (
 )
 
 // Acquire returns the segments overlapping [mint, maxt] that only the
-// bucket holds, fetched into the local cache as needed, and a function
-// that releases them. local are the segments the query read from the
+// bucket holds, fetched into the local cache as needed, their tombstones
+// (AddTombstone), and a function that releases them. local are the segments the query read from the
 // local set (acquired before this call): a bucket segment with one of
 // their IDs, or whose data one of them holds (a local compaction output
 // not yet uploaded), is left out, as is one another bucket segment
@@ -19,11 +19,11 @@ import (
 //
 // When the bucket cannot be reached, or its catalog is not known yet, it
 // fails with ErrUnavailable naming the bucket.
-func (t *Tier) Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) ([]*segments.Segment, func(), error) {
+func (t *Tier) Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, func(), error) {
 	t.mtx.Lock()
 	if !t.loaded {
 		t.mtx.Unlock()
-		return nil, func() {}, fmt.Errorf("%w: bucket %s has not been listed yet (segments only there cannot be read)", ErrUnavailable, t.bucket.Name())
+		return nil, nil, func() {}, fmt.Errorf("%w: bucket %s has not been listed yet (segments only there cannot be read)", ErrUnavailable, t.bucket.Name())
 	}
 	all := make([]segments.Meta, 0, len(t.catalog))
 	for _, m := range t.catalog {
@@ -56,12 +56,12 @@ func (t *Tier) Acquire(ctx context.Context, mint, maxt int64, local []segments.M
 		seg, release, err := t.cache.acquire(ctx, id)
 		if err != nil {
 			releaseAll()
-			return nil, func() {}, fmt.Errorf("read segment %s: %w", id, err)
+			return nil, nil, func() {}, fmt.Errorf("read segment %s: %w", id, err)
 		}
 		out = append(out, seg)
 		releases = append(releases, release)
 	}
-	return out, releaseAll, nil
+	return out, t.tombstonesOf(ids), releaseAll, nil
 }
 
 // Metas returns the metas of the segments in the bucket.

@@ -101,11 +101,12 @@ type Tier struct {
 	cache  *cache
 
 	mtx     sync.Mutex
-	catalog map[string]segments.Meta // segments whose meta.json is in the bucket; guarded by mtx
-	loaded  bool                     // catalog known (from the bucket or catalog.json); guarded by mtx
-	listed  bool                     // catalog listed from the bucket by this process; guarded by mtx
-	lastErr error                    // of the last round, nil when it succeeded; guarded by mtx
-	queued  int                      // final segments not yet in the bucket; guarded by mtx
+	catalog map[string]segments.Meta        // segments whose meta.json is in the bucket; guarded by mtx
+	loaded  bool                            // catalog known (from the bucket or catalog.json); guarded by mtx
+	listed  bool                            // catalog listed from the bucket by this process; guarded by mtx
+	lastErr error                           // of the last round, nil when it succeeded; guarded by mtx
+	queued  int                             // final segments not yet in the bucket; guarded by mtx
+	tombs   map[string][]segments.Tombstone // of bucket segments, by ID; guarded by mtx
 
 	roundMtx sync.Mutex // serialises rounds
 	kick     chan struct{}
@@ -147,8 +148,11 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, tombs: map[string][]segments.Tombstone{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
+		return nil, err
+	}
+	if err := t.loadTombstones(); err != nil {
 		return nil, err
 	}
 	if reg != nil {
@@ -519,7 +523,10 @@ func (t *Tier) deleteSegment(ctx context.Context, id string) error {
 			return unavailable(t.bucket, err)
 		}
 	}
-	return t.saveCatalog()
+	if err := t.saveCatalog(); err != nil {
+		return err
+	}
+	return t.saveTombstones()
 }
 
 // refreshCatalog lists the bucket's segments once per process (later

@@ -126,7 +126,7 @@ func TestEvictedSegmentsReadFromBucket(t *testing.T) {
 	for _, s := range local {
 		localMetas = append(localMetas, s.Meta())
 	}
-	remoteSegs, releaseRemote, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, localMetas, nil)
+	remoteSegs, _, releaseRemote, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, localMetas, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestEvictedSegmentsReadFromBucket(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {
-			segs, rel, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, localMetas, nil)
+			segs, _, rel, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, localMetas, nil)
 			if err == nil {
 				if len(segs) != len(metas) {
 					err = errors.New("wrong number of segments")
@@ -192,7 +192,7 @@ func TestBucketDownAndBack(t *testing.T) {
 	if got := localIDs(set); !slices.Equal(got, []string{second.ID}) {
 		t.Fatalf("local segments %v, want %s (not uploaded, so kept)", got, second.ID)
 	}
-	_, _, err = tier.Acquire(ctx, math.MinInt64, math.MaxInt64, nil, nil)
+	_, _, _, err = tier.Acquire(ctx, math.MinInt64, math.MaxInt64, nil, nil)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), first.ID) {
 		t.Fatalf("read of a bucket-only segment with the bucket down: %v", err)
 	}
@@ -206,7 +206,7 @@ func TestBucketDownAndBack(t *testing.T) {
 	if got := localIDs(set); len(got) != 0 {
 		t.Fatalf("local segments %v after the bucket came back", got)
 	}
-	segs, release, err := tier.Acquire(ctx, math.MinInt64, math.MaxInt64, nil, nil)
+	segs, _, release, err := tier.Acquire(ctx, math.MinInt64, math.MaxInt64, nil, nil)
 	if err != nil || len(segs) != 2 {
 		t.Fatalf("%d segments, %v", len(segs), err)
 	}
