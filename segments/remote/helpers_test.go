@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // writeSegment writes a raw segment of n series with a sample every
 // minute in [from, to] (value: the series' index plus the minute).
-func writeSegment(t *testing.T, set *segments.Set, n int, from, to time.Time) segments.Meta {
+func writeSegment(t testing.TB, set *segments.Set, n int, from, to time.Time) segments.Meta {
 	t.Helper()
 	var series []segments.SeriesData
 	for i := range n {
