@@ -91,6 +91,9 @@ type Options struct {
 	// write-ahead log cannot write), or nil when it is; nil means always
 	// ready.
 	Ready func() error
+	// ReadOnly, when set, refuses every write route with 405 and this
+	// message (a read replica).
+	ReadOnly string
 	// ReadyDetail, when set, adds a line to /readyz's answer about a part
 	// that does not make the server unready (object storage).
 	ReadyDetail func() string
@@ -195,6 +198,16 @@ func (a *API) routes() *echo.Echo {
 	// refuses before a request takes a concurrency slot or reads its body.
 	lim := newLimits(a.opts.Concurrency)
 	e.Use(a.instrument, a.authenticate(), lim.middleware, compressAnswers())
+	if a.opts.ReadOnly != "" {
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if routeRole(c.Request().Method, c.Path()) == roleWrite {
+					return &apiError{typ: errBadData, status: http.StatusMethodNotAllowed, err: errors.New(a.opts.ReadOnly)}
+				}
+				return next(c)
+			}
+		})
+	}
 
 	getPost := []string{http.MethodGet, http.MethodPost}
 	e.POST("/api/v1/write", a.remoteWrite)

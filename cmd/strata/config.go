@@ -71,6 +71,7 @@ var options = []option{
 	{"storage.block_duration", "storage.block-duration", 2 * time.Hour, "time span of one flushed segment; a multiple of 2h or a divisor of it no shorter than 1m"},
 	{"storage.maintenance_interval", "storage.maintenance-interval", 10 * time.Second, "how often to check whether to flush the head and compact segments"},
 	{"storage.compaction_ranges", "storage.compaction-ranges", "2h,24h", "comma-separated windows segments are merged into; the first must equal storage.block-duration"},
+	{"role", "role", "writer", "writer: ingest, store and upload (the default); reader: serve queries from the storage.object.url bucket alone, refuse writes (405), discover new segments by listing the bucket every storage.object.upload-interval"},
 	{"storage.object.url", "storage.object.url", "", "S3-compatible bucket that final segments are uploaded to and read back from: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=REGION (credentials as the AWS SDKs read them: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the shared credentials file, the instance role; empty = no object storage)"},
 	{"storage.object.upload_after", "storage.object.upload-after", time.Duration(0), "also upload a segment whose newest sample is older than this, before its day is compacted (0 = only day-compacted segments are final)"},
 	{"storage.object.upload_interval", "storage.object.upload-interval", time.Minute, "pause between two upload rounds (after a failure, a backoff from 1s up to this)"},
@@ -154,6 +155,7 @@ var optionChoices = map[string][]string{
 	"wal.sync":                  {"always", "interval"},
 	"otlp.translation_strategy": ingest.OTLPTranslationStrategies,
 	"ingest.name_validation":    {"utf8", "legacy"},
+	"role":                      {"writer", "reader"},
 }
 
 // listOption splits a comma-separated list option ("a, b") into its

@@ -23,6 +23,10 @@ var _ query.RemoteSegments = (*remote.Tier)(nil)
 // nil when it is empty.
 func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buffer.Store, compact segments.CompactOptions, policy retention.Policy, reg prometheus.Registerer) (*remote.Tier, error) {
 	url := v.GetString("storage.object.url")
+	reader := v.GetString("role") == "reader"
+	if reader && url == "" {
+		return nil, errors.New("role reader serves from object storage: set storage.object.url")
+	}
 	if url == "" {
 		if v.GetInt64("storage.local.max_bytes") != 0 || v.GetDuration("storage.local.keep") != 0 {
 			return nil, errors.New("storage.local.max_bytes and storage.local.keep need storage.object.url: only segments verified in a bucket are deleted locally")
@@ -43,6 +47,7 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 		MaxLocalBytes: v.GetInt64("storage.local.max_bytes"),
 		MinTime:       func(res int64) int64 { return policy.MinTime(res, time.Now()) },
 		Exclusive:     store.Exclusive,
+		Reader:        reader,
 	}, reg)
 	if err != nil {
 		return nil, fmt.Errorf("object storage: %w", err)
@@ -60,4 +65,12 @@ func tierDetail(t *remote.Tier) func() string {
 		}
 		return fmt.Sprintf("object storage %s: unreachable, %d segments waiting to upload (kept locally): %s", st.Bucket, st.Queued, st.LastError)
 	}
+}
+
+// readOnlyReason is why writes are refused: set for role reader.
+func readOnlyReason(v *viper.Viper) string {
+	if v.GetString("role") == "reader" {
+		return "this Strata runs with --role=reader and serves queries from object storage only: send writes to a writer"
+	}
+	return ""
 }

@@ -313,3 +313,58 @@ func getObject(t *testing.T, srv *s3test.Server, key string) []byte {
 	resp := srv.Get(t, key)
 	return resp
 }
+
+// objRange answers a range query over [from, to].
+func objRange(s *testServer, from, to time.Time) string {
+	s.t.Helper()
+	rng := url.Values{"query": {`sum by (i) (rate(obj_metric[1h])) + on (i) group_left max_over_time(obj_metric[30m])`},
+		"start": {from.Format(time.RFC3339)}, "end": {to.Format(time.RFC3339)}, "step": {"17m"}}
+	code, a := s.do(mustGet(s.t, s.url+"/api/v1/query_range?"+rng.Encode()))
+	if code != http.StatusOK {
+		s.t.Fatalf("query_range: %d %s", code, a)
+	}
+	return a
+}
+
+// TestObjectStorageReader: a --role=reader instance on the writer's bucket
+// prefix answers, for the days uploaded, exactly what the writer answers;
+// it refuses writes with 405; a day the writer uploads later appears in
+// its answers once it lists the bucket again.
+func TestObjectStorageReader(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	w := startServer(t, t.TempDir(), objArgs(srv.URL("rw"))...)
+	objWrite(t, w.url, objT0, objT0.Add(3*24*time.Hour+6*time.Hour))
+	if code, body := w.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
+		t.Fatalf("flush: %d %s", code, body)
+	}
+	waitUntil(t, "three days are in the bucket", func() bool { return len(bucketSegments(srv, "rw")) == 3 })
+	r := startServer(t, t.TempDir(), objArgs(srv.URL("rw"), "--role", "reader")...)
+	end := objT0.Add(3*24*time.Hour - time.Hour)
+	want := objRange(w, objT0, end)
+	if !strings.Contains(want, `"i":"t"`) {
+		t.Fatalf("the writer finds no data: %s", want)
+	}
+	waitUntil(t, "the reader answers as the writer", func() bool {
+		code, got := r.do(mustGet(t, r.url+"/api/v1/query_range?"+url.Values{"query": {`sum by (i) (rate(obj_metric[1h])) + on (i) group_left max_over_time(obj_metric[30m])`},
+			"start": {objT0.Format(time.RFC3339)}, "end": {end.Format(time.RFC3339)}, "step": {"17m"}}.Encode()))
+		return code == http.StatusOK && got == want
+	})
+	code, body := r.post("/api/v1/write", "application/x-protobuf", objWriteBody(t, objT0, objT0.Add(time.Hour)))
+	if code != http.StatusMethodNotAllowed || !strings.Contains(body, "reader") {
+		t.Fatalf("write to a reader: %d %s", code, body)
+	}
+
+	// Day 3 is over once day 4 has data: the writer compacts and uploads
+	// it, and the reader finds it by listing.
+	objWrite(t, w.url, objT0.Add(3*24*time.Hour+6*time.Hour), objT0.Add(4*24*time.Hour+3*time.Hour))
+	if code, body := w.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
+		t.Fatalf("flush: %d %s", code, body)
+	}
+	waitUntil(t, "day 3 is in the bucket", func() bool { return len(bucketSegments(srv, "rw")) == 4 })
+	end = objT0.Add(4*24*time.Hour - time.Hour)
+	want = objRange(w, objT0, end)
+	waitUntil(t, "the reader answers as the writer over day 3", func() bool {
+		return objRange(r, objT0, end) == want
+	})
+}

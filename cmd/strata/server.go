@@ -283,6 +283,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		Tokens:      tokens,
 		Snapshot:    srv.snapshot,
 		Ready:       store.WALErr,
+		ReadOnly:    readOnlyReason(v),
 		ReadyDetail: readyDetail,
 		Dashboards:  dashboards,
 		Metadata:    head.Metadata(),

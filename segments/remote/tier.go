@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,6 +71,10 @@ type Options struct {
 	Exclusive func(f func())
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Reader makes the tier read-only (--role=reader): a round lists the
+	// bucket again (new segments appear, deleted ones go) and uploads,
+	// deletes and evicts nothing.
+	Reader bool
 }
 
 // Validate reports the first option that is out of range.
@@ -283,6 +288,9 @@ func (t *Tier) round(ctx context.Context) error {
 	if _, err := t.bucket.Stat(ctx, probeKey); err != nil && !errors.Is(err, ErrNotExist) {
 		t.setQueued(len(t.pending()))
 		return unavailable(t.bucket, err)
+	}
+	if t.opts.Reader {
+		return t.relist(ctx)
 	}
 	if err := t.refreshCatalog(ctx); err != nil {
 		t.setQueued(len(t.pending()))
@@ -548,8 +556,35 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 	return t.saveCatalog()
 }
 
+// relist lists the bucket again, reading the meta.json of the segments
+// not known yet, and forgets those that left it.
+func (t *Tier) relist(ctx context.Context) error {
+	t.mtx.Lock()
+	known := maps.Clone(t.catalog)
+	t.mtx.Unlock()
+	cat, err := listCatalogKnown(ctx, t.bucket, known)
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	t.catalog, t.loaded, t.listed = cat, true, true
+	t.mtx.Unlock()
+	for id := range known {
+		if _, ok := cat[id]; !ok {
+			t.cache.forget(id)
+		}
+	}
+	return t.saveCatalog()
+}
+
 // listCatalog reads the meta.json of every segment in the bucket.
 func listCatalog(ctx context.Context, b Bucket) (map[string]segments.Meta, error) {
+	return listCatalogKnown(ctx, b, nil)
+}
+
+// listCatalogKnown lists the bucket's segments, reading the meta.json of
+// those not in known.
+func listCatalogKnown(ctx context.Context, b Bucket, known map[string]segments.Meta) (map[string]segments.Meta, error) {
 	var ids []string
 	if err := b.List(ctx, segmentsPrefix, func(k string) error {
 		if id, ok := parseMetaKey(k); ok {
@@ -561,6 +596,10 @@ func listCatalog(ctx context.Context, b Bucket) (map[string]segments.Meta, error
 	}
 	cat := make(map[string]segments.Meta, len(ids))
 	for _, id := range ids {
+		if m, ok := known[id]; ok {
+			cat[id] = m
+			continue
+		}
 		m, err := readMeta(ctx, b, id)
 		if errors.Is(err, ErrNotExist) {
 			continue // deleted since the listing
