@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -410,7 +411,7 @@ func (t *Tier) evictLocal() {
 	}
 	t.opts.Exclusive(func() {
 		infos := t.set.Segments()
-		slices.SortFunc(infos, func(a, b segments.Info) int { return compareInt(a.Meta.MaxTime, b.Meta.MaxTime) })
+		slices.SortFunc(infos, func(a, b segments.Info) int { return cmp.Compare(a.Meta.MaxTime, b.Meta.MaxTime) })
 		var total int64
 		for _, in := range infos {
 			total += in.Size
@@ -432,16 +433,6 @@ func (t *Tier) evictLocal() {
 			}
 		}
 	})
-}
-
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // collectBucket deletes from the bucket the segments another bucket
@@ -662,34 +653,33 @@ func (t *Tier) saveCatalog() error {
 		metas = append(metas, m)
 	}
 	t.mtx.Unlock()
-	slices.SortFunc(metas, func(a, b segments.Meta) int { return compareInt(a.MinTime, b.MinTime) })
+	slices.SortFunc(metas, func(a, b segments.Meta) int { return cmp.Compare(a.MinTime, b.MinTime) })
 	b, err := json.Marshal(metas)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(t.opts.Dir, catalogFile)
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
-		return fmt.Errorf("save object storage catalog: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileAtomic(filepath.Join(t.opts.Dir, catalogFile), b); err != nil {
 		return fmt.Errorf("save object storage catalog: %w", err)
 	}
 	return nil
 }
 
-func writeFileSync(path string, b []byte) error {
-	f, err := os.Create(path)
+// writeFileAtomic writes b to path through a synced temporary file.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return os.Rename(tmp, path)
 }

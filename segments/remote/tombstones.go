@@ -87,11 +87,7 @@ func (t *Tier) saveTombstones() error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(t.opts.Dir, tombstonesFile)
-	if err := writeFileSync(path+".tmp", b); err != nil {
-		return fmt.Errorf("save object storage tombstones: %w", err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := writeFileAtomic(filepath.Join(t.opts.Dir, tombstonesFile), b); err != nil {
 		return fmt.Errorf("save object storage tombstones: %w", err)
 	}
 	return nil
