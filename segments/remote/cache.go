@@ -16,7 +16,7 @@ import (
 
 // cache keeps copies of bucket segments on local disk for reads: a
 // segment a query needs is fetched whole (every object under its prefix)
-// into <dir>/<id>, opened with segments.Open (which checks meta.json, the
+// into <dir>/<id>, opened with segments.OpenWithCache and the set's page cache (which checks meta.json, the
 // sizes and the index's CRC32C; each chunk's CRC is checked when read),
 // and kept until the cache holds more than maxBytes, when the least
 // recently used segments that no query holds are closed and deleted.
@@ -27,6 +27,7 @@ type cache struct {
 	maxBytes int64
 	bucket   Bucket
 	m        *metrics
+	pages    *segments.PageCache // the set's: decompressed pages of compressed segments
 
 	mtx     sync.Mutex
 	entries map[string]*entry // guarded by mtx
@@ -47,14 +48,14 @@ type entry struct {
 
 // newCache empties dir (what an earlier process left there is not
 // trusted) and returns a cache in it.
-func newCache(dir string, maxBytes int64, b Bucket, m *metrics) (*cache, error) {
+func newCache(dir string, maxBytes int64, b Bucket, m *metrics, pages *segments.PageCache) (*cache, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("clear remote read cache: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create remote read cache: %w", err)
 	}
-	return &cache{dir: dir, maxBytes: maxBytes, bucket: b, m: m, entries: map[string]*entry{}}, nil
+	return &cache{dir: dir, maxBytes: maxBytes, bucket: b, m: m, pages: pages, entries: map[string]*entry{}}, nil
 }
 
 // acquire returns the segment id, fetched from the bucket unless it is
@@ -148,7 +149,7 @@ func (c *cache) fetch(ctx context.Context, id string) (*segments.Segment, int64,
 		cleanup()
 		return nil, 0, err
 	}
-	seg, err := segments.Open(final)
+	seg, err := segments.OpenWithCache(final, c.pages)
 	if err != nil {
 		_ = os.RemoveAll(final)
 		return nil, 0, fmt.Errorf("open segment %s fetched from %s: %w", id, c.bucket.Name(), err)

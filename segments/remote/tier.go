@@ -149,7 +149,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		opts.Exclusive = func(f func()) { f() }
 	}
 	m := newMetrics()
-	c, err := newCache(filepath.Join(opts.Dir, "cache"), opts.CacheMaxBytes, bucket, m)
+	c, err := newCache(filepath.Join(opts.Dir, "cache"), opts.CacheMaxBytes, bucket, m, set.PageCache())
 	if err != nil {
 		return nil, err
 	}
