@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +108,7 @@ func (s *Server) start() error {
 	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", s.Addr(),
 		"--quiet", "--health", healthPath, "posix", s.root)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}
