@@ -84,7 +84,7 @@ var options = []option{
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
 	{"query.shards", "query.shards", 0, "most goroutines evaluating one range function (avg_over_time and its kind, under aggregations) over a query's series, each a share of them (0 = the number of CPUs)"},
-	{"query.max_series", "query.max-series", 100_000, "most distinct series one evaluation of a query may select (checked while it selects) and most series a query may return (0 = no limit)"},
+	{"query.max_series", "query.max-series", 500_000, "most distinct series one evaluation of a query may select (checked while it selects) and most series a query may return (0 = no limit)"},
 	{"query.max_parallel", "query.max-parallel", 0, "most engine evaluations one range query runs at once for the parts the cache misses (0 = the number of CPUs; 1 = one evaluation per run of contiguous missing extents)"},
 	{"query.max_parallel_total", "query.max-parallel-total", 0, "most such evaluations running at once over all queries (0 = the number of CPUs)"},
 	{"query.max_select_bytes", "query.max-select-bytes", byteSize(128 << 20), "most bytes of selected series (label sets, chunk references, about 220 bytes of overhead each) the selectors of one query may hold together, counted while they select; beyond it the query fails with 422 naming this limit (0 = no limit)"},

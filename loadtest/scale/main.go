@@ -157,7 +157,10 @@ func (c config) start(ctx context.Context) (*server, error) {
 	args := []string{"--data-dir", c.dataDir, "--listen-addr", fmt.Sprintf("127.0.0.1:%d", c.port),
 		"--enable-admin-api", "--log.level", "info",
 		"--retention.raw=0", "--retention.5m=0", "--retention.1h=0",
-		"--limits.max-series-per-request", "100000", "--limits.max-samples-per-request", "1000000"}
+		"--limits.max-series-per-request", "100000", "--limits.max-samples-per-request", "1000000",
+		// count by (namespace) (up) selects every pod's up: past the
+		// default per-query limits at 1M series and more.
+		"--query.max-series", "0", "--query.max-select-bytes", "0"}
 	if c.extraArgs != "" {
 		args = append(args, strings.Fields(c.extraArgs)...)
 	}
