@@ -86,6 +86,7 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 		}{
 			{"avg-by-host-11h", `avg by (host) (avg_over_time(x[1h]))`, end.Add(-11 * time.Hour), time.Hour},
 			{"max-1h-one-host", `max(max_over_time(x{host="host-7"}[1m]))`, end.Add(-time.Hour), time.Minute},
+			{"rate-by-host-11h", `sum by (host) (rate(x[5m]))`, end.Add(-11 * time.Hour), 5 * time.Minute},
 		} {
 			b.Run(c.name+"/"+e.name, func(b *testing.B) {
 				b.ReportAllocs()

@@ -48,7 +48,12 @@ import (
 )
 
 // shardedFuncs are the range functions evaluated directly: float
-// functions of the window's values alone that drop the metric name.
+// functions of the window's samples alone (and the selector's range and
+// offset) that drop the metric name. The counter functions (rate, irate,
+// increase, resets) would read start timestamps where the engine is told
+// to use them; Strata stores none (its iterators' AtST is 0), and a start
+// timestamp of 0 changes nothing in them, so calling them without any is
+// the same.
 var shardedFuncs = map[string]bool{
 	"avg_over_time":    true,
 	"sum_over_time":    true,
@@ -57,11 +62,21 @@ var shardedFuncs = map[string]bool{
 	"count_over_time":  true,
 	"stddev_over_time": true,
 	"stdvar_over_time": true,
+	"rate":             true,
+	"increase":         true,
+	"delta":            true,
+	"irate":            true,
+	"idelta":           true,
+	"resets":           true,
+	"changes":          true,
 }
 
-// preLabel is the label of the selector that replaces a call evaluated
-// directly; its value is the call's index in the query.
-const preLabel = "__strata_pre__"
+// preName is the metric name of the selector that replaces a call
+// evaluated directly, followed by the call's index in the query: short
+// enough for the shortest call (rate(x[1s]) takes 11 bytes), so that the
+// rewritten query keeps every position, and reserved (names starting with
+// two underscores are for internal use).
+const preName = "__strata"
 
 // errPlain makes a query fall back to the plain engine.
 var errPlain = errors.New("evaluate with the plain engine")
@@ -189,6 +204,10 @@ func directCall(n *parser.Call) (preCall, bool) {
 	if fn == nil {
 		return preCall{}, false
 	}
+	// The engine sets Offset, which the counter functions read, from the
+	// offset as written when it prepares a query (here, without @, they are
+	// the same); this expression is the plan's own parse.
+	vs.Offset = vs.OriginalOffset
 	return preCall{pos: n.PositionRange(), fn: fn, name: n.Func.Name, args: n.Args, ms: vs.LabelMatchers,
 		rng: ms.Range.Milliseconds(), offset: vs.OriginalOffset.Milliseconds()}, true
 }
@@ -202,7 +221,7 @@ func rewrite(qs string, calls []preCall) string {
 	at := 0
 	for i, c := range calls {
 		b.WriteString(qs[at:c.pos.Start])
-		sel := "{" + preLabel + "=\"" + strconv.Itoa(i) + "\"}"
+		sel := preName + strconv.Itoa(i)
 		b.WriteString(sel)
 		for _, r := range qs[int(c.pos.Start)+min(len(sel), int(c.pos.End-c.pos.Start)) : c.pos.End] {
 			if r == '\n' {
@@ -236,6 +255,9 @@ type shardQuery struct {
 	// queriers are those the direct calls read, closed with the query
 	// (the labels of the series they returned may be theirs).
 	queriers []storage.Querier
+	// annos are the annotations of the direct calls, added to the
+	// result's as the engine would have added them.
+	annos annotations.Annotations
 }
 
 func (q *shardQuery) Exec(ctx context.Context) *promql.Result {
@@ -252,7 +274,11 @@ func (q *shardQuery) Exec(ctx context.Context) *promql.Result {
 	if err != nil {
 		return &promql.Result{Err: err}
 	}
-	return q.Query.Exec(ctx)
+	res := q.Query.Exec(ctx)
+	if len(q.annos) > 0 {
+		res.Warnings = res.Warnings.Merge(q.annos)
+	}
+	return res
 }
 
 func (q *shardQuery) Close() {
@@ -328,12 +354,18 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
+	var annosMu sync.Mutex
 	workers := min(q.s.shards, len(in))
 	work := func() {
 		w := workerPool.Get().(*shardWorker)
 		w.c, w.q = c, q
 		defer func() {
-			w.c, w.q, w.matrix[0].Metric, w.matrix[0].Floats = preCall{}, nil, labels.EmptyLabels(), nil
+			if len(w.annos) > 0 {
+				annosMu.Lock()
+				q.annos = q.annos.Merge(w.annos)
+				annosMu.Unlock()
+			}
+			w.c, w.q, w.matrix[0].Metric, w.matrix[0].Floats, w.annos = preCall{}, nil, labels.EmptyLabels(), nil, nil
 			if cap(w.pts) > 1<<16 {
 				w.pts = nil // a long series: do not keep its buffer
 			}
@@ -390,6 +422,7 @@ type shardWorker struct {
 	r      seriesReader
 	enh    promql.EvalNodeHelper
 	matrix promql.Matrix
+	annos  annotations.Annotations
 }
 
 // workerPool keeps the buffers of workers between queries.
@@ -443,8 +476,11 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 		}
 		w.matrix[0].Floats = pts[lo:hi]
 		w.enh.Ts = ts
-		vec, _ := c.fn(nil, w.matrix, c.args, &w.enh)
+		vec, annos := c.fn(nil, w.matrix, c.args, &w.enh)
 		w.enh.Out = vec[:0]
+		if len(annos) > 0 {
+			w.annos = w.annos.Merge(annos)
+		}
 		if len(vec) == 0 {
 			if had {
 				floats = append(floats, promql.FPoint{T: ts, F: staleNaN})
@@ -458,8 +494,28 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 			break
 		}
 	}
+	if c.name == "rate" || c.name == "increase" {
+		w.counterInfo(lset, floats)
+	}
 	*out = promql.Series{Metric: lset.DropReserved(schema.IsMetadataLabel), Floats: floats}
 	return nil
+}
+
+// counterInfo adds the engine's information that rate or increase was
+// applied to a series whose name does not look like a counter's, when the
+// call gave the series a value (the engine's check, without type and unit
+// labels, which Strata's engine does not enable).
+func (w *shardWorker) counterInfo(lset labels.Labels, floats []promql.FPoint) {
+	name := lset.Get(labels.MetricName)
+	if name == "" || len(floats) == 0 { // floats starts with a value, never a stale marker
+		return
+	}
+	for _, suffix := range []string{"_total", "_sum", "_count", "_bucket"} {
+		if strings.HasSuffix(name, suffix) {
+			return
+		}
+	}
+	w.annos = w.annos.Add(annotations.NewPossibleNonCounterInfo(name, w.c.args[0].PositionRange()))
 }
 
 // appendFloats appends the float samples of it in [mint, maxt] to dst,
@@ -516,8 +572,8 @@ func (q *preQuerier) innerQuerier() (storage.Querier, error) {
 
 func (q *preQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	for _, m := range ms {
-		if m.Name == preLabel && m.Type == labels.MatchEqual {
-			i, err := strconv.Atoi(m.Value)
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual && strings.HasPrefix(m.Value, preName) {
+			i, err := strconv.Atoi(m.Value[len(preName):])
 			if err != nil || i < 0 || i >= len(q.p.results) || len(ms) != 1 {
 				return storage.ErrSeriesSet(fmt.Errorf("bad selector of precomputed series %s", m))
 			}

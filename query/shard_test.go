@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -46,9 +47,15 @@ func TestShardPlan(t *testing.T) {
 	f(`topk(3, (count_over_time(x[5m])))`, 1)
 	f(`max(avg by (host) (stddev_over_time(x[5m])))`, 1)
 	f("sum(\n  min_over_time(\n x[5m]))", 1)
+	f(`sum by (host) (rate(x_total[5m]))`, 1)
+	f(`rate(x[1s])`, 1) // the shortest call
+	f(`sum(idelta(x[5m]))`, 1)
 	// Not evaluated directly: other functions, other parents, @, names
-	// that stay, grouping by the name, subqueries, duration expressions.
-	f(`rate(x[5m])`, 0)
+	// that stay, grouping by the name, subqueries, duration expressions,
+	// anchored and smoothed selectors.
+	f(`increase(x[5m]) + delta(x[5m])`, 0)
+	f(`max(irate(x[5m])) + min(resets(x[5m]))`, 0)
+	f(`count(changes(x[5m])) > 1`, 0)
 	f(`last_over_time(x[5m])`, 0)
 	f(`quantile_over_time(0.5, x[5m])`, 0)
 	f(`avg_over_time(x[5m]) * 2`, 0)
@@ -58,6 +65,9 @@ func TestShardPlan(t *testing.T) {
 	f(`sum by (__name__) (avg_over_time(x[5m]))`, 0)
 	f(`avg_over_time(avg_over_time(x[5m])[1h:1m])`, 0)
 	f(`avg_over_time(x[5m:1m])`, 0)
+	f(`rate(x[5m:1m])`, 0)
+	f(`rate(x[5m] anchored)`, 0)
+	f(`sum(rate(x[5m] smoothed))`, 0)
 	f(`not a query (`, 0)
 }
 
@@ -85,10 +95,10 @@ func TestShardCompliance(t *testing.T) {
 
 // TestShardEqualsPlain is the randomized differential test of the direct
 // evaluation: over data spread across segments and the head (overlapping
-// rewrites, out-of-order samples, NaN and stale markers, a delete), random
-// queries answered directly with 1 to 3 shards must equal, bit for bit,
-// the plain engine's answers. STRATA_SHARD_QUERIES sets the number of
-// queries.
+// rewrites, out-of-order samples, NaN and stale markers, a delete, gauges
+// and counters with resets), random queries answered directly with 1 to 3
+// shards must equal, bit for bit, the plain engine's answers, annotations
+// included. STRATA_SHARD_QUERIES sets the number of queries.
 func TestShardEqualsPlain(t *testing.T) {
 	n := 300
 	if s := os.Getenv("STRATA_SHARD_QUERIES"); s != "" {
@@ -105,13 +115,26 @@ func TestShardEqualsPlain(t *testing.T) {
 	write := func(from, to time.Time, every time.Duration) {
 		b := &ingest.Batch{}
 		for h := range 12 {
-			for _, name := range []string{"x", "y"} {
+			for _, name := range []string{"x", "y", "c_total"} {
 				s := ingest.Series{Labels: labels.FromStrings("__name__", name, "host", fmt.Sprintf("h%d", h), "dc", fmt.Sprintf("dc%d", h%3))}
+				counter := float64(rng.Intn(1000))
 				for ts := from; ts.Before(to); ts = ts.Add(every + time.Duration(rng.Intn(3))*time.Second) {
 					if rng.Intn(10) == 0 {
 						ts = ts.Add(time.Duration(rng.Intn(20)) * time.Minute) // a gap
 					}
 					v := float64(rng.Intn(200)) - 50 + rng.Float64()
+					if name == "c_total" {
+						// A counter: integer or fractional increments,
+						// now and then a reset to a smaller value.
+						counter += float64(rng.Intn(30))
+						if rng.Intn(3) == 0 {
+							counter += rng.Float64()
+						}
+						if rng.Intn(40) == 0 {
+							counter = float64(rng.Intn(10))
+						}
+						v = counter
+					}
 					switch rng.Intn(60) {
 					case 0:
 						v = math.NaN()
@@ -163,8 +186,10 @@ func TestShardEqualsPlain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fns := []string{"avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time", "stddev_over_time", "stdvar_over_time"}
-	sels := []string{`x`, `x{host="h3"}`, `{__name__=~"x|y", dc="dc1"}`, `y{host=~"h1.*"}`, `nothing`}
+	fns := []string{"avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time", "stddev_over_time", "stdvar_over_time",
+		"rate", "increase", "delta", "irate", "idelta", "resets", "changes"}
+	sels := []string{`x`, `x{host="h3"}`, `{__name__=~"x|y", dc="dc1"}`, `y{host=~"h1.*"}`, `nothing`,
+		`c_total`, `c_total{dc="dc2"}`, `{__name__=~"c_total|x", host=~"h[0-5]"}`}
 	ranges := []string{"30s", "1m", "5m", "17m", "1h", "2h"}
 	offsets := []string{"", " offset 3m", " offset -7m", " offset 1h"}
 	outer := []string{"%s", "sum(%s)", "avg by (host) (%s)", "max by (dc) (%s)", "min without (host) (%s)", "count(%s)",
@@ -210,5 +235,14 @@ func compareResults(t *testing.T, what string, want, got *promql.Result, werr, g
 	w, g := asMatrix(want.Value), asMatrix(got.Value)
 	if diff := equalMatrix(w, g); diff != "" {
 		t.Fatalf("%s: %s (plain engine first)", what, diff)
+	}
+	ww, wi := want.Warnings.AsStrings("", 0, 0)
+	gw, gi := got.Warnings.AsStrings("", 0, 0)
+	slices.Sort(ww)
+	slices.Sort(wi)
+	slices.Sort(gw)
+	slices.Sort(gi)
+	if !slices.Equal(ww, gw) || !slices.Equal(wi, gi) {
+		t.Fatalf("%s: warnings %q and infos %q, plain engine's %q and %q", what, gw, gi, ww, wi)
 	}
 }
