@@ -29,7 +29,7 @@ type Options struct {
 	// refuses more than 11,000). Zero means 11,000.
 	MaxPointsPerSeries int
 	// Shards is the most goroutines that evaluate one range function
-	// (avg_over_time and its kind, see shard.go) over the series of a
+	// (avg_over_time, rate and their kind, see shard.go) over the series of a
 	// query, each a share of the series. Zero means GOMAXPROCS.
 	Shards int
 	// PlainRangeFunctions turns the direct evaluation of range functions

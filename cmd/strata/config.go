@@ -83,7 +83,7 @@ var options = []option{
 	{"query.max_samples", "query.max-samples", 50_000_000, "most samples a query may hold in memory, and most a remote read may return; a native histogram counts by its size, as in Prometheus"},
 	{"query.lookback_delta", "query.lookback-delta", 5 * time.Minute, "how far back an instant selector looks for a sample"},
 	{"query.max_points_per_series", "query.max-points-per-series", 11_000, "most steps in a range query"},
-	{"query.shards", "query.shards", 0, "most goroutines evaluating one range function (avg_over_time and its kind, under aggregations) over a query's series, each a share of them (0 = the number of CPUs)"},
+	{"query.shards", "query.shards", 0, "most goroutines evaluating one range function (avg_over_time, rate and their kind, under aggregations) over a query's series, each a share of them (0 = the number of CPUs)"},
 	{"query.max_series", "query.max-series", 500_000, "most distinct series one evaluation of a query may select (checked while it selects) and most series a query may return (0 = no limit)"},
 	{"query.max_parallel", "query.max-parallel", 0, "most engine evaluations one range query runs at once for the parts the cache misses (0 = the number of CPUs; 1 = one evaluation per run of contiguous missing extents)"},
 	{"query.max_parallel_total", "query.max-parallel-total", 0, "most such evaluations running at once over all queries (0 = the number of CPUs)"},
