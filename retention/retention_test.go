@@ -157,6 +157,8 @@ func TestPolicyValidate(t *testing.T) {
 	}{
 		{DefaultPolicy(), ""},
 		{Policy{}, ""},
+		// "At least as long": equal ages are fine.
+		{Policy{Raw: 15 * day, FiveMinute: 15 * day, OneHour: 15 * day}, ""},
 		{Policy{Raw: 10 * day, FiveMinute: 5 * day, OneHour: 100 * day}, "5m rollups kept"},
 		{Policy{Raw: 10 * day, FiveMinute: 20 * day, OneHour: 15 * day}, "1h rollups kept"},
 		{Policy{Raw: 0, FiveMinute: 20 * day}, "less than raw data (forever)"},
@@ -169,6 +171,54 @@ func TestPolicyValidate(t *testing.T) {
 	}
 	if DefaultPolicy().MinTime(0, t0) != t0.Add(-15*day).UnixMilli() || (Policy{}).MinTime(Res1h, t0) != math.MinInt64 {
 		t.Error("MinTime")
+	}
+	// What DefaultPolicy's comment and docs/operations.md promise.
+	if got, want := DefaultPolicy(), (Policy{Raw: 15 * day, FiveMinute: 90 * day, OneHour: 2 * 365 * day}); got != want {
+		t.Errorf("DefaultPolicy() = %+v, want %+v", got, want)
+	}
+}
+
+// TestDiskLimitOrdersByNewestSample checks that the disk limit drops by
+// the newest sample a segment holds, not by the set's order (oldest first
+// sample): a long segment that started first but still holds recent data
+// outlives short ones inside its span. Nothing of a clean run is logged as
+// a warning, and each dropped segment carries its metric names for the
+// cache's invalidation.
+func TestDiskLimitOrdersByNewestSample(t *testing.T) {
+	set := newSet(t)
+	long := writeSegment(t, set, "a", t0, t0.Add(5*time.Hour), 0)
+	b := writeSegment(t, set, "b", t0.Add(1*time.Hour), t0.Add(2*time.Hour), 0)
+	c := writeSegment(t, set, "c", t0.Add(2*time.Hour), t0.Add(3*time.Hour), 0)
+	late := writeSegment(t, set, "d", t0.Add(4*time.Hour), t0.Add(6*time.Hour), 0)
+	size := map[string]int64{}
+	for _, in := range set.Segments() {
+		size[in.Meta.ID] = in.Size
+	}
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := New(logger, set, Policy{MaxBytes: size[long.ID] + size[late.ID]}, func() time.Time { return t0 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range rep.Dropped {
+		got = append(got, d.ID)
+		if want := map[string]string{b.ID: "b", c.ID: "c"}[d.ID]; !slices.Equal(d.MetricNames, []string{want}) {
+			t.Errorf("segment %s dropped with names %q, want [%s]", d.ID, d.MetricNames, want)
+		}
+	}
+	if want := []string{b.ID, c.ID}; !slices.Equal(got, want) {
+		t.Fatalf("dropped %v, want those with the oldest newest samples, in that order: %v", got, want)
+	}
+	if want := []string{long.ID, late.ID}; !slices.Equal(ids(set), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("left %v, want %v", ids(set), want)
+	}
+	if logged.Len() != 0 {
+		t.Fatalf("a clean run logged warnings:\n%s", logged.String())
 	}
 }
 
