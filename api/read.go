@@ -214,6 +214,22 @@ func timeRange(c echo.Context) (int64, int64, error) {
 	return start.UnixMilli(), end.UnixMilli(), nil
 }
 
+// listingQuerier reads the optional start, end and limit of the listing
+// endpoints (series, label names, label values) and opens a querier over
+// that range, which the caller closes.
+func (a *API) listingQuerier(c echo.Context) (q storage.Querier, mint, maxt int64, limit int, err error) {
+	if mint, maxt, err = timeRange(c); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	if limit, err = limitParam(c); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	if q, err = a.queryable.Querier(mint, maxt); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	return q, mint, maxt, limit, nil
+}
+
 // errTruncated is the warning Prometheus adds to an answer cut by limit.
 const errTruncated = "results truncated due to limit"
 
@@ -259,15 +275,7 @@ func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querie
 	if err != nil {
 		return err
 	}
-	mint, maxt, err := timeRange(c)
-	if err != nil {
-		return err
-	}
-	limit, err := limitParam(c)
-	if err != nil {
-		return err
-	}
-	q, err := a.queryable.Querier(mint, maxt)
+	q, _, _, limit, err := a.listingQuerier(c)
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,7 @@ const seriesBufferBytes = 1 << 20
 // limit, storage stops after limit+1 series, and a cut answer carries
 // Prometheus' warning.
 func (a *API) series(c echo.Context) error {
-	mint, maxt, err := timeRange(c)
-	if err != nil {
-		return err
-	}
-	limit, err := limitParam(c)
-	if err != nil {
-		return err
-	}
-	q, err := a.queryable.Querier(mint, maxt)
+	q, mint, maxt, limit, err := a.listingQuerier(c)
 	if err != nil {
 		return err
 	}
