@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/internal/cputime"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -115,13 +116,13 @@ func BenchmarkHeadAppendHistograms(b *testing.B) {
 		}
 		runtime.ReadMemStats(&ms)
 		before := ms.Mallocs
-		cpuBefore, _ := processCPU()
+		cpuBefore, _ := cputime.Process()
 		b.StartTimer()
 		if err := h.Append(batch); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		cpuAfter, cpuOK := processCPU()
+		cpuAfter, cpuOK := cputime.Process()
 		if cpuOK {
 			cpu += cpuAfter - cpuBefore
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/internal/cputime"
 )
 
 // appendSeries appends one sample to each of n series with Kubernetes-like
@@ -160,7 +161,7 @@ func BenchmarkReplayK8s(b *testing.B) {
 			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0, cpuOK := processCPU()
+			cpu0, cpuOK := cputime.Process()
 			for range b.N {
 				s := openTestStore(b, dir, StoreOptions{}, sink)
 				if got := s.head.NumSeries(); got != n {
@@ -174,7 +175,7 @@ func BenchmarkReplayK8s(b *testing.B) {
 			}
 			per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			b.ReportMetric(per/n, "ns/series")
-			if cpu1, ok := processCPU(); ok && cpuOK {
+			if cpu1, ok := cputime.Process(); ok && cpuOK {
 				// Process CPU (GC workers included), which a loaded
 				// machine does not inflate as it does wall time; the
 				// close after each replay is in it too.

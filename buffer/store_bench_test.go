@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/internal/cputime"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -65,7 +66,7 @@ func BenchmarkStoreReplay(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	cpu0, cpuOK := processCPU()
+	cpu0, cpuOK := cputime.Process()
 	for b.Loop() {
 		s, err := OpenStore(logger, dir, StoreOptions{}, nopSink{filepath.Join(dir, "segments")}, nil)
 		if err != nil {
@@ -81,7 +82,7 @@ func BenchmarkStoreReplay(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
-	if cpu1, ok := processCPU(); ok && cpuOK {
+	if cpu1, ok := cputime.Process(); ok && cpuOK {
 		// Process CPU, GC included: what a loaded machine does not inflate.
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/total, "cpu-ns/sample")
 	}

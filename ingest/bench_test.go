@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/strata-tsdb/strata/internal/cputime"
 )
 
 // benchRemoteWrite returns a remote write body like one Prometheus sends:
@@ -168,11 +169,8 @@ func (r rate) report(b *testing.B, samplesPerOp int) {
 }
 
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Process()
+	return d
 }
 
 // benchShape returns the bodies of one batch Prometheus sends at its

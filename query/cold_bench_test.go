@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/ingest"
+	"github.com/strata-tsdb/strata/internal/cputime"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -90,7 +91,7 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 		} {
 			b.Run(c.name+"/"+e.name, func(b *testing.B) {
 				b.ReportAllocs()
-				cpu0, cpuOK := processCPU()
+				cpu0, cpuOK := cputime.Process()
 				for b.Loop() {
 					if _, err := eng.Range(context.Background(), RangeQuery{Query: c.q, Start: c.from, End: end, Step: c.step}); err != nil {
 						b.Fatal(err)
@@ -98,7 +99,7 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 				}
 				// CPU time per query: on a loaded machine the wall time
 				// mostly measures waiting for a core.
-				if cpu1, ok := processCPU(); ok && cpuOK {
+				if cpu1, ok := cputime.Process(); ok && cpuOK {
 					b.ReportMetric(float64((cpu1-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 				}
 			})

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/internal/cputime"
 )
 
 // randomXOR returns an XOR chunk of n samples whose timestamp deltas and
@@ -162,17 +164,17 @@ func BenchmarkDecodeXOR(b *testing.B) {
 	var dst []promql.FPoint
 	b.Run("appendXOR", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu0, _ := processCPU()
+		cpu0, _ := cputime.Process()
 		for b.Loop() {
 			dst, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
 		}
-		cpu1, _ := processCPU()
+		cpu1, _ := cputime.Process()
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*120), "cpu-ns/sample")
 	})
 	b.Run("iterator", func(b *testing.B) {
 		b.ReportAllocs()
 		var it chunkenc.Iterator
-		cpu0, _ := processCPU()
+		cpu0, _ := cputime.Process()
 		for b.Loop() {
 			dst = dst[:0]
 			it = c.Iterator(it)
@@ -181,7 +183,7 @@ func BenchmarkDecodeXOR(b *testing.B) {
 				dst = append(dst, promql.FPoint{T: t, F: v})
 			}
 		}
-		cpu1, _ := processCPU()
+		cpu1, _ := cputime.Process()
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*120), "cpu-ns/sample")
 	})
 }
