@@ -34,3 +34,24 @@ func TestLargestEntryIsServed(t *testing.T) {
 		})
 	}
 }
+
+// TestMostTagsIsServed checks the tag limit ErrTooLarge's comment states:
+// an entry with 65535 tags is stored and served (and invalidated by its
+// last tag), one with 65536 is refused.
+func TestMostTagsIsServed(t *testing.T) {
+	c := newTestCache(t, newFakeClock(), func(o *Options) { o.MaxBytes = 64 << 20 })
+	tags := make([]string, 65536)
+	for i := range tags {
+		tags[i] = fmt.Sprint("t", i)
+	}
+	if err := c.Set([]byte("most"), tags[:65535], c.Snapshot(), []byte("v"), 0); err != nil {
+		t.Fatalf("Set with 65535 tags: %v", err)
+	}
+	expectGet(t, c, "most", "v", StatusHit)
+	if err := c.Set([]byte("over"), tags, c.Snapshot(), []byte("v"), 0); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Set with 65536 tags: %v, want ErrTooLarge", err)
+	}
+	expectGet(t, c, "over", "", StatusMiss)
+	c.Invalidate(tags[65534])
+	expectGet(t, c, "most", "", StatusMiss)
+}
