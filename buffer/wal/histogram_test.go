@@ -72,3 +72,21 @@ func TestReadFloatHistogram(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownHistogramKindRefused checks that a histogram whose kind byte
+// is neither integer (0) nor float (1) is damage, not a sample without a
+// histogram, also where the bytes after it read as a valid histogram.
+func TestUnknownHistogramKindRefused(t *testing.T) {
+	// Large enough for the bound on the count to let a second one in.
+	h := &histogram.Histogram{Count: 1, PositiveSpans: []histogram.Span{{Length: 60}}, PositiveBuckets: make([]int64, 60)}
+	enc := EncodeHistograms(nil, []RefHistogramSample{{Ref: 1, T: 2, H: h}})
+	// Two histograms: ref delta 1, t delta 2 and kind 2, then enc's.
+	rec := append([]byte{RecordHistograms, 2, 2, 4, 2}, enc[2:]...)
+	if got, err := DecodeHistograms(rec, nil); !errors.Is(err, ErrInvalidRecord) || len(got) != 0 {
+		t.Fatalf("kind 2 decoded: %v, %v", got, err)
+	}
+	rec[4] = 0 // kind 0: the first is read as an integer histogram
+	if _, err := DecodeHistograms(rec, nil); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("a kind 0 without its histogram decoded: %v", err)
+	}
+}

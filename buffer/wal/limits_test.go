@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"math/rand"
 	"testing"
 )
 
@@ -39,5 +40,58 @@ func TestLargestRecord(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != MaxRecordSize || got[1] != len("after") {
 		t.Fatalf("replayed records of %v bytes, want [%d 5]", got, MaxRecordSize)
+	}
+}
+
+// TestSegmentFilledExactly checks SegmentSize at its edge: records whose
+// frames fill a segment to exactly SegmentSize bytes stay in it, and the
+// next record starts a new segment, also when they came in one call.
+func TestSegmentFilledExactly(t *testing.T) {
+	recs := make([][]byte, 3)
+	rng := rand.New(rand.NewSource(1))
+	for i := range recs {
+		recs[i] = make([]byte, 1000) // random: stored as it is
+		rng.Read(recs[i])
+	}
+	logAll := func(dir string, segmentSize int64) {
+		t.Helper()
+		w, err := Open(nil, dir, Options{SegmentSize: segmentSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One record, then two in one call: the frames of a call are
+		// placed one by one where the call does not fit whole.
+		if err := w.Log(recs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Log(recs[1:]...); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sizes of a segment's header and of a frame, from one large segment.
+	dir := t.TempDir()
+	logAll(dir, 0)
+	offs, _ := frameOffsets(t, segmentPath(dir, 0))
+	header, frame := offs[0], offs[1]-offs[0]
+
+	dir = t.TempDir()
+	size := header + 2*frame
+	logAll(dir, size)
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 2 {
+		t.Fatalf("%d segments, want 2 (two records filling the first exactly, one in the second)", len(segs))
+	}
+	if offs, n := frameOffsets(t, segs[0].path); len(offs) != 2 || n != size {
+		t.Fatalf("first segment: %d frames in %d bytes, want 2 in exactly SegmentSize %d", len(offs), n, size)
+	}
+	got, _, err := replayAll(t, dir, 0)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("replayed %d records, %v", len(got), err)
 	}
 }
