@@ -274,7 +274,11 @@ func (q *querier) segmentsFor(ctx context.Context, mint, maxt int64, want func(s
 	if len(remote) == 0 {
 		return segs, tombs, nil
 	}
-	segs = append(segs, remote...)
+	// A new slice: segs shares its array with the set's release
+	// function, which must go on releasing exactly the local segments
+	// (sorting remote ones into that array made it release a bucket
+	// segment it never acquired and leak a local one).
+	segs = slices.Concat(segs, remote)
 	if len(remoteTombs) > 0 {
 		merged := make(segments.TombstoneView, len(tombs)+len(remoteTombs))
 		maps.Copy(merged, tombs)
