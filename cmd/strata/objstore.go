@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -33,6 +34,16 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 		}
 		return nil, nil
 	}
+	if reader && v.GetString("cache.l2.redis_url") != "" && v.GetBool("cache.enabled") {
+		// Readers sharing the L2 each find a new segment by listing, and
+		// each bumps its tags then; until the last has, the others must
+		// not take from L2 what a reader that has not found it computed
+		// (or one that has, for a reader that has not): the partner rule,
+		// with the listing as the delivery (docs/scaling.md).
+		if lag, every := v.GetDuration("cache.l2.partner_lag"), v.GetDuration("storage.object.upload_interval"); lag <= 0 || every >= lag {
+			return nil, fmt.Errorf("role reader with cache.l2.redis_url: storage.object.upload_interval (%v, how often the bucket is listed) must be below cache.l2.partner_lag (%v), so that every reader finds a new segment before the others serve answers computed with it from the L2", every, lag)
+		}
+	}
 	bucket, err := remote.OpenS3(url)
 	if err != nil {
 		return nil, fmt.Errorf("storage.object.url: %w", err)
@@ -53,6 +64,19 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 		return nil, fmt.Errorf("object storage: %w", err)
 	}
 	return tier, nil
+}
+
+// readerFingerprint is what sets a reader's cached answers apart from a
+// writer's in a shared L2: the role and the bucket and prefix it reads.
+func readerFingerprint(v *viper.Viper) string {
+	if v.GetString("role") != "reader" {
+		return ""
+	}
+	u, err := url.Parse(v.GetString("storage.object.url"))
+	if err != nil {
+		return " role=reader"
+	}
+	return " role=reader bucket=" + u.Host + u.Path
 }
 
 // tierDetail is the object storage line of /readyz: the server stays ready

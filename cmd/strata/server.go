@@ -230,6 +230,9 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		return nil, err
 	}
 	enforcer.OnDrop = srv.invalidateDropped
+	if tier != nil && v.GetString("role") == "reader" {
+		tier.OnNewSegments(srv.invalidateNewSegment)
+	}
 	var cacheAdmin api.CacheAdmin
 	if srv.cache != nil {
 		cacheAdmin = cacheStatus{srv.cache, srv.frontend}
@@ -301,8 +304,11 @@ func frontendOptions(v *viper.Viper) query.FrontendOptions {
 	return query.FrontendOptions{
 		SplitInterval: v.GetDuration("cache.split_interval"), Freshness: v.GetDuration("cache.freshness"),
 		MaxParallel: v.GetInt("query.max_parallel"), MaxParallelTotal: v.GetInt("query.max_parallel_total"),
-		// Whether rollups are built changes which resolution a query reads.
-		Fingerprint: fmt.Sprintf("downsample=%t", v.GetBool("downsample.enabled")),
+		// Whether rollups are built changes which resolution a query reads;
+		// a reader answers from its bucket alone, not from a writer's head
+		// and local segments, so readers share extents with each other
+		// only (docs/scaling.md).
+		Fingerprint: fmt.Sprintf("downsample=%t", v.GetBool("downsample.enabled")) + readerFingerprint(v),
 	}
 }
 
@@ -379,6 +385,17 @@ func (s *server) invalidateDropped(rep retention.Report) {
 		// Made here in any case; one that cannot be made durable is
 		// logged by the cache, and a partner applies the same retention.
 		_ = s.frontend.Invalidate(d.MetricNames, d.MinTime, d.MaxTime)
+	}
+}
+
+// invalidateNewSegment bumps the cache tags of a segment a reader found
+// new in the bucket: answers cached before it (by this reader or, through
+// the L2, by any instance) are recomputed with it.
+func (s *server) invalidateNewSegment(names []string, mint, maxt int64) {
+	if err := s.frontend.Invalidate(names, mint, maxt); err != nil {
+		// Made here all the same; the other readers find the segment and
+		// bump the tags themselves.
+		s.logger.Warn("invalidate the cached answers a new bucket segment changes", "err", err)
 	}
 }
 

@@ -35,7 +35,7 @@ func BenchmarkUpload(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// A new ID per iteration: nothing is skipped as already there.
-		if _, err := upload(context.Background(), bucket, set.Dir()+"/"+m.ID, m.ID+"-"+string(rune('a'+i%26))+time.Now().Format("150405.000000")); err != nil {
+		if _, err := upload(context.Background(), bucket, set.Dir()+"/"+m.ID, m.ID+"-"+string(rune('a'+i%26))+time.Now().Format("150405.000000"), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

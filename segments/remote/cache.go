@@ -134,6 +134,9 @@ func (c *cache) fetch(ctx context.Context, id string) (*segments.Segment, int64,
 	var size int64
 	for _, k := range keys {
 		rel := k[len(segmentPrefix(id)):]
+		if rel == namesName {
+			continue // the uploader's, not a file of the segment
+		}
 		n, err := c.download(ctx, k, filepath.Join(tmp, filepath.FromSlash(rel)))
 		if err != nil {
 			cleanup()

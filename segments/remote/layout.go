@@ -8,6 +8,7 @@ import (
 // The bucket's layout, under the prefix of storage.object.url:
 //
 //	segments/<id>/index, segments/<id>/chunks/…   the segment's data files
+//	segments/<id>/names.json                      the segment's metric names (JSON strings), for readers
 //	segments/<id>/meta.json                       uploaded last: the marker
 //
 // A segment is visible to readers once its meta.json is in the bucket; the
@@ -17,6 +18,10 @@ import (
 const (
 	segmentsPrefix = "segments/"
 	metaName       = "meta.json"
+	// namesName is not a file of the segment: the uploader writes it so
+	// that a reader learns which metrics a new segment holds with one
+	// small GET (to invalidate their cached answers), and fetches skip it.
+	namesName = "names.json"
 	// probeKey is a key no one writes: a round asks for it to see
 	// whether the bucket answers.
 	probeKey = "strata-probe"

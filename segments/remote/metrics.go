@@ -6,7 +6,7 @@ type metrics struct {
 	uploads, uploadFailures, uploadedBytes prometheus.Counter
 	bucketDeletes, localEvictions          prometheus.Counter
 	cacheHits, cacheMisses, cacheEvictions prometheus.Counter
-	fetchedBytes                           prometheus.Counter
+	fetchedBytes, discovered               prometheus.Counter
 	fetchSeconds, uploadSeconds            prometheus.Histogram
 }
 
@@ -24,6 +24,7 @@ func newMetrics() *metrics {
 		cacheMisses:    c("strata_object_cache_misses_total", "Reads of bucket segments that fetched them."),
 		cacheEvictions: c("strata_object_cache_evictions_total", "Segments dropped from the remote read cache to stay within its bound."),
 		fetchedBytes:   c("strata_object_fetched_bytes_total", "Bytes fetched from the bucket into the remote read cache."),
+		discovered:     c("strata_object_segments_discovered_total", "Segments a reader found new in the bucket by listing it (their cached answers invalidated)."),
 		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_fetch_duration_seconds",
 			Help: "Time to fetch one segment from the bucket.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_upload_duration_seconds",
@@ -33,5 +34,5 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions,
-		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.fetchSeconds, m.uploadSeconds}
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered, m.fetchSeconds, m.uploadSeconds}
 }

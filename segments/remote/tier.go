@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/segments"
 )
@@ -107,14 +109,16 @@ type Tier struct {
 	cache  *cache
 
 	mtx     sync.Mutex
-	catalog map[string]segments.Meta        // segments whose meta.json is in the bucket; guarded by mtx
-	loaded  bool                            // catalog known (from the bucket or catalog.json); guarded by mtx
-	listed  bool                            // catalog listed from the bucket by this process; guarded by mtx
-	lastErr error                           // of the last round, nil when it succeeded; guarded by mtx
-	queued  int                             // final segments not yet in the bucket; guarded by mtx
-	tombs   map[string][]segments.Tombstone // of bucket segments, by ID; guarded by mtx
+	catalog map[string]segments.Meta               // segments whose meta.json is in the bucket; guarded by mtx
+	loaded  bool                                   // catalog known (from the bucket or catalog.json); guarded by mtx
+	listed  bool                                   // catalog listed from the bucket by this process; guarded by mtx
+	lastErr error                                  // of the last round, nil when it succeeded; guarded by mtx
+	queued  int                                    // final segments not yet in the bucket; guarded by mtx
+	tombs   map[string][]segments.Tombstone        // of bucket segments, by ID; guarded by mtx
+	onNew   func(names []string, mint, maxt int64) // see OnNewSegments; guarded by mtx
 
-	roundMtx sync.Mutex // serialises rounds
+	roundMtx sync.Mutex   // serialises rounds
+	version  atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
 	kick     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -181,6 +185,7 @@ func (t *Tier) gauges() []prometheus.Collector {
 		}),
 		g("strata_object_upload_queue_segments", "Final segments waiting to be uploaded.", func(st Status) float64 { return float64(st.Queued) }),
 		g("strata_object_bucket_segments", "Segments in the bucket (the catalog).", func(st Status) float64 { return float64(st.BucketSegments) }),
+		g("strata_object_catalog_version", "Grows by two with each change a reader's listing makes to its catalog; odd while one is applied (new segments readable, their cached answers not yet invalidated).", func(Status) float64 { return float64(t.version.Load()) }),
 		g("strata_object_cache_bytes", "Bytes in the remote read cache.", func(st Status) float64 { return float64(st.CacheBytes) }),
 	}
 }
@@ -388,7 +393,11 @@ func (t *Tier) uploadOne(ctx context.Context, in segments.Info) error {
 		return nil // replaced or dropped meanwhile
 	}
 	start := t.opts.Now()
-	n, err := upload(ctx, t.bucket, segs[i].Dir(), in.Meta.ID)
+	names, err := segs[i].LabelValues(labels.MetricName)
+	if err != nil {
+		return fmt.Errorf("read metric names of segment %s: %w", in.Meta.ID, err)
+	}
+	n, err := upload(ctx, t.bucket, segs[i].Dir(), in.Meta.ID, names)
 	t.m.uploadedBytes.Add(float64(n))
 	if err != nil {
 		return unavailable(t.bucket, err)
@@ -549,13 +558,45 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 
 // relist lists the bucket again, reading the meta.json of the segments
 // not known yet, and forgets those that left it.
+//
+// With OnNewSegments set, a new segment's metric names are read first (the
+// segment is fetched into the read cache: a query would fetch it next
+// anyway); one whose names cannot be read stays out of the catalog until
+// a later round. The catalog takes the new segments before OnNewSegments
+// is called for them, so that a result computed without one of them was
+// begun before the call and is invalidated by it (see OnNewSegments).
 func (t *Tier) relist(ctx context.Context) error {
 	t.mtx.Lock()
 	known := maps.Clone(t.catalog)
+	onNew := t.onNew
 	t.mtx.Unlock()
 	cat, err := listCatalogKnown(ctx, t.bucket, known)
 	if err != nil {
 		return unavailable(t.bucket, err)
+	}
+	type found struct {
+		meta  segments.Meta
+		names []string
+	}
+	var (
+		news    []found
+		nameErr error
+	)
+	for id, m := range cat {
+		if _, ok := known[id]; ok || onNew == nil {
+			continue
+		}
+		names, err := t.metricNames(ctx, id)
+		if err != nil {
+			delete(cat, id) // not visible until its names are known
+			nameErr = errors.Join(nameErr, fmt.Errorf("segment %s: %w", id, err))
+			continue
+		}
+		news = append(news, found{m, names})
+	}
+	changed := len(news) > 0 || len(cat) != len(known)
+	if changed {
+		t.version.Add(1) // odd: applying
 	}
 	t.mtx.Lock()
 	t.catalog, t.loaded, t.listed = cat, true, true
@@ -565,7 +606,60 @@ func (t *Tier) relist(ctx context.Context) error {
 			t.cache.forget(id)
 		}
 	}
-	return t.saveCatalog()
+	for _, f := range news {
+		onNew(f.names, f.meta.MinTime, f.meta.MaxTime)
+		t.m.discovered.Inc()
+	}
+	if changed {
+		t.version.Add(1)
+	}
+	if err := t.saveCatalog(); err != nil {
+		return err
+	}
+	if nameErr != nil {
+		return unavailable(t.bucket, nameErr)
+	}
+	return nil
+}
+
+// metricNames returns the metric names in bucket segment id: its
+// names.json, or, for a segment uploaded without one, its index, fetched
+// into the read cache.
+func (t *Tier) metricNames(ctx context.Context, id string) ([]string, error) {
+	rc, err := t.bucket.Get(ctx, objectKey(id, namesName), 0, -1)
+	if err == nil {
+		defer rc.Close()
+		var names []string
+		data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(data, &names); err != nil {
+			return nil, fmt.Errorf("%s does not decode: %w", objectKey(id, namesName), err)
+		}
+		return names, nil
+	}
+	if !errors.Is(err, ErrNotExist) {
+		return nil, err
+	}
+	seg, release, err := t.cache.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return seg.LabelValues(labels.MetricName)
+}
+
+// OnNewSegments sets f, called by a reader's round for each segment it
+// finds new in the bucket, with the segment's metric names and time span,
+// once queries can read the segment and before the round ends: a reader
+// sharing a result cache invalidates there what the segment changes (a
+// backfill uploaded late, a day uploaded after its answers were cached).
+// Set it before Start.
+func (t *Tier) OnNewSegments(f func(names []string, mint, maxt int64)) {
+	t.mtx.Lock()
+	t.onNew = f
+	t.mtx.Unlock()
 }
 
 // listCatalog reads the meta.json of every segment in the bucket.

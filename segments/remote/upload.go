@@ -1,9 +1,11 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +27,11 @@ var ErrVerify = errors.New("uploaded object does not match")
 // An object already in the bucket with the size and MD5 of the local file
 // is not sent again, so that a retry after a crash sends only what is
 // missing. It returns the bytes sent.
-func upload(ctx context.Context, b Bucket, dir, id string) (int64, error) {
+//
+// names, when not nil, is uploaded as names.json (the segment's metric
+// names, for readers: see metricNames) after the data files and before
+// meta.json.
+func upload(ctx context.Context, b Bucket, dir, id string, names []string) (int64, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -55,6 +61,17 @@ func upload(ctx context.Context, b Bucket, dir, id string) (int64, error) {
 	for _, rel := range append(files, metaName) {
 		if err := ctx.Err(); err != nil {
 			return sent, err
+		}
+		if rel == metaName && names != nil {
+			data, err := json.Marshal(names)
+			if err != nil {
+				return sent, err
+			}
+			n, err := putBytesVerified(ctx, b, objectKey(id, namesName), data)
+			sent += n
+			if err != nil {
+				return sent, fmt.Errorf("upload segment %s: %w", id, err)
+			}
 		}
 		n, err := putVerified(ctx, b, objectKey(id, rel), filepath.Join(dir, filepath.FromSlash(rel)))
 		sent += n
@@ -115,6 +132,28 @@ func putVerified(ctx context.Context, b Bucket, key, path string) (int64, error)
 	}
 	defer f.Close()
 	if err := b.Put(ctx, key, f, size, sum); err != nil {
+		return 0, err
+	}
+	oi, err := b.Stat(ctx, key)
+	if err != nil {
+		return size, fmt.Errorf("verify %s: %w", key, err)
+	}
+	if oi.Size != size || !etagMatches(oi.ETag, sum) {
+		return size, fmt.Errorf("verify %s: %w: the bucket holds %d bytes (ETag %s), sent %d (MD5 %x)", key, ErrVerify, oi.Size, oi.ETag, size, sum)
+	}
+	return size, nil
+}
+
+// putBytesVerified is putVerified for content held in memory.
+func putBytesVerified(ctx context.Context, b Bucket, key string, data []byte) (int64, error) {
+	h := md5.Sum(data)
+	sum, size := h[:], int64(len(data))
+	if oi, err := b.Stat(ctx, key); err == nil && oi.Size == size && etagMatches(oi.ETag, sum) {
+		return 0, nil
+	} else if err != nil && !errors.Is(err, ErrNotExist) {
+		return 0, err
+	}
+	if err := b.Put(ctx, key, bytes.NewReader(data), size, sum); err != nil {
 		return 0, err
 	}
 	oi, err := b.Stat(ctx, key)
