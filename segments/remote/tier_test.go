@@ -31,6 +31,11 @@ func TestUploadFinalSegments(t *testing.T) {
 	}
 	want := localFiles(t, set.Dir()+"/"+old.ID)
 	got := bucketFiles(t, srv, "up", old.ID)
+	// Beside the segment's files, its metric names for readers.
+	if names := string(got[namesName]); names != `["m"]` {
+		t.Fatalf("names.json holds %q, want [\"m\"]", names)
+	}
+	delete(got, namesName)
 	if !maps.EqualFunc(want, got, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Fatalf("bucket holds %v, local segment %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
@@ -89,6 +94,7 @@ func TestUploadCompletesHalfUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := bucketFiles(t, srv, "half", m.ID)
+	delete(got, namesName)
 	if !maps.EqualFunc(files, got, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Fatal("the bucket does not hold the segment after the upload completed")
 	}
