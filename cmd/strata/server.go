@@ -87,7 +87,7 @@ type server struct {
 	retention *retention.Enforcer
 	scrubber  *segments.Scrubber
 	rollups   *downsample.Downsampler // nil when disabled
-	tier      *remote.Tier            // nil without storage.object.url
+	tier      *remote.Group           // nil without storage.object.url
 	cache     *cache.Cache            // nil when disabled
 	frontend  *query.Frontend
 	warmer    *query.Warmer

@@ -74,6 +74,10 @@ type Options struct {
 	Exclusive func(f func())
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ExternalLabels are the writer's: written to the bucket prefix
+	// (writer.json) for readers, which deduplicate replicas by them (see
+	// Group). Nil: none are written.
+	ExternalLabels map[string]string
 	// Reader makes the tier read-only (--role=reader): a round lists the
 	// bucket again (new segments appear, deleted ones go) and uploads,
 	// deletes and evicts nothing.
@@ -116,6 +120,8 @@ type Tier struct {
 	queued  int                                    // final segments not yet in the bucket; guarded by mtx
 	tombs   map[string][]segments.Tombstone        // of bucket segments, by ID; guarded by mtx
 	onNew   func(names []string, mint, maxt int64) // see OnNewSegments; guarded by mtx
+	ext     map[string]string                      // the writer's external labels; guarded by mtx
+	extOK   bool                                   // ext written (writer) or read (reader); guarded by mtx
 
 	roundMtx sync.Mutex   // serialises rounds
 	version  atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
@@ -297,6 +303,11 @@ func (t *Tier) round(ctx context.Context) error {
 	}
 	if t.opts.Reader {
 		return t.relist(ctx)
+	}
+	// Before any upload: a reader that lists a segment of this writer
+	// finds its external labels.
+	if err := t.syncWriterInfo(ctx); err != nil {
+		return unavailable(t.bucket, err)
 	}
 	if err := t.refreshCatalog(ctx); err != nil {
 		t.setQueued(len(t.pending()))
@@ -574,6 +585,11 @@ func (t *Tier) relist(ctx context.Context) error {
 	if err != nil {
 		return unavailable(t.bucket, err)
 	}
+	// After the listing: the writer put its labels there before the
+	// segments listed, so they are known before those are readable.
+	if err := t.syncWriterInfo(ctx); err != nil {
+		return unavailable(t.bucket, err)
+	}
 	type found struct {
 		meta  segments.Meta
 		names []string
@@ -776,4 +792,67 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// writerInfoKey is the object, at the prefix's root, where a writer puts
+// its external labels.
+const writerInfoKey = "writer.json"
+
+type writerInfo struct {
+	ExternalLabels map[string]string `json:"external_labels"`
+}
+
+// syncWriterInfo writes the writer's external labels once per process
+// (a writer with some), or reads them until they are found (a reader).
+func (t *Tier) syncWriterInfo(ctx context.Context) error {
+	t.mtx.Lock()
+	done := t.extOK
+	t.mtx.Unlock()
+	if done {
+		return nil
+	}
+	if !t.opts.Reader {
+		if len(t.opts.ExternalLabels) == 0 {
+			return nil
+		}
+		data, err := json.Marshal(writerInfo{ExternalLabels: t.opts.ExternalLabels})
+		if err != nil {
+			return err
+		}
+		if _, err := putBytesVerified(ctx, t.bucket, writerInfoKey, data); err != nil {
+			return err
+		}
+		t.mtx.Lock()
+		t.ext, t.extOK = t.opts.ExternalLabels, true
+		t.mtx.Unlock()
+		return nil
+	}
+	rc, err := t.bucket.Get(ctx, writerInfoKey, 0, -1)
+	if errors.Is(err, ErrNotExist) {
+		return nil // a writer without external labels, or not started yet
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return err
+	}
+	var wi writerInfo
+	if err := json.Unmarshal(data, &wi); err != nil {
+		return fmt.Errorf("%s in %s does not decode: %w", writerInfoKey, t.bucket.Name(), err)
+	}
+	t.mtx.Lock()
+	t.ext, t.extOK = wi.ExternalLabels, true
+	t.mtx.Unlock()
+	return nil
+}
+
+// ExternalLabels returns the external labels of the prefix's writer, and
+// whether they are known (written by this writer, or read by this reader).
+func (t *Tier) ExternalLabels() (map[string]string, bool) {
+	t.mtx.Lock()
+	defer t.mtx.Unlock()
+	return t.ext, t.extOK
 }
