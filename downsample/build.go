@@ -104,7 +104,7 @@ func lastCounter(c *cursor, lset labels.Labels) (t int64, v float64, ok bool, er
 // overlaps it, continuing the counters of the rollup prevID of the window
 // before (if not empty). ok is false when there was nothing to read (the
 // raw segments went away meanwhile).
-func (d *Downsampler) build5m(ctx context.Context, w int64, prevID string, now time.Time) (segments.Meta, bool, error) {
+func (d *Downsampler) build5m(ctx context.Context, w int64, prevID string, old *rollupInfo, now time.Time) (segments.Meta, bool, error) {
 	lo := w + 1
 	if prevID != "" {
 		lo = w - Window + 1
@@ -154,7 +154,7 @@ func (d *Downsampler) build5m(ctx context.Context, w int64, prevID string, now t
 		}
 	}
 
-	meta := d.rollupMeta(Res5m, w, lin, now)
+	meta := d.rollupMeta(Res5m, w, lin, old, now)
 	wr, err := segments.NewWriterWithOptions(d.set.Dir(), meta, rollupWriterOptions())
 	if err != nil {
 		return segments.Meta{}, false, err
@@ -242,7 +242,7 @@ func (d *Downsampler) write5m(ctx context.Context, wr *segments.Writer, w int64,
 
 // build1h writes the 1h rollup of window w from the 5m rollup srcID. ok is
 // false when that rollup went away meanwhile.
-func (d *Downsampler) build1h(ctx context.Context, w int64, srcID string, now time.Time) (segments.Meta, bool, error) {
+func (d *Downsampler) build1h(ctx context.Context, w int64, srcID string, old *rollupInfo, now time.Time) (segments.Meta, bool, error) {
 	segs, release := d.set.Acquire(w+1, w+Window)
 	defer release()
 	i := slices.IndexFunc(segs, func(s *segments.Segment) bool { return s.Meta().ID == srcID })
@@ -253,7 +253,7 @@ func (d *Downsampler) build1h(ctx context.Context, w int64, srcID string, now ti
 	if err != nil {
 		return segments.Meta{}, false, err
 	}
-	meta := d.rollupMeta(Res1h, w, lineage{link: srcID}, now)
+	meta := d.rollupMeta(Res1h, w, lineage{link: srcID}, old, now)
 	wr, err := segments.NewWriterWithOptions(d.set.Dir(), meta, rollupWriterOptions())
 	if err != nil {
 		return segments.Meta{}, false, err
@@ -298,10 +298,18 @@ func (d *Downsampler) write1h(ctx context.Context, wr *segments.Writer, src *cur
 	return nil
 }
 
-func (d *Downsampler) rollupMeta(res, w int64, lin lineage, now time.Time) segments.Meta {
+// rollupMeta returns the meta of a rollup of res for window w built from
+// lin, in place of old when not nil.
+func (d *Downsampler) rollupMeta(res, w int64, lin lineage, old *rollupInfo, now time.Time) segments.Meta {
 	srcs := lin.sources()
+	hashed := srcs
+	if old != nil {
+		// A rollup rebuilt for a delete has the lineage of the one it
+		// replaces: the replaced ID keeps their IDs apart.
+		hashed = append(slices.Clip(srcs), "replaces"+lineageSep+old.meta.ID)
+	}
 	return segments.Meta{
-		ID:         rollupID(now, res, w, srcs),
+		ID:         rollupID(now, res, w, hashed),
 		MinTime:    w + 1,
 		MaxTime:    w + Window,
 		Resolution: res,

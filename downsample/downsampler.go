@@ -247,7 +247,11 @@ func (d *Downsampler) step5m(ctx context.Context, w int64, now time.Time) (wrote
 	case hasCur:
 		newRaw := !subset(srcs, cur.lin.raw)
 		relinked := hasPrev && prevID != cur.lin.link
-		if !newRaw && !relinked {
+		deleted, err := d.tombstoned(cur)
+		if err != nil {
+			return 0, false, err
+		}
+		if !newRaw && !relinked && !deleted {
 			return 0, false, nil
 		}
 		if !subset(cur.lin.raw, srcs) {
@@ -263,7 +267,7 @@ func (d *Downsampler) step5m(ctx context.Context, w int64, now time.Time) (wrote
 	if hasCur {
 		old = &cur
 	}
-	meta, ok, err := d.build5m(ctx, w, prevID, now)
+	meta, ok, err := d.build5m(ctx, w, prevID, old, now)
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -285,12 +289,48 @@ func (d *Downsampler) step1h(ctx context.Context, w int64, now time.Time) (int, 
 	if hasCur {
 		old = &cur
 	}
-	meta, ok, err := d.build1h(ctx, w, src.meta.ID, now)
+	meta, ok, err := d.build1h(ctx, w, src.meta.ID, old, now)
 	if err != nil || !ok {
 		return 0, err
 	}
 	n, _, err := d.publish(old, meta)
 	return n, err
+}
+
+// tombstoned reports whether a tombstone of the rollup (a delete made
+// after it was written: a rollup is born without any) hides data of one of
+// its series. Rollups hide buckets by their end, which misses the raw
+// samples of a partly deleted bucket; rebuilt from raw data, with the raw
+// tombstones applied, the rollup holds exactly what is left.
+func (d *Downsampler) tombstoned(r rollupInfo) (bool, error) {
+	ts := d.set.Tombstones(r.meta.ID)
+	if len(ts) == 0 {
+		return false, nil
+	}
+	segs, release := d.set.Acquire(r.meta.MinTime, r.meta.MaxTime)
+	defer release()
+	for _, s := range segs {
+		if s.Meta().ID != r.meta.ID {
+			continue
+		}
+		for _, t := range ts {
+			it, err := s.Select(t.Matchers...)
+			if err != nil {
+				return false, fmt.Errorf("read rollup %s: %w", r.meta.ID, err)
+			}
+			for it.Next() {
+				for _, c := range it.Chunks() {
+					if c.MinTime <= t.MaxTime && c.MaxTime >= t.MinTime {
+						return true, nil
+					}
+				}
+			}
+			if err := it.Err(); err != nil {
+				return false, fmt.Errorf("read rollup %s: %w", r.meta.ID, err)
+			}
+		}
+	}
+	return false, nil
 }
 
 // publish adds a written rollup to the set, in place of old if not nil.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -248,14 +249,28 @@ func (q *querier) countSeries(lset labels.Labels) error {
 // Remote tier, those only in object storage that want accepts (nil: all),
 // all in write order.
 func (q *querier) segmentsFor(ctx context.Context, mint, maxt int64, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, error) {
+	segs, tombs := q.localSegments(mint, maxt)
+	return q.addRemote(ctx, mint, maxt, segs, tombs, want)
+}
+
+// localSegments acquires the local segments overlapping [mint, maxt]
+// until Close, with their tombstones, in write order.
+func (q *querier) localSegments(mint, maxt int64) ([]*segments.Segment, segments.TombstoneView) {
 	if q.set == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	segs, tombs, release := q.set.AcquireWithTombstones(mint, maxt)
 	q.mtx.Lock()
 	q.releases = append(q.releases, release)
 	q.mtx.Unlock()
-	if q.qb.Remote == nil {
+	return segs, tombs
+}
+
+// addRemote adds to segs, the local segments acquired for [mint, maxt],
+// those of the Remote tier that only object storage holds and want
+// accepts (nil: all), held until Close, with their tombstones.
+func (q *querier) addRemote(ctx context.Context, mint, maxt int64, segs []*segments.Segment, tombs segments.TombstoneView, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, error) {
+	if q.set == nil || q.qb.Remote == nil {
 		return segs, tombs, nil
 	}
 	// After the local set: a segment deleted locally meanwhile is then
@@ -313,8 +328,10 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		}
 		win = rollupWindow{agg: agg, res: res, from: max(from, mint), to: min(to, maxt)}
 	}
-	rawMint := max(mint, q.qb.rawMinTime())
-	if agg != "" && win.from <= win.to && win.from <= mint {
+	rolls := agg != "" && win.from <= win.to
+	rawMin := q.qb.rawMinTime()
+	rawMint := max(mint, rawMin)
+	if rolls && win.from <= mint {
 		// Rollups answer up to win.to: raw data is needed after it only (and
 		// the last bucket before it, to continue a counter).
 		rawMint = max(rawMint, win.to-res+1)
@@ -322,27 +339,55 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
-	sc := &selectCtx{ctx: ctx, q: q, budget: budget, labelsOnly: hints != nil && hints.Func == "series", mint: rawMint, maxt: maxt, win: win}
-	var cursors []cursor
-	segs, tombsByID, err := q.segmentsFor(ctx, mint, maxt, func(m segments.Meta) bool {
-		isRollup := agg != "" && m.Resolution == res && m.MinTime <= win.to && m.MaxTime >= win.from
-		return m.Resolution == 0 && rawMint <= maxt || isRollup
-	})
+	sc := &selectCtx{ctx: ctx, q: q, budget: budget, labelsOnly: hints != nil && hints.Func == "series", mint: rawMint, maxt: maxt, win: win, rollFrom: win.from}
+	lo, hi := mint, maxt
+	if rolls {
+		// The whole of the windows read, whose lineage is judged, and the
+		// one before them (whose counters a window rolled up again
+		// continues).
+		lo = min(lo, windowOf(win.from)+1-downsample.Window)
+		hi = max(hi, windowOf(win.to)+downsample.Window)
+	}
+	segs, tombsByID := q.localSegments(lo, hi)
+	if rolls {
+		st, err := q.staleness(ctx, win, segs, tombsByID, ms)
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		sc.stale = st
+		if st != nil && len(st.possible) > 0 && agg == aggCounter {
+			sc.rollFrom = windowOf(win.from) + 1 - downsample.Window
+		}
+	}
+	if rawMint <= maxt {
+		sc.ranges = append(sc.ranges, [2]int64{rawMint, maxt})
+	}
+	for _, r := range sc.stale.rawRanges() {
+		if r = [2]int64{max(r[0], rawMin), min(r[1], maxt)}; r[0] <= r[1] {
+			sc.ranges = append(sc.ranges, r)
+		}
+	}
+	isRollup := func(m segments.Meta) bool {
+		return rolls && m.Resolution == res && m.MinTime <= win.to && m.MaxTime >= sc.rollFrom
+	}
+	isRaw := func(m segments.Meta) bool {
+		return m.Resolution == 0 && overlapsRanges(m.MinTime, m.MaxTime, sc.ranges)
+	}
+	segs, tombsByID, err := q.addRemote(ctx, lo, hi, segs, tombsByID, func(m segments.Meta) bool { return isRaw(m) || isRollup(m) })
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	var cursors []cursor
 	for _, seg := range segs {
-		segRes := seg.Meta().Resolution
-		isRollup := agg != "" && segRes == res && seg.Meta().MinTime <= win.to && seg.Meta().MaxTime >= win.from
-		if segRes != 0 && !isRollup {
+		m := seg.Meta()
+		roll := isRollup(m)
+		if !roll && !isRaw(m) {
 			continue
 		}
-		if segRes == 0 && rawMint > maxt {
-			continue
-		}
-		cursors = append(cursors, &segCursor{sc: sc, seg: seg, ms: ms, rollup: isRollup, tombs: tombsByID[seg.Meta().ID]})
+		cursors = append(cursors, &segCursor{sc: sc, seg: seg, ms: ms, rollup: roll, tombs: tombsByID[m.ID],
+			staleable: roll && sc.stale.mayBeStale(m.MinTime-1)})
 	}
-	if rawMint <= maxt {
+	if len(sc.ranges) > 0 {
 		// The head is selected now, and charged, so that a query selecting
 		// too much fails before the engine evaluates any selector; its
 		// series stay references until iterated, and the head keeps what a
@@ -355,6 +400,11 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		cursors = append(cursors, hc)
 	}
 	return &seriesSet{q: q, set: &mergeSet{sc: sc, cursors: cursors, limit: limit}, count: !sc.labelsOnly}
+}
+
+// overlapsRanges reports whether [mint, maxt] overlaps one of ranges.
+func overlapsRanges(mint, maxt int64, ranges [][2]int64) bool {
+	return slices.ContainsFunc(ranges, func(r [2]int64) bool { return mint <= r[1] && maxt >= r[0] })
 }
 
 // allDeleted reports whether every chunk lies inside one deleted range.
@@ -377,11 +427,27 @@ func allDeleted(metas []segments.ChunkMeta, deleted [][2]int64) bool {
 	return true
 }
 
-// overlapping keeps the raw chunks that overlap [mint, maxt].
-func overlapping(metas []segments.ChunkMeta, mint, maxt int64) []segments.ChunkMeta {
+// overlapping keeps the raw chunks that overlap one of ranges.
+func overlapping(metas []segments.ChunkMeta, ranges [][2]int64) []segments.ChunkMeta {
 	out := metas[:0]
 	for _, m := range metas {
-		if m.Kind == segments.KindRaw && m.MinTime <= maxt && m.MaxTime >= mint {
+		if m.Kind == segments.KindRaw && overlapsRanges(m.MinTime, m.MaxTime, ranges) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// chunksIn returns the chunks of metas that overlap [mint, maxt]: metas
+// itself when all do, else a new slice.
+func chunksIn(metas []segments.ChunkMeta, mint, maxt int64) []segments.ChunkMeta {
+	in := func(m segments.ChunkMeta) bool { return m.MinTime <= maxt && m.MaxTime >= mint }
+	if !slices.ContainsFunc(metas, func(m segments.ChunkMeta) bool { return !in(m) }) {
+		return metas
+	}
+	var out []segments.ChunkMeta
+	for _, m := range metas {
+		if in(m) {
 			out = append(out, m)
 		}
 	}
@@ -476,6 +542,7 @@ type mergedSeries struct {
 	mint, maxt int64 // of the raw data
 	rollups    []segSource
 	win        rollupWindow
+	stale      *staleness    // where its rollups may be out of date; nil: nowhere
 	set        *segments.Set // quarantines a segment a read finds damaged
 	labelsOnly bool          // selected for its labels: no data
 }
@@ -504,13 +571,17 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if s.win.agg != "" {
 		return s.rollupIterator()
 	}
-	return s.rawIterator()
+	return s.rawIterator(s.mint, s.maxt)
 }
 
-// rawIterator merges the series' raw data, newest write winning.
-func (s *mergedSeries) rawIterator() chunkenc.Iterator {
+// rawIterator merges the series' raw data in [mint, maxt], newest write
+// winning.
+func (s *mergedSeries) rawIterator(mint, maxt int64) chunkenc.Iterator {
 	its := make([]chunkenc.Iterator, 0, len(s.segs)+1)
 	for _, src := range s.segs {
+		if src.metas = chunksIn(src.metas, mint, maxt); len(src.metas) == 0 {
+			continue
+		}
 		it, err := s.chunks(src, segments.KindRaw)
 		if err != nil {
 			return errIterator{err}
@@ -520,12 +591,9 @@ func (s *mergedSeries) rawIterator() chunkenc.Iterator {
 		}
 	}
 	if s.hasHead {
-		if len(its) == 0 {
-			return s.head.Iterator() // already bounded
-		}
 		its = append(its, s.head.Iterator())
 	}
-	return segments.NewBoundedIterator(segments.NewMergeIterator(its), s.mint, s.maxt)
+	return segments.NewBoundedIterator(segments.NewMergeIterator(its), mint, maxt)
 }
 
 // seriesSet is a querier's selection: it fails as soon as any selection

@@ -7,12 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/strata-tsdb/strata/ingest"
 )
 
 // BenchmarkRollupVsRaw runs a 30-day avg_over_time(gauge[1h]) at a 1 h step
-// over raw data and over 1 h rollups, reporting latency, the samples the
-// engine read, and the disk used by raw segments and by rollups.
+// over raw data, over 1 h rollups, and over 1 h rollups with a late sample
+// in the head under one of them (its day is rolled up again from raw data
+// for that series), reporting latency, the samples the engine read, and
+// the disk used by raw segments and by rollups.
 // STRATA_BENCH_SERIES sets the number of series (default 200; the issue's
 // figure uses 1000).
 func BenchmarkRollupVsRaw(b *testing.B) {
@@ -32,8 +37,16 @@ func BenchmarkRollupVsRaw(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		res  Resolution
-	}{{"raw", ResolutionRaw}, {"1h-rollups", ResolutionAuto}} {
+		late bool // first write a late sample into a rolled-up day of one series
+	}{{"raw", ResolutionRaw, false}, {"1h-rollups", ResolutionAuto, false}, {"1h-rollups-one-late-sample", ResolutionAuto, true}} {
 		b.Run(c.name, func(b *testing.B) {
+			if c.late {
+				late := ingest.Series{Labels: labels.FromStrings("__name__", "gauge", "host", "h0"),
+					Samples: []ingest.Sample{{T: e.end.Add(-10*24*time.Hour + 7*time.Second).UnixMilli(), V: 1}}}
+				if err := e.store.Append(&ingest.Batch{Series: []ingest.Series{late}}); err != nil {
+					b.Fatal(err)
+				}
+			}
 			r := RangeQuery{Query: "avg_over_time(gauge[1h])", Start: e.end.Add(-29 * 24 * time.Hour), End: e.end, Step: time.Hour, MaxSourceResolution: c.res}
 			res, err := e.eng.ChooseResolution(r.Query, r.Start, r.End, r.Step, c.res)
 			if err != nil {

@@ -25,22 +25,28 @@ var aggKinds = map[string][]segments.ChunkKind{
 	aggMax: {segments.KindMax}, aggCounter: {segments.KindCounter}, aggAvg: {segments.KindSum, segments.KindCount},
 }
 
-// rollupChunks keeps the chunks the window's aggregate needs.
-func rollupChunks(metas []segments.ChunkMeta, w rollupWindow) []segments.ChunkMeta {
+// rollupChunks keeps the chunks the window's aggregate needs in
+// [from, w.to].
+func rollupChunks(metas []segments.ChunkMeta, w rollupWindow, from int64) []segments.ChunkMeta {
 	kinds := aggKinds[w.agg]
 	out := metas[:0]
 	for _, m := range metas {
-		if slices.Contains(kinds, m.Kind) && m.MinTime <= w.to && m.MaxTime >= w.from {
+		if slices.Contains(kinds, m.Kind) && m.MinTime <= w.to && m.MaxTime >= from {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
-// rollupSamples reads one kind of the series' rollup chunks in [from, to].
-func (s *mergedSeries) rollupSamples(kind segments.ChunkKind) ([]segments.Sample, error) {
-	var out []segments.Sample
+// rollupSamples reads one kind of the series' rollup chunks in [from, to],
+// but those of the windows in stale (by start), and adds the samples
+// rolled up again for those.
+func (s *mergedSeries) rollupSamples(kind segments.ChunkKind, stale []int64, rerolled map[segments.ChunkKind][]segments.Sample) ([]segments.Sample, error) {
+	out := slices.Clone(rerolled[kind])
 	for _, src := range s.rollups { // windows do not overlap; sorted below
+		if slices.Contains(stale, src.seg.Meta().MinTime-1) {
+			continue
+		}
 		it, err := s.chunks(src, kind)
 		if err != nil {
 			return nil, err
@@ -70,16 +76,24 @@ func (s *mergedSeries) rollupIterator() chunkenc.Iterator {
 		err  error
 	)
 	if s.win.from <= s.win.to {
-		if s.win.agg == aggAvg {
-			roll, err = s.avgSamples()
-		} else {
-			roll, err = s.rollupSamples(aggKinds[s.win.agg][0])
+		kinds := aggKinds[s.win.agg]
+		stale := s.staleWindows()
+		var rerolled map[segments.ChunkKind][]segments.Sample
+		if len(stale) > 0 {
+			rerolled, err = s.rerolled(stale, kinds)
+		}
+		switch {
+		case err != nil:
+		case s.win.agg == aggAvg:
+			roll, err = s.avgSamples(stale, rerolled)
+		default:
+			roll, err = s.rollupSamples(kinds[0], stale, rerolled)
 		}
 		if err != nil {
 			return errIterator{err}
 		}
 	}
-	raw := s.rawIterator()
+	raw := s.rawIterator(s.mint, s.maxt)
 	var rawPart chunkenc.Iterator
 	switch {
 	case s.win.agg == aggCounter && len(roll) > 0:
@@ -100,12 +114,12 @@ func (s *mergedSeries) rollupIterator() chunkenc.Iterator {
 }
 
 // avgSamples divides the sum by the count of every bucket.
-func (s *mergedSeries) avgSamples() ([]segments.Sample, error) {
-	sums, err := s.rollupSamples(segments.KindSum)
+func (s *mergedSeries) avgSamples(stale []int64, rerolled map[segments.ChunkKind][]segments.Sample) ([]segments.Sample, error) {
+	sums, err := s.rollupSamples(segments.KindSum, stale, rerolled)
 	if err != nil {
 		return nil, err
 	}
-	counts, err := s.rollupSamples(segments.KindCount)
+	counts, err := s.rollupSamples(segments.KindCount, stale, rerolled)
 	if err != nil {
 		return nil, err
 	}

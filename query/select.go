@@ -3,6 +3,7 @@ package query
 import (
 	"container/heap"
 	"context"
+	"math"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -34,9 +35,12 @@ type selectCtx struct {
 	ctx        context.Context
 	q          *querier
 	budget     *selectBudget
-	labelsOnly bool // hints.Func "series": no chunk references are kept
-	mint, maxt int64
+	labelsOnly bool  // hints.Func "series": no chunk references are kept
+	mint, maxt int64 // the raw data a series reads besides rollups
 	win        rollupWindow
+	rollFrom   int64      // rollup chunks are read from here to win.to
+	stale      *staleness // where the rollups may be out of date (nil: nowhere)
+	ranges     [][2]int64 // the raw data selected: [mint, maxt] and what stale needs
 }
 
 // cursor is one source's matching series in label order.
@@ -55,12 +59,15 @@ type segCursor struct {
 	seg    *segments.Segment
 	ms     []*labels.Matcher
 	rollup bool
-	tombs  []segments.Tombstone
-	it     segments.SeriesIterator // nil until the first next
-	lset   labels.Labels
-	src    segSource
-	n      int
-	e      error
+	// staleable: the rollup's window may be out of date, so a series whose
+	// buckets its tombstones all hide may still have raw data left there.
+	staleable bool
+	tombs     []segments.Tombstone
+	it        segments.SeriesIterator // nil until the first next
+	lset      labels.Labels
+	src       segSource
+	n         int
+	e         error
 }
 
 func (c *segCursor) next() bool {
@@ -80,16 +87,16 @@ func (c *segCursor) next() bool {
 		}
 		var metas []segments.ChunkMeta
 		if c.rollup {
-			metas = rollupChunks(c.it.Chunks(), c.sc.win)
+			metas = rollupChunks(c.it.Chunks(), c.sc.win, c.sc.rollFrom)
 		} else {
-			metas = overlapping(c.it.Chunks(), c.sc.mint, c.sc.maxt)
+			metas = overlapping(c.it.Chunks(), c.sc.ranges)
 		}
 		if len(metas) == 0 {
 			continue
 		}
 		c.lset = c.it.Labels()
 		deleted := segments.DeletedRanges(c.tombs, c.lset)
-		if allDeleted(metas, deleted) {
+		if allDeleted(metas, deleted) && !c.staleable {
 			continue
 		}
 		if c.sc.labelsOnly {
@@ -130,7 +137,11 @@ type headCursor struct {
 // charged at once, so that a query whose selectors select too much from
 // the head fails before the engine evaluates any of them.
 func (sc *selectCtx) selectHead(limit int, ms []*labels.Matcher) (*headCursor, error) {
-	hs, err := sc.q.head.SelectLazy(sc.ctx, sc.mint, sc.maxt, ms...)
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, r := range sc.ranges {
+		mint, maxt = min(mint, r[0]), max(maxt, r[1])
+	}
+	hs, err := sc.q.head.SelectLazy(sc.ctx, mint, maxt, ms...)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +253,7 @@ func (m *mergeSet) Warnings() annotations.Annotations { return nil }
 
 // newSeries returns a series without data yet.
 func (sc *selectCtx) newSeries(lset labels.Labels) *mergedSeries {
-	return &mergedSeries{lset: lset, mint: sc.mint, maxt: sc.maxt, win: sc.win, set: sc.q.set, labelsOnly: sc.labelsOnly}
+	return &mergedSeries{lset: lset, mint: sc.mint, maxt: sc.maxt, win: sc.win, stale: sc.stale, set: sc.q.set, labelsOnly: sc.labelsOnly}
 }
 
 type rankedCursor struct {
