@@ -161,9 +161,24 @@
 // would lose data it holds; such windows are counted by the
 // strata_downsample_stale_windows gauge.
 //
+// A delete made after a rollup was built tombstones the rollup too, and
+// its tombstones hide whole buckets by their end timestamp, keeping the
+// samples of a partly deleted bucket: Run rebuilds a 5m rollup whose
+// tombstones hide data of one of its series (the raw tombstones applied),
+// followed by the rollups that depend on it.
+//
+// Until Run has caught up, readers do not wait for it: CheckFreshness
+// tells a reader which raw segments under a window the rollup does not
+// hold (and whether the window's raw data is all there), and RollupWindow
+// rolls one series' raw data up exactly as Run would, so a reader can
+// answer from raw data where a rollup is out of date and give the answer
+// the rebuilt rollup will give.
+//
 // A rollup's ID is a ULID whose time is when it was written and whose
-// random part is a hash of its resolution, window and lineage, so that the
-// same inputs at the same time give the same bytes. Of two rollups of one
+// random part is a hash of its resolution, window and lineage (and of the
+// ID of the rollup it replaces, since a rollup rebuilt for a delete has
+// the same lineage), so that the same inputs at the same time give the
+// same bytes. Of two rollups of one
 // resolution and window (a crash between writing a rebuilt rollup and
 // removing the old one), Run keeps the one with the greater ID.
 //

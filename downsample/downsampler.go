@@ -83,8 +83,10 @@ func New(logger *slog.Logger, set *segments.Set, opts Options, reg prometheus.Re
 // wrote. A window is due for a 5m rollup once its end is more than
 // Raw5mAfter before now and raw data overlaps it, and due again (the rollup
 // is rebuilt and replaced) when a raw segment with a level-1 source the
-// rollup does not list appeared in it (late data), or when the rollup of
-// the window before was rebuilt (its counters continue that one's). A
+// rollup does not list appeared in it (late data), when the rollup's
+// tombstones hide data of one of its series (a delete made after it was
+// built), or when the rollup of the window before was rebuilt (its
+// counters continue that one's). A
 // window is due for a 1h rollup once its end is more than FiveM1hAfter
 // before now and it has a 5m rollup that the 1h rollup was not built from.
 //
