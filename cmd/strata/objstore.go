@@ -86,6 +86,7 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 			Exclusive:      store.Exclusive,
 			Reader:         reader,
 			ExternalLabels: ext,
+			AbandonedAfter: v.GetDuration("storage.object.abandoned_after"),
 		}, treg)
 		if err != nil {
 			closeAll()

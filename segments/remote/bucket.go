@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -46,6 +47,8 @@ type ObjectInfo struct {
 	// ETag is the object's entity tag without quotes: the hex MD5 of the
 	// content for an object stored by one plain PUT.
 	ETag string
+	// Modified is when the object was stored, by the server's clock.
+	Modified time.Time
 }
 
 // S3 is a Bucket in an S3-compatible object store, through minio-go.
@@ -162,7 +165,7 @@ func (b *S3) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 		}
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
 	}
-	return ObjectInfo{Size: oi.Size, ETag: strings.Trim(oi.ETag, `"`)}, nil
+	return ObjectInfo{Size: oi.Size, ETag: strings.Trim(oi.ETag, `"`), Modified: oi.LastModified}, nil
 }
 
 func (b *S3) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {

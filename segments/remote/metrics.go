@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	uploads, uploadFailures, uploadedBytes prometheus.Counter
 	bucketDeletes, localEvictions          prometheus.Counter
+	abandonedDeletes                       prometheus.Counter
 	cacheHits, cacheMisses, cacheEvictions prometheus.Counter
 	fetchedBytes, discovered               prometheus.Counter
 	fetchSeconds, uploadSeconds            prometheus.Histogram
@@ -15,16 +16,17 @@ func newMetrics() *metrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	return &metrics{
-		uploads:        c("strata_object_uploads_total", "Segments uploaded to the bucket and verified."),
-		uploadFailures: c("strata_object_upload_failures_total", "Segment uploads that failed (retried with backoff)."),
-		uploadedBytes:  c("strata_object_uploaded_bytes_total", "Bytes sent to the bucket by segment uploads."),
-		bucketDeletes:  c("strata_object_bucket_deletes_total", "Segments deleted from the bucket: replaced by a compacted upload, or past retention."),
-		localEvictions: c("strata_object_local_evictions_total", "Local segment copies deleted because they are verified in the bucket and past storage.local.keep or storage.local.max_bytes."),
-		cacheHits:      c("strata_object_cache_hits_total", "Reads of bucket segments found in the remote read cache."),
-		cacheMisses:    c("strata_object_cache_misses_total", "Reads of bucket segments that fetched them."),
-		cacheEvictions: c("strata_object_cache_evictions_total", "Segments dropped from the remote read cache to stay within its bound."),
-		fetchedBytes:   c("strata_object_fetched_bytes_total", "Bytes fetched from the bucket into the remote read cache."),
-		discovered:     c("strata_object_segments_discovered_total", "Segments a reader found new in the bucket by listing it (their cached answers invalidated)."),
+		uploads:          c("strata_object_uploads_total", "Segments uploaded to the bucket and verified."),
+		uploadFailures:   c("strata_object_upload_failures_total", "Segment uploads that failed (retried with backoff)."),
+		uploadedBytes:    c("strata_object_uploaded_bytes_total", "Bytes sent to the bucket by segment uploads."),
+		bucketDeletes:    c("strata_object_bucket_deletes_total", "Segments deleted from the bucket: replaced by a compacted upload, or past retention."),
+		abandonedDeletes: c("strata_object_abandoned_uploads_deleted_total", "Half-uploads (objects without meta.json, older than storage.object.abandoned_after, of segments no longer on disk) deleted from the bucket."),
+		localEvictions:   c("strata_object_local_evictions_total", "Local segment copies deleted because they are verified in the bucket and past storage.local.keep or storage.local.max_bytes."),
+		cacheHits:        c("strata_object_cache_hits_total", "Reads of bucket segments found in the remote read cache."),
+		cacheMisses:      c("strata_object_cache_misses_total", "Reads of bucket segments that fetched them."),
+		cacheEvictions:   c("strata_object_cache_evictions_total", "Segments dropped from the remote read cache to stay within its bound."),
+		fetchedBytes:     c("strata_object_fetched_bytes_total", "Bytes fetched from the bucket into the remote read cache."),
+		discovered:       c("strata_object_segments_discovered_total", "Segments a reader found new in the bucket by listing it (their cached answers invalidated)."),
 		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_fetch_duration_seconds",
 			Help: "Time to fetch one segment from the bucket.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_upload_duration_seconds",
@@ -33,6 +35,6 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions,
+	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions, m.abandonedDeletes,
 		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered, m.fetchSeconds, m.uploadSeconds}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,13 @@ type Options struct {
 	Exclusive func(f func())
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AbandonedAfter: objects under segments/<id>/ without a meta.json,
+	// the newest of them stored longer ago than this (by the bucket's
+	// clock), of a segment the set does not hold, are an upload that
+	// will never finish (its writer crashed and the segment left the
+	// disk, replaced by a compaction) and are deleted. The bucket is
+	// swept for them once per AbandonedAfter. Zero: never.
+	AbandonedAfter time.Duration
 	// ExternalLabels are the writer's: written to the bucket prefix
 	// (writer.json) for readers, which deduplicate replicas by them (see
 	// Group). Nil: none are written.
@@ -89,7 +97,7 @@ func (o Options) Validate() error {
 	switch {
 	case o.Dir == "":
 		return errors.New("object storage: no directory for the tier's state")
-	case o.UploadAfter < 0, o.Interval < 0, o.RetryMin < 0, o.RetryMax < 0, o.Keep < 0:
+	case o.UploadAfter < 0, o.Interval < 0, o.RetryMin < 0, o.RetryMax < 0, o.Keep < 0, o.AbandonedAfter < 0:
 		return errors.New("object storage: durations must not be negative")
 	case o.MaxLocalBytes < 0, o.CacheMaxBytes < 0:
 		return errors.New("object storage: byte limits must not be negative")
@@ -123,11 +131,12 @@ type Tier struct {
 	ext     map[string]string                      // the writer's external labels; guarded by mtx
 	extOK   bool                                   // ext written (writer) or read (reader); guarded by mtx
 
-	roundMtx sync.Mutex   // serialises rounds
-	version  atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
-	kick     chan struct{}
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	roundMtx  sync.Mutex   // serialises rounds
+	lastSweep time.Time    // of sweepAbandoned; guarded by roundMtx
+	version   atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
+	kick      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New returns the tier of set in bucket. It loads the catalog saved in
@@ -325,7 +334,75 @@ func (t *Tier) round(ctx context.Context) error {
 	if err := t.collectBucket(ctx); err != nil {
 		return err
 	}
+	if err := t.sweepAbandoned(ctx); err != nil {
+		return err
+	}
 	t.evictLocal()
+	return nil
+}
+
+// sweepAbandoned deletes the objects of uploads that will never finish
+// (see Options.AbandonedAfter), at most once per AbandonedAfter.
+func (t *Tier) sweepAbandoned(ctx context.Context) error {
+	grace := t.opts.AbandonedAfter
+	if grace <= 0 || (!t.lastSweep.IsZero() && time.Since(t.lastSweep) < grace) {
+		return nil
+	}
+	keys := map[string][]string{} // by segment ID, of those without meta.json
+	withMeta := map[string]bool{}
+	if err := t.bucket.List(ctx, segmentsPrefix, func(k string) error {
+		rest := strings.TrimPrefix(k, segmentsPrefix)
+		id, rel, ok := strings.Cut(rest, "/")
+		if !ok || id == "" {
+			return nil
+		}
+		if rel == metaName {
+			withMeta[id] = true
+		}
+		keys[id] = append(keys[id], k)
+		return nil
+	}); err != nil {
+		return unavailable(t.bucket, err)
+	}
+	local := map[string]bool{}
+	for _, in := range t.set.Segments() {
+		local[in.Meta.ID] = true // an upload of it not finished yet is completed, not deleted
+	}
+	for id, ks := range keys {
+		if withMeta[id] || local[id] {
+			continue
+		}
+		var newest time.Time
+		for _, k := range ks {
+			oi, err := t.bucket.Stat(ctx, k)
+			if errors.Is(err, ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return unavailable(t.bucket, err)
+			}
+			if oi.Modified.After(newest) {
+				newest = oi.Modified
+			}
+		}
+		// The bucket's clock against this one's: an object is young
+		// unless both agree it is old (a skew of minutes is harmless
+		// against a grace of hours).
+		if newest.IsZero() || time.Since(newest) < grace {
+			continue
+		}
+		if _, err := t.bucket.Stat(ctx, metaKey(id)); !errors.Is(err, ErrNotExist) {
+			continue // finished meanwhile, or the bucket did not answer
+		}
+		for _, k := range ks {
+			if err := t.bucket.Delete(ctx, k); err != nil {
+				return unavailable(t.bucket, err)
+			}
+		}
+		t.m.abandonedDeletes.Inc()
+		t.logger.Info("deleted an abandoned half-upload from object storage", "segment", id, "objects", len(ks), "newest", newest)
+	}
+	t.lastSweep = time.Now()
 	return nil
 }
 

@@ -263,3 +263,75 @@ func TestReplacedAndExpiredLeaveBucket(t *testing.T) {
 		t.Fatalf("bucket holds %v past retention", keys)
 	}
 }
+
+// TestSweepAbandonedUploads: objects without meta.json of a segment the
+// set no longer holds (a crash midway, then a compaction replaced it) are
+// deleted once the newest is older than AbandonedAfter; a half upload of a
+// segment still on disk is completed instead (or, not final, left for
+// when it is), a whole segment stays, a
+// reader deletes nothing, and with the bucket down and back the sweep
+// happens once it answers.
+func TestSweepAbandonedUploads(t *testing.T) {
+	srv := s3test.Start(t)
+	set := newSet(t)
+	pending := writeSegment(t, set, 10, t0, t0.Add(2*time.Hour))
+	young := writeSegment(t, set, 10, t0.Add(47*time.Hour), t0.Add(48*time.Hour)) // not final
+	files := localFiles(t, set.Dir()+"/"+pending.ID)
+	ctx := context.Background()
+	now := t0.Add(49 * time.Hour)
+	opts := Options{UploadAfter: 24 * time.Hour, Now: func() time.Time { return now }, AbandonedAfter: 2 * time.Second}
+	reader := newTier(t, srv, newSet(t), "sw", Options{Reader: true, AbandonedAfter: time.Millisecond})
+	tier := newTier(t, srv, set, "sw", opts)
+	put := func(id, rel string, b []byte) {
+		t.Helper()
+		if err := tier.bucket.Put(ctx, objectKey(id, rel), strings.NewReader(string(b)), int64(len(b)), md5sum(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A half upload of a segment gone from the disk, and one of the
+	// pending segment (its chunks file missing).
+	const gone = "01GONE0000000000000000000"
+	put(gone, "index", files["index"])
+	put(gone, "chunks/000001", files["chunks/000001"])
+	put(pending.ID, "index", files["index"])
+	put(young.ID, "index", files["index"]) // a stand-in: only its presence counts
+	if err := reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Young: kept by the first round, which uploads the pending segment.
+	if err := tier.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := srv.Keys("sw/" + segmentPrefix(gone)); len(keys) != 2 {
+		t.Fatalf("a young half upload was touched: %v", keys)
+	}
+	time.Sleep(2500 * time.Millisecond) // past AbandonedAfter by the bucket's clock
+	if err := reader.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := srv.Keys("sw/" + segmentPrefix(gone)); len(keys) != 2 {
+		t.Fatalf("a reader deleted objects: %v", keys)
+	}
+	srv.Stop()
+	if err := tier.Sync(ctx); err == nil {
+		t.Fatal("a round with the bucket down succeeded")
+	}
+	srv.Restart()
+	if err := tier.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := srv.Keys("sw/" + segmentPrefix(gone)); len(keys) != 0 {
+		t.Fatalf("the abandoned half upload is still there: %v", keys)
+	}
+	if keys := srv.Keys("sw/" + segmentPrefix(young.ID)); len(keys) != 1 {
+		t.Fatalf("the half upload of a segment still on disk was deleted: %v", keys)
+	}
+	got := bucketFiles(t, srv, "sw", pending.ID)
+	delete(got, namesName)
+	if !maps.EqualFunc(files, got, func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Fatal("the pending segment's upload was not completed whole")
+	}
+	if n := counterValue(tier.m.abandonedDeletes); n != 1 {
+		t.Fatalf("strata_object_abandoned_uploads_deleted_total = %v, want 1", n)
+	}
+}
