@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand"
 	"testing"
+	"time"
 )
 
 // TestLargestRecord checks MaxRecordSize at its edge: a record of exactly
@@ -43,11 +44,43 @@ func TestLargestRecord(t *testing.T) {
 	}
 }
 
+// TestUnsyncedBytesBounded checks the bound docs/wal-format.md gives for
+// wal.sync=interval: at most 32 MiB are acknowledged without an fsync
+// (past that a commit fsyncs before it acknowledges), and no more fsyncs
+// than that bound needs happen before the interval (an hour here).
+func TestUnsyncedBytesBounded(t *testing.T) {
+	m := NewMetrics(nil)
+	w := newTestWAL(t, Options{SyncMode: SyncInterval, SyncInterval: time.Hour, Metrics: m})
+	rec := make([]byte, 1<<20) // random: stored as it is, 1 MiB and 9 bytes a frame
+	rand.New(rand.NewSource(1)).Read(rec)
+	base := counterValue(t, m.Fsyncs)
+	var at []int // the records whose Log fsynced
+	for i := 1; i <= 70; i++ {
+		if err := w.Log(rec); err != nil {
+			t.Fatal(err)
+		}
+		if n := counterValue(t, m.Fsyncs) - base; n > float64(len(at)) {
+			at = append(at, i)
+		}
+	}
+	// Every 32nd record or so (a header's bytes and 9 a frame are slack).
+	prev := 0
+	for _, i := range at {
+		if gap := i - prev; gap < 31 || gap > 33 {
+			t.Fatalf("fsyncs at records %v (of 1 MiB): want one about every 32 MiB", at)
+		}
+		prev = i
+	}
+	if len(at) != 2 {
+		t.Fatalf("fsyncs at records %v (of 1 MiB), want 2 in 70 MiB", at)
+	}
+}
+
 // TestSegmentFilledExactly checks SegmentSize at its edge: records whose
 // frames fill a segment to exactly SegmentSize bytes stay in it, and the
 // next record starts a new segment, also when they came in one call.
 func TestSegmentFilledExactly(t *testing.T) {
-	recs := make([][]byte, 3)
+	recs := make([][]byte, 4)
 	rng := rand.New(rand.NewSource(1))
 	for i := range recs {
 		recs[i] = make([]byte, 1000) // random: stored as it is
@@ -59,7 +92,7 @@ func TestSegmentFilledExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// One record, then two in one call: the frames of a call are
+		// One record, then three in one call: the frames of a call are
 		// placed one by one where the call does not fit whole.
 		if err := w.Log(recs[0]); err != nil {
 			t.Fatal(err)
@@ -78,20 +111,20 @@ func TestSegmentFilledExactly(t *testing.T) {
 	header, frame := offs[0], offs[1]-offs[0]
 
 	dir = t.TempDir()
-	size := header + 2*frame
+	size := header + 3*frame
 	logAll(dir, size)
 	segs, err := listSegments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(segs) != 2 {
-		t.Fatalf("%d segments, want 2 (two records filling the first exactly, one in the second)", len(segs))
+		t.Fatalf("%d segments, want 2 (three records filling the first exactly, one in the second)", len(segs))
 	}
-	if offs, n := frameOffsets(t, segs[0].path); len(offs) != 2 || n != size {
-		t.Fatalf("first segment: %d frames in %d bytes, want 2 in exactly SegmentSize %d", len(offs), n, size)
+	if offs, n := frameOffsets(t, segs[0].path); len(offs) != 3 || n != size {
+		t.Fatalf("first segment: %d frames in %d bytes, want 3 in exactly SegmentSize %d", len(offs), n, size)
 	}
 	got, _, err := replayAll(t, dir, 0)
-	if err != nil || len(got) != 3 {
+	if err != nil || len(got) != 4 {
 		t.Fatalf("replayed %d records, %v", len(got), err)
 	}
 }
