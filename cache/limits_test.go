@@ -55,3 +55,20 @@ func TestMostTagsIsServed(t *testing.T) {
 	c.Invalidate(tags[65534])
 	expectGet(t, c, "most", "", StatusMiss)
 }
+
+// TestValuesAroundPartSizeAreServed stores and reads back values of every
+// size around 64 KiB, where fastcache stops taking a key and value whole
+// and the cache splits them into parts.
+func TestValuesAroundPartSizeAreServed(t *testing.T) {
+	c := newTestCache(t, newFakeClock(), func(o *Options) { o.MaxBytes = 64 << 20 })
+	value := bytes.Repeat([]byte{'x'}, 64<<10+64)
+	for size := 64<<10 - 256; size <= len(value); size++ {
+		key := []byte(fmt.Sprint("k", size))
+		if err := c.Set(key, []string{"t"}, c.Snapshot(), value[:size], 0); err != nil {
+			t.Fatalf("Set of %d bytes: %v", size, err)
+		}
+		if got, st := c.Get(key); st != StatusHit || len(got) != size {
+			t.Fatalf("value of %d bytes: %v, %d bytes", size, st, len(got))
+		}
+	}
+}
