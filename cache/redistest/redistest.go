@@ -7,7 +7,6 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/strata-tsdb/strata/internal/testproc"
 )
 
 // Server is a running redis-server.
@@ -22,7 +23,7 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
-	cmd  *exec.Cmd
+	proc *testproc.Process // nil while stopped
 }
 
 // Start starts a redis-server and stops it when the test ends. It fails
@@ -34,25 +35,12 @@ func Start(t testing.TB) *Server {
 		t.Fatal("redis-server not installed: run the tests with bash .ci/test, which installs it")
 	}
 	r := &Server{t: t, dir: t.TempDir()}
-	for attempt := 0; ; attempt++ {
-		r.port = freePort(t)
-		if err := r.start(); err == nil {
-			break
-		} else if attempt == 5 {
-			t.Fatal(err)
-		}
-	}
+	testproc.OnFreePort(t, 6, func(port int) error {
+		r.port = port
+		return r.start()
+	})
 	t.Cleanup(r.Stop)
 	return r
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // start runs the server on r.port and waits until it answers.
@@ -61,33 +49,32 @@ func (r *Server) start() error {
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning",
 		// Tests move dir to make an RDB save fail (MISCONF).
 		"--enable-protected-configs", "local")
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	r.cmd = cmd
+	r.proc = p
 	rc := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
 	defer rc.Close()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	err = p.WaitReady(5*time.Second, 10*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := rc.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
+		defer cancel()
+		return rc.Ping(ctx).Err()
+	})
+	if err != nil {
+		r.Stop()
+		return fmt.Errorf("redis-server on port %d did not answer: %w", r.port, err)
 	}
-	r.Stop()
-	return fmt.Errorf("redis-server on port %d did not answer", r.port)
+	return nil
 }
 
 // Stop kills the server; calling it twice is fine.
 func (r *Server) Stop() {
-	if r.cmd == nil {
+	if r.proc == nil {
 		return
 	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
+	r.proc.Stop()
+	r.proc = nil
 }
 
 // Restart starts the server again on the same port.
@@ -101,7 +88,7 @@ func (r *Server) Restart() {
 // Signal sends sig to the server (SIGSTOP, SIGCONT: a slow server).
 func (r *Server) Signal(sig syscall.Signal) {
 	r.t.Helper()
-	if err := r.cmd.Process.Signal(sig); err != nil {
+	if err := r.proc.Signal(sig); err != nil {
 		r.t.Fatal(err)
 	}
 }

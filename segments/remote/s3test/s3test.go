@@ -7,9 +7,9 @@ package s3test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +22,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/strata-tsdb/strata/internal/testproc"
 )
 
 // Access and secret keys of the root user of every test server.
@@ -37,9 +39,8 @@ const Bucket = "strata"
 type Server struct {
 	t    testing.TB
 	port int
-	root string // the posix backend's directory: one subdirectory per bucket
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	root string            // the posix backend's directory: one subdirectory per bucket
+	proc *testproc.Process // nil while stopped
 	out  *syncBuilder
 }
 
@@ -73,27 +74,12 @@ func Start(t testing.TB) *Server {
 	if err := os.Mkdir(filepath.Join(s.root, Bucket), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for attempt := 0; ; attempt++ {
-		s.port = freePort(t)
-		err := s.start()
-		if err == nil {
-			break
-		}
-		if attempt == 5 {
-			t.Fatal(err)
-		}
-	}
+	testproc.OnFreePort(t, 6, func(port int) error {
+		s.port = port
+		return s.start()
+	})
 	t.Cleanup(s.Stop)
 	return s
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 const healthPath = "/strata-test-health"
@@ -108,35 +94,33 @@ func (s *Server) start() error {
 	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", s.Addr(),
 		"--quiet", "--health", healthPath, "posix", s.root)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}
-	s.cmd = cmd
-	done := make(chan struct{})
-	s.done = done
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
+	s.proc = p
 	// Generous: a loaded machine starts processes slowly.
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	err = p.WaitReady(60*time.Second, 20*time.Millisecond, func() error {
 		resp, err := http.Get("http://" + s.Addr() + healthPath)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s.waitBucket()
-			}
+		if err != nil {
+			return err
 		}
-		select {
-		case <-done:
-			return fmt.Errorf("versitygw on port %d exited: %s", s.port, s.out.String())
-		default:
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
 		}
+		return nil
+	})
+	if errors.Is(err, testproc.ErrExited) {
+		s.proc = nil
+		return fmt.Errorf("versitygw on port %d exited: %s", s.port, s.out.String())
 	}
-	out := s.out.String()
-	s.Stop()
-	return fmt.Errorf("versitygw on port %d did not answer: %s", s.port, out)
+	if err != nil {
+		out := s.out.String()
+		s.Stop()
+		return fmt.Errorf("versitygw on port %d did not answer: %s", s.port, out)
+	}
+	return s.waitBucket()
 }
 
 // waitBucket waits until the bucket answers a listing with the test's
@@ -161,12 +145,11 @@ func (s *Server) waitBucket() error {
 
 // Stop kills the server (a bucket that is down); calling it twice is fine.
 func (s *Server) Stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
+	s.proc.Stop()
+	s.proc = nil
 }
 
 // Restart starts the server again on the same port, over the same
