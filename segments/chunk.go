@@ -75,6 +75,10 @@ type ChunkMeta struct {
 	MinTime, MaxTime int64
 	// Ref locates the chunk in the segment it was read from.
 	Ref ChunkRef
+	// Stats are the chunk's statistics, when reading a segment that has
+	// them (format versions 3 and 4); a writer computes them itself and
+	// ignores this field.
+	Stats ChunkStats
 	// Chunk holds the samples. Chunks returned by ReadChunk are read-only
 	// views of mmapped memory: do not append to them, and do not use them
 	// after the segment is closed.
@@ -157,7 +161,7 @@ func checkChunksHeader(b []byte, formatVersion int) (byte, error) {
 		return 0, fmt.Errorf("bad magic %#x", m)
 	}
 	v := b[4]
-	if v != chunksVersion && (v != chunksVersionPaged || formatVersion < FormatVersionCompressed) {
+	if v != chunksVersion && (v != chunksVersionPaged || !compressedVersion(formatVersion)) {
 		return 0, fmt.Errorf("unsupported chunks file version %d", v)
 	}
 	return v, nil

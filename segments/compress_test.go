@@ -114,7 +114,7 @@ func TestCompressedEqualsPlain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plain.Version != FormatVersionPlain || comp.Version != FormatVersionCompressed {
+		if plain.Version != FormatVersionStats || comp.Version != FormatVersionCompressedStats {
 			t.Fatalf("versions %d, %d", plain.Version, comp.Version)
 		}
 		ps, cs := openT(t, filepath.Join(parent, plain.ID)), openT(t, filepath.Join(parent, comp.ID))
@@ -188,9 +188,9 @@ func TestCompactedCompressedEqualsPlain(t *testing.T) {
 		if len(segs) != 1 {
 			t.Fatalf("%d segments", len(segs))
 		}
-		wantVersion := FormatVersionCompressed
+		wantVersion := FormatVersionCompressedStats
 		if opts.Uncompressed {
-			wantVersion = FormatVersionPlain
+			wantVersion = FormatVersionStats
 		}
 		if v := segs[0].Meta().Version; v != wantVersion {
 			t.Fatalf("day segment of version %d, want %d", v, wantVersion)
@@ -284,10 +284,12 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 
 // The format fixtures: the same randomized series (randomSeriesData, seed
 // 11, 25 series), written as a version 1 segment by the writer before
-// version 2 existed (commit 7bad43d), and as a version 2 segment.
+// version 2 existed (commit 7bad43d), as a version 2 segment, and as a
+// version 4 segment (compressed, with chunk statistics).
 const (
 	fixtureV1Dir = "testdata/v1-plain/01KBFMT1P1A1N0000000000000"
 	fixtureV2Dir = "testdata/v2-compressed/01KBFMT2C0MPRE55ED00000000"
+	fixtureV4Dir = "testdata/v4-stats/01KBFMT4STAT50000000000000"
 )
 
 func fixtureData(t testing.TB) []SeriesData {
@@ -307,7 +309,7 @@ func TestFormatFixtures(t *testing.T) {
 	for _, fx := range []struct {
 		dir     string
 		version int
-	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}} {
+	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV4Dir, FormatVersionCompressedStats}} {
 		s := openT(t, fx.dir)
 		if v := s.Meta().Version; v != fx.version {
 			t.Fatalf("%s: version %d, want %d", fx.dir, v, fx.version)
@@ -321,25 +323,55 @@ func TestFormatFixtures(t *testing.T) {
 	}
 }
 
-// TestWriteFormatFixture rewrites the version 2 fixture when
+// TestWriteFormatFixture rewrites the version 2 and 4 fixtures when
 // STRATA_WRITE_FIXTURES is set; otherwise it checks that what the writer
-// writes now reads as the fixture does. (The bytes may differ with another
-// version of the zstd encoder; the format does not.)
+// writes now reads as the fixtures do, chunk statistics included. (The
+// bytes may differ with another version of the zstd encoder; the format
+// does not.)
 func TestWriteFormatFixture(t *testing.T) {
-	parent := t.TempDir()
-	m, err := WriteSeriesWithOptions(parent, Meta{ID: filepath.Base(fixtureV2Dir), Seq: 3}, fixtureData(t), WriterOptions{Compress: true})
+	for _, fx := range []struct {
+		dir  string
+		opts WriterOptions
+	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV4Dir, WriterOptions{Compress: true}}} {
+		parent := t.TempDir()
+		m, err := WriteSeriesWithOptions(parent, Meta{ID: filepath.Base(fx.dir), Seq: 3}, fixtureData(t), fx.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(parent, m.ID)
+		if os.Getenv("STRATA_WRITE_FIXTURES") != "" {
+			if err := os.RemoveAll(fx.dir); err != nil {
+				t.Fatal(err)
+			}
+			copyDir(t, dir, fx.dir)
+			continue
+		}
+		got, want := openT(t, dir), openT(t, fx.dir)
+		if !slices.Equal(segmentContent(t, got), segmentContent(t, want)) {
+			t.Fatalf("a segment written now reads differently from the fixture %s", fx.dir)
+		}
+		if !slices.Equal(chunkMetas(t, got), chunkMetas(t, want)) {
+			t.Fatalf("a segment written now has other chunk metas than the fixture %s", fx.dir)
+		}
+	}
+}
+
+// chunkMetas returns the chunk metas of every series of s, statistics
+// included, as text (NaN statistics compare equal).
+func chunkMetas(t testing.TB, s *Segment) []string {
+	t.Helper()
+	it, err := s.Select()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(parent, m.ID)
-	if os.Getenv("STRATA_WRITE_FIXTURES") != "" {
-		if err := os.RemoveAll(fixtureV2Dir); err != nil {
-			t.Fatal(err)
+	var out []string
+	for it.Next() {
+		for _, cm := range it.Chunks() {
+			out = append(out, fmt.Sprintf("%+v", cm))
 		}
-		copyDir(t, dir, fixtureV2Dir)
-		return
 	}
-	if got, want := segmentContent(t, openT(t, dir)), segmentContent(t, openT(t, fixtureV2Dir)); !slices.Equal(got, want) {
-		t.Fatal("a version 2 segment written now reads differently from the fixture")
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return out
 }

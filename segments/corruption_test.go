@@ -54,7 +54,7 @@ func writeCorruptionFixture(t *testing.T, data []SeriesData, opts WriterOptions,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.Compress != (meta.Version == FormatVersionCompressed) {
+	if opts.Compress != meta.Compressed() || opts.NoStats != (meta.Version < FormatVersionStats) {
 		t.Fatalf("compress %v wrote version %d", opts.Compress, meta.Version)
 	}
 	f := &corruptionFixture{dir: filepath.Join(parent, meta.ID), meta: meta, orig: map[string][]byte{}, read: read, same: same, stride: 7}

@@ -143,14 +143,16 @@ func writeTestSegmentWith(t testing.TB, parent string, meta Meta, series []testS
 	return m
 }
 
-// formats are the two ways of writing a segment, for tests that run on
-// both.
+// formats are the ways of writing a segment (format versions 1 to 4), for
+// tests that run on each.
 var formats = []struct {
 	name string
 	opts WriterOptions
 }{
-	{"plain", WriterOptions{}},
-	{"compressed", WriterOptions{Compress: true}},
+	{"plain", WriterOptions{NoStats: true}},
+	{"compressed", WriterOptions{Compress: true, NoStats: true}},
+	{"plain-stats", WriterOptions{}},
+	{"compressed-stats", WriterOptions{Compress: true}},
 }
 
 // readAll reads every series and sample of s.

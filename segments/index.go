@@ -17,9 +17,12 @@ type indexReader struct {
 	b   []byte
 	toc [numSections]section
 
-	// seriesPages holds the series section of a version 2 index; nil for
-	// version 1, whose entries are read from b.
+	// seriesPages holds the series section of a version 2 or 4 index; nil
+	// for versions 1 and 3, whose entries are read from b.
 	seriesPages *pagedRegion
+	// stats is set for versions 3 and 4, whose raw chunk metas carry
+	// statistics.
+	stats bool
 
 	allOff uint64   // offset of the postings list of all series
 	names  []string // label names in order; strings alias b
@@ -55,10 +58,12 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 		return nil, indexErr(0, "bad magic %#x", m)
 	}
 	v := b[4]
-	if v != indexVersion && (v != indexVersionPaged || formatVersion < FormatVersionCompressed) {
+	if v < indexVersion || v > indexVersionPagedStats ||
+		compressedVersion(int(v)) && formatVersion < FormatVersionCompressed ||
+		v >= indexVersionStats && formatVersion < FormatVersionStats {
 		return nil, indexErr(4, "unsupported index version %d", v)
 	}
-	r := &indexReader{b: b}
+	r := &indexReader{b: b, stats: v >= indexVersionStats}
 	tocOff := uint64(len(b) - tocSize)
 	d := decbuf{b: b[tocOff:]}
 	for i := range r.toc {
@@ -83,7 +88,7 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 	if next != tocOff {
 		return nil, indexErr(next, "%d bytes between the last section and the table of contents", tocOff-next)
 	}
-	if v == indexVersionPaged {
+	if compressedVersion(int(v)) {
 		sec := r.toc[secSeries]
 		var err error
 		if r.seriesPages, err = openPagedRegion(r.body(secSeries), sec.off, cache); err != nil {
@@ -265,7 +270,17 @@ func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]ui
 		if int64(span) < 0 || maxt < mint {
 			return lbls, indexErr(ref, "chunk %d: time span %d overflows", i, span)
 		}
-		*chks = append(*chks, ChunkMeta{Kind: kind, MinTime: mint, MaxTime: maxt, Ref: ChunkRef(cref)})
+		var st ChunkStats
+		if r.stats && kind == KindRaw {
+			var ok bool
+			if st, ok = d.stats(); !ok {
+				if d.err != nil {
+					break
+				}
+				return lbls, indexErr(ref, "chunk %d: invalid statistics", i)
+			}
+		}
+		*chks = append(*chks, ChunkMeta{Kind: kind, MinTime: mint, MaxTime: maxt, Ref: ChunkRef(cref), Stats: st})
 	}
 	if d.err != nil {
 		return lbls, indexErr(ref, "decode series: %w", d.err)

@@ -15,7 +15,11 @@ const (
 	// indexVersionPaged stores the series section as zstd pages (a paged
 	// region); series refs are offsets in the uncompressed entries.
 	indexVersionPaged = 2
-	indexHeaderSize   = 5 // magic(4) version(1)
+	// indexVersionStats and indexVersionPagedStats are versions 1 and 2
+	// with statistics in every raw chunk meta.
+	indexVersionStats      = 3
+	indexVersionPagedStats = 4
+	indexHeaderSize        = 5 // magic(4) version(1)
 )
 
 // Index sections, in file order.
@@ -91,11 +95,7 @@ func (w *Writer) writeIndex() (fileMeta, error) {
 func (w *Writer) writeIndexTo(iw *indexWriter) (err error) {
 	var hdr encbuf
 	hdr.putBE32(indexMagic)
-	if w.enc != nil {
-		hdr.putByte(indexVersionPaged)
-	} else {
-		hdr.putByte(indexVersion)
-	}
+	hdr.putByte(byte(w.formatVersion())) // index versions follow format versions
 	if err := iw.fw.write(hdr.b); err != nil {
 		return err
 	}

@@ -13,13 +13,28 @@ import (
 // Segment format versions. Version 1 stores chunk records and series
 // entries as they are; version 2 (written with WriterOptions.Compress, as
 // compaction does for segments longer than a block) stores them in zstd
-// pages. This package reads both.
+// pages. Versions 3 and 4 are versions 1 and 2 with statistics in the meta
+// of every raw chunk (ChunkStats); a segment without raw chunks (a rollup)
+// is written as version 1 or 2, to which it is then identical. This
+// package reads all four.
 const (
-	FormatVersionPlain      = 1
-	FormatVersionCompressed = 2
+	FormatVersionPlain           = 1
+	FormatVersionCompressed      = 2
+	FormatVersionStats           = 3
+	FormatVersionCompressedStats = 4
 	// FormatVersion is the newest version this package writes and reads.
-	FormatVersion = FormatVersionCompressed
+	FormatVersion = FormatVersionCompressedStats
 )
+
+// compressedVersion reports whether segments of format version v store
+// chunk records and series entries in zstd pages.
+func compressedVersion(v int) bool {
+	return v == FormatVersionCompressed || v == FormatVersionCompressedStats
+}
+
+// Compressed reports whether the segment's chunk records and series
+// entries are stored in zstd pages (format versions 2 and 4).
+func (m Meta) Compressed() bool { return compressedVersion(m.Version) }
 
 const (
 	metaFilename  = "meta.json"

@@ -60,7 +60,7 @@ func OpenWithCache(dir string, cache *PageCache) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cache == nil && mf.Version >= FormatVersionCompressed {
+	if cache == nil && compressedVersion(mf.Version) {
 		cache = NewPageCache(smallPageCacheSize)
 	}
 	s := &Segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize, cache: cache}

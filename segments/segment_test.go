@@ -24,10 +24,8 @@ func testRoundTrip(t *testing.T, opts WriterOptions) {
 	parent := t.TempDir()
 	series := genSeries(1, 300, 4)
 	meta := writeTestSegmentWith(t, parent, Meta{}, series, opts)
-	version := FormatVersionPlain
-	if opts.Compress {
-		version = FormatVersionCompressed
-	}
+	version := map[[2]bool]int{{false, false}: FormatVersionStats, {true, false}: FormatVersionCompressedStats,
+		{false, true}: FormatVersionPlain, {true, true}: FormatVersionCompressed}[[2]bool{opts.Compress, opts.NoStats}]
 
 	var nChunks, nSamples uint64
 	mint, maxt := series[0].chunks[0].samples[0].T, int64(0)

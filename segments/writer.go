@@ -28,6 +28,10 @@ type WriterOptions struct {
 	// PageCache. False writes version 1, which reads chunks straight from
 	// the mapped files.
 	Compress bool
+	// NoStats writes no chunk statistics (format version 1 or 2, as
+	// written before statistics existed); false writes ChunkStats with
+	// every raw chunk (version 3 or 4).
+	NoStats bool
 }
 
 // DefaultWriterOptions returns the options NewWriter uses.
@@ -67,6 +71,11 @@ type Writer struct {
 	chunkSeq uint32
 	files    []fileMeta // finished chunks files
 	rec      []byte     // scratch for one chunk record
+	statsIt  chunkenc.Iterator
+	// rawChunks counts the raw chunks written; a segment without any is
+	// written as version 1 or 2 even without NoStats, since only raw chunk
+	// metas carry statistics.
+	rawChunks int
 
 	// Index state, with label strings as temporary symbol ids (insertion
 	// order) that Close maps to symbol offsets.
@@ -233,6 +242,12 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 			e.putUvarint(uint64(ref - prevRef))
 		}
 		e.putUvarint(uint64(maxt - mint))
+		if chunks[i].Kind == KindRaw && !w.opts.NoStats {
+			var st ChunkStats
+			st, w.statsIt = computeStats(chunks[i].Chunk, w.statsIt)
+			e.putStats(st)
+			w.rawChunks++
+		}
 		prevMint, prevRef = mint, ref
 		w.mint, w.maxt = min(w.mint, mint), max(w.maxt, maxt)
 		w.numSamples += uint64(chunks[i].Chunk.NumSamples())
@@ -431,10 +446,7 @@ func (w *Writer) finish() (Meta, error) {
 	}
 
 	m := w.meta
-	m.Version = FormatVersionPlain
-	if w.enc != nil {
-		m.Version = FormatVersionCompressed
-	}
+	m.Version = w.formatVersion()
 	m.NumSeries = uint64(len(w.series))
 	m.NumChunks = w.numChunks
 	m.NumSamples = w.numSamples
@@ -474,6 +486,20 @@ func (w *Writer) finish() (Meta, error) {
 		return m, err
 	}
 	return m, nil
+}
+
+// formatVersion is the version of the segment being written.
+func (w *Writer) formatVersion() int {
+	stats := w.rawChunks > 0
+	switch {
+	case w.enc != nil && stats:
+		return FormatVersionCompressedStats
+	case w.enc != nil:
+		return FormatVersionCompressed
+	case stats:
+		return FormatVersionStats
+	}
+	return FormatVersionPlain
 }
 
 func writeMetaFile(path string, mf *metaFile) error {

@@ -1,0 +1,211 @@
+package segments
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// statsSamples returns n samples of one kind of values, for the statistics
+// tests: small integers, integers near the exact-sum bound, floats, or
+// integers with a NaN, a -0, an infinity or a stale marker among them.
+func statsSamples(rng *rand.Rand, t0 int64, n, kind int) []sample {
+	smp := make([]sample, n)
+	for i := range smp {
+		v := float64(rng.IntN(200) - 50)
+		switch kind {
+		case 1:
+			v = float64(MaxExactSum/int64(max(n-1+rng.IntN(2), 1))) * float64(1-2*rng.IntN(2)) // past the bound when divided by n-1
+		case 2:
+			v += rng.Float64()
+		}
+		smp[i] = sample{T: t0 + int64(i)*10_000, V: v}
+	}
+	if kind >= 3 {
+		at := rng.IntN(n) * rng.IntN(2) // the first sample half the time
+		smp[at].V = []float64{math.NaN(), math.Copysign(0, -1), math.Inf(-1), math.Float64frombits(value.StaleNaN)}[kind-3]
+	}
+	return smp
+}
+
+// wantStats computes a chunk's statistics from its samples, independently
+// of computeStats.
+func wantStats(smp []sample) ChunkStats {
+	s := ChunkStats{Kind: StatsInteger, Count: len(smp), Min: smp[0].V, Max: smp[0].V, First: smp[0].V, Last: smp[len(smp)-1].V}
+	bound := 0.0
+	for _, p := range smp {
+		v := p.V
+		if value.IsStaleNaN(v) {
+			return ChunkStats{}
+		}
+		if v < s.Min || math.IsNaN(s.Min) {
+			s.Min = v
+		}
+		if v > s.Max || math.IsNaN(s.Max) {
+			s.Max = v
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) || v != math.Floor(v) || v == 0 && math.Signbit(v) {
+			s.Kind = StatsFloat
+		}
+		bound += math.Abs(v)
+		s.Sum += v
+	}
+	if s.Kind == StatsInteger && max(math.Abs(s.Min), math.Abs(s.Max))*float64(len(smp)) > MaxExactSum {
+		s.Kind = StatsFloat
+	}
+	if s.Kind == StatsFloat {
+		s.First, s.Last, s.Sum = 0, 0, 0
+	}
+	return s
+}
+
+// TestChunkStats writes raw chunks of every kind of values in each format
+// and requires the statistics read back to be those of the chunk's
+// samples: none in versions 1 and 2, and none for histogram and rollup
+// chunks.
+func TestChunkStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var data []SeriesData
+	var want [][]ChunkStats
+	for i := range 60 {
+		var chunks []ChunkMeta
+		var ws []ChunkStats
+		t0 := testT0
+		for range 1 + rng.IntN(4) {
+			smp := statsSamples(rng, t0, 1+rng.IntN(360), i%7)
+			chunks = append(chunks, ChunkMeta{Chunk: newXOR(t, smp)})
+			ws = append(ws, wantStats(smp))
+			t0 = smp[len(smp)-1].T + 10_000
+		}
+		if i%10 == 9 {
+			chunks = append(chunks, histogramChunks(t, t0, 5, false)...)
+			ws = append(ws, ChunkStats{})
+		}
+		chunks = append(chunks, ChunkMeta{Kind: KindSum, Chunk: newXOR(t, statsSamples(rng, testT0, 10, 0))})
+		ws = append(ws, ChunkStats{})
+		data = append(data, SeriesData{Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%03d", i)), Chunks: chunks})
+		want = append(want, ws)
+	}
+	kinds := map[StatsKind]int{}
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			parent := t.TempDir()
+			m, err := WriteSeriesWithOptions(parent, Meta{}, data, f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := openT(t, filepath.Join(parent, m.ID))
+			it, err := s.Select()
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			for it.Next() {
+				for j, cm := range it.Chunks() {
+					w := want[i][j]
+					if f.opts.NoStats {
+						w = ChunkStats{}
+					}
+					kinds[cm.Stats.Kind]++
+					if got := fmt.Sprintf("%+v", cm.Stats); got != fmt.Sprintf("%+v", w) {
+						t.Fatalf("series %d chunk %d: stats %s, want %+v", i, j, got, w)
+					}
+				}
+				i++
+			}
+			if err := it.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if i != len(data) {
+				t.Fatalf("%d series read, want %d", i, len(data))
+			}
+		})
+	}
+	if kinds[StatsInteger] == 0 || kinds[StatsFloat] == 0 || kinds[StatsNone] == 0 {
+		t.Fatalf("statistics of each kind not all exercised: %v", kinds)
+	}
+}
+
+// BenchmarkChunkStats compares what a query pays to learn the sum and
+// count of a 360-sample chunk: decoding its samples, or reading the
+// statistics of its meta from a compressed index (page cached).
+func BenchmarkChunkStats(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var data []SeriesData
+	for i := range 200 {
+		smp := make([]sample, 360)
+		for j := range smp {
+			smp[j] = sample{T: testT0 + int64(j)*10_000, V: float64(rng.IntN(100))}
+		}
+		data = append(data, SeriesData{Labels: labels.FromStrings("__name__", "x", "host", fmt.Sprintf("host-%03d", i)), Chunks: []ChunkMeta{{Chunk: newXOR(b, smp)}}})
+	}
+	parent := b.TempDir()
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{Compress: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := OpenWithCache(filepath.Join(parent, m.ID), NewPageCache(64<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		var ci chunkenc.Iterator
+		var chks []ChunkMeta
+		for b.Loop() {
+			it, err := s.Select()
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, n := 0.0, 0
+			for it.Next() {
+				chks = append(chks[:0], it.Chunks()...)
+				for _, cm := range chks {
+					c, err := s.ReadChunk(cm.Ref)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ci = c.Iterator(ci)
+					for ci.Next() == chunkenc.ValFloat {
+						_, v := ci.At()
+						sum += v
+						n++
+					}
+				}
+			}
+			if n != 200*360 {
+				b.Fatal(n)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/chunk")
+	})
+	b.Run("stats", func(b *testing.B) {
+		b.ReportAllocs()
+		var chks []ChunkMeta
+		for b.Loop() {
+			it, err := s.Select()
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, n := 0.0, 0
+			for it.Next() {
+				chks = append(chks[:0], it.Chunks()...)
+				for _, cm := range chks {
+					sum += cm.Stats.Sum
+					n += cm.Stats.Count
+				}
+			}
+			if n != 200*360 {
+				b.Fatal(n)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/chunk")
+	})
+}
