@@ -39,7 +39,9 @@ func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
 // BenchmarkColdTargetQuery is TARGETS.md's cold query: avg by (host)
 // (avg_over_time(x[1h])) over 11 h of 10 s data for 200 hosts at a 1 h
 // step, with the data flushed to segments as a running server holds it
-// (the newest hour in the head).
+// (the newest hour in the head). The direct evaluation runs with one and
+// two shards, and with one shard reading every chunk instead of the
+// chunks' statistics.
 func BenchmarkColdTargetQuery(b *testing.B) {
 	store, set := openBenchStore(b)
 	logger := slog.New(slog.DiscardHandler)
@@ -69,16 +71,21 @@ func BenchmarkColdTargetQuery(b *testing.B) {
 	}
 	app(end.Add(-time.Hour), end)
 	for _, e := range []struct {
-		name string
-		opts Options
+		name    string
+		opts    Options
+		noStats bool
 	}{
-		{"plain", Options{PlainRangeFunctions: true}},
-		{"direct-1", Options{Shards: 1}},
-		{"direct-2", Options{Shards: 2}},
+		{"plain", Options{PlainRangeFunctions: true}, false},
+		{"direct-1-nostats", Options{Shards: 1}, true},
+		{"direct-1", Options{Shards: 1}, false},
+		{"direct-2", Options{Shards: 2}, false},
 	} {
 		eng, err := NewEngine(logger, nil, NewQueryable(store.Head(), set), e.opts)
 		if err != nil {
 			b.Fatal(err)
+		}
+		if e.noStats {
+			eng.engine.(*shardEngine).noStats = true // read every chunk
 		}
 		for _, c := range []struct {
 			name, q string

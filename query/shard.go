@@ -97,6 +97,12 @@ type shardEngine struct {
 	timeout time.Duration
 	// used counts the calls evaluated directly (for tests).
 	used atomic.Int64
+	// noStats reads every chunk, never its statistics (for tests and
+	// benchmarks).
+	noStats bool
+	// covered counts, by coverage, the blocks that windows took from
+	// statistics (for tests).
+	covered [4]atomic.Int64
 }
 
 var _ promql.QueryEngine = (*shardEngine)(nil)
@@ -423,6 +429,7 @@ type shardWorker struct {
 	enh    promql.EvalNodeHelper
 	matrix promql.Matrix
 	annos  annotations.Annotations
+	sr     statsReader
 }
 
 // workerPool keeps the buffers of workers between queries.
@@ -442,6 +449,21 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 		return err
 	}
 	c, q := w.c, w.q
+	if fn := statsFns[c.name]; fn != statsNone && !q.s.noStats {
+		if ms, ok := s.(*mergedSeries); ok && ms.win.agg == "" {
+			w.matrix[0].Metric = ms.lset
+			floats, ok, err := w.seriesStats(ctx, ms, fn)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if len(floats) > 0 {
+					*out = promql.Series{Metric: ms.lset.DropReserved(schema.IsMetadataLabel), Floats: floats}
+				}
+				return nil
+			}
+		}
+	}
 	mint, maxt := q.start-c.offset-c.rng+1, q.end-c.offset
 	pts, err := w.r.read(w.pts[:0], s, mint, maxt)
 	w.pts = pts

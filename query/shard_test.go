@@ -246,3 +246,117 @@ func compareResults(t *testing.T, what string, want, got *promql.Result, werr, g
 		t.Fatalf("%s: warnings %q and infos %q, plain engine's %q and %q", what, gw, gi, ww, wi)
 	}
 }
+
+// TestShardStatsEqualsPlain is the differential test of range functions
+// answered from chunk statistics: over series flushed, compacted into a
+// compressed segment and in the head, of small integers, integers past the
+// exact-sum bound (in a chunk, or only in windows of several chunks),
+// fractions, NaN and stale markers, with gaps, random
+// sum/avg/count/min/max_over_time queries (windows aligned with chunk
+// starts and not) answered directly must equal, bit for bit, the plain
+// engine's answers; and every way a window takes a chunk's statistics
+// (whole, all but the first sample, the first sample alone) must have been
+// used.
+func TestShardStatsEqualsPlain(t *testing.T) {
+	n := 400
+	if s := os.Getenv("STRATA_SHARD_QUERIES"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	start := end.Add(-6 * time.Hour)
+	e := newDiffEnv(t, end.Add(time.Hour))
+	rng := rand.New(rand.NewSource(17))
+	stale := math.Float64frombits(value.StaleNaN)
+	write := func(from, to time.Time) {
+		b := &ingest.Batch{}
+		for h := range 20 {
+			s := ingest.Series{Labels: labels.FromStrings("__name__", "n", "host", fmt.Sprintf("h%02d", h), "kind", strconv.Itoa(h%5))}
+			for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
+				if h%7 == 3 && rng.Intn(200) == 0 {
+					ts = ts.Add(time.Duration(1+rng.Intn(40)) * 10 * time.Second) // a gap
+				}
+				v := float64(rng.Intn(200) - 50)
+				switch {
+				case h%5 == 2 && rng.Intn(300) == 0:
+					v = float64(1<<51 + rng.Intn(100)) // past the exact-sum bound
+				case h%5 == 2 && h >= 10:
+					// Chunks within the exact-sum bound, windows of three
+					// or more of them past it.
+					v = float64(1<<52/125 + rng.Intn(1000))
+				case h%5 == 3 && !ts.Before(start.Add(5*time.Hour)) && rng.Intn(5) == 0:
+					v += 0.1 // in the head only: integer chunks before it
+				case h%5 == 4 && rng.Intn(300) == 0:
+					v = []float64{math.NaN(), stale, math.Copysign(0, -1)}[rng.Intn(3)]
+				}
+				s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: v})
+			}
+			b.Series = append(b.Series, s)
+		}
+		e.write(t, b)
+	}
+	ctx := context.Background()
+	write(start, start.Add(3*time.Hour))
+	if err := e.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.compactor.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(start.Add(3*time.Hour), start.Add(5*time.Hour))
+	if err := e.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(start.Add(5*time.Hour), end)
+
+	logger := slog.New(slog.DiscardHandler)
+	q := NewQueryable(e.store.Head(), e.set)
+	plain, err := NewEngine(logger, nil, q, Options{PlainRangeFunctions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := make([]*Engine, 2)
+	for i := range direct {
+		if direct[i], err = NewEngine(logger, nil, q, Options{Shards: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fns := []string{"avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time"}
+	sels := []string{`n`, `n{kind="0"}`, `n{kind=~"1|2"}`, `n{kind=~"3|4"}`}
+	ranges := []string{"10s", "5m", "20m", "30m", "40m", "1h", "2h", "3h"}
+	offsets := []string{"", " offset 20m", " offset -10s", " offset 1h"}
+	outer := []string{"%s", "sum(%s)", "max by (kind) (%s)", "count(%s)"}
+	steps := []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute, 20 * time.Minute, time.Hour}
+	for i := range n {
+		inner := fmt.Sprintf("%s(%s[%s]%s)", fns[rng.Intn(len(fns))], sels[rng.Intn(len(sels))], ranges[rng.Intn(len(ranges))], offsets[rng.Intn(len(offsets))])
+		qs := fmt.Sprintf(outer[rng.Intn(len(outer))], inner)
+		from := start.Add(time.Duration(rng.Intn(37)) * 10 * time.Minute) // on chunk starts or between
+		if rng.Intn(4) == 0 {
+			from = from.Add(time.Duration(rng.Intn(600)) * time.Second)
+		}
+		to := from.Add(time.Duration(rng.Int63n(int64(4 * time.Hour))))
+		d := direct[i%len(direct)]
+		if i%7 == 0 {
+			want, werr := plain.InstantAt(ctx, qs, to, ResolutionRaw)
+			got, gerr := d.InstantAt(ctx, qs, to, ResolutionRaw)
+			compareResults(t, fmt.Sprintf("instant %s at %s", qs, to), want, got, werr, gerr)
+			continue
+		}
+		r := RangeQuery{Query: qs, Start: from, End: to, Step: steps[rng.Intn(len(steps))]}
+		want, werr := plain.RangeAt(ctx, r, ResolutionRaw)
+		got, gerr := d.RangeAt(ctx, r, ResolutionRaw)
+		compareResults(t, fmt.Sprintf("%s from %s to %s step %s", qs, from, to, r.Step), want, got, werr, gerr)
+	}
+	var covered [4]int64
+	for _, d := range direct {
+		for c := range covered {
+			covered[c] += d.engine.(*shardEngine).covered[c].Load()
+		}
+	}
+	t.Logf("chunks taken from statistics: %d whole, %d all but the first sample, %d the first sample alone", covered[covWhole], covered[covMinusFirst], covered[covFirst])
+	if covered[covWhole] == 0 || covered[covMinusFirst] == 0 || covered[covFirst] == 0 {
+		t.Fatal("a way of taking a chunk's statistics was never used")
+	}
+}
