@@ -58,6 +58,7 @@ type config struct {
 	queryRuns             int
 	timeout               time.Duration
 	extraArgs             string
+	until                 string
 }
 
 func main() {
@@ -73,9 +74,14 @@ func main() {
 	flag.IntVar(&c.queryRuns, "query-runs", 5, "times each query is run")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.StringVar(&c.extraArgs, "args", "", "extra server flags, space separated")
+	flag.StringVar(&c.until, "until", "", "stop after this stage: load, restart, queries or flush (default: run every stage)")
 	flag.Parse()
 	if c.bin == "" {
 		fmt.Fprintln(os.Stderr, "scale: --bin is required")
+		os.Exit(2)
+	}
+	if !slices.Contains([]string{"", "load", "restart", "queries", "flush"}, c.until) {
+		fmt.Fprintln(os.Stderr, "scale: --until must be load, restart, queries or flush")
 		os.Exit(2)
 	}
 	if err := run(c); err != nil {
@@ -394,6 +400,7 @@ func run(c config) error {
 	}
 	time.Sleep(time.Second)
 	rss0, anon0 := s.rss(), s.rssAnon()
+	cpu0 := s.metric("process_cpu_seconds_total")
 
 	// 1. Load.
 	t0 := (time.Now().Add(-time.Hour).UnixMilli() / 10_000) * 10_000
@@ -403,11 +410,16 @@ func run(c config) error {
 		return err
 	}
 	el := time.Since(start)
-	out("ingest: %d samples in %v = %.0f samples/s; write latency %s", sent, el.Round(time.Millisecond), float64(sent)/el.Seconds(), lat)
+	cpu := s.metric("process_cpu_seconds_total") - cpu0
+	out("ingest: %d samples in %v = %.0f samples/s; write latency %s; server CPU %.1f s (%.2f µs per sample: what load on the machine does not inflate)",
+		sent, el.Round(time.Millisecond), float64(sent)/el.Seconds(), lat, cpu, cpu*1e6/float64(sent))
 	time.Sleep(2 * time.Second)
 	rss1 := s.rss()
 	out("rss: %.0f MiB before, %.0f MiB after load: %.0f B per series (anonymous: %.0f B per series); go heap in use %.0f MiB", mib(rss0), mib(rss1),
 		float64(rss1-rss0)/float64(c.series), float64(s.rssAnon()-anon0)/float64(c.series), mib(int64(s.metric("go_memstats_heap_inuse_bytes"))))
+	if c.until == "load" {
+		return nil
+	}
 
 	// 2. kill -9 with every sample in the WAL, then start again.
 	if _, err := s.stop(syscall.SIGKILL, time.Minute); err != nil {
@@ -420,8 +432,11 @@ func run(c config) error {
 	if err := s.waitReady(10 * time.Minute); err != nil {
 		return err
 	}
-	out("restart after kill -9 (WAL: %d series, %d samples): ready in %v; rss %.0f MiB, head series %.0f",
-		c.series, sent, time.Since(start).Round(time.Millisecond), mib(s.rss()), s.metric("strata_head_series"))
+	out("restart after kill -9 (WAL: %d series, %d samples): ready in %v, server CPU %.1f s; rss %.0f MiB, head series %.0f",
+		c.series, sent, time.Since(start).Round(time.Millisecond), s.metric("process_cpu_seconds_total"), mib(s.rss()), s.metric("strata_head_series"))
+	if c.until == "restart" {
+		return nil
+	}
 
 	// 3. Queries.
 	for _, q := range []struct{ name, path string }{
@@ -438,6 +453,9 @@ func run(c config) error {
 			return err
 		}
 		out("query %-30s median %s, max %s, %d bytes", q.name, ms(med), ms(worst), size)
+	}
+	if c.until == "queries" {
+		return nil
 	}
 
 	// 4. Flush while writers push the next sample of every series.
@@ -523,6 +541,9 @@ func run(c config) error {
 	out("rss after flush: %.0f MiB (%.0f B per series), of it anonymous %.0f MiB (%.0f B per series); go heap in use %.0f MiB",
 		mib(s.rss()), float64(s.rss()-rss0)/float64(c.series), mib(s.rssAnon()), float64(s.rssAnon()-anon0)/float64(c.series),
 		mib(int64(s.metric("go_memstats_heap_inuse_bytes"))))
+	if c.until == "flush" {
+		return nil
+	}
 
 	// 5. Graceful stop and start.
 	stopDur, err := s.stop(syscall.SIGTERM, 10*time.Minute)
