@@ -39,7 +39,7 @@ func (h *Head) Cardinality(limit int) Cardinality {
 		n += len(values)
 		var size uint64
 		for value, refs := range values {
-			c := uint64(len(refs))
+			c := uint64(refs.n)
 			if name == labels.MetricName {
 				metrics.push(CardinalityStat{value, c})
 			}

@@ -1,8 +1,6 @@
 package buffer
 
 import (
-	"slices"
-
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -71,9 +69,7 @@ func (s *stripeSeries) delete(ms *memSeries) {
 func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []labels.Labels) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
-	drop := func(l []uint64) []uint64 {
-		return slices.DeleteFunc(l, func(r uint64) bool { _, ok := refs[r]; return ok })
-	}
+	gone := func(r uint64) bool { _, ok := refs[r]; return ok }
 	done := map[labels.Label]struct{}{}
 	for _, lset := range lsets {
 		lset.Range(func(l labels.Label) {
@@ -82,8 +78,9 @@ func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []labels.Labels) 
 			}
 			done[l] = struct{}{}
 			vals := p.m[l.Name]
-			list := drop(vals[l.Value])
-			if len(list) == 0 {
+			list := vals[l.Value]
+			list.drop(gone)
+			if list.n == 0 {
 				delete(vals, l.Value)
 				if len(vals) == 0 {
 					delete(p.m, l.Name)
@@ -93,5 +90,5 @@ func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []labels.Labels) 
 			vals[l.Value] = list
 		})
 	}
-	p.all = drop(p.all)
+	p.all.drop(gone)
 }

@@ -145,14 +145,17 @@ func (h *Head) getOrCreate(lset labels.Labels) (*memSeries, bool, error) {
 		if h.opts.MaxSeries > 0 && h.numSeries.Load() >= int64(h.opts.MaxSeries) {
 			return nil, ErrTooManySeries
 		}
-		return newMemSeries(h.lastRef.Add(1), lset), nil
+		// The reference is made as the series enters the postings, so
+		// that references reach them in order. Until getOrSet returns, a
+		// reader may find the reference there but not the series, which
+		// it skips, as one removed meanwhile: it holds no sample yet.
+		return newMemSeries(h.index.addNew(lset, func() uint64 { return h.lastRef.Add(1) }), lset), nil
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	if created {
 		h.numSeries.Add(1)
-		h.index.add(s.ref, lset)
 	}
 	return s, created, nil
 }

@@ -14,66 +14,68 @@ import (
 // the sorted list of references of the series that carry it.
 type postingsIndex struct {
 	mtx sync.RWMutex // mtx guards everything below.
-	m   map[string]map[string][]uint64
-	all []uint64 // every series reference, sorted
+	m   map[string]map[string]postingList
+	all postingList // every series reference
 
 	// shifted counts the references moved to make room for one inserted
 	// before the end of a list: the cost that makes sorted insertion
 	// quadratic when references do not arrive in order. Tests read it.
 	shifted int64
-	// resorted counts the lists addBulk found out of order and sorted.
+	// resorted counts the lists bulkAdd.finish had to merge references
+	// into that came out of order.
 	resorted int64
 }
 
 func newPostingsIndex() *postingsIndex {
-	return &postingsIndex{m: map[string]map[string][]uint64{}}
+	return &postingsIndex{m: map[string]map[string]postingList{}}
 }
 
-func (p *postingsIndex) insertSortedLocked(list []uint64, ref uint64) []uint64 {
-	if n := len(list); n == 0 || list[n-1] < ref {
-		return append(list, ref)
-	}
-	i, found := slices.BinarySearch(list, ref)
-	if found {
-		return list
-	}
-	p.shifted += int64(len(list) - i)
-	return slices.Insert(list, i, ref)
-}
-
-func (p *postingsIndex) add(ref uint64, lset labels.Labels) {
+// addNew adds a new series with labels lset and returns its reference,
+// which newRef makes while the index is locked: so references reach the
+// lists in increasing order, and each is appended at the end of its lists
+// (two series made at once by different writers would otherwise add their
+// references in either order, and an out-of-order one rewrites its lists).
+func (p *postingsIndex) addNew(lset labels.Labels, newRef func() uint64) uint64 {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
+	ref := newRef()
 	lset.Range(func(l labels.Label) {
 		vals := p.m[l.Name]
 		if vals == nil {
-			vals = map[string][]uint64{}
+			vals = map[string]postingList{}
 			p.m[l.Name] = vals
 		}
-		vals[l.Value] = p.insertSortedLocked(vals[l.Value], ref)
+		list := vals[l.Value]
+		p.shifted += int64(list.add(ref))
+		vals[l.Value] = list
 	})
-	p.all = p.insertSortedLocked(p.all, ref)
+	p.shifted += int64(p.all.add(ref))
+	return ref
 }
 
-// bulkAdd adds many series to the postings at once, as replay does: every
-// reference is appended to its lists, and each list is sorted once at the
-// end (finish). Sorted insertion would move O(n) references per series when
-// they do not arrive in reference order (series records re-logged in
-// stripe order did not), O(n²) for the head; this is O(n log n), and O(n)
-// when they do arrive in order. Nothing may read the postings before
-// finish returns.
+// bulkAdd adds many series to the postings at once, as replay does: a
+// reference past the end of a list is appended to it, and the others are
+// kept aside and merged into their lists once, at the end (finish).
+// Sorted insertion would rewrite a list per series when references do not
+// arrive in order (series records re-logged in stripe order did not),
+// O(n²) for the head; this is O(n log n), and O(n) when they do arrive in
+// order. Nothing may read the postings before finish returns.
 type bulkAdd struct {
 	p *postingsIndex
 	// Series mostly carry the same label names in the same places: the
 	// value map of the name at each place is remembered from the series
 	// before, which saves looking the name up.
 	names []string
-	maps  []map[string][]uint64
+	maps  []map[string]postingList
+	// late holds, by label, the references that came before the end of
+	// their list; lateAll those of the list of all series.
+	late    map[labels.Label][]uint64
+	lateAll []uint64
 }
 
-func (p *postingsIndex) newBulk() *bulkAdd { return &bulkAdd{p: p} }
+func (p *postingsIndex) newBulk() *bulkAdd { return &bulkAdd{p: p, late: map[labels.Label][]uint64{}} }
 
-// add appends the references of series to their lists.
+// add adds the references of series to their lists.
 func (b *bulkAdd) add(series []*memSeries) {
 	p := b.p
 	p.mtx.Lock()
@@ -81,13 +83,13 @@ func (b *bulkAdd) add(series []*memSeries) {
 	for _, s := range series {
 		i := 0
 		s.lset.Range(func(l labels.Label) {
-			var vals map[string][]uint64
+			var vals map[string]postingList
 			if i < len(b.names) && b.names[i] == l.Name {
 				vals = b.maps[i]
 			} else {
 				vals = p.m[l.Name]
 				if vals == nil {
-					vals = map[string][]uint64{}
+					vals = map[string]postingList{}
 					p.m[l.Name] = vals
 				}
 				if i < len(b.names) {
@@ -96,32 +98,42 @@ func (b *bulkAdd) add(series []*memSeries) {
 					b.names, b.maps = append(b.names, l.Name), append(b.maps, vals)
 				}
 			}
-			vals[l.Value] = append(vals[l.Value], s.ref)
+			list := vals[l.Value]
+			if list.n > 0 && s.ref <= list.last {
+				b.late[l] = append(b.late[l], s.ref)
+			} else {
+				list.add(s.ref)
+				vals[l.Value] = list
+			}
 			i++
 		})
-		p.all = append(p.all, s.ref)
+		if p.all.n > 0 && s.ref <= p.all.last {
+			b.lateAll = append(b.lateAll, s.ref)
+		} else {
+			p.all.add(s.ref)
+		}
 	}
 }
 
-// finish sorts the lists that are out of order.
+// finish merges the references that came out of order into their lists.
 func (b *bulkAdd) finish() {
 	p := b.p
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
-	sortList := func(l []uint64) []uint64 {
-		if slices.IsSorted(l) {
-			return l
-		}
+	for l, refs := range b.late {
+		slices.Sort(refs)
+		vals := p.m[l.Name]
+		list := vals[l.Value]
+		list.merge(refs)
+		vals[l.Value] = list
 		p.resorted++
-		slices.Sort(l)
-		return slices.Compact(l)
 	}
-	for _, vals := range p.m {
-		for v, l := range vals {
-			vals[v] = sortList(l)
-		}
+	if len(b.lateAll) > 0 {
+		slices.Sort(b.lateAll)
+		p.all.merge(b.lateAll)
+		p.resorted++
 	}
-	p.all = sortList(p.all)
+	b.late, b.lateAll = nil, nil
 }
 
 // postingsForMatchers returns the sorted references of series matching all
@@ -137,7 +149,7 @@ func (p *postingsIndex) postingsForMatchers(ms ...*labels.Matcher) []uint64 {
 	)
 	intersect := func(l []uint64) {
 		if !started {
-			result, started = slices.Clone(l), true
+			result, started = l, true
 			return
 		}
 		result = intersectSorted(result, l)
@@ -147,29 +159,37 @@ func (p *postingsIndex) postingsForMatchers(ms ...*labels.Matcher) []uint64 {
 		if m.Matches("") {
 			// Series whose value does not match are excluded; series without
 			// the label match.
-			var excl [][]uint64
+			var excl []postingList
 			for v, l := range p.m[m.Name] {
 				if !m.Matches(v) {
 					excl = append(excl, l)
 				}
 			}
-			subtract = append(subtract, mergeSorted(excl))
+			subtract = append(subtract, mergeLists(excl))
 			continue
 		}
 		if m.Type == labels.MatchEqual {
-			intersect(p.m[m.Name][m.Value])
+			l, ok := p.m[m.Name][m.Value]
+			switch {
+			case !ok:
+				result, started = nil, true
+			case !started:
+				result, started = l.appendTo(nil), true
+			default:
+				result = l.intersect(result)
+			}
 			continue
 		}
-		var incl [][]uint64
+		var incl []postingList
 		for v, l := range p.m[m.Name] {
 			if m.Matches(v) {
 				incl = append(incl, l)
 			}
 		}
-		intersect(mergeSorted(incl))
+		intersect(mergeLists(incl))
 	}
 	if !started {
-		result = slices.Clone(p.all)
+		result = p.all.appendTo(nil)
 	}
 	for _, l := range subtract {
 		result = subtractSorted(result, l)
@@ -240,21 +260,21 @@ func subtractSorted(a, b []uint64) []uint64 {
 	return out
 }
 
-// mergeSorted returns the sorted union of sorted lists.
-func mergeSorted(lists [][]uint64) []uint64 {
+// mergeLists returns the sorted union of the lists.
+func mergeLists(lists []postingList) []uint64 {
 	switch len(lists) {
 	case 0:
 		return nil
 	case 1:
-		return slices.Clone(lists[0])
+		return lists[0].appendTo(nil)
 	}
 	n := 0
-	for _, l := range lists {
-		n += len(l)
+	for i := range lists {
+		n += lists[i].n
 	}
 	out := make([]uint64, 0, n)
-	for _, l := range lists {
-		out = append(out, l...)
+	for i := range lists {
+		out = lists[i].appendTo(out)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
