@@ -108,6 +108,10 @@ type Options struct {
 	Config map[string]string
 	// StartTime is when the server started, for /api/v1/status/runtimeinfo.
 	StartTime time.Time
+	// GOGC is the garbage collector's percentage in force, as the GOGC
+	// environment variable spells it, for runtimeinfo ("" for Go's
+	// default).
+	GOGC string
 	// Concurrency bounds the query and write requests running at once
 	// (limits.go); zero values mean no limit.
 	Concurrency ConcurrencyLimits

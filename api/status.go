@@ -229,7 +229,7 @@ func (a *API) runtimeInfo(c echo.Context) error {
 		dst = append(dst, `,"GOMAXPROCS":`...)
 		dst = strconv.AppendInt(dst, int64(runtime.GOMAXPROCS(0)), 10)
 		dst = append(dst, `,"GOGC":`...)
-		dst = appendString(dst, os.Getenv("GOGC"))
+		dst = appendString(dst, a.opts.GOGC)
 		return append(dst, '}')
 	}, nil, nil)
 }

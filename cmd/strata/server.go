@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ f
 	if err != nil {
 		return err
 	}
+	// Before the replay, which builds most of the heap.
+	readRuntimePolicy(v, os.LookupEnv, cgroupMemoryLimit).apply(logger)
 	// Settings read from files are checked before anything is opened.
 	tlsConfig, err := loadTLS(v)
 	if err != nil {
@@ -272,6 +274,7 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 		},
 		Config:     effectiveConfig(v),
 		StartTime:  time.Now(),
+		GOGC:       readRuntimePolicy(v, os.LookupEnv, cgroupMemoryLimit).gogc(),
 		TSDBStatus: func(limit int) api.TSDBStatus { return tsdbStatus(store, set, limit) },
 		WALReplay: func() api.WALReplay {
 			p := store.ReplayStatus()
