@@ -51,15 +51,15 @@ func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 // delete removes ms from both maps.
 func (s *stripeSeries) delete(ms *memSeries) {
 	hash := ms.lset.Hash()
-	i := hash & s.mask
-	s.locks[i].Lock()
-	s.hashes[i].del(hash, ms)
-	s.locks[i].Unlock()
+	st := &s.stripes[hash&s.mask]
+	st.Lock()
+	st.hashes.del(hash, ms)
+	st.Unlock()
 
-	j := ms.ref & s.mask
-	s.locks[j].Lock()
-	delete(s.refs[j], ms.ref)
-	s.locks[j].Unlock()
+	st = &s.stripes[ms.ref&s.mask]
+	st.Lock()
+	delete(st.refs, ms.ref)
+	st.Unlock()
 }
 
 // delete removes the references in refs, whose label sets are lsets, from

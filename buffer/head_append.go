@@ -29,9 +29,11 @@ func (h *Head) Append(b *ingest.Batch) error {
 		return err
 	}
 	b = h.withStartZeros(ss, b)
+	st := newAppendStats()
+	defer h.add(&st)
 	if h.log == nil {
 		for i := range b.Series {
-			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms)
+			h.appendSamples(ss[i], b.Series[i].Samples, b.Series[i].Histograms, &st)
 		}
 		h.meta.Add(b.Metadata)
 		h.ex.Add(b.Exemplars)
@@ -47,7 +49,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 		s := ss[i]
 		h.waitTurn(s, tickets[i])
 		if err == nil {
-			h.appendSamples(s, b.Series[i].Samples, b.Series[i].Histograms)
+			h.appendSamples(s, b.Series[i].Samples, b.Series[i].Histograms, &st)
 		}
 		s.applied.Add(1)
 		if h.waiters.Load() > 0 {

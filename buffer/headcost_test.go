@@ -156,9 +156,10 @@ func TestSampleCostStaysExact(t *testing.T) {
 // headChunksCost sums the weight of what every series of h holds.
 func headChunksCost(h *Head) int64 {
 	var n int64
-	for i := range h.series.refs {
-		h.series.locks[i].RLock()
-		for _, s := range h.series.refs[i] {
+	for i := range h.series.stripes {
+		st := &h.series.stripes[i]
+		st.RLock()
+		for _, s := range st.refs {
 			s.mtx.Lock()
 			n += s.chunksCostLocked()
 			for _, x := range s.oooBuf() {
@@ -166,7 +167,7 @@ func headChunksCost(h *Head) int64 {
 			}
 			s.mtx.Unlock()
 		}
-		h.series.locks[i].RUnlock()
+		st.RUnlock()
 	}
 	return n
 }

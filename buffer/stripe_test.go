@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -42,5 +43,13 @@ func TestSeriesHashmapCollisions(t *testing.T) {
 	check()
 	if len(m.unique) != 0 || len(m.conflicts) != 0 {
 		t.Fatalf("maps not empty: %v %v", m.unique, m.conflicts)
+	}
+}
+
+// TestStripeIsOneCacheLine: a stripe's lock and its map headers share one
+// 64-byte line, and stripes do not share lines.
+func TestStripeIsOneCacheLine(t *testing.T) {
+	if got := unsafe.Sizeof(stripe{}); got != 64 {
+		t.Fatalf("a stripe takes %d bytes, want 64", got)
 	}
 }
