@@ -25,7 +25,7 @@ import (
 // and local segments too, shares tag generations with them). Writers send
 // late samples (backfill into days already uploaded) to the writer in
 // bursts; after each, the writer flushes and compacts them into local
-// segments, and a second later uploads those (and deletes its local
+// segments, and two seconds later uploads those (and deletes its local
 // copies); the readers find them by listing the bucket. Meanwhile the
 // readers have cached answers without them: only their own invalidation
 // when they find the segments makes those misses.
@@ -150,9 +150,12 @@ func TestObjectStorageL2Differential(t *testing.T) {
 		rng := rand.New(rand.NewSource(1))
 		used := map[string]bool{}
 		for seq := 1; !stopped(); {
-			for range 40 {
+			for range 20 {
 				mi, wr := rng.Intn(len(metrics)), rng.Intn(2)
-				ts := day0.Add(time.Duration(rng.Intn(3*24*60)) * time.Minute).Unix()
+				// Inside the ranges the clients query (the first 7 h of
+				// each day), so that what they cached before an upload
+				// is what the upload changes.
+				ts := day0.Add(time.Duration(rng.Intn(3))*24*time.Hour + time.Duration(rng.Intn(7*60))*time.Minute).Unix()
 				if k := fmt.Sprint(mi, wr, ts); used[k] {
 					continue
 				} else {
@@ -175,10 +178,10 @@ func TestObjectStorageL2Differential(t *testing.T) {
 			}
 			// Flushed and compacted, the samples are in local segments;
 			// the readers, which do not have them yet, cache answers
-			// without them for a while; then they are uploaded.
+			// without them for two seconds; then they are uploaded.
 			for _, path := range []string{"/api/v1/admin/tsdb/flush", "/api/v1/admin/compaction/run", "", "/api/v1/admin/upload/run", ""} {
 				if path == "" {
-					time.Sleep(time.Second)
+					time.Sleep(2 * time.Second)
 					continue
 				}
 				resp, err := client.Post(w.url+path, "", nil)
@@ -205,13 +208,13 @@ func TestObjectStorageL2Differential(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(c) + 100))
 			for !stopped() {
 				mi := rng.Intn(len(metrics))
-				m := metrics[mi]
+				m := metrics[mi] + "_v" // line protocol: measurement_field
 				// Few distinct queries, so that they repeat: an extent
 				// cached before an upload is asked for again after it.
 				q := []string{"sum by (host) (" + m + ")", "count_over_time(" + m + "[1h])"}[rng.Intn(2)]
 				step := int64(300)
-				start := day0.Add(time.Duration(rng.Intn(11)) * 6 * time.Hour)
-				end := start.Add([]time.Duration{time.Hour, 7 * time.Hour}[rng.Intn(2)])
+				start := day0.Add(time.Duration(rng.Intn(3)) * 24 * time.Hour)
+				end := start.Add([]time.Duration{3 * time.Hour, 7 * time.Hour}[rng.Intn(2)])
 				path := "/api/v1/query_range?" + url.Values{"query": {q}, "start": {itoa64(start.Unix())}, "end": {itoa64(end.Unix())}, "step": {itoa64(step)}}.Encode()
 				i := rng.Intn(len(servers))
 				s := servers[i]
@@ -271,11 +274,14 @@ func TestObjectStorageL2Differential(t *testing.T) {
 		t.Fatalf("upload: %d %s", code, body)
 	}
 	for _, m := range metrics {
-		path := "/api/v1/query_range?" + url.Values{"query": {"sum by (host) (count_over_time(" + m + "[1h]))"},
+		path := "/api/v1/query_range?" + url.Values{"query": {"sum by (host) (count_over_time(" + m + "_v[1h]))"},
 			"start": {itoa64(day0.Unix())}, "end": {itoa64(day0.Add(3 * 24 * time.Hour).Unix())}, "step": {"3600"}}.Encode()
 		_, _, want, err := get(w, path+"&nocache=1")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !strings.Contains(want, `"host":"w0"`) || !strings.Contains(want, `"host":"h2"`) {
+			t.Fatalf("the writer does not answer the data written: %s", want)
 		}
 		for i, s := range rd {
 			waitUntil(t, fmt.Sprintf("reader %d answers %s as the writer", i, m), func() bool {
