@@ -18,7 +18,7 @@ import (
 // live until a flush or longer. At GOGC=100 the heap may grow to twice
 // that before a collection, and RSS follows: at a million active series it
 // was 1.4-1.6 × the live heap. A lower GOGC trades GC CPU for memory
-// (measured in docs/benchmarks.md: at 50, 8-13 % less RSS for 30-45 % more
+// (measured in docs/benchmarks.md: at 50, 8-13 % less RSS for 28-46 % more
 // CPU per ingested sample), so the default stays Go's. The memory limit
 // makes the collector work harder only as the process nears a budget: by
 // default 90 % of a container's memory limit, as Prometheus 3's
