@@ -84,12 +84,24 @@ func TestAuthSecret(t *testing.T) {
 }
 
 func TestAuthTokensValidate(t *testing.T) {
-	for _, tok := range []string{"a b", "a\tb", "a\nb", "é"} {
+	// Anywhere in the token, the first byte included.
+	for _, tok := range []string{"a b", "a\tb", "a\nb", "é", " ab", "\x7fab", "éa"} {
 		if (Tokens{Write: tok}).Validate() == nil {
 			t.Errorf("token %q accepted", tok)
 		}
 	}
 	if err := (Tokens{Read: "r-1.2_3~+/=", Admin: "x"}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestAuthTokensEnabled(t *testing.T) {
+	for _, tok := range []Tokens{{Read: "r"}, {Write: "w"}, {Admin: "a"}, {Read: "r", Write: "w", Admin: "a"}} {
+		if !tok.Enabled() {
+			t.Errorf("%+v: not enabled", tok)
+		}
+	}
+	if (Tokens{}).Enabled() {
+		t.Error("no token: enabled")
 	}
 }
