@@ -46,6 +46,14 @@ type generations struct {
 	count atomic.Int64
 	// pruneMu serializes prunes and resets.
 	pruneMu sync.Mutex
+	// droppedAt (unix ns) is the latest bump time of every record removed
+	// so far (by a prune, a floor, a reset or a replace). A record carries
+	// the time of its tag's last bump, which the partner rule of an L2
+	// tier judges entries by (l2_partner.go); a tag whose record is gone
+	// may have been bumped as late as droppedAt. Raised before the records
+	// go, so a reader that finds a record missing and reads droppedAt
+	// after it sees the time of the bump it lost.
+	droppedAt atomic.Int64
 
 	shards [genShardCount]genShard
 }
@@ -180,6 +188,13 @@ func (g *generations) dropAtMost(x uint64) int {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
+		var at int64
+		for _, r := range s.m {
+			if r.gen <= x {
+				at = max(at, r.at)
+			}
+		}
+		g.raiseDroppedAt(at)
 		for h, r := range s.m {
 			if r.gen <= x {
 				delete(s.m, h)
@@ -207,8 +222,29 @@ func (g *generations) reset() {
 		s := &g.shards[i]
 		s.mu.Lock()
 		g.count.Add(-int64(len(s.m)))
-		clear(s.m)
+		g.clearLocked(s)
 		s.mu.Unlock()
+	}
+}
+
+// clearLocked removes every record of shard s, whose mu is held, raising
+// droppedAt first.
+func (g *generations) clearLocked(s *genShard) {
+	var at int64
+	for _, r := range s.m {
+		at = max(at, r.at)
+	}
+	g.raiseDroppedAt(at)
+	clear(s.m)
+}
+
+// raiseDroppedAt raises droppedAt to at least at.
+func (g *generations) raiseDroppedAt(at int64) {
+	for {
+		old := g.droppedAt.Load()
+		if at <= old || g.droppedAt.CompareAndSwap(old, at) {
+			return
+		}
 	}
 }
 
@@ -311,7 +347,7 @@ func (g *generations) replace(seq, floor uint64, tags map[uint64]uint64, at int6
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
-		clear(s.m)
+		g.clearLocked(s)
 		s.mu.Unlock()
 	}
 	for h, gen := range tags {

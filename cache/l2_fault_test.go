@@ -385,3 +385,62 @@ func TestL2MisconfNoFlapping(t *testing.T) {
 		t.Fatalf("flapping under MISCONF: %d resyncs, %d L1 hits lost, %d log lines", s.L2Resyncs-resyncs, misses, lines)
 	}
 }
+
+// TestL2PartnerLagSurvivesFloor: a raise of the floor (a Reset of any
+// instance, a prune, an instance adopting an epoch above its numbers)
+// drops the generations at or below it, and with them the time of each
+// bump, which the partner rule judges L2 entries by. The rule must hold
+// all the same: an instance that acknowledged a write a moment ago takes
+// no extent from L2 that its partner computed without it after the floor
+// went up. (In cmd/strata's TestL2ConcurrentDifferential a lost shared
+// key can make the instance that adopts the new epoch second raise its
+// floor, dropping the other's records of writes it has just
+// acknowledged.)
+func TestL2PartnerLagSurvivesFloor(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	for _, c := range []struct {
+		name  string
+		opts  func(*Options)
+		floor func(t *testing.T, a, b *Cache) // raises the floor after a's bump
+	}{
+		{"partner's reset", nil, func(t *testing.T, _, b *Cache) {
+			if err := b.Reset(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"prune by count", func(o *Options) { o.MaxTrackedTags = 8 }, func(t *testing.T, a, _ *Cache) {
+			// More tags than a tracks: a prune drops the oldest
+			// records, the write's among them.
+			for i := range 16 {
+				if err := a.Invalidate(fmt.Sprintf("other:%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := testPrefix()
+			var opts []func(*Options)
+			if c.opts != nil {
+				opts = append(opts, c.opts)
+			}
+			a, b := newL2Cache(t, r.URL(), p, opts...), newL2Cache(t, r.URL(), p, opts...)
+			waitSynced(t, rc, p, a, b)
+			tag := "m:x:2026-11-20"
+			// a acknowledges a write of tag; b has not received it yet.
+			if err := a.Invalidate(tag); err != nil {
+				t.Fatal(err)
+			}
+			c.floor(t, a, b)
+			waitSynced(t, rc, p, a, b)
+			// b computes without the write, after the floor: valid by
+			// the generations, refused by a's partner rule.
+			var n counter
+			mustCompute(t, b, []byte("k"), tag, &n, "without the write", StatusMiss)
+			if v, st := a.Get([]byte("k")); st != StatusMiss {
+				t.Fatalf("instance a served %q (%v), computed by its partner without a write a acknowledged less than PartnerLag ago", v, st)
+			}
+		})
+	}
+}

@@ -28,6 +28,17 @@ package cache
 // A new epoch (the shared state was lost) has no record of the bumps made
 // before it: an instance that adopts one in place of the epoch it knew
 // takes nothing from L2 for PartnerLag.
+//
+// Nor does the mirror keep a record below the floor: a floor raised (a
+// Reset, a prune, an instance adopting an epoch above its numbers, each
+// published to every instance) drops the records at or below it, and with
+// them the times of bumps that may be recent. Entries computed after it
+// are valid by the generations, so the rule cannot rest on the records
+// alone: an instance takes nothing from L2 for PartnerLag after the latest
+// bump whose record it dropped (generations.droppedAt). Without that, an
+// instance that had just acknowledged a write took from L2 the extent its
+// partner computed without it right after a floor went up
+// (TestL2PartnerLagSurvivesFloor).
 
 // partnerLag returns how long after a bump of a tag its L2 entries are
 // refused; 0 means never.
@@ -53,5 +64,8 @@ func (l *l2) partnerMayServe(e *entry, now int64) bool {
 			return false
 		}
 	}
-	return true
+	// A tag whose record was dropped (a floor raised by a Reset, a prune
+	// or an instance adopting an epoch; a resync) may have been bumped as
+	// late as droppedAt: read after the records (generations.droppedAt).
+	return now >= l.c.gens.droppedAt.Load()+lag
 }
