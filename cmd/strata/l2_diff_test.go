@@ -50,11 +50,26 @@ import (
 //
 // It runs 20 s; STRATA_L2_DIFF_SECONDS sets another duration.
 func TestL2ConcurrentDifferential(t *testing.T) {
-	// An open defect (issue 21's note of 2026-12-02): about one run in three
-	// finds an instance's cached answer holding a sample's older value (the
-	// value its partner still answers fresh) where its own fresh answer holds
-	// the newer one, at equal write versions. Until it is found, the test
-	// runs on request, so that the default suite does not fail at random.
+	// An open defect (issue 21): about one run in eight failed, at load
+	// 22-42, with an instance's cached answer (miss or partial) lacking a
+	// sample that instance had acknowledged, where its own fresh answer held
+	// it. Two causes were found:
+	//   - the partner rule lost the time of a recent bump when a floor
+	//     went up (an instance adopting a new epoch after a lost key):
+	//     fixed (cache TestL2PartnerLagSurvivesFloor); 2 failures in 88
+	//     runs since, 7 in 58 before;
+	//   - the remaining one is not the cache's: traced with logs, the
+	//     extent was computed by the failing request itself, after the
+	//     write was acknowledged, by an engine evaluation that ran while
+	//     a flush was in progress (between its snapshot and publish, the
+	//     write older than the snapshot) or just after its truncate (the
+	//     write newer than the snapshot), and did not return the sample,
+	//     while the next evaluation did. It looks like the head/flush
+	//     read-your-writes defect the streaming flush made frequent
+	//     (issue 20): an out-of-order sample invisible to a read while a
+	//     flush moves its series.
+	// Until that is found, the test runs on request, so that the default
+	// suite does not fail at random.
 	if os.Getenv("STRATA_L2_DIFF") == "" && os.Getenv("STRATA_L2_DIFF_SECONDS") == "" {
 		t.Skip("known open defect, see the comment: run with STRATA_L2_DIFF=1 (or STRATA_L2_DIFF_SECONDS=N)")
 	}
