@@ -53,8 +53,9 @@ func TestCompressedDaySegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	var meta struct{ Version int }
-	if err := json.Unmarshal(b, &meta); err != nil || meta.Version != 2 {
-		t.Fatalf("day segment %s: version %d (%v), want 2", id, meta.Version, err)
+	// Version 4: compressed pages (version 2) with chunk statistics.
+	if err := json.Unmarshal(b, &meta); err != nil || meta.Version != 4 {
+		t.Fatalf("day segment %s: version %d (%v), want 4", id, meta.Version, err)
 	}
 
 	// Every sample, as written.
