@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,14 +34,7 @@ import (
 // dropped their data (query/consistency_test.go holds that race down, and
 // buffer.Head.StartRead is the fix).
 func TestCacheConcurrentDifferential(t *testing.T) {
-	ops := 4_000
-	if v := os.Getenv("STRATA_CACHE_DIFF_OPS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ops = n
-	}
+	ops := envInt(t, "STRATA_CACHE_DIFF_OPS", 4_000)
 	s := startServer(t, "",
 		"--storage.maintenance-interval", "100ms", "--storage.block-duration", "10m", "--storage.compaction-ranges", "10m,1h",
 		"--retention.raw", "72h", "--retention.interval", "1s", "--cache.split-interval", "1h")

@@ -50,14 +50,7 @@ import (
 //
 // It runs 20 s; STRATA_L2_DIFF_SECONDS sets another duration.
 func TestL2ConcurrentDifferential(t *testing.T) {
-	dur := 20 * time.Second
-	if v := os.Getenv("STRATA_L2_DIFF_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dur = time.Duration(n) * time.Second
-	}
+	dur := time.Duration(envInt(t, "STRATA_L2_DIFF_SECONDS", 20)) * time.Second
 	day0 := time.Unix(1_700_000_000, 0).UTC().Truncate(24 * time.Hour)
 	metrics := []string{"dq0", "dq1", "dq2"}
 	var base bytes.Buffer

@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,14 +47,7 @@ import (
 //
 // It runs 20 s; STRATA_OBJ_DIFF_SECONDS sets another duration.
 func TestObjectStorageL2Differential(t *testing.T) {
-	dur := 20 * time.Second
-	if v := os.Getenv("STRATA_OBJ_DIFF_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dur = time.Duration(n) * time.Second
-	}
+	dur := time.Duration(envInt(t, "STRATA_OBJ_DIFF_SECONDS", 20)) * time.Second
 	srv := s3test.Start(t)
 	srv.SetEnv(t)
 	r := redistest.Start(t)

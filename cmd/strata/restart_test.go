@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -169,6 +171,21 @@ func TestRestartKeepsAnswers(t *testing.T) {
 			t.Fatalf("answer %d changed after compaction:\nbefore %.400s\nafter  %.400s", i, before[i], compacted[i])
 		}
 	}
+}
+
+// envInt returns the integer in the environment variable name, or def
+// when it is not set; a value that is not an integer fails the test.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
 }
 
 func itoa64(i int64) string { return fmt.Sprint(i) }
