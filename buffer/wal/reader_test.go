@@ -1,0 +1,155 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// segmentFile writes the frames of recs to a new file and returns it,
+// open for reading, with its size.
+func segmentFile(t *testing.T, recs ...[]byte) (*os.File, int64) {
+	t.Helper()
+	var b []byte
+	for _, r := range recs {
+		b = appendFrame(b, r)
+	}
+	path := filepath.Join(t.TempDir(), "00000000")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, int64(len(b))
+}
+
+// randomBytes returns n incompressible bytes (stored as a raw frame).
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// nextWithin calls r.next, failing the test if it has not returned after a
+// minute (a reader retrying a read that can never succeed spins forever).
+func nextWithin(t *testing.T, r *segmentReader) ([]byte, error) {
+	t.Helper()
+	type result struct {
+		rec []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rec, err := r.next(true)
+		done <- result{bytes.Clone(rec), err}
+	}()
+	select {
+	case res := <-done:
+		return res.rec, res.err
+	case <-time.After(time.Minute):
+		t.Fatal("segment reader still reading after a minute")
+		return nil, nil
+	}
+}
+
+// TestReaderBufferBySegmentSize: the read buffer is the segment's size for
+// a segment under readBufSize (replaying many small segments does not set
+// aside 1 MiB for each), and readBufSize for a larger one, however large
+// (a 128 MiB segment is not read into memory whole).
+func TestReaderBufferBySegmentSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	small := randomBytes(rng, 100)
+	f, size := segmentFile(t, small)
+	r := newSegmentReader(f, size)
+	if len(r.buf) != int(size) {
+		t.Errorf("read buffer of a %d-byte segment: %d bytes", size, len(r.buf))
+	}
+	if rec, err := r.next(true); err != nil || !bytes.Equal(rec, small) {
+		t.Fatalf("small segment: %d bytes, %v", len(rec), err)
+	}
+	if _, err := r.next(true); err != io.EOF {
+		t.Fatalf("after the last record: %v, want io.EOF", err)
+	}
+
+	var recs [][]byte
+	for range 40 {
+		recs = append(recs, randomBytes(rng, 64<<10))
+	}
+	f, size = segmentFile(t, recs...)
+	r = newSegmentReader(f, size)
+	for i, want := range recs {
+		rec, err := r.next(true)
+		if err != nil || !bytes.Equal(rec, want) {
+			t.Fatalf("record %d: %d bytes, %v", i, len(rec), err)
+		}
+		if len(r.buf) != readBufSize {
+			t.Fatalf("read buffer of a %d-byte segment of 64 KiB records: %d bytes, want %d", size, len(r.buf), readBufSize)
+		}
+	}
+	if _, err := r.next(true); err != io.EOF {
+		t.Fatalf("after the last record: %v, want io.EOF", err)
+	}
+}
+
+// TestReaderFileShrinks: a segment cut shorter than the size its reader
+// was opened with (the writer's repair truncating it) gives the records
+// still whole, then io.ErrUnexpectedEOF, not a spin on the missing bytes.
+// The first record is larger than the read buffer, and the cut falls
+// exactly at its end: the read that completes it meets the end of the file.
+func TestReaderFileShrinks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	big := randomBytes(rng, readBufSize+readBufSize/2)
+	f, size := segmentFile(t, big, randomBytes(rng, 100), randomBytes(rng, 100))
+	r := newSegmentReader(f, size)
+	cut := int64(frameHeaderSize + len(big))
+	if err := os.Truncate(f.Name(), cut); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := nextWithin(t, r)
+	if err != nil || !bytes.Equal(rec, big) {
+		t.Fatalf("record before the cut: %d bytes, %v", len(rec), err)
+	}
+	if _, err := nextWithin(t, r); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("record past the cut: %v, want io.ErrUnexpectedEOF", err)
+	}
+
+	// Cut in the middle of a small segment's second record.
+	first, second := randomBytes(rng, 100), randomBytes(rng, 100)
+	f, size = segmentFile(t, first, second)
+	r = newSegmentReader(f, size)
+	if err := os.Truncate(f.Name(), size-50); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := nextWithin(t, r); err != nil || !bytes.Equal(rec, first) {
+		t.Fatalf("record before the cut: %d bytes, %v", len(rec), err)
+	}
+	if _, err := nextWithin(t, r); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("record across the cut: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestReaderReadError: a failed read is returned to the caller, not
+// retried (here the "segment" is a directory: every read fails with
+// EISDIR).
+func TestReaderReadError(t *testing.T) {
+	d, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := newSegmentReader(d, 100)
+	if _, err := nextWithin(t, r); !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("next on an unreadable segment: %v, want EISDIR", err)
+	}
+}
