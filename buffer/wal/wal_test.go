@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -640,23 +639,6 @@ func TestWriteErrorRecovers(t *testing.T) {
 		t.Errorf("replay after recovery repaired something:\n%s", logs)
 	}
 	equalRecords(t, recs, want)
-}
-
-// mountTmpfs mounts a tmpfs of size bytes on a temporary directory for the
-// test. It needs root, as CI has; without it the test fails rather than
-// skips.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs (needs root, as CI runs): %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v\n%s", dir, err, out)
-		}
-	})
-	return dir
 }
 
 // fill writes path until the file system is full.

@@ -1,0 +1,84 @@
+package wal
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a temporary directory for the
+// test. It needs root, as CI has; without it the test fails rather than
+// skips. The mount point's name holds the test process's id, so that a
+// later run can unmount what a test process killed before its cleanup (a
+// test binary stopped by its -timeout, as a mutation run does to a mutant
+// that hangs) left mounted: see sweepTmpfs.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	sweepTmpfs(t)
+	dir := filepath.Join(t.TempDir(), fmt.Sprintf("%s%d", tmpfsPrefix, os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs (needs root, as CI runs): %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+const tmpfsPrefix = "strata-wal-tmpfs-pid"
+
+// sweepTmpfs unmounts the tmpfs mounts that mountTmpfs made for test
+// processes that no longer run, and removes their temporary directories.
+// A mount whose process id has been reused since (pid_max may be as low as
+// 32768) stays until a later sweep.
+func sweepTmpfs(t *testing.T) {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var stale []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "36 35 98:0 / /mnt/point rw,noatime shared:1 - tmpfs tmpfs rw"
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mnt := fields[4]
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(mnt), tmpfsPrefix))
+		if err != nil || !strings.HasPrefix(filepath.Base(mnt), tmpfsPrefix) {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			stale = append(stale, mnt)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mnt := range stale {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Logf("unmount a tmpfs left by an earlier test process: %v\n%s", err, out)
+			continue
+		}
+		// t.TempDir's layout: <os.TempDir()>/<TestName><random>/<nnn>/<mount point>.
+		if root := filepath.Dir(filepath.Dir(mnt)); filepath.Dir(root) == filepath.Clean(os.TempDir()) {
+			_ = os.RemoveAll(root)
+		}
+		t.Logf("unmounted %s, left by a test process that no longer runs", mnt)
+	}
+}
