@@ -15,167 +15,237 @@ import (
 	"github.com/strata-tsdb/strata/segments"
 )
 
-// flushItem records what one series held when a flush took its snapshot, so
-// that exactly that, and nothing written since, is dropped from the head
-// once it is durable in a segment.
+// A flush streams the head into segments series by series: it takes the
+// series that hold data, sorted by labels, and for each one in turn copies
+// what it holds (a snapshot: the open chunk's bytes, the closed chunks by
+// reference), re-encodes it into chunks per block and hands them to that
+// block's segment writer, which writes them to disk at once. Only one
+// series' copy exists at a time; what the flush keeps for all series is a
+// flushItem each (about 50 bytes), to drop exactly what it wrote once the
+// segments are published. (It built the whole copy first, which doubled
+// the process's memory during a flush.)
+
+// flushItem records what one series held when the flush copied it, so that
+// exactly that, and nothing written since, is dropped from the head once
+// it is durable in a segment. Chunk lists are only appended to, or
+// replaced whole by a rebuild (new chunks): the list still starts with
+// what was flushed when its n-th chunk is the one the flush saw last.
 type flushItem struct {
-	s      *memSeries
-	snap   *snapshot
-	closed []*memChunk // closed in-order chunks
-	head   *memChunk   // the open chunk, with headN samples at the time
-	headN  int
-	ooo    []*memChunk // out-of-order chunks (the buffer is sealed into one first)
+	s          *memSeries
+	lastClosed *memChunk // the last of the closedN closed in-order chunks
+	head       *memChunk // the open chunk, with headN samples at the time
+	lastOOO    *memChunk // the last of the oooN out-of-order chunks
+	closedN    int32
+	headN      int32
+	oooN       int32
 }
 
-// snapshotForFlush captures every series that holds data, sorted by labels.
-func (h *Head) snapshotForFlush(ctx context.Context) ([]flushItem, error) {
-	var items []flushItem
-	var err error
+// seriesWithData returns the series that hold data, sorted by labels.
+func (h *Head) seriesWithData() []*memSeries {
+	var out []*memSeries
 	h.series.forEach(func(s *memSeries) {
-		if err != nil {
-			return
-		}
-		if err = ctx.Err(); err != nil {
-			return
-		}
 		s.mtx.Lock()
-		defer s.mtx.Unlock()
-		h.inHeadCost.Add(s.cutOOOLocked(&h.opts)) // seal the unsorted buffer
-		if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks()) == 0 {
-			return
+		if !s.emptyLocked() {
+			out = append(out, s)
 		}
-		it := flushItem{
-			s:      s,
-			snap:   s.snapshotLocked(math.MinInt64, math.MaxInt64),
-			closed: slices.Clone(s.chunks),
-			head:   s.head,
-			ooo:    slices.Clone(s.oooChunks()),
-		}
-		if s.head != nil {
-			it.headN = s.head.chunk.NumSamples()
-		}
-		items = append(items, it)
+		s.mtx.Unlock()
 	})
+	slices.SortFunc(out, func(a, b *memSeries) int { return labels.Compare(a.lset, b.lset) })
+	return out
+}
+
+// snapshotForFlushLocked seals the series' unsorted out-of-order buffer
+// into a chunk and returns a copy of what the series holds and the item
+// that tells truncateFlushed what to drop; nil when it holds nothing.
+func (h *Head) snapshotForFlushLocked(s *memSeries) (*snapshot, flushItem) {
+	h.inHeadCost.Add(s.cutOOOLocked(&h.opts))
+	ooo := s.oooChunks()
+	if len(s.chunks) == 0 && s.head == nil && len(ooo) == 0 {
+		return nil, flushItem{}
+	}
+	it := flushItem{s: s, head: s.head, closedN: int32(len(s.chunks)), oooN: int32(len(ooo))}
+	if n := len(s.chunks); n > 0 {
+		it.lastClosed = s.chunks[n-1]
+	}
+	if n := len(ooo); n > 0 {
+		it.lastOOO = ooo[n-1]
+	}
+	if s.head != nil {
+		it.headN = int32(s.head.chunk.NumSamples())
+	}
+	return s.snapshotLocked(math.MinInt64, math.MaxInt64), it
+}
+
+// blockWriters are the segment writers of one flush, one per block,
+// opened as the first series with data in a block comes.
+type blockWriters struct {
+	sink SegmentSink
+	now  func() time.Time
+	ws   map[int64]*segments.Writer
+}
+
+// get returns the writer of the block starting at b, opening it if needed.
+// Each takes the next number of the sink's write sequence, which orders
+// it after every segment written before (the segments of one flush do not
+// overlap in time, so their order among themselves decides nothing); now
+// only names it.
+func (bw *blockWriters) get(b int64) (*segments.Writer, error) {
+	if w := bw.ws[b]; w != nil {
+		return w, nil
+	}
+	seq, err := bw.sink.NextSeq()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("segment for block %d: %w", b, err)
 	}
-	slices.SortFunc(items, func(a, b flushItem) int { return labels.Compare(a.s.lset, b.s.lset) })
-	return items, nil
+	w, err := segments.NewWriter(bw.sink.Dir(), segments.Meta{ID: segments.NewID(bw.now()), Seq: seq})
+	if err != nil {
+		return nil, fmt.Errorf("create segment for block %d: %w", b, err)
+	}
+	bw.ws[b] = w
+	return w, nil
 }
 
-// blockSeries is one series' chunks within one block.
-type blockSeries struct {
-	lset   labels.Labels
-	chunks []segments.ChunkMeta
-}
-
-// encodeBlocks re-encodes the snapshot into chunks of at most chunkSamples
-// samples, grouped by the blockDur-aligned block they fall in.
-func encodeBlocks(ctx context.Context, items []flushItem, blockDur int64, chunkSamples int) (map[int64][]blockSeries, error) {
-	blocks := map[int64][]blockSeries{}
-	for i := range items {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+// close finishes the writers in block order and returns their metas. On
+// error, and with abort, nothing written stays on disk.
+func (bw *blockWriters) close(abort bool) (metas []segments.Meta, err error) {
+	starts := slices.Sorted(func(yield func(int64) bool) {
+		for b := range bw.ws {
+			if !yield(b) {
+				return
 			}
 		}
-		var (
-			cur      *memChunk
-			app      chunkenc.Appender
-			prev     chunkenc.Appender
-			curBlock int64
-			series   []segments.ChunkMeta
-		)
-		emit := func(c *memChunk) {
-			c.chunk.Compact()
-			series = append(series, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: c.chunk})
-		}
-		finishBlock := func() {
-			if cur != nil {
-				emit(cur)
-				cur, app = nil, nil
-			}
-			if len(series) > 0 {
-				blocks[curBlock] = append(blocks[curBlock], blockSeries{lset: items[i].s.lset, chunks: series})
-				series = nil
-			}
-		}
-		it := items[i].snap.iterator()
-		first := true
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-			x := segments.ReadSample(it, vt, nil, nil)
-			b := rangeStart(x.T, blockDur)
-			if first || b != curBlock {
-				finishBlock()
-				curBlock, first = b, false
-			}
-			if cur != nil && segments.ChunkFull(cur.chunk, chunkSamples) {
-				emit(cur)
-				cur, prev = nil, app
-			}
-			var done *memChunk
-			cur, app, done = appendToChunk(cur, app, prev, &x)
-			prev = nil
-			if done != nil {
-				emit(done)
-			}
-		}
-		if err := it.Err(); err != nil {
-			return nil, fmt.Errorf("read series %s: %w", items[i].s.lset, err)
-		}
-		finishBlock()
-	}
-	return blocks, nil
-}
-
-// writeBlocks writes one segment per block into the sink's directory and
-// returns their metas. Each segment takes the next number of the sink's
-// write sequence, which orders it after every segment written before;
-// now only names it. On error it removes the segments it wrote: they were
-// not published, and the retried flush writes them again.
-func writeBlocks(ctx context.Context, sink SegmentSink, blocks map[int64][]blockSeries, now func() time.Time) (metas []segments.Meta, err error) {
-	defer func() {
-		if err != nil {
-			for _, m := range metas {
-				_ = os.RemoveAll(filepath.Join(sink.Dir(), m.ID))
-			}
-			metas = nil
-		}
-	}()
-	starts := make([]int64, 0, len(blocks))
-	for b := range blocks {
-		starts = append(starts, b)
-	}
-	slices.Sort(starts)
+	})
 	for _, b := range starts {
-		if err := ctx.Err(); err != nil {
-			return metas, err
+		w := bw.ws[b]
+		if abort || err != nil {
+			_ = w.Abort()
+			continue
 		}
-		seq, err := sink.NextSeq()
-		if err != nil {
-			return metas, fmt.Errorf("segment for block %d: %w", b, err)
-		}
-		w, err := segments.NewWriter(sink.Dir(), segments.Meta{ID: segments.NewID(now()), Seq: seq})
-		if err != nil {
-			return metas, fmt.Errorf("create segment for block %d: %w", b, err)
-		}
-		for _, bs := range blocks[b] {
-			if err := w.AddSeries(bs.lset, bs.chunks); err != nil {
-				_ = w.Abort()
-				return metas, fmt.Errorf("write segment for block %d: %w", b, err)
-			}
-		}
-		meta, err := w.Close()
-		if err != nil {
-			return metas, fmt.Errorf("finish segment for block %d: %w", b, err)
+		meta, cerr := w.Close()
+		if cerr != nil {
+			err = fmt.Errorf("finish segment for block %d: %w", b, cerr)
+			continue
 		}
 		metas = append(metas, meta)
+	}
+	if err != nil {
+		for _, m := range metas {
+			_ = os.RemoveAll(filepath.Join(bw.sink.Dir(), m.ID))
+		}
+		return nil, err
 	}
 	return metas, nil
 }
 
-// truncateFlushed drops from the head what the flush snapshot held and
-// returns the number of samples dropped. Data written after the snapshot
+// writeFlush writes what the series hold into one segment per block,
+// series by series in label order, and returns the segments' metas and
+// what truncateFlushed is to drop. On error nothing it wrote stays on disk.
+func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64, now func() time.Time) ([]segments.Meta, []flushItem, error) {
+	series := h.seriesWithData()
+	items := make([]flushItem, 0, len(series))
+	bw := &blockWriters{sink: sink, now: now, ws: map[int64]*segments.Writer{}}
+	enc := blockEncoder{blockDur: blockDur, chunkSamples: h.opts.ChunkSamples}
+	for i, s := range series {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				_, _ = bw.close(true)
+				return nil, nil, err
+			}
+		}
+		s.mtx.Lock()
+		snap, it := h.snapshotForFlushLocked(s)
+		s.mtx.Unlock()
+		if snap == nil {
+			continue
+		}
+		if err := enc.write(s.lset, snap, bw); err != nil {
+			_, _ = bw.close(true)
+			return nil, nil, err
+		}
+		items = append(items, it)
+		if h.testHookFlushedSeries != nil {
+			h.testHookFlushedSeries(len(items))
+		}
+	}
+	metas, err := bw.close(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return metas, items, nil
+}
+
+// blockEncoder re-encodes one series' snapshot into chunks of at most
+// chunkSamples samples, cut at the blockDur-aligned block boundaries, and
+// adds each block's chunks to that block's writer. Its buffers are reused
+// from series to series.
+type blockEncoder struct {
+	blockDur     int64
+	chunkSamples int
+	chunks       []segments.ChunkMeta
+}
+
+func (e *blockEncoder) write(lset labels.Labels, snap *snapshot, bw *blockWriters) error {
+	var (
+		cur      *memChunk
+		app      chunkenc.Appender
+		prev     chunkenc.Appender
+		curBlock int64
+		first    = true
+	)
+	emit := func(c *memChunk) {
+		c.chunk.Compact()
+		e.chunks = append(e.chunks, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: c.chunk})
+	}
+	finishBlock := func() error {
+		if cur != nil {
+			emit(cur)
+			cur, app = nil, nil
+		}
+		if len(e.chunks) == 0 {
+			return nil
+		}
+		defer func() {
+			clear(e.chunks)
+			e.chunks = e.chunks[:0]
+		}()
+		w, err := bw.get(curBlock)
+		if err != nil {
+			return err
+		}
+		if err := w.AddSeries(lset, e.chunks); err != nil {
+			return fmt.Errorf("write segment for block %d: %w", curBlock, err)
+		}
+		return nil
+	}
+	it := snap.iterator()
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		x := segments.ReadSample(it, vt, nil, nil)
+		b := rangeStart(x.T, e.blockDur)
+		if first || b != curBlock {
+			if err := finishBlock(); err != nil {
+				return err
+			}
+			curBlock, first = b, false
+		}
+		if cur != nil && segments.ChunkFull(cur.chunk, e.chunkSamples) {
+			emit(cur)
+			cur, prev = nil, app
+		}
+		var done *memChunk
+		cur, app, done = appendToChunk(cur, app, prev, &x)
+		prev = nil
+		if done != nil {
+			emit(done)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read series %s: %w", lset, err)
+	}
+	return finishBlock()
+}
+
+// truncateFlushed drops from the head what the flush wrote and returns the
+// number of samples dropped. Data written after the flush copied a series
 // stays: if a chunk changed since (the open chunk grew, or out-of-order
 // merging rebuilt the series), it is kept and flushed again next time,
 // which readers and compaction resolve as duplicates.
@@ -185,19 +255,17 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 		it := &items[i]
 		s := it.s
 		s.mtx.Lock()
-		// Closed and out-of-order chunks are only ever appended to, unless a
-		// rebuild replaced them all: the snapshot is then no longer a prefix.
 		var n, c int64
-		s.chunks, n, c = dropPrefix(s.chunks, it.closed)
+		s.chunks, n, c = dropPrefix(s.chunks, int(it.closedN), it.lastClosed)
 		dropped += n
 		cost += c
-		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == it.headN {
+		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == int(it.headN) {
 			dropped += int64(it.headN)
 			cost += s.head.cost          // unchanged since the snapshot, as its samples are
 			s.head, s.headApp = nil, nil // lastT stays: older samples remain out of order
 		}
 		if s.ooo != nil {
-			s.ooo.chunks, n, c = dropPrefix(s.ooo.chunks, it.ooo)
+			s.ooo.chunks, n, c = dropPrefix(s.ooo.chunks, int(it.oooN), it.lastOOO)
 			dropped += n
 			cost += c
 			s.dropOOOIfEmptyLocked()
@@ -209,18 +277,19 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 	return dropped
 }
 
-// dropPrefix removes prefix from list if list still starts with it, and
-// returns the number of samples removed and their cost (memChunk.cost).
-func dropPrefix(list, prefix []*memChunk) ([]*memChunk, int64, int64) {
-	if len(prefix) == 0 || len(list) < len(prefix) || list[0] != prefix[0] || list[len(prefix)-1] != prefix[len(prefix)-1] {
+// dropPrefix removes the first n chunks of list if list still starts with
+// what the flush saw (its n-th chunk is last), and returns the number of
+// samples removed and their cost (memChunk.cost).
+func dropPrefix(list []*memChunk, n int, last *memChunk) ([]*memChunk, int64, int64) {
+	if n == 0 || len(list) < n || list[n-1] != last {
 		return list, 0, 0
 	}
-	var n, cost int64
-	for _, c := range prefix {
-		n += int64(c.chunk.NumSamples())
+	var samples, cost int64
+	for _, c := range list[:n] {
+		samples += int64(c.chunk.NumSamples())
 		cost += c.cost
 	}
-	rest := make([]*memChunk, len(list)-len(prefix))
-	copy(rest, list[len(prefix):])
-	return rest, n, cost
+	rest := make([]*memChunk, len(list)-n)
+	copy(rest, list[n:])
+	return rest, samples, cost
 }

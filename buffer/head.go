@@ -63,6 +63,10 @@ type Head struct {
 	ex    *exemplars.Store // the most recent exemplars the writes carried
 	reads *readers         // queriers over the head and segments, for flushes to wait on
 
+	// testHookFlushedSeries, when set, is called by a flush after it wrote
+	// each series, with the number written so far.
+	testHookFlushedSeries func(n int)
+
 	histMtx   sync.RWMutex        // histMtx guards histNames.
 	histNames map[string]struct{} // metric names that were given histograms since the head started
 }

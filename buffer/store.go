@@ -344,15 +344,7 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 			return fmt.Errorf("log series records: %w", err)
 		}
 	}
-	items, err := s.head.snapshotForFlush(ctx)
-	if err != nil {
-		return err
-	}
-	blocks, err := encodeBlocks(ctx, items, s.opts.BlockDuration, s.opts.Head.ChunkSamples)
-	if err != nil {
-		return err
-	}
-	metas, err := writeBlocks(ctx, s.sink, blocks, s.opts.Now)
+	metas, items, err := s.head.writeFlush(ctx, s.sink, s.opts.BlockDuration, s.opts.Now)
 	if err != nil {
 		return err
 	}
