@@ -59,10 +59,16 @@ func (h *Head) seriesWithData() []*memSeries {
 // that tells truncateFlushed what to drop; nil when it holds nothing.
 func (h *Head) snapshotForFlushLocked(s *memSeries) (*snapshot, flushItem) {
 	h.inHeadCost.Add(s.cutOOOLocked(&h.opts))
-	ooo := s.oooChunks()
-	if len(s.chunks) == 0 && s.head == nil && len(ooo) == 0 {
+	if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks()) == 0 {
 		return nil, flushItem{}
 	}
+	return s.snapshotLocked(math.MinInt64, math.MaxInt64), h.flushItemLocked(s)
+}
+
+// flushItemLocked returns the item that tells truncateFlushed what the
+// flush takes of s now.
+func (h *Head) flushItemLocked(s *memSeries) flushItem {
+	ooo := s.oooChunks()
 	it := flushItem{s: s, head: s.head, closedN: int32(len(s.chunks)), oooN: int32(len(ooo))}
 	if n := len(s.chunks); n > 0 {
 		it.lastClosed = s.chunks[n-1]
@@ -73,7 +79,7 @@ func (h *Head) snapshotForFlushLocked(s *memSeries) (*snapshot, flushItem) {
 	if s.head != nil {
 		it.headN = int32(s.head.chunk.NumSamples())
 	}
-	return s.snapshotLocked(math.MinInt64, math.MaxInt64), it
+	return it
 }
 
 // blockWriters are the segment writers of one flush, one per block,
@@ -153,16 +159,28 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 			}
 		}
 		s.mtx.Lock()
-		snap, it := h.snapshotForFlushLocked(s)
-		s.mtx.Unlock()
-		if snap == nil {
-			continue
+		var err error
+		if enc.takeInOrderLocked(s) {
+			// The common case: only in-order chunks, each within one
+			// block. They are written as they are (the open one copied),
+			// with nothing decoded, re-encoded or left behind.
+			it := h.flushItemLocked(s)
+			s.mtx.Unlock()
+			items = append(items, it)
+			err = enc.writeTaken(s.lset, bw)
+		} else {
+			snap, it := h.snapshotForFlushLocked(s)
+			s.mtx.Unlock()
+			if snap == nil {
+				continue
+			}
+			items = append(items, it)
+			err = enc.write(s.lset, snap, bw)
 		}
-		if err := enc.write(s.lset, snap, bw); err != nil {
+		if err != nil {
 			_, _ = bw.close(true)
 			return nil, nil, err
 		}
-		items = append(items, it)
 		if h.testHookFlushedSeries != nil {
 			h.testHookFlushedSeries(len(items))
 		}
@@ -182,6 +200,72 @@ type blockEncoder struct {
 	blockDur     int64
 	chunkSamples int
 	chunks       []segments.ChunkMeta
+
+	// What takeInOrderLocked took: the series' chunks, the open one
+	// copied into headBuf (and, for XOR, wrapped in xor).
+	taken   []segments.ChunkMeta
+	headBuf []byte
+	xor     chunkenc.XORChunk
+}
+
+// takeInOrderLocked takes the series' chunks as they are when it holds
+// only in-order data (no out-of-order chunk or buffer), each chunk within
+// one block, and the open chunk's encoding can be copied; it reports
+// whether it did. The head cuts in-order chunks at ChunkSamples and at
+// ChunkRange boundaries, which divide the block, so they are what
+// re-encoding would make (or, when ChunkRange is shorter than a block,
+// smaller). Closed chunks never change: they are referenced, not copied.
+func (e *blockEncoder) takeInOrderLocked(s *memSeries) bool {
+	if s.ooo != nil || (len(s.chunks) == 0 && s.head == nil) {
+		return false
+	}
+	clear(e.taken)
+	e.taken = e.taken[:0]
+	for _, c := range s.chunks {
+		if rangeStart(c.minT, e.blockDur) != rangeStart(c.maxT, e.blockDur) {
+			return false
+		}
+		e.taken = append(e.taken, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: c.chunk})
+	}
+	if c := s.head; c != nil {
+		if rangeStart(c.minT, e.blockDur) != rangeStart(c.maxT, e.blockDur) {
+			return false
+		}
+		e.headBuf = append(e.headBuf[:0], c.chunk.Bytes()...)
+		var ch chunkenc.Chunk
+		if c.chunk.Encoding() == chunkenc.EncXOR {
+			e.xor.Reset(e.headBuf)
+			ch = &e.xor
+		} else {
+			var err error
+			if ch, err = chunkenc.FromData(c.chunk.Encoding(), slices.Clone(e.headBuf)); err != nil {
+				return false
+			}
+		}
+		e.taken = append(e.taken, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: ch})
+	}
+	return true
+}
+
+// writeTaken adds the chunks takeInOrderLocked took to the writers of
+// their blocks.
+func (e *blockEncoder) writeTaken(lset labels.Labels, bw *blockWriters) error {
+	for i := 0; i < len(e.taken); {
+		b := rangeStart(e.taken[i].MinTime, e.blockDur)
+		j := i + 1
+		for j < len(e.taken) && rangeStart(e.taken[j].MinTime, e.blockDur) == b {
+			j++
+		}
+		w, err := bw.get(b)
+		if err != nil {
+			return err
+		}
+		if err := w.AddSeries(lset, e.taken[i:j]); err != nil {
+			return fmt.Errorf("write segment for block %d: %w", b, err)
+		}
+		i = j
+	}
+	return nil
 }
 
 func (e *blockEncoder) write(lset labels.Labels, snap *snapshot, bw *blockWriters) error {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -127,7 +129,11 @@ func BenchmarkReplayAfterFlush(b *testing.B) {
 // sample record); graceful: as a stop leaves it (the series re-logged,
 // no samples). It reports ns/series and, for crash, samples/s.
 func BenchmarkReplayK8s(b *testing.B) {
-	const n, perSeries = 200_000, 5
+	const perSeries = 5
+	n := 200_000
+	if v, err := strconv.Atoi(os.Getenv("STRATA_REPLAY_SERIES")); err == nil && v > 0 {
+		n = v // STRATA_REPLAY_SERIES=1000000: loadtest/scale's size
+	}
 	for _, graceful := range []bool{false, true} {
 		name := "crash"
 		if graceful {
@@ -164,7 +170,7 @@ func BenchmarkReplayK8s(b *testing.B) {
 			cpu0, cpuOK := cputime.Process()
 			for range b.N {
 				s := openTestStore(b, dir, StoreOptions{}, sink)
-				if got := s.head.NumSeries(); got != n {
+				if got := s.head.NumSeries(); got != int64(n) {
 					b.Fatalf("%d series replayed, want %d", got, n)
 				}
 				b.StopTimer()
@@ -174,15 +180,15 @@ func BenchmarkReplayK8s(b *testing.B) {
 				b.StartTimer()
 			}
 			per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			b.ReportMetric(per/n, "ns/series")
+			b.ReportMetric(per/float64(n), "ns/series")
 			if cpu1, ok := cputime.Process(); ok && cpuOK {
 				// Process CPU (GC workers included), which a loaded
 				// machine does not inflate as it does wall time; the
 				// close after each replay is in it too.
-				b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/n, "cpu-ns/series")
+				b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/series")
 			}
 			if !graceful {
-				b.ReportMetric(n*perSeries/(per/1e9), "samples/s")
+				b.ReportMetric(float64(n*perSeries)/(per/1e9), "samples/s")
 			}
 		})
 	}
