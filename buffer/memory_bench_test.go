@@ -82,9 +82,11 @@ func BenchmarkHeadBytesPerSeries(b *testing.B) {
 	}
 }
 
-// TestFlushReleasesItsCopy: a flush re-encodes everything it writes, a
-// transient copy of the head. With ReleaseMemory the pages that copy used
-// go back to the OS when the flush ends, so the heap the process keeps
+// TestFlushReleasesItsCopy: what a flush allocates (the series records it
+// re-logs, the segment writers' index, a flushItem per series; and, for
+// series it re-encodes, their copy) is garbage once it ends. With
+// ReleaseMemory the pages it used go back to the OS when the flush ends,
+// so the heap the process keeps
 // mapped (HeapSys - HeapReleased, what RSS follows) is flat across the
 // flush rather than at the flush's peak.
 func TestFlushReleasesItsCopy(t *testing.T) {
