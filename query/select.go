@@ -68,6 +68,10 @@ type segCursor struct {
 	src       segSource
 	n         int
 	e         error
+	// refs are the chunks of the series given so far, for a segment read
+	// by range from object storage: prefetched together once the last
+	// series is given, before the engine reads them one by one.
+	refs []segments.ChunkRef
 }
 
 func (c *segCursor) next() bool {
@@ -103,9 +107,18 @@ func (c *segCursor) next() bool {
 			metas, deleted = nil, nil
 		}
 		c.src = segSource{seg: c.seg, metas: metas, deleted: deleted}
+		if c.seg.FromSource() {
+			for _, m := range metas {
+				c.refs = append(c.refs, m.Ref)
+			}
+		}
 		return true
 	}
 	c.e = c.it.Err()
+	if c.e == nil && len(c.refs) > 0 {
+		c.e = c.seg.Prefetch(c.refs)
+		c.refs = nil
+	}
 	return false
 }
 

@@ -165,32 +165,11 @@ func readMetaFile(dir string) (*metaFile, int64, error) {
 	if err != nil {
 		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: err}
 	}
-	var m metaFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&m); err != nil {
-		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: dec.InputOffset(), Err: err}
+	m, err := parseMetaFile(dir, b)
+	if err != nil {
+		return nil, 0, err
 	}
-	if dec.More() {
-		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: dec.InputOffset(), Err: errors.New("trailing data")}
-	}
-	sum, ok := rawChecksum(b, m.Checksum)
-	if !ok || formatCRC(sum) != m.Checksum {
-		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1,
-			Err: fmt.Errorf("meta: %w (stored %q, computed %08x)", ErrChecksum, m.Checksum, sum)}
-	}
-	// Checked after the checksum, so a damaged version digit is
-	// corruption, while a segment from a newer Strata is refused, not
-	// quarantined.
-	if m.Version > FormatVersion {
-		return nil, 0, fmt.Errorf("segment %s: version %d: %w", dir, m.Version, ErrUnsupportedVersion)
-	}
-	if m.Version < FormatVersionPlain {
-		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: fmt.Errorf("invalid version %d", m.Version)}
-	}
-	if err := m.validate(); err != nil {
-		return nil, 0, &CorruptionError{Dir: dir, File: metaFilename, Offset: -1, Err: err}
-	}
-	return &m, int64(len(b)), nil
+	return m, int64(len(b)), nil
 }
 
 // validate checks the invariants of a meta file written by this package.

@@ -109,6 +109,15 @@ func (c *PageCache) get(region uint64, page int) ([]byte, bool) {
 	return e.Value.(*cachedPage).b, true
 }
 
+// has reports whether the cache holds the page, counting neither a hit
+// nor a miss.
+func (c *PageCache) has(region uint64, page int) bool {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	_, ok := c.pages[pageKey{region, page}]
+	return ok
+}
+
 func (c *PageCache) put(region uint64, page int, b []byte) {
 	n := int64(cap(b))
 	if n > c.max {

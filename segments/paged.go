@@ -140,13 +140,15 @@ func (p *pagedWriter) finish() error {
 	return p.out(t.b)
 }
 
-// pagedRegion reads a paged region held in b (normally mmapped).
+// pagedRegion reads a paged region held in b (normally mmapped; read by
+// range from a Source for a segment in object storage).
 type pagedRegion struct {
-	b      []byte
+	b      fileBytes
 	key    uint64   // identifies the region in a pageCache
 	starts []uint64 // logical offset of each page, increasing
 	offs   []uint64 // offset of each page in b
 	end    uint64   // logical end of the last page
+	tstart uint64   // offset of the page table in b: the end of the last page
 	cache  *PageCache
 }
 
@@ -154,25 +156,30 @@ type pagedRegion struct {
 // record has logical offset base. Errors are plain; the caller wraps them
 // in a *CorruptionError naming the file.
 func openPagedRegion(b []byte, base uint64, cache *PageCache) (*pagedRegion, error) {
-	if len(b) < pageTrailerSize {
+	return openPagedRegionFrom(memBytes(b), base, cache)
+}
+
+// openPagedRegionFrom is openPagedRegion for a region of any fileBytes. An
+// error of a Source is a *sourceError.
+func openPagedRegionFrom(b fileBytes, base uint64, cache *PageCache) (*pagedRegion, error) {
+	size := b.size()
+	if size < pageTrailerSize {
 		return nil, errors.New("paged region too short for its trailer")
 	}
-	tr := decbuf{b: b[len(b)-pageTrailerSize:]}
-	tlen, tcrc := uint64(tr.be32()), tr.be32()
-	if tlen > uint64(len(b)-pageTrailerSize) {
-		return nil, fmt.Errorf("page table of %d bytes exceeds region", tlen)
+	tbl, tstart, err := readPageTable(b, size)
+	if err != nil && !errors.As(err, new(*sourceError)) && b.forget(0, size) {
+		// Bytes from a Source: the trailer and the table once more.
+		tbl, tstart, err = readPageTable(b, size)
 	}
-	tstart := uint64(len(b)-pageTrailerSize) - tlen
-	tbl := b[tstart : len(b)-pageTrailerSize]
-	if got := crc32c(tbl); got != tcrc {
-		return nil, fmt.Errorf("page table: %w (stored %08x, computed %08x)", ErrChecksum, tcrc, got)
+	if err != nil {
+		return nil, err
 	}
 	d := decbuf{b: tbl}
 	n := d.uvarint()
 	if d.err == nil && n > uint64(d.len())/2 {
 		return nil, fmt.Errorf("page count %d exceeds page table", n)
 	}
-	r := &pagedRegion{b: b, starts: make([]uint64, 0, n), offs: make([]uint64, 0, n), cache: cache}
+	r := &pagedRegion{b: b, starts: make([]uint64, 0, n), offs: make([]uint64, 0, n), tstart: tstart, cache: cache}
 	var ls, po uint64
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		ds, do := d.uvarint(), d.uvarint()
@@ -206,15 +213,35 @@ func openPagedRegion(b []byte, base uint64, cache *PageCache) (*pagedRegion, err
 	return r, nil
 }
 
+// readPageTable reads and checks the trailer and page table at the end of
+// the region b of size bytes; it returns the table and where it starts.
+func readPageTable(b fileBytes, size uint64) ([]byte, uint64, error) {
+	trb, err := b.slice(size-pageTrailerSize, size)
+	if err != nil {
+		return nil, 0, &sourceError{err}
+	}
+	tr := decbuf{b: trb}
+	tlen, tcrc := uint64(tr.be32()), tr.be32()
+	if tlen > size-pageTrailerSize {
+		return nil, 0, fmt.Errorf("page table of %d bytes exceeds region", tlen)
+	}
+	tstart := size - pageTrailerSize - tlen
+	tbl, err := b.slice(tstart, size-pageTrailerSize)
+	if err != nil {
+		return nil, 0, &sourceError{err}
+	}
+	if got := crc32c(tbl); got != tcrc {
+		return nil, 0, fmt.Errorf("page table: %w (stored %08x, computed %08x)", ErrChecksum, tcrc, got)
+	}
+	return tbl, tstart, nil
+}
+
 // pageAt returns the uncompressed page holding logical offset off and the
 // logical offset of its start.
 func (r *pagedRegion) pageAt(off uint64) ([]byte, uint64, error) {
-	if len(r.starts) == 0 || off < r.starts[0] || off >= r.end {
+	i, ok := r.pageIndex(off)
+	if !ok {
 		return nil, 0, fmt.Errorf("offset %d outside paged data %d..%d", off, r.start(), r.end)
-	}
-	i, found := slices.BinarySearch(r.starts, off)
-	if !found {
-		i--
 	}
 	if p, ok := r.cache.get(r.key, i); ok {
 		return p, r.starts[i], nil
@@ -226,6 +253,30 @@ func (r *pagedRegion) pageAt(off uint64) ([]byte, uint64, error) {
 	r.cache.put(r.key, i, p)
 	return p, r.starts[i], nil
 }
+
+// pageIndex returns the index of the page that holds logical offset off.
+func (r *pagedRegion) pageIndex(off uint64) (int, bool) {
+	if len(r.starts) == 0 || off < r.starts[0] || off >= r.end {
+		return 0, false
+	}
+	i, found := slices.BinarySearch(r.starts, off)
+	if !found {
+		i--
+	}
+	return i, true
+}
+
+// pageRange returns where page i is stored in b: [start, end).
+func (r *pagedRegion) pageRange(i int) (uint64, uint64) {
+	if i+1 < len(r.offs) {
+		return r.offs[i], r.offs[i+1]
+	}
+	return r.offs[i], r.tstart
+}
+
+// cached reports whether page i is in the page cache (without counting a
+// hit or miss).
+func (r *pagedRegion) cached(i int) bool { return r.cache.has(r.key, i) }
 
 func (r *pagedRegion) start() uint64 {
 	if len(r.starts) == 0 {
@@ -246,27 +297,36 @@ func (r *pagedRegion) at(off uint64) ([]byte, error) {
 // decode verifies and decompresses page i.
 func (r *pagedRegion) decode(i int) ([]byte, error) {
 	want := r.end - r.starts[i]
-	limit := uint64(len(r.b))
 	if i+1 < len(r.starts) {
 		want = r.starts[i+1] - r.starts[i]
-		limit = r.offs[i+1]
 	}
-	off := r.offs[i]
-	d := decbuf{b: r.b[off:limit]}
-	codec := d.byte()
-	rawLen := d.uvarint()
-	storedLen := d.uvarint()
-	hdr := uint64(limit-off) - uint64(d.len())
-	data := d.bytes(storedLen)
-	sum := d.be32()
-	switch {
-	case d.err != nil:
-		return nil, fmt.Errorf("page at %d: %w", off, d.err)
-	case rawLen != want || rawLen > maxPageSize:
-		return nil, fmt.Errorf("page at %d: %d bytes, page table says %d", off, rawLen, want)
-	}
-	if got := crc32cUpdate(crc32c(r.b[off:off+hdr]), data); got != sum {
-		return nil, fmt.Errorf("page at %d: %w (stored %08x, computed %08x)", off, ErrChecksum, sum, got)
+	off, limit := r.pageRange(i)
+	var (
+		codec             byte
+		rawLen, storedLen uint64
+		data              []byte
+	)
+	_, err := readChecked(r.b, off, limit, func(b []byte) error {
+		d := decbuf{b: b}
+		codec = d.byte()
+		rawLen = d.uvarint()
+		storedLen = d.uvarint()
+		hdr := uint64(len(b)) - uint64(d.len())
+		data = d.bytes(storedLen)
+		sum := d.be32()
+		switch {
+		case d.err != nil:
+			return fmt.Errorf("page at %d: %w", off, d.err)
+		case rawLen != want || rawLen > maxPageSize:
+			return fmt.Errorf("page at %d: %d bytes, page table says %d", off, rawLen, want)
+		}
+		if got := crc32cUpdate(crc32c(b[:hdr]), data); got != sum {
+			return fmt.Errorf("page at %d: %w (stored %08x, computed %08x)", off, ErrChecksum, sum, got)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	switch codec {
 	case pageCodecNone:

@@ -34,6 +34,10 @@ type Segment struct {
 	// number - 1; nil for a file of records back to back (version 1).
 	chunkPages []*pagedRegion
 	cache      *PageCache // for the pages of a compressed segment
+	// src supplies the files of a segment opened with OpenSource, whose
+	// chunks files are chunkFiles (and chunkMaps is empty).
+	src        Source
+	chunkFiles []sourceFile
 
 	mtx     sync.Mutex
 	cond    sync.Cond // signals when readers drops to zero
@@ -156,7 +160,7 @@ func (s *Segment) unmap() error {
 			s.cache.drop(s.index.seriesPages.key, len(s.index.seriesPages.starts))
 		}
 	}
-	s.index, s.indexMap, s.chunkMaps, s.chunkPages = nil, nil, nil, nil
+	s.index, s.indexMap, s.chunkMaps, s.chunkPages, s.chunkFiles = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -226,7 +230,7 @@ func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
 		return nil, ErrClosed
 	}
 	seq := ref.File()
-	if seq == 0 || uint64(seq) > uint64(len(s.chunkMaps)) {
+	if seq == 0 || uint64(seq) > uint64(len(s.files)-1) {
 		return nil, &CorruptionError{Dir: s.dir, File: indexFilename, Offset: -1,
 			Err: fmt.Errorf("chunk ref %s: no such chunks file", ref)}
 	}
@@ -240,8 +244,13 @@ func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
 		if rec, err = p.at(uint64(ref.Offset())); err == nil {
 			enc, data, err = decodeRecord(rec)
 		}
+	} else if s.src != nil {
+		enc, data, err = readSourceRecord(s.chunkFiles[seq-1], uint64(ref.Offset()))
 	} else {
 		enc, data, err = decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
+	}
+	if se := (*sourceError)(nil); errors.As(err, &se) {
+		return nil, fmt.Errorf("segment %s: read %s: %w", s.dir, chunksFileName(seq), se.err)
 	}
 	if err != nil {
 		return nil, &CorruptionError{Dir: s.dir, File: chunksFileName(seq), Offset: int64(ref.Offset()), Err: err}
@@ -308,8 +317,16 @@ func (s *Segment) Verify(ctx context.Context) error {
 // verifyChunkFiles checks every chunks file against the CRC32C meta.json
 // records for it; a mismatch is a *CorruptionError naming the file.
 func (s *Segment) verifyChunkFiles() error {
-	for i, b := range s.chunkMaps {
-		f := s.files[i+1]
+	for i, f := range s.files[1:] {
+		var b []byte
+		if s.src != nil {
+			var err error
+			if b, err = s.chunkFiles[i].slice(0, s.chunkFiles[i].n); err != nil {
+				return fmt.Errorf("segment %s: read %s: %w", s.dir, f.Name, err)
+			}
+		} else {
+			b = s.chunkMaps[i]
+		}
 		if want, _ := parseCRC(f.CRC32C); crc32c(b) != want {
 			return &CorruptionError{Dir: s.dir, File: f.Name, Offset: -1,
 				Err: fmt.Errorf("chunks file: %w with meta.json", ErrChecksum)}

@@ -2,39 +2,41 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/strata-tsdb/strata/segments"
 )
 
-// cache keeps copies of bucket segments on local disk for reads: a
-// segment a query needs is fetched whole (every object under its prefix)
-// into <dir>/<id>, opened with segments.OpenWithCache and the set's page cache (which checks meta.json, the
-// sizes and the index's CRC32C; each chunk's CRC is checked when read),
-// and kept until the cache holds more than maxBytes, when the least
-// recently used segments that no query holds are closed and deleted.
-// Queries may hold more than maxBytes between them: the bound is on what
-// is kept after they finish.
+// cache opens bucket segments for reads without fetching them whole: a
+// segment a query needs is opened with segments.OpenSource over ranged
+// GETs (its meta.json read once, its index read whole, its chunks files'
+// headers and page tables), and the query's chunks, or the pages holding
+// them, are read by range when it reads them; every range read goes
+// through blocks, the bounded on-disk cache of the objects' bytes (see
+// ranges.go). An open segment holds its index in memory: the least
+// recently used ones no query holds are closed to keep their indexes
+// within openMax bytes; their blocks stay cached for the next open.
 type cache struct {
-	dir      string
-	maxBytes int64
-	bucket   Bucket
-	m        *metrics
-	pages    *segments.PageCache // the set's: decompressed pages of compressed segments
+	dir     string
+	openMax int64
+	bucket  Bucket
+	m       *metrics
+	pages   *segments.PageCache // the set's: decompressed pages of compressed segments
+	blocks  *blockCache
 
 	mtx     sync.Mutex
 	entries map[string]*entry // guarded by mtx
-	used    int64             // bytes of the loaded entries; guarded by mtx
+	metas   map[string][]byte // meta.json of the segments opened; guarded by mtx
+	used    int64             // index bytes of the open entries; guarded by mtx
 	tick    uint64            // guarded by mtx
 
-	loads sync.WaitGroup // fetches in flight
+	loads sync.WaitGroup // opens in flight
 }
 
 type entry struct {
@@ -47,20 +49,21 @@ type entry struct {
 }
 
 // newCache empties dir (what an earlier process left there is not
-// trusted) and returns a cache in it.
+// trusted) and returns a cache in it whose blocks take at most maxBytes.
 func newCache(dir string, maxBytes int64, b Bucket, m *metrics, pages *segments.PageCache) (*cache, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("clear remote read cache: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create remote read cache: %w", err)
+	blocks, err := newBlockCache(dir, maxBytes, b, m)
+	if err != nil {
+		return nil, err
 	}
-	return &cache{dir: dir, maxBytes: maxBytes, bucket: b, m: m, pages: pages, entries: map[string]*entry{}}, nil
+	return &cache{dir: dir, openMax: maxBytes / 4, bucket: b, m: m, pages: pages, blocks: blocks,
+		entries: map[string]*entry{}, metas: map[string][]byte{}}, nil
 }
 
-// acquire returns the segment id, fetched from the bucket unless it is
-// cached, held until release is called. Concurrent acquires of one
-// segment fetch it once.
+// acquire returns the segment id, opened unless it is open, held until
+// release is called. Concurrent acquires of one segment open it once.
 func (c *cache) acquire(ctx context.Context, id string) (*segments.Segment, func(), error) {
 	c.mtx.Lock()
 	e, ok := c.entries[id]
@@ -96,96 +99,81 @@ func (c *cache) acquire(ctx context.Context, id string) (*segments.Segment, func
 	return e.seg, release, nil
 }
 
-// load fetches segment id into e, detached from the query that asked
+// load opens segment id into e, detached from the query that asked
 // first (which may give up): the next query finds it.
 func (c *cache) load(id string, e *entry) {
 	defer c.loads.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	start := time.Now()
-	seg, size, err := c.fetch(ctx, id)
+	seg, err := c.open(ctx, id)
 	c.mtx.Lock()
-	e.seg, e.size, e.err = seg, size, err
+	e.seg, e.err = seg, err
 	if err != nil {
 		delete(c.entries, id) // the next query tries again
 	} else {
-		c.used += size
-		c.m.fetchSeconds.Observe(time.Since(start).Seconds())
-		c.m.fetchedBytes.Add(float64(size))
+		e.size = indexSize(seg)
+		c.used += e.size
 	}
 	c.mtx.Unlock()
 	close(e.ready)
 	c.shrink()
 }
 
-// fetch downloads every object of segment id into a temporary directory,
-// renames it into place and opens it.
-func (c *cache) fetch(ctx context.Context, id string) (*segments.Segment, int64, error) {
-	var keys []string
-	if err := c.bucket.List(ctx, segmentPrefix(id), func(k string) error {
-		keys = append(keys, k)
-		return nil
-	}); err != nil {
-		return nil, 0, unavailable(c.bucket, err)
-	}
-	tmp := filepath.Join(c.dir, id+".tmp-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-	final := filepath.Join(c.dir, id)
-	cleanup := func() { _ = os.RemoveAll(tmp) }
-	var size int64
-	for _, k := range keys {
-		rel := k[len(segmentPrefix(id)):]
-		if rel == namesName {
-			continue // the uploader's, not a file of the segment
-		}
-		n, err := c.download(ctx, k, filepath.Join(tmp, filepath.FromSlash(rel)))
+// open reads the meta.json of segment id (once per process) and opens the
+// segment over ranged reads.
+func (c *cache) open(ctx context.Context, id string) (*segments.Segment, error) {
+	c.mtx.Lock()
+	mb, ok := c.metas[id]
+	c.mtx.Unlock()
+	if !ok {
+		rc, err := c.bucket.Get(ctx, metaKey(id), 0, -1)
 		if err != nil {
-			cleanup()
-			return nil, 0, unavailable(c.bucket, err)
+			return nil, unavailable(c.bucket, err)
 		}
-		size += n
+		mb, err = io.ReadAll(io.LimitReader(rc, 16<<20))
+		rc.Close()
+		c.m.rangeRequests.Inc()
+		if err != nil {
+			return nil, unavailable(c.bucket, err)
+		}
+		c.m.fetchedBytes.Add(float64(len(mb)))
 	}
-	if err := os.RemoveAll(final); err != nil {
-		cleanup()
-		return nil, 0, err
+	var fm struct {
+		Files []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"files"`
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		cleanup()
-		return nil, 0, err
+	if err := json.Unmarshal(mb, &fm); err != nil {
+		return nil, fmt.Errorf("segment %s in %s: meta.json does not decode: %w", id, c.bucket.Name(), err)
 	}
-	seg, err := segments.OpenWithCache(final, c.pages)
+	src := &segmentSource{c: c.blocks, id: id, sizes: map[string]int64{}}
+	for _, f := range fm.Files {
+		src.sizes[f.Name] = f.Size
+	}
+	seg, err := segments.OpenSource(c.bucket.Name()+"/"+segmentPrefix(id), mb, src, c.pages)
 	if err != nil {
-		_ = os.RemoveAll(final)
-		return nil, 0, fmt.Errorf("open segment %s fetched from %s: %w", id, c.bucket.Name(), err)
+		var ce *segments.CorruptionError
+		if errors.As(err, &ce) || errors.Is(err, segments.ErrUnsupportedVersion) {
+			return nil, fmt.Errorf("open segment %s read from %s: %w", id, c.bucket.Name(), err)
+		}
+		return nil, unavailable(c.bucket, err)
 	}
-	return seg, size, nil
+	c.mtx.Lock()
+	c.metas[id] = mb
+	c.mtx.Unlock()
+	return seg, nil
 }
 
-func (c *cache) download(ctx context.Context, key, path string) (int64, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, err
-	}
-	rc, err := c.bucket.Get(ctx, key, 0, -1)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
+// indexSize is what an open segment holds in memory: its index.
+func indexSize(seg *segments.Segment) int64 { return seg.IndexSize() }
 
 // shrink drops least recently used entries no query holds until the cache
 // is within its bound.
 func (c *cache) shrink() {
 	for {
 		c.mtx.Lock()
-		if c.used <= c.maxBytes {
+		if c.used <= c.openMax {
 			c.mtx.Unlock()
 			return
 		}
@@ -204,36 +192,32 @@ func (c *cache) shrink() {
 		c.used -= ve.size
 		c.mtx.Unlock()
 		c.m.cacheEvictions.Inc()
-		if err := segments.Remove(ve.seg); err != nil {
-			_ = os.RemoveAll(filepath.Join(c.dir, victim))
-		}
+		_ = ve.seg.Close()
 	}
 }
 
-// forget drops segment id from the cache (it left the bucket).
+// forget drops segment id from the cache (it left the bucket): its
+// blocks, and the open segment unless a query holds it (then shrink
+// closes it later, or it is never asked for again).
 func (c *cache) forget(id string) {
+	c.blocks.dropPrefix(segmentPrefix(id))
 	c.mtx.Lock()
+	delete(c.metas, id)
 	e, ok := c.entries[id]
 	if !ok || e.seg == nil || e.refs > 0 {
-		// Held by a query (or loading): it is dropped by shrink later, or
-		// never asked for again.
 		c.mtx.Unlock()
 		return
 	}
 	delete(c.entries, id)
 	c.used -= e.size
 	c.mtx.Unlock()
-	_ = segments.Remove(e.seg)
+	_ = e.seg.Close()
 }
 
 // bytes returns the bytes the cache holds on disk.
-func (c *cache) bytes() int64 {
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
-	return c.used
-}
+func (c *cache) bytes() int64 { return c.blocks.bytes() }
 
-// close waits for the fetches in flight and closes every cached segment.
+// close waits for the opens in flight and closes every cached segment.
 func (c *cache) close() error {
 	c.loads.Wait()
 	c.mtx.Lock()

@@ -15,8 +15,12 @@
 // and local reads go on, uploads wait (Status, metrics), nothing is
 // deleted locally, and reads of bucket-only data fail with ErrUnavailable.
 //
-// A bucket segment is read by fetching its files whole into the cache
-// (not by ranged reads of index and chunk pages). The package must not
+// A bucket segment is read by ranged GETs, not fetched whole: it is opened
+// with segments.OpenSource (meta.json, the index, the chunks files'
+// headers and page tables), and the chunks a query reads, or the pages
+// that hold them, are fetched when it reads them (prefetched together,
+// nearby ranges by one GET), through a bounded on-disk cache of blocks
+// (ranges.go). The package must not
 // know PromQL; query/ merges what it returns with the head and the local
 // segments. The test server is in s3test.
 package remote

@@ -8,6 +8,8 @@ type metrics struct {
 	abandonedDeletes                       prometheus.Counter
 	cacheHits, cacheMisses, cacheEvictions prometheus.Counter
 	fetchedBytes, discovered               prometheus.Counter
+	rangeRequests, blockHits, blockMisses  prometheus.Counter
+	blockEvictions, damagedBlocks          prometheus.Counter
 	fetchSeconds, uploadSeconds            prometheus.Histogram
 }
 
@@ -22,13 +24,18 @@ func newMetrics() *metrics {
 		bucketDeletes:    c("strata_object_bucket_deletes_total", "Segments deleted from the bucket: replaced by a compacted upload, or past retention."),
 		abandonedDeletes: c("strata_object_abandoned_uploads_deleted_total", "Half-uploads (objects without meta.json, older than storage.object.abandoned_after, of segments no longer on disk) deleted from the bucket."),
 		localEvictions:   c("strata_object_local_evictions_total", "Local segment copies deleted because they are verified in the bucket and past storage.local.keep or storage.local.max_bytes."),
-		cacheHits:        c("strata_object_cache_hits_total", "Reads of bucket segments found in the remote read cache."),
-		cacheMisses:      c("strata_object_cache_misses_total", "Reads of bucket segments that fetched them."),
-		cacheEvictions:   c("strata_object_cache_evictions_total", "Segments dropped from the remote read cache to stay within its bound."),
-		fetchedBytes:     c("strata_object_fetched_bytes_total", "Bytes fetched from the bucket into the remote read cache."),
+		cacheHits:        c("strata_object_cache_hits_total", "Reads of bucket segments that found them open."),
+		cacheMisses:      c("strata_object_cache_misses_total", "Reads of bucket segments that opened them (meta.json, index, page tables: through the block cache)."),
+		cacheEvictions:   c("strata_object_cache_evictions_total", "Open bucket segments closed to keep their indexes within a quarter of storage.object.cache_max_bytes."),
+		fetchedBytes:     c("strata_object_fetched_bytes_total", "Bytes fetched from the bucket for reads (ranged GETs and meta.json)."),
+		rangeRequests:    c("strata_object_read_requests_total", "GETs of bucket segment bytes for reads (ranges of index and chunks files, and meta.json)."),
+		blockHits:        c("strata_object_cache_block_hits_total", "Blocks of bucket segment files found in the remote read cache."),
+		blockMisses:      c("strata_object_cache_block_misses_total", "Blocks of bucket segment files not in the remote read cache (fetched)."),
+		blockEvictions:   c("strata_object_cache_block_evictions_total", "Blocks dropped from the remote read cache to stay within storage.object.cache_max_bytes."),
+		damagedBlocks:    c("strata_object_cache_damaged_blocks_total", "Blocks of the remote read cache found damaged on disk (dropped and fetched again)."),
 		discovered:       c("strata_object_segments_discovered_total", "Segments a reader found new in the bucket by listing it (their cached answers invalidated)."),
 		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_fetch_duration_seconds",
-			Help: "Time to fetch one segment from the bucket.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
+			Help: "Time of one GET of bucket segment bytes for a read.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_upload_duration_seconds",
 			Help: "Time to upload and verify one segment.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 	}
@@ -36,5 +43,6 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions, m.abandonedDeletes,
-		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered, m.fetchSeconds, m.uploadSeconds}
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered,
+		m.rangeRequests, m.blockHits, m.blockMisses, m.blockEvictions, m.damagedBlocks, m.fetchSeconds, m.uploadSeconds}
 }

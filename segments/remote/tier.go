@@ -62,8 +62,10 @@ type Options struct {
 	// oldest segments verified in the bucket are deleted locally. Zero: no
 	// bound.
 	MaxLocalBytes int64
-	// CacheMaxBytes bounds the remote read cache (what queries hold at one
-	// moment may exceed it). Zero means 1 GiB.
+	// CacheMaxBytes bounds the remote read cache: the blocks of bucket
+	// segment files on disk; the indexes of the open bucket segments that
+	// no query holds take at most a quarter of it in memory. Zero means
+	// 1 GiB.
 	CacheMaxBytes int64
 	// MinTime returns the oldest time retention keeps at resolution res
 	// (0 raw, else the rollup width in milliseconds); a bucket segment

@@ -1,0 +1,413 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/segments/remote/s3test"
+)
+
+// countingBucket passes every call to the real bucket it wraps and counts
+// the GETs and the bytes they return.
+type countingBucket struct {
+	Bucket
+	gets, bytes atomic.Int64
+}
+
+func (b *countingBucket) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	b.gets.Add(1)
+	rc, err := b.Bucket.Get(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{rc, &b.bytes}, nil
+}
+
+func (b *countingBucket) counts() (int64, int64) { return b.gets.Load(), b.bytes.Load() }
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+// writeChunkedSegment writes a raw segment of n series with a sample every
+// minute in [from, to], cut into chunks of per samples, compressed
+// (format version 4) or not (version 3).
+func writeChunkedSegment(t testing.TB, set *segments.Set, n, per int, from, to time.Time, compress bool) segments.Meta {
+	t.Helper()
+	var series []segments.SeriesData
+	for i := range n {
+		var chunks []segments.ChunkMeta
+		var app chunkenc.Appender
+		k := 0
+		for ts := from; !ts.After(to); ts = ts.Add(time.Minute) {
+			if k%per == 0 {
+				c := chunkenc.NewXORChunk()
+				app, _ = c.Appender()
+				chunks = append(chunks, segments.ChunkMeta{Kind: segments.KindRaw, Chunk: c})
+			}
+			app.Append(0, ts.UnixMilli(), float64(i%7)*float64(ts.Unix()/60%1000)+float64(k%3))
+			k++
+		}
+		series = append(series, segments.SeriesData{
+			Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprintf("s%05d", i)),
+			Chunks: chunks,
+		})
+	}
+	meta, err := segments.WriteSeriesWithOptions(set.Dir(), segments.Meta{}, series, segments.WriterOptions{Compress: compress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Publish([]segments.Meta{meta}); err != nil {
+		t.Fatal(err)
+	}
+	return meta
+}
+
+// rangedFixture is one segment uploaded and evicted, so that only the
+// bucket holds it, read through a tier whose bucket counts GETs.
+type rangedFixture struct {
+	srv    *s3test.Server
+	tier   *Tier
+	bucket *countingBucket
+	meta   segments.Meta
+	size   int64                   // bytes of the segment's files
+	want   map[string][][2]float64 // what the local copy read, by series
+}
+
+func newRangedFixture(t testing.TB, series int, compress bool, cacheMax int64) *rangedFixture {
+	return newRangedFixtureSpan(t, series, 12*time.Hour, compress, cacheMax)
+}
+
+func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, compress bool, cacheMax int64) *rangedFixture {
+	t.Helper()
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	set, err := segments.OpenSet(nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.Close() })
+	meta := writeChunkedSegment(t, set, series, map[bool]int{false: 120, true: 360}[compress], t0, t0.Add(span-time.Minute), compress)
+	segs, release := set.Acquire(math.MinInt64, math.MaxInt64)
+	want := readSamples(t, segs)
+	size := set.Segments()[0].Size
+	release()
+	b, err := OpenS3(srv.URL(fmt.Sprintf("ranged-%v", compress)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := &countingBucket{Bucket: b}
+	now := t0.Add(10 * 24 * time.Hour)
+	tier, err := New(nil, cb, set, Options{Dir: t.TempDir(), UploadAfter: time.Hour, Keep: time.Hour, CacheMaxBytes: cacheMax,
+		RetryMin: 10 * time.Millisecond, Now: func() time.Time { return now }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tier.Close() })
+	if err := tier.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Segments()) != 0 {
+		t.Fatal("segment not evicted")
+	}
+	return &rangedFixture{srv: srv, tier: tier, bucket: cb, meta: meta, size: size, want: want}
+}
+
+// readSamples reads every sample of segs, by series.
+func readSamples(t testing.TB, segs []*segments.Segment) map[string][][2]float64 {
+	t.Helper()
+	out := map[string][][2]float64{}
+	for _, s := range segs {
+		it, err := s.Select()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.Next() {
+			for _, cm := range it.Chunks() {
+				c, err := s.ReadChunk(cm.Ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ci := c.Iterator(nil)
+				for ci.Next() != chunkenc.ValNone {
+					ts, v := ci.At()
+					out[it.Labels().String()] = append(out[it.Labels().String()], [2]float64{float64(ts), v})
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// closeSegments closes the open segments (dropping their decompressed
+// pages) and keeps their blocks.
+func (f *rangedFixture) closeSegments() {
+	c := f.tier.cache
+	c.mtx.Lock()
+	keep := c.openMax
+	c.openMax = 0
+	c.mtx.Unlock()
+	c.shrink()
+	c.mtx.Lock()
+	c.openMax = keep
+	c.mtx.Unlock()
+}
+
+// read reads the samples of the series matching ms from the bucket-only
+// segment, prefetching their chunks first as a query does.
+func (f *rangedFixture) read(t testing.TB, ms ...*labels.Matcher) (map[string][][2]float64, error) {
+	t.Helper()
+	segs, _, release, err := f.tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if len(segs) != 1 || !segs[0].FromSource() {
+		t.Fatalf("%d segments from the bucket, want 1 read by range", len(segs))
+	}
+	s := segs[0]
+	it, err := s.Select(ms...)
+	if err != nil {
+		return nil, err
+	}
+	type series struct {
+		lset  string
+		metas []segments.ChunkMeta
+	}
+	var all []series
+	var refs []segments.ChunkRef
+	for it.Next() {
+		all = append(all, series{it.Labels().String(), it.Chunks()})
+		for _, m := range all[len(all)-1].metas {
+			refs = append(refs, m.Ref)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.Prefetch(refs); err != nil {
+		return nil, err
+	}
+	out := map[string][][2]float64{}
+	for _, sr := range all {
+		for _, m := range sr.metas {
+			c, err := s.ReadChunk(m.Ref)
+			if err != nil {
+				return nil, err
+			}
+			ci := c.Iterator(nil)
+			for ci.Next() != chunkenc.ValNone {
+				ts, v := ci.At()
+				out[sr.lset] = append(out[sr.lset], [2]float64{float64(ts), v})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (f *rangedFixture) wantOf(names ...string) map[string][][2]float64 {
+	out := map[string][][2]float64{}
+	for _, n := range names {
+		k := labels.FromStrings("__name__", "m", "i", n).String()
+		out[k] = f.want[k]
+	}
+	return out
+}
+
+// TestRangedReadFetchesLittle: a bucket-only segment is read by ranged
+// GETs. Reading one series of it fetches its meta.json, index, the
+// chunks files' headers and page tables and the series' chunks (or their
+// pages): a small part of the segment, in a few requests; read again it
+// fetches nothing; every series read equals what the local copy read, in
+// both the plain and the compressed format.
+func TestRangedReadFetchesLittle(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compressed=%v", compress), func(t *testing.T) {
+			f := newRangedFixture(t, 2000, compress, 1<<30)
+			g0, b0 := f.bucket.counts()
+			got, err := f.read(t, labels.MustNewMatcher(labels.MatchEqual, "i", "s01234"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, f.wantOf("s01234")) {
+				t.Fatal("one series read from the bucket differs from the local copy")
+			}
+			g1, b1 := f.bucket.counts()
+			gets, fetched := g1-g0, b1-b0
+			t.Logf("one series of a %d-byte segment: %d GETs, %d bytes ", f.size, gets, fetched)
+			// meta.json, index, chunks header, page table (compressed),
+			// the series' chunks.
+			if gets > 5 {
+				t.Fatalf("%d GETs for one series", gets)
+			}
+			if fetched*4 > f.size {
+				t.Fatalf("fetched %d bytes of a %d-byte segment for one series", fetched, f.size)
+			}
+			if _, err := f.read(t, labels.MustNewMatcher(labels.MatchEqual, "i", "s01234")); err != nil {
+				t.Fatal(err)
+			}
+			if g2, b2 := f.bucket.counts(); g2 != g1 || b2 != b1 {
+				t.Fatalf("read again: %d more GETs, %d more bytes", g2-g1, b2-b1)
+			}
+			// Ten series far apart, then all of them: prefetched, their
+			// ranges coalesce into few GETs.
+			var names []string
+			for i := 0; i < 2000; i += 200 {
+				names = append(names, fmt.Sprintf("s%05d", i))
+			}
+			got, err = f.read(t, labels.MustNewMatcher(labels.MatchRegexp, "i", strings.Join(names, "|")))
+			if err != nil || !reflect.DeepEqual(got, f.wantOf(names...)) {
+				t.Fatalf("ten series: %v (or they differ)", err)
+			}
+			g3, _ := f.bucket.counts()
+			if g3-g1 > 10 {
+				t.Fatalf("%d GETs for ten series", g3-g1)
+			}
+			got, err = f.read(t)
+			if err != nil || !reflect.DeepEqual(got, f.want) {
+				t.Fatalf("every series: %v (or they differ)", err)
+			}
+			g4, b4 := f.bucket.counts()
+			t.Logf("the whole segment: %d GETs, %d bytes", g4-g0, b4-b0)
+			// Gaps between the ranges a read needs are fetched with them
+			// (coalesced), cached or not: a little more than the segment.
+			if b4-b0 > f.size+f.size/8 {
+				t.Fatalf("fetched %d bytes in all for a segment of %d", b4-b0, f.size)
+			}
+		})
+	}
+}
+
+// TestRangedCacheBound: with a cache bound far below the segment, reading
+// it all keeps the cache's blocks within the bound (evicting), and still
+// answers as the local copy.
+func TestRangedCacheBound(t *testing.T) {
+	const bound = 96 << 10
+	f := newRangedFixture(t, 1000, true, bound)
+	got, err := f.read(t)
+	if err != nil || !reflect.DeepEqual(got, f.want) {
+		t.Fatalf("every series: %v (or they differ)", err)
+	}
+	if b := f.tier.cache.bytes(); b > bound {
+		t.Fatalf("cache holds %d bytes, bound %d", b, bound)
+	}
+	var disk int64
+	filepath.WalkDir(filepath.Join(f.tier.opts.Dir, "cache"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				disk += fi.Size()
+			}
+		}
+		return nil
+	})
+	if disk > bound || disk == 0 {
+		t.Fatalf("cache directory holds %d bytes, bound %d", disk, bound)
+	}
+	if n := counterValue(f.tier.m.blockEvictions); n == 0 || f.size < 4*bound {
+		t.Fatalf("%v block evictions for a %d-byte segment through a %d-byte cache", n, f.size, bound)
+	}
+}
+
+// TestRangedDamage: a block damaged in the cache on disk is found by its
+// CRC32C, dropped and fetched again, never served; a range damaged in the
+// bucket itself is reported as corruption naming the segment; a range read while the bucket is down fails with
+// ErrUnavailable naming the bucket, and succeeds once it is back.
+func TestRangedDamage(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compressed=%v", compress), func(t *testing.T) {
+			f := newRangedFixture(t, 500, compress, 1<<30)
+			one := labels.MustNewMatcher(labels.MatchEqual, "i", "s00123")
+			if _, err := f.read(t, one); err != nil {
+				t.Fatal(err)
+			}
+			// Damage every cached block of the chunks file on disk.
+			c := f.tier.cache.blocks
+			n := 0
+			filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && strings.Contains(p, "chunks") {
+					b, _ := os.ReadFile(p)
+					b[len(b)/3] ^= 0x01
+					os.WriteFile(p, b, 0o644)
+					n++
+				}
+				return nil
+			})
+			if n == 0 {
+				t.Fatal("no cached chunks block")
+			}
+			c.mtx.Lock()
+			c.hot = map[blockKey][]byte{}
+			c.mtx.Unlock()
+			f.closeSegments()
+			g0, _ := f.bucket.counts()
+			got, err := f.read(t, one)
+			if err != nil || !reflect.DeepEqual(got, f.wantOf("s00123")) {
+				t.Fatalf("read over damaged cache blocks: %v (or it differs)", err)
+			}
+			if d := counterValue(f.tier.m.damagedBlocks); d == 0 {
+				t.Fatal("no damaged block found")
+			}
+			if g1, _ := f.bucket.counts(); g1 == g0 {
+				t.Fatal("damaged blocks were not fetched again")
+			}
+
+			// The bucket down: a range not cached fails naming the bucket.
+			other := labels.MustNewMatcher(labels.MatchEqual, "i", "s00400")
+			f.srv.Stop()
+			_, err = f.read(t, other)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), f.tier.bucket.Name()) {
+				t.Fatalf("ranged read with the bucket down: %v", err)
+			}
+			f.srv.Restart()
+			if got, err := f.read(t, other); err != nil || !reflect.DeepEqual(got, f.wantOf("s00400")) {
+				t.Fatalf("after the bucket came back: %v (or it differs)", err)
+			}
+
+			// Damage in the bucket: every byte of the chunks object's
+			// second half flipped, uploaded over it.
+			key := f.tier.bucket.(*countingBucket).Bucket.(*S3).prefix + objectKey(f.meta.ID, "chunks/000001")
+			obj := f.srv.Get(t, key)
+			for i := len(obj) / 2; i < len(obj)-64; i++ {
+				obj[i] ^= 0xff
+			}
+			if _, err := f.srv.Client().PutObject(context.Background(), s3test.Bucket, key, strings.NewReader(string(obj)), int64(len(obj)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			f.tier.cache.forget(f.meta.ID)
+			_, err = f.read(t)
+			var ce *segments.CorruptionError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), f.meta.ID) {
+				t.Fatalf("read of a segment damaged in the bucket: %v", err)
+			}
+		})
+	}
+}
