@@ -39,21 +39,39 @@ func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
 // BenchmarkColdTargetQuery is TARGETS.md's cold query: avg by (host)
 // (avg_over_time(x[1h])) over 11 h of 10 s data for 200 hosts at a 1 h
 // step, with the data flushed to segments as a running server holds it
-// (the newest hour in the head). The direct evaluation runs with one and
+// (the newest hour in the head). The data are integer percentages (which
+// chunk statistics serve) or fractional random walks like the loadtest's
+// TSBS data (which they cannot). The direct evaluation runs with one and
 // two shards, and with one shard reading every chunk instead of the
 // chunks' statistics.
 func BenchmarkColdTargetQuery(b *testing.B) {
+	for _, data := range []string{"int", "frac"} {
+		b.Run(data, func(b *testing.B) { benchColdTarget(b, data == "frac") })
+	}
+}
+
+func benchColdTarget(b *testing.B, frac bool) {
 	store, set := openBenchStore(b)
 	logger := slog.New(slog.DiscardHandler)
 	end := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	start := end.Add(-12 * time.Hour)
 	rng := rand.New(rand.NewSource(1))
+	walk := make([]float64, 200)
+	for h := range walk {
+		walk[h] = rng.Float64() * 100
+	}
 	app := func(from, to time.Time) {
 		bt := &ingest.Batch{}
 		for h := range 200 {
 			s := ingest.Series{Labels: labels.FromStrings("__name__", "x", "host", fmt.Sprintf("host-%d", h))}
 			for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
-				s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: float64(rng.Intn(100))})
+				v := float64(rng.Intn(100))
+				if frac {
+					// A random walk within [0, 100], as TSBS' CPU gauges.
+					walk[h] = min(100, max(0, walk[h]+rng.NormFloat64()))
+					v = walk[h]
+				}
+				s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: v})
 			}
 			bt.Series = append(bt.Series, s)
 		}

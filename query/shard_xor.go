@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
+	"slices"
 
 	"github.com/prometheus/prometheus/promql"
 )
@@ -12,101 +14,25 @@ import (
 // follow the encoding.
 var errXOR = errors.New("malformed XOR chunk")
 
-// xorBits reads a bit stream most significant bit first, eight bytes at a
-// time where it can.
-type xorBits struct {
-	b   []byte
-	i   int    // next byte of b to load
-	buf uint64 // the next bits, left-aligned
-	n   uint   // how many bits of buf are loaded
-}
-
-func (r *xorBits) refill() {
-	if r.i+8 <= len(r.b) {
-		// Bits past n are the stream's own next bits: OR-ing them in again
-		// on the next refill changes nothing.
-		r.buf |= binary.BigEndian.Uint64(r.b[r.i:]) >> r.n
-		adv := (64 - r.n) >> 3
-		r.i += int(adv)
-		r.n += adv << 3
-		return
-	}
-	for r.n <= 56 && r.i < len(r.b) {
-		r.buf |= uint64(r.b[r.i]) << (56 - r.n)
-		r.i++
-		r.n += 8
-	}
-}
-
-// read returns the next k bits, 1 <= k <= 64.
-func (r *xorBits) read(k uint) (uint64, bool) {
-	if k > 56 {
-		hi, ok1 := r.read(k - 32)
-		lo, ok2 := r.read(32)
-		return hi<<32 | lo, ok1 && ok2
-	}
-	if r.n < k {
-		r.refill()
-		if r.n < k {
-			return 0, false
-		}
-	}
-	v := r.buf >> (64 - k)
-	r.buf <<= k
-	r.n -= k
-	return v, true
-}
-
-// bit returns the next bit.
-func (r *xorBits) bit() (uint64, bool) {
-	if r.n == 0 {
-		r.refill()
-		if r.n == 0 {
-			return 0, false
-		}
-	}
-	v := r.buf >> 63
-	r.buf <<= 1
-	r.n--
-	return v, true
-}
-
-func (r *xorBits) read64() (uint64, bool) { return r.read(64) }
-
-func (r *xorBits) uvarint() (uint64, bool) {
-	var x uint64
-	var s uint
-	for i := range binary.MaxVarintLen64 {
-		b, ok := r.read(8)
-		if !ok {
-			return 0, false
-		}
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, false // overflow
-			}
-			return x | b<<s, true
-		}
-		x |= (b & 0x7f) << s
-		s += 7
-	}
-	return 0, false
-}
-
-func (r *xorBits) varint() (int64, bool) {
-	ux, ok := r.uvarint()
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
-	}
-	return x, ok
-}
+// xorSlack is how many bytes past a bit position one sample's decoding
+// may load: a sample takes at most 145 bits (a 4-bit prefix and a 64-bit
+// timestamp delta of delta; 2 control bits, 11 bits of window and 64 bits
+// of value), and each read loads 8 bytes from the byte that holds the
+// position.
+const xorSlack = 145/8 + 1 + 8
 
 // appendXOR appends the samples of the XOR chunk data (Prometheus'
 // chunkenc encoding: a 2-byte sample count, then the bit stream) with
 // timestamps in [mint, maxt] to dst, the same samples, bit for bit, that
 // chunkenc's iterator gives, in one loop without a call per sample. It
 // stops at the first sample past maxt.
+//
+// The first sample and the second's timestamp are byte-aligned varints
+// and bits; from there on every field is read by loading the 8 bytes that
+// hold the bit position, so the loop keeps no bit buffer. Within
+// xorSlack bytes of the end the rest of the stream is copied into a
+// zero-padded array first, and a sample that ends past the stream's last
+// bit is an error.
 func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPoint, error) {
 	if len(data) < 2 {
 		return dst, errXOR
@@ -115,15 +41,14 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPo
 	if num == 0 {
 		return dst, nil
 	}
-	r := xorBits{b: data[2:]}
-	t, ok := r.varint()
-	if !ok {
+	b := data[2:]
+	t, n := binary.Varint(b)
+	if n <= 0 || len(b) < n+8 {
 		return dst, errXOR
 	}
-	vb, ok := r.read64()
-	if !ok {
-		return dst, errXOR
-	}
+	b = b[n:]
+	vb := binary.BigEndian.Uint64(b)
+	b = b[8:]
 	if t > maxt {
 		return dst, nil
 	}
@@ -133,93 +58,95 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPo
 	if num == 1 {
 		return dst, nil
 	}
-	delta, ok := r.uvarint()
-	if !ok {
+	delta, n := binary.Uvarint(b)
+	if n <= 0 {
 		return dst, errXOR
 	}
-	var leading, trailing uint
-	known := false // leading and trailing have been read
+	b = b[n:]
+	dst = slices.Grow(dst, num-1)
+
+	var (
+		tail     [2 * xorSlack]byte
+		inTail   bool
+		pos      uint // bit position in b
+		end      = uint(len(b)) * 8
+		leading  uint8 // as chunkenc's iterator starts
+		trailing uint8
+	)
 	for i := 1; i < num; i++ {
+		if !inTail && uint(len(b))-pos>>3 < xorSlack {
+			// Near the end: go on in a zero-padded copy of the rest.
+			copy(tail[:], b[pos>>3:])
+			end -= pos &^ 7
+			pos &= 7
+			b = tail[:]
+			inTail = true
+		}
 		if i > 1 {
-			// The delta of the timestamp delta: 0, or a 2-4 bit prefix and
-			// 14, 17, 20 or 64 bits.
-			b, ok := r.bit()
-			if !ok {
-				return dst, errXOR
-			}
-			if b != 0 {
-				var sz uint
-				var pre uint64
-				for pre = 1; pre < 4; pre++ {
-					if b, ok = r.bit(); !ok {
-						return dst, errXOR
-					}
-					if b == 0 {
-						break
-					}
-				}
+			// The delta of the timestamp delta: 0, or a prefix of 10, 110,
+			// 1110 with 14, 17 or 20 bits, or 1111 with 64 bits.
+			w := binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7)
+			if w>>63 != 0 {
+				ones := uint(bits.LeadingZeros64(^w))
 				var dod int64
-				switch pre {
-				case 1:
-					sz = 14
-				case 2:
-					sz = 17
-				case 3:
-					sz = 20
+				switch ones {
+				case 1, 2, 3:
+					sz := [4]uint{0, 14, 17, 20}[ones]
+					v := w << (ones + 1) >> (64 - sz)
+					if v > 1<<(sz-1) {
+						v -= 1 << sz
+					}
+					dod = int64(v)
+					pos += ones + 1 + sz
 				default:
-					bits, ok := r.read64()
-					if !ok {
-						return dst, errXOR
-					}
-					dod = int64(bits)
-				}
-				if sz != 0 {
-					bits, ok := r.read(sz)
-					if !ok {
-						return dst, errXOR
-					}
-					if bits > 1<<(sz-1) {
-						bits -= 1 << sz
-					}
-					dod = int64(bits)
+					pos += 4
+					hi := binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7) >> 32
+					pos += 32
+					lo := binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7) >> 32
+					pos += 32
+					dod = int64(hi<<32 | lo)
 				}
 				delta = uint64(int64(delta) + dod)
+			} else {
+				pos++
 			}
 		}
 		t += int64(delta)
-		// The value: 0 (unchanged), 10 and the meaningful bits within
-		// the previous window, or 11, 5 bits leading zeros, 6 bits length
-		// (0 is 64) and the bits.
-		b, ok := r.bit()
-		if !ok {
-			return dst, errXOR
-		}
-		if b != 0 {
-			if b, ok = r.bit(); !ok {
-				return dst, errXOR
-			}
-			if b != 0 {
-				l, ok1 := r.read(5)
-				m, ok2 := r.read(6)
-				if !ok1 || !ok2 {
-					return dst, errXOR
-				}
+		// The value: 0 (unchanged), or 10 and the meaningful bits within
+		// the previous window, or 11, 5 bits of leading zeros, 6 bits of
+		// length (0 is 64) and the bits.
+		w := binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7)
+		if w>>63 != 0 {
+			if w>>62&1 != 0 {
+				l, m := uint8(w>>57&31), uint8(w>>51&63)
 				if m == 0 {
 					m = 64
 				}
-				if uint(l)+uint(m) > 64 {
+				if l+m > 64 {
 					return dst, errXOR
 				}
-				leading, trailing, known = uint(l), 64-uint(l)-uint(m), true
-			} else if !known {
-				return dst, errXOR
+				leading, trailing = l, 64-l-m
+				pos += 13
+			} else {
+				pos += 2
 			}
-			mbits := 64 - leading - trailing
-			bits, ok := r.read(mbits)
-			if !ok {
-				return dst, errXOR
+			mbits := uint(64 - leading - trailing)
+			var v uint64
+			if mbits <= 56 {
+				v = binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7) >> (64 - mbits)
+			} else {
+				hi := binary.BigEndian.Uint64(b[pos>>3:]) << (pos & 7) >> 32
+				r := mbits - 32
+				lo := binary.BigEndian.Uint64(b[(pos+32)>>3:]) << ((pos + 32) & 7) >> (64 - r)
+				v = hi<<r | lo
 			}
-			vb ^= bits << trailing
+			pos += mbits
+			vb ^= v << trailing
+		} else {
+			pos++
+		}
+		if pos > end {
+			return dst, errXOR
 		}
 		if t > maxt {
 			return dst, nil

@@ -154,36 +154,48 @@ func FuzzAppendXOR(f *testing.F) {
 	})
 }
 
+// BenchmarkDecodeXOR decodes a chunk of 360 samples at 10 s of integer
+// percentages, and of a fractional random walk (TSBS' CPU gauges), by
+// appendXOR and by chunkenc's iterator.
 func BenchmarkDecodeXOR(b *testing.B) {
-	rng := rand.New(rand.NewSource(1))
-	c := chunkenc.NewXORChunk()
-	app, _ := c.Appender()
-	for i := range 120 {
-		app.Append(0, int64(i)*10_000, float64(rng.Intn(100)))
-	}
-	var dst []promql.FPoint
-	b.Run("appendXOR", func(b *testing.B) {
-		b.ReportAllocs()
-		cpu0, _ := cputime.Process()
-		for b.Loop() {
-			dst, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
-		}
-		cpu1, _ := cputime.Process()
-		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*120), "cpu-ns/sample")
-	})
-	b.Run("iterator", func(b *testing.B) {
-		b.ReportAllocs()
-		var it chunkenc.Iterator
-		cpu0, _ := cputime.Process()
-		for b.Loop() {
-			dst = dst[:0]
-			it = c.Iterator(it)
-			for it.Next() != chunkenc.ValNone {
-				t, v := it.At()
-				dst = append(dst, promql.FPoint{T: t, F: v})
+	const n = 360
+	for _, data := range []string{"int", "frac"} {
+		rng := rand.New(rand.NewSource(1))
+		c := chunkenc.NewXORChunk()
+		app, _ := c.Appender()
+		w := 50.0
+		for i := range n {
+			v := float64(rng.Intn(100))
+			if data == "frac" {
+				w = min(100, max(0, w+rng.NormFloat64()))
+				v = w
 			}
+			app.Append(0, int64(i)*10_000, v)
 		}
-		cpu1, _ := cputime.Process()
-		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*120), "cpu-ns/sample")
-	})
+		var dst []promql.FPoint
+		b.Run(data+"/appendXOR", func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0, _ := cputime.Process()
+			for b.Loop() {
+				dst, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
+			}
+			cpu1, _ := cputime.Process()
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
+		})
+		b.Run(data+"/iterator", func(b *testing.B) {
+			b.ReportAllocs()
+			var it chunkenc.Iterator
+			cpu0, _ := cputime.Process()
+			for b.Loop() {
+				dst = dst[:0]
+				it = c.Iterator(it)
+				for it.Next() != chunkenc.ValNone {
+					t, v := it.At()
+					dst = append(dst, promql.FPoint{T: t, F: v})
+				}
+			}
+			cpu1, _ := cputime.Process()
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
+		})
+	}
 }
