@@ -480,12 +480,8 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 	had := false
 	for ts := q.start; ts <= q.end; ts += max(q.interval, 1) {
 		top := ts - c.offset
-		for hi < len(pts) && pts[hi].T <= top {
-			hi++
-		}
-		for lo < hi && pts[lo].T <= top-c.rng {
-			lo++
-		}
+		hi = after(pts, hi, top)
+		lo = after(pts[:hi], lo, top-c.rng)
 		if lo == hi {
 			if had {
 				floats = append(floats, promql.FPoint{T: ts, F: staleNaN})
@@ -538,6 +534,27 @@ func (w *shardWorker) counterInfo(lset labels.Labels, floats []promql.FPoint) {
 		}
 	}
 	w.annos = w.annos.Add(annotations.NewPossibleNonCounterInfo(name, w.c.args[0].PositionRange()))
+}
+
+// after returns the index of the first sample of pts from i on that is
+// later than t (len(pts) if none is): a few steps on, then a binary search.
+func after(pts []promql.FPoint, i int, t int64) int {
+	for k := 0; k < 8; k++ {
+		if i >= len(pts) || pts[i].T > t {
+			return i
+		}
+		i++
+	}
+	lo, hi := i, len(pts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if pts[m].T <= t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // appendFloats appends the float samples of it in [mint, maxt] to dst,

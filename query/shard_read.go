@@ -3,6 +3,7 @@ package query
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
@@ -16,8 +17,10 @@ import (
 // direct evaluation of range functions (shard.go), reusing its buffers
 // from series to series. It is used by one goroutine.
 type seriesReader struct {
-	it   chunkenc.Iterator
-	srcs [][]promql.FPoint // a buffer per source of a merged series
+	it     chunkenc.Iterator
+	srcs   [][]promql.FPoint // a buffer per source of a merged series
+	bounds []int             // where each source's samples end in the array
+	stale  int               // stale markers read since it was last reset
 }
 
 // read appends the samples of s in [mint, maxt] to dst, in time order,
@@ -25,9 +28,12 @@ type seriesReader struct {
 // native histogram sample returns errPlain.
 //
 // A merged series of raw data is read source by source (each segment,
-// then the head), each straight from its chunks, and the sources merged as
-// arrays, the newest write winning a timestamp as in the series' own
-// iterator; anything else is read through its iterator.
+// then the head), each straight from its chunks into dst. Where the
+// sources follow each other in time, as they do unless data were
+// rewritten, that is the answer once stale markers are dropped; otherwise
+// the sources are merged as arrays, the newest write winning a timestamp
+// as in the series' own iterator. Anything else is read through its
+// iterator.
 func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt int64) ([]promql.FPoint, error) {
 	ms, ok := s.(*mergedSeries)
 	if !ok || ms.win.agg != "" {
@@ -38,33 +44,59 @@ func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt in
 	if mint > maxt {
 		return dst, nil
 	}
-	n := len(ms.segs)
-	if ms.hasHead {
-		n++
+	base := len(dst)
+	r.bounds = r.bounds[:0]
+	r.stale = 0
+	var err error
+	for _, src := range ms.segs {
+		if dst, err = r.readSegment(dst, ms, src, mint, maxt); err != nil {
+			return dst, err
+		}
+		r.bounds = append(r.bounds, len(dst))
 	}
-	for len(r.srcs) < n {
+	if ms.hasHead {
+		if dst, err = r.appendRaw(dst, ms.head.Iterator(), mint, maxt, nil); err != nil {
+			return dst, err
+		}
+		r.bounds = append(r.bounds, len(dst))
+	}
+	// Do the sources follow each other in time?
+	disjoint := true
+	from, last := base, int64(math.MinInt64)
+	for _, to := range r.bounds {
+		if to == from {
+			continue
+		}
+		if from > base && dst[from].T <= last {
+			disjoint = false
+			break
+		}
+		last = dst[to-1].T
+		from = to
+	}
+	if disjoint {
+		if r.stale > 0 {
+			dst = appendFresh(dst[:base], dst[base:]) // in place: it writes behind what it reads
+		}
+		return dst, nil
+	}
+	for len(r.srcs) < len(r.bounds) {
 		r.srcs = append(r.srcs, nil)
 	}
-	srcs := r.srcs[:n]
-	for i, src := range ms.segs {
-		var err error
-		if srcs[i], err = r.readSegment(srcs[i][:0], ms, src, mint, maxt); err != nil {
-			return dst, err
-		}
+	srcs := r.srcs[:len(r.bounds)]
+	from = base
+	for i, to := range r.bounds {
+		srcs[i] = append(srcs[i][:0], dst[from:to]...)
+		from = to
 	}
-	if ms.hasHead {
-		var err error
-		if srcs[n-1], err = appendRaw(srcs[n-1][:0], ms.head.Iterator(), mint, maxt, nil); err != nil {
-			return dst, err
-		}
-	}
-	return appendMerged(dst, srcs), nil
+	return appendMerged(dst[:base], srcs), nil
 }
 
 // readSegment appends the float samples of src in [mint, maxt] to dst,
-// decoding XOR chunks straight into the array (appendXOR) and any other
-// chunk through its iterator. A damaged chunk quarantines the segment, as
-// the series' own iterator does.
+// stale markers included (counted in r.stale), decoding XOR chunks
+// straight into the array (appendXOR) and any other chunk through its
+// iterator. A damaged chunk quarantines the segment, as the series' own
+// iterator does.
 func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src segSource, mint, maxt int64) ([]promql.FPoint, error) {
 	for _, m := range src.metas {
 		if m.Kind != segments.KindRaw || m.MaxTime < mint || m.MinTime > maxt {
@@ -78,14 +110,16 @@ func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src se
 			if err != nil {
 				return dst, err
 			}
-			if dst, err = appendRaw(dst, it, mint, maxt, src.deleted); err != nil {
+			if dst, err = r.appendRaw(dst, it, mint, maxt, src.deleted); err != nil {
 				return dst, err
 			}
 			continue
 		}
 		n := len(dst)
 		if err == nil {
-			dst, err = appendXOR(dst, ch.Bytes(), mint, maxt)
+			var stale int
+			dst, stale, err = appendXOR(dst, ch.Bytes(), mint, maxt)
+			r.stale += stale
 			if err != nil {
 				err = &segments.CorruptionError{Dir: src.seg.Dir(), Offset: -1, Err: fmt.Errorf("chunk %s: %w", m.Ref, err)}
 			}
@@ -108,6 +142,18 @@ func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src se
 		}
 	}
 	return dst, nil
+}
+
+// appendRaw is appendRaw counting stale markers in r.stale.
+func (r *seriesReader) appendRaw(dst []promql.FPoint, it chunkenc.Iterator, mint, maxt int64, deleted [][2]int64) ([]promql.FPoint, error) {
+	n := len(dst)
+	dst, err := appendRaw(dst, it, mint, maxt, deleted)
+	for _, p := range dst[n:] {
+		if value.IsStaleNaN(p.F) {
+			r.stale++
+		}
+	}
+	return dst, err
 }
 
 // appendRaw appends the float samples of it in [mint, maxt] outside the

@@ -233,11 +233,14 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		} else {
 			n := len(pts)
 			src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{bl.meta}}
+			w.r.stale = 0
 			if pts, err = w.r.readSegment(pts, ms, src, mint, maxt); err != nil {
 				w.pts = pts
 				return nil, true, err
 			}
-			pts = appendFresh(pts[:n], pts[n:]) // in place: it writes behind what it reads
+			if w.r.stale > 0 {
+				pts = appendFresh(pts[:n], pts[n:]) // in place: it writes behind what it reads
+			}
 		}
 		bl.hi = len(pts)
 	}
@@ -260,12 +263,8 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		}
 		b := ts - c.offset
 		a := b - c.rng
-		for hi < len(pts) && pts[hi].T <= b {
-			hi++
-		}
-		for lo < hi && pts[lo].T <= a {
-			lo++
-		}
+		hi = after(pts, hi, b)
+		lo = after(pts[:hi], lo, a)
 		for first < len(sr.blocks) && sr.blocks[first].maxT <= a {
 			first++
 		}

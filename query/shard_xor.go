@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 )
 
@@ -25,7 +26,8 @@ const xorSlack = 145/8 + 1 + 8
 // chunkenc encoding: a 2-byte sample count, then the bit stream) with
 // timestamps in [mint, maxt] to dst, the same samples, bit for bit, that
 // chunkenc's iterator gives, in one loop without a call per sample. It
-// stops at the first sample past maxt.
+// stops at the first sample past maxt. Stale is how many of the samples
+// appended are stale markers.
 //
 // The first sample and the second's timestamp are byte-aligned varints
 // and bits; from there on every field is read by loading the 8 bytes that
@@ -33,34 +35,37 @@ const xorSlack = 145/8 + 1 + 8
 // xorSlack bytes of the end the rest of the stream is copied into a
 // zero-padded array first, and a sample that ends past the stream's last
 // bit is an error.
-func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPoint, error) {
+func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) (_ []promql.FPoint, stale int, err error) {
 	if len(data) < 2 {
-		return dst, errXOR
+		return dst, stale, errXOR
 	}
 	num := int(binary.BigEndian.Uint16(data))
 	if num == 0 {
-		return dst, nil
+		return dst, stale, nil
 	}
 	b := data[2:]
 	t, n := binary.Varint(b)
 	if n <= 0 || len(b) < n+8 {
-		return dst, errXOR
+		return dst, stale, errXOR
 	}
 	b = b[n:]
 	vb := binary.BigEndian.Uint64(b)
 	b = b[8:]
 	if t > maxt {
-		return dst, nil
+		return dst, stale, nil
 	}
 	if t >= mint {
 		dst = append(dst, promql.FPoint{T: t, F: math.Float64frombits(vb)})
+		if vb == value.StaleNaN {
+			stale++
+		}
 	}
 	if num == 1 {
-		return dst, nil
+		return dst, stale, nil
 	}
 	delta, n := binary.Uvarint(b)
 	if n <= 0 {
-		return dst, errXOR
+		return dst, stale, errXOR
 	}
 	b = b[n:]
 	dst = slices.Grow(dst, num-1)
@@ -123,7 +128,7 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPo
 					m = 64
 				}
 				if l+m > 64 {
-					return dst, errXOR
+					return dst, stale, errXOR
 				}
 				leading, trailing = l, 64-l-m
 				pos += 13
@@ -146,14 +151,17 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) ([]promql.FPo
 			pos++
 		}
 		if pos > end {
-			return dst, errXOR
+			return dst, stale, errXOR
 		}
 		if t > maxt {
-			return dst, nil
+			return dst, stale, nil
 		}
 		if t >= mint {
 			dst = append(dst, promql.FPoint{T: t, F: math.Float64frombits(vb)})
+			if vb == value.StaleNaN {
+				stale++
+			}
 		}
 	}
-	return dst, nil
+	return dst, stale, nil
 }

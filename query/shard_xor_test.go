@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -36,8 +37,10 @@ func randomXOR(t testing.TB, rng *rand.Rand, n int) *chunkenc.XORChunk {
 			ts += 10_000
 		}
 		ts++
-		switch rng.Intn(9) {
+		switch rng.Intn(10) {
 		case 0: // unchanged
+		case 8:
+			v = math.Float64frombits(value.StaleNaN)
 		case 1:
 			v = math.NaN()
 		case 2:
@@ -97,12 +100,22 @@ func TestAppendXOREqualsIterator(t *testing.T) {
 			mint = all[rng.Intn(len(all))].T + int64(rng.Intn(3)) - 1
 			maxt = all[rng.Intn(len(all))].T + int64(rng.Intn(3)) - 1
 		}
-		got, err := appendXOR(nil, c.Bytes(), mint, maxt)
+		got, stale, err := appendXOR(nil, c.Bytes(), mint, maxt)
 		if err != nil {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
-		if want := iterXOR(c, mint, maxt); !sameFPoints(got, want) {
+		want := iterXOR(c, mint, maxt)
+		if !sameFPoints(got, want) {
 			t.Fatalf("chunk %d [%d, %d]: %d samples %v, iterator's %d %v", i, mint, maxt, len(got), got, len(want), want)
+		}
+		wantStale := 0
+		for _, p := range want {
+			if value.IsStaleNaN(p.F) {
+				wantStale++
+			}
+		}
+		if stale != wantStale {
+			t.Fatalf("chunk %d: %d stale markers counted, %d read", i, stale, wantStale)
 		}
 	}
 }
@@ -115,14 +128,14 @@ func TestAppendXORDamaged(t *testing.T) {
 		c := randomXOR(t, rng, 1+rng.Intn(200))
 		b := c.Bytes()
 		cut := b[:rng.Intn(len(b))]
-		if pts, err := appendXOR(nil, cut, math.MinInt64, math.MaxInt64); err == nil && len(pts) > c.NumSamples() {
+		if pts, _, err := appendXOR(nil, cut, math.MinInt64, math.MaxInt64); err == nil && len(pts) > c.NumSamples() {
 			t.Fatalf("truncated chunk gave %d samples of %d", len(pts), c.NumSamples())
 		}
 		flipped := append([]byte(nil), b...)
 		flipped[rng.Intn(len(flipped))] ^= 1 << rng.Intn(8)
-		_, _ = appendXOR(nil, flipped, math.MinInt64, math.MaxInt64)
+		_, _, _ = appendXOR(nil, flipped, math.MinInt64, math.MaxInt64)
 	}
-	if _, err := appendXOR(nil, nil, 0, 1); err == nil {
+	if _, _, err := appendXOR(nil, nil, 0, 1); err == nil {
 		t.Fatal("empty data: no error")
 	}
 }
@@ -133,7 +146,7 @@ func FuzzAppendXOR(f *testing.F) {
 		f.Add(randomXOR(f, rng, 1+rng.Intn(50)).Bytes())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := appendXOR(nil, data, math.MinInt64, math.MaxInt64)
+		got, _, err := appendXOR(nil, data, math.MinInt64, math.MaxInt64)
 		if err != nil || len(data) < 2 {
 			return
 		}
@@ -177,7 +190,7 @@ func BenchmarkDecodeXOR(b *testing.B) {
 			b.ReportAllocs()
 			cpu0, _ := cputime.Process()
 			for b.Loop() {
-				dst, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
+				dst, _, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
 			}
 			cpu1, _ := cputime.Process()
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
@@ -197,5 +210,28 @@ func BenchmarkDecodeXOR(b *testing.B) {
 			cpu1, _ := cputime.Process()
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
 		})
+	}
+}
+
+// TestAfter: after finds the first sample later than t from any start, as
+// a linear scan does.
+func TestAfter(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for range 2000 {
+		pts := make([]promql.FPoint, rng.Intn(40))
+		ts := int64(rng.Intn(5))
+		for i := range pts {
+			pts[i].T = ts
+			ts += int64(rng.Intn(3)) // repeats too
+		}
+		i := rng.Intn(len(pts) + 1)
+		at := int64(rng.Intn(int(ts)+3)) - 1
+		want := i
+		for want < len(pts) && pts[want].T <= at {
+			want++
+		}
+		if got := after(pts, i, at); got != want {
+			t.Fatalf("after(%v, %d, %d) = %d, want %d", pts, i, at, got, want)
+		}
 	}
 }
