@@ -251,7 +251,7 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
-	if err := c.writeMerged(ctx, w, segs, chunkSamples); err != nil {
+	if err := writeMerged(ctx, w, segs, chunkSamples, c.set.Tombstones); err != nil {
 		_ = w.Abort()
 		return fmt.Errorf("compact %v: %w", ids, err)
 	}
@@ -290,7 +290,9 @@ type cursor struct {
 	ok  bool
 }
 
-func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment, chunkSamples int) error {
+// writeMerged writes into w the series of segs merged, without the samples
+// that tombs (by segment ID) hide, in chunks of at most chunkSamples.
+func writeMerged(ctx context.Context, w *Writer, segs []*Segment, chunkSamples int, tombs func(id string) []Tombstone) error {
 	curs := make([]*cursor, len(segs))
 	for i, s := range segs {
 		it, err := s.Select()
@@ -332,7 +334,7 @@ func (c *Compactor) writeMerged(ctx context.Context, w *Writer, segs []*Segment,
 				return err
 			}
 			if it != nil {
-				its = append(its, NewDeletedIterator(it, DeletedRanges(c.set.Tombstones(cu.seg.meta.ID), lset)))
+				its = append(its, NewDeletedIterator(it, DeletedRanges(tombs(cu.seg.meta.ID), lset)))
 			}
 			cu.ok = cu.it.Next()
 			if err := cu.it.Err(); err != nil {
