@@ -24,7 +24,9 @@ type Deleter struct {
 	// Remote, when set, also tombstones the segments only object storage
 	// holds.
 	Remote interface {
-		AddTombstone(ms []*labels.Matcher, mint, maxt int64) error
+		// AddTombstone is given the metric names the delete matched,
+		// which the readers of the bucket invalidate.
+		AddTombstone(ms []*labels.Matcher, names []string, mint, maxt int64) error
 		Metas() []segments.Meta
 	}
 }
@@ -52,7 +54,7 @@ func (d *Deleter) DeleteSeries(ctx context.Context, sets [][]*labels.Matcher, mi
 			// After the set's: a segment deleted locally meanwhile (it had
 			// no tombstone yet) is in the bucket's catalog.
 			if d.Remote != nil {
-				if err := d.Remote.AddTombstone(ms, mint, maxt); err != nil {
+				if err := d.Remote.AddTombstone(ms, names, mint, maxt); err != nil {
 					return err
 				}
 			}

@@ -11,7 +11,10 @@
 // sees half a segment; a crash midway is completed by the next round,
 // which sends only what is missing. Segments replaced by a compaction
 // whose output is uploaded, and segments past retention, are deleted from
-// the bucket (meta.json first). When the bucket cannot be reached, ingest
+// the bucket (meta.json first). Deletes are uploaded as tombstone objects
+// that readers apply at read, and the writer then rewrites the bucket-only
+// segments they name without the deleted samples (tombstones.go,
+// rewrite.go). When the bucket cannot be reached, ingest
 // and local reads go on, uploads wait (Status, metrics), nothing is
 // deleted locally, and reads of bucket-only data fail with ErrUnavailable.
 //

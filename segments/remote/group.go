@@ -93,10 +93,10 @@ func (g *Group) OnNewSegments(f func(names []string, mint, maxt int64)) {
 }
 
 // AddTombstone adds the tombstone to every tier (see Tier.AddTombstone).
-func (g *Group) AddTombstone(ms []*labels.Matcher, mint, maxt int64) error {
+func (g *Group) AddTombstone(ms []*labels.Matcher, names []string, mint, maxt int64) error {
 	var errs []error
 	for _, t := range g.tiers {
-		errs = append(errs, t.AddTombstone(ms, mint, maxt))
+		errs = append(errs, t.AddTombstone(ms, names, mint, maxt))
 	}
 	return errors.Join(errs...)
 }

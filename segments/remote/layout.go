@@ -10,6 +10,8 @@ import (
 //	segments/<id>/index, segments/<id>/chunks/…   the segment's data files
 //	segments/<id>/names.json                      the segment's metric names (JSON strings), for readers
 //	segments/<id>/meta.json                       uploaded last: the marker
+//	tombstones/<time>-<random>.json               a delete (tombstones.go)
+//	writer.json                                   the writer's external labels
 //
 // A segment is visible to readers once its meta.json is in the bucket; the
 // data files are uploaded and verified before it, and meta.json is deleted

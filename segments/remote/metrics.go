@@ -11,13 +11,15 @@ type metrics struct {
 	rangeRequests, blockHits, blockMisses  prometheus.Counter
 	blockEvictions, damagedBlocks          prometheus.Counter
 	fetchSeconds, uploadSeconds            prometheus.Histogram
+	// Deletes in the bucket (tombstones.go, rewrite.go).
+	tombstonesUploaded, tombstonesDiscovered, bucketRewrites prometheus.Counter
 }
 
 func newMetrics() *metrics {
 	c := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
-	return &metrics{
+	m := &metrics{
 		uploads:          c("strata_object_uploads_total", "Segments uploaded to the bucket and verified."),
 		uploadFailures:   c("strata_object_upload_failures_total", "Segment uploads that failed (retried with backoff)."),
 		uploadedBytes:    c("strata_object_uploaded_bytes_total", "Bytes sent to the bucket by segment uploads."),
@@ -39,10 +41,15 @@ func newMetrics() *metrics {
 		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_object_upload_duration_seconds",
 			Help: "Time to upload and verify one segment.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 	}
+	m.tombstonesUploaded = c("strata_object_tombstones_uploaded_total", "Tombstone objects (deletes) uploaded to the bucket and verified.")
+	m.tombstonesDiscovered = c("strata_object_tombstones_discovered_total", "Tombstone objects a reader found new in the bucket by listing it (their cached answers invalidated).")
+	m.bucketRewrites = c("strata_object_bucket_rewrites_total", "Bucket segments rewritten without the samples their tombstones hide (the rewrite uploaded before the original is deleted).")
+	return m
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions, m.abandonedDeletes,
 		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered,
-		m.rangeRequests, m.blockHits, m.blockMisses, m.blockEvictions, m.damagedBlocks, m.fetchSeconds, m.uploadSeconds}
+		m.rangeRequests, m.blockHits, m.blockMisses, m.blockEvictions, m.damagedBlocks, m.fetchSeconds, m.uploadSeconds,
+		m.tombstonesUploaded, m.tombstonesDiscovered, m.bucketRewrites}
 }

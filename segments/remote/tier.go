@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,10 +129,17 @@ type Tier struct {
 	listed  bool                                   // catalog listed from the bucket by this process; guarded by mtx
 	lastErr error                                  // of the last round, nil when it succeeded; guarded by mtx
 	queued  int                                    // final segments not yet in the bucket; guarded by mtx
-	tombs   map[string][]segments.Tombstone        // of bucket segments, by ID; guarded by mtx
+	tombs   []*tombRecord                          // in the order made (keys ascending); guarded by mtx
 	onNew   func(names []string, mint, maxt int64) // see OnNewSegments; guarded by mtx
 	ext     map[string]string                      // the writer's external labels; guarded by mtx
 	extOK   bool                                   // ext written (writer) or read (reader); guarded by mtx
+
+	// rewriting maps a bucket segment being rewritten without its deleted
+	// samples to the rewrite's ID (rewrite.go); guarded by mtx.
+	rewriting map[string]string
+	// unaffected: bucket segments whose tombstones (this many) hide none
+	// of their samples, so not rewritten; guarded by roundMtx.
+	unaffected map[string]int
 
 	roundMtx  sync.Mutex   // serialises rounds
 	lastSweep time.Time    // of sweepAbandoned; guarded by roundMtx
@@ -170,12 +178,15 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		opts.Exclusive = func(f func()) { f() }
 	}
 	m := newMetrics()
+	if err := os.RemoveAll(filepath.Join(opts.Dir, rewriteDir)); err != nil {
+		return nil, fmt.Errorf("clear object storage rewrites: %w", err)
+	}
 	c, err := newCache(filepath.Join(opts.Dir, "cache"), opts.CacheMaxBytes, bucket, m, set.PageCache())
 	if err != nil {
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, tombs: map[string][]segments.Tombstone{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -324,16 +335,30 @@ func (t *Tier) round(ctx context.Context) error {
 		t.setQueued(len(t.pending()))
 		return err
 	}
+	// Deletes before segments: a segment a delete names is hidden from
+	// the moment a reader can list it.
+	if err := t.uploadTombstones(ctx); err != nil {
+		return err
+	}
 	todo := t.pending()
 	t.setQueued(len(todo))
 	for i, in := range todo {
+		if t.namedByPendingTombstone(in.Meta.ID) {
+			continue // a delete made during this round: next round, after its tombstone
+		}
 		if err := t.uploadOne(ctx, in); err != nil {
 			t.m.uploadFailures.Inc()
 			return err
 		}
 		t.setQueued(len(todo) - i - 1)
 	}
+	if err := t.rewriteTombstoned(ctx); err != nil {
+		return err
+	}
 	if err := t.collectBucket(ctx); err != nil {
+		return err
+	}
+	if err := t.collectTombstones(ctx); err != nil {
 		return err
 	}
 	if err := t.sweepAbandoned(ctx); err != nil {
@@ -621,10 +646,7 @@ func (t *Tier) deleteSegment(ctx context.Context, id string) error {
 			return unavailable(t.bucket, err)
 		}
 	}
-	if err := t.saveCatalog(); err != nil {
-		return err
-	}
-	return t.saveTombstones()
+	return t.saveCatalog()
 }
 
 // refreshCatalog lists the bucket's segments once per process (later
@@ -640,29 +662,92 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 	if err != nil {
 		return unavailable(t.bucket, err)
 	}
+	// Tombstones in the bucket this writer does not know (its state was
+	// lost) are adopted, so that its reads apply them and its rounds
+	// delete them in time.
+	keys, err := listTombstoneKeys(ctx, t.bucket)
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	for _, r := range t.tombs {
+		delete(keys, r.Key)
+	}
+	t.mtx.Unlock()
+	var adopted []*tombRecord
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
+		r, err := readTombstone(ctx, t.bucket, key)
+		if err != nil && !errors.Is(err, ErrNotExist) {
+			return unavailable(t.bucket, err)
+		}
+		if err == nil {
+			adopted = append(adopted, r)
+		}
+	}
 	t.mtx.Lock()
 	t.catalog, t.loaded, t.listed = cat, true, true
+	t.tombs = append(t.tombs, adopted...)
+	slices.SortFunc(t.tombs, func(a, b *tombRecord) int { return strings.Compare(a.Key, b.Key) })
 	t.mtx.Unlock()
+	if len(adopted) > 0 {
+		if err := t.saveTombstones(); err != nil {
+			return err
+		}
+	}
 	return t.saveCatalog()
 }
 
 // relist lists the bucket again, reading the meta.json of the segments
-// not known yet, and forgets those that left it.
+// not known yet and the tombstones not known yet, and forgets those that
+// left it (tombstones.go says why tombstones/ is listed twice).
 //
 // With OnNewSegments set, a new segment's metric names are read first (the
 // segment is fetched into the read cache: a query would fetch it next
 // anyway); one whose names cannot be read stays out of the catalog until
-// a later round. The catalog takes the new segments before OnNewSegments
-// is called for them, so that a result computed without one of them was
-// begun before the call and is invalidated by it (see OnNewSegments).
+// a later round. The catalog takes the new segments and tombstones before
+// OnNewSegments is called for them, so that a result computed without one
+// of them was begun before the call and is invalidated by it (see
+// OnNewSegments).
 func (t *Tier) relist(ctx context.Context) error {
 	t.mtx.Lock()
 	known := maps.Clone(t.catalog)
+	knownTombs := map[string]*tombRecord{}
+	for _, r := range t.tombs {
+		knownTombs[r.Key] = r
+	}
 	onNew := t.onNew
 	t.mtx.Unlock()
+	before, err := listTombstoneKeys(ctx, t.bucket)
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
 	cat, err := listCatalogKnown(ctx, t.bucket, known)
 	if err != nil {
 		return unavailable(t.bucket, err)
+	}
+	after, err := listTombstoneKeys(ctx, t.bucket)
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	maps.Copy(after, before)
+	var (
+		tombs    []*tombRecord
+		newTombs []*tombRecord
+	)
+	for _, key := range slices.Sorted(maps.Keys(after)) {
+		if r, ok := knownTombs[key]; ok {
+			tombs = append(tombs, r)
+			continue
+		}
+		r, err := readTombstone(ctx, t.bucket, key)
+		if errors.Is(err, ErrNotExist) {
+			continue // deleted since the listing: so are its segments
+		}
+		if err != nil {
+			return unavailable(t.bucket, err)
+		}
+		tombs = append(tombs, r)
+		newTombs = append(newTombs, r)
 	}
 	// After the listing: the writer put its labels there before the
 	// segments listed, so they are known before those are readable.
@@ -689,12 +774,13 @@ func (t *Tier) relist(ctx context.Context) error {
 		}
 		news = append(news, found{m, names})
 	}
-	changed := len(news) > 0 || len(cat) != len(known)
+	changed := len(news) > 0 || len(cat) != len(known) || len(newTombs) > 0 || len(tombs) != len(knownTombs)
 	if changed {
 		t.version.Add(1) // odd: applying
 	}
 	t.mtx.Lock()
 	t.catalog, t.loaded, t.listed = cat, true, true
+	t.tombs = tombs
 	t.mtx.Unlock()
 	for id := range known {
 		if _, ok := cat[id]; !ok {
@@ -705,10 +791,29 @@ func (t *Tier) relist(ctx context.Context) error {
 		onNew(f.names, f.meta.MinTime, f.meta.MaxTime)
 		t.m.discovered.Inc()
 	}
+	for _, r := range newTombs {
+		// What the tombstone hides lies in the segments it names that
+		// are in the bucket: their days, clamped to its range. One it
+		// names that comes later is a new segment, invalidated then.
+		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, id := range r.Object.Segments {
+			if m, ok := cat[id]; ok {
+				lo, hi = min(lo, m.MinTime), max(hi, m.MaxTime)
+			}
+		}
+		lo, hi = max(lo, r.Object.MinTime), min(hi, r.Object.MaxTime)
+		if onNew != nil && lo <= hi {
+			onNew(r.names(), lo, hi)
+		}
+		t.m.tombstonesDiscovered.Inc()
+	}
 	if changed {
 		t.version.Add(1)
 	}
 	if err := t.saveCatalog(); err != nil {
+		return err
+	}
+	if err := t.saveTombstones(); err != nil {
 		return err
 	}
 	if nameErr != nil {

@@ -18,9 +18,10 @@ type Proxy struct {
 	srv  *http.Server
 	stop chan struct{}
 
-	mu   sync.Mutex
-	hold func(*http.Request) bool // guarded by mu
-	held int                      // requests held so far; guarded by mu
+	mu      sync.Mutex
+	hold    func(*http.Request) bool // guarded by mu
+	held    int                      // requests held so far; guarded by mu
+	release chan struct{}            // closed by Release; guarded by mu
 }
 
 // NewProxy listens on 127.0.0.1 and forwards to s until the test ends.
@@ -32,7 +33,7 @@ func NewProxy(t testing.TB, s *Server) *Proxy {
 	}
 	target := &url.URL{Scheme: "http", Host: s.Addr()}
 	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &Proxy{ln: ln, stop: make(chan struct{})}
+	p := &Proxy{ln: ln, stop: make(chan struct{}), release: make(chan struct{})}
 	// The client signs the Host header it sends (the proxy's): keep it.
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
@@ -40,11 +41,13 @@ func NewProxy(t testing.TB, s *Server) *Proxy {
 		if hold {
 			p.held++
 		}
+		release := p.release
 		p.mu.Unlock()
 		if hold {
 			select {
 			case <-r.Context().Done():
 			case <-p.stop:
+			case <-release:
 			}
 			http.Error(w, "held back by the test proxy", http.StatusServiceUnavailable)
 			return
@@ -64,6 +67,16 @@ func (p *Proxy) HoldPuts(suffix string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.hold = func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix) }
+}
+
+// Release stops holding requests back: those held so far are refused
+// (503, which clients retry), later ones are forwarded.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = nil
+	close(p.release)
+	p.release = make(chan struct{})
 }
 
 // Held returns how many requests were held back so far.

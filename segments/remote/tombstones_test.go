@@ -1,0 +1,443 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/segments/remote/s3test"
+)
+
+// visible reads every sample of what tier.Acquire returns for a reader
+// (no local segments), its tombstones applied, by series.
+func visible(t *testing.T, tier *Tier) map[string][][2]float64 {
+	t.Helper()
+	segs, ts, release, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	out, err := visibleSamples(segs, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func visibleSamples(segs []*segments.Segment, ts segments.TombstoneView) (map[string][][2]float64, error) {
+	out := map[string][][2]float64{}
+	for _, s := range segs {
+		it, err := s.Select()
+		if err != nil {
+			return nil, err
+		}
+		for it.Next() {
+			lset := it.Labels()
+			for _, cm := range it.Chunks() {
+				c, err := s.ReadChunk(cm.Ref)
+				if err != nil {
+					return nil, err
+				}
+				ci := segments.NewDeletedIterator(c.Iterator(nil), segments.DeletedRanges(ts[s.Meta().ID], lset))
+				for ci.Next() != chunkenc.ValNone {
+					at, v := ci.At()
+					out[lset.String()] = append(out[lset.String()], [2]float64{float64(at), v})
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range out {
+		slices.SortFunc(v, func(a, b [2]float64) int { return int(a[0] - b[0]) })
+		out[k] = v
+	}
+	return out, nil
+}
+
+// without returns samples less those of series lset in [mint, maxt].
+func without(samples map[string][][2]float64, lset string, mint, maxt int64) map[string][][2]float64 {
+	out := map[string][][2]float64{}
+	for k, v := range samples {
+		for _, s := range v {
+			if k == lset && int64(s[0]) >= mint && int64(s[0]) <= maxt {
+				continue
+			}
+			out[k] = append(out[k], s)
+		}
+	}
+	return out
+}
+
+type invalidation struct {
+	names      []string
+	mint, maxt int64
+}
+
+type invalidations struct {
+	mtx sync.Mutex
+	got []invalidation
+}
+
+func (i *invalidations) record(names []string, mint, maxt int64) {
+	i.mtx.Lock()
+	i.got = append(i.got, invalidation{slices.Clone(names), mint, maxt})
+	i.mtx.Unlock()
+}
+
+func (i *invalidations) take() []invalidation {
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	out := i.got
+	i.got = nil
+	return out
+}
+
+func mustSync(t *testing.T, tier *Tier) {
+	t.Helper()
+	if err := tier.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTombstonesReachReaders: a delete on the writer becomes one verified
+// tombstone object naming the segments it hides data of, in the bucket
+// and still on disk; a reader lists it, hides the samples, invalidates
+// the metric's answers over the days concerned (once), hides them in the
+// segment uploaded after the delete too, and keeps hiding them after a
+// restart, before and after it lists the bucket again. The writer's
+// restart does not upload it again.
+func TestTombstonesReachReaders(t *testing.T) {
+	srv := s3test.Start(t)
+	set := newSet(t)
+	a := writeSegment(t, set, 5, t0, t0.Add(2*time.Hour))
+	b := writeSegment(t, set, 5, t0.Add(30*time.Hour), t0.Add(32*time.Hour))
+	now := t0.Add(31 * time.Hour) // a is final, b is not
+	wdir := t.TempDir()
+	wopts := Options{UploadAfter: 24 * time.Hour, Now: func() time.Time { return now }, Dir: wdir}
+	w := newTier(t, srv, set, "tw", wopts)
+	mustSync(t, w)
+	all, release := acquireAll(t, set)
+	release()
+
+	rdir := t.TempDir()
+	var inv invalidations
+	newReader := func() *Tier {
+		r := newTier(t, srv, newSet(t), "tw", Options{Reader: true, Dir: rdir})
+		r.OnNewSegments(inv.record)
+		return r
+	}
+	r := newReader()
+	mustSync(t, r)
+	inv.take()
+	aOnly := map[string][][2]float64{}
+	for k, v := range all {
+		for _, s := range v {
+			if int64(s[0]) <= a.MaxTime {
+				aOnly[k] = append(aOnly[k], s)
+			}
+		}
+	}
+	if got := visible(t, r); !reflect.DeepEqual(got, aOnly) {
+		t.Fatalf("the reader reads %d series before the delete, want %d", len(got), len(aOnly))
+	}
+
+	series := `{__name__="m", i="aa"}`
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "aa")}
+	mint, maxt := t0.Add(time.Hour).UnixMilli(), t0.Add(31*time.Hour).UnixMilli()
+	if _, err := set.AddTombstone(ms, mint, maxt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddTombstone(ms, []string{"m"}, mint, maxt); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, r)
+	if got := visible(t, r); !reflect.DeepEqual(got, aOnly) {
+		t.Fatal("the reader hides samples before the tombstone is uploaded")
+	}
+	mustSync(t, w)
+	keys := srv.Keys("tw/" + tombstonesPrefix)
+	if len(keys) != 1 {
+		t.Fatalf("tombstone objects %v, want one", keys)
+	}
+	var obj tombObject
+	if err := json.Unmarshal(srv.Get(t, keys[0]), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{a.ID, b.ID}; !slices.Equal(obj.Segments, want) || obj.MinTime != mint || obj.MaxTime != maxt ||
+		!slices.Equal(obj.Names, []string{"m"}) || len(obj.Matchers) != 1 {
+		t.Fatalf("tombstone object %+v, want segments %v and the delete's range", obj, want)
+	}
+	mustSync(t, r)
+	if got, want := visible(t, r), without(aOnly, series, mint, maxt); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the reader does not hide the deleted samples:\n%v\nwant\n%v", got[series], want[series])
+	}
+	if got := inv.take(); !reflect.DeepEqual(got, []invalidation{{[]string{"m"}, mint, a.MaxTime}}) {
+		t.Fatalf("invalidations %+v, want the metric over the delete's range within segment %s", got, a.ID)
+	}
+
+	// b, on disk at the delete, is uploaded later: hidden at once.
+	now = t0.Add(60 * time.Hour)
+	mustSync(t, w)
+	mustSync(t, r)
+	want := without(all, series, mint, maxt)
+	if got := visible(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the reader does not hide the deleted samples of the later segment:\n%v\nwant\n%v", got[series], want[series])
+	}
+	inv.take()
+
+	// A reader restarted hides them before it lists and does not
+	// invalidate again.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = newReader()
+	if got := visible(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatal("a restarted reader shows deleted samples before it lists the bucket")
+	}
+	mustSync(t, r)
+	if got := visible(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatal("a restarted reader shows deleted samples")
+	}
+	if got := inv.take(); len(got) != 0 {
+		t.Fatalf("a restarted reader invalidated %+v again", got)
+	}
+
+	// A restarted writer has nothing to send; one that lost its state
+	// adopts the bucket's tombstone.
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = newTier(t, srv, set, "tw", wopts)
+	mustSync(t, w)
+	if n := counterValue(w.m.tombstonesUploaded); n != 0 {
+		t.Fatalf("a restarted writer uploaded %v tombstones again", n)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lost := wopts
+	lost.Dir = t.TempDir()
+	w = newTier(t, srv, set, "tw", lost)
+	mustSync(t, w)
+	if ts := w.tombstonesOf([]string{a.ID}); len(ts[a.ID]) != 1 {
+		t.Fatalf("a writer without its state knows tombstones %v of %s, want the bucket's", ts, a.ID)
+	}
+	if got := srv.Keys("tw/" + tombstonesPrefix); !slices.Equal(got, keys) {
+		t.Fatalf("tombstones in the bucket %v, want %v", got, keys)
+	}
+}
+
+// recordingBucket is the real bucket, with the keys of the puts and
+// deletes it carries recorded in order.
+type recordingBucket struct {
+	Bucket
+	mtx sync.Mutex
+	ops []string
+}
+
+func (b *recordingBucket) Put(ctx context.Context, key string, r io.Reader, size int64, md5 []byte) error {
+	err := b.Bucket.Put(ctx, key, r, size, md5)
+	b.record("put " + key)
+	return err
+}
+
+func (b *recordingBucket) Delete(ctx context.Context, key string) error {
+	err := b.Bucket.Delete(ctx, key)
+	b.record("delete " + key)
+	return err
+}
+
+func (b *recordingBucket) record(op string) {
+	b.mtx.Lock()
+	b.ops = append(b.ops, op)
+	b.mtx.Unlock()
+}
+
+func (b *recordingBucket) index(op string) int {
+	b.mtx.Lock()
+	defer b.mtx.Unlock()
+	return slices.Index(b.ops, op)
+}
+
+// TestBucketRewriteAppliesTombstones: a delete of data only the bucket
+// holds is applied there: the segment is rewritten without the deleted
+// samples, the rewrite uploaded (meta.json last) before the original's
+// meta.json is deleted, and the tombstone deleted after that. A reader
+// listing and reading all the while, concurrently, reads exactly the data
+// less the deleted samples every time: never a gap, a duplicate or a
+// deleted sample. A segment whose data is all deleted leaves the bucket,
+// and retention takes a rewrite and its tombstones like any segment.
+func TestBucketRewriteAppliesTombstones(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	set := newSet(t)
+	a := writeSegment(t, set, 5, t0, t0.Add(6*time.Hour))
+	gone := writeSegment(t, set, 1, t0.Add(24*time.Hour), t0.Add(25*time.Hour))
+	all, release := acquireAll(t, set)
+	release()
+	now := t0.Add(10 * 24 * time.Hour)
+	minTime := int64(math.MinInt64)
+	s3, err := OpenS3(srv.URL("rw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingBucket{Bucket: s3}
+	w, err := New(nil, rec, set, Options{Dir: t.TempDir(), UploadAfter: 24 * time.Hour, Keep: 48 * time.Hour,
+		Now: func() time.Time { return now }, MinTime: func(int64) int64 { return minTime }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	mustSync(t, w)
+	if got := localIDs(set); len(got) != 0 {
+		t.Fatalf("local segments %v, want all evicted", got)
+	}
+
+	r := newTier(t, srv, newSet(t), "rw", Options{Reader: true})
+	mustSync(t, r)
+	if got := visible(t, r); !reflect.DeepEqual(got, all) {
+		t.Fatal("the reader does not read what was written")
+	}
+	series := `{__name__="m", i="ba"}`
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "ba")}
+	mint, maxt := t0.Add(time.Hour).UnixMilli(), t0.Add(2*time.Hour).UnixMilli()
+	want := without(all, series, mint, maxt)
+	// i="aa" is the only series of gone: all its data is deleted.
+	goneSeries := `{__name__="m", i="aa"}`
+	goneMs := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "aa")}
+	want = without(want, goneSeries, gone.MinTime, gone.MaxTime)
+
+	// The reader reads concurrently with everything that follows; once
+	// it has seen the delete, every read must be want.
+	stop := make(chan struct{})
+	readerErr := make(chan error, 1)
+	var (
+		seenMtx sync.Mutex
+		seen    bool
+		reads   int
+	)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := r.Sync(context.Background()); err != nil {
+				readerErr <- err
+				return
+			}
+			segs, ts, release, err := r.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			got, err := visibleSamples(segs, ts)
+			release()
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			seenMtx.Lock()
+			reads++
+			if reflect.DeepEqual(got, want) {
+				seen = true
+			} else if seen || !reflect.DeepEqual(got, without(all, series, mint, maxt)) && !reflect.DeepEqual(got, all) {
+				seenMtx.Unlock()
+				readerErr <- fmt.Errorf("read %d: the reader reads %d series, not the data before or after the deletes", reads, len(got))
+				return
+			}
+			seenMtx.Unlock()
+		}
+	}()
+
+	if err := w.AddTombstone(ms, []string{"m"}, mint, maxt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddTombstone(goneMs, []string{"m"}, gone.MinTime, gone.MaxTime); err != nil {
+		t.Fatal(err)
+	}
+	// The writer's own reads hide it at once.
+	if got := visible(t, w); !reflect.DeepEqual(got, want) {
+		t.Fatal("the writer's reads of the bucket do not hide the deleted samples")
+	}
+	mustSync(t, w)
+	waitFor(t, "the reader reads the data less the deleted samples", func() bool {
+		seenMtx.Lock()
+		defer seenMtx.Unlock()
+		return seen
+	})
+	seenMtx.Lock()
+	n := reads
+	seenMtx.Unlock()
+	waitFor(t, "the reader reads a few more times", func() bool {
+		seenMtx.Lock()
+		defer seenMtx.Unlock()
+		return reads > n+3
+	})
+	close(stop)
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
+
+	cat := w.Metas()
+	if len(cat) != 1 || cat[0].ID == a.ID || cat[0].Compaction.Level != a.Compaction.Level+1 ||
+		!slices.Equal(cat[0].Compaction.Sources, a.Compaction.Sources) || cat[0].NumSamples != a.NumSamples-61 {
+		t.Fatalf("bucket catalog %+v, want one rewrite of %s with 61 samples fewer", cat, a.ID)
+	}
+	rewrite := cat[0].ID
+	if got := srv.Keys("rw/" + segmentsPrefix); slices.ContainsFunc(got, func(k string) bool {
+		return !strings.HasPrefix(k, "rw/"+segmentPrefix(rewrite))
+	}) {
+		t.Fatalf("the bucket holds %v, want only segment %s", got, rewrite)
+	}
+	if got := srv.Keys("rw/" + tombstonesPrefix); len(got) != 0 {
+		t.Fatalf("tombstones %v still in the bucket once their segments left", got)
+	}
+	// The order that keeps readers whole: the rewrite is all there before
+	// the original goes, and the tombstone goes last.
+	putRewrite, delOrig := rec.index("put "+metaKey(rewrite)), rec.index("delete "+metaKey(a.ID))
+	var delTomb int
+	for _, op := range rec.ops {
+		if strings.HasPrefix(op, "delete "+tombstonesPrefix) {
+			delTomb = max(delTomb, rec.index(op))
+		}
+	}
+	if putRewrite < 0 || delOrig < putRewrite || delTomb < delOrig {
+		t.Fatalf("put of the rewrite's meta.json at %d, delete of the original's at %d, of the tombstones at %d", putRewrite, delOrig, delTomb)
+	}
+	if got := visible(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatal("the reader's last read differs")
+	}
+	if n := counterValue(w.m.bucketRewrites); n != 2 {
+		t.Fatalf("%v bucket rewrites counted, want 2", n)
+	}
+	entries, err := os.ReadDir(filepath.Join(w.opts.Dir, rewriteDir))
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("rewrite directory holds %d entries (%v)", len(entries), err)
+	}
+
+	// Retention: the rewrite expires like any segment.
+	minTime = t0.Add(24 * time.Hour).UnixMilli()
+	mustSync(t, w)
+	if got := srv.Keys("rw/"); slices.ContainsFunc(got, func(k string) bool { return !strings.HasSuffix(k, writerInfoKey) }) {
+		t.Fatalf("the bucket holds %v past retention", got)
+	}
+}
