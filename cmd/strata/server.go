@@ -239,9 +239,15 @@ func newServer(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config, repla
 	if srv.cache != nil {
 		cacheAdmin = cacheStatus{srv.cache, srv.frontend}
 	}
-	deleter := &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend}
-	if tier != nil {
-		deleter.Remote = tier
+	var deleter api.Deleter
+	if v.GetString("role") != "reader" {
+		// A reader deletes nothing: deletes are made on the writer, whose
+		// tombstones reach the readers through the bucket.
+		d := &query.Deleter{Store: store, Set: set, Queryable: queryable, Frontend: srv.frontend}
+		if tier != nil {
+			d.Remote = tier
+		}
+		deleter = d
 	}
 	dashboards, err := docstore.Open(filepath.Join(dataDir, "dashboards"))
 	if err != nil {
