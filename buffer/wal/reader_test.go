@@ -137,6 +137,30 @@ func TestReaderFileShrinks(t *testing.T) {
 	if _, err := nextWithin(t, r); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("record across the cut: %v, want io.ErrUnexpectedEOF", err)
 	}
+
+	// Asked whether only zeros follow an offset, of a zero-filled segment
+	// cut shorter: the read's error, not a spin on the missing bytes.
+	f, size = segmentFile(t)
+	if err := os.WriteFile(f.Name(), make([]byte, 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = newSegmentReader(f, 64<<10)
+	if err := os.Truncate(f.Name(), 10<<10); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.zeroFrom(0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("zeroFrom over the cut: %v, want io.EOF", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("zeroFrom still reading after a minute")
+	}
 }
 
 // TestReaderReadError: a failed read is returned to the caller, not
@@ -151,5 +175,44 @@ func TestReaderReadError(t *testing.T) {
 	r := newSegmentReader(d, 100)
 	if _, err := nextWithin(t, r); !errors.Is(err, syscall.EISDIR) {
 		t.Fatalf("next on an unreadable segment: %v, want EISDIR", err)
+	}
+}
+
+// TestLengthPastEOFAtScanEdges: a frame whose length field was damaged to
+// run past the end of the segment is corruption, not a torn tail, when a
+// good frame follows within followScan bytes of its header, at the edges
+// of that window: the next frame's header at exactly followScan bytes
+// (the largest record the scan is sure to see past), and a next frame
+// whose payload is exactly followScan bytes long.
+func TestLengthPastEOFAtScanEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct {
+		name          string
+		damaged, next []byte
+	}{
+		{"next header at the window's end", randomBytes(rng, followScan), randomBytes(rng, 10)},
+		{"next payload of followScan bytes", randomBytes(rng, 100), randomBytes(rng, followScan)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, size := segmentFile(t, c.damaged, c.next)
+			if b := appendFrame(nil, c.damaged); b[0] != frameRaw || len(b) != frameHeaderSize+len(c.damaged) {
+				t.Fatalf("the damaged record is not stored raw")
+			}
+			w, err := os.OpenFile(f.Name(), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, 1); err != nil { // the length
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = newSegmentReader(f, size).next(true)
+			var fe *frameError
+			if !errors.As(err, &fe) || fe.tail || !errors.Is(err, errLengthPastEOF) || fe.off != 0 {
+				t.Fatalf("damaged length with a good frame behind it: %#v, want corruption (%v) at offset 0", err, errLengthPastEOF)
+			}
+		})
 	}
 }
