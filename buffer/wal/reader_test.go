@@ -81,7 +81,6 @@ func TestReaderBufferBySegmentSize(t *testing.T) {
 	if _, err := r.next(true); err != io.EOF {
 		t.Fatalf("after the last record: %v, want io.EOF", err)
 	}
-
 	var recs [][]byte
 	for range 40 {
 		recs = append(recs, randomBytes(rng, 64<<10))
@@ -100,6 +99,24 @@ func TestReaderBufferBySegmentSize(t *testing.T) {
 	if _, err := r.next(true); err != io.EOF {
 		t.Fatalf("after the last record: %v, want io.EOF", err)
 	}
+}
+
+// TestReaderEmptyLastRecord: an empty record (Log accepts it) last in a
+// segment, a frame header and nothing after it, is that record, not a torn
+// tail.
+func TestReaderEmptyLastRecord(t *testing.T) {
+	small := []byte("small")
+	f, size := segmentFile(t, small, nil)
+	r := newSegmentReader(f, size)
+	for i, want := range [][]byte{small, {}} {
+		if rec, err := r.next(true); err != nil || !bytes.Equal(rec, want) {
+			t.Fatalf("record %d of a segment ending in an empty record: %d bytes, %v", i, len(rec), err)
+		}
+	}
+	if _, err := r.next(true); err != io.EOF {
+		t.Fatalf("after an empty last record: %v, want io.EOF", err)
+	}
+
 }
 
 // TestReaderFileShrinks: a segment cut shorter than the size its reader
@@ -182,8 +199,9 @@ func TestReaderReadError(t *testing.T) {
 // run past the end of the segment is corruption, not a torn tail, when a
 // good frame follows within followScan bytes of its header, at the edges
 // of that window: the next frame's header at exactly followScan bytes
-// (the largest record the scan is sure to see past), and a next frame
-// whose payload is exactly followScan bytes long.
+// (the largest record the scan is sure to see past), a next frame whose
+// payload is exactly followScan bytes long, and the least that can follow
+// (an empty record's frame, which Log accepts).
 func TestLengthPastEOFAtScanEdges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, c := range []struct {
@@ -192,6 +210,7 @@ func TestLengthPastEOFAtScanEdges(t *testing.T) {
 	}{
 		{"next header at the window's end", randomBytes(rng, followScan), randomBytes(rng, 10)},
 		{"next payload of followScan bytes", randomBytes(rng, 100), randomBytes(rng, followScan)},
+		{"both records empty", []byte{}, []byte{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, size := segmentFile(t, c.damaged, c.next)
