@@ -588,3 +588,43 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Save after Close: %v", err)
 	}
 }
+
+// TestClockSetBackUpToSkew: an entry created up to maxClockSkew (a minute)
+// ahead of the clock, after the clock was set back, is still served; one
+// created further ahead is a miss, so a clock set back cannot stretch an
+// entry's life by more than that.
+func TestClockSetBackUpToSkew(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk, func(o *Options) { o.MaxTTL = time.Hour })
+	if err := c.Set([]byte("k"), nil, c.Snapshot(), []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(-time.Minute)
+	expectGet(t, c, "k", "v", StatusHit)
+	clk.Advance(-time.Nanosecond)
+	expectGet(t, c, "k", "", StatusMiss)
+}
+
+// TestPeekCountsOnlyFreshHits: Peek serves what Get serves, but counts a
+// lookup only when it is a fresh hit (its caller follows a miss or a stale
+// answer with GetOrCompute, which counts those).
+func TestPeekCountsOnlyFreshHits(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	if v, st := c.Peek([]byte("k")); v != nil || st != StatusMiss {
+		t.Fatalf("Peek(absent) = %q, %v", v, st)
+	}
+	if err := c.Set([]byte("k"), nil, c.Snapshot(), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, st := c.Peek([]byte("k")); string(v) != "v" || st != StatusHit {
+		t.Fatalf("Peek(fresh) = %q, %v", v, st)
+	}
+	clk.Advance(time.Minute) // past TTL, inside grace
+	if v, st := c.Peek([]byte("k")); string(v) != "v" || st != StatusStale {
+		t.Fatalf("Peek(stale) = %q, %v", v, st)
+	}
+	if s := c.Stats(); s.Hits != 1 || s.Misses != 0 || s.Stale != 0 {
+		t.Fatalf("after Peek: %d hits, %d misses, %d stale; want 1, 0, 0", s.Hits, s.Misses, s.Stale)
+	}
+}

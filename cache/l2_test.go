@@ -548,3 +548,33 @@ func TestL2RedisFlushed(t *testing.T) {
 	mustCompute(t, c1, []byte("k2"), "m:a:2026-11-20", &n, "v2", StatusMiss)
 	mustCompute(t, c2, []byte("k2"), "m:a:2026-11-20", &n, "v2", StatusHitL2)
 }
+
+// TestL2Peek: Peek reads through to L2 as Get does. A value another
+// instance computed is served from L2 (StatusHitL2, now in L1 too, and
+// counted as a hit); an entry already in L1 is an L1 hit, without a
+// second copy from L2; an absent key is a miss that Peek does not count.
+func TestL2Peek(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2)
+
+	var n counter
+	key := []byte("k")
+	mustCompute(t, c1, key, "m:x:2026-11-20", &n, "v", StatusMiss)
+	if v, st := c1.Peek(key); st != StatusHit || string(v) != "v" {
+		t.Fatalf("c1.Peek = %q, %v; want v, hit (L1)", v, st)
+	}
+	if v, st := c2.Peek(key); st != StatusHitL2 || string(v) != "v" {
+		t.Fatalf("c2.Peek = %q, %v; want v, hit-l2", v, st)
+	}
+	if v, st := c2.Peek(key); st != StatusHit || string(v) != "v" {
+		t.Fatalf("c2.Peek again = %q, %v; want v, hit (promoted into L1)", v, st)
+	}
+	if v, st := c2.Peek([]byte("absent")); st != StatusMiss || v != nil {
+		t.Fatalf("c2.Peek(absent) = %q, %v", v, st)
+	}
+	if s := c2.Stats(); s.Hits != 2 || s.L2Hits != 1 || s.Misses != 0 {
+		t.Fatalf("c2: %d hits (%d from L2), %d misses; want 2 (1), 0", s.Hits, s.L2Hits, s.Misses)
+	}
+}
