@@ -628,3 +628,29 @@ func TestPeekCountsOnlyFreshHits(t *testing.T) {
 		t.Fatalf("after Peek: %d hits, %d misses, %d stale; want 1, 0, 0", s.Hits, s.Misses, s.Stale)
 	}
 }
+
+// TestSetPastGraceStoresNothing: a value whose grace period has ended when
+// Set is called (a computation slower than TTL + Grace) is not stored: it
+// takes no room, and even a clock set back does not serve it. One
+// nanosecond before the end of its grace it is stored, and served stale.
+func TestSetPastGraceStoresNothing(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk) // TTL 1m, grace 1m
+	snap := c.Snapshot()
+	clk.Advance(2 * time.Minute)
+	if err := c.Set([]byte("late"), nil, snap, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Stats().Entries; n != 0 {
+		t.Fatalf("%d entries after a Set at the end of its grace, want 0", n)
+	}
+	clk.Advance(-time.Second)
+	expectGet(t, c, "late", "", StatusMiss)
+
+	snap = c.Snapshot()
+	clk.Advance(2*time.Minute - time.Nanosecond)
+	if err := c.Set([]byte("in-time"), nil, snap, []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	expectGet(t, c, "in-time", "v", StatusStale)
+}
