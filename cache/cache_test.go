@@ -90,6 +90,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	var n counter
 	mustGet(t, c, "k", nil, n.fn("v1", 0, nil))
 	clk.Advance(time.Minute + time.Second) // past TTL, inside grace
+	expectGet(t, c, "k", "v1", StatusStale)
 
 	// Many concurrent stale reads: all served at once, one refresh.
 	release := make(chan struct{})
@@ -109,9 +110,19 @@ func TestStaleWhileRevalidate(t *testing.T) {
 			errs <- err
 		}()
 	}
+	// Stale reads return without waiting for the refresh: bounded (very
+	// generously) so that one that waits fails rather than hangs.
+	timeout := time.After(time.Minute)
 	for range readers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		select {
+		case err := <-errs:
+			if err != nil {
+				close(release)
+				t.Fatal(err)
+			}
+		case <-timeout:
+			close(release)
+			t.Fatal("stale reads still waiting after a minute: they wait for the refresh")
 		}
 	}
 	close(release)
@@ -121,7 +132,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 	expectGet(t, c, "k", "v2", StatusHit)
 	s := c.Stats()
-	if s.Stale != readers || s.Refreshes != 1 || s.RefreshFailures != 0 {
+	if s.Stale != readers+1 || s.Refreshes != 1 || s.RefreshFailures != 0 {
 		t.Errorf("stats: stale %d refreshes %d failures %d", s.Stale, s.Refreshes, s.RefreshFailures)
 	}
 }
