@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,31 @@ func TestRefreshTimeout(t *testing.T) {
 		t.Fatalf("refresh failures = %d", s.RefreshFailures)
 	}
 	expectGet(t, c, "k", "v", StatusStale)
+}
+
+// TestRefreshWithoutTimeout: RefreshTimeout zero means no bound other than
+// Close: a refresh runs with a context that has no deadline, and stores
+// its value.
+func TestRefreshWithoutTimeout(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk, func(o *Options) { o.RefreshTimeout = 0 })
+	var n counter
+	mustGet(t, c, "k", nil, n.fn("v1", 0, nil))
+	clk.Advance(90 * time.Second)
+	refresh := func(ctx context.Context) ([]byte, time.Duration, error) {
+		if _, ok := ctx.Deadline(); ok || ctx.Err() != nil {
+			return nil, 0, fmt.Errorf("refresh context: deadline %v, err %v; want neither", ok, ctx.Err())
+		}
+		return []byte("v2"), 0, nil
+	}
+	if v, st := mustGet(t, c, "k", nil, refresh); v != "v1" || st != StatusStale {
+		t.Fatalf("stale read = %q, %v", v, st)
+	}
+	waitIdle(t, c)
+	if s := c.Stats(); s.Refreshes != 1 || s.RefreshFailures != 0 {
+		t.Fatalf("%d refreshes, %d failed; want 1, 0", s.Refreshes, s.RefreshFailures)
+	}
+	expectGet(t, c, "k", "v2", StatusHit)
 }
 
 // A refresh started by one request keeps the request's values but not its
