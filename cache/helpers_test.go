@@ -79,24 +79,31 @@ func (n *counter) fn(value string, ttl time.Duration, err error) ComputeFunc {
 	}
 }
 
+// flightWait bounds the waits for the cache's flights below: generous (they
+// take milliseconds), so that a cache that never gets there fails its test
+// instead of hanging the package's tests.
+const flightWait = time.Minute
+
 // waitIdle waits until no computation of c is running.
 func waitIdle(t testing.TB, c *Cache) {
 	t.Helper()
-	for {
+	for deadline := time.Now().Add(flightWait); ; time.Sleep(time.Millisecond) {
 		c.flights.mu.Lock()
 		n := len(c.flights.m)
 		c.flights.mu.Unlock()
 		if n == 0 {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d computations still running after %v", n, flightWait)
+		}
 	}
 }
 
 // waitWaiters waits until the flight of key has n waiters.
 func waitWaiters(t testing.TB, c *Cache, key string, n int) {
 	t.Helper()
-	for {
+	for deadline := time.Now().Add(flightWait); ; time.Sleep(time.Millisecond) {
 		c.flights.mu.Lock()
 		f := c.flights.m[key]
 		got := 0
@@ -107,7 +114,9 @@ func waitWaiters(t testing.TB, c *Cache, key string, n int) {
 		if got == n {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("flight of %q has %d waiters after %v, want %d", key, got, flightWait, n)
+		}
 	}
 }
 
