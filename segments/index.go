@@ -3,6 +3,7 @@ package segments
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,8 +15,11 @@ import (
 // method is safe for concurrent use and never panics on malformed bytes;
 // errors are *CorruptionError without Dir.
 type indexReader struct {
-	b   []byte
+	b   []byte // the whole index; nil when read by sections from a Source
 	toc [numSections]section
+	// secs are the sections' bodies, slices of b (or read from a Source);
+	// the series section's is nil when seriesPages reads it by page.
+	secs [numSections][]byte
 
 	// seriesPages holds the series section of a version 2 or 4 index; nil
 	// for versions 1 and 3, whose entries are read from b.
@@ -23,6 +27,7 @@ type indexReader struct {
 	// stats is set for versions 3 and 4, whose raw chunk metas carry
 	// statistics.
 	stats bool
+	ver   int // the index's version (1 to 4)
 
 	allOff uint64   // offset of the postings list of all series
 	names  []string // label names in order; strings alias b
@@ -54,22 +59,100 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 	if len(b) < indexHeaderSize+numSections*4+tocSize {
 		return nil, indexErr(0, "index of %d bytes is too short", len(b))
 	}
-	if m := binary.BigEndian.Uint32(b); m != indexMagic {
+	r, err := newIndexHeader(b[:indexHeaderSize], b[len(b)-tocSize:], uint64(len(b)), formatVersion)
+	if err != nil {
+		return nil, err
+	}
+	r.b = b
+	for i, sec := range r.toc {
+		if err := r.setSection(i, b[sec.off:sec.end()+4]); err != nil {
+			return nil, err
+		}
+	}
+	if compressedVersion(r.version()) {
+		sec := r.toc[secSeries]
+		if r.seriesPages, err = openPagedRegion(r.secs[secSeries], sec.off, cache); err != nil {
+			return nil, indexErr(sec.off, "series section: %w", err)
+		}
+	}
+	return r, r.load()
+}
+
+// newIndexReaderLazy reads the index of a compressed segment (format
+// version 2 or 4) by range from f, as Thanos' store gateway reads an
+// index-header: the header, table of contents, symbols, postings and
+// postings table (each section's CRC32C checked) are read at once; the
+// series section's entries are read by page when a query selects them,
+// each page checked by its own CRC32C. The index's whole CRC32C in
+// meta.json is not checked: the section and page CRCs cover every byte
+// but the header's, which is checked on its own.
+func newIndexReaderLazy(f sourceFile, formatVersion int, cache *PageCache) (*indexReader, error) {
+	size := f.n
+	if size < indexHeaderSize+numSections*4+tocSize {
+		return nil, indexErr(0, "index of %d bytes is too short", size)
+	}
+	// The header and the table of contents, fetched together.
+	if err := f.src.Prefetch(f.name, [][2]int64{{0, indexHeaderSize}, {int64(size - tocSize), int64(size)}}); err != nil {
+		return nil, err
+	}
+	var r *indexReader
+	if _, err := readChecked(f, size-tocSize, size, func(toc []byte) error {
+		hdr, err := f.slice(0, indexHeaderSize)
+		if err != nil {
+			return &sourceError{err}
+		}
+		r, err = newIndexHeader(hdr, toc, size, formatVersion)
+		return err
+	}); err != nil {
+		return nil, unwrapSource(err)
+	}
+	if !compressedVersion(r.version()) {
+		return nil, indexErr(4, "index version %d is not paged", r.version())
+	}
+	ser := r.toc[secSeries]
+	// Symbols before the series section, postings and postings table
+	// after it: two ranges, fetched together.
+	head, tail := [2]int64{0, int64(ser.off)}, [2]int64{int64(r.toc[secPostings].off), int64(size)}
+	if err := f.src.Prefetch(f.name, [][2]int64{head, tail}); err != nil {
+		return nil, err
+	}
+	for _, i := range []int{secSymbols, secPostings, secPostingsTable} {
+		sec := r.toc[i]
+		if _, err := readChecked(f, sec.off, sec.end()+4, func(b []byte) error {
+			return r.setSection(i, b)
+		}); err != nil {
+			return nil, unwrapSource(err)
+		}
+	}
+	var err error
+	if r.seriesPages, err = openPagedRegionFrom(f.sub(ser.off, ser.len), ser.off, cache); err != nil {
+		if se := (*sourceError)(nil); errors.As(err, &se) {
+			return nil, se.err
+		}
+		return nil, indexErr(ser.off, "series section: %w", err)
+	}
+	return r, r.load()
+}
+
+// newIndexHeader checks the header and the table of contents (the last
+// tocSize bytes) of an index of size bytes.
+func newIndexHeader(hdr, toc []byte, size uint64, formatVersion int) (*indexReader, error) {
+	if m := binary.BigEndian.Uint32(hdr); m != indexMagic {
 		return nil, indexErr(0, "bad magic %#x", m)
 	}
-	v := b[4]
+	v := hdr[4]
 	if v < indexVersion || v > indexVersionPagedStats ||
 		compressedVersion(int(v)) && formatVersion < FormatVersionCompressed ||
 		v >= indexVersionStats && formatVersion < FormatVersionStats {
 		return nil, indexErr(4, "unsupported index version %d", v)
 	}
-	r := &indexReader{b: b, stats: v >= indexVersionStats}
-	tocOff := uint64(len(b) - tocSize)
-	d := decbuf{b: b[tocOff:]}
+	r := &indexReader{stats: v >= indexVersionStats}
+	tocOff := size - tocSize
+	d := decbuf{b: toc}
 	for i := range r.toc {
 		r.toc[i] = section{off: d.be64(), len: d.be64()}
 	}
-	if sum, got := d.be32(), crc32c(b[tocOff:len(b)-4]); sum != got {
+	if sum, got := d.be32(), crc32c(toc[:len(toc)-4]); sum != got {
 		return nil, indexErr(tocOff, "table of contents: %w (stored %08x, computed %08x)", ErrChecksum, sum, got)
 	}
 	// Sections tile the file: header, then each body followed by its CRC,
@@ -80,35 +163,53 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 			return nil, indexErr(tocOff, "section %d at %d+%d does not follow the previous one (want offset %d)", i, s.off, s.len, next)
 		}
 		next = s.end() + 4
-		body := b[s.off:s.end()]
-		if sum, got := binary.BigEndian.Uint32(b[s.end():]), crc32c(body); sum != got {
-			return nil, indexErr(s.off, "section %s: %w (stored %08x, computed %08x)", sectionName(i), ErrChecksum, sum, got)
-		}
 	}
 	if next != tocOff {
 		return nil, indexErr(next, "%d bytes between the last section and the table of contents", tocOff-next)
 	}
-	if compressedVersion(int(v)) {
-		sec := r.toc[secSeries]
-		var err error
-		if r.seriesPages, err = openPagedRegion(r.body(secSeries), sec.off, cache); err != nil {
-			return nil, indexErr(sec.off, "series section: %w", err)
-		}
-	}
-	if err := r.checkSymbols(); err != nil {
-		return nil, err
-	}
-	if err := r.readPostingsTable(); err != nil {
-		return nil, err
-	}
+	r.ver = int(v)
 	return r, nil
+}
+
+// setSection checks section i, b: its body and CRC, and keeps the body.
+func (r *indexReader) setSection(i int, b []byte) error {
+	s := r.toc[i]
+	body := b[:s.len]
+	if sum, got := binary.BigEndian.Uint32(b[s.len:]), crc32c(body); sum != got {
+		return indexErr(s.off, "section %s: %w (stored %08x, computed %08x)", sectionName(i), ErrChecksum, sum, got)
+	}
+	r.secs[i] = body
+	return nil
+}
+
+func (r *indexReader) version() int { return r.ver }
+
+// load validates the symbol table and loads the postings table.
+func (r *indexReader) load() error {
+	if err := r.checkSymbols(); err != nil {
+		return err
+	}
+	return r.readPostingsTable()
+}
+
+// heldBytes is what the reader holds in memory of an index read from a
+// Source: the sections it read and the page table of the series section.
+func (r *indexReader) heldBytes() int64 {
+	var n int64
+	for _, b := range r.secs {
+		n += int64(len(b))
+	}
+	if r.seriesPages != nil {
+		n += int64(len(r.seriesPages.starts)) * 16
+	}
+	return n
 }
 
 func sectionName(i int) string {
 	return [...]string{"symbols", "series", "postings", "postings table"}[i]
 }
 
-func (r *indexReader) body(i int) []byte { return r.b[r.toc[i].off:r.toc[i].end()] }
+func (r *indexReader) body(i int) []byte { return r.secs[i] }
 
 // checkSymbols validates that the symbol table decodes and is sorted.
 func (r *indexReader) checkSymbols() error {
@@ -203,7 +304,7 @@ func (r *indexReader) symbol(ref uint64) (string, error) {
 	if ref < sec.off || ref >= sec.end() {
 		return "", indexErr(ref, "symbol ref outside symbols section")
 	}
-	d := decbuf{b: r.b[ref:sec.end()]}
+	d := decbuf{b: r.secs[secSymbols][ref-sec.off:]}
 	s := d.uvarintBytes()
 	if d.err != nil {
 		return "", indexErr(ref, "decode symbol: %w", d.err)
@@ -218,6 +319,9 @@ func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]ui
 	var d decbuf
 	if r.seriesPages != nil {
 		b, err := r.seriesPages.at(ref)
+		if se := (*sourceError)(nil); errors.As(err, &se) {
+			return lbls, fmt.Errorf("read the index's series entry at %d: %w", ref, se.err)
+		}
 		if err != nil {
 			return lbls, indexErr(ref, "read series: %w", err)
 		}
@@ -227,7 +331,7 @@ func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]ui
 		if ref < sec.off || ref >= sec.end() {
 			return lbls, indexErr(ref, "series ref outside series section")
 		}
-		d.b = r.b[ref:sec.end()]
+		d.b = r.secs[secSeries][ref-sec.off:]
 	}
 	d = decbuf{b: d.uvarintBytes(), err: d.err}
 	nl := d.uvarint()
@@ -297,7 +401,7 @@ func (r *indexReader) postingsAt(off uint64) postings {
 	if off < sec.off || off >= sec.end() {
 		return errPostings{indexErr(off, "postings offset outside postings section")}
 	}
-	p := &listPostings{off: off, d: decbuf{b: r.b[off:sec.end()]}}
+	p := &listPostings{off: off, d: decbuf{b: r.secs[secPostings][off-sec.off:]}}
 	p.n = p.d.uvarint()
 	if p.d.err != nil {
 		return errPostings{indexErr(off, "decode postings: %w", p.d.err)}
@@ -312,5 +416,5 @@ func (r *indexReader) allPostings() postings { return r.postingsAt(r.allOff) }
 
 // String describes the reader for debugging.
 func (r *indexReader) String() string {
-	return fmt.Sprintf("index{%d bytes, %d names}", len(r.b), len(r.names))
+	return fmt.Sprintf("index{%d bytes, %d names}", r.toc[secPostingsTable].end()+4+tocSize, len(r.names))
 }

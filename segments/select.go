@@ -36,6 +36,11 @@ func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.src != nil && s.index.seriesPages != nil {
+		if p, err = s.prefetchSeries(p); err != nil {
+			return nil, err
+		}
+	}
 	return &seriesIterator{dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}, nil
 }
 

@@ -77,8 +77,11 @@ func (f sourceFile) forget(off, end uint64) bool {
 	return true
 }
 
-func (f sourceFile) region(off uint64) sourceFile {
-	return sourceFile{src: f.src, name: f.name, base: f.base + off, n: f.n - off}
+func (f sourceFile) region(off uint64) sourceFile { return f.sub(off, f.n-off) }
+
+// sub is n bytes of f from off.
+func (f sourceFile) sub(off, n uint64) sourceFile {
+	return sourceFile{src: f.src, name: f.name, base: f.base + off, n: n}
 }
 
 // readChecked reads [off, end) of f and checks it; when the check fails
@@ -170,22 +173,37 @@ func (s *Segment) openSource() error {
 		s.size += f.Size
 	}
 	idx := s.files[0]
-	want, _ := parseCRC(idx.CRC32C)
-	b, err := readChecked(sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, 0, uint64(idx.Size), func(b []byte) error {
-		if got := crc32c(b); got != want {
-			return &CorruptionError{File: indexFilename, Offset: -1,
-				Err: fmt.Errorf("index: %w with meta.json (computed %08x, meta %s)", ErrChecksum, got, idx.CRC32C)}
+	if compressedVersion(s.meta.Version) {
+		// The series section is read by page, when queries select series.
+		var err error
+		if s.index, err = newIndexReaderLazy(sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, s.meta.Version, s.cache); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return unwrapSource(err)
-	}
-	if s.index, err = newIndexReader(b, s.meta.Version, s.cache); err != nil {
-		return err
+	} else {
+		// Every section is read anyway to check it: the whole index at once.
+		want, _ := parseCRC(idx.CRC32C)
+		b, err := readChecked(sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, 0, uint64(idx.Size), func(b []byte) error {
+			if got := crc32c(b); got != want {
+				return &CorruptionError{File: indexFilename, Offset: -1,
+					Err: fmt.Errorf("index: %w with meta.json (computed %08x, meta %s)", ErrChecksum, got, idx.CRC32C)}
+			}
+			return nil
+		})
+		if err != nil {
+			return unwrapSource(err)
+		}
+		if s.index, err = newIndexReader(b, s.meta.Version, s.cache); err != nil {
+			return err
+		}
 	}
 	for _, f := range s.files[1:] {
 		sf := sourceFile{src: s.src, name: f.Name, n: uint64(f.Size)}
+		if compressedVersion(s.meta.Version) {
+			// The header and the page table's trailer, fetched together.
+			if err := s.src.Prefetch(f.Name, [][2]int64{{0, min(chunksHeaderSize, f.Size)}, {max(f.Size-pageTrailerSize, 0), f.Size}}); err != nil {
+				return err
+			}
+		}
 		var v byte
 		if _, err := readChecked(sf, 0, min(chunksHeaderSize, sf.n), func(b []byte) error {
 			var err error
@@ -224,9 +242,17 @@ func unwrapSource(err error) error {
 // chunks are read by range, and worth a Prefetch.
 func (s *Segment) FromSource() bool { return s.src != nil }
 
-// IndexSize returns the bytes of the segment's index file, which an open
-// segment opened with OpenSource holds in memory.
-func (s *Segment) IndexSize() int64 { return s.files[0].Size }
+// IndexSize returns the bytes of its index an open segment holds in
+// memory: the whole file, or, for a compressed segment opened with
+// OpenSource, all but the series entries.
+func (s *Segment) IndexSize() int64 {
+	if s.src != nil {
+		if r := s.index; r != nil {
+			return r.heldBytes()
+		}
+	}
+	return s.files[0].Size
+}
 
 // Prefetch tells a segment opened with OpenSource that the chunks at refs
 // are about to be read: it asks its Source for the ranges that hold them
@@ -301,3 +327,59 @@ func parseMetaFile(name string, b []byte) (*metaFile, error) {
 	}
 	return &m, nil
 }
+
+// prefetchSeries reads the postings p of a segment opened with OpenSource
+// whose series entries are read by page, asks the Source for the pages
+// that hold them at once, and returns the same postings.
+func (s *Segment) prefetchSeries(p postings) (postings, error) {
+	var refs []uint64
+	for p.Next() {
+		refs = append(refs, p.At())
+	}
+	if err := p.Err(); err != nil {
+		return nil, withDir(err, s.dir)
+	}
+	sp := s.index.seriesPages
+	base := s.index.toc[secSeries].off // where the paged region starts in the file
+	var ranges [][2]int64
+	last := -1
+	for _, ref := range refs {
+		i, ok := sp.pageIndex(ref)
+		if !ok || i == last || sp.cached(i) {
+			continue // a ref outside the pages is reported when read
+		}
+		last = i
+		start, end := sp.pageRange(i)
+		ranges = append(ranges, [2]int64{int64(base + start), int64(base + end)})
+	}
+	if len(ranges) > 0 {
+		if err := s.src.Prefetch(indexFilename, ranges); err != nil {
+			return nil, fmt.Errorf("segment %s: read series entries: %w", s.dir, err)
+		}
+	}
+	return &slicePostings{refs: refs, i: -1}, nil
+}
+
+// slicePostings iterates refs held in memory.
+type slicePostings struct {
+	refs []uint64
+	i    int
+}
+
+func (p *slicePostings) Next() bool {
+	p.i++
+	return p.i < len(p.refs)
+}
+
+func (p *slicePostings) Seek(v uint64) bool {
+	if p.i >= 0 && p.i < len(p.refs) && p.refs[p.i] >= v {
+		return true
+	}
+	p.i = max(p.i, 0)
+	j, _ := slices.BinarySearch(p.refs[p.i:], v)
+	p.i += j
+	return p.i < len(p.refs)
+}
+
+func (p *slicePostings) At() uint64 { return p.refs[p.i] }
+func (p *slicePostings) Err() error { return nil }

@@ -15,11 +15,12 @@ import (
 
 // cache opens bucket segments for reads without fetching them whole: a
 // segment a query needs is opened with segments.OpenSource over ranged
-// GETs (its meta.json read once, its index read whole, its chunks files'
-// headers and page tables), and the query's chunks, or the pages holding
+// GETs (its meta.json read once, its index but for a compressed segment's
+// series entries, its chunks files' headers and page tables), and the
+// series entries and chunks a query reads, or the pages holding
 // them, are read by range when it reads them; every range read goes
 // through blocks, the bounded on-disk cache of the objects' bytes (see
-// ranges.go). An open segment holds its index in memory: the least
+// ranges.go). An open segment holds (most of) its index in memory: the least
 // recently used ones no query holds are closed to keep their indexes
 // within openMax bytes; their blocks stay cached for the next open.
 type cache struct {

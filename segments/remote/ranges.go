@@ -97,11 +97,19 @@ func (c *blockCache) read(ctx context.Context, object string, size, off, length 
 	if length == 0 {
 		return []byte{}, nil
 	}
+	first, last := off/blockSize, (off+length-1)/blockSize
+	if first == last {
+		// The common case, a chunk or a page within one block, without
+		// the maps of get.
+		if b, ok := c.load(blockKey{object, first}, blockLen(size, first)); ok {
+			lo := off - first*blockSize
+			return b[lo : lo+length : lo+length], nil
+		}
+	}
 	blocks, err := c.get(ctx, object, size, [][2]int64{{off, off + length}})
 	if err != nil {
 		return nil, err
 	}
-	first, last := off/blockSize, (off+length-1)/blockSize
 	if first == last {
 		b := blocks[first]
 		return b[off-first*blockSize : off-first*blockSize+length : off-first*blockSize+length], nil
@@ -211,6 +219,8 @@ func blockLen(size, i int64) int64 { return min(blockSize, size-i*blockSize) }
 // fetch GETs blocks first..last of object and stores them.
 func (c *blockCache) fetch(ctx context.Context, object string, size, first, last int64) (map[int64][]byte, error) {
 	off, end := first*blockSize, min((last+1)*blockSize, size)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	start := time.Now()
 	rc, err := c.bucket.Get(ctx, object, off, end-off)
 	c.m.rangeRequests.Inc()
@@ -384,7 +394,7 @@ func (s *segmentSource) object(file string) (string, int64, error) {
 	return objectKey(s.id, file), size, nil
 }
 
-// readTimeout bounds one read of a query; the query's own deadline is not
+// readTimeout bounds one GET of a read; the query's own deadline is not
 // passed through segments.Segment.
 const readTimeout = 2 * time.Minute
 
@@ -393,9 +403,7 @@ func (s *segmentSource) ReadRange(file string, off, length int64) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-	defer cancel()
-	return s.c.read(ctx, key, size, off, length)
+	return s.c.read(context.Background(), key, size, off, length)
 }
 
 func (s *segmentSource) Forget(file string, off, length int64) {
@@ -409,7 +417,5 @@ func (s *segmentSource) Prefetch(file string, ranges [][2]int64) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-	defer cancel()
-	return s.c.prefetch(ctx, key, size, ranges)
+	return s.c.prefetch(context.Background(), key, size, ranges)
 }

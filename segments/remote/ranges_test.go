@@ -98,10 +98,13 @@ type rangedFixture struct {
 }
 
 func newRangedFixture(t testing.TB, series int, compress bool, cacheMax int64) *rangedFixture {
-	return newRangedFixtureSpan(t, series, 12*time.Hour, compress, cacheMax)
+	return newRangedFixtureSpan(t, series, 12*time.Hour, 0, compress, cacheMax)
 }
 
-func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, compress bool, cacheMax int64) *rangedFixture {
+// newRangedFixtureSpan: series of span at 1-minute steps, in chunks of per
+// samples (0: 120 plain, 360 compressed, as flushes and day compactions
+// cut them).
+func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, per int, compress bool, cacheMax int64) *rangedFixture {
 	t.Helper()
 	srv := s3test.Start(t)
 	for _, kv := range srv.Env() {
@@ -113,7 +116,10 @@ func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, compress
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	meta := writeChunkedSegment(t, set, series, map[bool]int{false: 120, true: 360}[compress], t0, t0.Add(span-time.Minute), compress)
+	if per == 0 {
+		per = map[bool]int{false: 120, true: 360}[compress]
+	}
+	meta := writeChunkedSegment(t, set, series, per, t0, t0.Add(span-time.Minute), compress)
 	segs, release := set.Acquire(math.MinInt64, math.MaxInt64)
 	want := readSamples(t, segs)
 	size := set.Segments()[0].Size
@@ -186,9 +192,20 @@ func (f *rangedFixture) closeSegments() {
 // segment, prefetching their chunks first as a query does.
 func (f *rangedFixture) read(t testing.TB, ms ...*labels.Matcher) (map[string][][2]float64, error) {
 	t.Helper()
+	out := map[string][][2]float64{}
+	_, err := f.readEach(t, ms, func(lset string, ts int64, v float64) {
+		out[lset] = append(out[lset], [2]float64{float64(ts), v})
+	})
+	return out, err
+}
+
+// readEach calls fn with every sample of the series matching ms, and
+// returns how many there were.
+func (f *rangedFixture) readEach(t testing.TB, ms []*labels.Matcher, fn func(lset string, ts int64, v float64)) (int, error) {
+	t.Helper()
 	segs, _, release, err := f.tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer release()
 	if len(segs) != 1 || !segs[0].FromSource() {
@@ -197,7 +214,7 @@ func (f *rangedFixture) read(t testing.TB, ms ...*labels.Matcher) (map[string][]
 	s := segs[0]
 	it, err := s.Select(ms...)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	type series struct {
 		lset  string
@@ -206,32 +223,38 @@ func (f *rangedFixture) read(t testing.TB, ms ...*labels.Matcher) (map[string][]
 	var all []series
 	var refs []segments.ChunkRef
 	for it.Next() {
-		all = append(all, series{it.Labels().String(), it.Chunks()})
+		lset := ""
+		if fn != nil {
+			lset = it.Labels().String()
+		}
+		all = append(all, series{lset, it.Chunks()})
 		for _, m := range all[len(all)-1].metas {
 			refs = append(refs, m.Ref)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if err := s.Prefetch(refs); err != nil {
-		return nil, err
+		return 0, err
 	}
-	out := map[string][][2]float64{}
+	n := 0
 	for _, sr := range all {
 		for _, m := range sr.metas {
 			c, err := s.ReadChunk(m.Ref)
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
 			ci := c.Iterator(nil)
 			for ci.Next() != chunkenc.ValNone {
-				ts, v := ci.At()
-				out[sr.lset] = append(out[sr.lset], [2]float64{float64(ts), v})
+				if n++; fn != nil {
+					ts, v := ci.At()
+					fn(sr.lset, ts, v)
+				}
 			}
 		}
 	}
-	return out, nil
+	return n, nil
 }
 
 func (f *rangedFixture) wantOf(names ...string) map[string][][2]float64 {
@@ -409,5 +432,45 @@ func TestRangedDamage(t *testing.T) {
 				t.Fatalf("read of a segment damaged in the bucket: %v", err)
 			}
 		})
+	}
+}
+
+// TestRangedLazyIndex: the index of a compressed bucket segment is not
+// read whole: a one-series query reads its symbols, postings and postings
+// table, and the one page of series entries it needs, fewer bytes than the
+// index file (held in memory: fewer too); a query of every series fetches
+// the pages of their entries together, in few GETs.
+func TestRangedLazyIndex(t *testing.T) {
+	// 24 chunks per series, as a day of 10 s samples has: the series
+	// entries (chunk metas with statistics) are most of the index.
+	f := newRangedFixtureSpan(t, 5000, 12*time.Hour, 30, true, 1<<30)
+	oi, err := f.tier.bucket.Stat(context.Background(), objectKey(f.meta.ID, "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g0, b0 := f.bucket.counts()
+	got, err := f.read(t, labels.MustNewMatcher(labels.MatchEqual, "i", "s01234"))
+	if err != nil || !reflect.DeepEqual(got, f.wantOf("s01234")) {
+		t.Fatalf("one series: %v (or it differs)", err)
+	}
+	g1, b1 := f.bucket.counts()
+	segs, _, release, err := f.tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := segs[0].IndexSize()
+	release()
+	t.Logf("one series of %d: %d GETs, %d bytes; index %d bytes, %d held", f.size, g1-g0, b1-b0, oi.Size, held)
+	if b1-b0 >= oi.Size || held >= oi.Size {
+		t.Fatalf("fetched %d bytes and holds %d for one series; the index is %d", b1-b0, held, oi.Size)
+	}
+	got, err = f.read(t)
+	if err != nil || !reflect.DeepEqual(got, f.want) {
+		t.Fatalf("every series: %v (or they differ)", err)
+	}
+	g2, b2 := f.bucket.counts()
+	t.Logf("then every series: %d GETs, %d bytes", g2-g1, b2-b1)
+	if g2-g1 > 8 {
+		t.Fatalf("%d GETs to read every series", g2-g1)
 	}
 }
