@@ -96,14 +96,27 @@ func newIndexReaderLazy(f sourceFile, formatVersion int, cache *PageCache) (*ind
 		return nil, err
 	}
 	var r *indexReader
-	if _, err := readChecked(f, size-tocSize, size, func(toc []byte) error {
+	read := func() error {
 		hdr, err := f.slice(0, indexHeaderSize)
+		if err != nil {
+			return &sourceError{err}
+		}
+		toc, err := f.slice(size-tocSize, size)
 		if err != nil {
 			return &sourceError{err}
 		}
 		r, err = newIndexHeader(hdr, toc, size, formatVersion)
 		return err
-	}); err != nil {
+	}
+	err := read()
+	if err != nil && !errors.As(err, new(*sourceError)) {
+		// Once more, from the bucket: the bytes may have been damaged on
+		// their way.
+		f.forget(0, indexHeaderSize)
+		f.forget(size-tocSize, size)
+		err = read()
+	}
+	if err != nil {
 		return nil, unwrapSource(err)
 	}
 	if !compressedVersion(r.version()) {
@@ -124,7 +137,6 @@ func newIndexReaderLazy(f sourceFile, formatVersion int, cache *PageCache) (*ind
 			return nil, unwrapSource(err)
 		}
 	}
-	var err error
 	if r.seriesPages, err = openPagedRegionFrom(f.sub(ser.off, ser.len), ser.off, cache); err != nil {
 		if se := (*sourceError)(nil); errors.As(err, &se) {
 			return nil, se.err

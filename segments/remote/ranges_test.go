@@ -474,3 +474,40 @@ func TestRangedLazyIndex(t *testing.T) {
 		t.Fatalf("%d GETs to read every series", g2-g1)
 	}
 }
+
+// TestRangedConcurrentReads: queries reading different series of one
+// bucket-only segment at once, through a cache small enough that blocks
+// are evicted while they read, all answer as the local copy (run it
+// under -race).
+func TestRangedConcurrentReads(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compressed=%v", compress), func(t *testing.T) {
+			f := newRangedFixture(t, 400, compress, 64<<10)
+			errs := make(chan error, 8)
+			for g := range 8 {
+				go func() {
+					var err error
+					for i := g; i < 400 && err == nil; i += 37 {
+						name := fmt.Sprintf("s%05d", i)
+						var got map[string][][2]float64
+						if got, err = f.read(t, labels.MustNewMatcher(labels.MatchEqual, "i", name)); err == nil && !reflect.DeepEqual(got, f.wantOf(name)) {
+							err = fmt.Errorf("series %s differs", name)
+						}
+					}
+					errs <- err
+				}()
+			}
+			for range 8 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b := f.tier.cache.bytes(); b > 64<<10 {
+				t.Fatalf("cache holds %d bytes, bound %d", b, 64<<10)
+			}
+			if counterValue(f.tier.m.blockEvictions) == 0 {
+				t.Fatal("no block was evicted: the bound was not exercised")
+			}
+		})
+	}
+}
