@@ -297,6 +297,25 @@ func (s *Segment) Prefetch(refs []ChunkRef) error {
 	return nil
 }
 
+// PrefetchAll asks the Source of a segment opened with OpenSource for
+// every chunks file whole (a reader of all its chunks, such as a rewrite,
+// then fetches them in a few large GETs instead of one per range). For a
+// segment on local disk it does nothing.
+func (s *Segment) PrefetchAll() error {
+	if s.src == nil {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	for _, f := range s.chunkFiles {
+		if err := s.src.Prefetch(f.name, [][2]int64{{0, int64(f.n)}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // parseMetaFile parses and verifies the bytes of a meta.json; name stands
 // for the segment's directory in errors.
 func parseMetaFile(name string, b []byte) (*metaFile, error) {

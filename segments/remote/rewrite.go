@@ -101,6 +101,10 @@ func (t *Tier) rewriteOne(ctx context.Context, m segments.Meta, n int) error {
 		t.unaffected[m.ID] = n
 		return nil
 	}
+	// Every chunk is read: its files in a few GETs, not a range at a time.
+	if err := seg.PrefetchAll(); err != nil {
+		return unavailable(t.bucket, fmt.Errorf("read segment %s to rewrite it: %w", m.ID, err))
+	}
 	parent := filepath.Join(t.opts.Dir, rewriteDir)
 	out, ok, err := segments.Rewrite(ctx, parent, seg, ts, newID, segments.CompactOptions{Ranges: t.opts.Ranges})
 	if err != nil {
