@@ -701,8 +701,8 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 // not known yet and the tombstones not known yet, and forgets those that
 // left it (tombstones.go says why tombstones/ is listed twice).
 //
-// With OnNewSegments set, a new segment's metric names are read first (the
-// segment is fetched into the read cache: a query would fetch it next
+// With OnNewSegments set, a new segment's metric names are read first (its
+// names.json, or the segment is opened: a query would open it next
 // anyway); one whose names cannot be read stays out of the catalog until
 // a later round. The catalog takes the new segments and tombstones before
 // OnNewSegments is called for them, so that a result computed without one
@@ -823,8 +823,8 @@ func (t *Tier) relist(ctx context.Context) error {
 }
 
 // metricNames returns the metric names in bucket segment id: its
-// names.json, or, for a segment uploaded without one, its index, fetched
-// into the read cache.
+// names.json, or, for a segment uploaded without one, its index, read by
+// range through the read cache.
 func (t *Tier) metricNames(ctx context.Context, id string) ([]string, error) {
 	rc, err := t.bucket.Get(ctx, objectKey(id, namesName), 0, -1)
 	if err == nil {
