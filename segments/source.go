@@ -132,6 +132,12 @@ func readSourceRecord(f fileBytes, off uint64) (chunkenc.Encoding, []byte, error
 	if n > f.size() || need > f.size()-off {
 		return 0, nil, fmt.Errorf("chunk length %d exceeds file", n)
 	}
+	if need <= uint64(len(b)) {
+		// The first read holds the record: most do.
+		if enc, data, err := decodeRecord(b[:need]); err == nil || !f.forget(off, off+need) {
+			return enc, data, err
+		}
+	}
 	var enc chunkenc.Encoding
 	var data []byte
 	_, err = readChecked(f, off, off+need, func(b []byte) error {

@@ -35,9 +35,9 @@ const (
 	blockSize     = 16 << 10
 	maxGap        = 64 << 10
 	fetchParallel = 4
-	// hotBlocks of the blocks read last are kept in memory too, so that
+	// hotBlocks of the blocks read last (16 MiB) are kept in memory too, so that
 	// chunks read one by one from a block do not read its file each time.
-	hotBlocks = 256
+	hotBlocks = 1024
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -20,8 +20,9 @@ import (
 // compaction writes it; and plain, version 3), through a versitygw on
 // loopback: one series, or every series, the first time (cold: the read
 // cache emptied, the segment closed) and again (warm). It reports the GETs
-// and bytes fetched per query. "whole" is the read before ranged GETs: the
-// segment's objects fetched whole into a directory and opened from there.
+// and bytes fetched per query, and the CPU time. "whole" is the read
+// before ranged GETs: the segment's objects fetched whole into a directory
+// and opened from there (cold), or read there again (warm).
 func BenchmarkBucketQuery(b *testing.B) {
 	for _, compress := range []bool{true, false} {
 		f := newRangedFixtureSpan(b, 2000, 24*time.Hour, 0, compress, 1<<30)
@@ -64,19 +65,30 @@ func BenchmarkBucketQuery(b *testing.B) {
 				defer cpuPerOp(b)()
 				g0, n0 := f.bucket.counts()
 				for range b.N {
-					wholeRead(b, f, q.ms)
+					seg := wholeFetch(b, f)
+					wholeRead(b, seg, q.ms)
+					seg.Close()
 				}
 				g1, n1 := f.bucket.counts()
 				b.ReportMetric(float64(g1-g0)/float64(b.N), "GETs/op")
 				b.ReportMetric(float64(n1-n0)/float64(b.N), "fetched-bytes/op")
 			})
+			b.Run(name+"/whole-warm", func(b *testing.B) {
+				seg := wholeFetch(b, f)
+				defer seg.Close()
+				b.ResetTimer()
+				defer cpuPerOp(b)()
+				for range b.N {
+					wholeRead(b, seg, q.ms)
+				}
+			})
 		}
 	}
 }
 
-// wholeRead is a read as the tier made it before ranged GETs: list the
-// segment's objects, GET each whole into a fresh directory, open it, read.
-func wholeRead(b *testing.B, f *rangedFixture, ms []*labels.Matcher) {
+// wholeFetch is how the tier fetched a segment before ranged GETs: list
+// its objects, GET each whole into a fresh directory, open it.
+func wholeFetch(b *testing.B, f *rangedFixture) *segments.Segment {
 	ctx := context.Background()
 	dir := filepath.Join(b.TempDir(), f.meta.ID)
 	var keys []string
@@ -112,7 +124,11 @@ func wholeRead(b *testing.B, f *rangedFixture, ms []*labels.Matcher) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer seg.Close()
+	return seg
+}
+
+// wholeRead reads the samples of the series of seg matching ms.
+func wholeRead(b *testing.B, seg *segments.Segment, ms []*labels.Matcher) {
 	it, err := seg.Select(ms...)
 	if err != nil {
 		b.Fatal(err)
