@@ -120,7 +120,7 @@ func wholeFetch(b *testing.B, f *rangedFixture) *segments.Segment {
 			b.Fatal(err)
 		}
 	}
-	seg, err := segments.Open(dir)
+	seg, err := segments.OpenWithCache(dir, f.tier.cache.pages) // the set's page cache, as the tier did
 	if err != nil {
 		b.Fatal(err)
 	}
