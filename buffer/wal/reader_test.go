@@ -235,3 +235,72 @@ func TestLengthPastEOFAtScanEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestResyncEdges: where resync finds the next good frame after damage (a
+// run of bytes no frame starts at): the least frame there is (an empty
+// record, the last 9 bytes of the segment), a raw frame whose payload
+// does not read as snappy, a frame longer than followScan, and a snappy
+// frame of a record of MaxRecordSize; none when fewer bytes than a frame
+// header are left; and a failed read is returned, here and when looking
+// for a frame behind a damaged length.
+func TestResyncEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	garbage := bytes.Repeat([]byte{0xff}, 100) // 0xff is no frame type
+	notSnappy := append([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, randomBytes(rng, 100)...)
+	if b := appendFrame(nil, notSnappy); b[0] != frameRaw {
+		t.Fatal("the record that does not read as snappy is not stored raw")
+	}
+	huge := make([]byte, MaxRecordSize)
+	for _, c := range []struct {
+		name string
+		rec  []byte
+		from int64 // where resync starts, from the start of the garbage
+	}{
+		{"empty record", []byte{}, 0},
+		{"empty record, from its frame", []byte{}, int64(len(garbage))},
+		{"raw payload that is no snappy block", notSnappy, 0},
+		{"longer than followScan", randomBytes(rng, followScan+1), 0},
+		{"snappy record of MaxRecordSize", huge, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b []byte
+			b = append(b, garbage...)
+			b = appendFrame(b, c.rec)
+			path := filepath.Join(t.TempDir(), "00000000")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r := newSegmentReader(f, int64(len(b)))
+			if off, err := r.resync(c.from); err != nil || off != int64(len(garbage)) {
+				t.Fatalf("resync(%d) = %d, %v; want the frame at %d", c.from, off, err, len(garbage))
+			}
+			r.seek(int64(len(garbage)))
+			if rec, err := r.next(true); err != nil || !bytes.Equal(rec, c.rec) {
+				t.Fatalf("the frame resync found: %d bytes, %v", len(rec), err)
+			}
+			for from := int64(len(b)) - frameHeaderSize + 1; from <= int64(len(b)); from++ {
+				if off, err := r.resync(from); err != nil || off != -1 {
+					t.Fatalf("resync(%d) of %d bytes = %d, %v; want -1", from, len(b), off, err)
+				}
+			}
+		})
+	}
+
+	d, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := newSegmentReader(d, 100)
+	if _, err := r.resync(0); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("resync on an unreadable segment: %v, want EISDIR", err)
+	}
+	if _, err := r.frameFollows(0); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("frameFollows on an unreadable segment: %v, want EISDIR", err)
+	}
+}
