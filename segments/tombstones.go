@@ -22,6 +22,42 @@ const tombstonesFile = "tombstones.json"
 type Tombstone struct {
 	Matchers         []*labels.Matcher
 	MinTime, MaxTime int64
+	// Series, when not nil, hides ranges per series instead (Matchers,
+	// MinTime and MaxTime are not used): what object storage's replica
+	// deduplication hides of a later replica's segment. Never stored.
+	Series SeriesRanges
+}
+
+// SeriesRanges are time ranges by series, keyed by the hash of the
+// series' labels (Labels.Hash).
+type SeriesRanges map[uint64][]SeriesRange
+
+// SeriesRange is the ranges (each [min, max], inclusive) of one series.
+type SeriesRange struct {
+	Labels labels.Labels
+	Ranges [][2]int64
+}
+
+// Add appends ranges to those of lset.
+func (sr SeriesRanges) Add(lset labels.Labels, ranges [][2]int64) {
+	h := lset.Hash()
+	for i, e := range sr[h] {
+		if labels.Equal(e.Labels, lset) {
+			sr[h][i].Ranges = append(e.Ranges, ranges...)
+			return
+		}
+	}
+	sr[h] = append(sr[h], SeriesRange{Labels: lset, Ranges: ranges})
+}
+
+// Get returns the ranges of lset.
+func (sr SeriesRanges) Get(lset labels.Labels) [][2]int64 {
+	for _, e := range sr[lset.Hash()] {
+		if labels.Equal(e.Labels, lset) {
+			return e.Ranges
+		}
+	}
+	return nil
 }
 
 // matches reports whether the tombstone applies to lset.
@@ -171,6 +207,10 @@ func (s *Set) Tombstones(id string) []Tombstone {
 func DeletedRanges(ts []Tombstone, lset labels.Labels) [][2]int64 {
 	var out [][2]int64
 	for _, t := range ts {
+		if t.Series != nil {
+			out = append(out, t.Series.Get(lset)...)
+			continue
+		}
 		if t.matches(lset) {
 			out = append(out, [2]int64{t.MinTime, t.MaxTime})
 		}

@@ -82,7 +82,7 @@ var options = []option{
 	{"storage.local.max_bytes", "storage.local.max-bytes", byteSize(0), "delete local copies of segments verified in the bucket, oldest first, while local segments take more bytes than this (0 = no bound); needs storage.object.url"},
 	{"storage.object.abandoned_after", "storage.object.abandoned-after", 24 * time.Hour, "a writer deletes from its prefix the objects of an upload that never finished (no meta.json, the newest object older than this, the segment no longer on disk); the bucket is swept once per this (0 = never)"},
 	{"storage.object.external_labels", "storage.object.external-labels", "", "a writer's external labels, name=value pairs separated by commas, written to its bucket prefix (writer.json): readers merging several writers deduplicate those whose labels differ only in query.replica_label (an HA pair); they are not added to the series"},
-	{"query.replica_label", "query.replica-label", "replica", "external label (storage.object.external_labels) that tells the writers of an HA pair apart: a reader merging their prefixes answers each time range from one of them (empty = no deduplication)"},
+	{"query.replica_label", "query.replica-label", "replica", "external label (storage.object.external_labels) that tells the writers of an HA pair apart: a reader merging their prefixes answers each series from the first replica (by this label's value) where it has samples, and from the next in its gaps over 5 min (empty = no deduplication)"},
 	{"storage.local.keep", "storage.local.keep", time.Duration(0), "delete local copies of segments verified in the bucket whose newest sample is older than this (0 = keep them); needs storage.object.url"},
 
 	{"query.timeout", "query.timeout", 2 * time.Minute, "longest a query may run"},

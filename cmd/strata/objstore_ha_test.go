@@ -67,8 +67,9 @@ func haInstant(t *testing.T, s *testServer, q string, at time.Time) string {
 // scrape offsets 0 s and 30 s with different values, replica a down for
 // day 2, and a shard of other series (cluster=y). A reader merging the
 // three prefixes answers one copy of each pair series per time range:
-// replica a's where it has data, replica b's on day 2; the shard's series
-// besides. A reader without deduplication (query.replica_label empty)
+// replica a's where it has data, replica b's on day 2 and in a three-hour
+// gap of replica a inside its day 1 segment, and the series only replica
+// b holds; the shard's series besides. A reader without deduplication (query.replica_label empty)
 // answers both copies, which is what the first must not. With the bucket
 // down, the merged reader answers 503; back up, the same again.
 func TestObjectStorageHADedup(t *testing.T) {
@@ -93,10 +94,11 @@ func TestObjectStorageHADedup(t *testing.T) {
 		s := &testServer{t: t, url: p.url}
 		var bodies [][]byte
 		switch i {
-		case 0: // down on day 2
-			bodies = [][]byte{haBody(t, "ha_metric", objT0, objT0.Add(2*day), 0, 0), haBody(t, "ha_metric", objT0.Add(3*day), objT0.Add(4*day), 0, 0)}
-		case 1:
-			bodies = [][]byte{haBody(t, "ha_metric", objT0, objT0.Add(4*day), 30*time.Second, 0.5)}
+		case 0: // down after 06:00 until 09:00 on day 1, and for day 2
+			bodies = [][]byte{haBody(t, "ha_metric", objT0, objT0.Add(day+6*time.Hour+time.Minute), 0, 0), haBody(t, "ha_metric", objT0.Add(day+9*time.Hour), objT0.Add(2*day), 0, 0),
+				haBody(t, "ha_metric", objT0.Add(3*day), objT0.Add(4*day), 0, 0)}
+		case 1: // and a metric only this replica has
+			bodies = [][]byte{haBody(t, "ha_metric", objT0, objT0.Add(4*day), 30*time.Second, 0.5), haBody(t, "ha_only_b", objT0, objT0.Add(4*day), 30*time.Second, 0.5)}
 		case 2:
 			bodies = [][]byte{haBody(t, "shard_metric", objT0, objT0.Add(4*day), 0, 7)}
 		}
@@ -130,13 +132,14 @@ func TestObjectStorageHADedup(t *testing.T) {
 	r := reader("--storage.object.cache-max-bytes", "1")
 	raw := reader("--query.replica-label", "")
 
-	// One copy: 12 samples an hour, as one replica has.
-	for _, at := range []time.Time{objT0.Add(12 * time.Hour), objT0.Add(day + 6*time.Hour), objT0.Add(2*day + 12*time.Hour), objT0.Add(3*day + 18*time.Hour)} {
+	// One copy: 12 samples an hour, as one replica has (at day 1 08:00,
+	// replica b's, in replica a's three-hour gap inside its day segment).
+	for _, at := range []time.Time{objT0.Add(12 * time.Hour), objT0.Add(day + 6*time.Hour), objT0.Add(day + 8*time.Hour), objT0.Add(2*day + 12*time.Hour), objT0.Add(3*day + 18*time.Hour)} {
 		if got := haInstant(t, r, `count(count_over_time(ha_metric[1h]) == 12)`, at); got != "=20" {
 			t.Errorf("%v: series with 12 samples in the last hour: %s, want all 20", at, got)
 		}
-		if at.Sub(objT0)/day == 2 {
-			continue // only replica b has day 2
+		if at.Sub(objT0)/day == 2 || at.Equal(objT0.Add(day+8*time.Hour)) {
+			continue // only replica b has data there
 		}
 		if got := haInstant(t, raw, `count(count_over_time(ha_metric[1h]) == 12)`, at); got == "=20" {
 			t.Errorf("%v: the reader without deduplication answers one copy too: the test shows nothing", at)
@@ -146,12 +149,16 @@ func TestObjectStorageHADedup(t *testing.T) {
 	for _, c := range []struct {
 		at   time.Time
 		base float64
-	}{{objT0.Add(12 * time.Hour), 0}, {objT0.Add(2*day + 12*time.Hour), 0.5}, {objT0.Add(3*day + 12*time.Hour), 0}} {
+	}{{objT0.Add(12 * time.Hour), 0}, {objT0.Add(day + 7*time.Hour), 0.5}, {objT0.Add(day + 10*time.Hour), 0}, {objT0.Add(2*day + 12*time.Hour), 0.5}, {objT0.Add(3*day + 12*time.Hour), 0}} {
 		want := fmt.Sprint(float64(c.at.Sub(objT0)/time.Minute) + c.base)
 		got := haInstant(t, r, `ha_metric{i="c"}`, c.at.Add(time.Minute))
 		if got != "ha_metricc="+want {
 			t.Errorf("%v: %s, want ha_metricc=%s", c.at, got, want)
 		}
+	}
+	// A series only replica b holds is answered wherever replica a has data.
+	if got := haInstant(t, r, `count(count_over_time(ha_only_b[1h]) == 12)`, objT0.Add(12*time.Hour)); got != "=20" {
+		t.Errorf("series only replica b holds: %s, want 20 with 12 samples in the last hour", got)
 	}
 	if got := haInstant(t, r, `count(shard_metric)`, objT0.Add(36*time.Hour)); got != "=20" {
 		t.Errorf("the shard's series: %s", got)

@@ -21,6 +21,7 @@ import (
 type Group struct {
 	tiers        []*Tier
 	replicaLabel string
+	memo         coverMemo // what earlier replicas hold of later replicas' segments (dedup.go)
 }
 
 // NewGroup returns the group of tiers; replicaLabel names the external
@@ -110,20 +111,19 @@ func (g *Group) Metas() []segments.Meta {
 	return out
 }
 
-// dedupGap is how far apart two segments of a replica may be and still
-// count as covering the time between them: more than a scrape interval,
-// less than an outage worth filling from the other replica.
+// dedupGap is the least gap in a series of an earlier replica that a
+// later replica fills (dedup.go): more than a scrape interval, less than
+// an outage worth filling.
 const dedupGap = 5 * 60 * 1000
 
-// Acquire is Tier.Acquire over every tier. Replicas are deduplicated by
-// time range: the tiers whose external labels are equal but for the
-// replica label form a pair (or more), ordered by the replica label's
-// value; a segment of a later replica is not read where an earlier one
-// has segments of its resolution (their spans, joined across gaps of up
-// to five minutes), and where it is read, its samples inside those spans
-// are hidden by tombstones. So each series is answered from one replica
-// per time range, and from the next where the first has no data (it was
-// down). The replica label is the writer's external label, not a label
+// Acquire is Tier.Acquire over every tier. Replicas are deduplicated per
+// series: the tiers whose external labels are equal but for the replica
+// label form a pair (or more), ordered by the replica label's value; a
+// later replica's segments are read with per-series tombstones hiding
+// what the earlier ones hold of each series (dedup.go), so each series is
+// answered from the first replica that has samples of it at a time, and
+// from the next where the first has a gap (it was down, or never had the
+// series). The replica label is the writer's external label, not a label
 // of the series: series that both replicas hold have equal labels.
 func (g *Group) Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, func(), error) {
 	if len(g.tiers) == 1 {
@@ -139,18 +139,10 @@ func (g *Group) Acquire(ctx context.Context, mint, maxt int64, local []segments.
 			r()
 		}
 	}
-	all := labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
 	for _, grp := range g.replicaSets() {
-		var cover map[int64][][2]int64 // by resolution: the earlier replicas' spans
+		var earlier []*Tier
 		for _, t := range grp {
-			wantT := want
-			if cover != nil {
-				c := cover
-				wantT = func(m segments.Meta) bool {
-					return (want == nil || want(m)) && !within(c[m.Resolution], m.MinTime, m.MaxTime)
-				}
-			}
-			segs, ts, release, err := t.Acquire(ctx, mint, maxt, local, wantT)
+			segs, ts, release, err := t.Acquire(ctx, mint, maxt, local, want)
 			if err != nil {
 				releaseAll()
 				return nil, nil, func() {}, err
@@ -159,9 +151,14 @@ func (g *Group) Acquire(ctx context.Context, mint, maxt int64, local []segments.
 			for _, seg := range segs {
 				m := seg.Meta()
 				hide := ts[m.ID]
-				for _, iv := range cover[m.Resolution] {
-					if iv[0] <= m.MaxTime && iv[1] >= m.MinTime {
-						hide = append(hide[:len(hide):len(hide)], segments.Tombstone{Matchers: []*labels.Matcher{all}, MinTime: iv[0], MaxTime: iv[1]})
+				if len(earlier) > 0 {
+					sr, err := g.covered(ctx, seg, earlier, local)
+					if err != nil {
+						releaseAll()
+						return nil, nil, func() {}, err
+					}
+					if len(sr) > 0 {
+						hide = append(hide[:len(hide):len(hide)], segments.Tombstone{Series: sr})
 					}
 				}
 				if len(hide) > 0 {
@@ -169,15 +166,7 @@ func (g *Group) Acquire(ctx context.Context, mint, maxt int64, local []segments.
 				}
 				out = append(out, seg)
 			}
-			if cover == nil {
-				cover = map[int64][][2]int64{}
-			}
-			for _, m := range t.Metas() {
-				cover[m.Resolution] = append(cover[m.Resolution], [2]int64{m.MinTime, m.MaxTime})
-			}
-			for res := range cover {
-				cover[res] = joinSpans(cover[res])
-			}
+			earlier = append(earlier, t)
 		}
 	}
 	slices.SortFunc(out, func(a, b *segments.Segment) int { return segments.WriteOrder(a.Meta(), b.Meta()) })
@@ -219,29 +208,4 @@ func (g *Group) replicaSets() [][]*Tier {
 		out = append(out, grp)
 	}
 	return out
-}
-
-// joinSpans sorts spans and joins those that overlap or lie less than
-// dedupGap apart.
-func joinSpans(spans [][2]int64) [][2]int64 {
-	slices.SortFunc(spans, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
-	var out [][2]int64
-	for _, s := range spans {
-		if n := len(out); n > 0 && s[0] <= out[n-1][1]+dedupGap {
-			out[n-1][1] = max(out[n-1][1], s[1])
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// within reports whether [mint, maxt] lies inside one of the joined spans.
-func within(spans [][2]int64, mint, maxt int64) bool {
-	for _, s := range spans {
-		if s[0] <= mint && maxt <= s[1] {
-			return true
-		}
-	}
-	return false
 }

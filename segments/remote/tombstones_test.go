@@ -441,3 +441,156 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 		t.Fatalf("the bucket holds %v past retention", got)
 	}
 }
+
+// writeSamples writes a raw segment holding, for each value of label i,
+// a series of metric m with a sample at each of its timestamps, valued v.
+func writeSamples(t *testing.T, set *segments.Set, series map[string][]time.Time, v float64) segments.Meta {
+	t.Helper()
+	var data []segments.SeriesData
+	for i, tss := range series {
+		c := chunkenc.NewXORChunk()
+		app, _ := c.Appender()
+		for _, ts := range tss {
+			app.Append(0, ts.UnixMilli(), v)
+		}
+		data = append(data, segments.SeriesData{Labels: labels.FromStrings("__name__", "m", "i", i),
+			Chunks: []segments.ChunkMeta{{Kind: segments.KindRaw, Chunk: c}}})
+	}
+	slices.SortFunc(data, func(a, b segments.SeriesData) int { return labels.Compare(a.Labels, b.Labels) })
+	meta, err := segments.WriteSeries(set.Dir(), segments.Meta{}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Publish([]segments.Meta{meta}); err != nil {
+		t.Fatal(err)
+	}
+	return meta
+}
+
+func minutes(from, to time.Time, offset time.Duration) []time.Time {
+	var out []time.Time
+	for ts := from.Add(offset); ts.Before(to); ts = ts.Add(time.Minute) {
+		out = append(out, ts)
+	}
+	return out
+}
+
+// TestReplicaDedupPerSeries: of an HA pair, replica a (preferred) has a
+// gap of an hour in one series inside its segment, misses a second
+// series for all of it, and has a 3-minute gap (under the threshold) in a
+// third; replica b has every series whole. A reader of both answers each
+// series from a where a has samples, from b in a's hour-long gap and for
+// the series only b holds, and not from b in the short gap; a reader that
+// does not deduplicate answers both copies.
+func TestReplicaDedupPerSeries(t *testing.T) {
+	srv := s3test.Start(t)
+	from, to := t0, t0.Add(6*time.Hour)
+	gapFrom, gapTo := t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	short := t0.Add(4 * time.Hour)
+	full := minutes(from, to, 0)
+	var gappy, shortGap []time.Time
+	for _, ts := range full {
+		if ts.Before(gapFrom) || !ts.Before(gapTo) {
+			gappy = append(gappy, ts)
+		}
+		if ts.Before(short) || !ts.Before(short.Add(3*time.Minute)) {
+			shortGap = append(shortGap, ts)
+		}
+	}
+	now := t0.Add(10 * 24 * time.Hour)
+	write := func(prefix, replica string, series map[string][]time.Time, v float64) {
+		set := newSet(t)
+		writeSamples(t, set, series, v)
+		w := newTier(t, srv, set, prefix, Options{UploadAfter: time.Hour, Now: func() time.Time { return now },
+			ExternalLabels: map[string]string{"replica": replica, "cluster": "x"}})
+		mustSync(t, w)
+	}
+	write("dd-a", "a", map[string][]time.Time{"gap": gappy, "whole": full, "short": shortGap}, 1)
+	b := minutes(from, to, 30*time.Second)
+	write("dd-b", "b", map[string][]time.Time{"gap": b, "whole": b, "short": b, "only-b": b}, 2)
+
+	reader := func(replicaLabel string) *Group {
+		var tiers []*Tier
+		for _, p := range []string{"dd-a", "dd-b"} {
+			r := newTier(t, srv, newSet(t), p, Options{Reader: true})
+			mustSync(t, r)
+			tiers = append(tiers, r)
+		}
+		return NewGroup(tiers, replicaLabel)
+	}
+	read := func(g *Group) map[string][][2]float64 {
+		segs, ts, release, err := g.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		out, err := visibleSamples(segs, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	samplesOf := func(tss []time.Time, v float64) [][2]float64 {
+		var out [][2]float64
+		for _, ts := range tss {
+			out = append(out, [2]float64{float64(ts.UnixMilli()), v})
+		}
+		return out
+	}
+	var fill []time.Time // b's samples in a's hour-long gap
+	for _, ts := range b {
+		// Not those within a minute (a's interval) of a's samples.
+		if ts.After(gapFrom) && ts.Before(gapTo.Add(-time.Minute)) {
+			fill = append(fill, ts)
+		}
+	}
+	gapWant := append(samplesOf(gappy, 1), samplesOf(fill, 2)...)
+	slices.SortFunc(gapWant, func(x, y [2]float64) int { return int(x[0] - y[0]) })
+	want := map[string][][2]float64{
+		`{__name__="m", i="gap"}`:    gapWant,
+		`{__name__="m", i="whole"}`:  samplesOf(full, 1),
+		`{__name__="m", i="short"}`:  samplesOf(shortGap, 1),
+		`{__name__="m", i="only-b"}`: samplesOf(b, 2),
+	}
+	check := func(got map[string][][2]float64) error {
+		for k, w := range want {
+			if !reflect.DeepEqual(got[k], w) {
+				return fmt.Errorf("%s: %d samples, want %d", k, len(got[k]), len(w))
+			}
+		}
+		if len(got) != len(want) {
+			return fmt.Errorf("%d series, want %d", len(got), len(want))
+		}
+		return nil
+	}
+	// Concurrent queries, the first ones computing what b's segment
+	// hides, the later ones taking it from the memo.
+	dedup := reader("replica")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			segs, ts, release, err := dedup.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, err := visibleSamples(segs, ts)
+			release()
+			if err == nil {
+				err = check(got)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := check(read(dedup)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(reader("")); len(got[`{__name__="m", i="whole"}`]) != 2*len(full) {
+		t.Fatalf("without deduplication: %d samples of a whole series, want both copies (%d)", len(got[`{__name__="m", i="whole"}`]), 2*len(full))
+	}
+}
