@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/segments"
+	"github.com/strata-tsdb/strata/segments/segmentstest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -21,11 +21,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // in [from, to] at a resolution.
 func writeSegment(t *testing.T, set *segments.Set, name string, from, to time.Time, res int64) segments.Meta {
 	t.Helper()
-	c := chunkenc.NewXORChunk()
-	app, _ := c.Appender()
-	for ts := from; !ts.After(to); ts = ts.Add(time.Minute) {
-		app.Append(0, ts.UnixMilli(), 1)
-	}
+	c := segmentstest.MinuteChunk(from, to, func(time.Time) float64 { return 1 })
 	kinds := []segments.ChunkKind{segments.KindRaw}
 	if res != 0 {
 		kinds = []segments.ChunkKind{segments.KindCount, segments.KindSum}
@@ -34,35 +30,13 @@ func writeSegment(t *testing.T, set *segments.Set, name string, from, to time.Ti
 	for _, k := range kinds {
 		chunks = append(chunks, segments.ChunkMeta{Kind: k, Chunk: c})
 	}
-	meta, err := segments.WriteSeries(set.Dir(), segments.Meta{Resolution: res},
+	return segmentstest.Publish(t, set, segments.Meta{Resolution: res},
 		[]segments.SeriesData{{Labels: labels.FromStrings("__name__", name), Chunks: chunks}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.Publish([]segments.Meta{meta}); err != nil {
-		t.Fatal(err)
-	}
-	return meta
 }
 
-func newSet(t *testing.T) *segments.Set {
-	t.Helper()
-	set, err := segments.OpenSet(slog.New(slog.DiscardHandler), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	return set
-}
+func newSet(t *testing.T) *segments.Set { return segmentstest.NewSet(t) }
 
-func ids(set *segments.Set) []string {
-	var out []string
-	for _, in := range set.Segments() {
-		out = append(out, in.Meta.ID)
-	}
-	slices.Sort(out)
-	return out
-}
+func ids(set *segments.Set) []string { return segmentstest.IDs(set) }
 
 func TestAgeLimitsPerResolution(t *testing.T) {
 	set := newSet(t)

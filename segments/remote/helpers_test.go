@@ -2,11 +2,9 @@ package remote
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/strata-tsdb/strata/segments"
 	"github.com/strata-tsdb/strata/segments/remote/s3test"
+	"github.com/strata-tsdb/strata/segments/segmentstest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -25,36 +24,16 @@ func writeSegment(t testing.TB, set *segments.Set, n int, from, to time.Time) se
 	t.Helper()
 	var series []segments.SeriesData
 	for i := range n {
-		c := chunkenc.NewXORChunk()
-		app, _ := c.Appender()
-		for ts := from; !ts.After(to); ts = ts.Add(time.Minute) {
-			app.Append(0, ts.UnixMilli(), float64(i)+float64(ts.Unix()/60))
-		}
+		c := segmentstest.MinuteChunk(from, to, func(ts time.Time) float64 { return float64(i) + float64(ts.Unix()/60) })
 		series = append(series, segments.SeriesData{
 			Labels: labels.FromStrings("__name__", "m", "i", string(rune('a'+i%26))+string(rune('a'+i/26))),
 			Chunks: []segments.ChunkMeta{{Kind: segments.KindRaw, Chunk: c}},
 		})
 	}
-	slices.SortFunc(series, func(a, b segments.SeriesData) int { return labels.Compare(a.Labels, b.Labels) })
-	meta, err := segments.WriteSeries(set.Dir(), segments.Meta{}, series)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.Publish([]segments.Meta{meta}); err != nil {
-		t.Fatal(err)
-	}
-	return meta
+	return segmentstest.Publish(t, set, segments.Meta{}, series)
 }
 
-func newSet(t *testing.T) *segments.Set {
-	t.Helper()
-	set, err := segments.OpenSet(slog.New(slog.DiscardHandler), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	return set
-}
+func newSet(t *testing.T) *segments.Set { return segmentstest.NewSet(t) }
 
 // newTier returns a tier of set in a fresh prefix of srv's bucket.
 func newTier(t *testing.T, srv *s3test.Server, set *segments.Set, prefix string, opts Options) *Tier {
@@ -78,14 +57,7 @@ func newTier(t *testing.T, srv *s3test.Server, set *segments.Set, prefix string,
 	return tier
 }
 
-func localIDs(set *segments.Set) []string {
-	var out []string
-	for _, in := range set.Segments() {
-		out = append(out, in.Meta.ID)
-	}
-	slices.Sort(out)
-	return out
-}
+func localIDs(set *segments.Set) []string { return segmentstest.IDs(set) }
 
 // samples reads every sample of segs, by series.
 func samples(t *testing.T, segs []*segments.Segment) map[string][][2]float64 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-tsdb/strata/segments"
 	"github.com/strata-tsdb/strata/segments/remote/s3test"
+	"github.com/strata-tsdb/strata/segments/segmentstest"
 )
 
 // visible reads every sample of what tier.Acquire returns for a reader
@@ -456,15 +457,7 @@ func writeSamples(t *testing.T, set *segments.Set, series map[string][]time.Time
 		data = append(data, segments.SeriesData{Labels: labels.FromStrings("__name__", "m", "i", i),
 			Chunks: []segments.ChunkMeta{{Kind: segments.KindRaw, Chunk: c}}})
 	}
-	slices.SortFunc(data, func(a, b segments.SeriesData) int { return labels.Compare(a.Labels, b.Labels) })
-	meta, err := segments.WriteSeries(set.Dir(), segments.Meta{}, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.Publish([]segments.Meta{meta}); err != nil {
-		t.Fatal(err)
-	}
-	return meta
+	return segmentstest.Publish(t, set, segments.Meta{}, data)
 }
 
 func minutes(from, to time.Time, offset time.Duration) []time.Time {
