@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,8 @@ import (
 // GET, the bytes between them included (as Thanos' store gateway
 // partitions its ranges), at most fetchParallel GETs at a time. Blocks are
 // dropped least recently used first to keep their bytes within the
-// cache's bound; a block larger than the bound is read but not kept.
+// cache's bound; a block larger than the bound is read but not kept. A
+// read that misses blocks another read is fetching waits for that fetch.
 const (
 	blockSize     = 16 << 10
 	maxGap        = 64 << 10
@@ -66,8 +68,11 @@ type blockCache struct {
 	lru    list.List                  // most recently used at the front; guarded by mtx
 	size   int64                      // guarded by mtx
 	hot    map[blockKey][]byte        // verified blocks also on disk; guarded by mtx
-	ring   []blockKey                 // hot's keys, oldest replaced first; guarded by mtx
-	next   int                        // guarded by mtx
+	// inflight are the blocks being fetched, closed when they are stored
+	// (or the fetch failed); guarded by mtx.
+	inflight map[blockKey]chan struct{}
+	ring     []blockKey // hot's keys, oldest replaced first; guarded by mtx
+	next     int        // guarded by mtx
 }
 
 func newBlockCache(dir string, maxBytes int64, b Bucket, m *metrics) (*blockCache, error) {
@@ -75,7 +80,7 @@ func newBlockCache(dir string, maxBytes int64, b Bucket, m *metrics) (*blockCach
 		return nil, fmt.Errorf("create remote read cache: %w", err)
 	}
 	return &blockCache{dir: dir, max: maxBytes, bucket: b, m: m, blocks: map[blockKey]*list.Element{},
-		hot: map[blockKey][]byte{}}, nil
+		hot: map[blockKey][]byte{}, inflight: map[blockKey]chan struct{}{}}, nil
 }
 
 func (c *blockCache) path(k blockKey) string {
@@ -160,7 +165,26 @@ func (c *blockCache) get(ctx context.Context, object string, size int64, ranges 
 	if len(missing) == 0 {
 		return out, nil
 	}
-	runs := coalesce(missing)
+	// Blocks another read is fetching are waited for, not fetched again;
+	// the others are this read's to fetch.
+	var (
+		mine  []int64
+		owned = map[int64]bool{}
+		waits []int64
+		chans []chan struct{}
+	)
+	c.mtx.Lock()
+	for _, i := range missing {
+		k := blockKey{object, i}
+		if ch, ok := c.inflight[k]; ok {
+			waits, chans = append(waits, i), append(chans, ch)
+			continue
+		}
+		c.inflight[k] = make(chan struct{})
+		mine, owned[i] = append(mine, i), true
+	}
+	c.mtx.Unlock()
+	runs := coalesce(mine)
 	var (
 		wg   sync.WaitGroup
 		mtx  sync.Mutex
@@ -174,6 +198,15 @@ func (c *blockCache) get(ctx context.Context, object string, size int64, ranges 
 			defer wg.Done()
 			defer func() { <-sem }()
 			got, err := c.fetch(ctx, object, size, run[0], run[1])
+			c.mtx.Lock()
+			for i := run[0]; i <= run[1]; i++ {
+				k := blockKey{object, i}
+				if ch, ok := c.inflight[k]; ok && owned[i] {
+					close(ch)
+					delete(c.inflight, k)
+				}
+			}
+			c.mtx.Unlock()
 			mtx.Lock()
 			defer mtx.Unlock()
 			if err != nil {
@@ -191,18 +224,27 @@ func (c *blockCache) get(ctx context.Context, object string, size int64, ranges 
 	if len(errs) > 0 {
 		return nil, unavailable(c.bucket, errors.Join(errs...))
 	}
+	for j, i := range waits {
+		<-chans[j]
+		if b, ok := c.load(blockKey{object, i}, blockLen(size, i)); ok {
+			out[i] = b
+			continue
+		}
+		// The other read failed, or the block was not kept: fetch it.
+		got, err := c.fetch(ctx, object, size, i, i)
+		if err != nil {
+			return nil, unavailable(c.bucket, err)
+		}
+		out[i] = got[i]
+	}
 	return out, nil
 }
 
 // coalesce groups sorted-or-not block indices into runs [first, last] of
 // blocks to fetch by one GET each: blocks closer than maxGap join one run.
 func coalesce(idx []int64) [][2]int64 {
-	sorted := append([]int64(nil), idx...)
-	for i := 1; i < len(sorted); i++ { // insertion sort: mostly in order already
-		for j := i; j > 0 && sorted[j-1] > sorted[j]; j-- {
-			sorted[j-1], sorted[j] = sorted[j], sorted[j-1]
-		}
-	}
+	sorted := slices.Clone(idx)
+	slices.Sort(sorted)
 	var runs [][2]int64
 	for _, i := range sorted {
 		if n := len(runs); n > 0 && (i-runs[n-1][1]-1)*blockSize <= maxGap {

@@ -511,3 +511,45 @@ func TestRangedConcurrentReads(t *testing.T) {
 		})
 	}
 }
+
+// TestRangedConcurrentMissesFetchOnce: queries that miss the same blocks
+// at once wait for one another's GETs instead of making their own: eight
+// concurrent cold reads of the same series make no more GETs than one.
+func TestRangedConcurrentMissesFetchOnce(t *testing.T) {
+	f := newRangedFixture(t, 2000, true, 1<<30)
+	var names []string
+	for i := 0; i < 2000; i += 190 {
+		names = append(names, fmt.Sprintf("s%05d", i))
+	}
+	m := labels.MustNewMatcher(labels.MatchRegexp, "i", strings.Join(names, "|"))
+	readConcurrently := func(n int) int64 {
+		g0, _ := f.bucket.counts()
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				<-start
+				got, err := f.read(t, m)
+				if err == nil && !reflect.DeepEqual(got, f.wantOf(names...)) {
+					err = errors.New("the series differ")
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		g1, _ := f.bucket.counts()
+		return g1 - g0
+	}
+	many := readConcurrently(8)
+	f.tier.cache.forget(f.meta.ID)
+	one := readConcurrently(1)
+	t.Logf("eight concurrent cold reads: %d GETs; one: %d", many, one)
+	if many > one {
+		t.Fatalf("eight concurrent cold reads made %d GETs, one makes %d", many, one)
+	}
+}
