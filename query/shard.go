@@ -151,8 +151,11 @@ func (s *shardEngine) newQuery(ctx context.Context, q storage.Queryable, opts pr
 
 // preCall is a call of the query evaluated directly.
 type preCall struct {
-	pos    posrange.PositionRange
-	fn     promql.FunctionCall
+	pos posrange.PositionRange
+	fn  promql.FunctionCall
+	// floats, where set, is fn of a non-empty window of floats, with no
+	// annotations (shard_kahan.go).
+	floats func([]promql.FPoint) float64
 	name   string
 	args   parser.Expressions
 	ms     []*labels.Matcher
@@ -214,7 +217,7 @@ func directCall(n *parser.Call) (preCall, bool) {
 	// offset as written when it prepares a query (here, without @, they are
 	// the same); this expression is the plan's own parse.
 	vs.Offset = vs.OriginalOffset
-	return preCall{pos: n.PositionRange(), fn: fn, name: n.Func.Name, args: n.Args, ms: vs.LabelMatchers,
+	return preCall{pos: n.PositionRange(), fn: fn, floats: floatFuncs[n.Func.Name], name: n.Func.Name, args: n.Args, ms: vs.LabelMatchers,
 		rng: ms.Range.Milliseconds(), offset: vs.OriginalOffset.Milliseconds()}, true
 }
 
@@ -492,21 +495,12 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 			}
 			continue
 		}
-		w.matrix[0].Floats = pts[lo:hi]
-		w.enh.Ts = ts
-		vec, annos := c.fn(nil, w.matrix, c.args, &w.enh)
-		w.enh.Out = vec[:0]
-		if len(annos) > 0 {
-			w.annos = w.annos.Merge(annos)
-		}
-		if len(vec) == 0 {
-			if had {
-				floats = append(floats, promql.FPoint{T: ts, F: staleNaN})
-				had = false
-			}
-		} else {
-			floats = append(floats, promql.FPoint{T: ts, F: vec[0].F})
+		if v, ok := w.call(ts, pts[lo:hi]); ok {
+			floats = append(floats, promql.FPoint{T: ts, F: v})
 			had = true
+		} else if had {
+			floats = append(floats, promql.FPoint{T: ts, F: staleNaN})
+			had = false
 		}
 		if q.interval == 0 {
 			break

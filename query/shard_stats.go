@@ -302,8 +302,11 @@ func (q *shardQuery) eachStep(c preCall, f func(a, b int64)) {
 }
 
 // call evaluates the call on one window's samples with Prometheus' own
-// function.
+// function, or its copy in shard_kahan.go.
 func (w *shardWorker) call(ts int64, win []promql.FPoint) (float64, bool) {
+	if w.c.floats != nil && len(win) > 0 {
+		return w.c.floats(win), true
+	}
 	w.matrix[0].Floats = win
 	w.enh.Ts = ts
 	vec, annos := w.c.fn(nil, w.matrix, w.c.args, &w.enh)
