@@ -102,8 +102,8 @@ func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src se
 		if m.Kind != segments.KindRaw || m.MaxTime < mint || m.MinTime > maxt {
 			continue
 		}
-		ch, err := src.seg.ReadChunk(m.Ref)
-		if err == nil && ch.Encoding() != chunkenc.EncXOR {
+		enc, data, err := src.seg.ReadChunkData(m.Ref)
+		if err == nil && enc != chunkenc.EncXOR {
 			// Not floats: the series' iterator decides (a histogram
 			// sends the query to the plain engine).
 			it, err := ms.chunks(segSource{seg: src.seg, metas: []segments.ChunkMeta{m}}, segments.KindRaw)
@@ -118,7 +118,7 @@ func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src se
 		n := len(dst)
 		if err == nil {
 			var stale int
-			dst, stale, err = appendXOR(dst, ch.Bytes(), mint, maxt)
+			dst, stale, err = appendXOR(dst, data, mint, maxt)
 			r.stale += stale
 			if err != nil {
 				err = &segments.CorruptionError{Dir: src.seg.Dir(), Offset: -1, Err: fmt.Errorf("chunk %s: %w", m.Ref, err)}

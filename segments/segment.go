@@ -226,12 +226,23 @@ func (s *Segment) Close() error {
 // until Close. A damaged record or
 // a ref that points nowhere returns a *CorruptionError.
 func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
+	enc, data, err := s.ReadChunkData(ref)
+	if err != nil {
+		return nil, err
+	}
+	return chunkenc.FromData(enc, data)
+}
+
+// ReadChunkData is ReadChunk without the chunk: the encoding and the
+// chunk's bytes, for readers that decode them themselves and would
+// otherwise allocate a chunk per read.
+func (s *Segment) ReadChunkData(ref ChunkRef) (chunkenc.Encoding, []byte, error) {
 	if s.closed.Load() {
-		return nil, ErrClosed
+		return 0, nil, ErrClosed
 	}
 	seq := ref.File()
 	if seq == 0 || uint64(seq) > uint64(len(s.files)-1) {
-		return nil, &CorruptionError{Dir: s.dir, File: indexFilename, Offset: -1,
+		return 0, nil, &CorruptionError{Dir: s.dir, File: indexFilename, Offset: -1,
 			Err: fmt.Errorf("chunk ref %s: no such chunks file", ref)}
 	}
 	var (
@@ -250,12 +261,12 @@ func (s *Segment) ReadChunk(ref ChunkRef) (chunkenc.Chunk, error) {
 		enc, data, err = decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
 	}
 	if se := (*sourceError)(nil); errors.As(err, &se) {
-		return nil, fmt.Errorf("segment %s: read %s: %w", s.dir, chunksFileName(seq), se.err)
+		return 0, nil, fmt.Errorf("segment %s: read %s: %w", s.dir, chunksFileName(seq), se.err)
 	}
 	if err != nil {
-		return nil, &CorruptionError{Dir: s.dir, File: chunksFileName(seq), Offset: int64(ref.Offset()), Err: err}
+		return 0, nil, &CorruptionError{Dir: s.dir, File: chunksFileName(seq), Offset: int64(ref.Offset()), Err: err}
 	}
-	return chunkenc.FromData(enc, data)
+	return enc, data, nil
 }
 
 // Verify reads the whole segment: it checks the CRC32C of every chunks file
