@@ -27,7 +27,10 @@ import (
 // segments, and two seconds later uploads those (and deletes its local
 // copies); the readers find them by listing the bucket. Meanwhile the
 // readers have cached answers without them: only their own invalidation
-// when they find the segments makes those misses.
+// when they find the segments makes those misses. After each burst, the
+// writer deletes an hour of a series: the readers learn of
+// it from the tombstone object and from the rewrites of the segments
+// concerned.
 //
 // It checks, under -race when the suite runs with it:
 //   - every answer an instance serves through the cache equals that
@@ -119,6 +122,7 @@ func TestObjectStorageL2Differential(t *testing.T) {
 		wg                           sync.WaitGroup
 		compared                     [3]atomic.Int64
 		skipped, writes, maintenance atomic.Int64
+		deletes                      atomic.Int64
 		statuses                     sync.Map // X-Strata-Cache → *atomic.Int64
 	)
 	stopped := func() bool {
@@ -167,6 +171,27 @@ func TestObjectStorageL2Differential(t *testing.T) {
 					return
 				}
 				writes.Add(1)
+			}
+			// A delete of an hour of one series: base data (only in
+			// the bucket: a tombstone object, then a rewrite there) or
+			// late samples (in local segments too).
+			{
+				mi := rng.Intn(len(metrics))
+				from := day0.Add(time.Duration(rng.Intn(3))*24*time.Hour + time.Duration(rng.Intn(7))*time.Hour)
+				q := url.Values{"match[]": {fmt.Sprintf(`%s_v{host=%q}`, metrics[mi], []string{"h0", "h1", "h2", "w0", "w1"}[rng.Intn(5)])},
+					"start": {itoa64(from.Unix())}, "end": {itoa64(from.Add(time.Hour).Unix())}}
+				vers[mi].Add(1)
+				resp, err := client.Post(w.url+"/api/v1/admin/tsdb/delete_series?"+q.Encode(), "", nil)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				vers[mi].Add(1)
+				if err != nil || resp.StatusCode/100 != 2 {
+					t.Errorf("delete: %v %v", resp, err)
+					return
+				}
+				deletes.Add(1)
 			}
 			// Flushed and compacted, the samples are in local segments;
 			// the readers, which do not have them yet, cache answers
@@ -298,8 +323,8 @@ func TestObjectStorageL2Differential(t *testing.T) {
 	for _, s := range servers {
 		l2hits = append(l2hits, fmt.Sprint(statNum(s.cacheStatus(), "l2Hits")))
 	}
-	t.Logf("%v: %d writes, %d flushes, %d segments in the bucket; cached answers compared with fresh ones: writer %d, readers %d and %d (%s); %d comparisons skipped (a write or a catalog change in flight); L2 hits (writer, readers) %s",
-		dur, writes.Load(), maintenance.Load(), len(bucketSegments(srv, "dw")), compared[0].Load(), compared[1].Load(), compared[2].Load(),
+	t.Logf("%v: %d writes, %d deletes, %d flushes, %d segments in the bucket; cached answers compared with fresh ones: writer %d, readers %d and %d (%s); %d comparisons skipped (a write or a catalog change in flight); L2 hits (writer, readers) %s",
+		dur, writes.Load(), deletes.Load(), maintenance.Load(), len(bucketSegments(srv, "dw")), compared[0].Load(), compared[1].Load(), compared[2].Load(),
 		strings.Join(sum, " "), skipped.Load(), strings.Join(l2hits, " "))
 	if compared[0].Load() == 0 || compared[1].Load() == 0 || compared[2].Load() == 0 {
 		t.Fatal("an instance was never checked")
