@@ -517,7 +517,9 @@ func run(c config) error {
 		}
 	}()
 	start = time.Now()
+	flushCPU0 := s.metric("process_cpu_seconds_total")
 	resp, err := http.Post(s.url+"/api/v1/admin/tsdb/flush", "", nil)
+	flushCPU := s.metric("process_cpu_seconds_total") - flushCPU0
 	close(peakDone)
 	peak := <-peakC
 	if err != nil {
@@ -534,7 +536,8 @@ func run(c config) error {
 	if d.err != nil {
 		return d.err
 	}
-	out("flush: %v; writes during it: %s", flushDur.Round(time.Millisecond), d.lat)
+	out("flush: %v, server CPU %.1f s in that time (with the writes': %d samples); writes during it: %s",
+		flushDur.Round(time.Millisecond), flushCPU, d.sent, d.lat)
 	out("rss during flush: %.0f MiB when it started, peak %.0f MiB (+%.0f B per series)",
 		mib(rssBefore), mib(peak), float64(peak-rssBefore)/float64(c.series))
 	time.Sleep(2 * time.Second)
