@@ -432,8 +432,13 @@ func run(c config) error {
 	if err := s.waitReady(10 * time.Minute); err != nil {
 		return err
 	}
-	out("restart after kill -9 (WAL: %d series, %d samples): ready in %v, server CPU %.1f s; rss %.0f MiB, head series %.0f",
-		c.series, sent, time.Since(start).Round(time.Millisecond), s.metric("process_cpu_seconds_total"), mib(s.rss()), s.metric("strata_head_series"))
+	ready, readyCPU, readyRSS := time.Since(start), s.metric("process_cpu_seconds_total"), s.rss()
+	// RSS again 10 s later: what the process keeps once the garbage of
+	// the replay is collected (a loaded machine makes that collection
+	// slow).
+	time.Sleep(10 * time.Second)
+	out("restart after kill -9 (WAL: %d series, %d samples): ready in %v, server CPU %.1f s (%.1f s 10 s later); rss %.0f MiB when ready, %.0f MiB 10 s later; head series %.0f",
+		c.series, sent, ready.Round(time.Millisecond), readyCPU, s.metric("process_cpu_seconds_total"), mib(readyRSS), mib(s.rss()), s.metric("strata_head_series"))
 	if c.until == "restart" {
 		return nil
 	}
