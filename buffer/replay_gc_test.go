@@ -4,10 +4,12 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-tsdb/strata/buffer/wal"
 )
@@ -113,6 +115,40 @@ func TestReplayRaisesGCPercent(t *testing.T) {
 			if err := s.wal.Close(); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestReplayReleasesMemory: with ReleaseMemory (as the server opens its
+// store) the memory a replay freed is handed back to the operating system
+// after it (a forced GC, in the background); without it, nothing is forced.
+func TestReplayReleasesMemory(t *testing.T) {
+	forced := func() uint32 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumForcedGC
+	}
+	for _, release := range []bool{false, true} {
+		dir := t.TempDir()
+		crashedStore(t, dir, 5000)
+		before := forced()
+		s := openTestStore(t, dir, StoreOptions{ReleaseMemory: release}, nopSink{filepath.Join(dir, "segments")})
+		if release {
+			deadline := time.Now().Add(time.Minute)
+			for forced() == before {
+				if time.Now().After(deadline) {
+					t.Fatal("no forced GC within a minute of the replay")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		} else {
+			time.Sleep(100 * time.Millisecond) // a forced GC would have started
+			if n := forced() - before; n != 0 {
+				t.Fatalf("%d forced GCs after a replay without ReleaseMemory", n)
+			}
+		}
+		if err := s.wal.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -51,11 +51,13 @@ type StoreOptions struct {
 	Now func() time.Time
 	// ReleaseMemory returns the memory a flush freed to the operating
 	// system when the flush ends (debug.FreeOSMemory: a GC, then the free
-	// pages handed back). A flush builds a transient copy of what it
-	// writes; without this the process keeps those pages mapped and RSS
-	// stays at the flush's peak until the runtime's background scavenger
-	// gets to them. It costs one GC per flush; false leaves it to the
-	// runtime.
+	// pages handed back), and, in the background, what the replay at
+	// OpenStore freed. What a flush allocates (series records re-logged,
+	// segment indexes, a copy of each series it re-encodes) is garbage
+	// once it ends, and a replay runs at replayGCPercent; without this the
+	// process keeps those pages mapped and RSS stays at the peak until the
+	// runtime's background scavenger gets to them. It costs one GC per
+	// flush and per replay; false leaves it to the runtime.
 	ReleaseMemory bool
 	// ReplayProgress, when not nil, is called from OpenStore as the
 	// write-ahead log is replayed (see wal.ReplayWithProgress), so that a
@@ -178,6 +180,12 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 		return nil, err
 	}
 	st := rp.Stats()
+	if opts.ReleaseMemory && st.Records > 0 {
+		// What the replay freed (decoding buffers, mostly) was not
+		// collected at GOGC=100's pace: return it now, in the background,
+		// rather than keep it mapped until the scavenger gets to it.
+		go debug.FreeOSMemory()
+	}
 	s.metrics.replayDuration.Set(time.Since(start).Seconds())
 	logger.Info("replayed write-ahead log", "records", st.Records, "series", st.Series, "samples", st.Samples,
 		"unknown_refs", st.UnknownRefs, "duration", time.Since(start).Round(time.Millisecond))
