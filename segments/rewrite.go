@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Rewrite writes under parent, as segment id, a copy of seg without the
@@ -15,8 +16,32 @@ import (
 // fields: DefaultCompactOptions).
 func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, id string, opts CompactOptions) (meta Meta, ok bool, err error) {
 	m := seg.Meta()
-	if m.Resolution != 0 {
-		return Meta{}, false, errors.New("rewrite: a rollup segment is not rewritten")
+	wopts := DefaultWriterOptions()
+	wopts.Compress = m.Version == FormatVersionCompressed || m.Version == FormatVersionCompressedStats
+	wopts.NoStats = m.Version == FormatVersionPlain || m.Version == FormatVersionCompressed
+	return mergeInto(ctx, parent, []*Segment{seg}, func(string) []Tombstone { return ts }, id, opts, &wopts)
+}
+
+// Merge writes under parent, as segment id, the raw segments segs (in
+// write order: of equal timestamps the later segment's sample wins)
+// merged into one, without what tombs (by segment ID; nil: none) hide, as
+// the compactor merges a window: the union of their sources, one level
+// above the highest, the greatest Seq, so the output replaces each of
+// them wherever both are found. That Seq is right only when no other
+// segment of their time falls between them in write order: the caller
+// makes sure. ok is false, and nothing is written, when nothing is left.
+func Merge(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions) (meta Meta, ok bool, err error) {
+	if tombs == nil {
+		tombs = func(string) []Tombstone { return nil }
+	}
+	return mergeInto(ctx, parent, segs, tombs, id, opts, nil)
+}
+
+// mergeInto is Merge; wopts, when not nil, sets the output's format (else:
+// the compactor's choice).
+func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions, wopts *WriterOptions) (Meta, bool, error) {
+	if len(segs) == 0 {
+		return Meta{}, false, errors.New("merge: no segments")
 	}
 	d := DefaultCompactOptions()
 	if len(opts.Ranges) == 0 {
@@ -28,31 +53,48 @@ func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, i
 	if opts.WideChunkSamples == 0 {
 		opts.WideChunkSamples = d.WideChunkSamples
 	}
-	out := Meta{ID: id, Seq: m.Seq, Compaction: CompactionMeta{Level: m.Compaction.Level + 1, Sources: m.Compaction.Sources}}
-	if len(out.Compaction.Sources) == 0 {
-		out.Compaction.Sources = []string{m.ID}
+	out := Meta{ID: id}
+	mint, maxt := segs[0].meta.MinTime, segs[0].meta.MaxTime
+	for _, s := range segs {
+		m := s.Meta()
+		if m.Resolution != 0 {
+			return Meta{}, false, fmt.Errorf("merge %s: a rollup segment is not rewritten", m.ID)
+		}
+		out.Compaction.Level = max(out.Compaction.Level, m.Compaction.Level+1)
+		sources := m.Compaction.Sources
+		if len(sources) == 0 {
+			sources = []string{m.ID}
+		}
+		out.Compaction.Sources = append(out.Compaction.Sources, sources...)
+		out.Seq = max(out.Seq, m.Seq)
+		mint, maxt = min(mint, m.MinTime), max(maxt, m.MaxTime)
 	}
-	wopts := DefaultWriterOptions()
-	wopts.Compress = m.Version == FormatVersionCompressed || m.Version == FormatVersionCompressedStats
-	wopts.NoStats = m.Version == FormatVersionPlain || m.Version == FormatVersionCompressed
+	slices.Sort(out.Compaction.Sources)
+	out.Compaction.Sources = slices.Compact(out.Compaction.Sources)
+	wide := alignDown(mint, opts.Ranges[0]) != alignDown(maxt, opts.Ranges[0])
 	chunkSamples := opts.ChunkSamples
-	if alignDown(m.MinTime, opts.Ranges[0]) != alignDown(m.MaxTime, opts.Ranges[0]) {
+	if wide {
 		chunkSamples = opts.WideChunkSamples
 	}
-	w, err := NewWriterWithOptions(parent, out, wopts)
-	if err != nil {
-		return Meta{}, false, fmt.Errorf("rewrite %s: %w", m.ID, err)
+	if wopts == nil {
+		w := DefaultWriterOptions()
+		w.Compress = wide && !opts.Uncompressed
+		wopts = &w
 	}
-	if err := writeMerged(ctx, w, []*Segment{seg}, chunkSamples, func(string) []Tombstone { return ts }); err != nil {
+	w, err := NewWriterWithOptions(parent, out, *wopts)
+	if err != nil {
+		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
+	}
+	if err := writeMerged(ctx, w, segs, chunkSamples, tombs); err != nil {
 		_ = w.Abort()
-		return Meta{}, false, fmt.Errorf("rewrite %s: %w", m.ID, err)
+		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
 	}
 	if w.numSeries() == 0 {
 		return Meta{}, false, w.Abort()
 	}
-	meta, err = w.Close()
+	meta, err := w.Close()
 	if err != nil {
-		return Meta{}, false, fmt.Errorf("rewrite %s: %w", m.ID, err)
+		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
 	}
 	return meta, true, nil
 }

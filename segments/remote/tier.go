@@ -352,6 +352,9 @@ func (t *Tier) round(ctx context.Context) error {
 		}
 		t.setQueued(len(todo) - i - 1)
 	}
+	if err := t.mergeSmall(ctx); err != nil {
+		return err
+	}
 	if err := t.rewriteTombstoned(ctx); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,11 @@ func visible(t *testing.T, tier *Tier) map[string][][2]float64 {
 }
 
 func visibleSamples(segs []*segments.Segment, ts segments.TombstoneView) (map[string][][2]float64, error) {
-	out := map[string][][2]float64{}
+	// Of equal timestamps, the sample of the segment later in write
+	// order, as queries merge them.
+	segs = slices.Clone(segs)
+	slices.SortFunc(segs, func(a, b *segments.Segment) int { return segments.WriteOrder(a.Meta(), b.Meta()) })
+	byTs := map[string]map[int64]float64{}
 	for _, s := range segs {
 		it, err := s.Select()
 		if err != nil {
@@ -56,7 +61,10 @@ func visibleSamples(segs []*segments.Segment, ts segments.TombstoneView) (map[st
 				ci := segments.NewDeletedIterator(c.Iterator(nil), segments.DeletedRanges(ts[s.Meta().ID], lset))
 				for ci.Next() != chunkenc.ValNone {
 					at, v := ci.At()
-					out[lset.String()] = append(out[lset.String()], [2]float64{float64(at), v})
+					if byTs[lset.String()] == nil {
+						byTs[lset.String()] = map[int64]float64{}
+					}
+					byTs[lset.String()][at] = v
 				}
 			}
 		}
@@ -64,9 +72,12 @@ func visibleSamples(segs []*segments.Segment, ts segments.TombstoneView) (map[st
 			return nil, err
 		}
 	}
-	for k, v := range out {
-		slices.SortFunc(v, func(a, b [2]float64) int { return int(a[0] - b[0]) })
-		out[k] = v
+	out := map[string][][2]float64{}
+	for k, m := range byTs {
+		for at, v := range m {
+			out[k] = append(out[k], [2]float64{float64(at), v})
+		}
+		slices.SortFunc(out[k], func(a, b [2]float64) int { return int(a[0] - b[0]) })
 	}
 	return out, nil
 }
@@ -586,4 +597,161 @@ func TestReplicaDedupPerSeries(t *testing.T) {
 	if got := read(reader("")); len(got[`{__name__="m", i="whole"}`]) != 2*len(full) {
 		t.Fatalf("without deduplication: %d samples of a whole series, want both copies (%d)", len(got[`{__name__="m", i="whole"}`]), 2*len(full))
 	}
+}
+
+// TestBucketMergesSmallSegments: late samples of a day whose segment left
+// the disk are uploaded as segments of their own; the writer merges the
+// day's bucket-only segments into one (of equal timestamps, the later
+// write's sample kept; a delete of one input applied), uploads it before
+// the inputs leave, and leaves alone a day a local segment touches. A
+// reader listing and reading all the while reads exactly the data every
+// time.
+func TestBucketMergesSmallSegments(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	set := newSet(t)
+	day := 24 * time.Hour
+	first := writeSamples(t, set, map[string][]time.Time{"x": minutes(t0, t0.Add(6*time.Hour), 0), "y": minutes(t0, t0.Add(6*time.Hour), 0)}, 1)
+	late := writeSamples(t, set, map[string][]time.Time{"x": minutes(t0.Add(time.Hour), t0.Add(2*time.Hour), 0)}, 2) // rewrites x's 1h..2h
+	later := writeSamples(t, set, map[string][]time.Time{"z": minutes(t0.Add(3*time.Hour), t0.Add(4*time.Hour), 0)}, 3)
+	other := writeSamples(t, set, map[string][]time.Time{"x": minutes(t0.Add(day), t0.Add(day+time.Hour), 0)}, 1)
+	other2 := writeSamples(t, set, map[string][]time.Time{"y": minutes(t0.Add(day), t0.Add(day+time.Hour), 0)}, 1)
+	now := t0.Add(10 * day)
+	dayMs := day.Milliseconds()
+	s3, err := OpenS3(srv.URL("mg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingBucket{Bucket: s3}
+	// Day 1 keeps a local copy of other2 (keep by size: only the oldest go).
+	w, err := New(nil, rec, set, Options{Dir: t.TempDir(), Ranges: []int64{time.Hour.Milliseconds(), dayMs}, UploadAfter: time.Hour,
+		Interval: time.Hour, Now: func() time.Time { return now }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	all, release := acquireAll(t, set)
+	release()
+	// Of x in 1h..2h the later write's samples (2) are kept.
+	want := map[string][][2]float64{}
+	for k, v := range all {
+		byTs := map[float64]float64{}
+		for _, s := range v {
+			byTs[s[0]] = max(byTs[s[0]], s[1]) // the later writes have the greater values
+		}
+		for ts, val := range byTs {
+			want[k] = append(want[k], [2]float64{ts, val})
+		}
+		slices.SortFunc(want[k], func(a, b [2]float64) int { return int(a[0] - b[0]) })
+	}
+	// Upload everything, then evict day 0 only: day 1 keeps its local
+	// copies, so it is not merged.
+	w.opts.Keep = 0
+	mustSync(t, w)
+	w.opts.Exclusive(func() {
+		for _, m := range []segments.Meta{first, late, later} {
+			if !set.Evict(m.ID) {
+				t.Errorf("segment %s not evicted", m.ID)
+			}
+		}
+	})
+	// A delete of some of z, of data only the bucket holds now: the
+	// reader may list before the tombstone is uploaded, and then reads
+	// it all; afterwards, never.
+	zMs := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "z")}
+	if err := w.AddTombstone(zMs, []string{"m"}, t0.Add(3*time.Hour).UnixMilli(), t0.Add(3*time.Hour+30*time.Minute).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	before := want
+	want = without(want, `{__name__="m", i="z"}`, t0.Add(3*time.Hour).UnixMilli(), t0.Add(3*time.Hour+30*time.Minute).UnixMilli())
+	r := newTier(t, srv, newSet(t), "mg", Options{Reader: true})
+	check := func(got, want map[string][][2]float64) error {
+		for _, k := range []string{`{__name__="m", i="x"}`, `{__name__="m", i="y"}`, `{__name__="m", i="z"}`} {
+			var g, wt [][2]float64
+			for _, s := range got[k] {
+				if int64(s[0]) < t0.Add(day).UnixMilli() {
+					g = append(g, s)
+				}
+			}
+			for _, s := range want[k] {
+				if int64(s[0]) < t0.Add(day).UnixMilli() {
+					wt = append(wt, s)
+				}
+			}
+			if !reflect.DeepEqual(g, wt) {
+				return fmt.Errorf("%s on day 0: %d samples, want %d", k, len(g), len(wt))
+			}
+		}
+		return nil
+	}
+	stop := make(chan struct{})
+	readerErr := make(chan error, 1)
+	var seen atomic.Bool
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := r.Sync(context.Background()); err != nil {
+				readerErr <- err
+				return
+			}
+			segs, ts, release, err := r.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			got, err := visibleSamples(segs, ts)
+			release()
+			if err == nil {
+				if err = check(got, want); err == nil {
+					seen.Store(true)
+				} else if !seen.Load() {
+					err = check(got, before)
+				}
+			}
+			if err != nil {
+				readerErr <- err
+				return
+			}
+		}
+	}()
+	mustSync(t, w)
+	mustSync(t, w)
+	for deadline := time.Now().Add(60 * time.Second); !seen.Load(); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-readerErr:
+			t.Fatalf("the reader: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the reader to read the delete")
+		}
+	}
+	waitFor(t, "the reader lists the merged segment alone", func() bool { return len(r.Metas()) == 3 })
+	close(stop)
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
+	cat := w.Metas()
+	slices.SortFunc(cat, func(a, b segments.Meta) int { return int(a.MinTime - b.MinTime) })
+	if len(cat) != 3 || slices.ContainsFunc([]string{first.ID, late.ID, later.ID}, func(id string) bool { return cat[0].ID == id }) ||
+		len(cat[0].Compaction.Sources) != 3 || cat[1].ID == cat[2].ID {
+		t.Fatalf("bucket catalog %+v, want day 0 merged into one segment of 3 sources and day 1's two", cat)
+	}
+	if got := srv.Keys("mg/" + tombstonesPrefix); len(got) != 0 {
+		t.Fatalf("tombstones %v left once the merge applied them", got)
+	}
+	putMerged, delFirst := rec.index("put "+metaKey(cat[0].ID)), rec.index("delete "+metaKey(first.ID))
+	if putMerged < 0 || delFirst < putMerged {
+		t.Fatalf("put of the merged meta.json at %d, delete of an input's at %d", putMerged, delFirst)
+	}
+	if n := counterValue(w.m.bucketMerges); n != 1 {
+		t.Fatalf("%v merges, want 1", n)
+	}
+	_ = other
+	_ = other2
 }

@@ -1,0 +1,147 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-tsdb/strata/segments"
+)
+
+// mergeSmall compacts in the bucket: where a window of the last
+// compaction range (a day) holds several raw segments that only the
+// bucket holds (late samples uploaded after their day, each its own
+// segment once the day's segment left the disk), they are merged into
+// one (segments.Merge: the union of their sources, so it replaces each),
+// applying their tombstones, uploaded and verified; collectBucket then
+// deletes the inputs. Readers read the merged segment alone once they
+// list it, the inputs until then: no gap, no duplicate. A window that a
+// local segment or a bucket segment spanning several windows touches is
+// left alone: the merged segment takes the greatest Seq of its inputs,
+// right only when no other segment of its time falls between them in
+// write order.
+func (t *Tier) mergeSmall(ctx context.Context) error {
+	if len(t.opts.Ranges) == 0 {
+		return nil
+	}
+	r := t.opts.Ranges[len(t.opts.Ranges)-1]
+	t.mtx.Lock()
+	all := make([]segments.Meta, 0, len(t.catalog))
+	for _, m := range t.catalog {
+		all = append(all, m)
+	}
+	t.mtx.Unlock()
+	blocked := map[int64]bool{}
+	block := func(m segments.Meta) {
+		for w := alignDown(m.MinTime, r); w <= m.MaxTime && len(blocked) < 1<<16; w += r {
+			blocked[w] = true
+		}
+	}
+	infos := t.set.Segments()
+	local := map[string]bool{}
+	for _, in := range infos {
+		local[in.Meta.ID] = true
+		if in.Meta.Resolution == 0 {
+			block(in.Meta)
+		}
+	}
+	windows := map[int64][]segments.Meta{}
+	for _, m := range all {
+		if m.Resolution != 0 || replaced(m, all) {
+			continue
+		}
+		if w := alignDown(m.MinTime, r); w != alignDown(m.MaxTime, r) || local[m.ID] {
+			block(m)
+		} else {
+			windows[w] = append(windows[w], m)
+		}
+	}
+	for _, w := range slices.Sorted(func(yield func(int64) bool) {
+		for w := range windows {
+			if !yield(w) {
+				return
+			}
+		}
+	}) {
+		if ms := windows[w]; len(ms) > 1 && !blocked[w] {
+			if err := t.mergeWindow(ctx, ms); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeWindow merges the bucket segments ms into one.
+func (t *Tier) mergeWindow(ctx context.Context, ms []segments.Meta) error {
+	slices.SortFunc(ms, segments.WriteOrder)
+	var segs []*segments.Segment
+	for _, m := range ms {
+		seg, release, err := t.cache.acquire(ctx, m.ID)
+		if err != nil {
+			return unavailable(t.bucket, fmt.Errorf("read segment %s to merge it: %w", m.ID, err))
+		}
+		defer release()
+		segs = append(segs, seg)
+	}
+	newID := segments.NewID(t.opts.Now())
+	tombs := map[string][]segments.Tombstone{}
+	t.mtx.Lock()
+	for _, m := range ms {
+		tombs[m.ID] = t.tombstonesForLocked(m.ID)
+		t.rewriting[m.ID] = newID // tombstones made from now on name the output too
+	}
+	t.mtx.Unlock()
+	defer func() {
+		t.mtx.Lock()
+		for _, m := range ms {
+			delete(t.rewriting, m.ID)
+		}
+		t.mtx.Unlock()
+	}()
+	parent := filepath.Join(t.opts.Dir, rewriteDir)
+	out, ok, err := segments.Merge(ctx, parent, segs, func(id string) []segments.Tombstone { return tombs[id] }, newID,
+		segments.CompactOptions{Ranges: t.opts.Ranges})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Everything in them is deleted: readers hid all of it already.
+		for _, m := range ms {
+			if err := t.deleteSegment(ctx, m.ID); err != nil {
+				return err
+			}
+			t.m.bucketDeletes.Inc()
+		}
+		return nil
+	}
+	dir := filepath.Join(parent, out.ID)
+	defer os.RemoveAll(dir)
+	var names []string
+	for _, seg := range segs {
+		ns, err := seg.LabelValues(labels.MetricName)
+		if err != nil {
+			return fmt.Errorf("read metric names of segment %s: %w", seg.Meta().ID, err)
+		}
+		names = append(names, ns...)
+	}
+	slices.Sort(names)
+	sent, err := upload(ctx, t.bucket, dir, out.ID, slices.Compact(names))
+	t.m.uploadedBytes.Add(float64(sent))
+	if err != nil {
+		return unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	t.catalog[out.ID] = out
+	t.mtx.Unlock()
+	if err := t.saveCatalog(); err != nil {
+		return err
+	}
+	t.m.bucketMerges.Inc()
+	t.logger.Info("merged bucket segments of one window", "inputs", len(ms), "output", out.ID, "samples", out.NumSamples, "bytes_sent", sent)
+	return nil
+}
