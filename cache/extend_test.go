@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ func TestGetOrExtend(t *testing.T) {
 	key, tags := []byte("k"), []string{"t"}
 	var olds []string
 	extend := func(_ context.Context, old []byte) ([]byte, time.Duration, error) {
+		if len(olds) == 10 {
+			return nil, 0, errors.New("extended 10 times for one call: GetOrExtend does not give up")
+		}
 		olds = append(olds, string(old))
 		return append([]byte(string(old)), 'x'), 0, nil
 	}
