@@ -15,7 +15,7 @@ func TestStampedeOneComputation(t *testing.T) {
 	c := newTestCache(t, clk)
 	const callers = 1000
 	var n counter
-	gate := make(chan struct{})
+	gate, open := newGate(t)
 	compute := func(context.Context) ([]byte, time.Duration, error) {
 		n.calls.Add(1)
 		<-gate
@@ -36,7 +36,7 @@ func TestStampedeOneComputation(t *testing.T) {
 	}
 	// Release the computation once every caller waits on it.
 	waitWaiters(t, c, "hot", callers)
-	close(gate)
+	open()
 	wg.Wait()
 	close(statuses)
 	close(errs)
@@ -88,7 +88,7 @@ func TestComputeErrorShared(t *testing.T) {
 	clk := newFakeClock()
 	c := newTestCache(t, clk)
 	boom := errors.New("boom")
-	gate := make(chan struct{})
+	gate, open := newGate(t)
 	compute := func(context.Context) ([]byte, time.Duration, error) {
 		<-gate
 		return nil, 0, boom
@@ -102,7 +102,7 @@ func TestComputeErrorShared(t *testing.T) {
 		})
 	}
 	waitWaiters(t, c, "k", 10)
-	close(gate)
+	open()
 	wg.Wait()
 	expectGet(t, c, "k", "", StatusMiss) // errors are not cached
 	if s := c.Stats(); s.ComputeErrors != 1 {

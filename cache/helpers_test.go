@@ -100,6 +100,17 @@ func waitIdle(t testing.TB, c *Cache) {
 	}
 }
 
+// newGate returns a channel for computations to wait on and the function
+// that closes it. The channel is closed at the end of the test in any case,
+// so that a test that fails while computations wait on it does not hang in
+// the cache's Close (a cleanup registered after newTestCache's runs first).
+func newGate(t testing.TB) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	open := sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(open)
+	return ch, open
+}
+
 // waitWaiters waits until the flight of key has n waiters.
 func waitWaiters(t testing.TB, c *Cache, key string, n int) {
 	t.Helper()
