@@ -122,15 +122,24 @@ func TestComputePanicIsError(t *testing.T) {
 }
 
 // A caller that gives up returns at once; the computation goes on for the
-// others, and is canceled when the last one leaves.
+// others, and is canceled when the last one leaves, which also forgets it:
+// a miss that comes while the canceled computation is still returning
+// starts afresh instead of joining it.
 func TestWaitersLeave(t *testing.T) {
 	clk := newFakeClock()
 	c := newTestCache(t, clk)
 	canceled := make(chan struct{})
+	finish, open := newGate(t)
+	errAbandoned := errors.New("computation canceled")
+	ctxs := make(chan context.Context, 1)
 	compute := func(ctx context.Context) ([]byte, time.Duration, error) {
+		ctxs <- ctx
 		<-ctx.Done()
 		close(canceled)
-		return nil, 0, ctx.Err()
+		<-finish
+		// Not ctx.Err(): a waiter that gets this error got the canceled
+		// computation's result instead of leaving by its own context.
+		return nil, 0, errAbandoned
 	}
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	ctx2, cancel2 := context.WithCancel(context.Background())
@@ -140,26 +149,33 @@ func TestWaitersLeave(t *testing.T) {
 	go func() { _, _, err := c.GetOrCompute(ctx2, []byte("k"), nil, compute); errs <- err }()
 	waitWaiters(t, c, "k", 2)
 
+	computing := <-ctxs
 	cancel1() // the leader leaves; the follower still waits
 	if err := <-errs; !errors.Is(err, context.Canceled) {
 		t.Fatalf("leader err = %v", err)
 	}
-	select {
-	case <-canceled:
+	if computing.Err() != nil {
 		t.Fatal("computation canceled while a caller still waits")
-	default:
 	}
 	cancel2()
 	if err := <-errs; !errors.Is(err, context.Canceled) {
-		t.Fatalf("follower err = %v", err)
+		t.Fatalf("follower err = %v, want its own context's (the computation must run while it waits)", err)
 	}
-	<-canceled // canceled once nobody waits
-	waitIdle(t, c)
+	select {
+	case <-canceled: // canceled once nobody waits
+	case <-time.After(flightWait):
+		t.Fatalf("computation not canceled %v after its last waiter left", flightWait)
+	}
 
 	var n counter
-	if v, st := mustGet(t, c, "k", nil, n.fn("fresh", 0, nil)); v != "fresh" || st != StatusMiss {
-		t.Fatalf("after abandon: %q, %v", v, st)
+	ctx, cancel := context.WithTimeout(context.Background(), flightWait)
+	defer cancel()
+	v, st, err := c.GetOrCompute(ctx, []byte("k"), nil, n.fn("fresh", 0, nil))
+	if err != nil || string(v) != "fresh" || st != StatusMiss {
+		t.Fatalf("after abandon: %q, %v, %v; want a new computation", v, st, err)
 	}
+	open()
+	waitIdle(t, c)
 }
 
 // Close cancels background refreshes and waits for them (TestMain checks
