@@ -340,3 +340,58 @@ func TestJoinAfterInvalidate(t *testing.T) {
 		t.Fatalf("cached %q (%s), want the value computed after the bump", v, st)
 	}
 }
+
+// TestUnrelatedBumpDuringComputation: a bump of a tag that a computation
+// does not depend on, made while it runs, changes nothing for it: a miss
+// made meanwhile shares it, and its value is stored and served. Both
+// where its snapshot is exactly the floor (taken just after a Reset) and
+// where its own tag's generation is exactly its snapshot (bumped just
+// before).
+func TestUnrelatedBumpDuringComputation(t *testing.T) {
+	for name, before := range map[string]func(c *Cache){
+		"after Reset":        func(c *Cache) { _ = c.Reset() },
+		"after its tag bump": func(c *Cache) { _ = c.Invalidate("a") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newTestCache(t, newFakeClock())
+			before(c)
+			var n counter
+			gate, open := newGate(t)
+			compute := func(context.Context) ([]byte, time.Duration, error) {
+				n.calls.Add(1)
+				<-gate
+				return []byte("v"), 0, nil
+			}
+			statuses := make(chan Status, 2)
+			get := func() {
+				v, st, err := c.GetOrCompute(context.Background(), []byte("k"), []string{"a"}, compute)
+				if err != nil || string(v) != "v" {
+					t.Errorf("GetOrCompute = %q, %v", v, err)
+				}
+				statuses <- st
+			}
+			go get()
+			waitWaiters(t, c, "k", 1)
+			_ = c.Invalidate("b")
+			go get()
+			// The second call joins the flight (two waiters) or, wrongly,
+			// starts its own computation.
+			for deadline := time.Now().Add(flightWait); ; time.Sleep(time.Millisecond) {
+				c.flights.mu.Lock()
+				f := c.flights.m["k"]
+				joined := f != nil && f.waiters == 2
+				c.flights.mu.Unlock()
+				if joined || n.calls.Load() == 2 || time.Now().After(deadline) {
+					break
+				}
+			}
+			open()
+			got := map[Status]int{<-statuses: 1}
+			got[<-statuses]++
+			if n.calls.Load() != 1 || got[StatusMiss] != 1 || got[StatusShared] != 1 {
+				t.Fatalf("%d computations, statuses %v; want 1, one miss and one shared", n.calls.Load(), got)
+			}
+			expectGet(t, c, "k", "v", StatusHit)
+		})
+	}
+}
