@@ -2,6 +2,8 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"testing"
 )
 
@@ -54,6 +56,41 @@ func TestDecodeEntryTruncations(t *testing.T) {
 		c[i] ^= 0x80
 		if _, err := decodeEntry(c); err == nil {
 			t.Fatalf("bit flipped at %d: decoded", i)
+		}
+	}
+}
+
+// TestDecodeEntryLengths: an entry whose key length (resealed, so the
+// checksum holds) runs past its end is refused with errEntryLength, not
+// read out of bounds; one whose key takes every byte left (an empty value)
+// decodes. As do times that are equal: only times out of order are
+// refused.
+func TestDecodeEntryLengths(t *testing.T) {
+	e := testEntry()
+	b := appendEntry(nil, e)
+	left := len(b) - entryHeaderLen - len(e.tags) // key and value bytes
+	for _, keyLen := range []int{left - 1, left, left + 1, left + 2, left + 8} {
+		c := bytes.Clone(b)
+		binary.LittleEndian.PutUint32(c[offKeyLen:], uint32(keyLen))
+		sealEntry(c)
+		got, err := decodeEntry(c)
+		switch {
+		case keyLen <= left && (err != nil || len(got.key) != keyLen || len(got.value) != left-keyLen):
+			t.Errorf("key of %d of %d bytes left: %v, key %d bytes, value %d", keyLen, left, err, len(got.key), len(got.value))
+		case keyLen > left && !errors.Is(err, errEntryLength):
+			t.Errorf("key of %d of %d bytes left: %v, want errEntryLength", keyLen, left, err)
+		}
+	}
+	same := testEntry()
+	same.created, same.expires, same.graceEnd = 100, 100, 100
+	if got, err := decodeEntry(appendEntry(nil, same)); err != nil || got.entryMeta != same.entryMeta {
+		t.Errorf("equal times: %+v, %v", got.entryMeta, err)
+	}
+	for _, times := range [][3]int64{{101, 100, 200}, {100, 201, 200}} {
+		bad := testEntry()
+		bad.created, bad.expires, bad.graceEnd = times[0], times[1], times[2]
+		if _, err := decodeEntry(appendEntry(nil, bad)); !errors.Is(err, errEntryTimes) {
+			t.Errorf("times %v: %v, want errEntryTimes", times, err)
 		}
 	}
 }
