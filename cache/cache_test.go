@@ -525,8 +525,8 @@ func TestMaxTrackedTags(t *testing.T) {
 		c.Invalidate(fmt.Sprint("tag-", i))
 	}
 	s := c.Stats()
-	if s.TrackedTags > 10 || s.TrackedTags < 5 {
-		t.Fatalf("tracked tags = %d after the limit pruned", s.TrackedTags)
+	if s.TrackedTags != 5 {
+		t.Fatalf("tracked tags = %d after the limit pruned, want 5 (the older half of 11 dropped, down to half the limit)", s.TrackedTags)
 	}
 	// The prune raised the floor over "old": a miss, the price of bounded
 	// memory. Bumps still tracked keep working.
@@ -664,4 +664,25 @@ func TestSetPastGraceStoresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectGet(t, c, "in-time", "v", StatusStale)
+}
+
+// TestPruneAgeEdge: a bump made exactly MaxTTL + Grace ago is not yet
+// forgotten (only those made more than that ago are); and a prune by count
+// that finds enough records past that age to get back to the limit drops
+// only those.
+func TestPruneAgeEdge(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk, func(o *Options) { o.MaxTrackedTags = 10 }) // MaxTTL = TTL = 1m, grace 1m
+	_ = c.Invalidate("ancient")
+	clk.Advance(2 * time.Minute)
+	if got := c.PruneGenerations(); got != 0 {
+		t.Fatalf("pruned %d generations made exactly MaxTTL+Grace ago, want 0", got)
+	}
+	clk.Advance(time.Nanosecond)
+	for i := range 10 {
+		_ = c.Invalidate(fmt.Sprint("tag-", i)) // the last makes 11 records
+	}
+	if s := c.Stats(); s.TrackedTags != 10 {
+		t.Fatalf("tracked tags = %d after a prune by count, want 10 (only the one past MaxTTL+Grace dropped)", s.TrackedTags)
+	}
 }
