@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -576,5 +577,49 @@ func TestL2Peek(t *testing.T) {
 	}
 	if s := c2.Stats(); s.Hits != 2 || s.L2Hits != 1 || s.Misses != 0 {
 		t.Fatalf("c2: %d hits (%d from L2), %d misses; want 2 (1), 0", s.Hits, s.L2Hits, s.Misses)
+	}
+}
+
+// TestL2GetOrExtend: GetOrExtend across instances. A fresh value in L2
+// that the caller does not accept is what its extension starts from (not
+// nothing), made under the key's lock and shared through L2: another
+// instance that accepts the extended value serves it from L2 without
+// computing.
+func TestL2GetOrExtend(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	c1, c2, c3 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2, c3)
+
+	key, tags := []byte("k"), []string{"m:x:2026-11-20"}
+	var mu sync.Mutex
+	var olds []string
+	extend := func(_ context.Context, old []byte) ([]byte, time.Duration, error) {
+		mu.Lock()
+		olds = append(olds, string(old))
+		mu.Unlock()
+		return append([]byte(string(old)), 'x'), 0, nil
+	}
+	atLeast := func(n int) func([]byte) bool { return func(v []byte) bool { return len(v) >= n } }
+	call := func(c *Cache, accept func([]byte) bool, want string, wantSt Status, wantRan bool, wantOlds ...string) {
+		t.Helper()
+		mu.Lock()
+		olds = nil
+		mu.Unlock()
+		v, st, ran, err := c.GetOrExtend(bg, key, tags, accept, extend)
+		if err != nil || string(v) != want || st != wantSt || ran != wantRan {
+			t.Fatalf("GetOrExtend = %q, %v, ran %v, %v; want %q, %v, ran %v", v, st, ran, err, want, wantSt, wantRan)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(olds, wantOlds) {
+			t.Fatalf("extended from %q, want %q", olds, wantOlds)
+		}
+	}
+	call(c1, atLeast(1), "x", StatusMiss, true, "")
+	call(c2, atLeast(2), "xx", StatusMiss, true, "x") // from c1's value in L2
+	call(c3, atLeast(2), "xx", StatusHitL2, false)    // c2's value, from L2
+	if s := c3.Stats(); s.Computations != 0 || s.L2Hits != 1 {
+		t.Fatalf("c3: %d computations, %d L2 hits; want 0, 1", s.Computations, s.L2Hits)
 	}
 }
