@@ -444,3 +444,32 @@ func TestL2PartnerLagSurvivesFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestL2PartnerLagEdge: the partner rule refuses an L2 entry of a tag
+// bumped less than PartnerLag ago, and serves it from the instant the bump
+// is exactly PartnerLag old (by the cache clock: both instances on one
+// settable clock).
+func TestL2PartnerLagEdge(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	clk := newFakeClock()
+	opts := func(o *Options) { o.Now = clk.Now; o.TTL = time.Hour; o.L2.PartnerLag = time.Minute }
+	a, b := newL2Cache(t, r.URL(), p, opts), newL2Cache(t, r.URL(), p, opts)
+	waitSynced(t, rc, p, a, b)
+	tag := "m:y:2026-11-20"
+	if err := a.Invalidate(tag); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, rc, p, a, b)
+	var n counter
+	mustCompute(t, b, []byte("k"), tag, &n, "v", StatusMiss)
+	clk.Advance(time.Minute - time.Nanosecond)
+	if v, st := a.Get([]byte("k")); st != StatusMiss {
+		t.Fatalf("a nanosecond before PartnerLag: %q, %v; want a miss", v, st)
+	}
+	clk.Advance(time.Nanosecond)
+	if v, st := a.Get([]byte("k")); st != StatusHitL2 || string(v) != "v" {
+		t.Fatalf("at PartnerLag: %q, %v; want v from L2", v, st)
+	}
+}
