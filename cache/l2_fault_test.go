@@ -448,7 +448,7 @@ func TestL2PartnerLagSurvivesFloor(t *testing.T) {
 // TestL2PartnerLagEdge: the partner rule refuses an L2 entry of a tag
 // bumped less than PartnerLag ago, and serves it from the instant the bump
 // is exactly PartnerLag old (by the cache clock: both instances on one
-// settable clock).
+// settable clock); also when a Reset dropped the bump's record.
 func TestL2PartnerLagEdge(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
@@ -471,5 +471,25 @@ func TestL2PartnerLagEdge(t *testing.T) {
 	clk.Advance(time.Nanosecond)
 	if v, st := a.Get([]byte("k")); st != StatusHitL2 || string(v) != "v" {
 		t.Fatalf("at PartnerLag: %q, %v; want v from L2", v, st)
+	}
+
+	// The same edge for a bump whose record a Reset dropped: judged by the
+	// time of the latest dropped bump.
+	tag = "m:z:2026-11-20"
+	if err := a.Invalidate(tag); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, rc, p, a, b)
+	mustCompute(t, b, []byte("k2"), tag, &n, "v2", StatusMiss)
+	clk.Advance(time.Minute - time.Nanosecond)
+	if v, st := a.Get([]byte("k2")); st != StatusMiss {
+		t.Fatalf("a nanosecond before PartnerLag after a dropped bump: %q, %v; want a miss", v, st)
+	}
+	clk.Advance(time.Nanosecond)
+	if v, st := a.Get([]byte("k2")); st != StatusHitL2 || string(v) != "v2" {
+		t.Fatalf("at PartnerLag after a dropped bump: %q, %v; want v2 from L2", v, st)
 	}
 }
