@@ -2,7 +2,9 @@ package cache
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -491,5 +493,46 @@ func TestL2PartnerLagEdge(t *testing.T) {
 	clk.Advance(time.Nanosecond)
 	if v, st := a.Get([]byte("k2")); st != StatusHitL2 || string(v) != "v2" {
 		t.Fatalf("at PartnerLag after a dropped bump: %q, %v; want v2 from L2", v, st)
+	}
+}
+
+// TestL2PendingFileRead: the bumps a process kept in l2-pending (Redis did
+// not take them) are pushed to Redis by the next process that loads the
+// directory, and the file goes once Redis has them. A last record without
+// its newline was never acknowledged and bumps nothing; empty lines are
+// skipped.
+func TestL2PendingFileRead(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	for _, tc := range []struct {
+		name, file string
+		pushed     map[string]bool
+	}{
+		{"bump and torn record", "b " + tagHex(tagHash("T")) + "\nb " + tagHex(tagHash("U")), map[string]bool{"T": true, "U": false}},
+		{"empty line and bump", "\nb " + tagHex(tagHash("U")) + "\n", map[string]bool{"T": false, "U": true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPrefix()
+			dir := t.TempDir()
+			path := filepath.Join(dir, pendingFileName)
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c := loadL2(t, dir, l2TestOptions(r.URL(), p))
+			waitSynced(t, rc, p, c)
+			epoch, err := rc.Get(bg, p+"{gen}:epoch").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tag, want := range tc.pushed {
+				_, err := rc.ZScore(bg, p+"{gen}:"+epoch+":tags", tagHex(tagHash(tag))).Result()
+				if got := err == nil; got != want {
+					t.Errorf("tag %s in Redis after the pending file %q was pushed: %v (%v), want %v", tag, tc.file, got, err, want)
+				}
+			}
+			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("pending file after the resync: %v, want it removed", err)
+			}
+		})
 	}
 }
