@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -534,5 +535,26 @@ func TestL2PendingFileRead(t *testing.T) {
 				t.Errorf("pending file after the resync: %v, want it removed", err)
 			}
 		})
+	}
+}
+
+// TestL2PendingFileWritten: with Redis unreachable, an invalidation of a
+// cache loaded from a directory is kept in l2-pending there (the directory
+// created if it does not exist yet) before Invalidate returns, and
+// Invalidate reports it durable (nil); each append holds the bump.
+func TestL2PendingFileWritten(t *testing.T) {
+	url := "redis://127.0.0.1:" + strconv.Itoa(freePort(t))
+	dir := filepath.Join(t.TempDir(), "not-yet")
+	c := loadL2(t, dir, l2TestOptions(url, testPrefix()))
+	var want string
+	for _, tag := range []string{"T", "U"} {
+		if err := c.Invalidate(tag); err != nil {
+			t.Fatalf("Invalidate(%s) with Redis unreachable: %v, want it kept on disk", tag, err)
+		}
+		want += "b " + tagHex(tagHash(tag)) + "\n"
+		b, err := os.ReadFile(filepath.Join(dir, pendingFileName))
+		if err != nil || string(b) != want {
+			t.Fatalf("pending file after Invalidate(%s): %q, %v; want %q", tag, b, err, want)
+		}
 	}
 }
