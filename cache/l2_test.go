@@ -622,4 +622,10 @@ func TestL2GetOrExtend(t *testing.T) {
 	if s := c3.Stats(); s.Computations != 0 || s.L2Hits != 1 {
 		t.Fatalf("c3: %d computations, %d L2 hits; want 0, 1", s.Computations, s.L2Hits)
 	}
+	// Each computed under the key's lock or served from L2: none unshared.
+	for i, c := range []*Cache{c1, c2, c3} {
+		if n := c.Stats().L2Unshared; n != 0 {
+			t.Errorf("instance %d: %d misses computed without the shared lock, want 0", i+1, n)
+		}
+	}
 }
