@@ -101,3 +101,37 @@ func TestResolutionNames(t *testing.T) {
 		t.Errorf("a 2h resolution prints as %q", s)
 	}
 }
+
+// TestRollupOffsetsAndLookback: a selector is read from rollups only when
+// its offset and @ time land on bucket ends, and a plain selector read from
+// rollups looks back at least one bucket.
+func TestRollupOffsetsAndLookback(t *testing.T) {
+	for _, c := range []struct {
+		q  string
+		ok bool
+	}{
+		{`max_over_time(a[1h] offset 2h)`, true},
+		{`max_over_time(a[1h] offset 30m)`, false},
+		{`max_over_time(a[1h] @ 7200)`, true},
+		{`max_over_time(a[1h] @ 1800)`, false},
+	} {
+		expr, err := copyParser.ParseExpr(c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := rewriteForRollup(expr, int64(Resolution1h)); ok != c.ok {
+			t.Errorf("%s from 1h rollups: %v, want %v", c.q, ok, c.ok)
+		}
+	}
+	eng, err := NewEngine(nil, nil, &coverageSource{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []Resolution{Resolution5m, Resolution1h} {
+		_, lookback, err := eng.rollupQuery(`x`, res)
+		want := max(eng.Options().LookbackDelta, time.Duration(res)*time.Millisecond)
+		if err != nil || lookback != want || lookback < time.Duration(res)*time.Millisecond {
+			t.Errorf("plain selector from %s rollups: lookback %s (%v), want %s", res, lookback, err, want)
+		}
+	}
+}
