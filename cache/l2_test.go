@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -622,10 +623,34 @@ func TestL2GetOrExtend(t *testing.T) {
 	if s := c3.Stats(); s.Computations != 0 || s.L2Hits != 1 {
 		t.Fatalf("c3: %d computations, %d L2 hits; want 0, 1", s.Computations, s.L2Hits)
 	}
-	// Each computed under the key's lock or served from L2: none unshared.
+	// Each computed under the key's lock, and wrote its value with the
+	// lock's release, or served from L2: none unshared.
 	for i, c := range []*Cache{c1, c2, c3} {
-		if n := c.Stats().L2Unshared; n != 0 {
-			t.Errorf("instance %d: %d misses computed without the shared lock, want 0", i+1, n)
+		s := c.Stats()
+		if s.L2Unshared != 0 {
+			t.Errorf("instance %d: %d misses computed without the shared lock, want 0", i+1, s.L2Unshared)
 		}
+		if want := uint64(min(1, 2-i)); s.L2Writes != want {
+			t.Errorf("instance %d: %d L2 writes, want %d", i+1, s.L2Writes, want)
+		}
+	}
+}
+
+// TestL2ComputeErrorReleasesLock: a computation that fails under the key's
+// lock releases it: the next miss, on another instance, takes the lock at
+// once instead of waiting for it to expire.
+func TestL2ComputeErrorReleasesLock(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, r.Client(), p, c1, c2)
+	var n counter
+	boom := errors.New("boom")
+	if _, _, err := c1.GetOrCompute(bg, []byte("k"), nil, n.fn("", 0, boom)); !errors.Is(err, boom) {
+		t.Fatalf("c1: %v, want boom", err)
+	}
+	mustCompute(t, c2, []byte("k"), "m:x:2026-11-20", &n, "v", StatusMiss)
+	if s := c2.Stats(); s.L2LockWaits != 0 || s.L2Unshared != 0 {
+		t.Fatalf("c2: %d lock waits, %d unshared; want 0, 0 (the failed computation's lock released)", s.L2LockWaits, s.L2Unshared)
 	}
 }
