@@ -111,7 +111,7 @@ func coverOf(ctx context.Context, b *segments.Segment, as []*segments.Segment) (
 	}
 	curs := make([]*cursor, 0, len(as))
 	for _, a := range as {
-		if err := prefetchAll(a); err != nil {
+		if err := a.PrefetchAll(); err != nil {
 			return nil, err
 		}
 		it, err := a.Select()
@@ -174,25 +174,6 @@ func coverOf(ctx context.Context, b *segments.Segment, as []*segments.Segment) (
 		out.Add(lset, runs(ts, res))
 	}
 	return out, bit.Err()
-}
-
-// prefetchAll asks for every chunk of a segment read by range at once
-// (it is read whole), instead of a GET per chunk.
-func prefetchAll(s *segments.Segment) error {
-	it, err := s.Select()
-	if err != nil {
-		return err
-	}
-	var refs []segments.ChunkRef
-	for it.Next() {
-		for _, c := range it.Chunks() {
-			refs = append(refs, c.Ref)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return err
-	}
-	return s.Prefetch(refs)
 }
 
 // runs joins sorted timestamps into runs: a gap wider than the series'
