@@ -184,7 +184,7 @@ func OpenStore(logger *slog.Logger, dir string, opts StoreOptions, sink SegmentS
 		// What the replay freed (decoding buffers, mostly) was not
 		// collected at GOGC=100's pace: return it now, in the background,
 		// rather than keep it mapped until the scavenger gets to it.
-		go debug.FreeOSMemory()
+		go freeOSMemory()
 	}
 	s.metrics.replayDuration.Set(time.Since(start).Seconds())
 	logger.Info("replayed write-ahead log", "records", st.Records, "series", st.Series, "samples", st.Samples,
@@ -225,6 +225,9 @@ var replayGC struct {
 // raiseGCForReplay raises the GC percentage to replayGCPercent, unless it
 // is higher or the collector is off, until the returned function is
 // called.
+// freeOSMemory is debug.FreeOSMemory; tests count its calls.
+var freeOSMemory = debug.FreeOSMemory
+
 func raiseGCForReplay() (restore func()) {
 	replayGC.Lock()
 	defer replayGC.Unlock()
