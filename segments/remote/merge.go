@@ -130,15 +130,8 @@ func (t *Tier) mergeWindow(ctx context.Context, ms []segments.Meta) error {
 		names = append(names, ns...)
 	}
 	slices.Sort(names)
-	sent, err := upload(ctx, t.bucket, dir, out.ID, slices.Compact(names))
-	t.m.uploadedBytes.Add(float64(sent))
+	sent, err := t.uploadReplacement(ctx, dir, out, slices.Compact(names))
 	if err != nil {
-		return unavailable(t.bucket, err)
-	}
-	t.mtx.Lock()
-	t.catalog[out.ID] = out
-	t.mtx.Unlock()
-	if err := t.saveCatalog(); err != nil {
 		return err
 	}
 	t.m.bucketMerges.Inc()

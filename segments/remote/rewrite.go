@@ -126,19 +126,27 @@ func (t *Tier) rewriteOne(ctx context.Context, m segments.Meta, n int) error {
 	if err != nil {
 		return fmt.Errorf("read metric names of segment %s: %w", m.ID, err)
 	}
-	sent, err := upload(ctx, t.bucket, dir, out.ID, names)
-	t.m.uploadedBytes.Add(float64(sent))
+	sent, err := t.uploadReplacement(ctx, dir, out, names)
 	if err != nil {
-		return unavailable(t.bucket, err)
-	}
-	t.mtx.Lock()
-	t.catalog[out.ID] = out
-	t.mtx.Unlock()
-	if err := t.saveCatalog(); err != nil {
 		return err
 	}
 	t.m.bucketRewrites.Inc()
 	t.logger.Info("rewrote a bucket segment without its deleted samples", "segment", m.ID, "rewrite", out.ID,
 		"samples", out.NumSamples, "samples_before", m.NumSamples, "bytes_sent", sent)
 	return nil
+}
+
+// uploadReplacement uploads the segment a rewrite or a merge made in dir
+// (meta.json last, as every upload) and adds it to the catalog, saved,
+// before the caller deletes what it replaces; it returns the bytes sent.
+func (t *Tier) uploadReplacement(ctx context.Context, dir string, out segments.Meta, names []string) (int64, error) {
+	sent, err := upload(ctx, t.bucket, dir, out.ID, names)
+	t.m.uploadedBytes.Add(float64(sent))
+	if err != nil {
+		return sent, unavailable(t.bucket, err)
+	}
+	t.mtx.Lock()
+	t.catalog[out.ID] = out
+	t.mtx.Unlock()
+	return sent, t.saveCatalog()
 }
