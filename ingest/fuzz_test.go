@@ -338,15 +338,16 @@ func FuzzDecodePromText(f *testing.F) {
 			return
 		}
 		// Round trip: write every sample back as an untyped line with
-		// its timestamp; series come back in another order.
+		// its timestamp, every name quoted inside the braces (names need
+		// not be valid unquoted: `"0"0` is metric "0"); series come back
+		// in another order.
 		var buf strings.Builder
 		for _, s := range b.Series {
 			for _, smp := range s.Samples {
-				buf.WriteString(s.Labels.Get(labels.MetricName))
-				buf.WriteByte('{')
+				buf.WriteString(`{"` + escapeLabelValue(s.Labels.Get(labels.MetricName)) + `"`)
 				s.Labels.Range(func(l labels.Label) {
 					if l.Name != labels.MetricName {
-						buf.WriteString(l.Name + `="` + escapeLabelValue(l.Value) + `",`)
+						buf.WriteString(`,"` + escapeLabelValue(l.Name) + `"="` + escapeLabelValue(l.Value) + `"`)
 					}
 				})
 				buf.WriteString("} " + formatFloat(smp.V) + " " + strconv.FormatInt(smp.T, 10) + "\n")
