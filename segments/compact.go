@@ -77,19 +77,26 @@ type Compactor struct {
 	duration              prometheus.Histogram
 }
 
+// withDefaults returns o with DefaultCompactOptions' value for each of
+// Ranges, ChunkSamples and WideChunkSamples left unset.
+func (o CompactOptions) withDefaults() CompactOptions {
+	d := DefaultCompactOptions()
+	if len(o.Ranges) == 0 {
+		o.Ranges = d.Ranges
+	}
+	if o.ChunkSamples == 0 {
+		o.ChunkSamples = d.ChunkSamples
+	}
+	if o.WideChunkSamples == 0 {
+		o.WideChunkSamples = d.WideChunkSamples
+	}
+	return o
+}
+
 // NewCompactor returns a compactor for set. Metrics are registered with reg
 // when it is not nil.
 func NewCompactor(logger *slog.Logger, set *Set, opts CompactOptions, reg prometheus.Registerer) (*Compactor, error) {
-	d := DefaultCompactOptions()
-	if len(opts.Ranges) == 0 {
-		opts.Ranges = d.Ranges
-	}
-	if opts.ChunkSamples == 0 {
-		opts.ChunkSamples = d.ChunkSamples
-	}
-	if opts.WideChunkSamples == 0 {
-		opts.WideChunkSamples = d.WideChunkSamples
-	}
+	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

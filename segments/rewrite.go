@@ -43,16 +43,7 @@ func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(i
 	if len(segs) == 0 {
 		return Meta{}, false, errors.New("merge: no segments")
 	}
-	d := DefaultCompactOptions()
-	if len(opts.Ranges) == 0 {
-		opts.Ranges = d.Ranges
-	}
-	if opts.ChunkSamples == 0 {
-		opts.ChunkSamples = d.ChunkSamples
-	}
-	if opts.WideChunkSamples == 0 {
-		opts.WideChunkSamples = d.WideChunkSamples
-	}
+	opts = opts.withDefaults()
 	out := Meta{ID: id}
 	mint, maxt := segs[0].meta.MinTime, segs[0].meta.MaxTime
 	for _, s := range segs {
