@@ -72,7 +72,7 @@ func BenchmarkColdRead(b *testing.B) {
 		if err != nil || len(segs) != 1 {
 			b.Fatal(len(segs), err)
 		}
-		readAllSamples(b, segs[0])
+		wholeRead(b, segs[0], nil)
 		release()
 	}
 	b.Run("cold", func(b *testing.B) {
@@ -90,29 +90,6 @@ func BenchmarkColdRead(b *testing.B) {
 			read(b)
 		}
 	})
-}
-
-func readAllSamples(b *testing.B, s *segments.Segment) {
-	it, err := s.Select()
-	if err != nil {
-		b.Fatal(err)
-	}
-	n := 0
-	for it.Next() {
-		for _, cm := range it.Chunks() {
-			c, err := s.ReadChunk(cm.Ref)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ci := c.Iterator(nil)
-			for ci.Next() != 0 {
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		b.Fatal("no samples")
-	}
 }
 
 func newBenchSet(b *testing.B) *segments.Set {

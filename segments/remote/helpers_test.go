@@ -60,7 +60,7 @@ func newTier(t *testing.T, srv *s3test.Server, set *segments.Set, prefix string,
 func localIDs(set *segments.Set) []string { return segmentstest.IDs(set) }
 
 // samples reads every sample of segs, by series.
-func samples(t *testing.T, segs []*segments.Segment) map[string][][2]float64 {
+func samples(t testing.TB, segs []*segments.Segment) map[string][][2]float64 {
 	t.Helper()
 	out := map[string][][2]float64{}
 	for _, s := range segs {

@@ -127,7 +127,8 @@ func wholeFetch(b *testing.B, f *rangedFixture) *segments.Segment {
 	return seg
 }
 
-// wholeRead reads the samples of the series of seg matching ms.
+// wholeRead reads the samples of the series of seg matching ms (all of
+// them when ms is empty), failing when there are none.
 func wholeRead(b *testing.B, seg *segments.Segment, ms []*labels.Matcher) {
 	it, err := seg.Select(ms...)
 	if err != nil {

@@ -121,7 +121,7 @@ func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, per int,
 	}
 	meta := writeChunkedSegment(t, set, series, per, t0, t0.Add(span-time.Minute), compress)
 	segs, release := set.Acquire(math.MinInt64, math.MaxInt64)
-	want := readSamples(t, segs)
+	want := samples(t, segs)
 	size := set.Segments()[0].Size
 	release()
 	b, err := OpenS3(srv.URL(fmt.Sprintf("ranged-%v", compress)))
@@ -143,35 +143,6 @@ func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, per int,
 		t.Fatal("segment not evicted")
 	}
 	return &rangedFixture{srv: srv, tier: tier, bucket: cb, meta: meta, size: size, want: want}
-}
-
-// readSamples reads every sample of segs, by series.
-func readSamples(t testing.TB, segs []*segments.Segment) map[string][][2]float64 {
-	t.Helper()
-	out := map[string][][2]float64{}
-	for _, s := range segs {
-		it, err := s.Select()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for it.Next() {
-			for _, cm := range it.Chunks() {
-				c, err := s.ReadChunk(cm.Ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ci := c.Iterator(nil)
-				for ci.Next() != chunkenc.ValNone {
-					ts, v := ci.At()
-					out[it.Labels().String()] = append(out[it.Labels().String()], [2]float64{float64(ts), v})
-				}
-			}
-		}
-		if err := it.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
 }
 
 // closeSegments closes the open segments (dropping their decompressed
