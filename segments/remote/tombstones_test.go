@@ -28,16 +28,56 @@ import (
 // (no local segments), its tombstones applied, by series.
 func visible(t *testing.T, tier *Tier) map[string][][2]float64 {
 	t.Helper()
-	segs, ts, release, err := tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	out, err := visibleSamples(segs, ts)
+	out, err := readVisible(tier)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// acquirer is what a Tier and a Group share: Acquire.
+type acquirer interface {
+	Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, func(), error)
+}
+
+// readVisible reads every sample a shows, its tombstones applied.
+func readVisible(a acquirer) (map[string][][2]float64, error) {
+	segs, ts, release, err := a.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return visibleSamples(segs, ts)
+}
+
+// readWhile syncs and reads r until stop is closed, handing each read to
+// check; the first error ends it and is sent on the channel it returns,
+// which is closed when the reader ends.
+func readWhile(r *Tier, stop <-chan struct{}, check func(map[string][][2]float64) error) <-chan error {
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := r.Sync(context.Background())
+			var got map[string][][2]float64
+			if err == nil {
+				got, err = readVisible(r)
+			}
+			if err == nil {
+				err = check(got)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	return errs
 }
 
 func visibleSamples(segs []*segments.Segment, ts segments.TombstoneView) (map[string][][2]float64, error) {
@@ -338,47 +378,22 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 	// The reader reads concurrently with everything that follows; once
 	// it has seen the delete, every read must be want.
 	stop := make(chan struct{})
-	readerErr := make(chan error, 1)
 	var (
 		seenMtx sync.Mutex
 		seen    bool
 		reads   int
 	)
-	go func() {
-		defer close(readerErr)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := r.Sync(context.Background()); err != nil {
-				readerErr <- err
-				return
-			}
-			segs, ts, release, err := r.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
-			if err != nil {
-				readerErr <- err
-				return
-			}
-			got, err := visibleSamples(segs, ts)
-			release()
-			if err != nil {
-				readerErr <- err
-				return
-			}
-			seenMtx.Lock()
-			reads++
-			if reflect.DeepEqual(got, want) {
-				seen = true
-			} else if seen || !reflect.DeepEqual(got, without(all, series, mint, maxt)) && !reflect.DeepEqual(got, all) {
-				seenMtx.Unlock()
-				readerErr <- fmt.Errorf("read %d: the reader reads %d series, not the data before or after the deletes", reads, len(got))
-				return
-			}
-			seenMtx.Unlock()
+	readerErr := readWhile(r, stop, func(got map[string][][2]float64) error {
+		seenMtx.Lock()
+		defer seenMtx.Unlock()
+		reads++
+		if reflect.DeepEqual(got, want) {
+			seen = true
+		} else if seen || !reflect.DeepEqual(got, without(all, series, mint, maxt)) && !reflect.DeepEqual(got, all) {
+			return fmt.Errorf("read %d: the reader reads %d series, not the data before or after the deletes", reads, len(got))
 		}
-	}()
+		return nil
+	})
 
 	if err := w.AddTombstone(ms, []string{"m"}, mint, maxt); err != nil {
 		t.Fatal(err)
@@ -523,12 +538,7 @@ func TestReplicaDedupPerSeries(t *testing.T) {
 		return NewGroup(tiers, replicaLabel)
 	}
 	read := func(g *Group) map[string][][2]float64 {
-		segs, ts, release, err := g.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		out, err := visibleSamples(segs, ts)
+		out, err := readVisible(g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -573,13 +583,7 @@ func TestReplicaDedupPerSeries(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		go func() {
-			segs, ts, release, err := dedup.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			got, err := visibleSamples(segs, ts)
-			release()
+			got, err := readVisible(dedup)
 			if err == nil {
 				err = check(got)
 			}
@@ -685,40 +689,16 @@ func TestBucketMergesSmallSegments(t *testing.T) {
 		return nil
 	}
 	stop := make(chan struct{})
-	readerErr := make(chan error, 1)
 	var seen atomic.Bool
-	go func() {
-		defer close(readerErr)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := r.Sync(context.Background()); err != nil {
-				readerErr <- err
-				return
-			}
-			segs, ts, release, err := r.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
-			if err != nil {
-				readerErr <- err
-				return
-			}
-			got, err := visibleSamples(segs, ts)
-			release()
-			if err == nil {
-				if err = check(got, want); err == nil {
-					seen.Store(true)
-				} else if !seen.Load() {
-					err = check(got, before)
-				}
-			}
-			if err != nil {
-				readerErr <- err
-				return
-			}
+	readerErr := readWhile(r, stop, func(got map[string][][2]float64) error {
+		err := check(got, want)
+		if err == nil {
+			seen.Store(true)
+		} else if !seen.Load() {
+			err = check(got, before)
 		}
-	}()
+		return err
+	})
 	mustSync(t, w)
 	mustSync(t, w)
 	for deadline := time.Now().Add(60 * time.Second); !seen.Load(); time.Sleep(20 * time.Millisecond) {
