@@ -93,6 +93,21 @@ func TestShardCompliance(t *testing.T) {
 	t.Logf("%d calls evaluated directly", eng.used.Load())
 }
 
+// shardQueries returns the number of random queries a differential test
+// runs: STRATA_SHARD_QUERIES when set, else def.
+func shardQueries(t *testing.T, def int) int {
+	t.Helper()
+	s := os.Getenv("STRATA_SHARD_QUERIES")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestShardEqualsPlain is the randomized differential test of the direct
 // evaluation: over data spread across segments and the head (overlapping
 // rewrites, out-of-order samples, NaN and stale markers, a delete, gauges
@@ -100,13 +115,7 @@ func TestShardCompliance(t *testing.T) {
 // shards must equal, bit for bit, the plain engine's answers, annotations
 // included. STRATA_SHARD_QUERIES sets the number of queries.
 func TestShardEqualsPlain(t *testing.T) {
-	n := 300
-	if s := os.Getenv("STRATA_SHARD_QUERIES"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := shardQueries(t, 300)
 	end := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	start := end.Add(-6 * time.Hour)
 	e := newDiffEnv(t, end.Add(time.Hour))
@@ -258,13 +267,7 @@ func compareResults(t *testing.T, what string, want, got *promql.Result, werr, g
 // (whole, all but the first sample, the first sample alone) must have been
 // used.
 func TestShardStatsEqualsPlain(t *testing.T) {
-	n := 400
-	if s := os.Getenv("STRATA_SHARD_QUERIES"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := shardQueries(t, 400)
 	end := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	start := end.Add(-6 * time.Hour)
 	e := newDiffEnv(t, end.Add(time.Hour))
