@@ -33,20 +33,7 @@ func rangedWrite(t *testing.T, u string, from, to time.Time) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := http.NewRequest(http.MethodPost, u+"/api/v1/write", strings.NewReader(string(snappy.Encode(nil, b))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Header.Set("Content-Type", "application/x-protobuf")
-		r.Header.Set("Content-Encoding", "snappy")
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("write: %d", resp.StatusCode)
-		}
+		postRemoteWrite(t, u, snappy.Encode(nil, b))
 	}
 }
 

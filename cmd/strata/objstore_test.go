@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -52,20 +53,28 @@ func objWrite(t testing.TB, url string, from, to time.Time) {
 		if end.After(to) {
 			end = to
 		}
-		req, err := http.NewRequest(http.MethodPost, url+"/api/v1/write", strings.NewReader(string(objWriteBody(t, d, end))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		req.Header.Set("Content-Encoding", "snappy")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
-			t.Fatalf("write: %d", resp.StatusCode)
-		}
+		postRemoteWrite(t, url, objWriteBody(t, d, end))
+	}
+}
+
+// postRemoteWrite posts body, a snappy-compressed remote write 1.0
+// request, to url's /api/v1/write and fails unless it is stored (200 or
+// 204).
+func postRemoteWrite(t testing.TB, url string, body []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/api/v1/write", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		t.Fatalf("write: %d", resp.StatusCode)
 	}
 }
 
