@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/internal/tmpfstest"
 )
 
 // TestFailedProbeKeepsUnwritable: while the disk stays full, every
@@ -16,7 +18,7 @@ import (
 // successful probe (writer.go's tryRecover returning the truncation's nil
 // error) would accept writes on a full disk.
 func TestFailedProbeKeepsUnwritable(t *testing.T) {
-	dir := mountTmpfs(t, 1<<20)
+	dir := tmpfstest.Mount(t, 1<<20)
 	m := NewMetrics(nil)
 	w, err := Open(nil, filepath.Join(dir, "wal"), Options{Metrics: m, RetryInterval: 5 * time.Millisecond})
 	if err != nil {

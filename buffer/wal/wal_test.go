@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-tsdb/strata/internal/tmpfstest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -582,7 +584,7 @@ func TestWriteErrorIsSticky(t *testing.T) {
 // writes again by itself, with no reopen. The log then holds exactly the
 // acknowledged records: nothing a failed Log wrote is replayed.
 func TestWriteErrorRecovers(t *testing.T) {
-	dir := mountTmpfs(t, 1<<20)
+	dir := tmpfstest.Mount(t, 1<<20)
 	m := NewMetrics(nil)
 	w, err := Open(nil, filepath.Join(dir, "wal"), Options{Metrics: m, RetryInterval: 10 * time.Millisecond})
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/internal/tmpfstest"
 )
 
 // httpCall sends a request to the server at base and returns the status,
@@ -56,7 +58,7 @@ func waitStatus(t *testing.T, base, path string, want int) string {
 // there and nothing refused is.
 func TestStartOnFullDisk(t *testing.T) {
 	bin := strataBinary(t)
-	mnt := mountTmpfs(t, 16<<20)
+	mnt := tmpfstest.Mount(t, 16<<20)
 	dataDir := filepath.Join(mnt, "data")
 	args := []string{"--enable-admin-api", "--storage.maintenance-interval", "1h", "--log.level", "info"}
 	const perPush = 200

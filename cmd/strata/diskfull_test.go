@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,29 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-tsdb/strata/internal/tmpfstest"
+
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage/remote"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new temporary directory and
-// unmounts it when the test ends (after everything registered later has
-// cleaned up). It needs root, as CI has: the test fails, not skips,
-// without it, so that the full-disk behaviour is never left unchecked.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mount a %d-byte tmpfs on %s (the full-disk test needs root, as CI runs): %v\n%s", size, dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v\n%s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fillDisk writes path until the file system is full.
 func fillDisk(t *testing.T, path string) {
@@ -83,7 +65,7 @@ func diskLines(hosts int, t0 time.Time, n int, v float64) []byte {
 // the WAL heals without a restart. Nothing refused shows up, before or
 // after a restart; everything acknowledged does.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 16<<20)
+	mnt := tmpfstest.Mount(t, 16<<20)
 	dataDir := filepath.Join(mnt, "data")
 	var logs logBuffer
 	args := []string{"--listen-addr", "127.0.0.1:0", "--data-dir", dataDir, "--log.level", "info", "--enable-admin-api",

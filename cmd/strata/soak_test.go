@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-tsdb/strata/internal/tmpfstest"
 )
 
 // The soak (docs/testing.md): STRATA_SOAK=10m go test ./cmd/strata -run
@@ -234,7 +236,7 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("STRATA_SOAK: %v", err)
 	}
 	bin := strataBinary(t)
-	mnt := mountTmpfs(t, 96<<20)
+	mnt := tmpfstest.Mount(t, 96<<20)
 	dataDir := filepath.Join(mnt, "data")
 	filler := filepath.Join(mnt, "filler")
 	args := []string{"--storage.maintenance-interval", "1s", "--wal.segment-size", "8MiB", "--cache.enabled=false"}

@@ -1,4 +1,7 @@
-package wal
+// Package tmpfstest mounts small tmpfs file systems for tests that need a
+// disk that fills up (the WAL's and the server's full-disk tests). It is
+// used by tests only.
+package tmpfstest
 
 import (
 	"bufio"
@@ -13,15 +16,15 @@ import (
 	"testing"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes on a temporary directory for the
-// test. It needs root, as CI has; without it the test fails rather than
-// skips. The mount point's name holds the test process's id, so that a
+// Mount mounts a tmpfs of size bytes on a temporary directory for the
+// test and unmounts it at cleanup. It needs root, as CI has; without it the
+// test fails rather than skips. The mount point's name holds the test process's id, so that a
 // later run can unmount what a test process killed before its cleanup (a
 // test binary stopped by its -timeout, as a mutation run does to a mutant
-// that hangs) left mounted: see sweepTmpfs.
-func mountTmpfs(t *testing.T, size int64) string {
+// that hangs) left mounted: see sweep.
+func Mount(t testing.TB, size int64) string {
 	t.Helper()
-	sweepTmpfs(t)
+	sweep(t)
 	dir := filepath.Join(t.TempDir(), fmt.Sprintf("%s%d", tmpfsPrefix, os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -37,13 +40,13 @@ func mountTmpfs(t *testing.T, size int64) string {
 	return dir
 }
 
-const tmpfsPrefix = "strata-wal-tmpfs-pid"
+const tmpfsPrefix = "strata-tmpfs-pid"
 
-// sweepTmpfs unmounts the tmpfs mounts that mountTmpfs made for test
+// sweep unmounts the tmpfs mounts that Mount made for test
 // processes that no longer run, and removes their temporary directories.
 // A mount whose process id has been reused since (pid_max may be as low as
 // 32768) stays until a later sweep.
-func sweepTmpfs(t *testing.T) {
+func sweep(t testing.TB) {
 	t.Helper()
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
