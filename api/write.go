@@ -143,7 +143,8 @@ var (
 		if err := a.checkSnappyLen(body); err != nil {
 			return nil, err
 		}
-		return ingest.DecodeRemoteWrite(body, a.opts.IngestLimits)
+		known, _ := a.app.(ingest.Known)
+		return ingest.DecodeRemoteWriteKnown(body, a.opts.IngestLimits, known)
 	}}
 	// formatRemoteWriteV2 names remote write 2.0 in metrics; its requests
 	// go through remoteWriteV2.

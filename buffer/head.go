@@ -139,9 +139,22 @@ func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
 // min > max when the head is empty.
 func (h *Head) Bounds() (mint, maxt int64) { return h.minTime.Load(), h.maxTime.Load() }
 
-// getOrCreate returns the series for lset, creating it if needed.
-func (h *Head) getOrCreate(lset labels.Labels) (*memSeries, bool, error) {
-	hash := lset.Hash()
+// KnownLabels returns the labels of the series equal to lset, whose
+// Hash() is hash, and true, or false when the head has none: decoders
+// (ingest.Known) hand these out instead of allocating a copy.
+func (h *Head) KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool) {
+	if s := h.series.getByHash(hash, lset); s != nil {
+		return s.lset, true
+	}
+	return labels.EmptyLabels(), false
+}
+
+// getOrCreate returns the series for lset, creating it if needed. hash is
+// lset.Hash(), or 0 when the caller does not know it.
+func (h *Head) getOrCreate(lset labels.Labels, hash uint64) (*memSeries, bool, error) {
+	if hash == 0 {
+		hash = lset.Hash()
+	}
 	if s := h.series.getByHash(hash, lset); s != nil {
 		return s, false, nil
 	}

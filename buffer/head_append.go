@@ -87,8 +87,11 @@ func (h *Head) resolve(b *ingest.Batch, dst []*memSeries) ([]*memSeries, error) 
 	if h.opts.MaxSeries > 0 {
 		missing := 0
 		for i := range b.Series {
-			lset := b.Series[i].Labels
-			if h.series.getByHash(lset.Hash(), lset) == nil {
+			lset, hash := b.Series[i].Labels, b.Series[i].Hash
+			if hash == 0 {
+				hash = lset.Hash()
+			}
+			if h.series.getByHash(hash, lset) == nil {
 				missing++
 			}
 		}
@@ -97,7 +100,7 @@ func (h *Head) resolve(b *ingest.Batch, dst []*memSeries) ([]*memSeries, error) 
 		}
 	}
 	for i := range b.Series {
-		s, _, err := h.getOrCreate(b.Series[i].Labels)
+		s, _, err := h.getOrCreate(b.Series[i].Labels, b.Series[i].Hash)
 		if err != nil {
 			return dst, err
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
@@ -314,6 +315,12 @@ func (s *Store) Append(b *ingest.Batch) error {
 	s.appendMtx.RLock()
 	defer s.appendMtx.RUnlock()
 	return s.head.Append(b)
+}
+
+// KnownLabels is the head's (ingest.Known): the labels of a series the
+// head holds, for decoders to hand out instead of a copy.
+func (s *Store) KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool) {
+	return s.head.KnownLabels(hash, lset)
 }
 
 // ExemplarsStored says how many exemplars of an appended batch the head

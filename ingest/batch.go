@@ -30,7 +30,10 @@ type HistogramSample struct {
 // histograms are kept apart; a series may carry both, and for the same
 // timestamp the histograms count as written after the floats.
 type Series struct {
-	Labels     labels.Labels
+	Labels labels.Labels
+	// Hash is Labels.Hash(), or 0 when the decoder left it out (the
+	// reader computes it then). Whoever changes Labels must set it to 0.
+	Hash       uint64
 	Samples    []Sample
 	Histograms []HistogramSample
 

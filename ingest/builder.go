@@ -20,11 +20,14 @@ import (
 // request memory that is reused afterwards: the builder copies what it
 // keeps.
 //
-// Series are deduplicated by an exact key (the length-prefixed metric name
-// and sorted labels), so a label set is validated once per request, when it
-// is first seen, and samples are appended with no allocation: they go into
-// one flat slice with a parallel slice of owners, and batch() carves the
-// per-series slices out of a single exact-size array at the end.
+// Series are deduplicated by their labels' hash (checked for equality), so
+// a label set is validated once per request, when it is first seen, and
+// samples are appended with no allocation: they go into one flat slice
+// with a parallel slice of owners, and batch() carves the per-series
+// slices out of a single exact-size array at the end. With a Known (the
+// head), a series the store holds already takes the store's labels
+// instead of a new copy: for requests of series seen before, such as
+// Prometheus sends, no allocation per series.
 type builder struct {
 	lim Limits
 
@@ -34,12 +37,16 @@ type builder struct {
 	hasName bool
 	dupName bool
 	pending []labels.Label
-	lsKey   []byte // encoding of pending, set by finishLabels
-	lsValid bool   // pending passed validation (line protocol reuses it per field)
-	key     []byte // scratch for the full series key
+	lsASCII bool // pending's names and values are all ASCII, set by finishLabels
+	lsValid bool // pending passed validation (line protocol reuses it per field)
+	// scratch is the label set being resolved, __name__ included, in a
+	// buffer of sb reused for each series (so it aliases nothing of the
+	// request's once built).
+	scratch labels.Labels
 
-	index   map[string]int32 // series key → index into series
-	keys    []byte           // arena the keys of index point into
+	known   Known
+	index   map[uint64]int32 // labels hash → the last series of the request with it
+	chain   []int32          // chain[i]: the series before i with i's hash, or -1
 	series  []seriesEntry
 	samples []Sample
 	owners  []int32 // owners[i] is the index of the series samples[i] belongs to
@@ -79,13 +86,14 @@ type builder struct {
 
 type seriesEntry struct {
 	lset labels.Labels
-	n    int // samples so far
-	nh   int // histograms so far
-	nx   int // exemplars so far
+	hash uint64 // lset.Hash()
+	n    int    // samples so far
+	nh   int    // histograms so far
+	nx   int    // exemplars so far
 }
 
 var builderPool = sync.Pool{New: func() any {
-	b := &builder{index: make(map[string]int32), sb: labels.NewScratchBuilder(16), exsb: labels.NewScratchBuilder(4)}
+	b := &builder{index: make(map[uint64]int32), sb: labels.NewScratchBuilder(16), exsb: labels.NewScratchBuilder(4)}
 	// Strings added to sb may alias request buffers; make sure every
 	// Labels implementation copies them.
 	b.sb.SetUnsafeAdd(true)
@@ -101,6 +109,17 @@ func getBuilder(lim Limits) *builder {
 	return b
 }
 
+// Known finds the series a store holds already, so that a decoder can
+// hand out a stored series' labels instead of allocating a copy of them
+// (buffer.Head implements it). It must be safe for concurrent use.
+type Known interface {
+	// KnownLabels returns the labels of the stored series equal to lset,
+	// whose Hash() is hash, and true; or false when there is none. lset
+	// may alias memory that is reused after the call: it must not be
+	// kept.
+	KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool)
+}
+
 // maxPooled bounds the scratch a pooled builder keeps; a builder that served
 // a bigger request is dropped rather than kept alive.
 const maxPooled = 1 << 16
@@ -111,8 +130,8 @@ func (b *builder) release() {
 		return
 	}
 	clear(b.index)
-	// No key refers to the arena any more: it can be written over.
-	b.keys = b.keys[:0]
+	b.chain = b.chain[:0]
+	b.known = nil
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]
 	b.samples = b.samples[:0]
@@ -176,36 +195,34 @@ func (b *builder) finishLabels() {
 		// A hostile request may send thousands of labels: stay n log n.
 		slices.SortFunc(p, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
 	}
-	k := b.lsKey[:0]
+	ascii := true
 	for _, l := range p {
-		k = appendString(k, l.Name)
-		k = appendString(k, l.Value)
+		ascii = ascii && isASCII(l.Name) && isASCII(l.Value)
 	}
-	b.lsKey = k
+	b.lsASCII = ascii
 	b.lsValid = false
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
+// isASCII reports whether s holds no byte above 0x7f, 8 bytes at a time.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // seriesRef returns the index of the series for the current name and labels
 // (as of the last finishLabels), creating and validating it on first sight.
 // Errors are *Error values without a line.
 func (b *builder) seriesRef() (int32, error) {
-	k := appendString(b.key[:0], b.name)
-	k = append(k, b.lsKey...)
-	b.key = k
-	if ref, ok := b.index[string(k)]; ok && !b.dupName { // no allocation for the lookup
-		return ref, nil
-	}
-	if err := b.validatePending(); err != nil {
-		return 0, withSeries(err, formatSeries(b.name, b.pending))
-	}
-	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
-		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
-	}
 	// pending is sorted: add __name__ at its place and skip sb.Sort.
 	b.sb.Reset()
 	named := false
@@ -219,30 +236,47 @@ func (b *builder) seriesRef() (int32, error) {
 	if !named {
 		b.sb.Add(labels.MetricName, b.name)
 	}
+	b.sb.Overwrite(&b.scratch)
+	hash := b.scratch.Hash()
+	key := hash & indexMask
+	first, seen := b.index[key]
+	if seen && !b.dupName {
+		for ref := first; ref >= 0; ref = b.chain[ref] {
+			if labels.Equal(b.series[ref].lset, b.scratch) {
+				return ref, nil
+			}
+		}
+	}
+	if err := b.validatePending(); err != nil {
+		return 0, withSeries(err, formatSeries(b.name, b.pending))
+	}
+	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
+		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
+	}
+	var (
+		lset  labels.Labels
+		known bool
+	)
+	if b.known != nil {
+		lset, known = b.known.KnownLabels(hash, b.scratch)
+	}
+	if !known {
+		lset = b.sb.Labels() // a copy: sb's strings may alias the request
+	}
 	ref := int32(len(b.series))
-	b.series = append(b.series, seriesEntry{lset: b.sb.Labels()})
-	b.index[b.internKey(k)] = ref
+	b.series = append(b.series, seriesEntry{lset: lset, hash: hash})
+	if !seen {
+		first = -1
+	}
+	b.chain = append(b.chain, first)
+	b.index[key] = ref
 	return ref, nil
 }
 
-// keyChunk is the size of the arena chunks series keys are copied into.
-const keyChunk = 32 << 10
-
-// internKey copies k into the key arena and returns it as a string, saving
-// an allocation per series. Bytes once written are never changed while a
-// key refers to them: when a chunk is full a new one is started, and the
-// old one lives as long as its keys do.
-func (b *builder) internKey(k []byte) string {
-	if len(k) > keyChunk/4 {
-		return string(k)
-	}
-	if cap(b.keys)-len(b.keys) < len(k) {
-		b.keys = make([]byte, 0, keyChunk)
-	}
-	start := len(b.keys)
-	b.keys = append(b.keys, k...)
-	return yoloString(b.keys[start:])
-}
+// indexMask is applied to a label hash before it indexes the series of a
+// request. Tests set it to 0 so that every series collides with every
+// other; the labels comparison must keep them apart.
+var indexMask = ^uint64(0)
 
 // validatePending applies the validation rules to the current label set.
 func (b *builder) validatePending() error {
@@ -265,12 +299,26 @@ func (b *builder) validatePending() error {
 		if i > 0 && l.Name == b.pending[i-1].Name {
 			return newError(ErrDuplicateLabel, fmt.Sprintf("duplicate label name %q", truncate(l.Name)))
 		}
+		if b.lsASCII && asciiLabelOK(l.Name, l.Value, b.lim) {
+			continue
+		}
 		if err := checkLabel(l.Name, l.Value, b.lim); err != nil {
 			return err
 		}
 	}
 	b.lsValid = true
 	return nil
+}
+
+// asciiLabelOK reports, for a label whose name and value are ASCII, that
+// checkLabel finds nothing wrong with it, without checkLabel's UTF-8
+// checks (ASCII is valid UTF-8). false means "ask checkLabel".
+func asciiLabelOK(name, value string, lim Limits) bool {
+	if lim.LegacyNames {
+		return false
+	}
+	return name != "" && (len(name) < 2 || name[0] != '_' || name[1] != '_') &&
+		!exceeds(len(name), lim.MaxLabelNameLength) && !exceeds(len(value), lim.MaxLabelValueLength)
 }
 
 // add appends one sample to series ref.
@@ -461,6 +509,7 @@ func (b *builder) batch() *Batch {
 		if n > 0 {
 			out.Series = append(out.Series, Series{
 				Labels:  b.series[i].lset,
+				Hash:    b.series[i].hash,
 				Samples: arena[off : off+n : off+n],
 			})
 		}
@@ -497,7 +546,7 @@ func (b *builder) batchGeneral() *Batch {
 		n, nh := b.series[i].n, b.series[i].nh
 		starts[i], hstarts[i] = off, hoff
 		if n+nh > 0 {
-			s := Series{Labels: b.series[i].lset}
+			s := Series{Labels: b.series[i].lset, Hash: b.series[i].hash}
 			if n > 0 {
 				s.Samples = arena[off : off+n : off+n]
 				if starena != nil {

@@ -32,6 +32,14 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 //
 // Errors are *Error values with Line 0 that name the offending series.
 func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
+	return DecodeRemoteWriteKnown(body, lim, nil)
+}
+
+// DecodeRemoteWriteKnown is DecodeRemoteWrite with the labels of the
+// series known (nil: none) taken from known instead of copied: the Batch
+// then shares them with the store, which costs no allocation per series
+// the store holds already.
+func DecodeRemoteWriteKnown(body []byte, lim Limits, known Known) (*Batch, error) {
 	raw, release, err := unsnappy(body)
 	if err != nil {
 		return nil, err
@@ -41,6 +49,7 @@ func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
 	// the pool on return: the builder copies what the Batch keeps.
 	b := getBuilder(lim)
 	defer b.release()
+	b.known = known
 	if err := decodeWriteRequest(raw, b); err != nil {
 		return nil, protoError(err)
 	}

@@ -50,8 +50,17 @@ var (
 )
 
 // pbVarint reads a varint at b[i:] the way gogo-protobuf does: at most 10
-// bytes, bits past the 64th dropped.
+// bytes, bits past the 64th dropped. The one-byte case (field keys, label
+// lengths) is inlined into callers.
 func pbVarint(b []byte, i int) (uint64, int, error) {
+	if uint(i) < uint(len(b)) && b[i] < 0x80 {
+		return uint64(b[i]), i + 1, nil
+	}
+	return pbVarintSlow(b, i)
+}
+
+//go:noinline
+func pbVarintSlow(b []byte, i int) (uint64, int, error) {
 	var v uint64
 	for shift := uint(0); ; shift += 7 {
 		if shift >= 64 {
@@ -69,8 +78,19 @@ func pbVarint(b []byte, i int) (uint64, int, error) {
 	}
 }
 
-// pbKey reads a field key at b[i:].
+// pbKey reads a field key at b[i:]. A valid one-byte key (fields 1 to 15)
+// is read inline; everything else, errors included, by pbKeySlow.
 func pbKey(b []byte, i int, msg string) (field int32, wireType int, next int, err error) {
+	if uint(i) < uint(len(b)) {
+		if c := b[i]; c < 0x80 && c>>3 != 0 && c&7 != 4 {
+			return int32(c >> 3), int(c & 7), i + 1, nil
+		}
+	}
+	return pbKeySlow(b, i, msg)
+}
+
+//go:noinline
+func pbKeySlow(b []byte, i int, msg string) (field int32, wireType int, next int, err error) {
 	k, next, err := pbVarint(b, i)
 	if err != nil {
 		return 0, 0, 0, err
@@ -262,10 +282,28 @@ func decodeMetricMetadata(msg []byte) (family string, md Metadata, err error) {
 // histograms.
 func decodeTimeSeries(msg []byte, b *builder) error {
 	b.resetLabels()
+	// rest is where the first field other than a label starts: pass two
+	// starts there, as it skips labels anyway.
+	rest := -1
 	for i := 0; i < len(msg); {
+		// The common case, a label shorter than 128 bytes, inline.
+		if msg[i] == 0x0a && i+1 < len(msg) && msg[i+1] < 0x80 {
+			if end := i + 2 + int(msg[i+1]); end <= len(msg) {
+				name, value, err := decodeLabel(msg[i+2 : end])
+				if err != nil {
+					return err
+				}
+				b.addLabel(name, value)
+				i = end
+				continue
+			}
+		}
 		field, wt, next, err := pbKey(msg, i, "TimeSeries")
 		if err != nil {
 			return err
+		}
+		if field != 1 && rest < 0 {
+			rest = i
 		}
 		switch field {
 		case 1, 2, 3, 4:
@@ -296,7 +334,10 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 	if err != nil {
 		return err
 	}
-	for i := 0; i < len(msg); {
+	if rest < 0 {
+		return nil
+	}
+	for i := rest; i < len(msg); {
 		// Pass one checked the framing, so errors here are unexpected.
 		field, _, next, err := pbKey(msg, i, "TimeSeries")
 		if err != nil {
@@ -398,8 +439,20 @@ func decodeExemplar(msg []byte, b *builder, ref int32) error {
 	return b.addExemplar(ref, t, v)
 }
 
-// decodeLabel reads a Label. The strings alias msg.
+// decodeLabel reads a Label. The strings alias msg. The layout every
+// sender writes (name, then value, each shorter than 128 bytes, nothing
+// else) is read without the general loop.
 func decodeLabel(msg []byte) (name, value string, err error) {
+	if len(msg) >= 4 && msg[0] == 0x0a && msg[1] < 0x80 {
+		n := int(msg[1])
+		if v := 2 + n; v+2 <= len(msg) && msg[v] == 0x12 && msg[v+1] < 0x80 && v+2+int(msg[v+1]) == len(msg) {
+			return yoloString(msg[2:v]), yoloString(msg[v+2:]), nil
+		}
+	}
+	return decodeLabelSlow(msg)
+}
+
+func decodeLabelSlow(msg []byte) (name, value string, err error) {
 	for i := 0; i < len(msg); {
 		field, wt, next, err := pbKey(msg, i, "Label")
 		if err != nil {
@@ -427,8 +480,18 @@ func decodeLabel(msg []byte) (name, value string, err error) {
 	return name, value, nil
 }
 
-// decodeSample reads a Sample.
+// decodeSample reads a Sample. The layout every sender writes (value,
+// then timestamp, nothing else) is read without the general loop.
 func decodeSample(msg []byte) (t int64, v float64, err error) {
+	if len(msg) >= 11 && msg[0] == 0x09 && msg[9] == 0x10 {
+		if u, end, err := pbVarint(msg, 10); err == nil && end == len(msg) {
+			return int64(u), math.Float64frombits(binary.LittleEndian.Uint64(msg[1:])), nil
+		}
+	}
+	return decodeSampleSlow(msg)
+}
+
+func decodeSampleSlow(msg []byte) (t int64, v float64, err error) {
 	for i := 0; i < len(msg); {
 		field, wt, next, err := pbKey(msg, i, "Sample")
 		if err != nil {

@@ -1,0 +1,241 @@
+package buffer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/ingest"
+)
+
+// knownSeries returns the label pairs of series i of a pool, spelt one of
+// several ways on the wire (rng picks): labels in another order, with or
+// without an empty-valued label that the decoder drops. The pool has label
+// names sorting before __name__, non-ASCII values and a value over 127
+// bytes (a two-byte length).
+func knownSeries(rng *rand.Rand, i int) []prompb.Label {
+	kv := [][2]string{
+		{"__name__", fmt.Sprintf("metric_%d", i%5)},
+		{"A", "upper"},
+		{"_x", fmt.Sprint(i % 3)},
+		{"host", fmt.Sprintf("host-%d", i)},
+	}
+	switch i % 4 {
+	case 1:
+		kv = append(kv, [2]string{"zone", "zürich-é"})
+	case 2:
+		kv = append(kv, [2]string{"long", strings.Repeat("v", 200+i)})
+	}
+	if rng.IntN(4) == 0 {
+		kv = append(kv, [2]string{"dropped", ""})
+	}
+	if rng.IntN(2) == 0 {
+		rng.Shuffle(len(kv), func(a, b int) { kv[a], kv[b] = kv[b], kv[a] })
+	}
+	out := make([]prompb.Label, len(kv))
+	for j, p := range kv {
+		out[j] = prompb.Label{Name: p[0], Value: p[1]}
+	}
+	return out
+}
+
+// knownRequest is a remote write body of n series drawn from a pool of
+// pool series (repeats included), each with one sample at ts; with bad,
+// one series is invalid in the way bad says.
+func knownRequest(t testing.TB, rng *rand.Rand, n, pool int, ts int64, bad string) []byte {
+	t.Helper()
+	req := &prompb.WriteRequest{}
+	for range n {
+		i := rng.IntN(pool)
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: knownSeries(rng, i), Samples: []prompb.Sample{{Timestamp: ts, Value: float64(i)}}})
+	}
+	if bad != "" {
+		ls := knownSeries(rng, rng.IntN(pool))
+		switch bad {
+		case "reserved":
+			ls = append(ls, prompb.Label{Name: "__reserved", Value: "x"})
+		case "utf8":
+			ls = append(ls, prompb.Label{Name: "bin", Value: "\xff\xfe"})
+		case "duplicate":
+			ls = append(ls, ls[rng.IntN(len(ls))])
+		}
+		at := rng.IntN(len(req.Timeseries))
+		req.Timeseries[at].Labels = ls
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+// headContent returns every series of h with its samples, by labels.
+func headContent(t testing.TB, h *Head) map[string][]ingest.Sample {
+	t.Helper()
+	ss, err := h.Select(context.Background(), true, math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]ingest.Sample{}
+	for _, s := range ss {
+		out[s.Labels.String()] = drain(t, s.Iterator())
+	}
+	return out
+}
+
+// TestDecodeKnownEqualsPlain decodes the same requests without the head's
+// help and with it (ingest.DecodeRemoteWriteKnown, labels of known series
+// taken from the head): the batches, errors included, must be identical,
+// and two heads, one given each, must end up holding the same series and
+// samples.
+func TestDecodeKnownEqualsPlain(t *testing.T) {
+	lim := ingest.DefaultLimits()
+	plainHead, knownHead := newTestHead(t, Options{}), newTestHead(t, Options{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	bads := []string{"", "", "", "reserved", "utf8", "duplicate"}
+	for round := range 60 {
+		body := knownRequest(t, rng, 100, 40+round, int64(round)*1000, bads[rng.IntN(len(bads))])
+		plain, perr := ingest.DecodeRemoteWrite(body, lim)
+		known, kerr := ingest.DecodeRemoteWriteKnown(body, lim, knownHead)
+		if fmt.Sprint(perr) != fmt.Sprint(kerr) {
+			t.Fatalf("round %d: error %v without the head, %v with it", round, perr, kerr)
+		}
+		if !reflect.DeepEqual(plain, known) {
+			t.Fatalf("round %d: batches differ:\n%v\n%v", round, plain, known)
+		}
+		if perr != nil {
+			continue
+		}
+		for _, sr := range known.Series {
+			if sr.Hash != sr.Labels.Hash() {
+				t.Fatalf("series %s: Hash %x, Labels.Hash() %x", sr.Labels, sr.Hash, sr.Labels.Hash())
+			}
+		}
+		if err := plainHead.Append(plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := knownHead.Append(known); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, k := headContent(t, plainHead), headContent(t, knownHead)
+	if len(p) < 90 {
+		t.Fatalf("only %d series written", len(p))
+	}
+	if !reflect.DeepEqual(p, k) {
+		t.Fatalf("heads differ: %d series without the head's help, %d with", len(p), len(k))
+	}
+}
+
+// TestDecodeKnownAllocations checks what the head's help is for: a
+// request of 2,000 series the head holds decodes with a few allocations,
+// not one or more per series.
+func TestDecodeKnownAllocations(t *testing.T) {
+	lim := ingest.DefaultLimits()
+	h := newTestHead(t, Options{})
+	req := &prompb.WriteRequest{}
+	for i := range 2000 {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: fmt.Sprintf("m_%d", i%40)}, {Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250)}, {Name: "job", Value: "node"}},
+			Samples: []prompb.Sample{{Timestamp: 1, Value: 1}},
+		})
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := snappy.Encode(nil, raw)
+	b, err := ingest.DecodeRemoteWriteKnown(body, lim, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	known := testing.AllocsPerRun(5, func() {
+		if _, err := ingest.DecodeRemoteWriteKnown(body, lim, h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	plain := testing.AllocsPerRun(5, func() {
+		if _, err := ingest.DecodeRemoteWrite(body, lim); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocations per request of 2,000 series: %.0f with the head's help, %.0f without", known, plain)
+	if known > 100 || plain < 2000 {
+		t.Fatalf("%.0f allocations with the head's help, %.0f without: want at most 100 and at least 2,000", known, plain)
+	}
+}
+
+// TestDecodeKnownConcurrent has 4 writers decode with the head's help and
+// append at once, over one pool of series, so that lookups of known series
+// race with the creation of the same series by other writers. Each writer
+// reads its sample back after each append, and at the end the head holds
+// exactly what was acknowledged. Run it under -race.
+func TestDecodeKnownConcurrent(t *testing.T) {
+	lim := ingest.DefaultLimits()
+	h := newTestHead(t, Options{})
+	const writers, rounds = 4, 40
+	var (
+		mu   sync.Mutex
+		want = map[string]map[int64]bool{}
+		wg   sync.WaitGroup
+	)
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for r := range rounds {
+				ts := int64(r*writers + w)
+				b, err := ingest.DecodeRemoteWriteKnown(knownRequest(t, rng, 50, 30+r, ts, ""), lim, h)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := h.Append(b); err != nil {
+					t.Error(err)
+					return
+				}
+				sr := b.Series[rng.IntN(len(b.Series))]
+				got := readAll(t, h, ts, ts, labels.MustNewMatcher(labels.MatchEqual, "host", sr.Labels.Get("host")))
+				if len(got) != 1 || got[0].T != ts {
+					t.Errorf("writer %d: %s read back %v after its append at %d", w, sr.Labels, got, ts)
+					return
+				}
+				mu.Lock()
+				for _, sr := range b.Series {
+					k := sr.Labels.String()
+					if want[k] == nil {
+						want[k] = map[int64]bool{}
+					}
+					want[k][ts] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got := headContent(t, h)
+	if len(got) != len(want) {
+		t.Fatalf("head holds %d series, %d were written", len(got), len(want))
+	}
+	for k, ts := range want {
+		if len(got[k]) != len(ts) {
+			t.Fatalf("%s: %d samples, %d written", k, len(got[k]), len(ts))
+		}
+		for _, x := range got[k] {
+			if !ts[x.T] {
+				t.Fatalf("%s: sample at %d never written", k, x.T)
+			}
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package ingest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// collidingRequests returns remote write requests whose series repeat
+// within a request under other spellings (labels in another order, an
+// extra empty-valued label), so that deduplication has work to do.
+func collidingRequests(t *testing.T) [][]byte {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var out [][]byte
+	for r := range 4 {
+		req := &prompb.WriteRequest{}
+		for i := range 300 {
+			s := i % 97 // every series three times or so
+			kv := []string{"__name__", fmt.Sprintf("m_%d", s%7), "host", fmt.Sprintf("h%d", s), "A", "x", "_z", "é"}
+			// Another order each time, sometimes an empty-valued label.
+			rng.Shuffle(len(kv)/2, func(a, b int) { kv[2*a], kv[2*b] = kv[2*b], kv[2*a]; kv[2*a+1], kv[2*b+1] = kv[2*b+1], kv[2*a+1] })
+			if rng.IntN(3) == 0 {
+				kv = append(kv, "empty", "")
+			}
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: pl(kv...), Samples: ps(float64(1000*r+i), float64(i))})
+		}
+		out = append(out, encodeRW(t, req))
+	}
+	return out
+}
+
+// TestSeriesIndexCollisions decodes the same requests with every label
+// hash colliding in the builder's series index (indexMask 0) and without:
+// the batches must be identical, each series once with all its samples.
+func TestSeriesIndexCollisions(t *testing.T) {
+	lim := DefaultLimits()
+	lp := []byte("cpu,host=a usage=1,idle=2 1000\ncpu,host=b usage=3 1000\ncpu,host=a usage=4,idle=5 2000\nmem,host=a free=1 1000\n")
+	decodeAll := func() []*Batch {
+		var out []*Batch
+		for _, body := range collidingRequests(t) {
+			b, err := DecodeRemoteWrite(body, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		b, err := DecodeLineProtocol(lp, "ms", time.Unix(0, 0), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(out, b)
+	}
+	plain := decodeAll()
+	indexMask = 0
+	colliding := decodeAll()
+	indexMask = ^uint64(0)
+	for i := range plain {
+		if !reflect.DeepEqual(plain[i], colliding[i]) {
+			t.Fatalf("batch %d differs with colliding hashes:\n%v\n%v", i, plain[i], colliding[i])
+		}
+	}
+	if n := len(plain[0].Series); n != 97 {
+		t.Fatalf("request 0 has %d series, want 97", n)
+	}
+	if n := plain[0].NumSamples(); n != 300 {
+		t.Fatalf("request 0 has %d samples, want 300", n)
+	}
+	if n := len(plain[len(plain)-1].Series); n != 4 {
+		t.Fatalf("line protocol gave %d series, want 4: %v", n, plain[len(plain)-1].Series)
+	}
+	for _, b := range plain {
+		for _, sr := range b.Series {
+			if sr.Hash != sr.Labels.Hash() {
+				t.Fatalf("series %s: Hash %x, Labels.Hash() %x", sr.Labels, sr.Hash, sr.Labels.Hash())
+			}
+		}
+	}
+}
+
+// TestDecodeASCIIValidation checks the ASCII shortcut of label validation
+// against checkLabel on names and values at and around every limit and
+// rule: the same error, or none, either way.
+func TestDecodeASCIIValidation(t *testing.T) {
+	lim := Limits{MaxLabelNameLength: 8, MaxLabelValueLength: 8}
+	names := []string{"", "a", "_", "__", "__a", "_a", "a__", "abcdefgh", "abcdefghi", "1a", "a-b", "é", "a\xff"}
+	values := []string{"v", "12345678", "123456789", "é", "\xff", "a\x80"}
+	for _, legacy := range []bool{false, true} {
+		lim.LegacyNames = legacy
+		for _, n := range names {
+			for _, v := range values {
+				want := checkLabel(n, v, lim)
+				req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: pl("__name__", "m", n, v), Samples: ps(1, 1)}}}
+				_, got := DecodeRemoteWrite(encodeRW(t, req), lim)
+				if (want == nil) != (got == nil) || (want != nil && !reflect.DeepEqual(want.(*Error).Err, got.(*Error).Err)) {
+					t.Errorf("legacy %v, label %q=%q: checkLabel says %v, the decoder %v", legacy, n, v, want, got)
+				}
+				if isASCII(n) && isASCII(v) && asciiLabelOK(n, v, lim) && want != nil {
+					t.Errorf("legacy %v, label %q=%q: the shortcut passes what checkLabel refuses (%v)", legacy, n, v, want)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"", "a", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmnop\x80", "\x80bcdefghijklmnop", "abcdefg\xc3\xa9"} {
+		want := true
+		for i := 0; i < len(s); i++ {
+			want = want && s[i] < 0x80
+		}
+		if isASCII(s) != want {
+			t.Errorf("isASCII(%q) = %v", s, !want)
+		}
+	}
+}
