@@ -87,6 +87,9 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 			Reader:         reader,
 			ExternalLabels: ext,
 			AbandonedAfter: v.GetDuration("storage.object.abandoned_after"),
+			MergeAfter:     v.GetDuration("storage.object.merge_after"),
+			MergeMaxDelay:  v.GetDuration("storage.object.merge_max_delay"),
+			DeleteDelay:    v.GetDuration("storage.object.delete_delay"),
 		}, treg)
 		if err != nil {
 			closeAll()

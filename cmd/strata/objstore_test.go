@@ -84,6 +84,10 @@ func postRemoteWrite(t testing.TB, url string, body []byte) {
 func objArgs(objURL string, more ...string) []string {
 	return append([]string{"--storage.block-duration", "1h", "--storage.compaction-ranges", "1h,24h",
 		"--storage.maintenance-interval", "50ms", "--storage.object.url", objURL, "--storage.object.upload-interval", "100ms",
+		// A day's late segments merged, and replaced segments deleted from
+		// the bucket, in the round that can (their delays are tested in
+		// segments/remote with a clock the test moves).
+		"--storage.object.merge-after", "0s", "--storage.object.delete-delay", "0s",
 		"--cache.enabled=false", "--downsample.enabled=false"}, more...)
 }
 

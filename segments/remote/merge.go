@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -24,6 +25,12 @@ import (
 // left alone: the merged segment takes the greatest Seq of its inputs,
 // right only when no other segment of its time falls between them in
 // write order.
+//
+// A window is merged once its late data has settled (the newest of its
+// segments has been in the bucket for Options.MergeAfter) or it has
+// waited Options.MergeMaxDelay since it first held several: late data
+// that keeps coming is merged at most once per MergeMaxDelay, not every
+// round (each merge downloads and uploads the whole day).
 func (t *Tier) mergeSmall(ctx context.Context) error {
 	if len(t.opts.Ranges) == 0 {
 		return nil
@@ -60,6 +67,7 @@ func (t *Tier) mergeSmall(ctx context.Context) error {
 			windows[w] = append(windows[w], m)
 		}
 	}
+	due := t.settled(windows)
 	for _, w := range slices.Sorted(func(yield func(int64) bool) {
 		for w := range windows {
 			if !yield(w) {
@@ -67,13 +75,58 @@ func (t *Tier) mergeSmall(ctx context.Context) error {
 			}
 		}
 	}) {
-		if ms := windows[w]; len(ms) > 1 && !blocked[w] {
+		if ms := windows[w]; len(ms) > 1 && !blocked[w] && due[w] {
 			if err := t.mergeWindow(ctx, ms); err != nil {
 				return err
 			}
+			delete(t.mergeSince, w)
 		}
 	}
 	return nil
+}
+
+// settled records when the candidate segments of windows arrived and
+// since when each window has had several, forgetting those that left,
+// and returns the windows due for a merge (see mergeSmall).
+func (t *Tier) settled(windows map[int64][]segments.Meta) map[int64]bool {
+	now := t.opts.Now()
+	seen := map[string]bool{}
+	due := map[int64]bool{}
+	for w, ms := range windows {
+		var newest time.Time
+		for _, m := range ms {
+			seen[m.ID] = true
+			at, ok := t.arrived[m.ID]
+			if !ok {
+				at = now
+				t.arrived[m.ID] = at
+			}
+			if at.After(newest) {
+				newest = at
+			}
+		}
+		if len(ms) < 2 {
+			delete(t.mergeSince, w)
+			continue
+		}
+		since, ok := t.mergeSince[w]
+		if !ok {
+			since = now
+			t.mergeSince[w] = since
+		}
+		due[w] = now.Sub(newest) >= t.opts.MergeAfter || now.Sub(since) >= t.opts.MergeMaxDelay
+	}
+	for id := range t.arrived {
+		if !seen[id] {
+			delete(t.arrived, id)
+		}
+	}
+	for w := range t.mergeSince {
+		if _, ok := windows[w]; !ok {
+			delete(t.mergeSince, w)
+		}
+	}
+	return due
 }
 
 // mergeWindow merges the bucket segments ms into one.

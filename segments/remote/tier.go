@@ -93,6 +93,26 @@ type Options struct {
 	// bucket again (new segments appear, deleted ones go) and uploads,
 	// deletes and evicts nothing.
 	Reader bool
+	// MergeAfter: the raw segments of a day that only the bucket holds
+	// are merged (merge.go) once the newest of them has been in the
+	// bucket this long by Now (late data for the day has settled), so
+	// that late samples arriving round after round do not make every
+	// round merge the whole day again. Zero: in the first round they are
+	// all there.
+	MergeAfter time.Duration
+	// DeleteDelay: a bucket segment that another replaces (the output of
+	// a compaction, a rewrite or a merge) is deleted from the bucket once
+	// this process has seen it replaced for this long by Now, so that a
+	// reader that listed it before its replacement existed can finish
+	// reading it (a reader reads the replacement alone from its next
+	// listing on). It should exceed a reader's listing interval plus the
+	// longest query. Zero: in the round the replacement is uploaded.
+	DeleteDelay time.Duration
+	// MergeMaxDelay: a day is merged, too, once the oldest of those
+	// segments has waited this long (a merge's output counts from when
+	// it was made), so that late data that never settles is merged at
+	// most once per MergeMaxDelay per day. Zero means 8×MergeAfter.
+	MergeMaxDelay time.Duration
 }
 
 // Validate reports the first option that is out of range.
@@ -100,7 +120,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.Dir == "":
 		return errors.New("object storage: no directory for the tier's state")
-	case o.UploadAfter < 0, o.Interval < 0, o.RetryMin < 0, o.RetryMax < 0, o.Keep < 0, o.AbandonedAfter < 0:
+	case o.UploadAfter < 0, o.Interval < 0, o.RetryMin < 0, o.RetryMax < 0, o.Keep < 0, o.AbandonedAfter < 0,
+		o.MergeAfter < 0, o.MergeMaxDelay < 0, o.DeleteDelay < 0:
 		return errors.New("object storage: durations must not be negative")
 	case o.MaxLocalBytes < 0, o.CacheMaxBytes < 0:
 		return errors.New("object storage: byte limits must not be negative")
@@ -141,6 +162,15 @@ type Tier struct {
 	// of their samples, so not rewritten; guarded by roundMtx.
 	unaffected map[string]int
 
+	// arrived: when this process first saw each bucket-only raw segment
+	// that mergeSmall considers, by Now; mergeSince: since when each day
+	// (by its start) has had several of them. Both guarded by roundMtx.
+	arrived    map[string]time.Time
+	mergeSince map[int64]time.Time
+	// replacedAt: when this process first saw each bucket segment
+	// replaced by another (see Options.DeleteDelay); guarded by roundMtx.
+	replacedAt map[string]time.Time
+
 	roundMtx  sync.Mutex   // serialises rounds
 	lastSweep time.Time    // of sweepAbandoned; guarded by roundMtx
 	version   atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
@@ -177,6 +207,9 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 	if opts.Exclusive == nil {
 		opts.Exclusive = func(f func()) { f() }
 	}
+	if opts.MergeMaxDelay == 0 {
+		opts.MergeMaxDelay = 8 * opts.MergeAfter
+	}
 	m := newMetrics()
 	if err := os.RemoveAll(filepath.Join(opts.Dir, rewriteDir)); err != nil {
 		return nil, fmt.Errorf("clear object storage rewrites: %w", err)
@@ -186,7 +219,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -563,8 +596,8 @@ func (t *Tier) evictLocal() {
 }
 
 // collectBucket deletes from the bucket the segments another bucket
-// segment replaces (a compaction's output, uploaded) and those retention
-// expired.
+// segment replaces (a compaction's output, uploaded), once they have
+// been replaced for Options.DeleteDelay, and those retention expired.
 func (t *Tier) collectBucket(ctx context.Context) error {
 	t.mtx.Lock()
 	metas := make([]segments.Meta, 0, len(t.catalog))
@@ -576,6 +609,8 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 	for _, in := range t.set.Segments() {
 		local[in.Meta.ID] = true
 	}
+	now := t.opts.Now()
+	seen := map[string]bool{}
 	for _, m := range metas {
 		expired := t.opts.MinTime != nil && m.MaxTime < t.opts.MinTime(m.Resolution)
 		if local[m.ID] && !expired {
@@ -583,6 +618,17 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 		}
 		if !expired && !replaced(m, metas) {
 			continue
+		}
+		if !expired {
+			seen[m.ID] = true
+			since, ok := t.replacedAt[m.ID]
+			if !ok {
+				since = now
+				t.replacedAt[m.ID] = since
+			}
+			if now.Sub(since) < t.opts.DeleteDelay {
+				continue // a reader that listed it before its replacement may be reading it
+			}
 		}
 		if err := t.deleteSegment(ctx, m.ID); err != nil {
 			return err
@@ -593,6 +639,11 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 			reason = "past retention"
 		}
 		t.logger.Info("deleted segment from object storage", "segment", m.ID, "reason", reason)
+	}
+	for id := range t.replacedAt {
+		if !seen[id] {
+			delete(t.replacedAt, id)
+		}
 	}
 	return nil
 }
