@@ -307,7 +307,7 @@ func BenchmarkPageDecode(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range r.starts {
-			if _, err := r.decode(i); err != nil {
+			if _, err := r.decode(context.Background(), i); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package segments
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -86,22 +87,22 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 // each page checked by its own CRC32C. The index's whole CRC32C in
 // meta.json is not checked: the section and page CRCs cover every byte
 // but the header's, which is checked on its own.
-func newIndexReaderLazy(f sourceFile, formatVersion int, cache *PageCache) (*indexReader, error) {
+func newIndexReaderLazy(ctx context.Context, f sourceFile, formatVersion int, cache *PageCache) (*indexReader, error) {
 	size := f.n
 	if size < indexHeaderSize+numSections*4+tocSize {
 		return nil, indexErr(0, "index of %d bytes is too short", size)
 	}
 	// The header and the table of contents, fetched together.
-	if err := f.src.Prefetch(f.name, [][2]int64{{0, indexHeaderSize}, {int64(size - tocSize), int64(size)}}); err != nil {
+	if err := f.src.Prefetch(ctx, f.name, [][2]int64{{0, indexHeaderSize}, {int64(size - tocSize), int64(size)}}); err != nil {
 		return nil, err
 	}
 	var r *indexReader
 	read := func() error {
-		hdr, err := f.slice(0, indexHeaderSize)
+		hdr, err := f.slice(ctx, 0, indexHeaderSize)
 		if err != nil {
 			return &sourceError{err}
 		}
-		toc, err := f.slice(size-tocSize, size)
+		toc, err := f.slice(ctx, size-tocSize, size)
 		if err != nil {
 			return &sourceError{err}
 		}
@@ -126,18 +127,18 @@ func newIndexReaderLazy(f sourceFile, formatVersion int, cache *PageCache) (*ind
 	// Symbols before the series section, postings and postings table
 	// after it: two ranges, fetched together.
 	head, tail := [2]int64{0, int64(ser.off)}, [2]int64{int64(r.toc[secPostings].off), int64(size)}
-	if err := f.src.Prefetch(f.name, [][2]int64{head, tail}); err != nil {
+	if err := f.src.Prefetch(ctx, f.name, [][2]int64{head, tail}); err != nil {
 		return nil, err
 	}
 	for _, i := range []int{secSymbols, secPostings, secPostingsTable} {
 		sec := r.toc[i]
-		if _, err := readChecked(f, sec.off, sec.end()+4, func(b []byte) error {
+		if _, err := readChecked(ctx, f, sec.off, sec.end()+4, func(b []byte) error {
 			return r.setSection(i, b)
 		}); err != nil {
 			return nil, unwrapSource(err)
 		}
 	}
-	if r.seriesPages, err = openPagedRegionFrom(f.sub(ser.off, ser.len), ser.off, cache); err != nil {
+	if r.seriesPages, err = openPagedRegionFrom(ctx, f.sub(ser.off, ser.len), ser.off, cache); err != nil {
 		if se := (*sourceError)(nil); errors.As(err, &se) {
 			return nil, se.err
 		}
@@ -326,11 +327,11 @@ func (r *indexReader) symbol(ref uint64) (string, error) {
 
 // series decodes the series entry at ref. It appends the symbol refs of its
 // label pairs (name, value, name, value, ...) to lbls and, unless chks is
-// nil, its chunk metas to *chks.
-func (r *indexReader) series(ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]uint64, error) {
+// nil, its chunk metas to *chks. ctx is passed to a Source it reads.
+func (r *indexReader) series(ctx context.Context, ref uint64, lbls []uint64, chks *[]ChunkMeta) ([]uint64, error) {
 	var d decbuf
 	if r.seriesPages != nil {
-		b, err := r.seriesPages.at(ref)
+		b, err := r.seriesPages.at(ctx, ref)
 		if se := (*sourceError)(nil); errors.As(err, &se) {
 			return lbls, fmt.Errorf("read the index's series entry at %d: %w", ref, se.err)
 		}

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -24,7 +25,7 @@ func walkIndex(b []byte) error {
 		var refs []uint64
 		for p.Next() {
 			var chks []ChunkMeta
-			if refs, err = r.series(p.At(), refs[:0], &chks); err != nil {
+			if refs, err = r.series(context.Background(), p.At(), refs[:0], &chks); err != nil {
 				return err
 			}
 			if _, err := r.labels(&sb, refs); err != nil {

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -156,20 +157,20 @@ type pagedRegion struct {
 // record has logical offset base. Errors are plain; the caller wraps them
 // in a *CorruptionError naming the file.
 func openPagedRegion(b []byte, base uint64, cache *PageCache) (*pagedRegion, error) {
-	return openPagedRegionFrom(memBytes(b), base, cache)
+	return openPagedRegionFrom(context.Background(), memBytes(b), base, cache)
 }
 
 // openPagedRegionFrom is openPagedRegion for a region of any fileBytes. An
 // error of a Source is a *sourceError.
-func openPagedRegionFrom(b fileBytes, base uint64, cache *PageCache) (*pagedRegion, error) {
+func openPagedRegionFrom(ctx context.Context, b fileBytes, base uint64, cache *PageCache) (*pagedRegion, error) {
 	size := b.size()
 	if size < pageTrailerSize {
 		return nil, errors.New("paged region too short for its trailer")
 	}
-	tbl, tstart, err := readPageTable(b, size)
+	tbl, tstart, err := readPageTable(ctx, b, size)
 	if err != nil && !errors.As(err, new(*sourceError)) && b.forget(0, size) {
 		// Bytes from a Source: the trailer and the table once more.
-		tbl, tstart, err = readPageTable(b, size)
+		tbl, tstart, err = readPageTable(ctx, b, size)
 	}
 	if err != nil {
 		return nil, err
@@ -215,8 +216,8 @@ func openPagedRegionFrom(b fileBytes, base uint64, cache *PageCache) (*pagedRegi
 
 // readPageTable reads and checks the trailer and page table at the end of
 // the region b of size bytes; it returns the table and where it starts.
-func readPageTable(b fileBytes, size uint64) ([]byte, uint64, error) {
-	trb, err := b.slice(size-pageTrailerSize, size)
+func readPageTable(ctx context.Context, b fileBytes, size uint64) ([]byte, uint64, error) {
+	trb, err := b.slice(ctx, size-pageTrailerSize, size)
 	if err != nil {
 		return nil, 0, &sourceError{err}
 	}
@@ -226,7 +227,7 @@ func readPageTable(b fileBytes, size uint64) ([]byte, uint64, error) {
 		return nil, 0, fmt.Errorf("page table of %d bytes exceeds region", tlen)
 	}
 	tstart := size - pageTrailerSize - tlen
-	tbl, err := b.slice(tstart, size-pageTrailerSize)
+	tbl, err := b.slice(ctx, tstart, size-pageTrailerSize)
 	if err != nil {
 		return nil, 0, &sourceError{err}
 	}
@@ -237,8 +238,8 @@ func readPageTable(b fileBytes, size uint64) ([]byte, uint64, error) {
 }
 
 // pageAt returns the uncompressed page holding logical offset off and the
-// logical offset of its start.
-func (r *pagedRegion) pageAt(off uint64) ([]byte, uint64, error) {
+// logical offset of its start; ctx is passed to a Source it reads.
+func (r *pagedRegion) pageAt(ctx context.Context, off uint64) ([]byte, uint64, error) {
 	i, ok := r.pageIndex(off)
 	if !ok {
 		return nil, 0, fmt.Errorf("offset %d outside paged data %d..%d", off, r.start(), r.end)
@@ -246,7 +247,7 @@ func (r *pagedRegion) pageAt(off uint64) ([]byte, uint64, error) {
 	if p, ok := r.cache.get(r.key, i); ok {
 		return p, r.starts[i], nil
 	}
-	p, err := r.decode(i)
+	p, err := r.decode(ctx, i)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -286,8 +287,8 @@ func (r *pagedRegion) start() uint64 {
 }
 
 // at returns the bytes from logical offset off to the end of its page.
-func (r *pagedRegion) at(off uint64) ([]byte, error) {
-	p, start, err := r.pageAt(off)
+func (r *pagedRegion) at(ctx context.Context, off uint64) ([]byte, error) {
+	p, start, err := r.pageAt(ctx, off)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +296,7 @@ func (r *pagedRegion) at(off uint64) ([]byte, error) {
 }
 
 // decode verifies and decompresses page i.
-func (r *pagedRegion) decode(i int) ([]byte, error) {
+func (r *pagedRegion) decode(ctx context.Context, i int) ([]byte, error) {
 	want := r.end - r.starts[i]
 	if i+1 < len(r.starts) {
 		want = r.starts[i+1] - r.starts[i]
@@ -306,7 +307,7 @@ func (r *pagedRegion) decode(i int) ([]byte, error) {
 		rawLen, storedLen uint64
 		data              []byte
 	)
-	_, err := readChecked(r.b, off, limit, func(b []byte) error {
+	_, err := readChecked(ctx, r.b, off, limit, func(b []byte) error {
 		d := decbuf{b: b}
 		codec = d.byte()
 		rawLen = d.uvarint()

@@ -2,6 +2,7 @@ package segments
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
@@ -67,7 +68,7 @@ func TestPagedRegionRoundTrip(t *testing.T) {
 		}
 		var codecs [2]int
 		for i, rec := range recs {
-			got, err := r.at(offs[i])
+			got, err := r.at(context.Background(), offs[i])
 			if err != nil {
 				t.Fatalf("seed %d record %d: %v", seed, i, err)
 			}
@@ -81,7 +82,7 @@ func TestPagedRegionRoundTrip(t *testing.T) {
 		if len(recs) > 100 && (codecs[pageCodecNone] == 0 || codecs[pageCodecZstd] == 0) {
 			t.Fatalf("seed %d: pages by codec %v, want both", seed, codecs)
 		}
-		if _, err := r.at(r.end); err == nil {
+		if _, err := r.at(context.Background(), r.end); err == nil {
 			t.Fatal("read past the end")
 		}
 	}
@@ -132,7 +133,7 @@ func checkPagedDecode(t *testing.T, b []byte) error {
 		return err
 	}
 	for i, s := range r.starts {
-		p, start, err := r.pageAt(s)
+		p, start, err := r.pageAt(context.Background(), s)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,20 @@ import (
 // ReadChunk alias the mapping and must not be used after Close. A reader
 // that holds chunks across calls should Acquire the segment first, so that
 // Close (and Remove) wait for it.
+//
+// A Segment read from object storage (OpenSource) reads its Source with
+// the context of the view it is read through (WithContext); the views of
+// one segment share everything else.
 type Segment struct {
+	*segment
+	// ctx is passed to the Source of a segment opened with OpenSource
+	// for every read made through this view; nil reads as
+	// context.Background().
+	ctx context.Context
+}
+
+// segment is what the views of one Segment share.
+type segment struct {
 	dir   string
 	meta  Meta
 	files []fileMeta
@@ -67,7 +80,7 @@ func OpenWithCache(dir string, cache *PageCache) (*Segment, error) {
 	if cache == nil && compressedVersion(mf.Version) {
 		cache = NewPageCache(smallPageCacheSize)
 	}
-	s := &Segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize, cache: cache}
+	s := &Segment{segment: &segment{dir: dir, meta: mf.Meta, files: mf.Files, size: metaSize, cache: cache}}
 	s.cond.L = &s.mtx
 	if err := s.open(); err != nil {
 		s.unmap()
@@ -164,6 +177,25 @@ func (s *Segment) unmap() error {
 	return errors.Join(errs...)
 }
 
+// WithContext returns a view of s whose reads from its Source (a segment
+// opened with OpenSource) stop when ctx is done: the GETs a query makes
+// through the view are abandoned when the query is cancelled or times out,
+// and its reads fail with ctx's error (not a *CorruptionError). The view
+// shares everything else with s, Close and Acquire included; for a segment
+// on local disk it reads as s does. As with http.Request.WithContext, s
+// itself is not changed.
+func (s *Segment) WithContext(ctx context.Context) *Segment {
+	return &Segment{segment: s.segment, ctx: ctx}
+}
+
+// context is the context of the view's reads.
+func (s *Segment) context() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
+}
+
 // Meta returns the segment's meta. Its Compaction.Sources slice is shared:
 // do not modify it.
 func (s *Segment) Meta() Meta { return s.meta }
@@ -252,11 +284,11 @@ func (s *Segment) ReadChunkData(ref ChunkRef) (chunkenc.Encoding, []byte, error)
 	)
 	if p := s.chunkPages[seq-1]; p != nil {
 		var rec []byte
-		if rec, err = p.at(uint64(ref.Offset())); err == nil {
+		if rec, err = p.at(s.context(), uint64(ref.Offset())); err == nil {
 			enc, data, err = decodeRecord(rec)
 		}
 	} else if s.src != nil {
-		enc, data, err = readSourceRecord(s.chunkFiles[seq-1], uint64(ref.Offset()))
+		enc, data, err = readSourceRecord(s.context(), s.chunkFiles[seq-1], uint64(ref.Offset()))
 	} else {
 		enc, data, err = decodeChunkRecord(s.chunkMaps[seq-1], ref.Offset())
 	}
@@ -332,7 +364,7 @@ func (s *Segment) verifyChunkFiles() error {
 		var b []byte
 		if s.src != nil {
 			var err error
-			if b, err = s.chunkFiles[i].slice(0, s.chunkFiles[i].n); err != nil {
+			if b, err = s.chunkFiles[i].slice(s.context(), 0, s.chunkFiles[i].n); err != nil {
 				return fmt.Errorf("segment %s: read %s: %w", s.dir, f.Name, err)
 			}
 		} else {

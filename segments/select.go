@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -41,7 +42,7 @@ func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
 			return nil, err
 		}
 	}
-	return &seriesIterator{dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}, nil
+	return &seriesIterator{ctx: s.context(), dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}, nil
 }
 
 var errNilMatcher = errors.New("nil matcher")
@@ -114,6 +115,7 @@ func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert b
 }
 
 type seriesIterator struct {
+	ctx  context.Context
 	dir  string
 	r    *indexReader
 	p    postings
@@ -134,7 +136,7 @@ func (it *seriesIterator) Next() bool {
 	}
 	ref := it.p.At()
 	var chks []ChunkMeta
-	refs, err := it.r.series(ref, it.refs[:0], &chks)
+	refs, err := it.r.series(it.ctx, ref, it.refs[:0], &chks)
 	it.refs = refs
 	if err == nil {
 		it.lset, err = it.r.labels(&it.b, refs)
@@ -183,7 +185,7 @@ func (s *Segment) LabelNames(ms ...*labels.Matcher) ([]string, error) {
 		return cloneStrings(r.names), nil
 	}
 	seen := map[uint64]struct{}{} // name symbol refs
-	err := r.forEachSeriesLabels(ms, func(refs []uint64) {
+	err := r.forEachSeriesLabels(s.context(), ms, func(refs []uint64) {
 		for i := 0; i < len(refs); i += 2 {
 			seen[refs[i]] = struct{}{}
 		}
@@ -230,7 +232,7 @@ func (s *Segment) LabelValuesLimit(name string, limit int, ms ...*labels.Matcher
 	seen := map[uint64]struct{}{} // value symbol refs
 	var nameRef uint64
 	var symErr error
-	err := r.forEachSeriesLabels(ms, func(refs []uint64) {
+	err := r.forEachSeriesLabels(s.context(), ms, func(refs []uint64) {
 		for i := 0; i+1 < len(refs); i += 2 {
 			if nameRef == 0 {
 				// Symbols are unique, so once name's ref is known a
@@ -270,14 +272,14 @@ func (s *Segment) LabelValuesLimit(name string, limit int, ms ...*labels.Matcher
 
 // forEachSeriesLabels calls f with the label symbol refs of each series
 // matching ms. refs is reused between calls.
-func (r *indexReader) forEachSeriesLabels(ms []*labels.Matcher, f func(refs []uint64)) error {
+func (r *indexReader) forEachSeriesLabels(ctx context.Context, ms []*labels.Matcher, f func(refs []uint64)) error {
 	p, err := r.postingsForMatchers(ms)
 	if err != nil {
 		return err
 	}
 	var refs []uint64
 	for p.Next() {
-		refs, err = r.series(p.At(), refs[:0], nil)
+		refs, err = r.series(ctx, p.At(), refs[:0], nil)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package segments
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -22,16 +23,20 @@ import (
 // range and reads it once more, so that a range damaged on its way or in
 // the Source's cache is fetched again, and only damage in the stored
 // object itself is reported, as a *CorruptionError.
+//
+// ctx is the context of the read (of the query, through
+// Segment.WithContext): once it is done, a Source stops what it fetches
+// for that read and returns ctx's error.
 type Source interface {
 	// ReadRange returns length bytes of file from off. The caller may keep
 	// them.
-	ReadRange(file string, off, length int64) ([]byte, error)
+	ReadRange(ctx context.Context, file string, off, length int64) ([]byte, error)
 	// Forget drops what the Source keeps of the range.
 	Forget(file string, off, length int64)
 	// Prefetch fetches the ranges of file (each [off, end)) that the
 	// Source does not hold yet, in as few requests as it can, before they
 	// are read one by one.
-	Prefetch(file string, ranges [][2]int64) error
+	Prefetch(ctx context.Context, file string, ranges [][2]int64) error
 }
 
 // fileBytes is the bytes of a segment file, or of a region of one:
@@ -39,7 +44,8 @@ type Source interface {
 type fileBytes interface {
 	size() uint64
 	// slice returns the bytes [off, end); the caller checks the bounds.
-	slice(off, end uint64) ([]byte, error)
+	// ctx is passed to a Source.
+	slice(ctx context.Context, off, end uint64) ([]byte, error)
 	// forget reports whether bytes of [off, end) may read differently
 	// when read again (they came through a Source, which was told to
 	// drop them).
@@ -49,9 +55,11 @@ type fileBytes interface {
 // memBytes is a file held in memory (mmapped).
 type memBytes []byte
 
-func (b memBytes) size() uint64                          { return uint64(len(b)) }
-func (b memBytes) slice(off, end uint64) ([]byte, error) { return b[off:end], nil }
-func (memBytes) forget(uint64, uint64) bool              { return false }
+func (b memBytes) size() uint64 { return uint64(len(b)) }
+func (b memBytes) slice(_ context.Context, off, end uint64) ([]byte, error) {
+	return b[off:end], nil
+}
+func (memBytes) forget(uint64, uint64) bool { return false }
 
 // sourceFile is a file read by range from a Source; base is where the
 // region starts in the file (the paged region of a chunks file starts
@@ -65,11 +73,11 @@ type sourceFile struct {
 
 func (f sourceFile) size() uint64 { return f.n }
 
-func (f sourceFile) slice(off, end uint64) ([]byte, error) {
+func (f sourceFile) slice(ctx context.Context, off, end uint64) ([]byte, error) {
 	if end < off || end > f.n {
 		return nil, fmt.Errorf("range %d..%d outside %s of %d bytes", off, end, f.name, f.n)
 	}
-	return f.src.ReadRange(f.name, int64(f.base+off), int64(end-off))
+	return f.src.ReadRange(ctx, f.name, int64(f.base+off), int64(end-off))
 }
 
 func (f sourceFile) forget(off, end uint64) bool {
@@ -87,9 +95,9 @@ func (f sourceFile) sub(off, n uint64) sourceFile {
 // readChecked reads [off, end) of f and checks it; when the check fails
 // on bytes that may read differently a second time (a Source's), it tells
 // f to forget them and reads once more.
-func readChecked(f fileBytes, off, end uint64, check func([]byte) error) ([]byte, error) {
+func readChecked(ctx context.Context, f fileBytes, off, end uint64, check func([]byte) error) ([]byte, error) {
 	for try := 0; ; try++ {
-		b, err := f.slice(off, end)
+		b, err := f.slice(ctx, off, end)
 		if err != nil {
 			return nil, &sourceError{err}
 		}
@@ -115,12 +123,12 @@ const recordGuess = 1 << 10
 
 // readSourceRecord reads the chunk record at off of a plain chunks file
 // held by a Source.
-func readSourceRecord(f fileBytes, off uint64) (chunkenc.Encoding, []byte, error) {
+func readSourceRecord(ctx context.Context, f fileBytes, off uint64) (chunkenc.Encoding, []byte, error) {
 	if off < chunksHeaderSize || off >= f.size() {
 		return 0, nil, fmt.Errorf("chunk offset %d out of bounds (file size %d)", off, f.size())
 	}
 	end := min(off+recordGuess, f.size())
-	b, err := f.slice(off, end)
+	b, err := f.slice(ctx, off, end)
 	if err != nil {
 		return 0, nil, &sourceError{err}
 	}
@@ -140,7 +148,7 @@ func readSourceRecord(f fileBytes, off uint64) (chunkenc.Encoding, []byte, error
 	}
 	var enc chunkenc.Encoding
 	var data []byte
-	_, err = readChecked(f, off, off+need, func(b []byte) error {
+	_, err = readChecked(ctx, f, off, off+need, func(b []byte) error {
 		var err error
 		enc, data, err = decodeRecord(b)
 		return err
@@ -153,8 +161,9 @@ func readSourceRecord(f fileBytes, off uint64) (chunkenc.Encoding, []byte, error
 // checks what Open checks: meta.json, the index (read whole, with its
 // CRC32C), and the header (and page table) of every chunks file, read by
 // range; chunk records and pages are read by range when a query reads
-// them, and checked then. Close does not remove anything.
-func OpenSource(name string, metaJSON []byte, src Source, cache *PageCache) (*Segment, error) {
+// them (through the view WithContext gives it), and checked then. ctx is
+// the context of the reads that open it. Close does not remove anything.
+func OpenSource(ctx context.Context, name string, metaJSON []byte, src Source, cache *PageCache) (*Segment, error) {
 	mf, err := parseMetaFile(name, metaJSON)
 	if err != nil {
 		return nil, err
@@ -162,16 +171,17 @@ func OpenSource(name string, metaJSON []byte, src Source, cache *PageCache) (*Se
 	if cache == nil && compressedVersion(mf.Version) {
 		cache = NewPageCache(smallPageCacheSize)
 	}
-	s := &Segment{dir: name, meta: mf.Meta, files: mf.Files, size: int64(len(metaJSON)), cache: cache, src: src}
+	s := &Segment{segment: &segment{dir: name, meta: mf.Meta, files: mf.Files, size: int64(len(metaJSON)), cache: cache, src: src}, ctx: ctx}
 	s.cond.L = &s.mtx
-	if err := s.openSource(); err != nil {
+	if err := s.openSource(ctx); err != nil {
 		s.unmap()
 		return nil, withDir(err, name)
 	}
+	s.ctx = nil // the opener's context is not the readers'
 	return s, nil
 }
 
-func (s *Segment) openSource() error {
+func (s *Segment) openSource(ctx context.Context) error {
 	for _, f := range s.files {
 		if f.Size <= 0 {
 			return &CorruptionError{File: f.Name, Offset: -1, Err: errors.New("empty file")}
@@ -182,13 +192,13 @@ func (s *Segment) openSource() error {
 	if compressedVersion(s.meta.Version) {
 		// The series section is read by page, when queries select series.
 		var err error
-		if s.index, err = newIndexReaderLazy(sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, s.meta.Version, s.cache); err != nil {
+		if s.index, err = newIndexReaderLazy(ctx, sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, s.meta.Version, s.cache); err != nil {
 			return err
 		}
 	} else {
 		// Every section is read anyway to check it: the whole index at once.
 		want, _ := parseCRC(idx.CRC32C)
-		b, err := readChecked(sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, 0, uint64(idx.Size), func(b []byte) error {
+		b, err := readChecked(ctx, sourceFile{src: s.src, name: idx.Name, n: uint64(idx.Size)}, 0, uint64(idx.Size), func(b []byte) error {
 			if got := crc32c(b); got != want {
 				return &CorruptionError{File: indexFilename, Offset: -1,
 					Err: fmt.Errorf("index: %w with meta.json (computed %08x, meta %s)", ErrChecksum, got, idx.CRC32C)}
@@ -206,12 +216,12 @@ func (s *Segment) openSource() error {
 		sf := sourceFile{src: s.src, name: f.Name, n: uint64(f.Size)}
 		if compressedVersion(s.meta.Version) {
 			// The header and the page table's trailer, fetched together.
-			if err := s.src.Prefetch(f.Name, [][2]int64{{0, min(chunksHeaderSize, f.Size)}, {max(f.Size-pageTrailerSize, 0), f.Size}}); err != nil {
+			if err := s.src.Prefetch(ctx, f.Name, [][2]int64{{0, min(chunksHeaderSize, f.Size)}, {max(f.Size-pageTrailerSize, 0), f.Size}}); err != nil {
 				return err
 			}
 		}
 		var v byte
-		if _, err := readChecked(sf, 0, min(chunksHeaderSize, sf.n), func(b []byte) error {
+		if _, err := readChecked(ctx, sf, 0, min(chunksHeaderSize, sf.n), func(b []byte) error {
 			var err error
 			v, err = checkChunksHeader(b, s.meta.Version)
 			return err
@@ -225,7 +235,7 @@ func (s *Segment) openSource() error {
 		var pr *pagedRegion
 		if v == chunksVersionPaged {
 			var err error
-			if pr, err = openPagedRegionFrom(sf.region(chunksHeaderSize), chunksHeaderSize, s.cache); err != nil {
+			if pr, err = openPagedRegionFrom(ctx, sf.region(chunksHeaderSize), chunksHeaderSize, s.cache); err != nil {
 				if se := (*sourceError)(nil); errors.As(err, &se) {
 					return se.err
 				}
@@ -296,7 +306,7 @@ func (s *Segment) Prefetch(refs []ChunkRef) error {
 	for seq, rs := range byFile {
 		slices.SortFunc(rs, func(a, b [2]int64) int { return int(a[0] - b[0]) })
 		rs = slices.Compact(rs)
-		if err := s.src.Prefetch(chunksFileName(seq), rs); err != nil {
+		if err := s.src.Prefetch(s.context(), chunksFileName(seq), rs); err != nil {
 			return err
 		}
 	}
@@ -315,7 +325,7 @@ func (s *Segment) PrefetchAll() error {
 		return ErrClosed
 	}
 	for _, f := range s.chunkFiles {
-		if err := s.src.Prefetch(f.name, [][2]int64{{0, int64(f.n)}}); err != nil {
+		if err := s.src.Prefetch(s.context(), f.name, [][2]int64{{0, int64(f.n)}}); err != nil {
 			return err
 		}
 	}
@@ -378,7 +388,7 @@ func (s *Segment) prefetchSeries(p postings) (postings, error) {
 		ranges = append(ranges, [2]int64{int64(base + start), int64(base + end)})
 	}
 	if len(ranges) > 0 {
-		if err := s.src.Prefetch(indexFilename, ranges); err != nil {
+		if err := s.src.Prefetch(s.context(), indexFilename, ranges); err != nil {
 			return nil, fmt.Errorf("segment %s: read series entries: %w", s.dir, err)
 		}
 	}

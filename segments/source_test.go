@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -24,7 +25,7 @@ type dirSource struct {
 	fail      error
 }
 
-func (s *dirSource) ReadRange(file string, off, length int64) ([]byte, error) {
+func (s *dirSource) ReadRange(_ context.Context, file string, off, length int64) ([]byte, error) {
 	s.mtx.Lock()
 	s.reads++
 	damage, fail := s.damage, s.fail
@@ -53,12 +54,12 @@ func (s *dirSource) Forget(string, int64, int64) {
 	s.mtx.Unlock()
 }
 
-func (s *dirSource) Prefetch(file string, ranges [][2]int64) error {
+func (s *dirSource) Prefetch(ctx context.Context, file string, ranges [][2]int64) error {
 	s.mtx.Lock()
 	s.prefetch += len(ranges)
 	s.mtx.Unlock()
 	for _, r := range ranges {
-		if _, err := s.ReadRange(file, r[0], r[1]-r[0]); err != nil {
+		if _, err := s.ReadRange(ctx, file, r[0], r[1]-r[0]); err != nil {
 			return err
 		}
 	}
@@ -71,7 +72,7 @@ func openSourceT(t *testing.T, dir string, src Source) (*Segment, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenSource("bucket/"+filepath.Base(dir), b, src, nil)
+	s, err := OpenSource(context.Background(), "bucket/"+filepath.Base(dir), b, src, nil)
 	if err == nil {
 		t.Cleanup(func() { _ = s.Close() })
 	}

@@ -152,7 +152,7 @@ func (c *cache) open(ctx context.Context, id string) (*segments.Segment, error) 
 	for _, f := range fm.Files {
 		src.sizes[f.Name] = f.Size
 	}
-	seg, err := segments.OpenSource(c.bucket.Name()+"/"+segmentPrefix(id), mb, src, c.pages)
+	seg, err := segments.OpenSource(ctx, c.bucket.Name()+"/"+segmentPrefix(id), mb, src, c.pages)
 	if err != nil {
 		var ce *segments.CorruptionError
 		if errors.As(err, &ce) || errors.Is(err, segments.ErrUnsupportedVersion) {

@@ -193,7 +193,7 @@ func (c *blockCache) get(ctx context.Context, object string, size int64, ranges 
 	)
 	for _, run := range runs {
 		wg.Add(1)
-		sem <- struct{}{}
+		sem <- struct{}{} // a cancelled read's GETs fail at once
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -221,17 +221,27 @@ func (c *blockCache) get(ctx context.Context, object string, size int64, ranges 
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err // the read was given up: not the bucket's fault
+	}
 	if len(errs) > 0 {
 		return nil, unavailable(c.bucket, errors.Join(errs...))
 	}
 	for j, i := range waits {
-		<-chans[j]
+		select {
+		case <-chans[j]:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if b, ok := c.load(blockKey{object, i}, blockLen(size, i)); ok {
 			out[i] = b
 			continue
 		}
 		// The other read failed, or the block was not kept: fetch it.
 		got, err := c.fetch(ctx, object, size, i, i)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			return nil, unavailable(c.bucket, err)
 		}
@@ -436,16 +446,16 @@ func (s *segmentSource) object(file string) (string, int64, error) {
 	return objectKey(s.id, file), size, nil
 }
 
-// readTimeout bounds one GET of a read; the query's own deadline is not
-// passed through segments.Segment.
+// readTimeout bounds one GET of a read, within the query's own deadline
+// (the context a query reads a segment with: Tier.Acquire's).
 const readTimeout = 2 * time.Minute
 
-func (s *segmentSource) ReadRange(file string, off, length int64) ([]byte, error) {
+func (s *segmentSource) ReadRange(ctx context.Context, file string, off, length int64) ([]byte, error) {
 	key, size, err := s.object(file)
 	if err != nil {
 		return nil, err
 	}
-	return s.c.read(context.Background(), key, size, off, length)
+	return s.c.read(ctx, key, size, off, length)
 }
 
 func (s *segmentSource) Forget(file string, off, length int64) {
@@ -454,10 +464,10 @@ func (s *segmentSource) Forget(file string, off, length int64) {
 	}
 }
 
-func (s *segmentSource) Prefetch(file string, ranges [][2]int64) error {
+func (s *segmentSource) Prefetch(ctx context.Context, file string, ranges [][2]int64) error {
 	key, size, err := s.object(file)
 	if err != nil {
 		return err
 	}
-	return s.c.prefetch(context.Background(), key, size, ranges)
+	return s.c.prefetch(ctx, key, size, ranges)
 }

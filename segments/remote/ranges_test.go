@@ -174,7 +174,12 @@ func (f *rangedFixture) read(t testing.TB, ms ...*labels.Matcher) (map[string][]
 // returns how many there were.
 func (f *rangedFixture) readEach(t testing.TB, ms []*labels.Matcher, fn func(lset string, ts int64, v float64)) (int, error) {
 	t.Helper()
-	segs, _, release, err := f.tier.Acquire(context.Background(), math.MinInt64, math.MaxInt64, nil, nil)
+	return f.readEachCtx(context.Background(), t, ms, fn)
+}
+
+// readEachCtx is readEach as a query with context ctx reads.
+func (f *rangedFixture) readEachCtx(ctx context.Context, t testing.TB, ms []*labels.Matcher, fn func(lset string, ts int64, v float64)) (int, error) {
+	segs, _, release, err := f.tier.Acquire(ctx, math.MinInt64, math.MaxInt64, nil, nil)
 	if err != nil {
 		return 0, err
 	}

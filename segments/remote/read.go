@@ -17,8 +17,10 @@ import (
 // replaces. want, when not nil, picks the segments the query reads at all
 // (by resolution, say), so that others are not fetched.
 //
-// When the bucket cannot be reached, or its catalog is not known yet, it
-// fails with ErrUnavailable naming the bucket.
+// The segments read their bytes with ctx (Segment.WithContext): when it
+// is done, their pending GETs are abandoned and their reads fail with its
+// error. When the bucket cannot be reached, or its catalog is not known
+// yet, it fails with ErrUnavailable naming the bucket.
 func (t *Tier) Acquire(ctx context.Context, mint, maxt int64, local []segments.Meta, want func(segments.Meta) bool) ([]*segments.Segment, segments.TombstoneView, func(), error) {
 	t.mtx.Lock()
 	if !t.loaded {
@@ -58,7 +60,7 @@ func (t *Tier) Acquire(ctx context.Context, mint, maxt int64, local []segments.M
 			releaseAll()
 			return nil, nil, func() {}, fmt.Errorf("read segment %s: %w", id, err)
 		}
-		out = append(out, seg)
+		out = append(out, seg.WithContext(ctx))
 		releases = append(releases, release)
 	}
 	return out, t.tombstonesOf(ids), releaseAll, nil

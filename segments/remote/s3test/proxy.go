@@ -21,6 +21,8 @@ type Proxy struct {
 	mu      sync.Mutex
 	hold    func(*http.Request) bool // guarded by mu
 	held    int                      // requests held so far; guarded by mu
+	gaveUp  int                      // held requests their clients gave up; guarded by mu
+	forward bool                     // Release forwards the held requests (HoldGets); guarded by mu
 	release chan struct{}            // closed by Release; guarded by mu
 }
 
@@ -41,13 +43,20 @@ func NewProxy(t testing.TB, s *Server) *Proxy {
 		if hold {
 			p.held++
 		}
-		release := p.release
+		release, forward := p.release, p.forward
 		p.mu.Unlock()
 		if hold {
 			select {
 			case <-r.Context().Done():
+				p.mu.Lock()
+				p.gaveUp++
+				p.mu.Unlock()
 			case <-p.stop:
 			case <-release:
+				if forward {
+					rp.ServeHTTP(w, r)
+					return
+				}
 			}
 			http.Error(w, "held back by the test proxy", http.StatusServiceUnavailable)
 			return
@@ -67,6 +76,24 @@ func (p *Proxy) HoldPuts(suffix string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.hold = func(r *http.Request) bool { return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix) }
+	p.forward = false
+}
+
+// HoldGets holds back every GET whose path ends with suffix; Release
+// forwards them (a slow bucket, not a failing one).
+func (p *Proxy) HoldGets(suffix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = func(r *http.Request) bool { return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, suffix) }
+	p.forward = true
+}
+
+// GaveUp returns how many held requests their clients abandoned (closed
+// the connection) while held.
+func (p *Proxy) GaveUp() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gaveUp
 }
 
 // Release stops holding requests back: those held so far are refused
