@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -49,12 +48,10 @@ type entry struct {
 	used  uint64 // cache.tick at the last acquire; guarded by cache.mtx
 }
 
-// newCache empties dir (what an earlier process left there is not
-// trusted) and returns a cache in it whose blocks take at most maxBytes.
+// newCache returns a cache in dir whose blocks take at most maxBytes,
+// with the blocks an earlier process left there (each checked by its
+// CRC32C when read, as any).
 func newCache(dir string, maxBytes int64, b Bucket, m *metrics, pages *segments.PageCache) (*cache, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("clear remote read cache: %w", err)
-	}
 	blocks, err := newBlockCache(dir, maxBytes, b, m)
 	if err != nil {
 		return nil, err
@@ -120,12 +117,15 @@ func (c *cache) load(id string, e *entry) {
 	c.shrink()
 }
 
-// open reads the meta.json of segment id (once per process) and opens the
-// segment over ranged reads.
+// open reads the meta.json of segment id (once: it is kept in the block
+// cache, whole) and opens the segment over ranged reads.
 func (c *cache) open(ctx context.Context, id string) (*segments.Segment, error) {
 	c.mtx.Lock()
 	mb, ok := c.metas[id]
 	c.mtx.Unlock()
+	if !ok {
+		mb, ok = c.blocks.loadWhole(metaKey(id))
+	}
 	if !ok {
 		rc, err := c.bucket.Get(ctx, metaKey(id), 0, -1)
 		if err != nil {
@@ -138,6 +138,7 @@ func (c *cache) open(ctx context.Context, id string) (*segments.Segment, error) 
 			return nil, unavailable(c.bucket, err)
 		}
 		c.m.fetchedBytes.Add(float64(len(mb)))
+		c.blocks.storeWhole(metaKey(id), mb)
 	}
 	var fm struct {
 		Files []struct {
@@ -214,6 +215,11 @@ func (c *cache) forget(id string) {
 	c.mtx.Unlock()
 	_ = e.seg.Close()
 }
+
+// keepOnly drops the blocks of the segments not in ids (the bucket's
+// catalog when it is first listed): those that left the bucket while no
+// process read through the cache.
+func (c *cache) keepOnly(ids map[string]bool) { c.blocks.keepOnly(ids) }
 
 // bytes returns the bytes the cache holds on disk.
 func (c *cache) bytes() int64 { return c.blocks.bytes() }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,14 @@ import (
 // dropped least recently used first to keep their bytes within the
 // cache's bound; a block larger than the bound is read but not kept. A
 // read that misses blocks another read is fetching waits for that fetch.
+//
+// The blocks outlive the process: at start the cache takes the block
+// files it finds (newest written first, the oldest dropped beyond the
+// bound; their CRC32C is checked when each is read, as always), and the
+// tier's first listing of the bucket drops those of segments no longer
+// in it (keepOnly). Files are written to a temporary name and renamed,
+// without fsync: a block cut short by a crash fails its check and is
+// fetched again.
 const (
 	blockSize     = 16 << 10
 	maxGap        = 64 << 10
@@ -46,8 +55,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type blockKey struct {
 	object string // the object's key in the bucket
-	idx    int64  // offset / blockSize
+	idx    int64  // offset / blockSize; wholeObject for a small object kept whole
 }
+
+// wholeObject is the idx of a blockKey that holds a whole object (a
+// segment's meta.json), whatever its size.
+const wholeObject = -1
 
 type blockEntry struct {
 	key  blockKey
@@ -75,12 +88,76 @@ type blockCache struct {
 	next     int        // guarded by mtx
 }
 
+// newBlockCache returns the cache in dir, with the blocks an earlier
+// process left there.
 func newBlockCache(dir string, maxBytes int64, b Bucket, m *metrics) (*blockCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create remote read cache: %w", err)
 	}
-	return &blockCache{dir: dir, max: maxBytes, bucket: b, m: m, blocks: map[blockKey]*list.Element{},
-		hot: map[blockKey][]byte{}, inflight: map[blockKey]chan struct{}{}}, nil
+	c := &blockCache{dir: dir, max: maxBytes, bucket: b, m: m, blocks: map[blockKey]*list.Element{},
+		hot: map[blockKey][]byte{}, inflight: map[blockKey]chan struct{}{}}
+	if err := c.reload(); err != nil {
+		return nil, fmt.Errorf("read remote read cache: %w", err)
+	}
+	return c, nil
+}
+
+// reload takes the block files in dir into the cache's bookkeeping, the
+// most recently written first, within the bound: what is beyond it, and
+// files that are not blocks (a temporary file of a write cut short), are
+// removed.
+func (c *blockCache) reload() error {
+	type found struct {
+		key   blockKey
+		size  int64
+		mtime time.Time
+	}
+	var all []found
+	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(c.dir, p)
+		if err != nil {
+			return err
+		}
+		k, ok := parseBlockPath(filepath.ToSlash(rel))
+		fi, ierr := d.Info()
+		if !ok || ierr != nil || !d.Type().IsRegular() {
+			_ = os.Remove(p)
+			return nil
+		}
+		all = append(all, found{k, fi.Size(), fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b found) int { return b.mtime.Compare(a.mtime) })
+	for _, f := range all {
+		if c.size+f.size > c.max {
+			_ = os.Remove(c.path(f.key))
+			continue
+		}
+		c.blocks[f.key] = c.lru.PushBack(&blockEntry{key: f.key, size: f.size})
+		c.size += f.size
+	}
+	return nil
+}
+
+// parseBlockPath returns the key of the block file at rel (slash
+// separated, under the cache's directory): the object's key, a dot, the
+// block's index.
+func parseBlockPath(rel string) (blockKey, bool) {
+	i := strings.LastIndexByte(rel, '.')
+	if i <= 0 {
+		return blockKey{}, false
+	}
+	idx, err := strconv.ParseInt(rel[i+1:], 10, 64)
+	if err != nil || idx < wholeObject || !strings.HasPrefix(rel, segmentsPrefix) {
+		return blockKey{}, false
+	}
+	return blockKey{object: rel[:i], idx: idx}, true
 }
 
 func (c *blockCache) path(k blockKey) string {
@@ -297,8 +374,18 @@ func (c *blockCache) fetch(ctx context.Context, object string, size, first, last
 	return out, nil
 }
 
+// loadWhole returns object, kept whole (storeWhole), if the cache holds
+// it undamaged.
+func (c *blockCache) loadWhole(object string) ([]byte, bool) {
+	return c.load(blockKey{object, wholeObject}, -1)
+}
+
+// storeWhole keeps object b whole.
+func (c *blockCache) storeWhole(object string, b []byte) { c.store(blockKey{object, wholeObject}, b) }
+
 // load reads block k from disk if the cache holds it and it is whole (its
-// length and CRC32C); a damaged block is dropped.
+// length, want bytes, or any for want < 0, and its CRC32C); a damaged
+// block is dropped.
 func (c *blockCache) load(k blockKey, want int64) ([]byte, bool) {
 	c.mtx.Lock()
 	e, ok := c.blocks[k]
@@ -316,6 +403,9 @@ func (c *blockCache) load(k blockKey, want int64) ([]byte, bool) {
 		return nil, false
 	}
 	b, err := os.ReadFile(c.path(k))
+	if err == nil && want < 0 {
+		want = max(int64(len(b))-4, 0)
+	}
 	if err == nil {
 		if int64(len(b)) != want+4 || crc32.Checksum(b[:want], castagnoli) != binary.BigEndian.Uint32(b[want:]) {
 			err = errors.New("damaged")
@@ -414,6 +504,25 @@ func (c *blockCache) forget(object string, off, length int64) {
 	}
 	for i := off / blockSize; i <= (off+length-1)/blockSize; i++ {
 		c.drop(blockKey{object, i})
+	}
+}
+
+// keepOnly removes the blocks of the segments not in ids (which left the
+// bucket, while no process of this cache listed it).
+func (c *blockCache) keepOnly(ids map[string]bool) {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	gone := map[string]bool{}
+	for k, e := range c.blocks {
+		id, _, _ := strings.Cut(strings.TrimPrefix(k.object, segmentsPrefix), "/")
+		if !ids[id] {
+			c.removeLocked(e)
+			_ = os.Remove(c.path(k))
+			gone[id] = true
+		}
+	}
+	for id := range gone {
+		_ = os.RemoveAll(filepath.Join(c.dir, filepath.FromSlash(segmentPrefix(id))))
 	}
 }
 

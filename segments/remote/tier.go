@@ -738,6 +738,7 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 			adopted = append(adopted, r)
 		}
 	}
+	t.cache.keepOnly(catalogIDs(cat)) // first listing: blocks of segments gone meanwhile
 	t.mtx.Lock()
 	t.catalog, t.loaded, t.listed = cat, true, true
 	t.tombs = append(t.tombs, adopted...)
@@ -765,6 +766,7 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 func (t *Tier) relist(ctx context.Context) error {
 	t.mtx.Lock()
 	known := maps.Clone(t.catalog)
+	first := !t.listed
 	knownTombs := map[string]*tombRecord{}
 	for _, r := range t.tombs {
 		knownTombs[r.Key] = r
@@ -841,6 +843,12 @@ func (t *Tier) relist(ctx context.Context) error {
 			t.cache.forget(id)
 		}
 	}
+	if first {
+		// Blocks an earlier process cached of segments that left the
+		// bucket while it was down (and the catalog it saved may not
+		// have known).
+		t.cache.keepOnly(catalogIDs(cat))
+	}
 	for _, f := range news {
 		onNew(f.names, f.meta.MinTime, f.meta.MaxTime)
 		t.m.discovered.Inc()
@@ -914,6 +922,15 @@ func (t *Tier) OnNewSegments(f func(names []string, mint, maxt int64)) {
 	t.mtx.Lock()
 	t.onNew = f
 	t.mtx.Unlock()
+}
+
+// catalogIDs returns the IDs of cat's segments.
+func catalogIDs(cat map[string]segments.Meta) map[string]bool {
+	ids := make(map[string]bool, len(cat))
+	for id := range cat {
+		ids[id] = true
+	}
+	return ids
 }
 
 // listCatalog reads the meta.json of every segment in the bucket.
