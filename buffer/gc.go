@@ -36,6 +36,11 @@ func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 		if !gone {
 			continue
 		}
+		if len(removed) == 0 {
+			// Handles given out before (KnownSeries) may name s: no
+			// batch uses them from now on.
+			h.gcEpoch.Add(1)
+		}
 		h.series.delete(s)
 		removed[s.ref] = struct{}{}
 		lsets = append(lsets, s.lset)

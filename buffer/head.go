@@ -50,6 +50,10 @@ type Head struct {
 	turn     *sync.Cond
 	waiters  atomic.Int64 // appenders waiting on turn
 
+	// gcEpoch counts the removals of series (gcIdleSeries), from 1:
+	// KnownEpoch.
+	gcEpoch atomic.Uint64
+
 	lastRef    atomic.Uint64
 	numSeries  atomic.Int64
 	numSamples atomic.Int64 // samples appended since start, including replay
@@ -89,6 +93,7 @@ func NewHead(opts Options, log Log) (*Head, error) {
 	}
 	h.turn = sync.NewCond(&h.turnMtx)
 	h.logEpoch.Store(1)
+	h.gcEpoch.Store(1)
 	h.minTime.Store(math.MaxInt64)
 	h.maxTime.Store(math.MinInt64)
 	return h, nil
@@ -139,15 +144,22 @@ func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
 // min > max when the head is empty.
 func (h *Head) Bounds() (mint, maxt int64) { return h.minTime.Load(), h.maxTime.Load() }
 
-// KnownLabels returns the labels of the series equal to lset, whose
-// Hash() is hash, and true, or false when the head has none: decoders
-// (ingest.Known) hand these out instead of allocating a copy.
-func (h *Head) KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool) {
+// KnownSeries returns the labels of the series equal to lset, whose
+// Hash() is hash, the series as a handle for Append, and true; or false
+// when the head has none (ingest.Known): decoders hand out the head's
+// labels instead of a copy, and Append skips its lookup.
+func (h *Head) KnownSeries(hash uint64, lset labels.Labels) (labels.Labels, any, bool) {
 	if s := h.series.getByHash(hash, lset); s != nil {
-		return s.lset, true
+		return s.lset, s, true
 	}
-	return labels.EmptyLabels(), false
+	return labels.EmptyLabels(), nil, false
 }
+
+// KnownEpoch is the epoch of the handles KnownSeries gives out
+// (ingest.Known): the count of series removals (gcIdleSeries), plus one.
+// A batch's handles are used only while no series was removed since its
+// decoder asked.
+func (h *Head) KnownEpoch() uint64 { return h.gcEpoch.Load() }
 
 // getOrCreate returns the series for lset, creating it if needed. hash is
 // lset.Hash(), or 0 when the caller does not know it.

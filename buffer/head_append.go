@@ -83,10 +83,17 @@ func (h *Head) waitTurn(s *memSeries, ticket uint32) {
 
 // resolve finds or creates the series of b. When the head has a series
 // limit, a batch that would cross it is refused before any series is made.
+// A series with a handle from KnownSeries needs no lookup while no series
+// was removed since the batch's decoder asked (removals do not run
+// concurrently with Append, see gcIdleSeries).
 func (h *Head) resolve(b *ingest.Batch, dst []*memSeries) ([]*memSeries, error) {
+	handles := b.KnownEpoch != 0 && b.KnownEpoch == h.gcEpoch.Load()
 	if h.opts.MaxSeries > 0 {
 		missing := 0
 		for i := range b.Series {
+			if _, ok := b.Series[i].Handle.(*memSeries); ok && handles {
+				continue
+			}
 			lset, hash := b.Series[i].Labels, b.Series[i].Hash
 			if hash == 0 {
 				hash = lset.Hash()
@@ -100,6 +107,10 @@ func (h *Head) resolve(b *ingest.Batch, dst []*memSeries) ([]*memSeries, error) 
 		}
 	}
 	for i := range b.Series {
+		if s, ok := b.Series[i].Handle.(*memSeries); ok && handles {
+			dst = append(dst, s)
+			continue
+		}
 		s, _, err := h.getOrCreate(b.Series[i].Labels, b.Series[i].Hash)
 		if err != nil {
 			return dst, err

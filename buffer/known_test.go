@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -109,17 +110,33 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 		if fmt.Sprint(perr) != fmt.Sprint(kerr) {
 			t.Fatalf("round %d: error %v without the head, %v with it", round, perr, kerr)
 		}
-		if !reflect.DeepEqual(plain, known) {
-			t.Fatalf("round %d: batches differ:\n%v\n%v", round, plain, known)
-		}
 		if perr != nil {
+			if plain != nil || known != nil {
+				t.Fatalf("round %d: a batch with the error", round)
+			}
 			continue
 		}
-		for _, sr := range known.Series {
+		// The head's help shows in the handles, which must name the
+		// series the head holds, and nowhere else.
+		if known.KnownEpoch != knownHead.KnownEpoch() {
+			t.Fatalf("round %d: batch epoch %d, head %d", round, known.KnownEpoch, knownHead.KnownEpoch())
+		}
+		known.KnownEpoch = 0
+		for i := range known.Series {
+			sr := &known.Series[i]
 			if sr.Hash != sr.Labels.Hash() {
 				t.Fatalf("series %s: Hash %x, Labels.Hash() %x", sr.Labels, sr.Hash, sr.Labels.Hash())
 			}
+			_, _, held := knownHead.KnownSeries(sr.Hash, sr.Labels)
+			if ms, _ := sr.Handle.(*memSeries); held != (ms != nil) || ms != nil && !labels.Equal(ms.lset, sr.Labels) {
+				t.Fatalf("series %s: handle %v, held by the head: %v", sr.Labels, sr.Handle, held)
+			}
+			sr.Handle = nil
 		}
+		if !reflect.DeepEqual(plain, known) {
+			t.Fatalf("round %d: batches differ:\n%v\n%v", round, plain, known)
+		}
+		known, _ = ingest.DecodeRemoteWriteKnown(body, lim, knownHead)
 		if err := plainHead.Append(plain); err != nil {
 			t.Fatal(err)
 		}
@@ -238,4 +255,83 @@ func TestDecodeKnownConcurrent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKnownHandleAfterRemoval decodes a batch while its series is in the
+// head, then lets two flushes remove the series (idle and empty twice)
+// before the batch is appended: the batch's handle names a removed series,
+// and the append must make the series anew, its sample readable, not
+// write into the removed one.
+func TestKnownHandleAfterRemoval(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, StoreOptions{}, nopSink{filepath.Join(dir, "segments")})
+	defer s.wal.Close()
+	lim := ingest.DefaultLimits()
+	body := func(host string, ts int64) []byte {
+		raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "host", Value: host}},
+			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(ts)}},
+		}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snappy.Encode(nil, raw)
+	}
+	write := func(b *ingest.Batch) {
+		t.Helper()
+		if err := s.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decode := func(host string, ts int64) *ingest.Batch {
+		t.Helper()
+		b, err := ingest.DecodeRemoteWriteKnown(body(host, ts), lim, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	write(decode("a", 1000))
+	stale := decode("a", 2000)
+	if stale.Series[0].Handle == nil {
+		t.Fatal("a series the head holds came without a handle")
+	}
+	write(decode("b", 1000))
+	mustFlush(t, s) // a and b emptied
+	write(decode("b", 2000))
+	mustFlush(t, s) // a emptied twice: removed
+	if got := s.Head().NumSeries(); got != 1 {
+		t.Fatalf("%d series after the second flush, want 1 (b)", got)
+	}
+	write(stale)
+	a := labels.MustNewMatcher(labels.MatchEqual, "host", "a")
+	if got := readAll(t, s.Head(), math.MinInt64, math.MaxInt64, a); len(got) != 1 || got[0].T != 2000 {
+		t.Fatalf("a after its removal and an append with a stale handle: %v", got)
+	}
+	// A batch decoded now takes the new series' handle, and is used.
+	fresh := decode("a", 3000)
+	if fresh.KnownEpoch != s.Head().KnownEpoch() || fresh.Series[0].Handle == nil {
+		t.Fatalf("epoch %d (head %d), handle %v", fresh.KnownEpoch, s.Head().KnownEpoch(), fresh.Series[0].Handle)
+	}
+	write(fresh)
+	if got := readAll(t, s.Head(), math.MinInt64, math.MaxInt64, a); len(got) != 2 {
+		t.Fatalf("a: %v", got)
+	}
+}
+
+// decodeKnown returns the batch of one sample of lset at ts, written as
+// remote write and decoded with s's help (handles included).
+func decodeKnown(t testing.TB, s *Store, lset labels.Labels, ts int64, v float64) *ingest.Batch {
+	t.Helper()
+	var pls []prompb.Label
+	lset.Range(func(l labels.Label) { pls = append(pls, prompb.Label{Name: l.Name, Value: l.Value}) })
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: pls, Samples: []prompb.Sample{{Timestamp: ts, Value: v}}}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ingest.DecodeRemoteWriteKnown(snappy.Encode(nil, raw), ingest.DefaultLimits(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -317,11 +317,15 @@ func (s *Store) Append(b *ingest.Batch) error {
 	return s.head.Append(b)
 }
 
-// KnownLabels is the head's (ingest.Known): the labels of a series the
-// head holds, for decoders to hand out instead of a copy.
-func (s *Store) KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool) {
-	return s.head.KnownLabels(hash, lset)
+// KnownSeries and KnownEpoch are the head's (ingest.Known): the labels
+// of a series the head holds, for decoders to hand out instead of a copy,
+// and the series, for Append.
+func (s *Store) KnownSeries(hash uint64, lset labels.Labels) (labels.Labels, any, bool) {
+	return s.head.KnownSeries(hash, lset)
 }
+
+// KnownEpoch: see KnownSeries.
+func (s *Store) KnownEpoch() uint64 { return s.head.KnownEpoch() }
 
 // ExemplarsStored says how many exemplars of an appended batch the head
 // stored (api.ExemplarCounter).

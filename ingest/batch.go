@@ -32,8 +32,12 @@ type HistogramSample struct {
 type Series struct {
 	Labels labels.Labels
 	// Hash is Labels.Hash(), or 0 when the decoder left it out (the
-	// reader computes it then). Whoever changes Labels must set it to 0.
+	// reader computes it then). Handle is the store's handle of the
+	// series (Known.KnownSeries), or nil; only the store that gave it may
+	// use it, and only in Batch.KnownEpoch. Whoever changes Labels must
+	// set both to zero.
 	Hash       uint64
+	Handle     any
 	Samples    []Sample
 	Histograms []HistogramSample
 
@@ -97,6 +101,10 @@ type Batch struct {
 	// that were left out as invalid (remote write 1.0; 2.0 reports them
 	// in Rejected).
 	DroppedExemplars int
+	// KnownEpoch is the Known's epoch when the decoder started looking
+	// series up in it (0: it did not): the Handles of the series are
+	// valid in that epoch only.
+	KnownEpoch uint64
 }
 
 // NumFloats returns the number of float samples in b.

@@ -45,6 +45,7 @@ type builder struct {
 	scratch labels.Labels
 
 	known   Known
+	epoch   uint64           // known.KnownEpoch() before the first lookup
 	index   map[uint64]int32 // labels hash → the last series of the request with it
 	chain   []int32          // chain[i]: the series before i with i's hash, or -1
 	series  []seriesEntry
@@ -85,11 +86,12 @@ type builder struct {
 }
 
 type seriesEntry struct {
-	lset labels.Labels
-	hash uint64 // lset.Hash()
-	n    int    // samples so far
-	nh   int    // histograms so far
-	nx   int    // exemplars so far
+	lset   labels.Labels
+	hash   uint64 // lset.Hash()
+	handle any    // from known, or nil
+	n      int    // samples so far
+	nh     int    // histograms so far
+	nx     int    // exemplars so far
 }
 
 var builderPool = sync.Pool{New: func() any {
@@ -110,14 +112,20 @@ func getBuilder(lim Limits) *builder {
 }
 
 // Known finds the series a store holds already, so that a decoder can
-// hand out a stored series' labels instead of allocating a copy of them
-// (buffer.Head implements it). It must be safe for concurrent use.
+// hand out a stored series' labels instead of allocating a copy of them,
+// and the store's handle of the series, so that the store need not look it
+// up again (buffer.Head implements it). It must be safe for concurrent use.
 type Known interface {
-	// KnownLabels returns the labels of the stored series equal to lset,
-	// whose Hash() is hash, and true; or false when there is none. lset
-	// may alias memory that is reused after the call: it must not be
-	// kept.
-	KnownLabels(hash uint64, lset labels.Labels) (labels.Labels, bool)
+	// KnownEpoch returns the epoch handles are given out in now. A
+	// decoder asks it before its first KnownSeries and puts it in the
+	// Batch (Batch.KnownEpoch): the store uses the handles of a batch only
+	// while the epoch is the same.
+	KnownEpoch() uint64
+	// KnownSeries returns the labels of the stored series equal to lset,
+	// whose Hash() is hash, the store's handle of it and true; or false
+	// when there is none. lset may alias memory that is reused after the
+	// call: it must not be kept.
+	KnownSeries(hash uint64, lset labels.Labels) (stored labels.Labels, handle any, ok bool)
 }
 
 // maxPooled bounds the scratch a pooled builder keeps; a builder that served
@@ -131,7 +139,7 @@ func (b *builder) release() {
 	}
 	clear(b.index)
 	b.chain = b.chain[:0]
-	b.known = nil
+	b.known, b.epoch = nil, 0
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]
 	b.samples = b.samples[:0]
@@ -254,17 +262,18 @@ func (b *builder) seriesRef() (int32, error) {
 		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
 	}
 	var (
-		lset  labels.Labels
-		known bool
+		lset   labels.Labels
+		handle any
+		known  bool
 	)
 	if b.known != nil {
-		lset, known = b.known.KnownLabels(hash, b.scratch)
+		lset, handle, known = b.known.KnownSeries(hash, b.scratch)
 	}
 	if !known {
 		lset = b.sb.Labels() // a copy: sb's strings may alias the request
 	}
 	ref := int32(len(b.series))
-	b.series = append(b.series, seriesEntry{lset: lset, hash: hash})
+	b.series = append(b.series, seriesEntry{lset: lset, hash: hash, handle: handle})
 	if !seen {
 		first = -1
 	}
@@ -496,7 +505,7 @@ func (b *builder) batch() *Batch {
 		return b.batchGeneral()
 	}
 	arena := make([]Sample, len(b.samples))
-	out := &Batch{Series: make([]Series, 0, len(b.series))}
+	out := &Batch{Series: make([]Series, 0, len(b.series)), KnownEpoch: b.epoch}
 	if b.grouped {
 		copy(arena, b.samples)
 	}
@@ -510,6 +519,7 @@ func (b *builder) batch() *Batch {
 			out.Series = append(out.Series, Series{
 				Labels:  b.series[i].lset,
 				Hash:    b.series[i].hash,
+				Handle:  b.series[i].handle,
 				Samples: arena[off : off+n : off+n],
 			})
 		}
@@ -538,7 +548,7 @@ func (b *builder) batchGeneral() *Batch {
 	if b.hsts != nil {
 		hstarena = make([]int64, len(b.hsts))
 	}
-	out := &Batch{Series: make([]Series, 0, len(b.series))}
+	out := &Batch{Series: make([]Series, 0, len(b.series)), KnownEpoch: b.epoch}
 	starts := make([]int, len(b.series))
 	hstarts := make([]int, len(b.series))
 	off, hoff := 0, 0
@@ -546,7 +556,7 @@ func (b *builder) batchGeneral() *Batch {
 		n, nh := b.series[i].n, b.series[i].nh
 		starts[i], hstarts[i] = off, hoff
 		if n+nh > 0 {
-			s := Series{Labels: b.series[i].lset, Hash: b.series[i].hash}
+			s := Series{Labels: b.series[i].lset, Hash: b.series[i].hash, Handle: b.series[i].handle}
 			if n > 0 {
 				s.Samples = arena[off : off+n : off+n]
 				if starena != nil {

@@ -49,7 +49,9 @@ func DecodeRemoteWriteKnown(body []byte, lim Limits, known Known) (*Batch, error
 	// the pool on return: the builder copies what the Batch keeps.
 	b := getBuilder(lim)
 	defer b.release()
-	b.known = known
+	if known != nil {
+		b.known, b.epoch = known, known.KnownEpoch()
+	}
 	if err := decodeWriteRequest(raw, b); err != nil {
 		return nil, protoError(err)
 	}
