@@ -1,0 +1,38 @@
+package wal
+
+import (
+	"os"
+	"testing"
+)
+
+// TestSegmentsPastEightDigits replays segments whose index outgrew the
+// eight digits of their names (99999999, then 100000000): the directory
+// lists "100000000" first, but replay goes in index order. Names that
+// segmentPath would not write ("012", "1e3") are not segments.
+func TestSegmentsPastEightDigits(t *testing.T) {
+	dir := t.TempDir()
+	want := writeTestWAL(t, dir, 2, 2)
+	if err := os.Rename(segmentPath(dir, 0), segmentPath(dir, 99999999)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(segmentPath(dir, 1), segmentPath(dir, 100000000)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"012", "1e3", "00000009x"} {
+		if err := os.WriteFile(dir+"/"+name, []byte("not a segment"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []int{0, 99999999} {
+		got, logs, err := replayAll(t, dir, from)
+		if err != nil {
+			t.Fatalf("replay from %d: %v (%s)", from, err, logs)
+		}
+		equalRecords(t, got, want)
+	}
+	got, _, err := replayAll(t, dir, 100000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRecords(t, got, want[2:])
+}
