@@ -171,7 +171,10 @@ func (h *Head) getOrCreate(lset labels.Labels, hash uint64) (*memSeries, bool, e
 		return s, false, nil
 	}
 	s, created, err := h.series.getOrSet(hash, lset, func() (*memSeries, error) {
-		if h.opts.MaxSeries > 0 && h.numSeries.Load() >= int64(h.opts.MaxSeries) {
+		// Counted as it is made (under its stripe's lock): series made
+		// at once in other stripes, by batches that all passed resolve's
+		// check together, cannot all pass the limit.
+		if !h.countNewSeries() {
 			return nil, ErrTooManySeries
 		}
 		// The reference is made as the series enters the postings, so
@@ -183,10 +186,21 @@ func (h *Head) getOrCreate(lset labels.Labels, hash uint64) (*memSeries, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	if created {
-		h.numSeries.Add(1)
-	}
 	return s, created, nil
+}
+
+// countNewSeries counts one more series in the head, unless the head
+// holds Options.MaxSeries already.
+func (h *Head) countNewSeries() bool {
+	for {
+		n := h.numSeries.Load()
+		if h.opts.MaxSeries > 0 && n >= int64(h.opts.MaxSeries) {
+			return false
+		}
+		if h.numSeries.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // createWithRef adds a series with a known reference and labels of the
