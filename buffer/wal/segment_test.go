@@ -8,7 +8,8 @@ import (
 // TestSegmentsPastEightDigits replays segments whose index outgrew the
 // eight digits of their names (99999999, then 100000000): the directory
 // lists "100000000" first, but replay goes in index order. Names that
-// segmentPath would not write ("012", "1e3") are not segments.
+// segmentPath would not write ("012", "1e3", "-0000001", which Atoi reads
+// as -1 and %08d writes back alike) are not segments.
 func TestSegmentsPastEightDigits(t *testing.T) {
 	dir := t.TempDir()
 	want := writeTestWAL(t, dir, 2, 2)
@@ -18,7 +19,7 @@ func TestSegmentsPastEightDigits(t *testing.T) {
 	if err := os.Rename(segmentPath(dir, 1), segmentPath(dir, 100000000)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"012", "1e3", "00000009x"} {
+	for _, name := range []string{"012", "1e3", "00000009x", "-0000001"} {
 		if err := os.WriteFile(dir+"/"+name, []byte("not a segment"), 0o666); err != nil {
 			t.Fatal(err)
 		}
