@@ -30,6 +30,13 @@ type indexReader struct {
 	stats bool
 	ver   int // the index's version (1 to 4)
 
+	// src holds the index of a compressed segment read from a Source,
+	// whose postings lists are read by range as Selects need them
+	// (secs[secPostings] is nil); postOffs are the lists' offsets, in
+	// file order, so that each list's end is the next one's start.
+	src      *sourceFile
+	postOffs []uint64
+
 	allOff uint64   // offset of the postings list of all series
 	names  []string // label names in order; strings alias b
 	values map[string]*labelValues
@@ -81,19 +88,23 @@ func newIndexReader(b []byte, formatVersion int, cache *PageCache) (*indexReader
 
 // newIndexReaderLazy reads the index of a compressed segment (format
 // version 2 or 4) by range from f, as Thanos' store gateway reads an
-// index-header: the header, table of contents, symbols, postings and
-// postings table (each section's CRC32C checked) are read at once; the
-// series section's entries are read by page when a query selects them,
-// each page checked by its own CRC32C. The index's whole CRC32C in
-// meta.json is not checked: the section and page CRCs cover every byte
-// but the header's, which is checked on its own.
+// index-header: the header, table of contents and postings table (its
+// section CRC32C checked) are read at once. The symbols are not read: they
+// are every label name and value, sorted, which the postings table holds,
+// so the section is rebuilt from it and checked against the section's
+// CRC32C (read alone); only when that fails is the section read. The
+// postings lists are read by range when a Select needs them (postingsAt),
+// and the series section's entries by page, each page checked by its own
+// CRC32C. The index's whole CRC32C in meta.json is not checked.
 func newIndexReaderLazy(ctx context.Context, f sourceFile, formatVersion int, cache *PageCache) (*indexReader, error) {
 	size := f.n
 	if size < indexHeaderSize+numSections*4+tocSize {
 		return nil, indexErr(0, "index of %d bytes is too short", size)
 	}
-	// The header and the table of contents, fetched together.
-	if err := f.src.Prefetch(ctx, f.name, [][2]int64{{0, indexHeaderSize}, {int64(size - tocSize), int64(size)}}); err != nil {
+	// The header, and the table of contents with up to indexTailGuess
+	// bytes before it, which hold the postings table of most segments
+	// (read next): fetched together.
+	if err := f.src.Prefetch(ctx, f.name, [][2]int64{{0, indexHeaderSize}, {int64(size - min(size, indexTailGuess)), int64(size)}}); err != nil {
 		return nil, err
 	}
 	var r *indexReader
@@ -123,29 +134,89 @@ func newIndexReaderLazy(ctx context.Context, f sourceFile, formatVersion int, ca
 	if !compressedVersion(r.version()) {
 		return nil, indexErr(4, "index version %d is not paged", r.version())
 	}
-	ser := r.toc[secSeries]
-	// Symbols before the series section, postings and postings table
-	// after it: two ranges, fetched together.
-	head, tail := [2]int64{0, int64(ser.off)}, [2]int64{int64(r.toc[secPostings].off), int64(size)}
-	if err := f.src.Prefetch(ctx, f.name, [][2]int64{head, tail}); err != nil {
+	ser, sym, tbl := r.toc[secSeries], r.toc[secSymbols], r.toc[secPostingsTable]
+	// The symbols' CRC and the postings table with what follows it (the
+	// series section's page table is at the section's end, just before
+	// the postings), fetched together.
+	if err := f.src.Prefetch(ctx, f.name, [][2]int64{{int64(sym.end()), int64(sym.end() + 4)}, {int64(tbl.off), int64(size)}}); err != nil {
 		return nil, err
 	}
-	for _, i := range []int{secSymbols, secPostings, secPostingsTable} {
-		sec := r.toc[i]
-		if _, err := readChecked(ctx, f, sec.off, sec.end()+4, func(b []byte) error {
-			return r.setSection(i, b)
-		}); err != nil {
-			return nil, unwrapSource(err)
-		}
+	if _, err := readChecked(ctx, f, tbl.off, tbl.end()+4, func(b []byte) error {
+		return r.setSection(secPostingsTable, b)
+	}); err != nil {
+		return nil, unwrapSource(err)
 	}
+	if err := r.readPostingsTable(); err != nil {
+		return nil, err
+	}
+	if err := r.rebuildSymbols(ctx, f); err != nil {
+		return nil, unwrapSource(err)
+	}
+	if err := r.checkSymbols(); err != nil {
+		return nil, err
+	}
+	r.src = &f
+	r.postOffs = r.postingsOffsets()
 	if r.seriesPages, err = openPagedRegionFrom(ctx, f.sub(ser.off, ser.len), ser.off, cache); err != nil {
 		if se := (*sourceError)(nil); errors.As(err, &se) {
 			return nil, se.err
 		}
 		return nil, indexErr(ser.off, "series section: %w", err)
 	}
-	return r, r.load()
+	return r, nil
 }
+
+// rebuildSymbols sets the symbols section of a reader whose postings
+// table is loaded: rebuilt from the table's names and values when that
+// matches the section's length and CRC32C (read from f), else read from f.
+func (r *indexReader) rebuildSymbols(ctx context.Context, f sourceFile) error {
+	sec := r.toc[secSymbols]
+	var all []string
+	for _, name := range r.names {
+		all = append(all, name)
+		all = append(all, r.values[name].values...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	e := encbuf{b: make([]byte, 0, sec.len+4)}
+	e.putUvarint(uint64(len(all)))
+	for _, s := range all {
+		e.putUvarintStr(s)
+	}
+	if uint64(len(e.b)) == sec.len {
+		sum, err := f.slice(ctx, sec.end(), sec.end()+4)
+		if err != nil {
+			return &sourceError{err}
+		}
+		if binary.BigEndian.Uint32(sum) == crc32c(e.b) {
+			r.secs[secSymbols] = e.b
+			return nil
+		}
+	}
+	// Not what the writer wrote (or the CRC's bytes were damaged on
+	// their way): the section itself.
+	_, err := readChecked(ctx, f, sec.off, sec.end()+4, func(b []byte) error {
+		return r.setSection(secSymbols, b)
+	})
+	return err
+}
+
+// postingsOffsets returns the offsets of the postings lists, in file
+// order (the table's, checked).
+func (r *indexReader) postingsOffsets() []uint64 {
+	offs := []uint64{r.allOff}
+	for _, name := range r.names {
+		offs = append(offs, r.values[name].offs...)
+	}
+	slices.Sort(offs)
+	return slices.Compact(offs)
+}
+
+// indexTailGuess is how much of the end of an index read from a Source is
+// fetched with its table of contents, before the postings table's size is
+// known: the gap below which the Source fetches the bytes between two
+// ranges anyway.
+const indexTailGuess = 64 << 10
 
 // newIndexHeader checks the header and the table of contents (the last
 // tocSize bytes) of an index of size bytes.
@@ -408,11 +479,15 @@ func (r *indexReader) series(ctx context.Context, ref uint64, lbls []uint64, chk
 	return lbls, nil
 }
 
-// postingsAt returns the postings list at offset off.
-func (r *indexReader) postingsAt(off uint64) postings {
+// postingsAt returns the postings list at offset off; ctx is passed to a
+// Source it reads.
+func (r *indexReader) postingsAt(ctx context.Context, off uint64) postings {
 	sec := r.toc[secPostings]
 	if off < sec.off || off >= sec.end() {
 		return errPostings{indexErr(off, "postings offset outside postings section")}
+	}
+	if r.src != nil {
+		return r.readPostings(ctx, off)
 	}
 	p := &listPostings{off: off, d: decbuf{b: r.secs[secPostings][off-sec.off:]}}
 	p.n = p.d.uvarint()
@@ -425,7 +500,84 @@ func (r *indexReader) postingsAt(off uint64) postings {
 	return p
 }
 
-func (r *indexReader) allPostings() postings { return r.postingsAt(r.allOff) }
+func (r *indexReader) allPostings(ctx context.Context) postings {
+	return r.postingsAt(ctx, r.allOff)
+}
+
+// postingsSpan returns where the postings list at off ends: where the next
+// one starts, or the section's end.
+func (r *indexReader) postingsSpan(off uint64) uint64 {
+	i, found := slices.BinarySearch(r.postOffs, off)
+	if found {
+		i++
+	}
+	if i < len(r.postOffs) {
+		return r.postOffs[i]
+	}
+	return r.toc[secPostings].end()
+}
+
+// prefetchPostings asks the Source for the postings lists at offs at once.
+func (r *indexReader) prefetchPostings(ctx context.Context, offs []uint64) error {
+	if r.src == nil || len(offs) == 0 {
+		return nil
+	}
+	ranges := make([][2]int64, 0, len(offs))
+	for _, off := range offs {
+		ranges = append(ranges, [2]int64{int64(off), int64(r.postingsSpan(off))})
+	}
+	slices.SortFunc(ranges, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	return r.src.src.Prefetch(ctx, r.src.name, ranges)
+}
+
+// readPostings reads the postings list at off from the Source. The list
+// has no checksum of its own (the section's covers them all), so it is
+// checked for what it must be: a count and that many refs, strictly
+// increasing and inside the series section, filling its span exactly
+// (the lists lie back to back, where the postings table says). A list
+// that fails is read once more; the series it names are read from pages
+// checked by their CRC32C.
+func (r *indexReader) readPostings(ctx context.Context, off uint64) postings {
+	end := r.postingsSpan(off)
+	b, err := readChecked(ctx, *r.src, off, end, func(b []byte) error {
+		d := decbuf{b: b}
+		n := d.uvarint()
+		if d.err == nil && n > uint64(d.len()) {
+			return fmt.Errorf("postings count %d exceeds its list", n)
+		}
+		var first, ref uint64
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			delta := d.uvarint()
+			if i > 0 && (delta == 0 || ref+delta < ref) {
+				return errPostingsOrder
+			}
+			if ref += delta; i == 0 {
+				first = ref
+			}
+		}
+		switch {
+		case d.err != nil:
+			return d.err
+		case d.len() != 0:
+			return fmt.Errorf("%d bytes after the list's last ref", d.len())
+		}
+		for _, ref := range []uint64{first, ref} {
+			if _, ok := r.seriesPages.pageIndex(ref); n > 0 && !ok {
+				return fmt.Errorf("series ref %d outside the series entries", ref)
+			}
+		}
+		return nil
+	})
+	if se := (*sourceError)(nil); errors.As(err, &se) {
+		return errPostings{fmt.Errorf("read the index's postings at %d: %w", off, se.err)}
+	}
+	if err != nil {
+		return errPostings{indexErr(off, "decode postings: %w", err)}
+	}
+	p := &listPostings{off: off, d: decbuf{b: b}}
+	p.n = p.d.uvarint()
+	return p
+}
 
 // String describes the reader for debugging.
 func (r *indexReader) String() string {

@@ -34,13 +34,13 @@ func walkIndex(b []byte) error {
 		}
 		return p.Err()
 	}
-	if err := walk(r.allPostings()); err != nil {
+	if err := walk(r.allPostings(context.Background())); err != nil {
 		return err
 	}
 	for _, name := range r.names {
 		lv := r.values[name]
 		for _, off := range lv.offs {
-			if err := walk(r.postingsAt(off)); err != nil {
+			if err := walk(r.postingsAt(context.Background(), off)); err != nil {
 				return err
 			}
 		}
@@ -50,7 +50,7 @@ func walkIndex(b []byte) error {
 			{labels.MustNewMatcher(labels.MatchNotEqual, name, lv.values[0]), labels.MustNewMatcher(labels.MatchRegexp, name, ".*")},
 		}
 		for _, m := range ms {
-			p, err := r.postingsForMatchers(m)
+			p, err := r.postingsForMatchers(context.Background(), m)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package segments
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -33,23 +34,31 @@ func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	p, err := s.index.postingsForMatchers(ms)
+	p, err := s.index.postingsForMatchers(s.context(), ms)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("segment %s: %w", s.dir, err)
 	}
 	if s.src != nil && s.index.seriesPages != nil {
 		if p, err = s.prefetchSeries(p); err != nil {
 			return nil, err
 		}
 	}
-	return &seriesIterator{ctx: s.context(), dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}, nil
+	it := &seriesIterator{ctx: s.context(), dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}
+	if s.index.src != nil {
+		// Postings read by range have no checksum of their own: a
+		// series they name that the matchers reject is damage.
+		it.check = ms
+	}
+	return it, nil
 }
 
 var errNilMatcher = errors.New("nil matcher")
 
-// postingsForMatchers returns the postings of the series matching all of ms.
-func (r *indexReader) postingsForMatchers(ms []*labels.Matcher) (postings, error) {
-	var its, nots []postings
+// postingsForMatchers returns the postings of the series matching all of
+// ms. The lists it needs are asked for at once from a Source (ctx is
+// passed to it), before they are read.
+func (r *indexReader) postingsForMatchers(ctx context.Context, ms []*labels.Matcher) (postings, error) {
+	var its, nots [][]uint64 // offsets of the lists of each union
 	for _, m := range ms {
 		if m == nil {
 			return nil, errNilMatcher
@@ -57,35 +66,56 @@ func (r *indexReader) postingsForMatchers(ms []*labels.Matcher) (postings, error
 		if m.Matches("") {
 			// m also selects series without the label: subtract the
 			// series whose value m rejects.
-			if p := r.postingsForValues(m.Name, m, true); p != nil {
-				nots = append(nots, p)
+			if offs := r.postingsForValues(m.Name, m, true); offs != nil {
+				nots = append(nots, offs)
 			}
 			continue
 		}
-		p := r.postingsForValues(m.Name, m, false)
-		if p == nil {
+		offs := r.postingsForValues(m.Name, m, false)
+		if offs == nil {
 			return emptyPostings, nil
 		}
-		its = append(its, p)
+		its = append(its, offs)
 	}
 	if len(its) == 0 {
-		its = append(its, r.allPostings())
+		its = append(its, []uint64{r.allOff})
 	}
-	p := intersect(its...)
+	if r.src != nil {
+		if err := r.prefetchPostings(ctx, slices.Concat(slices.Concat(its...), slices.Concat(nots...))); err != nil {
+			return nil, fmt.Errorf("read the index's postings: %w", err)
+		}
+	}
+	union := func(offs []uint64) postings {
+		ps := make([]postings, len(offs))
+		for i, off := range offs {
+			ps[i] = r.postingsAt(ctx, off)
+		}
+		return merge(ps...)
+	}
+	ps := make([]postings, len(its))
+	for i, offs := range its {
+		ps[i] = union(offs)
+	}
+	p := intersect(ps...)
 	if len(nots) > 0 {
-		p = without(p, merge(nots...))
+		ns := make([]postings, len(nots))
+		for i, offs := range nots {
+			ns[i] = union(offs)
+		}
+		p = without(p, merge(ns...))
 	}
 	return p, nil
 }
 
-// postingsForValues returns the union of the postings of the values of name
-// that m accepts (or, with invert, rejects); nil when there are none.
-func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert bool) postings {
+// postingsForValues returns the offsets of the postings lists of the
+// values of name that m accepts (or, with invert, rejects); nil when there
+// are none.
+func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert bool) []uint64 {
 	lv := r.values[name]
 	if lv == nil {
 		return nil
 	}
-	var its []postings
+	var its []uint64
 	// Equality and set-of-alternatives regexes look values up directly
 	// instead of running the matcher on every value.
 	var set []string
@@ -98,32 +128,33 @@ func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert b
 	if set != nil {
 		for _, v := range set {
 			if off, ok := lv.lookup(v); ok {
-				its = append(its, r.postingsAt(off))
+				its = append(its, off)
 			}
 		}
 	} else {
 		for i, v := range lv.values {
 			if m.Matches(v) != invert {
-				its = append(its, r.postingsAt(lv.offs[i]))
+				its = append(its, lv.offs[i])
 			}
 		}
 	}
 	if len(its) == 0 {
 		return nil
 	}
-	return merge(its...)
+	return its
 }
 
 type seriesIterator struct {
-	ctx  context.Context
-	dir  string
-	r    *indexReader
-	p    postings
-	b    labels.ScratchBuilder
-	refs []uint64
-	lset labels.Labels
-	chks []ChunkMeta
-	err  error
+	ctx   context.Context
+	check []*labels.Matcher // matchers every series must match, or nil
+	dir   string
+	r     *indexReader
+	p     postings
+	b     labels.ScratchBuilder
+	refs  []uint64
+	lset  labels.Labels
+	chks  []ChunkMeta
+	err   error
 }
 
 func (it *seriesIterator) Next() bool {
@@ -140,6 +171,11 @@ func (it *seriesIterator) Next() bool {
 	it.refs = refs
 	if err == nil {
 		it.lset, err = it.r.labels(&it.b, refs)
+	}
+	for _, m := range it.check {
+		if err == nil && !m.Matches(it.lset.Get(m.Name)) {
+			err = indexErr(ref, "series %s, selected by the postings of %s, does not match it: postings damaged", it.lset, m)
+		}
 	}
 	if err != nil {
 		it.err = withDir(err, it.dir)
@@ -273,7 +309,7 @@ func (s *Segment) LabelValuesLimit(name string, limit int, ms ...*labels.Matcher
 // forEachSeriesLabels calls f with the label symbol refs of each series
 // matching ms. refs is reused between calls.
 func (r *indexReader) forEachSeriesLabels(ctx context.Context, ms []*labels.Matcher, f func(refs []uint64)) error {
-	p, err := r.postingsForMatchers(ms)
+	p, err := r.postingsForMatchers(ctx, ms)
 	if err != nil {
 		return err
 	}

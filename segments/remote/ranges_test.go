@@ -106,6 +106,17 @@ func newRangedFixture(t testing.TB, series int, compress bool, cacheMax int64) *
 // cut them).
 func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, per int, compress bool, cacheMax int64) *rangedFixture {
 	t.Helper()
+	if per == 0 {
+		per = map[bool]int{false: 120, true: 360}[compress]
+	}
+	return newRangedFixtureOf(t, fmt.Sprintf("ranged-%v", compress), cacheMax, func(set *segments.Set) segments.Meta {
+		return writeChunkedSegment(t, set, series, per, t0, t0.Add(span-time.Minute), compress)
+	})
+}
+
+// newRangedFixtureOf: the segment write writes into the set, in prefix.
+func newRangedFixtureOf(t testing.TB, prefix string, cacheMax int64, write func(*segments.Set) segments.Meta) *rangedFixture {
+	t.Helper()
 	srv := s3test.Start(t)
 	for _, kv := range srv.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -116,15 +127,12 @@ func newRangedFixtureSpan(t testing.TB, series int, span time.Duration, per int,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	if per == 0 {
-		per = map[bool]int{false: 120, true: 360}[compress]
-	}
-	meta := writeChunkedSegment(t, set, series, per, t0, t0.Add(span-time.Minute), compress)
+	meta := write(set)
 	segs, release := set.Acquire(math.MinInt64, math.MaxInt64)
 	want := samples(t, segs)
 	size := set.Segments()[0].Size
 	release()
-	b, err := OpenS3(srv.URL(fmt.Sprintf("ranged-%v", compress)))
+	b, err := OpenS3(srv.URL(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
