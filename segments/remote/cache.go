@@ -216,6 +216,10 @@ func (c *cache) forget(id string) {
 	_ = e.seg.Close()
 }
 
+// keepMeta keeps meta.json of segment id, read by a listing, so that
+// opening the segment does not GET it again.
+func (c *cache) keepMeta(id string, b []byte) { c.blocks.storeWhole(metaKey(id), b) }
+
 // keepOnly drops the blocks of the segments not in ids (the bucket's
 // catalog when it is first listed): those that left the bucket while no
 // process read through the cache.

@@ -712,7 +712,7 @@ func (t *Tier) refreshCatalog(ctx context.Context) error {
 	if listed {
 		return nil
 	}
-	cat, err := listCatalog(ctx, t.bucket)
+	cat, err := listCatalogKeep(ctx, t.bucket, nil, t.cache.keepMeta)
 	if err != nil {
 		return unavailable(t.bucket, err)
 	}
@@ -777,7 +777,7 @@ func (t *Tier) relist(ctx context.Context) error {
 	if err != nil {
 		return unavailable(t.bucket, err)
 	}
-	cat, err := listCatalogKnown(ctx, t.bucket, known)
+	cat, err := listCatalogKeep(ctx, t.bucket, known, t.cache.keepMeta)
 	if err != nil {
 		return unavailable(t.bucket, err)
 	}
@@ -941,6 +941,13 @@ func listCatalog(ctx context.Context, b Bucket) (map[string]segments.Meta, error
 // listCatalogKnown lists the bucket's segments, reading the meta.json of
 // those not in known.
 func listCatalogKnown(ctx context.Context, b Bucket, known map[string]segments.Meta) (map[string]segments.Meta, error) {
+	return listCatalogKeep(ctx, b, known, nil)
+}
+
+// listCatalogKeep is listCatalogKnown passing each meta.json it reads to
+// keep, when not nil (the read cache, so that opening the segment does
+// not GET it again).
+func listCatalogKeep(ctx context.Context, b Bucket, known map[string]segments.Meta, keep func(id string, meta []byte)) (map[string]segments.Meta, error) {
 	var ids []string
 	if err := b.List(ctx, segmentsPrefix, func(k string) error {
 		if id, ok := parseMetaKey(k); ok {
@@ -956,7 +963,7 @@ func listCatalogKnown(ctx context.Context, b Bucket, known map[string]segments.M
 			cat[id] = m
 			continue
 		}
-		m, err := readMeta(ctx, b, id)
+		m, data, err := readMetaBytes(ctx, b, id)
 		if errors.Is(err, ErrNotExist) {
 			continue // deleted since the listing
 		}
@@ -964,25 +971,34 @@ func listCatalogKnown(ctx context.Context, b Bucket, known map[string]segments.M
 			return nil, err
 		}
 		cat[id] = m
+		if keep != nil {
+			keep(id, data)
+		}
 	}
 	return cat, nil
 }
 
 func readMeta(ctx context.Context, b Bucket, id string) (segments.Meta, error) {
+	m, _, err := readMetaBytes(ctx, b, id)
+	return m, err
+}
+
+// readMetaBytes returns segment id's meta.json, decoded and as it is.
+func readMetaBytes(ctx context.Context, b Bucket, id string) (segments.Meta, []byte, error) {
 	rc, err := b.Get(ctx, metaKey(id), 0, -1)
 	if err != nil {
-		return segments.Meta{}, err
+		return segments.Meta{}, nil, err
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
 	if err != nil {
-		return segments.Meta{}, err
+		return segments.Meta{}, nil, err
 	}
 	var m segments.Meta
 	if err := json.Unmarshal(data, &m); err != nil || m.ID != id {
-		return segments.Meta{}, fmt.Errorf("segment %s in %s: meta.json does not decode (%v)", id, b.Name(), err)
+		return segments.Meta{}, nil, fmt.Errorf("segment %s in %s: meta.json does not decode (%v)", id, b.Name(), err)
 	}
-	return m, nil
+	return m, data, nil
 }
 
 const catalogFile = "catalog.json"
