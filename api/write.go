@@ -345,6 +345,7 @@ func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 	var (
 		out  []query.Touched
 		seen map[query.Touched]struct{}
+		last query.Touched // the latest key: consecutive series mostly repeat it
 	)
 	for i := range b.Series {
 		s := &b.Series[i]
@@ -357,6 +358,10 @@ func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 				name, named = s.Labels.Get(labels.MetricName), true
 			}
 			k := query.Touched{Name: name, Day: query.DayOf(t)}
+			if k == last && len(out) > 0 {
+				return
+			}
+			last = k
 			if _, ok := seen[k]; ok {
 				return
 			}
