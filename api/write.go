@@ -294,6 +294,8 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 		return err
 	}
 	a.droppedExemplars(f, batch.DroppedExemplars)
+	// The store keeps nothing of the batch but its labels' strings.
+	batch.Release()
 	return c.NoContent(http.StatusNoContent)
 }
 

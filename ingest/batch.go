@@ -105,6 +105,23 @@ type Batch struct {
 	// series up in it (0: it did not): the Handles of the series are
 	// valid in that epoch only.
 	KnownEpoch uint64
+
+	mem *batchMem // what Release gives back; nil: nothing
+}
+
+// Release gives b's memory back for reuse by later decodes. Call it only
+// when nothing uses b or anything taken from its slices (Series, their
+// Samples) any more; b is empty afterwards. Strings (labels) stay valid:
+// they are never reused. Releasing is optional: an unreleased batch is
+// left to the garbage collector.
+func (b *Batch) Release() {
+	mem := b.mem
+	*b = Batch{}
+	if mem == nil || cap(mem.series) > maxPooledBatch {
+		return
+	}
+	clear(mem.series[:cap(mem.series)]) // drop labels and handles
+	batchMemPool.Put(mem)
 }
 
 // NumFloats returns the number of float samples in b.

@@ -77,6 +77,8 @@ type builder struct {
 	meta    []FamilyMetadata
 	metaIdx map[string]int
 
+	starts []int // batch()'s scratch
+
 	// Remote write 2.0 scratch: the symbols table (aliasing the request)
 	// and label references.
 	syms         []string
@@ -504,14 +506,22 @@ func (b *builder) batch() *Batch {
 	if len(b.hists) > 0 || b.sts != nil || len(b.exs) > 0 || len(b.meta) > 0 {
 		return b.batchGeneral()
 	}
-	arena := make([]Sample, len(b.samples))
-	out := &Batch{Series: make([]Series, 0, len(b.series)), KnownEpoch: b.epoch}
+	mem := batchMemPool.Get().(*batchMem)
+	if cap(mem.series) < len(b.series) {
+		mem.series = make([]Series, 0, len(b.series))
+	}
+	if cap(mem.arena) < len(b.samples) {
+		mem.arena = make([]Sample, len(b.samples))
+	}
+	arena := mem.arena[:len(b.samples)]
+	out := &Batch{Series: mem.series[:0], KnownEpoch: b.epoch, mem: mem}
 	if b.grouped {
 		copy(arena, b.samples)
 	}
 	// starts[i] is where series i's samples go in arena.
 	off := 0
-	starts := make([]int, len(b.series))
+	starts := slices.Grow(b.starts[:0], len(b.series))[:len(b.series)]
+	b.starts = starts
 	for i := range b.series {
 		n := b.series[i].n
 		starts[i] = off
@@ -613,6 +623,21 @@ func (b *builder) batchGeneral() *Batch {
 	}
 	return out
 }
+
+// batchMem is the memory of a Batch made by builder.batch, which
+// Batch.Release gives back for the next request: its Series and the
+// array their samples are carved from (about 150 bytes a series, zeroed
+// on allocation otherwise).
+type batchMem struct {
+	series []Series
+	arena  []Sample
+}
+
+var batchMemPool = sync.Pool{New: func() any { return new(batchMem) }}
+
+// maxPooledBatch bounds the series of a batch whose memory is reused; a
+// bigger one is left to the garbage collector.
+const maxPooledBatch = 1 << 14
 
 // yoloString returns a string sharing b's memory. The caller must not let
 // it outlive b's contents; the builder copies what it keeps.

@@ -59,7 +59,7 @@ func TestSeriesIndexCollisions(t *testing.T) {
 	colliding := decodeAll()
 	indexMask = ^uint64(0)
 	for i := range plain {
-		if !reflect.DeepEqual(plain[i], colliding[i]) {
+		if !sameBatch(plain[i], colliding[i]) {
 			t.Fatalf("batch %d differs with colliding hashes:\n%v\n%v", i, plain[i], colliding[i])
 		}
 	}
@@ -113,4 +113,55 @@ func TestDecodeASCIIValidation(t *testing.T) {
 			t.Errorf("isASCII(%q) = %v", s, !want)
 		}
 	}
+}
+
+// TestBatchRelease: batches whose memory was given back (Batch.Release)
+// and reused by later decodes, by several goroutines at once, hold what a
+// decode without reuse gives; a released batch is empty. Run it under
+// -race.
+func TestBatchRelease(t *testing.T) {
+	lim := DefaultLimits()
+	bodies := collidingRequests(t)
+	want := make([]*Batch, len(bodies))
+	for i, body := range bodies {
+		b, err := DecodeRemoteWrite(body, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = b // never released
+	}
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for r := range 50 {
+				i := (g + r) % len(bodies)
+				b, err := DecodeRemoteWrite(bodies[i], lim)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !sameBatch(b, want[i]) {
+					t.Errorf("goroutine %d, round %d: a batch in reused memory differs", g, r)
+					return
+				}
+				b.Release()
+				if len(b.Series) != 0 {
+					t.Error("a released batch still has series")
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
+
+// sameBatch reports whether a and b hold the same content (the memory
+// Release gives back is not content).
+func sameBatch(a, b *Batch) bool {
+	x, y := *a, *b
+	x.mem, y.mem = nil, nil
+	return reflect.DeepEqual(x, y)
 }
