@@ -16,7 +16,7 @@ import (
 func appendToChunk(c *memChunk, app, prev chunkenc.Appender, x *sample) (cur *memChunk, curApp chunkenc.Appender, done *memChunk) {
 	if x.H == nil && x.FH == nil && (c == nil || c.chunk.Encoding() != chunkenc.EncXOR) {
 		nc := newOpenChunk()
-		done, c = c, &memChunk{minT: x.T, chunk: nc}
+		done, c = c, newMemChunk(x.T, nc)
 		app, _ = nc.Appender() // An empty XOR chunk never fails to give one.
 	}
 	var ch chunkenc.Chunk
@@ -25,11 +25,11 @@ func appendToChunk(c *memChunk, app, prev chunkenc.Appender, x *sample) (cur *me
 	}
 	ch, app, cut := segments.AppendSample(ch, app, prev, x)
 	if cut {
-		done, c = c, &memChunk{minT: x.T, chunk: ch}
+		done, c = c, newMemChunk(x.T, ch)
 	} else {
 		c.chunk = ch
 	}
 	c.maxT = x.T
-	c.cost += sampleCost(x)
+	c.addCost(sampleCost(x))
 	return c, app, done
 }

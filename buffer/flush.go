@@ -345,7 +345,7 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 		cost += c
 		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == int(it.headN) {
 			dropped += int64(it.headN)
-			cost += s.head.cost          // unchanged since the snapshot, as its samples are
+			cost += s.head.cost()        // unchanged since the snapshot, as its samples are
 			s.head, s.headApp = nil, nil // lastT stays: older samples remain out of order
 		}
 		if s.ooo != nil {
@@ -363,7 +363,7 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 
 // dropPrefix removes the first n chunks of list if list still starts with
 // what the flush saw (its n-th chunk is last), and returns the number of
-// samples removed and their cost (memChunk.cost).
+// samples removed and their cost (memChunk.cost()).
 func dropPrefix(list []*memChunk, n int, last *memChunk) ([]*memChunk, int64, int64) {
 	if n == 0 || len(list) < n || list[n-1] != last {
 		return list, 0, 0
@@ -371,7 +371,7 @@ func dropPrefix(list []*memChunk, n int, last *memChunk) ([]*memChunk, int64, in
 	var samples, cost int64
 	for _, c := range list[:n] {
 		samples += int64(c.chunk.NumSamples())
-		cost += c.cost
+		cost += c.cost()
 	}
 	rest := make([]*memChunk, len(list)-n)
 	copy(rest, list[n:])

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -117,6 +119,34 @@ func TestFlushReleasesItsCopy(t *testing.T) {
 func TestMemSeriesSize(t *testing.T) {
 	if got := unsafe.Sizeof(memSeries{}); got > 112 {
 		t.Fatalf("memSeries takes %d bytes, want at most 112", got)
+	}
+}
+
+// TestMemChunkSize: a float chunk's header is paid once per chunk, one or
+// more per series: 32 bytes, the size class below the 48 it took when it
+// kept its cost (a float chunk's cost is its number of samples). A
+// histogram chunk keeps its cost, and reads it back.
+func TestMemChunkSize(t *testing.T) {
+	if got := unsafe.Sizeof(memChunk{}); got > 32 {
+		t.Fatalf("memChunk takes %d bytes, want at most 32", got)
+	}
+	o := Options{}.withDefaults()
+	s := newMemSeries(1, labels.FromStrings("a", "b"))
+	var want int64
+	for i := range 5 {
+		x := sample{T: int64(i), V: 1}
+		if i >= 3 {
+			h := &histogram.Histogram{Count: 3, Sum: 1, Schema: 0, PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}}, PositiveBuckets: []int64{1, 1}}
+			x = sample{T: int64(i), H: h}
+		}
+		_, c := s.appendLocked(x, &o)
+		want += c
+	}
+	if len(s.chunks) != 1 || s.chunks[0].chunk.Encoding() != chunkenc.EncXOR || s.head.chunk.Encoding() != chunkenc.EncHistogram {
+		t.Fatalf("want a closed float chunk and an open histogram chunk")
+	}
+	if got := s.chunksCostLocked(); got != want || s.chunks[0].cost() != 3 || s.head.cost() != want-3 {
+		t.Fatalf("chunks cost %d (float %d, histograms %d), want %d", got, s.chunks[0].cost(), s.head.cost(), want)
 	}
 }
 

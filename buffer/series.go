@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -16,12 +17,50 @@ import (
 // memChunk is a chunk of samples sorted by time, without duplicate
 // timestamps. Once a memChunk is closed it is never modified again, so
 // readers may iterate it without holding the series lock.
+//
+// A float chunk takes 32 bytes (a size class), as there is one or more a
+// series: its cost is its number of samples. A histogram chunk is the
+// first field of a histMemChunk, which keeps its cost.
 type memChunk struct {
 	minT, maxT int64
-	chunk      chunkenc.Chunk // XOR, histogram or float histogram
-	// cost is the sum of sampleCost of the samples appended to chunk:
-	// what they count against Options.MaxHeadSamples (StoreOptions).
+	chunk      chunkenc.Chunk // XOR, histogram or float histogram; its encoding never changes
+}
+
+// histMemChunk is a memChunk of histograms with their cost.
+type histMemChunk struct {
+	memChunk
 	cost int64
+}
+
+// newMemChunk returns a memChunk holding ch, whose first sample is at minT.
+func newMemChunk(minT int64, ch chunkenc.Chunk) *memChunk {
+	if ch.Encoding() == chunkenc.EncXOR {
+		return &memChunk{minT: minT, chunk: ch}
+	}
+	return &(&histMemChunk{memChunk: memChunk{minT: minT, chunk: ch}}).memChunk
+}
+
+// hist returns the histMemChunk of a histogram chunk.
+func (c *memChunk) hist() *histMemChunk {
+	// c is the first field of a histMemChunk: newMemChunk made it so for
+	// every chunk not XOR-encoded, and a chunk keeps its encoding.
+	return (*histMemChunk)(unsafe.Pointer(c))
+}
+
+// cost is the sum of sampleCost of the samples appended to the chunk: what
+// they count against Options.MaxHeadSamples (StoreOptions).
+func (c *memChunk) cost() int64 {
+	if c.chunk.Encoding() == chunkenc.EncXOR {
+		return int64(c.chunk.NumSamples()) // a float costs 1
+	}
+	return c.hist().cost
+}
+
+// addCost adds the cost of a sample appended to the chunk.
+func (c *memChunk) addCost(n int64) {
+	if c.chunk.Encoding() != chunkenc.EncXOR {
+		c.hist().cost += n
+	}
 }
 
 // sampleCost is what x counts against the head's sample budget
@@ -121,7 +160,7 @@ func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
 // then owns). It reports whether the sample was out of order. A series may
 // hold floats and histograms at different times; out-of-order samples of
 // either kind follow the same rules. cost is how much the weight of what
-// the series holds (memChunk.cost of its chunks plus sampleCost of its
+// the series holds (memChunk.cost() of its chunks plus sampleCost of its
 // unsorted buffer) changed, for Head.inHeadCost.
 func (s *memSeries) appendLocked(x sample, o *Options) (ooo bool, cost int64) {
 	cost = sampleCost(&x)
@@ -189,11 +228,11 @@ func (s *memSeries) cutOOOLocked(o *Options) int64 {
 	return cost
 }
 
-// chunksCost returns the sum of the chunks' memChunk.cost.
+// chunksCost returns the sum of the chunks' memChunk.cost().
 func chunksCost(cs []*memChunk) int64 {
 	var n int64
 	for _, c := range cs {
-		n += c.cost
+		n += c.cost()
 	}
 	return n
 }
@@ -202,7 +241,7 @@ func chunksCost(cs []*memChunk) int64 {
 func (s *memSeries) chunksCostLocked() int64 {
 	n := chunksCost(s.chunks) + chunksCost(s.oooChunks())
 	if s.head != nil {
-		n += s.head.cost
+		n += s.head.cost()
 	}
 	return n
 }
