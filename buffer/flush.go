@@ -345,8 +345,8 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 		cost += c
 		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == int(it.headN) {
 			dropped += int64(it.headN)
-			cost += s.head.cost()        // unchanged since the snapshot, as its samples are
-			s.head, s.headApp = nil, nil // lastT stays: older samples remain out of order
+			cost += s.head.cost() // unchanged since the snapshot, as its samples are
+			s.dropHeadLocked()    // lastT stays: older samples remain out of order
 		}
 		if s.ooo != nil {
 			s.ooo.chunks, n, c = dropPrefix(s.ooo.chunks, int(it.oooN), it.lastOOO)

@@ -110,23 +110,56 @@ type memSeries struct {
 	// removed from the head (see Head.gcIdleSeries). (Here, beside mtx,
 	// it fills what would be padding.)
 	idle bool
+	// xorBits and xor are the appender of the open chunk when it holds
+	// floats (appendXORLocked); a histogram chunk's is ooo.histApp.
+	xorBits xorBits
 
-	chunks  []*memChunk // closed in-order chunks, by time
-	head    *memChunk   // open in-order chunk; nil if none
-	headApp chunkenc.Appender
-	lastT   int64 // latest in-order timestamp; math.MinInt64 when empty
+	chunks []*memChunk // closed in-order chunks, by time
+	head   *memChunk   // open in-order chunk; nil if none
+	xor    xorState
+	lastT  int64 // latest in-order timestamp; math.MinInt64 when empty
 
-	// ooo holds the out-of-order data; nil when there is none, which is
-	// most series: the two lists would take 48 bytes in each.
+	// ooo holds the out-of-order data, and the appender of an open
+	// histogram chunk; nil when there are none, which is most series: the
+	// two lists and the appender would take 64 bytes in each.
 	ooo *oooData
 }
 
 type sample = segments.Sample
 
-// oooData is a series' out-of-order data.
+// oooData is a series' out-of-order data, and the appender of its open
+// histogram chunk.
 type oooData struct {
-	chunks []*memChunk // sorted out-of-order chunks, in cut order
-	buf    []sample    // unsorted out-of-order samples, in arrival order
+	chunks  []*memChunk // sorted out-of-order chunks, in cut order
+	buf     []sample    // unsorted out-of-order samples, in arrival order
+	histApp chunkenc.Appender
+}
+
+// histApp returns the appender of the open histogram chunk; nil if the open
+// chunk holds floats or there is none.
+func (s *memSeries) histApp() chunkenc.Appender {
+	if s.ooo == nil {
+		return nil
+	}
+	return s.ooo.histApp
+}
+
+// setHistAppLocked sets the appender of the open histogram chunk.
+func (s *memSeries) setHistAppLocked(app chunkenc.Appender) {
+	if app == nil && s.ooo == nil {
+		return
+	}
+	if s.ooo == nil {
+		s.ooo = &oooData{}
+	}
+	s.ooo.histApp = app
+	s.dropOOOIfEmptyLocked()
+}
+
+// dropHeadLocked lets the open chunk go (it was closed or flushed).
+func (s *memSeries) dropHeadLocked() {
+	s.head = nil
+	s.setHistAppLocked(nil)
 }
 
 // oooChunks returns the sorted out-of-order chunks, in cut order.
@@ -147,7 +180,7 @@ func (s *memSeries) oooBuf() []sample {
 
 // dropOOOIfEmptyLocked lets the out-of-order data go once it holds nothing.
 func (s *memSeries) dropOOOIfEmptyLocked() {
-	if s.ooo != nil && len(s.ooo.chunks) == 0 && len(s.ooo.buf) == 0 {
+	if s.ooo != nil && len(s.ooo.chunks) == 0 && len(s.ooo.buf) == 0 && s.ooo.histApp == nil {
 		s.ooo = nil
 	}
 }
@@ -181,15 +214,34 @@ func (s *memSeries) appendLocked(x sample, o *Options) (ooo bool, cost int64) {
 func (s *memSeries) appendInOrderLocked(x *sample, o *Options) {
 	var prev chunkenc.Appender
 	if s.head != nil && (segments.ChunkFull(s.head.chunk, o.ChunkSamples) || rangeStart(x.T, o.ChunkRange) != rangeStart(s.head.minT, o.ChunkRange)) {
-		prev = s.headApp
+		prev = s.histApp()
 		s.closeHeadLocked()
 	}
-	head, app, done := appendToChunk(s.head, s.headApp, prev, x)
+	if x.H == nil && x.FH == nil {
+		// A float: the series appends it itself (appendXORLocked).
+		if s.head != nil && s.head.chunk.Encoding() != chunkenc.EncXOR {
+			s.closeHeadLocked() // histograms end
+		}
+		if s.head == nil {
+			s.head = newMemChunk(x.T, newOpenChunk())
+			s.xorBits, s.xor = newXORBits, xorState{}
+		}
+		s.appendXORLocked(x.T, x.V)
+		s.head.maxT = x.T
+		s.lastT = x.T
+		return
+	}
+	var app chunkenc.Appender
+	if s.head != nil && s.head.chunk.Encoding() != chunkenc.EncXOR {
+		app = s.histApp()
+	}
+	head, app, done := appendToChunk(s.head, app, prev, x)
 	if done != nil {
 		s.head = done
 		s.closeHeadLocked()
 	}
-	s.head, s.headApp = head, app
+	s.head = head
+	s.setHistAppLocked(app)
 	s.lastT = x.T
 }
 
@@ -199,7 +251,7 @@ func (s *memSeries) closeHeadLocked() {
 	}
 	s.head.chunk.Compact()
 	s.chunks = append(s.chunks, s.head)
-	s.head, s.headApp = nil, nil
+	s.dropHeadLocked()
 }
 
 // cutOOOLocked sorts the unsorted buffer into a new out-of-order chunk, and
@@ -252,7 +304,7 @@ func (s *memSeries) chunksCostLocked() int64 {
 func (s *memSeries) rebuildLocked(o *Options) int64 {
 	before := s.chunksCostLocked()
 	it := s.iteratorLocked(math.MinInt64, math.MaxInt64)
-	s.chunks, s.head, s.headApp, s.ooo = nil, nil, nil, nil
+	s.chunks, s.head, s.ooo = nil, nil, nil
 	s.lastT = math.MinInt64
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 		x := segments.ReadSample(it, vt, nil, nil)
