@@ -164,7 +164,9 @@ func (d *Downsampler) rawWindows(cutoff int64) []int64 {
 			continue
 		}
 		for w := first; w <= last && w < cutoff-Window; w += Window {
-			out = append(out, w)
+			if d.opts.Only == nil || d.opts.Only(w) {
+				out = append(out, w)
+			}
 		}
 	}
 	slices.Sort(out)
@@ -176,7 +178,7 @@ func (d *Downsampler) rawWindows(cutoff int64) []int64 {
 func (d *Downsampler) rollupWindows(res, cutoff int64) []int64 {
 	var out []int64
 	for _, r := range d.rollups() {
-		if r.meta.Resolution == res && r.start < cutoff-Window {
+		if r.meta.Resolution == res && r.start < cutoff-Window && (d.opts.Only == nil || d.opts.Only(r.start)) {
 			out = append(out, r.start)
 		}
 	}

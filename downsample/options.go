@@ -29,6 +29,11 @@ type Options struct {
 	FiveM1hAfter time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Only, when not nil, limits Run to the windows (by start) for which
+	// it returns true: object storage rebuilds one window of a set it
+	// filled for the purpose, where the window before is there only for
+	// the counters to continue.
+	Only func(start int64) bool
 }
 
 // DefaultOptions returns the options used for fields left zero.

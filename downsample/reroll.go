@@ -26,6 +26,10 @@ type Freshness struct {
 	// since the 1h rollup was built from it: any of its series may differ
 	// from what raw data answers.
 	Replaced bool
+	// Relinked is true for a 5m rollup that continues the counters of a
+	// rollup of the window before that is no longer that window's newest
+	// (it was rebuilt): Run rebuilds it too.
+	Relinked bool
 	// RawComplete is true when every raw segment the rollup was built from
 	// is among the segments given: the window's raw data is all there, so
 	// rolling it up again (RollupWindow) gives what Run would write.
@@ -61,6 +65,18 @@ func CheckFreshness(r segments.Meta, metas []segments.Meta) (f Freshness, ok boo
 		}
 		f.Replaced = cur.meta.ID != lin.link
 		lin = cur.lin
+	}
+	if r.Resolution == Res5m {
+		var prev *rollupInfo
+		for _, m := range metas {
+			if m.Resolution != Res5m || m.MaxTime != ri.start {
+				continue
+			}
+			if p, ok := asRollup(m); ok && (prev == nil || byID(p, *prev) > 0) {
+				prev = &p
+			}
+		}
+		f.Relinked = prev != nil && prev.meta.ID != lin.link
 	}
 	var srcs []string
 	seen := map[string]bool{}

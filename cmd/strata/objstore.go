@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/strata-tsdb/strata/buffer"
+	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/query"
 	"github.com/strata-tsdb/strata/retention"
 	"github.com/strata-tsdb/strata/segments"
@@ -54,6 +55,10 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 	if err != nil {
 		return nil, err
 	}
+	var rollups *downsample.Options // the writer's downsampler's: the tier rebuilds the rollups of days only the bucket holds
+	if v.GetBool("downsample.enabled") {
+		rollups = &downsample.Options{Raw5mAfter: v.GetDuration("downsample.raw_to_5m_after"), FiveM1hAfter: v.GetDuration("downsample.5m_to_1h_after")}
+	}
 	var tiers []*remote.Tier
 	closeAll := func() {
 		for _, t := range tiers {
@@ -90,6 +95,7 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 			MergeAfter:     v.GetDuration("storage.object.merge_after"),
 			MergeMaxDelay:  v.GetDuration("storage.object.merge_max_delay"),
 			DeleteDelay:    v.GetDuration("storage.object.delete_delay"),
+			Downsample:     rollups,
 		}, treg)
 		if err != nil {
 			closeAll()

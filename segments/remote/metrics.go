@@ -12,7 +12,7 @@ type metrics struct {
 	blockEvictions, damagedBlocks          prometheus.Counter
 	fetchSeconds, uploadSeconds            prometheus.Histogram
 	// Deletes in the bucket (tombstones.go, rewrite.go).
-	tombstonesUploaded, tombstonesDiscovered, bucketRewrites, bucketMerges prometheus.Counter
+	tombstonesUploaded, tombstonesDiscovered, bucketRewrites, bucketMerges, rollupRebuilds prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -45,6 +45,7 @@ func newMetrics() *metrics {
 	m.tombstonesDiscovered = c("strata_object_tombstones_discovered_total", "Tombstone objects a reader found new in the bucket by listing it (their cached answers invalidated).")
 	m.bucketRewrites = c("strata_object_bucket_rewrites_total", "Bucket segments rewritten without the samples their tombstones hide (the rewrite uploaded before the original is deleted).")
 	m.bucketMerges = c("strata_object_bucket_merges_total", "Merges in the bucket of several raw segments of one day that only the bucket holds (the merged segment uploaded before the inputs are deleted).")
+	m.rollupRebuilds = c("strata_object_bucket_rollup_rebuilds_total", "Rollups of days only the bucket holds rebuilt from the bucket's raw data after it changed there (late data merged, a delete applied), uploaded before the old rollups are deleted.")
 	return m
 }
 
@@ -52,5 +53,5 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.uploads, m.uploadFailures, m.uploadedBytes, m.bucketDeletes, m.localEvictions, m.abandonedDeletes,
 		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.fetchedBytes, m.discovered,
 		m.rangeRequests, m.blockHits, m.blockMisses, m.blockEvictions, m.damagedBlocks, m.fetchSeconds, m.uploadSeconds,
-		m.tombstonesUploaded, m.tombstonesDiscovered, m.bucketRewrites, m.bucketMerges}
+		m.tombstonesUploaded, m.tombstonesDiscovered, m.bucketRewrites, m.bucketMerges, m.rollupRebuilds}
 }

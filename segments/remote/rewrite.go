@@ -27,7 +27,8 @@ const rewriteDir = "rewrite"
 // twice. A crash midway leaves an upload without meta.json (swept as
 // abandoned) or both segments (the next round deletes the original).
 // A segment still on the writer's disk is the local compactor's to
-// rewrite, and a rollup keeps its tombstones, applied at read time, as
+// rewrite; a rollup is rebuilt from the rewritten raw data (rollups.go),
+// or, where that is gone, keeps its tombstones, applied at read time, as
 // locally.
 func (t *Tier) rewriteTombstoned(ctx context.Context) error {
 	local := map[string]bool{}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/segments"
 )
 
@@ -108,6 +109,12 @@ type Options struct {
 	// listing on). It should exceed a reader's listing interval plus the
 	// longest query. Zero: in the round the replacement is uploaded.
 	DeleteDelay time.Duration
+	// Downsample, when not nil, are the options of the writer's
+	// downsampler: the tier then rebuilds the rollups of days only the
+	// bucket holds when the raw data under them changed there
+	// (rollups.go). Nil: rollups in the bucket stay as uploaded, their
+	// tombstones applied at read.
+	Downsample *downsample.Options
 	// MergeMaxDelay: a day is merged, too, once the oldest of those
 	// segments has waited this long (a merge's output counts from when
 	// it was made), so that late data that never settles is merged at
@@ -170,6 +177,9 @@ type Tier struct {
 	// replacedAt: when this process first saw each bucket segment
 	// replaced by another (see Options.DeleteDelay); guarded by roundMtx.
 	replacedAt map[string]time.Time
+	// rolledFrom: the inputs of each day's last rollup rebuild, by day
+	// start (rollups.go); guarded by roundMtx.
+	rolledFrom map[int64]string
 
 	roundMtx  sync.Mutex   // serialises rounds
 	lastSweep time.Time    // of sweepAbandoned; guarded by roundMtx
@@ -219,7 +229,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -389,6 +399,9 @@ func (t *Tier) round(ctx context.Context) error {
 		return err
 	}
 	if err := t.rewriteTombstoned(ctx); err != nil {
+		return err
+	}
+	if err := t.rebuildRollups(ctx); err != nil {
 		return err
 	}
 	if err := t.collectBucket(ctx); err != nil {
@@ -650,9 +663,19 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 
 // replaced reports whether another of metas holds m's data: same
 // resolution, every source of m among its sources, and a later product
-// (more sources, a higher level, or, equal in both, a greater ID).
+// (more sources, a higher level, or, equal in both, a greater ID); for a
+// rollup, a rollup of the same resolution and day with a greater ID.
 func replaced(m segments.Meta, metas []segments.Meta) bool {
 	for _, o := range metas {
+		if isRollup(m) {
+			// Of two rollups of a resolution and day, the newer, as the
+			// downsampler keeps (their sources are lineage; a late-data
+			// rollup's are not a superset of the day's).
+			if isRollup(o) && o.Resolution == m.Resolution && o.MinTime == m.MinTime && o.ID > m.ID {
+				return true
+			}
+			continue
+		}
 		if o.ID == m.ID || o.Resolution != m.Resolution || !coversSources(o, m) {
 			continue
 		}
