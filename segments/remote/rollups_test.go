@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,7 +123,8 @@ func counterSeries(t *testing.T, sets []*segments.Set, from, to time.Time, offse
 func TestBucketRollupsRebuilt(t *testing.T) {
 	srv := s3test.Start(t)
 	day := 24 * time.Hour
-	d0 := t0.Add(day) // day 1 is (d0, d0+day]
+	d0 := t0.Add(day)              // day 1 is (d0, d0+day]
+	const delay = 10 * time.Minute // of replaced segments' deletion
 	set, ref := newSet(t), newSet(t)
 	both := []*segments.Set{set, ref}
 	counterSeries(t, both, t0.Add(time.Minute), t0.Add(day), 0, "")
@@ -142,13 +144,90 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 	}
 	rollUp(set)
 	w := newTier(t, srv, set, "ru", Options{Ranges: []int64{time.Hour.Milliseconds(), day.Milliseconds()},
-		UploadAfter: time.Hour, Keep: time.Hour, Now: clock.Now, Downsample: &downsample.Options{}})
+		UploadAfter: time.Hour, Keep: time.Hour, Now: clock.Now, Downsample: &downsample.Options{}, DeleteDelay: delay})
 	mustSync(t, w)
 	if ids := localIDs(set); len(ids) != 0 {
 		t.Fatalf("local segments %v, want everything evicted", ids)
 	}
 	r := newTier(t, srv, newSet(t), "ru", Options{Reader: true})
 	w1 := d0.UnixMilli()
+
+	// A second reader lists and reads day 1's rollups all the while: one
+	// of each resolution every time, never none or two. After each round
+	// of the writer the test waits for a read begun after it, so that no
+	// read that listed a replaced rollup is still going when it is
+	// deleted (delay later).
+	r2 := newTier(t, srv, newSet(t), "ru", Options{Reader: true})
+	var (
+		readsMtx        sync.Mutex
+		started, reads  int
+		readerErr, stop = make(chan error, 1), make(chan struct{})
+	)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			readsMtx.Lock()
+			started++
+			readsMtx.Unlock()
+			err := r2.Sync(context.Background())
+			for _, res := range []int64{downsample.Res5m, downsample.Res1h} {
+				if err != nil {
+					break
+				}
+				var segs []*segments.Segment
+				var release func()
+				segs, _, release, err = r2.Acquire(context.Background(), w1+1, w1+day.Milliseconds(), nil, func(m segments.Meta) bool { return m.Resolution == res })
+				if err == nil {
+					n := 0
+					for _, s := range segs {
+						if s.Meta().MinTime == w1+1 {
+							n++
+							_, err = s.LabelValues("i") // reads its index
+						}
+					}
+					release()
+					if err == nil && n != 1 {
+						err = fmt.Errorf("the reader reads %d rollups of resolution %d for day 1, want 1", n, res)
+					}
+				}
+			}
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			readsMtx.Lock()
+			reads++
+			readsMtx.Unlock()
+		}
+	}()
+	round := func() {
+		t.Helper()
+		mustSync(t, w)
+		readsMtx.Lock()
+		s := started
+		readsMtx.Unlock()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			select {
+			case err := <-readerErr:
+				t.Fatalf("the concurrent reader: %v", err)
+			default:
+			}
+			readsMtx.Lock()
+			done := reads > s
+			readsMtx.Unlock()
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("timed out waiting for the concurrent reader")
+			}
+		}
+	}
 	check := func(what string) {
 		t.Helper()
 		rollUp(ref)
@@ -179,15 +258,16 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 	// 6 hours.
 	counterSeries(t, both, d0.Add(time.Minute), d0.Add(6*time.Hour), 30*time.Second, "x")
 	rollUp(set) // the local downsampler sees the late segment alone
-	mustSync(t, w)
+	round()
 	clock.Add(time.Minute)
-	mustSync(t, w)
+	round()
 	if n := counterValue(w.m.bucketMerges); n != 1 {
 		t.Fatalf("%v merges, want day 1 merged once", n)
 	}
 	check("after late data")
 	rebuilt := counterValue(w.m.rollupRebuilds)
-	mustSync(t, w)
+	clock.Add(delay)
+	round()
 	if n := counterValue(w.m.rollupRebuilds); n != rebuilt {
 		t.Fatalf("%v rollup rebuilds after a round with nothing new, want %v", n, rebuilt)
 	}
@@ -201,10 +281,16 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Add(time.Minute)
-	mustSync(t, w)
+	round()
 	clock.Add(time.Minute)
-	mustSync(t, w)
+	round()
 	check("after the delete")
+	clock.Add(delay)
+	round()
+	close(stop)
+	if err := <-readerErr; err != nil {
+		t.Fatalf("the concurrent reader: %v", err)
+	}
 	// Not hidden by a tombstone: gone from the rollups.
 	for _, res := range []int64{downsample.Res5m, downsample.Res1h} {
 		segs, ts, release, err := r.Acquire(context.Background(), w1+1, w1+day.Milliseconds(), nil, func(m segments.Meta) bool { return m.Resolution == res })
