@@ -52,6 +52,20 @@ func (c *Cache) Peek(key []byte) ([]byte, Status) {
 	return v, st
 }
 
+// PeekLocal is Peek without the L2 tier: it reads this instance's entries
+// only (those of SetLocal, which never reach L2, and any other), so a
+// miss costs no round trip.
+func (c *Cache) PeekLocal(key []byte) ([]byte, Status) {
+	v, st := c.lookup(nil, key, c.now().UnixNano())
+	switch st {
+	case StatusHit:
+		c.m.count(st)
+	case StatusMiss:
+		return nil, st
+	}
+	return v, st
+}
+
 // Prefetch reads from the L2 tier, in pipelined round trips, the keys that
 // L1 does not hold, and promotes the fresh, valid ones into L1, so that
 // the lookups that follow are L1 hits. A caller about to look up many keys

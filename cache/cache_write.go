@@ -17,12 +17,21 @@ import (
 //
 // With an L2 tier the entry is also written to Redis, in the background.
 func (c *Cache) Set(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration) error {
-	return c.set(key, tags, snap, value, ttl, nil)
+	return c.set(key, tags, snap, value, ttl, nil, true)
+}
+
+// SetLocal is Set without the L2 tier: the entry stays in this instance.
+// It is for values derived from other entries (an answer encoded from
+// cached extents), which another instance derives as cheaply from the
+// shared entries as it would read them from Redis.
+func (c *Cache) SetLocal(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration) error {
+	return c.set(key, tags, snap, value, ttl, nil, false)
 }
 
 // set is Set; with lk, the L2 write happens at once, with the release of
-// the lock (the caller releases lk in any case).
-func (c *Cache) set(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration, lk *l2Lock) error {
+// the lock (the caller releases lk in any case). Without toL2 the entry
+// stays out of the L2 tier.
+func (c *Cache) set(key []byte, tags []string, snap Snapshot, value []byte, ttl time.Duration, lk *l2Lock, toL2 bool) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -59,7 +68,7 @@ func (c *Cache) set(key []byte, tags []string, snap Snapshot, value []byte, ttl 
 	var kb [8]byte
 	fk := c.fastKey(&kb, key)
 	c.store(fk, b)
-	if c.l2 != nil {
+	if c.l2 != nil && toL2 {
 		c.l2.put(fk, b, meta.graceEnd, meta.seq, lk)
 	}
 	*bp = b

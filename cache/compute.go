@@ -314,7 +314,7 @@ func (c *Cache) fill(ctx context.Context, key []byte, tags []string, accept func
 	// value invalidated while it was computed would be a miss: it is not
 	// stored over the entry of a later computation.
 	if c.snapshotCurrent(snap, tags) {
-		_ = c.set(key, tags, snap, v, ttl, lk)
+		_ = c.set(key, tags, snap, v, ttl, lk, true)
 	}
 	return v, StatusMiss, nil
 }
