@@ -204,7 +204,8 @@ func (a *API) promReady(c echo.Context) error {
 // does, at the fastest level (a 600 KB range answer shrinks ~10×; the
 // cost stays small next to encoding it). Write and remote-read routes are
 // left alone (their answers are tiny or snappy-framed already), and so are
-// /metrics and the dashboard's files, which compress themselves. Small
+// /metrics and the dashboard's files, which compress themselves, and range
+// query answers, which answer.go gzips (and stores gzipped). Small
 // answers go out as they are.
 func compressAnswers() echo.MiddlewareFunc {
 	return middleware.GzipWithConfig(middleware.GzipConfig{
@@ -212,7 +213,9 @@ func compressAnswers() echo.MiddlewareFunc {
 		MinLength: 1024,
 		Skipper: func(c echo.Context) bool {
 			p := c.Path()
-			return writeRoutes[p] || p == "/api/v1/read" || p == "/metrics" || p == "/" || p == "/*"
+			return writeRoutes[p] || p == "/api/v1/read" || p == "/metrics" || p == "/" || p == "/*" ||
+				p == "/api/v1/query_range" // answer.go gzips its answers
+
 		},
 	})
 }

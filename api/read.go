@@ -109,8 +109,9 @@ func (a *API) rangeQuery(c echo.Context) error {
 		res, st, err := a.engine.RangeWithStats(ctx, r, sp == "all")
 		return a.queryResult(c, "range", start, res, withStats(st, sp), err)
 	}
-	res, err := a.frontend.Range(ctx, r, bypassCache(c))
-	return a.queryResult(c, "range", start, res, nil, err)
+	b, err := a.frontend.RangeBody(ctx, r, bypassCache(c), a.rangeEncoder(acceptsGzip(c)))
+	a.metrics.queryDuration.WithLabelValues("range").Observe(time.Since(start).Seconds())
+	return a.sendBody(c, "range", b, err)
 }
 
 func requiredTime(c echo.Context, name string) (time.Time, error) {
@@ -153,9 +154,7 @@ func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *que
 		a.metrics.queries.WithLabelValues(kind, string(typ)).Inc()
 		return err
 	}
-	if n := seriesCount(res.Value); a.opts.MaxQuerySeries > 0 && n > a.opts.MaxQuerySeries {
-		err := &apiError{typ: errExecution, status: http.StatusUnprocessableEntity,
-			err: fmt.Errorf("%w: the query returned %d series, more than the limit of %d (query.max_series); narrow it or aggregate", errTooManyQuerySeries, n, a.opts.MaxQuerySeries)}
+	if err := a.checkSeries(seriesCount(res.Value)); err != nil {
 		a.metrics.queries.WithLabelValues(kind, string(errExecution)).Inc()
 		return err
 	}
@@ -182,6 +181,16 @@ func (a *API) queryResult(c echo.Context, kind string, start time.Time, res *que
 		dst = append(dst, statsJSON...)
 		return append(dst, '}')
 	}, warnings, res.Infos)
+}
+
+// checkSeries refuses an answer of n series when that is more than
+// Options.MaxQuerySeries.
+func (a *API) checkSeries(n int) error {
+	if a.opts.MaxQuerySeries > 0 && n > a.opts.MaxQuerySeries {
+		return &apiError{typ: errExecution, status: http.StatusUnprocessableEntity,
+			err: fmt.Errorf("%w: the query returned %d series, more than the limit of %d (query.max_series); narrow it or aggregate", errTooManyQuerySeries, n, a.opts.MaxQuerySeries)}
+	}
+	return nil
 }
 
 // errTooManyQuerySeries marks a query refused for returning too many series.

@@ -283,7 +283,10 @@ func TestCachedEqualsFresh(t *testing.T) {
 		e.write(t, b)
 	}
 	counts := map[CacheStatus]int{}
-	var queries, writes, lates, deletes, retentions, histHits int
+	var queries, writes, lates, deletes, retentions, histHits, storedHits int
+	// Windows in the past asked for again (a dashboard reloaded on an
+	// old time range): their whole answers are stored (RangeBody).
+	var past []RangeQuery
 	for op := range ops {
 		now := e.clock.Now()
 		switch r := rng.Intn(100); {
@@ -363,6 +366,8 @@ func TestCachedEqualsFresh(t *testing.T) {
 					p := dashboards[rng.Intn(len(dashboards))]
 					end := now.Truncate(p.step)
 					r = RangeQuery{Query: p.query, Start: end.Add(-p.length), End: end, Step: p.step}
+				} else if len(past) > 0 && rng.Intn(2) == 0 {
+					r = past[rng.Intn(len(past))]
 				} else {
 					steps := []time.Duration{15 * time.Second, time.Minute, 5 * time.Minute, time.Hour}
 					step := steps[rng.Intn(len(steps))]
@@ -372,9 +377,20 @@ func TestCachedEqualsFresh(t *testing.T) {
 					}
 					length := min(time.Duration(1+rng.Intn(12*60))*time.Minute, 2000*step)
 					r = RangeQuery{Query: qs, Start: end.Add(-length), End: end, Step: step}
+					if past = append(past, r); len(past) > 8 {
+						past = past[1:]
+					}
 				}
 				qs = r.Query
-				cached, err1 = e.frontend.Range(ctx, r, false)
+				if rng.Intn(2) == 0 {
+					cached, err1 = e.frontend.Range(ctx, r, false)
+				} else {
+					var stored bool
+					cached, stored, err1 = rangeBody(ctx, e.frontend, r)
+					if stored {
+						storedHits++
+					}
+				}
 				fresh, err2 = e.frontend.Range(ctx, r, true)
 			}
 			if err1 != nil || err2 != nil {
@@ -399,10 +415,35 @@ func TestCachedEqualsFresh(t *testing.T) {
 	if histHits == 0 {
 		t.Fatal("no answer holding histograms came from the cache")
 	}
-	t.Logf("%d answers holding histograms came (partly) from the cache", histHits)
+	t.Logf("%d answers holding histograms came (partly) from the cache, %d from stored answers", histHits, storedHits)
+	if storedHits == 0 {
+		t.Fatal("no answer came from a stored answer")
+	}
 	if counts[CacheHit]+counts[CachePartial] < queries/10 {
 		t.Fatalf("the cache answered too little to be tested: %v", counts)
 	}
+}
+
+// rangeBody answers r through RangeBody, encoded as an extent, and decodes
+// the answer; stored says it came from a stored answer (not encoded).
+func rangeBody(ctx context.Context, f *Frontend, r RangeQuery) (res *Result, stored bool, err error) {
+	encoded := false
+	b, err := f.RangeBody(ctx, r, false, Encoder{Format: "test-extent", Encode: func(res *Result) (Body, error) {
+		encoded = true
+		m := asMatrix(res.Value)
+		return Body{Bytes: appendExtent(nil, &extent{Kind: 'm', Matrix: m, Warnings: res.Warnings, Infos: res.Infos}), Series: len(m)}, nil
+	}})
+	if err != nil {
+		return nil, false, err
+	}
+	e, err := decodeExtent(b.Bytes)
+	if err != nil {
+		return nil, false, err
+	}
+	if !encoded && b.Cache != CacheHit {
+		return nil, false, fmt.Errorf("a stored answer reported as %q", b.Cache)
+	}
+	return &Result{Value: e.Matrix, Warnings: e.Warnings, Infos: e.Infos, Cache: b.Cache, Resolution: b.Resolution}, !encoded, nil
 }
 
 func matrixHasHistograms(m promql.Matrix) bool {

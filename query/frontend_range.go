@@ -33,32 +33,46 @@ type rangeCall struct {
 
 // Range answers a range query, through the cache unless bypass is set.
 func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Result, error) {
-	if err := r.Validate(f.engine.opts.MaxPointsPerSeries); err != nil {
+	q, res, err := f.newRangeCall(r, bypass)
+	if err != nil {
 		return nil, err
+	}
+	if q == nil {
+		return f.evalWhole(ctx, r, res)
+	}
+	pieces, err := q.pieces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return q.run(ctx, pieces)
+}
+
+// newRangeCall checks and plans r. A nil call (and no error) means r is
+// evaluated whole, without the cache, from data of resolution res.
+func (f *Frontend) newRangeCall(r RangeQuery, bypass bool) (*rangeCall, Resolution, error) {
+	if err := r.Validate(f.engine.opts.MaxPointsPerSeries); err != nil {
+		return nil, 0, err
 	}
 	res, err := f.engine.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	step := r.Step.Milliseconds()
 	if bypass || f.cache == nil || step <= 0 || step >= f.opts.SplitInterval.Milliseconds() {
 		// A step at least as long as an extent would make every step an
 		// engine call of its own, for nothing: each extent holds one point.
-		return f.evalWhole(ctx, r, res)
+		return nil, res, nil
 	}
 	pl, ok, err := f.newPlan(r.Query, r.Start, r.End, r.Step)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return f.evalWhole(ctx, r, res)
+	if err != nil || !ok {
+		return nil, res, err
 	}
 	pl.res = res
-	q := &rangeCall{f: f, r: r, pl: pl, step: step}
-	pieces, err := q.pieces(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return &rangeCall{f: f, r: r, pl: pl, step: step}, res, nil
+}
+
+// run answers the pieces and merges them.
+func (q *rangeCall) run(ctx context.Context, pieces []*piece) (*Result, error) {
 	if err := q.answer(ctx, pieces); err != nil {
 		return nil, err
 	}

@@ -55,6 +55,11 @@ func TestCacheConcurrentDifferential(t *testing.T) {
 		seq   atomic.Int64
 		nOps  atomic.Int64
 		stats sync.Map // cache status → *atomic.Int64
+		// Range queries asked again in later rounds (a dashboard reloaded
+		// on a past window): the server answers them from stored answers
+		// until a write or delete touches their data.
+		pastMu sync.Mutex
+		past   []string
 	)
 	client := &http.Client{Timeout: time.Minute}
 	do := func(method, path string, body string) (int, string, string, error) {
@@ -167,6 +172,13 @@ func TestCacheConcurrentDifferential(t *testing.T) {
 						length := min(time.Duration(1+rng.Intn(24*60))*time.Minute, 2000*step)
 						path = "/api/v1/query_range?" + url.Values{"query": {q}, "start": {itoa64(end.Add(-length).Unix())},
 							"end": {itoa64(end.Unix())}, "step": {itoa64(int64(step / time.Second))}}.Encode()
+						pastMu.Lock()
+						if len(past) > 0 && rng.Intn(3) == 0 {
+							path = past[rng.Intn(len(past))]
+						} else if past = append(past, path); len(past) > 16 {
+							past = past[1:]
+						}
+						pastMu.Unlock()
 					}
 					code1, st, cached, err1 := do(http.MethodGet, path, "")
 					code2, _, fresh, err2 := do(http.MethodGet, path+"&nocache=1", "")

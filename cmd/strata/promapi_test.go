@@ -420,6 +420,38 @@ func TestGzipAnswers(t *testing.T) {
 	if small, _ := get("/api/v1/labels", true); small.Header.Get("Content-Encoding") != "" {
 		t.Errorf("a small answer was gzipped")
 	}
+	// Range answers are gzipped by the handler, and a repeated one is
+	// sent from its stored bytes (from the third and fourth on, each
+	// encoding stored apart): the same answer, gzipped or not.
+	rangePath := "/api/v1/query_range?start=1699994000&end=1700000000&step=60&query=gz_metric"
+	var first []byte
+	for i := range 6 {
+		gz := i%2 == 1
+		resp, b := get(rangePath, gz)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("range answer %d: %d, Vary %q", i, resp.StatusCode, resp.Header.Get("Vary"))
+		}
+		if gz != (resp.Header.Get("Content-Encoding") == "gzip") {
+			t.Fatalf("range answer %d: Content-Encoding %q, gzip asked for: %t", i, resp.Header.Get("Content-Encoding"), gz)
+		}
+		if gz {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 0 {
+			first = b
+			if len(b) < 10_000 || resp.Header.Get("X-Strata-Cache") != "miss" {
+				t.Fatalf("first range answer: %d bytes, cache %q", len(b), resp.Header.Get("X-Strata-Cache"))
+			}
+		} else if !bytes.Equal(b, first) || resp.Header.Get("X-Strata-Cache") != "hit" {
+			t.Fatalf("range answer %d (cache %q) differs from the first", i, resp.Header.Get("X-Strata-Cache"))
+		}
+	}
 }
 
 // TestExportImportRoundTrip: /api/v1/export streams what /api/v1/import

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/labstack/echo/v4"
+
+	"github.com/strata-tsdb/strata/query"
+)
+
+// Range query answers are encoded (and gzipped) here rather than by
+// compressAnswers, so that the frontend can store the very bytes sent and
+// answer the same query from them (query.RangeBody). A client that accepts
+// gzip gets answers of at least gzipMin bytes gzipped at the fastest
+// level; the two encodings are stored apart, each when a client asks for
+// it.
+
+// gzipMin is the smallest answer gzipped, as compressAnswers' MinLength.
+const gzipMin = 1024
+
+// rangeFormat names the encoding of range answers in the keys of stored
+// answers: change it whenever appendSuccess, appendQueryData or the
+// gzipping change what is sent.
+const rangeFormat = "prom-json-1"
+
+// rangeEncoder encodes a range result as the Prometheus API's JSON,
+// gzipped from gzipMin bytes when gz is set; a result of more series than
+// Options.MaxQuerySeries is refused before it is encoded.
+func (a *API) rangeEncoder(gz bool) query.Encoder {
+	format := rangeFormat
+	if gz {
+		format += ";gzip-min=1024"
+	}
+	return query.Encoder{Format: format, Encode: func(res *query.Result) (query.Body, error) {
+		n := seriesCount(res.Value)
+		if err := a.checkSeries(n); err != nil {
+			return query.Body{}, err
+		}
+		buf := appendSuccess(make([]byte, 0, 1024), func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
+		b := query.Body{Bytes: buf, Series: n}
+		if gz && len(buf) >= gzipMin {
+			b.Bytes, b.Gzip = gzipBytes(buf), true
+		}
+		return b, nil
+	}}
+}
+
+// acceptsGzip reports whether the client accepts gzip, as echo's Gzip
+// middleware judges it.
+func acceptsGzip(c echo.Context) bool {
+	return strings.Contains(c.Request().Header.Get(echo.HeaderAcceptEncoding), "gzip")
+}
+
+// sendBody answers a range query's encoded answer (or its error), counted
+// as queryResult counts answers.
+func (a *API) sendBody(c echo.Context, kind string, b query.Body, err error) error {
+	if err == nil {
+		// Checked again for an answer stored before the limit changed.
+		err = a.checkSeries(b.Series)
+	}
+	if err != nil {
+		typ, _ := classify(err)
+		a.metrics.queries.WithLabelValues(kind, string(typ)).Inc()
+		return err
+	}
+	a.metrics.queries.WithLabelValues(kind, "success").Inc()
+	h := c.Response().Header()
+	h.Set(cacheHeader, string(b.Cache))
+	h.Set(resolutionHeader, b.Resolution.String())
+	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+	if b.Gzip {
+		h.Set(echo.HeaderContentEncoding, "gzip")
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b.Bytes)
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return w
+}}
+
+// gzipBytes returns b gzipped at the fastest level.
+func gzipBytes(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b)/4 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	w.Reset(&out)
+	_, _ = w.Write(b) // a bytes.Buffer does not fail
+	_ = w.Close()
+	gzipWriters.Put(w)
+	return out.Bytes()
+}
