@@ -62,6 +62,7 @@ func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
 		fs.Bool("integer-cpu", false, "round CPU percentages to whole numbers")
 		fs.Float64("reset-probability", 1e-4, "chance per host and step that it reboots, resetting its counters")
 		fs.Bool("flush", false, "after ingesting, have the target write its head to disk and run the compactions due (Strata, needs --enable-admin-api) before reading its figures")
+		fs.Bool("past-day", false, "end the backfill window at a UTC midnight at least 2h ago; with --flush, then send one step of every series 2h after it (the day is over: Strata merges it) and report bytes per sample of the window's segments after the flush and after the merge")
 	}
 	if cmd == "query" || cmd == "mixed" {
 		fs.String("mix", "dashboard", "query mix: dashboard (rate, sum by, avg/max_over_time, topk over random hosts) or targets (the TARGETS.md queries)")
@@ -148,6 +149,7 @@ func parse(cmd string, args []string, stderr io.Writer, tty bool, width int) (*c
 			Protocol: proto, Writers: f.int("writers"), BatchSamples: f.int("batch"),
 			SamplesPerSeries: f.int("samples-per-series"), Interval: interval,
 			Backfill: f.dur("backfill"), Samples: f.int64("samples"), Rate: f.float("rate"), MaxLag: f.dur("max-lag"),
+			PastDay: f.bool("past-day"),
 		}
 		o.Flush = f.bool("flush")
 	}

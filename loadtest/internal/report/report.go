@@ -108,6 +108,54 @@ type Server struct {
 	// BytesPerSampleBasis says what was counted.
 	BytesPerSample      *float64 `json:"bytesPerSample,omitempty"`
 	BytesPerSampleBasis string   `json:"bytesPerSampleBasis,omitempty"`
+	// Disk is the bytes per sample of the ingested window's segments after
+	// the flush and after the merge (ingest --past-day --flush).
+	Disk *Disk `json:"disk,omitempty"`
+}
+
+// Disk measures the raw segments holding the window [From, To): as
+// flushed, and after the window's day was merged.
+type Disk struct {
+	From       time.Time   `json:"from"`
+	To         time.Time   `json:"to"`
+	AfterFlush *DiskFigure `json:"afterFlush,omitempty"`
+	AfterMerge *DiskFigure `json:"afterMerge,omitempty"`
+	// ClosingSamples were sent after the flush to close the day (one step
+	// of every series); the ingest figures do not count them.
+	ClosingSamples int64 `json:"closingSamples"`
+}
+
+// DiskFigure adds up some segments: their files, index included.
+type DiskFigure struct {
+	Segments       int     `json:"segments"`
+	Bytes          int64   `json:"bytes"`
+	Samples        int64   `json:"samples"`
+	BytesPerSample float64 `json:"bytesPerSample"`
+	// MaxLevel is the highest compaction level among them (1: as flushed).
+	MaxLevel int `json:"maxLevel"`
+}
+
+// WindowFigure adds up the raw segments of s that lie wholly inside
+// [from, to) (ms); nil when there are none.
+func WindowFigure(s *Snapshot, from, to int64) *DiskFigure {
+	if s == nil {
+		return nil
+	}
+	var d DiskFigure
+	for _, g := range s.Segments {
+		if g.Resolution != 0 || g.MinTime < from || g.MaxTime >= to {
+			continue
+		}
+		d.Segments++
+		d.Bytes += g.Bytes
+		d.Samples += g.Samples
+		d.MaxLevel = max(d.MaxLevel, g.Level)
+	}
+	if d.Samples == 0 {
+		return nil
+	}
+	d.BytesPerSample = float64(d.Bytes) / float64(d.Samples)
+	return &d
 }
 
 // Snapshot is what the target said about itself at one moment. Fields it
@@ -127,6 +175,18 @@ type Snapshot struct {
 	Blocks       *int64 `json:"blocks,omitempty"`
 	// DiskBytes is everything in the data directory.
 	DiskBytes *int64 `json:"diskBytes,omitempty"`
+	// Segments are Strata's segments (/api/v1/status/tsdb).
+	Segments []Segment `json:"segments,omitempty"`
+}
+
+// Segment is one of Strata's segments.
+type Segment struct {
+	MinTime    int64 `json:"minTime"`
+	MaxTime    int64 `json:"maxTime"`
+	Resolution int64 `json:"resolution"`
+	Samples    int64 `json:"samples"`
+	Bytes      int64 `json:"bytes"`
+	Level      int   `json:"level"`
 }
 
 // Errors counts failed requests by cause: an HTTP status code ("400",

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Derive fills the growth figures from Before and After, and the bytes
@@ -124,6 +125,20 @@ func (p *printer) server(s *Server) {
 	}
 	if s.BytesPerSample != nil {
 		p.f("  %-20s %.3f (%s)\n", "bytes per sample", *s.BytesPerSample, s.BytesPerSampleBasis)
+	}
+	if d := s.Disk; d != nil {
+		p.f("  window %s to %s, raw segments inside it (bytes incl. index / samples); %s samples sent after the flush closed the day:\n",
+			d.From.UTC().Format(time.RFC3339), d.To.UTC().Format(time.RFC3339), count(d.ClosingSamples))
+		for _, x := range []struct {
+			name string
+			f    *DiskFigure
+		}{{"after flush", d.AfterFlush}, {"after merge", d.AfterMerge}} {
+			if x.f == nil {
+				p.f("  %-20s -\n", x.name)
+				continue
+			}
+			p.f("  %-20s %.3f bytes/sample (%s segments, level ≤ %d, %s over %s samples)\n", x.name, x.f.BytesPerSample, count(int64(x.f.Segments)), x.f.MaxLevel, byteSize(x.f.Bytes), count(x.f.Samples))
+		}
 	}
 }
 

@@ -45,7 +45,19 @@ type IngestOptions struct {
 	// MaxLag is how far in data time a backfilling writer may run ahead
 	// of the slowest; zero means 10 minutes.
 	MaxLag time.Duration
+	// PastDay moves the backfill window into a UTC day that is over: it
+	// ends at the latest UTC midnight at least CloseDayGap and two
+	// intervals ago. With Flush, the runner then closes the day (one step
+	// of every series CloseDayGap after that midnight, which makes
+	// Strata's compaction of the day due) and measures the window's
+	// segments after the flush and after the merge. It needs Backfill.
+	PastDay bool
 }
+
+// CloseDayGap is how far past a day's end data must reach for Strata to
+// merge the day (its compaction waits one block, 2 h by default, past a
+// window's end).
+const CloseDayGap = 2 * time.Hour
 
 // Validate reports the first option out of range.
 func (o *IngestOptions) Validate() error {
@@ -60,6 +72,8 @@ func (o *IngestOptions) Validate() error {
 		return errors.New("backfill, samples, samples per series and rate must not be negative")
 	case o.Backfill > 0 && o.Backfill < o.Interval:
 		return fmt.Errorf("backfill %s is shorter than the interval %s", o.Backfill, o.Interval)
+	case o.PastDay && (o.Backfill <= 0 || o.Backfill > 24*time.Hour):
+		return errors.New("past-day needs a backfill window of at most 24h")
 	}
 	if _, err := wire.NewEncoder(o.Protocol); err != nil {
 		return err
@@ -93,6 +107,7 @@ type ingest struct {
 	hists   []*report.Histogram // one per writer
 	window  report.Window       // since the last progress line
 	elapsed time.Duration
+	dayEnd  time.Time // with PastDay: the end of the window, a UTC midnight
 }
 
 func newIngest(o *IngestOptions, t *target.Target, now time.Time) (*ingest, error) {
@@ -105,7 +120,13 @@ func newIngest(o *IngestOptions, t *target.Target, now time.Time) (*ingest, erro
 	if o.Backfill > 0 {
 		steps := int(o.Backfill / o.Interval)
 		in.sch.Steps = steps
-		in.sch.Start = now.Truncate(o.Interval).Add(-time.Duration(steps) * o.Interval)
+		end := now.Truncate(o.Interval)
+		if o.PastDay {
+			// Truncate counts from the zero time, a UTC midnight.
+			end = now.Add(-CloseDayGap - 2*o.Interval).Truncate(24 * time.Hour)
+			in.dayEnd = end
+		}
+		in.sch.Start = end.Add(-time.Duration(steps) * o.Interval)
 		maxLag := o.MaxLag
 		if maxLag == 0 {
 			maxLag = 10 * time.Minute
@@ -194,6 +215,61 @@ func (in *ingest) writer(phase, reqCtx context.Context, w int) {
 			backOff(phase, out)
 		}
 	}
+}
+
+// closeDay sends one step of every series CloseDayGap and one interval
+// after the past day's end, so that the day is over for the server's
+// compaction. These samples are not counted in the report.
+func (in *ingest) closeDay(ctx context.Context, d *report.Disk) error {
+	sch := gen.Schedule{Start: in.dayEnd.Add(CloseDayGap + in.o.Interval), Interval: in.o.Interval, Steps: 1,
+		BatchSamples: in.o.BatchSamples, SamplesPerSeries: 1}
+	enc, err := wire.NewEncoder(in.o.Protocol)
+	if err != nil {
+		return err
+	}
+	ep := enc.Endpoint()
+	for w := range in.o.Writers {
+		s, err := in.g.Stream(w, in.o.Writers, sch)
+		if err != nil {
+			return err
+		}
+		var b gen.Batch
+		for s.Next(&b) {
+			if out := in.t.Write(ctx, ep.Path, ep.Header, enc.Encode(&b)); !out.OK() {
+				return fmt.Errorf("close the day: %s %s", out.Cause(), out.Message())
+			}
+			d.ClosingSamples += int64(b.Samples())
+		}
+	}
+	return nil
+}
+
+// measureDay measures the segments of the past day's window as flushed,
+// closes the day, has the server flush and run the compactions due (the
+// day's merge among them; the call returns when they are done) and
+// measures them again. What fails is added to notes.
+func (in *ingest) measureDay(ctx context.Context, notes []string) (*report.Disk, []string) {
+	from, to := in.sch.Start.UnixMilli(), in.dayEnd.UnixMilli()
+	d := &report.Disk{From: in.sch.Start, To: in.dayEnd}
+	snap, err := in.t.Snapshot(ctx)
+	if err != nil {
+		return d, append(notes, "snapshot after flush: "+err.Error())
+	}
+	d.AfterFlush = report.WindowFigure(snap, from, to)
+	if err := in.closeDay(ctx, d); err != nil {
+		return d, append(notes, err.Error())
+	}
+	if err := in.t.Flush(ctx); err != nil {
+		return d, append(notes, "merge: "+err.Error())
+	}
+	if snap, err = in.t.Snapshot(ctx); err != nil {
+		return d, append(notes, "snapshot after merge: "+err.Error())
+	}
+	d.AfterMerge = report.WindowFigure(snap, from, to)
+	if m := d.AfterMerge; m == nil || m.MaxLevel <= 1 || d.AfterFlush != nil && m.Samples != d.AfterFlush.Samples {
+		notes = append(notes, "the past day was not merged into one segment holding every sample of the window")
+	}
+	return d, notes
 }
 
 // backOff pauses a worker whose request got no answer at all, so that a

@@ -174,6 +174,8 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		fctx, cancel := context.WithTimeout(reqCtx, 5*time.Minute)
 		if err := t.Flush(fctx); err != nil {
 			rep.Notes = append(rep.Notes, err.Error())
+		} else if in != nil && !in.dayEnd.IsZero() {
+			rep.Server.Disk, rep.Notes = in.measureDay(fctx, rep.Notes)
 		}
 		cancel()
 	}

@@ -72,7 +72,11 @@ func checkIngest(t *testing.T, rep *report.Report, wantSamples int64) {
 	if a == nil || a.SamplesAppended == nil || b.SamplesAppended == nil {
 		t.Fatalf("no server figures: %+v", rep.Server)
 	}
-	if got := *a.SamplesAppended - *b.SamplesAppended; got != in.SamplesAcked {
+	closing := int64(0) // the step that closed a past day
+	if rep.Server.Disk != nil {
+		closing = rep.Server.Disk.ClosingSamples
+	}
+	if got := *a.SamplesAppended - *b.SamplesAppended; got != in.SamplesAcked+closing {
 		t.Fatalf("server appended %d samples, %d acknowledged", got, in.SamplesAcked)
 	}
 	if *a.HeadSeries != int64(in.Series) {
@@ -117,6 +121,37 @@ func TestIngestSampleCountAndFlush(t *testing.T) {
 	if s.After.BlockSamples == nil || *s.After.BlockSamples != 50_000 || s.BytesPerSample == nil || *s.BytesPerSample <= 0 {
 		t.Fatalf("after flush: blocks %v samples %v bytes/sample %v", s.After.Blocks, s.After.BlockSamples, s.BytesPerSample)
 	}
+}
+
+// TestIngestPastDayMerged: with PastDay the window ends at a UTC midnight
+// that is over; the report measures its segments as flushed (2 h blocks)
+// and after the runner closed the day and the server merged it into one
+// segment holding every sample of the window, in fewer bytes.
+func TestIngestPastDayMerged(t *testing.T) {
+	srv := testserver.Start(t, "--enable-admin-api")
+	rep := run(t, Options{
+		Command: "ingest",
+		Target:  newTarget(t, srv.URL, target.Strata),
+		Ingest: &IngestOptions{
+			Gen:      gen.Options{Hosts: 20, Seed: 2, Families: []string{"cpu"}, IntegerGauges: true},
+			Protocol: wire.RemoteWrite, Writers: 2, BatchSamples: 5000, Interval: 60 * time.Second,
+			Backfill: 12 * time.Hour, PastDay: true, // 720 steps of 200 series
+		},
+		Flush: true,
+	})
+	checkIngest(t, rep, 720*200)
+	d := rep.Server.Disk
+	if d == nil || d.AfterFlush == nil || d.AfterMerge == nil || len(rep.Notes) > 0 {
+		t.Fatalf("disk %+v, notes %q", d, rep.Notes)
+	}
+	if !d.To.Equal(d.To.Truncate(24*time.Hour)) || d.To.Sub(d.From) != 12*time.Hour || time.Since(d.To) < CloseDayGap {
+		t.Fatalf("window %s to %s: not 12 h ending at a UTC midnight %s ago", d.From, d.To, CloseDayGap)
+	}
+	f, m := d.AfterFlush, d.AfterMerge
+	if d.ClosingSamples != 200 || f.Samples != 720*200 || f.Segments != 6 || f.MaxLevel != 1 || m.Samples != f.Samples || m.Segments != 1 || m.MaxLevel < 2 || m.Bytes >= f.Bytes {
+		t.Fatalf("after flush %+v, after merge %+v", f, m)
+	}
+	t.Logf("bytes per sample after flush %.3f, after merge %.3f", f.BytesPerSample, m.BytesPerSample)
 }
 
 // TestIngestHistograms sends the http family's native histograms to a

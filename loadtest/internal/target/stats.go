@@ -152,10 +152,10 @@ func (t *Target) strataStatus(ctx context.Context, s *report.Snapshot) error {
 				NumSeries  int64 `json:"numSeries"`
 				NumSamples int64 `json:"numSamples"`
 			} `json:"headStats"`
-			WALBytes       int64             `json:"walBytes"`
-			SegmentBytes   int64             `json:"segmentBytes"`
-			SegmentSamples int64             `json:"segmentSamples"`
-			Segments       []json.RawMessage `json:"segments"`
+			WALBytes       int64            `json:"walBytes"`
+			SegmentBytes   int64            `json:"segmentBytes"`
+			SegmentSamples int64            `json:"segmentSamples"`
+			Segments       []report.Segment `json:"segments"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
@@ -168,6 +168,7 @@ func (t *Target) strataStatus(ctx context.Context, s *report.Snapshot) error {
 	s.BlockBytes = report.Int64(d.SegmentBytes)
 	s.BlockSamples = report.Int64(d.SegmentSamples)
 	s.Blocks = report.Int64(int64(len(d.Segments)))
+	s.Segments = d.Segments
 	return nil
 }
 
