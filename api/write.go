@@ -208,7 +208,8 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	if err := a.checkSnappyLen(buf.Bytes()); err != nil {
 		return a.rejected(f, err)
 	}
-	batch, rej, err := ingest.DecodeRemoteWriteV2(buf.Bytes(), a.opts.IngestLimits)
+	known, _ := a.app.(ingest.Known)
+	batch, rej, err := ingest.DecodeRemoteWriteV2Known(buf.Bytes(), a.opts.IngestLimits, known)
 	if err != nil {
 		return a.rejected(f, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -54,6 +55,49 @@ func knownSeries(rng *rand.Rand, i int) []prompb.Label {
 // one series is invalid in the way bad says.
 func knownRequest(t testing.TB, rng *rand.Rand, n, pool int, ts int64, bad string) []byte {
 	t.Helper()
+	raw, err := knownProto(rng, n, pool, ts, bad).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+// v2Body is req as a remote write 2.0 body: the same labels in the same
+// order (empty values included), samples and nothing else.
+func v2Body(t testing.TB, req *prompb.WriteRequest) []byte {
+	t.Helper()
+	syms, ids := []string{""}, map[string]uint32{"": 0}
+	ref := func(s string) uint32 {
+		id, ok := ids[s]
+		if !ok {
+			id = uint32(len(syms))
+			ids[s] = id
+			syms = append(syms, s)
+		}
+		return id
+	}
+	var r2 writev2.Request
+	for _, ts := range req.Timeseries {
+		var refs []uint32
+		for _, l := range ts.Labels {
+			refs = append(refs, ref(l.Name), ref(l.Value))
+		}
+		var ss []writev2.Sample
+		for _, x := range ts.Samples {
+			ss = append(ss, writev2.Sample{Value: x.Value, Timestamp: x.Timestamp})
+		}
+		r2.Timeseries = append(r2.Timeseries, writev2.TimeSeries{LabelsRefs: refs, Samples: ss})
+	}
+	r2.Symbols = syms
+	raw, err := r2.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+// knownProto is knownRequest's request before encoding.
+func knownProto(rng *rand.Rand, n, pool int, ts int64, bad string) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{}
 	for range n {
 		i := rng.IntN(pool)
@@ -72,11 +116,7 @@ func knownRequest(t testing.TB, rng *rand.Rand, n, pool int, ts int64, bad strin
 		at := rng.IntN(len(req.Timeseries))
 		req.Timeseries[at].Labels = ls
 	}
-	raw, err := req.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snappy.Encode(nil, raw)
+	return req
 }
 
 // headContent returns every series of h with its samples, by labels.
@@ -103,8 +143,41 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 	plainHead, knownHead := newTestHead(t, Options{}), newTestHead(t, Options{})
 	rng := rand.New(rand.NewPCG(3, 4))
 	bads := []string{"", "", "", "reserved", "utf8", "duplicate"}
+	v2Handles := 0
 	for round := range 60 {
-		body := knownRequest(t, rng, 100, 40+round, int64(round)*1000, bads[rng.IntN(len(bads))])
+		req := knownProto(rng, 100, 40+round, int64(round)*1000, bads[rng.IntN(len(bads))])
+		// Remote write 2.0 takes the same help; it leaves an invalid
+		// series out instead of refusing the request.
+		body2 := v2Body(t, req)
+		plain2, prej, perr2 := ingest.DecodeRemoteWriteV2(body2, lim)
+		known2, krej, kerr2 := ingest.DecodeRemoteWriteV2Known(body2, lim, knownHead)
+		if fmt.Sprint(perr2, prej) != fmt.Sprint(kerr2, krej) {
+			t.Fatalf("round %d, 2.0: %v %v without the head, %v %v with it", round, perr2, prej, kerr2, krej)
+		}
+		if perr2 != nil {
+			t.Fatalf("round %d, 2.0: %v", round, perr2)
+		}
+		known2.KnownEpoch = 0
+		for i := range known2.Series {
+			if known2.Series[i].Handle != nil {
+				v2Handles++
+			}
+			if !labels.Equal(known2.Series[i].Labels, plain2.Series[i].Labels) {
+				break // sameContent below says more
+			}
+			if _, _, held := knownHead.KnownSeries(plain2.Series[i].Hash, plain2.Series[i].Labels); held != (known2.Series[i].Handle != nil) {
+				t.Fatalf("round %d, 2.0: %s held by the head: %v, handle %v", round, plain2.Series[i].Labels, held, known2.Series[i].Handle)
+			}
+			known2.Series[i].Handle = nil
+		}
+		if !sameContent(plain2, known2) {
+			t.Fatalf("round %d, 2.0: batches differ:\n%v\n%v", round, plain2, known2)
+		}
+		raw, err := req.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := snappy.Encode(nil, raw)
 		plain, perr := ingest.DecodeRemoteWrite(body, lim)
 		known, kerr := ingest.DecodeRemoteWriteKnown(body, lim, knownHead)
 		if fmt.Sprint(perr) != fmt.Sprint(kerr) {
@@ -143,6 +216,9 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 		if err := knownHead.Append(known); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if v2Handles == 0 {
+		t.Fatal("remote write 2.0 never took the head's help")
 	}
 	p, k := headContent(t, plainHead), headContent(t, knownHead)
 	if len(p) < 90 {

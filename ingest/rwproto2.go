@@ -86,6 +86,12 @@ func (r *Rejected) Unwrap() []error { return r.Errs }
 // otherwise). An error (an *Error: empty body, bad snappy or protobuf, a
 // per-request limit) refuses the whole request, with no Batch.
 func DecodeRemoteWriteV2(body []byte, lim Limits) (*Batch, *Rejected, error) {
+	return DecodeRemoteWriteV2Known(body, lim, nil)
+}
+
+// DecodeRemoteWriteV2Known is DecodeRemoteWriteV2 with the help of known
+// (nil: none), as DecodeRemoteWriteKnown.
+func DecodeRemoteWriteV2Known(body []byte, lim Limits, known Known) (*Batch, *Rejected, error) {
 	raw, release, err := unsnappy(body)
 	if err != nil {
 		return nil, nil, err
@@ -93,6 +99,9 @@ func DecodeRemoteWriteV2(body []byte, lim Limits) (*Batch, *Rejected, error) {
 	defer release()
 	b := getBuilder(lim)
 	defer b.release()
+	if known != nil {
+		b.known, b.epoch = known, known.KnownEpoch()
+	}
 	var rej Rejected
 	if err := decodeV2Request(raw, b, &rej); err != nil {
 		return nil, nil, protoError(err)
