@@ -249,7 +249,8 @@ func TestBucketMergesSettle(t *testing.T) {
 		t.Fatalf("%v merges while late data came for %v, %v in all; want at most %v and %v, one of them after it settled",
 			during, steps*step, merges, most, most+1)
 	}
-	t.Logf("%d late segments: %v merges while they came, %v in all; the reader read %d times", steps, during, merges, n)
+	t.Logf("%d late segments: %v merges while they came, %v in all, %.0f bytes uploaded in all; the reader read %d times",
+		steps, during, merges, counterValue(w.m.uploadedBytes), n)
 }
 
 // TestBucketDeleteDelay: a reader lists a day's segments; the writer
