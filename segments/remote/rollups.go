@@ -79,7 +79,6 @@ func (t *Tier) rebuildRollups(ctx context.Context) error {
 	}
 	slices.Sort(days)
 	for _, w := range slices.Compact(days) {
-		metas, local = t.rollupMetas()
 		inputs, due := t.rollupInputs(w, metas, local)
 		if !due {
 			continue
@@ -92,6 +91,7 @@ func (t *Tier) rebuildRollups(ctx context.Context) error {
 			return err
 		}
 		t.rolledFrom[w] = key
+		metas, local = t.rollupMetas() // the rebuilt rollups relink the next day
 	}
 	return nil
 }

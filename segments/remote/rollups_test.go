@@ -114,9 +114,10 @@ func counterSeries(t *testing.T, sets []*segments.Set, from, to time.Time, offse
 // and evicted. Late samples then reach day 1: flushed, rolled up by the
 // local downsampler alone (a rollup of the late samples only), uploaded,
 // evicted, and merged in the bucket into the day. The writer rebuilds the
-// day's rollups from the bucket's raw data: the rollups readers see for
-// day 1, at 5m and at 1h, are exactly those a downsampler makes of all
-// the raw data, one of each. A delete of series y over day 1 is then
+// day's rollups from the bucket's raw data, and then day 2's, whose
+// counters continue day 1's: the rollups readers see for days 1 and 2,
+// at 5m and at 1h, are exactly those a downsampler makes of all the raw
+// data, one of each. A delete of series y over day 1 is then
 // applied by the rewrite of the raw day and a rebuild of its rollups:
 // they no longer hold y (no tombstone left to hide it), and equal again
 // what a downsampler makes of the raw data less the delete.
@@ -129,6 +130,7 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 	both := []*segments.Set{set, ref}
 	counterSeries(t, both, t0.Add(time.Minute), t0.Add(day), 0, "")
 	counterSeries(t, both, d0.Add(time.Minute), d0.Add(day), 0, "")
+	counterSeries(t, both, d0.Add(day+time.Minute), d0.Add(2*day), 0, "") // day 2: its counters continue day 1's
 	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
 	dsOpts := downsample.Options{Now: clock.Now}
 	rollUp := func(s *segments.Set) {
@@ -233,22 +235,24 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 		rollUp(ref)
 		mustSync(t, r)
 		for _, res := range []int64{downsample.Res5m, downsample.Res1h} {
-			want, _ := rollupRows(t, localSet{ref}, res, w1)
-			if len(want) == 0 {
-				t.Fatalf("%s: the reference holds no %d rollup", what, res)
-			}
-			for who, a := range map[string]acquirer{"writer": w, "reader": r} {
-				got, n := rollupRows(t, a, res, w1)
-				if n != 1 || !reflect.DeepEqual(got, want) {
-					var diff []string
-					for k := range want {
-						if !reflect.DeepEqual(got[k], want[k]) {
-							diff = append(diff, fmt.Sprintf("%s: %d buckets, want %d", k, len(got[k]), len(want[k])))
+			for _, wd := range []int64{w1, w1 + day.Milliseconds()} {
+				want, _ := rollupRows(t, localSet{ref}, res, wd)
+				if len(want) == 0 {
+					t.Fatalf("%s: the reference holds no %d rollup", what, res)
+				}
+				for who, a := range map[string]acquirer{"writer": w, "reader": r} {
+					got, n := rollupRows(t, a, res, wd)
+					if n != 1 || !reflect.DeepEqual(got, want) {
+						var diff []string
+						for k := range want {
+							if !reflect.DeepEqual(got[k], want[k]) {
+								diff = append(diff, fmt.Sprintf("%s: %d buckets, want %d", k, len(got[k]), len(want[k])))
+							}
 						}
+						slices.Sort(diff)
+						t.Fatalf("%s: the %s reads %d rollups of resolution %d for day %d (%d series×kinds, want %d): %s",
+							what, who, n, res, 1+(wd-w1)/day.Milliseconds(), len(got), len(want), strings.Join(diff, "; "))
 					}
-					slices.Sort(diff)
-					t.Fatalf("%s: the %s reads %d rollups of resolution %d for day 1 (%d series×kinds, want %d): %s",
-						what, who, n, res, len(got), len(want), strings.Join(diff, "; "))
 				}
 			}
 		}
