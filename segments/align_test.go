@@ -15,3 +15,36 @@ func TestAlignDown(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactOptionsValidate: ranges must be positive and each a multiple
+// of the one before; chunk sizes must fit a chunk's 16-bit sample count.
+func TestCompactOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		o  CompactOptions
+		ok bool
+	}{
+		{CompactOptions{}, true},
+		{CompactOptions{Ranges: []int64{1}}, true},
+		{CompactOptions{Ranges: []int64{0}}, false},
+		{CompactOptions{Ranges: []int64{-10}}, false},
+		{CompactOptions{Ranges: []int64{10, 20, 60}}, true},
+		{CompactOptions{Ranges: []int64{10, 25}}, false},
+		{CompactOptions{Ranges: []int64{10, 20, 30}}, false},
+		{CompactOptions{ChunkSamples: 65535, WideChunkSamples: 65535}, true},
+		{CompactOptions{ChunkSamples: 65536}, false},
+		{CompactOptions{ChunkSamples: -1}, false},
+		{CompactOptions{WideChunkSamples: 65536}, false},
+		{CompactOptions{WideChunkSamples: -1}, false},
+	} {
+		if err := tc.o.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: Validate() = %v, want ok %v", tc.o, err, tc.ok)
+		}
+	}
+	d, set := CompactOptions{}.withDefaults(), CompactOptions{Ranges: []int64{5}, ChunkSamples: 7, WideChunkSamples: 9}
+	if len(d.Ranges) != 2 || d.Ranges[0] != 7_200_000 || d.Ranges[1] != 86_400_000 || d.ChunkSamples != 120 || d.WideChunkSamples != 360 {
+		t.Errorf("defaults %+v", d)
+	}
+	if got := set.withDefaults(); len(got.Ranges) != 1 || got.Ranges[0] != 5 || got.ChunkSamples != 7 || got.WideChunkSamples != 9 {
+		t.Errorf("set options changed by withDefaults: %+v", got)
+	}
+}
