@@ -181,7 +181,12 @@ type Tier struct {
 	// start (rollups.go); guarded by roundMtx.
 	rolledFrom map[int64]string
 
-	roundMtx  sync.Mutex   // serialises rounds
+	roundMtx sync.Mutex // serialises rounds
+	// saveMtx serialises the writes of the state files (catalog.json,
+	// tombstones.json), each from taking the state to its rename, so
+	// that two saves at once (a delete's and a round's) neither share the
+	// temporary file nor leave the older state last.
+	saveMtx   sync.Mutex
 	lastSweep time.Time    // of sweepAbandoned; guarded by roundMtx
 	version   atomic.Int64 // a reader's catalog changes, two per change: odd while one is applied
 	kick      chan struct{}
@@ -1051,6 +1056,8 @@ func (t *Tier) loadSavedCatalog() error {
 
 // saveCatalog writes the catalog atomically.
 func (t *Tier) saveCatalog() error {
+	t.saveMtx.Lock()
+	defer t.saveMtx.Unlock()
 	t.mtx.Lock()
 	metas := make([]segments.Meta, 0, len(t.catalog))
 	for _, m := range t.catalog {

@@ -307,6 +307,8 @@ type tombstonesState struct {
 }
 
 func (t *Tier) saveTombstones() error {
+	t.saveMtx.Lock()
+	defer t.saveMtx.Unlock()
 	t.mtx.Lock()
 	b, err := json.Marshal(tombstonesState{Tombstones: t.tombs})
 	t.mtx.Unlock()
