@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,58 @@ func TestLoadTrustsOnlyCleanSave(t *testing.T) {
 	clk.Advance(time.Minute)
 	c4 := loadTestCache(t, dir, clk)
 	expectGet(t, c4, "b", "B", StatusStale)
+}
+
+// TestL2FileRoundTrip: the l2 file (which Redis the saved generations are
+// shared with, and the holes of provisional numbers whose entries must
+// stay misses) reads back as written, and any damage reads as no file,
+// which makes the loaded entries drop at the first resync instead of being
+// trusted.
+func TestL2FileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, l2FileName)
+	read := func(b []byte) *savedL2 {
+		t.Helper()
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return readL2File(path)
+	}
+	for _, want := range []savedL2{
+		{prefix: "strata:", epoch: "e1", runID: "r1"},
+		{prefix: "", epoch: "0a", runID: "x"},
+		{prefix: "a b\n\"c", epoch: "e", runID: "r", holes: []seqHole{{0, 1}, {5, 9}, {10, 1 << 63}}},
+	} {
+		got := read(appendL2File(nil, &want))
+		if got == nil || got.prefix != want.prefix || got.epoch != want.epoch ||
+			got.runID != want.runID || !slices.Equal(got.holes, want.holes) {
+			t.Fatalf("round trip of %+v: %+v", want, got)
+		}
+	}
+	if readL2File(filepath.Join(dir, "absent")) != nil {
+		t.Fatal("a missing file read as saved")
+	}
+	good := string(appendL2File(nil, &savedL2{prefix: "p", epoch: "e", runID: "r", holes: []seqHole{{1, 2}}}))
+	for name, b := range map[string]string{
+		"empty":           "",
+		"magic only":      l2FileMagic + "\n",
+		"three lines":     l2FileMagic + "\n\"p\"\ne\n",
+		"other magic":     strings.Replace(good, l2FileMagic, "strata-cache-l2 1", 1),
+		"unquoted prefix": strings.Replace(good, "\"p\"", "p", 1),
+		"no epoch":        l2FileMagic + "\n\"p\"\n\nr\n",
+		"no run id":       l2FileMagic + "\n\"p\"\ne\n\n",
+		"bad hole":        good + "hole 1\n",
+		"not a hole":      good + "gap 1 2\n",
+		"empty hole":      good + "hole 3 3\n",
+		"reversed hole":   good + "hole 4 3\n",
+		"negative hole":   good + "hole -1 3\n",
+	} {
+		if got := read([]byte(b)); got != nil {
+			t.Errorf("%s: read as %+v, want nil", name, got)
+		}
+	}
+	// Blank lines between holes are skipped.
+	if got := read([]byte(good + "\nhole 7 8\n\n")); got == nil || !slices.Equal(got.holes, []seqHole{{1, 2}, {7, 8}}) {
+		t.Fatalf("blank lines: %+v", got)
+	}
 }
