@@ -36,6 +36,42 @@ func TestOptionsValidate(t *testing.T) {
 	f("RewriteFraction 1", func(o *Options) { o.RewriteFraction = 1 })
 	f("RewriteFraction NaN", func(o *Options) { o.RewriteFraction = float64(0) / float64(zero()) })
 	f("negative MaxEntryBytes", func(o *Options) { o.MaxEntryBytes = -1 })
+	l2 := func(mutate func(*L2Options)) func(*Options) {
+		return func(o *Options) {
+			o.L2 = L2Options{URL: "redis://127.0.0.1:1/0"}
+			mutate(&o.L2)
+		}
+	}
+	f("bad L2 URL", l2(func(o *L2Options) { o.URL = "http://127.0.0.1:1" }))
+	f("negative OpTimeout", l2(func(o *L2Options) { o.OpTimeout = -1 }))
+	f("negative LockTTL", l2(func(o *L2Options) { o.LockTTL = -1 }))
+	f("negative MaxLockWait", l2(func(o *L2Options) { o.MaxLockWait = -1 }))
+	f("negative WriteQueue", l2(func(o *L2Options) { o.WriteQueue = -1 }))
+	// Zero means the default, and a negative PartnerLag turns the rule off.
+	o := DefaultOptions()
+	o.L2 = L2Options{URL: "redis://127.0.0.1:1/0", PartnerLag: -1}
+	if err := o.Validate(); err != nil {
+		t.Errorf("L2 with zero timeouts: %v", err)
+	}
+	o.L2 = L2Options{OpTimeout: -1} // no URL: the tier is off, nothing else is read
+	if err := o.Validate(); err != nil {
+		t.Errorf("L2 off, other fields set: %v", err)
+	}
+}
+
+// TestL2OptionDefaults: the zero L2Options fields take the documented
+// defaults, and set fields are kept.
+func TestL2OptionDefaults(t *testing.T) {
+	d := L2Options{URL: "redis://x"}.withDefaults()
+	if d.Prefix != "strata:" || d.OpTimeout != 100*time.Millisecond || d.LockTTL != 3*time.Second ||
+		d.MaxLockWait != 30*time.Second || d.WriteQueue != 4096 || d.PartnerLag != time.Minute || d.Logger == nil {
+		t.Fatalf("defaults: %+v", d)
+	}
+	set := L2Options{URL: "redis://x", Prefix: "p:", OpTimeout: 1, LockTTL: 2, MaxLockWait: 3, WriteQueue: 4, PartnerLag: -1}
+	if got := set.withDefaults(); got.Prefix != "p:" || got.OpTimeout != 1 || got.LockTTL != 2 ||
+		got.MaxLockWait != 3 || got.WriteQueue != 4 || got.PartnerLag != -1 {
+		t.Fatalf("set fields changed: %+v", got)
+	}
 }
 
 func zero() int { return 0 }
