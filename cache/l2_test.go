@@ -713,3 +713,48 @@ func TestL2ComputeErrorReleasesLock(t *testing.T) {
 		t.Fatalf("c2: %d lock waits, %d unshared; want 0, 0 (the failed computation's lock released)", s.L2LockWaits, s.L2Unshared)
 	}
 }
+
+// TestL2PrefetchManyKeys: Prefetch reads any number of keys (in chunks of
+// 256 per round trip), promotes every fresh one L1 lacks, skips those L1
+// holds, and counts only what it promoted.
+func TestL2PrefetchManyKeys(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	w, c := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	waitSynced(t, rc, p, w, c)
+	const n = 600 // three chunks, the last one partial
+	keys := make([][]byte, 0, n+2)
+	for i := range n {
+		k := []byte("k" + strconv.Itoa(i))
+		keys = append(keys, k)
+		if err := w.Set(k, []string{"m:x"}, w.Snapshot(), []byte("v"+strconv.Itoa(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the entries written to Redis", func() bool { return w.Stats().L2Writes == n })
+	// Two keys c holds in L1 already, and one nobody has.
+	for _, i := range []int{5, 300} {
+		if v, st := c.Get(keys[i]); st != StatusHitL2 || string(v) != "v"+strconv.Itoa(i) {
+			t.Fatalf("Get(%s) = %q, %v", keys[i], v, st)
+		}
+	}
+	keys = append(keys, []byte("absent"))
+	if got := c.Prefetch(bg, keys); got != n-2 {
+		t.Fatalf("Prefetch promoted %d, want %d", got, n-2)
+	}
+	for i, k := range keys[:n] {
+		if v, st := c.Get(k); st != StatusHit || string(v) != "v"+strconv.Itoa(i) {
+			t.Fatalf("after Prefetch, Get(%s) = %q, %v; want an L1 hit", k, v, st)
+		}
+	}
+	if got := c.Prefetch(bg, keys); got != 0 {
+		t.Fatalf("second Prefetch promoted %d, want 0", got)
+	}
+	if got := c.Prefetch(bg, nil); got != 0 {
+		t.Fatalf("Prefetch of no keys promoted %d", got)
+	}
+	if s := c.Stats(); s.L2Errors != 0 || !s.L2Connected {
+		t.Fatalf("Redis errors after the prefetches: %+v", s)
+	}
+}
