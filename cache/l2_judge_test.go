@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/strata-tsdb/strata/cache/redistest"
+)
+
+// TestL2DamagedEntries: an L2 value is served only if it decodes to an
+// entry of the key asked for, no larger than MaxEntryBytes; anything else
+// in Redis under the key's name (damage, another key's entry under the
+// same name, an oversized value) is a miss, counted, and never served. An
+// entry of exactly MaxEntryBytes is served.
+func TestL2DamagedEntries(t *testing.T) {
+	const maxEntry = 4 << 10
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	small := func(o *Options) { o.MaxEntryBytes = maxEntry }
+	w, c := newL2Cache(t, r.URL(), p, small), newL2Cache(t, r.URL(), p, small)
+	waitSynced(t, rc, p, w, c)
+
+	tags := []string{"m:x"}
+	largest := bytes.Repeat([]byte{'v'}, maxEntry-56-8*len(tags)-len("largest"))
+	for k, v := range map[string][]byte{"largest": largest, "a": []byte("A")} {
+		if err := w.Set([]byte(k), tags, w.Snapshot(), v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the entries written to Redis", func() bool { return w.Stats().L2Writes == 2 })
+	if v, st := c.Get([]byte("largest")); st != StatusHitL2 || !bytes.Equal(v, largest) {
+		t.Fatalf("entry of exactly MaxEntryBytes from L2: %v, %d bytes", st, len(v))
+	}
+
+	var kb [8]byte
+	name := func(key string) string { return c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte(key))) }
+	entryA, err := rc.Get(bg, name("a")).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overLimit := snappy.Encode(nil, bytes.Repeat([]byte{0}, maxEntry+1))
+	for _, tc := range []struct {
+		name      string
+		val       []byte
+		collision bool
+	}{
+		{"not snappy", []byte("garbage"), false},
+		{"not an entry", snappy.Encode(nil, []byte("not an entry at all, but long enough to be one")), false},
+		{"over MaxEntryBytes", overLimit, false},
+		{"another key's entry", entryA, true},
+	} {
+		key := "k " + tc.name
+		if err := rc.Set(bg, name(key), tc.val, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := c.Stats()
+		if v, st := c.Get([]byte(key)); st != StatusMiss || v != nil {
+			t.Fatalf("%s: Get = %q, %v; want a miss", tc.name, v, st)
+		}
+		after := c.Stats()
+		corrupt, coll := after.CorruptEntries-before.CorruptEntries, after.Collisions-before.Collisions
+		if tc.collision && (coll != 1 || corrupt != 0) || !tc.collision && (corrupt != 1 || coll != 0) {
+			t.Errorf("%s: %d more corrupt entries, %d more collisions", tc.name, corrupt, coll)
+		}
+		if after.L2Misses != before.L2Misses+1 || after.L2Hits != before.L2Hits || after.L2Errors != 0 {
+			t.Errorf("%s: L2 counters %+v, before %+v", tc.name, after, before)
+		}
+		// What is computed instead replaces it.
+		var n counter
+		if v, st := mustGet(t, c, key, tags, n.fn("fresh", 0, nil)); v != "fresh" || st != StatusMiss || n.calls.Load() != 1 {
+			t.Fatalf("%s: GetOrCompute = %q, %v after %d computations", tc.name, v, st, n.calls.Load())
+		}
+	}
+}
