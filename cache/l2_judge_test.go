@@ -19,7 +19,7 @@ func TestL2DamagedEntries(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
 	p := testPrefix()
-	small := func(o *Options) { o.MaxEntryBytes = maxEntry }
+	small := func(o *Options) { o.MaxEntryBytes = maxEntry; patient(o) }
 	w, c := newL2Cache(t, r.URL(), p, small), newL2Cache(t, r.URL(), p, small)
 	waitSynced(t, rc, p, w, c)
 

@@ -721,7 +721,7 @@ func TestL2PrefetchManyKeys(t *testing.T) {
 	r := redistest.Start(t)
 	rc := r.Client()
 	p := testPrefix()
-	w, c := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
+	w, c := newL2Cache(t, r.URL(), p, patient), newL2Cache(t, r.URL(), p, patient)
 	waitSynced(t, rc, p, w, c)
 	const n = 600 // three chunks, the last one partial
 	keys := make([][]byte, 0, n+2)
@@ -758,3 +758,7 @@ func TestL2PrefetchManyKeys(t *testing.T) {
 		t.Fatalf("Redis errors after the prefetches: %+v", s)
 	}
 }
+
+// patient gives Redis operations a deadline no load on the test machine
+// reaches, for tests whose every L2 read must succeed.
+func patient(o *Options) { o.L2.OpTimeout = 10 * time.Second }
