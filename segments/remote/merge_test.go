@@ -254,17 +254,19 @@ func TestBucketMergesSettle(t *testing.T) {
 }
 
 // TestBucketDeleteDelay: a reader lists a day's segments; the writer
-// then merges them, and a rewrite replaces another segment for a delete.
-// The reader, reading what it listed, still finds every object of the
-// replaced segments (deleted only DeleteDelay later), and reads the
+// then merges them, a rewrite replaces another segment for a delete, and
+// a third segment's data is all deleted. The reader, reading what it
+// listed, still finds every object of the replaced segments and of the
+// emptied one (deleted only DeleteDelay later), and reads the
 // replacements alone once it lists them; past the delay, the replaced
-// segments leave the bucket.
+// and emptied segments leave the bucket.
 func TestBucketDeleteDelay(t *testing.T) {
 	srv := s3test.Start(t)
 	set := newSet(t)
 	writeSamples(t, set, map[string][]time.Time{"x": minutes(t0, t0.Add(6*time.Hour), 0)}, 1)
 	writeSamples(t, set, map[string][]time.Time{"y": minutes(t0.Add(8*time.Hour), t0.Add(9*time.Hour), 0)}, 2)
 	two := writeSamples(t, set, map[string][]time.Time{"x": minutes(t0.Add(48*time.Hour), t0.Add(50*time.Hour), 0)}, 3)
+	gone := writeSamples(t, set, map[string][]time.Time{"z": minutes(t0.Add(96*time.Hour), t0.Add(97*time.Hour), 0)}, 4)
 	all, release := acquireAll(t, set)
 	release()
 	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
@@ -276,18 +278,23 @@ func TestBucketDeleteDelay(t *testing.T) {
 	r := newTier(t, srv, newSet(t), "dd", Options{Reader: true})
 	mustSync(t, r)
 	listed := r.Metas()
-	if len(listed) != 3 {
-		t.Fatalf("the reader lists %d segments, want 3", len(listed))
+	if len(listed) != 4 {
+		t.Fatalf("the reader lists %d segments, want 4", len(listed))
 	}
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "x")}
 	if err := w.AddTombstone(ms, []string{"m"}, two.MinTime, two.MinTime+int64(time.Hour/time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
+	zMs := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "z")}
+	if err := w.AddTombstone(zMs, []string{"m"}, gone.MinTime, gone.MaxTime); err != nil {
+		t.Fatal(err)
+	}
 	want := without(all, `{__name__="m", i="x"}`, two.MinTime, two.MinTime+int64(time.Hour/time.Millisecond))
+	want = without(want, `{__name__="m", i="z"}`, gone.MinTime, gone.MaxTime)
 	clock.Add(time.Minute)
 	mustSync(t, w)
-	if n, rw := counterValue(w.m.bucketMerges), counterValue(w.m.bucketRewrites); n != 1 || rw != 1 {
-		t.Fatalf("%v merges and %v rewrites, want 1 and 1", n, rw)
+	if n, rw := counterValue(w.m.bucketMerges), counterValue(w.m.bucketRewrites); n != 1 || rw != 2 {
+		t.Fatalf("%v merges and %v rewrites, want 1 and 2 (one emptied)", n, rw)
 	}
 	// The reader has not listed the merge or the rewrite: it reads what
 	// it listed, the tombstone not yet known to it.
@@ -302,14 +309,20 @@ func TestBucketDeleteDelay(t *testing.T) {
 	if got, err := readEvery(r); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("the reader, having listed the replacements, reads %d series (%v), not the data less the delete", len(got), err)
 	}
-	if n := len(w.Metas()); n != 5 {
-		t.Fatalf("%d segments in the bucket before the delay, want the 3 replaced and their 2 replacements", n)
+	if n := len(w.Metas()); n != 6 {
+		t.Fatalf("%d segments in the bucket before the delay, want the 3 replaced, their 2 replacements and the emptied one", n)
 	}
 	clock.Add(delay)
 	mustSync(t, w)
 	mustSync(t, r)
 	if n := len(w.Metas()); n != 2 || len(r.Metas()) != 2 {
 		t.Fatalf("%d segments in the bucket (%d listed) past the delay, want the 2 replacements", n, len(r.Metas()))
+	}
+	if keys := srv.Keys("dd/" + segmentPrefix(gone.ID)); len(keys) != 0 {
+		t.Fatalf("the emptied segment's objects %v are left past the delay", keys)
+	}
+	if keys := srv.Keys("dd/" + tombstonesPrefix); len(keys) != 0 {
+		t.Fatalf("tombstones %v are left once their segments left", keys)
 	}
 	if got, err := readEvery(r); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("the reader reads %d series (%v) once the replaced segments left, want the data less the delete", len(got), err)

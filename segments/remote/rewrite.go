@@ -58,11 +58,12 @@ func (t *Tier) rewriteTombstoned(ctx context.Context) error {
 		}
 	}) {
 		m := metaOf(all, id)
-		if replaced(m, all) || t.unaffected[id] == named[id] || slices.ContainsFunc(infos, func(in segments.Info) bool {
+		if replaced(m, all) || t.emptied[id] || t.unaffected[id] == named[id] || slices.ContainsFunc(infos, func(in segments.Info) bool {
 			return in.Meta.Resolution == m.Resolution && coversSources(in.Meta, m)
 		}) {
-			// Its rewrite is in the bucket, or its tombstones hide none of
-			// it, or a local compaction rewrote it (uploaded in time).
+			// Its rewrite is in the bucket, or its tombstones hide all of
+			// it (it waits for collectBucket) or none of it, or a local
+			// compaction rewrote it (uploaded in time).
 			continue
 		}
 		if err := t.rewriteOne(ctx, m, named[id]); err != nil {
@@ -112,13 +113,13 @@ func (t *Tier) rewriteOne(ctx context.Context, m segments.Meta, n int) error {
 		return err
 	}
 	if !ok {
-		// Everything in it is deleted: readers hid all of it already.
-		if err := t.deleteSegment(ctx, m.ID); err != nil {
-			return err
-		}
+		// Everything in it is deleted: readers that know its tombstones
+		// hide all of it; collectBucket deletes it after DeleteDelay, as
+		// a replaced segment, so that a reader that listed it can finish
+		// reading it.
+		t.emptied[m.ID] = true
 		t.m.bucketRewrites.Inc()
-		t.m.bucketDeletes.Inc()
-		t.logger.Info("deleted a bucket segment whose data was all deleted", "segment", m.ID)
+		t.logger.Info("all data of a bucket segment is deleted; the segment leaves the bucket after the delete delay", "segment", m.ID, "delay", t.opts.DeleteDelay)
 		return nil
 	}
 	dir := filepath.Join(parent, out.ID)

@@ -102,7 +102,8 @@ type Options struct {
 	// all there.
 	MergeAfter time.Duration
 	// DeleteDelay: a bucket segment that another replaces (the output of
-	// a compaction, a rewrite or a merge) is deleted from the bucket once
+	// a compaction, a rewrite or a merge), or whose data a delete hid
+	// all of, is deleted from the bucket once
 	// this process has seen it replaced for this long by Now, so that a
 	// reader that listed it before its replacement existed can finish
 	// reading it (a reader reads the replacement alone from its next
@@ -168,6 +169,10 @@ type Tier struct {
 	// unaffected: bucket segments whose tombstones (this many) hide none
 	// of their samples, so not rewritten; guarded by roundMtx.
 	unaffected map[string]int
+	// emptied: bucket segments whose tombstones hide all their samples,
+	// deleted by collectBucket after Options.DeleteDelay as replaced ones
+	// are; guarded by roundMtx.
+	emptied map[string]bool
 
 	// arrived: when this process first saw each bucket-only raw segment
 	// that mergeSmall considers, by Now; mergeSince: since when each day
@@ -234,7 +239,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, emptied: map[string]bool{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -634,7 +639,7 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 		if local[m.ID] && !expired {
 			continue // the local copy is the set's: retention deletes it there
 		}
-		if !expired && !replaced(m, metas) {
+		if !expired && !replaced(m, metas) && !t.emptied[m.ID] {
 			continue
 		}
 		if !expired {
@@ -653,14 +658,23 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 		}
 		t.m.bucketDeletes.Inc()
 		reason := "replaced by a compacted segment"
-		if expired {
+		switch {
+		case expired:
 			reason = "past retention"
+		case t.emptied[m.ID]:
+			reason = "all its data deleted"
 		}
+		delete(t.emptied, m.ID)
 		t.logger.Info("deleted segment from object storage", "segment", m.ID, "reason", reason)
 	}
 	for id := range t.replacedAt {
 		if !seen[id] {
 			delete(t.replacedAt, id)
+		}
+	}
+	for id := range t.emptied {
+		if !seen[id] {
+			delete(t.emptied, id) // left the bucket otherwise
 		}
 	}
 	return nil
