@@ -58,8 +58,8 @@ func (t *Tier) mergeSmall(ctx context.Context) error {
 	}
 	windows := map[int64][]segments.Meta{}
 	for _, m := range all {
-		if m.Resolution != 0 || replaced(m, all) {
-			continue
+		if m.Resolution != 0 || replaced(m, all) || t.emptied[m.ID] {
+			continue // a rollup, or waiting for collectBucket
 		}
 		if w := alignDown(m.MinTime, r); w != alignDown(m.MaxTime, r) || local[m.ID] {
 			block(m)
@@ -163,13 +163,13 @@ func (t *Tier) mergeWindow(ctx context.Context, ms []segments.Meta) error {
 		return err
 	}
 	if !ok {
-		// Everything in them is deleted: readers hid all of it already.
+		// Everything in them is deleted: readers that know their
+		// tombstones hide all of it; collectBucket deletes them after
+		// DeleteDelay (see rewriteOne).
 		for _, m := range ms {
-			if err := t.deleteSegment(ctx, m.ID); err != nil {
-				return err
-			}
-			t.m.bucketDeletes.Inc()
+			t.emptied[m.ID] = true
 		}
+		t.logger.Info("all data of a window's bucket segments is deleted; they leave the bucket after the delete delay", "segments", len(ms), "delay", t.opts.DeleteDelay)
 		return nil
 	}
 	dir := filepath.Join(parent, out.ID)

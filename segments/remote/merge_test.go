@@ -255,9 +255,10 @@ func TestBucketMergesSettle(t *testing.T) {
 
 // TestBucketDeleteDelay: a reader lists a day's segments; the writer
 // then merges them, a rewrite replaces another segment for a delete, and
-// a third segment's data is all deleted. The reader, reading what it
-// listed, still finds every object of the replaced segments and of the
-// emptied one (deleted only DeleteDelay later), and reads the
+// the data of a third segment, and of a day of two more (which a merge
+// would join), is all deleted. The reader, reading what it listed, still
+// finds every object of the replaced segments and of the emptied ones
+// (deleted only DeleteDelay later), and reads the
 // replacements alone once it lists them; past the delay, the replaced
 // and emptied segments leave the bucket.
 func TestBucketDeleteDelay(t *testing.T) {
@@ -267,6 +268,10 @@ func TestBucketDeleteDelay(t *testing.T) {
 	writeSamples(t, set, map[string][]time.Time{"y": minutes(t0.Add(8*time.Hour), t0.Add(9*time.Hour), 0)}, 2)
 	two := writeSamples(t, set, map[string][]time.Time{"x": minutes(t0.Add(48*time.Hour), t0.Add(50*time.Hour), 0)}, 3)
 	gone := writeSamples(t, set, map[string][]time.Time{"z": minutes(t0.Add(96*time.Hour), t0.Add(97*time.Hour), 0)}, 4)
+	goneDay := []segments.Meta{
+		writeSamples(t, set, map[string][]time.Time{"v": minutes(t0.Add(144*time.Hour), t0.Add(145*time.Hour), 0)}, 5),
+		writeSamples(t, set, map[string][]time.Time{"v": minutes(t0.Add(146*time.Hour), t0.Add(147*time.Hour), 0)}, 6),
+	}
 	all, release := acquireAll(t, set)
 	release()
 	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
@@ -278,8 +283,8 @@ func TestBucketDeleteDelay(t *testing.T) {
 	r := newTier(t, srv, newSet(t), "dd", Options{Reader: true})
 	mustSync(t, r)
 	listed := r.Metas()
-	if len(listed) != 4 {
-		t.Fatalf("the reader lists %d segments, want 4", len(listed))
+	if len(listed) != 6 {
+		t.Fatalf("the reader lists %d segments, want 6", len(listed))
 	}
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "x")}
 	if err := w.AddTombstone(ms, []string{"m"}, two.MinTime, two.MinTime+int64(time.Hour/time.Millisecond)); err != nil {
@@ -291,6 +296,11 @@ func TestBucketDeleteDelay(t *testing.T) {
 	}
 	want := without(all, `{__name__="m", i="x"}`, two.MinTime, two.MinTime+int64(time.Hour/time.Millisecond))
 	want = without(want, `{__name__="m", i="z"}`, gone.MinTime, gone.MaxTime)
+	vMs := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "v")}
+	if err := w.AddTombstone(vMs, []string{"m"}, goneDay[0].MinTime, goneDay[1].MaxTime); err != nil {
+		t.Fatal(err)
+	}
+	want = without(want, `{__name__="m", i="v"}`, goneDay[0].MinTime, goneDay[1].MaxTime)
 	clock.Add(time.Minute)
 	mustSync(t, w)
 	if n, rw := counterValue(w.m.bucketMerges), counterValue(w.m.bucketRewrites); n != 1 || rw != 2 {
@@ -309,8 +319,8 @@ func TestBucketDeleteDelay(t *testing.T) {
 	if got, err := readEvery(r); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("the reader, having listed the replacements, reads %d series (%v), not the data less the delete", len(got), err)
 	}
-	if n := len(w.Metas()); n != 6 {
-		t.Fatalf("%d segments in the bucket before the delay, want the 3 replaced, their 2 replacements and the emptied one", n)
+	if n := len(w.Metas()); n != 8 {
+		t.Fatalf("%d segments in the bucket before the delay, want the 3 replaced, their 2 replacements and the 3 emptied", n)
 	}
 	clock.Add(delay)
 	mustSync(t, w)
@@ -318,8 +328,10 @@ func TestBucketDeleteDelay(t *testing.T) {
 	if n := len(w.Metas()); n != 2 || len(r.Metas()) != 2 {
 		t.Fatalf("%d segments in the bucket (%d listed) past the delay, want the 2 replacements", n, len(r.Metas()))
 	}
-	if keys := srv.Keys("dd/" + segmentPrefix(gone.ID)); len(keys) != 0 {
-		t.Fatalf("the emptied segment's objects %v are left past the delay", keys)
+	for _, id := range []string{gone.ID, goneDay[0].ID, goneDay[1].ID} {
+		if keys := srv.Keys("dd/" + segmentPrefix(id)); len(keys) != 0 {
+			t.Fatalf("an emptied segment's objects %v are left past the delay", keys)
+		}
 	}
 	if keys := srv.Keys("dd/" + tombstonesPrefix); len(keys) != 0 {
 		t.Fatalf("tombstones %v are left once their segments left", keys)
