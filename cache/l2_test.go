@@ -740,6 +740,13 @@ func TestL2PrefetchManyKeys(t *testing.T) {
 		}
 	}
 	keys = append(keys, []byte("absent"))
+	// A caller that gave up is not an error of Redis: it neither counts
+	// nor pauses the tier for the calls that follow.
+	canceled, cancel := context.WithCancel(bg)
+	cancel()
+	if got := c.Prefetch(canceled, keys); got != 0 {
+		t.Fatalf("Prefetch with a canceled context promoted %d", got)
+	}
 	if got := c.Prefetch(bg, keys); got != n-2 {
 		t.Fatalf("Prefetch promoted %d, want %d", got, n-2)
 	}
