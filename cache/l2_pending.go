@@ -145,7 +145,7 @@ func (l *l2) persistPendingLocked(hs []uint64, reset bool, why error) error {
 		if _, err := s.pendingFile.Write(buf); err != nil {
 			return err
 		}
-		return s.pendingFile.Sync()
+		return fsync(s.pendingFile)
 	}()
 	if err != nil {
 		// The file may hold a torn record now: reopen (and rewrite
