@@ -553,14 +553,31 @@ func TestL2PendingFileWritten(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "not-yet")
 	c := loadL2(t, dir, l2TestOptions(url, testPrefix()))
 	var want string
-	for _, tag := range []string{"T", "U"} {
+	path := filepath.Join(dir, pendingFileName)
+	synced := recordFsyncs(t)
+	for i, tag := range []string{"T", "U"} {
 		if err := c.Invalidate(tag); err != nil {
 			t.Fatalf("Invalidate(%s) with Redis unreachable: %v, want it kept on disk", tag, err)
 		}
 		want += "b " + tagHex(tagHash(tag)) + "\n"
-		b, err := os.ReadFile(filepath.Join(dir, pendingFileName))
+		b, err := os.ReadFile(path)
 		if err != nil || string(b) != want {
 			t.Fatalf("pending file after Invalidate(%s): %q, %v; want %q", tag, b, err, want)
+		}
+		// Synced before Invalidate returns: the file at each bump; the
+		// directory made for it and the directory's new entry once.
+		got := synced()
+		count := func(name string) int {
+			n := 0
+			for _, s := range got {
+				if s == name {
+					n++
+				}
+			}
+			return n
+		}
+		if count(path) != i+1 || count(dir) != 1 || count(filepath.Dir(dir)) != 1 {
+			t.Fatalf("fsyncs after Invalidate(%s): %q", tag, got)
 		}
 	}
 }
