@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 func loadTestCache(t *testing.T, dir string, clk *fakeClock) *Cache {
@@ -107,6 +110,9 @@ func TestLoadCorruptGenerations(t *testing.T) {
 		"zeroed":    make([]byte, len(good)),
 		"flipped":   flip(20),
 		"checksum":  flip(len(good) - 1),
+		// A header cut before its record count, with a checksum that
+		// matches what is left.
+		"short header": binary.LittleEndian.AppendUint64(bytes.Clone(good[:genFileHeaderLen-8]), xxhash.Sum64(good[:genFileHeaderLen-8])),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
