@@ -139,7 +139,7 @@ func (t *Tier) mergeWindow(ctx context.Context, ms []segments.Meta) error {
 			return unavailable(t.bucket, fmt.Errorf("read segment %s to merge it: %w", m.ID, err))
 		}
 		defer release()
-		segs = append(segs, seg)
+		segs = append(segs, seg.WithContext(ctx)) // their GETs end with the round
 	}
 	newID := segments.NewID(t.opts.Now())
 	tombs := map[string][]segments.Tombstone{}

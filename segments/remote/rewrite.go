@@ -85,6 +85,7 @@ func (t *Tier) rewriteOne(ctx context.Context, m segments.Meta, n int) error {
 		return unavailable(t.bucket, fmt.Errorf("read segment %s to rewrite it: %w", m.ID, err))
 	}
 	defer release()
+	seg = seg.WithContext(ctx) // its GETs end with the round
 	newID := segments.NewID(t.opts.Now())
 	t.mtx.Lock()
 	ts := t.tombstonesForLocked(m.ID)

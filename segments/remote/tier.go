@@ -951,7 +951,7 @@ func (t *Tier) metricNames(ctx context.Context, id string) ([]string, error) {
 		return nil, err
 	}
 	defer release()
-	return seg.LabelValues(labels.MetricName)
+	return seg.WithContext(ctx).LabelValues(labels.MetricName)
 }
 
 // OnNewSegments sets f, called by a reader's round for each segment it
