@@ -37,10 +37,9 @@ func TestObjectStorageDeleteReachesReaders(t *testing.T) {
 	if code, body := w.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
 		t.Fatalf("flush: %d %s", code, body)
 	}
-	waitUntil(t, "three days are in the bucket", func() bool { return len(bucketSegments(srv, "dw")) == 3 })
-	days := bucketSegments(srv, "dw")
+	days := waitDaysSettled(t, w, srv, "dw", 3)
 	waitUntil(t, "the uploaded days leave the writer's disk", func() bool {
-		return !slices.ContainsFunc(localSegments(w), func(id string) bool { return slicesContains(days, id) })
+		return len(localSegmentsBefore(w, objT0.Add(3*24*time.Hour))) == 0
 	})
 
 	rargs := append(append(objArgs(srv.URL("dw"), "--role", "reader"), l2...), "--storage.object.upload-interval", "100ms")
@@ -103,15 +102,28 @@ func TestObjectStorageDeleteReachesReaders(t *testing.T) {
 	}
 
 	// The writer applies the delete in the bucket: day 1 rewritten, the
-	// original and the tombstone deleted.
+	// original and the tombstone deleted. Each reader's catalog version
+	// now (nothing changes in the bucket until the release) tells when it
+	// has listed a change since.
+	versions := make([]float64, len(readers))
+	for i, rd := range readers {
+		waitUntil(t, fmt.Sprintf("reader %d has applied its listing", i), func() bool {
+			versions[i] = gaugeValue(rd, "strata_object_catalog_version")
+			return int64(versions[i])%2 == 0
+		})
+	}
 	proxy.Release()
 	waitUntil(t, "day 1 is rewritten in the bucket and the tombstone is gone", func() bool {
 		now := bucketSegments(srv, "dw")
 		return len(now) == 3 && !slices.Equal(now, days) && len(srv.Keys("dw/tombstones/")) == 0
 	})
 	for i, rd := range readers {
+		// Three segments after a change: the original is gone (the writer
+		// deletes it after uploading the rewrite, and the tombstone after
+		// that), so the reader lists the rewrite.
 		waitUntil(t, fmt.Sprintf("reader %d lists the rewrite", i), func() bool {
-			return gaugeValue(rd, "strata_object_bucket_segments") == 3 && int64(gaugeValue(rd, "strata_object_catalog_version"))%2 == 0
+			v := gaugeValue(rd, "strata_object_catalog_version")
+			return v > versions[i] && int64(v)%2 == 0 && gaugeValue(rd, "strata_object_bucket_segments") == 3
 		})
 		if got, fresh := count(rd, false), count(rd, true); got != want || fresh != want {
 			t.Fatalf("reader %d after the rewrite: cached\n%s\nfresh\n%s\nwant\n%s", i, got, fresh, want)

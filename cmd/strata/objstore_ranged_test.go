@@ -52,7 +52,7 @@ func TestObjectStorageRangedRead(t *testing.T) {
 	if code, body := s.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
 		t.Fatalf("flush: %d %s", code, body)
 	}
-	waitUntil(t, "two day segments are in the bucket", func() bool { return len(bucketSegments(srv, "r1")) == 2 })
+	waitDaysSettled(t, s, srv, "r1", 2)
 	query := func(series string) (int, string) {
 		q := url.Values{"query": {`ranged_metric{i="` + series + `"}`}, "start": {objT0.Format(time.RFC3339)},
 			"end": {objT0.Add(2 * 24 * time.Hour).Format(time.RFC3339)}, "step": {"7m"}}

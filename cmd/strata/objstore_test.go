@@ -84,10 +84,16 @@ func postRemoteWrite(t testing.TB, url string, body []byte) {
 func objArgs(objURL string, more ...string) []string {
 	return append([]string{"--storage.block-duration", "1h", "--storage.compaction-ranges", "1h,24h",
 		"--storage.maintenance-interval", "50ms", "--storage.object.url", objURL, "--storage.object.upload-interval", "100ms",
-		// A day's late segments merged, and replaced segments deleted from
-		// the bucket, in the round that can (their delays are tested in
-		// segments/remote with a clock the test moves).
-		"--storage.object.merge-after", "0s", "--storage.object.delete-delay", "0s",
+		// A day's late segments merged in the round that can (the delay
+		// is tested in segments/remote with a clock the test moves).
+		"--storage.object.merge-after", "0s",
+		// Replaced segments deleted from the bucket 5 s after: longer than
+		// a reader's listing interval (100 ms) plus a query under load, as
+		// operations.md asks, so that no reader, and no query of the
+		// writer, reads a segment deleted under it (with 0 s, one that
+		// listed it before its replacement fails reading it, as the
+		// design says: TestBucketDeleteDelay).
+		"--storage.object.delete-delay", "5s",
 		"--cache.enabled=false", "--downsample.enabled=false"}, more...)
 }
 
@@ -134,6 +140,47 @@ func localSegments(s *testServer) []string {
 	return ids
 }
 
+// localSegmentsBefore returns the IDs of the segments the server holds
+// locally that begin before end.
+func localSegmentsBefore(s *testServer, end time.Time) []string {
+	s.t.Helper()
+	var st struct {
+		Segments []struct {
+			ID      string `json:"id"`
+			MinTime int64  `json:"minTime"`
+		} `json:"segments"`
+	}
+	s.get("/api/v1/status/tsdb", nil, &st)
+	var ids []string
+	for _, seg := range st.Segments {
+		if seg.MinTime < end.UnixMilli() {
+			ids = append(ids, seg.ID)
+		}
+	}
+	return ids
+}
+
+// waitDaysSettled waits until the bucket under prefix holds days
+// segments (one a day from objT0) and every segment of those days that
+// the writer s holds locally is one of them, and returns their IDs.
+// Before that the writer may still replace a day it uploaded, as the
+// design allows: a flush that runs while the test writes (the server's
+// own, due once the head spans more than a block and a half) copies one
+// series after another, so samples of a day that a series gets after
+// the flush copied it reach the next flush, after other series' later
+// data; the day was final as the compactor saw it and is compacted again
+// with them, the new segment uploaded and the first deleted.
+func waitDaysSettled(t testing.TB, s *testServer, srv *s3test.Server, prefix string, days int) []string {
+	t.Helper()
+	var ids []string
+	waitUntil(t, fmt.Sprintf("the bucket holds the %d days and the writer no other segment of them", days), func() bool {
+		ids = bucketSegments(srv, prefix)
+		return len(ids) == days && !slices.ContainsFunc(localSegmentsBefore(s, objT0.Add(time.Duration(days)*24*time.Hour)),
+			func(id string) bool { return !slicesContains(ids, id) })
+	})
+	return ids
+}
+
 // bucketSegments returns the IDs of the segments whose marker is in the
 // bucket under prefix.
 func bucketSegments(srv *s3test.Server, prefix string) []string {
@@ -173,7 +220,7 @@ func TestObjectStorageUploadEvictQuery(t *testing.T) {
 	}
 	// Days 0, 1, 2 compact into one segment each and are uploaded; day 3
 	// is not over.
-	waitUntil(t, "three day segments are in the bucket", func() bool { return len(bucketSegments(srv, "w1")) == 3 })
+	waitDaysSettled(t, s, srv, "w1", 3)
 	wantRange, wantSeries := objAnswers(s)
 	if !strings.Contains(wantRange, `"i":"t"`) {
 		t.Fatalf("the query finds no data: %s", wantRange)
@@ -351,7 +398,7 @@ func TestObjectStorageReader(t *testing.T) {
 	if code, body := w.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
 		t.Fatalf("flush: %d %s", code, body)
 	}
-	waitUntil(t, "three days are in the bucket", func() bool { return len(bucketSegments(srv, "rw")) == 3 })
+	waitDaysSettled(t, w, srv, "rw", 3)
 	r := startServer(t, t.TempDir(), objArgs(srv.URL("rw"), "--role", "reader")...)
 	end := objT0.Add(3*24*time.Hour - time.Hour)
 	want := objRange(w, objT0, end)
@@ -374,7 +421,7 @@ func TestObjectStorageReader(t *testing.T) {
 	if code, body := w.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
 		t.Fatalf("flush: %d %s", code, body)
 	}
-	waitUntil(t, "day 3 is in the bucket", func() bool { return len(bucketSegments(srv, "rw")) == 4 })
+	waitDaysSettled(t, w, srv, "rw", 4) // day 3 too
 	end = objT0.Add(4*24*time.Hour - time.Hour)
 	want = objRange(w, objT0, end)
 	waitUntil(t, "the reader answers as the writer over day 3", func() bool {
