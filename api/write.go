@@ -295,7 +295,8 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 		return err
 	}
 	a.droppedExemplars(f, batch.DroppedExemplars)
-	// The store keeps nothing of the batch but its labels' strings.
+	// The store keeps nothing of the batch (it copies the labels it
+	// keeps), and nothing here uses it any more.
 	batch.Release()
 	return c.NoContent(http.StatusNoContent)
 }

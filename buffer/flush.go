@@ -50,7 +50,7 @@ func (h *Head) seriesWithData() []*memSeries {
 		}
 		s.mtx.Unlock()
 	})
-	slices.SortFunc(out, func(a, b *memSeries) int { return labels.Compare(a.lset, b.lset) })
+	slices.SortFunc(out, func(a, b *memSeries) int { return h.syms.compare(a.lset, b.lset) })
 	return out
 }
 
@@ -151,6 +151,7 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 	items := make([]flushItem, 0, len(series))
 	bw := &blockWriters{sink: sink, now: now, ws: map[int64]*segments.Writer{}}
 	enc := blockEncoder{blockDur: blockDur, chunkSamples: h.opts.ChunkSamples}
+	sb := labels.NewScratchBuilder(16)
 	for i, s := range series {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -167,7 +168,7 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 			it := h.flushItemLocked(s)
 			s.mtx.Unlock()
 			items = append(items, it)
-			err = enc.writeTaken(s.lset, bw)
+			err = enc.writeTaken(h.syms.labels(s.lset, &sb), bw)
 		} else {
 			snap, it := h.snapshotForFlushLocked(s)
 			s.mtx.Unlock()
@@ -175,7 +176,7 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 				continue
 			}
 			items = append(items, it)
-			err = enc.write(s.lset, snap, bw)
+			err = enc.write(h.syms.labels(s.lset, &sb), snap, bw)
 		}
 		if err != nil {
 			_, _ = bw.close(true)

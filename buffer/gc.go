@@ -28,7 +28,10 @@ func (s *memSeries) emptyLocked() bool {
 // is skipped (getByRef returns nil).
 func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 	removed := make(map[uint64]struct{}, len(candidates))
-	var lsets []labels.Labels
+	var (
+		lsets []seriesLabels
+		hb    hashBuf
+	)
 	for _, s := range candidates {
 		s.mtx.Lock()
 		gone := s.idle && s.emptyLocked()
@@ -41,7 +44,7 @@ func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 			// batch uses them from now on.
 			h.gcEpoch.Add(1)
 		}
-		h.series.delete(s)
+		h.series.delete(s, &hb)
 		removed[s.ref] = struct{}{}
 		lsets = append(lsets, s.lset)
 	}
@@ -53,9 +56,15 @@ func (h *Head) gcIdleSeries(candidates []*memSeries) int {
 	return len(removed)
 }
 
+// hashBuf is what stripeSeries.delete reuses to hash series' labels.
+type hashBuf struct {
+	b  []byte
+	sb labels.ScratchBuilder
+}
+
 // delete removes ms from both maps.
-func (s *stripeSeries) delete(ms *memSeries) {
-	hash := ms.lset.Hash()
+func (s *stripeSeries) delete(ms *memSeries, hb *hashBuf) {
+	hash := s.syms.overwrite(ms.lset, &hb.b, &hb.sb).Hash() // as getOrSet had it
 	st := &s.stripes[hash&s.mask]
 	st.Lock()
 	st.hashes.del(hash, ms)
@@ -71,13 +80,14 @@ func (s *stripeSeries) delete(ms *memSeries) {
 // the postings. Each affected list is rewritten once, however many of its
 // references go, and a label value (or name) left without series is
 // dropped, so that label values no longer lists it.
-func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []labels.Labels) {
+func (p *postingsIndex) delete(refs map[uint64]struct{}, lsets []seriesLabels) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	gone := func(r uint64) bool { _, ok := refs[r]; return ok }
 	done := map[labels.Label]struct{}{}
 	for _, lset := range lsets {
-		lset.Range(func(l labels.Label) {
+		p.syms.rangeLabels(lset, func(name, value string) {
+			l := labels.Label{Name: name, Value: value}
 			if _, ok := done[l]; ok {
 				return // rewritten already for an earlier series
 			}

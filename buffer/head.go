@@ -34,7 +34,8 @@ type Head struct {
 	opts   Options
 	series *stripeSeries
 	index  *postingsIndex
-	log    Log // nil: no write-ahead log (tests, relaxed setups)
+	syms   *symbolTable // the strings of the series' label sets
+	log    Log          // nil: no write-ahead log (tests, relaxed setups)
 
 	// orderMtx makes handing a batch to the log and taking its per-series
 	// apply tickets (memSeries.logTicket) one step, so that each series'
@@ -82,10 +83,12 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		return nil, fmt.Errorf("head options: %w", err)
 	}
 	opts = opts.withDefaults()
+	syms := newSymbolTable()
 	h := &Head{
 		opts:   opts,
-		series: newStripeSeries(opts.StripeSize),
-		index:  newPostingsIndex(),
+		series: newStripeSeries(opts.StripeSize, syms),
+		index:  newPostingsIndex(syms),
+		syms:   syms,
 		log:    log,
 		meta:   metadata.New(opts.MaxMetadataFamilies),
 		ex:     exemplars.New(opts.MaxExemplars),
@@ -144,15 +147,15 @@ func (h *Head) NumOutOfOrder() int64 { return h.numOOO.Load() }
 // min > max when the head is empty.
 func (h *Head) Bounds() (mint, maxt int64) { return h.minTime.Load(), h.maxTime.Load() }
 
-// KnownSeries returns the labels of the series equal to lset, whose
-// Hash() is hash, the series as a handle for Append, and true; or false
-// when the head has none (ingest.Known): decoders hand out the head's
-// labels instead of a copy, and Append skips its lookup.
-func (h *Head) KnownSeries(hash uint64, lset labels.Labels) (labels.Labels, any, bool) {
+// KnownSeries returns the series equal to lset, whose Hash() is hash, as
+// a handle for Append, and true; or false when the head has none
+// (ingest.Known): Append then skips its lookup. The lookup compares lset
+// with the series' compact label set and makes nothing.
+func (h *Head) KnownSeries(hash uint64, lset labels.Labels) (any, bool) {
 	if s := h.series.getByHash(hash, lset); s != nil {
-		return s.lset, s, true
+		return s, true
 	}
-	return labels.EmptyLabels(), nil, false
+	return nil, false
 }
 
 // KnownEpoch is the epoch of the handles KnownSeries gives out
@@ -181,7 +184,8 @@ func (h *Head) getOrCreate(lset labels.Labels, hash uint64) (*memSeries, bool, e
 		// that references reach them in order. Until getOrSet returns, a
 		// reader may find the reference there but not the series, which
 		// it skips, as one removed meanwhile: it holds no sample yet.
-		return newMemSeries(h.index.addNew(lset, func() uint64 { return h.lastRef.Add(1) }), lset), nil
+		sl := h.syms.encode(lset)
+		return newMemSeries(h.index.addNew(sl, func() uint64 { return h.lastRef.Add(1) }), sl), nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -209,7 +213,7 @@ func (h *Head) countNewSeries() bool {
 // bulk (postingsIndex.newBulk).
 func (h *Head) createWithRef(ref, hash uint64, lset labels.Labels) (*memSeries, bool) {
 	s, created, _ := h.series.getOrSet(hash, lset, func() (*memSeries, error) {
-		return newMemSeries(ref, lset), nil
+		return newMemSeries(ref, h.syms.encode(lset)), nil
 	})
 	if created {
 		h.numSeries.Add(1)
@@ -274,7 +278,7 @@ func (h *Head) appendSamples(s *memSeries, samples []ingest.Sample, hists []inge
 		maxt = max(maxt, x.T)
 	}
 	if len(hists) > 0 {
-		h.noteHistograms(s.lset)
+		h.noteHistograms(h.syms.get(s.lset, labels.MetricName))
 	}
 	for _, x := range hists {
 		o, c := s.appendLocked(sample{T: x.T, H: x.H, FH: x.FH}, &h.opts)
@@ -307,9 +311,9 @@ func (h *Head) updateBounds(mint, maxt int64) {
 	}
 }
 
-// noteHistograms records that the series lset holds native histograms.
-func (h *Head) noteHistograms(lset labels.Labels) {
-	name := lset.Get(labels.MetricName)
+// noteHistograms records that series of the metric name hold native
+// histograms.
+func (h *Head) noteHistograms(name string) {
 	h.histMtx.RLock()
 	_, ok := h.histNames[name]
 	h.histMtx.RUnlock()

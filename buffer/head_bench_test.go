@@ -48,3 +48,25 @@ func BenchmarkHeadAppend(b *testing.B) {
 	b.ReportMetric(samples/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/samples, "allocs/sample")
 }
+
+// BenchmarkHeadLookup finds existing Kubernetes-like series by their
+// labels and hash, as a decoder with the head's help does (KnownSeries):
+// the series of the hash, its labels compared with the request's.
+func BenchmarkHeadLookup(b *testing.B) {
+	const n = 10_000
+	h := newTestHead(b, Options{})
+	lsets, hashes := make([]labels.Labels, n), make([]uint64, n)
+	for i := range lsets {
+		lsets[i], hashes[i] = k8sLabels(i), k8sLabels(i).Hash()
+		if _, _, err := h.getOrCreate(lsets[i], 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if s, created, err := h.getOrCreate(lsets[i%n], hashes[i%n]); s == nil || created || err != nil {
+			b.Fatal("not found", created, err)
+		}
+	}
+}

@@ -36,20 +36,22 @@ func (s Series) Iterator() chunkenc.Iterator {
 }
 
 // SeriesBytes is about what one series returned by SelectLazy holds in
-// memory besides its labels, which it shares with the head.
+// memory besides its labels (Labels.ByteSize() more: the head keeps label
+// sets in a compact form, and a selection makes each a labels.Labels).
 const SeriesBytes = 64
 
-// SelectLazy is Select that copies nothing: each series refers to the
+// SelectLazy is Select that copies no samples: each series refers to the
 // head's series, and its Iterator copies what it reads when called. A
-// selection costs SeriesBytes per series, whatever the series hold, and
-// listing labels (Labels only) never touches a chunk. The head may drop
+// selection costs SeriesBytes and its labels per series, whatever the
+// series hold, and listing labels (Labels only) never touches a chunk. The head may drop
 // flushed data before an Iterator call unless the caller registered its
 // read with StartRead.
 func (h *Head) SelectLazy(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
 	refs := h.index.postingsForMatchers(ms...)
 	out := make([]Series, 0, len(refs)) // one allocation, not a doubling slice
+	sb := labels.NewScratchBuilder(16)
 	err := h.forEachRef(ctx, refs, mint, maxt, func(s *memSeries) {
-		out = append(out, Series{Labels: s.lset, s: s, mint: mint, maxt: maxt})
+		out = append(out, Series{Labels: h.syms.labels(s.lset, &sb), s: s, mint: mint, maxt: maxt})
 	})
 	if err != nil {
 		return nil, err
@@ -90,8 +92,9 @@ func (h *Head) forEachRef(ctx context.Context, refs []uint64, mint, maxt int64, 
 // snapshot: later writes do not change it.
 func (h *Head) Select(ctx context.Context, sorted bool, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
 	var out []Series
+	sb := labels.NewScratchBuilder(16)
 	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
-		out = append(out, Series{Labels: s.lset, snap: s.snapshotLocked(mint, maxt), mint: mint, maxt: maxt})
+		out = append(out, Series{Labels: h.syms.labels(s.lset, &sb), snap: s.snapshotLocked(mint, maxt), mint: mint, maxt: maxt})
 	})
 	if err != nil {
 		return nil, err
@@ -110,7 +113,7 @@ func (h *Head) LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.M
 	}
 	set := map[string]struct{}{}
 	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
-		s.lset.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+		h.syms.rangeLabels(s.lset, func(name, _ string) { set[name] = struct{}{} })
 	})
 	if err != nil {
 		return nil, err
@@ -133,7 +136,7 @@ func (h *Head) LabelValuesLimit(ctx context.Context, name string, limit int, min
 	}
 	vals := segments.NewSmallest(limit)
 	err := h.forEachMatching(ctx, mint, maxt, ms, func(s *memSeries) {
-		if v := s.lset.Get(name); v != "" {
+		if v := h.syms.get(s.lset, name); v != "" {
 			vals.Add(v)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
@@ -263,7 +264,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 			}
 			cur.mtx.Lock()
 			if hists != nil {
-				r.h.noteHistograms(cur.lset)
+				r.h.noteHistograms(r.h.syms.get(cur.lset, labels.MetricName))
 			}
 		}
 		ooo, c := cur.appendLocked(x, o)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -36,7 +37,7 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32) ([]u
 	epoch := uint32(h.logEpoch.Load())
 	for i, s := range ss {
 		if s.loggedIn.Load() != epoch {
-			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: s.lset})
+			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: b.Series[i].Labels}) // s's labels
 			unlogged = append(unlogged, s)
 		}
 		for _, x := range b.Series[i].Samples {
@@ -187,9 +188,16 @@ func (h *Head) SeriesRecords(maxPerRecord int) [][]byte {
 	var (
 		out [][]byte
 		buf []wal.RefSeries
+		// One buffer a slot of buf, reused record after record.
+		bufs [][]byte
+		sbs  []labels.ScratchBuilder
 	)
 	for i, s := range all {
-		buf = append(buf, wal.RefSeries{Ref: s.ref, Labels: s.lset})
+		if len(buf) == len(sbs) {
+			sbs, bufs = append(sbs, labels.NewScratchBuilder(16)), append(bufs, nil)
+		}
+		lset := h.syms.overwrite(s.lset, &bufs[len(buf)], &sbs[len(buf)])
+		buf = append(buf, wal.RefSeries{Ref: s.ref, Labels: lset})
 		if len(buf) >= maxPerRecord || i == len(all)-1 {
 			out = append(out, wal.EncodeSeries(nil, buf))
 			buf = buf[:0]

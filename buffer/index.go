@@ -13,6 +13,8 @@ import (
 // postingsIndex is the head's inverted index: for each label name and value
 // the sorted list of references of the series that carry it.
 type postingsIndex struct {
+	syms *symbolTable // the series' label sets are read through it
+
 	mtx sync.RWMutex // mtx guards everything below.
 	m   map[string]map[string]postingList
 	all postingList // every series reference
@@ -26,8 +28,8 @@ type postingsIndex struct {
 	resorted int64
 }
 
-func newPostingsIndex() *postingsIndex {
-	return &postingsIndex{m: map[string]map[string]postingList{}}
+func newPostingsIndex(syms *symbolTable) *postingsIndex {
+	return &postingsIndex{syms: syms, m: map[string]map[string]postingList{}}
 }
 
 // addNew adds a new series with labels lset and returns its reference,
@@ -35,19 +37,23 @@ func newPostingsIndex() *postingsIndex {
 // lists in increasing order, and each is appended at the end of its lists
 // (two series made at once by different writers would otherwise add their
 // references in either order, and an out-of-order one rewrites its lists).
-func (p *postingsIndex) addNew(lset labels.Labels, newRef func() uint64) uint64 {
+//
+// The maps' keys are the strings rangeLabels gives: the symbol table's, or
+// pieces of a series' label set, never of a caller's labels.Labels (a
+// request's), which a key would keep in memory whole.
+func (p *postingsIndex) addNew(lset seriesLabels, newRef func() uint64) uint64 {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	ref := newRef()
-	lset.Range(func(l labels.Label) {
-		vals := p.m[l.Name]
+	p.syms.rangeLabels(lset, func(name, value string) {
+		vals := p.m[name]
 		if vals == nil {
 			vals = map[string]postingList{}
-			p.m[l.Name] = vals
+			p.m[name] = vals
 		}
-		list := vals[l.Value]
+		list := vals[value]
 		p.shifted += int64(list.add(ref))
-		vals[l.Value] = list
+		vals[value] = list
 	})
 	p.shifted += int64(p.all.add(ref))
 	return ref
@@ -82,7 +88,8 @@ func (b *bulkAdd) add(series []*memSeries) {
 	defer p.mtx.Unlock()
 	for _, s := range series {
 		i := 0
-		s.lset.Range(func(l labels.Label) {
+		p.syms.rangeLabels(s.lset, func(name, value string) {
+			l := labels.Label{Name: name, Value: value}
 			var vals map[string]postingList
 			if i < len(b.names) && b.names[i] == l.Name {
 				vals = b.maps[i]

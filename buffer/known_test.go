@@ -165,7 +165,7 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 			if !labels.Equal(known2.Series[i].Labels, plain2.Series[i].Labels) {
 				break // sameContent below says more
 			}
-			if _, _, held := knownHead.KnownSeries(plain2.Series[i].Hash, plain2.Series[i].Labels); held != (known2.Series[i].Handle != nil) {
+			if _, held := knownHead.KnownSeries(plain2.Series[i].Hash, plain2.Series[i].Labels); held != (known2.Series[i].Handle != nil) {
 				t.Fatalf("round %d, 2.0: %s held by the head: %v, handle %v", round, plain2.Series[i].Labels, held, known2.Series[i].Handle)
 			}
 			known2.Series[i].Handle = nil
@@ -200,8 +200,8 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 			if sr.Hash != sr.Labels.Hash() {
 				t.Fatalf("series %s: Hash %x, Labels.Hash() %x", sr.Labels, sr.Hash, sr.Labels.Hash())
 			}
-			_, _, held := knownHead.KnownSeries(sr.Hash, sr.Labels)
-			if ms, _ := sr.Handle.(*memSeries); held != (ms != nil) || ms != nil && !labels.Equal(ms.lset, sr.Labels) {
+			_, held := knownHead.KnownSeries(sr.Hash, sr.Labels)
+			if ms, _ := sr.Handle.(*memSeries); held != (ms != nil) || ms != nil && !knownHead.syms.equal(ms.lset, sr.Labels) {
 				t.Fatalf("series %s: handle %v, held by the head: %v", sr.Labels, sr.Handle, held)
 			}
 			sr.Handle = nil
@@ -417,4 +417,54 @@ func decodeKnown(t testing.TB, s *Store, lset labels.Labels, ts int64, v float64
 func sameContent(a, b *ingest.Batch) bool {
 	return reflect.DeepEqual(a.Series, b.Series) && reflect.DeepEqual(a.Exemplars, b.Exemplars) &&
 		reflect.DeepEqual(a.Metadata, b.Metadata) && a.DroppedExemplars == b.DroppedExemplars && a.KnownEpoch == b.KnownEpoch
+}
+
+// TestDecodeKnownRelease has 4 writers decode with the head's help,
+// append and release their batches at once: the labels of such a batch
+// are in memory that Release gives to the next decode, so the head must
+// keep copies of what it keeps. Each batch equals the plain decode of its
+// request, and at the end the head's series and samples are those of a
+// head given the plain batches. Run it under -race.
+func TestDecodeKnownRelease(t *testing.T) {
+	lim := ingest.DefaultLimits()
+	h, plainHead := newTestHead(t, Options{}), newTestHead(t, Options{})
+	const writers, rounds = 4, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for r := range rounds {
+				body := knownRequest(t, rng, 60, 40+r, int64(r*writers+w), "")
+				plain, err := ingest.DecodeRemoteWrite(body, lim)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := ingest.DecodeRemoteWriteKnown(body, lim, h)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := range b.Series {
+					if !labels.Equal(b.Series[i].Labels, plain.Series[i].Labels) {
+						t.Errorf("writer %d: series %s decoded as %s", w, plain.Series[i].Labels, b.Series[i].Labels)
+						return
+					}
+				}
+				if err := h.Append(b); err != nil {
+					t.Error(err)
+					return
+				}
+				b.Release()
+				if err := plainHead.Append(plain); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := headContent(t, h), headContent(t, plainHead); !reflect.DeepEqual(got, want) || len(got) < 40 {
+		t.Fatalf("the head of released batches holds %d series, the plain one %d, or they differ", len(got), len(want))
+	}
 }

@@ -131,7 +131,7 @@ func TestMemChunkSize(t *testing.T) {
 		t.Fatalf("memChunk takes %d bytes, want at most 32", got)
 	}
 	o := Options{}.withDefaults()
-	s := newMemSeries(1, labels.FromStrings("a", "b"))
+	s := newMemSeries(1, newSymbolTable().encode(labels.FromStrings("a", "b")))
 	var want int64
 	for i := range 5 {
 		x := sample{T: int64(i), V: 1}

@@ -30,12 +30,13 @@ func TestPostingsMatchModel(t *testing.T) {
 		return b.Labels()
 	}
 	model := map[uint64]labels.Labels{}
-	p := newPostingsIndex()
+	syms := newSymbolTable()
+	p := newPostingsIndex(syms)
 	// New series: references from a counter, as the head makes them.
 	var last uint64
 	for i := range 3000 {
 		lset := lsetOf(i)
-		ref := p.addNew(lset, func() uint64 { last += 1 + uint64(rng.Intn(3)); return last })
+		ref := p.addNew(syms.encode(lset), func() uint64 { last += 1 + uint64(rng.Intn(3)); return last })
 		model[ref] = lset
 	}
 	// A replay: series from the log, in batches, references shuffled
@@ -48,7 +49,7 @@ func TestPostingsMatchModel(t *testing.T) {
 		}
 		lset := lsetOf(3000 + i)
 		model[ref] = lset
-		bulk = append(bulk, newMemSeries(ref, lset))
+		bulk = append(bulk, newMemSeries(ref, syms.encode(lset)))
 	}
 	b := p.newBulk()
 	for len(bulk) > 0 {
@@ -62,11 +63,11 @@ func TestPostingsMatchModel(t *testing.T) {
 	}
 	// Idle series removed.
 	gone := map[uint64]struct{}{}
-	var lsets []labels.Labels
+	var lsets []seriesLabels
 	for ref, lset := range model {
 		if rng.Intn(3) == 0 {
 			gone[ref] = struct{}{}
-			lsets = append(lsets, lset)
+			lsets = append(lsets, syms.encode(lset))
 		}
 	}
 	p.delete(gone, lsets)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/ingest"
@@ -85,7 +84,7 @@ func sampleCost(x *sample) int64 {
 // that timestamp is out of order.
 type memSeries struct {
 	ref  uint64
-	lset labels.Labels
+	lset seriesLabels // read through Head.syms
 	// loggedIn is the log epoch (Head.logEpoch, its low 32 bits) in which
 	// a series record for it was made durable; 0: never. A record logged
 	// before the epoch's cut may be truncated away with the segments below
@@ -185,7 +184,7 @@ func (s *memSeries) dropOOOIfEmptyLocked() {
 	}
 }
 
-func newMemSeries(ref uint64, lset labels.Labels) *memSeries {
+func newMemSeries(ref uint64, lset seriesLabels) *memSeries {
 	return &memSeries{ref: ref, lset: lset, lastT: math.MinInt64}
 }
 

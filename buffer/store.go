@@ -317,10 +317,9 @@ func (s *Store) Append(b *ingest.Batch) error {
 	return s.head.Append(b)
 }
 
-// KnownSeries and KnownEpoch are the head's (ingest.Known): the labels
-// of a series the head holds, for decoders to hand out instead of a copy,
-// and the series, for Append.
-func (s *Store) KnownSeries(hash uint64, lset labels.Labels) (labels.Labels, any, bool) {
+// KnownSeries and KnownEpoch are the head's (ingest.Known): the series
+// the head holds, as handles for Append.
+func (s *Store) KnownSeries(hash uint64, lset labels.Labels) (any, bool) {
 	return s.head.KnownSeries(hash, lset)
 }
 

@@ -13,6 +13,7 @@ import (
 type stripeSeries struct {
 	mask    uint64
 	stripes []stripe
+	syms    *symbolTable // the series' label sets are read through it
 }
 
 // stripe is one shard: its lock and the map headers it guards share a
@@ -35,12 +36,12 @@ type seriesHashmap struct {
 	conflicts map[uint64][]*memSeries // nil until a collision
 }
 
-func (m *seriesHashmap) get(hash uint64, lset labels.Labels) *memSeries {
-	if s := m.unique[hash]; s != nil && labels.Equal(s.lset, lset) {
+func (m *seriesHashmap) get(syms *symbolTable, hash uint64, lset labels.Labels) *memSeries {
+	if s := m.unique[hash]; s != nil && syms.equal(s.lset, lset) {
 		return s
 	}
 	for _, s := range m.conflicts[hash] {
-		if labels.Equal(s.lset, lset) {
+		if syms.equal(s.lset, lset) {
 			return s
 		}
 	}
@@ -81,8 +82,8 @@ func (m *seriesHashmap) setConflicts(hash uint64, l []*memSeries) {
 	m.conflicts[hash] = l
 }
 
-func newStripeSeries(n int) *stripeSeries {
-	s := &stripeSeries{mask: uint64(n - 1), stripes: make([]stripe, n)}
+func newStripeSeries(n int, syms *symbolTable) *stripeSeries {
+	s := &stripeSeries{mask: uint64(n - 1), stripes: make([]stripe, n), syms: syms}
 	for i := range s.stripes {
 		s.stripes[i].hashes = seriesHashmap{unique: map[uint64]*memSeries{}}
 		s.stripes[i].refs = map[uint64]*memSeries{}
@@ -93,7 +94,7 @@ func newStripeSeries(n int) *stripeSeries {
 func (s *stripeSeries) getByHash(hash uint64, lset labels.Labels) *memSeries {
 	st := &s.stripes[hash&s.mask]
 	st.RLock()
-	ms := st.hashes.get(hash, lset)
+	ms := st.hashes.get(s.syms, hash, lset)
 	st.RUnlock()
 	return ms
 }
@@ -111,7 +112,7 @@ func (s *stripeSeries) getByRef(ref uint64) *memSeries {
 func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, create func() (*memSeries, error)) (ms *memSeries, created bool, err error) {
 	st := &s.stripes[hash&s.mask]
 	st.Lock()
-	if ms = st.hashes.get(hash, lset); ms != nil {
+	if ms = st.hashes.get(s.syms, hash, lset); ms != nil {
 		st.Unlock()
 		return ms, false, nil
 	}

@@ -12,17 +12,20 @@ import (
 // its labels until removed, whichever of them was first.
 func TestSeriesHashmapCollisions(t *testing.T) {
 	m := seriesHashmap{unique: map[uint64]*memSeries{}}
+	syms := newSymbolTable()
 	const h = 42
 	var ss []*memSeries
 	for i, v := range []string{"a", "b", "c"} {
-		s := newMemSeries(uint64(i+1), labels.FromStrings("x", v))
+		s := newMemSeries(uint64(i+1), syms.encode(labels.FromStrings("x", v)))
 		m.set(h, s)
 		ss = append(ss, s)
 	}
+	sb := labels.NewScratchBuilder(1)
 	check := func(present ...*memSeries) {
 		t.Helper()
 		for _, s := range ss {
-			got := m.get(h, s.lset)
+			lset := syms.labels(s.lset, &sb)
+			got := m.get(syms, h, lset)
 			want := (*memSeries)(nil)
 			for _, p := range present {
 				if p == s {
@@ -30,7 +33,7 @@ func TestSeriesHashmapCollisions(t *testing.T) {
 				}
 			}
 			if got != want {
-				t.Fatalf("get %s = %v, want %v", s.lset, got, want)
+				t.Fatalf("get %s = %v, want %v", lset, got, want)
 			}
 		}
 	}

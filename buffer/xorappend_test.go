@@ -44,7 +44,7 @@ func TestXORAppendMatchesChunkenc(t *testing.T) {
 	}
 	for round := range 200 {
 		o := Options{ChunkSamples: 1 + rng.Intn(150)}.withDefaults()
-		s := newMemSeries(1, labels.FromStrings("a", "b"))
+		s := newMemSeries(1, newSymbolTable().encode(labels.FromStrings("a", "b")))
 		var (
 			want     []*chunkenc.XORChunk
 			cur      *chunkenc.XORChunk

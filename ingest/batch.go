@@ -111,13 +111,24 @@ type Batch struct {
 
 // Release gives b's memory back for reuse by later decodes. Call it only
 // when nothing uses b or anything taken from its slices (Series, their
-// Samples) any more; b is empty afterwards. Strings (labels) stay valid:
-// they are never reused. Releasing is optional: an unreleased batch is
-// left to the garbage collector.
+// Samples) any more; b is empty afterwards. The labels of a batch decoded
+// with a Known (DecodeRemoteWriteKnown, DecodeRemoteWriteV2Known) are in
+// that memory too: whoever keeps a label set or a string of it past
+// Release must copy it. The strings of other batches stay valid.
+// Releasing is optional: an unreleased batch is left to the garbage
+// collector.
 func (b *Batch) Release() {
 	mem := b.mem
 	*b = Batch{}
-	if mem == nil || cap(mem.series) > maxPooledBatch {
+	if mem == nil {
+		return
+	}
+	for _, c := range mem.chunks {
+		arenaPool.Put(c)
+	}
+	clear(mem.chunks)
+	mem.chunks = mem.chunks[:0]
+	if cap(mem.series) > maxPooledBatch {
 		return
 	}
 	clear(mem.series[:cap(mem.series)]) // drop labels and handles

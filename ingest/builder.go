@@ -25,9 +25,11 @@ import (
 // samples are appended with no allocation: they go into one flat slice
 // with a parallel slice of owners, and batch() carves the per-series
 // slices out of a single exact-size array at the end. With a Known (the
-// head), a series the store holds already takes the store's labels
-// instead of a new copy: for requests of series seen before, such as
-// Prometheus sends, no allocation per series.
+// head), each label set is copied into an arena shared by many requests
+// (labelArena) instead of an allocation of its own, and a series the store
+// holds already carries the store's handle of it: for requests of series
+// seen before, such as Prometheus sends, no allocation per series and no
+// second lookup in the store.
 type builder struct {
 	lim Limits
 
@@ -45,7 +47,8 @@ type builder struct {
 	scratch labels.Labels
 
 	known   Known
-	epoch   uint64           // known.KnownEpoch() before the first lookup
+	epoch   uint64 // known.KnownEpoch() before the first lookup
+	arena   labelArena
 	index   map[uint64]int32 // labels hash → the last series of the request with it
 	chain   []int32          // chain[i]: the series before i with i's hash, or -1
 	series  []seriesEntry
@@ -114,20 +117,21 @@ func getBuilder(lim Limits) *builder {
 }
 
 // Known finds the series a store holds already, so that a decoder can
-// hand out a stored series' labels instead of allocating a copy of them,
-// and the store's handle of the series, so that the store need not look it
-// up again (buffer.Head implements it). It must be safe for concurrent use.
+// hand out the store's handle of the series and the store need not look
+// it up again (buffer.Head implements it). A decoder given a Known keeps
+// label sets in an arena (labelArena) rather than one allocation each. It
+// must be safe for concurrent use.
 type Known interface {
 	// KnownEpoch returns the epoch handles are given out in now. A
 	// decoder asks it before its first KnownSeries and puts it in the
 	// Batch (Batch.KnownEpoch): the store uses the handles of a batch only
 	// while the epoch is the same.
 	KnownEpoch() uint64
-	// KnownSeries returns the labels of the stored series equal to lset,
-	// whose Hash() is hash, the store's handle of it and true; or false
-	// when there is none. lset may alias memory that is reused after the
-	// call: it must not be kept.
-	KnownSeries(hash uint64, lset labels.Labels) (stored labels.Labels, handle any, ok bool)
+	// KnownSeries returns the store's handle of the stored series equal
+	// to lset, whose Hash() is hash, and true; or false when there is
+	// none. lset may alias memory that is reused after the call: it must
+	// not be kept.
+	KnownSeries(hash uint64, lset labels.Labels) (handle any, ok bool)
 }
 
 // maxPooled bounds the scratch a pooled builder keeps; a builder that served
@@ -142,6 +146,7 @@ func (b *builder) release() {
 	clear(b.index)
 	b.chain = b.chain[:0]
 	b.known, b.epoch = nil, 0
+	b.arena.reset()
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]
 	b.samples = b.samples[:0]
@@ -266,12 +271,13 @@ func (b *builder) seriesRef() (int32, error) {
 	var (
 		lset   labels.Labels
 		handle any
-		known  bool
 	)
 	if b.known != nil {
-		lset, handle, known = b.known.KnownSeries(hash, b.scratch)
+		handle, _ = b.known.KnownSeries(hash, b.scratch)
 	}
-	if !known {
+	if b.known != nil && arenaLabels {
+		lset = b.arena.copy(b.scratch)
+	} else {
 		lset = b.sb.Labels() // a copy: sb's strings may alias the request
 	}
 	ref := int32(len(b.series))
@@ -515,6 +521,9 @@ func (b *builder) batch() *Batch {
 	}
 	arena := mem.arena[:len(b.samples)]
 	out := &Batch{Series: mem.series[:0], KnownEpoch: b.epoch, mem: mem}
+	// The labels' chunks go back with the rest on Release.
+	mem.chunks = append(mem.chunks[:0], b.arena.chunks...)
+	b.arena.reset()
 	if b.grouped {
 		copy(arena, b.samples)
 	}
@@ -625,12 +634,14 @@ func (b *builder) batchGeneral() *Batch {
 }
 
 // batchMem is the memory of a Batch made by builder.batch, which
-// Batch.Release gives back for the next request: its Series and the
-// array their samples are carved from (about 150 bytes a series, zeroed
-// on allocation otherwise).
+// Batch.Release gives back for the next request: its Series, the array
+// their samples are carved from (about 150 bytes a series, zeroed on
+// allocation otherwise) and, decoded with a Known, the chunks its labels
+// are in (about 100 bytes a series).
 type batchMem struct {
 	series []Series
 	arena  []Sample
+	chunks []*[arenaChunk]byte // the labels' (labelArena), with a Known
 }
 
 var batchMemPool = sync.Pool{New: func() any { return new(batchMem) }}
@@ -646,4 +657,43 @@ func yoloString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// labelArena holds copies of a request's label sets (stringlabels
+// encodings) in pooled chunks of arenaChunk bytes, so that they cost no
+// allocation each. The chunks go with the Batch (batchMem), and
+// Batch.Release gives them back for later requests: the labels of a
+// batch decoded with a Known are valid until its Release.
+type labelArena struct {
+	buf    []byte              // the chunk being filled: buf[len(buf):cap(buf)] is free
+	chunks []*[arenaChunk]byte // the chunks filled, buf's included
+}
+
+// arenaChunk is the size of an arena's chunks: about 600 label sets of
+// Kubernetes-like series.
+const arenaChunk = 64 << 10
+
+var arenaPool = sync.Pool{New: func() any { return new([arenaChunk]byte) }}
+
+// copy returns a copy of lset in the arena (arenaLabels builds only).
+func (a *labelArena) copy(lset labels.Labels) labels.Labels {
+	d := labelsData(lset)
+	if len(d) > cap(a.buf)-len(a.buf) {
+		if len(d) > arenaChunk/4 {
+			return labelsFromData(strings.Clone(d)) // alone: not worth a chunk
+		}
+		c := arenaPool.Get().(*[arenaChunk]byte)
+		a.chunks = append(a.chunks, c)
+		a.buf = c[:0:arenaChunk]
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, d...)
+	return labelsFromData(yoloString(a.buf[n:]))
+}
+
+// reset forgets the chunks, which a Batch took or the garbage collector
+// will.
+func (a *labelArena) reset() {
+	clear(a.chunks)
+	a.chunks, a.buf = a.chunks[:0], nil
 }

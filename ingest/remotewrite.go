@@ -35,10 +35,11 @@ func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
 	return DecodeRemoteWriteKnown(body, lim, nil)
 }
 
-// DecodeRemoteWriteKnown is DecodeRemoteWrite with the labels of the
-// series known (nil: none) taken from known instead of copied: the Batch
-// then shares them with the store, which costs no allocation per series
-// the store holds already.
+// DecodeRemoteWriteKnown is DecodeRemoteWrite with the help of known
+// (nil: none): each series the store holds already carries the store's
+// handle of it (Series.Handle), and the labels are kept in memory that
+// Batch.Release gives back (valid until then), which costs no allocation
+// per series.
 func DecodeRemoteWriteKnown(body []byte, lim Limits, known Known) (*Batch, error) {
 	raw, release, err := unsnappy(body)
 	if err != nil {

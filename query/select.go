@@ -145,8 +145,8 @@ type headCursor struct {
 }
 
 // selectHead selects the head's series for sc, sorted by labels; with a
-// limit only the limit smallest. What they hold (buffer.SeriesBytes per
-// matching series, and for the engine the series it will make of them) is
+// limit only the limit smallest. What they hold (buffer.SeriesBytes and the
+// labels per matching series, and for the engine the series it will make of them) is
 // charged at once, so that a query whose selectors select too much from
 // the head fails before the engine evaluates any of them.
 func (sc *selectCtx) selectHead(limit int, ms []*labels.Matcher) (*headCursor, error) {
@@ -158,7 +158,11 @@ func (sc *selectCtx) selectHead(limit int, ms []*labels.Matcher) (*headCursor, e
 	if err != nil {
 		return nil, err
 	}
-	if err := sc.q.charge(sc.budget, int64(len(hs))*buffer.SeriesBytes); err != nil {
+	cost := int64(len(hs)) * buffer.SeriesBytes
+	for i := range hs {
+		cost += int64(hs[i].Labels.ByteSize()) // made for the selection
+	}
+	if err := sc.q.charge(sc.budget, cost); err != nil {
 		return nil, err
 	}
 	byLabels := func(a, b buffer.Series) int { return labels.Compare(a.Labels, b.Labels) }
@@ -188,7 +192,7 @@ func (c *headCursor) err() error            { return nil }
 
 func (c *headCursor) addTo(s *mergedSeries) {
 	s.head, s.hasHead = c.hs[c.i], true
-	s.lset = c.hs[c.i].Labels // the head's own: no copy is held
+	s.lset = c.hs[c.i].Labels // made and charged by selectHead: no other copy is held
 }
 
 // mergeSet is the storage.SeriesSet of a Select: the merge of its cursors,

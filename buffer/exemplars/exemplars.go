@@ -96,7 +96,9 @@ func (s *Store) getOrCreateLocked(lset labels.Labels) *seriesEntry {
 			return se
 		}
 	}
-	se := &seriesEntry{lset: lset, oldest: -1, newest: -1}
+	// A copy: a decoder's label sets may share memory with many others
+	// (ingest's label arena), which the store would keep alive.
+	se := &seriesEntry{lset: lset.Copy(), oldest: -1, newest: -1}
 	s.series[h] = append(s.series[h], se)
 	return se
 }
