@@ -65,6 +65,10 @@ type nameSyms struct {
 	name   string
 	ref    uint32
 	values int32 // how many of its labels were interned
+	// last is the fragment of the label of this name encoded last, and
+	// lastRef its reference: "" while none.
+	last    string
+	lastRef uint32
 }
 
 func newSymbolTable() *symbolTable {
@@ -123,6 +127,12 @@ func (t *symbolTable) encode(lset labels.Labels) seriesLabels {
 			return
 		}
 		t.pair = appendString(appendString(t.pair[:0], l.Name), l.Value)
+		if name.last != "" && string(t.pair) == name.last {
+			// The label of the series before, mostly (a target's series
+			// come together).
+			b = binary.AppendUvarint(b, uint64(name.lastRef)<<1|1)
+			return
+		}
 		ref, ok, added := t.internLocked(t.pair, name.values < maxInternedValues)
 		if !ok {
 			b = binary.AppendUvarint(b, uint64(name.ref)<<1|1)
@@ -132,6 +142,7 @@ func (t *symbolTable) encode(lset labels.Labels) seriesLabels {
 		if added {
 			name.values++
 		}
+		name.last, name.lastRef = t.fragment(ref), ref
 		b = binary.AppendUvarint(b, uint64(ref)<<1|1)
 	})
 	t.buf = b
