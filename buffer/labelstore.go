@@ -133,7 +133,12 @@ func (t *symbolTable) encode(lset labels.Labels) seriesLabels {
 			b = binary.AppendUvarint(b, uint64(name.lastRef)<<1|1)
 			return
 		}
-		ref, ok, added := t.internLocked(t.pair, name.values < maxInternedValues)
+		// A name with its share of interned labels (pod, instance) has
+		// few repeated ones: no lookup, its new labels are kept inline.
+		ref, ok, added := uint32(0), false, false
+		if name.values < maxInternedValues {
+			ref, ok, added = t.internLocked(t.pair, true)
+		}
 		if !ok {
 			b = binary.AppendUvarint(b, uint64(name.ref)<<1|1)
 			b = appendInline(b, t.pair[len(t.pair)-encodedLen(l.Value):])
@@ -275,14 +280,24 @@ func (it *labelIter) next() (string, bool) {
 // rangeLabels calls f for each label of s, in order. The strings are
 // pieces of the table's fragments or of s: f may keep them.
 func (t *symbolTable) rangeLabels(s seriesLabels, f func(name, value string)) {
-	it := t.iter(s)
-	for {
-		name, ok := it.next()
-		if !ok {
-			return
+	pages := *t.pages.Load()
+	var (
+		name  string
+		named bool // name is read, its value not yet
+	)
+	for i := 0; i < len(s); {
+		var e string
+		e, i = item(pages, s, i)
+		for k := 0; k < len(e); {
+			var x string
+			x, k = stringAt(e, k)
+			if named {
+				f(name, x)
+			} else {
+				name = x
+			}
+			named = !named
 		}
-		value, _ := it.next()
-		f(name, value)
 	}
 }
 
@@ -391,7 +406,10 @@ func (t *symbolTable) equalData(s seriesLabels, d string) bool {
 // strings in turn (name, value, name, ...), a set that is a prefix of the
 // other first.
 func (t *symbolTable) compare(a, b seriesLabels) int {
-	x, y := t.iter(a), t.iter(b)
+	// Items the two have alike at their start stand for the same
+	// strings: start after them (series sorted together share most).
+	i := commonItems(a, b)
+	x, y := t.iter(a[i:]), t.iter(b[i:])
 	for {
 		sa, oka := x.next()
 		sb, okb := y.next()
@@ -407,6 +425,33 @@ func (t *symbolTable) compare(a, b seriesLabels) int {
 			return c
 		}
 	}
+}
+
+// commonItems returns the length of the items a and b start with alike
+// (the same bytes).
+func commonItems(a, b seriesLabels) int {
+	n := min(len(a), len(b))
+	p := 0
+	for p < n && a[p] == b[p] {
+		p++
+	}
+	// Back to the start of the item that holds the first difference.
+	start := 0
+	for i := 0; i < p; {
+		start = i
+		x := uint64(a[i])
+		i++
+		if x >= 0x80 {
+			x, i = uvarintRest(a, i, x)
+		}
+		if x&1 == 0 {
+			i += int(x >> 1)
+		}
+		if i <= p {
+			start = i
+		}
+	}
+	return start
 }
 
 // yoloString returns a string sharing b's memory, valid while b is not
