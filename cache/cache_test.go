@@ -573,6 +573,26 @@ func TestMaxTrackedTags(t *testing.T) {
 	expectGet(t, c, "new", "", StatusMiss)
 }
 
+// TestMaxTrackedTagsZero: MaxTrackedTags 0 means the default bound
+// (1<<20), not "none": Invalidate prunes nothing while fewer tags are
+// tracked, even generations old enough to drop; PruneGenerations drops
+// those.
+func TestMaxTrackedTagsZero(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk, func(o *Options) { o.MaxTrackedTags = 0 })
+	c.Invalidate("old")
+	clk.Advance(time.Hour) // past MaxTTL + Grace: "old" may be dropped
+	for i := range 10 {
+		c.Invalidate(fmt.Sprint("tag-", i))
+	}
+	if got := c.Stats().TrackedTags; got != 11 {
+		t.Fatalf("tracked tags = %d, want 11: Invalidate pruned below the limit", got)
+	}
+	if got := c.PruneGenerations(); got != 1 {
+		t.Fatalf("PruneGenerations dropped %d, want 1", got)
+	}
+}
+
 func TestCollector(t *testing.T) {
 	clk := newFakeClock()
 	c := newTestCache(t, clk)
