@@ -2,6 +2,10 @@ package cache
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,5 +77,66 @@ func TestL2DamagedEntries(t *testing.T) {
 		if v, st := mustGet(t, c, key, tags, n.fn("fresh", 0, nil)); v != "fresh" || st != StatusMiss || n.calls.Load() != 1 {
 			t.Fatalf("%s: GetOrCompute = %q, %v after %d computations", tc.name, v, st, n.calls.Load())
 		}
+	}
+}
+
+// countingHandler is a slog.Handler that counts the records whose message
+// starts with prefix.
+type countingHandler struct {
+	prefix string
+	n      *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestL2ErrorPausesAndLogsOnce: a failed entry read counts an error and
+// pauses the tier's entry operations for half a second (so that a Redis
+// in trouble costs one failure per pause, not one per request), and is
+// logged at most once a minute.
+func TestL2ErrorPausesAndLogsOnce(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	var logged atomic.Int64
+	c := newL2Cache(t, r.URL(), p, patient, func(o *Options) {
+		o.L2.Logger = slog.New(countingHandler{prefix: "result cache: Redis L2 operation failed", n: &logged})
+	})
+	waitSynced(t, rc, p, c)
+	var kb [8]byte
+	// A GET of a key holding a hash fails (WRONGTYPE).
+	if err := rc.HSet(bg, c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte("bad"))), "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	get := func(wantErrors uint64) {
+		t.Helper()
+		c.l2.skipUntil.Store(0) // the previous pause is over
+		before := time.Now().UnixNano()
+		if v, st := c.Get([]byte("bad")); st != StatusMiss || v != nil {
+			t.Fatalf("Get of a key Redis fails on: %q, %v", v, st)
+		}
+		if got := c.Stats().L2Errors; got != wantErrors {
+			t.Fatalf("L2 errors %d, want %d", got, wantErrors)
+		}
+		if until := c.l2.skipUntil.Load(); until < before+int64(500*time.Millisecond) {
+			t.Fatalf("paused until %d ns after the failure, want at least 500 ms", until-before)
+		}
+	}
+	get(1)
+	get(2)
+	if n := logged.Load(); n != 1 {
+		t.Fatalf("%d log lines for two failures within a minute, want 1", n)
+	}
+	c.l2.lastErrLog.Add(-int64(time.Minute) - 1) // a minute since the line
+	get(3)
+	if n := logged.Load(); n != 2 {
+		t.Fatalf("%d log lines after a minute, want 2", n)
 	}
 }
