@@ -140,3 +140,34 @@ func TestL2ErrorPausesAndLogsOnce(t *testing.T) {
 		t.Fatalf("%d log lines after a minute, want 2", n)
 	}
 }
+
+// TestL2WarnsOfEvictingPolicy: an instance warns, once, when Redis may
+// evict keys without a TTL (maxmemory-policy allkeys-*), which would end
+// the shared epoch; with a volatile policy it does not.
+func TestL2WarnsOfEvictingPolicy(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	for _, tc := range []struct {
+		policy string
+		warn   int64
+	}{{"volatile-lru", 0}, {"allkeys-lru", 1}, {"noeviction", 0}} {
+		if err := rc.ConfigSet(bg, "maxmemory-policy", tc.policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var warned atomic.Int64
+		p := testPrefix()
+		c := newL2Cache(t, r.URL(), p, func(o *Options) {
+			o.L2.Logger = slog.New(countingHandler{prefix: "result cache: Redis may evict the L2 tag generations", n: &warned})
+		})
+		waitSynced(t, rc, p, c)
+		// A second resync checks nothing again.
+		c.l2.markUnsynced(errResync)
+		waitSynced(t, rc, p, c)
+		if c.Stats().L2Resyncs < 2 {
+			t.Fatalf("%s: %d resyncs", tc.policy, c.Stats().L2Resyncs)
+		}
+		if n := warned.Load(); n != tc.warn {
+			t.Errorf("maxmemory-policy %s: %d warnings, want %d", tc.policy, n, tc.warn)
+		}
+	}
+}
