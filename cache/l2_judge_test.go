@@ -3,7 +3,9 @@ package cache
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -169,5 +171,88 @@ func TestL2WarnsOfEvictingPolicy(t *testing.T) {
 		if n := warned.Load(); n != tc.warn {
 			t.Errorf("maxmemory-policy %s: %d warnings, want %d", tc.policy, n, tc.warn)
 		}
+	}
+}
+
+// TestL2SharedPrune: the shared generations are pruned by age (a bump
+// older than MaxTTL + Grace can no longer matter: the floor rises to the
+// newest such) and by count (beyond MaxTrackedTags, down to half of it),
+// and every instance's mirror follows the published floor.
+func TestL2SharedPrune(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	clk := newFakeClock()
+	c := newL2Cache(t, r.URL(), p, patient, func(o *Options) { o.Now = clk.Now; o.MaxTrackedTags = 4 })
+	other := newL2Cache(t, r.URL(), p, patient)
+	waitSynced(t, rc, p, c, other)
+	k := c.l2.keys.Load()
+	shared := func() (floor uint64, tags []string) {
+		t.Helper()
+		floor, err := rc.Get(bg, k.floor).Uint64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		zs, err := rc.ZRangeWithScores(bg, k.tags, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, z := range zs {
+			tags = append(tags, fmt.Sprintf("%v:%v", z.Member, z.Score))
+		}
+		return floor, tags
+	}
+	tag := func(name string) string { return tagHex(tagHash(name)) }
+	floor0, _ := shared()
+	for _, name := range []string{"a", "b"} {
+		if err := c.Invalidate(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ab := c.gens.seq.Load() // the generation of b
+	c.l2.prune()            // a checkpoint: ab at this time
+	clk.Advance(time.Minute)
+	if err := c.Invalidate("c"); err != nil {
+		t.Fatal(err)
+	}
+	cGen := c.gens.seq.Load()
+	c.l2.prune() // a minute later: a and b are younger than MaxTTL + Grace (2m)
+	if f, tags := shared(); f != floor0 || len(tags) != 4 {
+		t.Fatalf("pruned young generations: floor %d (was %d), tags %v", f, floor0, tags)
+	}
+	clk.Advance(2 * time.Minute)
+	c.l2.prune() // a and b are 3 minutes old, c 2 minutes
+	f, tags := shared()
+	if want := []string{"~:0", fmt.Sprintf("%s:%d", tag("c"), cGen)}; f != ab || !slices.Equal(tags, want) {
+		t.Fatalf("after the prune by age: floor %d, tags %v; want %d, %v", f, tags, ab, want)
+	}
+	waitSynced(t, rc, p, c, other)
+	if g := other.gens.floor.Load(); g != ab {
+		t.Fatalf("the other instance's floor is %d, want %d", g, ab)
+	}
+
+	// By count: 7 tags above the floor, limit 4: the newest 2 remain.
+	var last []string
+	for i := range 6 {
+		name := fmt.Sprint("t", i)
+		if err := c.Invalidate(name); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 4 {
+			last = append(last, fmt.Sprintf("%s:%d", tag(name), c.gens.seq.Load()))
+		}
+	}
+	top := c.gens.seq.Load()
+	c.l2.prune()
+	f, tags = shared()
+	if want := append([]string{"~:0"}, last...); f != top-2 || !slices.Equal(tags, want) {
+		t.Fatalf("after the prune by count: floor %d, tags %v; want %d, %v", f, tags, top-2, want)
+	}
+	waitSynced(t, rc, p, c, other)
+	if g := other.gens.floor.Load(); g != top-2 {
+		t.Fatalf("the other instance's floor is %d, want %d", g, top-2)
+	}
+	if s := other.Stats(); s.TrackedTags != 2 {
+		t.Fatalf("the other instance tracks %d tags, want 2", s.TrackedTags)
 	}
 }
