@@ -334,7 +334,10 @@ func (b *recordingBucket) index(op string) int {
 // listing and reading all the while, concurrently, reads exactly the data
 // less the deleted samples every time: never a gap, a duplicate or a
 // deleted sample. A segment whose data is all deleted leaves the bucket,
-// and retention takes a rewrite and its tombstones like any segment.
+// and retention takes a rewrite and its tombstones like any segment. The
+// original and the emptied segment leave the bucket DeleteDelay after,
+// once the reader has listed the rewrite (with no delay a reader that
+// listed them before may fail reading them: TestBucketDeleteDelay).
 func TestBucketRewriteAppliesTombstones(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.SetEnv(t)
@@ -350,8 +353,9 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recordingBucket{Bucket: s3}
+	const delay = 10 * time.Minute // rounds run in this goroutine: now moves between them
 	w, err := New(nil, rec, set, Options{Dir: t.TempDir(), UploadAfter: 24 * time.Hour, Keep: 48 * time.Hour,
-		Now: func() time.Time { return now }, MinTime: func(int64) int64 { return minTime }}, nil)
+		Now: func() time.Time { return now }, MinTime: func(int64) int64 { return minTime }, DeleteDelay: delay}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,6 +415,15 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 		defer seenMtx.Unlock()
 		return seen
 	})
+	rewritten := func(metas []segments.Meta) bool {
+		return slices.ContainsFunc(metas, func(m segments.Meta) bool { return m.ID != a.ID && m.ID != gone.ID })
+	}
+	if !rewritten(w.Metas()) {
+		t.Fatal("the writer's round did not rewrite the segment")
+	}
+	waitFor(t, "the reader lists the rewrite", func() bool { return rewritten(r.Metas()) })
+	now = now.Add(delay)
+	mustSync(t, w) // the original and the emptied segment go
 	seenMtx.Lock()
 	n := reads
 	seenMtx.Unlock()
@@ -607,9 +620,9 @@ func TestReplicaDedupPerSeries(t *testing.T) {
 // the disk are uploaded as segments of their own; the writer merges the
 // day's bucket-only segments into one (of equal timestamps, the later
 // write's sample kept; a delete of one input applied), uploads it before
-// the inputs leave, and leaves alone a day a local segment touches. A
-// reader listing and reading all the while reads exactly the data every
-// time.
+// the inputs leave (DeleteDelay after, once the reader has listed the
+// merge), and leaves alone a day a local segment touches. A reader
+// listing and reading all the while reads exactly the data every time.
 func TestBucketMergesSmallSegments(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.SetEnv(t)
@@ -627,9 +640,10 @@ func TestBucketMergesSmallSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recordingBucket{Bucket: s3}
+	const delay = 10 * time.Minute // rounds run in this goroutine: now moves between them
 	// Day 1 keeps a local copy of other2 (keep by size: only the oldest go).
 	w, err := New(nil, rec, set, Options{Dir: t.TempDir(), Ranges: []int64{time.Hour.Milliseconds(), dayMs}, UploadAfter: time.Hour,
-		Interval: time.Hour, Now: func() time.Time { return now }}, nil)
+		Interval: time.Hour, Now: func() time.Time { return now }, DeleteDelay: delay}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,6 +725,10 @@ func TestBucketMergesSmallSegments(t *testing.T) {
 			t.Fatal("timed out waiting for the reader to read the delete")
 		}
 	}
+	// The merge and its 3 inputs, day 1's 2: the inputs wait for the delay.
+	waitFor(t, "the reader lists the merged segment", func() bool { return len(r.Metas()) == 6 })
+	now = now.Add(delay)
+	mustSync(t, w)
 	waitFor(t, "the reader lists the merged segment alone", func() bool { return len(r.Metas()) == 3 })
 	close(stop)
 	if err := <-readerErr; err != nil {
