@@ -36,16 +36,23 @@ type cache struct {
 	used    int64             // index bytes of the open entries; guarded by mtx
 	tick    uint64            // guarded by mtx
 
-	loads sync.WaitGroup // opens in flight
+	loads     sync.WaitGroup     // opens in flight
+	opens     context.Context    // the opens' parent: cancelled by close
+	stopOpens context.CancelFunc // cancels opens
 }
 
 type entry struct {
 	ready chan struct{} // closed once seg or err is set
-	seg   *segments.Segment
-	err   error
-	size  int64
-	refs  int    // queries holding the entry; guarded by cache.mtx
-	used  uint64 // cache.tick at the last acquire; guarded by cache.mtx
+	// cancel ends the open while it runs: when every query that waited
+	// for it gave up before it ended (abandoned), or the cache closes.
+	cancel    context.CancelFunc
+	loaded    bool // the open ended; guarded by cache.mtx
+	abandoned bool // see cancel; guarded by cache.mtx
+	seg       *segments.Segment
+	err       error
+	size      int64
+	refs      int    // queries holding the entry; guarded by cache.mtx
+	used      uint64 // cache.tick at the last acquire; guarded by cache.mtx
 }
 
 // newCache returns a cache in dir whose blocks take at most maxBytes,
@@ -56,20 +63,25 @@ func newCache(dir string, maxBytes int64, b Bucket, m *metrics, pages *segments.
 	if err != nil {
 		return nil, err
 	}
+	opens, stopOpens := context.WithCancel(context.Background())
 	return &cache{dir: dir, openMax: maxBytes / 4, bucket: b, m: m, pages: pages, blocks: blocks,
-		entries: map[string]*entry{}, metas: map[string][]byte{}}, nil
+		entries: map[string]*entry{}, metas: map[string][]byte{}, opens: opens, stopOpens: stopOpens}, nil
 }
 
 // acquire returns the segment id, opened unless it is open, held until
 // release is called. Concurrent acquires of one segment open it once.
+// The open outlives the query that asked first while another waits for
+// it; when all that waited give up (their contexts done), it is
+// cancelled, its GETs abandoned, and the next acquire opens again.
 func (c *cache) acquire(ctx context.Context, id string) (*segments.Segment, func(), error) {
 	c.mtx.Lock()
 	e, ok := c.entries[id]
 	if !ok {
-		e = &entry{ready: make(chan struct{})}
+		lctx, cancel := context.WithTimeout(c.opens, 10*time.Minute)
+		e = &entry{ready: make(chan struct{}), cancel: cancel}
 		c.entries[id] = e
 		c.loads.Add(1)
-		go c.load(id, e)
+		go c.load(lctx, id, e)
 		c.m.cacheMisses.Inc()
 	} else {
 		c.m.cacheHits.Inc()
@@ -81,6 +93,13 @@ func (c *cache) acquire(ctx context.Context, id string) (*segments.Segment, func
 	release := func() {
 		c.mtx.Lock()
 		e.refs--
+		if e.refs == 0 && !e.loaded && !e.abandoned {
+			e.abandoned = true
+			if c.entries[id] == e {
+				delete(c.entries, id)
+			}
+			e.cancel()
+		}
 		c.mtx.Unlock()
 		c.shrink()
 	}
@@ -97,23 +116,38 @@ func (c *cache) acquire(ctx context.Context, id string) (*segments.Segment, func
 	return e.seg, release, nil
 }
 
-// load opens segment id into e, detached from the query that asked
-// first (which may give up): the next query finds it.
-func (c *cache) load(id string, e *entry) {
+// load opens segment id into e with ctx, detached from the query that
+// asked first (which may give up while others wait): the next query finds
+// it. An open abandoned meanwhile (see acquire) is closed: no one holds
+// it, and the cache no longer lists it.
+func (c *cache) load(ctx context.Context, id string, e *entry) {
 	defer c.loads.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	defer e.cancel()
 	seg, err := c.open(ctx, id)
 	c.mtx.Lock()
-	e.seg, e.err = seg, err
-	if err != nil {
-		delete(c.entries, id) // the next query tries again
-	} else {
+	e.loaded = true
+	var drop *segments.Segment
+	switch {
+	case e.abandoned:
+		drop, e.err = seg, context.Canceled
+		if err != nil {
+			e.err = err
+		}
+	case err != nil:
+		e.err = err
+		if c.entries[id] == e {
+			delete(c.entries, id) // the next query tries again
+		}
+	default:
+		e.seg = seg
 		e.size = indexSize(seg)
 		c.used += e.size
 	}
 	c.mtx.Unlock()
 	close(e.ready)
+	if drop != nil {
+		_ = drop.Close()
+	}
 	c.shrink()
 }
 
@@ -228,8 +262,10 @@ func (c *cache) keepOnly(ids map[string]bool) { c.blocks.keepOnly(ids) }
 // bytes returns the bytes the cache holds on disk.
 func (c *cache) bytes() int64 { return c.blocks.bytes() }
 
-// close waits for the opens in flight and closes every cached segment.
+// close cancels the opens in flight, waits for them and closes every
+// cached segment.
 func (c *cache) close() error {
+	c.stopOpens()
 	c.loads.Wait()
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
