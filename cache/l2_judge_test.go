@@ -256,3 +256,50 @@ func TestL2SharedPrune(t *testing.T) {
 		t.Fatalf("the other instance tracks %d tags, want 2", s.TrackedTags)
 	}
 }
+
+// TestL2InvalidateManyTags: InvalidateTags with L2 bumps every distinct
+// tag once in Redis, however many (in script calls of 512), and every
+// instance judges by the bumps.
+func TestL2InvalidateManyTags(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.URL(), p, patient), newL2Cache(t, r.URL(), p, patient)
+	waitSynced(t, rc, p, c1, c2)
+	const n = 1100 // three script calls
+	tags := make([]string, 0, n+2)
+	for i := range n {
+		tags = append(tags, fmt.Sprint("t", i))
+	}
+	tags = append(tags, "t0", "t1099") // bumped once
+	var calls counter
+	for _, i := range []int{0, 511, 512, 1023, 1024, 1099} {
+		mustGet(t, c2, fmt.Sprint("k", i), []string{tags[i]}, calls.fn("v", 0, nil))
+	}
+	mustGet(t, c2, "untouched", []string{"other"}, calls.fn("v", 0, nil))
+	before, err := sharedSeq(rc, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.InvalidateTags(tags...); err != nil {
+		t.Fatal(err)
+	}
+	after, err := sharedSeq(rc, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before != n || c1.gens.seq.Load() != after {
+		t.Fatalf("shared counter went from %d to %d (%d here), want %d bumps", before, after, c1.gens.seq.Load(), n)
+	}
+	if got := rc.ZCard(bg, c1.l2.keys.Load().tags).Val(); got != n+1 { // and "~"
+		t.Fatalf("%d tag generations in Redis, want %d", got-1, n)
+	}
+	waitSynced(t, rc, p, c1, c2)
+	for _, i := range []int{0, 511, 512, 1023, 1024, 1099} {
+		expectGet(t, c2, fmt.Sprint("k", i), "", StatusMiss)
+	}
+	expectGet(t, c2, "untouched", "v", StatusHit)
+	if got := c1.Stats().Invalidations; got != n+2 {
+		t.Fatalf("%d invalidations counted, want %d", got, n+2)
+	}
+}
