@@ -303,3 +303,54 @@ func TestL2InvalidateManyTags(t *testing.T) {
 		t.Fatalf("%d invalidations counted, want %d", got, n+2)
 	}
 }
+
+// TestL2CheckState: the maintenance check keeps an instance synced while
+// it has heard every number the counter reached by the check before, and
+// resyncs it when one was never published to it, or when the shared
+// state is incomplete.
+func TestL2CheckState(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, patient)
+	waitSynced(t, rc, p, c)
+	if err := c.Invalidate("a"); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, rc, p, c)
+	waitFor(t, 10*time.Second, "the bump's message", func() bool { return c.l2.sync.heard.Load() == c.gens.seq.Load() })
+	resyncs := c.Stats().L2Resyncs
+	for range 3 {
+		c.l2.checkState()
+	}
+	if s := c.Stats(); !s.L2Connected || s.L2Resyncs != resyncs {
+		t.Fatalf("checks of an intact state heard in full: connected %v, %d resyncs (was %d)", s.L2Connected, s.L2Resyncs, resyncs)
+	}
+
+	// A number the counter handed out and nobody published.
+	k := c.l2.keys.Load()
+	seq, err := rc.Incr(bg, k.seq).Uint64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.l2.checkState() // reads it
+	c.l2.checkState() // finds it never heard
+	if c.l2.synced() && c.Stats().L2Resyncs == resyncs {
+		t.Fatal("still synced, without a resync, two checks after an unpublished number")
+	}
+	waitSynced(t, rc, p, c)
+	if g := c.Stats().Generation; g < seq {
+		t.Fatalf("generation %d after the resync, want at least %d", g, seq)
+	}
+
+	// An incomplete state: the floor key gone.
+	resyncs = c.Stats().L2Resyncs
+	if err := rc.Del(bg, k.floor).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.l2.checkState()
+	waitFor(t, 10*time.Second, "a resync into a new epoch", func() bool {
+		s := c.Stats()
+		return s.L2Connected && s.L2Resyncs > resyncs && c.l2.keys.Load().epoch != k.epoch
+	})
+}
