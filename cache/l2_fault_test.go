@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -522,6 +523,7 @@ func TestL2PendingFileRead(t *testing.T) {
 			var logs syncBuf
 			o := l2TestOptions(r.URL(), p)
 			o.L2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			synced := recordFsyncs(t) // before the cache's goroutines start
 			c := loadL2(t, dir, o)
 			waitSynced(t, rc, p, c)
 			epoch, err := rc.Get(bg, p+"{gen}:epoch").Result()
@@ -537,6 +539,9 @@ func TestL2PendingFileRead(t *testing.T) {
 			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("pending file after the resync: %v, want it removed", err)
 			}
+			if got := synced(); !slices.Contains(got, dir) {
+				t.Errorf("the removal of the pending file was not synced: fsyncs %q", got)
+			}
 			if strings.Contains(logs.String(), "cannot remove") {
 				t.Errorf("the removal of the pending file was logged as failed:\n%s", logs.String())
 			}
@@ -551,10 +556,10 @@ func TestL2PendingFileRead(t *testing.T) {
 func TestL2PendingFileWritten(t *testing.T) {
 	url := "redis://127.0.0.1:" + strconv.Itoa(freePort(t))
 	dir := filepath.Join(t.TempDir(), "not-yet")
+	synced := recordFsyncs(t) // before the cache's goroutines start
 	c := loadL2(t, dir, l2TestOptions(url, testPrefix()))
 	var want string
 	path := filepath.Join(dir, pendingFileName)
-	synced := recordFsyncs(t)
 	for i, tag := range []string{"T", "U"} {
 		if err := c.Invalidate(tag); err != nil {
 			t.Fatalf("Invalidate(%s) with Redis unreachable: %v, want it kept on disk", tag, err)
