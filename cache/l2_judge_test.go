@@ -354,3 +354,51 @@ func TestL2CheckState(t *testing.T) {
 		return s.L2Connected && s.L2Resyncs > resyncs && c.l2.keys.Load().epoch != k.epoch
 	})
 }
+
+// TestL2CaughtUp: a lookup that read a counter this instance has not
+// heard yet waits for the subscription to deliver it: it goes on, synced,
+// as soon as the number is heard; after OpTimeout without it, the instance
+// goes unsynced (and resyncs).
+func TestL2CaughtUp(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, patient)
+	waitSynced(t, rc, p, c)
+	l := c.l2
+	heard := l.sync.heard.Load()
+	if !l.caughtUp(heard) || !l.caughtUp(heard-1) {
+		t.Fatal("not caught up with numbers heard")
+	}
+	done := make(chan bool)
+	go func() { done <- l.caughtUp(heard + 2) }()
+	l.hear(heard + 1) // not enough
+	select {
+	case ok := <-done:
+		t.Fatalf("caughtUp(%d) returned %v with %d heard", heard+2, ok, heard+1)
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.hear(heard + 2)
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("caughtUp false once the number was heard")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("caughtUp still waiting a minute after the number was heard")
+	}
+	if !l.synced() {
+		t.Fatal("unsynced after catching up")
+	}
+
+	quick := newL2Cache(t, r.URL(), testPrefix(), func(o *Options) { o.L2.OpTimeout = time.Millisecond })
+	waitFor(t, 10*time.Second, "the second cache synced", func() bool { return quick.Stats().L2Connected })
+	resyncs := quick.Stats().L2Resyncs
+	if quick.l2.caughtUp(quick.l2.sync.heard.Load() + 1) {
+		t.Fatal("caught up with a number never heard")
+	}
+	waitFor(t, 10*time.Second, "a resync after the wait timed out", func() bool {
+		s := quick.Stats()
+		return s.L2Resyncs > resyncs
+	})
+}
