@@ -402,3 +402,52 @@ func TestL2CaughtUp(t *testing.T) {
 		return s.L2Resyncs > resyncs
 	})
 }
+
+// TestL2CounterWentBack: when the shared counter goes back (a Redis
+// restored from an older snapshot hands out numbers again), a bump that
+// gets a number this instance has seen is not trusted: the bump is made
+// locally, at once, and pushed again at the resync that follows, after
+// which no instance serves an entry of the tag.
+func TestL2CounterWentBack(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	noLag := func(o *Options) { o.L2.PartnerLag = -1; patient(o) }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
+	waitSynced(t, rc, p, c1, c2)
+	for _, tag := range []string{"a", "b", "c"} {
+		if err := c1.Invalidate(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSynced(t, rc, p, c1, c2)
+	var n counter
+	mustCompute(t, c1, []byte("k"), "T", &n, "v", StatusMiss)
+	mustCompute(t, c2, []byte("k"), "T", &n, "v", StatusHitL2)
+	resyncs := c1.Stats().L2Resyncs
+	// One back: the next INCR hands out the last number both have seen,
+	// the snapshot of the entry.
+	k := c1.l2.keys.Load()
+	if err := rc.Set(bg, k.seq, c1.gens.seq.Load()-1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Invalidate("T"); err != nil {
+		t.Fatalf("Invalidate with the counter gone back: %v", err)
+	}
+	if v, st := c1.Get([]byte("k")); st != StatusMiss {
+		t.Fatalf("c1 serves %q (%v) after invalidating its tag", v, st)
+	}
+	if s := c1.Stats(); s.L2Errors == 0 {
+		t.Fatalf("the counter going back was not counted as an error: %+v", s)
+	}
+	waitFor(t, 10*time.Second, "c1 resynced and c2 judging by the bump pushed again", func() bool {
+		_, st := c2.Get([]byte("k"))
+		return c1.Stats().L2Resyncs > resyncs && c1.Stats().L2Connected && st == StatusMiss
+	})
+	waitSynced(t, rc, p, c1, c2)
+	for _, c := range []*Cache{c1, c2} {
+		if v, st := c.Get([]byte("k")); st != StatusMiss {
+			t.Fatalf("k served after its tag's bump: %q, %v", v, st)
+		}
+	}
+}
