@@ -451,3 +451,38 @@ func TestL2CounterWentBack(t *testing.T) {
 		}
 	}
 }
+
+// TestL2ResetRefused: a Reset that Redis refuses is made here at once and
+// pushed when Redis takes writes again: then no instance serves what it
+// cached before the Reset.
+func TestL2ResetRefused(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	noLag := func(o *Options) { o.L2.PartnerLag = -1; patient(o) }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
+	waitSynced(t, rc, p, c1, c2)
+	var n counter
+	mustCompute(t, c1, []byte("k"), "T", &n, "v", StatusMiss)
+	mustCompute(t, c2, []byte("k"), "T", &n, "v", StatusHitL2)
+	if err := rc.ConfigSet(bg, "maxmemory", "1").Err(); err != nil { // writes refused (OOM)
+		t.Fatal(err)
+	}
+	if err := c1.Reset(); err != nil {
+		t.Fatalf("Reset with Redis refusing writes: %v", err)
+	}
+	if s := c1.Stats(); s.L2Errors == 0 {
+		t.Fatalf("the refused Reset was not counted: %+v", s)
+	}
+	expectGet(t, c1, "k", "", StatusMiss)
+	if err := rc.ConfigSet(bg, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "c2 judging by the Reset pushed at c1's resync", func() bool {
+		_, st := c2.Get([]byte("k"))
+		return st == StatusMiss
+	})
+	waitSynced(t, rc, p, c1, c2)
+	expectGet(t, c1, "k", "", StatusMiss)
+	expectGet(t, c2, "k", "", StatusMiss)
+}
