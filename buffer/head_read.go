@@ -16,8 +16,9 @@ import (
 // series itself, copied by each Iterator call (SelectLazy).
 type Series struct {
 	Labels     labels.Labels
-	snap       *snapshot  // nil: copied from s by Iterator
-	s          *memSeries // for SelectLazy
+	snap       *snapshot    // nil: copied from s by Iterator
+	s          *memSeries   // for SelectLazy
+	syms       *symbolTable // for SelectRefs: s's labels are read through it
 	mint, maxt int64
 }
 
@@ -35,9 +36,10 @@ func (s Series) Iterator() chunkenc.Iterator {
 	return segments.NewBoundedIterator(snap.iterator(), s.mint, s.maxt)
 }
 
-// SeriesBytes is about what one series returned by SelectLazy holds in
-// memory besides its labels (Labels.ByteSize() more: the head keeps label
-// sets in a compact form, and a selection makes each a labels.Labels).
+// SeriesBytes is about what one series returned by SelectLazy or
+// SelectRefs holds in memory besides its labels (LabelsSize() more once
+// made: the head keeps label sets in a compact form, and a selection makes
+// each a labels.Labels).
 const SeriesBytes = 64
 
 // SelectLazy is Select that copies no samples: each series refers to the
@@ -47,16 +49,59 @@ const SeriesBytes = 64
 // flushed data before an Iterator call unless the caller registered its
 // read with StartRead.
 func (h *Head) SelectLazy(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
+	out, err := h.SelectRefs(ctx, mint, maxt, ms...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].MakeLabels()
+	}
+	return out, nil
+}
+
+// SelectRefs is SelectLazy without the labels: a series' Labels are made
+// by MakeLabels, when the caller wants them, and CompareSeries and
+// LabelsSize read them where the head keeps them. A caller that walks the
+// series in order, keeping one at a time (a listing), then holds
+// SeriesBytes per series and one label set.
+func (h *Head) SelectRefs(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]Series, error) {
 	refs := h.index.postingsForMatchers(ms...)
 	out := make([]Series, 0, len(refs)) // one allocation, not a doubling slice
-	sb := labels.NewScratchBuilder(16)
 	err := h.forEachRef(ctx, refs, mint, maxt, func(s *memSeries) {
-		out = append(out, Series{Labels: h.syms.labels(s.lset, &sb), s: s, mint: mint, maxt: maxt})
+		out = append(out, Series{s: s, syms: h.syms, mint: mint, maxt: maxt})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// MakeLabels sets and returns s.Labels, made from the head's compact form
+// for a series of SelectRefs that has none yet (a new labels.Labels).
+func (s *Series) MakeLabels() labels.Labels {
+	if s.Labels.IsEmpty() && s.s != nil && s.syms != nil {
+		sb := labels.NewScratchBuilder(0) // used only where labels.Labels is not its encoding
+		s.Labels = s.syms.labels(s.s.lset, &sb)
+	}
+	return s.Labels
+}
+
+// CompareSeries orders series of SelectRefs or SelectLazy as
+// labels.Compare orders their labels, without making them.
+func CompareSeries(a, b Series) int {
+	if a.syms == nil || b.syms == nil || a.syms != b.syms {
+		return labels.Compare(a.MakeLabels(), b.MakeLabels())
+	}
+	return a.syms.compare(a.s.lset, b.s.lset)
+}
+
+// LabelsSize is about the memory s's labels take once made
+// (Labels.ByteSize()), without making them.
+func (s Series) LabelsSize() int {
+	if s.syms == nil || s.s == nil {
+		return int(s.Labels.ByteSize())
+	}
+	return s.syms.dataLen(s.s.lset)
 }
 
 // forEachMatching calls fn, with the series lock held, for every series

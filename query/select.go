@@ -145,34 +145,35 @@ type headCursor struct {
 }
 
 // selectHead selects the head's series for sc, sorted by labels; with a
-// limit only the limit smallest. What they hold (buffer.SeriesBytes and the
-// labels per matching series, and for the engine the series it will make of them) is
-// charged at once, so that a query whose selectors select too much from
-// the head fails before the engine evaluates any of them.
+// limit only the limit smallest. What they hold (buffer.SeriesBytes per
+// matching series, and for the engine their labels and the series it will
+// make of them) is charged at once, so that a query whose selectors
+// select too much from the head fails before the engine evaluates any of
+// them. A series' labels are made when the merge reaches it (the head
+// keeps them compact): a listing holds one at a time.
 func (sc *selectCtx) selectHead(limit int, ms []*labels.Matcher) (*headCursor, error) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, r := range sc.ranges {
 		mint, maxt = min(mint, r[0]), max(maxt, r[1])
 	}
-	hs, err := sc.q.head.SelectLazy(sc.ctx, mint, maxt, ms...)
+	hs, err := sc.q.head.SelectRefs(sc.ctx, mint, maxt, ms...)
 	if err != nil {
 		return nil, err
 	}
-	cost := int64(len(hs)) * buffer.SeriesBytes
-	for i := range hs {
-		cost += int64(hs[i].Labels.ByteSize()) // made for the selection
-	}
-	if err := sc.q.charge(sc.budget, cost); err != nil {
+	if err := sc.q.charge(sc.budget, int64(len(hs))*buffer.SeriesBytes); err != nil {
 		return nil, err
 	}
-	byLabels := func(a, b buffer.Series) int { return labels.Compare(a.Labels, b.Labels) }
 	if limit > 0 && len(hs) > limit {
-		hs = smallest(hs, limit, byLabels)
+		hs = smallest(hs, limit, buffer.CompareSeries)
 	} else {
-		slices.SortFunc(hs, byLabels)
+		slices.SortFunc(hs, buffer.CompareSeries)
 	}
 	if !sc.labelsOnly {
-		if err := sc.q.charge(sc.budget, int64(len(hs))*mergedSeriesBytes); err != nil {
+		cost := int64(len(hs)) * mergedSeriesBytes
+		for i := range hs {
+			cost += int64(hs[i].LabelsSize()) // made as the merge reaches it, and kept by the engine
+		}
+		if err := sc.q.charge(sc.budget, cost); err != nil {
 			return nil, err
 		}
 	}
@@ -184,7 +185,11 @@ func (c *headCursor) next() bool {
 		c.hs[c.i] = buffer.Series{} // the merge is past it: let it go
 	}
 	c.i++
-	return c.i < len(c.hs)
+	if c.i < len(c.hs) {
+		c.hs[c.i].MakeLabels()
+		return true
+	}
+	return false
 }
 
 func (c *headCursor) labels() labels.Labels { return c.hs[c.i].Labels }
@@ -192,7 +197,7 @@ func (c *headCursor) err() error            { return nil }
 
 func (c *headCursor) addTo(s *mergedSeries) {
 	s.head, s.hasHead = c.hs[c.i], true
-	s.lset = c.hs[c.i].Labels // made and charged by selectHead: no other copy is held
+	s.lset = c.hs[c.i].Labels // made by next, charged by selectHead: no other copy is held
 }
 
 // mergeSet is the storage.SeriesSet of a Select: the merge of its cursors,
