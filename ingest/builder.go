@@ -238,34 +238,46 @@ func isASCII(s string) bool {
 // (as of the last finishLabels), creating and validating it on first sight.
 // Errors are *Error values without a line.
 func (b *builder) seriesRef() (int32, error) {
-	// pending is sorted: add __name__ at its place and skip sb.Sort.
-	b.sb.Reset()
-	named := false
-	for _, l := range b.pending {
-		if !named && l.Name > labels.MetricName {
-			b.sb.Add(labels.MetricName, b.name)
-			named = true
+	// With a Known the label set is written into the arena at once (it
+	// stays there if it is a new series of the request, else it is taken
+	// back); otherwise into sb's buffer, reused series after series.
+	inArena := b.known != nil && arenaLabels
+	tentative := 0 // bytes of the arena to take back if scratch is not kept
+	if inArena {
+		b.scratch, tentative = b.arena.appendSet(b.name, b.pending)
+	} else {
+		// pending is sorted: add __name__ at its place and skip sb.Sort.
+		b.sb.Reset()
+		named := false
+		for _, l := range b.pending {
+			if !named && l.Name > labels.MetricName {
+				b.sb.Add(labels.MetricName, b.name)
+				named = true
+			}
+			b.sb.Add(l.Name, l.Value)
 		}
-		b.sb.Add(l.Name, l.Value)
+		if !named {
+			b.sb.Add(labels.MetricName, b.name)
+		}
+		b.sb.Overwrite(&b.scratch)
 	}
-	if !named {
-		b.sb.Add(labels.MetricName, b.name)
-	}
-	b.sb.Overwrite(&b.scratch)
 	hash := b.scratch.Hash()
 	key := hash & indexMask
 	first, seen := b.index[key]
 	if seen && !b.dupName {
 		for ref := first; ref >= 0; ref = b.chain[ref] {
 			if labels.Equal(b.series[ref].lset, b.scratch) {
+				b.arena.takeBack(tentative)
 				return ref, nil
 			}
 		}
 	}
 	if err := b.validatePending(); err != nil {
+		b.arena.takeBack(tentative)
 		return 0, withSeries(err, formatSeries(b.name, b.pending))
 	}
 	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
+		b.arena.takeBack(tentative)
 		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
 	}
 	var (
@@ -275,8 +287,8 @@ func (b *builder) seriesRef() (int32, error) {
 	if b.known != nil {
 		handle, _ = b.known.KnownSeries(hash, b.scratch)
 	}
-	if b.known != nil && arenaLabels {
-		lset = b.arena.copy(b.scratch)
+	if inArena {
+		lset = b.scratch // kept where appendSet wrote it
 	} else {
 		lset = b.sb.Labels() // a copy: sb's strings may alias the request
 	}
@@ -675,20 +687,66 @@ const arenaChunk = 64 << 10
 
 var arenaPool = sync.Pool{New: func() any { return new([arenaChunk]byte) }}
 
-// copy returns a copy of lset in the arena (arenaLabels builds only).
-func (a *labelArena) copy(lset labels.Labels) labels.Labels {
-	d := labelsData(lset)
-	if len(d) > cap(a.buf)-len(a.buf) {
-		if len(d) > arenaChunk/4 {
-			return labelsFromData(strings.Clone(d)) // alone: not worth a chunk
-		}
-		c := arenaPool.Get().(*[arenaChunk]byte)
-		a.chunks = append(a.chunks, c)
-		a.buf = c[:0:arenaChunk]
+// appendSet writes the label set of name (the metric name) and the
+// sorted labels pending into the arena, as labels.Labels encodes it
+// (arenaLabels builds only), and returns it and the bytes it took there,
+// which takeBack gives back while nothing else was written after them.
+func (a *labelArena) appendSet(name string, pending []labels.Label) (labels.Labels, int) {
+	size := encodedLen(labels.MetricName) + encodedLen(name)
+	for _, l := range pending {
+		size += encodedLen(l.Name) + encodedLen(l.Value)
 	}
-	n := len(a.buf)
-	a.buf = append(a.buf, d...)
-	return labelsFromData(yoloString(a.buf[n:]))
+	var buf []byte
+	if size > arenaChunk/4 {
+		buf = make([]byte, 0, size) // alone: not worth a chunk
+	} else {
+		if size > cap(a.buf)-len(a.buf) {
+			c := arenaPool.Get().(*[arenaChunk]byte)
+			a.chunks = append(a.chunks, c)
+			a.buf = c[:0:arenaChunk]
+		}
+		buf = a.buf[len(a.buf):len(a.buf)]
+	}
+	named := false
+	for _, l := range pending {
+		if !named && l.Name > labels.MetricName {
+			buf = appendString(appendString(buf, labels.MetricName), name)
+			named = true
+		}
+		buf = appendString(appendString(buf, l.Name), l.Value)
+	}
+	if !named {
+		buf = appendString(appendString(buf, labels.MetricName), name)
+	}
+	if size > arenaChunk/4 {
+		return labelsFromData(yoloString(buf)), 0
+	}
+	a.buf = a.buf[:len(a.buf)+size]
+	return labelsFromData(yoloString(buf)), size
+}
+
+// takeBack gives back the last n bytes appendSet took.
+func (a *labelArena) takeBack(n int) {
+	a.buf = a.buf[:len(a.buf)-n]
+}
+
+// appendString appends s with its length, as labels.Labels encodes it:
+// one byte for 0-254, else 255 and 3 bytes little-endian.
+func appendString(b []byte, s string) []byte {
+	if n := len(s); n < 255 {
+		b = append(b, byte(n))
+	} else {
+		b = append(b, 255, byte(n), byte(n>>8), byte(n>>16))
+	}
+	return append(b, s...)
+}
+
+// encodedLen is the length of s encoded by appendString.
+func encodedLen(s string) int {
+	if len(s) < 255 {
+		return 1 + len(s)
+	}
+	return 4 + len(s)
 }
 
 // reset forgets the chunks, which a Batch took or the garbage collector

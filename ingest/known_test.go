@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -164,4 +167,53 @@ func sameBatch(a, b *Batch) bool {
 	x, y := *a, *b
 	x.mem, y.mem = nil, nil
 	return reflect.DeepEqual(x, y)
+}
+
+// TestArenaLabels: the label sets a decoder with a Known writes into its
+// arena are the labels.Labels a ScratchBuilder makes of the same labels,
+// byte for byte (their hash too), with __name__ at each place and strings
+// of every length form (255 bytes and more take four bytes of length);
+// bytes taken back are written again by the next set.
+func TestArenaLabels(t *testing.T) {
+	if !arenaLabels {
+		t.Log("this build keeps no label sets in an arena")
+		return
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var a labelArena
+	kept := map[int]labels.Labels{}
+	want := map[int]labels.Labels{}
+	for i := range 3000 {
+		var pending []labels.Label
+		for _, n := range []string{"a", "job", "zz"} {
+			if rng.IntN(2) == 0 {
+				pending = append(pending, labels.Label{Name: n, Value: strings.Repeat("v", rng.IntN(600))})
+			}
+		}
+		name := fmt.Sprintf("m_%d", i)
+		sb := labels.NewScratchBuilder(4)
+		sb.Add(labels.MetricName, name)
+		for _, l := range pending {
+			if l.Value != "" {
+				sb.Add(l.Name, l.Value)
+			}
+		}
+		sb.Sort()
+		pending = slices.DeleteFunc(pending, func(l labels.Label) bool { return l.Value == "" })
+		got, n := a.appendSet(name, pending)
+		w := sb.Labels()
+		if !labels.Equal(got, w) || got.Hash() != w.Hash() || labelsData(got) != labelsData(w) {
+			t.Fatalf("set %d: %q, want %q", i, labelsData(got), labelsData(w))
+		}
+		if rng.IntN(3) == 0 {
+			a.takeBack(n)
+			continue
+		}
+		kept[i], want[i] = got, w
+	}
+	for i, got := range kept {
+		if labelsData(got) != labelsData(want[i]) {
+			t.Fatalf("set %d changed after later sets: %q, want %q", i, labelsData(got), labelsData(want[i]))
+		}
+	}
 }
