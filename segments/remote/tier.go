@@ -1089,7 +1089,14 @@ func (t *Tier) saveCatalog() error {
 	return nil
 }
 
-// writeFileAtomic writes b to path through a synced temporary file.
+// fsync syncs a file or a directory: a variable so that tests see what
+// is synced, and in what order.
+var fsync = (*os.File).Sync
+
+// writeFileAtomic writes b to path through a synced temporary file,
+// renamed over path, then syncs the directory, so that the new content
+// is what a power loss leaves (a delete the server acknowledged is in
+// tombstones.json).
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
@@ -1098,7 +1105,7 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	_, err = f.Write(b)
 	if err == nil {
-		err = f.Sync()
+		err = fsync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -1106,7 +1113,18 @@ func writeFileAtomic(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	err = fsync(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writerInfoKey is the object, at the prefix's root, where a writer puts
