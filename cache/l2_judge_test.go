@@ -486,3 +486,27 @@ func TestL2ResetRefused(t *testing.T) {
 	expectGet(t, c1, "k", "", StatusMiss)
 	expectGet(t, c2, "k", "", StatusMiss)
 }
+
+// TestL2EntryExpiresWithGrace: an entry written to Redis expires there
+// when its grace period ends (TTL + Grace after it was computed), not
+// later: Redis does not keep what no instance may serve.
+func TestL2EntryExpiresWithGrace(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, patient) // TTL 1m, Grace 1m
+	waitSynced(t, rc, p, c)
+	if err := c.Set([]byte("k"), []string{"T"}, c.Snapshot(), []byte("v"), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the entry written to Redis", func() bool { return c.Stats().L2Writes == 1 })
+	var kb [8]byte
+	ttl, err := rc.PTTL(bg, c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte("k")))).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At most 30s + 1m from the Set, which was before now.
+	if ttl <= 0 || ttl > 90*time.Second {
+		t.Fatalf("entry's Redis TTL %v, want in (0, 90s]", ttl)
+	}
+}
