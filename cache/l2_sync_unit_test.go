@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/golang/snappy"
 )
 
 // TestParseState: the reply of the state-reading script gives seq, floor
@@ -135,6 +138,45 @@ func TestHoles(t *testing.T) {
 	for _, seq := range []uint64{31, 40, 41, 105} {
 		if !l.inHole(seq) {
 			t.Errorf("%d left every hole after the merge", seq)
+		}
+	}
+}
+
+// TestL2JudgeFuture: an L2 entry that is not fresh here is "from the
+// future" (l2Future: the lock poll waits for the mirror to catch up
+// instead of computing) only if its snapshot is above the mirror's
+// sequence, it has not expired and it was not created past the allowed
+// clock skew; anything else not fresh is unusable.
+func TestL2JudgeFuture(t *testing.T) {
+	c := unsyncedL2(t)
+	c.gens.seq.Store(10)
+	l := c.l2
+	out := l.sync.outageStart.Load() // unsynced: entries created before it are misses
+	now := out + int64(time.Second)
+	key := []byte("k")
+	enc := func(seq uint64, created, expires int64) []byte {
+		m := entryMeta{created: created, expires: expires, graceEnd: expires + int64(time.Minute), seq: seq}
+		b := appendEntryHeader(nil, &m, 0, len(key))
+		b = append(append(b, key...), 'v')
+		sealEntry(b)
+		return snappy.Encode(nil, b)
+	}
+	for _, tc := range []struct {
+		name             string
+		seq              uint64
+		created, expires int64
+		want             l2Result
+	}{
+		{"fresh", 10, now, now + 1, l2Found},
+		{"ahead", 11, now, now + 1, l2Future},
+		{"ahead, created at the skew's edge", 11, now + maxClockSkew, now + maxClockSkew + 1, l2Future},
+		{"ahead, created past the skew", 11, now + maxClockSkew + 1, now + maxClockSkew + 2, l2Unusable},
+		{"ahead, expired just now", 11, now - 1, now, l2Unusable},
+		{"not ahead, created before the outage", 10, out - 1, now + 1, l2Unusable},
+		{"behind, created before the outage", 9, out - 1, now + 1, l2Unusable},
+	} {
+		if _, _, got := l.judge(enc(tc.seq, tc.created, tc.expires), key, now); got != tc.want {
+			t.Errorf("%s: judge = %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }
