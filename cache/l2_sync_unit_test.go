@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -177,6 +179,28 @@ func TestL2JudgeFuture(t *testing.T) {
 	} {
 		if _, _, got := l.judge(enc(tc.seq, tc.created, tc.expires), key, now); got != tc.want {
 			t.Errorf("%s: judge = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLoadKeepsHoles: the holes of provisional numbers saved with a cache
+// are loaded with it: entries whose snapshot lies in one stay misses.
+func TestLoadKeepsHoles(t *testing.T) {
+	dir := t.TempDir()
+	plain := newTestCache(t, newFakeClock())
+	if err := plain.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	_ = plain.Close()
+	o := l2TestOptions("redis://127.0.0.1:"+strconv.Itoa(freePort(t)), testPrefix())
+	saved := savedL2{prefix: o.L2.Prefix, epoch: "e", runID: "r", holes: []seqHole{{5, 9}}}
+	if err := os.WriteFile(filepath.Join(dir, l2FileName), appendL2File(nil, &saved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := loadL2(t, dir, o)
+	for seq, want := range map[uint64]bool{5: false, 6: true, 9: true, 10: false} {
+		if got := c.l2.inHole(seq); got != want {
+			t.Errorf("loaded cache: inHole(%d) = %v, want %v", seq, got, want)
 		}
 	}
 }
