@@ -510,3 +510,74 @@ func TestL2EntryExpiresWithGrace(t *testing.T) {
 		t.Fatalf("entry's Redis TTL %v, want in (0, 90s]", ttl)
 	}
 }
+
+// TestL2AdoptRaisesFloor: an instance that adopts an epoch another one
+// started, with a counter below the numbers it holds, raises the new
+// epoch's floor above them. Otherwise a computation it started before
+// stores an entry whose snapshot the new counter reaches later, and that
+// entry is then served although its tag was bumped in between.
+func TestL2AdoptRaisesFloor(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, func(o *Options) { o.L2.PartnerLag = -1; patient(o) })
+	waitSynced(t, rc, p, c)
+	var many []string
+	for i := range 20 {
+		many = append(many, fmt.Sprint("before", i))
+	}
+	if err := c.InvalidateTags(many...); err != nil {
+		t.Fatal(err)
+	}
+	held := c.gens.seq.Load()
+
+	gate, open := newGate(t)
+	done := make(chan string, 1)
+	go func() {
+		v, _, err := c.GetOrCompute(bg, []byte("K"), []string{"T"}, func(context.Context) ([]byte, time.Duration, error) {
+			<-gate
+			return []byte("old"), 0, nil
+		})
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- string(v)
+	}()
+	waitFor(t, time.Minute, "the computation started", func() bool {
+		c.flights.mu.Lock()
+		defer c.flights.mu.Unlock()
+		return c.flights.m["K"] != nil
+	})
+
+	// Another instance starts a new epoch at 1 (as after a lost state).
+	old := c.l2.keys.Load()
+	nk := c.l2.keysFor("E2")
+	if err := createScript.Run(bg, rc, []string{nk.epochKey, nk.seq, nk.floor, nk.tags}, old.epoch, c.l2.channel, "E2", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the new epoch adopted", func() bool {
+		return c.Stats().L2Connected && c.l2.keys.Load().epoch == "E2"
+	})
+	if f := c.gens.floor.Load(); f <= held {
+		t.Errorf("floor %d after adopting the epoch, want above %d", f, held)
+	}
+	open()
+	if v := <-done; v != "old" {
+		t.Fatalf("computation: %s", v)
+	}
+	// T is bumped, then the counter passes the computation's snapshot.
+	if err := c.Invalidate("T"); err != nil {
+		t.Fatal(err)
+	}
+	var after []string
+	for i := range int(held) + 5 {
+		after = append(after, fmt.Sprint("after", i))
+	}
+	if err := c.InvalidateTags(after...); err != nil {
+		t.Fatal(err)
+	}
+	if v, st := c.Get([]byte("K")); st != StatusMiss {
+		t.Fatalf("K computed before T's bump served after it: %q, %v", v, st)
+	}
+}
