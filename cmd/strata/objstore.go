@@ -79,6 +79,9 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 			treg = prometheus.WrapRegistererWith(prometheus.Labels{"bucket": bucket.Name()}, reg)
 			log = log.With("bucket", bucket.Name())
 		}
+		// The head's oldest sample (MaxInt64 when it is empty): a day it
+		// still holds samples of is not uploaded yet.
+		headMin := func() int64 { mint, _ := store.Head().Bounds(); return mint }
 		tier, err := remote.New(log, bucket, set, remote.Options{
 			Dir:            dir,
 			Ranges:         compact.Ranges,
@@ -89,6 +92,7 @@ func openTier(logger *slog.Logger, v *viper.Viper, set *segments.Set, store *buf
 			MaxLocalBytes:  v.GetInt64("storage.local.max_bytes"),
 			MinTime:        func(res int64) int64 { return policy.MinTime(res, time.Now()) },
 			Exclusive:      store.Exclusive,
+			HeadMinTime:    headMin,
 			Reader:         reader,
 			ExternalLabels: ext,
 			AbandonedAfter: v.GetDuration("storage.object.abandoned_after"),

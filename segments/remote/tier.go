@@ -116,6 +116,14 @@ type Options struct {
 	// (rollups.go). Nil: rollups in the bucket stay as uploaded, their
 	// tombstones applied at read.
 	Downsample *downsample.Options
+	// HeadMinTime, when not nil, returns the oldest sample time the
+	// store's head holds (math.MaxInt64 when it is empty). A raw segment
+	// is not final while the head holds samples of its window (or, for
+	// UploadAfter, of its time range or before): a later flush writes
+	// them and a compaction would replace the uploaded segment (a flush
+	// runs while samples come, copying one series after another, so a
+	// series' samples of a day can follow other series' next day).
+	HeadMinTime func() int64
 	// MergeMaxDelay: a day is merged, too, once the oldest of those
 	// segments has waited this long (a merge's output counts from when
 	// it was made), so that late data that never settles is merged at
@@ -494,10 +502,16 @@ func (t *Tier) sweepAbandoned(ctx context.Context) error {
 
 // pending returns the final local segments not in the bucket's catalog.
 func (t *Tier) pending() []segments.Info {
+	// The head first: samples it flushes meanwhile are in the segments
+	// listed after.
+	headMin := int64(math.MaxInt64)
+	if t.opts.HeadMinTime != nil {
+		headMin = t.opts.HeadMinTime()
+	}
 	infos := t.set.Segments()
 	var todo []segments.Info
 	for _, in := range infos {
-		if !t.inBucket(in.Meta.ID) && t.final(in, infos) {
+		if !t.inBucket(in.Meta.ID) && t.final(in, infos, headMin) {
 			todo = append(todo, in)
 		}
 	}
@@ -520,9 +534,12 @@ func (t *Tier) inBucket(id string) bool {
 // final reports whether the segment in will not be compacted again in
 // the ordinary course (a later delete or late write may still replace it:
 // its replacement is uploaded, and it is deleted from the bucket then).
-func (t *Tier) final(in segments.Info, all []segments.Info) bool {
+// headMin is the oldest sample time in the head (see
+// Options.HeadMinTime).
+func (t *Tier) final(in segments.Info, all []segments.Info, headMin int64) bool {
 	m := in.Meta
-	if t.opts.UploadAfter > 0 && t.opts.Now().Sub(time.UnixMilli(m.MaxTime)) >= t.opts.UploadAfter {
+	if t.opts.UploadAfter > 0 && t.opts.Now().Sub(time.UnixMilli(m.MaxTime)) >= t.opts.UploadAfter &&
+		(m.Resolution != 0 || headMin > m.MaxTime) {
 		return true
 	}
 	if len(t.opts.Ranges) == 0 {
@@ -540,6 +557,9 @@ func (t *Tier) final(in segments.Info, all []segments.Info) bool {
 	w := alignDown(m.MinTime, r)
 	if alignDown(m.MaxTime, r) != w || w+r > newest-t.opts.Ranges[0] {
 		return false // spans windows, or its window is not over
+	}
+	if headMin < w+r {
+		return false // the head holds samples of the window: they come next
 	}
 	for _, o := range all {
 		if o.Meta.ID != m.ID && o.Meta.Resolution == m.Resolution &&
