@@ -581,3 +581,40 @@ func TestL2AdoptRaisesFloor(t *testing.T) {
 		t.Fatalf("K computed before T's bump served after it: %q, %v", v, st)
 	}
 }
+
+// TestL2ManyPendingPushed: tags bumped while Redis refused writes are all
+// pushed at the resync, however many (in script calls of 512), and the
+// other instances then judge by them.
+func TestL2ManyPendingPushed(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	noLag := func(o *Options) { o.L2.PartnerLag = -1; patient(o) }
+	c1, c2 := newL2Cache(t, r.URL(), p, noLag), newL2Cache(t, r.URL(), p, noLag)
+	waitSynced(t, rc, p, c1, c2)
+	const n = 1100
+	tags := make([]string, n)
+	for i := range tags {
+		tags[i] = fmt.Sprint("t", i)
+	}
+	var calls counter
+	for _, i := range []int{0, 511, 512, 1023, 1024, 1099} {
+		mustGet(t, c2, fmt.Sprint("k", i), []string{tags[i]}, calls.fn("v", 0, nil))
+	}
+	if err := rc.ConfigSet(bg, "maxmemory", "1").Err(); err != nil { // writes refused (OOM)
+		t.Fatal(err)
+	}
+	if err := c1.InvalidateTags(tags...); err != nil {
+		t.Fatalf("InvalidateTags with Redis refusing writes: %v", err)
+	}
+	if err := rc.ConfigSet(bg, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "every pending tag in Redis", func() bool {
+		return rc.ZCard(bg, c1.l2.keys.Load().tags).Val() == n+1 // and "~"
+	})
+	waitSynced(t, rc, p, c1, c2)
+	for _, i := range []int{0, 511, 512, 1023, 1024, 1099} {
+		expectGet(t, c2, fmt.Sprint("k", i), "", StatusMiss)
+	}
+}
