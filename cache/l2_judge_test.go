@@ -618,3 +618,48 @@ func TestL2ManyPendingPushed(t *testing.T) {
 		expectGet(t, c2, fmt.Sprint("k", i), "", StatusMiss)
 	}
 }
+
+// TestL2OutageLogged: the Logger gets one line when Redis becomes
+// unavailable, however many reconnections fail, and one when it is back;
+// a resync asked for by the cache itself is no outage and logs nothing.
+func TestL2OutageLogged(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	var down, up atomic.Int64
+	c := newL2Cache(t, r.URL(), p, func(o *Options) {
+		o.L2.Logger = slog.New(multiHandler{
+			countingHandler{prefix: "result cache: Redis L2 unavailable", n: &down},
+			countingHandler{prefix: "result cache: Redis L2 available again", n: &up},
+		})
+	})
+	waitSynced(t, r.Client(), p, c)
+	resyncs := c.Stats().L2Resyncs
+	c.l2.markUnsynced(errResync)
+	waitFor(t, 10*time.Second, "a resync", func() bool { s := c.Stats(); return s.L2Connected && s.L2Resyncs > resyncs })
+	if down.Load() != 0 || up.Load() != 0 {
+		t.Fatalf("a resync logged %d outages, %d recoveries", down.Load(), up.Load())
+	}
+	r.Stop()
+	waitFor(t, 10*time.Second, "failed reconnections", func() bool { return c.Stats().L2Errors >= 3 })
+	if n := down.Load(); n != 1 {
+		t.Fatalf("%d outage lines, want 1", n)
+	}
+	r.Restart()
+	waitSynced(t, r.Client(), p, c)
+	if down.Load() != 1 || up.Load() != 1 {
+		t.Fatalf("after the outage: %d outage lines, %d recoveries; want 1, 1", down.Load(), up.Load())
+	}
+}
+
+// multiHandler hands each record to every handler.
+type multiHandler []slog.Handler
+
+func (m multiHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (m multiHandler) Handle(ctx context.Context, r slog.Record) error {
+	for _, h := range m {
+		_ = h.Handle(ctx, r)
+	}
+	return nil
+}
+func (m multiHandler) WithAttrs([]slog.Attr) slog.Handler { return m }
+func (m multiHandler) WithGroup(string) slog.Handler      { return m }
