@@ -636,8 +636,16 @@ func TestL2OutageLogged(t *testing.T) {
 	resyncs := c.Stats().L2Resyncs
 	c.l2.markUnsynced(errResync)
 	waitFor(t, 10*time.Second, "a resync", func() bool { s := c.Stats(); return s.L2Connected && s.L2Resyncs > resyncs })
+	// A bump that finds the shared state lost: a new epoch, no outage.
+	if err := r.Client().Del(bg, c.l2.keys.Load().floor).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate("x"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a resync", func() bool { s := c.Stats(); return s.L2Connected && s.L2Resyncs > resyncs+1 })
 	if down.Load() != 0 || up.Load() != 0 {
-		t.Fatalf("a resync logged %d outages, %d recoveries", down.Load(), up.Load())
+		t.Fatalf("resyncs logged %d outages, %d recoveries", down.Load(), up.Load())
 	}
 	r.Stop()
 	waitFor(t, 10*time.Second, "failed reconnections", func() bool { return c.Stats().L2Errors >= 3 })
