@@ -226,10 +226,8 @@ func TestL2SharedPrune(t *testing.T) {
 	if want := []string{"~:0", fmt.Sprintf("%s:%d", tag("c"), cGen)}; f != ab || !slices.Equal(tags, want) {
 		t.Fatalf("after the prune by age: floor %d, tags %v; want %d, %v", f, tags, ab, want)
 	}
-	waitSynced(t, rc, p, c, other)
-	if g := other.gens.floor.Load(); g != ab {
-		t.Fatalf("the other instance's floor is %d, want %d", g, ab)
-	}
+	// The floor is published: the other instance's mirror follows.
+	waitFor(t, 10*time.Second, "the other instance's floor", func() bool { return other.gens.floor.Load() == ab })
 
 	// By count: 7 tags above the floor, limit 4: the newest 2 remain.
 	var last []string
@@ -248,13 +246,10 @@ func TestL2SharedPrune(t *testing.T) {
 	if want := append([]string{"~:0"}, last...); f != top-2 || !slices.Equal(tags, want) {
 		t.Fatalf("after the prune by count: floor %d, tags %v; want %d, %v", f, tags, top-2, want)
 	}
-	waitSynced(t, rc, p, c, other)
-	if g := other.gens.floor.Load(); g != top-2 {
-		t.Fatalf("the other instance's floor is %d, want %d", g, top-2)
-	}
-	if s := other.Stats(); s.TrackedTags != 2 {
-		t.Fatalf("the other instance tracks %d tags, want 2", s.TrackedTags)
-	}
+	// Floor first, then the records at or below it go.
+	waitFor(t, 10*time.Second, "the other instance's floor, and 2 tags tracked", func() bool {
+		return other.gens.floor.Load() == top-2 && other.Stats().TrackedTags == 2
+	})
 }
 
 // TestL2InvalidateManyTags: InvalidateTags with L2 bumps every distinct
