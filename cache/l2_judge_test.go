@@ -649,6 +649,8 @@ func TestL2OutageLogged(t *testing.T) {
 	}
 	r.Restart()
 	waitSynced(t, r.Client(), p, c)
+	// The line comes just after the instance counts as connected.
+	waitFor(t, 10*time.Second, "the recovery logged", func() bool { return up.Load() > 0 })
 	if down.Load() != 1 || up.Load() != 1 {
 		t.Fatalf("after the outage: %d outage lines, %d recoveries; want 1, 1", down.Load(), up.Load())
 	}
