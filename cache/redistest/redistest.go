@@ -85,12 +85,15 @@ func (r *Server) Restart() {
 	}
 }
 
-// Signal sends sig to the server (SIGSTOP, SIGCONT: a slow server).
+// Signal sends sig to the server (SIGSTOP, SIGCONT: a slow server). After
+// SIGSTOP it returns once the server is stopped (on Linux, where /proc
+// says so), so that no command sent after it is answered.
 func (r *Server) Signal(sig syscall.Signal) {
 	r.t.Helper()
 	if err := r.proc.Signal(sig); err != nil {
 		r.t.Fatal(err)
 	}
+	waitIfStopped(r.t, r.proc.Pid(), sig)
 }
 
 // Addr is the server's host:port.

@@ -84,6 +84,9 @@ func (p *Process) WaitReady(timeout, interval time.Duration, ready func() error)
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Pid is the process' id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Stop kills the process and waits until it has exited.
 func (p *Process) Stop() {
 	_ = p.cmd.Process.Kill()
