@@ -187,7 +187,13 @@ return ARGV[3]`)
 	// cutoff (every bump up to it is older than cutoff) and, if more than
 	// limit tags remain above that, to the generation that leaves limit/2
 	// of them; drops the generations at or below floor and publishes it.
-	// Returns floor.
+	// Returns floor. The checkpoint's ZADD has no NX: a counter unchanged
+	// since the last prune moves its checkpoint to the later time, which
+	// only delays the floor (while no tag is bumped), and an instance
+	// whose clock is behind may move it earlier, as its own checkpoints
+	// would be. Neither can make an answer wrong: a floor only
+	// invalidates (snapshots below it), and the bump times of the records
+	// it drops stay in droppedAt for the partner rule.
 	pruneScript = redis.NewScript(stateCheck + `
 local s = redis.call('GET', KEYS[2])
 redis.call('ZADD', KEYS[5], ARGV[3], s)

@@ -284,7 +284,10 @@ func syncPath(path string) error {
 }
 
 // writeFileAtomic replaces path by b: temporary file, fsync, rename, fsync
-// of the directory.
+// of the directory. The temporary file's name is fixed (path + ".tmp"), so
+// two writes of one path must not overlap: its only caller, Save, holds
+// adminMu, and a server holds its data directory's lock
+// (TestConcurrentSaves).
 func writeFileAtomic(path string, b []byte) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)

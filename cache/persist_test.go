@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +65,51 @@ func TestSaveLoad(t *testing.T) {
 	c2.Invalidate("tb")
 	expectGet(t, c2, "b", "", StatusMiss)
 	expectGet(t, c2, "big", "", StatusMiss)
+}
+
+// TestConcurrentSaves: Saves of one cache to one directory, made at once
+// and while the cache serves, run one after the other (writeFileAtomic's
+// fixed temporary names rely on that, as does the data directory's
+// number): the directory holds the last one, which loads.
+func TestConcurrentSaves(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	var n counter
+	mustGet(t, c, "a", []string{"ta"}, n.fn("A", 0, nil))
+	const savers, each = 4, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, savers*each)
+	for range savers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				errs <- c.Save(dir)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			if _, st := c.Get([]byte("a")); st != StatusHit {
+				errs <- fmt.Errorf("read %d during the saves: %v", i, st)
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if names := dirNames(t, dir); strings.Join(names, " ") != fmt.Sprintf("clean data.%d generations", savers*each) {
+		t.Fatalf("saved files: %v", names)
+	}
+	_ = c.Close()
+	expectGet(t, loadTestCache(t, dir, clk), "a", "A", StatusHit)
 }
 
 func TestLoadEmptyOrMissing(t *testing.T) {
