@@ -56,6 +56,13 @@ type Ingest struct {
 	Errors            Errors   `json:"errors"`
 	ErrorMessages     []string `json:"errorMessages,omitempty"`
 	Latency           Latency  `json:"latency"`
+	// ServerCPUSeconds is the CPU time the server's process used while
+	// the writers ran (its process_cpu_seconds_total, read before and
+	// after), and LoadCPUSeconds the load generator's own (the whole
+	// process: with queries running too, theirs is in it); nil when it
+	// could not be read. On a shared machine they say more than rates do.
+	ServerCPUSeconds *float64 `json:"serverCpuSeconds,omitempty"`
+	LoadCPUSeconds   *float64 `json:"loadCpuSeconds,omitempty"`
 }
 
 // Query is what the query workers did.

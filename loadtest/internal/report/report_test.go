@@ -110,7 +110,8 @@ func testReport() *Report {
 		Command: "mixed", Target: Target{URL: "http://127.0.0.1:8430", Flavour: "strata"}, ElapsedSeconds: 10,
 		Ingest: &Ingest{Protocol: "rw", Writers: 4, BatchSamples: 10000, Series: 2000, Requests: 10, RequestsOK: 9,
 			SamplesSent: 100_000, SamplesAcked: 90_000, SamplesPerSecond: 9000, Errors: Errors{"400": 1},
-			ErrorMessages: []string{"400: out of order sample"}, Latency: h.Summary()},
+			ErrorMessages: []string{"400: out of order sample"}, Latency: h.Summary(),
+			ServerCPUSeconds: Float64(0.18), LoadCPUSeconds: Float64(0.045)},
 		Query: &Query{Mix: "dashboard", Concurrency: 2, Requests: 100, RequestsOK: 100, Latency: h.Summary(),
 			Cache: map[string]int64{"hit": 75, "miss": 25}, CacheHitRatio: Float64(0.75),
 			ByTemplate: []Breakdown{{Name: "cpu-host", Count: 100, Latency: h.Summary()}}},
@@ -135,6 +136,7 @@ func TestText(t *testing.T) {
 		"hit 75, miss 25, hit ratio 75.0%",
 		"cpu-host",
 		"RSS                        10.0 MiB       30.0 MiB",
+		"server 0.2s (2.000 µs/sample), load generator 0.0s (0.500 µs/sample)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report lacks %q:\n%s", want, out)

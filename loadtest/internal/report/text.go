@@ -49,6 +49,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		p.row("requests", "%s (%s ok), %s requests/s, %s sent, over %.1fs", count(in.Requests), count(in.RequestsOK), rate(in.RequestsPerSecond), byteSize(in.BytesSent), in.ElapsedSeconds)
 		p.errors(in.Errors, in.ErrorMessages)
 		p.latency("latency", in.Latency)
+		p.cpu(in)
 	}
 	if q := r.Query; q != nil {
 		cache := "cache not bypassed"
@@ -86,6 +87,28 @@ func (r *Report) WriteText(w io.Writer) error {
 		p.f("note: %s\n", n)
 	}
 	return p.err
+}
+
+// cpu writes the CPU time of the server and of the load generator, and
+// per acknowledged sample.
+func (p *printer) cpu(in *Ingest) {
+	var parts []string
+	for _, x := range []struct {
+		who string
+		s   *float64
+	}{{"server", in.ServerCPUSeconds}, {"load generator", in.LoadCPUSeconds}} {
+		if x.s == nil {
+			continue
+		}
+		part := fmt.Sprintf("%s %.1fs", x.who, *x.s)
+		if in.SamplesAcked > 0 {
+			part += fmt.Sprintf(" (%.3f µs/sample)", *x.s*1e6/float64(in.SamplesAcked))
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) > 0 {
+		p.row("cpu", "%s", strings.Join(parts, ", "))
+	}
 }
 
 func (p *printer) server(s *Server) {

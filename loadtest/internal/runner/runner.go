@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-tsdb/strata/internal/cputime"
 	"github.com/strata-tsdb/strata/loadtest/internal/progress"
 	"github.com/strata-tsdb/strata/loadtest/internal/report"
 	"github.com/strata-tsdb/strata/loadtest/internal/target"
@@ -141,6 +142,10 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	defer stop()
 
+	var cpu cpuMeter
+	if in != nil {
+		cpu.start(ctx, t)
+	}
 	rep.Started = time.Now()
 	prog := progress.Start(o.Progress, func() progress.State { return state(in, qs, o.Duration, rep.Started) })
 	done := make(chan struct{}, 2)
@@ -164,6 +169,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 
 	if in != nil {
 		rep.Ingest = in.report()
+		rep.Ingest.ServerCPUSeconds, rep.Ingest.LoadCPUSeconds = cpu.stop(reqCtx, t)
 	}
 	if qs != nil {
 		rep.Query = qs.report()
@@ -228,4 +234,30 @@ func state(in *ingest, qs *queries, d time.Duration, started time.Time) progress
 
 func windowLatency(name string, l report.Latency) progress.Latency {
 	return progress.Latency{Name: name, Count: l.Count, P50: report.Ms(l.P50Ms), P99: report.Ms(l.P99Ms)}
+}
+
+// cpuMeter measures the CPU time the server and this process use over a
+// run.
+type cpuMeter struct {
+	server, self     float64
+	serverOK, selfOK bool
+}
+
+func (m *cpuMeter) start(ctx context.Context, t *target.Target) {
+	var err error
+	m.server, err = t.CPUSeconds(ctx)
+	m.serverOK = err == nil
+	d, ok := cputime.Process()
+	m.self, m.selfOK = d.Seconds(), ok
+}
+
+// stop returns the CPU seconds each used since start, nil where unknown.
+func (m *cpuMeter) stop(ctx context.Context, t *target.Target) (server, self *float64) {
+	if s, err := t.CPUSeconds(ctx); err == nil && m.serverOK {
+		server = report.Float64(s - m.server)
+	}
+	if d, ok := cputime.Process(); ok && m.selfOK {
+		self = report.Float64(d.Seconds() - m.self)
+	}
+	return server, self
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,10 @@ func TestIngestEndToEnd(t *testing.T) {
 			})
 			checkIngest(t, rep, 5*33*180)
 			if rep.Ingest.SamplesPerSecond <= 0 || rep.Server.After.RSSBytes == nil {
+				t.Fatalf("report %+v", rep.Ingest)
+			}
+			// Both processes' CPU time is known on Linux.
+			if runtime.GOOS == "linux" && (rep.Ingest.ServerCPUSeconds == nil || rep.Ingest.LoadCPUSeconds == nil || *rep.Ingest.ServerCPUSeconds <= 0) {
 				t.Fatalf("report %+v", rep.Ingest)
 			}
 		})

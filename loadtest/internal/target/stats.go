@@ -66,6 +66,21 @@ func (t *Target) BytesPerSampleBasis() string {
 	return "block bytes / block samples"
 }
 
+// CPUSeconds returns the CPU time the server's process has used
+// (process_cpu_seconds_total, which every flavour exports), or an error
+// when it cannot be read.
+func (t *Target) CPUSeconds(ctx context.Context) (float64, error) {
+	m, err := t.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := m["process_cpu_seconds_total"]
+	if !ok {
+		return 0, errors.New("the server exports no process_cpu_seconds_total")
+	}
+	return v, nil
+}
+
 // metricSet is a scraped /metrics page: the sum of every sample of each
 // metric name.
 type metricSet map[string]float64
