@@ -179,7 +179,9 @@ func (it *chainIterator) nextChunk() bool {
 }
 
 func (it *chainIterator) Next() chunkenc.ValueType {
-	if it.err != nil {
+	// Past the last chunk (a Seek past the end may leave cur on an earlier
+	// chunk, mid-way), the iterator is exhausted.
+	if it.err != nil || it.i >= len(it.chunks) {
 		return chunkenc.ValNone
 	}
 	for {
