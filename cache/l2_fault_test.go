@@ -586,3 +586,89 @@ func TestL2PendingFileWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestL2PendingNotDurable: a bump Redis did not take that cannot be kept
+// on disk either is made locally and returns ErrInvalidationNotDurable,
+// saying why (here: the tier is unavailable), counted as an error and
+// logged once however often it happens; once the file can be written
+// again, every bump remembered since is written (after a newline ending
+// any torn record), and that is logged too.
+func TestL2PendingNotDurable(t *testing.T) {
+	url := "redis://127.0.0.1:" + strconv.Itoa(freePort(t))
+	dir := t.TempDir()
+	path := filepath.Join(dir, pendingFileName)
+	var logs syncBuf
+	o := l2TestOptions(url, testPrefix())
+	o.L2.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	c := loadL2(t, dir, o)
+	if err := os.Mkdir(path, 0o755); err != nil { // the file cannot be opened
+		t.Fatal(err)
+	}
+	var n counter
+	mustGet(t, c, "k", []string{"T"}, n.fn("v", 0, nil))
+	for i, tag := range []string{"T", "U"} {
+		errs := c.Stats().L2Errors
+		err := c.Invalidate(tag)
+		if !errors.Is(err, ErrInvalidationNotDurable) || !strings.Contains(err.Error(), "Redis did not take it (the Redis L2 tier is unavailable)") {
+			t.Fatalf("Invalidate(%s) with Redis unreachable and the file unwritable: %v", tag, err)
+		}
+		if c.Stats().L2Errors == errs {
+			t.Fatalf("Invalidate(%s): the failed write was not counted as an error", tag)
+		}
+		if got := strings.Count(logs.String(), "cannot keep invalidations"); got != 1 {
+			t.Fatalf("after %d failures, %d log lines about them, want 1:\n%s", i+1, got, logs.String())
+		}
+	}
+	if _, st := c.Get([]byte("k")); st != StatusMiss {
+		t.Fatalf("entry of a tag bumped locally: %v", st)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate("V"); err != nil {
+		t.Fatalf("Invalidate once the file can be written: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	want := []string{"", "b " + tagHex(tagHash("T")), "b " + tagHex(tagHash("U")), "b " + tagHex(tagHash("V")), ""}
+	if len(lines) == len(want) {
+		slices.Sort(lines[1:4])
+		slices.Sort(want[1:4])
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("pending file %q, want the lines %q", b, want)
+	}
+	if !strings.Contains(logs.String(), "kept on disk again") {
+		t.Fatalf("no log line saying the bumps are kept again:\n%s", logs.String())
+	}
+}
+
+// TestL2PendingFileAfterResync: the pending file, removed once a resync
+// pushed its bumps, is created again by the next bump Redis does not take
+// (not written to the removed file, which stayed open).
+func TestL2PendingFileAfterResync(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	dir := t.TempDir()
+	path := filepath.Join(dir, pendingFileName)
+	c := loadL2(t, dir, l2TestOptions(r.URL(), p))
+	waitSynced(t, r.Client(), p, c)
+	for i, tag := range []string{"T", "U"} {
+		r.Stop()
+		waitFor(t, 10*time.Second, "the cache to notice the outage", func() bool { return !c.Stats().L2Connected })
+		if err := c.Invalidate(tag); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != "b "+tagHex(tagHash(tag))+"\n" {
+			t.Fatalf("outage %d: pending file %q, %v; want the bump of %s", i+1, b, err, tag)
+		}
+		r.Restart()
+		waitSynced(t, r.Client(), p, c)
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("outage %d: pending file after the resync: %v, want it removed", i+1, err)
+		}
+	}
+}
