@@ -269,3 +269,29 @@ func TestL2WaiterServedByPoll(t *testing.T) {
 		t.Fatalf("damaged entries %d, L2 hits %d, unshared %d; want 0, 1, 0", s.CorruptEntries, s.L2Hits, s.L2Unshared)
 	}
 }
+
+// TestL2ReadErrorTakesNoLock: a miss whose L2 read fails computes without
+// the lock at once: it takes no lock (which nobody would release before it
+// expires) and counts one error.
+func TestL2ReadErrorTakesNoLock(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p)
+	waitSynced(t, rc, p, c)
+	key := []byte("k")
+	var kb [8]byte
+	k := c.l2.keys.Load()
+	// A hash where the entry should be: its GET fails (WRONGTYPE).
+	if err := rc.HSet(bg, k.entryKey(c.fastKey(&kb, key)), "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var n counter
+	mustCompute(t, c, key, "m:x:2026-11-20", &n, "v", StatusMiss)
+	if s := c.Stats(); s.L2Errors != 1 || s.L2Unshared != 1 || s.L2LockWaits != 0 {
+		t.Fatalf("errors %d, unshared %d, lock waits %d; want 1, 1, 0", s.L2Errors, s.L2Unshared, s.L2LockWaits)
+	}
+	if n, err := rc.Exists(bg, k.lockKey(c.fastKey(&kb, key))).Result(); err != nil || n != 0 {
+		t.Fatalf("lock left after a failed read: %d %v", n, err)
+	}
+}
