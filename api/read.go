@@ -294,17 +294,26 @@ func (a *API) labelQuery(c echo.Context, fn func(context.Context, storage.Querie
 	}
 	// Each set's answer holds at most limit+1 values: the union is bounded.
 	hints := &storage.LabelHints{Limit: hintLimit(limit)}
-	set := map[string]struct{}{}
-	for _, ms := range sets {
-		vals, err := fn(c.Request().Context(), q, hints, ms)
-		if err != nil {
+	var out []string
+	if len(sets) == 1 {
+		// One answer is already sorted and free of duplicates (the
+		// storage.Querier contract): no second copy, no second sort.
+		if out, err = fn(c.Request().Context(), q, hints, sets[0]); err != nil {
 			return err
 		}
-		for _, v := range vals {
-			set[v] = struct{}{}
+	} else {
+		set := map[string]struct{}{}
+		for _, ms := range sets {
+			vals, err := fn(c.Request().Context(), q, hints, ms)
+			if err != nil {
+				return err
+			}
+			for _, v := range vals {
+				set[v] = struct{}{}
+			}
 		}
+		out = slices.Sorted(maps.Keys(set))
 	}
-	out := slices.Sorted(maps.Keys(set))
 	var warnings []string
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
