@@ -200,6 +200,10 @@ func TestPrometheusAPIParity(t *testing.T) {
 		{"/api/v1/labels", nil, same},
 		{"/api/v1/labels", v("match[]", "parity_temperature"), same},
 		{"/api/v1/label/code/values", nil, same},
+		// One match[] set is answered as storage gives it; two are a union.
+		{"/api/v1/label/code/values", v("match[]", `parity_requests_total{code!="200"}`), same},
+		{"/api/v1/label/__name__/values", v("match[]", `parity_temperature`, "match[]", `parity_requests_total{code="500"}`), same},
+		{"/api/v1/labels", v("match[]", "parity_temperature", "match[]", "parity_requests_total"), same},
 		{"/api/v1/label/__name__/values", nil, same},
 		{"/api/v1/label/nope/values", nil, same},
 		{"/api/v1/format_query", v("query", `sum(rate(parity_requests_total{job="api",code=~"5.."}[5m]))by(code)/ignoring(code)group_left sum(rate(parity_requests_total[5m]))`), same},
