@@ -62,6 +62,7 @@ func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
 		fs.Bool("integer-cpu", false, "round CPU percentages to whole numbers")
 		fs.Float64("reset-probability", 1e-4, "chance per host and step that it reboots, resetting its counters")
 		fs.Bool("flush", false, "after ingesting, have the target write its head to disk and run the compactions due (Strata, needs --enable-admin-api) before reading its figures")
+		fs.Bool("prebuild", false, "encode every request body before the clock starts, so that the report measures the server and the sending, not the generator's encoding (protobuf and snappy); needs a bounded run and memory for every body")
 		fs.Bool("past-day", false, "end the backfill window at a UTC midnight at least 2h ago; with --flush, then send one step of every series 2h after it (the day is over: Strata merges it) and report bytes per sample of the window's segments after the flush and after the merge")
 	}
 	if cmd == "query" || cmd == "mixed" {
@@ -149,7 +150,7 @@ func parse(cmd string, args []string, stderr io.Writer, tty bool, width int) (*c
 			Protocol: proto, Writers: f.int("writers"), BatchSamples: f.int("batch"),
 			SamplesPerSeries: f.int("samples-per-series"), Interval: interval,
 			Backfill: f.dur("backfill"), Samples: f.int64("samples"), Rate: f.float("rate"), MaxLag: f.dur("max-lag"),
-			PastDay: f.bool("past-day"),
+			PastDay: f.bool("past-day"), Prebuild: f.bool("prebuild"),
 		}
 		o.Flush = f.bool("flush")
 	}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,14 @@ type IngestOptions struct {
 	// Strata's compaction of the day due) and measures the window's
 	// segments after the flush and after the merge. It needs Backfill.
 	PastDay bool
+	// Prebuild encodes every request body before the run starts (the
+	// clock and the CPU figures start after it), as the benchmarks of
+	// VictoriaMetrics and Prometheus feed their servers: the run then
+	// measures the server and the sending, not the generator's encoding.
+	// It needs a bounded run (Backfill or Samples) and holds every body
+	// in memory at once (about 25 bytes a sample of remote write's
+	// Prometheus shape). Rate and MaxLag apply as without it.
+	Prebuild bool
 }
 
 // CloseDayGap is how far past a day's end data must reach for Strata to
@@ -74,6 +83,8 @@ func (o *IngestOptions) Validate() error {
 		return fmt.Errorf("backfill %s is shorter than the interval %s", o.Backfill, o.Interval)
 	case o.PastDay && (o.Backfill <= 0 || o.Backfill > 24*time.Hour):
 		return errors.New("past-day needs a backfill window of at most 24h")
+	case o.Prebuild && o.Backfill <= 0 && o.Samples <= 0:
+		return errors.New("prebuild needs a bounded run: backfill or samples")
 	}
 	if _, err := wire.NewEncoder(o.Protocol); err != nil {
 		return err
@@ -105,6 +116,7 @@ type ingest struct {
 	requests, requestsOK, samplesSent, samplesAcked, bytesSent atomic.Int64
 
 	hists   []*report.Histogram // one per writer
+	bodies  [][]request         // with Prebuild: each writer's requests, in order
 	window  report.Window       // since the last progress line
 	elapsed time.Duration
 	dayEnd  time.Time // with PastDay: the end of the window, a UTC midnight
@@ -147,6 +159,37 @@ func newIngest(o *IngestOptions, t *target.Target, now time.Time) (*ingest, erro
 	return in, nil
 }
 
+// request is an encoded request body and what it holds.
+type request struct {
+	body      []byte
+	samples   int
+	firstStep int
+}
+
+// prebuild encodes every writer's requests (Prebuild), the writers'
+// streams at once.
+func (in *ingest) prebuild() error {
+	in.bodies = make([][]request, in.o.Writers)
+	errs := make([]error, in.o.Writers)
+	var wg sync.WaitGroup
+	for w := range in.o.Writers {
+		wg.Go(func() {
+			s, err := in.g.Stream(w, in.o.Writers, in.sch)
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			enc, _ := wire.NewEncoder(in.o.Protocol)
+			var b gen.Batch
+			for s.Next(&b) {
+				in.bodies[w] = append(in.bodies[w], request{body: bytes.Clone(enc.Encode(&b)), samples: b.Samples(), firstStep: b.FirstStep})
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // bounded reports whether ingestion ends by itself.
 func (in *ingest) bounded() bool { return in.total >= 0 }
 
@@ -184,24 +227,47 @@ func (in *ingest) writer(phase, reqCtx context.Context, w int) {
 	if in.gate != nil {
 		defer in.gate.done(w)
 	}
-	s, err := in.g.Stream(w, in.o.Writers, in.sch)
-	if err != nil { // options were validated
-		in.errors.Add("generator", err.Error())
-		return
-	}
 	enc, _ := wire.NewEncoder(in.o.Protocol)
 	ep := enc.Endpoint()
-	var b gen.Batch
-	for phase.Err() == nil && s.Next(&b) {
-		if in.gate != nil && !in.gate.enter(w, b.FirstStep) {
+	next := func() (request, bool) { return request{}, false }
+	if in.bodies != nil {
+		reqs := in.bodies[w]
+		next = func() (request, bool) {
+			if len(reqs) == 0 {
+				return request{}, false
+			}
+			r := reqs[0]
+			reqs[0], reqs = request{}, reqs[1:] // sent: its memory may go
+			return r, true
+		}
+	} else {
+		s, err := in.g.Stream(w, in.o.Writers, in.sch)
+		if err != nil { // options were validated
+			in.errors.Add("generator", err.Error())
 			return
 		}
-		if in.pace.wait(phase, b.Samples()) != nil {
+		var b gen.Batch
+		next = func() (request, bool) {
+			if !s.Next(&b) {
+				return request{}, false
+			}
+			return request{body: enc.Encode(&b), samples: b.Samples(), firstStep: b.FirstStep}, true
+		}
+	}
+	for phase.Err() == nil {
+		r, ok := next()
+		if !ok {
 			return
 		}
-		body := enc.Encode(&b)
+		if in.gate != nil && !in.gate.enter(w, r.firstStep) {
+			return
+		}
+		if in.pace.wait(phase, r.samples) != nil {
+			return
+		}
+		body := r.body
 		out := in.t.Write(reqCtx, ep.Path, ep.Header, body)
-		n := int64(b.Samples())
+		n := int64(r.samples)
 		in.hists[w].Record(out.Latency)
 		in.window.Record(out.Latency)
 		in.bytesSent.Add(int64(len(body)))

@@ -118,6 +118,11 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		if in, err = newIngest(o.Ingest, t, now); err != nil {
 			return nil, err
 		}
+		if o.Ingest.Prebuild {
+			if err := in.prebuild(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if o.Query != nil {
 		if qs, err = newQueries(o.Query, t, now); err != nil {
