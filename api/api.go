@@ -164,6 +164,9 @@ type API struct {
 	gatherer  prometheus.Gatherer
 	now       func() time.Time
 	echo      *echo.Echo
+	// rwSeries finds the series of remote write 1.0 requests by their
+	// label bytes; nil when app is no ingest.Known.
+	rwSeries *ingest.SeriesCache
 }
 
 // New builds the API and its routes. Queries go through frontend (and its
@@ -186,6 +189,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gat
 		metrics:   newMetrics(reg, opts.Build),
 		gatherer:  gatherer,
 		now:       time.Now,
+	}
+	if known, ok := app.(ingest.Known); ok {
+		a.rwSeries = ingest.NewSeriesCache(opts.IngestLimits, known, ingest.DefaultSeriesCacheSlots)
 	}
 	a.echo = a.routes()
 	return a, nil

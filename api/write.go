@@ -143,6 +143,9 @@ var (
 		if err := a.checkSnappyLen(body); err != nil {
 			return nil, err
 		}
+		if a.rwSeries != nil {
+			return a.rwSeries.DecodeRemoteWrite(body)
+		}
 		known, _ := a.app.(ingest.Known)
 		return ingest.DecodeRemoteWriteKnown(body, a.opts.IngestLimits, known)
 	}}

@@ -14,7 +14,8 @@ import (
 // BenchmarkDecodeRemoteWriteKnown decodes a request of 2,000 series × 1
 // sample (Prometheus' shape, node exporter labels) whose series the head
 // holds: "plain" without the head's help, "known" with it
-// (ingest.DecodeRemoteWriteKnown). Decoding only; the append is
+// (ingest.DecodeRemoteWriteKnown), "cached" with it and an
+// ingest.SeriesCache that remembers them. Decoding only; the append is
 // BenchmarkStoreAppend's and the API's BenchmarkRemoteWritePromShape's.
 func BenchmarkDecodeRemoteWriteKnown(b *testing.B) {
 	req := &prompb.WriteRequest{}
@@ -48,18 +49,21 @@ func BenchmarkDecodeRemoteWriteKnown(b *testing.B) {
 	if err := h.Append(first); err != nil {
 		b.Fatal(err)
 	}
-	for _, known := range []bool{false, true} {
-		name := "plain"
-		if known {
-			name = "known"
-		}
+	cache := ingest.NewSeriesCache(lim, h, ingest.DefaultSeriesCacheSlots)
+	if _, err := cache.DecodeRemoteWrite(body); err != nil { // the series are remembered
+		b.Fatal(err)
+	}
+	for _, name := range []string{"plain", "known", "cached"} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
-				if known {
+				switch name {
+				case "known":
 					_, err = ingest.DecodeRemoteWriteKnown(body, lim, h)
-				} else {
+				case "cached":
+					_, err = cache.DecodeRemoteWrite(body)
+				default:
 					_, err = ingest.DecodeRemoteWrite(body, lim)
 				}
 				if err != nil {

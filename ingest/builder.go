@@ -46,15 +46,19 @@ type builder struct {
 	// request's once built).
 	scratch labels.Labels
 
-	known   Known
-	epoch   uint64 // known.KnownEpoch() before the first lookup
-	arena   labelArena
-	index   map[uint64]int32 // labels hash → the last series of the request with it
-	chain   []int32          // chain[i]: the series before i with i's hash, or -1
-	series  []seriesEntry
-	samples []Sample
-	owners  []int32 // owners[i] is the index of the series samples[i] belongs to
-	grouped bool    // samples are already laid out series by series, in order
+	known Known
+	epoch uint64       // known.KnownEpoch() before the first lookup
+	cache *SeriesCache // remote write 1.0's series by their label bytes, or nil
+	// lookedUp is set by seriesRef when it asked known for the series it
+	// returned and known had it.
+	lookedUp bool
+	arena    labelArena
+	index    map[uint64]int32 // labels hash → the last series of the request with it
+	chain    []int32          // chain[i]: the series before i with i's hash, or -1
+	series   []seriesEntry
+	samples  []Sample
+	owners   []int32 // owners[i] is the index of the series samples[i] belongs to
+	grouped  bool    // samples are already laid out series by series, in order
 
 	// Native histograms, kept apart from the floats: hists[i] belongs to
 	// series histOwners[i]. They are rare next to floats and allocate
@@ -145,7 +149,7 @@ func (b *builder) release() {
 	}
 	clear(b.index)
 	b.chain = b.chain[:0]
-	b.known, b.epoch = nil, 0
+	b.known, b.epoch, b.cache = nil, 0, nil
 	b.arena.reset()
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]
@@ -243,6 +247,7 @@ func (b *builder) seriesRef() (int32, error) {
 	// back); otherwise into sb's buffer, reused series after series.
 	inArena := b.known != nil && arenaLabels
 	tentative := 0 // bytes of the arena to take back if scratch is not kept
+	b.lookedUp = false
 	if inArena {
 		b.scratch, tentative = b.arena.appendSet(b.name, b.pending)
 	} else {
@@ -285,7 +290,7 @@ func (b *builder) seriesRef() (int32, error) {
 		handle any
 	)
 	if b.known != nil {
-		handle, _ = b.known.KnownSeries(hash, b.scratch)
+		handle, b.lookedUp = b.known.KnownSeries(hash, b.scratch)
 	}
 	if inArena {
 		lset = b.scratch // kept where appendSet wrote it
@@ -294,6 +299,41 @@ func (b *builder) seriesRef() (int32, error) {
 	}
 	ref := int32(len(b.series))
 	b.series = append(b.series, seriesEntry{lset: lset, hash: hash, handle: handle})
+	if !seen {
+		first = -1
+	}
+	b.chain = append(b.chain, first)
+	b.index[key] = ref
+	return ref, nil
+}
+
+// cachedRef is seriesRef for the series of a SeriesCache entry, whose
+// label bytes the request carries: it was validated under b's limits when
+// it was cached, and known's handle of it is asked again only when the
+// entry's is of another epoch than b's.
+func (b *builder) cachedRef(e *cachedSeries) (int32, error) {
+	key := e.hash & indexMask
+	first, seen := b.index[key]
+	if seen {
+		for ref := first; ref >= 0; ref = b.chain[ref] {
+			if labels.Equal(b.series[ref].lset, e.lset) {
+				return ref, nil
+			}
+		}
+	}
+	if exceeds(len(b.series)+1, b.lim.MaxSeriesPerRequest) {
+		return 0, newError(ErrTooManySeries, fmt.Sprintf("too many series: more than %d in one request", b.lim.MaxSeriesPerRequest))
+	}
+	handle := e.handle
+	if e.epoch != b.epoch {
+		// Series were removed since: e's handle may name one of them.
+		var ok bool
+		if handle, ok = b.known.KnownSeries(e.hash, e.lset); ok {
+			b.cache.renew(e, handle, b.epoch)
+		}
+	}
+	ref := int32(len(b.series))
+	b.series = append(b.series, seriesEntry{lset: e.lset, hash: e.hash, handle: handle})
 	if !seen {
 		first = -1
 	}

@@ -41,6 +41,12 @@ func DecodeRemoteWrite(body []byte, lim Limits) (*Batch, error) {
 // Batch.Release gives back (valid until then), which costs no allocation
 // per series.
 func DecodeRemoteWriteKnown(body []byte, lim Limits, known Known) (*Batch, error) {
+	return decodeRemoteWrite(body, lim, known, nil)
+}
+
+// decodeRemoteWrite is DecodeRemoteWriteKnown with the help of cache
+// (nil: none), which must have been made with lim and known.
+func decodeRemoteWrite(body []byte, lim Limits, known Known, cache *SeriesCache) (*Batch, error) {
 	raw, release, err := unsnappy(body)
 	if err != nil {
 		return nil, err
@@ -52,6 +58,7 @@ func DecodeRemoteWriteKnown(body []byte, lim Limits, known Known) (*Batch, error
 	defer b.release()
 	if known != nil {
 		b.known, b.epoch = known, known.KnownEpoch()
+		b.cache = cache
 	}
 	if err := decodeWriteRequest(raw, b); err != nil {
 		return nil, protoError(err)

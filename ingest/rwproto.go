@@ -281,6 +281,20 @@ func decodeMetricMetadata(msg []byte) (family string, md Metadata, err error) {
 // labels and samples come in any order: labels first, then samples and
 // histograms.
 func decodeTimeSeries(msg []byte, b *builder) error {
+	// With a cache, a series whose label fields come first is looked up
+	// by their bytes, and pass one is skipped when it is found.
+	labelsEnd := -1
+	if b.cache != nil {
+		if labelsEnd = labelFieldsEnd(msg); labelsEnd > 0 {
+			if e := b.cache.lookup(b.cache.key(msg[:labelsEnd]), msg[:labelsEnd]); e != nil {
+				ref, err := b.cachedRef(e)
+				if err != nil {
+					return err
+				}
+				return decodeSeriesData(msg, labelsEnd, ref, b)
+			}
+		}
+	}
 	b.resetLabels()
 	// rest is where the first field other than a label starts: pass two
 	// starts there, as it skips labels anyway.
@@ -334,9 +348,69 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 	if err != nil {
 		return err
 	}
+	if labelsEnd > 0 && b.lookedUp {
+		// A series the store had before this request: the next ones
+		// find it by its label bytes.
+		e := &b.series[ref]
+		b.cache.remember(msg[:labelsEnd], e.lset, e.hash, e.handle, b.epoch)
+	}
 	if rest < 0 {
 		return nil
 	}
+	return decodeSeriesData(msg, rest, ref, b)
+}
+
+// labelFieldsEnd returns where the label fields of a TimeSeries end when
+// they come first and no other follows, and the message holds nothing that
+// decodeTimeSeries' first pass refuses; else -1. Its fields are skipped,
+// not decoded.
+func labelFieldsEnd(msg []byte) int {
+	end := -1
+	for i := 0; i < len(msg); {
+		// A label shorter than 128 bytes, inline.
+		if msg[i] == 0x0a && i+1 < len(msg) && msg[i+1] < 0x80 {
+			if next := i + 2 + int(msg[i+1]); next <= len(msg) {
+				if end >= 0 {
+					return -1 // a label after the samples
+				}
+				i = next
+				continue
+			}
+		}
+		field, wt, next, err := pbKey(msg, i, "TimeSeries")
+		if err != nil {
+			return -1
+		}
+		if field == 1 && end >= 0 {
+			return -1
+		}
+		if field != 1 && end < 0 {
+			end = i
+		}
+		switch field {
+		case 1, 2, 3, 4:
+			if wt != 2 {
+				return -1
+			}
+			if _, i, err = pbBytes(msg, next); err != nil {
+				return -1
+			}
+		default:
+			if i, err = pbSkip(msg, i); err != nil {
+				return -1
+			}
+		}
+	}
+	if end < 0 {
+		return len(msg)
+	}
+	return end
+}
+
+// decodeSeriesData is decodeTimeSeries' second pass: the samples,
+// histograms and exemplars of series ref, from rest, where the first field
+// other than a label starts. The first pass checked the framing.
+func decodeSeriesData(msg []byte, rest int, ref int32, b *builder) error {
 	for i := rest; i < len(msg); {
 		// Pass one checked the framing, so errors here are unexpected.
 		field, _, next, err := pbKey(msg, i, "TimeSeries")
