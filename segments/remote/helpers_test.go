@@ -1,10 +1,12 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,4 +144,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// byTime sorts each series' samples by time.
+func byTime(s map[string][][2]float64) map[string][][2]float64 {
+	for _, v := range s {
+		slices.SortFunc(v, func(a, b [2]float64) int { return cmp.Compare(a[0], b[0]) })
+	}
+	return s
 }

@@ -170,6 +170,12 @@ type Tier struct {
 	onNew   func(names []string, mint, maxt int64) // see OnNewSegments; guarded by mtx
 	ext     map[string]string                      // the writer's external labels; guarded by mtx
 	extOK   bool                                   // ext written (writer) or read (reader); guarded by mtx
+	// pins counts the queries of this process that hold each bucket
+	// segment (Acquire until its release), and deleting marks those a
+	// round is deleting from the bucket (read.go: pin, claimDelete); both
+	// guarded by mtx.
+	pins     map[string]int
+	deleting map[string]bool
 
 	// rewriting maps a bucket segment being rewritten without its deleted
 	// samples to the rewrite's ID (rewrite.go); guarded by mtx.
@@ -247,7 +253,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, rewriting: map[string]string{}, unaffected: map[string]int{}, emptied: map[string]bool{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, pins: map[string]int{}, deleting: map[string]bool{}, rewriting: map[string]string{}, unaffected: map[string]int{}, emptied: map[string]bool{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -673,7 +679,15 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 				continue // a reader that listed it before its replacement may be reading it
 			}
 		}
-		if err := t.deleteSegment(ctx, m.ID); err != nil {
+		if !t.claimDelete(m.ID) {
+			// A query of this process still reads it: deleted by a round
+			// after the query, however long it runs.
+			seen[m.ID] = true
+			continue
+		}
+		err := t.deleteSegment(ctx, m.ID)
+		t.endDelete(m.ID)
+		if err != nil {
 			return err
 		}
 		t.m.bucketDeletes.Inc()
