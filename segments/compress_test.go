@@ -284,11 +284,13 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 
 // The format fixtures: the same randomized series (randomSeriesData, seed
 // 11, 25 series), written as a version 1 segment by the writer before
-// version 2 existed (commit 7bad43d), as a version 2 segment, and as a
-// version 4 segment (compressed, with chunk statistics).
+// version 2 existed (commit 7bad43d), as a version 2 segment, as a version
+// 3 segment (uncompressed, with chunk statistics) and as a version 4
+// segment (compressed, with chunk statistics).
 const (
 	fixtureV1Dir = "testdata/v1-plain/01KBFMT1P1A1N0000000000000"
 	fixtureV2Dir = "testdata/v2-compressed/01KBFMT2C0MPRE55ED00000000"
+	fixtureV3Dir = "testdata/v3-stats/01KBFMT3STAT50000000000000"
 	fixtureV4Dir = "testdata/v4-stats/01KBFMT4STAT50000000000000"
 )
 
@@ -309,7 +311,7 @@ func TestFormatFixtures(t *testing.T) {
 	for _, fx := range []struct {
 		dir     string
 		version int
-	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV4Dir, FormatVersionCompressedStats}} {
+	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV3Dir, FormatVersionStats}, {fixtureV4Dir, FormatVersionCompressedStats}} {
 		s := openT(t, fx.dir)
 		if v := s.Meta().Version; v != fx.version {
 			t.Fatalf("%s: version %d, want %d", fx.dir, v, fx.version)
@@ -323,7 +325,7 @@ func TestFormatFixtures(t *testing.T) {
 	}
 }
 
-// TestWriteFormatFixture rewrites the version 2 and 4 fixtures when
+// TestWriteFormatFixture rewrites the version 2, 3 and 4 fixtures when
 // STRATA_WRITE_FIXTURES is set; otherwise it checks that what the writer
 // writes now reads as the fixtures do, chunk statistics included. (The
 // bytes may differ with another version of the zstd encoder; the format
@@ -332,7 +334,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	for _, fx := range []struct {
 		dir  string
 		opts WriterOptions
-	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV4Dir, WriterOptions{Compress: true}}} {
+	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV3Dir, WriterOptions{}}, {fixtureV4Dir, WriterOptions{Compress: true}}} {
 		parent := t.TempDir()
 		m, err := WriteSeriesWithOptions(parent, Meta{ID: filepath.Base(fx.dir), Seq: 3}, fixtureData(t), fx.opts)
 		if err != nil {
