@@ -133,7 +133,7 @@ func TestFlushWritesChunkStatistics(t *testing.T) {
 	for _, k := range kinds {
 		var its []chunkenc.Iterator
 		for _, seg := range segs {
-			if v := seg.Meta().Version; v != segments.FormatVersionStats && v != segments.FormatVersionCompressedStats {
+			if v := seg.Meta().Version; v != segments.FormatVersionStatsRuns && v != segments.FormatVersionCompressedStats {
 				t.Fatalf("segment %s has format version %d, want one with chunk statistics", seg.Meta().ID, v)
 			}
 			sit, err := seg.Select(labels.MustNewMatcher(labels.MatchEqual, "kind", k))

@@ -114,7 +114,7 @@ func TestCompressedEqualsPlain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plain.Version != FormatVersionStats || comp.Version != FormatVersionCompressedStats {
+		if plain.Version != FormatVersionStatsRuns || comp.Version != FormatVersionCompressedStats {
 			t.Fatalf("versions %d, %d", plain.Version, comp.Version)
 		}
 		ps, cs := openT(t, filepath.Join(parent, plain.ID)), openT(t, filepath.Join(parent, comp.ID))
@@ -190,7 +190,7 @@ func TestCompactedCompressedEqualsPlain(t *testing.T) {
 		}
 		wantVersion := FormatVersionCompressedStats
 		if opts.Uncompressed {
-			wantVersion = FormatVersionStats
+			wantVersion = FormatVersionStatsRuns
 		}
 		if v := segs[0].Meta().Version; v != wantVersion {
 			t.Fatalf("day segment of version %d, want %d", v, wantVersion)
@@ -285,13 +285,15 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 // The format fixtures: the same randomized series (randomSeriesData, seed
 // 11, 25 series), written as a version 1 segment by the writer before
 // version 2 existed (commit 7bad43d), as a version 2 segment, as a version
-// 3 segment (uncompressed, with chunk statistics) and as a version 4
-// segment (compressed, with chunk statistics).
+// 3 segment (uncompressed, with chunk statistics), as a version 4 segment
+// (compressed, with chunk statistics) and as a version 5 segment
+// (uncompressed, with chunk statistics and hour runs).
 const (
 	fixtureV1Dir = "testdata/v1-plain/01KBFMT1P1A1N0000000000000"
 	fixtureV2Dir = "testdata/v2-compressed/01KBFMT2C0MPRE55ED00000000"
 	fixtureV3Dir = "testdata/v3-stats/01KBFMT3STAT50000000000000"
 	fixtureV4Dir = "testdata/v4-stats/01KBFMT4STAT50000000000000"
+	fixtureV5Dir = "testdata/v5-runs/01KBFMT5RVNS50000000000000"
 )
 
 func fixtureData(t testing.TB) []SeriesData {
@@ -311,7 +313,7 @@ func TestFormatFixtures(t *testing.T) {
 	for _, fx := range []struct {
 		dir     string
 		version int
-	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV3Dir, FormatVersionStats}, {fixtureV4Dir, FormatVersionCompressedStats}} {
+	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV3Dir, FormatVersionStats}, {fixtureV4Dir, FormatVersionCompressedStats}, {fixtureV5Dir, FormatVersionStatsRuns}} {
 		s := openT(t, fx.dir)
 		if v := s.Meta().Version; v != fx.version {
 			t.Fatalf("%s: version %d, want %d", fx.dir, v, fx.version)
@@ -325,7 +327,7 @@ func TestFormatFixtures(t *testing.T) {
 	}
 }
 
-// TestWriteFormatFixture rewrites the version 2, 3 and 4 fixtures when
+// TestWriteFormatFixture rewrites the version 2 to 5 fixtures when
 // STRATA_WRITE_FIXTURES is set; otherwise it checks that what the writer
 // writes now reads as the fixtures do, chunk statistics included. (The
 // bytes may differ with another version of the zstd encoder; the format
@@ -334,7 +336,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	for _, fx := range []struct {
 		dir  string
 		opts WriterOptions
-	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV3Dir, WriterOptions{}}, {fixtureV4Dir, WriterOptions{Compress: true}}} {
+	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV3Dir, WriterOptions{NoRuns: true}}, {fixtureV4Dir, WriterOptions{Compress: true}}, {fixtureV5Dir, WriterOptions{}}} {
 		parent := t.TempDir()
 		m, err := WriteSeriesWithOptions(parent, Meta{ID: filepath.Base(fx.dir), Seq: 3}, fixtureData(t), fx.opts)
 		if err != nil {

@@ -151,7 +151,8 @@ var formats = []struct {
 }{
 	{"plain", WriterOptions{NoStats: true}},
 	{"compressed", WriterOptions{Compress: true, NoStats: true}},
-	{"plain-stats", WriterOptions{}},
+	{"plain-stats", WriterOptions{NoRuns: true}},
+	{"plain-stats-runs", WriterOptions{}},
 	{"compressed-stats", WriterOptions{Compress: true}},
 }
 

@@ -19,7 +19,10 @@ const (
 	// with statistics in every raw chunk meta.
 	indexVersionStats      = 3
 	indexVersionPagedStats = 4
-	indexHeaderSize        = 5 // magic(4) version(1)
+	// indexVersionStatsRuns is version 3 with hour runs in float chunk
+	// statistics.
+	indexVersionStatsRuns = 5
+	indexHeaderSize       = 5 // magic(4) version(1)
 )
 
 // Index sections, in file order.

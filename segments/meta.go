@@ -15,15 +15,18 @@ import (
 // compaction does for segments longer than a block) stores them in zstd
 // pages. Versions 3 and 4 are versions 1 and 2 with statistics in the meta
 // of every raw chunk (ChunkStats); a segment without raw chunks (a rollup)
-// is written as version 1 or 2, to which it is then identical. This
-// package reads all four.
+// is written as version 1 or 2, to which it is then identical. Version 5
+// is version 3 whose float chunk statistics also carry the chunk's hour
+// run (ChunkStats.Run): uncompressed segments with statistics are written
+// in it. This package reads all five.
 const (
 	FormatVersionPlain           = 1
 	FormatVersionCompressed      = 2
 	FormatVersionStats           = 3
 	FormatVersionCompressedStats = 4
+	FormatVersionStatsRuns       = 5
 	// FormatVersion is the newest version this package writes and reads.
-	FormatVersion = FormatVersionCompressedStats
+	FormatVersion = FormatVersionStatsRuns
 )
 
 // compressedVersion reports whether segments of format version v store

@@ -19,6 +19,7 @@ func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, i
 	wopts := DefaultWriterOptions()
 	wopts.Compress = m.Version == FormatVersionCompressed || m.Version == FormatVersionCompressedStats
 	wopts.NoStats = m.Version == FormatVersionPlain || m.Version == FormatVersionCompressed
+	wopts.NoRuns = m.Version == FormatVersionStats
 	return mergeInto(ctx, parent, []*Segment{seg}, func(string) []Tombstone { return ts }, id, opts, &wopts)
 }
 

@@ -24,8 +24,11 @@ func testRoundTrip(t *testing.T, opts WriterOptions) {
 	parent := t.TempDir()
 	series := genSeries(1, 300, 4)
 	meta := writeTestSegmentWith(t, parent, Meta{}, series, opts)
-	version := map[[2]bool]int{{false, false}: FormatVersionStats, {true, false}: FormatVersionCompressedStats,
+	version := map[[2]bool]int{{false, false}: FormatVersionStatsRuns, {true, false}: FormatVersionCompressedStats,
 		{false, true}: FormatVersionPlain, {true, true}: FormatVersionCompressed}[[2]bool{opts.Compress, opts.NoStats}]
+	if version == FormatVersionStatsRuns && opts.NoRuns {
+		version = FormatVersionStats
+	}
 
 	var nChunks, nSamples uint64
 	mint, maxt := series[0].chunks[0].samples[0].T, int64(0)

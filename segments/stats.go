@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/kahansum"
 )
 
 // StatsKind says which statistics a chunk carries.
@@ -47,6 +48,89 @@ type ChunkStats struct {
 	// First, Last and Sum are set for StatsInteger only: the values of
 	// the first and last sample (at MinTime and MaxTime) and their sum.
 	First, Last, Sum float64
+	// Run is set (format version 5) when the chunk's last sample ends a
+	// summable hour run: see RunGrid. RunCount is the number of samples
+	// of the run up to and including the chunk's last one, RunSum and
+	// RunC the compensated sum of their values as Prometheus'
+	// avg_over_time computes it (the first value, then kahansum.Inc of
+	// each next one).
+	Run      bool
+	RunCount int
+	RunSum   float64
+	RunC     float64
+}
+
+// RunGrid is the grid of hour runs, in milliseconds: a series' hour run
+// of grid point g is its samples in a segment with timestamps in
+// (g, g+RunGrid], the samples a window (g, g+RunGrid] of
+// sum_over_time or avg_over_time reads. Prometheus sums a window in time
+// order with Kahan-Neumaier compensation, which no per-chunk summary can
+// be combined into bit for bit; but the state of that sum after any
+// prefix of the window is what the rest of the window continues from.
+// So the statistics of a float chunk of format version 5 give the state
+// after the chunk's last sample of the run that sample belongs to, which
+// may have started in earlier chunks of the series in the same segment:
+// a window starting on the grid takes the state of the last chunk it
+// covers and adds only the samples after it.
+//
+// A run is summable when every value in it is finite, the first is not
+// -0 (where sum_over_time, adding it to +0, starts from +0) and the sum
+// of the absolute values stays at most MaxRunAbs, so that no partial sum
+// overflows (avg_over_time then never switches to its incremental mean);
+// a run through a chunk without statistics (a stale marker, a histogram)
+// is not.
+const RunGrid = 3_600_000
+
+// MaxRunAbs bounds the sum of the absolute values of a summable run; the
+// reader may add values as large again to a run's sum without
+// overflowing.
+const MaxRunAbs = 0x1p1000
+
+// RunStart returns the grid point whose hour run holds a sample at t: the
+// greatest multiple of RunGrid below t.
+func RunStart(t int64) int64 {
+	g := (t - 1) / RunGrid * RunGrid
+	if t-1 < 0 && (t-1)%RunGrid != 0 {
+		g -= RunGrid
+	}
+	return g
+}
+
+// runState is the hour run of the series being written, carried from
+// chunk to chunk.
+type runState struct {
+	has, ok bool
+	g       int64 // the run's grid point
+	n       int
+	abs     float64
+	sum, c  float64
+}
+
+// add adds the sample (t, v) to the run.
+func (r *runState) add(t int64, v float64) {
+	if g := RunStart(t); !r.has || g != r.g {
+		*r = runState{has: true, ok: true, g: g}
+	}
+	if !r.ok {
+		return
+	}
+	r.abs += math.Abs(v)
+	if math.IsNaN(v) || math.IsInf(v, 0) || r.n == 0 && v == 0 && math.Signbit(v) || r.abs > MaxRunAbs {
+		r.ok = false
+		return
+	}
+	if r.n == 0 {
+		r.sum, r.c = v, 0
+	} else {
+		r.sum, r.c = kahansum.Inc(v, r.sum, r.c)
+	}
+	r.n++
+}
+
+// spoil makes the run holding t not summable (a chunk without statistics
+// ends there).
+func (r *runState) spoil(t int64) {
+	*r = runState{has: true, g: RunStart(t)}
 }
 
 // MaxAbs returns the largest absolute value of an integer chunk: Count
@@ -54,20 +138,35 @@ type ChunkStats struct {
 func (s ChunkStats) MaxAbs() float64 { return max(math.Abs(s.Min), math.Abs(s.Max)) }
 
 // computeStats returns the statistics of a raw chunk; StatsNone for any
-// chunk but XOR, and for an XOR chunk with a stale marker.
-func computeStats(c chunkenc.Chunk, it chunkenc.Iterator) (ChunkStats, chunkenc.Iterator) {
+// chunk but XOR, and for an XOR chunk with a stale marker. With run, the
+// series' hour run carried from its previous chunks, it also adds the
+// chunk's samples to the run and gives its state at the chunk's end.
+func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkStats, chunkenc.Iterator) {
+	if run == nil {
+		run = &runState{} // not kept
+	}
 	if c.Encoding() != chunkenc.EncXOR {
+		if _, maxt, err := chunkTimes(c); err == nil {
+			run.spoil(maxt)
+		}
 		return ChunkStats{}, it
 	}
 	it = c.Iterator(it)
 	var s ChunkStats
 	integer := true
 	maxAbs := 0.0
+	lastT := int64(math.MinInt64)
 	for it.Next() == chunkenc.ValFloat {
-		_, v := it.At()
+		t, v := it.At()
+		lastT = t
 		if value.IsStaleNaN(v) {
+			for it.Next() == chunkenc.ValFloat {
+				lastT, _ = it.At()
+			}
+			run.spoil(lastT)
 			return ChunkStats{}, it
 		}
+		run.add(t, v)
 		if s.Count == 0 {
 			s.Min, s.Max, s.First = v, v, v
 		} else {
@@ -91,17 +190,26 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator) (ChunkStats, chunkenc.
 		}
 	}
 	if it.Err() != nil || s.Count == 0 {
+		if s.Count > 0 {
+			run.spoil(lastT)
+		}
 		return ChunkStats{}, it
+	}
+	if run.ok && run.g == RunStart(lastT) {
+		s.Run, s.RunCount, s.RunSum, s.RunC = true, run.n, run.sum, run.c
 	}
 	if integer && maxAbs*float64(s.Count) <= MaxExactSum {
 		s.Kind = StatsInteger
 		return s, it
 	}
-	return ChunkStats{Kind: StatsFloat, Count: s.Count, Min: s.Min, Max: s.Max}, it
+	return ChunkStats{Kind: StatsFloat, Count: s.Count, Min: s.Min, Max: s.Max,
+		Run: s.Run, RunCount: s.RunCount, RunSum: s.RunSum, RunC: s.RunC}, it
 }
 
-// putStats appends the encoding of s (docs/format.md, "Chunk statistics").
-func (e *encbuf) putStats(s ChunkStats) {
+// putStats appends the encoding of s (docs/format.md, "Chunk statistics");
+// runs (format version 5) adds the hour run after the statistics of a
+// chunk that has any.
+func (e *encbuf) putStats(s ChunkStats, runs bool) {
 	e.putByte(byte(s.Kind))
 	switch s.Kind {
 	case StatsFloat:
@@ -114,11 +222,21 @@ func (e *encbuf) putStats(s ChunkStats) {
 			e.putVarint(int64(v))
 		}
 	}
+	if !runs || s.Kind == StatsNone {
+		return
+	}
+	if !s.Run {
+		e.putUvarint(0)
+		return
+	}
+	e.putUvarint(uint64(s.RunCount))
+	e.putBE64(math.Float64bits(s.RunSum))
+	e.putBE64(math.Float64bits(s.RunC))
 }
 
 // stats decodes statistics written by putStats; ok is false for bytes no
 // writer produces.
-func (d *decbuf) stats() (s ChunkStats, ok bool) {
+func (d *decbuf) stats(runs bool) (s ChunkStats, ok bool) {
 	s.Kind = StatsKind(d.byte())
 	switch s.Kind {
 	case StatsNone:
@@ -139,6 +257,17 @@ func (d *decbuf) stats() (s ChunkStats, ok bool) {
 		}
 	default:
 		return s, false
+	}
+	if runs && s.Kind != StatsNone {
+		if n := d.uvarint(); n > 0 {
+			s.Run, s.RunCount = true, int(n)
+			s.RunSum = math.Float64frombits(d.be64())
+			s.RunC = math.Float64frombits(d.be64())
+			if n > math.MaxInt32 || math.IsNaN(s.RunSum) || math.IsInf(s.RunSum, 0) ||
+				math.IsNaN(s.RunC) || math.IsInf(s.RunC, 0) || math.Abs(s.RunSum) > MaxRunAbs {
+				return s, false
+			}
+		}
 	}
 	return s, d.err == nil && s.Count > 0 && s.Count <= math.MaxUint16
 }

@@ -5,11 +5,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/kahansum"
 )
 
 // statsSamples returns n samples of one kind of values, for the statistics
@@ -65,32 +67,105 @@ func wantStats(smp []sample) ChunkStats {
 	return s
 }
 
+// wantRuns sets the hour run of each float chunk with statistics in ws
+// (format version 5), computed from the samples of the series in
+// (RunStart(end), end] for each chunk's end, independently of the
+// writer's carried state: none where a sample of the run is not finite,
+// the first is -0, the absolute values add up past MaxRunAbs, or a chunk
+// without statistics holds part of the run.
+func wantRuns(chunks [][]sample, ws []ChunkStats) {
+	for k, c := range chunks {
+		if ws[k].Kind == StatsNone {
+			continue
+		}
+		end := c[len(c)-1].T
+		g := RunStart(end)
+		var run []float64
+		ok := true
+		for j, cj := range chunks[:k+1] {
+			for _, p := range cj {
+				if p.T > g && p.T <= end {
+					run = append(run, p.V)
+					if ws[j].Kind == StatsNone {
+						ok = false
+					}
+				}
+			}
+		}
+		abs := 0.0
+		for _, v := range run {
+			abs += math.Abs(v)
+			ok = ok && !math.IsNaN(v) && !math.IsInf(v, 0)
+		}
+		if !ok || abs > MaxRunAbs || run[0] == 0 && math.Signbit(run[0]) {
+			continue
+		}
+		sum, c := run[0], 0.0
+		for _, v := range run[1:] {
+			sum, c = kahansum.Inc(v, sum, c)
+		}
+		ws[k].Run, ws[k].RunCount, ws[k].RunSum, ws[k].RunC = true, len(run), sum, c
+	}
+}
+
 // TestChunkStats writes raw chunks of every kind of values in each format
 // and requires the statistics read back to be those of the chunk's
 // samples: none in versions 1 and 2, and none for histogram and rollup
-// chunks.
+// chunks; hour runs in version 5 only.
 func TestChunkStats(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	var data []SeriesData
-	var want [][]ChunkStats
+	var want, wantWithRuns [][]ChunkStats
+	runs := 0
 	for i := range 60 {
 		var chunks []ChunkMeta
 		var ws []ChunkStats
+		var smps [][]sample
 		t0 := testT0
-		for range 1 + rng.IntN(4) {
-			smp := statsSamples(rng, t0, 1+rng.IntN(360), i%7)
+		addFloats := func(kind, n int) {
+			smp := statsSamples(rng, t0, n, kind)
 			chunks = append(chunks, ChunkMeta{Chunk: newXOR(t, smp)})
 			ws = append(ws, wantStats(smp))
+			smps = append(smps, smp)
 			t0 = smp[len(smp)-1].T + 10_000
 		}
+		for range 1 + rng.IntN(4) {
+			kind := i % 7
+			if kind >= 3 && rng.IntN(2) == 0 {
+				kind = 2 // a NaN, -0, infinity or stale marker in some chunks only
+			}
+			addFloats(kind, 1+rng.IntN(360))
+		}
 		if i%10 == 9 {
-			chunks = append(chunks, histogramChunks(t, t0, 5, false)...)
+			// A histogram chunk within an hour run, and a few floats after
+			// it (in the same run, mostly).
+			h := histogramChunks(t, t0, 5, false)
+			chunks = append(chunks, h...)
+			var hs []sample
+			for k := range 5 {
+				hs = append(hs, sample{T: t0 + int64(k)*15_000})
+			}
+			smps = append(smps, hs)
 			ws = append(ws, ChunkStats{})
+			t0 += 75_000
+			addFloats(2, 1+rng.IntN(20))
+		}
+		wr := slices.Clone(ws)
+		wantRuns(smps, wr)
+		for _, w := range wr {
+			if w.Run {
+				runs++
+			}
 		}
 		chunks = append(chunks, ChunkMeta{Kind: KindSum, Chunk: newXOR(t, statsSamples(rng, testT0, 10, 0))})
 		ws = append(ws, ChunkStats{})
+		wr = append(wr, ChunkStats{})
 		data = append(data, SeriesData{Labels: labels.FromStrings("__name__", "m", "i", fmt.Sprintf("%03d", i)), Chunks: chunks})
 		want = append(want, ws)
+		wantWithRuns = append(wantWithRuns, wr)
+	}
+	if runs == 0 {
+		t.Fatal("no chunk ends a summable run")
 	}
 	kinds := map[StatsKind]int{}
 	for _, f := range formats {
@@ -109,6 +184,9 @@ func TestChunkStats(t *testing.T) {
 			for it.Next() {
 				for j, cm := range it.Chunks() {
 					w := want[i][j]
+					if !f.opts.Compress && !f.opts.NoRuns {
+						w = wantWithRuns[i][j]
+					}
 					if f.opts.NoStats {
 						w = ChunkStats{}
 					}

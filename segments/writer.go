@@ -30,8 +30,12 @@ type WriterOptions struct {
 	Compress bool
 	// NoStats writes no chunk statistics (format version 1 or 2, as
 	// written before statistics existed); false writes ChunkStats with
-	// every raw chunk (version 3 or 4).
+	// every raw chunk (version 3 or 4, or 5 for an uncompressed segment).
 	NoStats bool
+	// NoRuns writes the statistics of an uncompressed segment without hour
+	// runs (format version 3, as written before runs existed). Compressed
+	// segments never carry runs.
+	NoRuns bool
 }
 
 // DefaultWriterOptions returns the options NewWriter uses.
@@ -72,6 +76,7 @@ type Writer struct {
 	files    []fileMeta // finished chunks files
 	rec      []byte     // scratch for one chunk record
 	statsIt  chunkenc.Iterator
+	run      runState // the hour run of the series being added
 	// rawChunks counts the raw chunks written; a segment without any is
 	// written as version 1 or 2 even without NoStats, since only raw chunk
 	// metas carry statistics.
@@ -226,6 +231,7 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 	e.putUvarint(uint64(len(chunks)))
 	var prevMint int64
 	var prevRef ChunkRef
+	w.run = runState{}
 	for i := range chunks {
 		ref, err := w.writeChunk(chunks[i].Chunk)
 		if err != nil {
@@ -244,8 +250,12 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 		e.putUvarint(uint64(maxt - mint))
 		if chunks[i].Kind == KindRaw && !w.opts.NoStats {
 			var st ChunkStats
-			st, w.statsIt = computeStats(chunks[i].Chunk, w.statsIt)
-			e.putStats(st)
+			var run *runState
+			if w.runs() {
+				run = &w.run
+			}
+			st, w.statsIt = computeStats(chunks[i].Chunk, w.statsIt, run)
+			e.putStats(st, run != nil)
 			w.rawChunks++
 		}
 		prevMint, prevRef = mint, ref
@@ -488,6 +498,10 @@ func (w *Writer) finish() (Meta, error) {
 	return m, nil
 }
 
+// runs reports whether the segment's float chunk statistics carry hour
+// runs (format version 5).
+func (w *Writer) runs() bool { return w.enc == nil && !w.opts.NoStats && !w.opts.NoRuns }
+
 // formatVersion is the version of the segment being written.
 func (w *Writer) formatVersion() int {
 	stats := w.rawChunks > 0
@@ -496,6 +510,8 @@ func (w *Writer) formatVersion() int {
 		return FormatVersionCompressedStats
 	case w.enc != nil:
 		return FormatVersionCompressed
+	case stats && w.runs():
+		return FormatVersionStatsRuns
 	case stats:
 		return FormatVersionStats
 	}
