@@ -103,6 +103,8 @@ type shardEngine struct {
 	// covered counts, by coverage, the blocks that windows took from
 	// statistics (for tests).
 	covered [4]atomic.Int64
+	// runs counts the windows that took an hour run (for tests).
+	runs atomic.Int64
 }
 
 var _ promql.QueryEngine = (*shardEngine)(nil)

@@ -29,6 +29,20 @@ package query
 //     (a step aligned with chunk starts, as hourly windows over chunks cut
 //     on the hour are).
 //
+// For fractional data, sums and averages take hour runs instead (format
+// version 5, segments.RunGrid): a window (a, b] that starts on the grid
+// takes the compensated sum of the series' samples in (a, x] from the
+// statistics of the last chunk X it covers whose run starts at a, when
+// every chunk meeting (a, x] is in X's segment (so the run holds exactly
+// the samples the window has there), and continues it with kahansum's
+// arithmetic over the samples after x, decoding only those (for hourly
+// windows over hour-aligned data, the one sample on the hour). The state
+// after a prefix of the window is what Prometheus' loop holds there, so
+// the result is its result, bit for bit; a run is only written where no
+// partial sum can overflow, and a window whose remaining samples could
+// make one (a value not finite or past segments.MaxRunAbs) is evaluated
+// from its samples instead.
+//
 // Only series whose chunks do not overlap in time and have no deleted
 // ranges are read this way; any other goes through arrays, as before. The
 // head's samples are always read (they have no statistics). A window that
@@ -78,10 +92,19 @@ type block struct {
 	integer bool
 	bound   float64
 	// lo, hi delimit the block's samples in the series' array once read;
-	// read says whether it has been.
+	// read says whether it has been. need says whether a window reads
+	// its samples, up to needTo.
 	lo, hi int
 	read   bool
 	need   bool
+	needTo int64
+}
+
+// needUpTo marks the block as read by a window ending at b.
+func (bl *block) needUpTo(b int64) {
+	if !bl.need || b > bl.needTo {
+		bl.need, bl.needTo = true, b
+	}
 }
 
 // coverage is how a window (a, b] meets a block.
@@ -132,7 +155,15 @@ type statsReader struct {
 	blocks     []block
 	covered    [4]int64 // blocks taken from statistics, by coverage
 	head       []promql.FPoint
-	steps      []bool // per step: from statistics
+	steps      []stepPlan
+	win        []promql.FPoint // a window read whole (runFallback)
+}
+
+// stepPlan is how a step's window is evaluated: from samples (runX < 0
+// and !stats), from statistics, or from the hour run of block runX.
+type stepPlan struct {
+	stats bool
+	runX  int
 }
 
 // seriesStats evaluates the call on ms into floats (see series); ok is
@@ -198,6 +229,15 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		for first < len(sr.blocks) && sr.blocks[first].maxT <= a {
 			first++
 		}
+		if fn == statsSum || fn == statsAvg {
+			if x := sr.runBlock(first, a, b); x >= 0 {
+				for i := x + 1; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
+					sr.blocks[i].needUpTo(b)
+				}
+				sr.steps = append(sr.steps, stepPlan{runX: x})
+				return
+			}
+		}
 		use := false
 		exact, bound := true, 0.0
 		for i := first; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
@@ -214,10 +254,10 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		for i := first; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
 			bl := &sr.blocks[i]
 			if !use || !bl.usable(fn, bl.cover(a, b, mint, maxt)) {
-				bl.need = true
+				bl.needUpTo(b)
 			}
 		}
-		sr.steps = append(sr.steps, use)
+		sr.steps = append(sr.steps, stepPlan{stats: use, runX: -1})
 	})
 
 	// Read the blocks some window needs, in time order.
@@ -234,7 +274,7 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 			n := len(pts)
 			src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{bl.meta}}
 			w.r.stale = 0
-			if pts, err = w.r.readSegment(pts, ms, src, mint, maxt); err != nil {
+			if pts, err = w.r.readSegment(pts, ms, src, mint, min(maxt, bl.needTo)); err != nil {
 				w.pts = pts
 				return nil, true, err
 			}
@@ -270,9 +310,18 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		}
 		var v float64
 		var has bool
-		if sr.steps[step] {
+		switch plan := sr.steps[step]; {
+		case plan.runX >= 0:
+			var ok bool
+			if v, ok = sr.fromRun(fn, pts, plan.runX, b); ok {
+				has = true
+				q.s.runs.Add(1)
+			} else if v, has, err = w.runFallback(ctx, ms, ts, a, b); err != nil {
+				return nil, true, err
+			}
+		case plan.stats:
 			v, has = sr.fromStats(fn, pts, first, a, b)
-		} else if lo < hi {
+		case lo < hi:
 			v, has = w.call(ts, pts[lo:hi])
 		}
 		step++
@@ -288,6 +337,91 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		}
 	}
 	return floats, true, nil
+}
+
+// runBlock returns the block whose hour run the window (a, b] of a sum or
+// average can start from, or -1: the last block from first on that ends
+// within the window, has a run starting at a, and such that every block
+// meeting (a, its end] is a chunk of its segment.
+func (sr *statsReader) runBlock(first int, a, b int64) int {
+	if a < sr.mint-1 || segments.RunStart(a+1) != a || first >= len(sr.blocks) || sr.blocks[first].seg == nil {
+		return -1 // the window starts off the grid, or before what was read
+	}
+	seg, x := sr.blocks[first].seg, -1
+	for i := first; i < len(sr.blocks) && sr.blocks[i].maxT <= b && sr.blocks[i].seg == seg; i++ {
+		if bl := &sr.blocks[i]; bl.st.Run && segments.RunStart(bl.maxT) == a {
+			x = i
+		}
+	}
+	return x
+}
+
+// fromRun evaluates a sum or average over the window (a, b] from the hour
+// run of block x and the samples read after it, as Prometheus' loop
+// continues from that state; ok is false when a remaining sample could
+// make a partial sum overflow.
+func (sr *statsReader) fromRun(fn statsFn, pts []promql.FPoint, x int, b int64) (float64, bool) {
+	st := &sr.blocks[x].st
+	n, sum, c := st.RunCount, st.RunSum, st.RunC
+	end := sr.blocks[x].maxT
+	for i := x + 1; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
+		bl := &sr.blocks[i]
+		for _, p := range pts[bl.lo:bl.hi] {
+			if p.T <= end || p.T > b {
+				continue
+			}
+			// With the run's absolute values adding up to at most
+			// MaxRunAbs, fewer than 2^20 more of at most as much each
+			// cannot overflow a partial sum.
+			if math.IsNaN(p.F) || math.Abs(p.F) > segments.MaxRunAbs || n-st.RunCount >= 1<<20 {
+				return 0, false
+			}
+			sum, c = kahanInc(p.F, sum, c)
+			n++
+		}
+	}
+	if fn == statsSum {
+		return sum + c, true // no partial sum overflowed
+	}
+	return sum/float64(n) + c/float64(n), true
+}
+
+// runFallback evaluates the window (a, b] at ts from its samples, read
+// from every block that meets it.
+func (w *shardWorker) runFallback(ctx context.Context, ms *mergedSeries, ts, a, b int64) (float64, bool, error) {
+	sr := &w.sr
+	win := sr.win[:0]
+	for i := range sr.blocks {
+		bl := &sr.blocks[i]
+		if bl.maxT <= a || bl.minT > b {
+			continue
+		}
+		if bl.seg == nil {
+			for _, p := range sr.head {
+				if p.T > a && p.T <= b {
+					win = append(win, p)
+				}
+			}
+			continue
+		}
+		n := len(win)
+		src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{bl.meta}}
+		w.r.stale = 0
+		var err error
+		if win, err = w.r.readSegment(win, ms, src, a+1, b); err != nil {
+			sr.win = win
+			return 0, false, err
+		}
+		if w.r.stale > 0 {
+			win = appendFresh(win[:n], win[n:])
+		}
+	}
+	sr.win = win
+	if len(win) == 0 {
+		return 0, false, nil
+	}
+	v, ok := w.call(ts, win)
+	return v, ok, nil
 }
 
 // eachStep calls f with the window (a, b] of every step of the query.

@@ -272,9 +272,32 @@ func TestShardStatsEqualsPlain(t *testing.T) {
 	start := end.Add(-6 * time.Hour)
 	e := newDiffEnv(t, end.Add(time.Hour))
 	rng := rand.New(rand.NewSource(17))
+	frng := rand.New(rand.NewSource(18))
 	stale := math.Float64frombits(value.StaleNaN)
+	walk := []float64{50, 50, 50, 50}
 	write := func(from, to time.Time) {
 		b := &ingest.Batch{}
+		// Fractional random walks (kind f), which hour runs serve: one
+		// with NaN on some hours (a run then ends on a value it cannot
+		// take), one with a -0 on some hours (a run starting with it is
+		// not summable), one with gaps.
+		for h := range walk {
+			s := ingest.Series{Labels: labels.FromStrings("__name__", "n", "host", fmt.Sprintf("f%d", h), "kind", "f")}
+			for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
+				if h == 3 && frng.Intn(100) == 0 {
+					ts = ts.Add(time.Duration(1+frng.Intn(40)) * 10 * time.Second)
+				}
+				walk[h] = min(100, max(0, walk[h]+frng.NormFloat64()))
+				v := walk[h]
+				if onHour := ts.Minute() == 0 && ts.Second() == 0; onHour && h == 1 && frng.Intn(2) == 0 {
+					v = math.NaN()
+				} else if onHour && h == 2 && frng.Intn(2) == 0 {
+					v = math.Copysign(0, -1)
+				}
+				s.Samples = append(s.Samples, ingest.Sample{T: ts.UnixMilli(), V: v})
+			}
+			b.Series = append(b.Series, s)
+		}
 		for h := range 20 {
 			s := ingest.Series{Labels: labels.FromStrings("__name__", "n", "host", fmt.Sprintf("h%02d", h), "kind", strconv.Itoa(h%5))}
 			for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
@@ -327,7 +350,7 @@ func TestShardStatsEqualsPlain(t *testing.T) {
 		}
 	}
 	fns := []string{"avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time"}
-	sels := []string{`n`, `n{kind="0"}`, `n{kind=~"1|2"}`, `n{kind=~"3|4"}`}
+	sels := []string{`n`, `n{kind="0"}`, `n{kind=~"1|2"}`, `n{kind=~"3|4"}`, `n{kind="f"}`, `n{kind="f"}`}
 	ranges := []string{"10s", "5m", "20m", "30m", "40m", "1h", "2h", "3h"}
 	offsets := []string{"", " offset 20m", " offset -10s", " offset 1h"}
 	outer := []string{"%s", "sum(%s)", "max by (kind) (%s)", "count(%s)"}
@@ -358,8 +381,12 @@ func TestShardStatsEqualsPlain(t *testing.T) {
 			covered[c] += d.engine.(*shardEngine).covered[c].Load()
 		}
 	}
-	t.Logf("chunks taken from statistics: %d whole, %d all but the first sample, %d the first sample alone", covered[covWhole], covered[covMinusFirst], covered[covFirst])
-	if covered[covWhole] == 0 || covered[covMinusFirst] == 0 || covered[covFirst] == 0 {
+	var runs int64
+	for _, d := range direct {
+		runs += d.engine.(*shardEngine).runs.Load()
+	}
+	t.Logf("chunks taken from statistics: %d whole, %d all but the first sample, %d the first sample alone; %d windows from hour runs", covered[covWhole], covered[covMinusFirst], covered[covFirst], runs)
+	if covered[covWhole] == 0 || covered[covMinusFirst] == 0 || covered[covFirst] == 0 || runs == 0 {
 		t.Fatal("a way of taking a chunk's statistics was never used")
 	}
 }
