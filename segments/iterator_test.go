@@ -220,6 +220,24 @@ func TestMergeIteratorLeadEdges(t *testing.T) {
 	run("one source empty",
 		[][]Sample{{}, {f(1, 2), f(2, 2)}},
 		[]Sample{f(1, 2), f(2, 2)})
+	// Before any lead is chosen (and after duplicates, which choose none)
+	// no source may be taken without comparing it with the others, even
+	// below the zero the lead's bound starts at.
+	run("negative timestamps, the second source's first",
+		[][]Sample{{f(-10, 1), f(-8, 1)}, {f(-5, 2)}},
+		[]Sample{f(-10, 1), f(-8, 1), f(-5, 2)})
+	run("negative timestamps after a duplicate",
+		[][]Sample{{f(-10, 1), f(-8, 1)}, {f(-10, 2), f(-5, 2)}},
+		[]Sample{f(-10, 2), f(-8, 1), f(-5, 2)})
+	// The same from a Seek.
+	m := NewMergeIterator([]chunkenc.Iterator{NewSliceIterator([]Sample{f(-10, 1), f(-8, 1)}), NewSliceIterator([]Sample{f(-5, 2)})})
+	var got []int64
+	for vt := m.Seek(-20); vt != chunkenc.ValNone; vt = m.Next() {
+		got = append(got, m.AtT())
+	}
+	if !slices.Equal(got, []int64{-10, -8, -5}) {
+		t.Fatalf("negative timestamps from a Seek: %v", got)
+	}
 	run("sources at the ends of int64",
 		[][]Sample{{f(math.MinInt64, 1), f(0, 1)}, {f(0, 2), f(math.MaxInt64-1, 2)}},
 		[]Sample{f(math.MinInt64, 1), f(0, 2), f(math.MaxInt64-1, 2)})
@@ -361,6 +379,22 @@ func TestMergeIteratorHistograms(t *testing.T) {
 			checkAgainstModel(t, fmt.Sprintf("float %v", float), NewMergeIterator(its), exp, ops)
 		}
 	}
+	// The first sample of all, from the second source: nothing is before
+	// it in the merge, so it continues nothing.
+	first := NewMergeIterator([]chunkenc.Iterator{NewSliceIterator([]Sample{h(5, 1, nc)}), NewSliceIterator([]Sample{h(1, 2, nc)})})
+	if first.Next() != chunkenc.ValHistogram {
+		t.Fatal("no first sample")
+	}
+	if _, x := first.AtHistogram(nil); x.CounterResetHint != unk {
+		t.Fatalf("first sample of the merge, from the second source: hint %v, want unknown", x.CounterResetHint)
+	}
+	// A slice of integer histograms read as float histograms.
+	sl := NewSliceIterator(a)
+	for i := 0; sl.Next() != chunkenc.ValNone; i++ {
+		if ts, fh := sl.AtFloatHistogram(nil); ts != a[i].T || !fh.Equals(a[i].H.ToFloat(nil)) {
+			t.Fatalf("slice sample %d as a float histogram: %d %v", i, ts, fh)
+		}
+	}
 	// Read as float histograms.
 	m := NewMergeIterator([]chunkenc.Iterator{NewSliceIterator(a), NewSliceIterator(b)})
 	for i := 0; m.Next() != chunkenc.ValNone; i++ {
@@ -403,6 +437,15 @@ func TestChainIteratorSeek(t *testing.T) {
 			checkAgainstModel(t, fmt.Sprintf("%d a chunk, Seek(%d)", per, target), chainOf(t, samples, per), samples, []int64{max(target, 0), -1, -1})
 			checkAgainstModel(t, fmt.Sprintf("%d a chunk, Next, Seek(%d)", per, target), chainOf(t, samples, per), samples, []int64{-1, max(target, 0), -1})
 		}
+	}
+	// Exhausted by Next, then sought back: it stays exhausted.
+	for per := 1; per <= 5; per++ {
+		ops := make([]int64, len(samples)+1)
+		for i := range ops {
+			ops[i] = -1
+		}
+		ops = append(ops, 0, 390, 391, -1)
+		checkAgainstModel(t, fmt.Sprintf("%d a chunk, to the end, then back", per), chainOf(t, samples, per), samples, ops)
 	}
 	if vt := NewChainIterator(nil, nil).Seek(0); vt != chunkenc.ValNone {
 		t.Fatalf("empty chain: %v", vt)
