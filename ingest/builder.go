@@ -52,6 +52,8 @@ type builder struct {
 	// lookedUp is set by seriesRef when it asked known for the series it
 	// returned and known had it.
 	lookedUp bool
+	ahead    []writeField // decodeWriteRequestCached's
+	sink     byte         // what decodeAhead loaded, kept so that it is loaded
 	arena    labelArena
 	index    map[uint64]int32 // labels hash → the last series of the request with it
 	chain    []int32          // chain[i]: the series before i with i's hash, or -1

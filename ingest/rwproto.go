@@ -187,6 +187,9 @@ func errWireType(wt int, field string) error {
 // WriteRequest to b. Protobuf errors are returned as they are (the caller
 // wraps them); validation and limit errors come back as *Error.
 func decodeWriteRequest(raw []byte, b *builder) error {
+	if b.cache != nil {
+		return decodeWriteRequestCached(raw, b)
+	}
 	for i := 0; i < len(raw); {
 		field, wt, next, err := pbKey(raw, i, "WriteRequest")
 		if err != nil {
@@ -214,6 +217,112 @@ func decodeWriteRequest(raw []byte, b *builder) error {
 			continue
 		}
 		if err := decodeTimeSeries(msg, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeField is a TimeSeries (1) or MetricMetadata (3) field of a
+// WriteRequest, read ahead by decodeWriteRequestCached; for a TimeSeries,
+// where its label fields end (labelFieldsEnd), their key in the cache and
+// the entry found in its first slot.
+type writeField struct {
+	field int32
+	msg   []byte
+	end   int
+	key   uint64
+	first *cachedSeries
+}
+
+// cachedAhead is how many fields decodeWriteRequestCached reads ahead.
+const cachedAhead = 32
+
+// decodeWriteRequestCached is decodeWriteRequest with b.cache: it reads
+// the fields cachedAhead at a time, looks their series up in the cache
+// before it decodes them, and loads the entries it found, in loops whose
+// loads do not wait on each other. A lookup is mostly waiting for memory
+// (a slot, an entry, its labels: three places about the table), and a
+// processor overlaps those waits only within a short loop. Errors are
+// those of decodeWriteRequest, in the same order.
+func decodeWriteRequestCached(raw []byte, b *builder) error {
+	ahead := b.ahead[:0]
+	var ferr error // where reading the fields stopped
+	for i := 0; i < len(raw); {
+		field, wt, next, err := pbKey(raw, i, "WriteRequest")
+		if err != nil {
+			ferr = err
+			break
+		}
+		if field != 1 && field != 3 {
+			if i, err = pbSkip(raw, i); err != nil {
+				ferr = err
+				break
+			}
+			continue
+		}
+		if wt != 2 {
+			ferr = errWireType(wt, [...]string{"", "Timeseries", "", "Metadata"}[field])
+			break
+		}
+		var msg []byte
+		if msg, i, err = pbBytes(raw, next); err != nil {
+			ferr = err
+			break
+		}
+		if ahead = append(ahead, writeField{field: field, msg: msg}); len(ahead) == cachedAhead {
+			if err := decodeAhead(ahead, b); err != nil {
+				return err
+			}
+			ahead = ahead[:0]
+		}
+	}
+	err := decodeAhead(ahead, b)
+	clear(ahead) // do not keep request memory alive from the pool
+	b.ahead = ahead[:0]
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// decodeAhead decodes fields read ahead, in order.
+func decodeAhead(fields []writeField, b *builder) error {
+	c := b.cache
+	for k := range fields {
+		f := &fields[k]
+		if f.field != 1 {
+			continue
+		}
+		if f.end = labelFieldsEnd(f.msg); f.end > 0 {
+			f.key = c.key(f.msg[:f.end])
+		}
+	}
+	// Loads only, so that many are under way at once.
+	for k := range fields {
+		if f := &fields[k]; f.end > 0 {
+			f.first = c.slots[f.key&c.mask].Load()
+		}
+	}
+	var sink byte
+	for k := range fields {
+		if e := fields[k].first; e != nil && e.key == fields[k].key {
+			d := labelsData(e.lset) // loaded for the comparison to come
+			sink ^= d[0] ^ d[len(d)-1]
+		}
+	}
+	b.sink ^= sink
+	for k := range fields {
+		f := &fields[k]
+		if f.field == 3 {
+			family, md, err := decodeMetricMetadata(f.msg)
+			if err != nil {
+				return err
+			}
+			b.addMetadata(family, md)
+			continue
+		}
+		if err := decodeTimeSeriesKeyed(f.msg, f.end, f.key, b); err != nil {
 			return err
 		}
 	}
@@ -281,18 +390,21 @@ func decodeMetricMetadata(msg []byte) (family string, md Metadata, err error) {
 // labels and samples come in any order: labels first, then samples and
 // histograms.
 func decodeTimeSeries(msg []byte, b *builder) error {
-	// With a cache, a series whose label fields come first is looked up
-	// by their bytes, and pass one is skipped when it is found.
-	labelsEnd := -1
-	if b.cache != nil {
-		if labelsEnd = labelFieldsEnd(msg); labelsEnd > 0 {
-			if e := b.cache.lookup(b.cache.key(msg[:labelsEnd]), msg[:labelsEnd]); e != nil {
-				ref, err := b.cachedRef(e)
-				if err != nil {
-					return err
-				}
-				return decodeSeriesData(msg, labelsEnd, ref, b)
+	return decodeTimeSeriesKeyed(msg, -1, 0, b)
+}
+
+// decodeTimeSeriesKeyed is decodeTimeSeries given, with b.cache, where
+// the label fields end (labelFieldsEnd; -1: not where they can be
+// cached) and their key in the cache: a series found there skips pass
+// one.
+func decodeTimeSeriesKeyed(msg []byte, labelsEnd int, key uint64, b *builder) error {
+	if labelsEnd > 0 {
+		if e := b.cache.lookup(key, msg[:labelsEnd]); e != nil {
+			ref, err := b.cachedRef(e)
+			if err != nil {
+				return err
 			}
+			return decodeSeriesData(msg, labelsEnd, ref, b)
 		}
 	}
 	b.resetLabels()

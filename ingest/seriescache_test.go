@@ -147,7 +147,8 @@ func cacheSeries(rng *rand.Rand, i int, t int64) []byte {
 }
 
 // cacheRequest is a remote write body of n series of a pool of pool
-// (repeats included) at t; with bad, one series is invalid.
+// (repeats included) at t; with bad, one series is invalid, or the
+// request is cut short, or it has metadata and a field of no meaning.
 func cacheRequest(rng *rand.Rand, n, pool int, t int64, bad bool) []byte {
 	var raw []byte
 	for j := range n {
@@ -160,6 +161,20 @@ func cacheRequest(rng *rand.Rand, n, pool int, t int64, bad bool) []byte {
 		raw = append(raw, 0x0a)
 		raw = binary.AppendUvarint(raw, uint64(len(msg)))
 		raw = append(raw, msg...)
+		if bad && j == n/3 {
+			md := prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "metric_1", Help: "h"}
+			mraw, err := md.Marshal()
+			if err != nil {
+				panic(err)
+			}
+			raw = append(raw, 0x1a)
+			raw = binary.AppendUvarint(raw, uint64(len(mraw)))
+			raw = append(raw, mraw...)
+			raw = append(raw, 0x28, 0x05) // field 5, a varint: skipped
+		}
+	}
+	if bad && rng.IntN(2) == 0 {
+		raw = raw[:rng.IntN(len(raw))] // an error somewhere, or a series cut short
 	}
 	return snappy.Encode(nil, raw)
 }
