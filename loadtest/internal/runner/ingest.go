@@ -58,7 +58,7 @@ type IngestOptions struct {
 	// VictoriaMetrics and Prometheus feed their servers: the run then
 	// measures the server and the sending, not the generator's encoding.
 	// It needs a bounded run (Backfill or Samples) and holds every body
-	// in memory at once (about 25 bytes a sample of remote write's
+	// in memory at once (about 24 bytes a sample of remote write's
 	// Prometheus shape). Rate and MaxLag apply as without it.
 	Prebuild bool
 }
