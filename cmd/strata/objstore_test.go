@@ -205,8 +205,9 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 
 // TestObjectStorageUploadEvictQuery: days compacted are uploaded; started
 // again with storage.local.keep, the server deletes their local copies and
-// answers the same queries (head + local + bucket) exactly as it did from
-// local disk. With the bucket down, a query of bucket-only data gets a 503
+// answers the same queries exactly as it did from local disk, and, with
+// samples in its head too, as a server without object storage holding
+// the same data answers (head + local + bucket). With the bucket down, a query of bucket-only data gets a 503
 // naming the bucket while ingest goes on and /readyz says so; back up,
 // the answers are the same again.
 func TestObjectStorageUploadEvictQuery(t *testing.T) {
@@ -242,6 +243,28 @@ func TestObjectStorageUploadEvictQuery(t *testing.T) {
 	if gotRange != wantRange || gotSeries != wantSeries {
 		t.Fatalf("answers over bucket-only data differ from the local ones:\n%s\nwant\n%s", gotRange, wantRange)
 	}
+	// The head too: samples of day 3 written now are in the head alone
+	// (an hour: under the block and a half that flushes by itself). The
+	// answers over head, local day 3 and the bucket's days 0-2 are those of
+	// a server without object storage that holds the same data on its
+	// disk and in its head.
+	h0, h1 := objT0.Add(3*24*time.Hour+6*time.Hour), objT0.Add(3*24*time.Hour+7*time.Hour)
+	objWrite(t, s.url, h0, h1)
+	ref := startServer(t, "", "--storage.block-duration", "1h", "--storage.compaction-ranges", "1h,24h", "--cache.enabled=false", "--downsample.enabled=false")
+	objWrite(t, ref.url, objT0, objT0.Add(3*24*time.Hour+6*time.Hour))
+	if code, body := ref.post("/api/v1/admin/tsdb/flush", "", nil); code/100 != 2 {
+		t.Fatalf("flush: %d %s", code, body)
+	}
+	objWrite(t, ref.url, h0, h1)
+	before := wantRange
+	wantRange, wantSeries = objAnswers(ref)
+	if wantRange == before {
+		t.Fatal("the samples written to the head change no answer")
+	}
+	if gotRange, gotSeries = objAnswers(s); gotRange != wantRange || gotSeries != wantSeries {
+		t.Fatalf("answers over head, local and bucket-only data differ from a local server's:\n%s\nwant\n%s", gotRange, wantRange)
+	}
+	ref.stop()
 
 	srv.Stop()
 	code, hdr, body := s.roundTrip(mustGet(t, s.url+"/api/v1/query_range?"+url.Values{"query": {"obj_metric"},
