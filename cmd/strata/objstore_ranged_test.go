@@ -18,7 +18,7 @@ import (
 // enough that a day segment spans many of the read cache's 16 KiB blocks.
 const rangedSeries = 2000
 
-func rangedWrite(t *testing.T, u string, from, to time.Time) {
+func rangedWrite(t testing.TB, u string, from, to time.Time) {
 	t.Helper()
 	for d := from; d.Before(to); d = d.Add(6 * time.Hour) {
 		req := &prompb.WriteRequest{}
