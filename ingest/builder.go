@@ -53,13 +53,15 @@ type builder struct {
 	// returned and known had it.
 	lookedUp bool
 	ahead    []writeField // decodeWriteRequestCached's
-	sink     byte         // what decodeAhead loaded, kept so that it is loaded
-	arena    labelArena
-	index    seriesIndex // the series of the request by labels hash
-	series   []seriesEntry
-	samples  []Sample
-	owners   []int32 // owners[i] is the index of the series samples[i] belongs to
-	grouped  bool    // samples are already laid out series by series, in order
+	// cacheLookups and cacheHits count the request's lookups in cache.
+	cacheLookups, cacheHits int
+	sink                    byte // what decodeAhead loaded, kept so that it is loaded
+	arena                   labelArena
+	index                   seriesIndex // the series of the request by labels hash
+	series                  []seriesEntry
+	samples                 []Sample
+	owners                  []int32 // owners[i] is the index of the series samples[i] belongs to
+	grouped                 bool    // samples are already laid out series by series, in order
 
 	// Native histograms, kept apart from the floats: hists[i] belongs to
 	// series histOwners[i]. They are rare next to floats and allocate
@@ -150,6 +152,7 @@ func (b *builder) release() {
 	}
 	b.index.reset()
 	b.known, b.epoch, b.cache = nil, 0, nil
+	b.cacheLookups, b.cacheHits = 0, 0
 	b.arena.reset()
 	clear(b.series) // drop references to labels
 	b.series = b.series[:0]

@@ -60,7 +60,14 @@ func decodeRemoteWrite(body []byte, lim Limits, known Known, cache *SeriesCache)
 		b.known, b.epoch = known, known.KnownEpoch()
 		b.cache = cache
 	}
-	if err := decodeWriteRequest(raw, b); err != nil {
+	err = decodeWriteRequest(raw, b)
+	if cache != nil {
+		// Once a request: counters shared by every writer cost a
+		// cache line moving between cores at each update.
+		cache.hits.Add(int64(b.cacheHits))
+		cache.misses.Add(int64(b.cacheLookups - b.cacheHits))
+	}
+	if err != nil {
 		return nil, protoError(err)
 	}
 	out := b.batch()

@@ -399,7 +399,10 @@ func decodeTimeSeries(msg []byte, b *builder) error {
 // one.
 func decodeTimeSeriesKeyed(msg []byte, labelsEnd int, key uint64, b *builder) error {
 	if labelsEnd > 0 {
-		if e := b.cache.lookup(key, msg[:labelsEnd]); e != nil {
+		e := b.cache.lookup(key, msg[:labelsEnd])
+		b.cacheLookups++
+		if e != nil {
+			b.cacheHits++
 			ref, err := b.cachedRef(e)
 			if err != nil {
 				return err

@@ -37,7 +37,7 @@ type SeriesCache struct {
 	slots []atomic.Pointer[cachedSeries]
 	mask  uint64
 
-	hits, misses atomic.Int64  // for tests and figures
+	hits, misses atomic.Int64  // for tests and figures, added once a request
 	full         atomic.Uint64 // misses that found their slots taken (slotFor)
 }
 
@@ -100,12 +100,15 @@ var cacheKeyMask = ^uint64(0)
 func (c *SeriesCache) lookup(key uint64, raw []byte) *cachedSeries {
 	for i := range uint64(seriesCacheWays) {
 		e := c.slots[(key+i)&c.mask].Load()
-		if e != nil && e.key == key && rawMatches(raw, labelsData(e.lset)) {
-			c.hits.Add(1)
+		if e == nil {
+			// Slots are never emptied, and an entry takes the first
+			// empty one of its key's: none is further on.
+			break
+		}
+		if e.key == key && rawMatches(raw, labelsData(e.lset)) {
 			return e
 		}
 	}
-	c.misses.Add(1)
 	return nil
 }
 
