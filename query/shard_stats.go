@@ -30,13 +30,15 @@ package query
 //     on the hour are).
 //
 // For fractional data, sums and averages take hour runs instead (format
-// version 5, segments.RunGrid): a window (a, b] that starts on the grid
+// versions 5 to 7, segments.RunGrid): a window (a, b] that starts on the grid
 // takes the compensated sum of the series' samples in (a, x] from the
 // statistics of the last chunk X it covers whose run starts at a, when
 // every chunk meeting (a, x] is in X's segment (so the run holds exactly
 // the samples the window has there), and continues it with kahansum's
-// arithmetic over the samples after x, decoding only those (for hourly
-// windows over hour-aligned data, the one sample on the hour). The state
+// arithmetic over the samples after x, decoding only those; a chunk of
+// which the window holds only the first sample gives its value from its
+// statistics (versions 6 and 7), so hourly windows over hour-aligned
+// chunks read no chunk at all. The state
 // after a prefix of the window is what Prometheus' loop holds there, so
 // the result is its result, bit for bit; a run is only written where no
 // partial sum can overflow, and a window whose remaining samples could
@@ -100,6 +102,13 @@ type block struct {
 	needTo int64
 }
 
+// firstOnly reports whether a window ending at b holds only the block's
+// first sample and the block's statistics give its value (format versions
+// 6 and 7 for float chunks, and integer statistics).
+func (bl *block) firstOnly(b int64) bool {
+	return bl.seg != nil && bl.minT == b && bl.st.HasFirst
+}
+
 // needUpTo marks the block as read by a window ending at b.
 func (bl *block) needUpTo(b int64) {
 	if !bl.need || b > bl.needTo {
@@ -157,6 +166,7 @@ type statsReader struct {
 	head       []promql.FPoint
 	steps      []stepPlan
 	win        []promql.FPoint // a window read whole (runFallback)
+	first      [1]promql.FPoint
 }
 
 // stepPlan is how a step's window is evaluated: from samples (runX < 0
@@ -232,7 +242,9 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		if fn == statsSum || fn == statsAvg {
 			if x := sr.runBlock(first, a, b); x >= 0 {
 				for i := x + 1; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
-					sr.blocks[i].needUpTo(b)
+					if bl := &sr.blocks[i]; !bl.firstOnly(b) {
+						bl.needUpTo(b)
+					}
 				}
 				sr.steps = append(sr.steps, stepPlan{runX: x})
 				return
@@ -366,7 +378,14 @@ func (sr *statsReader) fromRun(fn statsFn, pts []promql.FPoint, x int, b int64) 
 	end := sr.blocks[x].maxT
 	for i := x + 1; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
 		bl := &sr.blocks[i]
-		for _, p := range pts[bl.lo:bl.hi] {
+		win := pts[bl.lo:bl.hi]
+		if bl.firstOnly(b) {
+			// The window holds the chunk's first sample alone: its value
+			// is in the statistics.
+			sr.first[0] = promql.FPoint{T: bl.minT, F: bl.st.First}
+			win = sr.first[:]
+		}
+		for _, p := range win {
 			if p.T <= end || p.T > b {
 				continue
 			}

@@ -114,7 +114,7 @@ func TestCompressedEqualsPlain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plain.Version != FormatVersionStatsRuns || comp.Version != FormatVersionCompressedStats {
+		if plain.Version != FormatVersionStatsFirst || comp.Version != FormatVersionCompressedStatsFirst {
 			t.Fatalf("versions %d, %d", plain.Version, comp.Version)
 		}
 		ps, cs := openT(t, filepath.Join(parent, plain.ID)), openT(t, filepath.Join(parent, comp.ID))
@@ -188,9 +188,9 @@ func TestCompactedCompressedEqualsPlain(t *testing.T) {
 		if len(segs) != 1 {
 			t.Fatalf("%d segments", len(segs))
 		}
-		wantVersion := FormatVersionCompressedStats
+		wantVersion := FormatVersionCompressedStatsFirst
 		if opts.Uncompressed {
-			wantVersion = FormatVersionStatsRuns
+			wantVersion = FormatVersionStatsFirst
 		}
 		if v := segs[0].Meta().Version; v != wantVersion {
 			t.Fatalf("day segment of version %d, want %d", v, wantVersion)
@@ -286,14 +286,18 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 // 11, 25 series), written as a version 1 segment by the writer before
 // version 2 existed (commit 7bad43d), as a version 2 segment, as a version
 // 3 segment (uncompressed, with chunk statistics), as a version 4 segment
-// (compressed, with chunk statistics) and as a version 5 segment
-// (uncompressed, with chunk statistics and hour runs).
+// (compressed, with chunk statistics), as a version 5 segment (with hour
+// runs, written by the writer of commit b65e834, which no writer writes
+// any more) and as version 6 and 7 segments (uncompressed and compressed,
+// with hour runs and first values).
 const (
 	fixtureV1Dir = "testdata/v1-plain/01KBFMT1P1A1N0000000000000"
 	fixtureV2Dir = "testdata/v2-compressed/01KBFMT2C0MPRE55ED00000000"
 	fixtureV3Dir = "testdata/v3-stats/01KBFMT3STAT50000000000000"
 	fixtureV4Dir = "testdata/v4-stats/01KBFMT4STAT50000000000000"
 	fixtureV5Dir = "testdata/v5-runs/01KBFMT5RVNS50000000000000"
+	fixtureV6Dir = "testdata/v6-first/01KBFMT6F1RST0000000000000"
+	fixtureV7Dir = "testdata/v7-first/01KBFMT7F1RST0000000000000"
 )
 
 func fixtureData(t testing.TB) []SeriesData {
@@ -313,7 +317,7 @@ func TestFormatFixtures(t *testing.T) {
 	for _, fx := range []struct {
 		dir     string
 		version int
-	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV3Dir, FormatVersionStats}, {fixtureV4Dir, FormatVersionCompressedStats}, {fixtureV5Dir, FormatVersionStatsRuns}} {
+	}{{fixtureV1Dir, FormatVersionPlain}, {fixtureV2Dir, FormatVersionCompressed}, {fixtureV3Dir, FormatVersionStats}, {fixtureV4Dir, FormatVersionCompressedStats}, {fixtureV5Dir, FormatVersionStatsRuns}, {fixtureV6Dir, FormatVersionStatsFirst}, {fixtureV7Dir, FormatVersionCompressedStatsFirst}} {
 		s := openT(t, fx.dir)
 		if v := s.Meta().Version; v != fx.version {
 			t.Fatalf("%s: version %d, want %d", fx.dir, v, fx.version)
@@ -327,7 +331,7 @@ func TestFormatFixtures(t *testing.T) {
 	}
 }
 
-// TestWriteFormatFixture rewrites the version 2 to 5 fixtures when
+// TestWriteFormatFixture rewrites the version 2, 3, 4, 6 and 7 fixtures when
 // STRATA_WRITE_FIXTURES is set; otherwise it checks that what the writer
 // writes now reads as the fixtures do, chunk statistics included. (The
 // bytes may differ with another version of the zstd encoder; the format
@@ -336,7 +340,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	for _, fx := range []struct {
 		dir  string
 		opts WriterOptions
-	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV3Dir, WriterOptions{NoRuns: true}}, {fixtureV4Dir, WriterOptions{Compress: true}}, {fixtureV5Dir, WriterOptions{}}} {
+	}{{fixtureV2Dir, WriterOptions{Compress: true, NoStats: true}}, {fixtureV3Dir, WriterOptions{NoRuns: true}}, {fixtureV4Dir, WriterOptions{Compress: true, NoRuns: true}}, {fixtureV6Dir, WriterOptions{}}, {fixtureV7Dir, WriterOptions{Compress: true}}} {
 		parent := t.TempDir()
 		m, err := WriteSeriesWithOptions(parent, Meta{ID: filepath.Base(fx.dir), Seq: 3}, fixtureData(t), fx.opts)
 		if err != nil {

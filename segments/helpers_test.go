@@ -153,7 +153,8 @@ var formats = []struct {
 	{"compressed", WriterOptions{Compress: true, NoStats: true}},
 	{"plain-stats", WriterOptions{NoRuns: true}},
 	{"plain-stats-runs", WriterOptions{}},
-	{"compressed-stats", WriterOptions{Compress: true}},
+	{"compressed-stats", WriterOptions{Compress: true, NoRuns: true}},
+	{"compressed-stats-runs", WriterOptions{Compress: true}},
 }
 
 // readAll reads every series and sample of s.

@@ -25,12 +25,14 @@ type indexReader struct {
 	// seriesPages holds the series section of a version 2 or 4 index; nil
 	// for versions 1 and 3, whose entries are read from b.
 	seriesPages *pagedRegion
-	// stats is set for versions 3 to 5, whose raw chunk metas carry
-	// statistics; runs for version 5, whose float statistics carry hour
-	// runs.
+	// stats is set for versions 3 to 7, whose raw chunk metas carry
+	// statistics; runs for versions 5 to 7, whose statistics carry hour
+	// runs; first for versions 6 and 7, whose float statistics carry the
+	// first value.
 	stats bool
 	runs  bool
-	ver   int // the index's version (1 to 5)
+	first bool
+	ver   int // the index's version (1 to 7)
 
 	// src holds the index of a compressed segment read from a Source,
 	// whose postings lists are read by range as Selects need them
@@ -227,13 +229,14 @@ func newIndexHeader(hdr, toc []byte, size uint64, formatVersion int) (*indexRead
 		return nil, indexErr(0, "bad magic %#x", m)
 	}
 	v := hdr[4]
-	if v < indexVersion || v > indexVersionStatsRuns ||
+	if v < indexVersion || v > indexVersionPagedStatsFirst ||
 		compressedVersion(int(v)) && formatVersion < FormatVersionCompressed ||
 		v >= indexVersionStats && formatVersion < FormatVersionStats ||
-		v == indexVersionStatsRuns && formatVersion != FormatVersionStatsRuns {
+		v >= indexVersionStatsRuns && formatVersion < FormatVersionStatsRuns ||
+		v >= indexVersionStatsFirst && formatVersion < FormatVersionStatsFirst {
 		return nil, indexErr(4, "unsupported index version %d", v)
 	}
-	r := &indexReader{stats: v >= indexVersionStats, runs: v == indexVersionStatsRuns}
+	r := &indexReader{stats: v >= indexVersionStats, runs: v >= indexVersionStatsRuns, first: v >= indexVersionStatsFirst}
 	tocOff := size - tocSize
 	d := decbuf{b: toc}
 	for i := range r.toc {
@@ -464,7 +467,7 @@ func (r *indexReader) series(ctx context.Context, ref uint64, lbls []uint64, chk
 		var st ChunkStats
 		if r.stats && kind == KindRaw {
 			var ok bool
-			if st, ok = d.stats(r.runs); !ok {
+			if st, ok = d.stats(r.runs, r.first); !ok {
 				if d.err != nil {
 					break
 				}

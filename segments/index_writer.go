@@ -19,10 +19,14 @@ const (
 	// with statistics in every raw chunk meta.
 	indexVersionStats      = 3
 	indexVersionPagedStats = 4
-	// indexVersionStatsRuns is version 3 with hour runs in float chunk
+	// indexVersionStatsRuns is version 3 with hour runs in chunk
+	// statistics; indexVersionStatsFirst and indexVersionPagedStatsFirst
+	// are versions 3 and 4 with hour runs and first values in float chunk
 	// statistics.
-	indexVersionStatsRuns = 5
-	indexHeaderSize       = 5 // magic(4) version(1)
+	indexVersionStatsRuns       = 5
+	indexVersionStatsFirst      = 6
+	indexVersionPagedStatsFirst = 7
+	indexHeaderSize             = 5 // magic(4) version(1)
 )
 
 // Index sections, in file order.

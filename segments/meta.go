@@ -16,23 +16,26 @@ import (
 // pages. Versions 3 and 4 are versions 1 and 2 with statistics in the meta
 // of every raw chunk (ChunkStats); a segment without raw chunks (a rollup)
 // is written as version 1 or 2, to which it is then identical. Version 5
-// is version 3 whose float chunk statistics also carry the chunk's hour
-// run (ChunkStats.Run): uncompressed segments with statistics are written
-// in it. This package reads all five.
+// is version 3 whose chunk statistics also carry the chunk's hour run
+// (ChunkStats.Run); versions 6 and 7 are versions 3 and 4 whose float
+// chunk statistics carry the hour run and the first value: segments with
+// statistics are written in them. This package reads all seven.
 const (
-	FormatVersionPlain           = 1
-	FormatVersionCompressed      = 2
-	FormatVersionStats           = 3
-	FormatVersionCompressedStats = 4
-	FormatVersionStatsRuns       = 5
+	FormatVersionPlain                = 1
+	FormatVersionCompressed           = 2
+	FormatVersionStats                = 3
+	FormatVersionCompressedStats      = 4
+	FormatVersionStatsRuns            = 5
+	FormatVersionStatsFirst           = 6
+	FormatVersionCompressedStatsFirst = 7
 	// FormatVersion is the newest version this package writes and reads.
-	FormatVersion = FormatVersionStatsRuns
+	FormatVersion = FormatVersionCompressedStatsFirst
 )
 
 // compressedVersion reports whether segments of format version v store
 // chunk records and series entries in zstd pages.
 func compressedVersion(v int) bool {
-	return v == FormatVersionCompressed || v == FormatVersionCompressedStats
+	return v == FormatVersionCompressed || v == FormatVersionCompressedStats || v == FormatVersionCompressedStatsFirst
 }
 
 // Compressed reports whether the segment's chunk records and series

@@ -17,9 +17,9 @@ import (
 func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, id string, opts CompactOptions) (meta Meta, ok bool, err error) {
 	m := seg.Meta()
 	wopts := DefaultWriterOptions()
-	wopts.Compress = m.Version == FormatVersionCompressed || m.Version == FormatVersionCompressedStats
+	wopts.Compress = m.Compressed()
 	wopts.NoStats = m.Version == FormatVersionPlain || m.Version == FormatVersionCompressed
-	wopts.NoRuns = m.Version == FormatVersionStats
+	wopts.NoRuns = m.Version == FormatVersionStats || m.Version == FormatVersionCompressedStats // version 5 is rewritten as 6
 	return mergeInto(ctx, parent, []*Segment{seg}, func(string) []Tombstone { return ts }, id, opts, &wopts)
 }
 

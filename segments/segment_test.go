@@ -24,10 +24,10 @@ func testRoundTrip(t *testing.T, opts WriterOptions) {
 	parent := t.TempDir()
 	series := genSeries(1, 300, 4)
 	meta := writeTestSegmentWith(t, parent, Meta{}, series, opts)
-	version := map[[2]bool]int{{false, false}: FormatVersionStatsRuns, {true, false}: FormatVersionCompressedStats,
+	version := map[[2]bool]int{{false, false}: FormatVersionStatsFirst, {true, false}: FormatVersionCompressedStatsFirst,
 		{false, true}: FormatVersionPlain, {true, true}: FormatVersionCompressed}[[2]bool{opts.Compress, opts.NoStats}]
-	if version == FormatVersionStatsRuns && opts.NoRuns {
-		version = FormatVersionStats
+	if opts.NoRuns {
+		version = map[int]int{FormatVersionStatsFirst: FormatVersionStats, FormatVersionCompressedStatsFirst: FormatVersionCompressedStats}[version]
 	}
 
 	var nChunks, nSamples uint64

@@ -45,11 +45,15 @@ type ChunkStats struct {
 	Count int
 	Min   float64
 	Max   float64
-	// First, Last and Sum are set for StatsInteger only: the values of
-	// the first and last sample (at MinTime and MaxTime) and their sum.
+	// First, Last and Sum are set for StatsInteger: the values of the
+	// first and last sample (at MinTime and MaxTime) and their sum. First
+	// is also set for StatsFloat in format versions 6 and 7, where
+	// HasFirst says so (and for StatsInteger).
 	First, Last, Sum float64
-	// Run is set (format version 5) when the chunk's last sample ends a
-	// summable hour run: see RunGrid. RunCount is the number of samples
+	HasFirst         bool
+	// Run is set (format versions 5 and 6) for StatsFloat when the
+	// chunk's last sample ends a summable hour run: see RunGrid. (An
+	// integer chunk's sums are exact from its own statistics.) RunCount is the number of samples
 	// of the run up to and including the chunk's last one, RunSum and
 	// RunC the compensated sum of their values as Prometheus'
 	// avg_over_time computes it (the first value, then kahansum.Inc of
@@ -67,7 +71,7 @@ type ChunkStats struct {
 // order with Kahan-Neumaier compensation, which no per-chunk summary can
 // be combined into bit for bit; but the state of that sum after any
 // prefix of the window is what the rest of the window continues from.
-// So the statistics of a float chunk of format version 5 give the state
+// So the statistics of a float chunk of format version 6 or 7 give the state
 // after the chunk's last sample of the run that sample belongs to, which
 // may have started in earlier chunks of the series in the same segment:
 // a window starting on the grid takes the state of the last chunk it
@@ -142,6 +146,7 @@ func (s ChunkStats) MaxAbs() float64 { return max(math.Abs(s.Min), math.Abs(s.Ma
 // series' hour run carried from its previous chunks, it also adds the
 // chunk's samples to the run and gives its state at the chunk's end.
 func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkStats, chunkenc.Iterator) {
+	keep := run != nil // a first value is written with runs
 	if run == nil {
 		run = &runState{} // not kept
 	}
@@ -168,7 +173,7 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkS
 		}
 		run.add(t, v)
 		if s.Count == 0 {
-			s.Min, s.Max, s.First = v, v, v
+			s.Min, s.Max, s.First, s.HasFirst = v, v, v, true
 		} else {
 			if v < s.Min || math.IsNaN(s.Min) {
 				s.Min = v
@@ -195,21 +200,26 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkS
 		}
 		return ChunkStats{}, it
 	}
+	if integer && maxAbs*float64(s.Count) <= MaxExactSum {
+		s.Kind = StatsInteger // its sums are exact: no run needed
+		return s, it
+	}
 	if run.ok && run.g == RunStart(lastT) {
 		s.Run, s.RunCount, s.RunSum, s.RunC = true, run.n, run.sum, run.c
 	}
-	if integer && maxAbs*float64(s.Count) <= MaxExactSum {
-		s.Kind = StatsInteger
-		return s, it
+	f := ChunkStats{Kind: StatsFloat, Count: s.Count, Min: s.Min, Max: s.Max,
+		Run: s.Run, RunCount: s.RunCount, RunSum: s.RunSum, RunC: s.RunC}
+	if keep {
+		f.First, f.HasFirst = s.First, true
 	}
-	return ChunkStats{Kind: StatsFloat, Count: s.Count, Min: s.Min, Max: s.Max,
-		Run: s.Run, RunCount: s.RunCount, RunSum: s.RunSum, RunC: s.RunC}, it
+	return f, it
 }
 
 // putStats appends the encoding of s (docs/format.md, "Chunk statistics");
-// runs (format version 5) adds the hour run after the statistics of a
-// chunk that has any.
-func (e *encbuf) putStats(s ChunkStats, runs bool) {
+// runs (format versions 5 to 7) adds the hour run after the statistics of
+// a chunk that has any, and first (versions 6 and 7) the first value of a
+// float chunk after that.
+func (e *encbuf) putStats(s ChunkStats, runs, first bool) {
 	e.putByte(byte(s.Kind))
 	switch s.Kind {
 	case StatsFloat:
@@ -227,16 +237,19 @@ func (e *encbuf) putStats(s ChunkStats, runs bool) {
 	}
 	if !s.Run {
 		e.putUvarint(0)
-		return
+	} else {
+		e.putUvarint(uint64(s.RunCount))
+		e.putBE64(math.Float64bits(s.RunSum))
+		e.putBE64(math.Float64bits(s.RunC))
 	}
-	e.putUvarint(uint64(s.RunCount))
-	e.putBE64(math.Float64bits(s.RunSum))
-	e.putBE64(math.Float64bits(s.RunC))
+	if first && s.Kind == StatsFloat {
+		e.putBE64(math.Float64bits(s.First))
+	}
 }
 
 // stats decodes statistics written by putStats; ok is false for bytes no
 // writer produces.
-func (d *decbuf) stats(runs bool) (s ChunkStats, ok bool) {
+func (d *decbuf) stats(runs, first bool) (s ChunkStats, ok bool) {
 	s.Kind = StatsKind(d.byte())
 	switch s.Kind {
 	case StatsNone:
@@ -251,6 +264,7 @@ func (d *decbuf) stats(runs bool) (s ChunkStats, ok bool) {
 		for _, v := range vs {
 			*v = float64(d.varint())
 		}
+		s.HasFirst = true
 		if s.Count > 0 && (s.MaxAbs()*float64(s.Count) > MaxExactSum || s.Min > s.Max ||
 			s.First < s.Min || s.First > s.Max || s.Last < s.Min || s.Last > s.Max) {
 			return s, false
@@ -267,6 +281,9 @@ func (d *decbuf) stats(runs bool) (s ChunkStats, ok bool) {
 				math.IsNaN(s.RunC) || math.IsInf(s.RunC, 0) || math.Abs(s.RunSum) > MaxRunAbs {
 				return s, false
 			}
+		}
+		if first && s.Kind == StatsFloat {
+			s.First, s.HasFirst = math.Float64frombits(d.be64()), true
 		}
 	}
 	return s, d.err == nil && s.Count > 0 && s.Count <= math.MaxUint16

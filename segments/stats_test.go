@@ -39,7 +39,7 @@ func statsSamples(rng *rand.Rand, t0 int64, n, kind int) []sample {
 // wantStats computes a chunk's statistics from its samples, independently
 // of computeStats.
 func wantStats(smp []sample) ChunkStats {
-	s := ChunkStats{Kind: StatsInteger, Count: len(smp), Min: smp[0].V, Max: smp[0].V, First: smp[0].V, Last: smp[len(smp)-1].V}
+	s := ChunkStats{Kind: StatsInteger, Count: len(smp), Min: smp[0].V, Max: smp[0].V, First: smp[0].V, Last: smp[len(smp)-1].V, HasFirst: true}
 	bound := 0.0
 	for _, p := range smp {
 		v := p.V
@@ -62,22 +62,24 @@ func wantStats(smp []sample) ChunkStats {
 		s.Kind = StatsFloat
 	}
 	if s.Kind == StatsFloat {
-		s.First, s.Last, s.Sum = 0, 0, 0
+		s.First, s.Last, s.Sum, s.HasFirst = 0, 0, 0, false
 	}
 	return s
 }
 
-// wantRuns sets the hour run of each float chunk with statistics in ws
-// (format version 5), computed from the samples of the series in
+// wantRuns sets the first value and the hour run of each chunk with float
+// statistics in ws (format versions 6 and 7), the run computed from the
+// samples of the series in
 // (RunStart(end), end] for each chunk's end, independently of the
 // writer's carried state: none where a sample of the run is not finite,
 // the first is -0, the absolute values add up past MaxRunAbs, or a chunk
 // without statistics holds part of the run.
 func wantRuns(chunks [][]sample, ws []ChunkStats) {
 	for k, c := range chunks {
-		if ws[k].Kind == StatsNone {
-			continue
+		if ws[k].Kind != StatsFloat {
+			continue // an integer chunk's sums are exact without a run
 		}
+		ws[k].First, ws[k].HasFirst = c[0].V, true
 		end := c[len(c)-1].T
 		g := RunStart(end)
 		var run []float64
@@ -111,7 +113,8 @@ func wantRuns(chunks [][]sample, ws []ChunkStats) {
 // TestChunkStats writes raw chunks of every kind of values in each format
 // and requires the statistics read back to be those of the chunk's
 // samples: none in versions 1 and 2, and none for histogram and rollup
-// chunks; hour runs in version 5 only.
+// chunks; hour runs and first values of float chunks in versions 6 and 7
+// only.
 func TestChunkStats(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	var data []SeriesData
@@ -184,7 +187,7 @@ func TestChunkStats(t *testing.T) {
 			for it.Next() {
 				for j, cm := range it.Chunks() {
 					w := want[i][j]
-					if !f.opts.Compress && !f.opts.NoRuns {
+					if !f.opts.NoRuns {
 						w = wantWithRuns[i][j]
 					}
 					if f.opts.NoStats {

@@ -30,11 +30,10 @@ type WriterOptions struct {
 	Compress bool
 	// NoStats writes no chunk statistics (format version 1 or 2, as
 	// written before statistics existed); false writes ChunkStats with
-	// every raw chunk (version 3 or 4, or 5 for an uncompressed segment).
+	// every raw chunk (version 6 or 7, with hour runs and first values).
 	NoStats bool
-	// NoRuns writes the statistics of an uncompressed segment without hour
-	// runs (format version 3, as written before runs existed). Compressed
-	// segments never carry runs.
+	// NoRuns writes statistics without hour runs and first values (format
+	// version 3 or 4, as written before they existed).
 	NoRuns bool
 }
 
@@ -255,7 +254,7 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 				run = &w.run
 			}
 			st, w.statsIt = computeStats(chunks[i].Chunk, w.statsIt, run)
-			e.putStats(st, run != nil)
+			e.putStats(st, run != nil, run != nil)
 			w.rawChunks++
 		}
 		prevMint, prevRef = mint, ref
@@ -498,20 +497,22 @@ func (w *Writer) finish() (Meta, error) {
 	return m, nil
 }
 
-// runs reports whether the segment's float chunk statistics carry hour
-// runs (format version 5).
-func (w *Writer) runs() bool { return w.enc == nil && !w.opts.NoStats && !w.opts.NoRuns }
+// runs reports whether the segment's chunk statistics carry hour runs
+// and first values (format version 6 or 7).
+func (w *Writer) runs() bool { return !w.opts.NoStats && !w.opts.NoRuns }
 
 // formatVersion is the version of the segment being written.
 func (w *Writer) formatVersion() int {
 	stats := w.rawChunks > 0
 	switch {
+	case w.enc != nil && stats && w.runs():
+		return FormatVersionCompressedStatsFirst
 	case w.enc != nil && stats:
 		return FormatVersionCompressedStats
 	case w.enc != nil:
 		return FormatVersionCompressed
 	case stats && w.runs():
-		return FormatVersionStatsRuns
+		return FormatVersionStatsFirst
 	case stats:
 		return FormatVersionStats
 	}
