@@ -27,16 +27,16 @@ import (
 
 // flushItem records what one series held when the flush copied it, so that
 // exactly that, and nothing written since, is dropped from the head once
-// it is durable in a segment. Chunk lists are only appended to, or
-// replaced whole by a rebuild (new chunks): the list still starts with
-// what was flushed when its n-th chunk is the one the flush saw last.
+// it is durable in a segment. The flush seals the open chunk first
+// (sealForFlushLocked), so what it takes is a prefix of each chunk list:
+// chunk lists are only appended to, or replaced whole by a rebuild (new
+// chunks), and the list still starts with what was flushed when its n-th
+// chunk is the one the flush saw last.
 type flushItem struct {
 	s          *memSeries
 	lastClosed *memChunk // the last of the closedN closed in-order chunks
-	head       *memChunk // the open chunk, with headN samples at the time
 	lastOOO    *memChunk // the last of the oooN out-of-order chunks
 	closedN    int32
-	headN      int32
 	oooN       int32
 }
 
@@ -54,30 +54,53 @@ func (h *Head) seriesWithData() []*memSeries {
 	return out
 }
 
-// snapshotForFlushLocked seals the series' unsorted out-of-order buffer
-// into a chunk and returns a copy of what the series holds and the item
-// that tells truncateFlushed what to drop; nil when it holds nothing.
+// sealForFlushLocked closes the series' open in-order chunk: it becomes
+// the last closed chunk, which the flush takes whole, and the next append
+// starts a new chunk. A flush that copied the open chunk instead could
+// drop it afterwards only if nothing had been appended to it since, which
+// under continuous writes is never: every flush then wrote the whole head
+// again and dropped nothing (issue 20: at 5M series three flushes in a
+// row wrote 52 M, 103 M and 163 M samples and dropped 290 k, 0 and 0).
+// Closing changes nothing else: lastT stays, so what is in order stays in
+// order, and the next chunk starts as one cut at ChunkSamples does (a
+// float chunk from a fresh XOR state; a histogram chunk without the
+// previous appender, so its counter-reset header is "unknown", which
+// readers resolve by comparing, as after any flush that dropped the head).
+// Unlike closeHeadLocked it does not compact the chunk (copy its bytes
+// into a right-sized slice): the flush drops it once it is published, and
+// copying every open chunk was garbage the size of the head
+// (TestFlushHoldsNoCopy).
+func sealForFlushLocked(s *memSeries) {
+	if s.head == nil {
+		return
+	}
+	s.chunks = append(s.chunks, s.head)
+	s.dropHeadLocked()
+}
+
+// snapshotForFlushLocked seals the series' open chunk and its unsorted
+// out-of-order buffer into chunks and returns a copy of what the series
+// holds and the item that tells truncateFlushed what to drop; nil when it
+// holds nothing.
 func (h *Head) snapshotForFlushLocked(s *memSeries) (*snapshot, flushItem) {
-	h.inHeadCost.Add(s.cutOOOLocked(&h.opts))
-	if len(s.chunks) == 0 && s.head == nil && len(s.oooChunks()) == 0 {
+	h.inHeadCost.Add(s.cutOOOLocked(&h.opts)) // first: a rebuild opens a chunk
+	sealForFlushLocked(s)
+	if len(s.chunks) == 0 && len(s.oooChunks()) == 0 {
 		return nil, flushItem{}
 	}
 	return s.snapshotLocked(math.MinInt64, math.MaxInt64), h.flushItemLocked(s)
 }
 
 // flushItemLocked returns the item that tells truncateFlushed what the
-// flush takes of s now.
+// flush takes of s now: every chunk it holds, the open one sealed.
 func (h *Head) flushItemLocked(s *memSeries) flushItem {
 	ooo := s.oooChunks()
-	it := flushItem{s: s, head: s.head, closedN: int32(len(s.chunks)), oooN: int32(len(ooo))}
+	it := flushItem{s: s, closedN: int32(len(s.chunks)), oooN: int32(len(ooo))}
 	if n := len(s.chunks); n > 0 {
 		it.lastClosed = s.chunks[n-1]
 	}
 	if n := len(ooo); n > 0 {
 		it.lastOOO = ooo[n-1]
-	}
-	if s.head != nil {
-		it.headN = int32(s.head.chunk.NumSamples())
 	}
 	return it
 }
@@ -145,7 +168,8 @@ func (bw *blockWriters) close(abort bool) (metas []segments.Meta, err error) {
 
 // writeFlush writes what the series hold into one segment per block,
 // series by series in label order, and returns the segments' metas and
-// what truncateFlushed is to drop. On error nothing it wrote stays on disk.
+// what truncateFlushed is to drop. On error nothing it wrote stays on disk,
+// and the items of the series it took are returned for endFlush.
 func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64, now func() time.Time) ([]segments.Meta, []flushItem, error) {
 	series := h.seriesWithData()
 	items := make([]flushItem, 0, len(series))
@@ -156,15 +180,15 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				_, _ = bw.close(true)
-				return nil, nil, err
+				return nil, items, err
 			}
 		}
 		s.mtx.Lock()
 		var err error
 		if enc.takeInOrderLocked(s) {
 			// The common case: only in-order chunks, each within one
-			// block. They are written as they are (the open one copied),
-			// with nothing decoded, re-encoded or left behind.
+			// block. They are written as they are (the open one sealed),
+			// with nothing copied, decoded, re-encoded or left behind.
 			it := h.flushItemLocked(s)
 			s.mtx.Unlock()
 			items = append(items, it)
@@ -180,7 +204,7 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 		}
 		if err != nil {
 			_, _ = bw.close(true)
-			return nil, nil, err
+			return nil, items, err
 		}
 		if h.testHookFlushedSeries != nil {
 			h.testHookFlushedSeries(len(items))
@@ -188,7 +212,7 @@ func (h *Head) writeFlush(ctx context.Context, sink SegmentSink, blockDur int64,
 	}
 	metas, err := bw.close(false)
 	if err != nil {
-		return nil, nil, err
+		return nil, items, err
 	}
 	return metas, items, nil
 }
@@ -202,24 +226,23 @@ type blockEncoder struct {
 	chunkSamples int
 	chunks       []segments.ChunkMeta
 
-	// What takeInOrderLocked took: the series' chunks, the open one
-	// copied into headBuf (and, for XOR, wrapped in xor).
-	taken   []segments.ChunkMeta
-	headBuf []byte
-	xor     chunkenc.XORChunk
+	// What takeInOrderLocked took: the series' chunks.
+	taken []segments.ChunkMeta
 }
 
-// takeInOrderLocked takes the series' chunks as they are when it holds
-// only in-order data (no out-of-order chunk or buffer), each chunk within
-// one block, and the open chunk's encoding can be copied; it reports
-// whether it did. The head cuts in-order chunks at ChunkSamples and at
-// ChunkRange boundaries, which divide the block, so they are what
-// re-encoding would make (or, when ChunkRange is shorter than a block,
-// smaller). Closed chunks never change: they are referenced, not copied.
+// takeInOrderLocked seals the series' open chunk and takes its chunks as
+// they are when it holds only in-order data (no out-of-order chunk or
+// buffer, no open histogram chunk) and each chunk lies within one block;
+// it reports whether it did. The head cuts in-order chunks at
+// ChunkSamples and at ChunkRange boundaries, which divide the block, so
+// they are what re-encoding would make (or, when ChunkRange is shorter
+// than a block, smaller). Closed chunks never change: they are
+// referenced, not copied.
 func (e *blockEncoder) takeInOrderLocked(s *memSeries) bool {
 	if s.ooo != nil || (len(s.chunks) == 0 && s.head == nil) {
 		return false
 	}
+	sealForFlushLocked(s)
 	clear(e.taken)
 	e.taken = e.taken[:0]
 	for _, c := range s.chunks {
@@ -227,23 +250,6 @@ func (e *blockEncoder) takeInOrderLocked(s *memSeries) bool {
 			return false
 		}
 		e.taken = append(e.taken, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: c.chunk})
-	}
-	if c := s.head; c != nil {
-		if rangeStart(c.minT, e.blockDur) != rangeStart(c.maxT, e.blockDur) {
-			return false
-		}
-		e.headBuf = append(e.headBuf[:0], c.chunk.Bytes()...)
-		var ch chunkenc.Chunk
-		if c.chunk.Encoding() == chunkenc.EncXOR {
-			e.xor.Reset(e.headBuf)
-			ch = &e.xor
-		} else {
-			var err error
-			if ch, err = chunkenc.FromData(c.chunk.Encoding(), slices.Clone(e.headBuf)); err != nil {
-				return false
-			}
-		}
-		e.taken = append(e.taken, segments.ChunkMeta{Kind: segments.KindRaw, MinTime: c.minT, MaxTime: c.maxT, Chunk: ch})
 	}
 	return true
 }
@@ -331,9 +337,10 @@ func (e *blockEncoder) write(lset labels.Labels, snap *snapshot, bw *blockWriter
 
 // truncateFlushed drops from the head what the flush wrote and returns the
 // number of samples dropped. Data written after the flush copied a series
-// stays: if a chunk changed since (the open chunk grew, or out-of-order
-// merging rebuilt the series), it is kept and flushed again next time,
-// which readers and compaction resolve as duplicates.
+// stays: it is in chunks after those the flush took (the open chunk was
+// sealed), or, if out-of-order merging rebuilt the series since, the whole
+// series stays and is flushed again next time, which readers and
+// compaction resolve as duplicates.
 func (h *Head) truncateFlushed(items []flushItem) int64 {
 	var dropped, cost int64
 	for i := range items {
@@ -344,22 +351,58 @@ func (h *Head) truncateFlushed(items []flushItem) int64 {
 		s.chunks, n, c = dropPrefix(s.chunks, int(it.closedN), it.lastClosed)
 		dropped += n
 		cost += c
-		if s.head != nil && s.head == it.head && s.head.chunk.NumSamples() == int(it.headN) {
-			dropped += int64(it.headN)
-			cost += s.head.cost() // unchanged since the snapshot, as its samples are
-			s.dropHeadLocked()    // lastT stays: older samples remain out of order
-		}
 		if s.ooo != nil {
 			s.ooo.chunks, n, c = dropPrefix(s.ooo.chunks, int(it.oooN), it.lastOOO)
 			dropped += n
 			cost += c
 			s.dropOOOIfEmptyLocked()
 		}
+		cost -= h.rebuildIfDueLocked(s)
 		s.mtx.Unlock()
 	}
 	h.inHead.Add(-dropped)
 	h.inHeadCost.Add(-cost)
 	return dropped
+}
+
+// rebuildIfDueLocked makes the out-of-order rebuild that waited for the
+// flush (cutOOOLocked), if it is still due, and returns how the weight of
+// what the series holds changed.
+func (h *Head) rebuildIfDueLocked(s *memSeries) int64 {
+	if s.ooo == nil || len(s.ooo.chunks) <= h.opts.MaxOOOChunks {
+		return 0
+	}
+	cost := s.cutOOOLocked(&h.opts) // which rebuilds only once no flush runs
+	if s.ooo != nil && len(s.ooo.chunks) > h.opts.MaxOOOChunks {
+		cost += s.rebuildLocked(&h.opts)
+	}
+	return cost
+}
+
+// startFlush marks a flush as running: from now until endFlush, a series
+// whose out-of-order chunks reach MaxOOOChunks keeps them as they are
+// rather than merging everything into new in-order chunks (a rebuild,
+// which replaces the chunk lists whole: the flush could then drop nothing
+// of the series). truncateFlushed makes the rebuilds that waited in the
+// series it took; any other series makes its own at its next
+// out-of-order cut.
+func (h *Head) startFlush() { h.opts.flushing.Store(true) }
+
+// endFlush ends what startFlush began. A flush that failed drops nothing;
+// it makes the rebuilds that waited in the series it took.
+func (h *Head) endFlush(items []flushItem, failed bool) {
+	h.opts.flushing.Store(false)
+	if !failed {
+		return
+	}
+	var cost int64
+	for i := range items {
+		s := items[i].s
+		s.mtx.Lock()
+		cost += h.rebuildIfDueLocked(s)
+		s.mtx.Unlock()
+	}
+	h.inHeadCost.Add(cost)
 }
 
 // dropPrefix removes the first n chunks of list if list still starts with
@@ -373,6 +416,9 @@ func dropPrefix(list []*memChunk, n int, last *memChunk) ([]*memChunk, int64, in
 	for _, c := range list[:n] {
 		samples += int64(c.chunk.NumSamples())
 		cost += c.cost()
+	}
+	if len(list) == n {
+		return nil, samples, cost
 	}
 	rest := make([]*memChunk, len(list)-n)
 	copy(rest, list[n:])

@@ -83,6 +83,7 @@ func NewHead(opts Options, log Log) (*Head, error) {
 		return nil, fmt.Errorf("head options: %w", err)
 	}
 	opts = opts.withDefaults()
+	opts.flushing = new(atomic.Bool)
 	syms := newSymbolTable()
 	h := &Head{
 		opts:   opts,

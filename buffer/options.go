@@ -3,6 +3,7 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,15 @@ type Options struct {
 	// ones of all series (Prometheus' storage.exemplars.max-exemplars).
 	// Zero keeps none (DefaultOptions: 100,000).
 	MaxExemplars int
+
+	// flushing is set by the Head these options configure (its own
+	// copy) while a flush runs: out-of-order rebuilds wait until the
+	// flush has dropped what it wrote (see flushItemLocked).
+	flushing *atomic.Bool
 }
+
+// flushRunning reports whether a flush of the head runs now.
+func (o *Options) flushRunning() bool { return o.flushing != nil && o.flushing.Load() }
 
 // DefaultOptions returns the options used when a field is left zero.
 func DefaultOptions() Options {

@@ -273,7 +273,7 @@ func (s *memSeries) cutOOOLocked(o *Options) int64 {
 	d.chunks = append(d.chunks, cut...)
 	clear(d.buf) // drop histogram references
 	d.buf = d.buf[:0]
-	if len(d.chunks) > o.MaxOOOChunks {
+	if len(d.chunks) > o.MaxOOOChunks && !o.flushRunning() { // else at the flush's end
 		cost += s.rebuildLocked(o)
 	}
 	return cost

@@ -410,6 +410,12 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 			return fmt.Errorf("log series records: %w", err)
 		}
 	}
+	var (
+		items    []flushItem
+		dropping bool
+	)
+	s.head.startFlush()
+	defer func() { s.head.endFlush(items, !dropping) }()
 	metas, items, err := s.head.writeFlush(ctx, s.sink, s.opts.BlockDuration, s.opts.Now)
 	if err != nil {
 		return err
@@ -430,7 +436,13 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 		// reads resolve the duplicates, and the next flush drops them.
 		return fmt.Errorf("wait for queries started before the flush: %w", err)
 	}
+	dropping = true
 	dropped := s.head.truncateFlushed(items)
+	// The items hold the last chunk of each list the flush took: let them
+	// go before FreeOSMemory below (the deferred endFlush sees the
+	// variable, which would keep them to the end).
+	flushed := len(items)
+	items = nil
 	removed := 0
 	if idle := s.head.sweepAfterFlush(); len(idle) > 0 {
 		if !appendsPaused {
@@ -449,7 +461,7 @@ func (s *Store) flush(ctx context.Context, appendsPaused bool) error {
 	for _, m := range metas {
 		samples += m.NumSamples
 	}
-	s.logger.Info("flushed head", "segments", len(metas), "series", len(items), "samples", samples, "dropped_from_head", dropped, "idle_series_removed", removed)
+	s.logger.Info("flushed head", "segments", len(metas), "series", flushed, "samples", samples, "dropped_from_head", dropped, "idle_series_removed", removed)
 	if s.opts.ReleaseMemory {
 		debug.FreeOSMemory()
 	}
