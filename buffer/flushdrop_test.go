@@ -399,3 +399,41 @@ func TestFailedFlushReleasesSeries(t *testing.T) {
 		t.Fatalf("series 0 after the failed flush: %v", got)
 	}
 }
+
+// TestFlushDueScalesWithSeries: the size trigger is MaxHeadSamples, or
+// FlushSamplesPerSeries a series where that is more, so that a head of
+// many series is not flushed again and again for a few samples a series
+// (a flush costs mostly by series). A negative FlushSamplesPerSeries
+// leaves MaxHeadSamples alone.
+func TestFlushDueScalesWithSeries(t *testing.T) {
+	for _, c := range []struct {
+		perSeries int64
+		wantSize  int64
+	}{{0, 32 * 10}, {50, 50 * 10}, {-1, 100}} {
+		t.Run(fmt.Sprint(c.perSeries), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTestStore(t, dir, StoreOptions{MaxHeadSamples: 100, FlushSamplesPerSeries: c.perSeries}, nopSink{filepath.Join(dir, "segments")})
+			defer s.wal.Close()
+			lsets := flushSeries(10)
+			next := make([]int, len(lsets))
+			all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+			for s.Head().SamplesInHead() < c.wantSize {
+				if s.FlushDue() {
+					t.Fatalf("flush due at %d samples in 10 series, want it at more than %d", s.Head().SamplesInHead(), c.wantSize)
+				}
+				if err := appendNext(s, lsets, next, all); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := s.FlushSize(); got != c.wantSize {
+				t.Fatalf("FlushSize %d, want %d", got, c.wantSize)
+			}
+			if err := appendNext(s, lsets, next, all); err != nil {
+				t.Fatal(err)
+			}
+			if !s.FlushDue() {
+				t.Fatalf("no flush due at %d samples in 10 series", s.Head().SamplesInHead())
+			}
+		})
+	}
+}

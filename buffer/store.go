@@ -44,8 +44,18 @@ type StoreOptions struct {
 	// MaxHeadSamples makes FlushDue true once the head holds more samples,
 	// weighed as the write and query limits weigh them: a float counts 1, a
 	// native histogram its size (ingest.HistogramCost; Head.SampleCostInHead).
-	// Zero means 20,000,000.
+	// Zero means 20,000,000. FlushSamplesPerSeries may raise it.
 	MaxHeadSamples int64
+	// FlushSamplesPerSeries raises MaxHeadSamples to this many samples a
+	// series in the head (Head.NumSeries) where that is more: 32 a series
+	// at over 625,000 series. A flush costs mostly by series, not by
+	// sample (it re-logs every series record, sorts and indexes every
+	// series with data, writes a chunk and an index entry for each), so a
+	// size trigger that does not grow with the series count flushes more
+	// and more often as series are added, each time for fewer samples a
+	// series: at 5M series and 20 M, 4 samples a series, and flushes back
+	// to back (issue 20). Zero means 32; negative, no floor.
+	FlushSamplesPerSeries int64
 	// Now gives the time that names flushed segments (their ULIDs). It
 	// decides nothing else: write order comes from the sink's sequence.
 	// Nil means time.Now.
@@ -75,10 +85,11 @@ type StoreOptions struct {
 // DefaultStoreOptions returns the options used for fields left zero.
 func DefaultStoreOptions() StoreOptions {
 	return StoreOptions{
-		Head:           DefaultOptions(),
-		WAL:            wal.DefaultOptions(),
-		BlockDuration:  (2 * time.Hour).Milliseconds(),
-		MaxHeadSamples: 20_000_000,
+		Head:                  DefaultOptions(),
+		WAL:                   wal.DefaultOptions(),
+		BlockDuration:         (2 * time.Hour).Milliseconds(),
+		MaxHeadSamples:        20_000_000,
+		FlushSamplesPerSeries: 32,
 	}
 }
 
@@ -90,6 +101,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	}
 	if o.MaxHeadSamples == 0 {
 		o.MaxHeadSamples = d.MaxHeadSamples
+	}
+	if o.FlushSamplesPerSeries == 0 {
+		o.FlushSamplesPerSeries = d.FlushSamplesPerSeries
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -332,9 +346,9 @@ func (s *Store) ExemplarsStored(b *ingest.Batch) int { return s.head.ExemplarsSt
 
 // FlushDue reports whether the head should be flushed: it holds data of a
 // block that ended more than half a block before the newest sample, or
-// samples that weigh more than MaxHeadSamples (Head.SampleCostInHead).
+// samples that weigh more than FlushSize.
 func (s *Store) FlushDue() bool {
-	if s.head.SampleCostInHead() > s.opts.MaxHeadSamples {
+	if s.head.SampleCostInHead() > s.FlushSize() {
 		return true
 	}
 	mint, maxt := s.head.Bounds()
@@ -342,6 +356,17 @@ func (s *Store) FlushDue() bool {
 		return false
 	}
 	return mint < rangeStart(maxt-s.opts.BlockDuration/2, s.opts.BlockDuration)
+}
+
+// FlushSize is the weight of samples (Head.SampleCostInHead) past which
+// FlushDue says a flush is due: MaxHeadSamples, or FlushSamplesPerSeries a
+// series in the head where that is more.
+func (s *Store) FlushSize() int64 {
+	n := s.opts.MaxHeadSamples
+	if per := s.opts.FlushSamplesPerSeries; per > 0 {
+		n = max(n, per*s.head.NumSeries())
+	}
+	return n
 }
 
 // Flush writes everything in the head into segments, one per block, makes

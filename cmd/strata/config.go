@@ -57,7 +57,7 @@ var options = []option{
 	{"otlp.promote_scope_metadata", "otlp.promote-scope-metadata", false, "add the otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_* attribute labels of the instrumentation scope"},
 
 	{"head.chunk_samples", "head.chunk-samples", 120, "samples per in-memory chunk before it is closed"},
-	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples; a native histogram counts by its size as in Prometheus' engine, (bytes + 8) / 16: 11 plus one per two buckets or spans (strata_head_sample_cost shows the weight, strata_head_samples the plain count)"},
+	{"head.max_samples", "head.max-samples", 20_000_000, "flush the head into segments once it holds this many samples, or 32 a series in the head where that is more (a flush costs mostly by series: 32 a series from 625,000 series on); a native histogram counts by its size as in Prometheus' engine, (bytes + 8) / 16: 11 plus one per two buckets or spans (strata_head_sample_cost shows the weight, strata_head_samples the plain count)"},
 
 	{"runtime.gogc", "runtime.gogc", 100, "garbage collector target: the heap may grow this many percent over the live heap before a collection (Go's GOGC; lower trades GC CPU for memory: at 50, 8-13 % less RSS for 28-46 % more CPU per ingested sample at a million series, see docs/benchmarks.md); the GOGC environment variable, when set, wins"},
 	{"runtime.memory_limit", "runtime.memory-limit", byteSize(0), "soft limit of the process' Go memory (Go's GOMEMLIMIT): nearing it, the collector runs more often whatever runtime.gogc says (0 = 90 % of the container's cgroup memory limit, none without one); the GOMEMLIMIT environment variable, when set, wins"},
