@@ -416,7 +416,11 @@ func (e *chunkEncoder) encode(it chunkenc.Iterator) ([]ChunkMeta, error) {
 	}
 	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 		x := ReadSample(it, vt, nil, nil)
-		if cur != nil && ChunkFull(cur, e.max) {
+		// A chunk also ends on the hour (RunGrid), so that the chunks of
+		// a day segment start on the hour whatever sample a series starts
+		// its day with: an hourly window then covers whole chunks and
+		// the first sample of the next, which statistics answer.
+		if cur != nil && (ChunkFull(cur, e.max) || floorDiv(x.T, RunGrid) != floorDiv(mint, RunGrid)) {
 			flush()
 			prev = app
 		}
@@ -430,6 +434,15 @@ func (e *chunkEncoder) encode(it chunkenc.Iterator) ([]ChunkMeta, error) {
 	}
 	flush()
 	return out, it.Err()
+}
+
+// floorDiv is a / b rounded down.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // numSeries returns how many series the writer holds so far.
