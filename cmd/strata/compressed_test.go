@@ -53,9 +53,10 @@ func TestCompressedDaySegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	var meta struct{ Version int }
-	// Version 4: compressed pages (version 2) with chunk statistics.
-	if err := json.Unmarshal(b, &meta); err != nil || meta.Version != 4 {
-		t.Fatalf("day segment %s: version %d (%v), want 4", id, meta.Version, err)
+	// Version 7: compressed pages (version 2) with chunk statistics, hour
+	// runs and first values.
+	if err := json.Unmarshal(b, &meta); err != nil || meta.Version != 7 {
+		t.Fatalf("day segment %s: version %d (%v), want 7", id, meta.Version, err)
 	}
 
 	// Every sample, as written.
