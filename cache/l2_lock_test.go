@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -293,5 +294,42 @@ func TestL2ReadErrorTakesNoLock(t *testing.T) {
 	}
 	if n, err := rc.Exists(bg, k.lockKey(c.fastKey(&kb, key))).Result(); err != nil || n != 0 {
 		t.Fatalf("lock left after a failed read: %d %v", n, err)
+	}
+}
+
+// TestL2LostStateLoggedAndRefused: the shared state lost (FLUSHALL) is
+// logged once, by the instance that starts the new epoch, and not at a
+// first start; after it, every instance refuses L2 entries for PartnerLag
+// (the bumps of the lost state, and their times, are gone), even one
+// written in the new epoch.
+func TestL2LostStateLoggedAndRefused(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	var lost atomic.Int64
+	logLost := func(o *Options) {
+		o.L2.Logger = slog.New(countingHandler{prefix: "result cache: the shared L2 state in Redis was lost", n: &lost})
+	}
+	c1, c2 := newL2Cache(t, r.URL(), p, logLost), newL2Cache(t, r.URL(), p, logLost) // PartnerLag a minute
+	waitSynced(t, rc, p, c1, c2)
+	if n := lost.Load(); n != 0 {
+		t.Fatalf("%d lost-state lines at a first start", n)
+	}
+	if err := rc.FlushAll(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, flightWait, "the loss to be logged", func() bool { return lost.Load() > 0 })
+	waitSynced(t, rc, p, c1, c2)
+	if n := lost.Load(); n != 1 {
+		t.Fatalf("%d lost-state lines for one loss, want 1", n)
+	}
+	var n counter
+	mustCompute(t, c2, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss)
+	if w := c2.Stats().L2Writes; w != 1 {
+		t.Fatalf("c2 wrote %d entries to L2, want 1", w)
+	}
+	mustCompute(t, c1, []byte("k"), "m:a:2026-11-20", &n, "v", StatusMiss) // not an L2 hit: refused
+	if h := c1.Stats().L2Hits; h != 0 {
+		t.Fatalf("c1 took %d entries from L2 within PartnerLag of a lost state", h)
 	}
 }
