@@ -74,6 +74,14 @@ func NewCounterIterator(it chunkenc.Iterator, t int64, adj float64) chunkenc.Ite
 	return &counterIterator{it: it, t: t, cnt: counter{pending: true, carryAdj: adj}}
 }
 
+// NewAdjustedIterator returns the raw samples of it adjusted for resets,
+// starting at the first raw value, as a counter chunk starts for a series
+// that the rollup of the window before does not hold. Stale markers and NaN
+// samples are dropped; Seek moves forward only.
+func NewAdjustedIterator(it chunkenc.Iterator) chunkenc.Iterator {
+	return &counterIterator{it: it, t: math.MinInt64}
+}
+
 var _ chunkenc.Iterator = (*counterIterator)(nil)
 
 type counterIterator struct {

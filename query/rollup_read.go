@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/downsample"
@@ -96,12 +97,19 @@ func (s *mergedSeries) rollupIterator() chunkenc.Iterator {
 	raw := s.rawIterator(s.mint, s.maxt)
 	var rawPart chunkenc.Iterator
 	switch {
-	case s.win.agg == aggCounter && len(roll) > 0:
+	case s.win.agg == aggCounter:
 		// Raw values are on another scale once the counter reset; continue
-		// the adjusted counter from its last rolled-up value.
-		last := roll[len(roll)-1]
-		rawPart = downsample.NewCounterIterator(segments.NewBoundedIterator(raw, last.T-s.win.res+1, math.MaxInt64), last.T, last.V)
-		rawPart = &outsideIterator{Iterator: rawPart, from: s.win.from, to: s.win.to}
+		// the adjusted counter from its last rolled-up value. And the
+		// rewritten query reads the counter one bucket wider than the raw
+		// window: it must find bucket-end values, not raw samples, there,
+		// or its rate spans a bucket more than the raw query's.
+		if len(roll) > 0 {
+			last := roll[len(roll)-1]
+			rawPart = downsample.NewCounterIterator(segments.NewBoundedIterator(raw, last.T-s.win.res+1, math.MaxInt64), last.T, last.V)
+		} else {
+			rawPart = downsample.NewAdjustedIterator(raw)
+		}
+		rawPart = &bucketEndIterator{it: &outsideIterator{Iterator: rawPart, from: s.win.from, to: s.win.to}, res: s.win.res}
 	case s.win.agg == aggCount:
 		rawPart = &onesIterator{outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}}
 	default:
@@ -156,3 +164,69 @@ func (o *outsideIterator) Seek(t int64) chunkenc.ValueType { return o.skip(o.Ite
 type onesIterator struct{ outsideIterator }
 
 func (o *onesIterator) At() (int64, float64) { return o.Iterator.AtT(), 1 }
+
+// bucketEndIterator turns adjusted counter samples into the counter
+// aggregate of a rollup: for each bucket (e-res, e] holding samples, the
+// last one's value at e.
+type bucketEndIterator struct {
+	it      chunkenc.Iterator
+	res     int64
+	started bool // it has been advanced
+	ahead   bool // it is on a sample not yet in a bucket
+	t       int64
+	v       float64
+	has     bool // positioned on a bucket
+}
+
+func (b *bucketEndIterator) Next() chunkenc.ValueType {
+	if !b.started {
+		b.started = true
+		b.ahead = b.it.Next() == chunkenc.ValFloat
+	}
+	b.has = false
+	if !b.ahead {
+		return chunkenc.ValNone
+	}
+	t, v := b.it.At()
+	end, ok := downsample.BucketEnd(t, b.res)
+	if !ok {
+		end = math.MaxInt64
+	}
+	for {
+		if b.ahead = b.it.Next() == chunkenc.ValFloat; !b.ahead {
+			break
+		}
+		t2, v2 := b.it.At()
+		if t2 > end {
+			break
+		}
+		v = v2
+	}
+	b.t, b.v, b.has = end, v, true
+	return chunkenc.ValFloat
+}
+
+func (b *bucketEndIterator) Seek(t int64) chunkenc.ValueType {
+	if b.has && b.t >= t {
+		return chunkenc.ValFloat
+	}
+	for b.Next() == chunkenc.ValFloat {
+		if b.t >= t {
+			return chunkenc.ValFloat
+		}
+	}
+	return chunkenc.ValNone
+}
+
+func (b *bucketEndIterator) At() (int64, float64) { return b.t, b.v }
+func (b *bucketEndIterator) AtT() int64           { return b.t }
+func (b *bucketEndIterator) AtST() int64          { return 0 }
+func (b *bucketEndIterator) Err() error           { return b.it.Err() }
+
+func (b *bucketEndIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	panic("query: counter buckets hold no histograms")
+}
+
+func (b *bucketEndIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	panic("query: counter buckets hold no histograms")
+}
