@@ -16,8 +16,8 @@ import (
 )
 
 // BenchmarkBucketQuery reads a bucket-only day segment of 2,000 series x a
-// day of 1-minute samples (compressed, format version 4, as day
-// compaction writes it; and plain, version 3), through a versitygw on
+// day of 1-minute samples (compressed, format version 7, as day
+// compaction writes it; and plain, version 6), through a versitygw on
 // loopback: one series, or every series, the first time (cold: the read
 // cache emptied, the segment closed) and again (warm). It reports the GETs
 // and bytes fetched per query, and the CPU time. "whole" is the read

@@ -54,7 +54,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 
 // writeChunkedSegment writes a raw segment of n series with a sample every
 // minute in [from, to], cut into chunks of per samples, compressed
-// (format version 4) or not (version 3).
+// (format version 7) or not (version 6).
 func writeChunkedSegment(t testing.TB, set *segments.Set, n, per int, from, to time.Time, compress bool) segments.Meta {
 	t.Helper()
 	var series []segments.SeriesData
