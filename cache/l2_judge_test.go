@@ -250,6 +250,10 @@ func TestL2SharedPrune(t *testing.T) {
 	waitFor(t, 10*time.Second, "the other instance's floor, and 2 tags tracked", func() bool {
 		return other.gens.floor.Load() == top-2 && other.Stats().TrackedTags == 2
 	})
+	// Prunes that succeed count no error (and pause nothing).
+	if e := c.Stats().L2Errors; e != 0 {
+		t.Fatalf("%d L2 errors after successful prunes", e)
+	}
 }
 
 // TestL2InvalidateManyTags: InvalidateTags with L2 bumps every distinct
