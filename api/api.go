@@ -246,6 +246,10 @@ func (a *API) routes() *echo.Echo {
 	admin.POST("/snapshot", a.snapshot)
 	admin.POST("/tsdb/snapshot", a.snapshot) // Prometheus' path
 	e.GET("/api/v1/status/cache", a.cacheStatus)
+	// Go's profiler, as Prometheus and VictoriaMetrics serve it, but an
+	// admin route: a CPU profile or a trace costs the server while it runs.
+	debug := e.Group("/debug/pprof", a.requireAdmin)
+	debug.GET("/*", echo.WrapHandler(http.HandlerFunc(servePprof)))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.readyz)

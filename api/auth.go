@@ -72,7 +72,7 @@ func roleOf(route string) role {
 		return roleOpen
 	case writeRoutes[route]:
 		return roleWrite
-	case route == "/api/v1/admin" || strings.HasPrefix(route, "/api/v1/admin/"):
+	case route == "/api/v1/admin" || strings.HasPrefix(route, "/api/v1/admin/"), strings.HasPrefix(route, "/debug/pprof"):
 		return roleAdmin
 	}
 	return roleRead

@@ -42,6 +42,7 @@ func TestAuthMiddleware(t *testing.T) {
 		{roleRead, http.MethodGet, "/metrics", ""},
 		{roleWrite, http.MethodPost, "/write?precision=ms", "m v=1 1000\n"},
 		{roleAdmin, http.MethodPost, "/api/v1/admin/nosuchjob/run", ""},
+		{roleAdmin, http.MethodGet, "/debug/pprof/cmdline", ""},
 	}
 	do := func(r route, auth string) (int, http.Header, string) {
 		t.Helper()

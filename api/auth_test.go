@@ -23,6 +23,7 @@ func TestAuthRoleOf(t *testing.T) {
 	}
 	f("/api/v1/admin/tsdb/flush", roleAdmin)
 	f("/api/v1/admin/:job/run", roleAdmin)
+	f("/debug/pprof/*", roleAdmin)
 	f("/api/v1/query", roleRead)
 	f("/api/v1/read", roleRead)
 	f("/metrics", roleRead)

@@ -120,7 +120,7 @@ var options = []option{
 	{"cache.l2.timeout", "cache.l2.timeout", 100 * time.Millisecond, "longest one Redis operation of the L2 cache tier may take on a request's path; past it the request goes on without L2"},
 	{"cache.l2.partner_lag", "cache.l2.partner-lag", time.Minute, "longest an instance sharing the L2 tier may take to receive a write this one received (remote-write lag); for that long after acknowledging a late write, this instance takes no L2 entry it touches (0 = off: entries computed by a lagging partner may be served)"},
 
-	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention, downsampling and compaction runs)"},
+	{"enable_admin_api", "enable-admin-api", false, "enable the /api/v1/admin/ endpoints (delete, flush, cache invalidation, retention, downsampling and compaction runs) and Go's profiler at /debug/pprof/"},
 	{"shutdown_timeout", "shutdown-timeout", 30 * time.Second, "how long in-flight requests may take to finish on shutdown"},
 
 	{"limits.max_concurrent_queries", "limits.max-concurrent-queries", 20, "most query requests (query, query_range, series, labels, remote read) running at once (0 = no limit)"},
