@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // counter tracks a counter's value adjusted for resets, the way PromQL's
@@ -85,6 +86,7 @@ func NewAdjustedIterator(it chunkenc.Iterator) chunkenc.Iterator {
 var _ chunkenc.Iterator = (*counterIterator)(nil)
 
 type counterIterator struct {
+	segments.FloatOnly
 	it   chunkenc.Iterator
 	t    int64
 	cnt  counter
@@ -123,33 +125,20 @@ func (c *counterIterator) Next() chunkenc.ValueType {
 }
 
 func (c *counterIterator) Seek(t int64) chunkenc.ValueType {
-	if c.has && c.cur >= t {
-		return chunkenc.ValFloat
+	cur := chunkenc.ValNone
+	if c.has {
+		cur = chunkenc.ValFloat
 	}
-	for c.Next() == chunkenc.ValFloat {
-		if c.cur >= t {
-			return chunkenc.ValFloat
-		}
-	}
-	return chunkenc.ValNone
+	return segments.SeekByNext(c, cur, t)
 }
 
 func (c *counterIterator) At() (int64, float64) { return c.cur, c.cnt.adj }
 func (c *counterIterator) AtT() int64           { return c.cur }
-func (c *counterIterator) AtST() int64          { return 0 }
 func (c *counterIterator) Err() error {
 	if c.err != nil {
 		return c.err
 	}
 	return c.it.Err()
-}
-
-func (c *counterIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("downsample: counter iterator has no histograms")
-}
-
-func (c *counterIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("downsample: counter iterator has no histograms")
 }
 
 func errNotFloat(vt chunkenc.ValueType) error {

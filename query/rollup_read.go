@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-tsdb/strata/downsample"
@@ -169,6 +168,7 @@ func (o *onesIterator) At() (int64, float64) { return o.Iterator.AtT(), 1 }
 // aggregate of a rollup: for each bucket (e-res, e] holding samples, the
 // last one's value at e.
 type bucketEndIterator struct {
+	segments.FloatOnly
 	it      chunkenc.Iterator
 	res     int64
 	started bool // it has been advanced
@@ -207,26 +207,13 @@ func (b *bucketEndIterator) Next() chunkenc.ValueType {
 }
 
 func (b *bucketEndIterator) Seek(t int64) chunkenc.ValueType {
-	if b.has && b.t >= t {
-		return chunkenc.ValFloat
+	cur := chunkenc.ValNone
+	if b.has {
+		cur = chunkenc.ValFloat
 	}
-	for b.Next() == chunkenc.ValFloat {
-		if b.t >= t {
-			return chunkenc.ValFloat
-		}
-	}
-	return chunkenc.ValNone
+	return segments.SeekByNext(b, cur, t)
 }
 
 func (b *bucketEndIterator) At() (int64, float64) { return b.t, b.v }
 func (b *bucketEndIterator) AtT() int64           { return b.t }
-func (b *bucketEndIterator) AtST() int64          { return 0 }
 func (b *bucketEndIterator) Err() error           { return b.it.Err() }
-
-func (b *bucketEndIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("query: counter buckets hold no histograms")
-}
-
-func (b *bucketEndIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("query: counter buckets hold no histograms")
-}

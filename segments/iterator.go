@@ -12,19 +12,36 @@ import (
 // chunks, a merge of overlapping sources where the last listed wins, and a
 // bound on the time range. The head and every segment reader share them.
 
-// floatIterator provides the histogram methods of chunkenc.Iterator for
-// iterators that only ever hold floats.
-type floatIterator struct{}
+// FloatOnly provides AtST and the histogram methods of chunkenc.Iterator
+// for iterators that only ever hold floats: embed it.
+type FloatOnly struct{}
 
-func (floatIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+func (FloatOnly) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	panic("segments: float-only iterator has no histograms")
 }
 
-func (floatIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+func (FloatOnly) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
 	panic("segments: float-only iterator has no histograms")
 }
 
-func (floatIterator) AtST() int64 { return 0 }
+func (FloatOnly) AtST() int64 { return 0 }
+
+// SeekByNext is Seek for an iterator that moves forward only, by Next: it
+// stays on the current sample if that is at or after t (cur is the type
+// of the current sample; ValNone when it is on none, before the first
+// sample or after the last), else calls Next until a sample is at or
+// after t, and returns that sample's type (ValNone: none is).
+func SeekByNext(it chunkenc.Iterator, cur chunkenc.ValueType, t int64) chunkenc.ValueType {
+	if cur != chunkenc.ValNone && it.AtT() >= t {
+		return cur
+	}
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		if it.AtT() >= t {
+			return vt
+		}
+	}
+	return chunkenc.ValNone
+}
 
 // Sample is one sample: a float V, or a native histogram when H (integer
 // counts) or FH (float counts) is set. At most one of H and FH is set.

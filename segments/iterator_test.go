@@ -483,3 +483,43 @@ func TestBoundedIteratorEdges(t *testing.T) {
 		}
 	}
 }
+
+// nextOnly is an iterator that moves by Next only, its Seek SeekByNext's.
+type nextOnly struct {
+	chunkenc.Iterator
+	cur chunkenc.ValueType
+}
+
+func (n *nextOnly) Next() chunkenc.ValueType { n.cur = n.Iterator.Next(); return n.cur }
+
+func (n *nextOnly) Seek(t int64) chunkenc.ValueType {
+	n.cur = SeekByNext(n, n.cur, t)
+	return n.cur
+}
+
+// TestSeekByNext: a Seek made of Next calls stays on the current sample
+// when it is at or after the target (also on a first Seek, and on a
+// histogram), moves to the first sample at or after it otherwise, and
+// once past the end stays there.
+func TestSeekByNext(t *testing.T) {
+	var samples []Sample
+	for i := range 20 {
+		s := Sample{T: int64(10 * i), V: float64(i)}
+		if i%7 == 3 {
+			s = Sample{T: s.T, H: &histogram.Histogram{Count: uint64(i), Sum: 1}}
+		}
+		samples = append(samples, s)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := range 200 {
+		ops := randomOps(rng, 25, 0, 200)
+		checkAgainstModel(t, fmt.Sprintf("round %d, ops %v", round, ops), &nextOnly{Iterator: NewSliceIterator(samples)}, samples, ops)
+	}
+	for target := int64(0); target <= 200; target++ {
+		checkAgainstModel(t, fmt.Sprintf("Seek(%d)", target), &nextOnly{Iterator: NewSliceIterator(samples)}, samples, []int64{target, target, -1, target})
+		checkAgainstModel(t, fmt.Sprintf("Next, Seek(%d)", target), &nextOnly{Iterator: NewSliceIterator(samples)}, samples, []int64{-1, target, -1})
+	}
+	if vt := (&nextOnly{Iterator: NewSliceIterator(nil)}).Seek(0); vt != chunkenc.ValNone {
+		t.Fatalf("empty: %v", vt)
+	}
+}
