@@ -62,6 +62,24 @@ func knownRequest(t testing.TB, rng *rand.Rand, n, pool int, ts int64, bad strin
 	return snappy.Encode(nil, raw)
 }
 
+// nodeRequest is a remote write body of n series of 3 labels (40 metric
+// names, an instance each), one sample each.
+func nodeRequest(t testing.TB, n int) []byte {
+	t.Helper()
+	req := &prompb.WriteRequest{}
+	for i := range n {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: fmt.Sprintf("m_%d", i%40)}, {Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250)}, {Name: "job", Value: "node"}},
+			Samples: []prompb.Sample{{Timestamp: 1, Value: 1}},
+		})
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
 // v2Body is req as a remote write 2.0 body: the same labels in the same
 // order (empty values included), samples and nothing else.
 func v2Body(t testing.TB, req *prompb.WriteRequest) []byte {
@@ -235,18 +253,7 @@ func TestDecodeKnownEqualsPlain(t *testing.T) {
 func TestDecodeKnownAllocations(t *testing.T) {
 	lim := ingest.DefaultLimits()
 	h := newTestHead(t, Options{})
-	req := &prompb.WriteRequest{}
-	for i := range 2000 {
-		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:  []prompb.Label{{Name: "__name__", Value: fmt.Sprintf("m_%d", i%40)}, {Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250)}, {Name: "job", Value: "node"}},
-			Samples: []prompb.Sample{{Timestamp: 1, Value: 1}},
-		})
-	}
-	raw, err := req.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := snappy.Encode(nil, raw)
+	body := nodeRequest(t, 2000)
 	b, err := ingest.DecodeRemoteWriteKnown(body, lim, h)
 	if err != nil {
 		t.Fatal(err)

@@ -206,18 +206,7 @@ func TestSeriesCacheAllocations(t *testing.T) {
 	if cache == nil {
 		t.Skip("this build caches no series")
 	}
-	req := &prompb.WriteRequest{}
-	for i := range 2000 {
-		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:  []prompb.Label{{Name: "__name__", Value: fmt.Sprintf("m_%d", i%40)}, {Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250)}, {Name: "job", Value: "node"}},
-			Samples: []prompb.Sample{{Timestamp: 1, Value: 1}},
-		})
-	}
-	raw, err := req.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := snappy.Encode(nil, raw)
+	body := nodeRequest(t, 2000)
 	for range 2 { // new, then known: cached
 		b, err := cache.DecodeRemoteWrite(body)
 		if err != nil {

@@ -2,8 +2,6 @@ package query
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,10 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
-	"github.com/strata-tsdb/strata/segments"
 )
 
 // TestHistogramQueriesReadRaw stores three days of a float counter and of
@@ -23,18 +19,7 @@ import (
 // leave it out) and answers what the raw data says, while a float-only
 // query still reads rollups.
 func TestHistogramQueriesReadRaw(t *testing.T) {
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store, set, _ := openTestStore(t)
 	end := time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
 	start := end.Add(-3 * 24 * time.Hour)
 	ctr := labels.FromStrings("__name__", "requests_total", "host", "a")
@@ -56,25 +41,10 @@ func TestHistogramQueriesReadRaw(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	comp, err := segments.NewCompactor(logger, set, segments.CompactOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
+	if n := compactAndRollUp(t, set, downsample.Options{Now: func() time.Time { return end.Add(11 * 24 * time.Hour) }}); n == 0 {
+		t.Fatal("no rollups written")
 	}
-	if _, err := comp.Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := downsample.New(logger, set, downsample.Options{Now: func() time.Time { return end.Add(11 * 24 * time.Hour) }}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := ds.Run(context.Background()); err != nil || n == 0 {
-		t.Fatalf("%d rollups written: %v", n, err)
-	}
-	q := NewQueryable(store.Head(), set)
-	eng, err := NewEngine(logger, nil, q, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, eng := newTestEngine(t, store, set)
 	from := start.Add(2 * time.Hour)
 	for _, tc := range []struct {
 		qs   string

@@ -2,33 +2,17 @@ package query
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
-
-	"github.com/strata-tsdb/strata/buffer"
-	"github.com/strata-tsdb/strata/segments"
 )
 
 // TestRetentionBoundaryAtRead checks that a read never returns data older
 // than the retention bound, whether the data is in a segment still on disk
 // or in the head.
 func TestRetentionBoundaryAtRead(t *testing.T) {
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
+	store, set, _ := openTestStore(t)
 	end := time.Unix(1_700_000_000, 0)
 	loadCounters(t, store.Head(), "x", 3, end.Add(-4*time.Hour), end.Add(-2*time.Hour))
 	if err := store.Flush(context.Background()); err != nil {

@@ -3,19 +3,15 @@ package query
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
-	"github.com/strata-tsdb/strata/segments"
 )
 
 // newBoundaryEnv writes 4 days of 10 s counters, the last day left in the
@@ -29,18 +25,7 @@ import (
 //     holds it (raw data only, converted to the counter aggregate).
 func newBoundaryEnv(t *testing.T, res Resolution) (e *rollupEnv, covered time.Time) {
 	t.Helper()
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store, set, _ := openTestStore(t)
 	e = &rollupEnv{store: store, set: set}
 	e.end = time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
 	start := e.end.Add(-4 * 24 * time.Hour)
@@ -79,13 +64,6 @@ func newBoundaryEnv(t *testing.T, res Resolution) (e *rollupEnv, covered time.Ti
 			}
 		}
 	}
-	comp, err := segments.NewCompactor(logger, set, segments.CompactOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := comp.Compact(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	// Windows are due once their end is older than the age: make exactly
 	// the first two days due at res (5m rollups are due before 1h ones).
 	opts := downsample.Options{Raw5mAfter: 40 * time.Hour, FiveM1hAfter: 240 * time.Hour}
@@ -94,17 +72,8 @@ func newBoundaryEnv(t *testing.T, res Resolution) (e *rollupEnv, covered time.Ti
 		age = opts.FiveM1hAfter
 	}
 	opts.Now = func() time.Time { return covered.Add(age + time.Hour) }
-	ds, err := downsample.New(logger, set, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ds.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.q = NewQueryable(store.Head(), set)
-	if e.eng, err = NewEngine(logger, nil, e.q, Options{}); err != nil {
-		t.Fatal(err)
-	}
+	compactAndRollUp(t, set, opts)
+	e.q, e.eng = newTestEngine(t, store, set)
 	from, to, ok := e.q.coverage(int64(res))
 	if !ok || to != covered.UnixMilli() || from > start.Add(time.Hour).UnixMilli() {
 		t.Fatalf("%s rollups cover %v..%v (%v), want %s..%s", res, time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC(), ok, start, covered)

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -35,18 +34,7 @@ type rollupEnv struct {
 
 func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 	t.Helper()
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store, set, _ := openTestStore(t)
 	e := &rollupEnv{store: store, set: set}
 	e.end = time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
 	e.now = e.end.Add(11 * 24 * time.Hour) // everything is old enough for 1h rollups
@@ -97,6 +85,19 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 			t.Fatal(err)
 		}
 	}
+	if n := compactAndRollUp(t, set, downsample.Options{Now: func() time.Time { return e.now }}); n == 0 {
+		t.Fatal("no rollups written")
+	}
+	e.q, e.eng = newTestEngine(t, store, set)
+	return e
+}
+
+// compactAndRollUp compacts the set's segments, then runs one round of a
+// downsampler with opts over it, and returns the number of rollups it
+// wrote.
+func compactAndRollUp(t testing.TB, set *segments.Set, opts downsample.Options) int {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
 	comp, err := segments.NewCompactor(logger, set, segments.CompactOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +105,7 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 	if _, err := comp.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := downsample.New(logger, set, downsample.Options{Now: func() time.Time { return e.now }}, nil)
+	ds, err := downsample.New(logger, set, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,14 +113,19 @@ func newRollupEnv(t testing.TB, nSeries, days int) *rollupEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n == 0 {
-		t.Fatal("no rollups written")
-	}
-	e.q = NewQueryable(store.Head(), set)
-	if e.eng, err = NewEngine(logger, nil, e.q, Options{}); err != nil {
+	return n
+}
+
+// newTestEngine returns a Queryable over the store's head and the set,
+// and an engine with the default options over it.
+func newTestEngine(t testing.TB, store *buffer.Store, set *segments.Set) (*Queryable, *Engine) {
+	t.Helper()
+	q := NewQueryable(store.Head(), set)
+	eng, err := NewEngine(slog.New(slog.DiscardHandler), nil, q, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return q, eng
 }
 
 // compare runs qs over the whole period at step on raw data and with
