@@ -80,6 +80,20 @@ func nodeRequest(t testing.TB, n int) []byte {
 	return snappy.Encode(nil, raw)
 }
 
+// upRequest is a remote write body of the series up{host=host}, with
+// one sample at ts valued ts.
+func upRequest(t testing.TB, host string, ts int64) []byte {
+	t.Helper()
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "host", Value: host}},
+		Samples: []prompb.Sample{{Timestamp: ts, Value: float64(ts)}},
+	}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
 // v2Body is req as a remote write 2.0 body: the same labels in the same
 // order (empty values included), samples and nothing else.
 func v2Body(t testing.TB, req *prompb.WriteRequest) []byte {
@@ -350,16 +364,6 @@ func TestKnownHandleAfterRemoval(t *testing.T) {
 	s := openTestStore(t, dir, StoreOptions{}, nopSink{filepath.Join(dir, "segments")})
 	defer s.wal.Close()
 	lim := ingest.DefaultLimits()
-	body := func(host string, ts int64) []byte {
-		raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
-			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "host", Value: host}},
-			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(ts)}},
-		}}}).Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return snappy.Encode(nil, raw)
-	}
 	write := func(b *ingest.Batch) {
 		t.Helper()
 		if err := s.Append(b); err != nil {
@@ -368,7 +372,7 @@ func TestKnownHandleAfterRemoval(t *testing.T) {
 	}
 	decode := func(host string, ts int64) *ingest.Batch {
 		t.Helper()
-		b, err := ingest.DecodeRemoteWriteKnown(body(host, ts), lim, s)
+		b, err := ingest.DecodeRemoteWriteKnown(upRequest(t, host, ts), lim, s)
 		if err != nil {
 			t.Fatal(err)
 		}

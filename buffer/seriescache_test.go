@@ -118,19 +118,9 @@ func TestSeriesCacheAfterRemoval(t *testing.T) {
 	if cache == nil {
 		t.Skip("this build caches no series")
 	}
-	body := func(host string, ts int64) []byte {
-		raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
-			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "host", Value: host}},
-			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(ts)}},
-		}}}).Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return snappy.Encode(nil, raw)
-	}
 	write := func(c *ingest.SeriesCache, s *Store, host string, ts int64) *ingest.Batch {
 		t.Helper()
-		b, err := c.DecodeRemoteWrite(body(host, ts))
+		b, err := c.DecodeRemoteWrite(upRequest(t, host, ts))
 		if err != nil {
 			t.Fatal(err)
 		}
