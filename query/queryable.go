@@ -429,13 +429,28 @@ func allDeleted(metas []segments.ChunkMeta, deleted [][2]int64) bool {
 
 // overlapping keeps the raw chunks that overlap one of ranges.
 func overlapping(metas []segments.ChunkMeta, ranges [][2]int64) []segments.ChunkMeta {
-	out := metas[:0]
-	for _, m := range metas {
-		if m.Kind == segments.KindRaw && overlapsRanges(m.MinTime, m.MaxTime, ranges) {
-			out = append(out, m)
+	return filterMetas(metas, func(m *segments.ChunkMeta) bool {
+		return m.Kind == segments.KindRaw && overlapsRanges(m.MinTime, m.MaxTime, ranges)
+	})
+}
+
+// filterMetas returns the metas keep accepts: metas itself when it accepts
+// all, else a new slice. It never writes to metas, which a segment's
+// series cache shares (segments.Segment.SelectShared).
+func filterMetas(metas []segments.ChunkMeta, keep func(*segments.ChunkMeta) bool) []segments.ChunkMeta {
+	for i := range metas {
+		if keep(&metas[i]) {
+			continue
 		}
+		out := slices.Clip(metas[:i])
+		for j := i + 1; j < len(metas); j++ {
+			if keep(&metas[j]) {
+				out = append(out, metas[j])
+			}
+		}
+		return out
 	}
-	return out
+	return metas
 }
 
 // chunksIn returns the chunks of metas that overlap [mint, maxt]: metas

@@ -29,13 +29,9 @@ var aggKinds = map[string][]segments.ChunkKind{
 // [from, w.to].
 func rollupChunks(metas []segments.ChunkMeta, w rollupWindow, from int64) []segments.ChunkMeta {
 	kinds := aggKinds[w.agg]
-	out := metas[:0]
-	for _, m := range metas {
-		if slices.Contains(kinds, m.Kind) && m.MinTime <= w.to && m.MaxTime >= from {
-			out = append(out, m)
-		}
-	}
-	return out
+	return filterMetas(metas, func(m *segments.ChunkMeta) bool {
+		return slices.Contains(kinds, m.Kind) && m.MinTime <= w.to && m.MaxTime >= from
+	})
 }
 
 // rollupSamples reads one kind of the series' rollup chunks in [from, to],

@@ -79,7 +79,7 @@ func (c *segCursor) next() bool {
 		return false
 	}
 	if c.it == nil {
-		if c.it, c.e = c.seg.Select(c.ms...); c.e != nil {
+		if c.it, c.e = c.seg.SelectShared(c.ms...); c.e != nil {
 			return false
 		}
 	}

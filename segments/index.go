@@ -41,6 +41,11 @@ type indexReader struct {
 	src      *sourceFile
 	postOffs []uint64
 
+	// cache, when set, holds this index's decoded series entries under
+	// the key cacheKey, for SelectShared.
+	cache    *seriesCache
+	cacheKey uint64
+
 	allOff uint64   // offset of the postings list of all series
 	names  []string // label names in order; strings alias b
 	values map[string]*labelValues

@@ -18,10 +18,16 @@ const DefaultPageCacheSize = 64 << 20
 // leaves the cache: they keep its memory alive. It is safe for concurrent
 // use; two readers missing the same page both decompress it.
 //
-// PageCache is a prometheus.Collector of its hits, misses and size.
+// PageCache also holds, within a bound of its own (half of maxBytes), the
+// decoded series entries that queries' selections read (see
+// seriesCache and Segment.SelectShared).
+//
+// PageCache is a prometheus.Collector of its hits, misses and size, and of
+// its series entries'.
 type PageCache struct {
 	max     int64
 	nextKey atomic.Uint64
+	series  *seriesCache
 
 	mtx   sync.Mutex // mtx guards the fields below.
 	size  int64
@@ -49,7 +55,7 @@ func NewPageCache(maxBytes int64) *PageCache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultPageCacheSize
 	}
-	c := &PageCache{max: maxBytes, pages: map[pageKey]*list.Element{}}
+	c := &PageCache{max: maxBytes, pages: map[pageKey]*list.Element{}, series: newSeriesCache(maxBytes / 2)}
 	c.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_segment_page_cache_hits_total",
 		Help: "Reads of a compressed segment page found decompressed in the page cache."})
 	c.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_segment_page_cache_misses_total",
@@ -78,7 +84,7 @@ func (c *PageCache) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *PageCache) collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.hits, c.misses, c.evictions, c.bytes, c.count}
+	return append([]prometheus.Collector{c.hits, c.misses, c.evictions, c.bytes, c.count}, c.series.collectors()...)
 }
 
 var _ prometheus.Collector = (*PageCache)(nil)

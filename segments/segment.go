@@ -99,6 +99,7 @@ func (s *Segment) open() error {
 	if s.index, err = newIndexReader(b, s.meta.Version, s.cache); err != nil {
 		return err
 	}
+	s.index.useSeriesCache(s.cache)
 	if want, _ := parseCRC(idx.CRC32C); crc32c(b) != want {
 		return &CorruptionError{File: indexFilename, Offset: -1,
 			Err: fmt.Errorf("index: %w with meta.json (computed %08x, meta %s)", ErrChecksum, crc32c(b), idx.CRC32C)}
@@ -171,6 +172,9 @@ func (s *Segment) unmap() error {
 		}
 		if s.index != nil && s.index.seriesPages != nil {
 			s.cache.drop(s.index.seriesPages.key, len(s.index.seriesPages.starts))
+		}
+		if s.index != nil && s.index.cache != nil {
+			s.index.cache.drop(s.index.cacheKey)
 		}
 	}
 	s.index, s.indexMap, s.chunkMaps, s.chunkPages, s.chunkFiles = nil, nil, nil, nil, nil

@@ -31,6 +31,20 @@ type SeriesIterator interface {
 // foo="" selects series without foo and foo!="bar" selects series without
 // foo too. With no matchers Select returns every series.
 func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
+	return s.sel(false, ms)
+}
+
+// SelectShared is Select for a query: the label sets and chunk metas the
+// iterator gives are shared with the segment set's series cache (and with
+// other queries), so the caller must not modify them (filter metas into a
+// new slice, not in place). A series read again, by this query or a later
+// one, is not decoded again while the cache holds it. Compaction and the
+// other jobs that read every series once use Select.
+func (s *Segment) SelectShared(ms ...*labels.Matcher) (SeriesIterator, error) {
+	return s.sel(true, ms)
+}
+
+func (s *Segment) sel(shared bool, ms []*labels.Matcher) (SeriesIterator, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -44,6 +58,9 @@ func (s *Segment) Select(ms ...*labels.Matcher) (SeriesIterator, error) {
 		}
 	}
 	it := &seriesIterator{ctx: s.context(), dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}
+	if shared {
+		it.cache = s.index.cache
+	}
 	if s.index.src != nil {
 		// Postings read by range have no checksum of their own: a
 		// series they name that the matchers reject is damage.
@@ -147,6 +164,7 @@ func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert b
 type seriesIterator struct {
 	ctx   context.Context
 	check []*labels.Matcher // matchers every series must match, or nil
+	cache *seriesCache      // for SelectShared, or nil
 	dir   string
 	r     *indexReader
 	p     postings
@@ -166,12 +184,34 @@ func (it *seriesIterator) Next() bool {
 		return false
 	}
 	ref := it.p.At()
+	key := seriesKey{it.r.cacheKey, ref}
+	if it.cache != nil {
+		if lset, chks, ok := it.cache.get(key); ok {
+			it.lset, it.chks = lset, chks
+			return it.checkMatchers(ref, nil)
+		}
+	}
 	var chks []ChunkMeta
 	refs, err := it.r.series(it.ctx, ref, it.refs[:0], &chks)
 	it.refs = refs
 	if err == nil {
 		it.lset, err = it.r.labels(&it.b, refs)
 	}
+	if !it.checkMatchers(ref, err) {
+		return false
+	}
+	if it.cache != nil {
+		chks = slices.Clip(chks)         // an append by a query copies
+		it.cache.put(key, it.lset, chks) // checked above: a damaged entry is never cached
+	}
+	it.chks = chks
+	return true
+}
+
+// checkMatchers fails the iterator with err, or when the series it is at
+// does not match a matcher it must (postings read by range, which have no
+// checksum of their own).
+func (it *seriesIterator) checkMatchers(ref uint64, err error) bool {
 	for _, m := range it.check {
 		if err == nil && !m.Matches(it.lset.Get(m.Name)) {
 			err = indexErr(ref, "series %s, selected by the postings of %s, does not match it: postings damaged", it.lset, m)
@@ -181,7 +221,6 @@ func (it *seriesIterator) Next() bool {
 		it.err = withDir(err, it.dir)
 		return false
 	}
-	it.chks = chks
 	return true
 }
 

@@ -212,6 +212,7 @@ func (s *Segment) openSource(ctx context.Context) error {
 			return err
 		}
 	}
+	s.index.useSeriesCache(s.cache)
 	for _, f := range s.files[1:] {
 		sf := sourceFile{src: s.src, name: f.Name, n: uint64(f.Size)}
 		if compressedVersion(s.meta.Version) {
