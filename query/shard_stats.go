@@ -87,7 +87,9 @@ type block struct {
 	minT, maxT int64
 	st         segments.ChunkStats
 	seg        *segments.Segment // nil for the head
-	meta       segments.ChunkMeta
+	// meta points into the series' metas (shared with the series cache:
+	// read only); nil for the head.
+	meta *segments.ChunkMeta
 	// integer and bound are, for the head, whether every sample is an
 	// integer as StatsInteger requires, and count times the largest
 	// absolute value; for a chunk they come from st.
@@ -190,7 +192,8 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		if len(src.deleted) > 0 {
 			return nil, false, nil
 		}
-		for _, m := range src.metas {
+		for i := range src.metas {
+			m := &src.metas[i]
 			if m.Kind != segments.KindRaw || m.MaxTime < mint || m.MinTime > maxt {
 				continue
 			}
@@ -225,7 +228,9 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 			sr.blocks = append(sr.blocks, bl)
 		}
 	}
-	slices.SortFunc(sr.blocks, func(x, y block) int { return cmpInt64(x.minT, y.minT) })
+	if byMin := func(x, y block) int { return cmpInt64(x.minT, y.minT) }; !slices.IsSortedFunc(sr.blocks, byMin) {
+		slices.SortFunc(sr.blocks, byMin) // sources are in write order, mostly time order already
+	}
 	for i := 1; i < len(sr.blocks); i++ {
 		if sr.blocks[i].minT <= sr.blocks[i-1].maxT {
 			return nil, false, nil // overlapping writes: merged through arrays
@@ -284,7 +289,7 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 			pts = append(pts, sr.head...)
 		} else {
 			n := len(pts)
-			src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{bl.meta}}
+			src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{*bl.meta}}
 			w.r.stale = 0
 			if pts, err = w.r.readSegment(pts, ms, src, mint, min(maxt, bl.needTo)); err != nil {
 				w.pts = pts
@@ -424,7 +429,7 @@ func (w *shardWorker) runFallback(ctx context.Context, ms *mergedSeries, ts, a, 
 			continue
 		}
 		n := len(win)
-		src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{bl.meta}}
+		src := segSource{seg: bl.seg, metas: []segments.ChunkMeta{*bl.meta}}
 		w.r.stale = 0
 		var err error
 		if win, err = w.r.readSegment(win, ms, src, a+1, b); err != nil {
