@@ -92,6 +92,11 @@ type Query struct {
 	// CacheHitRatio is hits over answers that carried the header.
 	CacheHitRatio *float64    `json:"cacheHitRatio,omitempty"`
 	ByTemplate    []Breakdown `json:"byTemplate,omitempty"`
+	// ServerCPUSeconds and LoadCPUSeconds are as Ingest's, over the
+	// measured phase (after any warm-up); nil when they could not be read
+	// or when writers ran at the same time (Ingest holds them then).
+	ServerCPUSeconds *float64 `json:"serverCpuSeconds,omitempty"`
+	LoadCPUSeconds   *float64 `json:"loadCpuSeconds,omitempty"`
 }
 
 // Breakdown is the latency of one kind of query.

@@ -142,6 +142,16 @@ func TestText(t *testing.T) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
 	}
+	// A query run alone has its own CPU figures, per query.
+	r := testReport()
+	r.Ingest, r.Query.ServerCPUSeconds, r.Query.LoadCPUSeconds = nil, Float64(0.3), Float64(0.1)
+	b.Reset()
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "server 0.3s (3.000 ms/query), load generator 0.1s (1.000 ms/query)"; !strings.Contains(b.String(), want) {
+		t.Errorf("text report lacks %q:\n%s", want, b.String())
+	}
 }
 
 func TestJSONRoundTrip(t *testing.T) {

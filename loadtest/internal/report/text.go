@@ -49,7 +49,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		p.row("requests", "%s (%s ok), %s requests/s, %s sent, over %.1fs", count(in.Requests), count(in.RequestsOK), rate(in.RequestsPerSecond), byteSize(in.BytesSent), in.ElapsedSeconds)
 		p.errors(in.Errors, in.ErrorMessages)
 		p.latency("latency", in.Latency)
-		p.cpu(in)
+		p.cpu(in.ServerCPUSeconds, in.LoadCPUSeconds, in.SamplesAcked, "µs/sample", 1e6)
 	}
 	if q := r.Query; q != nil {
 		cache := "cache not bypassed"
@@ -68,6 +68,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, b := range q.ByTemplate {
 			p.latency("  "+b.Name, b.Latency)
 		}
+		p.cpu(q.ServerCPUSeconds, q.LoadCPUSeconds, q.Requests, "ms/query", 1e3)
 		if len(q.Cache) > 0 {
 			var parts []string
 			for _, k := range slices.Sorted(maps.Keys(q.Cache)) {
@@ -90,19 +91,19 @@ func (r *Report) WriteText(w io.Writer) error {
 }
 
 // cpu writes the CPU time of the server and of the load generator, and
-// per acknowledged sample.
-func (p *printer) cpu(in *Ingest) {
+// per unit of work (n of them, shown in the unit scaled from seconds).
+func (p *printer) cpu(server, load *float64, n int64, unit string, scale float64) {
 	var parts []string
 	for _, x := range []struct {
 		who string
 		s   *float64
-	}{{"server", in.ServerCPUSeconds}, {"load generator", in.LoadCPUSeconds}} {
+	}{{"server", server}, {"load generator", load}} {
 		if x.s == nil {
 			continue
 		}
 		part := fmt.Sprintf("%s %.1fs", x.who, *x.s)
-		if in.SamplesAcked > 0 {
-			part += fmt.Sprintf(" (%.3f µs/sample)", *x.s*1e6/float64(in.SamplesAcked))
+		if n > 0 {
+			part += fmt.Sprintf(" (%.3f %s)", *x.s*scale/float64(n), unit)
 		}
 		parts = append(parts, part)
 	}

@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	defer stop()
 
 	var cpu cpuMeter
-	if in != nil {
+	if in != nil || qs != nil {
 		cpu.start(ctx, t)
 	}
 	rep.Started = time.Now()
@@ -178,6 +178,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	if qs != nil {
 		rep.Query = qs.report()
+		if in == nil {
+			rep.Query.ServerCPUSeconds, rep.Query.LoadCPUSeconds = cpu.stop(reqCtx, t)
+		}
 	}
 	if o.Flush && t.Flavour() != target.Strata {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("flush skipped: a %s target cannot flush on demand", t.Flavour()))

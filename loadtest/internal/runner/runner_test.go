@@ -252,6 +252,12 @@ func TestQueryEndToEnd(t *testing.T) {
 			if headers != 0 && headers != q.Requests {
 				t.Fatalf("cache header on %d of %d answers", headers, q.Requests)
 			}
+			// Both processes' CPU time over the queries is known on Linux
+			// (the server's in clock ticks: a few warm queries may take
+			// less than one).
+			if runtime.GOOS == "linux" && (q.ServerCPUSeconds == nil || q.LoadCPUSeconds == nil || *q.ServerCPUSeconds < 0) {
+				t.Fatalf("query cpu: server %v, load generator %v", q.ServerCPUSeconds, q.LoadCPUSeconds)
+			}
 		})
 	}
 }
@@ -273,6 +279,10 @@ func TestMixedEndToEnd(t *testing.T) {
 	q := rep.Query
 	if q.RequestsOK == 0 || q.Errors.Total() != 0 || q.Requests != q.RequestsOK {
 		t.Fatalf("queries %d ok %d errors %v %q", q.Requests, q.RequestsOK, q.Errors, q.ErrorMessages)
+	}
+	// The CPU time is the whole run's, reported with the writers'.
+	if q.ServerCPUSeconds != nil || q.LoadCPUSeconds != nil {
+		t.Fatalf("query cpu %v %v in a mixed run", q.ServerCPUSeconds, q.LoadCPUSeconds)
 	}
 	// Paced: about 30,000 samples and 60 queries in 1.5 s, never more.
 	if rep.Ingest.SamplesAcked > 31_000+1000 || q.Requests > 61+2 {
