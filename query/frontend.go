@@ -17,6 +17,7 @@ import (
 //	frontend.go             options, the Frontend type, statuses
 //	frontend_plan.go        parsing, tags, data ranges, cacheability, keys
 //	frontend_range.go       the range path: extents, runs of misses, merge
+//	frontend_memo.go        what a range query's text and window give, kept
 //	frontend_instant.go     the instant path
 //	frontend_invalidate.go  tag bumps for writes, deletes and retention
 //	merge.go                matrix and annotation merging
@@ -125,6 +126,8 @@ type Frontend struct {
 	fingerprint string
 	// sem bounds the evaluations of missing extents over all queries.
 	sem chan struct{}
+	// memo keeps range queries' analyses (frontend_memo.go).
+	memo *rangeMemo
 	// evals counts the engine evaluations made for cacheable queries.
 	evals atomic.Uint64
 	// OnInvalidate, when set, is called after tags were bumped (a Warmer's
@@ -158,7 +161,7 @@ func NewFrontend(engine *Engine, c *cache.Cache, opts FrontendOptions, now func(
 	}
 	f := &Frontend{
 		engine: engine, cache: c, opts: opts, now: now, minTime: minTime, slack: slack,
-		sem: make(chan struct{}, opts.MaxParallelTotal),
+		sem: make(chan struct{}, opts.MaxParallelTotal), memo: &rangeMemo{},
 	}
 	f.fingerprint = configFingerprint(engine.opts, opts)
 	return f, nil

@@ -46,7 +46,7 @@ const bodyVersion = 1
 // answers it from a stored encoding where there is one (Cache is CacheHit
 // then).
 func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc Encoder) (Body, error) {
-	q, res, err := f.newRangeCall(r, bypass)
+	q, res, err := f.newRangeCall(ctx, r, bypass)
 	if err != nil {
 		return Body{}, err
 	}
@@ -61,7 +61,7 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 	if err != nil {
 		return Body{}, err
 	}
-	key, tags := q.bodyKey(pieces, enc.Format)
+	key := q.bodyKey(pieces, enc.Format)
 	var snap cache.Snapshot
 	if key != nil {
 		if v, st := f.cache.PeekLocal(key); st == cache.StatusHit {
@@ -86,7 +86,7 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 	// computed here or by a concurrent query may have read data before
 	// the snapshot.
 	if key != nil && out.Cache == CacheHit {
-		_ = f.cache.SetLocal(key, tags, snap, appendBody(make([]byte, 0, len(b.Bytes)+16), &b), 0)
+		_ = f.cache.SetLocal(key, bodyTags(pieces), snap, appendBody(make([]byte, 0, len(b.Bytes)+16), &b), 0)
 	}
 	return b, nil
 }
@@ -98,19 +98,15 @@ func encode(enc Encoder, out *Result) (Body, error) {
 	return b, err
 }
 
-// bodyKey returns the key and tags of the stored answer of the query cut
-// into pieces, or a nil key when some piece is not cached (the freshest
-// steps, or data too near the end of retention).
-func (q *rangeCall) bodyKey(pieces []*piece, format string) ([]byte, []string) {
-	var tags []string
+// bodyKey returns the key of the stored answer of the query cut into
+// pieces, or nil when some piece is not cached (the freshest steps, or data
+// too near the end of retention).
+func (q *rangeCall) bodyKey(pieces []*piece, format string) []byte {
 	for _, p := range pieces {
 		if p.key == nil {
-			return nil, nil
+			return nil
 		}
-		tags = append(tags, p.tags...)
 	}
-	slices.Sort(tags)
-	tags = slices.Compact(tags)
 	f := q.f
 	k := make([]byte, 0, 96+len(q.pl.norm)+len(format))
 	k = append(k, "b1\x00"...)
@@ -128,7 +124,17 @@ func (q *rangeCall) bodyKey(pieces []*piece, format string) ([]byte, []string) {
 	k = append(k, 0)
 	k = strconv.AppendInt(k, int64(q.pl.res), 10)
 	k = append(k, 0)
-	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10), tags
+	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
+}
+
+// bodyTags returns the tags of a stored answer: those of its pieces.
+func bodyTags(pieces []*piece) []string {
+	var tags []string
+	for _, p := range pieces {
+		tags = append(tags, p.tags...)
+	}
+	slices.Sort(tags)
+	return slices.Compact(tags)
 }
 
 // appendBody encodes b's bytes and what the API needs of them.

@@ -27,13 +27,14 @@ type piece struct {
 type rangeCall struct {
 	f    *Frontend
 	r    RangeQuery
-	pl   *plan
+	a    *rangeAnalysis
+	pl   *plan // a.pl with this call's resolution
 	step int64 // ms
 }
 
 // Range answers a range query, through the cache unless bypass is set.
 func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Result, error) {
-	q, res, err := f.newRangeCall(r, bypass)
+	q, res, err := f.newRangeCall(ctx, r, bypass)
 	if err != nil {
 		return nil, err
 	}
@@ -49,26 +50,28 @@ func (f *Frontend) Range(ctx context.Context, r RangeQuery, bypass bool) (*Resul
 
 // newRangeCall checks and plans r. A nil call (and no error) means r is
 // evaluated whole, without the cache, from data of resolution res.
-func (f *Frontend) newRangeCall(r RangeQuery, bypass bool) (*rangeCall, Resolution, error) {
+func (f *Frontend) newRangeCall(ctx context.Context, r RangeQuery, bypass bool) (*rangeCall, Resolution, error) {
 	if err := r.Validate(f.engine.opts.MaxPointsPerSeries); err != nil {
-		return nil, 0, err
-	}
-	res, err := f.engine.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
-	if err != nil {
 		return nil, 0, err
 	}
 	step := r.Step.Milliseconds()
 	if bypass || f.cache == nil || step <= 0 || step >= f.opts.SplitInterval.Milliseconds() {
 		// A step at least as long as an extent would make every step an
 		// engine call of its own, for nothing: each extent holds one point.
-		return nil, res, nil
-	}
-	pl, ok, err := f.newPlan(r.Query, r.Start, r.End, r.Step)
-	if err != nil || !ok {
+		res, err := f.engine.ChooseResolution(r.Query, r.Start, r.End, r.Step, r.MaxSourceResolution)
 		return nil, res, err
 	}
+	a, err := f.rangeAnalysis(ctx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	res := f.engine.chooseResolution(a.rq, r.Start, r.Step, r.MaxSourceResolution)
+	if a.pl == nil {
+		return nil, res, nil
+	}
+	pl := *a.pl
 	pl.res = res
-	return &rangeCall{f: f, r: r, pl: pl, step: step}, res, nil
+	return &rangeCall{f: f, r: r, a: a, pl: &pl, step: step}, res, nil
 }
 
 // run answers the pieces and merges them.
@@ -83,30 +86,20 @@ func (q *rangeCall) run(ctx context.Context, pieces []*piece) (*Result, error) {
 // older than the freshness window, then one uncached piece for the rest.
 func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
 	f, step := q.f, q.step
-	start, end := q.r.Start.UnixMilli(), q.r.End.UnixMilli()
-	split := f.opts.SplitInterval.Milliseconds()
-	grid := func(t int64) int64 { return start + floorDiv(t-start, step)*step } // last grid point ≤ t
-	ce := q.pl.lastSettledStep(start, end, step, f.cutoff())
-	var out []*piece
-	// step < split, so there are no more extents than steps: the loop is
-	// bounded by the points-per-series limit.
-	for ws := alignDown(start, split); ws <= ce; ws += split {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		a := grid(ws - 1 + step) // first grid point ≥ ws
-		if ws <= start {
-			a = start
-		}
-		b := min(grid(ws+split-1), ce)
-		if a > b {
-			continue
-		}
-		p := &piece{ws: ws, a: a, b: b}
-		// Tag by what the whole extent could ever read: its stored range
-		// only grows inside [ws, ws+split).
-		if tags, ok := f.cacheTags(q.pl, ws, ws+split-1, q.r.Step); ok {
-			p.tags, p.key = tags, f.rangeKey(q.pl, step, mod(start, step), ws)
+	start, end := q.a.start, q.a.end
+	ce := q.a.settledUpTo(f.cutoff())
+	ext, err := f.extents(ctx, q.a, ce)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*piece, 0, len(ext)+1)
+	for i := range ext {
+		x := &ext[i]
+		p := &piece{ws: x.ws, a: x.a, b: x.b}
+		// Cached only if its data stays inside retention while it may be
+		// served (the tags are shared with other calls: never modified).
+		if x.tagged && (!x.reads || f.cacheableData(x.mint, q.pl.res)) {
+			p.tags, p.key = x.tags, f.rangeKey(q.pl, step, mod(start, step), x.ws)
 		}
 		out = append(out, p)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -98,20 +99,71 @@ func (e *Engine) ChooseResolution(qs string, start, end time.Time, step time.Dur
 	if max == ResolutionRaw {
 		return ResolutionRaw, nil
 	}
-	src, ok := e.queryable.(rollupSource)
-	if !ok {
+	if _, ok := e.queryable.(rollupSource); !ok {
 		return ResolutionRaw, nil
 	}
+	rq, err := e.resolutionQuery(qs, start, end, step)
+	if err != nil {
+		return 0, err
+	}
+	return e.chooseResolution(rq, start, step, max), nil
+}
+
+// resolutionQuery is what ChooseResolution takes from a query's text and
+// window: a function of them and the engine's settings only, so one made
+// for a query serves every later request of it (frontend_memo.go). What
+// the choice takes from the data stored now is read by chooseResolution.
+// It is safe for concurrent use.
+type resolutionQuery struct {
+	expr       parser.Expr // read, never modified
+	selectors  [][]*labels.Matcher
+	dmin, dmax int64 // the data range read (promql.FindMinMaxTime)
+	// rewrites says, for Resolution1h and Resolution5m, whether the query
+	// can be answered from rollups of that resolution; each is found the
+	// first time a choice needs it.
+	rewrites [2]struct {
+		once sync.Once
+		ok   bool
+	}
+}
+
+// resolutionQuery parses qs and finds the data range it reads.
+func (e *Engine) resolutionQuery(qs string, start, end time.Time, step time.Duration) (*resolutionQuery, error) {
 	expr, err := e.parser.ParseExpr(qs)
 	if err != nil {
-		return 0, wrapParseError(err)
-	}
-	if src.mayReadHistograms(parser.ExtractSelectors(expr)) {
-		return ResolutionRaw, nil
+		return nil, wrapParseError(err)
 	}
 	dmin, dmax := promql.FindMinMaxTime(&parser.EvalStmt{Expr: expr, Start: start, End: end, Interval: step, LookbackDelta: e.opts.LookbackDelta})
+	return &resolutionQuery{expr: expr, selectors: parser.ExtractSelectors(expr), dmin: dmin, dmax: dmax}, nil
+}
+
+// rewritable reports whether the query can be read from rollups of res, one
+// of Resolution1h and Resolution5m.
+func (rq *resolutionQuery) rewritable(res Resolution) bool {
+	w := &rq.rewrites[0]
+	if res == Resolution5m {
+		w = &rq.rewrites[1]
+	}
+	w.once.Do(func() { _, w.ok = rewriteForRollup(rq.expr, int64(res)) })
+	return w.ok
+}
+
+// chooseResolution is ChooseResolution for the query rq was made of, over
+// the data stored now.
+func (e *Engine) chooseResolution(rq *resolutionQuery, start time.Time, step time.Duration, max Resolution) Resolution {
+	if max == ResolutionRaw {
+		return ResolutionRaw
+	}
+	src, ok := e.queryable.(rollupSource)
+	if !ok {
+		return ResolutionRaw
+	}
+	if src.mayReadHistograms(rq.selectors) {
+		return ResolutionRaw
+	}
+	dmin, dmax := rq.dmin, rq.dmax
 	if dmin > dmax {
-		return ResolutionRaw, nil // reads no data
+		return ResolutionRaw // reads no data
 	}
 	candidates := []Resolution{Resolution1h, Resolution5m}
 	usable := func(res Resolution) bool {
@@ -122,8 +174,7 @@ func (e *Engine) ChooseResolution(qs string, start, end time.Time, step time.Dur
 		if !ok || to < dmin || from > dmax {
 			return false
 		}
-		_, rewritable := rewriteForRollup(expr, int64(res))
-		return rewritable
+		return rq.rewritable(res)
 	}
 	ms := step.Milliseconds()
 	for _, res := range candidates {
@@ -133,18 +184,18 @@ func (e *Engine) ChooseResolution(qs string, start, end time.Time, step time.Dur
 		}
 		// Counter windows read one bucket further back than the query says.
 		if from, _, _ := src.coverage(r); from <= dmin-r+1 {
-			return res, nil
+			return res
 		}
 	}
 	// Raw data for the start of the query is gone: read what rollups hold.
 	if dmin < src.rawMinTime() {
 		for _, res := range []Resolution{Resolution5m, Resolution1h} {
 			if usable(res) {
-				return res, nil
+				return res
 			}
 		}
 	}
-	return ResolutionRaw, nil
+	return ResolutionRaw
 }
 
 // rollupQuery rewrites qs to read rollups of res; lookback is the lookback
