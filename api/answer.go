@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -76,6 +77,8 @@ func (a *API) sendBody(c echo.Context, kind string, b query.Body, err error) err
 	if b.Gzip {
 		h.Set(echo.HeaderContentEncoding, "gzip")
 	}
+	// Known, so the answer is sent as it is rather than in chunks.
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b.Bytes)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b.Bytes)
 }
 

@@ -110,6 +110,7 @@ func (a *API) rangeQuery(c echo.Context) error {
 		return a.queryResult(c, "range", start, res, withStats(st, sp), err)
 	}
 	b, err := a.frontend.RangeBody(ctx, r, bypassCache(c), a.rangeEncoder(acceptsGzip(c)))
+	defer b.Release() // sent by then: the response writer keeps no bytes
 	a.metrics.queryDuration.WithLabelValues("range").Observe(time.Since(start).Seconds())
 	return a.sendBody(c, "range", b, err)
 }

@@ -54,14 +54,13 @@ func (c *Cache) Peek(key []byte) ([]byte, Status) {
 
 // PeekLocal is Peek without the L2 tier: it reads this instance's entries
 // only (those of SetLocal, which never reach L2, and any other), so a
-// miss costs no round trip.
-func (c *Cache) PeekLocal(key []byte) ([]byte, Status) {
-	v, st := c.lookup(nil, key, c.now().UnixNano())
-	switch st {
-	case StatusHit:
+// miss costs no round trip. It appends the value to dst (so that a caller
+// can read into a buffer it reuses) and returns the result; on a miss the
+// result holds dst's bytes only.
+func (c *Cache) PeekLocal(dst, key []byte) ([]byte, Status) {
+	v, st := c.lookup(dst, key, c.now().UnixNano())
+	if st == StatusHit {
 		c.m.count(st)
-	case StatusMiss:
-		return nil, st
 	}
 	return v, st
 }

@@ -388,6 +388,11 @@ func TestBigValues(t *testing.T) {
 			if st != StatusHit || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
 				t.Fatalf("GetAppend: %v, %d bytes", st, len(got))
 			}
+			// So does PeekLocal, reading into the same buffer again.
+			got, st = c.PeekLocal(got[:6], []byte(key))
+			if st != StatusHit || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
+				t.Fatalf("PeekLocal: %v, %d bytes", st, len(got))
+			}
 			c.Invalidate("t" + key)
 			expectGet(t, c, key, "", StatusMiss)
 			if n.calls.Load() != 1 {
@@ -693,6 +698,34 @@ func TestPeekCountsOnlyFreshHits(t *testing.T) {
 	}
 	if s := c.Stats(); s.Hits != 1 || s.Misses != 0 || s.Stale != 0 {
 		t.Fatalf("after Peek: %d hits, %d misses, %d stale; want 1, 0, 0", s.Hits, s.Misses, s.Stale)
+	}
+}
+
+// TestPeekLocal: PeekLocal appends a fresh or stale value to dst, and
+// leaves dst's bytes alone on a miss; like Peek, it counts fresh hits only.
+func TestPeekLocal(t *testing.T) {
+	clk := newFakeClock()
+	c := newTestCache(t, clk)
+	if v, st := c.PeekLocal([]byte("d"), []byte("k")); string(v) != "d" || st != StatusMiss {
+		t.Fatalf("PeekLocal(absent) = %q, %v", v, st)
+	}
+	if err := c.Set([]byte("k"), nil, c.Snapshot(), []byte("value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1, 64)
+	if v, st := c.PeekLocal(buf, []byte("k")); string(v) != "\x00value" || st != StatusHit || &v[0] != &buf[0] {
+		t.Fatalf("PeekLocal(fresh) = %q, %v (want it in dst's array, which has room)", v, st)
+	}
+	clk.Advance(time.Minute) // past TTL, inside grace
+	if v, st := c.PeekLocal(nil, []byte("k")); string(v) != "value" || st != StatusStale {
+		t.Fatalf("PeekLocal(stale) = %q, %v", v, st)
+	}
+	clk.Advance(time.Hour) // past grace
+	if v, st := c.PeekLocal([]byte("d"), []byte("k")); string(v) != "d" || st != StatusMiss {
+		t.Fatalf("PeekLocal(expired) = %q, %v", v, st)
+	}
+	if s := c.Stats(); s.Hits != 1 || s.Stale != 0 {
+		t.Fatalf("after PeekLocal: %d hits, %d stale; want 1, 0", s.Hits, s.Stale)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/strata-tsdb/strata/cache"
 )
@@ -29,6 +30,40 @@ type Body struct {
 	// Cache and Resolution are the Result's.
 	Cache      CacheStatus
 	Resolution Resolution
+	// buf, when set, holds Bytes: a buffer of bodyBufs.
+	buf *[]byte
+}
+
+// Release gives the buffer of an answer read from its stored encoding back
+// for another to be read into; Bytes must not be used after. It may be
+// called on any Body, more than once.
+func (b *Body) Release() {
+	if b.buf != nil {
+		putBodyBuf(b.buf)
+	}
+	b.buf, b.Bytes = nil, nil
+}
+
+// bodyBufs holds the buffers stored answers are read into (*[]byte), so that
+// answering one allocates nothing in proportion to its size.
+var bodyBufs sync.Pool
+
+// maxPooledBody is the capacity above which a buffer is left to the
+// garbage collector rather than kept for the next answer.
+const maxPooledBody = 4 << 20
+
+func getBodyBuf() *[]byte {
+	if bp, ok := bodyBufs.Get().(*[]byte); ok {
+		return bp
+	}
+	return new([]byte)
+}
+
+func putBodyBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBody {
+		*bp = (*bp)[:0]
+		bodyBufs.Put(bp)
+	}
 }
 
 // Encoder encodes results for RangeBody. Format names the encoding (it is
@@ -44,7 +79,8 @@ const bodyVersion = 1
 
 // RangeBody answers a range query as Range does, encoded by enc, and
 // answers it from a stored encoding where there is one (Cache is CacheHit
-// then).
+// then). The caller calls Release on the Body once it is done with its
+// Bytes.
 func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc Encoder) (Body, error) {
 	q, res, err := f.newRangeCall(ctx, r, bypass)
 	if err != nil {
@@ -64,12 +100,16 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 	key := q.bodyKey(pieces, enc.Format)
 	var snap cache.Snapshot
 	if key != nil {
-		if v, st := f.cache.PeekLocal(key); st == cache.StatusHit {
+		bp := getBodyBuf()
+		v, st := f.cache.PeekLocal((*bp)[:0], key)
+		*bp = v // grown, perhaps
+		if st == cache.StatusHit {
 			if b, ok := decodeBody(v); ok {
-				b.Cache, b.Resolution = CacheHit, res
+				b.Cache, b.Resolution, b.buf = CacheHit, res, bp
 				return b, nil
 			}
 		}
+		putBodyBuf(bp)
 		// Before any extent is read: a tag bumped from here on makes
 		// the stored answer a miss.
 		snap = f.cache.Snapshot()

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,5 +145,90 @@ func TestWarmQueriesAfterRestart(t *testing.T) {
 	got, _ := s.rangeStatus(url.Values{"query": {"sum(wq_v)"}, "start": {itoa64(end.Add(-time.Hour).Unix())}, "end": {itoa64(end.Unix())}, "step": {"60"}}, nil)
 	if got != "partial" && got != "hit" {
 		t.Fatalf("first request after a warm restart: %s, want partial or hit", got)
+	}
+}
+
+// TestStoredAnswersConcurrent: stored answers of several sizes (small ones,
+// and one spread over several parts of the cache), asked for concurrently
+// over HTTP, with and without gzip, are each byte for byte the answer
+// computed without the cache (they are read into buffers reused from one
+// request to another).
+func TestStoredAnswersConcurrent(t *testing.T) {
+	s := startServer(t, "")
+	t0 := time.Unix(1_700_000_000, 0).UTC().Truncate(time.Hour)
+	hosts := make([]string, 120)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("host-%03d", i)
+	}
+	if code, resp := s.post("/write?precision=s", "text/plain", linesFor(hosts, t0, 360, func(h, i int) float64 { return float64(h*1000+i) / 7 })); code != http.StatusNoContent {
+		t.Fatalf("push: %d %s", code, resp)
+	}
+	window := func(q string, step int) url.Values {
+		return url.Values{"query": {q}, "start": {itoa64(t0.Unix())}, "end": {itoa64(t0.Add(time.Hour).Unix())}, "step": {fmt.Sprint(step)}}
+	}
+	queries := []url.Values{
+		window(`rs_v`, 10), // about 700 KB
+		window(`max_over_time(rs_v{host="host-007"}[1m])`, 60),
+		window(`sum(rs_v)`, 30),
+		window(`avg by (host) (rs_v)`, 300),
+		window(`rs_v{host=~"host-00."}`, 20),
+	}
+	clients := []*http.Client{{Transport: &http.Transport{DisableCompression: true}}, {}} // plain, gzip
+	fetch := func(c *http.Client, q url.Values) (string, string, error) {
+		resp, err := c.Get(s.url + "/api/v1/query_range?" + q.Encode())
+		if err != nil {
+			return "", "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%d %s", resp.StatusCode, b)
+		}
+		return resp.Header.Get("X-Strata-Cache"), string(b), err
+	}
+	want := make([]string, len(queries))
+	for i, q := range queries {
+		fresh := url.Values{"nocache": {"1"}}
+		for k, v := range q {
+			fresh[k] = v
+		}
+		var err error
+		if _, want[i], err = fetch(clients[0], fresh); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range clients {
+			for range 3 { // a miss, a hit of extents (stored then), a stored hit
+				if _, _, err := fetch(c, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if len(want[0]) < 256<<10 {
+		t.Fatalf("the largest answer has %d bytes: too small to span parts", len(want[0]))
+	}
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 60 {
+				i := (g + k*3) % len(queries)
+				st, body, err := fetch(clients[(g+k)%2], queries[i])
+				if err == nil && (st != "hit" || body != want[i]) {
+					err = fmt.Errorf("%s: answer %q of %d bytes differs from the fresh one (%d bytes)", queries[i].Get("query"), st, len(body), len(want[i]))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
