@@ -48,29 +48,28 @@ func (s *memSeries) appendXORLocked(t int64, v float64) {
 		for _, b := range buf[:binary.PutUvarint(buf[:], tDelta)] {
 			w.writeByte(b)
 		}
-		s.writeVDelta(&w, v)
+		s.writeVDelta(&w, v, 0, 0)
 	case math.MaxUint16:
 		panic("chunk capacity exceeded")
 	default:
 		tDelta = uint64(t - s.lastT)
 		dod := int64(tDelta - s.xor.tDelta)
+		// The timestamp's bits go with the value's in one write where
+		// they fit (writeVDelta).
 		switch {
 		case dod == 0:
-			w.writeBit(false)
+			s.writeVDelta(&w, v, 0, 1)
 		case bitRange(dod, 14):
-			w.writeByte(0b10<<6 | (uint8(dod>>8) & (1<<6 - 1)))
-			w.writeByte(uint8(dod))
+			s.writeVDelta(&w, v, 0b10<<14|uint64(dod)&(1<<14-1), 16)
 		case bitRange(dod, 17):
-			w.writeBits(0b110, 3)
-			w.writeBits(uint64(dod), 17)
+			s.writeVDelta(&w, v, 0b110<<17|uint64(dod)&(1<<17-1), 20)
 		case bitRange(dod, 20):
-			w.writeBits(0b1110, 4)
-			w.writeBits(uint64(dod), 20)
+			s.writeVDelta(&w, v, 0b1110<<20|uint64(dod)&(1<<20-1), 24)
 		default:
 			w.writeBits(0b1111, 4)
 			w.writeBits(uint64(dod), 64)
+			s.writeVDelta(&w, v, 0, 0)
 		}
-		s.writeVDelta(&w, v)
 	}
 	binary.BigEndian.PutUint16(w.b, num+1)
 	c.Reset(w.b) // the stream may have moved; its free bits are ours
@@ -84,14 +83,14 @@ func bitRange(x int64, nbits uint8) bool {
 }
 
 // writeVDelta writes v as its XOR with the last value (chunkenc's
-// xorWrite).
-func (s *memSeries) writeVDelta(w *bitWriter, v float64) {
+// xorWrite), after the npre (at most 24) right-most bits of pre: in one
+// writeBits call where they fit in 64 bits.
+func (s *memSeries) writeVDelta(w *bitWriter, v float64, pre uint64, npre int) {
 	delta := math.Float64bits(v) ^ math.Float64bits(s.xor.v)
 	if delta == 0 {
-		w.writeBit(false)
+		w.writeBits(pre<<1, npre+1) // 0
 		return
 	}
-	w.writeBit(true)
 	leading := uint8(bits.LeadingZeros64(delta))
 	trailing := uint8(bits.TrailingZeros64(delta))
 	if leading >= 32 {
@@ -99,17 +98,29 @@ func (s *memSeries) writeVDelta(w *bitWriter, v float64) {
 	}
 	st := &s.xorBits
 	if st.leading != 0xff && leading >= st.leading && trailing >= st.trailing {
-		w.writeBit(false)
-		w.writeBits(delta>>st.trailing, 64-int(st.leading)-int(st.trailing))
+		// 10, then the bits between the last delta's leading and
+		// trailing zeros.
+		pre, npre = pre<<2|0b10, npre+2
+		s.writeSig(w, pre, npre, delta>>st.trailing, 64-int(st.leading)-int(st.trailing))
 		return
 	}
 	st.leading, st.trailing = leading, trailing
-	w.writeBit(true)
-	w.writeBits(uint64(leading), 5)
-	// 64 significant bits are written as 0: 0 never occurs (delta != 0).
+	// 11, 5 bits of leading zeros, 6 of significant bits (64 written as
+	// 0: 0 never occurs, delta != 0), then those bits.
 	sigbits := 64 - leading - trailing
-	w.writeBits(uint64(sigbits), 6)
-	w.writeBits(delta>>trailing, int(sigbits))
+	pre, npre = pre<<13|0b11<<11|uint64(leading)<<6|uint64(sigbits&63), npre+13
+	s.writeSig(w, pre, npre, delta>>trailing, int(sigbits))
+}
+
+// writeSig writes the npre right-most bits of pre, then the n right-most
+// bits of sig (whose higher bits are 0).
+func (s *memSeries) writeSig(w *bitWriter, pre uint64, npre int, sig uint64, n int) {
+	if npre+n <= 64 {
+		w.writeBits(pre<<uint(n)|sig, npre+n)
+		return
+	}
+	w.writeBits(pre, npre)
+	w.writeBits(sig, n)
 }
 
 // bitWriter appends bits to a stream whose last byte has free bits left
@@ -139,17 +150,31 @@ func (w *bitWriter) writeByte(byt byte) {
 	w.b = append(w.b, byt<<w.free)
 }
 
-// writeBits writes the nbits right-most bits of u, left to right.
+// writeBits writes the nbits (at most 64) right-most bits of u, left to
+// right: first into the free bits of the last byte, then whole bytes.
 func (w *bitWriter) writeBits(u uint64, nbits int) {
-	u <<= 64 - uint(nbits)
-	for nbits >= 8 {
-		w.writeByte(byte(u >> 56))
-		u <<= 8
-		nbits -= 8
+	if nbits == 0 {
+		return
 	}
-	for nbits > 0 {
-		w.writeBit(u>>63 == 1)
-		u <<= 1
-		nbits--
+	u <<= 64 - uint(nbits) // left-aligned; the bits below are 0
+	if w.free > 0 {
+		w.b[len(w.b)-1] |= byte(u >> (64 - w.free))
+		if nbits <= int(w.free) {
+			w.free -= uint8(nbits)
+			return
+		}
+		nbits -= int(w.free)
+		u <<= w.free
+	}
+	// Byte-aligned now: the bytes of u, the last one partly filled.
+	n := (nbits + 7) / 8
+	w.free = uint8(8*n - nbits)
+	if cap(w.b)-len(w.b) >= 8 {
+		w.b = binary.BigEndian.AppendUint64(w.b, u)[:len(w.b)+n]
+		return
+	}
+	for ; n > 0; n-- {
+		w.b = append(w.b, byte(u>>56))
+		u <<= 8
 	}
 }
