@@ -307,8 +307,11 @@ func decodeAhead(fields []writeField, b *builder) error {
 	var sink byte
 	for k := range fields {
 		if e := fields[k].first; e != nil && e.key == fields[k].key {
-			d := labelsData(e.lset) // loaded for the comparison to come
-			sink ^= d[0] ^ d[len(d)-1]
+			// The label bytes, for the comparison to come, and the
+			// start of the label set, which holds the metric name
+			// that the API reads from every series of the batch.
+			r := e.raw
+			sink ^= r[0] ^ r[len(r)-1] ^ labelsData(e.lset)[0]
 		}
 	}
 	b.sink ^= sink

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"hash/maphash"
-	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -26,8 +25,8 @@ import (
 // The cache is a fixed table of slots, each entry immutable: lookups take
 // no lock, and a new entry replaces an old one where its slots are full,
 // so that the memory is bounded by the number of slots (an entry costs
-// its label set and about 60 bytes). Entries are kept for the life of
-// the process only.
+// its label bytes, its label set and about 80 bytes). Entries are kept
+// for the life of the process only.
 //
 // A SeriesCache is safe for concurrent use.
 type SeriesCache struct {
@@ -43,7 +42,13 @@ type SeriesCache struct {
 
 // cachedSeries is one entry: immutable once published.
 type cachedSeries struct {
-	key    uint64        // maphash of the label bytes
+	key uint64 // maphash of the label bytes
+	// raw is the label bytes themselves, so that a hit costs one
+	// comparison of bytes (a label-by-label comparison of the request's
+	// bytes with lset, rawMatches, was about 10 % of the server's CPU on
+	// requests of 2,000 cached series). lset's encoding and raw are one
+	// allocation, in this order (decodeAhead loads both).
+	raw    string
 	lset   labels.Labels // what they decode to; valid under the cache's limits
 	hash   uint64        // lset.Hash()
 	handle any           // known's handle of the series in epoch
@@ -55,7 +60,7 @@ type cachedSeries struct {
 const seriesCacheWays = 4
 
 // DefaultSeriesCacheSlots is the number of series a SeriesCache made by
-// the server remembers at most: about 20 MB with labels of 100 bytes.
+// the server remembers at most: about 40 MB with label sets of 100 bytes.
 const DefaultSeriesCacheSlots = 1 << 17
 
 // NewSeriesCache returns a cache of at most slots series (rounded up to a
@@ -105,7 +110,7 @@ func (c *SeriesCache) lookup(key uint64, raw []byte) *cachedSeries {
 			// empty one of its key's: none is further on.
 			break
 		}
-		if e.key == key && rawMatches(raw, labelsData(e.lset)) {
+		if e.key == key && e.raw == string(raw) {
 			return e
 		}
 	}
@@ -134,9 +139,10 @@ func (c *SeriesCache) slotFor(key uint64, lset labels.Labels) *atomic.Pointer[ca
 const seriesCacheEvictEvery = 8
 
 // remember caches the series whose label bytes are raw, with the
-// validated label set lset of hash hash (it copies lset) and the store's
-// handle of it in epoch; raw must decode to exactly lset (rawMatches),
-// which it checks.
+// validated label set lset of hash hash (it copies raw and lset) and the
+// store's handle of it in epoch; raw must decode to exactly lset
+// (rawMatches), which it checks: a later request's label bytes equal to
+// raw then decode to lset too.
 func (c *SeriesCache) remember(raw []byte, lset labels.Labels, hash uint64, handle any, epoch uint64) {
 	data := labelsData(lset)
 	if !rawMatches(raw, data) {
@@ -144,14 +150,15 @@ func (c *SeriesCache) remember(raw []byte, lset labels.Labels, hash uint64, hand
 	}
 	key := c.key(raw)
 	if slot := c.slotFor(key, lset); slot != nil {
-		slot.Store(&cachedSeries{key: key, lset: labelsFromData(strings.Clone(data)), hash: hash, handle: handle, epoch: epoch})
+		both := data + string(raw) // one allocation
+		slot.Store(&cachedSeries{key: key, raw: both[len(data):], lset: labelsFromData(both[:len(data)]), hash: hash, handle: handle, epoch: epoch})
 	}
 }
 
 // renew replaces e by an entry with the handle of its series in epoch.
 func (c *SeriesCache) renew(e *cachedSeries, handle any, epoch uint64) {
 	if slot := c.slotFor(e.key, e.lset); slot != nil {
-		slot.Store(&cachedSeries{key: e.key, lset: e.lset, hash: e.hash, handle: handle, epoch: epoch})
+		slot.Store(&cachedSeries{key: e.key, raw: e.raw, lset: e.lset, hash: e.hash, handle: handle, epoch: epoch})
 	}
 }
 
