@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 
@@ -45,8 +46,12 @@ func (h *Head) Append(b *ingest.Batch) error {
 	*tp = tickets
 	// Whether or not the log took the batch, each series' ticket is used
 	// in turn, so that the batches after it are not held up.
+	for i := -2 * prefetchDistance; i < 0; i++ {
+		prefetchAhead(ss, i)
+	}
 	for i := range b.Series {
 		s := ss[i]
+		prefetchAhead(ss, i)
 		h.waitTurn(s, tickets[i])
 		if err == nil {
 			h.appendSamples(s, b.Series[i].Samples, b.Series[i].Histograms, &st)
@@ -65,6 +70,32 @@ func (h *Head) Append(b *ingest.Batch) error {
 }
 
 var ticketPool = sync.Pool{New: func() any { return new([]uint32) }}
+
+// prefetchDistance is how many series ahead of the one it applies Append
+// prefetches the open chunk's bytes, and twice that the series itself.
+const prefetchDistance = 8
+
+// prefetchAhead prefetches what appending to the series of ss after i
+// will read: the two cache lines of ss[i+2*prefetchDistance], and the
+// first and last bytes of the open chunk of ss[i+prefetchDistance],
+// whose hints it reads from the series, prefetched by an earlier call.
+// Applying a request of thousands of series touches each once, and
+// mostly waited for memory, one series at a time: the series' lock is an
+// atomic instruction that a plain load before it cannot pass, but a
+// prefetch can. (The open chunks of 8,000 series, about 1 KiB each, are
+// spread over more pages than the processor's TLB covers.)
+func prefetchAhead(ss []*memSeries, i int) {
+	if j := i + 2*prefetchDistance; j >= 0 && j < len(ss) {
+		p := uintptr(unsafe.Pointer(ss[j]))
+		prefetch(p, p+cacheLine, p, p)
+	}
+	if j := i + prefetchDistance; j >= 0 && j < len(ss) {
+		s := ss[j]
+		if at := s.openAt.Load(); at != 0 {
+			prefetch(at, at+uintptr(s.openTail.Load()), at, at)
+		}
+	}
+}
 
 // waitTurn returns once every batch logged before the one holding ticket
 // has been applied to s.

@@ -115,10 +115,12 @@ func TestFlushReleasesItsCopy(t *testing.T) {
 // TestMemSeriesSize: the series struct is paid once per series, a million
 // times at a million series. Out-of-order data (rare) lives behind one
 // pointer and the apply tickets take 32 bits, which brought it from 168
-// bytes (the 176-byte size class) to 112.
+// bytes (the 176-byte size class) to 112. The open chunk's prefetch
+// hints (openAt, openTail) took it to 128, the next size class, whose
+// objects are each exactly two cache lines (prefetchAhead fetches both).
 func TestMemSeriesSize(t *testing.T) {
-	if got := unsafe.Sizeof(memSeries{}); got > 112 {
-		t.Fatalf("memSeries takes %d bytes, want at most 112", got)
+	if got := unsafe.Sizeof(memSeries{}); got > 128 {
+		t.Fatalf("memSeries takes %d bytes, want at most 128", got)
 	}
 }
 

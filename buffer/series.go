@@ -122,6 +122,15 @@ type memSeries struct {
 	// histogram chunk; nil when there are none, which is most series: the
 	// two lists and the appender would take 64 bytes in each.
 	ooo *oooData
+
+	// openAt and openTail say where the bytes of the open float chunk
+	// are, for Head.Append to prefetch them a few series ahead
+	// (prefetchAhead), which it reads without the lock: the address of
+	// the first byte (0: none yet), and the offset of a byte in the
+	// cache line of the last one. Set by appendXORLocked; a hint only,
+	// stale after the chunk is closed.
+	openAt   atomic.Uintptr
+	openTail atomic.Uint32
 }
 
 type sample = segments.Sample

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -75,7 +76,27 @@ func (s *memSeries) appendXORLocked(t int64, v float64) {
 	c.Reset(w.b) // the stream may have moved; its free bits are ours
 	s.xorBits.free = w.free
 	s.xor = xorState{v: v, tDelta: tDelta}
+	s.noteOpenLocked(w.b)
 }
+
+// noteOpenLocked updates the prefetch hints of the open float chunk
+// (memSeries.openAt) to its bytes b: the atomic stores are made only when
+// the bytes moved or their last byte entered another cache line.
+func (s *memSeries) noteOpenLocked(b []byte) {
+	at, last := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)-1)
+	if at != s.openAt.Load() {
+		s.openAt.Store(at)
+		s.openTail.Store(uint32(last))
+		return
+	}
+	if (at+last)/cacheLine != (at+uintptr(s.openTail.Load()))/cacheLine {
+		s.openTail.Store(uint32(last))
+	}
+}
+
+// cacheLine is the size of a cache line on the processors Strata runs
+// on, in bytes.
+const cacheLine = 64
 
 // bitRange reports whether x can be represented in nbits (chunkenc's).
 func bitRange(x int64, nbits uint8) bool {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -65,6 +66,7 @@ func TestXORAppendMatchesChunkenc(t *testing.T) {
 			tm += max(1, tDel)
 			v = values(v)
 			s.appendLocked(sample{T: tm, V: v}, &o)
+			checkOpenHints(t, s)
 			if cur == nil || cur.NumSamples() >= o.ChunkSamples || rangeStart(tm, o.ChunkRange) != rangeStart(firstT(cur), o.ChunkRange) {
 				cur = chunkenc.NewXORChunk()
 				app, _ = cur.Appender()
@@ -98,6 +100,21 @@ func TestXORAppendMatchesChunkenc(t *testing.T) {
 				t.Fatalf("round %d: the open chunk reads %d of %d samples: %v", round, k, s.head.chunk.NumSamples(), it.Err())
 			}
 		}
+	}
+}
+
+// checkOpenHints fails unless the prefetch hints of s (memSeries.openAt,
+// openTail) name the first byte of its open float chunk and the cache
+// line of its last one.
+func checkOpenHints(t *testing.T, s *memSeries) {
+	t.Helper()
+	b := s.head.chunk.Bytes()
+	at, last := uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)-1)
+	if got := s.openAt.Load(); got != at {
+		t.Fatalf("openAt %#x, want %#x", got, at)
+	}
+	if tail := uintptr(s.openTail.Load()); tail > last || (at+tail)/cacheLine != (at+last)/cacheLine {
+		t.Fatalf("openTail %d, last byte %d: another cache line", tail, last)
 	}
 }
 
