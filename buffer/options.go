@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
+
+	"github.com/strata-tsdb/strata/segments"
 )
 
 // Options configures a Head.
@@ -15,7 +16,10 @@ type Options struct {
 	// ChunkRange is the time span, in milliseconds, that one chunk may
 	// cover; chunks are cut on multiples of it, so a chunk never crosses a
 	// boundary that is a multiple of ChunkRange. It must divide the block
-	// duration used for flushing. Zero means 2 h.
+	// duration used for flushing. Zero means 1 h: the grid of the hour
+	// runs in segment statistics (segments.RunGrid), so that flushed
+	// chunks of any scrape interval serve hourly windows without being
+	// decoded.
 	ChunkRange int64
 	// StripeSize is the number of shards of the series maps; a power of two.
 	// Zero means 4096.
@@ -52,7 +56,7 @@ func (o *Options) flushRunning() bool { return o.flushing != nil && o.flushing.L
 func DefaultOptions() Options {
 	return Options{
 		ChunkSamples:  120,
-		ChunkRange:    (2 * time.Hour).Milliseconds(),
+		ChunkRange:    segments.RunGrid,
 		StripeSize:    4096,
 		OOOBufferSize: 32,
 		MaxOOOChunks:  8,
