@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/strata-tsdb/strata/buffer/wal"
@@ -36,6 +37,12 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32) ([]u
 	var unlogged []*memSeries
 	epoch := uint32(h.logEpoch.Load())
 	for i, s := range ss {
+		if j := i + 2*prefetchDistance; j < len(ss) {
+			// What this loop and the tickets' read of each series
+			// (loggedIn, ref, logTicket) are in its first cache line.
+			p := uintptr(unsafe.Pointer(ss[j]))
+			prefetch(p, p, p, p)
+		}
 		if s.loggedIn.Load() != epoch {
 			wb.series = append(wb.series, wal.RefSeries{Ref: s.ref, Labels: b.Series[i].Labels}) // s's labels
 			unlogged = append(unlogged, s)
