@@ -347,59 +347,123 @@ func notDurable(stored bool, err error) error {
 }
 
 // touchedBy returns the metric names and days of the samples of b older
-// than from (ms), once each: what a cached answer may have read.
+// than from (ms), once each, in the order they first occur: what a
+// cached answer may have read.
 func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 	var (
-		out  []query.Touched
-		seen map[query.Touched]struct{}
-		last query.Touched // the latest key: consecutive series mostly repeat it
+		t     touchedSet
+		names [touchedAhead]string
 	)
-	for i := range b.Series {
-		s := &b.Series[i]
-		name, named := "", false
-		touch := func(t int64) {
-			if t >= from {
-				return
-			}
-			if !named {
-				name, named = s.Labels.Get(labels.MetricName), true
-			}
-			k := query.Touched{Name: name, Day: query.DayOf(t)}
-			if k == last && len(out) > 0 {
-				return
-			}
-			last = k
-			if _, ok := seen[k]; ok {
-				return
-			}
-			if seen == nil {
-				seen = map[query.Touched]struct{}{}
-			}
-			seen[k] = struct{}{}
-			out = append(out, k)
-		}
-		for _, x := range s.Samples {
-			touch(x.T)
-		}
-		// A late histogram changes cached float answers computed from it
-		// (histogram_count, histogram_quantile, ...).
-		for _, x := range s.Histograms {
-			touch(x.T)
-		}
-		// The head may write a zero sample at a start time (remote
-		// write 2.0), maybe long before the sample.
-		for _, st := range s.StartTimes {
-			if st != 0 {
-				touch(st)
+	for base := 0; base < len(b.Series); base += touchedAhead {
+		block := b.Series[base:min(base+touchedAhead, len(b.Series))]
+		// The names of the series that need them first, in a loop of
+		// their own: reading a series' labels mostly waits for memory,
+		// and a processor overlaps those waits only within a short loop.
+		for k := range block {
+			names[k] = ""
+			if s := &block[k]; touchesOld(s, from) {
+				names[k] = s.Labels.Get(labels.MetricName)
 			}
 		}
-		for _, st := range s.HistogramStartTimes {
-			if st != 0 {
-				touch(st)
+		for k := range block {
+			s := &block[k]
+			touch := func(ts int64) {
+				if ts < from {
+					t.add(query.Touched{Name: names[k], Day: query.DayOf(ts)})
+				}
+			}
+			for _, x := range s.Samples {
+				touch(x.T)
+			}
+			// A late histogram changes cached float answers computed
+			// from it (histogram_count, histogram_quantile, ...).
+			for _, x := range s.Histograms {
+				touch(x.T)
+			}
+			// The head may write a zero sample at a start time (remote
+			// write 2.0), maybe long before the sample.
+			for _, st := range s.StartTimes {
+				if st != 0 {
+					touch(st)
+				}
+			}
+			for _, st := range s.HistogramStartTimes {
+				if st != 0 {
+					touch(st)
+				}
 			}
 		}
 	}
-	return out
+	return t.out
+}
+
+// touchedAhead is how many series touchedBy reads the names of at once.
+const touchedAhead = 32
+
+// touchesOld reports whether s has a sample, histogram or start time
+// before from.
+func touchesOld(s *ingest.Series, from int64) bool {
+	for _, x := range s.Samples {
+		if x.T < from {
+			return true
+		}
+	}
+	for _, x := range s.Histograms {
+		if x.T < from {
+			return true
+		}
+	}
+	for _, st := range s.StartTimes {
+		if st != 0 && st < from {
+			return true
+		}
+	}
+	for _, st := range s.HistogramStartTimes {
+		if st != 0 && st < from {
+			return true
+		}
+	}
+	return false
+}
+
+// touchedSet collects keys once each, in the order they are added.
+type touchedSet struct {
+	out  []query.Touched
+	last query.Touched              // the latest key added
+	seen map[query.Touched]struct{} // the keys of out, once out is longer than touchedScan
+}
+
+// touchedScan is the length of touchedSet.out up to which a key is
+// looked for in out itself rather than in a map: a request's series
+// mostly share a few names and days (backfilled node metrics: 10 names,
+// 1 or 2 days), and comparing a few strings costs less than hashing one.
+const touchedScan = 16
+
+func (t *touchedSet) add(k query.Touched) {
+	if len(t.out) > 0 && k.Day == t.last.Day && k.Name == t.last.Name {
+		return
+	}
+	t.last = k
+	if t.seen == nil {
+		for _, o := range t.out {
+			if k.Day == o.Day && k.Name == o.Name {
+				return
+			}
+		}
+		t.out = append(t.out, k)
+		if len(t.out) > touchedScan {
+			t.seen = make(map[query.Touched]struct{}, 2*len(t.out))
+			for _, o := range t.out {
+				t.seen[o] = struct{}{}
+			}
+		}
+		return
+	}
+	if _, ok := t.seen[k]; ok {
+		return
+	}
+	t.seen[k] = struct{}{}
+	t.out = append(t.out, k)
 }
 
 func (a *API) rejected(f ingestFormat, err error) error {
