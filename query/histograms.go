@@ -1,6 +1,8 @@
 package query
 
 import (
+	"slices"
+
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -17,39 +19,25 @@ import (
 // float series that shares its name with a histogram series; it never says
 // no for a histogram series.
 func (q *Queryable) mayReadHistograms(selectors [][]*labels.Matcher) bool {
-	names := q.histogramNames()
-	if len(names) == 0 {
+	may := func(name string) bool {
+		for _, ms := range selectors {
+			if matchesName(ms, name) {
+				return true
+			}
+		}
 		return false
 	}
-	for _, ms := range selectors {
-		for name := range names {
-			if matchesName(ms, name) {
+	if q.head != nil && slices.ContainsFunc(q.head.HistogramNames(), may) {
+		return true
+	}
+	if q.set != nil {
+		for _, m := range q.segmentMetas() {
+			if m.Resolution == 0 && slices.ContainsFunc(m.HistogramNames, may) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// histogramNames returns the metric names of the series with histograms in
-// the head or in a raw segment.
-func (q *Queryable) histogramNames() map[string]struct{} {
-	out := map[string]struct{}{}
-	if q.head != nil {
-		for _, n := range q.head.HistogramNames() {
-			out[n] = struct{}{}
-		}
-	}
-	if q.set != nil {
-		for _, m := range q.segmentMetas() {
-			if m.Resolution == 0 {
-				for _, n := range m.HistogramNames {
-					out[n] = struct{}{}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // matchesName reports whether the __name__ matchers of ms accept name.

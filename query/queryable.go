@@ -140,16 +140,14 @@ func (q *Queryable) coverage(res int64) (int64, int64, bool) {
 }
 
 // segmentMetas returns the metas of the local segments and of those in
-// object storage (some twice).
+// object storage (some twice). The slice may be shared: it must not be
+// modified.
 func (q *Queryable) segmentMetas() []segments.Meta {
-	var out []segments.Meta
-	for _, in := range q.set.Segments() {
-		out = append(out, in.Meta)
+	local := q.set.Metas()
+	if q.Remote == nil {
+		return local
 	}
-	if q.Remote != nil {
-		out = append(out, q.Remote.Metas()...)
-	}
-	return out
+	return append(slices.Clip(local), q.Remote.Metas()...)
 }
 
 type querier struct {

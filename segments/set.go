@@ -22,8 +22,9 @@ type Set struct {
 	dir    string
 	cache  *PageCache // pages of the compressed segments
 
-	mtx        sync.RWMutex           // mtx guards segs and tombstones.
+	mtx        sync.RWMutex           // mtx guards segs, metas and tombstones.
 	segs       []*Segment             // sorted by MinTime, then ID
+	metas      []Meta                 // segs' metas, made anew (never modified) when segs changes
 	tombstones map[string][]Tombstone // by segment ID
 
 	removals sync.WaitGroup // deletions waiting for readers
@@ -116,6 +117,7 @@ func OpenSet(logger *slog.Logger, dir string) (*Set, error) {
 	return s, nil
 }
 
+// sortLocked sorts segs after a change, and makes metas anew.
 func (s *Set) sortLocked() {
 	slices.SortFunc(s.segs, func(a, b *Segment) int {
 		if c := cmp.Compare(a.meta.MinTime, b.meta.MinTime); c != 0 {
@@ -123,6 +125,10 @@ func (s *Set) sortLocked() {
 		}
 		return cmp.Compare(a.meta.ID, b.meta.ID)
 	})
+	s.metas = make([]Meta, len(s.segs))
+	for i, seg := range s.segs {
+		s.metas[i] = seg.meta
+	}
 }
 
 // Dir returns the directory the set's segments live in.
@@ -221,6 +227,16 @@ func (s *Set) Segments() []Info {
 	return out
 }
 
+// Metas returns the metas of the set's segments, in Segments' order,
+// without copying them: the slice is shared and must not be modified. A
+// change to the set makes a new one; a slice returned before stays as it
+// was.
+func (s *Set) Metas() []Meta {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	return s.metas
+}
+
 // Info is a segment's meta and size on disk.
 type Info struct {
 	Meta Meta
@@ -296,6 +312,7 @@ func (s *Set) Quarantine(id string, cause error) {
 	}
 	seg := s.segs[i]
 	s.segs = slices.Delete(s.segs, i, i+1)
+	s.sortLocked()
 	var saveErr error
 	if _, ok := s.tombstones[id]; ok {
 		delete(s.tombstones, id)
