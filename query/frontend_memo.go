@@ -27,14 +27,22 @@ import (
 // just made or found in the table. So the keys, tags and pieces of a
 // request do not depend on whether its analysis was found.
 
-// memoSlots is the number of analyses kept: one slot each, chosen by a
-// hash of its key; an analysis replaces the one in its slot.
-// A dashboard's panels over one window take one each.
-const memoSlots = 256
+// The table holds memoSets sets of memoWays analyses; a key's hash picks
+// its set, and an analysis replaces, in its set, an empty slot, the one of
+// the same key, or else the slots in turn. A dashboard's panels over one
+// window take one slot each; with four ways, a few queries whose keys
+// happen to share a set do not keep replacing each other.
+const (
+	memoSets = 64
+	memoWays = 4
+)
 
 // rangeMemo holds analyses; it is safe for concurrent use.
 type rangeMemo struct {
-	slots [memoSlots]atomic.Pointer[rangeAnalysis]
+	sets [memoSets]struct {
+		ways [memoWays]atomic.Pointer[rangeAnalysis]
+		next atomic.Uint32 // the way to replace next
+	}
 }
 
 // memoKey is what an analysis is kept under: the query's text and its
@@ -50,26 +58,36 @@ func memoKeyOf(r RangeQuery) memoKey {
 		endSec: r.End.Unix(), endNsec: int32(r.End.Nanosecond()), step: int64(r.Step)}
 }
 
-func (k *memoKey) slot() uint64 {
+func (k *memoKey) set() uint64 {
 	h := xxhash.Sum64String(k.qs)
 	for _, v := range [5]int64{k.startSec, int64(k.startNsec), k.endSec, int64(k.endNsec), k.step} {
 		h = (h ^ uint64(v)) * 0x9e3779b97f4a7c15
 		h ^= h >> 29
 	}
-	return h % memoSlots
+	return h % memoSets
 }
 
 // get returns the analysis kept under k, or nil.
 func (m *rangeMemo) get(k memoKey) *rangeAnalysis {
-	if a := m.slots[k.slot()].Load(); a != nil && a.key == k {
-		return a
+	set := &m.sets[k.set()]
+	for i := range set.ways {
+		if a := set.ways[i].Load(); a != nil && a.key == k {
+			return a
+		}
 	}
 	return nil
 }
 
 // put keeps a.
 func (m *rangeMemo) put(a *rangeAnalysis) {
-	m.slots[a.key.slot()].Store(a)
+	set := &m.sets[a.key.set()]
+	for i := range set.ways {
+		if old := set.ways[i].Load(); old == nil || old.key == a.key {
+			set.ways[i].Store(a)
+			return
+		}
+	}
+	set.ways[set.next.Add(1)%memoWays].Store(a)
 }
 
 // rangeAnalysis is what the frontend derives from a range query's text and

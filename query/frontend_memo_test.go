@@ -206,3 +206,37 @@ func TestRangeAnalysisConcurrent(t *testing.T) {
 		e.clock.Advance(time.Duration(round*40+50) * time.Second)
 	}
 }
+
+// TestRangeMemoWays: analyses whose keys share a set of the table are kept
+// side by side up to its ways; one more replaces one of them; an analysis
+// made again for a key replaces its own.
+func TestRangeMemoWays(t *testing.T) {
+	var m rangeMemo
+	var keys []memoKey
+	for i := 0; len(keys) < memoWays+1; i++ {
+		k := memoKey{qs: fmt.Sprintf("q%d", i), startSec: 1, endSec: 2, step: 3}
+		if len(keys) == 0 || k.set() == keys[0].set() {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys[:memoWays] {
+		m.put(&rangeAnalysis{key: k})
+	}
+	again := &rangeAnalysis{key: keys[0]}
+	m.put(again)
+	for i, k := range keys[:memoWays] {
+		if a := m.get(k); a == nil || a.key != k || i == 0 && a != again {
+			t.Fatalf("key %d of a full set: %v", i, a)
+		}
+	}
+	m.put(&rangeAnalysis{key: keys[memoWays]})
+	kept := 0
+	for _, k := range keys {
+		if m.get(k) != nil {
+			kept++
+		}
+	}
+	if kept != memoWays || m.get(keys[memoWays]) == nil {
+		t.Fatalf("%d of %d keys kept after one more than the ways, the last one %v", kept, len(keys), m.get(keys[memoWays]))
+	}
+}
