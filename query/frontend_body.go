@@ -93,11 +93,7 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 		}
 		return encode(enc, out)
 	}
-	pieces, err := q.pieces(ctx)
-	if err != nil {
-		return Body{}, err
-	}
-	key := q.bodyKey(pieces, enc.Format)
+	key := q.bodyKey(enc.Format)
 	var snap cache.Snapshot
 	if key != nil {
 		bp := getBodyBuf()
@@ -113,6 +109,10 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 		// Before any extent is read: a tag bumped from here on makes
 		// the stored answer a miss.
 		snap = f.cache.Snapshot()
+	}
+	pieces, err := q.pieces(ctx)
+	if err != nil {
+		return Body{}, err
 	}
 	out, err := q.run(ctx, pieces)
 	if err != nil {
@@ -138,12 +138,15 @@ func encode(enc Encoder, out *Result) (Body, error) {
 	return b, err
 }
 
-// bodyKey returns the key of the stored answer of the query cut into
-// pieces, or nil when some piece is not cached (the freshest steps, or data
-// too near the end of retention).
-func (q *rangeCall) bodyKey(pieces []*piece, format string) []byte {
-	for _, p := range pieces {
-		if p.key == nil {
+// bodyKey returns the key of the stored answer of the query, or nil when
+// some of its pieces is not cached (the freshest steps, or data too near
+// the end of retention): it is made of cached extents only.
+func (q *rangeCall) bodyKey(format string) []byte {
+	if q.ce != q.a.lastStep {
+		return nil // a piece of fresh steps follows the extents
+	}
+	for i := range q.ext {
+		if !q.cached(&q.ext[i]) {
 			return nil
 		}
 	}

@@ -32,7 +32,7 @@ func callView(t *testing.T, f *Frontend, r RangeQuery) (*rangeAnalysis, string) 
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s, body key %q:", res, q.bodyKey(pieces, "f"))
+	fmt.Fprintf(&b, "%s, body key %q:", res, q.bodyKey("f"))
 	for _, p := range pieces {
 		fmt.Fprintf(&b, "\n  %d [%d, %d] key %q tags %q", p.ws, p.a, p.b, p.key, p.tags)
 	}

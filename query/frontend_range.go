@@ -30,6 +30,10 @@ type rangeCall struct {
 	a    *rangeAnalysis
 	pl   *plan // a.pl with this call's resolution
 	step int64 // ms
+	// ce is the last step whose data is older than the freshness window
+	// (start-step if none); ext the extents of the steps up to it.
+	ce  int64
+	ext []extentData
 }
 
 // Range answers a range query, through the cache unless bypass is set.
@@ -71,7 +75,11 @@ func (f *Frontend) newRangeCall(ctx context.Context, r RangeQuery, bypass bool) 
 	}
 	pl := *a.pl
 	pl.res = res
-	return &rangeCall{f: f, r: r, a: a, pl: &pl, step: step}, res, nil
+	q := &rangeCall{f: f, r: r, a: a, pl: &pl, step: step, ce: a.settledUpTo(f.cutoff())}
+	if q.ext, err = f.extents(ctx, a, q.ce); err != nil {
+		return nil, 0, err
+	}
+	return q, res, nil
 }
 
 // run answers the pieces and merges them.
@@ -85,28 +93,29 @@ func (q *rangeCall) run(ctx context.Context, pieces []*piece) (*Result, error) {
 // pieces cuts the query into extents: those whose steps read only data
 // older than the freshness window, then one uncached piece for the rest.
 func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
-	f, step := q.f, q.step
-	start, end := q.a.start, q.a.end
-	ce := q.a.settledUpTo(f.cutoff())
-	ext, err := f.extents(ctx, q.a, ce)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]*piece, 0, len(ext)+1)
-	for i := range ext {
-		x := &ext[i]
+	start, end := q.a.start, q.a.end
+	out := make([]*piece, 0, len(q.ext)+1)
+	for i := range q.ext {
+		x := &q.ext[i]
 		p := &piece{ws: x.ws, a: x.a, b: x.b}
-		// Cached only if its data stays inside retention while it may be
-		// served (the tags are shared with other calls: never modified).
-		if x.tagged && (!x.reads || f.cacheableData(x.mint, q.pl.res)) {
-			p.tags, p.key = x.tags, f.rangeKey(q.pl, step, mod(start, step), x.ws)
+		if q.cached(x) { // (the tags are shared with other calls: never modified)
+			p.tags, p.key = x.tags, q.f.rangeKey(q.pl, q.step, mod(start, q.step), x.ws)
 		}
 		out = append(out, p)
 	}
-	if a := max(start, ce+step); a <= end {
+	if a := max(start, q.ce+q.step); a <= end {
 		out = append(out, &piece{a: a, b: end})
 	}
 	return out, nil
+}
+
+// cached reports whether extent x is cached: its data spans few enough
+// days to be tagged, and stays inside retention while it may be served.
+func (q *rangeCall) cached(x *extentData) bool {
+	return x.tagged && (!x.reads || q.f.cacheableData(x.mint, q.pl.res))
 }
 
 // answer fills in every piece: hits from the cache; runs of contiguous
