@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -165,6 +166,12 @@ func (t *Target) Write(ctx context.Context, path string, header map[string]strin
 	return out
 }
 
+// bodyBufs holds the buffers answers are read into: reading an answer into
+// a buffer grown as it goes allocated about three times its size, and the
+// collections that caused (and their assists, paid while reading) were
+// counted in the latency of the requests they fell on.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // do sends req and reads the whole answer. On success the body is handed to
 // keep (when not nil) before it is released.
 func (t *Target) do(req *http.Request, keep func([]byte)) (Outcome, http.Header) {
@@ -174,7 +181,12 @@ func (t *Target) do(req *http.Request, keep func([]byte)) (Outcome, http.Header)
 		return Outcome{Err: err, Latency: time.Since(start)}, nil
 	}
 	defer resp.Body.Close()
-	var buf bytes.Buffer
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer bodyBufs.Put(buf)
+	buf.Reset()
+	if n := resp.ContentLength; n > 0 && n <= 64<<20 {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants room to see the end
+	}
 	_, err = buf.ReadFrom(resp.Body)
 	out := Outcome{Status: resp.StatusCode, Latency: time.Since(start)}
 	if err != nil {
