@@ -41,6 +41,26 @@ func rangeBoth(t *testing.T, f *Frontend, r RangeQuery) (cached, fresh *Result) 
 	return cached, fresh
 }
 
+// newCachedFrontend returns a frontend with the default options over eng,
+// answering through a cache of 32 MiB, both on the clock now; minTime is
+// NewFrontend's (nil: no retention).
+func newCachedFrontend(t *testing.T, eng *Engine, now func() time.Time, minTime func(Resolution) int64) *Frontend {
+	t.Helper()
+	copts := cache.DefaultOptions()
+	copts.MaxBytes = 32 << 20
+	copts.Now = now
+	c, err := cache.New(copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	f, err := NewFrontend(eng, c, FrontendOptions{}, now, minTime, copts.TTL+copts.Grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func gaugeBatch(name string, from, to time.Time, every time.Duration) *ingest.Batch {
 	s := ingest.Series{Labels: labels.FromStrings("__name__", name, "host", "a")}
 	for ts := from; !ts.After(to); ts = ts.Add(every) {
@@ -284,19 +304,8 @@ func TestRollupExtentsCached(t *testing.T) {
 		}
 		return e.now.Add(-rollupRetention).UnixMilli()
 	}
-	copts := cache.DefaultOptions()
-	copts.MaxBytes = 32 << 20
-	copts.Now = func() time.Time { return e.now }
-	c, err := cache.New(copts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	minTime := func(res Resolution) int64 { return e.q.MinTime(max(int64(res), 0)) }
-	f, err := NewFrontend(e.eng, c, FrontendOptions{}, func() time.Time { return e.now }, minTime, copts.TTL+copts.Grace)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newCachedFrontend(t, e.eng, func() time.Time { return e.now }, minTime)
 	r := RangeQuery{Query: `avg_over_time(gauge[5m])`, Start: e.end.Add(-3 * 24 * time.Hour), End: e.end.Add(-time.Hour), Step: 5 * time.Minute}
 	first, err := f.Range(context.Background(), r, false)
 	if err != nil {

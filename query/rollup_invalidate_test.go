@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -21,18 +20,7 @@ import (
 // one written late; one they do not hold stays cached.)
 func TestInvalidateNewRollups(t *testing.T) {
 	e := newRollupEnv(t, 4, 3)
-	copts := cache.DefaultOptions()
-	copts.MaxBytes = 32 << 20
-	copts.Now = func() time.Time { return e.now }
-	c, err := cache.New(copts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	f, err := NewFrontend(e.eng, c, FrontendOptions{}, func() time.Time { return e.now }, nil, copts.TTL+copts.Grace)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newCachedFrontend(t, e.eng, func() time.Time { return e.now }, nil)
 	gauge := RangeQuery{Query: `max_over_time(gauge[1h])`, Start: e.end.Add(-3 * 24 * time.Hour), End: e.end.Add(-time.Hour), Step: time.Hour}
 	status := func(r RangeQuery) (CacheStatus, Resolution) {
 		t.Helper()

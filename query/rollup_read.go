@@ -107,6 +107,14 @@ func (s *mergedSeries) rollupIterator() chunkenc.Iterator {
 		rawPart = &bucketEndIterator{it: &outsideIterator{Iterator: rawPart, from: s.win.from, to: s.win.to}, res: s.win.res}
 	case s.win.agg == aggCount:
 		rawPart = &onesIterator{outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}}
+	case s.win.agg == aggAvg:
+		// A plain selector reads bucket averages, raw data past the
+		// newest rollup too: read as raw samples, its answer changed when
+		// the downsampler rolled that data up, and an extent cached
+		// before it differed from a fresh answer until the new rollup's
+		// days were invalidated, after the downsampler's whole run
+		// (TestNewRollupNotServedBeforeInvalidated).
+		rawPart = downsample.NewAvgIterator(&outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}, s.win.res)
 	default:
 		rawPart = &outsideIterator{Iterator: raw, from: s.win.from, to: s.win.to}
 	}
