@@ -43,6 +43,18 @@ func newL2Cache(t testing.TB, url, prefix string, mutate ...func(*Options)) *Cac
 	return c
 }
 
+// entryKeyOf and lockKeyOf return the names in Redis of key's entry and
+// of its lock, in c's current epoch.
+func entryKeyOf(c *Cache, key []byte) string {
+	var kb [8]byte
+	return c.l2.keys.Load().entryKey(c.fastKey(&kb, key))
+}
+
+func lockKeyOf(c *Cache, key []byte) string {
+	var kb [8]byte
+	return c.l2.keys.Load().lockKey(c.fastKey(&kb, key))
+}
+
 // testPrefix returns a prefix no other cache of the test binary uses.
 func testPrefix() string { return fmt.Sprintf("t%d:", prefixSeq.Add(1)) }
 

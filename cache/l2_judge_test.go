@@ -41,8 +41,7 @@ func TestL2DamagedEntries(t *testing.T) {
 		t.Fatalf("entry of exactly MaxEntryBytes from L2: %v, %d bytes", st, len(v))
 	}
 
-	var kb [8]byte
-	name := func(key string) string { return c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte(key))) }
+	name := func(key string) string { return entryKeyOf(c, []byte(key)) }
 	entryA, err := rc.Get(bg, name("a")).Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +111,8 @@ func TestL2ErrorPausesAndLogsOnce(t *testing.T) {
 		o.L2.Logger = slog.New(countingHandler{prefix: "result cache: Redis L2 operation failed", n: &logged})
 	})
 	waitSynced(t, rc, p, c)
-	var kb [8]byte
 	// A GET of a key holding a hash fails (WRONGTYPE).
-	if err := rc.HSet(bg, c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte("bad"))), "f", "v").Err(); err != nil {
+	if err := rc.HSet(bg, entryKeyOf(c, []byte("bad")), "f", "v").Err(); err != nil {
 		t.Fatal(err)
 	}
 	get := func(wantErrors uint64) {
@@ -499,8 +497,7 @@ func TestL2EntryExpiresWithGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the entry written to Redis", func() bool { return c.Stats().L2Writes == 1 })
-	var kb [8]byte
-	ttl, err := rc.PTTL(bg, c.l2.keys.Load().entryKey(c.fastKey(&kb, []byte("k")))).Result()
+	ttl, err := rc.PTTL(bg, entryKeyOf(c, []byte("k"))).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,12 +42,35 @@ func (p *pollCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // live holder: it expires only after a minute) and returns the lock's name.
 func holdLock(t *testing.T, rc *redis.Client, c *Cache, key []byte) string {
 	t.Helper()
-	var kb [8]byte
-	name := c.l2.keys.Load().lockKey(c.fastKey(&kb, key))
+	name := lockKeyOf(c, key)
 	if err := rc.Set(bg, name, "other-instance", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// lockWait is two caches sharing a redis-server of the test's own, in
+// sync, with key's lock held by a third instance (holdLock) and the lock
+// polls of c1 counted: a miss of c1 on key waits for the lock.
+type lockWait struct {
+	rc     *redis.Client
+	c1, c2 *Cache
+	polls  *pollCounter
+	key    []byte
+	tags   []string
+	lock   string // the held lock's name in Redis
+}
+
+func newLockWait(t *testing.T) *lockWait {
+	t.Helper()
+	r := redistest.Start(t)
+	p := testPrefix()
+	w := &lockWait{rc: r.Client(), c1: newL2Cache(t, r.URL(), p), c2: newL2Cache(t, r.URL(), p),
+		polls: &pollCounter{}, key: []byte("k"), tags: []string{"m:x:2026-11-20"}}
+	waitSynced(t, w.rc, p, w.c1, w.c2)
+	w.c1.l2.rdb.AddHook(w.polls)
+	w.lock = holdLock(t, w.rc, w.c1, w.key)
+	return w
 }
 
 // TestL2LockWaitEnds: a miss that waits for another instance's lock ends
@@ -113,8 +136,7 @@ func TestL2LockWaitEnds(t *testing.T) {
 		errs := c.Stats().L2Errors
 		// A hash where the entry should be: every poll's GET fails
 		// (WRONGTYPE), and nothing else of this instance reads it.
-		var kb [8]byte
-		if err := rc.HSet(bg, c.l2.keys.Load().entryKey(c.fastKey(&kb, key)), "f", "v").Err(); err != nil {
+		if err := rc.HSet(bg, entryKeyOf(c, key), "f", "v").Err(); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-done; err != nil {
@@ -138,8 +160,7 @@ func TestL2LockRefreshed(t *testing.T) {
 	c := newL2Cache(t, r.URL(), p) // LockTTL 3 s: a refresh every second
 	waitSynced(t, rc, p, c)
 	key := []byte("long")
-	var kb [8]byte
-	lockKey := c.l2.keys.Load().lockKey(c.fastKey(&kb, key))
+	lockKey := lockKeyOf(c, key)
 	release := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -189,15 +210,8 @@ func TestL2LockRefreshed(t *testing.T) {
 // waits for another instance's lock, fresh but refused by the caller's
 // accept, is what the miss extends if its wait ends without a usable one.
 func TestL2WaiterKeepsRefusedValue(t *testing.T) {
-	r := redistest.Start(t)
-	rc := r.Client()
-	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
-	waitSynced(t, rc, p, c1, c2)
-	var polls pollCounter
-	c1.l2.rdb.AddHook(&polls)
-	key, tags := []byte("k"), []string{"m:x:2026-11-20"}
-	holdLock(t, rc, c1, key)
+	w := newLockWait(t)
+	c1, c2, key, tags := w.c1, w.c2, w.key, w.tags
 
 	type result struct {
 		v   []byte
@@ -219,8 +233,8 @@ func TestL2WaiterKeepsRefusedValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, flightWait, "c2's write", func() bool { return c2.Stats().L2Writes == 1 })
-	seen := polls.polls.Load()
-	waitFor(t, flightWait, "two more polls", func() bool { return polls.polls.Load() >= seen+2 })
+	seen := w.polls.polls.Load()
+	waitFor(t, flightWait, "two more polls", func() bool { return w.polls.polls.Load() >= seen+2 })
 	// End the wait: the tier pauses (as after an error), so the miss stops
 	// waiting and computes from what it found.
 	c1.l2.skipUntil.Store(time.Now().Add(time.Hour).UnixNano())
@@ -234,15 +248,8 @@ func TestL2WaiterKeepsRefusedValue(t *testing.T) {
 // served the value as soon as a poll finds it, while the lock is still
 // held; the polls that find nothing count no damaged entry.
 func TestL2WaiterServedByPoll(t *testing.T) {
-	r := redistest.Start(t)
-	rc := r.Client()
-	p := testPrefix()
-	c1, c2 := newL2Cache(t, r.URL(), p), newL2Cache(t, r.URL(), p)
-	waitSynced(t, rc, p, c1, c2)
-	var polls pollCounter
-	c1.l2.rdb.AddHook(&polls)
-	key, tags := []byte("k"), []string{"m:x:2026-11-20"}
-	lockKey := holdLock(t, rc, c1, key)
+	w := newLockWait(t)
+	c1, c2, key, tags := w.c1, w.c2, w.key, w.tags
 
 	type result struct {
 		v   []byte
@@ -255,7 +262,7 @@ func TestL2WaiterServedByPoll(t *testing.T) {
 		v, st, err := c1.GetOrCompute(bg, key, tags, n.fn("computed", 0, nil))
 		done <- result{v, st, err}
 	}()
-	waitFor(t, flightWait, "c1 to poll the lock", func() bool { return polls.polls.Load() >= 2 })
+	waitFor(t, flightWait, "c1 to poll the lock", func() bool { return w.polls.polls.Load() >= 2 })
 	if err := c2.Set(key, tags, c2.Snapshot(), []byte("shared"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +270,7 @@ func TestL2WaiterServedByPoll(t *testing.T) {
 	if res.err != nil || res.st != StatusHitL2 || string(res.v) != "shared" || n.calls.Load() != 0 {
 		t.Fatalf("GetOrCompute = %q, %v, %v, %d computations; want the shared value from L2", res.v, res.st, res.err, n.calls.Load())
 	}
-	if v, err := rc.Get(bg, lockKey).Result(); err != nil || v != "other-instance" {
+	if v, err := w.rc.Get(bg, w.lock).Result(); err != nil || v != "other-instance" {
 		t.Fatalf("lock %q, %v: the other instance's lock was touched", v, err)
 	}
 	if s := c1.Stats(); s.CorruptEntries != 0 || s.L2Hits != 1 || s.L2Unshared != 0 {
@@ -281,10 +288,8 @@ func TestL2ReadErrorTakesNoLock(t *testing.T) {
 	c := newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c)
 	key := []byte("k")
-	var kb [8]byte
-	k := c.l2.keys.Load()
 	// A hash where the entry should be: its GET fails (WRONGTYPE).
-	if err := rc.HSet(bg, k.entryKey(c.fastKey(&kb, key)), "f", "v").Err(); err != nil {
+	if err := rc.HSet(bg, entryKeyOf(c, key), "f", "v").Err(); err != nil {
 		t.Fatal(err)
 	}
 	var n counter
@@ -292,7 +297,7 @@ func TestL2ReadErrorTakesNoLock(t *testing.T) {
 	if s := c.Stats(); s.L2Errors != 1 || s.L2Unshared != 1 || s.L2LockWaits != 0 {
 		t.Fatalf("errors %d, unshared %d, lock waits %d; want 1, 1, 0", s.L2Errors, s.L2Unshared, s.L2LockWaits)
 	}
-	if n, err := rc.Exists(bg, k.lockKey(c.fastKey(&kb, key))).Result(); err != nil || n != 0 {
+	if n, err := rc.Exists(bg, lockKeyOf(c, key)).Result(); err != nil || n != 0 {
 		t.Fatalf("lock left after a failed read: %d %v", n, err)
 	}
 }

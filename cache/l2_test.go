@@ -214,8 +214,7 @@ func TestL2DeadLockHolder(t *testing.T) {
 	c := newL2Cache(t, r.URL(), p)
 	waitSynced(t, rc, p, c)
 	key := []byte("k")
-	var kb [8]byte
-	lockKey := c.l2.keys.Load().lockKey(c.fastKey(&kb, key))
+	lockKey := lockKeyOf(c, key)
 	if err := rc.Set(bg, lockKey, "dead-instance", 400*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
