@@ -28,7 +28,12 @@ import (
 // head after it dropped the data once did) or see it twice.
 // Writers write one series set each: in-order samples at even seconds and,
 // lagging 40 s behind, late samples at odd seconds, into blocks already
-// flushed; the value of each sample is its timestamp.
+// flushed; the value of each sample is its timestamp. At each quarter of
+// its batches a writer waits until a flush (and compaction) begun after it
+// got there has ended and a read has ended since, so that every run
+// flushes and reads while the writes go on, however the goroutines are
+// scheduled (on a loaded machine the writers once finished before the
+// flusher had ended its second flush, and the run exercised nothing).
 func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 	const (
 		writers, seriesPerWriter = 2, 40
@@ -74,16 +79,38 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
-		wg        sync.WaitGroup
-		writersWG sync.WaitGroup
-		flushes   atomic.Int64
-		reads     atomic.Int64
+		wg          sync.WaitGroup
+		writersWG   sync.WaitGroup
+		flushStarts atomic.Int64
+		flushes     = newProgress() // flushes and compactions ended
+		reads       = newProgress()
 	)
+	// checkpoint waits until a flush begun after it was called has ended,
+	// and a read has ended since it was called.
+	checkpoint := func(w, i int) bool {
+		f, r := flushStarts.Load()+1, reads.load()+1
+		if err := flushes.waitFor(ctx, f); err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("writer %d at batch %d: waiting for flush %d: %v", w, i, f, err)
+			}
+			return false
+		}
+		if err := reads.waitFor(ctx, r); err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("writer %d at batch %d: waiting for read %d: %v", w, i, r, err)
+			}
+			return false
+		}
+		return true
+	}
 	for w := range writers {
 		writersWG.Add(1)
 		go func() {
 			defer writersWG.Done()
 			for i := range batches {
+				if i > 0 && i%(batches/4) == 0 && !checkpoint(w, i) {
+					return
+				}
 				var b ingest.Batch
 				for k := range seriesPerWriter {
 					ts := []int64{base + int64(2*i)*1000}
@@ -108,8 +135,10 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 	go func() { // flusher
 		defer wg.Done()
 		for ctx.Err() == nil {
+			flushStarts.Add(1)
 			if err := store.Flush(ctx); err != nil && ctx.Err() == nil {
 				t.Errorf("flush: %v", err)
+				cancel() // the writers wait for flushes
 				return
 			}
 			store.Exclusive(func() {
@@ -117,7 +146,7 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 					t.Errorf("compact: %v", err)
 				}
 			})
-			flushes.Add(1)
+			flushes.add()
 			time.Sleep(time.Millisecond) // pacing only: a flush of an empty head returns at once
 		}
 	}()
@@ -176,7 +205,7 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 			}
 			for sec := int64(0); sec < 2*batches; sec++ {
 				if want(n[w], base+sec*1000) && !got[sec] {
-					return fmt.Errorf("reader %d: %s: acknowledged sample at +%ds is missing (writer at batch %d, %d flushes so far)", r, s.Labels(), sec, n[w], flushes.Load())
+					return fmt.Errorf("reader %d: %s: acknowledged sample at +%ds is missing (writer at batch %d, %d flushes so far)", r, s.Labels(), sec, n[w], flushes.load())
 				}
 			}
 		}
@@ -207,7 +236,7 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 					}
 					return
 				}
-				reads.Add(1)
+				reads.add()
 			}
 		}()
 	}
@@ -217,8 +246,56 @@ func TestReadsSeeEveryAcknowledgedSampleOnce(t *testing.T) {
 	if err := check(context.Background(), -1); err != nil { // quiet: everything
 		t.Error(err)
 	}
-	t.Logf("%d reads during %d flushes and compactions, %d segments", reads.Load(), flushes.Load(), len(set.Segments()))
-	if !t.Failed() && (reads.Load() == 0 || flushes.Load() < 2) {
-		t.Fatalf("the test exercised nothing: %d reads, %d flushes", reads.Load(), flushes.Load())
+	t.Logf("%d reads during %d flushes and compactions, %d segments", reads.load(), flushes.load(), len(set.Segments()))
+	if !t.Failed() && (reads.load() == 0 || flushes.load() < 2) {
+		t.Fatalf("the test exercised nothing: %d reads, %d flushes", reads.load(), flushes.load())
+	}
+}
+
+// progress counts events (flushes, reads) that goroutines wait for.
+type progress struct {
+	mu sync.Mutex
+	n  int64
+	ch chan struct{} // closed and replaced at each event
+}
+
+func newProgress() *progress { return &progress{ch: make(chan struct{})} }
+
+func (p *progress) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	close(p.ch)
+	p.ch = make(chan struct{})
+}
+
+func (p *progress) load() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// progressBound bounds a wait for an event: only a hung run reaches it.
+const progressBound = 2 * time.Minute
+
+// waitFor waits until n events have happened, ctx is done or
+// progressBound has passed.
+func (p *progress) waitFor(ctx context.Context, n int64) error {
+	timer := time.NewTimer(progressBound)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		got, ch := p.n, p.ch
+		p.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("%d of %d events after %v", got, n, progressBound)
+		}
 	}
 }
