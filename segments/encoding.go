@@ -40,20 +40,15 @@ func (d *decbuf) uvarint() uint64 {
 	return v
 }
 
+// varint reads a zigzag-encoded varint, as binary.Varint does: the
+// uvarint, its low bit the sign.
 func (d *decbuf) varint() int64 {
-	if d.err != nil {
-		return 0
+	u := d.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
 	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		if n < 0 {
-			d.err = errors.New("varint overflows 64 bits")
-		}
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	return x
 }
 
 func (d *decbuf) byte() byte {
