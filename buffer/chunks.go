@@ -11,13 +11,12 @@ import (
 // appender, and done: c when x had to start a new chunk, which the caller
 // closes. A chunk recoded for new histogram buckets stays the same memChunk.
 //
-// A new float chunk starts small (newOpenChunk): most series get a few
+// A new float chunk starts small (newOpenMemChunk): most series get a few
 // samples between flushes.
 func appendToChunk(c *memChunk, app, prev chunkenc.Appender, x *sample) (cur *memChunk, curApp chunkenc.Appender, done *memChunk) {
 	if x.H == nil && x.FH == nil && (c == nil || c.chunk.Encoding() != chunkenc.EncXOR) {
-		nc := newOpenChunk()
-		done, c = c, newMemChunk(x.T, nc)
-		app, _ = nc.Appender() // An empty XOR chunk never fails to give one.
+		done, c = c, newOpenMemChunk(x.T)
+		app, _ = c.chunk.Appender() // An empty XOR chunk never fails to give one.
 	}
 	var ch chunkenc.Chunk
 	if c != nil {

@@ -405,6 +405,13 @@ func (h *Head) endFlush(items []flushItem, failed bool) {
 	h.inHeadCost.Add(cost)
 }
 
+// keptChunkList is the largest capacity of a chunk list that dropPrefix
+// keeps when it empties it: a series written between flushes has one or
+// two chunks at each (its sealed open chunk, and a chunk cut at
+// ChunkSamples), and a list of one would be allocated again at the next
+// seal; a larger one (a series that held hours, after a restart) goes.
+const keptChunkList = 4
+
 // dropPrefix removes the first n chunks of list if list still starts with
 // what the flush saw (its n-th chunk is last), and returns the number of
 // samples removed and their cost (memChunk.cost()).
@@ -418,6 +425,11 @@ func dropPrefix(list []*memChunk, n int, last *memChunk) ([]*memChunk, int64, in
 		cost += c.cost()
 	}
 	if len(list) == n {
+		if cap(list) <= keptChunkList {
+			// The series' next seal appends to it again.
+			clear(list)
+			return list[:0], samples, cost
+		}
 		return nil, samples, cost
 	}
 	rest := make([]*memChunk, len(list)-n)

@@ -231,7 +231,7 @@ func (s *memSeries) appendInOrderLocked(x *sample, o *Options) {
 			s.closeHeadLocked() // histograms end
 		}
 		if s.head == nil {
-			s.head = newMemChunk(x.T, newOpenChunk())
+			s.head = newOpenMemChunk(x.T)
 			s.xorBits, s.xor = newXORBits, xorState{}
 		}
 		s.appendXORLocked(x.T, x.V)
@@ -373,11 +373,22 @@ func encodeChunks(ss []sample, maxSamples int) []*memChunk {
 // stream grows by append as samples come.
 const openChunkBytes = 32
 
-// newOpenChunk returns an empty XOR chunk with openChunkBytes of capacity.
-func newOpenChunk() *chunkenc.XORChunk {
-	c := &chunkenc.XORChunk{}
-	c.Reset(make([]byte, 2, openChunkBytes)) // the 2-byte sample count, 0
-	return c
+// xorMemChunk is a float chunk's memChunk and its XOR chunk in one
+// allocation of 64 bytes (two of 32 apart): every series starts a float
+// chunk at every cut, and at its first append after each flush, which
+// seals its open chunk (sealForFlushLocked).
+type xorMemChunk struct {
+	memChunk
+	xor chunkenc.XORChunk
+}
+
+// newOpenMemChunk returns a memChunk holding an empty XOR chunk with
+// openChunkBytes of capacity, whose first sample will be at minT.
+func newOpenMemChunk(minT int64) *memChunk {
+	c := &xorMemChunk{}
+	c.xor.Reset(make([]byte, 2, openChunkBytes)) // the 2-byte sample count, 0
+	c.memChunk = memChunk{minT: minT, chunk: &c.xor}
+	return &c.memChunk
 }
 
 // rangeStart returns the start of the ChunkRange-aligned range holding t.
