@@ -85,6 +85,42 @@ func startL2Pair(t *testing.T, prefix string, data []byte, args ...string) *l2Pa
 	return p
 }
 
+// stampede sends n range queries at once, query i (its server and
+// parameters) as query(i) says, and returns their bodies and
+// X-Strata-Cache statuses; it fails the test if one is not answered 200.
+func stampede(t *testing.T, n int, query func(i int) (*testServer, url.Values)) (bodies, statuses []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	bodies, statuses = make([]string, n), make([]string, n)
+	start := make(chan struct{})
+	for i := range n {
+		s, q := query(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := http.Get(s.url + "/api/v1/query_range?" + q.Encode())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("query: %d %s", resp.StatusCode, buf.String())
+			}
+			bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return bodies, statuses
+}
+
 // answer returns what must be equal between a cached and a fresh answer:
 // the data and the warnings. (The frontend does not keep PromQL's info
 // annotations, "infos", for cached extents; that is its own matter.)
@@ -341,37 +377,7 @@ func stampedeRound(t *testing.T, a, b *testServer, day0 time.Time, round int, qu
 	waits := func() uint64 { return sum("l2LockWaits") }
 	c0, w0, u0, g0 := comp(), waits(), sum("l2Unshared"), sum("generation")
 	const n = 24
-	var wg sync.WaitGroup
-	bodies := make([]string, n)
-	statuses := make([]string, n)
-	start := make(chan struct{})
-	for i := range n {
-		s := []*testServer{a, b}[i%2]
-		q := dayQuery(i % keys)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/query_range?"+q.Encode(), nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer resp.Body.Close()
-			var buf bytes.Buffer
-			_, _ = buf.ReadFrom(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("query: %d %s", resp.StatusCode, buf.String())
-			}
-			bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	bodies, statuses := stampede(t, n, func(i int) (*testServer, url.Values) { return []*testServer{a, b}[i%2], dayQuery(i % keys) })
 	for i := range bodies {
 		if bodies[i] != bodies[i%keys] {
 			t.Fatalf("answers for day %d differ:\n%s\n%s", i%keys, bodies[i%keys], bodies[i])
@@ -430,35 +436,7 @@ func TestL2ExtendDeduplicated(t *testing.T) {
 	refresh := window(6*time.Hour, 18*time.Hour)
 	e0 := evals()
 	const n = 12
-	var wg sync.WaitGroup
-	bodies := make([]string, n)
-	statuses := make([]string, n)
-	start := make(chan struct{})
-	for i := range n {
-		s := []*testServer{a, b}[i%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			resp, err := http.Get(s.url + "/api/v1/query_range?" + refresh.Encode())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer resp.Body.Close()
-			var buf bytes.Buffer
-			_, _ = buf.ReadFrom(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("query: %d %s", resp.StatusCode, buf.String())
-			}
-			bodies[i], statuses[i] = buf.String(), resp.Header.Get("X-Strata-Cache")
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	bodies, statuses := stampede(t, n, func(i int) (*testServer, url.Values) { return []*testServer{a, b}[i%2], refresh })
 	for i := range bodies {
 		if bodies[i] != bodies[0] {
 			t.Fatalf("answers differ:\n%s\n%s", bodies[0], bodies[i])
