@@ -19,6 +19,7 @@ import (
 type lossyDisk struct {
 	mu       sync.Mutex
 	failing  bool             // fail every fsync while set
+	failNext int              // fail this many more fsyncs, then succeed
 	failures int              // fsyncs failed so far
 	durable  map[string]int64 // per file, the size its last good fsync covered
 }
@@ -31,11 +32,14 @@ func (d *lossyDisk) sync(f *os.File) error {
 		return err
 	}
 	name := f.Name()
-	if !d.failing {
+	if !d.failing && d.failNext == 0 {
 		d.durable[name] = st.Size()
 		return f.Sync()
 	}
 	d.failures++
+	if d.failNext > 0 {
+		d.failNext--
+	}
 	if from := d.durable[name]; st.Size() > from {
 		g, err := os.OpenFile(name, os.O_WRONLY, 0)
 		if err != nil {
@@ -56,6 +60,13 @@ func (d *lossyDisk) set(failing bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.failing = failing
+}
+
+// failFor fails the next n fsyncs only.
+func (d *lossyDisk) failFor(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failNext = n
 }
 
 func (d *lossyDisk) failed() int {
@@ -150,6 +161,58 @@ func TestBackgroundFsyncFailure(t *testing.T) {
 	}
 }
 
+// TestCloseHealsFailedFsync checks Close's last fsync, with wal.sync=interval
+// (records acknowledged after write(2), none fsynced yet): when it fails once
+// and the pages it could not write are lost, Close writes the acknowledged
+// bytes again and fsyncs them, and reports success only because that worked.
+// Every acknowledged record then replays. On a second failure, Close reports
+// it.
+func TestCloseHealsFailedFsync(t *testing.T) {
+	for _, c := range []struct {
+		fails   int
+		wantErr bool
+	}{{0, false}, {1, false}, {10, true}} {
+		t.Run(fmt.Sprintf("fails=%d", c.fails), func(t *testing.T) {
+			dir := t.TempDir()
+			disk := &lossyDisk{durable: map[string]int64{}}
+			// No background fsync and no retry before Close.
+			w, err := open(nil, dir, Options{SyncMode: SyncInterval, SyncInterval: time.Hour, RetryInterval: time.Hour}, disk.sync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want [][]byte
+			for i := range 20 {
+				rec := fmt.Appendf(nil, "record %03d %s", i, "some padding to compress")
+				if err := w.Log(rec); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, rec)
+			}
+			disk.failFor(c.fails)
+			err = w.Close()
+			if failed := disk.failed(); failed > c.fails || (failed > 0) != (c.fails > 0) {
+				t.Fatalf("%d fsyncs failed, want 1 to %d", failed, c.fails)
+			}
+			if c.wantErr {
+				if !errors.Is(err, syscall.EIO) {
+					t.Fatalf("Close with fsyncs failing = %v, want EIO", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Close = %v, want nil: the lost bytes were written again and fsynced", err)
+			}
+			got, logs, err := replayAll(t, dir, 0)
+			if err != nil {
+				t.Fatalf("replay: %v\n%s", err, logs)
+			}
+			if !slices.EqualFunc(got, want, slices.Equal) {
+				t.Fatalf("replayed %d records:\n%q\nwant the %d acknowledged:\n%q", len(got), got, len(want), want)
+			}
+		})
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after a generous
 // deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -158,5 +221,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestSizeAfterRecovery checks that Size, the WAL's bytes on disk (the
+// strata_wal_bytes gauge and /api/v1/status/tsdb's WAL size), still equals
+// the size of its segment files after a failed fsync and the recovery that
+// follows: the failed request's bytes and recover's probe are cut off the
+// file, and Size must lose exactly what the file lost.
+func TestSizeAfterRecovery(t *testing.T) {
+	dir := t.TempDir()
+	disk := &lossyDisk{durable: map[string]int64{}}
+	w, err := open(nil, dir, Options{SyncMode: SyncAlways, RetryInterval: time.Hour}, disk.sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	onDisk := func() int64 {
+		t.Helper()
+		segs, err := listSegments(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, s := range segs {
+			st, err := os.Stat(s.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += st.Size()
+		}
+		return n
+	}
+	rec := []byte("a record that fails its fsync once")
+	if err := w.Log(rec); err != nil {
+		t.Fatal(err)
+	}
+	disk.failFor(1)
+	if err := w.Log(rec); !errors.Is(err, ErrUnwritable) {
+		t.Fatalf("Log with its fsync failing = %v, want ErrUnwritable", err)
+	}
+	for range 2 { // the first recovers the WAL before it is written
+		if err := w.Log(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if disk.failed() != 1 {
+		t.Fatalf("%d fsyncs failed, want 1", disk.failed())
+	}
+	if got, want := w.Size(), onDisk(); got != want {
+		t.Fatalf("Size after a failed fsync and its recovery = %d, segment files hold %d bytes", got, want)
 	}
 }

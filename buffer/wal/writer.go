@@ -417,7 +417,8 @@ func (wr *writer) tryRecover() error {
 		return err
 	}
 	probe := make([]byte, probeSize)
-	_, werr := wr.f.Write(probe)
+	n, werr := wr.f.Write(probe)
+	wr.w.size.Add(int64(n)) // truncateToGood takes the probe off again
 	serr := wr.w.syncFile(wr.f)
 	// Remove the probe whatever happened; a crash before this leaves a
 	// zero-filled tail, which replay cuts off as torn.
