@@ -37,3 +37,30 @@ func TestSegmentsPastEightDigits(t *testing.T) {
 	}
 	equalRecords(t, got, want[2:])
 }
+
+// TestCutRefusesNonEmptySegment checks that the WAL never appends to a
+// segment file it did not start: when the next segment's file already
+// holds bytes (left by something else in the directory), Cut fails and the
+// file is left as it was, rather than records being appended after bytes
+// that replay would read as theirs.
+func TestCutRefusesNonEmptySegment(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(nil, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Log([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	stray := []byte("not written by this WAL")
+	if err := os.WriteFile(segmentPath(dir, 1), stray, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Cut(); err == nil {
+		t.Fatalf("Cut onto a non-empty segment = %d, nil; want an error", n)
+	}
+	if b, err := os.ReadFile(segmentPath(dir, 1)); err != nil || string(b) != string(stray) {
+		t.Fatalf("segment 1 holds %q (%v), want %q untouched", b, err, stray)
+	}
+}
