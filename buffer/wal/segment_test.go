@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"os"
 	"testing"
 )
@@ -42,7 +43,8 @@ func TestSegmentsPastEightDigits(t *testing.T) {
 // segment file it did not start: when the next segment's file already
 // holds bytes (left by something else in the directory), Cut fails and the
 // file is left as it was, rather than records being appended after bytes
-// that replay would read as theirs.
+// that replay would read as theirs; writes are refused until the segment
+// can be opened, then go on in it.
 func TestCutRefusesNonEmptySegment(t *testing.T) {
 	dir := t.TempDir()
 	w, err := Open(nil, dir, Options{})
@@ -62,5 +64,27 @@ func TestCutRefusesNonEmptySegment(t *testing.T) {
 	}
 	if b, err := os.ReadFile(segmentPath(dir, 1)); err != nil || string(b) != string(stray) {
 		t.Fatalf("segment 1 holds %q (%v), want %q untouched", b, err, stray)
+	}
+	// The roll closed segment 0 and could not open segment 1: the WAL
+	// refuses writes until it can, then goes on in segment 1.
+	if err := w.Log([]byte("refused")); !errors.Is(err, ErrUnwritable) {
+		t.Fatalf("Log while segment 1 cannot be opened = %v, want ErrUnwritable", err)
+	}
+	if err := os.Remove(segmentPath(dir, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Log([]byte("second")); err != nil {
+		t.Fatalf("Log once segment 1 can be opened = %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, logs, err := replayAll(t, dir, 0)
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, logs)
+	}
+	equalRecords(t, got, [][]byte{[]byte("first"), []byte("second")})
+	if _, err := os.Stat(segmentPath(dir, 1)); err != nil {
+		t.Fatalf("the record after the failed roll is not in segment 1: %v", err)
 	}
 }
