@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -22,6 +23,9 @@ type lossyDisk struct {
 	failNext int              // fail this many more fsyncs, then succeed
 	failures int              // fsyncs failed so far
 	durable  map[string]int64 // per file, the size its last good fsync covered
+	// images holds, per file, its bytes at its last good fsync, when set
+	// (non-nil): what a power cut leaves of it.
+	images map[string][]byte
 }
 
 func (d *lossyDisk) sync(f *os.File) error {
@@ -34,6 +38,13 @@ func (d *lossyDisk) sync(f *os.File) error {
 	name := f.Name()
 	if !d.failing && d.failNext == 0 {
 		d.durable[name] = st.Size()
+		if d.images != nil {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			d.images[name] = b
+		}
 		return f.Sync()
 	}
 	d.failures++
@@ -165,8 +176,9 @@ func TestBackgroundFsyncFailure(t *testing.T) {
 // (records acknowledged after write(2), none fsynced yet): when it fails once
 // and the pages it could not write are lost, Close writes the acknowledged
 // bytes again and fsyncs them, and reports success only because that worked.
-// Every acknowledged record then replays. On a second failure, Close reports
-// it.
+// Every acknowledged record then replays, also from what a power cut right
+// after Close would leave (each file as its last good fsync saw it). On a
+// second failure, Close reports it.
 func TestCloseHealsFailedFsync(t *testing.T) {
 	for _, c := range []struct {
 		fails   int
@@ -174,7 +186,7 @@ func TestCloseHealsFailedFsync(t *testing.T) {
 	}{{0, false}, {1, false}, {10, true}} {
 		t.Run(fmt.Sprintf("fails=%d", c.fails), func(t *testing.T) {
 			dir := t.TempDir()
-			disk := &lossyDisk{durable: map[string]int64{}}
+			disk := &lossyDisk{durable: map[string]int64{}, images: map[string][]byte{}}
 			// No background fsync and no retry before Close.
 			w, err := open(nil, dir, Options{SyncMode: SyncInterval, SyncInterval: time.Hour, RetryInterval: time.Hour}, disk.sync)
 			if err != nil {
@@ -202,12 +214,22 @@ func TestCloseHealsFailedFsync(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Close = %v, want nil: the lost bytes were written again and fsynced", err)
 			}
-			got, logs, err := replayAll(t, dir, 0)
-			if err != nil {
-				t.Fatalf("replay: %v\n%s", err, logs)
+			// What a power cut right after Close leaves: each file as its
+			// last good fsync saw it.
+			cut := t.TempDir()
+			for name, b := range disk.images {
+				if err := os.WriteFile(filepath.Join(cut, filepath.Base(name)), b, 0o666); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if !slices.EqualFunc(got, want, slices.Equal) {
-				t.Fatalf("replayed %d records:\n%q\nwant the %d acknowledged:\n%q", len(got), got, len(want), want)
+			for _, d := range []string{dir, cut} {
+				got, logs, err := replayAll(t, d, 0)
+				if err != nil {
+					t.Fatalf("replay: %v\n%s", err, logs)
+				}
+				if !slices.EqualFunc(got, want, slices.Equal) {
+					t.Fatalf("replayed %d records (%s):\n%q\nwant the %d acknowledged:\n%q", len(got), d, got, len(want), want)
+				}
 			}
 		})
 	}
