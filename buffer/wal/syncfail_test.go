@@ -21,6 +21,7 @@ type lossyDisk struct {
 	mu       sync.Mutex
 	failing  bool             // fail every fsync while set
 	failNext int              // fail this many more fsyncs, then succeed
+	pattern  []bool           // fail (true) or not each next fsync, before the above
 	failures int              // fsyncs failed so far
 	durable  map[string]int64 // per file, the size its last good fsync covered
 	// images holds, per file, its bytes at its last good fsync, when set
@@ -36,7 +37,11 @@ func (d *lossyDisk) sync(f *os.File) error {
 		return err
 	}
 	name := f.Name()
-	if !d.failing && d.failNext == 0 {
+	fail := d.failing || d.failNext > 0
+	if len(d.pattern) > 0 {
+		fail, d.pattern = d.pattern[0], d.pattern[1:]
+	}
+	if !fail {
 		d.durable[name] = st.Size()
 		if d.images != nil {
 			b, err := os.ReadFile(name)
@@ -181,10 +186,18 @@ func TestBackgroundFsyncFailure(t *testing.T) {
 // second failure, Close reports it.
 func TestCloseHealsFailedFsync(t *testing.T) {
 	for _, c := range []struct {
-		fails   int
+		name    string
+		fails   []bool // the fsyncs from Close's on: failed (true) or not
 		wantErr bool
-	}{{0, false}, {1, false}, {10, true}} {
-		t.Run(fmt.Sprintf("fails=%d", c.fails), func(t *testing.T) {
+	}{
+		{"none fails", nil, false},
+		{"Close's fails", []bool{true}, false},
+		// Close's fsync, then restore's of the segment cut back (which
+		// succeeds) and of the bytes written again (which fails).
+		{"the rewrite's fails", []bool{true, false, true}, true},
+		{"every one fails", slices.Repeat([]bool{true}, 10), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			disk := &lossyDisk{durable: map[string]int64{}, images: map[string][]byte{}}
 			// No background fsync and no retry before Close.
@@ -200,10 +213,12 @@ func TestCloseHealsFailedFsync(t *testing.T) {
 				}
 				want = append(want, rec)
 			}
-			disk.failFor(c.fails)
+			disk.mu.Lock()
+			disk.pattern = c.fails
+			disk.mu.Unlock()
 			err = w.Close()
-			if failed := disk.failed(); failed > c.fails || (failed > 0) != (c.fails > 0) {
-				t.Fatalf("%d fsyncs failed, want 1 to %d", failed, c.fails)
+			if want := len(slices.DeleteFunc(slices.Clone(c.fails), func(f bool) bool { return !f })); disk.failed() == 0 && want > 0 || disk.failed() > want {
+				t.Fatalf("%d fsyncs failed, want 1 to %d", disk.failed(), want)
 			}
 			if c.wantErr {
 				if !errors.Is(err, syscall.EIO) {
