@@ -3,6 +3,8 @@ package wal
 import (
 	"errors"
 	"math/rand"
+	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -126,5 +128,79 @@ func TestSegmentFilledExactly(t *testing.T) {
 	got, _, err := replayAll(t, dir, 0)
 	if err != nil || len(got) != 4 {
 		t.Fatalf("replayed %d records, %v", len(got), err)
+	}
+}
+
+// TestSegmentSizeUnderGroupCommit logs records of 1000 random bytes from 8
+// writers at once into segments of room for 4 frames, the first fsync held
+// until the other seven calls are queued, so that the writer commits seven
+// calls in one batch: no segment may grow past SegmentSize, whichever calls
+// share a batch, and every record replays.
+func TestSegmentSizeUnderGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	rec := make([]byte, 1000)
+	rand.New(rand.NewSource(2)).Read(rec)
+	// The sizes of a segment's header and of a frame, from one segment.
+	w, err := Open(nil, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := w.Log(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offs, _ := frameOffsets(t, segmentPath(dir, 0))
+	size := offs[0] + 4*(offs[1]-offs[0])
+
+	dir = t.TempDir()
+	// The first fsync waits until the seven other writers' calls are
+	// queued (a bounded while), so that the next batch commits seven calls.
+	var once sync.Once
+	slowSync := func(f *os.File) error {
+		once.Do(func() {
+			for deadline := time.Now().Add(10 * time.Second); len(w.reqs) < 7 && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
+		return f.Sync()
+	}
+	if w, err = open(nil, dir, Options{SegmentSize: size}, slowSync); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if err := w.Log(rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range segs {
+		st, err := os.Stat(s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > size {
+			t.Errorf("segment %d holds %d bytes, more than SegmentSize %d", s.index, st.Size(), size)
+		}
+	}
+	got, logs, err := replayAll(t, dir, 0)
+	if err != nil || len(got) != 400 {
+		t.Fatalf("replayed %d records (%v), want 400\n%s", len(got), err, logs)
 	}
 }
