@@ -245,7 +245,8 @@ func TestRollupAnswerIndependentOfRange(t *testing.T) {
 // exactly; rates over the second day equal those the rollups give once
 // the downsampler has rebuilt the windows, also when a late counter reset
 // is the only change (the day's counter then continues the first day's
-// rollup from raw samples the range does not read otherwise).
+// rollup from raw samples the range does not read otherwise); and deletes
+// whose ranges start exactly at a window's end or end 1 ms after its start.
 func TestRollupLateAtWindowEdges(t *testing.T) {
 	e, start, covered := newEdgeEnv(t)
 	ctx := context.Background()
@@ -339,4 +340,24 @@ func TestRollupLateAtWindowEdges(t *testing.T) {
 		t.Fatalf("the downsampler rebuilt %d windows (%v), want the late one", n, err)
 	}
 	compare("a late reset alone")
+
+	// Deletes whose ranges touch a window at one end only: one from
+	// exactly the first window's end (midnight) on, one up to exactly 1 ms
+	// after the second window's start.
+	err = e.store.DeleteSeries(ctx, func() error {
+		for _, d := range []struct {
+			host     string
+			from, to time.Time
+		}{{"a", day, day.Add(30 * time.Minute)}, {"b", day.Add(-20 * time.Minute), day.Add(time.Millisecond)}} {
+			ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "gauge"), labels.MustNewMatcher(labels.MatchEqual, "host", d.host)}
+			if _, err := e.set.AddTombstone(ms, d.from.UnixMilli(), d.to.UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("deletes at a window's ends")
 }
