@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +20,7 @@ import (
 // openBenchStore opens a store and its segment set in a temporary data dir,
 // closed when the benchmark ends.
 func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
-	b.Helper()
-	dir := b.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close(context.Background()) })
+	store, set, _ := openTestStore(b)
 	return store, set
 }
 

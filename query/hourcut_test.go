@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/ingest"
-	"github.com/strata-tsdb/strata/segments"
 )
 
 // TestFlushedChunksServeHourRuns: with the store's default options, data
@@ -24,18 +21,8 @@ import (
 // the plain engine's. (With chunks cut every 2 h, 120 one-minute samples
 // each, half the windows ended inside a chunk and decoded it.)
 func TestFlushedChunksServeHourRuns(t *testing.T) {
-	dir := t.TempDir()
+	store, set, _ := openTestStore(t) // the store's default options
 	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
 
 	const series = 10
 	start := time.Date(2026, 3, 2, 0, 0, 3, 214e6, time.UTC) // scrapes at hh:mm:03.214

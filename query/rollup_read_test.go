@@ -5,17 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
-	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
-	"github.com/strata-tsdb/strata/segments"
 )
 
 // newEdgeEnv writes 3 days of 10 s samples and rolls the first two up at
@@ -32,18 +29,7 @@ import (
 // chunk starts at start+12h+5m and the one before it ends at start+12h.
 func newEdgeEnv(t *testing.T) (e *rollupEnv, start, covered time.Time) {
 	t.Helper()
-	dir := t.TempDir()
-	logger := slog.New(slog.DiscardHandler)
-	set, err := segments.OpenSet(logger, filepath.Join(dir, "segments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { set.Close() })
-	store, err := buffer.OpenStore(logger, dir, buffer.StoreOptions{}, set, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	store, set, _ := openTestStore(t)
 	e = &rollupEnv{store: store, set: set}
 	e.end = time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
 	start = e.end.Add(-3 * 24 * time.Hour)
@@ -69,6 +55,7 @@ func newEdgeEnv(t *testing.T) (e *rollupEnv, start, covered time.Time) {
 			}
 		}
 	}
+	logger := slog.New(slog.DiscardHandler)
 	ds, err := downsample.New(logger, set, edgeOptions(covered), nil)
 	if err != nil {
 		t.Fatal(err)
