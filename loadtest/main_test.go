@@ -183,3 +183,62 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestTableMedianOfRuns: reports of the same preset are runs of it. The
+// row shows the median run by the figure the target judges (the highest
+// rate is best, the lowest p99 is best; an even count shows the worse
+// middle run) and lists every run in the order given.
+func TestTableMedianOfRuns(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, r report.Report) string {
+		p := filepath.Join(dir, name+".json")
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rate := func(name string, v float64) string {
+		return write(name, report.Report{Command: "ingest", Preset: "targets-rw-prom", Ingest: &report.Ingest{SamplesPerSecond: v}})
+	}
+	lat := func(name string, p50, p99 float64) string {
+		return write(name, report.Report{Command: "query", Preset: "targets-query-warm", Query: &report.Query{Latency: report.Latency{Count: 100, P50Ms: p50, P99Ms: p99}}})
+	}
+	paths := []string{
+		rate("r1", 1_400_000), lat("w1", 0.28, 0.84),
+		rate("r2", 2_190_000), lat("w2", 0.38, 2.70),
+		rate("r3", 1_720_000), lat("w3", 0.25, 1.10),
+	}
+	table := func(paths ...string) string {
+		var out, errOut bytes.Buffer
+		if code := run(append([]string{"table"}, paths...), &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		return out.String()
+	}
+	got := table(paths...)
+	for _, want := range []string{
+		"| 1,720,000 samples/s; median of 3 runs (1.40 M, 2.19 M, 1.72 M) |",
+		"| 0.25 / 1.10 ms (100 queries); median of 3 runs (0.28 / 0.84, 0.38 / 2.70, 0.25 / 1.10) |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "`targets-rw-prom`"); n != 1 {
+		t.Errorf("targets-rw-prom has %d rows, want 1:\n%s", n, got)
+	}
+	// Two runs: the worse of the two is shown, in either direction.
+	got = table(paths[0], paths[2], paths[1], paths[3])
+	for _, want := range []string{
+		"| 1,400,000 samples/s; median of 2 runs (1.40 M, 2.19 M) |",
+		"| 0.38 / 2.70 ms (100 queries); median of 2 runs (0.28 / 0.84, 0.38 / 2.70) |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+}
