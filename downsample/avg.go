@@ -126,11 +126,7 @@ func (a *avgIterator) Next() chunkenc.ValueType {
 }
 
 func (a *avgIterator) Seek(t int64) chunkenc.ValueType {
-	cur := chunkenc.ValNone
-	if a.has {
-		cur = chunkenc.ValFloat
-	}
-	return segments.SeekByNext(a, cur, t)
+	return segments.SeekFloatByNext(a, a.has, t)
 }
 
 func (a *avgIterator) At() (int64, float64) { return a.t, a.v }

@@ -125,11 +125,7 @@ func (c *counterIterator) Next() chunkenc.ValueType {
 }
 
 func (c *counterIterator) Seek(t int64) chunkenc.ValueType {
-	cur := chunkenc.ValNone
-	if c.has {
-		cur = chunkenc.ValFloat
-	}
-	return segments.SeekByNext(c, cur, t)
+	return segments.SeekFloatByNext(c, c.has, t)
 }
 
 func (c *counterIterator) At() (int64, float64) { return c.cur, c.cnt.adj }

@@ -211,11 +211,7 @@ func (b *bucketEndIterator) Next() chunkenc.ValueType {
 }
 
 func (b *bucketEndIterator) Seek(t int64) chunkenc.ValueType {
-	cur := chunkenc.ValNone
-	if b.has {
-		cur = chunkenc.ValFloat
-	}
-	return segments.SeekByNext(b, cur, t)
+	return segments.SeekFloatByNext(b, b.has, t)
 }
 
 func (b *bucketEndIterator) At() (int64, float64) { return b.t, b.v }

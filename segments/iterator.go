@@ -43,6 +43,16 @@ func SeekByNext(it chunkenc.Iterator, cur chunkenc.ValueType, t int64) chunkenc.
 	return chunkenc.ValNone
 }
 
+// SeekFloatByNext is SeekByNext for a float-only iterator (FloatOnly):
+// has says whether it is on a sample.
+func SeekFloatByNext(it chunkenc.Iterator, has bool, t int64) chunkenc.ValueType {
+	cur := chunkenc.ValNone
+	if has {
+		cur = chunkenc.ValFloat
+	}
+	return SeekByNext(it, cur, t)
+}
+
 // Sample is one sample: a float V, or a native histogram when H (integer
 // counts) or FH (float counts) is set. At most one of H and FH is set.
 type Sample struct {
