@@ -257,13 +257,7 @@ func BenchmarkDaySegmentRead(b *testing.B) {
 }
 
 // reset empties the cache.
-func (c *PageCache) reset() {
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
-	clear(c.pages)
-	c.lru.Init()
-	c.size = 0
-}
+func (c *PageCache) reset() { c.pages.reset() }
 
 // readFloats selects the series of s matching ms and reads every float
 // sample of their chunks, reusing *it; it returns the samples and series

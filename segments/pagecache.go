@@ -1,8 +1,6 @@
 package segments
 
 import (
-	"container/list"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,12 +25,8 @@ const DefaultPageCacheSize = 64 << 20
 type PageCache struct {
 	max     int64
 	nextKey atomic.Uint64
+	pages   *lru[pageKey, []byte] // one shard: a page is read by one reader at a time
 	series  *seriesCache
-
-	mtx   sync.Mutex // mtx guards the fields below.
-	size  int64
-	pages map[pageKey]*list.Element
-	lru   list.List // of *cachedPage, most recently used at the front
 
 	hits, misses, evictions prometheus.Counter
 	bytes, count            prometheus.GaugeFunc
@@ -43,11 +37,6 @@ type pageKey struct {
 	page   int
 }
 
-type cachedPage struct {
-	key pageKey
-	b   []byte
-}
-
 // NewPageCache returns a cache of at most maxBytes of decompressed pages;
 // maxBytes <= 0 means DefaultPageCacheSize. A page larger than the bound
 // is read but not kept.
@@ -55,13 +44,14 @@ func NewPageCache(maxBytes int64) *PageCache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultPageCacheSize
 	}
-	c := &PageCache{max: maxBytes, pages: map[pageKey]*list.Element{}, series: newSeriesCache(maxBytes / 2)}
+	c := &PageCache{max: maxBytes, series: newSeriesCache(maxBytes / 2)}
 	c.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_segment_page_cache_hits_total",
 		Help: "Reads of a compressed segment page found decompressed in the page cache."})
 	c.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_segment_page_cache_misses_total",
 		Help: "Reads of a compressed segment page that decompressed it."})
 	c.evictions = prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_segment_page_cache_evictions_total",
 		Help: "Pages dropped from the page cache to stay within its size."})
+	c.pages = newLRU[pageKey, []byte](maxBytes, 1, nil, c.evictions)
 	c.bytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segment_page_cache_bytes",
 		Help: "Decompressed bytes held by the page cache."}, func() float64 { return float64(c.Size()) })
 	c.count = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_segment_page_cache_max_bytes",
@@ -90,73 +80,36 @@ func (c *PageCache) collectors() []prometheus.Collector {
 var _ prometheus.Collector = (*PageCache)(nil)
 
 // Size returns the decompressed bytes the cache holds.
-func (c *PageCache) Size() int64 {
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
-	return c.size
-}
+func (c *PageCache) Size() int64 { return c.pages.size() }
 
 // newKey returns a region key no other region of this cache has.
 func (c *PageCache) newKey() uint64 { return c.nextKey.Add(1) }
 
 func (c *PageCache) get(region uint64, page int) ([]byte, bool) {
-	k := pageKey{region, page}
-	c.mtx.Lock()
-	e, ok := c.pages[k]
-	if ok {
-		c.lru.MoveToFront(e)
-	}
-	c.mtx.Unlock()
+	b, ok := c.pages.get(pageKey{region, page})
 	if !ok {
 		c.misses.Inc()
 		return nil, false
 	}
 	c.hits.Inc()
-	return e.Value.(*cachedPage).b, true
+	return b, true
 }
 
 // has reports whether the cache holds the page, counting neither a hit
 // nor a miss.
 func (c *PageCache) has(region uint64, page int) bool {
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
-	_, ok := c.pages[pageKey{region, page}]
-	return ok
+	return c.pages.has(pageKey{region, page})
 }
 
+// put keeps a decompressed page; one larger than the cache's bound is not
+// kept.
 func (c *PageCache) put(region uint64, page int, b []byte) {
-	n := int64(cap(b))
-	if n > c.max {
-		return
-	}
-	k := pageKey{region, page}
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
-	if _, ok := c.pages[k]; ok {
-		return // another reader put it first
-	}
-	c.pages[k] = c.lru.PushFront(&cachedPage{key: k, b: b})
-	c.size += n
-	for c.size > c.max {
-		e := c.lru.Back()
-		p := e.Value.(*cachedPage)
-		c.lru.Remove(e)
-		delete(c.pages, p.key)
-		c.size -= int64(cap(p.b))
-		c.evictions.Inc()
-	}
+	c.pages.put(pageKey{region, page}, b, int64(cap(b)))
 }
 
 // drop removes the pages of a region, when its segment closes.
 func (c *PageCache) drop(region uint64, pages int) {
-	c.mtx.Lock()
-	defer c.mtx.Unlock()
 	for i := range pages {
-		k := pageKey{region, i}
-		if e, ok := c.pages[k]; ok {
-			c.lru.Remove(e)
-			delete(c.pages, k)
-			c.size -= int64(cap(e.Value.(*cachedPage).b))
-		}
+		c.pages.remove(pageKey{region, i})
 	}
 }

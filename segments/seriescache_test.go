@@ -58,7 +58,7 @@ func TestSeriesCache(t *testing.T) {
 			if len(want) != len(series) {
 				t.Fatalf("Select gave %d series, want %d", len(want), len(series))
 			}
-			if testutil.ToFloat64(sc.misses)+testutil.ToFloat64(sc.hits) != 0 || sc.size() != 0 {
+			if testutil.ToFloat64(sc.misses)+testutil.ToFloat64(sc.hits) != 0 || sc.entries.size() != 0 {
 				t.Fatal("Select used the series cache")
 			}
 			for round := range 2 {
@@ -75,14 +75,14 @@ func TestSeriesCache(t *testing.T) {
 			if got, w := selectAll(t, seg, true, ms), selectAll(t, seg, false, ms); !reflect.DeepEqual(got, w) || len(w) == 0 {
 				t.Fatalf("job=db: SelectShared gave %d series, Select %d", len(got), len(w))
 			}
-			avg := sc.size() / int64(len(want))
+			avg := sc.entries.size() / int64(len(want))
 			if avg == 0 {
 				t.Fatal("nothing cached")
 			}
 			if err := seg.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if n := sc.size(); n != 0 {
+			if n := sc.entries.size(); n != 0 {
 				t.Fatalf("%d bytes cached after the segment closed", n)
 			}
 
@@ -102,8 +102,8 @@ func TestSeriesCache(t *testing.T) {
 			if testutil.ToFloat64(small.series.evictions) == 0 {
 				t.Fatal("no eviction from a cache smaller than the segment's series")
 			}
-			for i := range small.series.shards {
-				if sh := &small.series.shards[i]; sh.size > sh.max {
+			for i := range small.series.entries.shards {
+				if sh := &small.series.entries.shards[i]; sh.size > sh.max {
 					t.Fatalf("shard %d holds %d bytes, bound %d", i, sh.size, sh.max)
 				}
 			}
