@@ -86,20 +86,50 @@ func benchLineProtocol(racks bool) ([]byte, int) {
 	return buf.Bytes(), 10_000
 }
 
+// benchLineProtocolAgents returns a body shaped as the targets-lp preset
+// sends: 200 hosts with 6 tags, 5 lines each at successive timestamps
+// (a host's lines together), 10 fields a line: 10,000 samples of 2,000
+// series.
+func benchLineProtocolAgents() ([]byte, int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	for h := range 200 {
+		for t := range 5 {
+			fmt.Fprintf(&buf, "cpu,datacenter=dc%d,host=host-%04d,os=linux,rack=rack-%02d,region=region-%d,service=svc-%d ", h%3, h, h%40, h%4, h%7)
+			for f := range 10 {
+				if f > 0 {
+					buf.WriteByte(',')
+				}
+				fmt.Fprintf(&buf, "usage_%d=%g", f, float64(rng.IntN(10000))/100)
+			}
+			fmt.Fprintf(&buf, " %d\n", int64(1_700_000_000_000)+int64(t)*10_000)
+		}
+	}
+	return buf.Bytes(), 10_000
+}
+
 func BenchmarkDecodeLineProtocol(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		racks bool
-	}{{"series=7000", true}, {"series=1000", false}} {
+		name   string
+		racks  bool
+		agents bool
+	}{{"series=7000", true, false}, {"series=1000", false, false}, {"agents", false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			body, n := benchLineProtocol(bc.racks)
+			if bc.agents {
+				body, n = benchLineProtocolAgents()
+			}
 			lim := DefaultLimits()
 			now := time.Now()
+			precision := "ns"
+			if bc.agents {
+				precision = "ms"
+			}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			r := startRate()
 			for b.Loop() {
-				if _, err := DecodeLineProtocol(body, "ns", now, lim); err != nil {
+				if _, err := DecodeLineProtocol(body, precision, now, lim); err != nil {
 					b.Fatal(err)
 				}
 			}

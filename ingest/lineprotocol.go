@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -37,7 +39,9 @@ func DecodeLineProtocol(body []byte, precision string, now time.Time, lim Limits
 	}
 	b := getBuilder(lim)
 	defer b.release()
-	p := lpParser{dec: lineprotocol.NewDecoderWithBytes(body), b: b, toMs: toMs, now: now.UnixMilli()}
+	st := lpStatePool.Get().(*lpState)
+	defer st.release()
+	p := lpParser{dec: lineprotocol.NewDecoderWithBytes(body), b: b, toMs: toMs, now: now.UnixMilli(), lpState: st}
 	for entry := 1; p.dec.Next(); entry++ {
 		if err := p.entry(); err != nil {
 			return nil, lpError(err, body, entry)
@@ -81,13 +85,30 @@ type lpParser struct {
 	b    *builder
 	toMs func(int64) (int64, bool)
 	now  int64
+	*lpState
+}
 
+// lpState is the scratch of one request's parse, pooled.
+type lpState struct {
 	// The decoder's slices are only valid until its next call, so one
 	// entry's measurement, tags and field names are copied into buf and
 	// referred to by offsets.
 	buf    []byte
 	tags   []span
 	fields []lpField
+
+	// The series of the request's lines by their measurement and tags:
+	// an agent sends the same tag set in line after line (one per
+	// timestamp), and each of its fields is one series. The first line of
+	// a tag set resolves its fields' series through the builder (labels
+	// sorted, hashed, compared, validated); the next ones find them here
+	// by one lookup of the line's key and one comparison of each field's
+	// name. Two lines with equal keys describe the same label sets, so
+	// what the first resolved (or refused) holds for them too.
+	key   []byte           // the entry's key: measurement and tags (each after its length)
+	sets  map[string]int32 // key → index in lsets
+	lsets []lineSet
+	names []byte // the field names of lsets, back to back
 }
 
 type span struct{ start, end int }
@@ -97,17 +118,86 @@ type lpField struct {
 	v    float64
 }
 
+// lineSet is a measurement and tag set seen in the request, and the
+// series of the fields resolved for it so far.
+type lineSet struct{ fields []lineField }
+
+type lineField struct {
+	name span  // the field's name, in lpState.names
+	ref  int32 // its series in the builder
+}
+
+// lpLineSets turns the lookup of a line's series by its key on; tests
+// turn it off to compare with the builder alone.
+var lpLineSets = true
+
+var lpStatePool = sync.Pool{New: func() any { return &lpState{sets: map[string]int32{}} }}
+
+// maxPooledLineSets bounds the tag sets a pooled lpState keeps room for.
+const maxPooledLineSets = 1 << 14
+
+func (st *lpState) release() {
+	if len(st.lsets) > maxPooledLineSets || cap(st.buf) > maxPooled || cap(st.names) > 4*maxPooled {
+		return
+	}
+	clear(st.sets)
+	for i := range st.lsets {
+		st.lsets[i].fields = st.lsets[i].fields[:0]
+	}
+	st.lsets, st.names = st.lsets[:0], st.names[:0]
+	lpStatePool.Put(st)
+}
+
+// lineSet returns the index in lsets of the entry's key, adding it.
+func (st *lpState) lineSet() int32 {
+	if i, ok := st.sets[string(st.key)]; ok {
+		return i
+	}
+	i := int32(len(st.lsets))
+	st.sets[string(st.key)] = i
+	if len(st.lsets) < cap(st.lsets) {
+		st.lsets = st.lsets[:i+1] // keeps the fields slice's room
+	} else {
+		st.lsets = append(st.lsets, lineSet{})
+	}
+	return i
+}
+
+// fieldRef returns the series of the field name, the i-th of its line,
+// in set, or -1. Lines of a set usually list their fields in the same
+// order: the i-th field is looked at first.
+func (st *lpState) fieldRef(set *lineSet, i int, name []byte) int32 {
+	if i < len(set.fields) {
+		if f := set.fields[i]; string(st.names[f.name.start:f.name.end]) == string(name) {
+			return f.ref
+		}
+	}
+	for _, f := range set.fields {
+		if string(st.names[f.name.start:f.name.end]) == string(name) {
+			return f.ref
+		}
+	}
+	return -1
+}
+
+// appendKeyPart appends b to the key after its length.
+func (st *lpState) appendKeyPart(b []byte) {
+	st.key = binary.AppendUvarint(st.key, uint64(len(b)))
+	st.key = append(st.key, b...)
+}
+
 func (p *lpParser) str(s span) string { return yoloString(p.buf[s.start:s.end]) }
 
 // entry decodes the entry the decoder is positioned at.
 func (p *lpParser) entry() error {
-	p.buf, p.tags, p.fields = p.buf[:0], p.tags[:0], p.fields[:0]
+	p.buf, p.tags, p.fields, p.key = p.buf[:0], p.tags[:0], p.fields[:0], p.key[:0]
 	m, err := p.dec.Measurement()
 	if err != nil {
 		return err
 	}
 	p.buf = append(p.buf, m...)
 	mlen := len(p.buf)
+	p.appendKeyPart(m)
 	for {
 		k, v, err := p.dec.NextTag()
 		if err != nil {
@@ -121,6 +211,8 @@ func (p *lpParser) entry() error {
 		mid := len(p.buf)
 		p.buf = append(p.buf, v...)
 		p.tags = append(p.tags, span{start, mid}, span{mid, len(p.buf)})
+		p.appendKeyPart(k)
+		p.appendKeyPart(v)
 	}
 	for {
 		k, v, err := p.dec.NextField()
@@ -169,6 +261,53 @@ func (p *lpParser) entry() error {
 		return nil
 	}
 
+	if !lpLineSets {
+		if err := p.describeLabels(); err != nil {
+			return err
+		}
+		for _, f := range p.fields {
+			p.b.setName(p.str(f.name))
+			ref, err := p.b.seriesRef()
+			if err != nil {
+				return err
+			}
+			if err := p.b.add(ref, ts, f.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	si := p.lineSet()
+	described := false
+	for i, f := range p.fields {
+		name := p.buf[f.name.start+mlen+1 : f.name.end] // the field's own name
+		ref := p.fieldRef(&p.lsets[si], i, name)
+		if ref < 0 {
+			// The first line of the set with this field.
+			if !described {
+				if err := p.describeLabels(); err != nil {
+					return err
+				}
+				described = true
+			}
+			p.b.setName(p.str(f.name))
+			if ref, err = p.b.seriesRef(); err != nil {
+				return err
+			}
+			start := len(p.names)
+			p.names = append(p.names, name...)
+			set := &p.lsets[si]
+			set.fields = append(set.fields, lineField{name: span{start, len(p.names)}, ref: ref})
+		}
+		if err := p.b.add(ref, ts, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describeLabels describes the entry's tags to the builder.
+func (p *lpParser) describeLabels() error {
 	b := p.b
 	b.resetLabels()
 	for i := 0; i < len(p.tags); i += 2 {
@@ -179,16 +318,6 @@ func (p *lpParser) entry() error {
 		b.addLabel(k, p.str(p.tags[i+1]))
 	}
 	b.finishLabels()
-	for _, f := range p.fields {
-		b.setName(p.str(f.name))
-		ref, err := b.seriesRef()
-		if err != nil {
-			return err
-		}
-		if err := b.add(ref, ts, f.v); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

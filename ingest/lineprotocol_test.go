@@ -1,10 +1,14 @@
 package ingest
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 func TestDecodeLineProtocol(t *testing.T) {
@@ -178,5 +182,67 @@ func TestParseInt(t *testing.T) {
 		if got, ok := parseInt([]byte(in)); ok {
 			t.Errorf("parseInt(%q) = %d, true; want failure", in, got)
 		}
+	}
+}
+
+// TestLineSetsEqualBuilder decodes random bodies of lines that repeat
+// tag sets (in other orders, with other fields, duplicate fields, empty
+// and escaped values, string fields, bad names and limits) with and
+// without the lookup of a line's series by its key, and requires the
+// same batch or the same error.
+func TestLineSetsEqualBuilder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tagSets := [][]string{
+		{"host=a", "dc=x"}, {"dc=x", "host=a"}, {"host=b"}, {}, {"host=a", "dc="},
+		{"host=a\\,b", "dc=x\\ y"}, {"host=a", "host=b"}, {"__name__=x"}, {"__r=1"},
+		{"host=a", "zz=1", "yy=2", "xx=3"}, {"long_tag_name=v"},
+	}
+	measurements := []string{"cpu", "mem", "m\\ x", "1m", "mem_"}
+	fields := []string{"f=1", "g=2i", "h=3u", "f=4", "ok=true", "s=\"str\"", "value=5.5", "f_=6", "long_field_name=7"}
+	limits := []Limits{DefaultLimits(), legacyLimits,
+		{MaxSeriesPerRequest: 6, MaxSamplesPerRequest: 20, MaxLabelsPerSeries: 3, MaxLabelNameLength: 10, MaxLabelValueLength: 8}}
+	defer func() { lpLineSets = true }()
+	for iter := range 3000 {
+		var buf strings.Builder
+		for range 1 + rng.IntN(12) {
+			buf.WriteString(measurements[rng.IntN(len(measurements))])
+			for _, tag := range tagSets[rng.IntN(len(tagSets))] {
+				buf.WriteString("," + tag)
+			}
+			buf.WriteByte(' ')
+			for k := range 1 + rng.IntN(4) {
+				if k > 0 {
+					buf.WriteByte(',')
+				}
+				buf.WriteString(fields[rng.IntN(len(fields))])
+			}
+			if rng.IntN(4) > 0 {
+				fmt.Fprintf(&buf, " %d", rng.IntN(5)*1_000_000)
+			}
+			buf.WriteByte('\n')
+		}
+		body := []byte(buf.String())
+		lim := limits[iter%len(limits)]
+		now := time.UnixMilli(1_700_000_000_000)
+		lpLineSets = false
+		want, wantErr := DecodeLineProtocol(body, "", now, lim)
+		lpLineSets = true
+		got, err := DecodeLineProtocol(body, "", now, lim)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("error %v, want %v, for\n%s", err, wantErr, body)
+		}
+		if err != nil {
+			continue
+		}
+		if len(got.Series) != len(want.Series) {
+			t.Fatalf("%d series, want %d, for\n%s", len(got.Series), len(want.Series), body)
+		}
+		for i := range want.Series {
+			g, w := got.Series[i], want.Series[i]
+			if !labels.Equal(g.Labels, w.Labels) || g.Hash != w.Hash || !slices.Equal(g.Samples, w.Samples) {
+				t.Fatalf("series %d: %v %v, want %v %v, for\n%s", i, g.Labels, g.Samples, w.Labels, w.Samples, body)
+			}
+		}
+		checkBatchValid(t, got, lim)
 	}
 }
