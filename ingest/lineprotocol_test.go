@@ -2,12 +2,15 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -185,11 +188,59 @@ func TestParseInt(t *testing.T) {
 	}
 }
 
+func sameBits(a, b Sample) bool { return a.T == b.T && math.Float64bits(a.V) == math.Float64bits(b.V) }
+
+// TestParseDecimal compares parseDecimal with strconv.ParseFloat, bit for
+// bit, on random decimals of every length and on edge cases; what it
+// does not parse strconv must parse (or refuse) instead.
+func TestParseDecimal(t *testing.T) {
+	f := func(in string) {
+		t.Helper()
+		got, ok := parseDecimal([]byte(in), lineprotocol.Float)
+		want, err := strconv.ParseFloat(in, 64)
+		if ok && (err != nil || math.Float64bits(got) != math.Float64bits(want)) {
+			t.Fatalf("parseDecimal(%q) = %v (%x), strconv gives %v (%x), %v", in, got, math.Float64bits(got), want, math.Float64bits(want), err)
+		}
+	}
+	for _, in := range []string{"0", "-0", "0.0", "-0.0", ".5", "-.5", "1.", "007", "9007199254740992", "9007199254740993",
+		"-9007199254740992", "0.1", "0.3", "1.7976931348623157", "123456789012345678901", "1.0000000000000000000001",
+		"0.0000000000000000000001", "0.00000000000000000000001", "1e5", ".", "-", "", "1..2", "--1", "1-", "+1", "4.9406564584124654"} {
+		f(in)
+	}
+	if _, ok := parseDecimal([]byte("12"), lineprotocol.Int); ok {
+		t.Fatal("parseDecimal parsed an integer field's digits as a float")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	hits := 0
+	for range 200_000 {
+		var in string
+		switch rng.IntN(3) {
+		case 0: // what agents format: shortest representations
+			in = strconv.FormatFloat((rng.Float64()-0.5)*math.Pow(10, float64(rng.IntN(12)-4)), 'f', -1, 64)
+		case 1:
+			in = strconv.FormatFloat(rng.Float64()*1000, 'f', rng.IntN(25), 64)
+		default:
+			in = strconv.FormatUint(rng.Uint64()>>rng.IntN(64), 10)
+			if k := rng.IntN(len(in) + 1); k < len(in) {
+				in = in[:k] + "." + in[k:]
+			}
+		}
+		f(in)
+		if _, ok := parseDecimal([]byte(in), lineprotocol.Float); ok {
+			hits++
+		}
+	}
+	if hits < 100_000 {
+		t.Fatalf("parseDecimal parsed only %d of 200,000 plain decimals", hits)
+	}
+}
+
 // TestLineSetsEqualBuilder decodes random bodies of lines that repeat
 // tag sets (in other orders, with other fields, duplicate fields, empty
-// and escaped values, string fields, bad names and limits) with and
-// without the lookup of a line's series by its key, and requires the
-// same batch or the same error.
+// and escaped values, string fields, values of every kind, bad names,
+// values and limits) with the lookup of a line's series by its key and
+// parseDecimal, and without either (the builder alone and the
+// decoder's NextField), and requires the same batch or the same error.
 func TestLineSetsEqualBuilder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	tagSets := [][]string{
@@ -198,10 +249,13 @@ func TestLineSetsEqualBuilder(t *testing.T) {
 		{"host=a", "zz=1", "yy=2", "xx=3"}, {"long_tag_name=v"},
 	}
 	measurements := []string{"cpu", "mem", "m\\ x", "1m", "mem_"}
-	fields := []string{"f=1", "g=2i", "h=3u", "f=4", "ok=true", "s=\"str\"", "value=5.5", "f_=6", "long_field_name=7"}
+	fields := []string{"f=1", "g=2i", "h=3u", "f=4", "ok=true", "s=\"str\"", "value=5.5", "f_=6", "long_field_name=7",
+		"f=-0", "f=.5", "f=1.", "f=-.25", "f=47.31849302458183", "f=9007199254740993", "f=12345678901234567890",
+		"f=1e5", "f=-1.5E-3", "f=0.1000000000000000000000001", "f=1.2.3", "f=-Inf", "f=1e400", "f=.", "f=-",
+		"g=99999999999999999999i", "h=-1u", "ok=F", "ok=tru", "f=abc", "f=0x10"}
 	limits := []Limits{DefaultLimits(), legacyLimits,
 		{MaxSeriesPerRequest: 6, MaxSamplesPerRequest: 20, MaxLabelsPerSeries: 3, MaxLabelNameLength: 10, MaxLabelValueLength: 8}}
-	defer func() { lpLineSets = true }()
+	defer func() { lpLineSets, lpFastValues = true, true }()
 	for iter := range 3000 {
 		var buf strings.Builder
 		for range 1 + rng.IntN(12) {
@@ -224,9 +278,9 @@ func TestLineSetsEqualBuilder(t *testing.T) {
 		body := []byte(buf.String())
 		lim := limits[iter%len(limits)]
 		now := time.UnixMilli(1_700_000_000_000)
-		lpLineSets = false
+		lpLineSets, lpFastValues = false, false
 		want, wantErr := DecodeLineProtocol(body, "", now, lim)
-		lpLineSets = true
+		lpLineSets, lpFastValues = true, true
 		got, err := DecodeLineProtocol(body, "", now, lim)
 		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 			t.Fatalf("error %v, want %v, for\n%s", err, wantErr, body)
@@ -239,7 +293,7 @@ func TestLineSetsEqualBuilder(t *testing.T) {
 		}
 		for i := range want.Series {
 			g, w := got.Series[i], want.Series[i]
-			if !labels.Equal(g.Labels, w.Labels) || g.Hash != w.Hash || !slices.Equal(g.Samples, w.Samples) {
+			if !labels.Equal(g.Labels, w.Labels) || g.Hash != w.Hash || !slices.EqualFunc(g.Samples, w.Samples, sameBits) {
 				t.Fatalf("series %d: %v %v, want %v %v, for\n%s", i, g.Labels, g.Samples, w.Labels, w.Samples, body)
 			}
 		}
