@@ -1,0 +1,55 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/strata-tsdb/strata/cache/redistest"
+)
+
+// TestL2SharesEntriesOfEverySize: entries of sizes from 100 bytes to a
+// megabyte (incompressible) reach L2 and another instance serves them,
+// both when written with the release of the lock of their computation
+// and when written behind (Set). The deadlines of those writes grow with
+// the bytes moved; each must stay a deadline in the future whatever the
+// size (a duration computed in the wrong order overflows int64 for all
+// but the smallest entries, and half of them then wrap negative: a
+// write that can never succeed).
+func TestL2SharesEntriesOfEverySize(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	c1, c2 := newL2Cache(t, r.URL(), p, patient), newL2Cache(t, r.URL(), p, patient)
+	waitSynced(t, r.Client(), p, c1, c2)
+	rng := rand.New(rand.NewPCG(5, 6))
+	tags := []string{"m:x:2026-11-20"}
+	for _, size := range []int{100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1 << 20} {
+		val := make([]byte, size)
+		for i := range val {
+			val[i] = byte(rng.Uint32())
+		}
+		// Computed under the lock: written with its release.
+		var n counter
+		key := fmt.Appendf(nil, "locked-%d", size)
+		if v, st, err := c1.GetOrCompute(bg, key, tags, n.fn(string(val), 0, nil)); err != nil || st != StatusMiss || !bytes.Equal(v, val) {
+			t.Fatalf("size %d: c1 computing: %d bytes, %v, %v", size, len(v), st, err)
+		}
+		if v, st, err := c2.GetOrCompute(bg, key, tags, n.fn("computed again", 0, nil)); err != nil || st != StatusHitL2 || !bytes.Equal(v, val) {
+			t.Fatalf("size %d: entry computed under the lock, read by another instance: %d bytes, %v, %v (want StatusHitL2); stats %+v", size, len(v), st, err, c1.Stats())
+		}
+		// Written behind.
+		key = fmt.Appendf(nil, "behind-%d", size)
+		if err := c1.Set(key, tags, c1.Snapshot(), val, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("the written-behind entry of %d bytes in L2", size), func() bool {
+			v, st := c2.Get(key)
+			return st == StatusHitL2 && bytes.Equal(v, val)
+		})
+	}
+	if s := c1.Stats(); s.L2Errors != 0 {
+		t.Fatalf("%d Redis errors", s.L2Errors)
+	}
+}
