@@ -53,3 +53,47 @@ func TestL2SharesEntriesOfEverySize(t *testing.T) {
 		t.Fatalf("%d Redis errors", s.L2Errors)
 	}
 }
+
+// TestL2SharesLargeEntryUnderLock: an entry computed under the lock
+// whose compressed size is past what OpTimeout alone allows at 64 MiB/s
+// (8 MiB at the default 100 ms) still reaches L2 with the lock's release:
+// that write's deadline is OpTimeout plus the time for its bytes at
+// 64 MiB/s (225 ms here, for what a loopback Redis takes 10-40 ms to
+// move on the shared test machine), not OpTimeout less it, which is past
+// before the write starts and so fails every entry this large, each
+// failure also pausing the tier. Not a timing assertion: one of five
+// entries must get through, which only a machine that cannot move
+// 32 MiB/s to a loopback Redis would miss.
+func TestL2SharesLargeEntryUnderLock(t *testing.T) {
+	r := redistest.Start(t)
+	p := testPrefix()
+	big := func(o *Options) { o.MaxBytes = 128 << 20 } // entries up to 16 MiB
+	c1, c2 := newL2Cache(t, r.URL(), p, big), newL2Cache(t, r.URL(), p, big)
+	waitSynced(t, r.Client(), p, c1, c2)
+	rng := rand.New(rand.NewPCG(7, 8))
+	val := make([]byte, 8<<20) // incompressible
+	for i := range val {
+		val[i] = byte(rng.Uint32())
+	}
+	tags := []string{"m:x:2026-11-20"}
+	var failed []string
+	for try := range 5 {
+		// A failed write pauses the tier briefly; a miss while it is
+		// paused would not use the lock.
+		waitFor(t, 10*time.Second, "the tier usable", func() bool { return c1.l2.usable() && c2.l2.usable() })
+		var n counter
+		key := fmt.Appendf(nil, "large-%d", try)
+		if v, st, err := c1.GetOrCompute(bg, key, tags, n.fn(string(val), 0, nil)); err != nil || st != StatusMiss || !bytes.Equal(v, val) {
+			t.Fatalf("c1 computing: %d bytes, %v, %v", len(v), st, err)
+		}
+		v, st, err := c2.GetOrCompute(bg, key, tags, n.fn("computed again", 0, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == StatusHitL2 && bytes.Equal(v, val) {
+			return
+		}
+		failed = append(failed, fmt.Sprintf("%d bytes, %v", len(v), st))
+	}
+	t.Fatalf("none of 5 large entries computed under the lock was read by another instance from L2 (%v); c1's stats %+v", failed, c1.Stats())
+}
