@@ -97,3 +97,35 @@ func TestL2SharesLargeEntryUnderLock(t *testing.T) {
 	}
 	t.Fatalf("none of 5 large entries computed under the lock was read by another instance from L2 (%v); c1's stats %+v", failed, c1.Stats())
 }
+
+// TestL2WriteBehindOutlastsStall: the write-behind queue's pipeline, off
+// the requests' paths, has a deadline of ten OpTimeouts (at least a
+// second), so a Redis that stalls writes for longer than a request may
+// wait still gets the entry. With OpTimeout 1 s, an entry Set while Redis
+// holds writes for 3 s (CLIENT PAUSE WRITE, which the server ends by
+// itself) reaches L2, and no error is counted; a deadline of one second
+// would fail the write (and pause the tier).
+func TestL2WriteBehindOutlastsStall(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	opt := func(o *Options) { o.L2.OpTimeout = time.Second }
+	c1, c2 := newL2Cache(t, r.URL(), p, opt), newL2Cache(t, r.URL(), p, opt)
+	waitSynced(t, rc, p, c1, c2)
+	before := c1.Stats()
+	if err := rc.Do(bg, "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k")
+	if err := c1.Set(key, []string{"m:x:2026-11-20"}, c1.Snapshot(), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	done := func(s Stats) uint64 { return s.L2Writes + s.L2Errors + s.L2WritesDropped }
+	waitFor(t, 30*time.Second, "the write behind to end", func() bool { return done(c1.Stats()) > done(before) })
+	if s := c1.Stats(); s.L2Writes != before.L2Writes+1 || s.L2Errors != before.L2Errors {
+		t.Fatalf("after a 3 s write stall: %d entries written, %d errors (want 1 and 0)", s.L2Writes-before.L2Writes, s.L2Errors-before.L2Errors)
+	}
+	if v, st := c2.Get(key); st != StatusHitL2 || string(v) != "v" {
+		t.Fatalf("the entry written behind, read by another instance: %q %v, want an L2 hit", v, st)
+	}
+}
