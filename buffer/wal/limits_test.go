@@ -78,6 +78,42 @@ func TestUnsyncedBytesBounded(t *testing.T) {
 	}
 }
 
+// TestUnsyncedBytesAtTheBound checks the bound of TestUnsyncedBytesBounded
+// at its edge: with wal.sync=interval, records whose frames leave exactly
+// 32 MiB unsynced are acknowledged without an fsync, and the next byte
+// forces one.
+func TestUnsyncedBytesAtTheBound(t *testing.T) {
+	m := NewMetrics(nil)
+	w := newTestWAL(t, Options{SyncMode: SyncInterval, SyncInterval: time.Hour, Metrics: m})
+	rng := rand.New(rand.NewSource(1))
+	random := func(n int) []byte { // stored as it is: a frame of n+9 bytes
+		b := make([]byte, n)
+		rng.Read(b)
+		return b
+	}
+	base := counterValue(t, m.Fsyncs)
+	logged := 0
+	for logged < maxUnsynced {
+		n := min(1<<20, maxUnsynced-logged) - frameHeaderSize
+		if err := w.Log(random(n)); err != nil {
+			t.Fatal(err)
+		}
+		logged += n + frameHeaderSize
+	}
+	if got := w.Size(); got != maxUnsynced {
+		t.Fatalf("Size %d, want exactly %d", got, maxUnsynced)
+	}
+	if n := counterValue(t, m.Fsyncs) - base; n != 0 {
+		t.Fatalf("%v fsyncs with exactly 32 MiB unsynced, want 0", n)
+	}
+	if err := w.Log(random(1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := counterValue(t, m.Fsyncs) - base; n != 1 {
+		t.Fatalf("%v fsyncs with one byte past 32 MiB unsynced, want 1", n)
+	}
+}
+
 // TestSegmentFilledExactly checks SegmentSize at its edge: records whose
 // frames fill a segment to exactly SegmentSize bytes stay in it, and the
 // next record starts a new segment, also when they came in one call.
