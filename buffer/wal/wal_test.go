@@ -160,6 +160,23 @@ func TestRecordLargerThanSegment(t *testing.T) {
 	if _, last, _ := w.Segments(); last != 2 {
 		t.Errorf("last segment %d, want 2: the big record gets a segment of its own", last)
 	}
+
+	// Logged first, into the empty segment: it goes there, leaving no
+	// empty segment before it.
+	dir = t.TempDir()
+	w = openTestWAL(t, dir, Options{SegmentSize: 1 << 10})
+	if err := w.Log(big, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, last, _ := w.Segments(); last != 1 {
+		t.Errorf("last segment %d, want 1: the big record in segment 0, the next in 1", last)
+	}
+	if st, err := os.Stat(segmentPath(dir, 0)); err != nil || st.Size() == 0 {
+		t.Errorf("segment 0 (%v): empty, the big record past it", err)
+	}
 }
 
 func TestEmptyAndEdgeRecords(t *testing.T) {
