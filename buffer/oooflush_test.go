@@ -42,3 +42,28 @@ func TestFlushLetsOutOfOrderPartGo(t *testing.T) {
 		t.Errorf("an out-of-order sample after the flush: out-of-order part %+v", o)
 	}
 }
+
+// TestFlushOutOfOrderOnlySeries: a series whose in-order samples a flush
+// took and dropped, and which then got only out-of-order samples, holds
+// no in-order chunk at the next flush; the flush must still write its
+// out-of-order samples (and drop them from the head). Left in the head,
+// they would be lost at the next restart: the flush truncates the
+// write-ahead log they were in.
+func TestFlushOutOfOrderOnlySeries(t *testing.T) {
+	dir := t.TempDir()
+	sink := openRecordingSink(t, dir)
+	s := openTestStore(t, dir, StoreOptions{}, sink)
+	defer s.wal.Close()
+	a := labels.FromStrings("__name__", "a")
+	mustAppend(t, s, a, 1000, 1)
+	mustFlush(t, s)
+	mustAppend(t, s, a, 500, 2) // out of order: before the flushed 1000
+	mustAppend(t, s, a, 700, 3)
+	mustFlush(t, s)
+	if got := sink.lastWritten(); got != 2 {
+		t.Fatalf("the flush of the out-of-order samples wrote %d samples, want 2", got)
+	}
+	if n := s.Head().SamplesInHead(); n != 0 {
+		t.Fatalf("%d samples left in the head after the flush, want 0", n)
+	}
+}
