@@ -153,7 +153,8 @@ var (
 	// go through remoteWriteV2.
 	formatRemoteWriteV2 = ingestFormat{name: "remote_write_v2"}
 	formatLineProtocol  = ingestFormat{"influx", func(a *API, c echo.Context, body []byte) (*ingest.Batch, error) {
-		return ingest.DecodeLineProtocol(body, c.QueryParam("precision"), a.now(), a.opts.IngestLimits)
+		known, _ := a.app.(ingest.Known)
+		return ingest.DecodeLineProtocolKnown(body, c.QueryParam("precision"), a.now(), a.opts.IngestLimits, known)
 	}}
 	formatJSON = ingestFormat{"json", func(a *API, _ echo.Context, body []byte) (*ingest.Batch, error) {
 		return ingest.DecodeJSONLines(body, a.opts.IngestLimits)
@@ -362,7 +363,10 @@ func touchedBy(b *ingest.Batch, from int64) []query.Touched {
 		for k := range block {
 			names[k] = ""
 			if s := &block[k]; touchesOld(s, from) {
-				names[k] = s.Labels.Get(labels.MetricName)
+				names[k] = s.Name // taken by the decoder while the labels were at hand
+				if names[k] == "" {
+					names[k] = s.Labels.Get(labels.MetricName)
+				}
 			}
 		}
 		for k := range block {

@@ -34,10 +34,14 @@ type Series struct {
 	// Hash is Labels.Hash(), or 0 when the decoder left it out (the
 	// reader computes it then). Handle is the store's handle of the
 	// series (Known.KnownSeries), or nil; only the store that gave it may
-	// use it, and only in Batch.KnownEpoch. Whoever changes Labels must
-	// set both to zero.
+	// use it, and only in Batch.KnownEpoch. Name is the value of Labels'
+	// __name__, taken by the decoder while it had the labels at hand (a
+	// reader of a batch's names then does not load every label set again),
+	// or "" when it did not. Whoever changes Labels must set all three to
+	// zero.
 	Hash       uint64
 	Handle     any
+	Name       string
 	Samples    []Sample
 	Histograms []HistogramSample
 

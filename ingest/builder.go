@@ -101,6 +101,7 @@ type seriesEntry struct {
 	lset   labels.Labels
 	hash   uint64 // lset.Hash()
 	handle any    // from known, or nil
+	name   string // lset's __name__ (Series.Name)
 	n      int    // samples so far
 	nh     int    // histograms so far
 	nx     int    // exemplars so far
@@ -297,7 +298,8 @@ func (b *builder) seriesRef() (int32, error) {
 		lset = b.sb.Labels() // a copy: sb's strings may alias the request
 	}
 	ref := int32(len(b.series))
-	b.series = append(b.series, seriesEntry{lset: lset, hash: hash, handle: handle})
+	// The name is read while the label set is in the cache, just written.
+	b.series = append(b.series, seriesEntry{lset: lset, hash: hash, handle: handle, name: lset.Get(labels.MetricName)})
 	b.indexSeries(ref)
 	return ref, nil
 }
@@ -322,7 +324,7 @@ func (b *builder) cachedRef(e *cachedSeries) (int32, error) {
 		}
 	}
 	ref := int32(len(b.series))
-	b.series = append(b.series, seriesEntry{lset: e.lset, hash: e.hash, handle: handle})
+	b.series = append(b.series, seriesEntry{lset: e.lset, hash: e.hash, handle: handle, name: e.name})
 	b.indexSeries(ref)
 	return ref, nil
 }
@@ -647,6 +649,7 @@ func (b *builder) batch() *Batch {
 				Labels:  b.series[i].lset,
 				Hash:    b.series[i].hash,
 				Handle:  b.series[i].handle,
+				Name:    b.series[i].name,
 				Samples: arena[off : off+n : off+n],
 			})
 		}
@@ -683,7 +686,7 @@ func (b *builder) batchGeneral() *Batch {
 		n, nh := b.series[i].n, b.series[i].nh
 		starts[i], hstarts[i] = off, hoff
 		if n+nh > 0 {
-			s := Series{Labels: b.series[i].lset, Hash: b.series[i].hash, Handle: b.series[i].handle}
+			s := Series{Labels: b.series[i].lset, Hash: b.series[i].hash, Handle: b.series[i].handle, Name: b.series[i].name}
 			if n > 0 {
 				s.Samples = arena[off : off+n : off+n]
 				if starena != nil {

@@ -180,6 +180,9 @@ func checkBatchValid(t *testing.T, b *Batch, lim Limits) {
 		if len(s.Samples)+len(s.Histograms) == 0 {
 			t.Fatalf("series %s has no samples", s.Labels)
 		}
+		if want := s.Labels.Get(labels.MetricName); s.Name != want {
+			t.Fatalf("series %s has the name %q", s.Labels, s.Name)
+		}
 		k := s.Labels.String()
 		if seen[k] {
 			t.Fatalf("series %s appears twice: samples were not merged", k)

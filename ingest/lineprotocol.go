@@ -30,6 +30,15 @@ import (
 //
 // Errors are *Error values naming the line (1-based) of the entry at fault.
 func DecodeLineProtocol(body []byte, precision string, now time.Time, lim Limits) (*Batch, error) {
+	return DecodeLineProtocolKnown(body, precision, now, lim, nil)
+}
+
+// DecodeLineProtocolKnown is DecodeLineProtocol with the help of known
+// (nil: none), as DecodeRemoteWriteKnown: each series the store holds
+// already carries the store's handle of it, and the labels are kept in
+// memory that Batch.Release gives back (valid until then), which costs no
+// allocation per series.
+func DecodeLineProtocolKnown(body []byte, precision string, now time.Time, lim Limits, known Known) (*Batch, error) {
 	toMs, err := precisionToMs(precision)
 	if err != nil {
 		return nil, err
@@ -39,6 +48,9 @@ func DecodeLineProtocol(body []byte, precision string, now time.Time, lim Limits
 	}
 	b := getBuilder(lim)
 	defer b.release()
+	if known != nil {
+		b.known, b.epoch = known, known.KnownEpoch()
+	}
 	st := lpStatePool.Get().(*lpState)
 	defer st.release()
 	p := lpParser{dec: lineprotocol.NewDecoderWithBytes(body), body: body, b: b, toMs: toMs, now: now.UnixMilli(), lpState: st}

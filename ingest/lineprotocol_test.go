@@ -256,6 +256,7 @@ func TestLineSetsEqualBuilder(t *testing.T) {
 	limits := []Limits{DefaultLimits(), legacyLimits,
 		{MaxSeriesPerRequest: 6, MaxSamplesPerRequest: 20, MaxLabelsPerSeries: 3, MaxLabelNameLength: 10, MaxLabelValueLength: 8}}
 	defer func() { lpLineSets, lpFastValues = true, true }()
+	k := newFakeKnown()
 	for iter := range 3000 {
 		var buf strings.Builder
 		for range 1 + rng.IntN(12) {
@@ -281,22 +282,39 @@ func TestLineSetsEqualBuilder(t *testing.T) {
 		lpLineSets, lpFastValues = false, false
 		want, wantErr := DecodeLineProtocol(body, "", now, lim)
 		lpLineSets, lpFastValues = true, true
-		got, err := DecodeLineProtocol(body, "", now, lim)
-		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
-			t.Fatalf("error %v, want %v, for\n%s", err, wantErr, body)
-		}
-		if err != nil {
-			continue
-		}
-		if len(got.Series) != len(want.Series) {
-			t.Fatalf("%d series, want %d, for\n%s", len(got.Series), len(want.Series), body)
-		}
-		for i := range want.Series {
-			g, w := got.Series[i], want.Series[i]
-			if !labels.Equal(g.Labels, w.Labels) || g.Hash != w.Hash || !slices.EqualFunc(g.Samples, w.Samples, sameBits) {
-				t.Fatalf("series %d: %v %v, want %v %v, for\n%s", i, g.Labels, g.Samples, w.Labels, w.Samples, body)
+		for _, known := range []*fakeKnown{nil, k} {
+			var got *Batch
+			var err error
+			if known == nil {
+				got, err = DecodeLineProtocol(body, "", now, lim)
+			} else {
+				got, err = DecodeLineProtocolKnown(body, "", now, lim, known)
+			}
+			if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+				t.Fatalf("error %v, want %v, for\n%s", err, wantErr, body)
+			}
+			if err != nil {
+				continue
+			}
+			if len(got.Series) != len(want.Series) {
+				t.Fatalf("%d series, want %d, for\n%s", len(got.Series), len(want.Series), body)
+			}
+			for i := range want.Series {
+				g, w := got.Series[i], want.Series[i]
+				if !labels.Equal(g.Labels, w.Labels) || g.Hash != w.Hash || !slices.EqualFunc(g.Samples, w.Samples, sameBits) {
+					t.Fatalf("series %d: %v %v, want %v %v, for\n%s", i, g.Labels, g.Samples, w.Labels, w.Samples, body)
+				}
+				if known != nil && g.Handle != known.handle(g.Labels) {
+					t.Fatalf("series %d: %v has the handle %v, the store's is %v", i, g.Labels, g.Handle, known.handle(g.Labels))
+				}
+			}
+			checkBatchValid(t, got, lim)
+			if known != nil {
+				if iter%3 == 0 {
+					known.add(got) // the store holds them from now on
+				}
+				got.Release()
 			}
 		}
-		checkBatchValid(t, got, lim)
 	}
 }

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"hash/maphash"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -38,6 +40,36 @@ type SeriesCache struct {
 
 	hits, misses atomic.Int64  // for tests and figures, added once a request
 	full         atomic.Uint64 // misses that found their slots taken (slotFor)
+
+	// names interns the metric names of entries: the entries of one
+	// name share its bytes, so a reader comparing the names of a
+	// request's series (api's touchedBy) finds equal ones equal by
+	// their pointers, without loading each entry's label bytes again.
+	namesMtx sync.Mutex
+	names    map[string]string // guarded by namesMtx; at most maxInternedNames
+}
+
+// maxInternedNames bounds SeriesCache.names; names past it are not
+// interned (each entry keeps its own).
+const maxInternedNames = 1 << 14
+
+// intern returns the interned copy of name, or name when there are too
+// many names.
+func (c *SeriesCache) intern(name string) string {
+	c.namesMtx.Lock()
+	defer c.namesMtx.Unlock()
+	if s, ok := c.names[name]; ok {
+		return s
+	}
+	if len(c.names) >= maxInternedNames {
+		return name
+	}
+	if c.names == nil {
+		c.names = map[string]string{}
+	}
+	s := strings.Clone(name)
+	c.names[s] = s
+	return s
 }
 
 // cachedSeries is one entry: immutable once published.
@@ -50,6 +82,7 @@ type cachedSeries struct {
 	// allocation, in this order (decodeAhead loads both).
 	raw    string
 	lset   labels.Labels // what they decode to; valid under the cache's limits
+	name   string        // lset's __name__, interned (SeriesCache.names)
 	hash   uint64        // lset.Hash()
 	handle any           // known's handle of the series in epoch
 	epoch  uint64
@@ -151,14 +184,15 @@ func (c *SeriesCache) remember(raw []byte, lset labels.Labels, hash uint64, hand
 	key := c.key(raw)
 	if slot := c.slotFor(key, lset); slot != nil {
 		both := data + string(raw) // one allocation
-		slot.Store(&cachedSeries{key: key, raw: both[len(data):], lset: labelsFromData(both[:len(data)]), hash: hash, handle: handle, epoch: epoch})
+		lset := labelsFromData(both[:len(data)])
+		slot.Store(&cachedSeries{key: key, raw: both[len(data):], lset: lset, name: c.intern(lset.Get(labels.MetricName)), hash: hash, handle: handle, epoch: epoch})
 	}
 }
 
 // renew replaces e by an entry with the handle of its series in epoch.
 func (c *SeriesCache) renew(e *cachedSeries, handle any, epoch uint64) {
 	if slot := c.slotFor(e.key, e.lset); slot != nil {
-		slot.Store(&cachedSeries{key: e.key, raw: e.raw, lset: e.lset, hash: e.hash, handle: handle, epoch: epoch})
+		slot.Store(&cachedSeries{key: e.key, raw: e.raw, lset: e.lset, name: e.name, hash: e.hash, handle: handle, epoch: epoch})
 	}
 }
 

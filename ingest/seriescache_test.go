@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
@@ -220,6 +221,9 @@ func TestSeriesCacheEqualsUncached(t *testing.T) {
 						if want := k.handle(sr.Labels); sr.Handle != want {
 							t.Fatalf("round %d: %s has the handle %v, the store's is %v", round, sr.Labels, sr.Handle, want)
 						}
+						if want := sr.Labels.Get(labels.MetricName); sr.Name != want || i < len(plain.Series) && plain.Series[i].Name != want {
+							t.Fatalf("round %d: %s has the name %q (%q without the cache)", round, sr.Labels, sr.Name, plain.Series[i].Name)
+						}
 					}
 					if !sameBatch(plain, cached) {
 						t.Fatalf("round %d: batches differ:\n%v\n%v", round, plain, cached)
@@ -329,6 +333,10 @@ func TestSeriesCacheConcurrent(t *testing.T) {
 						t.Errorf("goroutine %d: %s decoded as %s", g, plain.Series[i].Labels, cached.Series[i].Labels)
 						return
 					}
+					if cached.Series[i].Name != plain.Series[i].Name {
+						t.Errorf("goroutine %d: %s has the name %q", g, plain.Series[i].Labels, cached.Series[i].Name)
+						return
+					}
 					if h := cached.Series[i].Handle; h != nil && h.(*fakeSeries).lset != plain.Series[i].Labels.String() {
 						t.Errorf("goroutine %d: %s came with the handle of %s", g, plain.Series[i].Labels, h.(*fakeSeries).lset)
 						return
@@ -345,6 +353,22 @@ func TestSeriesCacheConcurrent(t *testing.T) {
 	wg.Wait()
 	if h, _ := c.Stats(); h == 0 {
 		t.Fatal("the cache was never used")
+	}
+	// The entries of one name share its bytes (SeriesCache.intern).
+	byName := map[string]*byte{}
+	for i := range c.slots {
+		e := c.slots[i].Load()
+		if e == nil {
+			continue
+		}
+		p := unsafe.StringData(e.name)
+		if q, ok := byName[e.name]; ok && q != p {
+			t.Fatalf("two entries of %q keep it in other memory", e.name)
+		}
+		byName[e.name] = p
+	}
+	if len(byName) == 0 || len(byName) > 5 {
+		t.Fatalf("entries of %d names, want 1-5", len(byName))
 	}
 }
 
