@@ -129,3 +129,42 @@ func TestL2WriteBehindOutlastsStall(t *testing.T) {
 		t.Fatalf("the entry written behind, read by another instance: %q %v, want an L2 hit", v, st)
 	}
 }
+
+// TestL2WritesBehindLargeEntry: an entry of 64 MiB written behind reaches
+// Redis: the pipeline's deadline is its base (a second here) plus the
+// bytes' time at 64 MiB/s, not the base less it, which is past before
+// the write starts for any batch of 64 MiB or more. Checked in Redis
+// itself (a read of 64 MiB within a lookup's deadline is not promised).
+// Not a timing assertion: one of five entries must get through in its
+// 2 s, which only a machine that cannot move 32 MiB/s to a loopback Redis
+// would miss.
+func TestL2WritesBehindLargeEntry(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, func(o *Options) { o.MaxBytes = 1 << 30 }) // entries up to 128 MiB
+	waitSynced(t, rc, p, c)
+	val := make([]byte, 64<<20+1<<10) // incompressible
+	rand.NewChaCha8([32]byte{9}).Read(val)
+	done := func(s Stats) uint64 { return s.L2Writes + s.L2Errors + s.L2WritesDropped }
+	var failed []string
+	for try := range 5 {
+		waitFor(t, 10*time.Second, "the tier usable", c.l2.usable)
+		before := c.Stats()
+		key := fmt.Appendf(nil, "large-%d", try)
+		if err := c.Set(key, []string{"m:x:2026-11-20"}, c.Snapshot(), val, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "the write behind to end", func() bool { return done(c.Stats()) > done(before) })
+		n, err := rc.StrLen(bg, entryKeyOf(c, key)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= int64(len(val)) {
+			return
+		}
+		s := c.Stats()
+		failed = append(failed, fmt.Sprintf("%d bytes in Redis, %d written, %d errors", n, s.L2Writes-before.L2Writes, s.L2Errors-before.L2Errors))
+	}
+	t.Fatalf("none of 5 entries of 64 MiB written behind reached Redis: %v", failed)
+}
