@@ -305,13 +305,18 @@ func decodeAhead(fields []writeField, b *builder) error {
 		}
 	}
 	var sink byte
+	slots := b.index.slots
 	for k := range fields {
 		if e := fields[k].first; e != nil && e.key == fields[k].key {
 			// The label bytes, for the comparison to come, and the
-			// start of the label set, which holds the metric name
-			// that the API reads from every series of the batch.
+			// request's index slot where findSeries will look the
+			// series up (the index of a pooled builder was last
+			// written by another request, maybe on another core).
 			r := e.raw
-			sink ^= r[0] ^ r[len(r)-1] ^ labelsData(e.lset)[0]
+			sink ^= r[0] ^ r[len(r)-1]
+			if len(slots) > 0 {
+				sink ^= byte(slots[(e.hash&indexMask)&uint64(len(slots)-1)].tag)
+			}
 		}
 	}
 	b.sink ^= sink
