@@ -2,10 +2,14 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/strata-tsdb/strata/cache/redistest"
 )
@@ -167,4 +171,107 @@ func TestL2WritesBehindLargeEntry(t *testing.T) {
 		failed = append(failed, fmt.Sprintf("%d bytes in Redis, %d written, %d errors", n, s.L2Writes-before.L2Writes, s.L2Errors-before.L2Errors))
 	}
 	t.Fatalf("none of 5 entries of 64 MiB written behind reached Redis: %v", failed)
+}
+
+// TestL2LargeWriteOutlastsStall: the deadline of a write of n bytes, with
+// the lock's release or behind, leaves time for the bytes (n at 64 MiB/s)
+// beyond its base (OpTimeout; at least a second behind), so a large entry
+// still reaches Redis when Redis holds writes for a little longer than
+// the base: CLIENT PAUSE WRITE, ended by the server itself, set by a
+// go-redis hook just as the write is sent, for the base and 150 ms (the
+// allowance is 250 ms for 16 MiB, 500 ms for 32 MiB). A deadline of the
+// base alone fails every such write. One of five entries must get
+// through, so a slow moment of the machine fails nothing.
+func TestL2LargeWriteOutlastsStall(t *testing.T) {
+	r := redistest.Start(t)
+	rc := r.Client()
+	p := testPrefix()
+	c := newL2Cache(t, r.URL(), p, func(o *Options) { o.MaxBytes = 512 << 20 }) // entries up to 64 MiB
+	waitSynced(t, rc, p, c)
+	stall := &stallBeforeSet{rc: rc}
+	c.l2.rdb.AddHook(stall)
+	tags := []string{"m:x:2026-11-20"}
+	inRedis := func(key []byte) int64 {
+		t.Helper()
+		n, err := rc.StrLen(bg, entryKeyOf(c, key)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, w := range []struct {
+		name  string
+		size  int
+		pause time.Duration
+		write func(key, val []byte)
+	}{
+		{"with the lock's release", 16 << 20, 100*time.Millisecond + 150*time.Millisecond, func(key, val []byte) {
+			var n counter
+			if _, st, err := c.GetOrCompute(bg, key, tags, n.fn(string(val), 0, nil)); err != nil || st != StatusMiss {
+				t.Fatalf("computing: %v, %v", st, err)
+			}
+		}},
+		{"behind", 32 << 20, time.Second + 150*time.Millisecond, func(key, val []byte) {
+			done := func(s Stats) uint64 { return s.L2Writes + s.L2Errors + s.L2WritesDropped }
+			before := c.Stats()
+			if err := c.Set(key, tags, c.Snapshot(), val, 0); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, "the write behind to end", func() bool { return done(c.Stats()) > done(before) })
+		}},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			val := make([]byte, w.size) // incompressible
+			rand.NewChaCha8([32]byte{byte(w.size >> 20)}).Read(val)
+			var failed []int64
+			for try := range 5 {
+				waitFor(t, 10*time.Second, "the tier usable", c.l2.usable)
+				key := fmt.Appendf(nil, "%s-%d", w.name, try)
+				stall.set(entryKeyOf(c, key), w.pause)
+				w.write(key, val)
+				n := inRedis(key)
+				if n >= int64(w.size) {
+					return
+				}
+				failed = append(failed, n)
+			}
+			t.Fatalf("none of 5 entries of %d MiB written while Redis held writes for %v reached Redis (bytes there: %v); stats %+v", w.size>>20, w.pause, failed, c.Stats())
+		})
+	}
+}
+
+// stallBeforeSet is a go-redis hook: before a pipeline that sets key is
+// sent, it has Redis hold writes for d (CLIENT PAUSE WRITE).
+type stallBeforeSet struct {
+	rc  *redis.Client
+	mu  sync.Mutex
+	key string
+	d   time.Duration
+}
+
+func (s *stallBeforeSet) set(key string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key, s.d = key, d
+}
+
+func (*stallBeforeSet) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (*stallBeforeSet) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (s *stallBeforeSet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		s.mu.Lock()
+		key, d := s.key, s.d
+		s.mu.Unlock()
+		for _, c := range cmds {
+			if a := c.Args(); len(a) > 1 && a[0] == "set" && a[1] == key {
+				if err := s.rc.Do(context.Background(), "CLIENT", "PAUSE", d.Milliseconds(), "WRITE").Err(); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
 }
