@@ -97,6 +97,24 @@ type Query struct {
 	// or when writers ran at the same time (Ingest holds them then).
 	ServerCPUSeconds *float64 `json:"serverCpuSeconds,omitempty"`
 	LoadCPUSeconds   *float64 `json:"loadCpuSeconds,omitempty"`
+	// SlowOverMs, when positive, is the latency above which a query was
+	// counted in SlowCount.
+	SlowOverMs float64 `json:"slowOverMs,omitempty"`
+	SlowCount  int64   `json:"slowCount,omitempty"`
+	// Slowest are the slowest queries of the measured phase, slowest
+	// first, with the time each was sent: to find what else happened
+	// then (a collection, a background job) in the server's logs or an
+	// execution trace.
+	Slowest []SlowQuery `json:"slowest,omitempty"`
+}
+
+// SlowQuery is one query of Query.Slowest.
+type SlowQuery struct {
+	Start     time.Time `json:"start"`
+	LatencyMs float64   `json:"latencyMs"`
+	Template  string    `json:"template"`
+	Query     string    `json:"query"`
+	Cache     string    `json:"cache,omitempty"`
 }
 
 // Breakdown is the latency of one kind of query.

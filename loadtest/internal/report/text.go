@@ -80,6 +80,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			p.row("cache", "%s%s", strings.Join(parts, ", "), ratio)
 		}
+		if q.SlowOverMs > 0 {
+			share := 0.0
+			if q.Requests > 0 {
+				share = 100 * float64(q.SlowCount) / float64(q.Requests)
+			}
+			p.row("slow", "%s over %g ms (%.2f%%)", count(q.SlowCount), q.SlowOverMs, share)
+		}
+		for _, s := range q.Slowest {
+			p.f("  %s %8.3f ms  %-16s %-5s %s\n", s.Start.UTC().Format("15:04:05.000000"), s.LatencyMs, s.Template, s.Cache, s.Query)
+		}
 	}
 	if s := r.Server; s != nil && (s.Before != nil || s.After != nil) {
 		p.server(s)

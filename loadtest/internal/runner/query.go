@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -43,6 +44,11 @@ type QueryOptions struct {
 	// End, when set, is the end of every query window; zero uses the time
 	// each query is drawn.
 	End time.Time
+	// SlowOver, when positive, counts the queries slower than this.
+	SlowOver time.Duration
+	// Slowest, when positive, reports this many of the slowest queries
+	// with the time each was sent.
+	Slowest int
 }
 
 // Validate reports the first option out of range.
@@ -50,8 +56,8 @@ func (o *QueryOptions) Validate() error {
 	switch {
 	case o.Concurrency <= 0:
 		return errors.New("query concurrency must be positive")
-	case o.QPS < 0 || o.Queries < 0 || o.Distinct < 0:
-		return errors.New("qps, queries and distinct must not be negative")
+	case o.QPS < 0 || o.Queries < 0 || o.Distinct < 0 || o.SlowOver < 0 || o.Slowest < 0:
+		return errors.New("qps, queries, distinct, slow-over and slowest must not be negative")
 	case o.Hosts <= 0 && len(o.Mix.Hosts) == 0:
 		return errors.New("hosts must be positive")
 	case o.Warmup && o.Distinct == 0:
@@ -88,6 +94,39 @@ type queryWorker struct {
 	byTemplate map[string]*report.Histogram
 	errsBy     map[string]int64
 	cache      map[string]int64
+	slowCount  int64
+	slowest    slowest
+}
+
+// slowest keeps the n slowest queries seen (n = cap of q), in no order.
+type slowest struct {
+	q   []report.SlowQuery
+	min int // index of the fastest kept, once full
+}
+
+// add considers one query; it allocates nothing once full.
+func (s *slowest) add(x querymix.Query, out target.QueryOutcome) {
+	if cap(s.q) == 0 {
+		return
+	}
+	ms := float64(out.Latency) / float64(time.Millisecond)
+	if len(s.q) == cap(s.q) && ms <= s.q[s.min].LatencyMs {
+		return
+	}
+	e := report.SlowQuery{Start: out.Start, LatencyMs: ms, Template: x.Template, Query: x.Expr, Cache: out.Cache}
+	if len(s.q) < cap(s.q) {
+		s.q = append(s.q, e)
+	} else {
+		s.q[s.min] = e
+	}
+	if len(s.q) == cap(s.q) {
+		s.min = 0
+		for i := range s.q {
+			if s.q[i].LatencyMs < s.q[s.min].LatencyMs {
+				s.min = i
+			}
+		}
+	}
 }
 
 func newQueries(o *QueryOptions, t *target.Target, now time.Time) (*queries, error) {
@@ -152,6 +191,7 @@ func (q *queries) run(phase, reqCtx context.Context) {
 			byTemplate: map[string]*report.Histogram{},
 			errsBy:     map[string]int64{},
 			cache:      map[string]int64{},
+			slowest:    slowest{q: make([]report.SlowQuery, 0, q.o.Slowest)},
 		}
 		q.workers = append(q.workers, w)
 		wg.Add(1)
@@ -191,6 +231,10 @@ func (q *queries) worker(phase, reqCtx context.Context, w *queryWorker) {
 			w.byTemplate[x.Template] = h
 		}
 		h.Record(out.Latency)
+		if q.o.SlowOver > 0 && out.Latency > q.o.SlowOver {
+			w.slowCount++
+		}
+		w.slowest.add(x, out)
 		if out.Cache != "" {
 			w.cache[out.Cache]++
 		}
@@ -215,7 +259,13 @@ func (q *queries) report() *report.Query {
 	byTemplate := map[string]*report.Histogram{}
 	errsBy := map[string]int64{}
 	cache := map[string]int64{}
+	var (
+		slowCount int64
+		slow      []report.SlowQuery
+	)
 	for _, w := range q.workers {
+		slowCount += w.slowCount
+		slow = append(slow, w.slowest.q...)
 		all.Merge(w.all)
 		for k, h := range w.byTemplate {
 			if byTemplate[k] == nil {
@@ -249,6 +299,13 @@ func (q *queries) report() *report.Query {
 		SeriesReturned: q.series.Load(),
 		PointsReturned: q.points.Load(),
 		Latency:        all.Summary(),
+	}
+	if q.o.SlowOver > 0 {
+		r.SlowOverMs, r.SlowCount = float64(q.o.SlowOver)/float64(time.Millisecond), slowCount
+	}
+	if len(slow) > 0 {
+		slices.SortFunc(slow, func(a, b report.SlowQuery) int { return cmp.Compare(b.LatencyMs, a.LatencyMs) })
+		r.Slowest = slow[:min(len(slow), q.o.Slowest)]
 	}
 	if s := q.elapsed.Seconds(); s > 0 {
 		r.RequestsPerSecond = float64(r.Requests) / s

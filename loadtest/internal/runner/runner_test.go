@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,6 +226,7 @@ func TestQueryEndToEnd(t *testing.T) {
 		{"fresh", QueryOptions{Concurrency: 2, Queries: 40}},
 		{"distinct-warm", QueryOptions{Concurrency: 3, Queries: 30, Distinct: 5, Warmup: true}},
 		{"nocache", QueryOptions{Concurrency: 2, Queries: 20, Distinct: 5, NoCache: true}},
+		{"slowest", QueryOptions{Concurrency: 2, Queries: 20, Distinct: 5, SlowOver: time.Nanosecond, Slowest: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -258,8 +260,61 @@ func TestQueryEndToEnd(t *testing.T) {
 			if runtime.GOOS == "linux" && (q.ServerCPUSeconds == nil || q.LoadCPUSeconds == nil || *q.ServerCPUSeconds < 0) {
 				t.Fatalf("query cpu: server %v, load generator %v", q.ServerCPUSeconds, q.LoadCPUSeconds)
 			}
+			checkSlowest(t, rep, &o)
 		})
 	}
+}
+
+// checkSlowest checks the slow-query figures of a query report: every
+// query takes more than a nanosecond, so SlowOver 1ns counts them all.
+func checkSlowest(t *testing.T, rep *report.Report, o *QueryOptions) {
+	t.Helper()
+	q := rep.Query
+	if o.SlowOver == 0 {
+		if q.SlowOverMs != 0 || q.SlowCount != 0 || len(q.Slowest) != 0 {
+			t.Fatalf("slow figures without asking: %v %d %v", q.SlowOverMs, q.SlowCount, q.Slowest)
+		}
+		return
+	}
+	if q.SlowOverMs != 1e-6 || q.SlowCount != q.Requests {
+		t.Fatalf("%d slow over %v ms of %d", q.SlowCount, q.SlowOverMs, q.Requests)
+	}
+	if len(q.Slowest) != o.Slowest {
+		t.Fatalf("%d slowest listed, want %d", len(q.Slowest), o.Slowest)
+	}
+	for i, s := range q.Slowest {
+		if s.Start.Before(rep.Started) || s.Start.After(rep.Started.Add(time.Duration(rep.ElapsedSeconds*float64(time.Second)))) {
+			t.Fatalf("slowest %d sent at %v, outside the run (%v, %.3fs)", i, s.Start, rep.Started, rep.ElapsedSeconds)
+		}
+		if s.LatencyMs <= 0 || s.Template == "" || s.Query == "" || (i > 0 && s.LatencyMs > q.Slowest[i-1].LatencyMs) {
+			t.Fatalf("slowest %d: %+v (the one before: %+v)", i, s, q.Slowest[max(i-1, 0)])
+		}
+	}
+}
+
+// TestSlowestKeepsTheSlowest feeds latencies in several orders and checks
+// that the n slowest are kept, whatever came first.
+func TestSlowestKeepsTheSlowest(t *testing.T) {
+	f := func(in []int, n int, want []float64) {
+		t.Helper()
+		s := slowest{q: make([]report.SlowQuery, 0, n)}
+		for _, ms := range in {
+			s.add(querymix.Query{Template: "x"}, target.QueryOutcome{Outcome: target.Outcome{Latency: time.Duration(ms) * time.Millisecond}})
+		}
+		var got []float64
+		for _, e := range s.q {
+			got = append(got, e.LatencyMs)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%v keeping %d: got %v, want %v", in, n, got, want)
+		}
+	}
+	f([]int{1, 2, 3, 4, 5}, 3, []float64{3, 4, 5})
+	f([]int{5, 4, 3, 2, 1}, 3, []float64{3, 4, 5})
+	f([]int{3, 1, 5, 2, 4, 5}, 3, []float64{4, 5, 5})
+	f([]int{2, 1}, 3, []float64{1, 2})
+	f([]int{2, 1}, 0, nil)
 }
 
 func TestMixedEndToEnd(t *testing.T) {

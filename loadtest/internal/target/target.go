@@ -122,8 +122,9 @@ type Outcome struct {
 	// Body is the start of the answer when it was not a success, for the
 	// report.
 	Body string
-	// Latency runs from sending the request to reading the last byte of the
-	// answer.
+	// Start is when the request was sent, and Latency runs from then to
+	// reading the last byte of the answer.
+	Start   time.Time
 	Latency time.Duration
 }
 
@@ -178,7 +179,7 @@ func (t *Target) do(req *http.Request, keep func([]byte)) (Outcome, http.Header)
 	start := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return Outcome{Err: err, Latency: time.Since(start)}, nil
+		return Outcome{Err: err, Start: start, Latency: time.Since(start)}, nil
 	}
 	defer resp.Body.Close()
 	buf := bodyBufs.Get().(*bytes.Buffer)
@@ -188,7 +189,7 @@ func (t *Target) do(req *http.Request, keep func([]byte)) (Outcome, http.Header)
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants room to see the end
 	}
 	_, err = buf.ReadFrom(resp.Body)
-	out := Outcome{Status: resp.StatusCode, Latency: time.Since(start)}
+	out := Outcome{Status: resp.StatusCode, Start: start, Latency: time.Since(start)}
 	if err != nil {
 		out.Err = fmt.Errorf("read answer: %w", err)
 		return out, resp.Header
