@@ -75,6 +75,7 @@ func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
 		fs.Bool("nocache", false, "bypass the server's result cache (nocache=1 and Cache-Control: no-cache)")
 		fs.Int("distinct", 0, "draw this many queries once and repeat them (0 = draw every query afresh)")
 		fs.Bool("warmup", false, "run each --distinct query once before measuring")
+		fs.Bool("gc-between-queries", true, "in a query-only run, collect the load generator's garbage between queries (at the points its runtime would) rather than whenever the runtime chooses, which put its own pauses inside the latency of queries in flight")
 		fs.Duration("slow-over", 0, "count the queries slower than this (0 = do not count)")
 		fs.Int("slowest", 0, "list this many of the slowest queries with the time each was sent (UTC), to match with the server's logs or a trace")
 		fs.String("end", "", "end of every query window: RFC 3339, Unix seconds, now or now-DURATION (default: the time of each query)")
@@ -171,6 +172,7 @@ func parse(cmd string, args []string, stderr io.Writer, tty bool, width int) (*c
 			Hosts: hosts, Seed: seed, Concurrency: f.int("concurrency"), QPS: f.float("qps"),
 			Queries: f.int64("queries"), NoCache: f.bool("nocache"), Distinct: f.int("distinct"),
 			Warmup: f.bool("warmup"), End: end, SlowOver: f.dur("slow-over"), Slowest: f.int("slowest"),
+			CollectBetween: f.bool("gc-between-queries"),
 		}
 	}
 	if err := f.err; err != nil {

@@ -97,6 +97,12 @@ type Query struct {
 	// or when writers ran at the same time (Ingest holds them then).
 	ServerCPUSeconds *float64 `json:"serverCpuSeconds,omitempty"`
 	LoadCPUSeconds   *float64 `json:"loadCpuSeconds,omitempty"`
+	// LoadGCCycles counts the load generator's garbage collections over
+	// the measured phase; LoadGCBetween says its workers ran them between
+	// their queries (--gc-between-queries) rather than the runtime at any
+	// moment.
+	LoadGCCycles  int64 `json:"loadGcCycles"`
+	LoadGCBetween bool  `json:"loadGcBetween"`
 	// SlowOverMs, when positive, is the latency above which a query was
 	// counted in SlowCount.
 	SlowOverMs float64 `json:"slowOverMs,omitempty"`

@@ -69,6 +69,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			p.latency("  "+b.Name, b.Latency)
 		}
 		p.cpu(q.ServerCPUSeconds, q.LoadCPUSeconds, q.Requests, "ms/query", 1e3)
+		when := "whenever its runtime chose"
+		if q.LoadGCBetween {
+			when = "between queries"
+		}
+		p.row("gc", "load generator %d collections, %s", q.LoadGCCycles, when)
 		if len(q.Cache) > 0 {
 			var parts []string
 			for _, k := range slices.Sorted(maps.Keys(q.Cache)) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"math/rand/v2"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,10 @@ type QueryOptions struct {
 	// Slowest, when positive, reports this many of the slowest queries
 	// with the time each was sent.
 	Slowest int
+	// CollectBetween has the workers run the generator's garbage
+	// collections between their queries in a query-only run, instead of
+	// the runtime at any moment (see gcPacer).
+	CollectBetween bool
 }
 
 // Validate reports the first option out of range.
@@ -85,6 +90,10 @@ type queries struct {
 	workers []*queryWorker
 	window  report.Window // since the last progress line
 	elapsed time.Duration
+	// gc, when set, collects between queries; gcCycles counts the
+	// generator's collections over the measured phase.
+	gc       *gcPacer
+	gcCycles int64
 }
 
 // queryWorker holds what one worker measured, merged at the end.
@@ -96,6 +105,7 @@ type queryWorker struct {
 	cache      map[string]int64
 	slowCount  int64
 	slowest    slowest
+	heap       []metrics.Sample // for gcPacer.between
 }
 
 // slowest keeps the n slowest queries seen (n = cap of q), in no order.
@@ -181,7 +191,16 @@ func (q *queries) rangeQuery(x querymix.Query) target.RangeQuery {
 	return target.RangeQuery{Expr: x.Expr, Start: x.Start, End: x.End, Step: x.Step}
 }
 
-func (q *queries) run(phase, reqCtx context.Context) {
+// run runs the workers until phase ends. alone says that nothing else
+// runs in the process meanwhile (no writers), so that the workers may
+// collect its garbage between their queries.
+func (q *queries) run(phase, reqCtx context.Context, alone bool) {
+	cycles := gcCycles() // the pacer's first collection included
+	defer func() { q.gcCycles = gcCycles() - cycles }()
+	if alone && q.o.CollectBetween {
+		q.gc = startGCPacer()
+		defer q.gc.stop()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range q.o.Concurrency {
@@ -192,6 +211,7 @@ func (q *queries) run(phase, reqCtx context.Context) {
 			errsBy:     map[string]int64{},
 			cache:      map[string]int64{},
 			slowest:    slowest{q: make([]report.SlowQuery, 0, q.o.Slowest)},
+			heap:       heapSample(),
 		}
 		q.workers = append(q.workers, w)
 		wg.Add(1)
@@ -209,6 +229,7 @@ func (q *queries) worker(phase, reqCtx context.Context, w *queryWorker) {
 		if q.o.Queries > 0 && q.issued.Add(1) > q.o.Queries {
 			return
 		}
+		q.gc.between(w.heap)
 		if q.pace.wait(phase, 1) != nil {
 			return
 		}
@@ -300,6 +321,7 @@ func (q *queries) report() *report.Query {
 		PointsReturned: q.points.Load(),
 		Latency:        all.Summary(),
 	}
+	r.LoadGCCycles, r.LoadGCBetween = q.gcCycles, q.gc != nil
 	if q.o.SlowOver > 0 {
 		r.SlowOverMs, r.SlowCount = float64(q.o.SlowOver)/float64(time.Millisecond), slowCount
 	}
@@ -323,4 +345,11 @@ func (q *queries) report() *report.Query {
 		r.ByTemplate = append(r.ByTemplate, report.Breakdown{Name: name, Count: h.Count(), Errors: errsBy[name], Latency: h.Summary()})
 	}
 	return r
+}
+
+// gcCycles returns the collections this process has finished.
+func gcCycles() int64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }

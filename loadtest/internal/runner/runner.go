@@ -161,7 +161,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	if qs != nil {
 		parts++
-		go func() { qs.run(phase, reqCtx); done <- struct{}{} }()
+		go func() { qs.run(phase, reqCtx, in == nil); done <- struct{}{} }()
 	}
 	for range parts {
 		<-done

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -227,6 +228,7 @@ func TestQueryEndToEnd(t *testing.T) {
 		{"distinct-warm", QueryOptions{Concurrency: 3, Queries: 30, Distinct: 5, Warmup: true}},
 		{"nocache", QueryOptions{Concurrency: 2, Queries: 20, Distinct: 5, NoCache: true}},
 		{"slowest", QueryOptions{Concurrency: 2, Queries: 20, Distinct: 5, SlowOver: time.Nanosecond, Slowest: 4}},
+		{"collect-between", QueryOptions{Concurrency: 2, Queries: 30, Distinct: 5, CollectBetween: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -261,6 +263,16 @@ func TestQueryEndToEnd(t *testing.T) {
 				t.Fatalf("query cpu: server %v, load generator %v", q.ServerCPUSeconds, q.LoadCPUSeconds)
 			}
 			checkSlowest(t, rep, &o)
+			// A query-only run collects between queries when asked (once
+			// at least, as it starts), and leaves GOGC as it was.
+			if q.LoadGCBetween != o.CollectBetween || (o.CollectBetween && q.LoadGCCycles < 1) {
+				t.Fatalf("collections between queries %v (asked %v), %d cycles", q.LoadGCBetween, o.CollectBetween, q.LoadGCCycles)
+			}
+			if gogc := debug.SetGCPercent(-1); gogc < 0 {
+				t.Fatal("GOGC left off after the run")
+			} else {
+				debug.SetGCPercent(gogc)
+			}
 		})
 	}
 }
