@@ -302,9 +302,11 @@ func TestL2PartnerLag(t *testing.T) {
 		})
 	}
 	// The rule lasts PartnerLag: past it the partner's entries are served.
+	// Patient: b must take the lock and write its entry with the release,
+	// not time out under a loaded machine and write it behind, after a asks.
 	p := testPrefix()
 	lag := func(o *Options) { o.L2.PartnerLag = 300 * time.Millisecond }
-	a, b := newL2Cache(t, r.URL(), p, lag), newL2Cache(t, r.URL(), p, lag)
+	a, b := newL2Cache(t, r.URL(), p, lag, patient), newL2Cache(t, r.URL(), p, lag, patient)
 	waitSynced(t, rc, p, a, b)
 	a.Invalidate("m:y:2026-11-20")
 	waitSynced(t, rc, p, a, b)
