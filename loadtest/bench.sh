@@ -106,7 +106,7 @@ for PASS in $(seq "$RUNS"); do
 	start_server
 	lt targets-rw ingest --flush # the queries read this data: hours old, flushed
 	lt targets-query-cold query
-	lt targets-query-warm query
+	lt targets-query-warm query --slow-over 1ms --slowest 20 # the tail's size, and when (issue 17)
 	stop_server
 	start_server
 	lt targets-lp ingest

@@ -241,4 +241,11 @@ func TestTableMedianOfRuns(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, got)
 		}
 	}
+	// A run that counted its slow queries (bench.sh's warm run) says how
+	// many.
+	slow := write("w4", report.Report{Command: "query", Preset: "targets-query-warm", Query: &report.Query{
+		Latency: report.Latency{Count: 21_366, P50Ms: 0.28, P99Ms: 0.84}, SlowOverMs: 1, SlowCount: 137}})
+	if got, want := table(slow), "| 0.28 / 0.84 ms (21,366 queries, 137 over 1 ms) |"; !strings.Contains(got, want) {
+		t.Errorf("table lacks %q:\n%s", want, got)
+	}
 }

@@ -133,7 +133,11 @@ func queryLatency(r *report.Report) (string, bool) {
 		return "", false
 	}
 	l := r.Query.Latency
-	s := fmt.Sprintf("%.2f / %.2f ms (%s queries)", l.P50Ms, l.P99Ms, report.Count(l.Count))
+	s := fmt.Sprintf("%.2f / %.2f ms (%s queries", l.P50Ms, l.P99Ms, report.Count(l.Count))
+	if q := r.Query; q.SlowOverMs > 0 {
+		s += fmt.Sprintf(", %s over %g ms", report.Count(q.SlowCount), q.SlowOverMs)
+	}
+	s += ")"
 	if n := r.Query.Errors.Total(); n > 0 {
 		s += fmt.Sprintf(" (%d failed)", n)
 	}
