@@ -42,10 +42,16 @@ func (a *API) rangeEncoder(gz bool) query.Encoder {
 		if err := a.checkSeries(n); err != nil {
 			return query.Body{}, err
 		}
-		buf := appendSuccess(make([]byte, 0, 1024), func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
-		b := query.Body{Bytes: buf, Series: n}
-		if gz && len(buf) >= gzipMin {
-			b.Bytes, b.Gzip = gzipBytes(buf), true
+		// Encoded into a pooled buffer, given back by the handler's
+		// Release once sent (or here, once gzipped).
+		b := query.NewBody(func(dst []byte) []byte {
+			return appendSuccess(dst, func(dst []byte) []byte { return appendQueryData(dst, res.Value) }, res.Warnings, res.Infos)
+		})
+		b.Series = n
+		if gz && len(b.Bytes) >= gzipMin {
+			zb := gzipBytes(b.Bytes)
+			b.Release()
+			b = query.Body{Bytes: zb, Gzip: true, Series: n}
 		}
 		return b, nil
 	}}
