@@ -213,6 +213,22 @@ type mergeSet struct {
 	given   int
 	cur     *mergedSeries
 	e       error
+	// series and srcs are slabs the series given and their segment
+	// sources are cut from: a selection of many series makes a few large
+	// allocations rather than a series and a growing slice each.
+	series []mergedSeries
+	srcs   []segSource
+}
+
+// slabLen is the most series a slab of a mergeSet holds (and a quarter
+// of the most segment sources).
+const slabLen = 64
+
+// nextSlab is the capacity of the slab after one of capacity last: small
+// for the first (a selection of one series costs about what it did),
+// doubling up to most.
+func nextSlab(last, most int) int {
+	return min(max(2*last, 4), most)
 }
 
 func (m *mergeSet) Next() bool {
@@ -236,12 +252,26 @@ func (m *mergeSet) Next() bool {
 	// Pop every cursor on the smallest label set, in source order (the
 	// heap breaks ties by rank), and advance it.
 	lset := m.h.items[0].labels()
-	s := m.sc.newSeries(lset)
+	s := m.newSeries(lset)
 	m.popped = m.popped[:0]
 	for len(m.h.items) > 0 && labels.Equal(m.h.items[0].labels(), lset) {
-		rc := heap.Pop(&m.h).(*rankedCursor)
+		m.popped = append(m.popped, heap.Pop(&m.h).(*rankedCursor))
+	}
+	if !m.sc.labelsOnly {
+		// Room for every popped cursor's source (the head's adds none).
+		if cap(m.srcs)-len(m.srcs) < len(m.popped) {
+			m.srcs = make([]segSource, 0, max(nextSlab(cap(m.srcs), slabLen*4), len(m.popped)))
+		}
+		s.segs = m.srcs[len(m.srcs):len(m.srcs)]
+	}
+	for _, rc := range m.popped {
 		rc.addTo(s)
-		m.popped = append(m.popped, rc)
+	}
+	if n := len(s.segs); n > 0 {
+		m.srcs = m.srcs[:len(m.srcs)+n]
+		s.segs = s.segs[:n:n] // an append made later must not reach the next series'
+	} else {
+		s.segs = nil
 	}
 	for _, rc := range m.popped {
 		if rc.next() {
@@ -273,9 +303,14 @@ func (m *mergeSet) At() storage.Series                { return m.cur }
 func (m *mergeSet) Err() error                        { return m.e }
 func (m *mergeSet) Warnings() annotations.Annotations { return nil }
 
-// newSeries returns a series without data yet.
-func (sc *selectCtx) newSeries(lset labels.Labels) *mergedSeries {
-	return &mergedSeries{lset: lset, mint: sc.mint, maxt: sc.maxt, win: sc.win, stale: sc.stale, set: sc.q.set, labelsOnly: sc.labelsOnly}
+// newSeries returns a series without data yet, cut from the merge's slab.
+func (m *mergeSet) newSeries(lset labels.Labels) *mergedSeries {
+	if len(m.series) == cap(m.series) {
+		m.series = make([]mergedSeries, 0, nextSlab(cap(m.series), slabLen))
+	}
+	sc := m.sc
+	m.series = append(m.series, mergedSeries{lset: lset, mint: sc.mint, maxt: sc.maxt, win: sc.win, stale: sc.stale, set: sc.q.set, labelsOnly: sc.labelsOnly})
+	return &m.series[len(m.series)-1]
 }
 
 type rankedCursor struct {
