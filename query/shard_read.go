@@ -94,7 +94,7 @@ func (r *seriesReader) read(dst []promql.FPoint, s storage.Series, mint, maxt in
 
 // readSegment appends the float samples of src in [mint, maxt] to dst,
 // stale markers included (counted in r.stale), decoding XOR chunks
-// straight into the array (appendXOR) and any other chunk through its
+// straight into the array (segments.AppendXOR) and any other chunk through its
 // iterator. A damaged chunk quarantines the segment, as the series' own
 // iterator does.
 func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src segSource, mint, maxt int64) ([]promql.FPoint, error) {
@@ -118,7 +118,7 @@ func (r *seriesReader) readSegment(dst []promql.FPoint, ms *mergedSeries, src se
 		n := len(dst)
 		if err == nil {
 			var stale int
-			dst, stale, err = appendXOR(dst, data, mint, maxt)
+			dst, stale, err = segments.AppendXOR(dst, data, mint, maxt)
 			r.stale += stale
 			if err != nil {
 				err = &segments.CorruptionError{Dir: src.seg.Dir(), Offset: -1, Err: fmt.Errorf("chunk %s: %w", m.Ref, err)}

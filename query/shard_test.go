@@ -390,3 +390,26 @@ func TestShardStatsEqualsPlain(t *testing.T) {
 		t.Fatal("a way of taking a chunk's statistics was never used")
 	}
 }
+
+// TestAfter: after finds the first sample later than t from any start, as
+// a linear scan does.
+func TestAfter(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for range 2000 {
+		pts := make([]promql.FPoint, rng.Intn(40))
+		ts := int64(rng.Intn(5))
+		for i := range pts {
+			pts[i].T = ts
+			ts += int64(rng.Intn(3)) // repeats too
+		}
+		i := rng.Intn(len(pts) + 1)
+		at := int64(rng.Intn(int(ts)+3)) - 1
+		want := i
+		for want < len(pts) && pts[want].T <= at {
+			want++
+		}
+		if got := after(pts, i, at); got != want {
+			t.Fatalf("after(%v, %d, %d) = %d, want %d", pts, i, at, got, want)
+		}
+	}
+}

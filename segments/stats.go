@@ -3,7 +3,6 @@ package segments
 import (
 	"math"
 
-	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/kahansum"
 )
@@ -144,8 +143,11 @@ func (s ChunkStats) MaxAbs() float64 { return max(math.Abs(s.Min), math.Abs(s.Ma
 // computeStats returns the statistics of a raw chunk; StatsNone for any
 // chunk but XOR, and for an XOR chunk with a stale marker. With run, the
 // series' hour run carried from its previous chunks, it also adds the
-// chunk's samples to the run and gives its state at the chunk's end.
-func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkStats, chunkenc.Iterator) {
+// chunk's samples to the run and gives its state at the chunk's end. It
+// decodes the chunk into buf (AppendXOR: a flush computes the statistics
+// of every chunk it writes, and chunkenc's iterator, a call per sample,
+// was most of a flush's CPU) and returns buf for the next call.
+func computeStats(c chunkenc.Chunk, buf []xorPoint, run *runState) (ChunkStats, []xorPoint) {
 	keep := run != nil // a first value is written with runs
 	if run == nil {
 		run = &runState{} // not kept
@@ -154,24 +156,23 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkS
 		if _, maxt, err := chunkTimes(c); err == nil {
 			run.spoil(maxt)
 		}
-		return ChunkStats{}, it
+		return ChunkStats{}, buf
 	}
-	it = c.Iterator(it)
+	pts, stale, err := AppendXOR(buf[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
+	if len(pts) == 0 {
+		return ChunkStats{}, pts
+	}
+	lastT := pts[len(pts)-1].T
+	if err != nil || stale > 0 {
+		run.spoil(lastT)
+		return ChunkStats{}, pts
+	}
 	var s ChunkStats
 	integer := true
 	maxAbs := 0.0
-	lastT := int64(math.MinInt64)
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		lastT = t
-		if value.IsStaleNaN(v) {
-			for it.Next() == chunkenc.ValFloat {
-				lastT, _ = it.At()
-			}
-			run.spoil(lastT)
-			return ChunkStats{}, it
-		}
-		run.add(t, v)
+	for _, p := range pts {
+		v := p.F
+		run.add(p.T, v)
 		if s.Count == 0 {
 			s.Min, s.Max, s.First, s.HasFirst = v, v, v, true
 		} else {
@@ -194,15 +195,9 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkS
 			s.Sum += v
 		}
 	}
-	if it.Err() != nil || s.Count == 0 {
-		if s.Count > 0 {
-			run.spoil(lastT)
-		}
-		return ChunkStats{}, it
-	}
 	if integer && maxAbs*float64(s.Count) <= MaxExactSum {
 		s.Kind = StatsInteger // its sums are exact: no run needed
-		return s, it
+		return s, pts
 	}
 	if run.ok && run.g == RunStart(lastT) {
 		s.Run, s.RunCount, s.RunSum, s.RunC = true, run.n, run.sum, run.c
@@ -212,7 +207,7 @@ func computeStats(c chunkenc.Chunk, it chunkenc.Iterator, run *runState) (ChunkS
 	if keep {
 		f.First, f.HasFirst = s.First, true
 	}
-	return f, it
+	return f, pts
 }
 
 // putStats appends the encoding of s (docs/format.md, "Chunk statistics");

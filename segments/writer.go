@@ -74,8 +74,8 @@ type Writer struct {
 	chunkSeq uint32
 	files    []fileMeta // finished chunks files
 	rec      []byte     // scratch for one chunk record
-	statsIt  chunkenc.Iterator
-	run      runState // the hour run of the series being added
+	statsPts []xorPoint // computeStats' buffer
+	run      runState   // the hour run of the series being added
 	// rawChunks counts the raw chunks written; a segment without any is
 	// written as version 1 or 2 even without NoStats, since only raw chunk
 	// metas carry statistics.
@@ -253,7 +253,7 @@ func (w *Writer) AddSeries(lset labels.Labels, chunks []ChunkMeta) error {
 			if w.runs() {
 				run = &w.run
 			}
-			st, w.statsIt = computeStats(chunks[i].Chunk, w.statsIt, run)
+			st, w.statsPts = computeStats(chunks[i].Chunk, w.statsPts, run)
 			e.putStats(st, run != nil, run != nil)
 			w.rawChunks++
 		}

@@ -1,4 +1,4 @@
-package query
+package segments
 
 import (
 	"math"
@@ -88,7 +88,7 @@ func sameFPoints(a, b []promql.FPoint) bool {
 	return true
 }
 
-// TestAppendXOREqualsIterator: appendXOR gives, bit for bit, the samples
+// TestAppendXOREqualsIterator: AppendXOR gives, bit for bit, the samples
 // chunkenc's iterator gives, whole and cut to a time range.
 func TestAppendXOREqualsIterator(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
@@ -100,7 +100,7 @@ func TestAppendXOREqualsIterator(t *testing.T) {
 			mint = all[rng.Intn(len(all))].T + int64(rng.Intn(3)) - 1
 			maxt = all[rng.Intn(len(all))].T + int64(rng.Intn(3)) - 1
 		}
-		got, stale, err := appendXOR(nil, c.Bytes(), mint, maxt)
+		got, stale, err := AppendXOR[promql.FPoint](nil, c.Bytes(), mint, maxt)
 		if err != nil {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
@@ -128,14 +128,14 @@ func TestAppendXORDamaged(t *testing.T) {
 		c := randomXOR(t, rng, 1+rng.Intn(200))
 		b := c.Bytes()
 		cut := b[:rng.Intn(len(b))]
-		if pts, _, err := appendXOR(nil, cut, math.MinInt64, math.MaxInt64); err == nil && len(pts) > c.NumSamples() {
+		if pts, _, err := AppendXOR[promql.FPoint](nil, cut, math.MinInt64, math.MaxInt64); err == nil && len(pts) > c.NumSamples() {
 			t.Fatalf("truncated chunk gave %d samples of %d", len(pts), c.NumSamples())
 		}
 		flipped := append([]byte(nil), b...)
 		flipped[rng.Intn(len(flipped))] ^= 1 << rng.Intn(8)
-		_, _, _ = appendXOR(nil, flipped, math.MinInt64, math.MaxInt64)
+		_, _, _ = AppendXOR[promql.FPoint](nil, flipped, math.MinInt64, math.MaxInt64)
 	}
-	if _, _, err := appendXOR(nil, nil, 0, 1); err == nil {
+	if _, _, err := AppendXOR[promql.FPoint](nil, nil, 0, 1); err == nil {
 		t.Fatal("empty data: no error")
 	}
 }
@@ -146,7 +146,7 @@ func FuzzAppendXOR(f *testing.F) {
 		f.Add(randomXOR(f, rng, 1+rng.Intn(50)).Bytes())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, _, err := appendXOR(nil, data, math.MinInt64, math.MaxInt64)
+		got, _, err := AppendXOR[promql.FPoint](nil, data, math.MinInt64, math.MaxInt64)
 		if err != nil || len(data) < 2 {
 			return
 		}
@@ -162,14 +162,14 @@ func FuzzAppendXOR(f *testing.F) {
 			want = append(want, promql.FPoint{T: ts, F: v})
 		}
 		if it.Err() == nil && !sameFPoints(got, want) {
-			t.Fatalf("appendXOR %v, chunkenc %v", got, want)
+			t.Fatalf("AppendXOR %v, chunkenc %v", got, want)
 		}
 	})
 }
 
 // BenchmarkDecodeXOR decodes a chunk of 360 samples at 10 s of integer
 // percentages, and of a fractional random walk (TSBS' CPU gauges), by
-// appendXOR and by chunkenc's iterator.
+// AppendXOR and by chunkenc's iterator.
 func BenchmarkDecodeXOR(b *testing.B) {
 	const n = 360
 	for _, data := range []string{"int", "frac"} {
@@ -186,11 +186,11 @@ func BenchmarkDecodeXOR(b *testing.B) {
 			app.Append(0, int64(i)*10_000, v)
 		}
 		var dst []promql.FPoint
-		b.Run(data+"/appendXOR", func(b *testing.B) {
+		b.Run(data+"/AppendXOR", func(b *testing.B) {
 			b.ReportAllocs()
 			cpu0, _ := cputime.Process()
 			for b.Loop() {
-				dst, _, _ = appendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
+				dst, _, _ = AppendXOR(dst[:0], c.Bytes(), math.MinInt64, math.MaxInt64)
 			}
 			cpu1, _ := cputime.Process()
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
@@ -210,28 +210,5 @@ func BenchmarkDecodeXOR(b *testing.B) {
 			cpu1, _ := cputime.Process()
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N*n), "cpu-ns/sample")
 		})
-	}
-}
-
-// TestAfter: after finds the first sample later than t from any start, as
-// a linear scan does.
-func TestAfter(t *testing.T) {
-	rng := rand.New(rand.NewSource(6))
-	for range 2000 {
-		pts := make([]promql.FPoint, rng.Intn(40))
-		ts := int64(rng.Intn(5))
-		for i := range pts {
-			pts[i].T = ts
-			ts += int64(rng.Intn(3)) // repeats too
-		}
-		i := rng.Intn(len(pts) + 1)
-		at := int64(rng.Intn(int(ts)+3)) - 1
-		want := i
-		for want < len(pts) && pts[want].T <= at {
-			want++
-		}
-		if got := after(pts, i, at); got != want {
-			t.Fatalf("after(%v, %d, %d) = %d, want %d", pts, i, at, got, want)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package query
+package segments
 
 import (
 	"encoding/binary"
@@ -8,12 +8,26 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/promql"
 )
 
 // errXOR is returned for an XOR chunk whose bits end early or do not
 // follow the encoding.
 var errXOR = errors.New("malformed XOR chunk")
+
+// XORPoint is a float sample as AppendXOR appends it: promql.FPoint, or
+// any struct of the same two fields (segments does not import promql).
+type XORPoint interface {
+	~struct {
+		T int64
+		F float64
+	}
+}
+
+// xorPoint is the point type AppendXOR builds and converts to P.
+type xorPoint = struct {
+	T int64
+	F float64
+}
 
 // xorSlack is how many bytes past a bit position one sample's decoding
 // may load: a sample takes at most 145 bits (a 4-bit prefix and a 64-bit
@@ -22,7 +36,7 @@ var errXOR = errors.New("malformed XOR chunk")
 // position.
 const xorSlack = 145/8 + 1 + 8
 
-// appendXOR appends the samples of the XOR chunk data (Prometheus'
+// AppendXOR appends the samples of the XOR chunk data (Prometheus'
 // chunkenc encoding: a 2-byte sample count, then the bit stream) with
 // timestamps in [mint, maxt] to dst, the same samples, bit for bit, that
 // chunkenc's iterator gives, in one loop without a call per sample. It
@@ -35,7 +49,7 @@ const xorSlack = 145/8 + 1 + 8
 // xorSlack bytes of the end the rest of the stream is copied into a
 // zero-padded array first, and a sample that ends past the stream's last
 // bit is an error.
-func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) (_ []promql.FPoint, stale int, err error) {
+func AppendXOR[P XORPoint](dst []P, data []byte, mint, maxt int64) (_ []P, stale int, err error) {
 	if len(data) < 2 {
 		return dst, stale, errXOR
 	}
@@ -55,7 +69,7 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) (_ []promql.F
 		return dst, stale, nil
 	}
 	if t >= mint {
-		dst = append(dst, promql.FPoint{T: t, F: math.Float64frombits(vb)})
+		dst = append(dst, P(xorPoint{T: t, F: math.Float64frombits(vb)}))
 		if vb == value.StaleNaN {
 			stale++
 		}
@@ -157,7 +171,7 @@ func appendXOR(dst []promql.FPoint, data []byte, mint, maxt int64) (_ []promql.F
 			return dst, stale, nil
 		}
 		if t >= mint {
-			dst = append(dst, promql.FPoint{T: t, F: math.Float64frombits(vb)})
+			dst = append(dst, P(xorPoint{T: t, F: math.Float64frombits(vb)}))
 			if vb == value.StaleNaN {
 				stale++
 			}
