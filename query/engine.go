@@ -261,8 +261,21 @@ func detach(res *promql.Result) (*promql.Result, error) {
 	}
 	if m, ok := res.Value.(promql.Matrix); ok {
 		out := make(promql.Matrix, len(m))
+		// The float points of every series are copied into one array, each
+		// series' part clipped to its length (an append reallocates).
+		n := 0
+		for _, s := range m {
+			n += len(s.Floats)
+		}
+		flat := make([]promql.FPoint, 0, n)
 		for i, s := range m {
-			out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats), Histograms: slices.Clone(s.Histograms), DropName: s.DropName}
+			var fs []promql.FPoint
+			if s.Floats != nil {
+				at := len(flat)
+				flat = append(flat, s.Floats...)
+				fs = flat[at:len(flat):len(flat)]
+			}
+			out[i] = promql.Series{Metric: s.Metric, Floats: fs, Histograms: slices.Clone(s.Histograms), DropName: s.DropName}
 		}
 		res = &promql.Result{Value: out, Warnings: res.Warnings}
 	}

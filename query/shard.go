@@ -24,11 +24,13 @@ package query
 // by the plain engine instead, which then gives its own answer or error.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,6 +363,12 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 		return nil, errPlain
 	}
 	out := make([]promql.Series, len(in))
+	// Each series' points are at most one a step: cut from one slab, where
+	// it is not too large for what the series may leave of it unused.
+	var slab []promql.FPoint
+	if n := int64(len(in)) * steps; n <= maxFloatSlab {
+		slab = make([]promql.FPoint, n)
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr error
@@ -376,7 +384,7 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 				q.annos = q.annos.Merge(w.annos)
 				annosMu.Unlock()
 			}
-			w.c, w.q, w.matrix[0].Metric, w.matrix[0].Floats, w.annos = preCall{}, nil, labels.EmptyLabels(), nil, nil
+			w.c, w.q, w.matrix[0].Metric, w.matrix[0].Floats, w.annos, w.dst = preCall{}, nil, labels.EmptyLabels(), nil, nil, nil
 			if cap(w.pts) > 1<<16 {
 				w.pts = nil // a long series: do not keep its buffer
 			}
@@ -386,6 +394,10 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 			i := int(next.Add(1) - 1)
 			if i >= len(in) {
 				return
+			}
+			w.dst = nil
+			if slab != nil {
+				w.dst = slab[int64(i)*steps : int64(i)*steps : int64(i+1)*steps]
 			}
 			if err := w.series(ctx, in[i], &out[i]); err != nil {
 				errOnce.Do(func() { firstErr = err })
@@ -406,23 +418,42 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	if duplicateLabels(out) {
+		return nil, errPlain // the engine reports the duplicate
+	}
 	res := make([]storage.Series, 0, len(out))
-	seen := make(map[uint64][]labels.Labels, len(out))
 	for i := range out {
-		if len(out[i].Floats) == 0 {
-			continue
+		if len(out[i].Floats) > 0 {
+			res = append(res, promql.NewStorageSeries(out[i]))
 		}
-		lset := out[i].Metric
-		h := lset.Hash()
-		for _, o := range seen[h] {
-			if labels.Equal(o, lset) {
-				return nil, errPlain // the engine reports the duplicate
-			}
-		}
-		seen[h] = append(seen[h], lset)
-		res = append(res, promql.NewStorageSeries(out[i]))
 	}
 	return res, nil
+}
+
+// duplicateLabels reports whether two series of out with points have the
+// same labels: their hashes sorted, and the label sets of equal hashes
+// compared (a map of them cost some 9 KB and a dozen allocations a
+// query).
+func duplicateLabels(out []promql.Series) bool {
+	type hashed struct {
+		h uint64
+		i int
+	}
+	hs := make([]hashed, 0, len(out))
+	for i := range out {
+		if len(out[i].Floats) > 0 {
+			hs = append(hs, hashed{out[i].Metric.Hash(), i})
+		}
+	}
+	slices.SortFunc(hs, func(a, b hashed) int { return cmp.Compare(a.h, b.h) })
+	for k := 1; k < len(hs); k++ {
+		for j := k - 1; j >= 0 && hs[j].h == hs[k].h; j-- {
+			if labels.Equal(out[hs[j].i].Metric, out[hs[k].i].Metric) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shardWorker evaluates series of one call, reusing its buffers.
@@ -435,7 +466,13 @@ type shardWorker struct {
 	matrix promql.Matrix
 	annos  annotations.Annotations
 	sr     statsReader
+	// dst is where the current series' points are appended: a part of
+	// the call's slab that no other series has, or nil.
+	dst []promql.FPoint
 }
+
+// maxFloatSlab is the most points (16 bytes each) of a call's slab: 2 MiB.
+const maxFloatSlab = 1 << 17
 
 // workerPool keeps the buffers of workers between queries.
 var workerPool = sync.Pool{New: func() any {
@@ -480,7 +517,7 @@ func (w *shardWorker) series(ctx context.Context, s storage.Series, out *promql.
 	}
 	lset := s.Labels()
 	w.matrix[0].Metric = lset
-	var floats []promql.FPoint
+	floats := w.dst
 	lo, hi := 0, 0
 	had := false
 	for ts := q.start; ts <= q.end; ts += max(q.interval, 1) {

@@ -312,8 +312,15 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 	}()
 
 	// Evaluate each step.
+	floats = w.dst
 	lo, hi, step, first := 0, 0, 0, 0
 	had := false
+	runs := int64(0)
+	defer func() {
+		if runs > 0 { // once a series: the counter is shared by the shards
+			q.s.runs.Add(runs)
+		}
+	}()
 	for ts := q.start; ts <= q.end; ts += max(q.interval, 1) {
 		if err := ctx.Err(); err != nil {
 			return nil, true, err
@@ -332,7 +339,7 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 			var ok bool
 			if v, ok = sr.fromRun(fn, pts, plan.runX, b); ok {
 				has = true
-				q.s.runs.Add(1)
+				runs++
 			} else if v, has, err = w.runFallback(ctx, ms, ts, a, b); err != nil {
 				return nil, true, err
 			}

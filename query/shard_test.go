@@ -413,3 +413,30 @@ func TestAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateLabels(t *testing.T) {
+	f := func(want bool, lsets ...labels.Labels) {
+		t.Helper()
+		out := make([]promql.Series, len(lsets))
+		for i, l := range lsets {
+			out[i] = promql.Series{Metric: l, Floats: []promql.FPoint{{T: 1, F: 1}}}
+		}
+		if got := duplicateLabels(out); got != want {
+			t.Errorf("duplicateLabels(%v) = %v, want %v", lsets, got, want)
+		}
+		// A series without points is left out, whatever its labels.
+		if len(lsets) > 0 {
+			out = append(out, promql.Series{Metric: out[0].Metric})
+			if got := duplicateLabels(out); got != want {
+				t.Errorf("duplicateLabels(%v and an empty series) = %v, want %v", lsets, got, want)
+			}
+		}
+	}
+	a, b, c := labels.FromStrings("host", "a"), labels.FromStrings("host", "b"), labels.FromStrings("host", "c")
+	f(false)
+	f(false, a)
+	f(false, a, b, c)
+	f(true, a, b, a)
+	f(true, c, b, a, labels.FromStrings("host", "b"))
+	f(true, labels.EmptyLabels(), a, labels.EmptyLabels())
+}
