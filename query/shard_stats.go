@@ -85,8 +85,11 @@ var statsFns = map[string]statsFn{
 // samples.
 type block struct {
 	minT, maxT int64
-	st         segments.ChunkStats
-	seg        *segments.Segment // nil for the head
+	// st is the chunk's statistics (its meta's: read only), or headStats
+	// for the head: a block is made for every chunk of every series a
+	// query reads, and a copy of the statistics was 104 of its bytes.
+	st  *segments.ChunkStats
+	seg *segments.Segment // nil for the head
 	// meta points into the series' metas (shared with the series cache:
 	// read only); nil for the head.
 	meta *segments.ChunkMeta
@@ -103,6 +106,9 @@ type block struct {
 	need   bool
 	needTo int64
 }
+
+// headStats are the head block's statistics: none (StatsNone).
+var headStats segments.ChunkStats
 
 // firstOnly reports whether a window ending at b holds only the block's
 // first sample and the block's statistics give its value (format versions
@@ -197,7 +203,7 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 			if m.Kind != segments.KindRaw || m.MaxTime < mint || m.MinTime > maxt {
 				continue
 			}
-			bl := block{minT: m.MinTime, maxT: m.MaxTime, st: m.Stats, seg: src.seg, meta: m}
+			bl := block{minT: m.MinTime, maxT: m.MaxTime, st: &m.Stats, seg: src.seg, meta: m}
 			if m.Stats.Kind == segments.StatsInteger {
 				bl.integer, bl.bound = true, m.Stats.MaxAbs()*float64(m.Stats.Count)
 			}
@@ -214,7 +220,7 @@ func (w *shardWorker) seriesStats(ctx context.Context, ms *mergedSeries, fn stat
 		}
 		sr.head = appendFresh(sr.head[:0], sr.head)
 		if len(sr.head) > 0 {
-			bl := block{minT: sr.head[0].T, maxT: sr.head[len(sr.head)-1].T, integer: true}
+			bl := block{minT: sr.head[0].T, maxT: sr.head[len(sr.head)-1].T, st: &headStats, integer: true}
 			maxAbs := 0.0
 			for _, p := range sr.head {
 				a := math.Abs(p.F)
@@ -385,7 +391,7 @@ func (sr *statsReader) runBlock(first int, a, b int64) int {
 // continues from that state; ok is false when a remaining sample could
 // make a partial sum overflow.
 func (sr *statsReader) fromRun(fn statsFn, pts []promql.FPoint, x int, b int64) (float64, bool) {
-	st := &sr.blocks[x].st
+	st := sr.blocks[x].st
 	n, sum, c := st.RunCount, st.RunSum, st.RunC
 	end := sr.blocks[x].maxT
 	for i := x + 1; i < len(sr.blocks) && sr.blocks[i].minT <= b; i++ {
