@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -145,5 +146,22 @@ func TestChunkRecordHistogramHeader(t *testing.T) {
 	b = append(chunksHeader(), appendChunkRecord(nil, chunkenc.EncFloatHistogram, c.Bytes())...)
 	if enc, _, err := decodeChunkRecord(b, chunksHeaderSize); err != nil || enc != chunkenc.EncFloatHistogram {
 		t.Fatalf("empty float histogram chunk: %v %v", enc, err)
+	}
+}
+
+// TestHistogramNamesInMeta: a segment's meta names the metrics of the
+// series with histogram chunks, and only those.
+func TestHistogramNamesInMeta(t *testing.T) {
+	floats := []ChunkMeta{{Chunk: newXOR(t, []sample{{1000, 1}, {2000, 2}})}}
+	meta, err := WriteSeries(t.TempDir(), Meta{}, []SeriesData{
+		{Labels: labels.FromStrings("__name__", "a_float"), Chunks: floats},
+		{Labels: labels.FromStrings("__name__", "b_hist"), Chunks: histogramChunks(t, 1000, 3, false)},
+		{Labels: labels.FromStrings("__name__", "c_float_hist"), Chunks: histogramChunks(t, 1000, 3, true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"b_hist", "c_float_hist"}; !slices.Equal(meta.HistogramNames, want) {
+		t.Fatalf("HistogramNames %v, want %v", meta.HistogramNames, want)
 	}
 }

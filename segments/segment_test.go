@@ -339,6 +339,7 @@ func TestWriterValidation(t *testing.T) {
 		{"empty chunk", labels.FromStrings("a", "3"), []ChunkMeta{{Chunk: chunkenc.NewXORChunk()}}, false},
 		{"chunks unsorted", labels.FromStrings("a", "3"), []ChunkMeta{ok[1], ok[0]}, true},
 		{"chunks overlap", labels.FromStrings("a", "3"), []ChunkMeta{chunk(1000, 1500), chunk(1400, 1600)}, true},
+		{"chunks share a timestamp", labels.FromStrings("a", "3"), []ChunkMeta{chunk(1000, 1100), chunk(1100, 1200)}, true},
 		{"kinds unsorted", labels.FromStrings("a", "3"), []ChunkMeta{{Kind: KindSum, Chunk: ok[0].Chunk}, ok[1]}, true},
 		{"invalid kind", labels.FromStrings("a", "3"), []ChunkMeta{{Kind: 42, Chunk: ok[0].Chunk}}, false},
 		{"outside range", labels.FromStrings("a", "3"), []ChunkMeta{chunk(1900, 2001)}, false},
