@@ -349,10 +349,13 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 	q.queriers = append(q.queriers, querier)
 	hints := &storage.SelectHints{Start: mint, End: maxt, Step: q.interval, Func: c.name, Range: c.rng}
 	set := querier.Select(ctx, false, hints, c.ms...)
-	var in []storage.Series
+	bufs := callBufPool.Get().(*callBufs)
+	defer bufs.put()
+	in := bufs.in[:0]
 	for set.Next() {
 		in = append(in, set.At())
 	}
+	bufs.in = in
 	if err := set.Err(); err != nil {
 		return nil, err
 	}
@@ -362,7 +365,8 @@ func (q *shardQuery) evalCall(ctx context.Context, c preCall, steps int64) ([]st
 	if int64(len(in))*steps > int64(q.s.maxSamples) {
 		return nil, errPlain
 	}
-	out := make([]promql.Series, len(in))
+	out := slices.Grow(bufs.out[:0], len(in))[:len(in)] // zero: see put
+	bufs.out = out
 	// Each series' points are at most one a step: cut from one slab, where
 	// it is not too large for what the series may leave of it unused.
 	var slab []promql.FPoint
@@ -454,6 +458,29 @@ func duplicateLabels(out []promql.Series) bool {
 		}
 	}
 	return false
+}
+
+// callBufs are the slices of the series a call reads and of what it
+// computes of each, kept between calls: neither outlives the call (the
+// engine reads copies of the computed series, by value).
+type callBufs struct {
+	in  []storage.Series
+	out []promql.Series
+}
+
+var callBufPool = sync.Pool{New: func() any { return new(callBufs) }}
+
+// put gives the buffers back, cleared (every element of out up to its
+// capacity is zero in the pool, as a series without points is not
+// written) and dropped when large.
+func (b *callBufs) put() {
+	clear(b.in)
+	clear(b.out)
+	if cap(b.in) > 1<<16 || cap(b.out) > 1<<16 {
+		b.in, b.out = nil, nil
+	}
+	b.in, b.out = b.in[:0], b.out[:0]
+	callBufPool.Put(b)
 }
 
 // shardWorker evaluates series of one call, reusing its buffers.
