@@ -334,6 +334,7 @@ func TestWriterValidation(t *testing.T) {
 		{"same series", labels.FromStrings("a", "2"), ok, true},
 		{"empty labels", labels.EmptyLabels(), ok, false},
 		{"empty value", labels.FromStrings("a", "3", "b", ""), ok, false},
+		{"duplicate name", labels.New(labels.Label{Name: "a", Value: "3"}, labels.Label{Name: "a", Value: "4"}), ok, false},
 		{"no chunks", labels.FromStrings("a", "3"), nil, false},
 		{"nil chunk", labels.FromStrings("a", "3"), []ChunkMeta{{}}, false},
 		{"empty chunk", labels.FromStrings("a", "3"), []ChunkMeta{{Chunk: chunkenc.NewXORChunk()}}, false},
@@ -355,6 +356,10 @@ func TestWriterValidation(t *testing.T) {
 			t.Errorf("%s: %v, want ErrOutOfOrder=%v", tc.name, err, tc.ordered)
 		}
 	}
+	// A chunk may end exactly at the segment's MaxTime.
+	if err := w.AddSeries(labels.FromStrings("a", "2b"), []ChunkMeta{chunk(1900, 2000)}); err != nil {
+		t.Fatalf("a chunk ending at the segment's MaxTime: %v", err)
+	}
 	// Kinds may repeat time ranges; the writer is still usable.
 	if err := w.AddSeries(labels.FromStrings("a", "3"), []ChunkMeta{ok[0], {Kind: KindSum, Chunk: ok[0].Chunk}}); err != nil {
 		t.Fatal(err)
@@ -363,7 +368,7 @@ func TestWriterValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.NumSeries != 2 || meta.NumChunks != 4 || meta.NumSamples != 8 {
+	if meta.NumSeries != 3 || meta.NumChunks != 5 || meta.NumSamples != 10 {
 		t.Fatalf("meta %+v", meta)
 	}
 	if _, err := w.Close(); !errors.Is(err, ErrClosed) {
