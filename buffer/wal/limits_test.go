@@ -222,19 +222,7 @@ func TestSegmentSizeUnderGroupCommit(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	segs, err := listSegments(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range segs {
-		st, err := os.Stat(s.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Size() > size {
-			t.Errorf("segment %d holds %d bytes, more than SegmentSize %d", s.index, st.Size(), size)
-		}
-	}
+	assertSegmentSizes(t, dir, size)
 	got, logs, err := replayAll(t, dir, 0)
 	if err != nil || len(got) != 400 {
 		t.Fatalf("replayed %d records (%v), want 400\n%s", len(got), err, logs)
