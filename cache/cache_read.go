@@ -54,15 +54,21 @@ func (c *Cache) Peek(key []byte) ([]byte, Status) {
 
 // PeekLocal is Peek without the L2 tier: it reads this instance's entries
 // only (those of SetLocal, which never reach L2, and any other), so a
-// miss costs no round trip. It appends the value to dst (so that a caller
-// can read into a buffer it reuses) and returns the result; on a miss the
-// result holds dst's bytes only.
-func (c *Cache) PeekLocal(dst, key []byte) ([]byte, Status) {
-	v, st := c.lookup(dst, key, c.now().UnixNano())
+// miss costs no round trip. It reads the entry into buf from its start
+// (buf's length is ignored; its capacity grown when too small, so that a
+// caller can read into a buffer it reuses) and returns that buffer, grown
+// or not, with the value: a slice of it where the entry held it, not moved
+// to the buffer's start (a stored answer of 80 KB is not copied once more).
+// On a miss v is nil.
+func (c *Cache) PeekLocal(buf, key []byte) (grown, v []byte, st Status) {
+	grown, off, st := c.lookupEntry(buf[:0], key, c.now().UnixNano())
+	if st == StatusMiss {
+		return grown, nil, st
+	}
 	if st == StatusHit {
 		c.m.count(st)
 	}
-	return v, st
+	return grown, grown[off:], st
 }
 
 // Prefetch reads from the L2 tier, in pipelined round trips, the keys that
@@ -81,15 +87,28 @@ func (c *Cache) Prefetch(ctx context.Context, keys [][]byte) int {
 // fresh (StatusHit) or stale (StatusStale). On a miss it returns dst with its
 // length unchanged. It promotes aged fresh hits.
 func (c *Cache) lookup(dst, key []byte, now int64) ([]byte, Status) {
+	buf, off, st := c.lookupEntry(dst, key, now)
+	if st == StatusMiss {
+		return buf, st
+	}
+	n := copy(buf[len(dst):], buf[off:])
+	return buf[:len(dst)+n], st
+}
+
+// lookupEntry is lookup leaving the value where the entry holds it: it
+// appends the entry stored under key to dst and returns the result with
+// the offset of the value in it (the value runs to the end). On a miss it
+// returns dst with its length unchanged.
+func (c *Cache) lookupEntry(dst, key []byte, now int64) ([]byte, int, Status) {
 	if c.closed.Load() {
-		return dst, StatusMiss
+		return dst, 0, StatusMiss
 	}
 	var kb [8]byte
 	fk := c.fastKey(&kb, key)
 	n0 := len(dst)
 	buf, ok := c.fc.HasGet(dst, fk)
 	if !ok {
-		return dst, StatusMiss
+		return dst, 0, StatusMiss
 	}
 	big := len(buf)-n0 == bigMetaLen
 	if big {
@@ -97,35 +116,34 @@ func (c *Cache) lookup(dst, key []byte, now int64) ([]byte, Status) {
 		n := binary.BigEndian.Uint64(buf[n0+8:])
 		if n > uint64(c.maxEntry) {
 			c.m.corrupt.Add(1)
-			return buf[:n0], StatusMiss
+			return buf[:n0], 0, StatusMiss
 		}
 		buf = c.fc.GetBig(slices.Grow(buf[:n0], int(n)), fk)
 		if len(buf) == n0 {
-			return buf, StatusMiss // a part was evicted
+			return buf, 0, StatusMiss // a part was evicted
 		}
 	}
 	raw := buf[n0:]
 	e, err := decodeEntryChecked(raw, !big)
 	if err != nil {
 		c.m.corrupt.Add(1)
-		return buf[:n0], StatusMiss
+		return buf[:n0], 0, StatusMiss
 	}
 	if !e.hasKey(key) {
 		c.m.collisions.Add(1)
-		return buf[:n0], StatusMiss
+		return buf[:n0], 0, StatusMiss
 	}
 	st := c.classify(&e, now)
 	switch st {
 	case StatusMiss:
-		return buf[:n0], StatusMiss
+		return buf[:n0], 0, StatusMiss
 	case StatusHit:
 		if c.rewriteAfter > 0 && c.written.Load()-e.writtenAt > c.rewriteAfter {
 			c.store(fk, raw)
 			c.m.promotions.Add(1)
 		}
 	}
-	n := copy(raw, e.value)
-	return buf[:n0+n], st
+	return buf, len(buf) - len(e.value), st
 }
 
 // classify says whether e is fresh (StatusHit), stale (StatusStale) or

@@ -388,10 +388,10 @@ func TestBigValues(t *testing.T) {
 			if st != StatusHit || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
 				t.Fatalf("GetAppend: %v, %d bytes", st, len(got))
 			}
-			// So does PeekLocal, reading into the same buffer again.
-			got, st = c.PeekLocal(got[:6], []byte(key))
-			if st != StatusHit || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
-				t.Fatalf("PeekLocal: %v, %d bytes", st, len(got))
+			// PeekLocal reads into the same buffer again, from its start.
+			buf, v, st := c.PeekLocal(got[:6], []byte(key))
+			if st != StatusHit || !bytes.Equal(v, want) || &buf[0] != &got[0] || &buf[len(buf)-1] != &v[len(v)-1] {
+				t.Fatalf("PeekLocal: %v, %d bytes (want the value at the end of the buffer given, which has room)", st, len(v))
 			}
 			c.Invalidate("t" + key)
 			expectGet(t, c, key, "", StatusMiss)
@@ -701,31 +701,37 @@ func TestPeekCountsOnlyFreshHits(t *testing.T) {
 	}
 }
 
-// TestPeekLocal: PeekLocal appends a fresh or stale value to dst, and
-// leaves dst's bytes alone on a miss; like Peek, it counts fresh hits only.
+// TestPeekLocal: PeekLocal reads a fresh or stale entry into the buffer
+// given, from its start, and returns its value as a slice of it; on a miss
+// the value is nil. Like Peek, it counts fresh hits only.
 func TestPeekLocal(t *testing.T) {
 	clk := newFakeClock()
 	c := newTestCache(t, clk)
-	if v, st := c.PeekLocal([]byte("d"), []byte("k")); string(v) != "d" || st != StatusMiss {
+	if _, v, st := c.PeekLocal([]byte("d"), []byte("k")); v != nil || st != StatusMiss {
 		t.Fatalf("PeekLocal(absent) = %q, %v", v, st)
 	}
 	if err := c.Set([]byte("k"), nil, c.Snapshot(), []byte("value"), 0); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 1, 64)
-	if v, st := c.PeekLocal(buf, []byte("k")); string(v) != "\x00value" || st != StatusHit || &v[0] != &buf[0] {
-		t.Fatalf("PeekLocal(fresh) = %q, %v (want it in dst's array, which has room)", v, st)
+	buf := make([]byte, 1, 256)
+	got, v, st := c.PeekLocal(buf, []byte("k"))
+	if string(v) != "value" || st != StatusHit || &got[0] != &buf[0] || &got[len(got)-1] != &v[len(v)-1] {
+		t.Fatalf("PeekLocal(fresh) = %q, %v (want it at the end of the entry read into buf's array, which has room)", v, st)
+	}
+	// Read again into what it returned: the same value.
+	if _, v, st := c.PeekLocal(got, []byte("k")); string(v) != "value" || st != StatusHit {
+		t.Fatalf("PeekLocal(fresh, again) = %q, %v", v, st)
 	}
 	clk.Advance(time.Minute) // past TTL, inside grace
-	if v, st := c.PeekLocal(nil, []byte("k")); string(v) != "value" || st != StatusStale {
+	if _, v, st := c.PeekLocal(nil, []byte("k")); string(v) != "value" || st != StatusStale {
 		t.Fatalf("PeekLocal(stale) = %q, %v", v, st)
 	}
 	clk.Advance(time.Hour) // past grace
-	if v, st := c.PeekLocal([]byte("d"), []byte("k")); string(v) != "d" || st != StatusMiss {
+	if _, v, st := c.PeekLocal([]byte("d"), []byte("k")); v != nil || st != StatusMiss {
 		t.Fatalf("PeekLocal(expired) = %q, %v", v, st)
 	}
-	if s := c.Stats(); s.Hits != 1 || s.Stale != 0 {
-		t.Fatalf("after PeekLocal: %d hits, %d stale; want 1, 0", s.Hits, s.Stale)
+	if s := c.Stats(); s.Hits != 2 || s.Stale != 0 {
+		t.Fatalf("after PeekLocal: %d hits, %d stale; want 2, 0", s.Hits, s.Stale)
 	}
 }
 

@@ -110,8 +110,8 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 	var snap cache.Snapshot
 	if key != nil {
 		bp := getBodyBuf()
-		v, st := f.cache.PeekLocal((*bp)[:0], key)
-		*bp = v // grown, perhaps
+		buf, v, st := f.cache.PeekLocal(*bp, key)
+		*bp = buf // grown, perhaps; v is a slice of it
 		if st == cache.StatusHit {
 			if b, ok := decodeBody(v); ok {
 				b.Cache, b.Resolution, b.buf = CacheHit, res, bp
