@@ -119,6 +119,7 @@ type extentData struct {
 	ws, a, b int64 // extent start; first and last step answered (ms)
 	reads    bool  // whether its steps read any data
 	mint     int64 // the oldest data they read, when reads
+	maxt     int64 // the newest data the extent could ever read, when reads
 	// tagged is false when its data spans too many days to be tagged
 	// (never cached); tags are its tags otherwise.
 	tagged bool
@@ -200,11 +201,10 @@ func (f *Frontend) extentsUpTo(a *rangeAnalysis, ce int64) []extentData {
 		}
 		// Tag by what the whole extent could ever read: its stored range
 		// only grows inside [ws, ws+split).
-		var maxt int64
-		x.mint, maxt, x.reads = a.pl.dataRange(ws, ws+split-1, a.stepDur)
+		x.mint, x.maxt, x.reads = a.pl.dataRange(ws, ws+split-1, a.stepDur)
 		x.tagged = true
 		if x.reads {
-			x.tags, x.tagged = a.pl.tags(x.mint, maxt)
+			x.tags, x.tagged = a.pl.tags(x.mint, x.maxt)
 		}
 		out = append(out, x)
 	}

@@ -10,11 +10,15 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/strata-tsdb/strata/downsample"
 )
 
 // resolutionRulesVersion is part of every cache key: bump it when
 // ChooseResolution or the rollup rewrite changes what a query reads.
-const resolutionRulesVersion = 1
+// (2: a counter read from rollups continues their level past them and
+// after days rolled up again, whatever the range.)
+const resolutionRulesVersion = 2
 
 // configFingerprint hashes everything that shapes answers besides the
 // query and its window: the engine's settings, the resolution rules, the
@@ -46,6 +50,10 @@ type plan struct {
 	names []string // metric names; "*" for a selector without a fixed name
 	expr  parser.Expr
 	lookb time.Duration
+	// counters says whether the query reads a counter (rate, increase,
+	// irate), whose level, when read from rollups, depends on data from
+	// the first day that could be rolled up again on (counterChainFrom).
+	counters bool
 }
 
 // newPlan parses qs; ok is false when the query depends on the query's own
@@ -73,13 +81,16 @@ func (f *Frontend) newPlan(qs string, start, end time.Time, step time.Duration) 
 		return nil, false, nil
 	}
 	names := map[string]struct{}{}
-	var dropsNames, relabels bool
+	var dropsNames, relabels, counters bool
 	parser.Inspect(pre, func(n parser.Node, _ []parser.Node) error {
 		switch n := n.(type) {
 		case *parser.Call:
 			dropsNames = true
 			if n.Func.Name == "label_replace" || n.Func.Name == "label_join" {
 				relabels = true
+			}
+			if rangeFuncs[n.Func.Name] == aggCounter {
+				counters = true
 			}
 		case *parser.BinaryExpr:
 			dropsNames = true
@@ -102,7 +113,7 @@ func (f *Frontend) newPlan(qs string, start, end time.Time, step time.Duration) 
 	if _, wildcard := names["*"]; relabels || wildcard && dropsNames {
 		return nil, false, nil
 	}
-	pl := &plan{norm: norm, expr: pre, lookb: f.engine.opts.LookbackDelta}
+	pl := &plan{norm: norm, expr: pre, lookb: f.engine.opts.LookbackDelta, counters: counters}
 	for n := range names {
 		pl.names = append(pl.names, n)
 	}
@@ -199,11 +210,33 @@ func (f *Frontend) cacheTags(pl *plan, start, end int64, step time.Duration) ([]
 	if !reads {
 		return nil, true
 	}
-	tags, ok := pl.tags(mint, maxt)
+	tags, ok := pl.tags(min(mint, f.counterChainFrom(pl)), maxt)
 	if !ok || !f.cacheableData(mint, pl.res) {
 		return nil, false
 	}
 	return tags, true
+}
+
+// counterChainFrom returns, for a plan that reads counters from rollups,
+// the oldest data their level depends on now: the day before the first
+// one that could be rolled up again (Select continues a counter from
+// there, through every later day and the raw data past the rollups, and
+// the day before's last value starts it). Data written or deleted there
+// changes the answer at every later step, so an answer is tagged with
+// every day from it on. math.MaxInt64 for any other plan.
+func (f *Frontend) counterChainFrom(pl *plan) int64 {
+	if pl.res <= 0 || !pl.counters {
+		return math.MaxInt64
+	}
+	src, ok := f.engine.queryable.(rollupSource)
+	if !ok {
+		return math.MaxInt64
+	}
+	from, _, ok := src.coverage(int64(pl.res))
+	if !ok {
+		return math.MaxInt64
+	}
+	return max(from, src.rawMinTime()) - downsample.Window
 }
 
 // rangeKey is the cache key of the extent starting at ws: everything that

@@ -34,6 +34,10 @@ type rangeCall struct {
 	// (start-step if none); ext the extents of the steps up to it.
 	ce  int64
 	ext []extentData
+	// chainFrom is where the level of the counters the query reads from
+	// rollups starts to depend on data (Frontend.counterChainFrom): its
+	// extents are tagged from there on.
+	chainFrom int64
 }
 
 // Range answers a range query, through the cache unless bypass is set.
@@ -75,7 +79,7 @@ func (f *Frontend) newRangeCall(ctx context.Context, r RangeQuery, bypass bool) 
 	}
 	pl := *a.pl
 	pl.res = res
-	q := &rangeCall{f: f, r: r, a: a, pl: &pl, step: step, ce: a.settledUpTo(f.cutoff())}
+	q := &rangeCall{f: f, r: r, a: a, pl: &pl, step: step, ce: a.settledUpTo(f.cutoff()), chainFrom: f.counterChainFrom(&pl)}
 	if q.ext, err = f.extents(ctx, a, q.ce); err != nil {
 		return nil, 0, err
 	}
@@ -103,6 +107,12 @@ func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
 		p := &piece{ws: x.ws, a: x.a, b: x.b}
 		if q.cached(x) { // (the tags are shared with other calls: never modified)
 			p.tags, p.key = x.tags, q.f.rangeKey(q.pl, q.step, mod(start, q.step), x.ws)
+			if x.reads && q.chainFrom < x.mint {
+				var ok bool
+				if p.tags, ok = q.pl.tags(q.chainFrom, x.maxt); !ok {
+					p.tags, p.key = nil, nil
+				}
+			}
 		}
 		out = append(out, p)
 	}

@@ -318,43 +318,70 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
 	agg, res, ms := rollupMatchers(ms)
-	var win rollupWindow
+	var (
+		win       rollupWindow
+		coverFrom int64 // where the rollups' coverage starts
+	)
 	if agg != "" {
 		from, to, ok := q.qb.coverage(res)
+		coverFrom = from
 		if !ok {
 			from, to = math.MaxInt64, math.MinInt64 // nothing rolled up (any more): raw only
 		}
 		win = rollupWindow{agg: agg, res: res, from: max(from, mint), to: min(to, maxt)}
+		if agg == aggCounter && ok && maxt > to {
+			// Past the rollups a counter continues the last rolled-up
+			// window's counter (as the downsampler will when it rolls the
+			// next window up) over raw data read from that window's end,
+			// wherever the range starts: its level, which rate reads to
+			// extrapolate no further back than the counter would reach
+			// zero, must not depend on the range (the frontend answers a
+			// range from pieces evaluated apart).
+			win.from = min(win.from, windowOf(to)+1)
+		}
 	}
 	rolls := agg != "" && win.from <= win.to
 	rawMin := q.qb.rawMinTime()
 	rawMint := max(mint, rawMin)
 	if rolls && win.from <= mint {
-		// Rollups answer up to win.to: raw data is needed after it only (and
-		// the last bucket before it, to continue a counter).
-		rawMint = max(rawMint, win.to-res+1)
+		// Rollups answer up to win.to: raw data is needed after it only;
+		// a counter continues from each series' last rolled-up bucket,
+		// which may be anywhere in the last window, and needs the raw
+		// value there.
+		if agg == aggCounter && maxt > win.to {
+			rawMint = max(rawMin, windowOf(win.to)+1)
+		} else {
+			rawMint = max(rawMint, win.to-res+1)
+		}
 	}
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
 	sc := &selectCtx{ctx: ctx, q: q, budget: budget, labelsOnly: hints != nil && hints.Func == "series", mint: rawMint, maxt: maxt, win: win, rollFrom: win.from}
 	lo, hi := mint, maxt
+	judgeFrom := win.from // the windows whose lineage is judged start here
 	if rolls {
-		// The whole of the windows read, whose lineage is judged, and the
-		// one before them (whose counters a window rolled up again
-		// continues).
-		lo = min(lo, windowOf(win.from)+1-downsample.Window)
+		if agg == aggCounter {
+			// A counter continues across windows: a window rolled up again
+			// changes the level of every later one, the range's too,
+			// however long before it starts. Every window whose raw data
+			// is still there (that could be rolled up again) is judged.
+			judgeFrom = min(win.from, max(coverFrom, rawMin))
+		}
+		// The whole of the windows judged, and the one before them
+		// (whose counters a window rolled up again continues).
+		lo = min(lo, windowOf(judgeFrom)+1-downsample.Window)
 		hi = max(hi, windowOf(win.to)+downsample.Window)
 	}
 	segs, tombsByID := q.localSegments(lo, hi)
 	if rolls {
-		st, err := q.staleness(ctx, win, segs, tombsByID, ms)
+		st, err := q.staleness(ctx, win, judgeFrom, segs, tombsByID, ms)
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
 		sc.stale = st
 		if st != nil && len(st.possible) > 0 && agg == aggCounter {
-			sc.rollFrom = windowOf(win.from) + 1 - downsample.Window
+			sc.rollFrom = min(win.from, st.possible[0]+1-downsample.Window)
 		}
 	}
 	if rawMint <= maxt {

@@ -80,10 +80,11 @@ func windowOf(t int64) int64 {
 	return end - downsample.Window
 }
 
-// staleness judges the rollups of win among the segments of the set
+// staleness judges the rollups of win, from the window holding from on
+// (a counter's from may be before win's), among the segments of the set
 // (local: acquired, with their tombstones; remote: by their metas) and the
 // head's series matching ms.
-func (q *querier) staleness(ctx context.Context, win rollupWindow, local []*segments.Segment, tombs segments.TombstoneView, ms []*labels.Matcher) (*staleness, error) {
+func (q *querier) staleness(ctx context.Context, win rollupWindow, from int64, local []*segments.Segment, tombs segments.TombstoneView, ms []*labels.Matcher) (*staleness, error) {
 	metas := make([]segments.Meta, 0, len(local))
 	for _, s := range local {
 		metas = append(metas, s.Meta())
@@ -92,7 +93,7 @@ func (q *querier) staleness(ctx context.Context, win rollupWindow, local []*segm
 		metas = append(metas, q.qb.Remote.Metas()...)
 	}
 	st := &staleness{res: win.res, agg: win.agg, checkable: map[int64]*staleWindow{}}
-	first, last := windowOf(win.from), windowOf(win.to)
+	first, last := windowOf(from), windowOf(win.to)
 	rawMin := q.qb.rawMinTime()
 	for _, m := range metas {
 		if m.Resolution != win.res || m.MaxTime < first+1 || m.MinTime > last+downsample.Window || m.MinTime < rawMin {
