@@ -10,7 +10,9 @@
 // A record is durable when Log returns (SyncAlways, the default) or within
 // Options.SyncInterval of it (SyncInterval). Concurrent Log calls share
 // fsyncs: one writer goroutine writes everything queued while the previous
-// fsync ran with a single write(2) and a single fsync.
+// fsync ran with a single write(2) and a single fsync. A caller about to
+// log may announce it (Expect): a commit then waits for the calls
+// announced before it started, at most about as long as an fsync takes.
 //
 // A failed write or fsync (a full disk) makes the WAL unwritable: Log and
 // Cut fail with an error wrapping ErrUnwritable, and Err reports it. The

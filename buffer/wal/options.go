@@ -73,6 +73,11 @@ type Options struct {
 	// a probe write, whether it can write again (it also checks before
 	// each group commit). 0 means DefaultRetryInterval.
 	RetryInterval time.Duration
+	// ExpectWait is the longest a group commit in SyncAlways mode waits
+	// for a call announced by Expect (it waits only while one announced
+	// before it is outstanding). 0 means as long as the segment's last
+	// fsync took, at most 10 ms; negative means a commit never waits.
+	ExpectWait time.Duration
 	// Metrics receives the WAL's instrumentation; nil means none.
 	Metrics *Metrics
 }

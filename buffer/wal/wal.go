@@ -40,6 +40,8 @@ type WAL struct {
 
 	writer writer // owned by the writer goroutine
 
+	expect expectations // calls announced by Expect
+
 	// syncFile fsyncs a segment file: (*os.File).Sync, replaced by tests
 	// that observe when the writer fsyncs.
 	syncFile func(*os.File) error
@@ -79,6 +81,7 @@ func open(logger *slog.Logger, dir string, opts Options, syncFile func(*os.File)
 		logger:   logger,
 		metrics:  opts.Metrics,
 		reqs:     make(chan *request, 256),
+		expect:   expectations{wake: make(chan struct{}, 1)},
 		syncFile: syncFile,
 	}
 	next, size, err := w.recoverTail(segs)

@@ -75,6 +75,9 @@ type writer struct {
 	// synced may be lost whatever later fsyncs return, until recover has
 	// written them again from unsynced.
 	lostSync bool
+	// lastSync is how long the last fsync of a segment file took: the
+	// longest a commit waits for calls announced by Expect.
+	lastSync time.Duration
 	// err is set by a failed write or fsync: until recover succeeds every
 	// request fails with it. recover runs before each batch and every
 	// Options.RetryInterval, so the WAL heals by itself once the cause
@@ -102,6 +105,7 @@ func (w *WAL) run() {
 	retry := time.NewTicker(w.opts.RetryInterval)
 	defer retry.Stop()
 	batch := make([]*request, 0, maxBatch)
+	var expectTimer *time.Timer // waitExpected's, made at its first use
 	for {
 		select {
 		case <-retry.C:
@@ -109,16 +113,8 @@ func (w *WAL) run() {
 				wr.recover()
 			}
 		case r := <-w.reqs:
-			batch = append(batch[:0], r)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case r := <-w.reqs:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
+			batch = drain(w.reqs, append(batch[:0], r))
+			batch = w.waitExpected(batch, &expectTimer)
 			if wr.process(batch) {
 				return
 			}
@@ -274,8 +270,10 @@ func (wr *writer) write() error {
 func (wr *writer) sync() error {
 	start := time.Now()
 	err := wr.w.syncFile(wr.f)
+	took := time.Since(start)
+	wr.lastSync = took
 	m := wr.w.metrics
-	m.FsyncDuration.Observe(time.Since(start).Seconds())
+	m.FsyncDuration.Observe(took.Seconds())
 	m.Fsyncs.Inc()
 	if err != nil {
 		wr.lostSync = true
