@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/docstore"
 	"github.com/strata-tsdb/strata/ingest"
@@ -28,6 +29,17 @@ import (
 // it was applied.
 type Appender interface {
 	Append(b *ingest.Batch) error
+}
+
+// ExpectingAppender is an Appender whose appends share fsyncs (group
+// commit) and which can be told of an append before its batch is
+// decoded, so that a commit may wait for it (wal.WAL.Expect);
+// buffer.Store implements it. Every Expected that ExpectAppend returns
+// goes to AppendExpected, which ends it, or is ended by its Done.
+type ExpectingAppender interface {
+	Appender
+	ExpectAppend() wal.Expected
+	AppendExpected(x wal.Expected, b *ingest.Batch) error
 }
 
 // Flusher writes the head into segments; buffer.Store implements it.
@@ -157,6 +169,7 @@ type API struct {
 	logger    *slog.Logger
 	opts      Options
 	app       Appender
+	expecting ExpectingAppender // app, when it is one; else nil
 	engine    *query.Engine
 	frontend  *query.Frontend
 	queryable storage.Queryable
@@ -190,6 +203,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gat
 		gatherer:  gatherer,
 		now:       time.Now,
 	}
+	a.expecting, _ = app.(ExpectingAppender)
 	if known, ok := app.(ingest.Known); ok {
 		a.rwSeries = ingest.NewSeriesCache(opts.IngestLimits, known, ingest.DefaultSeriesCacheSlots)
 	}

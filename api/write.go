@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/query"
 )
@@ -212,9 +213,11 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	if err := a.checkSnappyLen(buf.Bytes()); err != nil {
 		return a.rejected(f, err)
 	}
+	x := a.expectAppend()
 	known, _ := a.app.(ingest.Known)
 	batch, rej, err := ingest.DecodeRemoteWriteV2Known(buf.Bytes(), a.opts.IngestLimits, known)
 	if err != nil {
+		x.Done()
 		return a.rejected(f, err)
 	}
 	// Samples outside the accepted window can never be written: 2.0
@@ -225,7 +228,7 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	// Counted first: the head may add start-time zero samples, which
 	// the sender did not send.
 	floats, histograms := batch.NumFloats(), batch.NumHistograms()
-	exemplars, err := a.appendV2(batch)
+	exemplars, err := a.appendV2(x, batch)
 	if err != nil {
 		return a.rejected(f, err)
 	}
@@ -238,13 +241,14 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 }
 
 // appendV2 appends a 2.0 batch as write does, and returns how many of its
-// exemplars were stored.
-func (a *API) appendV2(batch *ingest.Batch) (exemplars int, err error) {
+// exemplars were stored. It ends x.
+func (a *API) appendV2(x wal.Expected, batch *ingest.Batch) (exemplars int, err error) {
 	touched := touchedBy(batch, a.frontend.FreshFrom())
 	if err := a.frontend.InvalidateBatch(touched); err != nil { // before: see store
+		x.Done()
 		return 0, notDurable(false, err)
 	}
-	if err := a.app.Append(batch); err != nil {
+	if err := a.appendExpected(x, batch); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
 	if err := a.frontend.InvalidateBatch(touched); err != nil {
@@ -291,11 +295,13 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 		return a.rejected(f, err)
 	}
 	defer putBody(buf)
+	x := a.expectAppend()
 	batch, err := f.decode(a, c, buf.Bytes())
 	if err != nil {
+		x.Done()
 		return a.rejected(f, err)
 	}
-	if err := a.store(f, batch); err != nil {
+	if err := a.store(f, x, batch); err != nil {
 		return err
 	}
 	a.droppedExemplars(f, batch.DroppedExemplars)
@@ -305,10 +311,31 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// expectAppend announces an append about to come (the request's body is
+// read, its decoding starts), so that the group commit of the appends
+// in flight may wait for it (wal.WAL.Expect); the zero Expected when the
+// appender takes no announcements.
+func (a *API) expectAppend() wal.Expected {
+	if a.expecting == nil {
+		return wal.Expected{}
+	}
+	return a.expecting.ExpectAppend()
+}
+
+// appendExpected appends batch, ending x.
+func (a *API) appendExpected(x wal.Expected, batch *ingest.Batch) error {
+	if a.expecting == nil {
+		return a.app.Append(batch)
+	}
+	return a.expecting.AppendExpected(x, batch)
+}
+
 // store checks batch's timestamps and appends it; when it returns nil the
-// batch is durable and visible and no cached answer predates it.
-func (a *API) store(f ingestFormat, batch *ingest.Batch) error {
+// batch is durable and visible and no cached answer predates it. It ends
+// x, the announcement of the append (expectAppend).
+func (a *API) store(f ingestFormat, x wal.Expected, batch *ingest.Batch) error {
 	if err := a.checkTimeBounds(batch); err != nil {
+		x.Done()
 		return a.rejected(f, err)
 	}
 	// Invalidated before the samples become visible too: an instance
@@ -318,9 +345,10 @@ func (a *API) store(f ingestFormat, batch *ingest.Batch) error {
 	// with samples it does not have.
 	touched := touchedBy(batch, a.frontend.FreshFrom())
 	if err := a.frontend.InvalidateBatch(touched); err != nil {
+		x.Done()
 		return a.rejected(f, notDurable(false, err))
 	}
-	if err := a.app.Append(batch); err != nil {
+	if err := a.appendExpected(x, batch); err != nil {
 		return a.rejected(f, fmt.Errorf("append: %w", err))
 	}
 	// The samples are visible now; before acknowledging them, make every

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 
+	"github.com/strata-tsdb/strata/buffer/wal"
 	"github.com/strata-tsdb/strata/ingest"
 )
 
@@ -19,6 +20,14 @@ var seriesSlicePool = sync.Pool{New: func() any { return new([]*memSeries) }}
 // applied. Append does not retain b, but takes ownership of its
 // histograms: the caller must not use or change them afterwards.
 func (h *Head) Append(b *ingest.Batch) error {
+	return h.appendExpected(wal.Expected{}, b)
+}
+
+// appendExpected is Append for a call that x announced to the log
+// (wal.WAL.Expect): it ends x as soon as the batch is in the log's queue,
+// or as soon as it fails before.
+func (h *Head) appendExpected(x wal.Expected, b *ingest.Batch) error {
+	defer func() { x.Done() }() // unless logBatch has ended it
 	sp := seriesSlicePool.Get().(*[]*memSeries)
 	defer func() {
 		clear(*sp)
@@ -42,7 +51,7 @@ func (h *Head) Append(b *ingest.Batch) error {
 	}
 	tp := ticketPool.Get().(*[]uint32)
 	defer ticketPool.Put(tp)
-	tickets, err := h.logBatch(ss, b, (*tp)[:0])
+	tickets, err := h.logBatch(ss, b, (*tp)[:0], &x)
 	*tp = tickets
 	// Whether or not the log took the batch, each series' ticket is used
 	// in turn, so that the batches after it are not held up.

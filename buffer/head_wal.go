@@ -29,8 +29,9 @@ var walBufPool = sync.Pool{New: func() any { return new(walBuffers) }}
 // (two requests racing on a new series); replay treats repeats as one.
 // It appends to tickets the apply ticket of each series of ss, taken in
 // the same step as the records go to the log, and returns them even when
-// it returns an error.
-func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32) ([]uint32, error) {
+// it returns an error. It ends x (zeroing it) once the records are in
+// the log's queue.
+func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32, x *wal.Expected) ([]uint32, error) {
 	wb := walBufPool.Get().(*walBuffers)
 	defer walBufPool.Put(wb)
 	wb.series, wb.samples, wb.hists = wb.series[:0], wb.samples[:0], wb.hists[:0]
@@ -100,6 +101,8 @@ func (h *Head) logBatch(ss []*memSeries, b *ingest.Batch, tickets []uint32) ([]u
 		s.logTicket++
 	}
 	h.orderMtx.Unlock()
+	x.Done()
+	*x = wal.Expected{}
 	if len(recs) == 0 {
 		return tickets, nil
 	}

@@ -331,6 +331,26 @@ func (s *Store) Append(b *ingest.Batch) error {
 	return s.head.Append(b)
 }
 
+// ExpectAppend announces to the write-ahead log an Append that the
+// caller is about to make with AppendExpected (a request being decoded),
+// so that a group commit starting meanwhile may wait for it (see
+// wal.WAL.Expect). The caller must hand the result to AppendExpected, or
+// call its Done if it will not append.
+func (s *Store) ExpectAppend() wal.Expected { return s.wal.Expect() }
+
+// AppendExpected is Append for the call x announced; it ends x.
+func (s *Store) AppendExpected(x wal.Expected, b *ingest.Batch) error {
+	if !s.appendMtx.TryRLock() {
+		// A flush or a collection waits for the appends in flight,
+		// whose commit may wait for x: end it before waiting.
+		x.Done()
+		x = wal.Expected{}
+		s.appendMtx.RLock()
+	}
+	defer s.appendMtx.RUnlock()
+	return s.head.appendExpected(x, b)
+}
+
 // KnownSeries and KnownEpoch are the head's (ingest.Known): the series
 // the head holds, as handles for Append.
 func (s *Store) KnownSeries(hash uint64, lset labels.Labels) (any, bool) {
