@@ -139,7 +139,7 @@ func (f *Frontend) RangeBody(ctx context.Context, r RangeQuery, bypass bool, enc
 	// computed here or by a concurrent query may have read data before
 	// the snapshot.
 	if key != nil && out.Cache == CacheHit {
-		_ = f.cache.SetLocal(key, bodyTags(pieces), snap, appendBody(make([]byte, 0, len(b.Bytes)+16), &b), 0)
+		_ = f.cache.SetLocal(key, q.bodyTags(pieces), snap, appendBody(make([]byte, 0, len(b.Bytes)+16), &b), 0)
 	}
 	return b, nil
 }
@@ -183,10 +183,12 @@ func (q *rangeCall) bodyKey(format string) []byte {
 	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
 }
 
-// bodyTags returns the tags of a stored answer: those of its pieces.
-func bodyTags(pieces []*piece) []string {
+// bodyTags returns the tags of a stored answer: those of its pieces,
+// widened where they read counters from rollups.
+func (q *rangeCall) bodyTags(pieces []*piece) []string {
 	var tags []string
 	for _, p := range pieces {
+		q.widen(p)
 		tags = append(tags, p.tags...)
 	}
 	slices.Sort(tags)

@@ -17,6 +17,11 @@ type piece struct {
 	ws, a, b int64    // extent start; first and last step answered (ms)
 	key      []byte   // nil: not cached
 	tags     []string // what the extent can read
+	// chained says that tags must be widened (rangeCall.widen) before the
+	// extent is stored: it reads counters from rollups, whose level
+	// depends on every day from rangeCall.chainFrom to maxt.
+	chained bool
+	maxt    int64
 
 	m          promql.Matrix
 	warn, info []string
@@ -108,9 +113,10 @@ func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
 		if q.cached(x) { // (the tags are shared with other calls: never modified)
 			p.tags, p.key = x.tags, q.f.rangeKey(q.pl, q.step, mod(start, q.step), x.ws)
 			if x.reads && q.chainFrom < x.mint {
-				var ok bool
-				if p.tags, ok = q.pl.tags(q.chainFrom, x.maxt); !ok {
-					p.tags, p.key = nil, nil
+				// Widened only if the extent is stored: a hit needs no tags.
+				p.chained, p.maxt = true, x.maxt
+				if DayOf(x.maxt)-DayOf(q.chainFrom) >= maxTagDays {
+					p.tags, p.key, p.chained = nil, nil, false
 				}
 			}
 		}
@@ -169,6 +175,7 @@ func (q *rangeCall) answer(ctx context.Context, pieces []*piece) error {
 		flushCold()
 		v, st := f.cache.Peek(p.key)
 		if st == cache.StatusMiss {
+			q.widen(p)
 			run = append(run, p)
 			continue
 		}
@@ -177,12 +184,22 @@ func (q *rangeCall) answer(ctx context.Context, pieces []*piece) error {
 			p.m, p.warn, p.info, p.status = trimMatrix(e.Matrix, p.a, p.b), e.Warnings, e.Infos, CacheHit
 			continue
 		}
+		q.widen(p)
 		// Stale, partial or unreadable: extended or refreshed alone.
 		jobs = append(jobs, func(ctx context.Context) error { return q.extent(ctx, p) })
 	}
 	flushRun()
 	flushCold()
 	return runJobs(ctx, jobs, f.opts.MaxParallel)
+}
+
+// widen gives a piece that reads counters from rollups the tags of every
+// day its answer depends on, before it is stored.
+func (q *rangeCall) widen(p *piece) {
+	if p.chained {
+		p.tags, _ = q.pl.tags(q.chainFrom, p.maxt) // (counted in pieces: never too many)
+		p.chained = false
+	}
 }
 
 // runJobs runs jobs, at most limit at once; the first error cancels the

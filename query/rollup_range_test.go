@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
+	"github.com/strata-tsdb/strata/cache"
 	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
 )
@@ -243,7 +244,19 @@ func TestRollupCounterContinuesLateDays(t *testing.T) {
 		t.Fatal("no rollups written")
 	}
 	_, eng := newTestEngine(t, store, set)
-	f := newCachedFrontend(t, eng, func() time.Time { return now }, nil)
+	// Hour-long extents, as the server's --cache.split-interval 1h: the
+	// extent from 1:00 reads nothing of the day before.
+	copts := cache.DefaultOptions()
+	copts.Now = func() time.Time { return now }
+	c, err := cache.New(copts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	f, err := NewFrontend(eng, c, FrontendOptions{SplitInterval: time.Hour}, copts.Now, nil, copts.TTL+copts.Grace)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const qs = `rate(late_total[5m])`
 	// The extent from 1:00 of these reads one day only: the day after the
 	// late sample, and the day past the rollups (a range read from rollups
@@ -258,6 +271,15 @@ func TestRollupCounterContinuesLateDays(t *testing.T) {
 			t.Fatalf("%s from %s again: %s from %s, want a hit from 5m rollups", qs, r.Start, cached.Cache, cached.Resolution)
 		}
 		before = append(before, cached)
+		// The whole answer stored too (as the API asks for it).
+		for range 2 {
+			if _, _, err := rangeBody(ctx, f, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, stored, err := rangeBody(ctx, f, r); err != nil || !stored {
+			t.Fatalf("%s from %s: not a stored answer (%v)", qs, r.Start, err)
+		}
 	}
 
 	// A late sample before midnight: 10 becomes a reset, and the counter
@@ -286,8 +308,13 @@ func TestRollupCounterContinuesLateDays(t *testing.T) {
 		}
 	}
 	for i, r := range []RangeQuery{after, past} {
+		stored, _, err := rangeBody(ctx, f, r)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cached, fresh := rangeBoth(t, f, r)
 		sameAnswer(t, fmt.Sprintf("%s from %s after the late sample", qs, r.Start), cached, fresh)
+		sameAnswer(t, fmt.Sprintf("%s from %s after the late sample (the stored answer)", qs, r.Start), stored, fresh)
 		if d := equalMatrix(asMatrix(before[i].Value), asMatrix(fresh.Value)); d == "" {
 			t.Fatalf("%s from %s: the late sample changed nothing (the test's point)", qs, r.Start)
 		}
