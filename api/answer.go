@@ -85,7 +85,9 @@ func (a *API) sendBody(c echo.Context, kind string, b query.Body, err error) err
 	}
 	// Known, so the answer is sent as it is rather than in chunks.
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b.Bytes)))
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b.Bytes)
+	return joinedWrites(c.Request().Context(), len(b.Bytes),
+		func() error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b.Bytes) },
+		func() error { return http.NewResponseController(c.Response()).Flush() })
 }
 
 var gzipWriters = sync.Pool{New: func() any {

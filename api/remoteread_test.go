@@ -102,6 +102,9 @@ func startReadTestServer(t *testing.T, maxSamples int, extra []byte) (string, *l
 	a, _ := newTestAPI(t, slog.New(slog.NewTextHandler(logs, nil)), query.Options{MaxSamples: maxSamples}, Options{})
 	srv := httptest.NewUnstartedServer(a.Handler())
 	srv.Config.ErrorLog = log.New(logs, "", 0)
+	// As cmd/strata serves: range answers leave in one write.
+	srv.Listener = JoinWrites(srv.Listener)
+	srv.Config.ConnContext = ConnContext
 	srv.Start()
 	t.Cleanup(srv.Close)
 

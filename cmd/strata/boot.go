@@ -46,8 +46,13 @@ func listen(logger *slog.Logger, v *viper.Viper, tlsConfig *tls.Config) (*listen
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	if tlsConfig == nil {
+		// A range answer leaves in one write (api/joinwrites.go).
+		ln = api.JoinWrites(ln)
+	}
 	l := &listener{ln: ln, errc: make(chan error, 1)}
 	l.hs = &http.Server{
+		ConnContext: api.ConnContext,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			l.handlers.Add(1)
 			defer l.handlers.Add(-1)
