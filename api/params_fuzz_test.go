@@ -169,3 +169,74 @@ func sameMatchers(a, b []*labels.Matcher) bool {
 	}
 	return true
 }
+
+// FuzzFormValue compares formValue with http.Request.FormValue, which it
+// stands in for: for the GET request of any query string (the fast path,
+// which reads the string itself) and for the same parameters posted as a
+// form (echo's FormValue), every key of the string and a few others get the
+// same value. queryValue must agree with url.ParseQuery for every string
+// it accepts.
+func FuzzFormValue(f *testing.F) {
+	for _, s := range []string{
+		"query=up&start=1&end=2&step=15",
+		"query=sum+by+%28host%29+%28x%29&query=second&step=1m",
+		"a=1&a=2&&b&=c&d=%zz&d=ok&e=1;2&e=3&%71uery=escaped&query",
+		"x=%&x=%4&x=%41",
+		strings.Repeat("p=1&", 70) + "query=many",
+		"", "&", "=", ";", "query=a=b", "q%uery=1",
+	} {
+		f.Add(s, "query")
+	}
+	e := echo.New()
+	f.Fuzz(func(t *testing.T, raw, key string) {
+		std := httptest.NewRequest(http.MethodGet, "/api/v1/query", nil)
+		std.URL.RawQuery = raw
+		keys := []string{key, "query", "start", "step", "", "a", "x"}
+		if m, err := url.ParseQuery(raw); err == nil || len(m) > 0 {
+			for k := range m {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if v, ok := queryValue(raw, k); ok {
+				if want := std.FormValue(k); v != want {
+					t.Fatalf("queryValue(%q, %q) = %q, FormValue %q", raw, k, v, want)
+				}
+			} else if strings.Count(raw, "&") < maxQueryValueParams {
+				t.Fatalf("queryValue(%q, %q) declined a string of %d parameters", raw, k, strings.Count(raw, "&")+1)
+			}
+			get := httptest.NewRequest(http.MethodGet, "/api/v1/query", nil)
+			get.URL.RawQuery = raw
+			if v, want := formValue(e.NewContext(get, httptest.NewRecorder()), k), std.FormValue(k); v != want {
+				t.Fatalf("formValue(GET ?%s, %q) = %q, FormValue %q", raw, k, v, want)
+			}
+		}
+	})
+}
+
+// TestFormValueSources: formValue reads the query string of a GET
+// request, a form body (after the query string's values, as FormValue
+// does), and the query string of a GET whose form was parsed already.
+func TestFormValueSources(t *testing.T) {
+	e := echo.New()
+	get := httptest.NewRequest(http.MethodGet, "/api/v1/query?query=up%7Bjob%3D%22a%22%7D&step=15&query=second", nil)
+	if v := formValue(e.NewContext(get, httptest.NewRecorder()), "query"); v != `up{job="a"}` {
+		t.Fatalf("GET: query = %q", v)
+	}
+	if get.Form != nil {
+		t.Fatal("GET: the form was parsed: the query string was not read directly")
+	}
+	post := httptest.NewRequest(http.MethodPost, "/api/v1/query?step=15", strings.NewReader("query=posted&step=30"))
+	post.Header.Set(echo.HeaderContentType, echo.MIMEApplicationForm)
+	pc := e.NewContext(post, httptest.NewRecorder())
+	if q, s := formValue(pc, "query"), formValue(pc, "step"); q != "posted" || s != "30" {
+		t.Fatalf("POST: query %q, step %q; want posted, 30 (the body's values first)", q, s)
+	}
+	parsed := httptest.NewRequest(http.MethodGet, "/api/v1/query?query=up", nil)
+	if err := parsed.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	if v := formValue(e.NewContext(parsed, httptest.NewRecorder()), "query"); v != "up" {
+		t.Fatalf("GET, form parsed: query = %q", v)
+	}
+}
