@@ -241,6 +241,7 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 		cur        *memSeries
 		mint, maxt = int64(math.MaxInt64), int64(math.MinInt64)
 		cost       int64
+		applied    int64 // n less the samples of unknown series
 	)
 	for i := range n {
 		var x sample
@@ -273,13 +274,14 @@ func (r *Replayer) applySamples(samples []wal.RefSample, hists []wal.RefHistogra
 		}
 		cost += c
 		mint, maxt = min(mint, x.T), max(maxt, x.T)
-		r.stats.Samples++
+		applied++
 	}
 	if cur != nil {
 		cur.mtx.Unlock()
 	}
-	r.h.numSamples.Add(int64(n))
-	r.h.inHead.Add(int64(n))
+	r.stats.Samples += applied
+	r.h.numSamples.Add(applied)
+	r.h.inHead.Add(applied)
 	r.h.inHeadCost.Add(cost)
 	if mint <= maxt {
 		r.h.updateBounds(mint, maxt)
