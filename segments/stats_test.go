@@ -290,3 +290,28 @@ func BenchmarkChunkStats(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/chunk")
 	})
 }
+
+// TestRunStart: RunStart(t) is the greatest multiple of RunGrid below t,
+// at and around multiples of RunGrid, on both sides of 0 (a run is
+// (g, g+RunGrid], so a sample on the grid belongs to the run before).
+func TestRunStart(t *testing.T) {
+	const r = RunGrid
+	f := func(ts, want int64) {
+		t.Helper()
+		if got := RunStart(ts); got != want {
+			t.Errorf("RunStart(%d) = %d, want %d", ts, got, want)
+		}
+	}
+	f(1, 0)
+	f(r, 0)
+	f(r+1, r)
+	f(2*r, r)
+	f(5*r+7, 5*r)
+	f(0, -r)
+	f(-1, -r)
+	f(-r+1, -r)
+	f(-r, -2*r)
+	f(-r-1, -2*r)
+	f(-3*r+1, -3*r)
+	f(-3*r, -4*r)
+}
