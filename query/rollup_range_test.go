@@ -72,7 +72,9 @@ func TestRollupPiecesEqualWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := compactAndRollUp(t, set, downsample.Options{Now: func() time.Time { return now }}); n == 0 {
+	// 5m and 1h rollups of the same days.
+	opts := downsample.Options{Now: func() time.Time { return now }, FiveM1hAfter: 40 * time.Hour}
+	if n := compactAndRollUp(t, set, opts); n == 0 {
 		t.Fatal("no rollups written")
 	}
 	// Late samples into both rolled-up days and the raw one: flushed, then
@@ -109,13 +111,16 @@ func TestRollupPiecesEqualWhole(t *testing.T) {
 	cases := []struct {
 		q    string
 		step time.Duration
+		res  Resolution // the rollups it must read (the test's point)
 	}{
-		{`rate(cd_v[5m])`, 5 * time.Minute},
-		{`increase(cd_v[10m])`, 5 * time.Minute},
-		{`irate(cd_v[5m])`, 5 * time.Minute},
-		{`max_over_time(cd_v[15m])`, 5 * time.Minute},
-		{`sum by (host) (cd_v)`, 5 * time.Minute},
-		{`rate(cd_v[1h])`, time.Hour},
+		{`rate(cd_v[5m])`, 5 * time.Minute, Resolution5m},
+		{`increase(cd_v[10m])`, 5 * time.Minute, Resolution5m},
+		{`irate(cd_v[5m])`, 5 * time.Minute, Resolution5m},
+		{`max_over_time(cd_v[15m])`, 5 * time.Minute, Resolution5m},
+		{`sum by (host) (cd_v)`, 5 * time.Minute, Resolution5m},
+		{`rate(cd_v[1h])`, time.Hour, Resolution1h},
+		{`increase(cd_v[2h])`, time.Hour, Resolution1h},
+		{`rate(cd_v[30m])`, 10 * time.Minute, Resolution5m},
 	}
 	// check evaluates each case over the whole range and over pieces, and
 	// returns the whole range's answers.
@@ -123,12 +128,13 @@ func TestRollupPiecesEqualWhole(t *testing.T) {
 		t.Helper()
 		var out []string
 		for _, c := range cases {
+			start := start.Truncate(c.step) // (rollups answer steps on their grid)
 			res, err := eng.ChooseResolution(c.q, start, end, c.step, ResolutionAuto)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != Resolution5m {
-				t.Fatalf("%s: %s at step %s: chose %s, want 5m rollups (the test's point)", what, c.q, c.step, res)
+			if res != c.res {
+				t.Fatalf("%s: %s at step %s: chose %s, want %s rollups", what, c.q, c.step, res, c.res)
 			}
 			eval := func(a, b time.Time) promql.Matrix {
 				t.Helper()
@@ -172,7 +178,7 @@ func TestRollupPiecesEqualWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("late samples flushed", late, check("late samples flushed"))
-	ds, err := downsample.New(slog.New(slog.DiscardHandler), set, downsample.Options{Now: func() time.Time { return now }}, nil)
+	ds, err := downsample.New(slog.New(slog.DiscardHandler), set, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
