@@ -12,6 +12,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-tsdb/strata/internal/cputime"
 )
 
 // BenchmarkWarmRangeHTTP answers TARGETS.md's two warm (cached) range
@@ -23,8 +25,8 @@ import (
 // cache hit. The client reads the whole body, plain (as the load
 // generator asks: it disables compression) or gzipped (Go's default
 // client, which inflates it as it reads); allocations and CPU count client
-// and server, which share the process. It reports the client's p50 and
-// p99.
+// and server, which share the process. It reports the process's CPU per
+// query (client and server) and the client's p50 and p99.
 //
 //	go test ./cmd/strata -run '^$' -bench WarmRangeHTTP -benchmem -benchtime 2000x
 func BenchmarkWarmRangeHTTP(b *testing.B) {
@@ -95,6 +97,7 @@ func BenchmarkWarmRangeHTTP(b *testing.B) {
 					b.Fatalf("second answer: cache %q, %d bytes (want a hit of %d to %d bytes)", c, n, q.min, q.max)
 				}
 				var lat []time.Duration
+				cpu0, cpuOK := cputime.Process()
 				b.ReportAllocs()
 				for b.Loop() {
 					t0 := time.Now()
@@ -102,6 +105,9 @@ func BenchmarkWarmRangeHTTP(b *testing.B) {
 						b.Fatalf("cache %q, want hit", c)
 					}
 					lat = append(lat, time.Since(t0))
+				}
+				if cpu1, ok := cputime.Process(); ok && cpuOK {
+					b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
 				}
 				slices.Sort(lat)
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
