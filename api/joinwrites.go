@@ -57,9 +57,18 @@ type joinConn struct {
 	*net.TCPConn
 	mu   sync.Mutex // guards what follows, and serializes writes
 	join bool       // hold the next write
-	held []byte     // a write held, to be sent with the next one
-	bufs [2][]byte  // for writev, kept to allocate nothing
+	// held is a write held, to be sent with the next one, in a buffer of
+	// heldBufs; nil when none is.
+	held *[]byte
+	bufs [2][]byte // for writev, kept to allocate nothing
 }
+
+// heldBufs holds the buffers of held writes between joins, so that an
+// idle connection keeps none.
+var heldBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxHeldBuf is the largest buffer put back in heldBufs.
+const maxHeldBuf = 64 << 10
 
 // startJoin holds the connection's next write until the one after it or
 // endJoin; the caller, which serves the connection's request, calls
@@ -76,7 +85,7 @@ func (c *joinConn) endJoin() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.join = false
-	if len(c.held) == 0 {
+	if c.held == nil {
 		return nil
 	}
 	_, err := c.writeLocked(nil)
@@ -89,12 +98,14 @@ func (c *joinConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case len(c.held) > 0:
+	case c.held != nil:
 		return c.writeLocked(p)
 	case c.join && len(p) > 0:
 		// The bytes are the caller's buffer, written over once we
 		// return: copied.
-		c.held = append(c.held[:0], p...)
+		bp := heldBufs.Get().(*[]byte)
+		*bp = append((*bp)[:0], p...)
+		c.held = bp
 		c.join = false // only one write is held
 		return len(p), nil
 	}
@@ -104,11 +115,15 @@ func (c *joinConn) Write(p []byte) (int, error) {
 // writeLocked writes the held bytes and p with one writev, and returns
 // how much of p was written.
 func (c *joinConn) writeLocked(p []byte) (int, error) {
-	c.bufs = [2][]byte{c.held, p}
+	c.bufs = [2][]byte{*c.held, p}
 	bufs := net.Buffers(c.bufs[:])
 	n, err := bufs.WriteTo(c.TCPConn)
-	held := int64(len(c.held))
-	c.held, c.bufs = c.held[:0], [2][]byte{}
+	held := int64(len(*c.held))
+	if cap(*c.held) <= maxHeldBuf {
+		*c.held = (*c.held)[:0]
+		heldBufs.Put(c.held)
+	}
+	c.held, c.bufs = nil, [2][]byte{}
 	if n < held {
 		return 0, err // the held write failed: the connection is broken
 	}
