@@ -39,15 +39,15 @@ func (a *API) otlpWrite(c echo.Context) error {
 	}
 	defer putBody(buf)
 	x := a.expectAppend()
+	defer func() { x.Done() }() // refused, or a panic: appendExpected ends it otherwise
 	batch, res, err := ingest.DecodeOTLP(r.Context(), buf.Bytes(), ct, a.opts.OTLP, a.opts.IngestLimits)
 	if err != nil {
-		x.Done()
 		return a.otlpError(c, ct, a.rejected(formatOTLP, err))
 	}
 	if len(res.Warnings) > 0 || res.DroppedExemplars > 0 {
 		a.logger.Debug("OTLP translation warnings", "warnings", res.Warnings, "dropped_exemplars", res.DroppedExemplars)
 	}
-	if err := a.store(formatOTLP, x, batch); err != nil {
+	if err := a.store(formatOTLP, &x, batch); err != nil {
 		return a.otlpError(c, ct, err)
 	}
 	a.droppedExemplars(formatOTLP, res.DroppedExemplars)

@@ -214,10 +214,10 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 		return a.rejected(f, err)
 	}
 	x := a.expectAppend()
+	defer func() { x.Done() }() // refused, or a panic: appendExpected ends it otherwise
 	known, _ := a.app.(ingest.Known)
 	batch, rej, err := ingest.DecodeRemoteWriteV2Known(buf.Bytes(), a.opts.IngestLimits, known)
 	if err != nil {
-		x.Done()
 		return a.rejected(f, err)
 	}
 	// Samples outside the accepted window can never be written: 2.0
@@ -228,7 +228,7 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 	// Counted first: the head may add start-time zero samples, which
 	// the sender did not send.
 	floats, histograms := batch.NumFloats(), batch.NumHistograms()
-	exemplars, err := a.appendV2(x, batch)
+	exemplars, err := a.appendV2(&x, batch)
 	if err != nil {
 		return a.rejected(f, err)
 	}
@@ -241,11 +241,10 @@ func (a *API) remoteWriteV2(c echo.Context) error {
 }
 
 // appendV2 appends a 2.0 batch as write does, and returns how many of its
-// exemplars were stored. It ends x.
-func (a *API) appendV2(x wal.Expected, batch *ingest.Batch) (exemplars int, err error) {
+// exemplars were stored. It hands *x to the appender (see appendExpected).
+func (a *API) appendV2(x *wal.Expected, batch *ingest.Batch) (exemplars int, err error) {
 	touched := touchedBy(batch, a.frontend.FreshFrom())
 	if err := a.frontend.InvalidateBatch(touched); err != nil { // before: see store
-		x.Done()
 		return 0, notDurable(false, err)
 	}
 	if err := a.appendExpected(x, batch); err != nil {
@@ -296,12 +295,12 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 	}
 	defer putBody(buf)
 	x := a.expectAppend()
+	defer func() { x.Done() }() // refused, or a panic: appendExpected ends it otherwise
 	batch, err := f.decode(a, c, buf.Bytes())
 	if err != nil {
-		x.Done()
 		return a.rejected(f, err)
 	}
-	if err := a.store(f, x, batch); err != nil {
+	if err := a.store(f, &x, batch); err != nil {
 		return err
 	}
 	a.droppedExemplars(f, batch.DroppedExemplars)
@@ -314,7 +313,9 @@ func (a *API) write(c echo.Context, f ingestFormat) error {
 // expectAppend announces an append about to come (the request's body is
 // read, its decoding starts), so that the group commit of the appends
 // in flight may wait for it (wal.WAL.Expect); the zero Expected when the
-// appender takes no announcements.
+// appender takes no announcements. The handler ends it with a deferred
+// Done (a refused request, a panic) unless appendExpected has handed it
+// to the appender, which ends it.
 func (a *API) expectAppend() wal.Expected {
 	if a.expecting == nil {
 		return wal.Expected{}
@@ -322,20 +323,23 @@ func (a *API) expectAppend() wal.Expected {
 	return a.expecting.ExpectAppend()
 }
 
-// appendExpected appends batch, ending x.
-func (a *API) appendExpected(x wal.Expected, batch *ingest.Batch) error {
+// appendExpected appends batch, handing the announcement *x to the
+// appender, which ends it; *x is zero afterwards.
+func (a *API) appendExpected(x *wal.Expected, batch *ingest.Batch) error {
+	e := *x
+	*x = wal.Expected{}
 	if a.expecting == nil {
 		return a.app.Append(batch)
 	}
-	return a.expecting.AppendExpected(x, batch)
+	return a.expecting.AppendExpected(e, batch)
 }
 
 // store checks batch's timestamps and appends it; when it returns nil the
-// batch is durable and visible and no cached answer predates it. It ends
-// x, the announcement of the append (expectAppend).
-func (a *API) store(f ingestFormat, x wal.Expected, batch *ingest.Batch) error {
+// batch is durable and visible and no cached answer predates it. It
+// hands *x, the announcement of the append (expectAppend), to the
+// appender, unless the batch is refused first.
+func (a *API) store(f ingestFormat, x *wal.Expected, batch *ingest.Batch) error {
 	if err := a.checkTimeBounds(batch); err != nil {
-		x.Done()
 		return a.rejected(f, err)
 	}
 	// Invalidated before the samples become visible too: an instance
@@ -345,7 +349,6 @@ func (a *API) store(f ingestFormat, x wal.Expected, batch *ingest.Batch) error {
 	// with samples it does not have.
 	touched := touchedBy(batch, a.frontend.FreshFrom())
 	if err := a.frontend.InvalidateBatch(touched); err != nil {
-		x.Done()
 		return a.rejected(f, notDurable(false, err))
 	}
 	if err := a.appendExpected(x, batch); err != nil {
