@@ -88,3 +88,44 @@ func TestConcurrentRangeAnswers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRangeAnswerHeaders: a range answer (of 3 series × 300 points, so
+// gzipped when the client asks) carries its cache status and resolution,
+// Vary: Accept-Encoding, its length, JSON's content type and, gzipped,
+// its encoding, each header once.
+func TestRangeAnswerHeaders(t *testing.T) {
+	base := newReadTestServer(t, 0, nil)
+	start := strconv.FormatInt(readTestT0/1000, 10)
+	end := strconv.FormatInt(readTestT0/1000+2990, 10)
+	u := base + "/api/v1/query_range?" + url.Values{"query": {"rr_v"}, "start": {start}, "end": {end}, "step": {"10"}}.Encode()
+	for _, gz := range []bool{false, true} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("gzip %t: %d %v %s", gz, resp.StatusCode, err, body)
+		}
+		want := map[string]string{
+			"X-Strata-Cache": "bypass", "X-Strata-Resolution": "raw", // the test server has no cache "Vary": "Accept-Encoding",
+			"Content-Length": strconv.Itoa(len(body)), "Content-Type": "application/json",
+		}
+		if gz {
+			want["Content-Encoding"] = "gzip"
+		}
+		for k, v := range want {
+			if got := resp.Header.Values(k); len(got) != 1 || got[0] != v {
+				t.Errorf("gzip %t: %s %q, want %q once", gz, k, got, v)
+			}
+		}
+		if !gz && resp.Header.Get("Content-Encoding") != "" {
+			t.Errorf("plain answer with Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+		}
+	}
+}
