@@ -315,3 +315,101 @@ func TestRunStart(t *testing.T) {
 	f(-3*r+1, -3*r)
 	f(-3*r, -4*r)
 }
+
+// TestStatsBounds: the bounds of the statistics at their edges. A chunk
+// whose values' absolute sum is exactly MaxRunAbs ends a summable run, one
+// past it does not; an integer chunk whose largest absolute value times its
+// count is exactly MaxExactSum, or of one value of exactly MaxExactSum, has
+// integer statistics, one past either does not.
+func TestStatsBounds(t *testing.T) {
+	const e = MaxExactSum
+	for _, c := range []struct {
+		name    string
+		vals    []float64
+		kind    StatsKind
+		run     bool
+		runSum  float64
+		integer bool
+	}{
+		{"run at MaxRunAbs", []float64{0x1p999, 0x1p999}, StatsFloat, true, 0x1p1000, false},
+		{"run past MaxRunAbs", []float64{0x1p999, 0x1p999, 0x1p990}, StatsFloat, false, 0, false},
+		{"integers at MaxExactSum", []float64{e / 2, -e / 2}, StatsInteger, false, 0, true},
+		{"integers past MaxExactSum", []float64{e / 2, e/2 + 1}, StatsFloat, true, e + 1, false},
+		{"one integer of MaxExactSum", []float64{e}, StatsInteger, false, 0, true},
+		{"one integer past MaxExactSum", []float64{e + 2}, StatsFloat, true, e + 2, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			smp := make([]sample, len(c.vals))
+			for i, v := range c.vals {
+				smp[i] = sample{T: RunStart(testT0) + 1 + int64(i)*testStep, V: v} // one hour run
+			}
+			parent := t.TempDir()
+			m, err := WriteSeries(parent, Meta{}, []SeriesData{{Labels: labels.FromStrings("__name__", "m"), Chunks: []ChunkMeta{{Chunk: newXOR(t, smp)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := openT(t, filepath.Join(parent, m.ID))
+			it, err := s.Select()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !it.Next() {
+				t.Fatalf("no series: %v", it.Err())
+			}
+			st := it.Chunks()[0].Stats
+			if st.Kind != c.kind || st.Count != len(c.vals) || st.Run != c.run || st.Run && (st.RunCount != len(c.vals) || st.RunSum != c.runSum) {
+				t.Fatalf("stats %+v, want kind %d, count %d, run %v (sum %g)", st, c.kind, len(c.vals), c.run, c.runSum)
+			}
+			if c.integer && (st.Sum != func() (s float64) {
+				for _, v := range c.vals {
+					s += v
+				}
+				return s
+			}() || st.First != c.vals[0] || st.Last != c.vals[len(c.vals)-1]) {
+				t.Fatalf("integer stats %+v of %v", st, c.vals)
+			}
+		})
+	}
+}
+
+// TestStatsSignedZeros: Min and Max keep the first of equal values, as
+// Prometheus' min_over_time and max_over_time do (a later value replaces
+// the kept one only when smaller, or greater), which tells 0 from -0.
+func TestStatsSignedZeros(t *testing.T) {
+	nz := math.Copysign(0, -1)
+	for _, c := range []struct {
+		name     string
+		vals     []float64
+		min, max float64
+	}{
+		{"0 then -0", []float64{0, nz}, 0, 0},
+		{"-0 then 0", []float64{nz, 0}, nz, nz},
+		{"0 then -0, then greater", []float64{0, nz, 3}, 0, 3},
+		{"-0 then 0, then smaller", []float64{nz, 0, -3}, -3, nz},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			smp := make([]sample, len(c.vals))
+			for i, v := range c.vals {
+				smp[i] = sample{T: testT0 + int64(i)*testStep, V: v}
+			}
+			parent := t.TempDir()
+			m, err := WriteSeries(parent, Meta{}, []SeriesData{{Labels: labels.FromStrings("__name__", "m"), Chunks: []ChunkMeta{{Chunk: newXOR(t, smp)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := openT(t, filepath.Join(parent, m.ID))
+			it, err := s.Select()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !it.Next() {
+				t.Fatalf("no series: %v", it.Err())
+			}
+			st := it.Chunks()[0].Stats
+			if st.Kind != StatsFloat || math.Float64bits(st.Min) != math.Float64bits(c.min) || math.Float64bits(st.Max) != math.Float64bits(c.max) {
+				t.Fatalf("stats %+v (min sign %v, max sign %v), want min %v and max %v (signs %v, %v)", st,
+					math.Signbit(st.Min), math.Signbit(st.Max), c.min, c.max, math.Signbit(c.min), math.Signbit(c.max))
+			}
+		})
+	}
+}
