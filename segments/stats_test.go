@@ -413,3 +413,61 @@ func TestStatsSignedZeros(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeStatsBounds: the statistics decoder takes what putStats writes
+// at every bound and refuses, as bytes no writer produces, integer
+// statistics whose values are out of order or past MaxExactSum, counts of
+// 0 or past 65535, and hour runs past MaxInt32 samples or with a sum that
+// is not finite or past MaxRunAbs. (A chunk meta's bytes are covered by
+// the index's CRC32C: only a writer bug or a forged index gets here.)
+func TestDecodeStatsBounds(t *testing.T) {
+	const e = MaxExactSum
+	inf, nan := math.Inf(1), math.NaN()
+	f := func(name string, s ChunkStats, wantOK bool) {
+		t.Helper()
+		var enc encbuf
+		enc.putStats(s, true, true)
+		d := decbuf{b: enc.b}
+		got, ok := d.stats(true, true)
+		if ok != wantOK {
+			t.Errorf("%s: decoded %+v, ok %v; want ok %v", name, got, ok, wantOK)
+			return
+		}
+		if ok && fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", s) {
+			t.Errorf("%s: decoded %+v, want %+v", name, got, s)
+		}
+	}
+	fl := func(count int, runCount int, runSum, runC float64) ChunkStats {
+		return ChunkStats{Kind: StatsFloat, Count: count, Min: -1.5, Max: 2.5, First: 1, HasFirst: true,
+			Run: runCount > 0, RunCount: runCount, RunSum: runSum, RunC: runC}
+	}
+	in := func(count int, min, max, first, last float64) ChunkStats {
+		return ChunkStats{Kind: StatsInteger, Count: count, Min: min, Max: max, First: first, Last: last, Sum: first + last, HasFirst: true}
+	}
+	f("float", fl(3, 3, 6, 0.5), true)
+	f("float, no run", fl(1, 0, 0, 0), true)
+	f("float of 65535 samples", fl(math.MaxUint16, 0, 0, 0), true)
+	f("float of 65536 samples", fl(math.MaxUint16+1, 0, 0, 0), false)
+	f("float of no sample", fl(0, 0, 0, 0), false)
+	f("run of MaxInt32 samples", fl(3, math.MaxInt32, 1, 0), true)
+	f("run past MaxInt32 samples", fl(3, math.MaxInt32+1, 1, 0), false)
+	f("run sum at MaxRunAbs", fl(3, 2, MaxRunAbs, 0), true)
+	f("run sum at -MaxRunAbs", fl(3, 2, -MaxRunAbs, 0), true)
+	f("run sum past MaxRunAbs", fl(3, 2, math.Nextafter(MaxRunAbs, inf), 0), false)
+	f("run sum infinite", fl(3, 2, inf, 0), false)
+	f("run sum NaN", fl(3, 2, nan, 0), false)
+	f("run compensation infinite", fl(3, 2, 1, -inf), false)
+	f("run compensation NaN", fl(3, 2, 1, nan), false)
+	f("integers", in(4, -3, 5, -3, 5), true)
+	f("integers, first and last inside", in(4, -3, 5, 0, 1), true)
+	f("integers at MaxExactSum", in(2, -e/2, e/2, -e/2, e/2), true)
+	f("integers past MaxExactSum", in(2, -e/2, e/2+1, -e/2, e/2+1), false)
+	f("integers, min above max", in(2, 5, 4, 5, 4), false)
+	f("integers, first below min", in(2, 0, 5, -1, 5), false)
+	f("integers, first above max", in(2, 0, 5, 6, 5), false)
+	f("integers, last below min", in(2, 0, 5, 0, -1), false)
+	f("integers, last above max", in(2, 0, 5, 0, 6), false)
+	f("integers of no sample", in(0, 0, 0, 0, 0), false)
+	f("no statistics", ChunkStats{}, true)
+	f("unknown kind", ChunkStats{Kind: numStatsKinds}, false)
+}
