@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
 )
@@ -41,4 +43,46 @@ func TestEvictedBytesAcrossReset(t *testing.T) {
 	if s := c.Stats(); s.EvictedBytes <= first || s.EvictedBytes > written+written/8 {
 		t.Fatalf("EvictedBytes %d after a Reset and %d more bytes, want above %d and about at most %d", s.EvictedBytes, written/2, first, written)
 	}
+}
+
+// TestBigEntryDamageCounted: a value stored in parts (fastcache's SetBig)
+// whose parts do not add up to the length its key records, or do not
+// hash to what it records, is a miss and counts once in CorruptEntries
+// (from fastcache's own counters).
+func TestBigEntryDamageCounted(t *testing.T) {
+	c := newTestCache(t, newFakeClock())
+	key := []byte("big")
+	value := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
+	if err := c.Set(key, nil, c.Snapshot(), value, 0); err != nil {
+		t.Fatal(err)
+	}
+	var kb [8]byte
+	fk := c.fastKey(&kb, key)
+	meta := c.fc.Get(nil, fk)
+	if len(meta) != 16 {
+		t.Fatalf("the key holds %d bytes, want SetBig's 16", len(meta))
+	}
+	expectGet(t, c, "big", string(value), StatusHit)
+	damaged := func(what string) {
+		t.Helper()
+		before := c.Stats().CorruptEntries
+		expectGet(t, c, "big", "", StatusMiss)
+		if got := c.Stats().CorruptEntries; got != before+1 {
+			t.Errorf("%s: CorruptEntries %d after %d, want one more", what, got, before)
+		}
+	}
+	short := bytes.Clone(meta)
+	binary.BigEndian.PutUint64(short[8:], binary.BigEndian.Uint64(meta[8:])-1)
+	c.fc.Set(fk, short)
+	damaged("length one short")
+
+	c.fc.Set(fk, meta)
+	sub := append(bytes.Clone(meta[:8]), make([]byte, 8)...) // part 0
+	part := c.fc.Get(nil, sub)
+	if len(part) == 0 {
+		t.Fatal("part 0 not found")
+	}
+	part[len(part)/2] ^= 1
+	c.fc.Set(sub, part)
+	damaged("a part's byte flipped")
 }
