@@ -321,6 +321,9 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	var (
 		win       rollupWindow
 		coverFrom int64 // where the rollups' coverage starts
+		// continues says that a counter read from rollups goes on past
+		// them, over raw data, inside the range.
+		continues bool
 	)
 	if agg != "" {
 		from, to, ok := q.qb.coverage(res)
@@ -329,7 +332,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 			from, to = math.MaxInt64, math.MinInt64 // nothing rolled up (any more): raw only
 		}
 		win = rollupWindow{agg: agg, res: res, from: max(from, mint), to: min(to, maxt)}
-		if agg == aggCounter && ok && maxt > to {
+		if continues = agg == aggCounter && ok && maxt > to; continues {
 			// Past the rollups a counter continues the last rolled-up
 			// window's counter (as the downsampler will when it rolls the
 			// next window up) over raw data read from that window's end,
@@ -348,7 +351,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		// a counter continues from each series' last rolled-up bucket,
 		// which may be anywhere in the last window, and needs the raw
 		// value there.
-		if agg == aggCounter && maxt > win.to {
+		if continues {
 			rawMint = max(rawMin, windowOf(win.to)+1)
 		} else {
 			rawMint = max(rawMint, win.to-res+1)
