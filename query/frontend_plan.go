@@ -170,16 +170,20 @@ func Tag(name string, day time.Time) string {
 	return "m:" + name + ":" + day.UTC().Format(time.DateOnly)
 }
 
+// tagDays returns the number of UTC days data in [mint, maxt] (ms) is
+// tagged with.
+func tagDays(mint, maxt int64) int64 { return DayOf(maxt) - DayOf(mint) + 1 }
+
 // tags returns the tags of data in [mint, maxt]; ok is false when there
 // would be too many.
 func (p *plan) tags(mint, maxt int64) ([]string, bool) {
-	first := time.UnixMilli(mint).UTC().Truncate(24 * time.Hour)
-	last := time.UnixMilli(maxt).UTC().Truncate(24 * time.Hour)
-	days := int(last.Sub(first)/(24*time.Hour)) + 1
+	days := tagDays(mint, maxt)
 	if days > maxTagDays {
 		return nil, false
 	}
-	out := make([]string, 0, days*len(p.names))
+	first := time.UnixMilli(mint).UTC().Truncate(24 * time.Hour)
+	last := time.UnixMilli(maxt).UTC().Truncate(24 * time.Hour)
+	out := make([]string, 0, int(days)*len(p.names))
 	for d := first; !d.After(last); d = d.Add(24 * time.Hour) {
 		for _, n := range p.names {
 			out = append(out, Tag(n, d))

@@ -115,7 +115,7 @@ func (q *rangeCall) pieces(ctx context.Context) ([]*piece, error) {
 			if x.reads && q.chainFrom < x.mint {
 				// Widened only if the extent is stored: a hit needs no tags.
 				p.chained, p.maxt = true, x.maxt
-				if DayOf(x.maxt)-DayOf(q.chainFrom) >= maxTagDays {
+				if tagDays(q.chainFrom, x.maxt) > maxTagDays { // as plan.tags refuses
 					p.tags, p.key, p.chained = nil, nil, false
 				}
 			}
