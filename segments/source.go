@@ -122,38 +122,47 @@ func (e *sourceError) Unwrap() error { return e.err }
 const recordGuess = 1 << 10
 
 // readSourceRecord reads the chunk record at off of a plain chunks file
-// held by a Source.
+// held by a Source. A record that fails its checks, its length included,
+// is read once more, its length too, after the Source is told to forget
+// the bytes read: a length damaged on its way must not decide the range
+// read again.
 func readSourceRecord(ctx context.Context, f fileBytes, off uint64) (chunkenc.Encoding, []byte, error) {
 	if off < chunksHeaderSize || off >= f.size() {
 		return 0, nil, fmt.Errorf("chunk offset %d out of bounds (file size %d)", off, f.size())
 	}
-	end := min(off+recordGuess, f.size())
-	b, err := f.slice(ctx, off, end)
-	if err != nil {
-		return 0, nil, &sourceError{err}
-	}
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return 0, nil, errors.New("read chunk length: bad uvarint")
-	}
-	need := uint64(k) + 1 + n + 4
-	if n > f.size() || need > f.size()-off {
-		return 0, nil, fmt.Errorf("chunk length %d exceeds file", n)
-	}
-	if need <= uint64(len(b)) {
-		// The first read holds the record: most do.
-		if enc, data, err := decodeRecord(b[:need]); err == nil || !f.forget(off, off+need) {
+	for try := 0; ; try++ {
+		enc, data, end, err := readSourceRecordOnce(ctx, f, off)
+		if err == nil || errors.As(err, new(*sourceError)) || try > 0 || !f.forget(off, end) {
 			return enc, data, err
 		}
 	}
-	var enc chunkenc.Encoding
-	var data []byte
-	_, err = readChecked(ctx, f, off, off+need, func(b []byte) error {
-		var err error
-		enc, data, err = decodeRecord(b)
-		return err
-	})
-	return enc, data, err
+}
+
+// readSourceRecordOnce reads the record at off, whose length it reads
+// first; end is where the bytes it read end.
+func readSourceRecordOnce(ctx context.Context, f fileBytes, off uint64) (enc chunkenc.Encoding, data []byte, end uint64, err error) {
+	end = min(off+recordGuess, f.size())
+	b, err := f.slice(ctx, off, end)
+	if err != nil {
+		return 0, nil, end, &sourceError{err}
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return 0, nil, end, errors.New("read chunk length: bad uvarint")
+	}
+	need := uint64(k) + 1 + n + 4
+	if n > f.size() || need > f.size()-off {
+		return 0, nil, end, fmt.Errorf("chunk length %d exceeds file", n)
+	}
+	if need > uint64(len(b)) {
+		// Longer than the first read (few are).
+		end = off + need
+		if b, err = f.slice(ctx, off, end); err != nil {
+			return 0, nil, end, &sourceError{err}
+		}
+	}
+	enc, data, err = decodeRecord(b[:need])
+	return enc, data, end, err
 }
 
 // OpenSource opens the segment whose meta.json is metaJSON and whose other
