@@ -53,9 +53,11 @@ func (s *Segment) sel(shared bool, ms []*labels.Matcher) (SeriesIterator, error)
 		return nil, fmt.Errorf("segment %s: %w", s.dir, err)
 	}
 	if s.src != nil && s.index.seriesPages != nil {
-		if p, err = s.prefetchSeries(p); err != nil {
+		refs, err := s.prefetchSeries(p)
+		if err != nil {
 			return nil, err
 		}
+		p = &slicePostings{refs: refs, i: -1}
 	}
 	it := &seriesIterator{ctx: s.context(), dir: s.dir, r: s.index, p: p, b: labels.NewScratchBuilder(8)}
 	if shared {
@@ -63,8 +65,19 @@ func (s *Segment) sel(shared bool, ms []*labels.Matcher) (SeriesIterator, error)
 	}
 	if s.index.src != nil {
 		// Postings read by range have no checksum of their own: a
-		// series they name that the matchers reject is damage.
+		// series they name that the matchers reject is damage, and so
+		// may be one that does not decode. Both may be damage on the
+		// way or in the Source's cache, so the lists are read once more.
 		it.check = ms
+		it.reselect = func() ([]uint64, error) {
+			sec := s.index.toc[secPostings]
+			s.index.src.forget(sec.off, sec.end())
+			p, err := s.index.postingsForMatchers(it.ctx, ms)
+			if err != nil {
+				return nil, fmt.Errorf("segment %s: %w", s.dir, err)
+			}
+			return s.prefetchSeries(p)
+		}
 	}
 	return it, nil
 }
@@ -164,15 +177,20 @@ func (r *indexReader) postingsForValues(name string, m *labels.Matcher, invert b
 type seriesIterator struct {
 	ctx   context.Context
 	check []*labels.Matcher // matchers every series must match, or nil
-	cache *seriesCache      // for SelectShared, or nil
-	dir   string
-	r     *indexReader
-	p     postings
-	b     labels.ScratchBuilder
-	refs  []uint64
-	lset  labels.Labels
-	chks  []ChunkMeta
-	err   error
+	// reselect reads the postings of a segment read from a Source once
+	// more, after telling the Source to forget them, and returns their
+	// refs; nil for a segment on disk, and once called.
+	reselect func() ([]uint64, error)
+	last     uint64       // the ref of the last series returned; 0 before the first
+	cache    *seriesCache // for SelectShared, or nil
+	dir      string
+	r        *indexReader
+	p        postings
+	b        labels.ScratchBuilder
+	refs     []uint64
+	lset     labels.Labels
+	chks     []ChunkMeta
+	err      error
 }
 
 func (it *seriesIterator) Next() bool {
@@ -188,7 +206,11 @@ func (it *seriesIterator) Next() bool {
 	if it.cache != nil {
 		if lset, chks, ok := it.cache.get(key); ok {
 			it.lset, it.chks = lset, chks
-			return it.checkMatchers(ref, nil)
+			if !it.checkMatchers(ref, nil) {
+				return it.retry()
+			}
+			it.last = ref
+			return true
 		}
 	}
 	var chks []ChunkMeta
@@ -198,24 +220,44 @@ func (it *seriesIterator) Next() bool {
 		it.lset, err = it.r.labels(&it.b, refs)
 	}
 	if !it.checkMatchers(ref, err) {
-		return false
+		return it.retry()
 	}
 	if it.cache != nil {
 		chks = slices.Clip(chks)         // an append by a query copies
 		it.cache.put(key, it.lset, chks) // checked above: a damaged entry is never cached
 	}
 	it.chks = chks
+	it.last = ref
 	return true
+}
+
+// retry is called when the series at a ref failed its checks (it.err is
+// set): where the postings were read by range, it reads them once more
+// and goes on after the last series returned. The error stays when the
+// lists read the same, or when it is not corruption (a Source's error, a
+// cancelled context).
+func (it *seriesIterator) retry() bool {
+	var ce *CorruptionError
+	if it.reselect == nil || !errors.As(it.err, &ce) {
+		return false
+	}
+	refs, err := it.reselect()
+	it.reselect = nil
+	if err != nil {
+		it.err = withDir(err, it.dir)
+		return false
+	}
+	i, _ := slices.BinarySearch(refs, it.last+1)
+	it.p, it.err = &slicePostings{refs: refs[i:], i: -1}, nil
+	return it.Next()
 }
 
 // checkMatchers fails the iterator with err, or when the series it is at
 // does not match a matcher it must (postings read by range, which have no
 // checksum of their own).
 func (it *seriesIterator) checkMatchers(ref uint64, err error) bool {
-	for _, m := range it.check {
-		if err == nil && !m.Matches(it.lset.Get(m.Name)) {
-			err = indexErr(ref, "series %s, selected by the postings of %s, does not match it: postings damaged", it.lset, m)
-		}
+	if err == nil {
+		err = matchSelected(ref, it.lset, it.check)
 	}
 	if err != nil {
 		it.err = withDir(err, it.dir)
@@ -346,21 +388,53 @@ func (s *Segment) LabelValuesLimit(name string, limit int, ms ...*labels.Matcher
 }
 
 // forEachSeriesLabels calls f with the label symbol refs of each series
-// matching ms. refs is reused between calls.
+// matching ms. refs is reused between calls. Where the postings are read
+// by range from a Source, a series that fails to decode may be damage to
+// them on the way or in the Source's cache: they are forgotten and the
+// walk made once more, calling f again for the series already seen.
 func (r *indexReader) forEachSeriesLabels(ctx context.Context, ms []*labels.Matcher, f func(refs []uint64)) error {
+	err := r.forEachSeriesLabelsOnce(ctx, ms, f)
+	if ce := (*CorruptionError)(nil); r.src != nil && errors.As(err, &ce) {
+		sec := r.toc[secPostings]
+		r.src.forget(sec.off, sec.end())
+		err = r.forEachSeriesLabelsOnce(ctx, ms, f)
+	}
+	return err
+}
+
+func (r *indexReader) forEachSeriesLabelsOnce(ctx context.Context, ms []*labels.Matcher, f func(refs []uint64)) error {
 	p, err := r.postingsForMatchers(ctx, ms)
 	if err != nil {
 		return err
 	}
 	var refs []uint64
+	var b labels.ScratchBuilder
 	for p.Next() {
 		refs, err = r.series(ctx, p.At(), refs[:0], nil)
+		if err == nil && r.src != nil {
+			// Postings read by range: the series must be one they select.
+			var lset labels.Labels
+			if lset, err = r.labels(&b, refs); err == nil {
+				err = matchSelected(p.At(), lset, ms)
+			}
+		}
 		if err != nil {
 			return err
 		}
 		f(refs)
 	}
 	return p.Err()
+}
+
+// matchSelected returns a *CorruptionError unless lset, the series at ref
+// that the postings of ms selected, matches every one of ms.
+func matchSelected(ref uint64, lset labels.Labels, ms []*labels.Matcher) error {
+	for _, m := range ms {
+		if !m.Matches(lset.Get(m.Name)) {
+			return indexErr(ref, "series %s, selected by the postings of %s, does not match it: postings damaged", lset, m)
+		}
+	}
+	return nil
 }
 
 func cloneStrings(ss []string) []string {

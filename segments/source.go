@@ -375,8 +375,8 @@ func parseMetaFile(name string, b []byte) (*metaFile, error) {
 
 // prefetchSeries reads the postings p of a segment opened with OpenSource
 // whose series entries are read by page, asks the Source for the pages
-// that hold them at once, and returns the same postings.
-func (s *Segment) prefetchSeries(p postings) (postings, error) {
+// that hold them at once, and returns p's refs.
+func (s *Segment) prefetchSeries(p postings) ([]uint64, error) {
 	var refs []uint64
 	for p.Next() {
 		refs = append(refs, p.At())
@@ -402,7 +402,7 @@ func (s *Segment) prefetchSeries(p postings) (postings, error) {
 			return nil, fmt.Errorf("segment %s: read series entries: %w", s.dir, err)
 		}
 	}
-	return &slicePostings{refs: refs, i: -1}, nil
+	return refs, nil
 }
 
 // slicePostings iterates refs held in memory.
