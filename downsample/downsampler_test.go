@@ -431,6 +431,55 @@ func TestRunPartialRawGone(t *testing.T) {
 	}
 }
 
+// TestRunLateDataAfterAllDeleted: a raw segment whose data is all deleted
+// leaves no hole in the lineage of its day's rollup once compaction has
+// applied the delete (it leaves an empty segment that keeps the sources),
+// so late data that comes after is rolled up again. It failed when
+// compaction removed such a segment with nothing in its place: the day's
+// raw data looked partly gone (as after retention) and its rollup was
+// kept stale for good.
+func TestRunLateDataAfterAllDeleted(t *testing.T) {
+	set := newTestSet(t, t.TempDir())
+	series := testData()
+	metas := writeBlocks(t, set, series, math.MinInt64, day0+Window)
+	d, _ := newTestDownsampler(t, set, newClock(day0+Window+40*Res1h+1))
+	run(t, d, 1)
+	gone := metas[2]
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}
+	if _, err := set.AddTombstone(ms, gone.MinTime, gone.MaxTime); err != nil {
+		t.Fatal(err)
+	}
+	for i := range series {
+		series[i].samples = slices.DeleteFunc(slices.Clone(series[i].samples), func(s sample) bool { return s.T >= gone.MinTime && s.T <= gone.MaxTime })
+	}
+	c, err := segments.NewCompactor(slog.New(slog.DiscardHandler), set, segments.CompactOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(rawIDs(set), gone.ID) {
+		t.Fatal("compaction left the segment whose data was all deleted")
+	}
+	if _, err := d.Run(context.Background()); err != nil { // (the rollup's tombstone may rebuild it)
+		t.Fatal(err)
+	}
+	id := rollupOf(t, set, Res5m, day0).meta.ID
+
+	ctr := &series[0]
+	i, _ := slices.BinarySearchFunc(ctr.samples, day0+8*Res1h, func(s sample, t int64) int { return int(s.T - t) })
+	late := sample{T: ctr.samples[i].T - 5*sec, V: ctr.samples[i-1].V + 1}
+	writeRaw(t, set, []rawSeries{{ctr.lset, []sample{late}}}, math.MinInt64, math.MaxInt64)
+	ctr.samples = slices.Insert(ctr.samples, i, late)
+	run(t, d, 1)
+	r := rollupOf(t, set, Res5m, day0)
+	if r.meta.ID == id {
+		t.Fatal("the day was not rolled up again with its late data")
+	}
+	checkWindow(t, readRollup(t, set, r.meta.ID), series, Res5m, day0, false)
+}
+
 // TestRunSegmentBoundaries checks buckets whose samples lie in several raw
 // segments: overlapping segments of one bucket (the later one wins for a
 // shared timestamp), and a raw segment that overlaps a window only at its

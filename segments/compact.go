@@ -147,8 +147,8 @@ func (c *Compactor) plan() []string {
 		newest = max(newest, in.Meta.MaxTime)
 	}
 	for _, in := range infos {
-		if len(c.set.Tombstones(in.Meta.ID)) == 0 {
-			continue
+		if in.Meta.NumSeries == 0 || len(c.set.Tombstones(in.Meta.ID)) == 0 {
+			continue // an empty segment has nothing a tombstone could hide
 		}
 		m, r := in.Meta, c.opts.Ranges[0]
 		if m.Resolution != 0 {
@@ -263,14 +263,17 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 		return fmt.Errorf("compact %v: %w", ids, err)
 	}
 	if w.numSeries() == 0 {
-		// Everything was deleted: nothing to write.
+		// Everything was deleted. The output is an empty segment over the
+		// inputs' time that still lists their sources: a rollup built
+		// from them judges its raw data complete (downsample.CheckFreshness)
+		// by finding every source it was built from, and data deleted is
+		// not data gone, so later writes and deletes in its window are
+		// still rolled up again.
 		_ = w.Abort()
-		release()
-		if err := c.set.Replace(ids, nil); err != nil {
+		meta.MinTime, meta.MaxTime = mint, maxt
+		if w, err = NewWriterWithOptions(c.set.Dir(), meta, DefaultWriterOptions()); err != nil {
 			return fmt.Errorf("compact: %w", err)
 		}
-		c.logger.Info("removed segments whose data was all deleted", "segments", len(ids))
-		return nil
 	}
 	out, err := w.Close()
 	if err != nil {

@@ -81,15 +81,37 @@ func TestCompactLastWriteWins(t *testing.T) {
 // are removed by compaction, and nothing is written in their place.
 func TestCompactAllDeleted(t *testing.T) {
 	a := labels.FromStrings("__name__", "a")
-	set, c, _ := compactSet(t, []testSeries{floats(a, sample{1, 1})}, []testSeries{floats(a, sample{2, 2})})
+	set, c, metas := compactSet(t, []testSeries{floats(a, sample{1, 1})}, []testSeries{floats(a, sample{2, 2})})
 	if _, err := set.AddTombstone([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, 0, 9); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Compact(context.Background()); err != nil {
+	if n, err := c.Compact(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Compact: %d, %v; want 1 compaction", n, err)
+	}
+	// What is left is one empty segment over the inputs' time that lists
+	// their sources: a rollup built from them still finds its raw data
+	// complete (data deleted is not data gone).
+	infos := set.Segments()
+	if len(infos) != 1 {
+		t.Fatalf("%d segments left after all their data was deleted, want 1 empty one", len(infos))
+	}
+	out := infos[0].Meta
+	want := []string{metas[0].ID, metas[1].ID}
+	slices.Sort(want)
+	if out.NumSeries != 0 || out.NumSamples != 0 || out.MinTime != 1 || out.MaxTime != 2 ||
+		!slices.Equal(out.Compaction.Sources, want) || out.Compaction.Level != 2 || out.Seq != 2 {
+		t.Fatalf("left %+v, want an empty segment over [1, 2], sources %v, level 2, seq 2", out, want)
+	}
+	if ts := set.Tombstones(out.ID); len(ts) != 0 {
+		t.Fatalf("the empty segment has tombstones %v", ts)
+	}
+	// A later delete over its time gives it a tombstone, which an empty
+	// segment is not rewritten for.
+	if _, err := set.AddTombstone([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, 0, 9); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(set.Segments()); n != 0 {
-		t.Fatalf("%d segments left after all their data was deleted, want 0", n)
+	if n, err := c.Compact(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Compact of an empty segment with a tombstone: %d, %v; want nothing to do", n, err)
 	}
 }
 
