@@ -258,7 +258,7 @@ func (d *Downsampler) step5m(ctx context.Context, w int64, now time.Time) (wrote
 		if !newRaw && !relinked && !deleted {
 			return 0, false, nil
 		}
-		if !subset(cur.lin.raw, srcs) {
+		if !rawKept(cur.lin.raw, srcs, slices.Values(d.set.Metas())) {
 			// Rebuilding from what is left would lose data the rollup
 			// holds. Such late data is older than the raw retention, so
 			// it is about to be deleted too.

@@ -480,6 +480,47 @@ func TestRunLateDataAfterAllDeleted(t *testing.T) {
 	checkWindow(t, readRollup(t, set, r.meta.ID), series, Res5m, day0, false)
 }
 
+// TestRunDeleteNarrowsSegment: a day's last sample (at midnight, the end
+// of its window) lies in a segment of the next day; a delete of it
+// narrows that segment's time range out of the day, but the day's raw
+// data is not gone: the day's rollup, whose tombstone hides data, is
+// rebuilt without the sample, and readers may still roll it up again
+// (CheckFreshness RawComplete). It failed when only segments overlapping
+// the window counted: the rollup was kept, judged partly gone, for good.
+func TestRunDeleteNarrowsSegment(t *testing.T) {
+	set := newTestSet(t, t.TempDir())
+	series := testData()
+	writeBlocks(t, set, series, math.MinInt64, day0+Window+Res1h)
+	d, _ := newTestDownsampler(t, set, newClock(day0+Window+40*Res1h+1))
+	run(t, d, 1)
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}
+	if _, err := set.AddTombstone(ms, day0+Window, day0+Window); err != nil {
+		t.Fatal(err)
+	}
+	for i := range series {
+		series[i].samples = slices.DeleteFunc(slices.Clone(series[i].samples), func(s sample) bool { return s.T == day0+Window })
+	}
+	c, err := segments.NewCompactor(slog.New(slog.DiscardHandler), set, segments.CompactOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range set.Metas() {
+		if m.Resolution == 0 && m.MinTime == day0+Window {
+			t.Fatalf("segment %s still starts at the deleted midnight", m.ID)
+		}
+	}
+	r := rollupOf(t, set, Res5m, day0)
+	if f, ok := CheckFreshness(r.meta, set.Metas()); !ok || !f.RawComplete {
+		t.Fatalf("CheckFreshness %+v, %v: the day's raw data judged partly gone", f, ok)
+	}
+	run(t, d, 1)
+	r = rollupOf(t, set, Res5m, day0)
+	checkWindow(t, readRollup(t, set, r.meta.ID), series, Res5m, day0, false)
+}
+
 // TestRunSegmentBoundaries checks buckets whose samples lie in several raw
 // segments: overlapping segments of one bucket (the later one wins for a
 // shared timestamp), and a raw segment that overlaps a window only at its

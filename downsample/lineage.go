@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,29 @@ func rawSources(m segments.Meta) []string {
 		return []string{m.ID}
 	}
 	return m.Compaction.Sources
+}
+
+// rawKept reports whether every raw source of lin (sorted) is still held
+// by a raw segment: by one of the window's, whose sources are near
+// (sorted), or else by any raw segment of metas, whatever its time. A
+// delete can take a segment's data out of a window (its samples there, or
+// the one at the window's end that a segment of the next day held), which
+// narrows its time range so that it no longer overlaps the window, and a
+// compaction can leave an empty segment: the data is deleted, not gone, and
+// its sources stay listed. Only retention removes a source: the window's
+// raw data is then partly gone.
+func rawKept(lin, near []string, metas iter.Seq[segments.Meta]) bool {
+	if subset(lin, near) {
+		return true
+	}
+	var all []string
+	for m := range metas {
+		if m.Resolution == 0 {
+			all = append(all, rawSources(m)...)
+		}
+	}
+	slices.Sort(all)
+	return subset(lin, all)
 }
 
 // subset reports whether every element of a is in b; both sorted.

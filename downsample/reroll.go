@@ -31,8 +31,10 @@ type Freshness struct {
 	// (it was rebuilt): Run rebuilds it too.
 	Relinked bool
 	// RawComplete is true when every raw segment the rollup was built from
-	// is among the segments given: the window's raw data is all there, so
-	// rolling it up again (RollupWindow) gives what Run would write.
+	// is among the segments given (its data, or what deletes left of it,
+	// whatever time range they narrowed it to): the window's raw data is
+	// all there, so rolling it up again (RollupWindow) gives what Run would
+	// write.
 	RawComplete bool
 }
 
@@ -92,7 +94,7 @@ func CheckFreshness(r segments.Meta, metas []segments.Meta) (f Freshness, ok boo
 		srcs = append(srcs, s...)
 	}
 	slices.Sort(srcs)
-	f.RawComplete = subset(lin.raw, slices.Compact(srcs))
+	f.RawComplete = rawKept(lin.raw, slices.Compact(srcs), slices.Values(metas))
 	return f, true
 }
 

@@ -92,10 +92,17 @@ func (q *querier) staleness(ctx context.Context, win rollupWindow, from int64, l
 	if q.qb.Remote != nil {
 		metas = append(metas, q.qb.Remote.Metas()...)
 	}
+	judged := len(metas)
+	if q.set != nil {
+		// A source a delete took out of the span (a day's last sample held
+		// by the next day's segment) is still there: CheckFreshness looks
+		// for it in every segment.
+		metas = append(metas, q.set.Metas()...)
+	}
 	st := &staleness{res: win.res, agg: win.agg, checkable: map[int64]*staleWindow{}}
 	first, last := windowOf(from), windowOf(win.to)
 	rawMin := q.qb.rawMinTime()
-	for _, m := range metas {
+	for _, m := range metas[:judged] {
 		if m.Resolution != win.res || m.MaxTime < first+1 || m.MinTime > last+downsample.Window || m.MinTime < rawMin {
 			continue // not in the span, or its raw data is (partly) past retention
 		}
