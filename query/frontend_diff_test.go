@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-tsdb/strata/buffer"
 	"github.com/strata-tsdb/strata/cache"
+	"github.com/strata-tsdb/strata/downsample"
 	"github.com/strata-tsdb/strata/ingest"
 	"github.com/strata-tsdb/strata/retention"
 	"github.com/strata-tsdb/strata/segments"
@@ -50,6 +51,7 @@ type diffEnv struct {
 	set       *segments.Set
 	compactor *segments.Compactor
 	retention *retention.Enforcer
+	rollups   *downsample.Downsampler
 	frontend  *Frontend
 	deleter   *Deleter
 	cache     *cache.Cache
@@ -94,6 +96,12 @@ func newDiffEnv(t testing.TB, start time.Time) *diffEnv {
 	t.Cleanup(func() { e.cache.Close() })
 	minTime := func(res Resolution) int64 { return policy.MinTime(max(int64(res), 0), e.clock.Now()) }
 	if e.frontend, err = NewFrontend(eng, e.cache, FrontendOptions{SplitInterval: 6 * time.Hour, Freshness: time.Minute}, e.clock.Now, minTime, copts.TTL+copts.Grace); err != nil {
+		t.Fatal(err)
+	}
+	// Days are rolled up into 5m buckets 2 h after they end, into 1 h
+	// buckets 12 h after: queries at 5m and 1h steps read rollups, and
+	// late writes and deletes land in rolled-up days.
+	if e.rollups, err = downsample.New(logger, e.set, downsample.Options{Raw5mAfter: 2 * time.Hour, FiveM1hAfter: 12 * time.Hour, Now: e.clock.Now}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.retention.OnDrop = func(rep retention.Report) {
@@ -178,6 +186,8 @@ var dashboards = []struct {
 	{`sum by (host) (rate(m0[5m]))`, 6 * time.Hour, time.Minute},
 	{`avg_over_time(m1[10m])`, 24 * time.Hour, 5 * time.Minute},
 	{`max by (host) (max_over_time(m2[1h]))`, 48 * time.Hour, time.Hour},
+	{`rate(m2[5m])`, 48 * time.Hour, 5 * time.Minute}, // from rollups, then raw data past them
+	{`increase(m1[1h])`, 72 * time.Hour, time.Hour},
 	{`m0`, time.Hour, 15 * time.Second},
 	{`count(m1 > 500)`, 12 * time.Hour, time.Minute},
 	{`sum(rate({host="h2"}[2m]))`, 3 * time.Hour, time.Minute},
@@ -241,21 +251,27 @@ func asMatrix(v parser.Value) promql.Matrix {
 
 // TestCachedEqualsFresh is the differential test of the cache: a seeded
 // random interleaving of writes (current, late, out of order), deletes,
-// retention runs, flushes, compactions, clock advances and queries, where
+// retention runs, downsampler runs (queries at 5m and 1h steps read
+// rollups), flushes, compactions, clock advances and queries, where
 // every query is answered through the cache and without it, and the two
-// answers must be identical. STRATA_DIFF_OPS sets the number of operations.
+// answers must be identical. STRATA_DIFF_OPS sets the number of operations,
+// STRATA_DIFF_SEED the seed (default 7).
 func TestCachedEqualsFresh(t *testing.T) {
-	ops := 10_000
-	if v := os.Getenv("STRATA_DIFF_OPS"); v != "" {
+	envInt := func(name string, def int) int {
+		v := os.Getenv(name)
+		if v == "" {
+			return def
+		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
-		ops = n
+		return n
 	}
+	ops, seed := envInt("STRATA_DIFF_OPS", 10_000), envInt("STRATA_DIFF_SEED", 7)
 	start := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	e := newDiffEnv(t, start)
-	rng := rand.New(rand.NewSource(7))
+	rng := rand.New(rand.NewSource(int64(seed)))
 	ctx := context.Background()
 	series := func(m, h int) labels.Labels {
 		return labels.FromStrings("__name__", fmt.Sprintf("m%d", m), "host", fmt.Sprintf("h%d", h))
@@ -283,7 +299,8 @@ func TestCachedEqualsFresh(t *testing.T) {
 		e.write(t, b)
 	}
 	counts := map[CacheStatus]int{}
-	var queries, writes, lates, deletes, retentions, histHits, storedHits int
+	var queries, writes, lates, deletes, retentions, rollupsWritten, histHits, storedHits int
+	resolutions := map[Resolution]int{}
 	// Windows in the past asked for again (a dashboard reloaded on an
 	// old time range): their whole answers are stored (RangeBody).
 	var past []RangeQuery
@@ -343,6 +360,14 @@ func TestCachedEqualsFresh(t *testing.T) {
 				}
 			})
 			retentions++
+		case r < 31: // downsample, as the server does
+			e.store.Exclusive(func() {
+				n, err := e.frontend.InvalidateNewRollups(slog.New(slog.DiscardHandler), e.set, func() (int, error) { return e.rollups.Run(ctx) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				rollupsWritten += n
+			})
 		case r < 38:
 			// Mostly dashboard-refresh sized steps, sometimes hours.
 			if rng.Intn(4) == 0 {
@@ -404,14 +429,18 @@ func TestCachedEqualsFresh(t *testing.T) {
 				t.Fatalf("op %d: %q answered %s through the cache differs from fresh: %s", op, qs, cached.Cache, d)
 			}
 			counts[cached.Cache]++
+			resolutions[cached.Resolution]++
 			queries++
 			if (cached.Cache == CacheHit || cached.Cache == CachePartial) && matrixHasHistograms(asMatrix(cached.Value)) {
 				histHits++
 			}
 		}
 	}
-	t.Logf("%d ops: %d queries %v, %d writes (%d late or out of order samples), %d deletes, %d retention runs",
-		ops, queries, counts, writes, lates, deletes, retentions)
+	t.Logf("%d ops: %d queries %v, from %v, %d writes (%d late or out of order samples), %d deletes, %d retention runs, %d rollups written",
+		ops, queries, counts, resolutions, writes, lates, deletes, retentions, rollupsWritten)
+	if resolutions[Resolution5m] == 0 || resolutions[Resolution1h] == 0 || rollupsWritten == 0 {
+		t.Fatalf("rollups were not read at both resolutions: %v, %d rollups written", resolutions, rollupsWritten)
+	}
 	if histHits == 0 {
 		t.Fatal("no answer holding histograms came from the cache")
 	}
