@@ -228,54 +228,10 @@ func (c *Compactor) merge(ctx context.Context, ids []string) error {
 	if len(segs) != len(ids) {
 		return fmt.Errorf("compact: %d of %d segments are gone", len(ids)-len(segs), len(ids))
 	}
-	meta := Meta{Resolution: segs[0].Meta().Resolution, Compaction: CompactionMeta{Level: 1}}
-	for _, s := range segs {
-		m := s.Meta()
-		meta.Compaction.Level = max(meta.Compaction.Level, m.Compaction.Level+1)
-		meta.Compaction.Sources = append(meta.Compaction.Sources, m.Compaction.Sources...)
-		// The output holds the newest write of its inputs, and a window's
-		// segments are all merged at once, so no segment outside the group
-		// falls between its inputs in write order.
-		meta.Seq = max(meta.Seq, m.Seq)
-	}
-	slices.Sort(meta.Compaction.Sources)
-	meta.Compaction.Sources = slices.Compact(meta.Compaction.Sources)
-
-	// A segment wider than one block (a day) is written with longer
-	// chunks, in compressed pages: it is read less often than the newest
-	// blocks, and kept longest.
-	mint, maxt := segs[0].meta.MinTime, segs[0].meta.MaxTime
-	for _, s := range segs {
-		mint, maxt = min(mint, s.meta.MinTime), max(maxt, s.meta.MaxTime)
-	}
-	wide := alignDown(mint, c.opts.Ranges[0]) != alignDown(maxt, c.opts.Ranges[0])
-	wopts, chunkSamples := DefaultWriterOptions(), c.opts.ChunkSamples
-	if wide {
-		wopts.Compress = !c.opts.Uncompressed
-		chunkSamples = c.opts.WideChunkSamples
-	}
-	w, err := NewWriterWithOptions(c.set.Dir(), meta, wopts)
-	if err != nil {
-		return fmt.Errorf("compact: %w", err)
-	}
-	if err := writeMerged(ctx, w, segs, chunkSamples, c.set.Tombstones); err != nil {
-		_ = w.Abort()
-		return fmt.Errorf("compact %v: %w", ids, err)
-	}
-	if w.numSeries() == 0 {
-		// Everything was deleted. The output is an empty segment over the
-		// inputs' time that still lists their sources: a rollup built
-		// from them judges its raw data complete (downsample.CheckFreshness)
-		// by finding every source it was built from, and data deleted is
-		// not data gone, so later writes and deletes in its window are
-		// still rolled up again.
-		_ = w.Abort()
-		meta.MinTime, meta.MaxTime = mint, maxt
-		if w, err = NewWriterWithOptions(c.set.Dir(), meta, DefaultWriterOptions()); err != nil {
-			return fmt.Errorf("compact: %w", err)
-		}
-	}
-	out, err := w.Close()
+	// The output holds the newest write of its inputs, and a window's
+	// segments are all merged at once, so no segment outside the group
+	// falls between its inputs in write order (Merge's Seq is right).
+	out, err := mergeInto(ctx, c.set.Dir(), segs, c.set.Tombstones, "", c.opts, nil)
 	if err != nil {
 		return fmt.Errorf("compact %v: %w", ids, err)
 	}

@@ -10,11 +10,11 @@ import (
 // Rewrite writes under parent, as segment id, a copy of seg without the
 // samples that ts hide: what a compaction of seg alone writes (the same
 // sources and Seq, one level higher, so the copy replaces seg wherever
-// both are found), in seg's format. ok is false, and nothing is written,
-// when ts hide all of seg. Only raw segments are rewritten: a rollup keeps
-// its tombstones, applied at read time. opts gives the chunk lengths (zero
+// both are found), in seg's format; when ts hide all of seg, an empty
+// segment (see Merge). Only raw segments are rewritten: a rollup keeps its
+// tombstones, applied at read time. opts gives the chunk lengths (zero
 // fields: DefaultCompactOptions).
-func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, id string, opts CompactOptions) (meta Meta, ok bool, err error) {
+func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, id string, opts CompactOptions) (Meta, error) {
 	m := seg.Meta()
 	wopts := DefaultWriterOptions()
 	wopts.Compress = m.Compressed()
@@ -30,8 +30,14 @@ func Rewrite(ctx context.Context, parent string, seg *Segment, ts []Tombstone, i
 // above the highest, the greatest Seq, so the output replaces each of
 // them wherever both are found. That Seq is right only when no other
 // segment of their time falls between them in write order: the caller
-// makes sure. ok is false, and nothing is written, when nothing is left.
-func Merge(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions) (meta Meta, ok bool, err error) {
+// makes sure.
+//
+// When nothing is left, the output is an empty segment over the inputs'
+// time that still lists their sources: a rollup built from them judges
+// its raw data complete by finding every source it was built from
+// (downsample.CheckFreshness), and data deleted is not data gone, so later
+// writes and deletes in its day are still rolled up again.
+func Merge(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions) (Meta, error) {
 	if tombs == nil {
 		tombs = func(string) []Tombstone { return nil }
 	}
@@ -39,10 +45,10 @@ func Merge(ctx context.Context, parent string, segs []*Segment, tombs func(id st
 }
 
 // mergeInto is Merge; wopts, when not nil, sets the output's format (else:
-// the compactor's choice).
-func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions, wopts *WriterOptions) (Meta, bool, error) {
+// the compactor's choice). An empty id is a new one.
+func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(id string) []Tombstone, id string, opts CompactOptions, wopts *WriterOptions) (Meta, error) {
 	if len(segs) == 0 {
-		return Meta{}, false, errors.New("merge: no segments")
+		return Meta{}, errors.New("merge: no segments")
 	}
 	opts = opts.withDefaults()
 	out := Meta{ID: id}
@@ -50,7 +56,7 @@ func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(i
 	for _, s := range segs {
 		m := s.Meta()
 		if m.Resolution != 0 {
-			return Meta{}, false, fmt.Errorf("merge %s: a rollup segment is not rewritten", m.ID)
+			return Meta{}, fmt.Errorf("merge %s: a rollup segment is not rewritten", m.ID)
 		}
 		out.Compaction.Level = max(out.Compaction.Level, m.Compaction.Level+1)
 		sources := m.Compaction.Sources
@@ -75,20 +81,24 @@ func mergeInto(ctx context.Context, parent string, segs []*Segment, tombs func(i
 	}
 	w, err := NewWriterWithOptions(parent, out, *wopts)
 	if err != nil {
-		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
+		return Meta{}, fmt.Errorf("merge into %s: %w", id, err)
 	}
 	if err := writeMerged(ctx, w, segs, chunkSamples, tombs); err != nil {
 		_ = w.Abort()
-		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
+		return Meta{}, fmt.Errorf("merge into %s: %w", w.meta.ID, err)
 	}
 	if w.numSeries() == 0 {
-		return Meta{}, false, w.Abort()
+		_ = w.Abort()
+		out.ID, out.MinTime, out.MaxTime = w.meta.ID, mint, maxt
+		if w, err = NewWriterWithOptions(parent, out, DefaultWriterOptions()); err != nil {
+			return Meta{}, fmt.Errorf("merge into %s: %w", out.ID, err)
+		}
 	}
 	meta, err := w.Close()
 	if err != nil {
-		return Meta{}, false, fmt.Errorf("merge into %s: %w", id, err)
+		return Meta{}, fmt.Errorf("merge into %s: %w", w.meta.ID, err)
 	}
-	return meta, true, nil
+	return meta, nil
 }
 
 // Hides reports whether ts hide a sample of seg, judged by chunk time

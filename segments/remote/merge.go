@@ -58,7 +58,7 @@ func (t *Tier) mergeSmall(ctx context.Context) error {
 	}
 	windows := map[int64][]segments.Meta{}
 	for _, m := range all {
-		if m.Resolution != 0 || replaced(m, all) || t.emptied[m.ID] {
+		if m.Resolution != 0 || replaced(m, all) {
 			continue // a rollup, or waiting for collectBucket
 		}
 		if w := alignDown(m.MinTime, r); w != alignDown(m.MaxTime, r) || local[m.ID] {
@@ -157,20 +157,12 @@ func (t *Tier) mergeWindow(ctx context.Context, ms []segments.Meta) error {
 		t.mtx.Unlock()
 	}()
 	parent := filepath.Join(t.opts.Dir, rewriteDir)
-	out, ok, err := segments.Merge(ctx, parent, segs, func(id string) []segments.Tombstone { return tombs[id] }, newID,
+	// All deleted, the output is an empty segment that keeps its inputs'
+	// sources (segments.Merge): it replaces them as any merge does.
+	out, err := segments.Merge(ctx, parent, segs, func(id string) []segments.Tombstone { return tombs[id] }, newID,
 		segments.CompactOptions{Ranges: t.opts.Ranges})
 	if err != nil {
 		return err
-	}
-	if !ok {
-		// Everything in them is deleted: readers that know their
-		// tombstones hide all of it; collectBucket deletes them after
-		// DeleteDelay (see rewriteOne).
-		for _, m := range ms {
-			t.emptied[m.ID] = true
-		}
-		t.logger.Info("all data of a window's bucket segments is deleted; they leave the bucket after the delete delay", "segments", len(ms), "delay", t.opts.DeleteDelay)
-		return nil
 	}
 	dir := filepath.Join(parent, out.ID)
 	defer os.RemoveAll(dir)

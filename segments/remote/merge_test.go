@@ -256,11 +256,11 @@ func TestBucketMergesSettle(t *testing.T) {
 // TestBucketDeleteDelay: a reader lists a day's segments; the writer
 // then merges them, a rewrite replaces another segment for a delete, and
 // the data of a third segment, and of a day of two more (which a merge
-// would join), is all deleted. The reader, reading what it listed, still
-// finds every object of the replaced segments and of the emptied ones
-// (deleted only DeleteDelay later), and reads the
-// replacements alone once it lists them; past the delay, the replaced
-// and emptied segments leave the bucket.
+// would join), is all deleted (each replaced by an empty segment that keeps
+// their sources). The reader, reading what it listed, still finds every
+// object of the replaced segments (deleted only DeleteDelay later), and
+// reads the replacements alone once it lists them; past the delay, the
+// replaced segments leave the bucket.
 func TestBucketDeleteDelay(t *testing.T) {
 	srv := s3test.Start(t)
 	set := newSet(t)
@@ -303,8 +303,8 @@ func TestBucketDeleteDelay(t *testing.T) {
 	want = without(want, `{__name__="m", i="v"}`, goneDay[0].MinTime, goneDay[1].MaxTime)
 	clock.Add(time.Minute)
 	mustSync(t, w)
-	if n, rw := counterValue(w.m.bucketMerges), counterValue(w.m.bucketRewrites); n != 1 || rw != 2 {
-		t.Fatalf("%v merges and %v rewrites, want 1 and 2 (one emptied)", n, rw)
+	if n, rw := counterValue(w.m.bucketMerges), counterValue(w.m.bucketRewrites); n != 2 || rw != 2 {
+		t.Fatalf("%v merges and %v rewrites, want 2 and 2 (one of each into an empty segment)", n, rw)
 	}
 	// The reader has not listed the merge or the rewrite: it reads what
 	// it listed, the tombstone not yet known to it.
@@ -319,18 +319,32 @@ func TestBucketDeleteDelay(t *testing.T) {
 	if got, err := readEvery(r); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("the reader, having listed the replacements, reads %d series (%v), not the data less the delete", len(got), err)
 	}
-	if n := len(w.Metas()); n != 8 {
-		t.Fatalf("%d segments in the bucket before the delay, want the 3 replaced, their 2 replacements and the 3 emptied", n)
+	if n := len(w.Metas()); n != 10 {
+		t.Fatalf("%d segments in the bucket before the delay, want the 6 replaced and their 4 replacements (2 of them empty)", n)
 	}
 	clock.Add(delay)
 	mustSync(t, w)
 	mustSync(t, r)
-	if n := len(w.Metas()); n != 2 || len(r.Metas()) != 2 {
-		t.Fatalf("%d segments in the bucket (%d listed) past the delay, want the 2 replacements", n, len(r.Metas()))
+	if n := len(w.Metas()); n != 4 || len(r.Metas()) != 4 {
+		t.Fatalf("%d segments in the bucket (%d listed) past the delay, want the 4 replacements", n, len(r.Metas()))
+	}
+	empty := 0
+	for _, m := range w.Metas() {
+		if m.NumSeries != 0 {
+			continue
+		}
+		empty++
+		if !slices.Equal(m.Compaction.Sources, gone.Compaction.Sources) &&
+			!slices.Equal(m.Compaction.Sources, slices.Sorted(slices.Values([]string{goneDay[0].ID, goneDay[1].ID}))) {
+			t.Fatalf("an empty segment %+v whose sources are not those of the emptied ones", m)
+		}
+	}
+	if empty != 2 {
+		t.Fatalf("%d empty segments in the bucket, want 2 (gone's rewrite, goneDay's merge)", empty)
 	}
 	for _, id := range []string{gone.ID, goneDay[0].ID, goneDay[1].ID} {
 		if keys := srv.Keys("dd/" + segmentPrefix(id)); len(keys) != 0 {
-			t.Fatalf("an emptied segment's objects %v are left past the delay", keys)
+			t.Fatalf("a segment emptied by the delete left objects %v past the delay", keys)
 		}
 	}
 	if keys := srv.Keys("dd/" + tombstonesPrefix); len(keys) != 0 {

@@ -58,12 +58,11 @@ func (t *Tier) rewriteTombstoned(ctx context.Context) error {
 		}
 	}) {
 		m := metaOf(all, id)
-		if replaced(m, all) || t.emptied[id] || t.unaffected[id] == named[id] || slices.ContainsFunc(infos, func(in segments.Info) bool {
+		if replaced(m, all) || t.unaffected[id] == named[id] || slices.ContainsFunc(infos, func(in segments.Info) bool {
 			return in.Meta.Resolution == m.Resolution && coversSources(in.Meta, m)
 		}) {
-			// Its rewrite is in the bucket, or its tombstones hide all of
-			// it (it waits for collectBucket) or none of it, or a local
-			// compaction rewrote it (uploaded in time).
+			// Its rewrite is in the bucket, or its tombstones hide none
+			// of it, or a local compaction rewrote it (uploaded in time).
 			continue
 		}
 		if err := t.rewriteOne(ctx, m, named[id]); err != nil {
@@ -109,19 +108,12 @@ func (t *Tier) rewriteOne(ctx context.Context, m segments.Meta, n int) error {
 		return unavailable(t.bucket, fmt.Errorf("read segment %s to rewrite it: %w", m.ID, err))
 	}
 	parent := filepath.Join(t.opts.Dir, rewriteDir)
-	out, ok, err := segments.Rewrite(ctx, parent, seg, ts, newID, segments.CompactOptions{Ranges: t.opts.Ranges})
+	// All deleted, the rewrite is an empty segment that keeps the
+	// original's sources (segments.Rewrite): it replaces it as any rewrite
+	// does.
+	out, err := segments.Rewrite(ctx, parent, seg, ts, newID, segments.CompactOptions{Ranges: t.opts.Ranges})
 	if err != nil {
 		return err
-	}
-	if !ok {
-		// Everything in it is deleted: readers that know its tombstones
-		// hide all of it; collectBucket deletes it after DeleteDelay, as
-		// a replaced segment, so that a reader that listed it can finish
-		// reading it.
-		t.emptied[m.ID] = true
-		t.m.bucketRewrites.Inc()
-		t.logger.Info("all data of a bucket segment is deleted; the segment leaves the bucket after the delete delay", "segment", m.ID, "delay", t.opts.DeleteDelay)
-		return nil
 	}
 	dir := filepath.Join(parent, out.ID)
 	defer os.RemoveAll(dir)

@@ -316,3 +316,75 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 		t.Fatalf("tombstones %v left once the delete was applied", keys)
 	}
 }
+
+// TestBucketRollupsAfterAllDeleted: all of day 2's data, one bucket
+// segment, is deleted; the rewrite is an empty segment that keeps the
+// segment's sources. Late samples then reach day 2 and are merged in the
+// bucket with the empty segment: the writer rebuilds day 2's rollups, and
+// they are exactly those a downsampler makes of the raw data (the late
+// samples, continuing day 1's counters). It failed when the emptied
+// segment left the bucket with nothing in its place: day 2's raw data
+// looked partly gone (as after retention), its rollups were never rebuilt,
+// and readers never saw the late samples at 5m or 1h.
+func TestBucketRollupsAfterAllDeleted(t *testing.T) {
+	srv := s3test.Start(t)
+	day := 24 * time.Hour
+	d0 := t0.Add(day) // day 1 is (d0, d0+day], day 2 the one after
+	const delay = 10 * time.Minute
+	set, ref := newSet(t), newSet(t)
+	both := []*segments.Set{set, ref}
+	counterSeries(t, both, d0.Add(time.Minute), d0.Add(day), 0, "")
+	counterSeries(t, both, d0.Add(day+time.Minute), d0.Add(2*day), 0, "x")
+	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
+	rollUp := func(s *segments.Set) {
+		t.Helper()
+		clock.Add(time.Minute)
+		d, err := downsample.New(nil, s, downsample.Options{Now: clock.Now}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rollUp(set)
+	w := newTier(t, srv, set, "ad", Options{Ranges: []int64{time.Hour.Milliseconds(), day.Milliseconds()},
+		UploadAfter: time.Hour, Keep: time.Hour, Now: clock.Now, Downsample: &downsample.Options{}, DeleteDelay: delay})
+	mustSync(t, w)
+	if ids := localIDs(set); len(ids) != 0 {
+		t.Fatalf("local segments %v, want everything evicted", ids)
+	}
+	w2 := d0.Add(day).UnixMilli()
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "i", "x")}
+	if err := w.AddTombstone(ms, []string{"m"}, w2+1, w2+day.Milliseconds()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.AddTombstone(ms, w2+1, w2+day.Milliseconds()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the rewrite, then past the delay the original leaves
+		clock.Add(delay)
+		mustSync(t, w)
+	}
+	// Late samples of x, half a minute past each minute of day 2's first
+	// 6 hours: a new local segment, uploaded, evicted and merged.
+	counterSeries(t, both, d0.Add(day+time.Minute), d0.Add(day+6*time.Hour), 30*time.Second, "x")
+	for range 3 {
+		clock.Add(delay)
+		mustSync(t, w)
+	}
+	rollUp(ref)
+	r := newTier(t, srv, newSet(t), "ad", Options{Reader: true})
+	mustSync(t, r)
+	for _, res := range []int64{downsample.Res5m, downsample.Res1h} {
+		want, _ := rollupRows(t, localSet{ref}, res, w2)
+		if len(want) == 0 {
+			t.Fatalf("the reference holds no %d rollup of day 2", res)
+		}
+		for who, a := range map[string]acquirer{"writer": w, "reader": r} {
+			if got, n := rollupRows(t, a, res, w2); n != 1 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("the %s reads %d rollups of resolution %d for day 2 holding %v, want one holding %v", who, n, res, got, want)
+			}
+		}
+	}
+}

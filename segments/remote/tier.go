@@ -183,10 +183,6 @@ type Tier struct {
 	// unaffected: bucket segments whose tombstones (this many) hide none
 	// of their samples, so not rewritten; guarded by roundMtx.
 	unaffected map[string]int
-	// emptied: bucket segments whose tombstones hide all their samples,
-	// deleted by collectBucket after Options.DeleteDelay as replaced ones
-	// are; guarded by roundMtx.
-	emptied map[string]bool
 
 	// arrived: when this process first saw each bucket-only raw segment
 	// that mergeSmall considers, by Now; mergeSince: since when each day
@@ -253,7 +249,7 @@ func New(logger *slog.Logger, bucket Bucket, set *segments.Set, opts Options, re
 		return nil, err
 	}
 	t := &Tier{logger: logger, bucket: bucket, set: set, opts: opts, m: m, cache: c,
-		catalog: map[string]segments.Meta{}, pins: map[string]int{}, deleting: map[string]bool{}, rewriting: map[string]string{}, unaffected: map[string]int{}, emptied: map[string]bool{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		catalog: map[string]segments.Meta{}, pins: map[string]int{}, deleting: map[string]bool{}, rewriting: map[string]string{}, unaffected: map[string]int{}, arrived: map[string]time.Time{}, mergeSince: map[int64]time.Time{}, replacedAt: map[string]time.Time{}, rolledFrom: map[int64]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := t.loadSavedCatalog(); err != nil {
 		return nil, err
 	}
@@ -665,7 +661,7 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 		if local[m.ID] && !expired {
 			continue // the local copy is the set's: retention deletes it there
 		}
-		if !expired && !replaced(m, metas) && !t.emptied[m.ID] {
+		if !expired && !replaced(m, metas) {
 			continue
 		}
 		if !expired {
@@ -692,23 +688,14 @@ func (t *Tier) collectBucket(ctx context.Context) error {
 		}
 		t.m.bucketDeletes.Inc()
 		reason := "replaced by a compacted segment"
-		switch {
-		case expired:
+		if expired {
 			reason = "past retention"
-		case t.emptied[m.ID]:
-			reason = "all its data deleted"
 		}
-		delete(t.emptied, m.ID)
 		t.logger.Info("deleted segment from object storage", "segment", m.ID, "reason", reason)
 	}
 	for id := range t.replacedAt {
 		if !seen[id] {
 			delete(t.replacedAt, id)
-		}
-	}
-	for id := range t.emptied {
-		if !seen[id] {
-			delete(t.emptied, id) // left the bucket otherwise
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -333,10 +334,10 @@ func (b *recordingBucket) index(op string) int {
 // meta.json is deleted, and the tombstone deleted after that. A reader
 // listing and reading all the while, concurrently, reads exactly the data
 // less the deleted samples every time: never a gap, a duplicate or a
-// deleted sample. A segment whose data is all deleted leaves the bucket,
-// and retention takes a rewrite and its tombstones like any segment. The
-// original and the emptied segment leave the bucket DeleteDelay after,
-// once the reader has listed the rewrite (with no delay a reader that
+// deleted sample. A segment whose data is all deleted is rewritten as an
+// empty segment that keeps its sources, and retention takes a rewrite and
+// its tombstones like any segment. The originals leave the bucket
+// DeleteDelay after, once the reader has listed the rewrites (with no delay a reader that
 // listed them before may fail reading them: TestBucketDeleteDelay).
 func TestBucketRewriteAppliesTombstones(t *testing.T) {
 	srv := s3test.Start(t)
@@ -423,7 +424,7 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 	}
 	waitFor(t, "the reader lists the rewrite", func() bool { return rewritten(r.Metas()) })
 	now = now.Add(delay)
-	mustSync(t, w) // the original and the emptied segment go
+	mustSync(t, w) // the originals go
 	seenMtx.Lock()
 	n := reads
 	seenMtx.Unlock()
@@ -437,16 +438,24 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The catalog holds the rewrite of a, and the rewrite of gone: an
+	// empty segment over its time that keeps its sources (so that a
+	// rollup built from them finds its raw data complete).
 	cat := w.Metas()
-	if len(cat) != 1 || cat[0].ID == a.ID || cat[0].Compaction.Level != a.Compaction.Level+1 ||
+	slices.SortFunc(cat, func(x, y segments.Meta) int { return cmp.Compare(x.MinTime, y.MinTime) })
+	if len(cat) != 2 || cat[0].ID == a.ID || cat[0].Compaction.Level != a.Compaction.Level+1 ||
 		!slices.Equal(cat[0].Compaction.Sources, a.Compaction.Sources) || cat[0].NumSamples != a.NumSamples-61 {
-		t.Fatalf("bucket catalog %+v, want one rewrite of %s with 61 samples fewer", cat, a.ID)
+		t.Fatalf("bucket catalog %+v, want a rewrite of %s with 61 samples fewer, and an empty rewrite of %s", cat, a.ID, gone.ID)
 	}
-	rewrite := cat[0].ID
+	if e := cat[1]; e.ID == gone.ID || e.NumSeries != 0 || e.Compaction.Level != gone.Compaction.Level+1 ||
+		!slices.Equal(e.Compaction.Sources, gone.Compaction.Sources) || e.MinTime != gone.MinTime || e.MaxTime != gone.MaxTime {
+		t.Fatalf("bucket catalog %+v, want an empty rewrite of %s over its time, with its sources", cat, gone.ID)
+	}
+	rewrite, empty := cat[0].ID, cat[1].ID
 	if got := srv.Keys("rw/" + segmentsPrefix); slices.ContainsFunc(got, func(k string) bool {
-		return !strings.HasPrefix(k, "rw/"+segmentPrefix(rewrite))
+		return !strings.HasPrefix(k, "rw/"+segmentPrefix(rewrite)) && !strings.HasPrefix(k, "rw/"+segmentPrefix(empty))
 	}) {
-		t.Fatalf("the bucket holds %v, want only segment %s", got, rewrite)
+		t.Fatalf("the bucket holds %v, want only segments %s and %s", got, rewrite, empty)
 	}
 	if got := srv.Keys("rw/" + tombstonesPrefix); len(got) != 0 {
 		t.Fatalf("tombstones %v still in the bucket once their segments left", got)
@@ -474,8 +483,8 @@ func TestBucketRewriteAppliesTombstones(t *testing.T) {
 		t.Fatalf("rewrite directory holds %d entries (%v)", len(entries), err)
 	}
 
-	// Retention: the rewrite expires like any segment.
-	minTime = t0.Add(24 * time.Hour).UnixMilli()
+	// Retention: the rewrites expire like any segment.
+	minTime = t0.Add(26 * time.Hour).UnixMilli()
 	mustSync(t, w)
 	if got := srv.Keys("rw/"); slices.ContainsFunc(got, func(k string) bool { return !strings.HasSuffix(k, writerInfoKey) }) {
 		t.Fatalf("the bucket holds %v past retention", got)
