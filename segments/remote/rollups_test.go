@@ -110,6 +110,20 @@ func counterSeries(t *testing.T, sets []*segments.Set, from, to time.Time, offse
 	}
 }
 
+// rollUpAt runs a downsampler over s at the clock's time, a minute on
+// (rollups made later have greater IDs).
+func rollUpAt(t *testing.T, s *segments.Set, clock *testClock) {
+	t.Helper()
+	clock.Add(time.Minute)
+	d, err := downsample.New(nil, s, downsample.Options{Now: clock.Now}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBucketRollupsRebuilt: two days are rolled up (5m and 1h), uploaded
 // and evicted. Late samples then reach day 1: flushed, rolled up by the
 // local downsampler alone (a rollup of the late samples only), uploaded,
@@ -132,18 +146,7 @@ func TestBucketRollupsRebuilt(t *testing.T) {
 	counterSeries(t, both, d0.Add(time.Minute), d0.Add(day), 0, "")
 	counterSeries(t, both, d0.Add(day+time.Minute), d0.Add(2*day), 0, "") // day 2: its counters continue day 1's
 	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
-	dsOpts := downsample.Options{Now: clock.Now}
-	rollUp := func(s *segments.Set) {
-		t.Helper()
-		clock.Add(time.Minute) // rollups made later have greater IDs
-		d, err := downsample.New(nil, s, dsOpts, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rollUp := func(s *segments.Set) { rollUpAt(t, s, clock) }
 	rollUp(set)
 	w := newTier(t, srv, set, "ru", Options{Ranges: []int64{time.Hour.Milliseconds(), day.Milliseconds()},
 		UploadAfter: time.Hour, Keep: time.Hour, Now: clock.Now, Downsample: &downsample.Options{}, DeleteDelay: delay})
@@ -336,17 +339,7 @@ func TestBucketRollupsAfterAllDeleted(t *testing.T) {
 	counterSeries(t, both, d0.Add(time.Minute), d0.Add(day), 0, "")
 	counterSeries(t, both, d0.Add(day+time.Minute), d0.Add(2*day), 0, "x")
 	clock := &testClock{t: time.Now().Add(24 * time.Hour)}
-	rollUp := func(s *segments.Set) {
-		t.Helper()
-		clock.Add(time.Minute)
-		d, err := downsample.New(nil, s, downsample.Options{Now: clock.Now}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rollUp := func(s *segments.Set) { rollUpAt(t, s, clock) }
 	rollUp(set)
 	w := newTier(t, srv, set, "ad", Options{Ranges: []int64{time.Hour.Milliseconds(), day.Milliseconds()},
 		UploadAfter: time.Hour, Keep: time.Hour, Now: clock.Now, Downsample: &downsample.Options{}, DeleteDelay: delay})
