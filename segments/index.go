@@ -235,7 +235,7 @@ func newIndexHeader(hdr, toc []byte, size uint64, formatVersion int) (*indexRead
 	}
 	v := hdr[4]
 	if v < indexVersion || v > indexVersionPagedStatsFirst ||
-		compressedVersion(int(v)) && formatVersion < FormatVersionCompressed ||
+		compressedVersion(int(v)) && !compressedVersion(formatVersion) ||
 		v >= indexVersionStats && formatVersion < FormatVersionStats ||
 		v >= indexVersionStatsRuns && formatVersion < FormatVersionStatsRuns ||
 		v >= indexVersionStatsFirst && formatVersion < FormatVersionStatsFirst {
