@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // memSource is a Source holding a segment's files in memory. damage, when
@@ -19,6 +22,7 @@ type memSource struct {
 	mtx       sync.Mutex
 	forgotten int
 	reads     [][2]int64 // the ranges of the index read, [off, end)
+	prefetch  [][2]int64 // the ranges of the index prefetched
 	damage    func(file string, off int64, b []byte)
 }
 
@@ -55,12 +59,60 @@ func (s *memSource) Forget(string, int64, int64) {
 }
 
 func (s *memSource) Prefetch(_ context.Context, file string, ranges [][2]int64) error {
+	if file == indexFilename {
+		s.mtx.Lock()
+		s.prefetch = append(s.prefetch, ranges...)
+		s.mtx.Unlock()
+	}
 	for _, r := range ranges {
 		if _, err := s.read(file, r[0], r[1]-r[0], false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readIndexFile returns the index file of the segment in dir.
+func readIndexFile(t testing.TB, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, indexFilename))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestIndexTooShort: an index cut to any length below its table of
+// contents and sections' checksums, or just past them, is corruption,
+// read whole (Open) or by range from a Source (OpenSource of a compressed
+// segment); the reader must not slice past the bytes it has, nor take a
+// range error of its own making for an error of the Source.
+func TestIndexTooShort(t *testing.T) {
+	parent := t.TempDir()
+	for _, f := range formats {
+		m := writeTestSegmentWith(t, parent, Meta{}, genSeries(3, 4, 1), f.opts)
+		b := readIndexFile(t, filepath.Join(parent, m.ID))
+		for n := 0; n <= indexHeaderSize+numSections*4+tocSize+8; n++ {
+			short := b[:n:n]
+			_, err := func() (r *indexReader, err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("panic: %v", p)
+					}
+				}()
+				return newIndexReader(short, m.Version, NewPageCache(1<<20))
+			}()
+			var ce *CorruptionError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s: index of %d bytes read whole: %v, want *CorruptionError", f.name, n, err)
+			}
+			src := &memSource{files: map[string][]byte{indexFilename: short}}
+			_, err = newIndexReaderLazy(context.Background(), sourceFile{src: src, name: indexFilename, n: uint64(n)}, m.Version, NewPageCache(1<<20))
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s: index of %d bytes read by range: %v, want *CorruptionError", f.name, n, err)
+			}
+		}
+	}
 }
 
 // openMemSource opens the segment in dir through a memSource holding its
@@ -77,6 +129,89 @@ func openMemSource(t testing.TB, dir string) (*Segment, *memSource) {
 	return s, src
 }
 
+// TestSmallSegmentsReadAsWritten: a segment of no series, and one of a
+// single series with few labels, read whole and through a Source, in
+// every format, read back what was written and pass Verify. Their
+// sections are the smallest there are: a symbols section of one byte, a
+// postings list whose count equals the bytes of its refs.
+func TestSmallSegmentsReadAsWritten(t *testing.T) {
+	parent := t.TempDir()
+	one := []SeriesData{{Labels: labels.FromStrings("__name__", "a"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}, {T: testT0 + 1000, V: 2}})}}}}
+	for _, f := range formats {
+		for _, data := range [][]SeriesData{nil, one} {
+			m, err := WriteSeriesWithOptions(parent, Meta{}, data, f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(parent, m.ID)
+			disk := openT(t, dir)
+			src, _ := openMemSource(t, dir)
+			for _, s := range []*Segment{disk, src} {
+				got, err := readContent(s)
+				if err != nil {
+					t.Fatalf("%s, %d series, from a Source %v: %v", f.name, len(data), s.FromSource(), err)
+				}
+				want := 1 // the label names
+				if len(data) > 0 {
+					want = 2 + len(data) // the series, the names, the values of __name__
+				}
+				if len(got) != want {
+					t.Fatalf("%s, %d series, from a Source %v: read %q", f.name, len(data), s.FromSource(), got)
+				}
+				if len(data) > 0 && got[0] != `{__name__="a"}: raw `+fmt.Sprint(testT0)+`..`+fmt.Sprint(testT0+1000)+` XOR `+fmt.Sprintf("%x", data[0].Chunks[0].Chunk.Bytes()) {
+					t.Fatalf("%s, from a Source %v: read %q", f.name, s.FromSource(), got[0])
+				}
+				if err := s.Verify(t.Context()); err != nil {
+					t.Fatalf("%s, %d series, from a Source %v: %v", f.name, len(data), s.FromSource(), err)
+				}
+			}
+		}
+	}
+}
+
+// TestOpenSourceReadsNoSymbols: a compressed segment opened through a
+// Source rebuilds its index's symbols section from the postings table,
+// which holds every symbol, instead of reading it (only its CRC32C); the
+// section is read when what was rebuilt is not what the writer wrote.
+func TestOpenSourceReadsNoSymbols(t *testing.T) {
+	parent := t.TempDir()
+	m := writeTestSegmentWith(t, parent, Meta{}, genSeries(5, 30, 1), WriterOptions{Compress: true})
+	dir := filepath.Join(parent, m.ID)
+	sym := openT(t, dir).index.toc[secSymbols]
+	_, src := openMemSource(t, dir)
+	for _, r := range src.reads {
+		if r[0] < int64(sym.end()) && r[1] > int64(sym.off) {
+			t.Fatalf("read [%d, %d) of the index, in its symbols section [%d, %d)", r[0], r[1], sym.off, sym.end())
+		}
+	}
+	// A symbol the postings table does not hold: the section is read.
+	metaJSON, files := segmentFiles(t, dir)
+	src = &memSource{files: files}
+	src.damage = func(file string, off int64, b []byte) {
+		// The section's CRC32C, as a Source may damage it: not what the
+		// rebuilt section sums to.
+		if p := int64(sym.end()) - off; file == indexFilename && p >= 0 && p < int64(len(b)) && src.forgotten == 0 {
+			b[p] ^= 1
+		}
+	}
+	s, err := OpenSource(context.Background(), "bucket/x", metaJSON, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	read := false
+	for _, r := range src.reads {
+		read = read || r[0] <= int64(sym.off) && r[1] >= int64(sym.end())
+	}
+	if !read {
+		t.Fatal("symbols section not read after its CRC32C did not match the rebuilt one")
+	}
+	if got, want := segmentContent(t, s), segmentContent(t, openT(t, dir)); !slices.Equal(got, want) {
+		t.Fatal("reads differently")
+	}
+}
+
 // TestIndexNewerThanMeta: an index of a version its segment's meta.json
 // does not allow (statistics, hour runs or first values under a meta.json
 // of an older format) is corruption, opened from disk or through a
@@ -84,9 +219,13 @@ func openMemSource(t testing.TB, dir string) (*Segment, *memSource) {
 // take the older format's layout for the index's.
 func TestIndexNewerThanMeta(t *testing.T) {
 	parent := t.TempDir()
+	dirs := []string{fixtureV3Dir, fixtureV4Dir, fixtureV5Dir, fixtureV6Dir, fixtureV7Dir}
 	for _, f := range formats {
 		m := writeTestSegmentWith(t, parent, Meta{}, genSeries(9, 3, 1), f.opts)
-		dir := filepath.Join(parent, m.ID)
+		dirs = append(dirs, filepath.Join(parent, m.ID))
+	}
+	for _, dir := range dirs {
+		m := openT(t, dir).Meta()
 		metaJSON, files := segmentFiles(t, dir)
 		for w := FormatVersionPlain; w < m.Version; w++ {
 			mf, err := parseMetaFile(dir, metaJSON)
@@ -104,7 +243,7 @@ func TestIndexNewerThanMeta(t *testing.T) {
 				if err == nil {
 					s.Close()
 				}
-				t.Fatalf("%s (version %d) under a meta.json of version %d, through a Source: %v, want *CorruptionError", f.name, m.Version, w, err)
+				t.Fatalf("%s (version %d) under a meta.json of version %d, through a Source: %v, want *CorruptionError", dir, m.Version, w, err)
 			}
 			other := filepath.Join(t.TempDir(), m.ID)
 			copyDir(t, dir, other)
@@ -116,8 +255,106 @@ func TestIndexNewerThanMeta(t *testing.T) {
 				if err == nil {
 					s.Close()
 				}
-				t.Fatalf("%s (version %d) under a meta.json of version %d: %v, want *CorruptionError", f.name, m.Version, w, err)
+				t.Fatalf("%s (version %d) under a meta.json of version %d: %v, want *CorruptionError", dir, m.Version, w, err)
 			}
 		}
 	}
+}
+
+// TestIndexSizeFromSource: a compressed segment opened through a Source
+// holds its index's symbols and postings table, and the page table of its
+// series section (16 bytes a page); not the series entries nor the
+// postings lists, which it reads by range. From disk it holds the whole
+// file.
+func TestIndexSizeFromSource(t *testing.T) {
+	parent := t.TempDir()
+	for _, f := range formats {
+		m := writeTestSegmentWith(t, parent, Meta{}, genSeries(11, 40, 1), f.opts)
+		dir := filepath.Join(parent, m.ID)
+		disk := openT(t, dir)
+		size := int64(len(readIndexFile(t, dir)))
+		if got := disk.IndexSize(); got != size {
+			t.Fatalf("%s from disk: IndexSize %d, want the file's %d", f.name, got, size)
+		}
+		s, _ := openMemSource(t, dir)
+		// A plain index read through a Source is held whole; IndexSize
+		// counts its sections' bodies (all but the header, the sections'
+		// CRC32Cs and the table of contents: 89 bytes).
+		toc := disk.index.toc
+		want := int64(toc[secSymbols].len + toc[secSeries].len + toc[secPostings].len + toc[secPostingsTable].len)
+		if m.Compressed() {
+			want = int64(toc[secSymbols].len+toc[secPostingsTable].len) + 16*int64(len(s.index.seriesPages.starts))
+		}
+		if got := s.IndexSize(); got != want {
+			t.Fatalf("%s through a Source: IndexSize %d, want %d", f.name, got, want)
+		}
+	}
+}
+
+// TestSourceSelectEveryValue: through a Source, the postings list of every
+// label value of a compressed segment (each read by range, to where the
+// next list starts or the section ends) selects what it selects from
+// disk, alone and two lists at once; the lists a selection needs are
+// prefetched together, each range exactly its list.
+func TestSourceSelectEveryValue(t *testing.T) {
+	parent := t.TempDir()
+	dirs := []string{fixtureV2Dir, fixtureV4Dir, fixtureV7Dir}
+	for _, n := range []int{1, 30} {
+		m := writeTestSegmentWith(t, parent, Meta{}, genSeries(uint64(n), n, 1), WriterOptions{Compress: true})
+		dirs = append(dirs, filepath.Join(parent, m.ID))
+	}
+	for _, dir := range dirs {
+		disk := openT(t, dir)
+		r := disk.index
+		offs := r.postingsOffsets()
+		span := func(off uint64) [2]int64 {
+			i, _ := slices.BinarySearch(offs, off)
+			if i+1 < len(offs) {
+				return [2]int64{int64(off), int64(offs[i+1])}
+			}
+			return [2]int64{int64(off), int64(r.toc[secPostings].end())}
+		}
+		src, msrc := openMemSource(t, dir)
+		for _, name := range r.names {
+			lv := r.values[name]
+			for i, v := range lv.values {
+				ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, name, v)}
+				wantRanges := [][2]int64{span(lv.offs[i])}
+				if i > 0 {
+					ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, name, lv.values[i-1]+"|"+v)}
+					wantRanges = [][2]int64{span(lv.offs[i-1]), span(lv.offs[i])}
+				}
+				want := selectContent(t, disk, ms)
+				msrc.mtx.Lock()
+				msrc.prefetch = nil
+				msrc.mtx.Unlock()
+				if got := selectContent(t, src, ms); !slices.Equal(got, want) || len(got) == 0 {
+					t.Fatalf("%s: %s through a Source: %q, from disk %q", dir, ms, got, want)
+				}
+				msrc.mtx.Lock()
+				got := msrc.prefetch[:min(len(msrc.prefetch), len(wantRanges))]
+				msrc.mtx.Unlock()
+				if !slices.Equal(got, wantRanges) {
+					t.Fatalf("%s: %s prefetched %v of the index first, want its lists %v", dir, ms, got, wantRanges)
+				}
+			}
+		}
+	}
+}
+
+// selectContent returns the label sets and chunk metas Select(ms...) gives.
+func selectContent(t testing.TB, s *Segment, ms []*labels.Matcher) []string {
+	t.Helper()
+	it, err := s.Select(ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for it.Next() {
+		out = append(out, fmt.Sprint(it.Labels(), it.Chunks()))
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
