@@ -180,7 +180,8 @@ func (q *rangeCall) bodyKey(format string) []byte {
 	k = append(k, 0)
 	k = strconv.AppendInt(k, int64(q.pl.res), 10)
 	k = append(k, 0)
-	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
+	k = strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
+	return f.appendRerollFrom(k, q.pl)
 }
 
 // bodyTags returns the tags of a stored answer: those of its pieces,

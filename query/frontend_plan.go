@@ -243,6 +243,41 @@ func (f *Frontend) counterChainFrom(pl *plan) int64 {
 	return max(from, src.rawMinTime()) - downsample.Window
 }
 
+// rerollFrom returns, for a plan that reads rollups, the start of the
+// oldest rollup window that a query may still roll up again from raw data
+// (the first whose raw data is all inside retention: Select judges no
+// older one), math.MinInt64 for any other plan. It moves a window on
+// each time raw retention passes a window's start, which it does with the
+// clock, not with any write: a window that stops being rolled up again is
+// read from its stored rollup, which may lack late writes not yet rolled
+// up, and a counter's level continues through it into every later window.
+// The keys of answers read from rollups hold it, so that no answer
+// evaluated before that moment is served after it.
+func (f *Frontend) rerollFrom(pl *plan) int64 {
+	if pl.res <= 0 {
+		return math.MinInt64
+	}
+	src, ok := f.engine.queryable.(rollupSource)
+	if !ok {
+		return math.MinInt64
+	}
+	rawMin := src.rawMinTime()
+	if rawMin == math.MinInt64 {
+		return math.MinInt64 // no raw retention: every window may be
+	}
+	return windowOf(rawMin-1) + downsample.Window // the first start s with s+1 >= rawMin
+}
+
+// appendRerollFrom ends a key of an answer of pl with rerollFrom, for a
+// plan that reads rollups.
+func (f *Frontend) appendRerollFrom(k []byte, pl *plan) []byte {
+	if from := f.rerollFrom(pl); from != math.MinInt64 {
+		k = append(k, 0)
+		k = strconv.AppendInt(k, from, 10)
+	}
+	return k
+}
+
 // rangeKey is the cache key of the extent starting at ws: everything that
 // decides its points.
 func (f *Frontend) rangeKey(pl *plan, step, offset, ws int64) []byte {
@@ -260,7 +295,8 @@ func (f *Frontend) rangeKey(pl *plan, step, offset, ws int64) []byte {
 	k = append(k, 0)
 	k = strconv.AppendInt(k, ws, 10)
 	k = append(k, 0)
-	return strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
+	k = strconv.AppendInt(k, f.opts.SplitInterval.Milliseconds(), 10)
+	return f.appendRerollFrom(k, pl)
 }
 
 // instantKey is the cache key of an instant query's answer.
@@ -273,5 +309,6 @@ func (f *Frontend) instantKey(pl *plan, ts int64) []byte {
 	k = append(k, 0)
 	k = strconv.AppendInt(k, int64(pl.res), 10)
 	k = append(k, 0)
-	return strconv.AppendInt(k, ts, 10)
+	k = strconv.AppendInt(k, ts, 10)
+	return f.appendRerollFrom(k, pl)
 }
