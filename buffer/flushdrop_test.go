@@ -425,6 +425,9 @@ func TestFlushDueScalesWithSeries(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if s.FlushDue() { // exactly FlushSize: not more
+				t.Fatalf("flush due at exactly %d samples in 10 series", s.Head().SamplesInHead())
+			}
 			if got := s.FlushSize(); got != c.wantSize {
 				t.Fatalf("FlushSize %d, want %d", got, c.wantSize)
 			}

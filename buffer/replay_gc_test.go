@@ -40,7 +40,8 @@ func crashedStore(t *testing.T, dir string, n int) {
 // TestReplayRaisesGCPercent: a replay runs with the GC percentage at
 // replayGCPercent where the process's is lower, and leaves it as it found
 // it, also when several stores replay at once in one process (a test's
-// servers) and when the process's is higher or the collector is off.
+// servers), when the process's is 0 (lower, not off), and when it is
+// higher or the collector is off.
 func TestReplayRaisesGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for _, c := range []struct{ process, during int }{
@@ -48,10 +49,11 @@ func TestReplayRaisesGCPercent(t *testing.T) {
 		{100, replayGCPercent},
 		{1000, 1000},
 		{-1, -1},
+		{0, replayGCPercent},
 	} {
-		debug.SetGCPercent(c.process)
 		dir := t.TempDir()
 		crashedStore(t, dir, 3000)
+		debug.SetGCPercent(c.process)
 		var seen []int
 		opts := StoreOptions{ReplayProgress: func(wal.Progress) { seen = append(seen, gcPercent()) }}
 		s := openTestStore(t, dir, opts, nopSink{filepath.Join(dir, "segments")})
