@@ -15,7 +15,8 @@ import (
 // TestExemplarsSurviveRestart: exemplars appended with a batch are logged
 // and come back after a crash, after a flush that truncated the log (they
 // are re-logged after the cut), and exactly once when the segments before
-// a re-log were not truncated (the re-log starts with a reset).
+// a re-log were not truncated (the re-log starts with a reset); a batch
+// without exemplars after them leaves them be.
 func TestExemplarsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	sink := nopSink{filepath.Join(dir, "segments")}
@@ -34,6 +35,9 @@ func TestExemplarsSurviveRestart(t *testing.T) {
 	if err := s.Append(&ingest.Batch{Exemplars: []ingest.SeriesExemplars{{Labels: other, Exemplars: []ingest.Exemplar{{T: 3, V: 3}}}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A batch without exemplars logs no exemplars record: an empty one
+	// is a reset, which would empty the store at the next replay.
+	mustAppend(t, s, series, 5, 5)
 	if n := s.ExemplarsStored(b); n != 2 {
 		t.Fatalf("ExemplarsStored = %d, want 2", n)
 	}
