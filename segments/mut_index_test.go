@@ -1,12 +1,16 @@
 package segments
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -357,4 +361,232 @@ func selectContent(t testing.TB, s *Segment, ms []*labels.Matcher) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestIndexSymbolsOutOfOrder: an index whose symbols are not strictly
+// increasing (one repeated, or one smaller than the one before it) is
+// corruption even behind valid checksums, reported at the end of the
+// offending symbol: a repeated symbol would give a series the label
+// value of another.
+func TestIndexSymbolsOutOfOrder(t *testing.T) {
+	parent := t.TempDir()
+	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := readIndexFile(t, filepath.Join(parent, m.ID))
+	if _, err := newIndexReader(orig, m.Version, nil); err != nil {
+		t.Fatal(err)
+	}
+	sym := openT(t, filepath.Join(parent, m.ID)).index.toc[secSymbols]
+	// The symbols are __name__, a, b, c: b is the third.
+	at := bytes.Index(orig[sym.off:sym.end()], []byte("\x01b")) + int(sym.off)
+	for _, repl := range []byte{'a', '0'} {
+		b := append([]byte(nil), orig...)
+		b[at+1] = repl
+		_, err := newIndexReader(fixIndexCRCs(b), m.Version, nil)
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || ce.File != indexFilename || ce.Offset != int64(at+2) {
+			t.Fatalf("third symbol %q: %v, want *CorruptionError at %d", repl, err, at+2)
+		}
+	}
+}
+
+// TestIndexCorruptionOffsets: damage behind valid checksums is reported
+// at the offset of the bytes that fail: a symbol longer than what is left
+// of the section at its length's end, trailing symbols or postings table
+// entries (their count one short) at the first one not counted, a
+// postings table entry naming the end of the postings section at the
+// entry.
+func TestIndexCorruptionOffsets(t *testing.T) {
+	parent := t.TempDir()
+	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := readIndexFile(t, filepath.Join(parent, m.ID))
+	toc := openT(t, filepath.Join(parent, m.ID)).index.toc
+	sym, tbl := toc[secSymbols], toc[secPostingsTable]
+	lastSym := bytes.LastIndex(orig[:sym.end()], []byte("\x01c"))        // the last symbol, c
+	lastEntry := bytes.LastIndex(orig[:tbl.end()], []byte("\x01b\x01c")) // the last entry, b="c"
+	for _, c := range []struct {
+		what   string
+		change func(b []byte)
+		at     int
+	}{
+		// The first symbol, __name__, given a length past the section: its
+		// bytes are refused where they start (a later one fails the order
+		// check first, its bytes read as "").
+		{"first symbol longer than the section", func(b []byte) { b[sym.off+1] = 0x7f }, int(sym.off) + 2},
+		{"symbol count one short", func(b []byte) { b[sym.off]-- }, lastSym},
+		{"postings table count one short", func(b []byte) { b[tbl.off]-- }, lastEntry},
+		// The last entry's offset (one byte), made the postings section's end.
+		{"postings table entry at the end of the postings section", func(b []byte) { b[lastEntry+4] = byte(toc[secPostings].end()) }, lastEntry},
+	} {
+		b := append([]byte(nil), orig...)
+		c.change(b)
+		_, err := newIndexReader(fixIndexCRCs(b), m.Version, nil)
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || ce.File != indexFilename || ce.Offset != int64(c.at) {
+			t.Fatalf("%s: %v, want *CorruptionError at %d", c.what, err, c.at)
+		}
+	}
+}
+
+// TestIndexPostingsTableRepeats: a postings table naming one label value
+// twice is corruption even behind valid checksums: the reader would take
+// the second list for the value, or two lists for one value.
+func TestIndexPostingsTableRepeats(t *testing.T) {
+	parent := t.TempDir()
+	var data []SeriesData
+	for _, v := range []string{"a", "b"} {
+		data = append(data, SeriesData{Labels: labels.FromStrings("__name__", v),
+			Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}})
+	}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := readIndexFile(t, filepath.Join(parent, m.ID))
+	tbl := openT(t, filepath.Join(parent, m.ID)).index.toc[secPostingsTable]
+	// The entries are "" "", __name__ a, __name__ b: the last made a
+	// second __name__ a.
+	at := bytes.LastIndex(b[:tbl.end()], []byte("__name__\x01b"))
+	b[at+len("__name__")+1] = 'a'
+	_, err = newIndexReader(fixIndexCRCs(b), m.Version, nil)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Offset != int64(at-1) {
+		t.Fatalf("a value named twice: %v, want *CorruptionError at %d", err, at-1)
+	}
+}
+
+// TestIndexHugeCounts: a series entry whose label or chunk count is far
+// more than its bytes could hold (behind valid checksums) is corruption,
+// found before anything is set aside or decoded for that many.
+func TestIndexHugeCounts(t *testing.T) {
+	parent := t.TempDir()
+	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := readIndexFile(t, filepath.Join(parent, m.ID))
+	ser := openT(t, filepath.Join(parent, m.ID)).index.toc[secSeries]
+	// The entry: its length, 2 labels, their 4 symbol refs (one byte
+	// each), 1 chunk and its meta.
+	if e := orig[ser.off:]; e[1] != 2 || e[6] != 1 {
+		t.Fatalf("series entry % x", e[:8])
+	}
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // 2^32-1
+	for _, c := range []struct {
+		what string
+		at   int
+	}{{"label count", 1}, {"chunk count", 6}} {
+		b := append([]byte(nil), orig...)
+		copy(b[int(ser.off)+c.at:], huge)
+		r, err := newIndexReader(fixIndexCRCs(b), m.Version, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chks []ChunkMeta
+		_, err = r.series(context.Background(), ser.off, nil, &chks)
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.what) {
+			t.Fatalf("%s 2^32-1: %v, want *CorruptionError", c.what, err)
+		}
+	}
+}
+
+// TestIndexInvalidStatistics: a chunk meta whose statistics decode but no
+// writer makes (a float chunk of no sample), behind valid checksums, is
+// corruption; the series must not be returned without that chunk.
+func TestIndexInvalidStatistics(t *testing.T) {
+	parent := t.TempDir()
+	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1.5}})}}}}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := readIndexFile(t, filepath.Join(parent, m.ID))
+	ser := openT(t, filepath.Join(parent, m.ID)).index.toc[secSeries]
+	// The statistics of the only chunk: float, 1 sample, min 1.5, ...
+	st := bytes.Index(b[ser.off:ser.end()], binary.BigEndian.AppendUint64([]byte{byte(StatsFloat), 1}, math.Float64bits(1.5)))
+	if st < 0 {
+		t.Fatal("statistics not found")
+	}
+	b[int(ser.off)+st+1] = 0 // a count of 0
+	r, err := newIndexReader(fixIndexCRCs(b), m.Version, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chks []ChunkMeta
+	_, err = r.series(context.Background(), ser.off, nil, &chks)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "invalid statistics") {
+		t.Fatalf("a float chunk of no sample: %v (chunks %v), want *CorruptionError", err, chks)
+	}
+}
+
+// TestSourcePostingsDamagedInStore: a postings list read by range whose
+// stored bytes name one series twice (a delta of 0, written in as many
+// bytes as the delta it replaces), or whose count is one short (its last
+// ref trailing), is corruption, not a series returned twice or one
+// series left out.
+func TestSourcePostingsDamagedInStore(t *testing.T) {
+	parent := t.TempDir()
+	m := writeTestSegmentWith(t, parent, Meta{}, genSeries(4, 30, 1), WriterOptions{Compress: true})
+	dir := filepath.Join(parent, m.ID)
+	r := openT(t, dir).index
+	// The list of every series: its count, first ref and second delta.
+	b := readIndexFile(t, dir)
+	d := decbuf{b: b[r.allOff:]}
+	if n := d.uvarint(); n < 2 {
+		t.Fatalf("%d series", n)
+	}
+	d.uvarint()
+	at := len(b) - d.len() // the second delta
+	d.uvarint()
+	n := len(b) - d.len() - at
+	metaJSON, files := segmentFiles(t, dir)
+	for _, damage := range []func(b []byte){
+		func(b []byte) {
+			for i := range n {
+				b[at+i] = 0x80 // a delta of 0 in n bytes
+			}
+			b[at+n-1] = 0
+		},
+		func(b []byte) { b[r.allOff]-- }, // 30 series: one byte
+	} {
+		files[indexFilename] = append([]byte(nil), b...)
+		damage(files[indexFilename])
+		checkSourceCorrupt(t, metaJSON, files)
+	}
+}
+
+// checkSourceCorrupt opens a segment of files through a Source and selects
+// every series: either must fail with a *CorruptionError naming the index.
+func checkSourceCorrupt(t *testing.T, metaJSON []byte, files map[string][]byte) {
+	t.Helper()
+	var got []string
+	s, err := OpenSource(context.Background(), "bucket/x", metaJSON, &memSource{files: files}, nil)
+	if err == nil { // the list may be read when the segment opens, or by Select
+		defer s.Close()
+		var it SeriesIterator
+		if it, err = s.Select(); err == nil {
+			for it.Next() {
+				got = append(got, it.Labels().String())
+			}
+			err = it.Err()
+		}
+	}
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.File != indexFilename {
+		t.Fatalf("series %q, error %v; want *CorruptionError naming the index", got, err)
+	}
 }
