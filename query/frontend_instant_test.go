@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // vector of floats, of histograms, a scalar, a matrix) is answered from
 // the cache the second time, equal to a fresh one; a string is computed
 // each time. A query reading data up to exactly the freshness cutoff is
-// cached, one reading a millisecond past it is not.
+// cached, one reading a millisecond past it is not. A query of any
+// length is cached.
 func TestInstantAnswersCached(t *testing.T) {
 	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	e := newDiffEnv(t, now)
@@ -64,6 +66,8 @@ func TestInstantAnswersCached(t *testing.T) {
 		{`scalar(sum(iv))`, CacheMiss, CacheHit},
 		{`iv[5m]`, CacheMiss, CacheHit},
 		{`"text"`, CacheMiss, CacheMiss},
+		// A text longer than the keys' room for it.
+		{strings.TrimSuffix(strings.Repeat("sum(iv) + ", 12), " + "), CacheMiss, CacheHit},
 	} {
 		if st := ask(c.qs, at); st != c.first {
 			t.Errorf("%s: first answer %s, want %s", c.qs, st, c.first)
