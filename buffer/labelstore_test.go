@@ -216,3 +216,98 @@ func TestLabelsData(t *testing.T) {
 		}
 	}
 }
+
+// TestSymbolTableLimits: a label name's labels are interned until exactly
+// maxInternedValues of them, and the table stops at exactly maxSymbols
+// fragments; past either limit label sets keep their strings inline, of
+// any length (the uvarint of an item's length takes two bytes from 64 on,
+// a string's length four from 255 on), and read back, compare and look
+// up as they were.
+func TestSymbolTableLimits(t *testing.T) {
+	syms := newSymbolTable()
+	size := func() int {
+		syms.mtx.Lock()
+		defer syms.mtx.Unlock()
+		return syms.lenLocked()
+	}
+	check := func(lset labels.Labels, s seriesLabels) {
+		t.Helper()
+		sb := labels.NewScratchBuilder(0)
+		if got := syms.labels(s, &sb); !labels.Equal(got, lset) {
+			t.Fatalf("%s reads back as %s", lset, got)
+		}
+		if !syms.equal(s, lset) {
+			t.Fatalf("%s: not equal to its own labels", lset)
+		}
+		lset.Range(func(l labels.Label) {
+			if got := syms.get(s, l.Name); got != l.Value {
+				t.Fatalf("%s: get(%q) = %q", lset, l.Name, got)
+			}
+		})
+	}
+	for i := range maxInternedValues + 10 {
+		lset := labels.FromStrings("__name__", "m", "id", fmt.Sprint(i))
+		check(lset, syms.encode(lset))
+	}
+	// "__name__", "m", "id" and maxInternedValues labels of id.
+	if got, want := size(), 3+maxInternedValues; got != want {
+		t.Fatalf("%d symbols after %d values of one name, want %d", got, maxInternedValues+10, want)
+	}
+	var inline []seriesLabels
+	var lsets []labels.Labels
+	for n := 1; n <= 300; n++ {
+		lset := labels.FromStrings("__name__", "m", "id", strings.Repeat("x", n))
+		lsets, inline = append(lsets, lset), append(inline, syms.encode(lset))
+	}
+	if got, want := size(), 3+maxInternedValues; got != want {
+		t.Fatalf("%d symbols after inline values, want %d", got, want)
+	}
+	for i := range lsets {
+		check(lsets[i], inline[i])
+		if j := (i + 1) % len(lsets); sign(syms.compare(inline[i], inline[j])) != sign(labels.Compare(lsets[i], lsets[j])) {
+			t.Fatalf("compare(%s, %s) = %d", lsets[i], lsets[j], syms.compare(inline[i], inline[j]))
+		}
+	}
+
+	// Label sets alike up to an inline value, or up to the middle of one,
+	// order by what follows, not by the labels after it.
+	for _, n := range []int{10, 62, 63, 64, 127, 128, 300} {
+		v := strings.Repeat("x", n)
+		for _, p := range [][2]labels.Labels{
+			{labels.FromStrings("id", v, "z", "1"), labels.FromStrings("id", v, "z", "2")},
+			{labels.FromStrings("id", v+"A"+v, "z", "2"), labels.FromStrings("id", v+"B"+v, "z", "1")},
+			{labels.FromStrings("id", v+"A", "z", "2"), labels.FromStrings("id", v+"B", "z", "1")},
+		} {
+			a, b := syms.encode(p[0]), syms.encode(p[1])
+			check(p[0], a)
+			check(p[1], b)
+			if sign(syms.compare(a, b)) != -1 || sign(syms.compare(b, a)) != 1 || syms.compare(a, a) != 0 {
+				t.Fatalf("compare(%s, %s) = %d, want -1", p[0], p[1], syms.compare(a, b))
+			}
+		}
+	}
+
+	// Fill the table: each label of a new name is two fragments (the name
+	// and the label), whose references take three bytes from 8,192 on.
+	lsets, inline = lsets[:0], inline[:0]
+	for i := 0; size() < maxSymbols; i++ {
+		lset := labels.FromStrings(fmt.Sprintf("n%d", i), "v")
+		lsets, inline = append(lsets, lset), append(inline, syms.encode(lset))
+	}
+	if got := size(); got != maxSymbols {
+		t.Fatalf("%d symbols, want at most %d", got, maxSymbols)
+	}
+	for i := range lsets {
+		check(lsets[i], inline[i])
+	}
+	for _, lset := range []labels.Labels{
+		labels.FromStrings("__name__", "m", "id", "7"),                         // interned before
+		labels.FromStrings("__name__", "new", "new", strings.Repeat("y", 300)), // a new name, in full
+		labels.FromStrings("n0", "v2", "zz", "1"),
+	} {
+		check(lset, syms.encode(lset))
+	}
+	if got := size(); got != maxSymbols {
+		t.Fatalf("%d symbols after the table filled, want %d", got, maxSymbols)
+	}
+}
