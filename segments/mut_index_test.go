@@ -590,3 +590,42 @@ func checkSourceCorrupt(t *testing.T, metaJSON []byte, files map[string][]byte) 
 		t.Fatalf("series %q, error %v; want *CorruptionError naming the index", got, err)
 	}
 }
+
+// TestSourcePostingsErrorInUnionAndIntersection: a postings list that is
+// damaged in the stored object (its count one short), read through a
+// Source, fails a selection that merges it with another value's list or
+// intersects it with another label's: the error is not lost, and the
+// selection does not end early as if complete.
+func TestSourcePostingsErrorInUnionAndIntersection(t *testing.T) {
+	parent := t.TempDir()
+	m := writeTestSegmentWith(t, parent, Meta{}, genSeries(6, 30, 1), WriterOptions{Compress: true})
+	dir := filepath.Join(parent, m.ID)
+	lv := openT(t, dir).index.values["job"]
+	metaJSON, files := segmentFiles(t, dir)
+	files[indexFilename] = append([]byte(nil), files[indexFilename]...)
+	files[indexFilename][lv.offs[0]]-- // fewer than 128 refs: one byte
+	s, err := OpenSource(context.Background(), "bucket/x", metaJSON, &memSource{files: files}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, ms := range [][]*labels.Matcher{
+		{labels.MustNewMatcher(labels.MatchRegexp, "job", lv.values[0]+"|"+lv.values[1])},
+		{labels.MustNewMatcher(labels.MatchRegexp, "job", lv.values[1]+"|"+lv.values[0])},
+		{labels.MustNewMatcher(labels.MatchEqual, "job", lv.values[0]), labels.MustNewMatcher(labels.MatchRegexp, "region", ".+")},
+		{labels.MustNewMatcher(labels.MatchRegexp, "region", ".+"), labels.MustNewMatcher(labels.MatchEqual, "job", lv.values[0])},
+	} {
+		it, err := s.Select(ms...)
+		n := 0
+		if err == nil {
+			for it.Next() {
+				n++
+			}
+			err = it.Err()
+		}
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || ce.File != indexFilename {
+			t.Fatalf("%s: %d series, error %v; want *CorruptionError naming the index", ms, n, err)
+		}
+	}
+}
