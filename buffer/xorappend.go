@@ -151,17 +151,6 @@ type bitWriter struct {
 	free uint8
 }
 
-func (w *bitWriter) writeBit(bit bool) {
-	if w.free == 0 {
-		w.b = append(w.b, 0)
-		w.free = 8
-	}
-	if bit {
-		w.b[len(w.b)-1] |= 1 << (w.free - 1)
-	}
-	w.free--
-}
-
 func (w *bitWriter) writeByte(byt byte) {
 	if w.free == 0 {
 		w.b = append(w.b, byt)
