@@ -16,14 +16,18 @@ import (
 // TestXORAppendMatchesChunkenc: the series' own float appender writes
 // every chunk byte for byte as chunkenc's xorAppender does, over
 // timestamp steps in every size class of the encoding (equal, small,
-// 14/17/20-bit and larger, negative) and values of every kind (repeats,
-// small and large changes, integers, NaN, stale markers, infinities,
-// -0), with chunks cut by size and by a histogram in between.
+// 14/17/20-bit and larger, negative, at each class's edges) and values of
+// every kind (repeats, small and large changes, integers, NaN, stale
+// markers, infinities, -0, deltas of one bit about the 32nd), with chunks cut by size and by a histogram in
+// between.
 func TestXORAppendMatchesChunkenc(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	steps := []int64{0, 1, 15_000, 8_191, -8_191, 65_535, -65_535, 524_287, 1 << 40}
+	// Steps of the delta of delta: each class's edges, in and out (a
+	// class of n bits takes -(2^(n-1)-1) to 2^(n-1)).
+	steps := []int64{0, 1, 15_000, 8_191, -8_191, 8_192, -8_192, 8_193, 65_535, -65_535, 65_536, -65_536, 65_537,
+		524_287, -524_287, 524_288, -524_288, 524_289, 1 << 40}
 	values := func(prev float64) float64 {
-		switch rng.Intn(9) {
+		switch rng.Intn(10) {
 		case 0:
 			return prev
 		case 1:
@@ -40,6 +44,10 @@ func TestXORAppendMatchesChunkenc(t *testing.T) {
 			return math.Copysign(0, -1)
 		case 7:
 			return prev * (1 + 1e-12)
+		case 8:
+			// A delta of one bit, 30 to 34 zeros before it: the 5 bits of
+			// leading zeros hold at most 31.
+			return math.Float64frombits(math.Float64bits(prev) ^ 1<<(29+rng.Intn(5)))
 		}
 		return rng.ExpFloat64() * 1e300
 	}
