@@ -217,3 +217,48 @@ func TestGCKeepsEveryAcknowledgedSample(t *testing.T) {
 		}
 	}
 }
+
+// TestOutOfOrderWriteDuringFlushKeepsSeries: a series written during a
+// flush, after the flush took its data, is not empty when the flush
+// sweeps the head, also when all it holds then is out of order (sorted
+// into a chunk, or still in the buffer): it is kept after the next flush,
+// as a series written between two flushes is.
+func TestOutOfOrderWriteDuringFlushKeepsSeries(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, StoreOptions{Head: Options{OOOBufferSize: 2}}, nopSink{filepath.Join(dir, "segments")})
+	defer s.wal.Close()
+	h := s.Head()
+	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
+	mustAppend(t, s, a, 10_000, 1)
+	mustAppend(t, s, b, 10_000, 1)
+	done := false
+	h.testHookFlushedSeries = func(n int) {
+		if done || n < 2 {
+			return
+		}
+		done = true
+		// Older than what the flush took: a's two samples fill the
+		// buffer and are sorted into a chunk, b's one stays in it.
+		mustAppend(t, s, a, 1000, 2)
+		mustAppend(t, s, a, 2000, 3)
+		mustAppend(t, s, b, 1000, 2)
+	}
+	mustFlush(t, s)
+	h.testHookFlushedSeries = nil
+	for _, c := range []struct {
+		lset          labels.Labels
+		chunks, inBuf int
+	}{{a, 1, 0}, {b, 0, 1}} {
+		ms := h.series.getByHash(c.lset.Hash(), c.lset)
+		ms.mtx.Lock()
+		chunks, inBuf, inOrder := len(ms.oooChunks()), len(ms.oooBuf()), len(ms.chunks) > 0 || ms.head != nil
+		ms.mtx.Unlock()
+		if chunks != c.chunks || inBuf != c.inBuf || inOrder {
+			t.Fatalf("%s after the flush: %d out-of-order chunks, %d buffered, in-order data %v; want %d, %d, none", c.lset, chunks, inBuf, inOrder, c.chunks, c.inBuf)
+		}
+	}
+	mustFlush(t, s) // takes the out-of-order data
+	if n := h.NumSeries(); n != 2 {
+		t.Fatalf("%d series after the flush after the writes, want both kept", n)
+	}
+}
