@@ -40,3 +40,21 @@ func TestOnlySettledStepsCached(t *testing.T) {
 		}
 	}
 }
+
+// TestStepAtCutoffCached: a step reading data up to exactly the freshness
+// cutoff (FreshFrom-1, the newest data a write still invalidates) is
+// cached, though the step after it is not.
+func TestStepAtCutoffCached(t *testing.T) {
+	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
+	e := newDiffEnv(t, now)
+	e.write(t, gaugeBatch("sc", now.Add(-time.Hour), now.Add(-time.Minute), 10*time.Second))
+	cutoff := time.UnixMilli(e.frontend.FreshFrom() - 1)
+	r := RangeQuery{Query: "sc", Start: cutoff, End: cutoff.Add(time.Minute), Step: time.Minute}
+	for i, want := range []CacheStatus{CacheMiss, CachePartial} {
+		cached, fresh := rangeBoth(t, e.frontend, r)
+		sameAnswer(t, "sc", cached, fresh)
+		if cached.Cache != want {
+			t.Fatalf("steps at the cutoff %s and a minute later: answer %d %s, want %s", cutoff, i+1, cached.Cache, want)
+		}
+	}
+}
