@@ -148,6 +148,11 @@ func (r RangeQuery) Validate(maxPoints int) error {
 	if r.Step <= 0 {
 		return fmt.Errorf("%w: zero or negative query resolution step widths are not accepted. Try a positive integer", ErrBadQuery)
 	}
+	if r.Step < time.Millisecond {
+		// PromQL's grid is in milliseconds: a step under one would be a
+		// step of 0 (step=0.0005 divided by zero in the engine).
+		return fmt.Errorf("%w: query resolution step %s: must be at least 1ms", ErrBadQuery, r.Step)
+	}
 	if r.End.Sub(r.Start)/r.Step > time.Duration(maxPoints) {
 		return fmt.Errorf("%w: exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", ErrBadQuery, maxPoints)
 	}
