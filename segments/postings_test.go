@@ -57,6 +57,8 @@ func TestPostingsSeek(t *testing.T) {
 		"merge":     func() postings { return merge(listOf(2, 6, 10), listOf(4, 8)) },
 		"intersect": func() postings { return intersect(listOf(1, 2, 4, 6, 8, 10), listOf(2, 3, 4, 6, 8, 10, 11)) },
 		"without":   func() postings { return without(listOf(1, 2, 3, 4, 6, 7, 8, 10), listOf(1, 3, 7)) },
+		// The refs a selection through a Source has prefetched.
+		"slice": func() postings { return &slicePostings{refs: []uint64{2, 4, 6, 8, 10}, i: -1} },
 	}
 	for name, mk := range ps {
 		p := mk()
@@ -74,6 +76,13 @@ func TestPostingsSeek(t *testing.T) {
 		}
 		if p.Seek(11) {
 			t.Fatalf("%s: seek past end -> %d", name, p.At())
+		}
+		if p.Seek(12) || p.Next() {
+			t.Fatalf("%s: ended, moved again", name)
+		}
+		// A first Seek, to the first ref.
+		if p = mk(); !p.Seek(2) || p.At() != 2 || !p.Next() || p.At() != 4 {
+			t.Fatalf("%s: first seek to the first ref", name)
 		}
 	}
 }
