@@ -38,3 +38,25 @@ func TestLockDir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLockDirHolderUnknown: a lock held by a process that has not written
+// its pid yet (the file is empty) is reported as held by an unknown pid.
+func TestLockDirHolderUnknown(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockDir(dir)
+	if !errors.Is(err, ErrDirLocked) || !strings.Contains(err.Error(), "locked by pid unknown;") {
+		t.Fatalf("lock held with an empty file: %v, want ErrDirLocked naming pid unknown", err)
+	}
+	var none *DirLock
+	if err := none.Release(); err != nil {
+		t.Fatalf("Release of no lock: %v", err)
+	}
+}
