@@ -103,6 +103,12 @@ func (f *corruptionFixture) check(t *testing.T, file, what string, mutate func([
 	s, err := Open(f.dir)
 	if err != nil {
 		f.requireCorruption(t, err, file, what)
+		// A missing file, or one whose size is not meta.json's, concerns
+		// the file as a whole.
+		var ce *CorruptionError
+		if errors.As(err, &ce) && (mutate == nil || file != metaFilename && len(b) != len(orig)) && ce.Offset != -1 {
+			t.Fatalf("%s %s: reported at offset %d, want -1: %v", file, what, ce.Offset, err)
+		}
 		return
 	}
 	defer s.Close()
@@ -242,6 +248,33 @@ func TestCorruptionIndexFromOtherSegment(t *testing.T) {
 	}
 	// Valid on its own, but not the index meta.json describes.
 	f.check(t, indexFilename, "replaced", func([]byte) []byte { return b })
+
+	// The same series 1 ms later: an index of the same size, each of its
+	// sections sound, that only meta.json's CRC32C of the whole file tells
+	// from the segment's own.
+	series := genSeries(5, 20, 2)
+	for i := range series {
+		for j := range series[i].chunks {
+			for k := range series[i].chunks[j].samples {
+				series[i].chunks[j].samples[k].T++
+			}
+		}
+	}
+	later := writeTestSegmentWith(t, parent, Meta{}, series, WriterOptions{MaxChunkFileSize: 12 << 10})
+	if b, err = os.ReadFile(filepath.Join(parent, later.ID, indexFilename)); err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != len(f.orig[indexFilename]) {
+		t.Fatalf("index of %d bytes, want %d", len(b), len(f.orig[indexFilename]))
+	}
+	f.check(t, indexFilename, "replaced by one of the same size", func([]byte) []byte { return b })
+	path := filepath.Join(f.dir, indexFilename)
+	writeFile(t, path, b, true)
+	defer writeFile(t, path, f.orig[indexFilename], true)
+	_, err = Open(f.dir)
+	if ce := (*CorruptionError)(nil); !errors.As(err, &ce) || ce.File != indexFilename || ce.Offset != -1 {
+		t.Fatalf("index replaced by one of the same size: %v, want a *CorruptionError of the whole index", err)
+	}
 }
 
 func itoa(i int) string {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -19,12 +20,14 @@ import (
 // logSource is a cacheSource that records the ranges read and forgotten,
 // and fails a read of a range asked for more than maxReads times (0: no
 // bound), so that a reader that retries without end fails instead of
-// hanging.
+// hanging. Its reads and prefetches fail with the error of a context
+// that is done, and fail when given none.
 type logSource struct {
 	cacheSource
 	maxReads int
-	// prefetchErr, when set, is what Prefetch returns.
-	prefetchErr error
+	// prefetchErr, when set, is what Prefetch returns; readErr what
+	// ReadRange does.
+	prefetchErr, readErr error
 
 	logMtx   sync.Mutex
 	reads    []fileRange
@@ -55,6 +58,15 @@ func (s *logSource) ReadRange(ctx context.Context, file string, off, length int6
 	if s.maxReads > 0 && n >= s.maxReads {
 		return nil, fmt.Errorf("%s %d+%d: %w", file, off, length, errReadTooOften)
 	}
+	if s.readErr != nil {
+		return nil, s.readErr
+	}
+	if ctx == nil {
+		return nil, errors.New("nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return s.cacheSource.ReadRange(ctx, file, off, length)
 }
 
@@ -65,7 +77,13 @@ func (s *logSource) Forget(file string, off, length int64) {
 	s.cacheSource.Forget(file, off, length)
 }
 
-func (s *logSource) Prefetch(_ context.Context, file string, ranges [][2]int64) error {
+func (s *logSource) Prefetch(ctx context.Context, file string, ranges [][2]int64) error {
+	if ctx == nil {
+		return errors.New("nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.logMtx.Lock()
 	defer s.logMtx.Unlock()
 	for _, r := range ranges {
@@ -218,7 +236,9 @@ func TestSourceStoredDamageReadTwice(t *testing.T) {
 
 // TestSourceRefOutsideChunksFile: a chunk ref at or past the end of its
 // chunks file (a damaged series entry) is a *CorruptionError, found
-// without a request to the Source.
+// without a request to the Source; a ref to chunks file 0, or to one past
+// the last, is a *CorruptionError of the index, which holds the ref, from
+// disk and through a Source.
 func TestSourceRefOutsideChunksFile(t *testing.T) {
 	for _, dir := range sourceTestDirs(t) {
 		metaJSON, files := segmentFiles(t, dir)
@@ -226,6 +246,15 @@ func TestSourceRefOutsideChunksFile(t *testing.T) {
 		s, err := OpenSource(context.Background(), "bucket/x", metaJSON, src, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, seg := range []*Segment{s, openT(t, dir)} {
+			for _, ref := range []ChunkRef{newChunkRef(0, chunksHeaderSize), newChunkRef(uint32(len(seg.files)), chunksHeaderSize)} {
+				_, err := seg.ReadChunk(ref)
+				var ce *CorruptionError
+				if !errors.As(err, &ce) || ce.File != indexFilename || ce.Offset != -1 {
+					t.Fatalf("%s, from a Source %v: read %s of %d chunks files: %v", dir, seg.FromSource(), ref, len(seg.files)-1, err)
+				}
+			}
 		}
 		n := len(files[chunksFileName(1)])
 		for _, off := range []int{n, n + 1, 0, chunksHeaderSize - 1} {
@@ -699,6 +728,227 @@ func TestSourceAnswersAsDisk(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// resignedMeta writes dir's meta.json edited by edit, signed again, into
+// a copy of dir, and returns the copy and the new meta.json.
+func resignedMeta(t *testing.T, dir string, edit func(*metaFile)) (string, []byte) {
+	t.Helper()
+	metaJSON, _ := segmentFiles(t, dir)
+	mf, err := parseMetaFile(dir, metaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf.Files = slices.Clone(mf.Files)
+	edit(mf)
+	b, err := mf.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), filepath.Base(dir))
+	copyDir(t, dir, other)
+	if err := os.WriteFile(filepath.Join(other, metaFilename), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return other, b
+}
+
+// TestVerifyFindsWhatReadsDoNot: Verify, from disk and through a Source,
+// reports what reading the series and chunks does not check: counts that
+// are not meta.json's, a sample outside meta.json's time range, a chunks
+// file whose CRC32C is not meta.json's (each a *CorruptionError, of
+// meta.json as a whole, of the chunks file at the chunk, of the chunks
+// file as a whole); a cancelled context, and a Source that fails, are
+// not corruption.
+func TestVerifyFindsWhatReadsDoNot(t *testing.T) {
+	for _, dir := range sourceTestDirs(t) {
+		open := func(other string, metaJSON []byte) []*Segment {
+			_, files := segmentFiles(t, other)
+			src, err := OpenSource(context.Background(), "bucket/x", metaJSON, &logSource{cacheSource: cacheSource{files: files}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = src.Close() })
+			return []*Segment{openT(t, other), src}
+		}
+		for _, tc := range []struct {
+			name   string
+			edit   func(*metaFile)
+			file   string
+			offset bool // at a chunk, not the whole file
+		}{
+			{"one series more", func(m *metaFile) { m.NumSeries++ }, metaFilename, false},
+			{"one chunk less", func(m *metaFile) { m.NumChunks-- }, metaFilename, false},
+			{"one sample more", func(m *metaFile) { m.NumSamples++ }, metaFilename, false},
+			{"min time 1 ms later", func(m *metaFile) { m.MinTime++ }, chunksFileName(1), true},
+			{"max time 1 ms earlier", func(m *metaFile) { m.MaxTime-- }, "chunks/", true},
+			{"chunks file's CRC32C", func(m *metaFile) {
+				c, _ := parseCRC(m.Files[1].CRC32C)
+				m.Files[1].CRC32C = formatCRC(c ^ 1)
+			}, chunksFileName(1), false},
+		} {
+			other, metaJSON := resignedMeta(t, dir, tc.edit)
+			for _, s := range open(other, metaJSON) {
+				err := s.Verify(t.Context())
+				var ce *CorruptionError
+				if !errors.As(err, &ce) || !strings.HasPrefix(ce.File, tc.file) || (ce.Offset >= chunksHeaderSize) != tc.offset || !tc.offset && ce.Offset != -1 {
+					t.Fatalf("%s, from a Source %v: %s: Verify: %v", dir, s.FromSource(), tc.name, err)
+				}
+			}
+		}
+		metaJSON, files := segmentFiles(t, dir)
+		for _, s := range open(dir, metaJSON) {
+			if err := s.Verify(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var ce *CorruptionError
+			if err := s.Verify(ctx); !errors.Is(err, context.Canceled) || errors.As(err, &ce) {
+				t.Fatalf("%s, from a Source %v: Verify with a cancelled context: %v", dir, s.FromSource(), err)
+			}
+		}
+		src := &logSource{cacheSource: cacheSource{files: files}}
+		s, err := OpenSource(context.Background(), "bucket/x", metaJSON, src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.readErr = errors.New("bucket down")
+		var ce *CorruptionError
+		if err := s.Verify(t.Context()); !errors.Is(err, src.readErr) || errors.As(err, &ce) {
+			t.Fatalf("%s: Verify through a failing Source: %v", dir, err)
+		}
+		_ = s.Close()
+	}
+}
+
+// TestCloseDropsCachedPages: a compressed segment closed leaves nothing
+// in the page cache it shares with others, neither its pages nor its
+// series entries, from disk or through a Source.
+func TestCloseDropsCachedPages(t *testing.T) {
+	for _, dir := range sourceTestDirs(t) {
+		if !openT(t, dir).Meta().Compressed() {
+			continue
+		}
+		metaJSON, files := segmentFiles(t, dir)
+		cache := NewPageCache(0)
+		disk, err := OpenWithCache(dir, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := OpenSource(context.Background(), "bucket/x", metaJSON, &logSource{cacheSource: cacheSource{files: files}}, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*Segment{disk, src} {
+			it, err := s.SelectShared()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for it.Next() {
+				for _, cm := range it.Chunks() {
+					if _, err := s.ReadChunk(cm.Ref); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := it.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cache.Size() == 0 || cache.series.entries.size() == 0 {
+			t.Fatalf("%s: nothing cached: %d bytes of pages, %d of series", dir, cache.Size(), cache.series.entries.size())
+		}
+		if err := disk.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if cache.Size() != 0 || cache.series.entries.size() != 0 {
+			t.Fatalf("%s: closed, the cache holds %d bytes of pages, %d of series", dir, cache.Size(), cache.series.entries.size())
+		}
+	}
+}
+
+// TestWithContextReachesSource: the reads of a view WithContext gives of
+// a segment read through a Source pass the view's context to the Source:
+// once it is cancelled they fail with its error, not a *CorruptionError,
+// while the segment itself reads on (its Source is given a context, the
+// background); the view's Close closes the segment. From disk, the view
+// reads as the segment does.
+func TestWithContextReachesSource(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, dir := range sourceTestDirs(t) {
+		refs := segmentRefs(t, dir)
+		metaJSON, files := segmentFiles(t, dir)
+		s, err := OpenSource(context.Background(), "bucket/x", metaJSON, &logSource{cacheSource: cacheSource{files: files}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := s.WithContext(ctx)
+		var ce *CorruptionError
+		_, err = v.ReadChunk(refs[len(refs)-1])
+		if !errors.Is(err, context.Canceled) || errors.As(err, &ce) {
+			t.Fatalf("%s: read through a cancelled view: %v", dir, err)
+		}
+		if err := v.Prefetch(refs); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s: prefetch through a cancelled view: %v", dir, err)
+		}
+		if _, err := readContent(s); err != nil {
+			t.Fatalf("%s: the segment itself: %v", dir, err)
+		}
+		if err := s.Verify(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ReadChunk(refs[0]); !errors.Is(err, ErrClosed) {
+			t.Fatalf("%s: the view closed, the segment reads: %v", dir, err)
+		}
+
+		disk := openT(t, dir)
+		for _, ref := range refs {
+			if _, err := disk.WithContext(ctx).ReadChunk(ref); err != nil {
+				t.Fatalf("%s: from disk through a cancelled view: %v", dir, err)
+			}
+		}
+	}
+}
+
+// TestReleaseWithoutAcquirePanics: a Release not matched by an Acquire is
+// a bug of the caller's, which would let Close unmap the files under a
+// reader: it panics.
+func TestReleaseWithoutAcquirePanics(t *testing.T) {
+	for _, acquired := range []int{0, 1, 3} {
+		// Closed only when the test passes: a Close would wait for ever
+		// for readers that a Release did not count off.
+		s, err := Open(fixtureDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range acquired {
+			if err := s.Acquire(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range acquired {
+			s.Release()
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("a Release after %d Acquire and %d Release did not panic", acquired, acquired)
+				}
+			}()
+			s.Release()
+		}()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

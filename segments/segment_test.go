@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -403,6 +404,17 @@ func TestAcquireClose(t *testing.T) {
 	ref := it.Chunks()[0].Ref
 	closed := make(chan error)
 	go func() { closed <- Remove(s) }()
+	// Wait until Close waits for the reader (it holds mtx from setting
+	// closing until cond.Wait releases it), so that Release must wake it.
+	for {
+		s.mtx.Lock()
+		waiting := s.closing
+		s.mtx.Unlock()
+		if waiting {
+			break
+		}
+		runtime.Gosched()
+	}
 	// Close must wait for the reader: reading still works.
 	c, err := s.ReadChunk(ref)
 	if err != nil {
