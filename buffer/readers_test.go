@@ -87,3 +87,45 @@ func TestFlushKeepsHeadDataForEarlierReads(t *testing.T) {
 		t.Fatalf("%d reads in flight, want 0", n)
 	}
 }
+
+// TestFlushWaitsOnlyForEarlierReads: a read that starts once a flush has
+// published (it finds the flushed segments) does not hold the flush up;
+// only the reads that started before it do.
+func TestFlushWaitsOnlyForEarlierReads(t *testing.T) {
+	dir := t.TempDir()
+	sink := publishSink{nopSink{filepath.Join(dir, "segments")}, make(chan struct{}, 1)}
+	s := openTestStore(t, dir, StoreOptions{}, sink)
+	defer s.wal.Close()
+	mustAppend(t, s, labels.FromStrings("__name__", "a"), 1000, 1)
+	r := s.Head().reads
+	epoch := func() uint64 {
+		r.mtx.Lock()
+		defer r.mtx.Unlock()
+		return r.epoch
+	}
+	before := epoch()
+	earlier := s.Head().StartRead()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Flush(context.Background()) }()
+	<-sink.published
+	// The flush starts its new epoch right after publishing.
+	for deadline := time.Now().Add(time.Minute); epoch() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush started no new read epoch after publishing")
+		}
+	}
+	later := s.Head().StartRead()
+	defer later()
+	earlier()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the flush waits for a read that started after it published")
+	}
+	if n := r.inFlight(); n != 1 {
+		t.Fatalf("%d reads in flight, want 1", n)
+	}
+}
