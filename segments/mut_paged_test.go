@@ -174,3 +174,40 @@ func TestPagedRegionTableLength(t *testing.T) {
 		}
 	}
 }
+
+// TestPagedRegionOffsetsWrap: a page table (behind a valid CRC) whose
+// stored offset deltas wrap around 2^64, so that a page's offset falls
+// back before the previous page's, is refused when the region is opened,
+// as a wrapping logical start is: read, such a page's range would end
+// before it starts (a slice out of range: a panic reading from disk).
+func TestPagedRegionOffsetsWrap(t *testing.T) {
+	recs := [][]byte{bytes.Repeat([]byte{1}, defaultPageSize), bytes.Repeat([]byte{2}, defaultPageSize), bytes.Repeat([]byte{3}, defaultPageSize)}
+	orig, offs := writePaged(t, recs, 8)
+	r, err := openPagedRegion(orig, 8, NewPageCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.offs) != 3 {
+		t.Fatalf("%d pages, want 3", len(r.offs))
+	}
+	for _, back := range []uint64{1, r.offs[1] - 1, r.offs[1]} {
+		var tbl encbuf
+		tbl.putUvarint(3)
+		tbl.putUvarint(8)
+		tbl.putUvarint(0)
+		tbl.putUvarint(offs[1] - offs[0])
+		tbl.putUvarint(r.offs[1])
+		tbl.putUvarint(offs[2] - offs[1])
+		tbl.putUvarint(-back) // page 2 at r.offs[1]-back: before page 1
+		tbl.putUvarint(defaultPageSize)
+		b := append(bytes.Clone(orig[:r.tstart]), pageTable(tbl.b)...)
+		wr, err := openPagedRegion(b, 8, NewPageCache(0))
+		if err == nil {
+			// Read what was taken: it must not panic either.
+			for i := range wr.starts {
+				_, _, _ = wr.pageAt(context.Background(), wr.starts[i])
+			}
+			t.Fatalf("page 2 at %d, before page 1 at %d, taken", r.offs[1]-back, r.offs[1])
+		}
+	}
+}

@@ -192,7 +192,7 @@ func openPagedRegionFrom(ctx context.Context, b fileBytes, base uint64, cache *P
 			return nil, fmt.Errorf("page %d does not follow page %d", i, i-1)
 		}
 		ls, po = ls+ds, po+do
-		if po >= tstart || ls < ds {
+		if po >= tstart || po < do || ls < ds { // past the table, or wrapped around
 			return nil, fmt.Errorf("page %d at %d outside the region", i, po)
 		}
 		r.starts, r.offs = append(r.starts, ls), append(r.offs, po)
