@@ -603,8 +603,14 @@ func TestOpenSourceDamageAsOnDisk(t *testing.T) {
 			if name == indexFilename {
 				continue
 			}
-			for _, off := range []int{0, 5, len(b) - 1, len(b) - 5, len(b) - 9, len(b) - 20} {
-				damaged := storedDamage(files, name, off)
+			for _, off := range []int{0, 5, len(b) - 1, len(b) - 5, len(b) - 9, len(b) - 20, -1} {
+				damaged := storedDamage(files, name, max(off, 0))
+				if off == -1 {
+					// The page table's length in the trailer zeroed: an
+					// empty table, which its CRC32C refuses.
+					damaged[name] = slices.Clone(b)
+					clear(damaged[name][len(b)-pageTrailerSize : len(b)-pageTrailerSize+4])
+				}
 				path := filepath.Join(other, filepath.FromSlash(name))
 				if err := os.WriteFile(path, damaged[name], 0o644); err != nil {
 					t.Fatal(err)
@@ -949,6 +955,65 @@ func TestReleaseWithoutAcquirePanics(t *testing.T) {
 		}()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestLabelsOfBadSymbol: a series entry naming a symbol outside the
+// symbols section, behind valid checksums (no writer makes it), is a
+// *CorruptionError for LabelNames, and for LabelValues with matchers of
+// a label at or after the damaged one (they read the entry's refs without
+// resolving its labels, up to the label asked for): never the names or
+// values of the other labels without the damaged one's.
+func TestLabelsOfBadSymbol(t *testing.T) {
+	parent := t.TempDir()
+	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "x", "1"),
+		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
+	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, m.ID)
+	disk := openT(t, dir)
+	it, err := disk.Select()
+	if err != nil || !it.Next() {
+		t.Fatal(err)
+	}
+	p, err := disk.index.postingsForMatchers(t.Context(), nil)
+	if err != nil || !p.Next() {
+		t.Fatal(err)
+	}
+	refs, err := disk.index.series(t.Context(), p.At(), nil, nil)
+	if err != nil || len(refs) != 4 || slices.ContainsFunc(refs, func(r uint64) bool { return r >= 0x80 }) {
+		t.Fatalf("refs %v, %v: want 4 of one byte each", refs, err)
+	}
+	b := readIndexFile(t, dir)
+	ser := disk.index.toc[secSeries]
+	entry := []byte{2, byte(refs[0]), byte(refs[1]), byte(refs[2]), byte(refs[3])}
+	i := bytes.Index(b[ser.off:ser.end()], entry)
+	if i < 0 {
+		t.Fatal("series entry not found")
+	}
+	for _, name := range []int{0, 2} { // the name of __name__, of x
+		bad := slices.Clone(b)
+		bad[int(ser.off)+i+1+name] = 0 // before the symbols section
+		r, err := newIndexReader(fixIndexCRCs(bad), m.Version, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Segment{segment: &segment{dir: dir, index: r}}
+		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}
+		var ce *CorruptionError
+		if names, err := s.LabelNames(ms...); !errors.As(err, &ce) {
+			t.Fatalf("label %d's name damaged: LabelNames %v, %v; want *CorruptionError", name/2, names, err)
+		}
+		for j, l := range []string{"__name__", "x"} {
+			if j < name/2 {
+				continue // found before the damaged ref is read
+			}
+			if vals, err := s.LabelValues(l, ms...); !errors.As(err, &ce) {
+				t.Fatalf("label %d's name damaged: LabelValues(%s) %v, %v; want *CorruptionError", name/2, l, vals, err)
+			}
 		}
 	}
 }

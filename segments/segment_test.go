@@ -112,6 +112,9 @@ var testMatchers = [][]*labels.Matcher{
 	{labels.MustNewMatcher(labels.MatchRegexp, "env", ".*")},
 	{labels.MustNewMatcher(labels.MatchRegexp, "env", ".+")},
 	{labels.MustNewMatcher(labels.MatchNotRegexp, "env", "")},
+	// A negative set of alternatives that matches the empty value: series
+	// with env, but not prod.
+	{labels.MustNewMatcher(labels.MatchNotRegexp, "env", "prod|")},
 	{labels.MustNewMatcher(labels.MatchEqual, "nonexistent", "")},
 	{labels.MustNewMatcher(labels.MatchEqual, "nonexistent", "x")},
 	{labels.MustNewMatcher(labels.MatchNotEqual, "nonexistent", "x")},
