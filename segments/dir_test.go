@@ -159,7 +159,8 @@ func TestOpenAll(t *testing.T) {
 	if wantRest := sortedStrings(append(slices.Clone(want), "README", "lost+found", quarantineDirname)); !slices.Equal(rest, wantRest) {
 		t.Fatalf("parent holds %v, want %v", rest, wantRest)
 	}
-	for _, want := range []string{"quarantined corrupt segment", corrupt.ID, "file=index", "checksum mismatch", noMeta.ID, "file=meta.json"} {
+	for _, want := range []string{"quarantined corrupt segment", corrupt.ID, "file=index", "checksum mismatch", noMeta.ID, "file=meta.json",
+		"moved_to=" + filepath.Join(parent, quarantineDirname, corrupt.ID)} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
@@ -217,4 +218,31 @@ func sortedStrings(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestOpenAllSegmentsReadable: the segments OpenAll returns are open and
+// read back what was written (their chunks files verified, not closed).
+func TestOpenAllSegmentsReadable(t *testing.T) {
+	parent := t.TempDir()
+	want := map[string][]testSeries{}
+	for i, mint := range []int64{1000, 2000} {
+		series := genSeries(uint64(40+i), 5, 2)
+		m := writeTestSegment(t, parent, Meta{MinTime: mint, MaxTime: testT0 * 2}, series)
+		want[m.ID] = series
+	}
+	segs, err := OpenAll(nil, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(segs)
+	if len(segs) != len(want) {
+		t.Fatalf("opened %d segments, want %d", len(segs), len(want))
+	}
+	for _, s := range segs {
+		got, err := readAll(s)
+		if err != nil {
+			t.Fatalf("segment %s: %v", s.Meta().ID, err)
+		}
+		equalSeries(t, want[s.Meta().ID], got)
+	}
 }
