@@ -11,7 +11,7 @@ import (
 
 // TestLRU: the bound holds, the least recently used value goes first (a
 // get makes a value recent), the first of two puts of a key stays, a value
-// larger than the bound is not kept, and removals give their bytes back
+// larger than the bound is not kept (one of exactly the bound is), and removals give their bytes back
 // without counting as evictions.
 func TestLRU(t *testing.T) {
 	ev := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
@@ -45,6 +45,11 @@ func TestLRU(t *testing.T) {
 	c.reset()
 	if c.has(3) || c.size() != 0 {
 		t.Fatal("reset kept a value")
+	}
+	// A value of exactly the bound is kept.
+	c.put(6, "whole", 30)
+	if !c.has(6) || c.size() != 30 {
+		t.Fatalf("a value of exactly the bound: kept %v, size %d", c.has(6), c.size())
 	}
 }
 
