@@ -16,6 +16,7 @@ func (s *Set) Evict(id string) bool {
 	}
 	seg := s.segs[i]
 	s.segs = slices.Delete(s.segs, i, i+1)
+	s.sortLocked() // makes metas anew: Metas must not list it
 	s.mtx.Unlock()
 	s.removals.Add(1)
 	go func() {
