@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
@@ -78,6 +79,14 @@ func TestSeriesCache(t *testing.T) {
 			avg := sc.entries.size() / int64(len(want))
 			if avg == 0 {
 				t.Fatal("nothing cached")
+			}
+			// The bytes counted are each entry's labels, metas and bookkeeping.
+			var size int64
+			for _, w := range want {
+				size += seriesEntryOverhead + int64(w.lset.ByteSize()) + int64(len(w.chks))*int64(unsafe.Sizeof(ChunkMeta{}))
+			}
+			if n := sc.entries.size(); n != size {
+				t.Fatalf("series cache counts %d bytes, want %d", n, size)
 			}
 			if err := seg.Close(); err != nil {
 				t.Fatal(err)
