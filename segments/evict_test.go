@@ -1,11 +1,13 @@
 package segments
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,8 @@ import (
 // or one evicted already).
 func TestEvict(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "segments")
-	set, err := OpenSet(slog.New(slog.DiscardHandler), dir)
+	var logs bytes.Buffer // written by the set's deletions, read once they are done
+	set, err := OpenSet(slog.New(slog.NewTextHandler(&logs, nil)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +84,8 @@ func TestEvict(t *testing.T) {
 		if gone := errors.Is(err, os.ErrNotExist); gone != (i != 1) {
 			t.Errorf("segment %d's directory: %v after the set closed", i, err)
 		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the deletions logged errors:\n%s", logs.String())
 	}
 }
