@@ -1,8 +1,10 @@
 package segments
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -144,17 +147,27 @@ func TestSetOpenDamagedTombstones(t *testing.T) {
 }
 
 // recordHandler is a slog.Handler that keeps the messages of records at
-// Warn and above.
+// min and above (Warn when min is 0), and their "err" attributes.
 type recordHandler struct {
 	mtx  *sync.Mutex
 	msgs *[]string
+	errs *[]any
+	min  slog.Level
 }
 
-func (h recordHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h recordHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= cmp.Or(h.min, slog.LevelWarn)
+}
 func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mtx.Lock()
 	defer h.mtx.Unlock()
 	*h.msgs = append(*h.msgs, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" && h.errs != nil {
+			*h.errs = append(*h.errs, a.Value.Any())
+		}
+		return true
+	})
 	return nil
 }
 func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
@@ -172,7 +185,7 @@ func TestSetReplaceQuarantineLog(t *testing.T) {
 		mtx  sync.Mutex
 		msgs []string
 	)
-	set, err := OpenSet(slog.New(recordHandler{&mtx, &msgs}), dir)
+	set, err := OpenSet(slog.New(recordHandler{mtx: &mtx, msgs: &msgs}), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +234,148 @@ func TestScrubOptionsValidate(t *testing.T) {
 	} {
 		if err := tc.o.Validate(); (err == nil) != tc.ok {
 			t.Fatalf("%+v: %v", tc.o, err)
+		}
+	}
+}
+
+// TestScrubPassAccounting drives the scrub of each segment of a set
+// directly, its sleep recorded instead of waited: every byte of every
+// file is checksummed and counted, each piece followed by a pause of
+// its bytes at the rate, the sound segments stay in the set, and a
+// segment damaged on disk is counted and quarantined. Quarantined counts
+// the directories in quarantine/, nothing else.
+func TestScrubPassAccounting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "segments")
+	var (
+		mtx    sync.Mutex
+		msgs   []string
+		causes []any
+	)
+	set, err := OpenSet(slog.New(recordHandler{mtx: &mtx, msgs: &msgs, errs: &causes, min: slog.LevelDebug}), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed at the end only: a failing check may leave a segment held,
+	// which a Close would wait for for ever.
+	var metas []Meta
+	var total int64
+	for i := range 3 {
+		// Several pieces a file for the first: 3 000 series.
+		n := []int{3000, 20, 5}[i]
+		m := writeTestSegment(t, dir, Meta{ID: fmt.Sprintf("S%d", i), Seq: uint64(i + 1)}, genSeries(uint64(i), n, 2))
+		metas = append(metas, m)
+	}
+	if err := set.Publish(metas); err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range set.segs {
+		for _, f := range seg.files {
+			total += f.Size
+		}
+	}
+	const rate = 1 << 20
+	m := NewScrubMetrics(nil)
+	sc := NewScrubber(nil, set, ScrubOptions{BytesPerSecond: rate}, m)
+	var paused time.Duration
+	var pieces int
+	sc.sleep = func(d time.Duration, _ <-chan struct{}) bool {
+		paused += d
+		pieces++
+		return true
+	}
+	for _, in := range set.Segments() {
+		if !sc.scrubSegment(in.Meta.ID) {
+			t.Fatal("scrub stopped")
+		}
+	}
+	if got := testutil.ToFloat64(m.ScrubbedBytes); got != float64(total) {
+		t.Fatalf("scrubbed %v bytes, want %d", got, total)
+	}
+	if want := time.Duration(float64(total) / rate * float64(time.Second)); paused < want-time.Duration(pieces) || paused > want+time.Duration(pieces) {
+		t.Fatalf("paused %v over %d pieces, want %v", paused, pieces, want)
+	}
+	if pieces <= len(metas)*2 {
+		t.Fatalf("%d pieces: the big segment in one", pieces)
+	}
+	if n := testutil.ToFloat64(m.Corrupt); n != 0 || len(set.Segments()) != 3 {
+		t.Fatalf("sound segments: %v found damaged, %d of 3 left", n, len(set.Segments()))
+	}
+
+	// The last byte of the big segment's chunks file damaged.
+	path := filepath.Join(dir, metas[0].ID, filepath.FromSlash(chunksFileName(1)))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	writeFile(t, path, b, true)
+	if !sc.scrubSegment(metas[0].ID) {
+		t.Fatal("scrub stopped")
+	}
+	if err := set.Close(); err != nil { // waits for the quarantine
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(m.Corrupt); n != 1 {
+		t.Fatalf("damaged segment counted %v times", n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, quarantineDirname, "a-file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := set.Quarantined(); n != 1 {
+		t.Fatalf("Quarantined() = %d, want 1", n)
+	}
+	// What the quarantine logged as its cause: the chunks file, as a whole.
+	mtx.Lock()
+	var ce *CorruptionError
+	found := false
+	for _, c := range causes {
+		if err, ok := c.(error); ok && errors.As(err, &ce) {
+			found = ce.File == chunksFileName(1) && ce.Offset == -1
+		}
+	}
+	logged := slices.Clone(msgs)
+	mtx.Unlock()
+	if !found {
+		t.Fatalf("the quarantine's cause logged: %v, want a *CorruptionError of %s at -1", causes, chunksFileName(1))
+	}
+	for _, m := range logged {
+		if !strings.Contains(m, "moved out of the set") {
+			t.Fatalf("logged %q", logged)
+		}
+	}
+	// A scrub of a segment no longer in the set does nothing.
+	if !sc.scrubSegment(metas[0].ID) || testutil.ToFloat64(m.Corrupt) != 1 {
+		t.Fatal("a segment gone scrubbed")
+	}
+}
+
+// TestScrubberStartPause: Start with a rate starts the loop, which first
+// waits the pause (DefaultScrubPause for 0); with a rate of 0 it starts
+// nothing. The wait is recorded, not waited, and ends the loop.
+func TestScrubberStartPause(t *testing.T) {
+	set, err := OpenSet(nil, filepath.Join(t.TempDir(), "segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for _, tc := range []struct {
+		opts ScrubOptions
+		want []time.Duration
+	}{
+		{ScrubOptions{BytesPerSecond: 1, Pause: 5 * time.Millisecond}, []time.Duration{5 * time.Millisecond}},
+		{ScrubOptions{BytesPerSecond: 1}, []time.Duration{DefaultScrubPause}},
+		{ScrubOptions{Pause: 5 * time.Millisecond}, nil},
+	} {
+		sc := NewScrubber(nil, set, tc.opts, nil)
+		var got []time.Duration
+		sc.sleep = func(d time.Duration, _ <-chan struct{}) bool {
+			got = append(got, d)
+			return false
+		}
+		sc.Start()
+		sc.Stop()
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("%+v: waited %v, want %v", tc.opts, got, tc.want)
 		}
 	}
 }
