@@ -9,24 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestScrubOptionsValidate: a rate or pause of 0 is valid (no scrub; the
-// default pause), a negative one is not.
-func TestScrubOptionsValidate(t *testing.T) {
-	for _, tc := range []struct {
-		o  ScrubOptions
-		ok bool
-	}{
-		{ScrubOptions{}, true},
-		{ScrubOptions{BytesPerSecond: 1, Pause: 1}, true},
-		{ScrubOptions{BytesPerSecond: -1}, false},
-		{ScrubOptions{Pause: -1}, false},
-	} {
-		if err := tc.o.Validate(); (err == nil) != tc.ok {
-			t.Errorf("%+v: %v, want valid %v", tc.o, err, tc.ok)
-		}
-	}
-}
-
 // TestScrubRate runs one pass of the scrub over segments larger than a
 // piece, with its sleep recorded instead of slept: the pass checksums
 // every byte of every file once, counts them, and waits after each piece
