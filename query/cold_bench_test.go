@@ -30,8 +30,8 @@ func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
 // (the newest hour in the head). The data are integer percentages (which
 // chunk statistics serve) or fractional random walks like the loadtest's
 // TSBS data (which they cannot). The direct evaluation runs with one and
-// two shards, and with one shard reading every chunk instead of the
-// chunks' statistics. The "flushed" layouts leave the data in the 2 h
+// two shards, with one shard per GOMAXPROCS (the server's default), and
+// with one shard reading every chunk instead of the chunks' statistics. The "flushed" layouts leave the data in the 2 h
 // segments the flush wrote (120-sample chunks, uncompressed), as the
 // loadtest preset reads data hours old; the others compact the closed day
 // into one day segment (360-sample chunks in zstd pages).
@@ -92,6 +92,9 @@ func benchColdTarget(b *testing.B, frac, flushed bool) {
 		{"direct-1-nostats", Options{Shards: 1}, true},
 		{"direct-1", Options{Shards: 1}, false},
 		{"direct-2", Options{Shards: 2}, false},
+		// The server's default: one shard per GOMAXPROCS, which follows
+		// the CPUs the process may run on (taskset -c 0-3: 4 shards).
+		{"direct-n", Options{}, false},
 	} {
 		eng, err := NewEngine(logger, nil, NewQueryable(store.Head(), set), e.opts)
 		if err != nil {
