@@ -363,12 +363,11 @@ func selectContent(t testing.TB, s *Segment, ms []*labels.Matcher) []string {
 	return out
 }
 
-// TestIndexSymbolsOutOfOrder: an index whose symbols are not strictly
-// increasing (one repeated, or one smaller than the one before it) is
-// corruption even behind valid checksums, reported at the end of the
-// offending symbol: a repeated symbol would give a series the label
-// value of another.
-func TestIndexSymbolsOutOfOrder(t *testing.T) {
+// oneSeriesIndex writes a segment of one series, a{b="c"}, with one sample
+// and no chunk statistics, and returns its directory, its meta and its
+// index file's bytes: the symbols are __name__, a, b, c.
+func oneSeriesIndex(t *testing.T) (string, Meta, []byte) {
+	t.Helper()
 	parent := t.TempDir()
 	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
 		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
@@ -376,11 +375,21 @@ func TestIndexSymbolsOutOfOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig := readIndexFile(t, filepath.Join(parent, m.ID))
+	dir := filepath.Join(parent, m.ID)
+	return dir, m, readIndexFile(t, dir)
+}
+
+// TestIndexSymbolsOutOfOrder: an index whose symbols are not strictly
+// increasing (one repeated, or one smaller than the one before it) is
+// corruption even behind valid checksums, reported at the end of the
+// offending symbol: a repeated symbol would give a series the label
+// value of another.
+func TestIndexSymbolsOutOfOrder(t *testing.T) {
+	dir, m, orig := oneSeriesIndex(t)
 	if _, err := newIndexReader(orig, m.Version, nil); err != nil {
 		t.Fatal(err)
 	}
-	sym := openT(t, filepath.Join(parent, m.ID)).index.toc[secSymbols]
+	sym := openT(t, dir).index.toc[secSymbols]
 	// The symbols are __name__, a, b, c: b is the third.
 	at := bytes.Index(orig[sym.off:sym.end()], []byte("\x01b")) + int(sym.off)
 	for _, repl := range []byte{'a', '0'} {
@@ -401,15 +410,8 @@ func TestIndexSymbolsOutOfOrder(t *testing.T) {
 // postings table entry naming the end of the postings section at the
 // entry.
 func TestIndexCorruptionOffsets(t *testing.T) {
-	parent := t.TempDir()
-	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
-		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
-	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig := readIndexFile(t, filepath.Join(parent, m.ID))
-	toc := openT(t, filepath.Join(parent, m.ID)).index.toc
+	dir, m, orig := oneSeriesIndex(t)
+	toc := openT(t, dir).index.toc
 	sym, tbl := toc[secSymbols], toc[secPostingsTable]
 	lastSym := bytes.LastIndex(orig[:sym.end()], []byte("\x01c"))        // the last symbol, c
 	lastEntry := bytes.LastIndex(orig[:tbl.end()], []byte("\x01b\x01c")) // the last entry, b="c"
@@ -468,15 +470,8 @@ func TestIndexPostingsTableRepeats(t *testing.T) {
 // more than its bytes could hold (behind valid checksums) is corruption,
 // found before anything is set aside or decoded for that many.
 func TestIndexHugeCounts(t *testing.T) {
-	parent := t.TempDir()
-	data := []SeriesData{{Labels: labels.FromStrings("__name__", "a", "b", "c"),
-		Chunks: []ChunkMeta{{Chunk: newXOR(t, []sample{{T: testT0, V: 1}})}}}}
-	m, err := WriteSeriesWithOptions(parent, Meta{}, data, WriterOptions{NoStats: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig := readIndexFile(t, filepath.Join(parent, m.ID))
-	ser := openT(t, filepath.Join(parent, m.ID)).index.toc[secSeries]
+	dir, m, orig := oneSeriesIndex(t)
+	ser := openT(t, dir).index.toc[secSeries]
 	// The entry: its length, 2 labels, their 4 symbol refs (one byte
 	// each), 1 chunk and its meta.
 	if e := orig[ser.off:]; e[1] != 2 || e[6] != 1 {
