@@ -5,7 +5,7 @@ import "slices"
 // Smallest collects the n smallest distinct strings of a stream in O(n)
 // memory, for label APIs that honour a limit without holding every value:
 // it sorts and cuts whenever it holds 2n, so a stream of m strings costs
-// O(m log n). n <= 0 keeps everything.
+// O(m log n). n <= 0 keeps everything, and sorts only in Sorted.
 type Smallest struct {
 	n    int
 	vals []string
