@@ -58,3 +58,28 @@ func TestMaxSeriesUnderConcurrentBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSeriesAtCreation: the limit holds as each series is made, not
+// only in resolve's check of a whole batch. getOrCreate, called as by
+// batches that all passed that check together, makes series up to
+// MaxSeries and refuses the next, leaving the count at the limit; a
+// series already in the head is still found.
+func TestMaxSeriesAtCreation(t *testing.T) {
+	const limit = 3
+	h := newTestHead(t, Options{MaxSeries: limit})
+	lset := func(i int) labels.Labels { return labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)) }
+	for i := range limit {
+		if _, created, err := h.getOrCreate(lset(i), 0); err != nil || !created {
+			t.Fatalf("series %d of %d: created %v, %v", i+1, limit, created, err)
+		}
+	}
+	if s, _, err := h.getOrCreate(lset(limit), 0); !errors.Is(err, ErrTooManySeries) || s != nil {
+		t.Fatalf("series %d past a limit of %d: %v, want ErrTooManySeries", limit+1, limit, err)
+	}
+	if n := h.NumSeries(); n != limit {
+		t.Fatalf("%d series counted, want %d", n, limit)
+	}
+	if s, created, err := h.getOrCreate(lset(0), 0); err != nil || created || s == nil {
+		t.Fatalf("a series in the head at the limit: created %v, %v", created, err)
+	}
+}
