@@ -86,3 +86,24 @@ func TestBigEntryDamageCounted(t *testing.T) {
 	c.fc.Set(sub, part)
 	damaged("a part's byte flipped")
 }
+
+// TestInvalidMetavalueCounted: a read in parts (fastcache's GetBig) of a
+// key that no longer holds SetBig's 16 bytes counts once in
+// CorruptEntries, from fastcache's own counter. The cache's reads get
+// there only when a Set replaces the key between their two reads of it
+// (lookupEntry's HasGet, then GetBig); the test makes fastcache's read
+// directly.
+func TestInvalidMetavalueCounted(t *testing.T) {
+	c := newTestCache(t, newFakeClock())
+	key := []byte("big")
+	var kb [8]byte
+	fk := c.fastKey(&kb, key)
+	c.fc.Set(fk, []byte("not 16 bytes"))
+	before := c.Stats().CorruptEntries
+	if v := c.fc.GetBig(nil, fk); len(v) != 0 {
+		t.Fatalf("GetBig of a key of 12 bytes returned %q", v)
+	}
+	if got := c.Stats().CorruptEntries; got != before+1 {
+		t.Fatalf("CorruptEntries %d after %d, want one more", got, before)
+	}
+}
