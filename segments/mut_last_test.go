@@ -138,12 +138,7 @@ func TestChunkFullAtExactly1KiB(t *testing.T) {
 // whose page after the first has a zero delta is refused with an error
 // naming that page and the one before it.
 func TestPagedRegionPageDoesNotFollow(t *testing.T) {
-	recs := [][]byte{bytes.Repeat([]byte{1}, defaultPageSize), bytes.Repeat([]byte{2}, defaultPageSize), bytes.Repeat([]byte{3}, defaultPageSize)}
-	orig, offs := writePaged(t, recs, 8)
-	r, err := openPagedRegion(orig, 8, NewPageCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, offs, r := threePages(t)
 	for _, zero := range []string{"logical", "offset"} {
 		var tbl encbuf
 		tbl.putUvarint(3)

@@ -175,18 +175,27 @@ func TestPagedRegionTableLength(t *testing.T) {
 	}
 }
 
-// TestPagedRegionOffsetsWrap: a page table (behind a valid CRC) whose
-// stored offset deltas wrap around 2^64, so that a page's offset falls
-// back before the previous page's, is refused when the region is opened,
-// as a wrapping logical start is: read, such a page's range would end
-// before it starts (a slice out of range: a panic reading from disk).
-func TestPagedRegionOffsetsWrap(t *testing.T) {
+// threePages writes a paged region of three full pages (bytes of 1, 2
+// and 3) from base 8 and opens it; it returns the region's bytes, the
+// records' logical offsets and the opened region (its stored offsets).
+func threePages(t *testing.T) ([]byte, []uint64, *pagedRegion) {
+	t.Helper()
 	recs := [][]byte{bytes.Repeat([]byte{1}, defaultPageSize), bytes.Repeat([]byte{2}, defaultPageSize), bytes.Repeat([]byte{3}, defaultPageSize)}
 	orig, offs := writePaged(t, recs, 8)
 	r, err := openPagedRegion(orig, 8, NewPageCache(0))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return orig, offs, r
+}
+
+// TestPagedRegionOffsetsWrap: a page table (behind a valid CRC) whose
+// stored offset deltas wrap around 2^64, so that a page's offset falls
+// back before the previous page's, is refused when the region is opened,
+// as a wrapping logical start is: read, such a page's range would end
+// before it starts (a slice out of range: a panic reading from disk).
+func TestPagedRegionOffsetsWrap(t *testing.T) {
+	orig, offs, r := threePages(t)
 	if len(r.offs) != 3 {
 		t.Fatalf("%d pages, want 3", len(r.offs))
 	}
