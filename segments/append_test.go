@@ -31,18 +31,8 @@ func TestChunkFull(t *testing.T) {
 
 	// 60 buckets of counts that only grow, by random amounts: no counter
 	// reset, and many bytes a sample.
-	var abs [60]int64
-	big := func(i int) *histogram.Histogram {
-		h := &histogram.Histogram{Schema: 3, Sum: float64(i), PositiveSpans: []histogram.Span{{Offset: 0, Length: 60}}}
-		var prev int64
-		for k := range abs {
-			abs[k] += rng.Int63n(1_000_000)
-			h.PositiveBuckets = append(h.PositiveBuckets, abs[k]-prev)
-			h.Count += uint64(abs[k])
-			prev = abs[k]
-		}
-		return h
-	}
+	abs := make([]int64, 60)
+	big := func(i int) *histogram.Histogram { return growingHistogram(rng, abs, 1_000_000, i) }
 	var hc chunkenc.Chunk
 	var happ chunkenc.Appender
 	for i := range 10 {
@@ -70,4 +60,19 @@ func TestChunkFull(t *testing.T) {
 	if len(small.Bytes()) >= 1024 || ChunkFull(small, 120) {
 		t.Errorf("histogram chunk of 10 samples, %d bytes: full %v, want not full under 1 KiB", len(small.Bytes()), ChunkFull(small, 120))
 	}
+}
+
+// growingHistogram returns the i-th sample of a schema 3 histogram whose
+// len(abs) buckets' counts (abs, kept between calls) each grow by a random
+// amount below step: no counter reset, and many bytes a sample.
+func growingHistogram(rng *rand.Rand, abs []int64, step int64, i int) *histogram.Histogram {
+	h := &histogram.Histogram{Schema: 3, Sum: float64(i), PositiveSpans: []histogram.Span{{Offset: 0, Length: uint32(len(abs))}}}
+	var prev int64
+	for k := range abs {
+		abs[k] += rng.Int63n(step)
+		h.PositiveBuckets = append(h.PositiveBuckets, abs[k]-prev)
+		h.Count += uint64(abs[k])
+		prev = abs[k]
+	}
+	return h
 }

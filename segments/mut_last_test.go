@@ -1,7 +1,6 @@
 package segments
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -104,20 +102,12 @@ func TestSmallestCutsAtTwiceN(t *testing.T) {
 func TestChunkFullAtExactly1KiB(t *testing.T) {
 	for seed := int64(1); seed <= 200; seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		var abs [8]int64
+		abs := make([]int64, 8)
 		var c chunkenc.Chunk
 		var app chunkenc.Appender
 		for i := 0; c == nil || len(c.Bytes()) < 1024; i++ {
-			h := &histogram.Histogram{Schema: 3, Sum: float64(i), PositiveSpans: []histogram.Span{{Offset: 0, Length: uint32(len(abs))}}}
-			var prev int64
-			for k := range abs {
-				abs[k] += rng.Int63n(1000)
-				h.PositiveBuckets = append(h.PositiveBuckets, abs[k]-prev)
-				h.Count += uint64(abs[k])
-				prev = abs[k]
-			}
 			var cut bool
-			c, app, cut = AppendSample(c, app, nil, &Sample{T: int64(i) * 1000, H: h})
+			c, app, cut = AppendSample(c, app, nil, &Sample{T: int64(i) * 1000, H: growingHistogram(rng, abs, 1000, i)})
 			if cut != (i == 0) {
 				t.Fatalf("seed %d: sample %d cut a chunk", seed, i)
 			}
@@ -140,23 +130,13 @@ func TestChunkFullAtExactly1KiB(t *testing.T) {
 func TestPagedRegionPageDoesNotFollow(t *testing.T) {
 	orig, offs, r := threePages(t)
 	for _, zero := range []string{"logical", "offset"} {
-		var tbl encbuf
-		tbl.putUvarint(3)
-		tbl.putUvarint(8)
-		tbl.putUvarint(0)
-		tbl.putUvarint(offs[1] - offs[0])
-		tbl.putUvarint(r.offs[1])
 		ds, do := offs[2]-offs[1], r.offs[2]-r.offs[1]
 		if zero == "logical" {
 			ds = 0
 		} else {
 			do = 0
 		}
-		tbl.putUvarint(ds)
-		tbl.putUvarint(do)
-		tbl.putUvarint(defaultPageSize)
-		b := append(bytes.Clone(orig[:r.tstart]), pageTable(tbl.b)...)
-		_, err := openPagedRegion(b, 8, NewPageCache(0))
+		_, err := openPagedRegion(threePagesTable(orig, offs, r, ds, do), 8, NewPageCache(0))
 		if err == nil || err.Error() != "page 2 does not follow page 1" {
 			t.Fatalf("page 2 at a %s delta of 0: %v, want \"page 2 does not follow page 1\"", zero, err)
 		}

@@ -189,6 +189,22 @@ func threePages(t *testing.T) ([]byte, []uint64, *pagedRegion) {
 	return orig, offs, r
 }
 
+// threePagesTable returns the region of threePages with its page table
+// written anew (and signed): pages 0 and 1 as stored, page 2 at the
+// logical and stored deltas ds and do from page 1.
+func threePagesTable(orig []byte, offs []uint64, r *pagedRegion, ds, do uint64) []byte {
+	var tbl encbuf
+	tbl.putUvarint(3)
+	tbl.putUvarint(8)
+	tbl.putUvarint(0)
+	tbl.putUvarint(offs[1] - offs[0])
+	tbl.putUvarint(r.offs[1])
+	tbl.putUvarint(ds)
+	tbl.putUvarint(do)
+	tbl.putUvarint(defaultPageSize)
+	return append(bytes.Clone(orig[:r.tstart]), pageTable(tbl.b)...)
+}
+
 // TestPagedRegionOffsetsWrap: a page table (behind a valid CRC) whose
 // stored offset deltas wrap around 2^64, so that a page's offset falls
 // back before the previous page's, is refused when the region is opened,
@@ -200,17 +216,8 @@ func TestPagedRegionOffsetsWrap(t *testing.T) {
 		t.Fatalf("%d pages, want 3", len(r.offs))
 	}
 	for _, back := range []uint64{1, r.offs[1] - 1, r.offs[1]} {
-		var tbl encbuf
-		tbl.putUvarint(3)
-		tbl.putUvarint(8)
-		tbl.putUvarint(0)
-		tbl.putUvarint(offs[1] - offs[0])
-		tbl.putUvarint(r.offs[1])
-		tbl.putUvarint(offs[2] - offs[1])
-		tbl.putUvarint(-back) // page 2 at r.offs[1]-back: before page 1
-		tbl.putUvarint(defaultPageSize)
-		b := append(bytes.Clone(orig[:r.tstart]), pageTable(tbl.b)...)
-		wr, err := openPagedRegion(b, 8, NewPageCache(0))
+		// Page 2 at r.offs[1]-back: before page 1.
+		wr, err := openPagedRegion(threePagesTable(orig, offs, r, offs[2]-offs[1], -back), 8, NewPageCache(0))
 		if err == nil {
 			// Read what was taken: it must not panic either.
 			for i := range wr.starts {
