@@ -31,10 +31,11 @@ func openBenchStore(b *testing.B) (*buffer.Store, *segments.Set) {
 // chunk statistics serve) or fractional random walks like the loadtest's
 // TSBS data (which they cannot). The direct evaluation runs with one and
 // two shards, with one shard per GOMAXPROCS (the server's default), and
-// with one shard reading every chunk instead of the chunks' statistics. The "flushed" layouts leave the data in the 2 h
-// segments the flush wrote (120-sample chunks, uncompressed), as the
-// loadtest preset reads data hours old; the others compact the closed day
-// into one day segment (360-sample chunks in zstd pages).
+// with one shard reading every chunk instead of the chunks' statistics.
+// The "flushed" layouts leave the data in the 2 h segments the flush wrote
+// (120-sample chunks, uncompressed), as the loadtest preset reads data
+// hours old; the others compact the closed day into one day segment
+// (360-sample chunks in zstd pages).
 func BenchmarkColdTargetQuery(b *testing.B) {
 	for _, data := range []string{"int", "frac", "int-flushed", "frac-flushed"} {
 		b.Run(data, func(b *testing.B) {
